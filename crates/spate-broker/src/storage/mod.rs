@@ -1,0 +1,160 @@
+//! Partition storage behind a trait.
+//!
+//! The request handlers see a partition as a [`PartitionLog`]: append a producer's batch (the log
+//! assigns its base offset), read whole batches from an offset, look offsets up by time, and move
+//! the log start offset forward (DeleteRecords, retention). [`LogStorage`] opens and removes
+//! partition logs. Two backends implement it: the durable segmented log on disk (the default) and
+//! an in-memory log for tests that do not need durability. One conformance suite
+//! (`storage::conformance`) runs against each backend, so they cannot drift apart.
+
+pub mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::record_batch::BatchHeader;
+
+/// A topic name and partition index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// `cleanup.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    Delete,
+    Compact,
+    CompactDelete,
+}
+
+/// Per-partition log settings, named after Kafka's topic configs; defaults are Kafka's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// `segment.bytes` (default 1 GiB): roll to a new segment past this size.
+    pub segment_bytes: u64,
+    /// `segment.ms` (default 7 days): roll a segment this old even if it is not full.
+    pub segment_ms: i64,
+    /// `retention.ms` (default 7 days; -1 = keep forever).
+    pub retention_ms: i64,
+    /// `retention.bytes` (default -1 = no size limit).
+    pub retention_bytes: i64,
+    /// `max.message.bytes` (default 1048588): the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `cleanup.policy` (default delete).
+    pub cleanup_policy: CleanupPolicy,
+    /// `flush.messages` (default: never force by count; the OS page cache decides).
+    pub flush_messages: u64,
+    /// `flush.ms` (default: never force by time).
+    pub flush_ms: u64,
+    /// `index.interval.bytes` (default 4096): bytes between sparse index entries.
+    pub index_interval_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            cleanup_policy: CleanupPolicy::Delete,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Log start offset after the append (Produce responses carry it).
+    pub log_start_offset: i64,
+}
+
+/// One partition's log. Implementations serialise appends internally and allow reads
+/// concurrently with appends; every method takes `&self`.
+pub trait PartitionLog: Send + Sync {
+    /// Appends one RecordBatch v2 exactly as the producer sent it. The caller has validated the
+    /// CRC and passes the parsed `header`; the log rewrites `baseOffset` to the next offset and
+    /// stores the bytes. Fails with `RecordBatchTooLarge` past `max.message.bytes`.
+    fn append(&self, batch: &mut [u8], header: &BatchHeader) -> Result<AppendInfo>;
+
+    /// Reads whole batches starting with the one that contains `offset`, up to `max_bytes`
+    /// (at least one whole batch is returned if any exists, as Kafka does, so that a batch larger
+    /// than `max_bytes` cannot stall a consumer). `offset == log_end_offset` returns empty bytes.
+    /// An offset below the log start or above the end fails with `OffsetOutOfRange`.
+    fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes>;
+
+    /// First offset still in the log.
+    fn log_start_offset(&self) -> i64;
+
+    /// Offset the next appended record will get (the high watermark on a single broker).
+    fn log_end_offset(&self) -> i64;
+
+    /// ListOffsets by timestamp: the first offset whose batch max timestamp is ≥ `timestamp`,
+    /// with that batch's max timestamp; `None` if no such batch.
+    fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>>;
+
+    /// ListOffsets MAX_TIMESTAMP (-3): `(timestamp, offset)` of the batch with the largest
+    /// timestamp (the last one on ties); `None` for an empty log.
+    fn max_timestamp(&self) -> Option<(i64, i64)>;
+
+    /// DeleteRecords: moves the log start offset to `offset` (clamped to the log end) and drops
+    /// whole segments below it. Returns the new log start offset.
+    fn delete_records_before(&self, offset: i64) -> Result<i64>;
+
+    /// Applies `retention.ms` and `retention.bytes` as of `now_ms` by deleting whole old
+    /// segments (never the active one); also rolls the active segment when `segment.ms` has
+    /// passed. Returns how many segments were deleted.
+    fn enforce_retention(&self, now_ms: i64) -> Result<usize>;
+
+    /// Forces appended data to stable storage (fsync for the disk log).
+    fn flush(&self) -> Result<()>;
+
+    /// Replaces the log's configuration (AlterConfigs); takes effect for later appends/rolls.
+    fn update_config(&self, config: LogConfig);
+
+    /// Bytes held by the log.
+    fn size_bytes(&self) -> u64;
+
+    /// Calls `f` with the header of every batch whose last offset is ≥ `from_offset`, in order.
+    /// Used on start to rebuild producer (idempotence) state from the tail of the log.
+    fn scan_headers(&self, from_offset: i64, f: &mut dyn FnMut(&BatchHeader)) -> Result<()>;
+}
+
+/// Opens and removes partition logs.
+pub trait LogStorage: Send + Sync {
+    /// Opens the log of `tp`, creating it if absent. The disk backend recovers it first:
+    /// validates tail CRCs, truncates a torn tail, rebuilds indexes that do not match.
+    fn open(&self, tp: &TopicPartition, config: LogConfig) -> Result<Arc<dyn PartitionLog>>;
+
+    /// Deletes the log of `tp` and all its files (DeleteTopics).
+    fn remove(&self, tp: &TopicPartition) -> Result<()>;
+
+    /// The partitions that exist in storage (found on disk at start).
+    fn partitions(&self) -> Result<Vec<TopicPartition>>;
+}
