@@ -45,6 +45,20 @@ pub enum BrokerError {
     #[error("unknown topic partition {0}")]
     UnknownTopicPartition(TopicPartitionName),
 
+    /// A segment file of the log holds bytes that are not a valid record batch where one must
+    /// start (found while reading or recovering a partition).
+    #[error("corrupt log segment {path} at byte {position}: {reason}")]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+
+    /// A topic name cannot be used as a partition directory name (Kafka allows only
+    /// `[a-zA-Z0-9._-]`, at most 249 characters, and neither `.` nor `..`).
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopicName { topic: String, reason: String },
+
     /// A topic or broker configuration value is invalid.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {

@@ -75,6 +75,13 @@ impl State {
 
 impl PartitionLog for MemoryLog {
     fn append(&self, batch: &mut [u8], header: &BatchHeader) -> Result<AppendInfo> {
+        if batch.len() != header.total_len() {
+            return Err(BrokerError::CorruptBatch(format!(
+                "append of {} bytes whose header declares {}",
+                batch.len(),
+                header.total_len()
+            )));
+        }
         let mut st = self.state.write();
         if batch.len() > st.config.max_message_bytes {
             return Err(BrokerError::RecordBatchTooLarge {
@@ -166,8 +173,15 @@ impl PartitionLog for MemoryLog {
         // Never delete the last batch: it stands for the active segment.
         while st.batches.len() > 1 {
             let oldest = &st.batches[0];
-            let too_old = st.config.retention_ms >= 0
-                && now_ms - oldest.max_timestamp.max(oldest.append_time_ms) > st.config.retention_ms;
+            // Kafka ages a segment by its largest batch timestamp; only batches without a
+            // timestamp fall back to when they were appended.
+            let age_from = if oldest.max_timestamp >= 0 {
+                oldest.max_timestamp
+            } else {
+                oldest.append_time_ms
+            };
+            let too_old =
+                st.config.retention_ms >= 0 && now_ms - age_from > st.config.retention_ms;
             let too_big = st.config.retention_bytes >= 0
                 && st.size - oldest.bytes.len() as u64 >= st.config.retention_bytes as u64;
             if !(too_old || too_big) {

@@ -7,7 +7,13 @@
 //! an in-memory log for tests that do not need durability. One conformance suite
 //! (`storage::conformance`) runs against each backend, so they cannot drift apart.
 
+#[cfg(test)]
+mod conformance;
+pub mod disk;
 pub mod memory;
+
+pub use disk::{DiskLog, DiskOptions, DiskStorage};
+pub use memory::MemoryStorage;
 
 use std::fmt;
 use std::sync::Arc;
