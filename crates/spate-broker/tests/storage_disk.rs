@@ -121,7 +121,11 @@ fn corrupt_crc_in_the_tail_truncates_there() {
     std::fs::write(&seg, &bytes).unwrap();
 
     let log = reopen(dir.path(), &tp, LogConfig::default());
-    assert_bytes(&read_all(&*log), &stored[..6].concat(), "log after CRC truncation");
+    assert_bytes(
+        &read_all(&*log),
+        &stored[..6].concat(),
+        "log after CRC truncation",
+    );
     let end = split(&stored[5])[0].0.last_offset() + 1;
     assert_eq!(log.log_end_offset(), end);
     assert_eq!(append(&*log, &batch(1, 1, 1)).0.base_offset, end);
@@ -152,7 +156,10 @@ fn corrupt_older_segment_tail_ends_the_log_there() {
     assert_bytes(&kept_bytes, &all[..kept_bytes.len()], "kept prefix");
     assert!(kept_bytes.len() < bytes.len());
     assert_eq!(segment_files(&pdir, "log").len(), 1);
-    assert_eq!(log.log_end_offset(), kept.last().unwrap().0.last_offset() + 1);
+    assert_eq!(
+        log.log_end_offset(),
+        kept.last().unwrap().0.last_offset() + 1
+    );
 }
 
 #[test]
@@ -211,7 +218,12 @@ fn missing_or_garbage_indexes_are_rebuilt() {
         assert_eq!(std::fs::read(p).unwrap(), healthy[i], "{}", p.display());
     }
     for (i, p) in time_indexes.iter().enumerate().take(last) {
-        assert_eq!(std::fs::read(p).unwrap(), healthy_time[i], "{}", p.display());
+        assert_eq!(
+            std::fs::read(p).unwrap(),
+            healthy_time[i],
+            "{}",
+            p.display()
+        );
     }
     // Every offset still reads back the batch containing it.
     for offset in 0..log.log_end_offset() {
@@ -248,7 +260,11 @@ fn rolling_spreads_batches_over_segments() {
     }
     // A read from one segment continues into the next up to max_bytes.
     let all = stored.concat();
-    assert_bytes(&log.read(0, all.len()).unwrap(), &all, "read across segments");
+    assert_bytes(
+        &log.read(0, all.len()).unwrap(),
+        &all,
+        "read across segments",
+    );
     let starts: Vec<i64> = stored.iter().map(|b| split(b)[0].0.base_offset).collect();
     for base in &bases[1..] {
         assert!(starts.contains(base), "segments start at a batch");
@@ -346,7 +362,10 @@ fn partitions_are_found_on_disk_and_removed() {
     let b = TopicPartition::new("plain", 0);
     {
         let st = storage(dir.path());
-        append(&*st.open(&a, LogConfig::default()).unwrap(), &batch(1, 1, 1));
+        append(
+            &*st.open(&a, LogConfig::default()).unwrap(),
+            &batch(1, 1, 1),
+        );
         st.open(&b, LogConfig::default()).unwrap();
     }
     std::fs::create_dir(dir.path().join("not a partition")).unwrap();
@@ -360,7 +379,10 @@ fn partitions_are_found_on_disk_and_removed() {
     assert!(!dir.path().join("my-dashed-topic-3").exists());
     let mut v = batch(1, 1, 1);
     let h = spate_broker::record_batch::BatchHeader::parse(&v).unwrap();
-    assert!(log.append(&mut v, &h).is_err(), "appends to a removed log fail");
+    assert!(
+        log.append(&mut v, &h).is_err(),
+        "appends to a removed log fail"
+    );
     assert!(matches!(
         st.open(&TopicPartition::new("..", 0), LogConfig::default()),
         Err(BrokerError::InvalidTopicName { .. })

@@ -70,7 +70,13 @@ fn assert_out_of_range(r: crate::error::Result<impl std::fmt::Debug>) {
 }
 
 /// `(records, max timestamp, body length)` of a small mixed log.
-const SHAPES: [(i32, i64, usize); 5] = [(3, 100, 40), (1, 300, 10), (5, 200, 90), (2, 400, 0), (4, 400, 25)];
+const SHAPES: [(i32, i64, usize); 5] = [
+    (3, 100, 40),
+    (1, 300, 10),
+    (5, 200, 90),
+    (2, 400, 0),
+    (4, 400, 25),
+];
 
 fn fill(log: &dyn PartitionLog) -> Vec<(super::AppendInfo, Vec<u8>)> {
     SHAPES
@@ -107,7 +113,10 @@ pub(crate) fn read_from_middle_of_batch(storage: &dyn LogStorage) {
         let got = batches(&log.read(offset, 1).unwrap());
         assert_eq!(got.len(), 1, "offset {offset}");
         let (h, bytes) = &got[0];
-        assert!(h.base_offset <= offset && offset <= h.last_offset(), "offset {offset}");
+        assert!(
+            h.base_offset <= offset && offset <= h.last_offset(),
+            "offset {offset}"
+        );
         let expected = appended
             .iter()
             .find(|(i, _)| i.base_offset == h.base_offset)
@@ -306,7 +315,10 @@ pub(crate) fn concurrent_reads_during_appends(storage: &dyn LogStorage) {
         let log = log.clone();
         std::thread::spawn(move || {
             for i in 0..400 {
-                append(&*log, &test_batch(1 + i % 7, i as i64, (i as usize * 13) % 300));
+                append(
+                    &*log,
+                    &test_batch(1 + i % 7, i as i64, (i as usize * 13) % 300),
+                );
             }
         })
     };

@@ -180,8 +180,7 @@ impl PartitionLog for MemoryLog {
             } else {
                 oldest.append_time_ms
             };
-            let too_old =
-                st.config.retention_ms >= 0 && now_ms - age_from > st.config.retention_ms;
+            let too_old = st.config.retention_ms >= 0 && now_ms - age_from > st.config.retention_ms;
             let too_big = st.config.retention_bytes >= 0
                 && st.size - oldest.bytes.len() as u64 >= st.config.retention_bytes as u64;
             if !(too_old || too_big) {

@@ -58,7 +58,10 @@ pub fn read_all(log: &dyn PartitionLog) -> Vec<u8> {
 pub fn unique_tp() -> TopicPartition {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    TopicPartition::new(format!("disk-test-{}-{n}", std::process::id()), (n % 4) as i32)
+    TopicPartition::new(
+        format!("disk-test-{}-{n}", std::process::id()),
+        (n % 4) as i32,
+    )
 }
 
 /// The segment `.log` files of a partition directory, sorted by name (= base offset).

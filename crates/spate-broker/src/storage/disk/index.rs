@@ -191,7 +191,9 @@ mod tests {
         };
         idx.append(b);
         idx.flush(true).unwrap();
-        let read = IndexFile::<OffsetEntry>::read_entries(&path).unwrap().unwrap();
+        let read = IndexFile::<OffsetEntry>::read_entries(&path)
+            .unwrap()
+            .unwrap();
         assert_eq!(read, vec![a, b]);
         assert_eq!(floor_entry(&read, 2, |e| e.relative_offset), None);
         assert_eq!(floor_entry(&read, 3, |e| e.relative_offset), Some(0));
@@ -207,8 +209,10 @@ mod tests {
         assert!(IndexFile::<OffsetEntry>::read_entries(&path)
             .unwrap()
             .is_none());
-        assert!(IndexFile::<OffsetEntry>::read_entries(&dir.path().join("nope"))
-            .unwrap()
-            .is_none());
+        assert!(
+            IndexFile::<OffsetEntry>::read_entries(&dir.path().join("nope"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -83,10 +83,12 @@ impl DiskLog {
 
         // Segments wholly below the checkpointed start were being deleted when we stopped.
         let mut first = 0;
+        let mut deleted_any = false;
         if let Some(start) = checkpointed {
             while first + 1 < bases.len() && bases[first + 1] <= start {
                 delete_segment_files(&dir, bases[first])?;
                 first += 1;
+                deleted_any = true;
             }
         }
         let bases = &bases[first..];
@@ -96,14 +98,7 @@ impl DiskLog {
         let mut log_end = None;
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
-            let loaded = load_segment(
-                &name,
-                &dir,
-                base,
-                active,
-                config.index_interval_bytes,
-                now,
-            )?;
+            let loaded = load_segment(&name, &dir, base, active, config.index_interval_bytes, now)?;
             log_end = Some(loaded.next_offset.unwrap_or(base));
             tracker = Some(loaded.tracker);
             segments.push(Arc::new(loaded.segment));
@@ -116,6 +111,7 @@ impl DiskLog {
                         "deleting segment after a truncated one"
                     );
                     delete_segment_files(&dir, later)?;
+                    deleted_any = true;
                 }
                 break;
             }
@@ -130,6 +126,9 @@ impl DiskLog {
                 (seg, IndexTracker::new(base), base)
             }
         };
+        if deleted_any {
+            checkpoint::sync_dir(&dir)?;
+        }
         let first_base = segments.first().map(|s| s.base_offset).unwrap_or(0);
         let log_start = checkpointed.unwrap_or(0).max(first_base).min(log_end);
         tracing::debug!(
@@ -195,7 +194,13 @@ impl DiskLog {
         self.segments.read().clone()
     }
 
-    fn should_roll(&self, app: &Appender, batch_len: usize, last_offset_delta: i32, now: i64) -> bool {
+    fn should_roll(
+        &self,
+        app: &Appender,
+        batch_len: usize,
+        last_offset_delta: i32,
+        now: i64,
+    ) -> bool {
         let seg = &app.active;
         let size = seg.size();
         if size == 0 {
@@ -317,9 +322,14 @@ impl DiskLog {
         if offset == log_end {
             return Ok(Bytes::new());
         }
+        let segments = self.segments_from(offset);
+        // Retention may have moved the start past `offset` (and dropped its segment) meanwhile.
+        if offset < self.log_start_offset.load(Ordering::Acquire) {
+            return Err(self.out_of_range(offset));
+        }
         let mut out = Vec::new();
         let mut first = true;
-        for seg in self.segments_from(offset) {
+        for seg in segments {
             let end = seg.size();
             let position = if first {
                 match seg.position_for(offset, end)? {
@@ -371,7 +381,11 @@ fn list_segments(dir: &Path, partition: &str) -> Result<Vec<i64>> {
         } else if name.ends_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
         } else if name.ends_with(".log") {
-            tracing::warn!(partition, file = name, "ignoring file with an unparsable segment name");
+            tracing::warn!(
+                partition,
+                file = name,
+                "ignoring file with an unparsable segment name"
+            );
         }
     }
     bases.sort_unstable();

@@ -17,7 +17,7 @@ impl DiskLog {
         let start = self.log_start_offset.load(Ordering::Acquire);
         for seg in self.segments_from(start) {
             // Max timestamp before size: see `Segment::commit`.
-            if !seg.max_timestamp().is_some_and(|(ts, _)| ts >= target) {
+            if seg.max_timestamp().is_none_or(|(ts, _)| ts < target) {
                 continue;
             }
             let end = seg.size();

@@ -197,9 +197,7 @@ fn tail_check(
     );
     let index = IndexFile::open_existing(index_path, offsets)?;
     let time_index = IndexFile::open_existing(time_path, times)?;
-    let file = file
-        .try_clone()
-        .map_err(|e| BrokerError::io(log_path, e))?;
+    let file = file.try_clone().map_err(|e| BrokerError::io(log_path, e))?;
     Ok(Some(LoadedSegment {
         segment: Segment::from_parts(
             base_offset,

@@ -50,7 +50,8 @@ impl DiskLog {
         let below_start = count;
         if app.config.retention_ms >= 0 {
             while count < deletable
-                && now_ms.saturating_sub(retention_timestamp(&segs[count])) > app.config.retention_ms
+                && now_ms.saturating_sub(retention_timestamp(&segs[count]))
+                    > app.config.retention_ms
             {
                 count += 1;
             }

@@ -118,7 +118,8 @@ impl LogStorage for DiskStorage {
 
     fn partitions(&self) -> Result<Vec<TopicPartition>> {
         let mut found = Vec::new();
-        let rd = std::fs::read_dir(&self.data_dir).map_err(|e| BrokerError::io(&self.data_dir, e))?;
+        let rd =
+            std::fs::read_dir(&self.data_dir).map_err(|e| BrokerError::io(&self.data_dir, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| BrokerError::io(&self.data_dir, e))?;
             if !entry.path().is_dir() {
@@ -180,11 +181,17 @@ mod tests {
             parse_partition_dir("my-topic-12"),
             Some(TopicPartition::new("my-topic", 12))
         );
-        assert_eq!(parse_partition_dir("t-0"), Some(TopicPartition::new("t", 0)));
+        assert_eq!(
+            parse_partition_dir("t-0"),
+            Some(TopicPartition::new("t", 0))
+        );
         assert_eq!(parse_partition_dir("t-0.123-delete"), None);
         assert_eq!(parse_partition_dir("t-"), None);
         assert_eq!(parse_partition_dir("-3"), None);
-        assert_eq!(parse_partition_dir("t--1"), Some(TopicPartition::new("t-", 1)));
+        assert_eq!(
+            parse_partition_dir("t--1"),
+            Some(TopicPartition::new("t-", 1))
+        );
         assert_eq!(parse_partition_dir("notapartition"), None);
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a/b").is_err());
