@@ -217,7 +217,7 @@ impl DiskLog {
     pub(super) fn roll(&self, app: &mut Appender, now: i64) -> Result<()> {
         let base = self.log_end_offset.load(Ordering::Acquire);
         let old = app.active.clone();
-        if let Some(entry) = app.tracker.time_entry() {
+        if let Some(entry) = app.tracker.closing_time_entry() {
             old.time_index.append(entry);
         }
         old.flush_indexes_to_os()?;

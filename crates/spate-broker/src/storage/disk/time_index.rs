@@ -7,7 +7,12 @@
 //! entry older than a target; every batch up to that entry's offset is then known to be older
 //! too, and a ListOffsets-by-time lookup scans forward from there. This is Kafka's design
 //! (`TimeIndex`, `LogSegment.append`), including appending one last entry when a segment stops
-//! being active so that the file always ends with the segment's largest timestamp.
+//! being active so that the file always ends with the segment's largest timestamp. That closing
+//! entry may repeat the previous timestamp with a later offset (a later batch tied the maximum):
+//! the running-max property still holds, and after a restart the file then names the *last*
+//! batch with the largest timestamp, as ListOffsets MAX_TIMESTAMP wants. So timestamps are
+//! non-decreasing and offsets strictly increasing; the lookup takes the last entry older than the
+//! target, which stays correct with such a repeat.
 
 use super::index::{IndexEntry, OffsetEntry};
 
@@ -45,8 +50,8 @@ pub(crate) struct IndexTracker {
     bytes_since_last_entry: usize,
     /// `(max timestamp, last offset of the batch holding it)` so far; ties go to the later batch.
     max_timestamp: Option<(i64, i64)>,
-    /// Timestamp of the last time index entry written.
-    last_time_entry: Option<i64>,
+    /// `(timestamp, offset)` of the last time index entry written.
+    last_time_entry: Option<(i64, i64)>,
 }
 
 /// The index entries one batch produced.
@@ -73,7 +78,7 @@ impl IndexTracker {
         base_offset: i64,
         bytes_since_last_entry: usize,
         max_timestamp: Option<(i64, i64)>,
-        last_time_entry: Option<i64>,
+        last_time_entry: Option<(i64, i64)>,
     ) -> Self {
         IndexTracker {
             base_offset,
@@ -111,14 +116,29 @@ impl IndexTracker {
         out
     }
 
-    /// The time entry that records the current running max, if it is newer than the last one.
-    /// Called for each offset entry and when the segment stops being active.
+    /// The time entry that records the current running max, if it is larger than the last one.
+    /// Called with each offset entry.
     pub fn time_entry(&mut self) -> Option<TimeEntry> {
-        let (ts, offset) = self.max_timestamp?;
-        if self.last_time_entry.is_some_and(|last| ts <= last) {
+        let (ts, _) = self.max_timestamp?;
+        if self.last_time_entry.is_some_and(|(last, _)| ts <= last) {
             return None;
         }
-        self.last_time_entry = Some(ts);
+        self.make_entry()
+    }
+
+    /// The entry that closes a segment's time index: the running max, unless the last entry
+    /// already names it and its last batch.
+    pub fn closing_time_entry(&mut self) -> Option<TimeEntry> {
+        let max = self.max_timestamp?;
+        if self.last_time_entry.is_some_and(|last| max <= last) {
+            return None;
+        }
+        self.make_entry()
+    }
+
+    fn make_entry(&mut self) -> Option<TimeEntry> {
+        let (ts, offset) = self.max_timestamp?;
+        self.last_time_entry = Some((ts, offset));
         Some(TimeEntry {
             timestamp: ts,
             relative_offset: (offset - self.base_offset) as u32,
@@ -157,11 +177,21 @@ mod tests {
                 relative_offset: 1
             })
         );
-        // No newer max: the closing entry is skipped.
+        // No newer max: no entry, not even to close the segment.
         assert_eq!(t.time_entry(), None);
+        assert_eq!(t.closing_time_entry(), None);
         t.on_batch(150, 105, 105, 10, 50, 60);
         assert_eq!(t.max_timestamp(), Some((10, 105)));
         assert_eq!(t.time_entry(), None);
+        // A later batch tied the max: the closing entry names it.
+        assert_eq!(
+            t.closing_time_entry(),
+            Some(TimeEntry {
+                timestamp: 10,
+                relative_offset: 5
+            })
+        );
+        assert_eq!(t.closing_time_entry(), None);
         // The interval is crossed again: the entry records the new max, 11 at offset 106.
         let e = t.on_batch(200, 106, 106, 11, 50, 60);
         assert_eq!(
