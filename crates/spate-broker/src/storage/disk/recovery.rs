@@ -101,7 +101,7 @@ pub(crate) fn load_segment(
             .map_err(|e| BrokerError::io(&log_path, e))?;
     }
     if !active {
-        times.extend(tracker.time_entry());
+        times.extend(tracker.closing_time_entry());
     }
     let index = IndexFile::create(index_path, offsets)?;
     let time_index = IndexFile::create(time_path, times)?;
@@ -145,7 +145,7 @@ fn tail_check(
             .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
     let times_ok = times
         .windows(2)
-        .all(|w| w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset);
+        .all(|w| w[0].timestamp <= w[1].timestamp && w[0].relative_offset < w[1].relative_offset);
     if !offsets_ok || !times_ok || (len > 0 && times.is_empty()) {
         return Ok(None);
     }
@@ -177,23 +177,18 @@ fn tail_check(
             return Ok(None);
         }
     }
+    let last_time = last_time.map(|t| (t.timestamp, base_offset + t.relative_offset as i64));
+    // The closing entry names the largest timestamp and its last batch; the tail must agree.
     let max_timestamp = match (last_time, tail_max) {
-        (Some(t), Some((ts, off))) if ts >= t.timestamp => {
-            if ts > t.timestamp {
-                // The time index misses the segment's largest timestamp.
-                return Ok(None);
-            }
-            Some((ts, off))
-        }
-        (Some(t), _) => Some((t.timestamp, base_offset + t.relative_offset as i64)),
+        (Some(last), Some(tail)) if tail > last => return Ok(None),
+        (Some(last), _) => Some(last),
         (None, tail) => tail,
     };
-    let last_time_ts = last_time.map(|t| t.timestamp);
     let tracker = IndexTracker::resume(
         base_offset,
         (len - tail_start) as usize,
         max_timestamp,
-        last_time_ts,
+        last_time,
     );
     let index = IndexFile::open_existing(index_path, offsets)?;
     let time_index = IndexFile::open_existing(time_path, times)?;
