@@ -409,3 +409,49 @@ fn flush_policies_keep_working() {
     let log = reopen(dir.path(), &tp, config);
     assert_bytes(&read_all(&*log), &stored.concat(), "log after flushes");
 }
+
+#[test]
+fn clean_close_is_trusted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = unique_tp();
+    let pdir = dir.path().join(tp.to_string());
+    let mut stored = {
+        let st = storage(dir.path());
+        let log = st.open_log(&tp, small_segments()).unwrap();
+        let stored = fill(&*log, 30);
+        st.close().unwrap();
+        assert!(pdir.join("clean-shutdown").exists());
+        let mut v = batch(1, 1, 1);
+        let h = spate_broker::record_batch::BatchHeader::parse(&v).unwrap();
+        assert!(log.append(&mut v, &h).is_err(), "appends after close fail");
+        stored
+    };
+    let end = {
+        let log = reopen(dir.path(), &tp, small_segments());
+        assert!(
+            !pdir.join("clean-shutdown").exists(),
+            "the marker is used once"
+        );
+        assert_bytes(&read_all(&*log), &stored.concat(), "after clean close");
+        stored.push(append(&*log, &batch(2, 2_000, 30)).1);
+        assert_eq!(log.offset_for_timestamp(1_500).unwrap().unwrap().1, 2_000);
+        log.log_end_offset()
+        // Dropped without close: an unclean shutdown.
+    };
+    let last = segment_files(&pdir, "log").pop().unwrap();
+    let len = std::fs::metadata(&last).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let log = reopen(dir.path(), &tp, small_segments());
+    assert_eq!(
+        log.log_end_offset(),
+        end - 2,
+        "torn tail found without the marker"
+    );
+    stored.pop();
+    assert_bytes(&read_all(&*log), &stored.concat(), "after unclean restart");
+}

@@ -67,6 +67,7 @@ proptest! {
         segment_bytes in 200u64..3000,
         index_interval in 1usize..700,
         delete_fraction in prop::option::of(0.0f64..1.0),
+        clean_shutdown in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let tp = unique_tp();
@@ -97,8 +98,12 @@ proptest! {
                 None => 0,
             };
             check(&*log, &stored, start);
+            if clean_shutdown {
+                storage.close().unwrap();
+            }
         }
-        // Restart: older segments reuse their indexes, the active one is rebuilt.
+        // Restart: older segments reuse their indexes; the active one is rebuilt unless the
+        // shutdown was clean.
         let storage = DiskStorage::open(dir.path(), DiskOptions::default()).unwrap();
         let log = storage.open(&tp, config).unwrap();
         check(&*log, &stored, start);

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::checkpoint;
-use super::recovery::load_segment;
+use super::recovery::{load_segment, Check};
 use super::segment::{parse_log_file_name, segment_paths, Segment, MAX_SEGMENT_BYTES};
 use super::time_index::IndexTracker;
 use super::DiskOptions;
@@ -37,6 +37,9 @@ pub(crate) fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Marker file a clean [`DiskLog::close`] leaves in the partition directory.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 
 /// State owned by whoever appends.
 pub(super) struct Appender {
@@ -58,7 +61,7 @@ pub struct DiskLog {
     pub(super) appender: Mutex<Appender>,
     pub(super) log_start_offset: AtomicI64,
     pub(super) log_end_offset: AtomicI64,
-    /// Set when the partition is removed; later appends fail.
+    /// Set when the partition is removed or closed; later appends fail.
     pub(super) deleted: AtomicBool,
 }
 
@@ -77,6 +80,14 @@ impl DiskLog {
             if let Some(parent) = dir.parent() {
                 checkpoint::sync_dir(parent)?;
             }
+        }
+        // A clean shutdown vouches for the active segment once: remove the marker before any
+        // append can make it a lie.
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker).map_err(|e| BrokerError::io(&marker, e))?;
+            checkpoint::sync_dir(&dir)?;
         }
         let bases = list_segments(&dir, &name)?;
         let checkpointed = checkpoint::read(&dir, &name)?;
@@ -98,7 +109,12 @@ impl DiskLog {
         let mut log_end = None;
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
-            let loaded = load_segment(&name, &dir, base, active, config.index_interval_bytes, now)?;
+            let check = match (active, clean) {
+                (false, _) => Check::Closed,
+                (true, true) => Check::CleanActive,
+                (true, false) => Check::Active,
+            };
+            let loaded = load_segment(&name, &dir, base, check, config.index_interval_bytes, now)?;
             log_end = Some(loaded.next_offset.unwrap_or(base));
             tracker = Some(loaded.tracker);
             segments.push(Arc::new(loaded.segment));
@@ -154,6 +170,26 @@ impl DiskLog {
             log_end_offset: AtomicI64::new(log_end),
             deleted: AtomicBool::new(false),
         })
+    }
+
+    /// Shuts the log down cleanly: closes the active segment's time index, fsyncs every
+    /// segment and index, and leaves a marker so that the next open trusts the indexes instead of
+    /// re-validating the whole active segment. Later appends fail. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        let mut app = self.appender.lock();
+        if self.deleted.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(entry) = app.tracker.closing_time_entry() {
+            app.active.time_index.append(entry);
+        }
+        app.active.mark_dirty();
+        self.flush_all()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| BrokerError::io(&marker, e))?;
+        checkpoint::sync_dir(&self.dir)
     }
 
     /// The partition directory.

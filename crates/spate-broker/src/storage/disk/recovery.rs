@@ -7,7 +7,8 @@
 //!
 //! * **full**: every batch of the segment is parsed and its CRC-32C checked; the file is cut at
 //!   the first invalid or torn batch and both indexes are rebuilt from the valid prefix. The
-//!   active (last) segment always gets this.
+//!   active (last) segment gets this unless the partition was closed cleanly
+//!   (`DiskStorage::close` leaves a `clean-shutdown` marker, which the next open removes).
 //! * **tail**: older segments keep their index files if they are well-formed (whole entries,
 //!   strictly increasing, pointing inside the file) and the batches after the last offset index
 //!   entry validate up to exactly the end of the file with no timestamp newer than the time
@@ -36,16 +37,28 @@ pub(crate) struct LoadedSegment {
     pub truncated: bool,
 }
 
-/// Opens the segment at `base_offset` in `dir`. `active` selects the full check and leaves the
-/// time index open for more entries; older segments get the tail check.
+/// How to check a segment on open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// An older segment: the tail check, falling back to the full check.
+    Closed,
+    /// The active segment after a clean shutdown: like `Closed` (the shutdown closed its time
+    /// index and synced everything), but the time index stays open for more entries.
+    CleanActive,
+    /// The active segment after an unclean shutdown: the full check.
+    Active,
+}
+
+/// Opens the segment at `base_offset` in `dir`, checked as `check` says.
 pub(crate) fn load_segment(
     partition: &str,
     dir: &Path,
     base_offset: i64,
-    active: bool,
+    check: Check,
     index_interval_bytes: usize,
     now_ms: i64,
 ) -> Result<LoadedSegment> {
+    let active = check != Check::Closed;
     let (log_path, index_path, time_path) = segment_paths(dir, base_offset);
     let file = OpenOptions::new()
         .read(true)
@@ -57,7 +70,7 @@ pub(crate) fn load_segment(
         .map_err(|e| BrokerError::io(&log_path, e))?
         .len();
 
-    if !active {
+    if check != Check::Active {
         if let Some(loaded) = tail_check(dir, &file, &log_path, base_offset, len, now_ms)? {
             return Ok(loaded);
         }

@@ -156,6 +156,12 @@ impl Segment {
             .map_err(|e| BrokerError::io(&self.log_path, e))
     }
 
+    /// Makes the next [`Self::flush`] sync even without new appends (e.g. after an index-only
+    /// change).
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
     /// Makes everything appended so far durable: the log file and both indexes.
     pub fn flush(&self) -> Result<()> {
         if !self.dirty.swap(false, Ordering::AcqRel) {

@@ -82,7 +82,18 @@ impl DiskStorage {
         Ok(log)
     }
 
-    /// fsyncs every open partition (e.g. before a clean shutdown).
+    /// Clean shutdown: [`DiskLog::close`]s every open partition, so that the next start skips
+    /// re-validating their active segments. Appends to these logs fail afterwards; the storage
+    /// itself stays usable (opening a partition again reopens it from disk).
+    pub fn close(&self) -> Result<()> {
+        let logs: Vec<_> = self.logs.lock().drain().map(|(_, log)| log).collect();
+        for log in logs {
+            log.close()?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs every open partition.
     pub fn flush_all(&self) -> Result<()> {
         let logs: Vec<_> = self.logs.lock().values().cloned().collect();
         for log in logs {
