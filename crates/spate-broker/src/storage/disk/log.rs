@@ -115,6 +115,18 @@ impl DiskLog {
                 (true, false) => Check::Active,
             };
             let loaded = load_segment(&name, &dir, base, check, config.index_interval_bytes, now)?;
+            if let (Some(next), Some(&next_base)) = (loaded.next_offset, bases.get(i + 1)) {
+                if next > next_base {
+                    return Err(BrokerError::CorruptSegment {
+                        path: loaded.segment.log_path().to_path_buf(),
+                        position: loaded.segment.size(),
+                        reason: format!(
+                            "holds offsets up to {} but the next segment starts at {next_base}",
+                            next - 1
+                        ),
+                    });
+                }
+            }
             log_end = Some(loaded.next_offset.unwrap_or(base));
             tracker = Some(loaded.tracker);
             segments.push(Arc::new(loaded.segment));

@@ -7,6 +7,7 @@
 //!     00000000000000000000.timeindex   time index: running max timestamp -> relative offset
 //!     00000000000000004096.log ...     next segment, named after its base offset
 //!     log-start-offset-checkpoint      the durable log start offset (DeleteRecords, retention)
+//!     clean-shutdown                   present only between a clean close and the next open
 //! ```
 //!
 //! # Durability
@@ -20,6 +21,11 @@
 //! segment in every append, and [`crate::storage::PartitionLog::flush`] fsyncs on demand.
 //! Whatever was lost, recovery on open (see `recovery`) cuts the log back to whole, CRC-valid
 //! batches, so a partition never serves a torn batch.
+//!
+//! On open, the active segment of every partition is re-validated batch by batch (CRC-32C)
+//! unless the previous run ended with [`crate::storage::LogStorage::close`], which leaves a
+//! one-shot `clean-shutdown` marker per partition; older segments get a cheap tail check. See
+//! `recovery`.
 //!
 //! Nothing here runs in the background: the broker must call
 //! [`crate::storage::PartitionLog::enforce_retention`] periodically (Kafka's

@@ -82,17 +82,6 @@ impl DiskStorage {
         Ok(log)
     }
 
-    /// Clean shutdown: [`DiskLog::close`]s every open partition, so that the next start skips
-    /// re-validating their active segments. Appends to these logs fail afterwards; the storage
-    /// itself stays usable (opening a partition again reopens it from disk).
-    pub fn close(&self) -> Result<()> {
-        let logs: Vec<_> = self.logs.lock().drain().map(|(_, log)| log).collect();
-        for log in logs {
-            log.close()?;
-        }
-        Ok(())
-    }
-
     /// fsyncs every open partition.
     pub fn flush_all(&self) -> Result<()> {
         let logs: Vec<_> = self.logs.lock().values().cloned().collect();
@@ -125,6 +114,17 @@ impl LogStorage for DiskStorage {
         sync_dir(&self.data_dir)?;
         std::fs::remove_dir_all(&doomed).map_err(|e| BrokerError::io(&doomed, e))?;
         sync_dir(&self.data_dir)
+    }
+
+    /// Clean shutdown: [`DiskLog::close`]s every open partition, so that the next start skips
+    /// re-validating their active segments. Appends to these logs fail afterwards; the storage
+    /// itself stays usable (opening a partition again reopens it from disk).
+    fn close(&self) -> Result<()> {
+        let logs: Vec<_> = self.logs.lock().drain().map(|(_, log)| log).collect();
+        for log in logs {
+            log.close()?;
+        }
+        Ok(())
     }
 
     fn partitions(&self) -> Result<Vec<TopicPartition>> {
