@@ -16,11 +16,15 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::{BrokerError, Result};
 
+/// Upper bound of [`IndexEntry::SIZE`], for stack buffers.
+pub(crate) const MAX_ENTRY_SIZE: usize = 16;
+
 /// One fixed-size entry of an index file.
 pub(crate) trait IndexEntry: Copy + Send + Sync + 'static {
-    /// Encoded size in bytes.
+    /// Encoded size in bytes (at most [`MAX_ENTRY_SIZE`]).
     const SIZE: usize;
-    fn encode(&self, out: &mut Vec<u8>);
+    /// Writes the entry into `out[..SIZE]`.
+    fn encode(&self, out: &mut [u8]);
     fn decode(bytes: &[u8]) -> Self;
 }
 
@@ -36,9 +40,9 @@ pub(crate) struct OffsetEntry {
 impl IndexEntry for OffsetEntry {
     const SIZE: usize = 8;
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.relative_offset.to_be_bytes());
-        out.extend_from_slice(&self.position.to_be_bytes());
+    fn encode(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        out[4..8].copy_from_slice(&self.position.to_be_bytes());
     }
 
     fn decode(b: &[u8]) -> Self {
@@ -76,9 +80,9 @@ impl<E: IndexEntry> IndexFile<E> {
     /// Writes `entries` to a fresh file at `path` (replacing any old one) and opens it for
     /// appending.
     pub fn create(path: PathBuf, entries: Vec<E>) -> Result<Self> {
-        let mut bytes = Vec::with_capacity(entries.len() * E::SIZE);
-        for e in &entries {
-            e.encode(&mut bytes);
+        let mut bytes = vec![0u8; entries.len() * E::SIZE];
+        for (e, out) in entries.iter().zip(bytes.chunks_exact_mut(E::SIZE)) {
+            e.encode(out);
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -118,9 +122,9 @@ impl<E: IndexEntry> IndexFile<E> {
         {
             let mut writer = self.writer.lock();
             if let Some(w) = writer.as_mut() {
-                let mut buf = Vec::with_capacity(E::SIZE);
+                let mut buf = [0u8; MAX_ENTRY_SIZE];
                 entry.encode(&mut buf);
-                if let Err(e) = w.write_all(&buf) {
+                if let Err(e) = w.write_all(&buf[..E::SIZE]) {
                     self.disable(&mut writer, e);
                 }
             }

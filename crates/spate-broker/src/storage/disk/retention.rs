@@ -19,6 +19,9 @@ impl DiskLog {
     pub(super) fn advance_log_start(&self, offset: i64) -> Result<i64> {
         let _app = self.appender.lock();
         let start = self.log_start_offset.load(Ordering::Acquire);
+        if self.deleted.load(Ordering::Acquire) {
+            return Ok(start);
+        }
         let target = offset.min(self.log_end_offset.load(Ordering::Acquire));
         if target <= start {
             return Ok(start);
@@ -37,6 +40,10 @@ impl DiskLog {
     /// See [`crate::storage::PartitionLog::enforce_retention`].
     pub(super) fn apply_retention(&self, now_ms: i64) -> Result<usize> {
         let mut app = self.appender.lock();
+        if self.deleted.load(Ordering::Acquire) {
+            // Removed or closed: its files are gone or must stay as the close left them.
+            return Ok(0);
+        }
         self.maybe_roll_idle(&mut app, now_ms)?;
         self.maybe_flush(&mut app, now_ms)?;
 

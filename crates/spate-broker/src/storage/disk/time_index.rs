@@ -27,9 +27,9 @@ pub(crate) struct TimeEntry {
 impl IndexEntry for TimeEntry {
     const SIZE: usize = 12;
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.timestamp.to_be_bytes());
-        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        out[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
     }
 
     fn decode(b: &[u8]) -> Self {
