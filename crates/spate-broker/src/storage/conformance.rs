@@ -244,6 +244,29 @@ pub(crate) fn retention_by_time(storage: &dyn LogStorage) {
     assert_eq!(log.max_timestamp(), Some((4000, 3)));
 }
 
+pub(crate) fn retention_time_pass_then_size_pass(storage: &dyn LogStorage) {
+    // Kafka applies retention.ms to the oldest segments, stops at the first young one, and only
+    // then applies retention.bytes; an old segment behind a young one survives the time pass.
+    let b = |ts| test_batch(1, ts, 50);
+    let len = b(0).len() as i64;
+    let log = open(
+        storage,
+        LogConfig {
+            segment_bytes: 1,
+            retention_ms: 5000,
+            retention_bytes: len * 5 / 2,
+            ..LogConfig::default()
+        },
+    );
+    for ts in [1000, 9000, 1000, 9000, 9000] {
+        append(&*log, &b(ts));
+    }
+    // Time pass: [0] is old, [1] is young: stop. Size pass: 4 left, room for 2.5: drop [1].
+    // [2] is old too, but neither pass reaches it.
+    assert_eq!(log.enforce_retention(10_000).unwrap(), 2);
+    assert_eq!(log.log_start_offset(), 2);
+}
+
 pub(crate) fn scan_headers(storage: &dyn LogStorage) {
     let log = open(storage, LogConfig::default());
     let appended = fill(&*log);
@@ -364,7 +387,7 @@ macro_rules! conformance_tests {
             conformance_tests!(@each $make;
                 round_trip, read_from_middle_of_batch, max_bytes_returns_whole_batches,
                 out_of_range, timestamp_lookups, delete_records, retention_by_bytes,
-                retention_by_time, scan_headers, rejects_bad_appends, open_list_remove,
+                retention_by_time, retention_time_pass_then_size_pass, scan_headers, rejects_bad_appends, open_list_remove,
                 concurrent_reads_during_appends);
         }
     };
