@@ -53,12 +53,22 @@ impl IndexEntry for OffsetEntry {
     }
 }
 
+/// The file side of an index.
+enum Writer {
+    /// Appendable, through a buffer.
+    Open(BufWriter<File>),
+    /// Complete on disk and closed, so that an older segment costs no descriptor for its
+    /// indexes; reopened if it ever gets appended to again.
+    Sealed,
+    /// A write failed: the file is stale and is rebuilt on the next open.
+    Failed,
+}
+
 /// An index: entries in memory for lookups, and their file.
 pub(crate) struct IndexFile<E: IndexEntry> {
     path: PathBuf,
     entries: RwLock<Vec<E>>,
-    /// `None` once a write failed: the file is then stale and is rebuilt on the next open.
-    writer: Mutex<Option<BufWriter<File>>>,
+    writer: Mutex<Writer>,
 }
 
 impl<E: IndexEntry> IndexFile<E> {
@@ -92,24 +102,24 @@ impl<E: IndexEntry> IndexFile<E> {
             .map_err(|e| BrokerError::io(&path, e))?;
         file.write_all(&bytes)
             .map_err(|e| BrokerError::io(&path, e))?;
-        Ok(Self::with_file(path, file, entries))
+        Ok(Self::with_writer(
+            path,
+            Writer::Open(buffered(file)),
+            entries,
+        ))
     }
 
-    /// Opens an existing file whose contents are exactly `entries` (as read and validated by the
-    /// caller) for appending.
-    pub fn open_existing(path: PathBuf, entries: Vec<E>) -> Result<Self> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| BrokerError::io(&path, e))?;
-        Ok(Self::with_file(path, file, entries))
+    /// Adopts an existing file whose contents are exactly `entries` (as read and validated by
+    /// the caller), without keeping it open.
+    pub fn existing(path: PathBuf, entries: Vec<E>) -> Self {
+        Self::with_writer(path, Writer::Sealed, entries)
     }
 
-    fn with_file(path: PathBuf, file: File, entries: Vec<E>) -> Self {
+    fn with_writer(path: PathBuf, writer: Writer, entries: Vec<E>) -> Self {
         IndexFile {
             path,
             entries: RwLock::new(entries),
-            writer: Mutex::new(Some(BufWriter::with_capacity(16 * 1024, file))),
+            writer: Mutex::new(writer),
         }
     }
 
@@ -121,7 +131,13 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn append(&self, entry: E) {
         {
             let mut writer = self.writer.lock();
-            if let Some(w) = writer.as_mut() {
+            if matches!(*writer, Writer::Sealed) {
+                match OpenOptions::new().append(true).open(&self.path) {
+                    Ok(file) => *writer = Writer::Open(buffered(file)),
+                    Err(e) => self.disable(&mut writer, e),
+                }
+            }
+            if let Writer::Open(w) = &mut *writer {
                 let mut buf = [0u8; MAX_ENTRY_SIZE];
                 entry.encode(&mut buf);
                 if let Err(e) = w.write_all(&buf[..E::SIZE]) {
@@ -132,13 +148,13 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries.write().push(entry);
     }
 
-    fn disable(&self, writer: &mut Option<BufWriter<File>>, e: std::io::Error) {
+    fn disable(&self, writer: &mut Writer, e: std::io::Error) {
         tracing::warn!(
             file = %self.path.display(),
             error = %e,
             "index write failed; the index stays correct in memory and is rebuilt on next open"
         );
-        *writer = None;
+        *writer = Writer::Failed;
     }
 
     /// All entries, sorted by key.
@@ -149,20 +165,40 @@ impl<E: IndexEntry> IndexFile<E> {
     /// Pushes buffered entries to the OS, and to stable storage when `sync`.
     pub fn flush(&self, sync: bool) -> Result<()> {
         let mut writer = self.writer.lock();
-        let Some(w) = writer.as_mut() else {
-            return Ok(());
-        };
-        if let Err(e) = w.flush() {
-            self.disable(&mut writer, e);
-            return Ok(());
+        match &mut *writer {
+            Writer::Open(w) => {
+                if let Err(e) = w.flush() {
+                    self.disable(&mut writer, e);
+                    return Ok(());
+                }
+                if sync {
+                    w.get_ref()
+                        .sync_data()
+                        .map_err(|e| BrokerError::io(&self.path, e))?;
+                }
+                Ok(())
+            }
+            Writer::Sealed if sync => File::open(&self.path)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| BrokerError::io(&self.path, e)),
+            Writer::Sealed | Writer::Failed => Ok(()),
         }
-        if sync {
-            w.get_ref()
-                .sync_data()
-                .map_err(|e| BrokerError::io(&self.path, e))?;
+    }
+
+    /// Flushes buffered entries to the OS and closes the file (the segment is no longer
+    /// appended to).
+    pub fn seal(&self) -> Result<()> {
+        self.flush(false)?;
+        let mut writer = self.writer.lock();
+        if matches!(*writer, Writer::Open(_)) {
+            *writer = Writer::Sealed;
         }
         Ok(())
     }
+}
+
+fn buffered(file: File) -> BufWriter<File> {
+    BufWriter::with_capacity(16 * 1024, file)
 }
 
 /// Index of the last entry whose key is `<= key` (`None` if the first entry's key is larger),
@@ -203,6 +239,19 @@ mod tests {
         assert_eq!(floor_entry(&read, 3, |e| e.relative_offset), Some(0));
         assert_eq!(floor_entry(&read, 8, |e| e.relative_offset), Some(0));
         assert_eq!(floor_entry(&read, 100, |e| e.relative_offset), Some(1));
+
+        // Sealed, then appended to again: the file is reopened for appending.
+        idx.seal().unwrap();
+        let adopted = IndexFile::existing(path.clone(), read);
+        let c = OffsetEntry {
+            relative_offset: 12,
+            position: 7000,
+        };
+        adopted.append(c);
+        adopted.flush(true).unwrap();
+        let read = IndexFile::<OffsetEntry>::read_entries(&path).unwrap().unwrap();
+        assert_eq!(read, vec![a, b, c]);
+        assert_eq!(*adopted.entries(), read);
     }
 
     #[test]

@@ -268,7 +268,7 @@ impl DiskLog {
         if let Some(entry) = app.tracker.closing_time_entry() {
             old.time_index.append(entry);
         }
-        old.flush_indexes_to_os()?;
+        old.seal_indexes()?;
         let seg = Arc::new(Segment::create(&self.dir, base, now)?);
         checkpoint::sync_dir(&self.dir)?;
         self.segments.write().push(seg.clone());

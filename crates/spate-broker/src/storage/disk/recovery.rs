@@ -118,6 +118,10 @@ pub(crate) fn load_segment(
     }
     let index = IndexFile::create(index_path, offsets)?;
     let time_index = IndexFile::create(time_path, times)?;
+    if !active {
+        index.seal()?;
+        time_index.seal()?;
+    }
     let segment = Segment::from_parts(
         base_offset,
         log_path,
@@ -203,8 +207,8 @@ fn tail_check(
         max_timestamp,
         last_time,
     );
-    let index = IndexFile::open_existing(index_path, offsets)?;
-    let time_index = IndexFile::open_existing(time_path, times)?;
+    let index = IndexFile::existing(index_path, offsets);
+    let time_index = IndexFile::existing(time_path, times);
     let file = file.try_clone().map_err(|e| BrokerError::io(log_path, e))?;
     Ok(Some(LoadedSegment {
         segment: Segment::from_parts(

@@ -177,11 +177,11 @@ impl Segment {
         res
     }
 
-    /// Pushes buffered index entries to the OS (no fsync): after this a process crash loses
-    /// nothing of the indexes.
-    pub fn flush_indexes_to_os(&self) -> Result<()> {
-        self.index.flush(false)?;
-        self.time_index.flush(false)
+    /// Pushes buffered index entries to the OS (no fsync: after this a process crash loses
+    /// nothing of the indexes) and closes the index files; for a segment that stops being active.
+    pub fn seal_indexes(&self) -> Result<()> {
+        self.index.seal()?;
+        self.time_index.seal()
     }
 
     /// Removes the segment's three files. Open handles (readers) stay valid.
