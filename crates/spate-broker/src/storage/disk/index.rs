@@ -249,7 +249,9 @@ mod tests {
         };
         adopted.append(c);
         adopted.flush(true).unwrap();
-        let read = IndexFile::<OffsetEntry>::read_entries(&path).unwrap().unwrap();
+        let read = IndexFile::<OffsetEntry>::read_entries(&path)
+            .unwrap()
+            .unwrap();
         assert_eq!(read, vec![a, b, c]);
         assert_eq!(*adopted.entries(), read);
     }
