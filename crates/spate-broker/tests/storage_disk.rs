@@ -369,8 +369,13 @@ fn partitions_are_found_on_disk_and_removed() {
         st.open(&b, LogConfig::default()).unwrap();
     }
     std::fs::create_dir(dir.path().join("not a partition")).unwrap();
+    // A removal interrupted after its rename: cleaned up on open.
+    let leftover = dir.path().join("gone-topic-0.1700000000000-delete");
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("00000000000000000000.log"), b"x").unwrap();
     std::fs::write(dir.path().join("stray-file-1"), b"x").unwrap();
     let st = storage(dir.path());
+    assert!(!leftover.exists());
     assert_eq!(st.partitions().unwrap(), vec![a.clone(), b.clone()]);
     let log = st.open(&a, LogConfig::default()).unwrap();
     assert_eq!(log.log_end_offset(), 1);
