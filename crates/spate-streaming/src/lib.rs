@@ -4,3 +4,8 @@
 //! recorded in the checkpoint, run in parallel on a bounded worker pool, and committed when every
 //! output has succeeded. This crate knows nothing about Kafka: inputs plug in through the
 //! input-stream and receiver interfaces.
+
+pub mod checkpoint;
+pub mod error;
+
+pub use error::{Result, StreamingError};
