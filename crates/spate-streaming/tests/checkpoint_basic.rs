@@ -91,7 +91,11 @@ fn torn_temp_files_are_ignored_and_removed() {
     cp.write_plan(&plan(1000)).unwrap();
     cp.write_commit(1000, &commit(1)).unwrap();
     // A crash mid-write leaves a partial temp file for the next batch's plan and commit.
-    fs::write(dir.path().join("offsets/.2000.tmp"), b"{\"version\":1,\"batch_ti").unwrap();
+    fs::write(
+        dir.path().join("offsets/.2000.tmp"),
+        b"{\"version\":1,\"batch_ti",
+    )
+    .unwrap();
     fs::write(dir.path().join("commits/.2000.tmp"), b"").unwrap();
     fs::write(dir.path().join("state/.2000.snapshot.tmp"), b"SPATE").unwrap();
 
@@ -136,7 +140,11 @@ fn misnamed_commit_is_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let cp = Checkpoint::open(dir.path()).unwrap();
     cp.write_commit(1000, &commit(1)).unwrap();
-    fs::copy(dir.path().join("commits/1000"), dir.path().join("commits/5000")).unwrap();
+    fs::copy(
+        dir.path().join("commits/1000"),
+        dir.path().join("commits/5000"),
+    )
+    .unwrap();
     let err = cp.recover().unwrap_err();
     assert!(
         matches!(&err, StreamingError::CheckpointCorrupt { path, reason } if path.ends_with("commits/5000") && reason.contains("1000")),
@@ -213,7 +221,10 @@ fn incompatible_metadata_names_each_mismatch() {
     assert!(mismatches[1].contains("kafka-0") && mismatches[1].contains("kafka-receiver/v1"));
     assert!(mismatches[2].contains("counts") && mismatches[2].contains("not in the job"));
     // The stored metadata was not overwritten by the failed open.
-    assert_eq!(Checkpoint::open(dir.path()).unwrap().metadata(), Some(&job()));
+    assert_eq!(
+        Checkpoint::open(dir.path()).unwrap().metadata(),
+        Some(&job())
+    );
 
     let renamed = JobMetadata {
         app_name: "other-app".into(),
@@ -269,7 +280,9 @@ fn state_snapshot_round_trip_and_recovery_choice() {
     assert_eq!(snap.get::<u64>("missing").unwrap(), None);
 
     // Mismatched batch time is refused.
-    assert!(cp.write_state_snapshot(5000, &StateSnapshot::new(4000)).is_err());
+    assert!(cp
+        .write_state_snapshot(5000, &StateSnapshot::new(4000))
+        .is_err());
 }
 
 #[test]
@@ -325,11 +338,17 @@ fn purge_keeps_newest_and_never_pending() {
     assert_eq!(r.committed.len(), 10);
     assert_eq!(r.committed[0], 5000);
     assert_eq!(
-        r.pending.iter().map(|p| p.batch_time_ms).collect::<Vec<_>>(),
+        r.pending
+            .iter()
+            .map(|p| p.batch_time_ms)
+            .collect::<Vec<_>>(),
         vec![3000, 15000]
     );
     // Idempotent.
-    assert_eq!(cp.purge(DEFAULT_RETAINED_BATCHES).unwrap().commits_removed, 0);
+    assert_eq!(
+        cp.purge(DEFAULT_RETAINED_BATCHES).unwrap().commits_removed,
+        0
+    );
 }
 
 #[test]

@@ -54,7 +54,6 @@ pub use metadata::{InputDescriptor, JobMetadata, OperatorDescriptor, METADATA_FO
 pub use offset_log::{BatchPlan, CommitInfo, COMMIT_LOG_VERSION, OFFSET_LOG_VERSION};
 pub use snapshot::{SnapshotRef, StateSnapshot, SNAPSHOT_FORMAT_VERSION};
 
-
 use crate::error::{Result, StreamingError};
 
 /// How many committed batches [`Checkpoint::purge`] keeps by default (Spark keeps 10 checkpoint
@@ -289,7 +288,10 @@ impl Checkpoint {
         })
     }
 
-    fn latest_committed_snapshot(&self, last_committed: Option<i64>) -> Result<Option<SnapshotRef>> {
+    fn latest_committed_snapshot(
+        &self,
+        last_committed: Option<i64>,
+    ) -> Result<Option<SnapshotRef>> {
         let Some(last) = last_committed else {
             return Ok(None);
         };
@@ -316,7 +318,9 @@ impl Checkpoint {
             return Err(StreamingError::InvalidConfig {
                 name: "snapshot.batch_time_ms".into(),
                 value: snapshot.batch_time_ms.to_string(),
-                reason: format!("snapshot written for batch {batch_time_ms} holds another batch time"),
+                reason: format!(
+                    "snapshot written for batch {batch_time_ms} holds another batch time"
+                ),
             });
         }
         let bytes = snapshot::encode_snapshot(snapshot)?;
@@ -334,9 +338,7 @@ impl Checkpoint {
 
     /// Reads and validates the snapshot written after batch `batch_time_ms`.
     pub fn read_state_snapshot(&self, batch_time_ms: i64) -> Result<StateSnapshot> {
-        let path = self
-            .state
-            .join(snapshot::snapshot_file_name(batch_time_ms));
+        let path = self.state.join(snapshot::snapshot_file_name(batch_time_ms));
         snapshot::decode_snapshot(&path, batch_time_ms, &atomic::read_file(&path)?)
     }
 
