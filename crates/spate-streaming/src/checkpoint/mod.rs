@@ -298,8 +298,7 @@ impl Checkpoint {
         Ok(
             atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)?
                 .into_iter()
-                .filter(|(time, _)| *time <= last)
-                .next_back()
+                .rfind(|(time, _)| *time <= last)
                 .map(|(batch_time_ms, path)| SnapshotRef {
                     batch_time_ms,
                     path,
