@@ -7,5 +7,6 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod wal;
 
 pub use error::{Result, StreamingError};
