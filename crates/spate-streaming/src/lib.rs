@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod rate;
 pub mod wal;
 
 pub use error::{Result, StreamingError};
