@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod rate;
+pub mod receiver;
 pub mod wal;
 
 pub use error::{Result, StreamingError};
