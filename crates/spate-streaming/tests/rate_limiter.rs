@@ -20,7 +20,7 @@ fn thousand_per_second_passes_about_a_thousand_in_a_second() {
         "too fast: {elapsed:?}"
     );
     assert!(
-        elapsed <= Duration::from_millis(1600),
+        elapsed <= Duration::from_millis(3000),
         "too slow: {elapsed:?}"
     );
 }
@@ -49,7 +49,7 @@ fn shared_by_threads_the_total_rate_holds() {
         "too fast: {elapsed:?}"
     );
     assert!(
-        elapsed <= Duration::from_millis(1100),
+        elapsed <= Duration::from_millis(2500),
         "too slow: {elapsed:?}"
     );
 }
@@ -82,7 +82,7 @@ fn update_rate_takes_effect_and_respects_max() {
         "too fast: {elapsed:?}"
     );
     assert!(
-        elapsed <= Duration::from_millis(600),
+        elapsed <= Duration::from_millis(1500),
         "too slow: {elapsed:?}"
     );
 
@@ -131,7 +131,7 @@ fn chunk_acquire_costs_n_permits() {
     limiter.acquire(1); // waits for the debt
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(280), "{elapsed:?}");
-    assert!(elapsed <= Duration::from_millis(800), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(2000), "{elapsed:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,17 +131,23 @@ fn committed_offsets_never_outrun_durable_blocks_under_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.trim().parse::<u64>().ok())
-                .max()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(n) = line.trim().parse::<u64>() {
+                    let _ = tx.send(n);
+                }
+            }
         });
-        std::thread::sleep(Duration::from_millis(rng.random_range(60..200)));
+        // Kill at a random moment once the child has committed at least once.
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child made no progress");
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..100)));
         child.kill().unwrap();
         child.wait().unwrap();
-        if let Some(c) = reader.join().unwrap() {
+        reader.join().unwrap();
+        if let Some(c) = rx.try_iter().max().max(Some(first)) {
             assert!(c >= committed, "round {round}: commits went backwards");
             committed = c;
         }

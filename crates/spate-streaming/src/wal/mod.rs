@@ -195,7 +195,7 @@ impl WriteAheadLog {
             // Only the newest segment can have been cut short by a crash: every older one was
             // fsynced when it was rolled. So only it is fully verified here.
             let is_last = Some(seq) == last;
-            let scan = segment::scan_segment(&path, is_last)?;
+            let scan = segment::scan_segment(&path, is_last, None)?;
             if let Some(torn) = &scan.torn {
                 if scan.valid_end < SEGMENT_HEADER_LEN {
                     tracing::warn!(path = %path.display(), reason = %torn.reason,
@@ -398,11 +398,19 @@ impl WriteAheadLog {
     /// verifying CRCs. A torn tail ends its segment's records with a warning; damage anywhere else
     /// is [`StreamingError::WalCorrupt`] naming the segment and byte offset.
     pub fn read_all(&self) -> Result<Vec<WalRecord>> {
-        let seqs: Vec<u64> = self.inner.lock().segments.keys().copied().collect();
+        let seqs: Vec<(u64, Option<u64>)> = {
+            let inner = self.inner.lock();
+            let active = inner.active.as_ref().map(|a| (a.seq, a.len));
+            inner
+                .segments
+                .keys()
+                .map(|seq| (*seq, active.filter(|(s, _)| s == seq).map(|(_, len)| len)))
+                .collect()
+        };
         let mut out = Vec::new();
-        for seq in seqs {
+        for (seq, limit) in seqs {
             let path = self.segment_path(seq);
-            let scan = match segment::scan_segment(&path, true) {
+            let scan = match segment::scan_segment(&path, true, limit) {
                 Ok(scan) => scan,
                 // Cleaned concurrently: its records were older than someone's threshold.
                 Err(StreamingError::WalIo { source, .. })

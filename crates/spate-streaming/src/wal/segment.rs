@@ -145,9 +145,13 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StreamingErro
 /// last thing in the file or everything after it is zero bytes (unwritten pages after a crash).
 /// A bad CRC with data after it is corruption, an error: silently dropping acknowledged records
 /// that follow would be data loss.
-pub(crate) fn scan_segment(path: &Path, verify: bool) -> Result<SegmentScan> {
+///
+/// `limit` caps how much of the file is considered: the active segment is scanned only up to the
+/// last completely appended record, so a concurrent append in progress is not mistaken for a tear.
+pub(crate) fn scan_segment(path: &Path, verify: bool, limit: Option<u64>) -> Result<SegmentScan> {
     let file = File::open(path).map_err(io_err(path))?;
-    let file_len = file.metadata().map_err(io_err(path))?.len();
+    let actual_len = file.metadata().map_err(io_err(path))?.len();
+    let file_len = limit.map_or(actual_len, |l| l.min(actual_len));
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let torn = |offset: u64, reason: String| Some(TornTail { offset, reason });
 
@@ -214,7 +218,7 @@ pub(crate) fn scan_segment(path: &Path, verify: bool) -> Result<SegmentScan> {
             payload = vec![0u8; rh.len as usize];
             reader.read_exact(&mut payload).map_err(io_err(path))?;
             if !crc_matches(&rh, &payload) {
-                if end == file_len || rest_is_zero(&mut reader, path)? {
+                if end == file_len || rest_is_zero(&mut reader, path, file_len - end)? {
                     torn_tail = torn(pos, "CRC-32C mismatch in the last record".into());
                     break;
                 }
@@ -246,17 +250,20 @@ pub(crate) fn scan_segment(path: &Path, verify: bool) -> Result<SegmentScan> {
     })
 }
 
-fn rest_is_zero(reader: &mut BufReader<File>, path: &Path) -> Result<bool> {
+fn rest_is_zero(reader: &mut BufReader<File>, path: &Path, mut remaining: u64) -> Result<bool> {
     let mut buf = [0u8; 8192];
-    loop {
-        let n = reader.read(&mut buf).map_err(io_err(path))?;
+    while remaining > 0 {
+        let want = remaining.min(buf.len() as u64) as usize;
+        let n = reader.read(&mut buf[..want]).map_err(io_err(path))?;
         if n == 0 {
             return Ok(true);
         }
+        remaining -= n as u64;
         if buf[..n].iter().any(|b| *b != 0) {
             return Ok(false);
         }
     }
+    Ok(true)
 }
 
 /// Reads and verifies the single record at `offset` in `path`, which must have `len` payload
