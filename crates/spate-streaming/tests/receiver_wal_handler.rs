@@ -199,3 +199,75 @@ fn receiver_pipeline_recovers_every_acknowledged_block_after_restart() {
     assert!(!tracker.get_blocks_of_batch_and_stream(1_000, 0).is_empty());
     assert_eq!(values, (0..committed).collect::<Vec<_>>());
 }
+
+/// A receiver that "polls" batches of records and stores each synchronously, committing only
+/// after `store_block` returned (the simplest reliable receiver).
+struct BatchPoller {
+    next: u64,
+    limit: u64,
+    commits: Arc<Mutex<Vec<(u64, ReceivedBlockInfo)>>>,
+}
+
+impl Receiver<Record> for BatchPoller {
+    fn run(&mut self, ctx: &ReceiverContext<Record>) -> Result<(), ReceiverError> {
+        while !ctx.is_stopped() && self.next < self.limit {
+            let polled: Vec<Record> = (self.next..(self.next + 37).min(self.limit))
+                .map(record)
+                .collect();
+            let n = polled.len() as u64;
+            let info = ctx.store_block(polled)?;
+            self.next += n;
+            self.commits.lock().push((self.next, info));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn synchronous_store_block_is_durable_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BlockStore::new());
+    let handler = Arc::new(
+        WalBlockHandler::open(dir.path(), 9, Arc::clone(&store), WalConfig::default()).unwrap(),
+    );
+    let tracker =
+        Arc::new(ReceivedBlockTracker::open([9], dir.path(), WalConfig::default()).unwrap());
+    let reporter = Arc::clone(&tracker);
+    let commits = Arc::new(Mutex::new(Vec::new()));
+    let supervisor = ReceiverSupervisor::builder(9, handler)
+        .reporter(Box::new(move |info| reporter.add_block(info.clone())))
+        .start(BatchPoller {
+            next: 0,
+            limit: 1000,
+            commits: Arc::clone(&commits),
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !supervisor.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "receiver did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    supervisor.stop();
+    let stats = supervisor.stats();
+    assert_eq!(stats.records_added, 1000);
+    assert_eq!(stats.records_pushed, 1000);
+    assert_eq!(stats.blocks_pushed, 28); // ceil(1000 / 37)
+    assert_eq!(stats.push_failures, 0);
+
+    let commits = commits.lock().clone();
+    assert_eq!(commits.last().map(|(c, _)| *c), Some(1000));
+    let mut expected = 0;
+    let mut last_id = None;
+    for (committed, info) in &commits {
+        let block: Block<Record> = read_block_from_wal(dir.path(), info).unwrap();
+        assert_eq!(block.items.first().map(|r| r.value), Some(expected));
+        expected = *committed;
+        assert_eq!(block.items.last().map(|r| r.value + 1), Some(expected));
+        assert!(Some(info.block_id) > last_id, "block ids must increase");
+        last_id = Some(info.block_id);
+    }
+    assert_eq!(tracker.unallocated_blocks(9).len(), 28);
+}

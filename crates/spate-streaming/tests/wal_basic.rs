@@ -301,3 +301,33 @@ fn read_all_during_concurrent_appends_sees_a_clean_prefix() {
     writer.join().unwrap();
     assert_eq!(wal.read_all().unwrap().len(), 3000);
 }
+
+#[test]
+fn a_bogus_handle_is_a_clear_error_not_a_huge_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = WriteAheadLog::open(dir.path(), WalConfig::default()).unwrap();
+    let h = wal.append(1, b"payload").unwrap();
+    for bad in [
+        spate_streaming::wal::WalRecordHandle {
+            length: u32::MAX,
+            ..h
+        },
+        spate_streaming::wal::WalRecordHandle {
+            offset: 1 << 40,
+            ..h
+        },
+        spate_streaming::wal::WalRecordHandle { offset: 0, ..h },
+        spate_streaming::wal::WalRecordHandle { length: 3, ..h },
+    ] {
+        let err = wal.read(&bad).unwrap_err();
+        assert!(matches!(err, StreamingError::WalCorrupt { .. }), "{err}");
+    }
+    let missing = spate_streaming::wal::WalRecordHandle {
+        segment: h.segment + 5,
+        ..h
+    };
+    assert!(matches!(
+        wal.read(&missing).unwrap_err(),
+        StreamingError::WalIo { .. }
+    ));
+}

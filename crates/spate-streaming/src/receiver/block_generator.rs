@@ -21,6 +21,7 @@
 //! [`BlockGenerator::stop`] refuses new data, cuts a last block from what is buffered, waits
 //! until the queue is drained, and only then returns — nothing accepted is dropped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -101,6 +102,27 @@ pub enum GeneratorState {
     StoppedAll,
 }
 
+/// Counters of a [`BlockGenerator`], for monitoring (Spark's receiver info in the UI).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GeneratorStats {
+    /// Records accepted by `add_data` and friends.
+    pub records_added: u64,
+    /// Blocks stored and reported successfully.
+    pub blocks_pushed: u64,
+    /// Records in those blocks.
+    pub records_pushed: u64,
+    /// Blocks whose storing or reporting failed.
+    pub push_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    records_added: AtomicU64,
+    blocks_pushed: AtomicU64,
+    records_pushed: AtomicU64,
+    push_failures: AtomicU64,
+}
+
 struct Buffer<T> {
     state: GeneratorState,
     items: Vec<T>,
@@ -120,6 +142,7 @@ struct Shared<T, M> {
     rate_limiter: Arc<RateLimiter>,
     queue_tx: Sender<Arc<Block<T>>>,
     queue_rx: ChannelReceiver<Arc<Block<T>>>,
+    counters: Counters,
 }
 
 /// Cuts records into blocks and pushes them. See the module docs.
@@ -199,6 +222,7 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGeneratorBuilder<T, M> {
                 rate_limiter: self.rate_limiter,
                 queue_tx,
                 queue_rx,
+                counters: Counters::default(),
             }),
             threads: Mutex::new(Vec::new()),
         }
@@ -309,6 +333,10 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
         }
         self.shared.listener.on_add_data(&item, metadata.as_ref());
         buf.items.push(item);
+        self.shared
+            .counters
+            .records_added
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -326,8 +354,50 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
         for item in &items {
             self.shared.listener.on_add_data(item, None);
         }
+        self.shared
+            .counters
+            .records_added
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
         buf.items.extend(items);
         Ok(())
+    }
+
+    /// Stores `items` as one block right now, on the caller's thread, bypassing the buffer and
+    /// the queue (Spark's `store(ArrayBuffer)` / `pushArrayBuffer`): returns once the handler
+    /// stored it (durably, for a WAL handler) and the reporter recorded it. The listener is not
+    /// called — the caller knows exactly what it stored. The simplest reliable receiver is
+    /// "poll a batch, `push_items`, commit its offsets". Empty `items` still make an (empty) block,
+    /// so skip empty polls.
+    pub fn push_items(&self, items: Vec<T>) -> Result<ReceivedBlockInfo> {
+        self.wait_for_rate(items.len() as u64)?;
+        let id = {
+            let mut buf = self.shared.buffer.lock();
+            if buf.state != GeneratorState::Active {
+                return Err(self.not_accepting(buf.state));
+            }
+            let unique_id = now_ms().max(buf.last_unique_id.saturating_add(1));
+            buf.last_unique_id = unique_id;
+            StreamBlockId {
+                stream_id: self.shared.stream_id,
+                unique_id,
+            }
+        };
+        let counters = &self.shared.counters;
+        counters
+            .records_added
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        store_and_report(&self.shared, Arc::new(Block { id, items })).map(|(_, info)| info)
+    }
+
+    /// Monitoring counters.
+    pub fn stats(&self) -> GeneratorStats {
+        let c = &self.shared.counters;
+        GeneratorStats {
+            records_added: c.records_added.load(Ordering::Relaxed),
+            blocks_pushed: c.blocks_pushed.load(Ordering::Relaxed),
+            records_pushed: c.records_pushed.load(Ordering::Relaxed),
+            push_failures: c.push_failures.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops: refuses new data, cuts the last block, pushes every queued block, joins the
@@ -441,8 +511,11 @@ fn run_pusher<T, M>(shared: &Shared<T, M>) {
     }
 }
 
-fn push_block<T, M>(shared: &Shared<T, M>, block: Arc<Block<T>>) {
-    let id = block.id;
+/// Stores a block with the handler and reports it, updating the counters.
+fn store_and_report<T, M>(
+    shared: &Shared<T, M>,
+    block: Arc<Block<T>>,
+) -> Result<(Arc<Block<T>>, ReceivedBlockInfo)> {
     let stored = shared
         .handler
         .store_block(Arc::clone(&block))
@@ -452,8 +525,26 @@ fn push_block<T, M>(shared: &Shared<T, M>, block: Arc<Block<T>>) {
             }
             Ok(info)
         });
+    let counters = &shared.counters;
     match stored {
         Ok(info) => {
+            counters.blocks_pushed.fetch_add(1, Ordering::Relaxed);
+            counters
+                .records_pushed
+                .fetch_add(info.num_records, Ordering::Relaxed);
+            Ok((block, info))
+        }
+        Err(e) => {
+            counters.push_failures.fetch_add(1, Ordering::Relaxed);
+            Err(e)
+        }
+    }
+}
+
+fn push_block<T, M>(shared: &Shared<T, M>, block: Arc<Block<T>>) {
+    let id = block.id;
+    match store_and_report(shared, block) {
+        Ok((block, info)) => {
             tracing::trace!(block = %id, records = info.num_records, "pushed block");
             shared.listener.on_push_block(&block, &info);
         }

@@ -27,7 +27,8 @@ pub mod tracker;
 pub use block::{Block, ReceivedBlockInfo, StreamBlockId};
 pub use block_generator::{
     BlockGenerator, BlockGeneratorBuilder, BlockGeneratorConfig, BlockGeneratorListener,
-    BlockReporter, GeneratorState, NoopListener, DEFAULT_BLOCK_INTERVAL, DEFAULT_BLOCK_QUEUE_SIZE,
+    BlockReporter, GeneratorState, GeneratorStats, NoopListener, DEFAULT_BLOCK_INTERVAL,
+    DEFAULT_BLOCK_QUEUE_SIZE,
 };
 pub use handler::{
     read_block_from_wal, received_data_dir, BlockHandler, BlockStore, InMemoryBlockHandler,

@@ -106,6 +106,12 @@ impl<T: Send + Sync + 'static, M: 'static> ReceiverContext<T, M> {
         self.generator.add_multiple_data(items)
     }
 
+    /// Stores `items` as one block now and returns once it is stored (durably, with a WAL
+    /// handler) and reported — commit source offsets for exactly these items afterwards.
+    pub fn store_block(&self, items: Vec<T>) -> Result<ReceivedBlockInfo> {
+        self.generator.push_items(items)
+    }
+
     /// Reports a non-fatal error (kept by the supervisor, logged).
     pub fn report_error(&self, message: impl Into<String>) {
         let message = message.into();
@@ -346,6 +352,11 @@ impl<T: Send + Sync + 'static, M: 'static> ReceiverSupervisor<T, M> {
     /// The receiver's rate limiter: feed backpressure into it with `update_rate`.
     pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
         self.generator.rate_limiter()
+    }
+
+    /// The block generator's counters (records added, blocks pushed, failures).
+    pub fn stats(&self) -> super::block_generator::GeneratorStats {
+        self.generator.stats()
     }
 
     /// Errors reported so far (by the receiver, by failed runs and by failed block stores).

@@ -270,6 +270,18 @@ fn rest_is_zero(reader: &mut BufReader<File>, path: &Path, mut remaining: u64) -
 /// bytes. Returns (time, payload).
 pub(crate) fn read_record(path: &PathBuf, offset: u64, len: u32) -> Result<(i64, Vec<u8>)> {
     let mut file = File::open(path).map_err(io_err(path))?;
+    let file_len = file.metadata().map_err(io_err(path))?.len();
+    // Check against the file size before allocating: a damaged handle must not make us allocate
+    // gigabytes.
+    if offset < SEGMENT_HEADER_LEN || offset + RECORD_HEADER_LEN + u64::from(len) > file_len {
+        return Err(corrupt(
+            path,
+            offset,
+            format!(
+                "a {len}-byte record at this offset does not fit in the {file_len}-byte segment"
+            ),
+        ));
+    }
     file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     let mut h = [0u8; RECORD_HEADER_LEN as usize];
     file.read_exact(&mut h)
