@@ -144,3 +144,78 @@ fn garbage_in_the_tracker_log_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn log_cleaning_never_resurrects_or_loses_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        rolling_interval_ms: 1000, // many small segments, so cleaning really deletes some
+        ..WalConfig::default()
+    };
+    let mut expected_batches = Vec::new();
+    {
+        let tracker = ReceivedBlockTracker::open([0], dir.path(), config.clone()).unwrap();
+        for i in 1..=30i64 {
+            let t = i * 1000;
+            tracker.add_block(block(0, t - 700, 1)).unwrap();
+            tracker.add_block(block(0, t - 300, 2)).unwrap();
+            tracker.allocate_blocks_to_batch(t).unwrap();
+            if i % 3 == 0 {
+                tracker.cleanup_old_batches(t - 4000).unwrap();
+            }
+        }
+        // A late report of an old block, then a cleanup far ahead: the block is unallocated, so
+        // its addition must survive log cleaning.
+        tracker.add_block(block(0, 50, 9)).unwrap();
+        tracker.cleanup_old_batches(28_000).unwrap();
+        expected_batches.extend(tracker.allocated_batch_times());
+    }
+    assert_eq!(expected_batches, vec![28_000, 29_000, 30_000]);
+    let segments = fs::read_dir(dir.path().join("receivedBlockMetadata"))
+        .unwrap()
+        .count();
+    assert!(segments < 20, "cleaning deleted nothing: {segments} segments");
+
+    for _ in 0..2 {
+        let tracker = ReceivedBlockTracker::open([0], dir.path(), config.clone()).unwrap();
+        assert_eq!(tracker.allocated_batch_times(), expected_batches);
+        assert_eq!(
+            tracker.get_blocks_of_batch_and_stream(29_000, 0),
+            vec![block(0, 28_300, 1), block(0, 28_700, 2)]
+        );
+        assert_eq!(tracker.unallocated_blocks(0), vec![block(0, 50, 9)]);
+        tracker.cleanup_old_batches(28_000).unwrap();
+    }
+}
+
+#[test]
+fn a_cleaned_batch_stays_cleaned_across_restarts_and_log_cleaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || ReceivedBlockTracker::open([0], dir.path(), WalConfig::default()).unwrap();
+    {
+        let t = open();
+        t.add_block(block(0, 900, 1)).unwrap();
+        t.allocate_blocks_to_batch(1000).unwrap();
+        t.add_block(block(0, 2900, 1)).unwrap();
+        t.allocate_blocks_to_batch(3000).unwrap();
+    }
+    // Each open starts a new log segment: the cleanup event lands in a segment of its own.
+    open().cleanup_old_batches(2000).unwrap();
+    // Cleaning the log at 2500 must not delete that cleanup event while the older segment (which
+    // also holds batch 3000, so it is kept) still holds batch 1000's allocation.
+    open().cleanup_old_batches(2500).unwrap();
+    assert_eq!(open().allocated_batch_times(), vec![3000]);
+}
+
+#[test]
+fn log_cleaning_keeps_additions_of_unallocated_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || ReceivedBlockTracker::open([0], dir.path(), WalConfig::default()).unwrap();
+    {
+        let t = open();
+        t.add_block(block(0, 100, 4)).unwrap();
+        // Nothing allocated yet, but the scheduler cleans far ahead.
+        t.cleanup_old_batches(5000).unwrap();
+    }
+    assert_eq!(open().unallocated_blocks(0), vec![block(0, 100, 4)]);
+}

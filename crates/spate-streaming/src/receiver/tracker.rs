@@ -55,21 +55,32 @@ struct EventRecord {
     event: TrackerEvent,
 }
 
+/// A block waiting for a batch, with the time its addition was logged under (which bounds how
+/// far the log may be cleaned while the block is still unallocated).
+#[derive(Debug, Clone)]
+struct Unallocated {
+    log_time_ms: i64,
+    block: ReceivedBlockInfo,
+}
+
 #[derive(Debug, Default)]
 struct TrackerState {
-    unallocated: BTreeMap<u32, VecDeque<ReceivedBlockInfo>>,
+    unallocated: BTreeMap<u32, VecDeque<Unallocated>>,
     allocated: BTreeMap<i64, AllocatedBlocks>,
     last_allocated_batch: Option<i64>,
+    /// Highest record time logged so far; see [`ReceivedBlockTracker::log`].
+    max_logged_time_ms: i64,
 }
 
 impl TrackerState {
-    fn apply(&mut self, event: TrackerEvent) {
+    fn apply(&mut self, event: TrackerEvent, log_time_ms: i64) {
+        self.max_logged_time_ms = self.max_logged_time_ms.max(log_time_ms);
         match event {
             TrackerEvent::BlockAddition { block } => {
                 self.unallocated
                     .entry(block.stream_id())
                     .or_default()
-                    .push_back(block);
+                    .push_back(Unallocated { log_time_ms, block });
             }
             TrackerEvent::BatchAllocation {
                 batch_time_ms,
@@ -80,7 +91,7 @@ impl TrackerState {
                 // is right regardless of order.
                 for (stream, infos) in &blocks {
                     if let Some(queue) = self.unallocated.get_mut(stream) {
-                        queue.retain(|b| !infos.iter().any(|a| a.block_id == b.block_id));
+                        queue.retain(|u| !infos.iter().any(|a| a.block_id == u.block.block_id));
                     }
                 }
                 self.allocated.insert(batch_time_ms, blocks);
@@ -147,7 +158,7 @@ impl ReceivedBlockTracker {
                     )],
                 });
             }
-            state.apply(parsed.event);
+            state.apply(parsed.event, record.time_ms);
         }
         tracing::info!(
             events = count,
@@ -167,11 +178,16 @@ impl ReceivedBlockTracker {
         &self.stream_ids
     }
 
-    /// Logs `event` (if there is a log). Called with the state lock held so that the log order is
-    /// the order in which events are applied.
-    fn log(&self, time_ms: i64, event: &TrackerEvent) -> Result<()> {
+    /// Logs `event` (if there is a log) and returns the time it was logged under. Called with the
+    /// state lock held so that the log order is the order in which events are applied.
+    ///
+    /// Record times are made non-decreasing (`max(natural time, latest logged time)`): then
+    /// cleaning the log by time always deletes a prefix of it, so a cleanup event can never be
+    /// deleted while an allocation it cancelled survives in an older segment.
+    fn log(&self, state: &TrackerState, natural_time_ms: i64, event: &TrackerEvent) -> Result<i64> {
+        let time_ms = natural_time_ms.max(state.max_logged_time_ms);
         let Some(wal) = &self.wal else {
-            return Ok(());
+            return Ok(time_ms);
         };
         let bytes = serde_json::to_vec(&EventRecord {
             version: TRACKER_EVENT_VERSION,
@@ -182,15 +198,16 @@ impl ReceivedBlockTracker {
             reason: e.to_string(),
         })?;
         wal.append(time_ms, &bytes)?;
-        Ok(())
+        Ok(time_ms)
     }
 
     /// Records a stored block. It is only tracked if logging it succeeded.
     pub fn add_block(&self, block: ReceivedBlockInfo) -> Result<()> {
         let mut state = self.state.lock();
+        let natural = block.block_id.unique_id;
         let event = TrackerEvent::BlockAddition { block };
-        self.log(block_time(&event), &event)?;
-        state.apply(event);
+        let t = self.log(&state, natural, &event)?;
+        state.apply(event, t);
         Ok(())
     }
 
@@ -215,7 +232,7 @@ impl ReceivedBlockTracker {
             let queued: Vec<ReceivedBlockInfo> = state
                 .unallocated
                 .get(stream)
-                .map(|q| q.iter().cloned().collect())
+                .map(|q| q.iter().map(|u| u.block.clone()).collect())
                 .unwrap_or_default();
             blocks.insert(*stream, queued);
         }
@@ -223,8 +240,8 @@ impl ReceivedBlockTracker {
             batch_time_ms,
             blocks,
         };
-        self.log(batch_time_ms, &event)?;
-        state.apply(event);
+        let t = self.log(&state, batch_time_ms, &event)?;
+        state.apply(event, t);
         Ok(())
     }
 
@@ -267,7 +284,7 @@ impl ReceivedBlockTracker {
             .lock()
             .unallocated
             .get(&stream_id)
-            .map(|q| q.iter().cloned().collect())
+            .map(|q| q.iter().map(|u| u.block.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -294,23 +311,21 @@ impl ReceivedBlockTracker {
         if !batch_times_ms.is_empty() {
             tracing::debug!(?batch_times_ms, "cleaning up old batch allocations");
             let event = TrackerEvent::BatchCleanup { batch_times_ms };
-            self.log(before_ms, &event)?;
-            state.apply(event);
+            let t = self.log(&state, before_ms, &event)?;
+            state.apply(event, t);
         }
         if let Some(wal) = &self.wal {
-            // Block additions are timed by block time and allocations by batch time, so a segment
-            // entirely older than the threshold only describes batches cleaned above (or blocks
-            // allocated to them).
-            wal.clean(before_ms)?;
+            // A segment entirely older than `before_ms` describes only cleaned batches — except
+            // for additions of blocks still waiting for a batch, so never clean past the oldest
+            // of those. (Retained batches are rebuilt from their allocation events, which carry
+            // the full block infos.)
+            let oldest_waiting = state
+                .unallocated
+                .values()
+                .filter_map(|q| q.front().map(|u| u.log_time_ms))
+                .min();
+            wal.clean(oldest_waiting.map_or(before_ms, |t| t.min(before_ms)))?;
         }
         Ok(())
-    }
-}
-
-fn block_time(event: &TrackerEvent) -> i64 {
-    match event {
-        TrackerEvent::BlockAddition { block } => block.block_id.unique_id,
-        TrackerEvent::BatchAllocation { batch_time_ms, .. } => *batch_time_ms,
-        TrackerEvent::BatchCleanup { .. } => 0,
     }
 }
