@@ -213,3 +213,41 @@ fn a_failed_block_store_restarts_the_receiver() {
     let errors = supervisor.errors();
     assert!(errors.iter().any(|e| e.contains("disk full")), "{errors:?}");
 }
+
+struct Greedy;
+
+impl Receiver<u32> for Greedy {
+    fn run(&mut self, ctx: &ReceiverContext<u32>) -> std::result::Result<(), ReceiverError> {
+        while !ctx.is_stopped() {
+            // At 1 record/s each chunk of 100 leaves 100 s of rate-limit debt.
+            if ctx.store_many((0..100).collect()).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn stop_is_prompt_even_when_blocked_on_a_low_rate() {
+    let store = Arc::new(BlockStore::new());
+    let supervisor =
+        ReceiverSupervisor::builder(5, Arc::new(InMemoryBlockHandler::new(Arc::clone(&store))))
+            .config(fast_config(None))
+            .rate_limiter(Arc::new(spate_streaming::rate::RateLimiter::new(
+                Some(1.0),
+                None,
+            )))
+            .start(Greedy)
+            .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    supervisor.stop();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        start.elapsed()
+    );
+    // The first chunk was accepted (no debt yet) and is stored; the second was refused.
+    assert_eq!(supervisor.stats().records_pushed, 100);
+}

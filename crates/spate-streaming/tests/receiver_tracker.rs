@@ -174,7 +174,10 @@ fn log_cleaning_never_resurrects_or_loses_anything() {
     let segments = fs::read_dir(dir.path().join("receivedBlockMetadata"))
         .unwrap()
         .count();
-    assert!(segments < 20, "cleaning deleted nothing: {segments} segments");
+    assert!(
+        segments < 20,
+        "cleaning deleted nothing: {segments} segments"
+    );
 
     for _ in 0..2 {
         let tracker = ReceivedBlockTracker::open([0], dir.path(), config.clone()).unwrap();

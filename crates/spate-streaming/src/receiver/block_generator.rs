@@ -21,7 +21,7 @@
 //! [`BlockGenerator::stop`] refuses new data, cuts a last block from what is buffered, waits
 //! until the queue is drained, and only then returns — nothing accepted is dropped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -143,6 +143,9 @@ struct Shared<T, M> {
     queue_tx: Sender<Arc<Block<T>>>,
     queue_rx: ChannelReceiver<Arc<Block<T>>>,
     counters: Counters,
+    /// Set when the owner is stopping: rate-limit waits give up instead of sleeping out their
+    /// debt (at a low rate that could be minutes).
+    waits_interrupted: AtomicBool,
 }
 
 /// Cuts records into blocks and pushes them. See the module docs.
@@ -223,6 +226,7 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGeneratorBuilder<T, M> {
                 queue_tx,
                 queue_rx,
                 counters: Counters::default(),
+                waits_interrupted: AtomicBool::new(false),
             }),
             threads: Mutex::new(Vec::new()),
         }
@@ -307,7 +311,10 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
 
     fn wait_for_rate(&self, n: u64) -> Result<()> {
         let shared = &self.shared;
-        let stopped = || shared.buffer.lock().state != GeneratorState::Active;
+        let stopped = || {
+            shared.waits_interrupted.load(Ordering::Acquire)
+                || shared.buffer.lock().state != GeneratorState::Active
+        };
         if shared.rate_limiter.acquire_unless(n, stopped) {
             Ok(())
         } else {
@@ -398,6 +405,13 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
             records_pushed: c.records_pushed.load(Ordering::Relaxed),
             push_failures: c.push_failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// Makes callers blocked on the rate limit give up (their `add_data` fails with
+    /// [`StreamingError::ReceiverStopped`]) — for a prompt stop at a low rate. Data already
+    /// accepted is unaffected.
+    pub fn interrupt_waits(&self) {
+        self.shared.waits_interrupted.store(true, Ordering::Release);
     }
 
     /// Stops: refuses new data, cuts the last block, pushes every queued block, joins the

@@ -381,6 +381,7 @@ impl<T: Send + Sync + 'static, M: 'static> ReceiverSupervisor<T, M> {
     /// every accepted record is stored and reported). Idempotent.
     pub fn stop(&self) {
         self.control.stopped.store(true, Ordering::Release);
+        self.generator.interrupt_waits();
         {
             let _g = self.control.wakeup_lock.lock();
             self.control.wakeup.notify_all();
