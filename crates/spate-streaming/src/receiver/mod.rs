@@ -17,6 +17,41 @@
 //! Modules: [`block`] (ids and infos), [`block_generator`], [`handler`] (in-memory and
 //! write-ahead-log block storage), [`supervisor`] (the `Receiver` trait and its runner),
 //! [`tracker`] (driver-side allocation with its own write-ahead log).
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use spate_streaming::receiver::*;
+//! use spate_streaming::wal::WalConfig;
+//!
+//! struct Numbers;
+//! impl Receiver<u64> for Numbers {
+//!     fn run(&mut self, ctx: &ReceiverContext<u64>) -> Result<(), ReceiverError> {
+//!         ctx.store_many((0..10).collect())?; // a source would loop until ctx.is_stopped()
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! let checkpoint = dir.path();
+//! let handler = WalBlockHandler::open(checkpoint, 0, Arc::new(BlockStore::new()), WalConfig::default())?;
+//! let tracker = Arc::new(ReceivedBlockTracker::open([0], checkpoint, WalConfig::default())?);
+//! let report_to = Arc::clone(&tracker);
+//! let supervisor = ReceiverSupervisor::builder(0, Arc::new(handler))
+//!     .reporter(Box::new(move |info| report_to.add_block(info.clone())))
+//!     .start(Numbers)?;
+//! # while !supervisor.is_finished() { std::thread::sleep(std::time::Duration::from_millis(5)); }
+//! supervisor.stop(); // drains: every stored record is in a block, logged and tracked
+//!
+//! tracker.allocate_blocks_to_batch(1_000)?;
+//! let mut records = Vec::new();
+//! for info in tracker.get_blocks_of_batch_and_stream(1_000, 0) {
+//!     records.extend(read_block_from_wal::<u64>(checkpoint, &info)?.items);
+//! }
+//! assert_eq!(records, (0..10).collect::<Vec<_>>());
+//! # Ok::<(), spate_streaming::StreamingError>(())
+//! ```
 
 pub mod block;
 pub mod block_generator;

@@ -21,6 +21,19 @@
 //! finds its bytes already covered by another thread's fsync returns at once, so N threads
 //! appending together cost far fewer than N fsyncs (group commit). `Interval` fsyncs at most once
 //! per interval (Spark's driver-side batching trades the same way); `Never` leaves it to the OS.
+//!
+//! # Example
+//!
+//! ```
+//! use spate_streaming::wal::{WalConfig, WriteAheadLog};
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! let wal = WriteAheadLog::open(dir.path(), WalConfig::default())?;
+//! let handle = wal.append(1_000, b"block bytes")?; // fsynced when this returns
+//! assert_eq!(wal.read(&handle)?, b"block bytes");
+//! assert_eq!(wal.read_all()?.len(), 1);
+//! wal.clean(2_000)?; // drop segments whose records are all older than 2 s
+//! # Ok::<(), spate_streaming::StreamingError>(())
+//! ```
 
 mod segment;
 
