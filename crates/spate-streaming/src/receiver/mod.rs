@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Modules: [`block`] (ids and infos), [`block_generator`], [`handler`] (in-memory and
-//! write-ahead-log block storage), [`supervisor`] (the `Receiver` trait and its runner),
+//! write-ahead-log block storage), [`plan`] (a batch's blocks in the checkpoint plan, and
+//! reading them back from memory or the log), [`supervisor`] (the `Receiver` trait and its runner),
 //! [`tracker`] (driver-side allocation with its own write-ahead log).
 //!
 //! # Example
@@ -56,6 +57,7 @@
 pub mod block;
 pub mod block_generator;
 pub mod handler;
+pub mod plan;
 pub mod supervisor;
 pub mod tracker;
 
@@ -69,6 +71,7 @@ pub use handler::{
     read_block_from_wal, received_data_dir, BlockHandler, BlockStore, InMemoryBlockHandler,
     WalBlockHandler,
 };
+pub use plan::{ReceiverPlan, RECEIVER_PLAN_VERSION};
 pub use supervisor::{
     Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverSupervisor,
     ReceiverSupervisorBuilder,
