@@ -318,7 +318,13 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
         if shared.rate_limiter.acquire_unless(n, stopped) {
             Ok(())
         } else {
-            Err(self.not_accepting(self.state()))
+            Err(StreamingError::ReceiverStopped {
+                stream_id: shared.stream_id,
+                reason: format!(
+                    "stopping ({:?}) while waiting for the rate limit",
+                    self.state()
+                ),
+            })
         }
     }
 
