@@ -242,10 +242,14 @@ impl<T: Data> Batch<T> {
     pub fn repartition(&self, n: usize) -> Result<Batch<T>> {
         let n = n.max(1);
         let parts = &self.parts;
-        let buckets = self.exec.run_tasks(self.time, parts.num_partitions(), |p| {
+        let m = parts.num_partitions().max(1);
+        let buckets = self.exec.run_tasks(self.time, m, |p| {
             let mut out: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+            // Source partitions start at spread-out targets so small partitions do not all
+            // land on the first few buckets.
+            let start = p * n / m;
             for (i, x) in parts.compute(p)?.enumerate() {
-                out[(p + i) % n].push(x);
+                out[(start + i) % n].push(x);
             }
             Ok(out)
         })?;
