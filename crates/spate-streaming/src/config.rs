@@ -149,10 +149,12 @@ impl Config {
     /// nested tables (`[spate.streaming]` then `"batch.interval.ms" = 500`); both flatten to the
     /// same key. Values already set by the builder are overwritten.
     pub fn with_toml_str(mut self, text: &str, origin: &Path) -> Result<Self> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| StreamingError::ConfigFile {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| StreamingError::ConfigFile {
+                    path: origin.to_path_buf(),
+                    message: e.to_string(),
+                })?;
         let mut flat = BTreeMap::new();
         flatten("", &toml::Value::Table(table), &mut flat);
         self.values.extend(flat);
@@ -186,33 +188,66 @@ impl Config {
                 values.insert(k.key.to_owned(), v.clone());
             }
         }
-        if let Some(unknown) = values.keys().find(|k| !KEYS.iter().any(|c| c.key == k.as_str())) {
-            return Err(StreamingError::config(unknown.clone(), values[unknown].clone(), "unknown configuration key"));
+        if let Some(unknown) = values
+            .keys()
+            .find(|k| !KEYS.iter().any(|c| c.key == k.as_str()))
+        {
+            return Err(StreamingError::config(
+                unknown.clone(),
+                values[unknown].clone(),
+                "unknown configuration key",
+            ));
         }
         let app_name = values
             .get(APP_NAME)
             .cloned()
             .unwrap_or_else(|| "spate".to_owned());
         if app_name.trim().is_empty() {
-            return Err(StreamingError::config(APP_NAME, app_name, "must not be empty"));
+            return Err(StreamingError::config(
+                APP_NAME,
+                app_name,
+                "must not be empty",
+            ));
         }
         let batch_ms = parse_u64(&values, BATCH_INTERVAL_MS, 1000)?;
         if batch_ms == 0 {
-            return Err(StreamingError::config(BATCH_INTERVAL_MS, "0", "must be at least 1 ms"));
+            return Err(StreamingError::config(
+                BATCH_INTERVAL_MS,
+                "0",
+                "must be at least 1 ms",
+            ));
         }
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let threads = parse_u64(&values, EXECUTOR_THREADS, cores as u64)? as usize;
         if threads == 0 {
-            return Err(StreamingError::config(EXECUTOR_THREADS, "0", "must be at least 1"));
+            return Err(StreamingError::config(
+                EXECUTOR_THREADS,
+                "0",
+                "must be at least 1",
+            ));
         }
         let parallelism = parse_u64(&values, DEFAULT_PARALLELISM, threads as u64)? as usize;
         if parallelism == 0 {
-            return Err(StreamingError::config(DEFAULT_PARALLELISM, "0", "must be at least 1"));
+            return Err(StreamingError::config(
+                DEFAULT_PARALLELISM,
+                "0",
+                "must be at least 1",
+            ));
         }
-        let stop_ms = parse_u64(&values, GRACEFUL_STOP_TIMEOUT_MS, batch_ms.saturating_mul(10))?;
+        let stop_ms = parse_u64(
+            &values,
+            GRACEFUL_STOP_TIMEOUT_MS,
+            batch_ms.saturating_mul(10),
+        )?;
         let ckpt = parse_u64(&values, CHECKPOINT_INTERVAL_BATCHES, 10)?;
         if ckpt == 0 {
-            return Err(StreamingError::config(CHECKPOINT_INTERVAL_BATCHES, "0", "must be at least 1"));
+            return Err(StreamingError::config(
+                CHECKPOINT_INTERVAL_BATCHES,
+                "0",
+                "must be at least 1",
+            ));
         }
         let retained = parse_u64(&values, UI_RETAINED_BATCHES, 1000)? as usize;
         Ok(StreamingConfig {
@@ -282,7 +317,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -16,8 +16,8 @@ use crate::dstream::DStream;
 use crate::error::{Result, StreamingError};
 use crate::exec::pool::Executor;
 use crate::exec::{Batch, Data};
-use crate::graph::{BatchContext, Forced, Graph, Node, OutputOp, StatefulOp};
 use crate::graph::InputEntry;
+use crate::graph::{BatchContext, Forced, Graph, Node, OutputOp, StatefulOp};
 use crate::input::{Erased, InputStream};
 use crate::listener::{ListenerBus, StreamingListener};
 use crate::metrics::StreamingMetrics;
@@ -304,15 +304,24 @@ impl StreamingContext {
     /// The union of several streams of the same type and slide.
     pub fn union<T: Data>(&self, streams: &[DStream<T>]) -> Result<DStream<T>> {
         let Some(first) = streams.first() else {
-            return Err(StreamingError::operator("union", "needs at least one stream"));
+            return Err(StreamingError::operator(
+                "union",
+                "needs at least one stream",
+            ));
         };
         let slide = first.node.slide;
         if streams.iter().any(|s| s.node.slide != slide) {
-            return Err(StreamingError::operator("union", "all streams must have the same slide duration"));
+            return Err(StreamingError::operator(
+                "union",
+                "all streams must have the same slide duration",
+            ));
         }
         let nodes: Vec<_> = streams.iter().map(|s| s.node.clone()).collect();
         Ok(self.add_node("union", false, slide, move |bc| {
-            let batches = nodes.iter().map(|n| n.get(bc)).collect::<Result<Vec<_>>>()?;
+            let batches = nodes
+                .iter()
+                .map(|n| n.get(bc))
+                .collect::<Result<Vec<_>>>()?;
             match batches.split_first() {
                 Some((head, rest)) => Ok(head.union_all(rest)),
                 None => Ok(bc.empty()),

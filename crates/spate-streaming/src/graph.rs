@@ -140,7 +140,8 @@ pub(crate) trait StatefulOp: Send + Sync {
 
 /// Encodes a value for a state snapshot (postcard: compact, documented, stable format).
 pub(crate) fn encode_state<S: serde::Serialize + ?Sized>(id: &str, s: &S) -> Result<Vec<u8>> {
-    postcard::to_stdvec(s).map_err(|e| StreamingError::serialization(format!("state of operator {id:?}"), e))
+    postcard::to_stdvec(s)
+        .map_err(|e| StreamingError::serialization(format!("state of operator {id:?}"), e))
 }
 
 /// Decodes a value written by [`encode_state`].

@@ -70,6 +70,13 @@ pub struct BatchInfo {
     pub output_operation_infos: BTreeMap<usize, OutputOperationInfo>,
     /// Why the batch failed (state update, output, commit), if it did.
     pub failure: Option<String>,
+    /// Microseconds spent planning the batch (inputs' plans + writing them to the checkpoint).
+    pub planning_micros: u64,
+    /// Microseconds from submission to start, measured precisely (the millisecond
+    /// `scheduling_delay` is Spark's).
+    pub scheduling_micros: Option<u64>,
+    /// Microseconds from start to end, including the checkpoint commit.
+    pub processing_micros: Option<u64>,
     /// True when the batch re-ran a plan recovered from the checkpoint.
     pub recovered: bool,
 }
@@ -77,12 +84,18 @@ pub struct BatchInfo {
 impl BatchInfo {
     /// Start − submission (ms).
     pub fn scheduling_delay(&self) -> Option<u64> {
-        Some(self.processing_start_time?.millis_since(self.submission_time))
+        Some(
+            self.processing_start_time?
+                .millis_since(self.submission_time),
+        )
     }
 
     /// End − start (ms).
     pub fn processing_delay(&self) -> Option<u64> {
-        Some(self.processing_end_time?.millis_since(self.processing_start_time?))
+        Some(
+            self.processing_end_time?
+                .millis_since(self.processing_start_time?),
+        )
     }
 
     /// End − submission (ms).
@@ -198,7 +211,9 @@ impl ListenerBus {
                     let ls = listeners.read().clone();
                     for l in &ls {
                         // A panicking listener must not take the bus down for the others.
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(l.as_ref(), &ev)));
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            dispatch(l.as_ref(), &ev)
+                        }));
                         if r.is_err() {
                             tracing::warn!("a streaming listener panicked; event dropped for it");
                         }
@@ -210,7 +225,9 @@ impl ListenerBus {
                 *sender = Some(tx);
                 *self.thread.lock() = Some(h);
             }
-            Err(e) => tracing::error!(error = %e, "cannot start the listener bus thread; events are dropped"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the listener bus thread; events are dropped")
+            }
         }
     }
 

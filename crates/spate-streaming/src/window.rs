@@ -102,7 +102,11 @@ impl<T: Data + Serialize + DeserializeOwned> WindowBuffer<T> {
             .filter(|(t, _)| t.0 > from && *t <= bc.time)
             .flat_map(|(_, p)| p.iter().cloned())
             .collect();
-        Batch::new(Arc::new(VecPartitions::from_shared(parts)), bc.exec.clone(), bc.time)
+        Batch::new(
+            Arc::new(VecPartitions::from_shared(parts)),
+            bc.exec.clone(),
+            bc.time,
+        )
     }
 }
 
@@ -148,7 +152,9 @@ pub(crate) struct ReducedWindow<K, V> {
     state: Vec<Mutex<FastMap<K, V>>>,
 }
 
-impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned> ReducedWindow<K, V> {
+impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned>
+    ReducedWindow<K, V>
+{
     pub(crate) fn new(id: String, spec: WindowSpec, n: usize) -> Self {
         let n = n.max(1);
         ReducedWindow {
@@ -193,7 +199,9 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
             let leave_to = t.saturating_sub(self.spec.len_ms);
             let leaving = h
                 .iter()
-                .filter(|(bt, _)| bt.0 > leave_to.saturating_sub(self.spec.slide_ms) && bt.0 <= leave_to)
+                .filter(|(bt, _)| {
+                    bt.0 > leave_to.saturating_sub(self.spec.slide_ms) && bt.0 <= leave_to
+                })
                 .map(|(_, m)| m.clone())
                 .collect();
             (entering, leaving)
@@ -226,12 +234,19 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
             if let Some(keep) = keep {
                 st.retain(|k, v| keep(&(k.clone(), v.clone())));
             }
-            Ok(st.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>())
+            Ok(st
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>())
         })?;
         // Batches that can never leave a future window are no longer needed.
         let min_keep = t.saturating_sub(self.spec.len_ms);
         self.history.lock().retain(|(bt, _)| bt.0 > min_keep);
-        Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+        Ok(Batch::new(
+            Arc::new(VecPartitions::new(parts)),
+            bc.exec.clone(),
+            bc.time,
+        ))
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use parking_lot::Mutex;
 use spate_streaming::{
-    BatchInfo, Config, ContextState, OutputOperationInfo, StreamingContext, StreamingError, StreamingListener, Time,
+    BatchInfo, Config, ContextState, OutputOperationInfo, StreamingContext, StreamingError,
+    StreamingListener, Time,
 };
 
 #[test]
@@ -39,15 +40,25 @@ fn graceful_stop_finishes_every_planned_batch() {
     ctx.stop(true).unwrap();
     let m = ctx.metrics();
     // More batches were planned than had run when stop was called; all of them completed.
-    assert!(m.total_completed_batches() >= 4, "{}", m.total_completed_batches());
-    assert!(m.total_completed_batches() >= 2, "{}", m.total_completed_batches());
+    assert!(
+        m.total_completed_batches() >= 4,
+        "{}",
+        m.total_completed_batches()
+    );
+    assert!(
+        m.total_completed_batches() >= 2,
+        "{}",
+        m.total_completed_batches()
+    );
     // Everything planned ran: nothing waiting, nothing running, and batches that queued up had
     // a scheduling delay.
     assert_eq!(m.waiting_batches(), 0);
     assert_eq!(m.running_batches(), 0);
     let retained = m.retained_batches();
     assert_eq!(retained.len() as u64, m.total_completed_batches());
-    assert!(retained.iter().any(|b| b.scheduling_delay().unwrap_or(0) > 0));
+    assert!(retained
+        .iter()
+        .any(|b| b.scheduling_delay().unwrap_or(0) > 0));
     let got = seen.lock().clone();
     assert_eq!(got, (0..got.len() as u32).collect::<Vec<_>>());
     assert_eq!(ctx.state(), ContextState::Stopped);
@@ -139,10 +150,19 @@ fn a_panic_in_user_code_fails_the_batch_and_stops_the_context() {
     assert_eq!(ctx.metrics().total_completed_batches(), 1);
     assert_eq!(ctx.metrics().total_failed_batches(), 1);
     let completed = rec.completed.lock().clone();
-    let failed = completed.iter().find(|b| b.failure_reason().is_some()).expect("failure reported");
-    assert!(failed.failure_reason().unwrap().contains("unlucky record 13"));
+    let failed = completed
+        .iter()
+        .find(|b| b.failure_reason().is_some())
+        .expect("failure reported");
+    assert!(failed
+        .failure_reason()
+        .unwrap()
+        .contains("unlucky record 13"));
     let outs = rec.outputs.lock().clone();
-    assert!(outs.iter().any(|o| o.failure_reason.as_deref().is_some_and(|f| f.contains("unlucky"))));
+    assert!(outs.iter().any(|o| o
+        .failure_reason
+        .as_deref()
+        .is_some_and(|f| f.contains("unlucky"))));
     // stop after a failure is harmless.
     ctx.stop(false).unwrap();
 }
@@ -165,10 +185,19 @@ fn an_output_error_stops_the_context_with_it() {
 
 #[test]
 fn bad_configuration_names_the_key() {
-    let err = StreamingContext::new(Config::new("t").set("spate.streaming.executor.threads", "many")).unwrap_err();
-    assert!(err.to_string().contains("spate.streaming.executor.threads"), "{err}");
+    let err =
+        StreamingContext::new(Config::new("t").set("spate.streaming.executor.threads", "many"))
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("spate.streaming.executor.threads"),
+        "{err}"
+    );
     let err = StreamingContext::new(Config::new("t").batch_interval(Duration::ZERO)).unwrap_err();
-    assert!(err.to_string().contains("spate.streaming.batch.interval.ms"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("spate.streaming.batch.interval.ms"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -201,7 +230,9 @@ fn listener_events_batch_info_and_metrics() {
     assert_eq!(ev.first().map(String::as_str), Some("started"));
     assert_eq!(ev.last().map(String::as_str), Some("stopped"));
     let pos = |name: &str| ev.iter().position(|e| e == name).unwrap();
-    assert!(pos("submitted") < pos("batch_started") && pos("batch_started") < pos("batch_completed"));
+    assert!(
+        pos("submitted") < pos("batch_started") && pos("batch_started") < pos("batch_completed")
+    );
     let completed = rec.completed.lock().clone();
     let first = &completed[0];
     assert_eq!(first.num_records(), 3);
@@ -239,17 +270,26 @@ fn save_as_text_files_writes_one_file_per_batch_atomically() {
     let (q, s) = ctx.queue_stream::<u32>(true);
     q.push(vec![1, 2, 3]);
     let clock = collect(&s);
-    s.map(|x| x * 2).save_as_text_files(dir.path().join("out").to_string_lossy(), "txt");
+    s.map(|x| x * 2)
+        .save_as_text_files(dir.path().join("out").to_string_lossy(), "txt");
     ctx.start().unwrap();
     wait_for(&clock, 2);
     ctx.stop(true).unwrap();
     let t = clock.lock()[0].0;
     let first = dir.path().join(format!("out-{}.txt", t.as_millis()));
-    let mut lines: Vec<String> = std::fs::read_to_string(&first).unwrap().lines().map(String::from).collect();
+    let mut lines: Vec<String> = std::fs::read_to_string(&first)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     lines.sort();
     assert_eq!(lines, vec!["2", "4", "6"]);
     // No temp files left behind.
-    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')));
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
 }
 
 #[test]
@@ -281,7 +321,10 @@ fn socket_text_stream_reads_lines() {
     server.join().unwrap();
     let mut got = total.lock().clone();
     got.sort_by_key(|l| l[5..].parse::<u32>().unwrap());
-    assert_eq!(got, (0..20).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (0..20).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -50,8 +50,9 @@ impl<T: Data> DStream<T> {
         f: impl Fn(Batch<T>, &BatchContext) -> Result<Batch<U>> + Send + Sync + 'static,
     ) -> DStream<U> {
         let parent = self.node.clone();
-        self.ctx
-            .add_node(kind, false, self.node.slide, move |bc| f(parent.get(bc)?, bc))
+        self.ctx.add_node(kind, false, self.node.slide, move |bc| {
+            f(parent.get(bc)?, bc)
+        })
     }
 
     /// The context this stream belongs to.
@@ -138,7 +139,9 @@ impl<T: Data> DStream<T> {
         }
         let (a, b) = (self.node.clone(), other.node.clone());
         self.ctx
-            .add_node("union", false, self.node.slide, move |bc| Ok(a.get(bc)?.union(&b.get(bc)?)))
+            .add_node("union", false, self.node.slide, move |bc| {
+                Ok(a.get(bc)?.union(&b.get(bc)?))
+            })
     }
 
     /// One element per batch: the number of elements (0 for an empty batch, as Spark).
@@ -164,7 +167,9 @@ impl<T: Data> DStream<T> {
     {
         let n = self.ctx.inner.conf.default_parallelism;
         self.map(|x| (x, 1u64))
-            .derive("count_by_value", move |b, _| b.reduce_by_key(|a, b| a + b, n))
+            .derive("count_by_value", move |b, _| {
+                b.reduce_by_key(|a, b| a + b, n)
+            })
     }
 
     /// Any batch-to-batch function (Spark's `transform`): `f` gets the batch and its time.

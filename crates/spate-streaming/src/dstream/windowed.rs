@@ -30,7 +30,13 @@ impl<T: Data> DStream<T> {
     where
         T: Serialize + DeserializeOwned,
     {
-        let spec = window_spec("window", self.ctx.batch_interval(), self.node.slide, length, slide)?;
+        let spec = window_spec(
+            "window",
+            self.ctx.batch_interval(),
+            self.node.slide,
+            length,
+            slide,
+        )?;
         let id = self.ctx.unique_name("window");
         let buf = Arc::new(WindowBuffer::<T>::new(id.clone(), spec.len_ms));
         self.ctx.register_stateful(buf.clone());
@@ -67,17 +73,22 @@ impl<T: Data> DStream<T> {
 
     /// Every `slide`, each distinct element's count over the last `length`; computed
     /// incrementally, keys whose count drops to zero are removed.
-    pub fn count_by_value_and_window(&self, length: Duration, slide: Duration) -> Result<DStream<(T, u64)>>
+    pub fn count_by_value_and_window(
+        &self,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(T, u64)>>
     where
         T: Key + Serialize + DeserializeOwned,
     {
-        self.map(|x| (x, 1u64)).reduce_by_key_and_window_inv_filtered(
-            |a, b| a + b,
-            |a, b| a - b,
-            length,
-            slide,
-            |(_, c): &(T, u64)| *c != 0,
-        )
+        self.map(|x| (x, 1u64))
+            .reduce_by_key_and_window_inv_filtered(
+                |a, b| a + b,
+                |a, b| a - b,
+                length,
+                slide,
+                |(_, c): &(T, u64)| *c != 0,
+            )
     }
 }
 
@@ -137,7 +148,13 @@ where
         keep: Option<KeepFn<K, V>>,
     ) -> Result<DStream<(K, V)>> {
         const OP: &str = "reduce_by_key_and_window";
-        let spec = window_spec(OP, self.ctx.batch_interval(), self.node.slide, length, slide)?;
+        let spec = window_spec(
+            OP,
+            self.ctx.batch_interval(),
+            self.node.slide,
+            length,
+            slide,
+        )?;
         if spec.slide > spec.len {
             return Err(StreamingError::operator(
                 OP,
@@ -145,19 +162,26 @@ where
             ));
         }
         let id = self.ctx.unique_name(OP);
-        let rw = Arc::new(ReducedWindow::<K, V>::new(id.clone(), spec, self.default_partitions()));
+        let rw = Arc::new(ReducedWindow::<K, V>::new(
+            id.clone(),
+            spec,
+            self.default_partitions(),
+        ));
         self.ctx.register_stateful(rw.clone());
         let f = Arc::new(f);
         let (parent, tick_rw, tick_f) = (self.node.clone(), rw.clone(), f.clone());
-        self.ctx
-            .register_forced(&id, self.node.slide, move |bc| tick_rw.tick(&parent, &*tick_f, bc));
+        self.ctx.register_forced(&id, self.node.slide, move |bc| {
+            tick_rw.tick(&parent, &*tick_f, bc)
+        });
         let s = self.ctx.add_node(OP, false, spec.slide, move |bc| {
             rw.slide(&*f, &inv, keep.as_ref(), bc)
         });
         // Slide even when no output reads the window at this time: the state must move on.
         let node = s.node.clone();
         self.ctx
-            .register_forced(&format!("{id}/slide"), spec.slide, move |bc| node.get(bc).map(|_| ()));
+            .register_forced(&format!("{id}/slide"), spec.slide, move |bc| {
+                node.get(bc).map(|_| ())
+            });
         Ok(s)
     }
 }

@@ -127,7 +127,9 @@ mod tests {
         let p = VecPartitions::split((0..10).collect::<Vec<i32>>(), 3);
         let sizes: Vec<usize> = p.shared().iter().map(|v| v.len()).collect();
         assert_eq!(sizes, vec![4, 3, 3]);
-        let all: Vec<i32> = (0..3).flat_map(|i| p.compute(i).unwrap().collect::<Vec<_>>()).collect();
+        let all: Vec<i32> = (0..3)
+            .flat_map(|i| p.compute(i).unwrap().collect::<Vec<_>>())
+            .collect();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
     }
 }

@@ -117,7 +117,9 @@ impl InputContext {
 
     /// Reports that a receiver started.
     pub fn receiver_started(&self, info: ReceiverInfo) {
-        self.metrics.receivers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .receivers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.bus.post(Event::ReceiverStarted(info));
     }
 
@@ -128,7 +130,9 @@ impl InputContext {
 
     /// Reports that a receiver stopped.
     pub fn receiver_stopped(&self, info: ReceiverInfo) {
-        self.metrics.receivers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .receivers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.bus.post(Event::ReceiverStopped(info));
     }
 }
@@ -146,7 +150,10 @@ pub(crate) trait ErasedInput: Send + Sync {
     fn batch_completed(&self, info: &BatchInfo);
 }
 
-pub(crate) struct Erased<T, I: InputStream<T>>(pub(crate) Arc<I>, pub(crate) std::marker::PhantomData<fn() -> T>);
+pub(crate) struct Erased<T, I: InputStream<T>>(
+    pub(crate) Arc<I>,
+    pub(crate) std::marker::PhantomData<fn() -> T>,
+);
 
 impl<T: 'static, I: InputStream<T>> ErasedInput for Erased<T, I> {
     fn kind(&self) -> String {

@@ -84,7 +84,11 @@ impl InputStream<String> for TextFileInput {
         }
     }
 
-    fn compute(&self, _time: Time, plan: &serde_json::Value) -> Result<Arc<dyn Partitions<String>>> {
+    fn compute(
+        &self,
+        _time: Time,
+        plan: &serde_json::Value,
+    ) -> Result<Arc<dyn Partitions<String>>> {
         let p = self.parse(plan)?;
         let mut parts = Vec::with_capacity(p.files.len());
         for f in &p.files {
@@ -104,8 +108,9 @@ impl InputStream<String> for TextFileInput {
     }
 
     fn restore_state(&self, state: serde_json::Value) -> Result<()> {
-        let seen: BTreeSet<String> = serde_json::from_value(state.get("seen").cloned().unwrap_or_default())
-            .map_err(|e| StreamingError::serialization("text_file_stream state", e))?;
+        let seen: BTreeSet<String> =
+            serde_json::from_value(state.get("seen").cloned().unwrap_or_default())
+                .map_err(|e| StreamingError::serialization("text_file_stream state", e))?;
         self.seen.lock().extend(seen);
         Ok(())
     }

@@ -200,6 +200,7 @@ fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
         }
     }
     PlannedBatch {
+        submitted: std::time::Instant::now(),
         time,
         plans: plan.inputs.clone(),
         info: BatchInfo {
@@ -210,6 +211,9 @@ fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
             processing_end_time: None,
             output_operation_infos: BTreeMap::new(),
             failure: None,
+            planning_micros: 0,
+            scheduling_micros: None,
+            processing_micros: None,
             recovered: true,
         },
     }

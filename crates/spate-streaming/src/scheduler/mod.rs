@@ -19,6 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::checkpoint::Checkpoint;
 use crate::config::StreamingConfig;
 use crate::context::ContextInner;
 use crate::error::{Result, StreamingError};
@@ -27,12 +28,12 @@ use crate::graph::Graph;
 use crate::input::InputContext;
 use crate::listener::{BatchInfo, Event, ListenerBus};
 use crate::metrics::StreamingMetrics;
-use crate::checkpoint::Checkpoint;
 use crate::recovery;
 use crate::time::{ms, Time};
 
 /// A batch that has been planned (and recorded) and waits to run.
 pub(crate) struct PlannedBatch {
+    pub(crate) submitted: std::time::Instant,
     pub(crate) time: Time,
     pub(crate) plans: BTreeMap<String, serde_json::Value>,
     pub(crate) info: BatchInfo,
@@ -113,7 +114,9 @@ impl Runtime {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 // Give up on the remaining batches; they stay planned and re-run on restart.
                 self.shared.abort.store(true, Ordering::SeqCst);
-                let pending = (self.shared.metrics.waiting_batches() + self.shared.metrics.running_batches()).max(0) as usize;
+                let pending = (self.shared.metrics.waiting_batches()
+                    + self.shared.metrics.running_batches())
+                .max(0) as usize;
                 tracing::warn!(timeout_ms = ms(timeout), pending, "graceful stop timed out");
                 Err(StreamingError::StopTimeout {
                     timeout_ms: ms(timeout),
@@ -151,10 +154,13 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         Some(dir) => Some(recovery::open(dir, &conf, &graph, now)?),
         None => None,
     };
-    let zero_time = recovered
-        .as_ref()
-        .map(|r| r.zero_time)
-        .unwrap_or_else(|| Time(now.ceil_to(conf.batch_interval).0.saturating_sub(interval_ms)));
+    let zero_time = recovered.as_ref().map(|r| r.zero_time).unwrap_or_else(|| {
+        Time(
+            now.ceil_to(conf.batch_interval)
+                .0
+                .saturating_sub(interval_ms),
+        )
+    });
 
     let (stop_tx, stop_rx) = bounded::<()>(1);
     let shared = Arc::new(Shared {
@@ -182,9 +188,9 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         let resume = recovery::replay(&shared, r)?;
         for b in resume.pending {
             shared.metrics.batch_submitted(&Arc::new(b.info.clone()));
-            job_tx
-                .send(b)
-                .map_err(|_| StreamingError::ContextState("job queue closed during recovery".into()))?;
+            job_tx.send(b).map_err(|_| {
+                StreamingError::ContextState("job queue closed during recovery".into())
+            })?;
         }
         if let Some(last) = resume.last_planned {
             // Like Spark (C14), batch times continue right after the last recorded one, and the

@@ -119,7 +119,11 @@ where
     }
 
     fn state_type(&self) -> String {
-        format!("({}, {})", std::any::type_name::<K>(), std::any::type_name::<S>())
+        format!(
+            "({}, {})",
+            std::any::type_name::<K>(),
+            std::any::type_name::<S>()
+        )
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
@@ -186,15 +190,21 @@ where
         S: Data + Serialize + DeserializeOwned,
         E: Data,
     {
-        let n = spec.num_partitions.unwrap_or_else(|| self.default_partitions());
+        let n = spec
+            .num_partitions
+            .unwrap_or_else(|| self.default_partitions());
         let id = self.ctx.unique_name("map_with_state");
         let st = Arc::new(MwsStore {
             id: id.clone(),
             store: Partitioned::new(n),
             started: AtomicBool::new(false),
         });
-        st.store
-            .load(spec.initial_state.into_iter().map(|(k, s)| (k, (s, 0))).collect());
+        st.store.load(
+            spec.initial_state
+                .into_iter()
+                .map(|(k, s)| (k, (s, 0)))
+                .collect(),
+        );
         self.ctx.register_stateful(st.clone());
         let func = spec.func;
         let timeout_ms = spec.timeout.map(ms);
@@ -212,8 +222,11 @@ where
             }
             let input: Batch<(K, V)> = parent.get(bc)?;
             let n = st.store.n();
-            let grouped: Vec<Mutex<Vec<(K, V)>>> =
-                input.partition_by_key(n)?.into_iter().map(Mutex::new).collect();
+            let grouped: Vec<Mutex<Vec<(K, V)>>> = input
+                .partition_by_key(n)?
+                .into_iter()
+                .map(Mutex::new)
+                .collect();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
                 let mut map = st.store.parts[r].lock();
@@ -249,22 +262,37 @@ where
                 }
                 Ok(out)
             })?;
-            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+            Ok(Batch::new(
+                Arc::new(VecPartitions::new(parts)),
+                bc.exec.clone(),
+                bc.time,
+            ))
         });
         let core = mapped.node.clone();
         self.ctx
             .register_forced(&id, self.node.slide, move |bc| core.get(bc).map(|_| ()));
         let core = mapped.node.clone();
-        let snapshots = self.ctx.add_node("state_snapshots", false, self.node.slide, move |bc| {
-            core.get(bc)?;
-            let parts: Vec<Vec<(K, S)>> = st
-                .store
-                .parts
-                .iter()
-                .map(|p| p.lock().iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect())
-                .collect();
-            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
-        });
+        let snapshots = self
+            .ctx
+            .add_node("state_snapshots", false, self.node.slide, move |bc| {
+                core.get(bc)?;
+                let parts: Vec<Vec<(K, S)>> = st
+                    .store
+                    .parts
+                    .iter()
+                    .map(|p| {
+                        p.lock()
+                            .iter()
+                            .map(|(k, (s, _))| (k.clone(), s.clone()))
+                            .collect()
+                    })
+                    .collect();
+                Ok(Batch::new(
+                    Arc::new(VecPartitions::new(parts)),
+                    bc.exec.clone(),
+                    bc.time,
+                ))
+            });
         MapWithStateDStream { mapped, snapshots }
     }
 }

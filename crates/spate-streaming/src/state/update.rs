@@ -30,7 +30,11 @@ where
     }
 
     fn state_type(&self) -> String {
-        format!("({}, {})", std::any::type_name::<K>(), std::any::type_name::<S>())
+        format!(
+            "({}, {})",
+            std::any::type_name::<K>(),
+            std::any::type_name::<S>()
+        )
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
@@ -93,8 +97,11 @@ where
         let s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let input: Batch<(K, V)> = parent.get(bc)?;
             let n = st.store.n();
-            let grouped: Vec<Mutex<Vec<(K, V)>>> =
-                input.partition_by_key(n)?.into_iter().map(Mutex::new).collect();
+            let grouped: Vec<Mutex<Vec<(K, V)>>> = input
+                .partition_by_key(n)?
+                .into_iter()
+                .map(Mutex::new)
+                .collect();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
                 let mut values: FastMap<K, Vec<V>> = FastMap::default();
@@ -103,7 +110,8 @@ where
                 }
                 let mut guard = st.store.parts[r].lock();
                 let old = std::mem::take(&mut *guard);
-                let mut new = FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
+                let mut new =
+                    FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
                 for (k, s) in old {
                     let vs = values.remove(&k).unwrap_or_default();
                     if let Some(s2) = f(&vs, Some(s)) {
@@ -119,7 +127,11 @@ where
                 *guard = new;
                 Ok(out)
             })?;
-            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+            Ok(Batch::new(
+                Arc::new(VecPartitions::new(parts)),
+                bc.exec.clone(),
+                bc.time,
+            ))
         });
         let node = s.node.clone();
         self.ctx
