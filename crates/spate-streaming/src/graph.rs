@@ -112,18 +112,21 @@ impl<T: Data> Node<T> {
     }
 }
 
+/// A unit of per-batch work (forced state updates, output operations).
+pub(crate) type BatchWork = Box<dyn Fn(&BatchContext) -> Result<()> + Send + Sync>;
+
 /// Work that runs in every batch where `aligned(slide)` (state updates, window buffering).
 pub(crate) struct Forced {
     pub(crate) name: String,
     pub(crate) slide: u64,
-    pub(crate) run: Box<dyn Fn(&BatchContext) -> Result<()> + Send + Sync>,
+    pub(crate) run: BatchWork,
 }
 
 /// An output operation.
 pub(crate) struct OutputOp {
     pub(crate) name: String,
     pub(crate) slide: u64,
-    pub(crate) run: Box<dyn Fn(&BatchContext) -> Result<()> + Send + Sync>,
+    pub(crate) run: BatchWork,
 }
 
 /// An operator whose state is kept in checkpoint snapshots.

@@ -67,11 +67,16 @@ pub(crate) fn window_spec(
     })
 }
 
+/// Buffered batches: (batch time, its partitions).
+type History<T> = Mutex<VecDeque<(Time, Vec<Arc<Vec<T>>>)>>;
+/// Per-batch reductions: (batch time, one map per partition).
+type ReducedHistory<K, V> = Mutex<VecDeque<(Time, Arc<Vec<FastMap<K, V>>>)>>;
+
 /// The recent batches of a stream, for `window`.
 pub(crate) struct WindowBuffer<T> {
     id: String,
     len_ms: u64,
-    history: Mutex<VecDeque<(Time, Vec<Arc<Vec<T>>>)>>,
+    history: History<T>,
 }
 
 impl<T: Data + Serialize + DeserializeOwned> WindowBuffer<T> {
@@ -147,7 +152,7 @@ pub(crate) struct ReducedWindow<K, V> {
     spec: WindowSpec,
     n: usize,
     /// Per parent batch: its values reduced by key, one map per partition.
-    history: Mutex<VecDeque<(Time, Arc<Vec<FastMap<K, V>>>)>>,
+    history: ReducedHistory<K, V>,
     /// The current window's value per key, one map per partition.
     state: Vec<Mutex<FastMap<K, V>>>,
 }

@@ -232,6 +232,7 @@ impl<K: Key, V: Data> Batch<(K, V)> {
     }
 
     /// Left outer join: every value of `self`, with `None` where `other` lacks the key.
+    #[allow(clippy::type_complexity)]
     pub fn left_outer_join<W: Data>(
         &self,
         other: &Batch<(K, W)>,
@@ -254,6 +255,7 @@ impl<K: Key, V: Data> Batch<(K, V)> {
     }
 
     /// Right outer join: every value of `other`, with `None` where `self` lacks the key.
+    #[allow(clippy::type_complexity)]
     pub fn right_outer_join<W: Data>(
         &self,
         other: &Batch<(K, W)>,
