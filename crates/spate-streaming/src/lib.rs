@@ -22,6 +22,8 @@ pub mod input;
 pub mod listener;
 pub mod metrics;
 pub mod output;
+pub mod rate;
+pub mod receiver;
 mod recovery;
 mod scheduler;
 pub mod state;

@@ -6,7 +6,9 @@
 //! The child is this same test binary re-invoked with an environment variable (the `child_entry`
 //! test is a no-op otherwise).
 
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -68,9 +70,13 @@ fn child_entry() {
         .unwrap_or(0)
         + STEP;
     // Safety net: never outlive a parent that failed to kill us.
+    let mut out = std::io::stdout().lock();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         run_batch(&cp, t);
+        // Acknowledge the commit to the parent only after write_commit returned.
+        writeln!(out, "{t}").expect("ack");
+        out.flush().expect("ack flush");
         t += STEP;
     }
 }
@@ -89,13 +95,28 @@ fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
         let mut child = Command::new(&exe)
             .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
             .env(ENV_DIR, dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(15..90)));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(t) = line.trim().parse::<i64>() {
+                    let _ = tx.send(t);
+                }
+            }
+        });
+        // Kill at a random moment once the child is demonstrably working (a loaded machine may
+        // take a while just to start it).
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("child made no progress");
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
+        reader.join().unwrap();
+        let acknowledged = rx.try_iter().max();
 
         let cp = Checkpoint::open(dir.path()).unwrap();
         let r = cp
@@ -113,6 +134,12 @@ fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
         assert!(
             r.last_committed >= previous_committed,
             "round {round}: commits went backwards"
+        );
+        // Every acknowledged commit is durable.
+        assert!(
+            r.last_committed >= acknowledged,
+            "round {round}: commit {acknowledged:?} was acknowledged but recovery says {:?}",
+            r.last_committed
         );
         previous_committed = r.last_committed;
         // At most one pending batch: the one after the last commit, with its exact plan.

@@ -272,3 +272,62 @@ fn interval_policy_flushes_on_drop() {
     let wal = WriteAheadLog::open(dir.path(), config).unwrap();
     assert_eq!(wal.read_all().unwrap().len(), 10);
 }
+
+#[test]
+fn read_all_during_concurrent_appends_sees_a_clean_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        fsync: FsyncPolicy::Never,
+        ..WalConfig::default()
+    };
+    let wal = Arc::new(WriteAheadLog::open(dir.path(), config).unwrap());
+    let writer = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || {
+            for i in 0..3000usize {
+                wal.append(i as i64, &payload(i)).unwrap();
+            }
+        })
+    };
+    let mut last = 0;
+    while !writer.is_finished() {
+        let all = wal.read_all().unwrap();
+        assert!(all.len() >= last);
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.payload, payload(i));
+        }
+        last = all.len();
+    }
+    writer.join().unwrap();
+    assert_eq!(wal.read_all().unwrap().len(), 3000);
+}
+
+#[test]
+fn a_bogus_handle_is_a_clear_error_not_a_huge_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = WriteAheadLog::open(dir.path(), WalConfig::default()).unwrap();
+    let h = wal.append(1, b"payload").unwrap();
+    for bad in [
+        spate_streaming::wal::WalRecordHandle {
+            length: u32::MAX,
+            ..h
+        },
+        spate_streaming::wal::WalRecordHandle {
+            offset: 1 << 40,
+            ..h
+        },
+        spate_streaming::wal::WalRecordHandle { offset: 0, ..h },
+        spate_streaming::wal::WalRecordHandle { length: 3, ..h },
+    ] {
+        let err = wal.read(&bad).unwrap_err();
+        assert!(matches!(err, StreamingError::WalCorrupt { .. }), "{err}");
+    }
+    let missing = spate_streaming::wal::WalRecordHandle {
+        segment: h.segment + 5,
+        ..h
+    };
+    assert!(matches!(
+        wal.read(&missing).unwrap_err(),
+        StreamingError::WalIo { .. }
+    ));
+}

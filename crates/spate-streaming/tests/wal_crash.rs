@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -67,18 +68,24 @@ fn acknowledged_appends_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.trim().parse::<u64>().ok())
-                .collect::<Vec<u64>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(n) = line.trim().parse::<u64>() {
+                    let _ = tx.send(n);
+                }
+            }
         });
-        std::thread::sleep(Duration::from_millis(rng.random_range(30..120)));
+        // Kill at a random moment once the child is demonstrably appending.
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child made no progress");
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..60)));
         child.kill().unwrap();
         child.wait().unwrap();
-        let acked = reader.join().unwrap();
-        acknowledged.extend(acked);
+        reader.join().unwrap();
+        acknowledged.insert(first);
+        acknowledged.extend(rx.try_iter());
 
         let wal = WriteAheadLog::open(dir.path(), WalConfig::default())
             .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));

@@ -41,6 +41,27 @@
 //!
 //! A snapshot is only used by recovery once its batch is committed, so a crash between 3 and 4
 //! re-runs batch `t` from the previous snapshot rather than applying `t` twice.
+//!
+//! # Example
+//!
+//! ```
+//! use spate_streaming::checkpoint::{BatchPlan, Checkpoint, CommitInfo, JobMetadata};
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! let job = JobMetadata::new("wordcount", 500).with_input("kafka-0", "kafka-direct/v1");
+//! let checkpoint = Checkpoint::open_for_job(dir.path(), &job)?; // fails if the job changed incompatibly
+//! let recovery = checkpoint.recover()?;
+//! for plan in &recovery.pending {
+//!     // re-run the batch with exactly `plan`, then:
+//!     checkpoint.write_commit(plan.batch_time_ms, &CommitInfo::default())?;
+//! }
+//! let plan = BatchPlan::new(1_000)
+//!     .with_input("kafka-0", serde_json::json!({"ranges": [["events", 0, 0, 100]]}));
+//! checkpoint.write_plan(&plan)?; // durable before the batch reads anything
+//! // ... run the batch and its outputs ...
+//! checkpoint.write_commit(1_000, &CommitInfo { num_records: 100, ..CommitInfo::default() })?;
+//! assert_eq!(checkpoint.recover()?.last_committed, Some(1_000));
+//! # Ok::<(), spate_streaming::StreamingError>(())
+//! ```
 
 mod atomic;
 mod metadata;

@@ -21,6 +21,19 @@
 //! finds its bytes already covered by another thread's fsync returns at once, so N threads
 //! appending together cost far fewer than N fsyncs (group commit). `Interval` fsyncs at most once
 //! per interval (Spark's driver-side batching trades the same way); `Never` leaves it to the OS.
+//!
+//! # Example
+//!
+//! ```
+//! use spate_streaming::wal::{WalConfig, WriteAheadLog};
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! let wal = WriteAheadLog::open(dir.path(), WalConfig::default())?;
+//! let handle = wal.append(1_000, b"block bytes")?; // fsynced when this returns
+//! assert_eq!(wal.read(&handle)?, b"block bytes");
+//! assert_eq!(wal.read_all()?.len(), 1);
+//! wal.clean(2_000)?; // drop segments whose records are all older than 2 s
+//! # Ok::<(), spate_streaming::StreamingError>(())
+//! ```
 
 mod segment;
 
@@ -195,7 +208,7 @@ impl WriteAheadLog {
             // Only the newest segment can have been cut short by a crash: every older one was
             // fsynced when it was rolled. So only it is fully verified here.
             let is_last = Some(seq) == last;
-            let scan = segment::scan_segment(&path, is_last)?;
+            let scan = segment::scan_segment(&path, is_last, None)?;
             if let Some(torn) = &scan.torn {
                 if scan.valid_end < SEGMENT_HEADER_LEN {
                     tracing::warn!(path = %path.display(), reason = %torn.reason,
@@ -398,11 +411,19 @@ impl WriteAheadLog {
     /// verifying CRCs. A torn tail ends its segment's records with a warning; damage anywhere else
     /// is [`StreamingError::WalCorrupt`] naming the segment and byte offset.
     pub fn read_all(&self) -> Result<Vec<WalRecord>> {
-        let seqs: Vec<u64> = self.inner.lock().segments.keys().copied().collect();
+        let seqs: Vec<(u64, Option<u64>)> = {
+            let inner = self.inner.lock();
+            let active = inner.active.as_ref().map(|a| (a.seq, a.len));
+            inner
+                .segments
+                .keys()
+                .map(|seq| (*seq, active.filter(|(s, _)| s == seq).map(|(_, len)| len)))
+                .collect()
+        };
         let mut out = Vec::new();
-        for seq in seqs {
+        for (seq, limit) in seqs {
             let path = self.segment_path(seq);
-            let scan = match segment::scan_segment(&path, true) {
+            let scan = match segment::scan_segment(&path, true, limit) {
                 Ok(scan) => scan,
                 // Cleaned concurrently: its records were older than someone's threshold.
                 Err(StreamingError::WalIo { source, .. })

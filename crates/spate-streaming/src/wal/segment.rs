@@ -145,9 +145,13 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StreamingErro
 /// last thing in the file or everything after it is zero bytes (unwritten pages after a crash).
 /// A bad CRC with data after it is corruption, an error: silently dropping acknowledged records
 /// that follow would be data loss.
-pub(crate) fn scan_segment(path: &Path, verify: bool) -> Result<SegmentScan> {
+///
+/// `limit` caps how much of the file is considered: the active segment is scanned only up to the
+/// last completely appended record, so a concurrent append in progress is not mistaken for a tear.
+pub(crate) fn scan_segment(path: &Path, verify: bool, limit: Option<u64>) -> Result<SegmentScan> {
     let file = File::open(path).map_err(io_err(path))?;
-    let file_len = file.metadata().map_err(io_err(path))?.len();
+    let actual_len = file.metadata().map_err(io_err(path))?.len();
+    let file_len = limit.map_or(actual_len, |l| l.min(actual_len));
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let torn = |offset: u64, reason: String| Some(TornTail { offset, reason });
 
@@ -214,7 +218,7 @@ pub(crate) fn scan_segment(path: &Path, verify: bool) -> Result<SegmentScan> {
             payload = vec![0u8; rh.len as usize];
             reader.read_exact(&mut payload).map_err(io_err(path))?;
             if !crc_matches(&rh, &payload) {
-                if end == file_len || rest_is_zero(&mut reader, path)? {
+                if end == file_len || rest_is_zero(&mut reader, path, file_len - end)? {
                     torn_tail = torn(pos, "CRC-32C mismatch in the last record".into());
                     break;
                 }
@@ -246,23 +250,38 @@ pub(crate) fn scan_segment(path: &Path, verify: bool) -> Result<SegmentScan> {
     })
 }
 
-fn rest_is_zero(reader: &mut BufReader<File>, path: &Path) -> Result<bool> {
+fn rest_is_zero(reader: &mut BufReader<File>, path: &Path, mut remaining: u64) -> Result<bool> {
     let mut buf = [0u8; 8192];
-    loop {
-        let n = reader.read(&mut buf).map_err(io_err(path))?;
+    while remaining > 0 {
+        let want = remaining.min(buf.len() as u64) as usize;
+        let n = reader.read(&mut buf[..want]).map_err(io_err(path))?;
         if n == 0 {
             return Ok(true);
         }
+        remaining -= n as u64;
         if buf[..n].iter().any(|b| *b != 0) {
             return Ok(false);
         }
     }
+    Ok(true)
 }
 
 /// Reads and verifies the single record at `offset` in `path`, which must have `len` payload
 /// bytes. Returns (time, payload).
 pub(crate) fn read_record(path: &PathBuf, offset: u64, len: u32) -> Result<(i64, Vec<u8>)> {
     let mut file = File::open(path).map_err(io_err(path))?;
+    let file_len = file.metadata().map_err(io_err(path))?.len();
+    // Check against the file size before allocating: a damaged handle must not make us allocate
+    // gigabytes.
+    if offset < SEGMENT_HEADER_LEN || offset + RECORD_HEADER_LEN + u64::from(len) > file_len {
+        return Err(corrupt(
+            path,
+            offset,
+            format!(
+                "a {len}-byte record at this offset does not fit in the {file_len}-byte segment"
+            ),
+        ));
+    }
     file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     let mut h = [0u8; RECORD_HEADER_LEN as usize];
     file.read_exact(&mut h)
