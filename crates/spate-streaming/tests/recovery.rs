@@ -1,0 +1,126 @@
+//! In-process recovery through `get_or_create`: state continues, files are read once, and a
+//! checkpoint that does not fit the job is an error naming what differs.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use spate_streaming::{Config, StreamingContext, StreamingError};
+
+fn wordcount_job(ckpt: &Path, input: &Path, out: &Path) -> StreamingContext {
+    let (input, out) = (input.to_path_buf(), out.to_path_buf());
+    StreamingContext::get_or_create(ckpt, move || {
+        let ctx = StreamingContext::new(
+            Config::new("recovery")
+                .batch_interval(Duration::from_millis(10))
+                .checkpoint_interval_batches(3),
+        )?;
+        let totals = ctx
+            .text_file_stream(&input)
+            .flat_map(|l: String| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .map(|w| (w, 1u64))
+            .update_state_by_key(|new: &[u64], old: Option<u64>| Some(old.unwrap_or(0) + new.iter().sum::<u64>()));
+        let out = out.clone();
+        totals.foreach_batch(move |b, _| {
+            let mut v = b.collect()?;
+            v.sort();
+            let text: String = v.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
+            std::fs::write(&out, text).map_err(|e| StreamingError::io(&out, e))
+        });
+        Ok(ctx)
+    })
+    .expect("get_or_create")
+}
+
+fn wait_for_file(path: &Path, content: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(path).unwrap_or_default() != content {
+        assert!(
+            Instant::now() < deadline,
+            "{} never became {content:?}, is {:?}",
+            path.display(),
+            std::fs::read_to_string(path)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn state_and_seen_files_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, input, out) = (dir.path().join("ckpt"), dir.path().join("in"), dir.path().join("out.txt"));
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("1.txt"), "a b a\n").unwrap();
+
+    let ctx = wordcount_job(&ckpt, &input, &out);
+    ctx.start().unwrap();
+    wait_for_file(&out, "a 2\nb 1\n");
+    std::thread::sleep(Duration::from_millis(50));
+    ctx.stop(false).unwrap();
+
+    // Restart: 1.txt must not be read again, state continues from 2/1.
+    std::fs::write(input.join("2.txt"), "b c\n").unwrap();
+    let ctx = wordcount_job(&ckpt, &input, &out);
+    ctx.start().unwrap();
+    wait_for_file(&out, "a 2\nb 2\nc 1\n");
+    std::thread::sleep(Duration::from_millis(50));
+    ctx.stop(true).unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "a 2\nb 2\nc 1\n");
+}
+
+#[test]
+fn a_checkpoint_of_another_job_is_rejected_naming_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, input, out) = (dir.path().join("ckpt"), dir.path().join("in"), dir.path().join("out.txt"));
+    std::fs::create_dir_all(&input).unwrap();
+    let ctx = wordcount_job(&ckpt, &input, &out);
+    ctx.start().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    ctx.stop(true).unwrap();
+
+    // Same app, but the stateful operator now keeps a different state type.
+    let ctx = StreamingContext::get_or_create(&ckpt, || {
+        let ctx = StreamingContext::new(Config::new("recovery").batch_interval(Duration::from_millis(10)))?;
+        ctx.text_file_stream(&input)
+            .map(|l| (l, 1u64))
+            .update_state_by_key(|_: &[u64], old: Option<String>| old)
+            .foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+        Ok(ctx)
+    })
+    .unwrap();
+    let err = ctx.start().unwrap_err().to_string();
+    assert!(err.contains("update_state_by_key-0"), "{err}");
+    assert!(err.contains("String"), "{err}");
+}
+
+#[test]
+fn queue_streams_cannot_be_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    // A plan is recorded but the batch never commits: its output fails.
+    let make = |fail: bool| {
+        StreamingContext::get_or_create(&ckpt, move || {
+            let ctx = ctx();
+            let (q, s) = ctx.queue_stream::<u32>(true);
+            q.push(vec![1]);
+            s.foreach_batch(move |_, _| {
+                if fail {
+                    Err(StreamingError::ContextState("boom".into()))
+                } else {
+                    Ok(())
+                }
+            });
+            Ok(ctx)
+        })
+        .unwrap()
+    };
+    let c = make(true);
+    c.start().unwrap();
+    assert!(c.await_termination().is_err());
+    let c = make(false);
+    c.start().unwrap();
+    let err = c.await_termination().unwrap_err().to_string();
+    assert!(err.contains("queue_stream") && err.contains("cannot be recovered"), "{err}");
+}
