@@ -210,7 +210,7 @@ fn killed_job_recovers_exactly() {
     let mut kills = 0;
     while kills < 12 {
         let mut child = spawn_child(dir);
-        std::thread::sleep(Duration::from_millis(rng.random_range(120..420)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(120..380)));
         if out.join("DONE").exists() {
             let _ = child.wait();
             break;

@@ -15,7 +15,8 @@ fn wordcount_job(ckpt: &Path, input: &Path, out: &Path) -> StreamingContext {
         let ctx = StreamingContext::new(
             Config::new("recovery")
                 .batch_interval(Duration::from_millis(10))
-                .checkpoint_interval_batches(3),
+                .checkpoint_interval_batches(3)
+                .graceful_stop_timeout(Duration::from_secs(20)),
         )?;
         let totals = ctx
             .text_file_stream(&input)
