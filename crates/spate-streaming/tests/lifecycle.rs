@@ -349,3 +349,67 @@ fn text_file_stream_processes_each_new_file_once() {
     all.sort();
     assert_eq!(all, vec!["w", "x y", "z"]);
 }
+
+struct Numbers(u64);
+
+impl spate_streaming::receiver::Receiver<u64> for Numbers {
+    fn run(
+        &mut self,
+        ctx: &spate_streaming::receiver::ReceiverContext<u64>,
+    ) -> Result<(), spate_streaming::receiver::ReceiverError> {
+        for chunk in (0..self.0).collect::<Vec<_>>().chunks(100) {
+            ctx.store_many(chunk.to_vec())?;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+}
+
+fn run_receiver(write_ahead_log: bool) {
+    use spate_streaming::input::receiver::ReceiverStreamOptions;
+    use spate_streaming::receiver::ReceiverConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx();
+    if write_ahead_log {
+        ctx.checkpoint(dir.path().join("ckpt")).unwrap();
+    }
+    let mut config = ReceiverConfig::default();
+    config.block.block_interval = Duration::from_millis(5);
+    let nums = ctx.receiver_stream(
+        Numbers(2000),
+        ReceiverStreamOptions {
+            write_ahead_log,
+            config,
+            rate_limiter: None,
+        },
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    nums.foreach_batch(move |b, _| {
+        sink.lock().extend(b.collect()?);
+        Ok::<_, StreamingError>(())
+    });
+    let rec = Arc::new(Recorder::default());
+    ctx.add_streaming_listener(rec.clone());
+    ctx.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.lock().len() < 2000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ctx.stop(true).unwrap();
+    let mut got = seen.lock().clone();
+    got.sort_unstable();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    let records: u64 = rec.completed.lock().iter().map(|b| b.num_records()).sum();
+    assert_eq!(records, 2000);
+}
+
+#[test]
+fn receiver_stream_delivers_every_record_once() {
+    run_receiver(false);
+}
+
+#[test]
+fn receiver_stream_with_write_ahead_log() {
+    run_receiver(true);
+}

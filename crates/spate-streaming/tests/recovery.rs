@@ -22,7 +22,9 @@ fn wordcount_job(ckpt: &Path, input: &Path, out: &Path) -> StreamingContext {
             .text_file_stream(&input)
             .flat_map(|l: String| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
             .map(|w| (w, 1u64))
-            .update_state_by_key(|new: &[u64], old: Option<u64>| Some(old.unwrap_or(0) + new.iter().sum::<u64>()));
+            .update_state_by_key(|new: &[u64], old: Option<u64>| {
+                Some(old.unwrap_or(0) + new.iter().sum::<u64>())
+            });
         let out = out.clone();
         totals.foreach_batch(move |b, _| {
             let mut v = b.collect()?;
@@ -51,7 +53,11 @@ fn wait_for_file(path: &Path, content: &str) {
 #[test]
 fn state_and_seen_files_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (ckpt, input, out) = (dir.path().join("ckpt"), dir.path().join("in"), dir.path().join("out.txt"));
+    let (ckpt, input, out) = (
+        dir.path().join("ckpt"),
+        dir.path().join("in"),
+        dir.path().join("out.txt"),
+    );
     std::fs::create_dir_all(&input).unwrap();
     std::fs::write(input.join("1.txt"), "a b a\n").unwrap();
 
@@ -74,7 +80,11 @@ fn state_and_seen_files_survive_a_restart() {
 #[test]
 fn a_checkpoint_of_another_job_is_rejected_naming_the_difference() {
     let dir = tempfile::tempdir().unwrap();
-    let (ckpt, input, out) = (dir.path().join("ckpt"), dir.path().join("in"), dir.path().join("out.txt"));
+    let (ckpt, input, out) = (
+        dir.path().join("ckpt"),
+        dir.path().join("in"),
+        dir.path().join("out.txt"),
+    );
     std::fs::create_dir_all(&input).unwrap();
     let ctx = wordcount_job(&ckpt, &input, &out);
     ctx.start().unwrap();
@@ -83,7 +93,9 @@ fn a_checkpoint_of_another_job_is_rejected_naming_the_difference() {
 
     // Same app, but the stateful operator now keeps a different state type.
     let ctx = StreamingContext::get_or_create(&ckpt, || {
-        let ctx = StreamingContext::new(Config::new("recovery").batch_interval(Duration::from_millis(10)))?;
+        let ctx = StreamingContext::new(
+            Config::new("recovery").batch_interval(Duration::from_millis(10)),
+        )?;
         ctx.text_file_stream(&input)
             .map(|l| (l, 1u64))
             .update_state_by_key(|_: &[u64], old: Option<String>| old)
@@ -123,5 +135,8 @@ fn queue_streams_cannot_be_recovered() {
     let c = make(false);
     c.start().unwrap();
     let err = c.await_termination().unwrap_err().to_string();
-    assert!(err.contains("queue_stream") && err.contains("cannot be recovered"), "{err}");
+    assert!(
+        err.contains("queue_stream") && err.contains("cannot be recovered"),
+        "{err}"
+    );
 }

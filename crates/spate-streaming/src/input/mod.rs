@@ -17,6 +17,7 @@
 //! committing offsets to Kafka).
 
 pub mod queue;
+pub mod receiver;
 pub mod socket;
 pub mod text_file;
 

@@ -142,6 +142,12 @@ pub(crate) fn run_recovered(shared: &Shared, batch: PlannedBatch, outputs: bool)
     runner::run_batch(shared, batch, outputs)
 }
 
+/// Undoes a failed start: stops the inputs and the listener bus.
+fn abandon(shared: &Shared) {
+    shared.stop_inputs();
+    shared.bus.stop();
+}
+
 /// Starts a context: recovery, inputs, bus, generator and runner.
 pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runtime> {
     let conf = inner.conf.clone();
@@ -180,12 +186,42 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         ctx: Arc::downgrade(inner),
     });
 
+    // Inputs start before recovery: a receiver input reads recovered batches' blocks from its
+    // write-ahead log, which it opens at start.
+    inner.bus.start();
+    inner.bus.post(Event::StreamingStarted(now));
+    let started = (|| -> Result<()> {
+        for i in &graph.inputs {
+            let ictx = InputContext {
+                input_id: i.id.clone(),
+                checkpoint_dir: checkpoint_dir.clone(),
+                batch_interval: conf.batch_interval,
+                bus: inner.bus.clone(),
+                metrics: inner.metrics.clone(),
+            };
+            i.input.start(&ictx)?;
+        }
+        Ok(())
+    })();
     let (job_tx, job_rx) = unbounded::<PlannedBatch>();
     let mut next_time = now.ceil_to(conf.batch_interval);
+    let recovered = match started {
+        Ok(()) => recovered,
+        Err(e) => {
+            abandon(&shared);
+            return Err(e);
+        }
+    };
     if let Some(r) = recovered {
         // Rebuild state: restore the snapshot, replay committed batches since it (no outputs),
         // then queue the planned-but-uncommitted batches with their recorded plans.
-        let resume = recovery::replay(&shared, r)?;
+        let resume = match recovery::replay(&shared, r) {
+            Ok(resume) => resume,
+            Err(e) => {
+                abandon(&shared);
+                return Err(e);
+            }
+        };
         for b in resume.pending {
             shared.metrics.batch_submitted(&Arc::new(b.info.clone()));
             job_tx.send(b).map_err(|_| {
@@ -198,19 +234,6 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
             // times, so a gap would leave batches in a window that should have slid out.
             next_time = Time(last.0 + interval_ms);
         }
-    }
-
-    inner.bus.start();
-    inner.bus.post(Event::StreamingStarted(now));
-    for i in &graph.inputs {
-        let ictx = InputContext {
-            input_id: i.id.clone(),
-            checkpoint_dir: checkpoint_dir.clone(),
-            batch_interval: conf.batch_interval,
-            bus: inner.bus.clone(),
-            metrics: inner.metrics.clone(),
-        };
-        i.input.start(&ictx)?;
     }
 
     let (done_tx, done_rx) = bounded::<()>(1);
