@@ -33,7 +33,7 @@ use crate::time::{ms, Time};
 use crate::wal::WalConfig;
 
 /// Options of [`StreamingContext::receiver_stream`].
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ReceiverStreamOptions {
     /// Make received blocks and their allocation to batches durable in write-ahead logs under
     /// the checkpoint directory (Spark's `spark.streaming.receiver.writeAheadLog.enable`,
@@ -43,16 +43,6 @@ pub struct ReceiverStreamOptions {
     pub config: ReceiverConfig,
     /// Rate limit of `store` (backpressure updates it); default unlimited.
     pub rate_limiter: Option<Arc<RateLimiter>>,
-}
-
-impl Default for ReceiverStreamOptions {
-    fn default() -> Self {
-        ReceiverStreamOptions {
-            write_ahead_log: false,
-            config: ReceiverConfig::default(),
-            rate_limiter: None,
-        }
-    }
 }
 
 struct Running<T> {
