@@ -79,6 +79,22 @@ pub const KEYS: &[ConfigKey] = &[
     },
 ];
 
+/// The table of keys as Markdown (key, environment variable, default, meaning): the source of
+/// `docs/configuration.md`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | environment variable | default | meaning |\n|---|---|---|---|\n");
+    for k in KEYS {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            k.key,
+            env_var_for(k.key),
+            k.default,
+            k.doc
+        ));
+    }
+    out
+}
+
 /// Environment variable that overrides `key`: upper case, dots become underscores.
 pub fn env_var_for(key: &str) -> String {
     key.replace('.', "_").to_ascii_uppercase()
@@ -372,6 +388,15 @@ mod tests {
             .build_with_env(env(&[("SPATE_STREAMING_EXECUTOR_THREADS", "0")]))
             .unwrap_err();
         assert!(err.to_string().contains(EXECUTOR_THREADS));
+    }
+
+    #[test]
+    fn markdown_table_lists_every_key() {
+        let t = markdown_table();
+        for k in KEYS {
+            assert!(t.contains(k.key) && t.contains(&env_var_for(k.key)));
+        }
+        assert_eq!(t.lines().count(), KEYS.len() + 2);
     }
 
     #[test]

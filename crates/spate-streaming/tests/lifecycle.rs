@@ -413,3 +413,23 @@ fn receiver_stream_delivers_every_record_once() {
 fn receiver_stream_with_write_ahead_log() {
     run_receiver(true);
 }
+
+#[test]
+fn non_graceful_stop_is_not_a_failure() {
+    let ctx = ctx();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    for i in 0..50 {
+        q.push(vec![i]);
+    }
+    s.foreach_batch(|_, _| {
+        std::thread::sleep(Duration::from_millis(15));
+        Ok::<_, StreamingError>(())
+    });
+    s.count().foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+    ctx.start().unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    ctx.stop(false).unwrap();
+    assert!(ctx.await_termination().is_ok());
+    // Batches were left planned but not run.
+    assert!(ctx.metrics().total_completed_batches() < 50);
+}

@@ -25,7 +25,13 @@ pub(super) fn run(shared: &Arc<Shared>, jobs: Receiver<PlannedBatch>) {
             break;
         }
         if let Err(e) = run_batch(shared, batch, true) {
-            shared.fail(e);
+            if shared.abort.load(Ordering::SeqCst) {
+                // A non-graceful stop cut the batch short: it stays uncommitted and re-runs
+                // after a restart; this is not a failure of the job.
+                tracing::info!(error = %e, "batch interrupted by stop");
+            } else {
+                shared.fail(e);
+            }
             break;
         }
     }
