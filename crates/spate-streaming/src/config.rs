@@ -82,7 +82,8 @@ pub const KEYS: &[ConfigKey] = &[
 /// The table of keys as Markdown (key, environment variable, default, meaning): the source of
 /// `docs/configuration.md`.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| key | environment variable | default | meaning |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| key | environment variable | default | meaning |\n|---|---|---|---|\n");
     for k in KEYS {
         out.push_str(&format!(
             "| `{}` | `{}` | {} | {} |\n",
