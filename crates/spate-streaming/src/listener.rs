@@ -108,6 +108,22 @@ impl BatchInfo {
         self.input_infos.values().map(|i| i.num_records).sum()
     }
 
+    /// What a rate controller needs from this batch about input `input_id` (backpressure, C18);
+    /// `None` until the batch has finished.
+    pub fn rate_sample(&self, input_id: &str) -> Option<crate::rate::BatchCompleted> {
+        let records = self
+            .input_infos
+            .get(input_id)
+            .map(|i| i.num_records)
+            .unwrap_or(0);
+        Some(crate::rate::BatchCompleted {
+            processing_end_ms: self.processing_end_time?.as_millis() as i64,
+            num_records: records as i64,
+            processing_delay_ms: self.processing_delay()? as i64,
+            scheduling_delay_ms: self.scheduling_delay()? as i64,
+        })
+    }
+
     /// Why the batch failed, if it did.
     pub fn failure_reason(&self) -> Option<&str> {
         self.failure.as_deref().or_else(|| {
@@ -259,5 +275,49 @@ fn dispatch(l: &dyn StreamingListener, ev: &Event) {
         Event::OutputStarted(o) => l.on_output_operation_started(o),
         Event::OutputCompleted(o) => l.on_output_operation_completed(o),
         Event::StreamingStopped(t) => l.on_streaming_stopped(*t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_and_rate_sample_follow_spark() {
+        let mut info = BatchInfo {
+            batch_time: Time(1_000),
+            input_infos: BTreeMap::from([(
+                "in-0".to_string(),
+                InputInfo {
+                    num_records: 42,
+                    ..InputInfo::default()
+                },
+            )]),
+            submission_time: Time(1_001),
+            processing_start_time: Some(Time(1_011)),
+            processing_end_time: None,
+            output_operation_infos: BTreeMap::new(),
+            failure: None,
+            planning_micros: 0,
+            scheduling_micros: None,
+            processing_micros: None,
+            recovered: false,
+        };
+        assert!(info.rate_sample("in-0").is_none());
+        info.processing_end_time = Some(Time(1_041));
+        assert_eq!(info.scheduling_delay(), Some(10));
+        assert_eq!(info.processing_delay(), Some(30));
+        assert_eq!(info.total_delay(), Some(40));
+        let s = info.rate_sample("in-0").unwrap();
+        assert_eq!(
+            (
+                s.num_records,
+                s.processing_delay_ms,
+                s.scheduling_delay_ms,
+                s.processing_end_ms
+            ),
+            (42, 30, 10, 1_041)
+        );
+        assert_eq!(info.rate_sample("other").unwrap().num_records, 0);
     }
 }

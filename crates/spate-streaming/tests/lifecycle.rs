@@ -380,7 +380,7 @@ fn run_receiver(write_ahead_log: bool) {
         ReceiverStreamOptions {
             write_ahead_log,
             config,
-            rate_limiter: None,
+            ..ReceiverStreamOptions::default()
         },
     );
     let seen = Arc::new(Mutex::new(Vec::new()));

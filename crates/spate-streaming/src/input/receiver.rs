@@ -24,7 +24,7 @@ use crate::error::{Result, StreamingError};
 use crate::exec::{Data, Partitions, VecPartitions};
 use crate::input::{InputContext, InputStream};
 use crate::listener::{BatchInfo, InputInfo, ReceiverInfo};
-use crate::rate::RateLimiter;
+use crate::rate::{RateController, RateLimiter};
 use crate::receiver::{
     BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockTracker, Receiver, ReceiverConfig,
     ReceiverPlan, ReceiverSupervisor, WalBlockHandler,
@@ -43,6 +43,9 @@ pub struct ReceiverStreamOptions {
     pub config: ReceiverConfig,
     /// Rate limit of `store` (backpressure updates it); default unlimited.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Backpressure: fed every completed batch of this input; publish its rate to
+    /// `rate_limiter` with [`RateController::with_publish`].
+    pub rate_controller: Option<Arc<RateController>>,
 }
 
 struct Running<T> {
@@ -178,6 +181,12 @@ where
         // Keep ten batch intervals of history, as a margin for batches still being written.
         let running = self.running.lock();
         let Some(r) = running.as_ref() else { return };
+        if let (Some(rc), Some(sample)) = (
+            &self.options.rate_controller,
+            info.rate_sample(r.ctx.input_id()),
+        ) {
+            rc.on_batch_completed(&sample);
+        }
         let keep = 10 * ms(r.ctx.batch_interval()) as i64;
         let before = info.batch_time.as_millis() as i64 - keep;
         if let Err(e) = r.tracker.cleanup_old_batches(before) {
