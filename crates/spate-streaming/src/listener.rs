@@ -258,7 +258,11 @@ impl ListenerBus {
         let tx = self.sender.lock().take();
         drop(tx);
         if let Some(h) = self.thread.lock().take() {
-            let _ = h.join();
+            // A listener that stops the context runs on the bus thread: it cannot wait for
+            // itself; the thread ends on its own once the queue is drained.
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
         }
     }
 }

@@ -433,3 +433,25 @@ fn non_graceful_stop_is_not_a_failure() {
     // Batches were left planned but not run.
     assert!(ctx.metrics().total_completed_batches() < 50);
 }
+
+struct StopAfter(StreamingContext, AtomicUsize);
+
+impl StreamingListener for StopAfter {
+    fn on_batch_completed(&self, _i: &BatchInfo) {
+        if self.1.fetch_add(1, Ordering::SeqCst) == 2 {
+            self.0.stop(true).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_listener_may_stop_the_context() {
+    let ctx = ctx();
+    let (_q, s) = ctx.queue_stream::<u32>(true);
+    s.foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+    ctx.add_streaming_listener(Arc::new(StopAfter(ctx.clone(), AtomicUsize::new(0))));
+    ctx.start().unwrap();
+    assert!(ctx
+        .await_termination_or_timeout(Duration::from_secs(10))
+        .unwrap());
+}
