@@ -37,6 +37,8 @@ pub const DEFAULT_PARALLELISM: &str = "spate.streaming.default.parallelism";
 pub const GRACEFUL_STOP_TIMEOUT_MS: &str = "spate.streaming.graceful.stop.timeout.ms";
 /// Key: state snapshot interval in batches.
 pub const CHECKPOINT_INTERVAL_BATCHES: &str = "spate.streaming.checkpoint.interval.batches";
+/// Key: at most this many down-time batches are planned after a restart.
+pub const RECOVERY_MAX_DOWNTIME_BATCHES: &str = "spate.streaming.recovery.max.downtime.batches";
 /// Key: completed batches kept for the UI.
 pub const UI_RETAINED_BATCHES: &str = "spate.streaming.ui.retained.batches";
 
@@ -71,6 +73,11 @@ pub const KEYS: &[ConfigKey] = &[
         key: CHECKPOINT_INTERVAL_BATCHES,
         default: "10",
         doc: "With a checkpoint directory, operator state (update_state_by_key, map_with_state, windows) is snapshotted every this many batches; after a crash, batches since the snapshot are replayed from their recorded plans (Spark's mapWithState default: 10 × batch interval).",
+    },
+    ConfigKey {
+        key: RECOVERY_MAX_DOWNTIME_BATCHES,
+        default: "1000",
+        doc: "After a restart from a checkpoint, batch times continue right after the last recorded batch and the batches of the down time are planned back to back (Spark reschedules all of them); at most this many are, then planning jumps to the current time. Windows stay exact across the gap.",
     },
     ConfigKey {
         key: UI_RETAINED_BATCHES,
@@ -160,6 +167,11 @@ impl Config {
     /// Completed batches retained for the UI.
     pub fn retained_batches(self, n: usize) -> Self {
         self.set(UI_RETAINED_BATCHES, n)
+    }
+
+    /// Down-time batches planned after a restart, at most.
+    pub fn max_downtime_batches(self, n: u64) -> Self {
+        self.set(RECOVERY_MAX_DOWNTIME_BATCHES, n)
     }
 
     /// Merges a TOML document. Keys may be dotted (`spate.streaming.batch.interval.ms = 500`) or
@@ -267,6 +279,7 @@ impl Config {
             ));
         }
         let retained = parse_u64(&values, UI_RETAINED_BATCHES, 1000)? as usize;
+        let max_downtime = parse_u64(&values, RECOVERY_MAX_DOWNTIME_BATCHES, 1000)?;
         Ok(StreamingConfig {
             app_name,
             batch_interval: Duration::from_millis(batch_ms),
@@ -275,6 +288,7 @@ impl Config {
             graceful_stop_timeout: Duration::from_millis(stop_ms),
             checkpoint_interval_batches: ckpt,
             retained_batches: retained,
+            max_downtime_batches: max_downtime,
         })
     }
 }
@@ -327,6 +341,8 @@ pub struct StreamingConfig {
     pub checkpoint_interval_batches: u64,
     /// Completed batches retained for the UI.
     pub retained_batches: usize,
+    /// Down-time batches planned after a restart, at most.
+    pub max_downtime_batches: u64,
 }
 
 #[cfg(test)]

@@ -22,15 +22,12 @@ use crate::exec::{Batch, Data, Key, VecPartitions};
 use crate::graph::{decode_state, encode_state, BatchContext, Node, StatefulOp};
 use crate::time::{ms, Time};
 
-/// Window length and slide, validated, in batches of the parent... and in milliseconds.
+/// Window length and slide, validated: in batch intervals, and the length in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WindowSpec {
-    /// Length in batch intervals.
-    pub(crate) len: u64,
     /// Slide in batch intervals.
     pub(crate) slide: u64,
     pub(crate) len_ms: u64,
-    pub(crate) slide_ms: u64,
 }
 
 /// Checks that `length` and `slide` are positive multiples of the parent's slide.
@@ -60,10 +57,8 @@ pub(crate) fn window_spec(
     let len = check("length", length)?;
     let sl = check("slide", slide)?;
     Ok(WindowSpec {
-        len,
         slide: sl,
         len_ms: len * b,
-        slide_ms: sl * b,
     })
 }
 
@@ -155,6 +150,8 @@ pub(crate) struct ReducedWindow<K, V> {
     history: ReducedHistory<K, V>,
     /// The current window's value per key, one map per partition.
     state: Vec<Mutex<FastMap<K, V>>>,
+    /// Time (ms) of the newest batch added into `state`.
+    added_upto: Mutex<u64>,
 }
 
 impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned>
@@ -168,6 +165,7 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
             n,
             history: Mutex::new(VecDeque::new()),
             state: (0..n).map(|_| Mutex::new(FastMap::default())).collect(),
+            added_upto: Mutex::new(0),
         }
     }
 
@@ -194,19 +192,22 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
         bc: &BatchContext,
     ) -> Result<Batch<(K, V)>> {
         let t = bc.time.0;
+        let window_start = t.saturating_sub(self.spec.len_ms);
+        let added_upto = *self.added_upto.lock();
+        // Entering: buffered batches not yet added that are inside the window. Leaving: added
+        // batches now at or before the window start. Tracking what was added (instead of
+        // assuming the previous slide was exactly one slide ago) keeps the window exact when
+        // batch times have a gap, e.g. after a restart.
         let (entering, leaving): (Vec<_>, Vec<_>) = {
             let h = self.history.lock();
             let entering = h
                 .iter()
-                .filter(|(bt, _)| bt.0 > t.saturating_sub(self.spec.slide_ms) && bt.0 <= t)
+                .filter(|(bt, _)| bt.0 > added_upto && bt.0 > window_start && bt.0 <= t)
                 .map(|(_, m)| m.clone())
                 .collect();
-            let leave_to = t.saturating_sub(self.spec.len_ms);
             let leaving = h
                 .iter()
-                .filter(|(bt, _)| {
-                    bt.0 > leave_to.saturating_sub(self.spec.slide_ms) && bt.0 <= leave_to
-                })
+                .filter(|(bt, _)| bt.0 <= added_upto && bt.0 <= window_start)
                 .map(|(_, m)| m.clone())
                 .collect();
             (entering, leaving)
@@ -244,9 +245,9 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<Vec<_>>())
         })?;
-        // Batches that can never leave a future window are no longer needed.
-        let min_keep = t.saturating_sub(self.spec.len_ms);
-        self.history.lock().retain(|(bt, _)| bt.0 > min_keep);
+        // Batches at or before the window start have left (or never entered): drop them.
+        self.history.lock().retain(|(bt, _)| bt.0 > window_start);
+        *self.added_upto.lock() = t;
         Ok(Batch::new(
             Arc::new(VecPartitions::new(parts)),
             bc.exec.clone(),
@@ -294,13 +295,14 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
                     .collect::<Vec<_>>()
             })
             .collect();
-        encode_state(&self.id, &(history, state))
+        encode_state(&self.id, &(history, state, *self.added_upto.lock()))
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
         #[allow(clippy::type_complexity)]
-        let (history, state): (Vec<(u64, Vec<(K, V)>)>, Vec<(K, V)>) =
+        let (history, state, added_upto): (Vec<(u64, Vec<(K, V)>)>, Vec<(K, V)>, u64) =
             decode_state(&self.id, bytes)?;
+        *self.added_upto.lock() = added_upto;
         // Re-partitioned on load, so a changed parallelism still restores correctly.
         let split = |pairs: Vec<(K, V)>| -> Vec<FastMap<K, V>> {
             let mut maps: Vec<FastMap<K, V>> = (0..self.n).map(|_| FastMap::default()).collect();

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::dstream::DStream;
-use crate::error::{Result, StreamingError};
+use crate::error::Result;
 use crate::exec::{Data, Key};
 use crate::window::{window_spec, KeepFn, ReducedWindow, WindowBuffer};
 
@@ -155,12 +155,6 @@ where
             length,
             slide,
         )?;
-        if spec.slide > spec.len {
-            return Err(StreamingError::operator(
-                OP,
-                format!("with an inverse function the slide {slide:?} must not exceed the window length {length:?}"),
-            ));
-        }
         let id = self.ctx.unique_name(OP);
         let rw = Arc::new(ReducedWindow::<K, V>::new(
             id.clone(),

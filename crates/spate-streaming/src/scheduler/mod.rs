@@ -229,10 +229,12 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
             })?;
         }
         if let Some(last) = resume.last_planned {
-            // Like Spark (C14), batch times continue right after the last recorded one, and the
-            // generator plans the down-time batches back to back: windows are defined over batch
-            // times, so a gap would leave batches in a window that should have slid out.
-            next_time = Time(last.0 + interval_ms);
+            // Like Spark (C14), batch times continue right after the last recorded one and the
+            // generator plans the down-time batches back to back — but at most
+            // `max_downtime_batches` of them, so a long outage of a fast job does not turn into
+            // a long replay of empty batches; then it jumps to now. Windows handle the gap.
+            let cap = conf.max_downtime_batches.saturating_mul(interval_ms);
+            next_time = Time((last.0 + interval_ms).max(next_time.0.saturating_sub(cap)));
         }
     }
 
