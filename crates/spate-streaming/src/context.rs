@@ -288,17 +288,13 @@ impl StreamingContext {
             input: Arc::new(Erased(input.clone(), std::marker::PhantomData)),
         });
         let input_id = id.clone();
-        let mut s = self.add_node::<T>(&kind, false, 1, move |bc| {
+        self.add_node::<T>(&id, false, 1, move |bc| {
             let plan = bc.plans.get(&input_id).ok_or_else(|| {
                 StreamingError::input(&input_id, format!("no plan recorded for batch {}", bc.time))
             })?;
             let parts = input.compute(bc.time, plan)?;
             Ok(Batch::new(parts, bc.exec.clone(), bc.time))
-        });
-        if let Some(node) = Arc::get_mut(&mut s.node) {
-            node.name = id;
-        }
-        s
+        })
     }
 
     /// The union of several streams of the same type and slide.

@@ -455,3 +455,76 @@ fn a_listener_may_stop_the_context() {
         .await_termination_or_timeout(Duration::from_secs(10))
         .unwrap());
 }
+
+/// Partitions that expose their "offset ranges", like the Kafka direct stream.
+struct Ranges(Vec<(u64, u64)>);
+
+impl spate_streaming::Partitions<u64> for Ranges {
+    fn num_partitions(&self) -> usize {
+        self.0.len()
+    }
+    fn compute(
+        &self,
+        p: usize,
+    ) -> spate_streaming::Result<spate_streaming::PartitionIter<'_, u64>> {
+        let (from, until) = self.0[p];
+        Ok(Box::new(from..until))
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+struct RangeInput;
+
+impl spate_streaming::InputStream<u64> for RangeInput {
+    fn kind(&self) -> &str {
+        "ranges"
+    }
+    fn plan(&self, _t: Time) -> spate_streaming::Result<serde_json::Value> {
+        Ok(serde_json::json!([[0, 3], [10, 12]]))
+    }
+    fn compute(
+        &self,
+        _t: Time,
+        plan: &serde_json::Value,
+    ) -> spate_streaming::Result<Arc<dyn spate_streaming::Partitions<u64>>> {
+        let ranges = serde_json::from_value(plan.clone())
+            .map_err(|e| StreamingError::input("ranges", e.to_string()))?;
+        Ok(Arc::new(Ranges(ranges)))
+    }
+}
+
+#[test]
+fn input_partitions_expose_metadata_on_the_input_stream_only() {
+    let ctx = ctx();
+    let s = ctx.input_stream(RangeInput);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (a, b) = (seen.clone(), seen.clone());
+    s.foreach_batch(move |batch, _| {
+        let ranges = batch
+            .partitions()
+            .as_any()
+            .and_then(|x| x.downcast_ref::<Ranges>())
+            .map(|r| r.0.clone());
+        a.lock().push((ranges, batch.collect()?));
+        Ok::<_, StreamingError>(())
+    });
+    s.map(|x| x).foreach_batch(move |batch, _| {
+        let has = batch.partitions().as_any().is_some();
+        b.lock()
+            .push((if has { Some(vec![]) } else { None }, vec![]));
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    while seen.lock().len() < 2 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ctx.stop(true).unwrap();
+    let got = seen.lock().clone();
+    assert_eq!(
+        got[0],
+        (Some(vec![(0, 3), (10, 12)]), vec![0, 1, 2, 10, 11])
+    );
+    assert_eq!(got[1], (None, vec![]));
+}

@@ -22,6 +22,14 @@ pub trait Partitions<T>: Send + Sync {
     fn num_partitions(&self) -> usize;
     /// Computes partition `partition` (`0..num_partitions()`).
     fn compute(&self, partition: usize) -> Result<PartitionIter<'_, T>>;
+
+    /// The concrete type, for inputs that expose per-partition metadata to user code — e.g.
+    /// the Kafka direct stream's offset ranges (Spark's `HasOffsetRanges`): `foreach_batch`
+    /// can downcast `batch.partitions().as_any()` on the input stream's own batches. Derived
+    /// batches (after a map, shuffle or window) return `None`, as in Spark.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Materialised partitions held in memory; reading clones the elements.
@@ -45,15 +53,7 @@ impl<T> VecPartitions<T> {
 
     /// Splits `data` into `n` (at least 1) contiguous, near-equal partitions.
     pub fn split(data: Vec<T>, n: usize) -> Self {
-        let n = n.max(1);
-        let len = data.len();
-        let mut parts = Vec::with_capacity(n);
-        let mut it = data.into_iter();
-        for i in 0..n {
-            let take = len / n + usize::from(i < len % n);
-            parts.push(it.by_ref().take(take).collect::<Vec<T>>());
-        }
-        VecPartitions::new(parts)
+        VecPartitions::new(split_vec(data, n))
     }
 
     /// The shared partitions.
@@ -73,6 +73,19 @@ impl<T: Clone + Send + Sync> Partitions<T> for VecPartitions<T> {
             None => Ok(Box::new(std::iter::empty())),
         }
     }
+}
+
+/// Splits `data` into `n` (at least 1) contiguous, near-equal parts.
+pub fn split_vec<T>(data: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let n = n.max(1);
+    let len = data.len();
+    let mut parts = Vec::with_capacity(n);
+    let mut it = data.into_iter();
+    for i in 0..n {
+        let take = len / n + usize::from(i < len % n);
+        parts.push(it.by_ref().take(take).collect::<Vec<T>>());
+    }
+    parts
 }
 
 /// A per-partition transformation of a parent: the unit of operator fusion.
