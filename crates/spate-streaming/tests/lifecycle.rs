@@ -528,3 +528,60 @@ fn input_partitions_expose_metadata_on_the_input_stream_only() {
     );
     assert_eq!(got[1], (None, vec![]));
 }
+
+/// Stores an endless sequence until stopped, counting what was accepted.
+struct Endless(Arc<std::sync::atomic::AtomicU64>);
+
+impl spate_streaming::receiver::Receiver<u64> for Endless {
+    fn run(
+        &mut self,
+        ctx: &spate_streaming::receiver::ReceiverContext<u64>,
+    ) -> Result<(), spate_streaming::receiver::ReceiverError> {
+        let mut i = 0;
+        while !ctx.is_stopped() {
+            if ctx.store(i).is_err() {
+                break;
+            }
+            self.0.store(i + 1, Ordering::SeqCst);
+            i += 1;
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn graceful_stop_processes_everything_a_receiver_stored() {
+    use spate_streaming::input::receiver::ReceiverStreamOptions;
+    use spate_streaming::receiver::ReceiverConfig;
+    let ctx = StreamingContext::new(
+        Config::new("t")
+            .batch_interval(Duration::from_millis(10))
+            .graceful_stop_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    let stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut config = ReceiverConfig::default();
+    config.block.block_interval = Duration::from_millis(5);
+    let s = ctx.receiver_stream(
+        Endless(stored.clone()),
+        ReceiverStreamOptions {
+            config,
+            ..ReceiverStreamOptions::default()
+        },
+    );
+    let seen = Arc::new(AtomicUsize::new(0));
+    let sink = seen.clone();
+    s.foreach_batch(move |b, _| {
+        sink.fetch_add(b.count()? as usize, Ordering::SeqCst);
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    ctx.stop(true).unwrap();
+    let stored = stored.load(Ordering::SeqCst);
+    assert!(stored > 0);
+    assert_eq!(seen.load(Ordering::SeqCst) as u64, stored);
+}

@@ -53,6 +53,7 @@ struct Running<T> {
     supervisor: ReceiverSupervisor<T>,
     dir: Option<PathBuf>,
     ctx: InputContext,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 struct ReceiverInput<T, R> {
@@ -131,15 +132,21 @@ where
             supervisor,
             dir,
             ctx: ctx.clone(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<()> {
-        if let Some(r) = self.running.lock().take() {
-            r.supervisor.stop();
-            let last_error = r.supervisor.errors().last().cloned();
-            r.ctx.receiver_stopped(self.info(&r.ctx, false, last_error));
+        // The tracker stays: a graceful stop plans one more batch after this to allocate the
+        // blocks the receiver stored while draining.
+        let running = self.running.lock();
+        if let Some(r) = running.as_ref() {
+            if !r.stopped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                r.supervisor.stop();
+                let last_error = r.supervisor.errors().last().cloned();
+                r.ctx.receiver_stopped(self.info(&r.ctx, false, last_error));
+            }
         }
         Ok(())
     }

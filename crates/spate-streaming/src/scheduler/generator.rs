@@ -37,6 +37,9 @@ pub(super) fn run(
         }
         match plan(shared, next) {
             Ok(batch) => {
+                shared
+                    .last_planned
+                    .store(next.as_millis(), Ordering::SeqCst);
                 let info = Arc::new(batch.info.clone());
                 shared.metrics.batch_submitted(&info);
                 shared.bus.post(Event::BatchSubmitted(info));

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// Set to make the runner stop before its next batch / output operation.
     pub(crate) abort: AtomicBool,
     pub(crate) batches_since_snapshot: AtomicU64,
+    /// Time (ms) of the newest planned batch.
+    pub(crate) last_planned: AtomicU64,
     inputs_stopped: AtomicBool,
     stop_generator: Sender<()>,
     ctx: Weak<ContextInner>,
@@ -103,6 +105,20 @@ impl Runtime {
 
     /// Stops the generator, then lets the runner drain (graceful) or abort, within `timeout`.
     pub(crate) fn shutdown(mut self, graceful: bool, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        if graceful && self.generator.as_ref().is_some_and(|g| !g.is_finished()) {
+            // Spark's graceful stop (C17): stop receiving first (receivers drain what they
+            // hold into blocks), then let the generator plan one more batch, so everything
+            // received is allocated to a batch before the timer stops.
+            self.shared.stop_inputs();
+            let mark = self.shared.last_planned.load(Ordering::SeqCst);
+            while self.shared.last_planned.load(Ordering::SeqCst) <= mark
+                && std::time::Instant::now() < deadline
+                && self.generator.as_ref().is_some_and(|g| !g.is_finished())
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let _ = self.stop_generator.try_send(());
         if !graceful {
             self.shared.abort.store(true, Ordering::SeqCst);
@@ -110,7 +126,8 @@ impl Runtime {
         if let Some(g) = self.generator.take() {
             let _ = g.join();
         }
-        let result = match self.runner_done.recv_timeout(timeout) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let result = match self.runner_done.recv_timeout(left) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 // Give up on the remaining batches; they stay planned and re-run on restart.
                 self.shared.abort.store(true, Ordering::SeqCst);
@@ -181,6 +198,7 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         planning: Mutex::new(()),
         abort: AtomicBool::new(false),
         batches_since_snapshot: AtomicU64::new(0),
+        last_planned: AtomicU64::new(0),
         inputs_stopped: AtomicBool::new(false),
         stop_generator: stop_tx.clone(),
         ctx: Arc::downgrade(inner),
