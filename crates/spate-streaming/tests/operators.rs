@@ -110,6 +110,11 @@ fn union_transform_and_joins() {
         (k, v.len(), w.len())
     }));
     let uni = collect(&a.map(|(k, _)| k).union(&b.map(|(k, _)| k)));
+    let tw = collect(
+        &a.transform_with(&b, |x, y, _t| -> Result<_, std::convert::Infallible> {
+            Ok(x.map(|(k, _)| k).union(&y.map(|(k, _)| k * 100)))
+        }),
+    );
     let tr = collect(
         &a.transform(|batch, _t| -> Result<_, std::convert::Infallible> {
             Ok(batch.filter(|(k, _)| *k == 2).map(|(_, v)| v))
@@ -163,6 +168,7 @@ fn union_transform_and_joins() {
     );
     assert_eq!(by_batch(&uni, first, 1), vec![(1, vec![1, 2, 2, 2, 3])]);
     assert_eq!(by_batch(&tr, first, 1), vec![(1, vec!["y", "z"])]);
+    assert_eq!(by_batch(&tw, first, 1), vec![(1, vec![1, 2, 2, 200, 300])]);
 }
 
 #[test]

@@ -233,3 +233,56 @@ fn incremental_window_stays_exact_across_a_restart_gap() {
         .unwrap_or(0);
     assert_eq!(total_b, 2);
 }
+
+fn mws_job(ckpt: &Path, input: &Path, out: &Path) -> StreamingContext {
+    use spate_streaming::{State, StateSpec};
+    let (input, out) = (input.to_path_buf(), out.to_path_buf());
+    StreamingContext::get_or_create(ckpt, move || {
+        let ctx = StreamingContext::new(
+            Config::new("mws")
+                .batch_interval(Duration::from_millis(10))
+                .checkpoint_interval_batches(5)
+                .graceful_stop_timeout(Duration::from_secs(20)),
+        )?;
+        let spec = StateSpec::function(|_w: &String, one: Option<u64>, st: &mut State<u64>| {
+            let n = st.get().copied().unwrap_or(0) + one.unwrap_or(0);
+            st.update(n);
+            n
+        });
+        let counts = ctx
+            .text_file_stream(&input)
+            .flat_map(|l: String| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .map(|w| (w, 1u64))
+            .map_with_state(spec);
+        let out = out.clone();
+        counts.state_snapshots().foreach_batch(move |b, _| {
+            let mut v = b.collect()?;
+            v.sort();
+            let text: String = v.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
+            std::fs::write(&out, text).map_err(|e| StreamingError::io(&out, e))
+        });
+        Ok(ctx)
+    })
+    .expect("get_or_create")
+}
+
+#[test]
+fn map_with_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, input, out) = (
+        dir.path().join("ckpt"),
+        dir.path().join("in"),
+        dir.path().join("out.txt"),
+    );
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("1.txt"), "x y x\n").unwrap();
+    let ctx = mws_job(&ckpt, &input, &out);
+    ctx.start().unwrap();
+    wait_for_file(&out, "x 2\ny 1\n");
+    ctx.stop(false).unwrap();
+    std::fs::write(input.join("2.txt"), "y\n").unwrap();
+    let ctx = mws_job(&ckpt, &input, &out);
+    ctx.start().unwrap();
+    wait_for_file(&out, "x 2\ny 2\n");
+    ctx.stop(true).unwrap();
+}
