@@ -223,7 +223,7 @@ fn killed_job_recovers_exactly() {
     }
     // Last run: to completion.
     let mut child = spawn_child(dir);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "final run failed: {status}");
