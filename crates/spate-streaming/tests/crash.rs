@@ -218,8 +218,14 @@ fn killed_job_recovers_exactly() {
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         kills += 1;
-        let done = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
-        eprintln!("kill #{kills}: {done} output files so far");
+        let done = std::fs::read_dir(&out)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("state-"))
+                    .count()
+            })
+            .unwrap_or(0);
+        eprintln!("SIGKILL #{kills}: {done} of {TOTAL} batches had written their output");
     }
     // Last run: to completion.
     let mut child = spawn_child(dir);
