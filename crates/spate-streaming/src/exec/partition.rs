@@ -1,7 +1,7 @@
 //! Partitioned data: the [`Partitions`] trait and the building blocks that implement it.
 //!
 //! An input computes a batch as a `Partitions` value from its plan (the Kafka direct stream: one
-//! partition per offset range). Narrow operators wrap a parent in [`Narrow`], which composes an
+//! partition per offset range). Narrow operators wrap a parent in `Narrow`, which composes an
 //! iterator adapter per partition instead of materialising a `Vec` per operator; shuffles and
 //! windows produce materialised [`VecPartitions`].
 
