@@ -274,6 +274,7 @@ impl StreamingContext {
         DStream {
             ctx: self.clone(),
             node: Arc::new(Node::new(id, name, slide, Box::new(compute))),
+            op_id: None,
         }
     }
 
@@ -333,6 +334,15 @@ impl StreamingContext {
             let mut g = self.inner.graph.lock();
             if let Some(e) = g.errors.drain(..).next() {
                 return Err(e);
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for op in &g.stateful {
+                if !ids.insert(op.id()) {
+                    return Err(StreamingError::operator(
+                        "uid",
+                        format!("two stateful operators have the id `{}`", op.id()),
+                    ));
+                }
             }
             if g.outputs.is_empty() {
                 return Err(StreamingError::ContextState(

@@ -129,10 +129,14 @@ pub(crate) struct OutputOp {
     pub(crate) run: BatchWork,
 }
 
+/// The id of a stateful operator: `kind-N` by default, replaceable with `DStream::uid` until
+/// the context starts (so it is shared between the operator and its stream).
+pub(crate) type OpId = Arc<Mutex<String>>;
+
 /// An operator whose state is kept in checkpoint snapshots.
 pub(crate) trait StatefulOp: Send + Sync {
-    /// Stable id (kind + creation index, e.g. `update_state_by_key-0`).
-    fn id(&self) -> &str;
+    /// Stable id (kind + creation index, e.g. `update_state_by_key-0`, or the user's uid).
+    fn id(&self) -> String;
     /// Rust type of the state, recorded in checkpoint metadata for diagnostics.
     fn state_type(&self) -> String;
     /// Encodes the current state.

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::{Result, StreamingError};
 use crate::exec::shuffle::{partition_of, FastMap};
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, BatchContext, Node, StatefulOp};
+use crate::graph::{decode_state, encode_state, BatchContext, Node, OpId, StatefulOp};
 use crate::time::{ms, Time};
 
 /// Window length and slide, validated: in batch intervals, and the length in milliseconds.
@@ -69,13 +69,13 @@ type ReducedHistory<K, V> = Mutex<VecDeque<(Time, Arc<Vec<FastMap<K, V>>>)>>;
 
 /// The recent batches of a stream, for `window`.
 pub(crate) struct WindowBuffer<T> {
-    id: String,
+    id: OpId,
     len_ms: u64,
     history: History<T>,
 }
 
 impl<T: Data + Serialize + DeserializeOwned> WindowBuffer<T> {
-    pub(crate) fn new(id: String, len_ms: u64) -> Self {
+    pub(crate) fn new(id: OpId, len_ms: u64) -> Self {
         WindowBuffer {
             id,
             len_ms,
@@ -111,8 +111,8 @@ impl<T: Data + Serialize + DeserializeOwned> WindowBuffer<T> {
 }
 
 impl<T: Data + Serialize + DeserializeOwned> StatefulOp for WindowBuffer<T> {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
@@ -125,11 +125,11 @@ impl<T: Data + Serialize + DeserializeOwned> StatefulOp for WindowBuffer<T> {
             .iter()
             .map(|(t, p)| (t.0, p.iter().map(|v| v.as_slice()).collect()))
             .collect();
-        encode_state(&self.id, &data)
+        encode_state(&self.id(), &data)
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        let data: Vec<(u64, Vec<Vec<T>>)> = decode_state(&self.id, bytes)?;
+        let data: Vec<(u64, Vec<Vec<T>>)> = decode_state(&self.id(), bytes)?;
         *self.history.lock() = data
             .into_iter()
             .map(|(t, p)| (Time(t), p.into_iter().map(Arc::new).collect()))
@@ -143,7 +143,7 @@ pub(crate) type KeepFn<K, V> = Arc<dyn Fn(&(K, V)) -> bool + Send + Sync>;
 
 /// Incremental `reduce_by_key_and_window` with an inverse function.
 pub(crate) struct ReducedWindow<K, V> {
-    id: String,
+    id: OpId,
     spec: WindowSpec,
     n: usize,
     /// Per parent batch: its values reduced by key, one map per partition.
@@ -157,7 +157,7 @@ pub(crate) struct ReducedWindow<K, V> {
 impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned>
     ReducedWindow<K, V>
 {
-    pub(crate) fn new(id: String, spec: WindowSpec, n: usize) -> Self {
+    pub(crate) fn new(id: OpId, spec: WindowSpec, n: usize) -> Self {
         let n = n.max(1);
         ReducedWindow {
             id,
@@ -259,8 +259,8 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
 impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned> StatefulOp
     for ReducedWindow<K, V>
 {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
@@ -295,13 +295,13 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
                     .collect::<Vec<_>>()
             })
             .collect();
-        encode_state(&self.id, &(history, state, *self.added_upto.lock()))
+        encode_state(&self.id(), &(history, state, *self.added_upto.lock()))
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
         #[allow(clippy::type_complexity)]
         let (history, state, added_upto): (Vec<(u64, Vec<(K, V)>)>, Vec<(K, V)>, u64) =
-            decode_state(&self.id, bytes)?;
+            decode_state(&self.id(), bytes)?;
         *self.added_upto.lock() = added_upto;
         // Re-partitioned on load, so a changed parallelism still restores correctly.
         let split = |pairs: Vec<(K, V)>| -> Vec<FastMap<K, V>> {

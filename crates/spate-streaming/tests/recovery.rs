@@ -286,3 +286,90 @@ fn map_with_state_survives_a_restart() {
     wait_for_file(&out, "x 2\ny 2\n");
     ctx.stop(true).unwrap();
 }
+
+/// Version 1 counts words; version 2 adds another stateful operator *before* it. With uids,
+/// the counts continue.
+fn versioned_job(ckpt: &Path, input: &Path, out: &Path, v2: bool) -> StreamingContext {
+    let (input, out) = (input.to_path_buf(), out.to_path_buf());
+    StreamingContext::get_or_create(ckpt, move || {
+        let ctx = StreamingContext::new(
+            Config::new("upgrade")
+                .batch_interval(Duration::from_millis(10))
+                .graceful_stop_timeout(Duration::from_secs(20)),
+        )?;
+        let words = ctx
+            .text_file_stream(&input)
+            .flat_map(|l: String| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+        if v2 {
+            words
+                .map(|w| (w.len(), 1u32))
+                .update_state_by_key(|n: &[u32], s: Option<String>| {
+                    Some(format!("{}{}", s.unwrap_or_default(), n.len()))
+                })
+                .uid("lengths")
+                .foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+        }
+        let out = out.clone();
+        words
+            .map(|w| (w, 1u64))
+            .update_state_by_key(|new: &[u64], old: Option<u64>| {
+                Some(old.unwrap_or(0) + new.iter().sum::<u64>())
+            })
+            .uid("word-counts")
+            .foreach_batch(move |b, _| {
+                let mut v = b.collect()?;
+                v.sort();
+                let text: String = v.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
+                std::fs::write(&out, text).map_err(|e| StreamingError::io(&out, e))
+            });
+        Ok(ctx)
+    })
+    .expect("get_or_create")
+}
+
+#[test]
+fn uids_keep_state_when_operators_are_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, input, out) = (
+        dir.path().join("ckpt"),
+        dir.path().join("in"),
+        dir.path().join("out.txt"),
+    );
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("1.txt"), "a b a\n").unwrap();
+    let ctx = versioned_job(&ckpt, &input, &out, false);
+    ctx.start().unwrap();
+    wait_for_file(&out, "a 2\nb 1\n");
+    ctx.stop(true).unwrap();
+    std::fs::write(input.join("2.txt"), "b\n").unwrap();
+    let ctx = versioned_job(&ckpt, &input, &out, true);
+    ctx.start().unwrap();
+    wait_for_file(&out, "a 2\nb 2\n");
+    ctx.stop(true).unwrap();
+}
+
+#[test]
+fn uid_misuse_is_reported_by_start() {
+    let c = ctx();
+    let (_q, s) = c.queue_stream::<u32>(true);
+    s.map(|x| x)
+        .uid("nope")
+        .foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+    let err = c.start().unwrap_err().to_string();
+    assert!(err.contains("keeps no state"), "{err}");
+
+    let c = ctx();
+    let (_q, s) = c.queue_stream::<u32>(true);
+    let pairs = s.map(|x| (x, 1u32));
+    let f = |n: &[u32], s: Option<u32>| Some(s.unwrap_or(0) + n.len() as u32);
+    pairs
+        .update_state_by_key(f)
+        .uid("same")
+        .foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+    pairs
+        .update_state_by_key(f)
+        .uid("same")
+        .foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+    let err = c.start().unwrap_err().to_string();
+    assert!(err.contains("`same`"), "{err}");
+}

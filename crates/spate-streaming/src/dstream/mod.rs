@@ -15,13 +15,15 @@ use std::time::Duration;
 use crate::context::StreamingContext;
 use crate::error::{BoxError, Result, StreamingError};
 use crate::exec::{Batch, Data, Key, PartitionIter};
-use crate::graph::{BatchContext, Node};
+use crate::graph::{BatchContext, Node, OpId};
 use crate::time::Time;
 
 /// A stream of batches of `T`, one batch per slide (normally every batch interval).
 pub struct DStream<T> {
     pub(crate) ctx: StreamingContext,
     pub(crate) node: Arc<Node<T>>,
+    /// Set on the streams of stateful operators: their checkpoint id, see [`DStream::uid`].
+    pub(crate) op_id: Option<OpId>,
 }
 
 impl<T> Clone for DStream<T> {
@@ -29,6 +31,7 @@ impl<T> Clone for DStream<T> {
         DStream {
             ctx: self.ctx.clone(),
             node: self.node.clone(),
+            op_id: self.op_id.clone(),
         }
     }
 }
@@ -53,6 +56,27 @@ impl<T: Data> DStream<T> {
         self.ctx.add_node(kind, false, self.node.slide, move |bc| {
             f(parent.get(bc)?, bc)
         })
+    }
+
+    /// Gives the stateful operator that produced this stream (`update_state_by_key`,
+    /// `map_with_state`, `window`, `reduce_by_key_and_window`, …) a stable id for checkpoints,
+    /// like Flink's `uid`. Without one, ids are `kind-N` in definition order, so a new version
+    /// of the job that defines another operator of the same kind earlier would shift them; with
+    /// uids, operators can be added and reordered freely. Must be called before `start`; on a
+    /// stateless stream it is an error reported by `start`.
+    pub fn uid(self, uid: impl Into<String>) -> Self {
+        let uid = uid.into();
+        match &self.op_id {
+            Some(id) => *id.lock() = uid,
+            None => self.ctx.graph_error(StreamingError::operator(
+                "uid",
+                format!(
+                    "`{uid}` is set on `{}`, which keeps no state",
+                    self.node.name
+                ),
+            )),
+        }
+        self
     }
 
     /// The context this stream belongs to.

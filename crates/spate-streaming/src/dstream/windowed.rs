@@ -9,8 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::dstream::DStream;
+use parking_lot::Mutex;
+
 use crate::error::Result;
 use crate::exec::{Data, Key};
+use crate::graph::OpId;
 use crate::window::{window_spec, KeepFn, ReducedWindow, WindowBuffer};
 
 impl<T: Data> DStream<T> {
@@ -38,14 +41,17 @@ impl<T: Data> DStream<T> {
             slide,
         )?;
         let id = self.ctx.unique_name("window");
-        let buf = Arc::new(WindowBuffer::<T>::new(id.clone(), spec.len_ms));
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
+        let buf = Arc::new(WindowBuffer::<T>::new(op_id.clone(), spec.len_ms));
         self.ctx.register_stateful(buf.clone());
         let (parent, tick_buf) = (self.node.clone(), buf.clone());
         self.ctx
             .register_forced(&id, self.node.slide, move |bc| tick_buf.tick(&parent, bc));
-        Ok(self
+        let mut s = self
             .ctx
-            .add_node("window", false, spec.slide, move |bc| Ok(buf.window(bc))))
+            .add_node("window", false, spec.slide, move |bc| Ok(buf.window(bc)));
+        s.op_id = Some(op_id);
+        Ok(s)
     }
 
     /// Every `slide`, the number of elements in the last `length`.
@@ -156,8 +162,9 @@ where
             slide,
         )?;
         let id = self.ctx.unique_name(OP);
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let rw = Arc::new(ReducedWindow::<K, V>::new(
-            id.clone(),
+            op_id.clone(),
             spec,
             self.default_partitions(),
         ));
@@ -167,9 +174,10 @@ where
         self.ctx.register_forced(&id, self.node.slide, move |bc| {
             tick_rw.tick(&parent, &*tick_f, bc)
         });
-        let s = self.ctx.add_node(OP, false, spec.slide, move |bc| {
+        let mut s = self.ctx.add_node(OP, false, spec.slide, move |bc| {
             rw.slide(&*f, &inv, keep.as_ref(), bc)
         });
+        s.op_id = Some(op_id);
         // Slide even when no output reads the window at this time: the state must move on.
         let node = s.node.clone();
         self.ctx

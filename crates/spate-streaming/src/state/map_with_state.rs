@@ -15,7 +15,7 @@ use super::Partitioned;
 use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, StatefulOp};
+use crate::graph::{decode_state, encode_state, OpId, StatefulOp};
 use crate::time::ms;
 
 /// The state of one key, handed to the `map_with_state` function (Spark's `State[S]`).
@@ -103,7 +103,7 @@ impl<K, V, S, E> StateSpec<K, V, S, E> {
 
 /// State entries: the state and the batch time (ms) the key last received data.
 struct MwsStore<K, S> {
-    id: String,
+    id: OpId,
     store: Partitioned<K, (S, u64)>,
     /// False until the first batch: initial state gets its idle clock started then.
     started: AtomicBool,
@@ -114,8 +114,8 @@ where
     K: Key + Serialize + DeserializeOwned,
     S: Data + Serialize + DeserializeOwned,
 {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
@@ -127,11 +127,11 @@ where
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        encode_state(&self.id, &self.store.dump())
+        encode_state(&self.id(), &self.store.dump())
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        self.store.load(decode_state(&self.id, bytes)?);
+        self.store.load(decode_state(&self.id(), bytes)?);
         self.started.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -152,6 +152,14 @@ impl<K, S, E> Deref for MapWithStateDStream<K, S, E> {
 }
 
 impl<K: Data, S: Data, E: Data> MapWithStateDStream<K, S, E> {
+    /// Sets the operator's checkpoint id (see [`DStream::uid`]).
+    pub fn uid(self, uid: impl Into<String>) -> Self {
+        MapWithStateDStream {
+            mapped: self.mapped.uid(uid),
+            snapshots: self.snapshots,
+        }
+    }
+
     /// The function's outputs.
     pub fn mapped(&self) -> DStream<E> {
         self.mapped.clone()
@@ -194,8 +202,9 @@ where
             .num_partitions
             .unwrap_or_else(|| self.default_partitions());
         let id = self.ctx.unique_name("map_with_state");
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = Arc::new(MwsStore {
-            id: id.clone(),
+            id: op_id.clone(),
             store: Partitioned::new(n),
             started: AtomicBool::new(false),
         });
@@ -210,7 +219,7 @@ where
         let timeout_ms = spec.timeout.map(ms);
         let parent = self.node.clone();
         let core_st = st.clone();
-        let mapped = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
+        let mut mapped = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let st = &core_st;
             let t = bc.time.as_millis();
             if !st.started.swap(true, Ordering::SeqCst) {
@@ -293,6 +302,7 @@ where
                     bc.time,
                 ))
             });
+        mapped.op_id = Some(op_id);
         MapWithStateDStream { mapped, snapshots }
     }
 }

@@ -13,10 +13,10 @@ use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, StatefulOp};
+use crate::graph::{decode_state, encode_state, OpId, StatefulOp};
 
 struct UpdateStore<K, S> {
-    id: String,
+    id: OpId,
     store: Partitioned<K, S>,
 }
 
@@ -25,8 +25,8 @@ where
     K: Key + Serialize + DeserializeOwned,
     S: Data + Serialize + DeserializeOwned,
 {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
@@ -38,11 +38,11 @@ where
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        encode_state(&self.id, &self.store.dump())
+        encode_state(&self.id(), &self.store.dump())
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        self.store.load(decode_state(&self.id, bytes)?);
+        self.store.load(decode_state(&self.id(), bytes)?);
         Ok(())
     }
 }
@@ -87,14 +87,15 @@ where
         S: Data + Serialize + DeserializeOwned,
     {
         let id = self.ctx.unique_name("update_state_by_key");
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = Arc::new(UpdateStore {
-            id: id.clone(),
+            id: op_id.clone(),
             store: Partitioned::new(num_partitions),
         });
         st.store.load(initial_state);
         self.ctx.register_stateful(st.clone());
         let parent = self.node.clone();
-        let s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
+        let mut s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let input: Batch<(K, V)> = parent.get(bc)?;
             let n = st.store.n();
             let grouped: Vec<Mutex<Vec<(K, V)>>> = input
@@ -136,6 +137,7 @@ where
         let node = s.node.clone();
         self.ctx
             .register_forced(&id, self.node.slide, move |bc| node.get(bc).map(|_| ()));
+        s.op_id = Some(op_id);
         s
     }
 }
