@@ -5,7 +5,9 @@
 //! `.` or `_`, which are temp files by convention — move finished files into the directory
 //! atomically). The plan lists the files, so a recovered batch re-reads exactly them; the set of
 //! files already seen is kept in state snapshots, so after a restart no file is processed twice.
-//! One partition per file.
+//! One partition per file. Unlike Spark's default (`newFilesOnly`), files already in the
+//! directory when the job first starts are processed too (once); after a restart, only files
+//! not yet seen are.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
