@@ -1,9 +1,18 @@
 //! The `spate` command line: broker, topic and client tools, jobs and benchmarks.
+//!
+//! Each subcommand lives in its own `cli/<name>.rs`; this file only declares the variants and
+//! dispatches.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "spate", version, about = "Spark Streaming's Kafka integration, in Rust")]
+#[command(
+    name = "spate",
+    version,
+    about = "Spark Streaming's Kafka integration, in Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,6 +22,8 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Run the embedded Kafka-compatible broker.
+    Broker(cli::broker::BrokerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
+        Command::Broker(args) => cli::broker::run(args)?,
     }
     Ok(())
 }
