@@ -16,7 +16,7 @@ use crate::handlers::HandlerRegistry;
 use crate::producer_state::ProducerIdAllocator;
 use crate::state::{Advertised, BrokerState, Extensions};
 use crate::storage::memory::MemoryStorage;
-use crate::storage::LogStorage;
+use crate::storage::{DiskOptions, DiskStorage, LogStorage};
 use crate::topics::TopicRegistry;
 
 /// Entry point: `Broker::start(config).await`.
@@ -36,10 +36,14 @@ fn open_storage(config: &BrokerConfig) -> Result<Arc<dyn LogStorage>> {
     match config.storage {
         StorageKind::Memory => Ok(Arc::new(MemoryStorage::new())),
         StorageKind::Disk => {
-            tracing::warn!(
-                "the disk log is not available in this build yet; using in-memory storage"
-            );
-            Ok(Arc::new(MemoryStorage::new()))
+            let Some(dir) = &config.data_dir else {
+                return Err(BrokerError::invalid_config(
+                    "log.dirs",
+                    "",
+                    "the disk log needs a data directory (or choose the in-memory storage)",
+                ));
+            };
+            Ok(Arc::new(DiskStorage::open(dir, DiskOptions::default())?))
         }
     }
 }
@@ -147,42 +151,31 @@ fn advertised_ip(addr: SocketAddr) -> String {
     }
 }
 
-/// Retention and time-based flushes, every `log.retention.check.interval.ms` (flush checks at
-/// least once a second so `flush.ms` is honoured reasonably closely).
+/// Every `log.retention.check.interval.ms`: retention (`retention.ms`, `retention.bytes`),
+/// rolling idle segments past `segment.ms`, and `flush.ms` for partitions that stopped
+/// receiving appends — all done by [`PartitionLog::enforce_retention`](crate::PartitionLog).
 async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) {
-    let retention_every =
-        Duration::from_millis(state.config.log_retention_check_interval_ms.max(1));
-    let tick = retention_every.min(Duration::from_secs(1));
-    let mut interval = tokio::time::interval(tick);
+    let every = Duration::from_millis(state.config.log_retention_check_interval_ms.max(1));
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_retention = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let run_retention = last_retention.elapsed() >= retention_every;
-        if run_retention {
-            last_retention = tokio::time::Instant::now();
-        }
         let st = state.clone();
         let work = tokio::task::spawn_blocking(move || {
             let now_ms = crate::time::now_ms();
             for p in st.topics.all_partitions() {
-                if run_retention {
-                    match p.log().enforce_retention(now_ms) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(
-                            partition = %p.tp,
-                            segments = n,
-                            log_start_offset = p.log().log_start_offset(),
-                            "retention deleted segments"
-                        ),
-                        Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
-                    }
-                }
-                if let Err(e) = p.flush_if_due() {
-                    tracing::warn!(partition = %p.tp, error = %e, "flush failed");
+                match p.log().enforce_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        partition = %p.tp,
+                        segments = n,
+                        log_start_offset = p.log().log_start_offset(),
+                        "retention deleted segments"
+                    ),
+                    Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
                 }
             }
         });
@@ -237,6 +230,10 @@ impl BrokerHandle {
                     tracing::warn!(partition = %p.tp, error = %e, "flush on shutdown failed");
                     first_err.get_or_insert(e);
                 }
+            }
+            if let Err(e) = state.topics.close_storage() {
+                tracing::warn!(error = %e, "closing storage failed");
+                first_err.get_or_insert(e);
             }
             first_err.map_or(Ok(()), Err)
         })

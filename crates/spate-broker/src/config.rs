@@ -30,8 +30,8 @@ pub enum StorageKind {
 pub struct BrokerConfig {
     /// Address to listen on (`127.0.0.1:9092`); port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Directory for partition logs and broker metadata (topics, ids). Without one, nothing is
-    /// persisted and storage is in memory.
+    /// Directory for partition logs (Kafka's layout, `<topic>-<partition>/`) and broker
+    /// metadata (`meta/`). Without one nothing is persisted, which needs the in-memory storage.
     pub data_dir: Option<PathBuf>,
     /// `node.id`.
     pub node_id: i32,
@@ -51,7 +51,7 @@ pub struct BrokerConfig {
     /// (`retention.ms`); set them with [`BrokerConfig::set`] under Kafka's broker names
     /// (`log.retention.ms`).
     pub log_defaults: BTreeMap<String, String>,
-    /// Partition log backend.
+    /// Partition log backend (default: the disk log, which needs `data_dir`).
     pub storage: StorageKind,
     /// Cluster id reported in Metadata and DescribeCluster.
     pub cluster_id: String,
@@ -70,7 +70,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 100 * 1024 * 1024,
             log_retention_check_interval_ms: 300_000,
             log_defaults: BTreeMap::new(),
-            storage: StorageKind::Memory,
+            storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
         }
     }

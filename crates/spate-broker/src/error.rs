@@ -56,6 +56,20 @@ pub enum BrokerError {
     #[error("unknown topic partition {0}")]
     UnknownTopicPartition(TopicPartitionName),
 
+    /// A segment file of the log holds bytes that are not a valid record batch where one must
+    /// start (found while reading or recovering a partition).
+    #[error("corrupt log segment {path} at byte {position}: {reason}")]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+
+    /// A topic name cannot be used as a partition directory name (Kafka allows only
+    /// `[a-zA-Z0-9._-]`, at most 249 characters, and neither `.` nor `..`).
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopicName { topic: String, reason: String },
+
     /// A topic or broker configuration value is invalid.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
@@ -173,9 +187,9 @@ impl BrokerError {
             BrokerError::RecordBatchTooLarge { .. } => ResponseError::MessageTooLarge,
             BrokerError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
             BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
-            BrokerError::LogIo { .. } | BrokerError::MetadataStore { .. } => {
-                ResponseError::KafkaStorageError
-            }
+            BrokerError::LogIo { .. }
+            | BrokerError::MetadataStore { .. }
+            | BrokerError::CorruptSegment { .. } => ResponseError::KafkaStorageError,
             BrokerError::UnknownTopicPartition(_) | BrokerError::UnknownTopic(_) => {
                 ResponseError::UnknownTopicOrPartition
             }
@@ -183,7 +197,9 @@ impl BrokerError {
             BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             BrokerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
-            BrokerError::InvalidTopic { .. } => ResponseError::InvalidTopicException,
+            BrokerError::InvalidTopic { .. } | BrokerError::InvalidTopicName { .. } => {
+                ResponseError::InvalidTopicException
+            }
             BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
             BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,

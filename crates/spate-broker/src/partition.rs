@@ -1,12 +1,12 @@
 //! A live partition: its [`PartitionLog`] plus what the broker keeps beside it — the producer
-//! sequence state, the flush policy's counters, and the fetchers waiting for new data.
+//! sequence state and the fetchers waiting for new data. (The flush policy, `flush.messages` and
+//! `flush.ms`, is applied by the log itself from its `LogConfig`.)
 //!
 //! Appends go through one mutex per partition so that the idempotence check and the append are a
 //! single step (two retries of one batch can never both pass the check). Reads go straight to the
 //! log, which allows them concurrently with appends.
 
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -29,8 +29,6 @@ pub struct Appended {
 struct WriteState {
     producers: PartitionProducers,
     config: LogConfig,
-    unflushed_messages: u64,
-    last_flush: Instant,
 }
 
 /// One partition of a topic.
@@ -56,12 +54,7 @@ impl Partition {
             name: tp.to_string(),
             tp,
             log,
-            write: Mutex::new(WriteState {
-                producers,
-                config,
-                unflushed_messages: 0,
-                last_flush: Instant::now(),
-            }),
+            write: Mutex::new(WriteState { producers, config }),
             waiters: Mutex::new(Vec::new()),
         })
     }
@@ -131,12 +124,6 @@ impl Partition {
         if idempotent {
             w.producers.record(&header, info.base_offset);
         }
-        w.unflushed_messages += header.records_count.max(1) as u64;
-        if w.unflushed_messages >= w.config.flush_messages {
-            self.log.flush()?;
-            w.unflushed_messages = 0;
-            w.last_flush = Instant::now();
-        }
         drop(w);
         self.wake_fetchers();
         Ok(Appended {
@@ -174,26 +161,9 @@ impl Partition {
         self.write.lock().config = config;
     }
 
-    /// Flushes if `flush.ms` has passed since the last flush and something is unflushed.
-    pub fn flush_if_due(&self) -> Result<()> {
-        let mut w = self.write.lock();
-        if w.unflushed_messages == 0 || w.config.flush_ms == u64::MAX {
-            return Ok(());
-        }
-        if w.last_flush.elapsed().as_millis() as u64 >= w.config.flush_ms {
-            self.log.flush()?;
-            w.unflushed_messages = 0;
-            w.last_flush = Instant::now();
-        }
-        Ok(())
-    }
-
     /// Flushes unconditionally (shutdown).
     pub fn flush(&self) -> Result<()> {
-        let mut w = self.write.lock();
-        self.log.flush()?;
-        w.unflushed_messages = 0;
-        w.last_flush = Instant::now();
-        Ok(())
+        let _w = self.write.lock();
+        self.log.flush()
     }
 }

@@ -329,6 +329,11 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// Clean shutdown of the storage (after the last append).
+    pub fn close_storage(&self) -> Result<()> {
+        self.storage.close()
+    }
+
     /// Every partition of every topic.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.list().iter().flat_map(|t| t.partitions()).collect()
