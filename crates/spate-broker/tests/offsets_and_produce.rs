@@ -12,7 +12,11 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::OffsetForLeaderEpochRequest;
 use kafka_protocol::messages::{
     DeleteRecordsRequest, FetchRequest, FetchResponse, InitProducerIdRequest, ListOffsetsRequest,
     MetadataRequest, ProduceRequest, TopicName,
@@ -190,6 +194,25 @@ fn list_offsets_delete_records_and_out_of_range() {
     let resp = c.call(&del, 1);
     assert_eq!(resp.topics[0].partitions[0].low_watermark, 6);
     assert_eq!(list_offset(&mut c, &topic, -2), (0, 6, -1));
+
+    // OffsetForLeaderEpoch: epoch 0 (the only one) ends at the log end; later epochs are unknown.
+    let epoch_end = |c: &mut RawClient, leader_epoch: i32, current: i32| {
+        let mut p = OffsetForLeaderPartition::default();
+        p.partition = 0;
+        p.leader_epoch = leader_epoch;
+        p.current_leader_epoch = current;
+        let mut t = OffsetForLeaderTopic::default();
+        t.topic = name(&topic);
+        t.partitions = vec![p];
+        let mut req = OffsetForLeaderEpochRequest::default();
+        req.replica_id = (-1).into();
+        req.topics = vec![t];
+        let r = c.call(&req, 4).topics[0].partitions[0].clone();
+        (r.error_code, r.leader_epoch, r.end_offset)
+    };
+    assert_eq!(epoch_end(&mut c, 0, 0), (0, 0, 6));
+    assert_eq!(epoch_end(&mut c, 3, 0), (0, -1, -1));
+    assert_eq!(epoch_end(&mut c, 0, 2).0, 75, "UNKNOWN_LEADER_EPOCH");
 }
 
 #[test]
