@@ -294,14 +294,21 @@ fn produce_validation_and_idempotence() {
         "nothing invalid was appended"
     );
 
+    // acks=1 is acknowledged like acks=-1; any other value is INVALID_REQUIRED_ACKS.
+    let resp = c.call(&produce_req(&topic, 0, batch(1, 1, 1), 1), 9);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, 6);
+    let resp = c.call(&produce_req(&topic, 0, batch(2, 1, 1), 2), 9);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 21);
+
     // acks=0 gets no response: the next response on the connection is the Metadata one.
-    let cid0 = c.send(&produce_req(&topic, 0, batch(1, 1, 1), 0), 9);
+    let cid0 = c.send(&produce_req(&topic, 0, batch(2, 1, 1), 0), 9);
     let meta = MetadataRequest::default();
     let cid = c.send(&meta, 12);
     assert_ne!(cid0, cid);
     let resp = c.receive::<MetadataRequest>(12, cid);
     assert_eq!(resp.brokers.len(), 1);
-    assert_eq!(list_offset(&mut c, &topic, -1).1, 7);
+    assert_eq!(list_offset(&mut c, &topic, -1).1, 8);
 }
 
 #[test]
