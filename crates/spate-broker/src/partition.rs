@@ -91,6 +91,16 @@ impl Partition {
                 header.records_count, header.last_offset_delta
             )));
         }
+        if header.is_control() {
+            return Err(BrokerError::InvalidRecord(
+                "clients may not append control batches (transaction markers)".into(),
+            ));
+        }
+        if header.is_transactional() {
+            return Err(BrokerError::InvalidRecord(
+                "transactional batches are not supported by this broker yet".into(),
+            ));
+        }
         let mut w = self.write.lock();
         if batch.len() > w.config.max_message_bytes {
             return Err(BrokerError::RecordBatchTooLarge {

@@ -280,6 +280,18 @@ fn produce_validation_and_idempotence() {
         87,
         "INVALID_RECORD"
     );
+    // Transactional and control batches are refused (no transaction coordinator yet).
+    for bit in [0x10u8, 0x20] {
+        let mut b = record_batch(&[(None, Some("t"), 1)], -1, -1, -1).to_vec();
+        b[22] |= bit;
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            produce(&mut c, &topic, Bytes::from(b)).0,
+            87,
+            "attribute bit {bit:#x}"
+        );
+    }
     // Garbage instead of a batch.
     assert_eq!(
         produce(&mut c, &topic, Bytes::from_static(b"not a batch")).0,
