@@ -4,7 +4,7 @@
 //!
 //! Adding an API is a handler file plus one line in [`HandlerRegistry::standard`]:
 //!
-//! ```ignore
+//! ```text
 //! .register::<JoinGroupRequest, _, _>(0, 9, group::join_group::handle)
 //! ```
 //!
