@@ -144,6 +144,11 @@ impl Partition {
         })
     }
 
+    /// Forgets idempotent producers idle for `expiration_ms` (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.write.lock().producers.expire(now_ms, expiration_ms)
+    }
+
     /// Parks `waiter` until the next append (or until it is woken for another reason).
     /// Register *before* checking for data, so an append in between is not missed: `Notify`
     /// keeps the permit.
