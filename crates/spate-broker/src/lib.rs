@@ -6,6 +6,7 @@
 //! exists so that a whole pipeline, and every test, runs on one machine with no JVM.
 
 pub mod error;
+pub mod group;
 pub mod record_batch;
 pub mod storage;
 
