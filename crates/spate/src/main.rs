@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "spate", version, about = "Spark Streaming's Kafka integration, in Rust")]
+#[command(
+    name = "spate",
+    version,
+    about = "Spark Streaming's Kafka integration, in Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -482,7 +482,9 @@ impl ClassicGroup {
         member.complete_sync(SyncResponse::error(ResponseError::UnknownMemberId));
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
-                self.maybe_prepare_rebalance(config, now_ms, reason)
+                self.maybe_prepare_rebalance(config, now_ms, reason);
+                // With no member left the join completes at once and the group becomes Empty.
+                self.try_complete_join(now_ms);
             }
             GroupState::PreparingRebalance => self.try_complete_join(now_ms),
             GroupState::Empty | GroupState::Dead => {}

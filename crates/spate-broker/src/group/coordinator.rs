@@ -263,10 +263,9 @@ impl GroupCoordinator {
         if group.is(GroupState::Dead) {
             return ready(SyncResponse::error(ResponseError::CoordinatorNotAvailable));
         }
-        if let Err(e) = group.validate_instance(
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-        ) {
+        if let Err(e) =
+            group.validate_instance(&request.member_id, request.group_instance_id.as_deref())
+        {
             return ready(SyncResponse::error(e));
         }
         if !group.members.contains_key(&request.member_id) {
@@ -637,7 +636,11 @@ impl GroupCoordinator {
             group_id: group_id.to_owned(),
             state: group.state.as_str().to_owned(),
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
-            protocol_data: if stable { protocol.clone() } else { String::new() },
+            protocol_data: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
             members: group
                 .members
                 .values()
@@ -696,7 +699,10 @@ impl GroupCoordinator {
             if !group.is(GroupState::Empty) {
                 continue;
             }
-            let empty_since = group.protocol_type.is_some().then_some(group.state_since_ms);
+            let empty_since = group
+                .protocol_type
+                .is_some()
+                .then_some(group.state_since_ms);
             let expired = store.expired(&group.group_id, empty_since, retention, now_ms);
             if !expired.is_empty() {
                 info!(group = %group.group_id, partitions = expired.len(), "offsets expired");

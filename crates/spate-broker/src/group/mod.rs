@@ -16,6 +16,8 @@ pub mod classic_group;
 pub mod config;
 pub mod consumer_protocol;
 pub mod coordinator;
+#[cfg(test)]
+mod coordinator_tests;
 pub mod member;
 pub mod offsets;
 pub mod offsets_log;

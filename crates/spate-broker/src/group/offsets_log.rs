@@ -145,7 +145,11 @@ impl OffsetsLog {
             .append(true)
             .open(&path)
             .map_err(|e| BrokerError::io(&path, e))?;
-        tracing::debug!(before = self.records, after = live.len(), "compacted offsets log");
+        tracing::debug!(
+            before = self.records,
+            after = live.len(),
+            "compacted offsets log"
+        );
         self.records = live.len();
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! FindCoordinator, ListGroups, DescribeGroups and DeleteGroups.
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -8,7 +9,6 @@ use kafka_protocol::messages::{
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
     ListGroupsRequest, ListGroupsResponse,
 };
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::ResponseError;
 
 use super::{opt_s, s, RequestContext};
@@ -49,7 +49,8 @@ pub fn handle_find_coordinator(
             .map(|key| {
                 let c = Coordinator::default().with_key(key.clone());
                 if error != 0 {
-                    c.with_error_code(error).with_node_id(BrokerId(-1))
+                    c.with_error_code(error)
+                        .with_node_id(BrokerId(-1))
                         .with_port(-1)
                 } else {
                     c.with_node_id(BrokerId(node.node_id))

@@ -12,9 +12,7 @@ use super::{opt_s, opt_string, s, RequestContext};
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::member::MemberProtocol;
 use crate::group::now_ms;
-use crate::group::types::{
-    JoinRequest, JoinResponse, LeavingMember, SyncRequest, SyncResponse,
-};
+use crate::group::types::{JoinRequest, JoinResponse, LeavingMember, SyncRequest, SyncResponse};
 
 /// JoinGroup (v0–v9). Waits until the group's join phase completes.
 pub async fn handle_join_group(

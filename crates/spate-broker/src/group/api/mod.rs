@@ -15,9 +15,7 @@ pub use admin::{
     handle_delete_groups, handle_describe_groups, handle_find_coordinator, handle_list_groups,
     CoordinatorNode,
 };
-pub use membership::{
-    handle_heartbeat, handle_join_group, handle_leave_group, handle_sync_group,
-};
+pub use membership::{handle_heartbeat, handle_join_group, handle_leave_group, handle_sync_group};
 pub use offsets::{handle_offset_commit, handle_offset_delete, handle_offset_fetch};
 
 /// API version ranges this broker serves for the group APIs: what kafka-protocol 0.18
@@ -57,3 +55,6 @@ pub(crate) fn opt_s(value: Option<impl Into<String>>) -> Option<StrBytes> {
 pub(crate) fn opt_string(value: &Option<StrBytes>) -> Option<String> {
     value.as_ref().map(|v| v.as_str().to_owned())
 }
+
+#[cfg(test)]
+mod tests;
