@@ -246,7 +246,7 @@ fn session_timeout_removes_a_silent_member() {
     let _ = done(&mut c.join_group(join_req("g", &m1.member_id, &["range"]), 0));
     let r2 = done(&mut j2);
     let mut s2 = sync(&c, "g", &r2.member_id, 2, &[], 0);
-    let _ = sync(&c, "g", &m1.member_id, 2, &[], 0);
+    drop(sync(&c, "g", &m1.member_id, 2, &[], 0));
     let _ = done(&mut s2);
     // m1 keeps heartbeating, m2 goes silent.
     for t in (1000..=i64::from(SESSION)).step_by(1000) {
@@ -287,7 +287,7 @@ fn rebalance_timeout_drops_members_that_do_not_rejoin() {
 fn protocol_selection_and_inconsistent_protocols() {
     let c = coordinator();
     let a = done(&mut c.join_group(join_req("g", "", &["range", "roundrobin"]), 0));
-    let _ = sync(&c, "g", &a.member_id, 1, &[], 0);
+    drop(sync(&c, "g", &a.member_id, 1, &[], 0));
     let mut jb = c.join_group(join_req("g", "", &["roundrobin", "range"]), 1);
     let mut jc = c.join_group(join_req("g", "", &["roundrobin"]), 1);
     let mut ja = c.join_group(join_req("g", &a.member_id, &["range", "roundrobin"]), 2);
@@ -315,7 +315,7 @@ fn votes_pick_the_most_preferred_common_protocol() {
     let c = coordinator();
     let mut rxs = Vec::new();
     let a = done(&mut c.join_group(join_req("g", "", &["range", "roundrobin"]), 0));
-    let _ = sync(&c, "g", &a.member_id, 1, &[], 0);
+    drop(sync(&c, "g", &a.member_id, 1, &[], 0));
     rxs.push(c.join_group(join_req("g", "", &["roundrobin", "range"]), 1));
     rxs.push(c.join_group(join_req("g", "", &["roundrobin", "range"]), 1));
     rxs.push(c.join_group(join_req("g", &a.member_id, &["range", "roundrobin"]), 2));
@@ -351,7 +351,7 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     let mut b_req = join_req("g", "", &["range"]);
     b_req.group_instance_id = Some("instance-b".into());
     let a = done(&mut c.join_group(a_req.clone(), 0));
-    let _ = sync(&c, "g", &a.member_id, 1, &[], 0);
+    drop(sync(&c, "g", &a.member_id, 1, &[], 0));
     let mut jb = c.join_group(b_req.clone(), 1);
     let mut a_rejoin = a_req.clone();
     a_rejoin.member_id = a.member_id.clone();
@@ -359,14 +359,14 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     let b = done(&mut jb);
     assert_eq!(a2.generation_id, 2);
     let mut sb = sync(&c, "g", &b.member_id, 2, &[], 3);
-    let _ = sync(
+    drop(sync(
         &c,
         "g",
         &a.member_id,
         2,
         &[(&a.member_id, "PA"), (&b.member_id, "PB")],
         3,
-    );
+    ));
     assert_eq!(done(&mut sb).assignment, Bytes::from("PB"));
 
     // b restarts: same instance id, no member id. No rebalance; same generation.
@@ -402,7 +402,7 @@ fn static_restart_of_the_leader_does_not_make_it_assign() {
     let mut a_req = join_req("g", "", &["range"]);
     a_req.group_instance_id = Some("ia".into());
     let a = done(&mut c.join_group(a_req.clone(), 0));
-    let _ = sync(&c, "g", &a.member_id, 1, &[(&a.member_id, "X")], 0);
+    drop(sync(&c, "g", &a.member_id, 1, &[(&a.member_id, "X")], 0));
     let a2 = done(&mut c.join_group(a_req, 1));
     // The old leader id comes back, so the new incarnation acts as a follower.
     assert_eq!(a2.leader, a.member_id);
@@ -416,7 +416,7 @@ fn leave_group_rebalances_and_empties() {
     let c = coordinator();
     let m1 = single_member_group(&c, "g", 0);
     let mut j2 = c.join_group(join_req("g", "", &["range"]), 1);
-    let _ = c.join_group(join_req("g", &m1.member_id, &["range"]), 2);
+    drop(c.join_group(join_req("g", &m1.member_id, &["range"]), 2));
     let r2 = done(&mut j2);
     let (top, errs) = c.leave_group(
         "g",
@@ -457,7 +457,7 @@ fn a_follower_that_never_syncs_is_removed() {
     let mut j2 = c.join_group(join_req("g", "", &["range"]), 0);
     let _ = done(&mut c.join_group(join_req("g", &m1.member_id, &["range"]), 0));
     let r2 = done(&mut j2);
-    let _ = sync(&c, "g", &m1.member_id, 2, &[(&m1.member_id, "A")], 1);
+    drop(sync(&c, "g", &m1.member_id, 2, &[(&m1.member_id, "A")], 1));
     assert_eq!(state(&c, "g"), "Stable");
     c.heartbeat("g", &m1.member_id, None, 2, i64::from(REBALANCE) - 1);
     c.tick(i64::from(REBALANCE) + 1);
@@ -556,7 +556,7 @@ fn offset_delete_refuses_subscribed_topics() {
         metadata: meta.freeze(),
     }];
     let r = done(&mut c.join_group(req, 0));
-    let _ = sync(&c, "g", &r.member_id, 1, &[], 0);
+    drop(sync(&c, "g", &r.member_id, 1, &[], 0));
     assert_eq!(commit(&c, "g", &r.member_id, 1, 3, 0), 0);
     c.commit_offsets(
         CommitRequest {
