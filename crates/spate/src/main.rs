@@ -1,4 +1,9 @@
 //! The `spate` command line: broker, topic and client tools, jobs and benchmarks.
+//!
+//! Each subcommand lives in its own `cli/<name>.rs`; this file only declares the variants and
+//! dispatches.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +22,8 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Run the embedded Kafka-compatible broker.
+    Broker(cli::broker::BrokerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
+        Command::Broker(args) => cli::broker::run(args)?,
     }
     Ok(())
 }
