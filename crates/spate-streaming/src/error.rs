@@ -6,6 +6,12 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::time::Time;
+
+/// A boxed error returned by user code (output operations, inputs).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in spate-streaming.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +114,157 @@ pub enum StreamingError {
         /// What failed.
         reason: String,
     },
+
+    // ---- engine (context, operators, tasks, outputs, inputs) ----
+
+    /// A configuration file could not be read or parsed.
+    #[error("cannot load configuration file {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be loaded.
+        message: String,
+    },
+
+    /// A DStream operator was defined with bad arguments (e.g. a window that is not a multiple
+    /// of the batch interval) or combined with an incompatible stream.
+    #[error("invalid operator `{operator}`: {message}")]
+    InvalidOperator {
+        /// The operator, e.g. `window`.
+        operator: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The context was used in a state that does not allow the call (e.g. `start` twice, adding
+    /// an operator after `start`).
+    #[error("streaming context {0}")]
+    ContextState(String),
+
+    /// A task (one partition of one stage of a batch) panicked in user code.
+    #[error("task for partition {partition} of batch {time} panicked: {message}")]
+    TaskPanicked {
+        /// Batch time.
+        time: Time,
+        /// Partition index.
+        partition: usize,
+        /// The panic payload, when it is a string.
+        message: String,
+    },
+
+    /// A task (one partition) of an action such as `Batch::foreach_partition` returned an error.
+    #[error("task for partition {partition} of batch {time} failed: {message}")]
+    TaskFailed {
+        /// Batch time.
+        time: Time,
+        /// Partition index.
+        partition: usize,
+        /// The error text.
+        message: String,
+        /// The user's error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+
+    /// An output operation returned an error or panicked.
+    #[error("output operation `{operation}` failed for batch {time}: {message}")]
+    OutputFailed {
+        /// Output operation name, e.g. `foreach_batch#0`.
+        operation: String,
+        /// Batch time.
+        time: Time,
+        /// Error or panic message.
+        message: String,
+        /// The user's error, when there was one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+
+    /// An input stream failed to plan or compute a batch.
+    #[error("input `{input}` failed: {message}")]
+    InputFailed {
+        /// Input id, e.g. `queue_stream-0`.
+        input: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// A file system operation failed.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The context stopped because of an earlier error (returned by `await_termination`).
+    #[error("streaming context stopped with an error: {0}")]
+    ContextFailed(#[source] Arc<StreamingError>),
+
+    /// Stopping did not finish within the configured timeout.
+    #[error("graceful stop did not finish within {timeout_ms} ms; {pending} planned batch(es) left uncommitted")]
+    StopTimeout {
+        /// The timeout.
+        timeout_ms: u64,
+        /// Batches planned but not committed (they re-run on restart).
+        pending: usize,
+    },
 }
 
 /// `Result` with [`StreamingError`] as the default error.
 pub type Result<T, E = StreamingError> = std::result::Result<T, E>;
+
+impl StreamingError {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StreamingError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A configuration error naming `key` and its bad `value`.
+    pub fn config(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        StreamingError::InvalidConfig {
+            name: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An operator-definition error naming `operator`.
+    pub fn operator(operator: impl Into<String>, message: impl Into<String>) -> Self {
+        StreamingError::InvalidOperator {
+            operator: operator.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An input error naming `input`.
+    pub fn input(input: impl Into<String>, message: impl Into<String>) -> Self {
+        StreamingError::InputFailed {
+            input: input.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn serialization(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+        StreamingError::Serialization {
+            what: what.into(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Turns a panic payload into a readable message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -4,11 +4,40 @@
 //! recorded in the checkpoint, run in parallel on a bounded worker pool, and committed when every
 //! output has succeeded. This crate knows nothing about Kafka: inputs plug in through the
 //! input-stream and receiver interfaces.
+//!
+//! Map of the crate: [`StreamingContext`] (entry point, lifecycle) · [`Config`] (keys, defaults,
+//! TOML, environment) · [`DStream`] and its operators (`dstream`, `window`, `state`, `output`) ·
+//! [`Batch`] (one batch's partitioned data; `exec`) · `scheduler` (job generator and runner) ·
+//! [`input`] (the plan → compute input interface, queue/socket/text-file inputs) · `recovery`
+//! and [`checkpoint`] (fault tolerance) · [`listener`] and [`metrics`] (observability).
 
 pub mod checkpoint;
+pub mod config;
+pub mod context;
+pub mod dstream;
 pub mod error;
+pub mod exec;
+mod graph;
+pub mod input;
+pub mod listener;
+pub mod metrics;
+pub mod output;
 pub mod rate;
 pub mod receiver;
+mod recovery;
+mod scheduler;
+pub mod state;
+pub mod time;
 pub mod wal;
+pub mod window;
 
+pub use config::{Config, StreamingConfig};
+pub use context::{ContextState, StreamingContext};
+pub use dstream::DStream;
 pub use error::{Result, StreamingError};
+pub use exec::{Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
+pub use input::{InputContext, InputStream};
+pub use listener::{BatchInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StreamingListener};
+pub use metrics::StreamingMetrics;
+pub use state::{MapWithStateDStream, State, StateSpec};
+pub use time::Time;

@@ -1,0 +1,134 @@
+//! Counters and gauges a metrics endpoint can read, and the retained batches a UI shows.
+//!
+//! Names follow Spark's `StreamingSource` (C21) so dashboards carry over: `totalCompletedBatches`,
+//! `totalReceivedRecords`, `totalProcessedRecords`, `unprocessedBatches`, `waitingBatches`,
+//! `runningBatches`, `retainedCompletedBatches`, `lastCompletedBatch_*`, `lastReceivedBatch_*`;
+//! `-1` means unknown. The scheduler updates these directly (not through the asynchronous
+//! listener bus) so a reader never sees a stale count.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::listener::BatchInfo;
+
+/// Live counters of a running context.
+#[derive(Debug)]
+pub struct StreamingMetrics {
+    retained_capacity: usize,
+    pub(crate) receivers: AtomicI64,
+    total_completed: AtomicU64,
+    total_failed: AtomicU64,
+    total_received_records: AtomicU64,
+    total_processed_records: AtomicU64,
+    waiting: AtomicI64,
+    running: AtomicI64,
+    last_received: Mutex<Option<Arc<BatchInfo>>>,
+    last_completed: Mutex<Option<Arc<BatchInfo>>>,
+    retained: Mutex<VecDeque<Arc<BatchInfo>>>,
+}
+
+impl StreamingMetrics {
+    pub(crate) fn new(retained_capacity: usize) -> Self {
+        StreamingMetrics {
+            retained_capacity,
+            receivers: AtomicI64::new(0),
+            total_completed: AtomicU64::new(0),
+            total_failed: AtomicU64::new(0),
+            total_received_records: AtomicU64::new(0),
+            total_processed_records: AtomicU64::new(0),
+            waiting: AtomicI64::new(0),
+            running: AtomicI64::new(0),
+            last_received: Mutex::new(None),
+            last_completed: Mutex::new(None),
+            retained: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(crate) fn batch_submitted(&self, info: &Arc<BatchInfo>) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.total_received_records.fetch_add(info.num_records(), Ordering::Relaxed);
+        *self.last_received.lock() = Some(info.clone());
+    }
+
+    pub(crate) fn batch_started(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn batch_completed(&self, info: &Arc<BatchInfo>) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if info.failure_reason().is_some() {
+            self.total_failed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.total_completed.fetch_add(1, Ordering::Relaxed);
+            self.total_processed_records.fetch_add(info.num_records(), Ordering::Relaxed);
+        }
+        *self.last_completed.lock() = Some(info.clone());
+        let mut r = self.retained.lock();
+        r.push_back(info.clone());
+        while r.len() > self.retained_capacity {
+            r.pop_front();
+        }
+    }
+
+    /// Batches completed successfully.
+    pub fn total_completed_batches(&self) -> u64 {
+        self.total_completed.load(Ordering::Relaxed)
+    }
+
+    /// Batches that failed.
+    pub fn total_failed_batches(&self) -> u64 {
+        self.total_failed.load(Ordering::Relaxed)
+    }
+
+    /// Planned batches not yet started.
+    pub fn waiting_batches(&self) -> i64 {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Batches running now (0 or 1: batches run in order).
+    pub fn running_batches(&self) -> i64 {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// The newest completed batches, oldest first (at most `spate.streaming.ui.retained.batches`).
+    pub fn retained_batches(&self) -> Vec<Arc<BatchInfo>> {
+        self.retained.lock().iter().cloned().collect()
+    }
+
+    /// The last completed batch.
+    pub fn last_completed_batch(&self) -> Option<Arc<BatchInfo>> {
+        self.last_completed.lock().clone()
+    }
+
+    /// All gauges with Spark's names, `-1` for unknown.
+    pub fn gauges(&self) -> Vec<(&'static str, i64)> {
+        let waiting = self.waiting_batches();
+        let running = self.running_batches();
+        let t = |o: Option<crate::time::Time>| o.map(|t| t.as_millis() as i64).unwrap_or(-1);
+        let d = |o: Option<u64>| o.map(|v| v as i64).unwrap_or(-1);
+        let lc = self.last_completed_batch();
+        let lr = self.last_received.lock().clone();
+        vec![
+            ("receivers", self.receivers.load(Ordering::Relaxed)),
+            ("totalCompletedBatches", self.total_completed_batches() as i64),
+            ("totalReceivedRecords", self.total_received_records.load(Ordering::Relaxed) as i64),
+            ("totalProcessedRecords", self.total_processed_records.load(Ordering::Relaxed) as i64),
+            ("unprocessedBatches", waiting + running),
+            ("waitingBatches", waiting),
+            ("runningBatches", running),
+            ("retainedCompletedBatches", self.retained.lock().len() as i64),
+            ("lastCompletedBatch_submissionTime", t(lc.as_ref().map(|b| b.submission_time))),
+            ("lastCompletedBatch_processingStartTime", t(lc.as_ref().and_then(|b| b.processing_start_time))),
+            ("lastCompletedBatch_processingEndTime", t(lc.as_ref().and_then(|b| b.processing_end_time))),
+            ("lastCompletedBatch_processingDelay", d(lc.as_ref().and_then(|b| b.processing_delay()))),
+            ("lastCompletedBatch_schedulingDelay", d(lc.as_ref().and_then(|b| b.scheduling_delay()))),
+            ("lastCompletedBatch_totalDelay", d(lc.as_ref().and_then(|b| b.total_delay()))),
+            ("lastReceivedBatch_submissionTime", t(lr.as_ref().map(|b| b.submission_time))),
+            ("lastReceivedBatch_records", lr.as_ref().map(|b| b.num_records() as i64).unwrap_or(-1)),
+        ]
+    }
+}

@@ -1,0 +1,239 @@
+//! The batch scheduler: a job generator that plans a batch every batch interval, and a job
+//! runner that runs planned batches strictly in order.
+//!
+//! This is the loop of timely's progress tracking made coarse: the batch time is the epoch; the
+//! generator closes an epoch by planning it (and writing the plan to the checkpoint), the runner
+//! finishes it (outputs, then the commit record). Batches queue between the two, so a slow batch
+//! delays the next (its scheduling delay grows) but batches never overlap, which keeps state
+//! updates sequential. Threads: `spate-job-generator`, `spate-job-runner`.
+
+mod generator;
+mod runner;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::config::StreamingConfig;
+use crate::context::ContextInner;
+use crate::error::{Result, StreamingError};
+use crate::exec::pool::Executor;
+use crate::graph::Graph;
+use crate::input::InputContext;
+use crate::listener::{BatchInfo, Event, ListenerBus};
+use crate::metrics::StreamingMetrics;
+use crate::checkpoint::Checkpoint;
+use crate::recovery;
+use crate::time::{ms, Time};
+
+/// A batch that has been planned (and recorded) and waits to run.
+pub(crate) struct PlannedBatch {
+    pub(crate) time: Time,
+    pub(crate) plans: BTreeMap<String, serde_json::Value>,
+    pub(crate) info: BatchInfo,
+}
+
+/// State shared by the generator, the runner and `stop`.
+pub(crate) struct Shared {
+    pub(crate) graph: Arc<Graph>,
+    pub(crate) exec: Arc<Executor>,
+    pub(crate) conf: StreamingConfig,
+    pub(crate) bus: Arc<ListenerBus>,
+    pub(crate) metrics: Arc<StreamingMetrics>,
+    pub(crate) interval_ms: u64,
+    pub(crate) zero_time: Time,
+    pub(crate) checkpoint: Option<Arc<Checkpoint>>,
+    /// Held while inputs plan (and their cursors move) and while input state is snapshotted,
+    /// so a snapshot never holds a cursor past the last recorded plan.
+    pub(crate) planning: Mutex<()>,
+    /// Set to make the runner stop before its next batch / output operation.
+    pub(crate) abort: AtomicBool,
+    pub(crate) batches_since_snapshot: AtomicU64,
+    inputs_stopped: AtomicBool,
+    stop_generator: Sender<()>,
+    ctx: Weak<ContextInner>,
+}
+
+impl Shared {
+    /// Stops every input once.
+    pub(crate) fn stop_inputs(&self) {
+        if self.inputs_stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for i in &self.graph.inputs {
+            if let Err(e) = i.input.stop() {
+                tracing::warn!(input = %i.id, error = %e, "input failed to stop cleanly");
+            }
+        }
+    }
+
+    /// A batch (or planning) failed: stop everything and record the error on the context.
+    pub(crate) fn fail(&self, e: StreamingError) {
+        self.abort.store(true, Ordering::SeqCst);
+        let _ = self.stop_generator.try_send(());
+        self.stop_inputs();
+        self.bus.post(Event::StreamingStopped(Time::now()));
+        self.bus.stop();
+        if let Some(ctx) = self.ctx.upgrade() {
+            ctx.terminate(Some(e));
+        }
+    }
+}
+
+/// Handles of a running context's threads.
+pub(crate) struct Runtime {
+    shared: Arc<Shared>,
+    generator: Option<JoinHandle<()>>,
+    runner: Option<JoinHandle<()>>,
+    runner_id: ThreadId,
+    runner_done: Receiver<()>,
+    stop_generator: Sender<()>,
+}
+
+impl Runtime {
+    pub(crate) fn is_runner_thread(&self) -> bool {
+        std::thread::current().id() == self.runner_id
+    }
+
+    /// Stops the generator, then lets the runner drain (graceful) or abort, within `timeout`.
+    pub(crate) fn shutdown(mut self, graceful: bool, timeout: Duration) -> Result<()> {
+        let _ = self.stop_generator.try_send(());
+        if !graceful {
+            self.shared.abort.store(true, Ordering::SeqCst);
+        }
+        if let Some(g) = self.generator.take() {
+            let _ = g.join();
+        }
+        let result = match self.runner_done.recv_timeout(timeout) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                // Give up on the remaining batches; they stay planned and re-run on restart.
+                self.shared.abort.store(true, Ordering::SeqCst);
+                let pending = (self.shared.metrics.waiting_batches() + self.shared.metrics.running_batches()).max(0) as usize;
+                tracing::warn!(timeout_ms = ms(timeout), pending, "graceful stop timed out");
+                Err(StreamingError::StopTimeout {
+                    timeout_ms: ms(timeout),
+                    pending,
+                })
+            }
+            _ => {
+                if let Some(r) = self.runner.take() {
+                    let _ = r.join();
+                }
+                Ok(())
+            }
+        };
+        self.shared.stop_inputs();
+        self.shared.bus.post(Event::StreamingStopped(Time::now()));
+        self.shared.bus.stop();
+        result
+    }
+}
+
+/// Runs a batch during recovery on the calling thread (`outputs == false`: state only).
+pub(crate) fn run_recovered(shared: &Shared, batch: PlannedBatch, outputs: bool) -> Result<()> {
+    runner::run_batch(shared, batch, outputs)
+}
+
+/// Starts a context: recovery, inputs, bus, generator and runner.
+pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runtime> {
+    let conf = inner.conf.clone();
+    let interval_ms = ms(conf.batch_interval).max(1);
+    let checkpoint_dir = inner.checkpoint_dir.lock().clone();
+
+    // Open the checkpoint and work out what to replay before anything runs.
+    let now = Time::now();
+    let recovered = match &checkpoint_dir {
+        Some(dir) => Some(recovery::open(dir, &conf, &graph, now)?),
+        None => None,
+    };
+    let zero_time = recovered
+        .as_ref()
+        .map(|r| r.zero_time)
+        .unwrap_or_else(|| Time(now.ceil_to(conf.batch_interval).0.saturating_sub(interval_ms)));
+
+    let (stop_tx, stop_rx) = bounded::<()>(1);
+    let shared = Arc::new(Shared {
+        graph: graph.clone(),
+        exec: inner.exec.clone(),
+        conf: conf.clone(),
+        bus: inner.bus.clone(),
+        metrics: inner.metrics.clone(),
+        interval_ms,
+        zero_time,
+        checkpoint: recovered.as_ref().map(|r| r.sink.clone()),
+        planning: Mutex::new(()),
+        abort: AtomicBool::new(false),
+        batches_since_snapshot: AtomicU64::new(0),
+        inputs_stopped: AtomicBool::new(false),
+        stop_generator: stop_tx.clone(),
+        ctx: Arc::downgrade(inner),
+    });
+
+    let (job_tx, job_rx) = unbounded::<PlannedBatch>();
+    let mut next_time = now.ceil_to(conf.batch_interval);
+    if let Some(r) = recovered {
+        // Rebuild state: restore the snapshot, replay committed batches since it (no outputs),
+        // then queue the planned-but-uncommitted batches with their recorded plans.
+        let resume = recovery::replay(&shared, r)?;
+        for b in resume.pending {
+            shared.metrics.batch_submitted(&Arc::new(b.info.clone()));
+            job_tx
+                .send(b)
+                .map_err(|_| StreamingError::ContextState("job queue closed during recovery".into()))?;
+        }
+        if let Some(last) = resume.last_planned {
+            // Like Spark (C14), batch times continue right after the last recorded one, and the
+            // generator plans the down-time batches back to back: windows are defined over batch
+            // times, so a gap would leave batches in a window that should have slid out.
+            next_time = Time(last.0 + interval_ms);
+        }
+    }
+
+    inner.bus.start();
+    inner.bus.post(Event::StreamingStarted(now));
+    for i in &graph.inputs {
+        let ictx = InputContext {
+            input_id: i.id.clone(),
+            checkpoint_dir: checkpoint_dir.clone(),
+            batch_interval: conf.batch_interval,
+            bus: inner.bus.clone(),
+            metrics: inner.metrics.clone(),
+        };
+        i.input.start(&ictx)?;
+    }
+
+    let (done_tx, done_rx) = bounded::<()>(1);
+    let runner_shared = shared.clone();
+    let runner = std::thread::Builder::new()
+        .name("spate-job-runner".into())
+        .spawn(move || {
+            runner::run(&runner_shared, job_rx);
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| StreamingError::io("spate-job-runner thread", e))?;
+    let runner_id = runner.thread().id();
+    let gen_shared = shared.clone();
+    let generator = std::thread::Builder::new()
+        .name("spate-job-generator".into())
+        .spawn(move || generator::run(&gen_shared, next_time, stop_rx, job_tx))
+        .map_err(|e| StreamingError::io("spate-job-generator thread", e))?;
+    tracing::info!(
+        app = %conf.app_name,
+        batch_interval_ms = interval_ms,
+        first_batch = next_time.as_millis(),
+        "streaming context started"
+    );
+    Ok(Runtime {
+        shared,
+        generator: Some(generator),
+        runner: Some(runner),
+        runner_id,
+        runner_done: done_rx,
+        stop_generator: stop_tx,
+    })
+}

@@ -1,0 +1,270 @@
+//! `map_with_state`: calls the user's function once per record with the key's state, emits
+//! what the function returns, and only touches keys present in the batch — plus, with a
+//! timeout, keys idle for longer than it, which get one last call with `is_timing_out()`.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::Partitioned;
+use crate::dstream::DStream;
+use crate::error::Result;
+use crate::exec::{Batch, Data, Key, VecPartitions};
+use crate::graph::{decode_state, encode_state, StatefulOp};
+use crate::time::ms;
+
+/// The state of one key, handed to the `map_with_state` function (Spark's `State[S]`).
+#[derive(Debug)]
+pub struct State<S> {
+    value: Option<S>,
+    removed: bool,
+    timing_out: bool,
+}
+
+impl<S> State<S> {
+    /// Whether the key has state.
+    pub fn exists(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// The key's state, if any.
+    pub fn get(&self) -> Option<&S> {
+        self.value.as_ref()
+    }
+
+    /// Sets the key's state. Ignored (with a warning) when the key is timing out: its state is
+    /// removed after this call, as in Spark.
+    pub fn update(&mut self, s: S) {
+        if self.timing_out {
+            tracing::warn!("State::update on a key that is timing out is ignored");
+            return;
+        }
+        self.value = Some(s);
+        self.removed = false;
+    }
+
+    /// Removes the key's state.
+    pub fn remove(&mut self) {
+        self.value = None;
+        self.removed = true;
+    }
+
+    /// True in the last call for a key that was idle longer than the timeout.
+    pub fn is_timing_out(&self) -> bool {
+        self.timing_out
+    }
+}
+
+type StateFn<K, V, S, E> = dyn Fn(&K, Option<V>, &mut State<S>) -> E + Send + Sync;
+
+/// What `map_with_state` does (Spark's `StateSpec`): the function plus options.
+pub struct StateSpec<K, V, S, E> {
+    func: Arc<StateFn<K, V, S, E>>,
+    num_partitions: Option<usize>,
+    timeout: Option<Duration>,
+    initial_state: Vec<(K, S)>,
+}
+
+impl<K, V, S, E> StateSpec<K, V, S, E> {
+    /// A spec calling `f(key, value, state)` once per record (value `None` only when timing out).
+    pub fn function(f: impl Fn(&K, Option<V>, &mut State<S>) -> E + Send + Sync + 'static) -> Self {
+        StateSpec {
+            func: Arc::new(f),
+            num_partitions: None,
+            timeout: None,
+            initial_state: Vec::new(),
+        }
+    }
+
+    /// Number of state partitions (default: `spate.streaming.default.parallelism`).
+    pub fn num_partitions(mut self, n: usize) -> Self {
+        self.num_partitions = Some(n.max(1));
+        self
+    }
+
+    /// Removes keys that received no data for `idle` (measured in batch time); the function is
+    /// called one last time for them with `state.is_timing_out()`.
+    pub fn timeout(mut self, idle: Duration) -> Self {
+        self.timeout = Some(idle);
+        self
+    }
+
+    /// State the keys start with.
+    pub fn initial_state(mut self, state: Vec<(K, S)>) -> Self {
+        self.initial_state = state;
+        self
+    }
+}
+
+/// State entries: the state and the batch time (ms) the key last received data.
+struct MwsStore<K, S> {
+    id: String,
+    store: Partitioned<K, (S, u64)>,
+    /// False until the first batch: initial state gets its idle clock started then.
+    started: AtomicBool,
+}
+
+impl<K, S> StatefulOp for MwsStore<K, S>
+where
+    K: Key + Serialize + DeserializeOwned,
+    S: Data + Serialize + DeserializeOwned,
+{
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn state_type(&self) -> String {
+        format!("({}, {})", std::any::type_name::<K>(), std::any::type_name::<S>())
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        encode_state(&self.id, &self.store.dump())
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<()> {
+        self.store.load(decode_state(&self.id, bytes)?);
+        self.started.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The result of `map_with_state`: a stream of the function's outputs (it derefs to
+/// `DStream<E>`), plus [`MapWithStateDStream::state_snapshots`].
+pub struct MapWithStateDStream<K, S, E> {
+    mapped: DStream<E>,
+    snapshots: DStream<(K, S)>,
+}
+
+impl<K, S, E> Deref for MapWithStateDStream<K, S, E> {
+    type Target = DStream<E>;
+    fn deref(&self) -> &DStream<E> {
+        &self.mapped
+    }
+}
+
+impl<K: Data, S: Data, E: Data> MapWithStateDStream<K, S, E> {
+    /// The function's outputs.
+    pub fn mapped(&self) -> DStream<E> {
+        self.mapped.clone()
+    }
+
+    /// Every batch, every key's state after the batch (Spark's `stateSnapshots()`).
+    pub fn state_snapshots(&self) -> DStream<(K, S)> {
+        self.snapshots.clone()
+    }
+}
+
+impl<K, V> DStream<(K, V)>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: Data,
+{
+    /// Per-record stateful mapping (Spark's `mapWithState`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use spate_streaming::{Config, StreamingContext, StateSpec, State};
+    /// let ctx = StreamingContext::new(Config::new("m").batch_interval(Duration::from_millis(10)))?;
+    /// let (_q, words) = ctx.queue_stream::<String>(true);
+    /// let spec = StateSpec::function(|w: &String, one: Option<u64>, st: &mut State<u64>| {
+    ///     let n = st.get().copied().unwrap_or(0) + one.unwrap_or(0);
+    ///     st.update(n);
+    ///     (w.clone(), n)
+    /// })
+    /// .timeout(Duration::from_secs(60));
+    /// let counts = words.map(|w| (w, 1u64)).map_with_state(spec);
+    /// let _all = counts.state_snapshots();
+    /// # Ok::<(), spate_streaming::StreamingError>(())
+    /// ```
+    pub fn map_with_state<S, E>(&self, spec: StateSpec<K, V, S, E>) -> MapWithStateDStream<K, S, E>
+    where
+        S: Data + Serialize + DeserializeOwned,
+        E: Data,
+    {
+        let n = spec.num_partitions.unwrap_or_else(|| self.default_partitions());
+        let id = self.ctx.unique_name("map_with_state");
+        let st = Arc::new(MwsStore {
+            id: id.clone(),
+            store: Partitioned::new(n),
+            started: AtomicBool::new(false),
+        });
+        st.store
+            .load(spec.initial_state.into_iter().map(|(k, s)| (k, (s, 0))).collect());
+        self.ctx.register_stateful(st.clone());
+        let func = spec.func;
+        let timeout_ms = spec.timeout.map(ms);
+        let parent = self.node.clone();
+        let core_st = st.clone();
+        let mapped = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
+            let st = &core_st;
+            let t = bc.time.as_millis();
+            if !st.started.swap(true, Ordering::SeqCst) {
+                for p in &st.store.parts {
+                    for (_, (_, seen)) in p.lock().iter_mut() {
+                        *seen = t;
+                    }
+                }
+            }
+            let input: Batch<(K, V)> = parent.get(bc)?;
+            let n = st.store.n();
+            let grouped: Vec<Mutex<Vec<(K, V)>>> =
+                input.partition_by_key(n)?.into_iter().map(Mutex::new).collect();
+            let parts = bc.exec.run_tasks(bc.time, n, |r| {
+                let data = std::mem::take(&mut *grouped[r].lock());
+                let mut map = st.store.parts[r].lock();
+                let mut out = Vec::with_capacity(data.len());
+                for (k, v) in data {
+                    let mut state = State {
+                        value: map.remove(&k).map(|(s, _)| s),
+                        removed: false,
+                        timing_out: false,
+                    };
+                    out.push(func(&k, Some(v), &mut state));
+                    if let Some(s) = state.value {
+                        map.insert(k, (s, t));
+                    }
+                }
+                if let Some(idle) = timeout_ms {
+                    let threshold = t.saturating_sub(idle);
+                    let expired: Vec<K> = map
+                        .iter()
+                        .filter(|(_, (_, seen))| *seen < threshold)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in expired {
+                        if let Some((s, _)) = map.remove(&k) {
+                            let mut state = State {
+                                value: Some(s),
+                                removed: false,
+                                timing_out: true,
+                            };
+                            out.push(func(&k, None, &mut state));
+                        }
+                    }
+                }
+                Ok(out)
+            })?;
+            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+        });
+        let core = mapped.node.clone();
+        self.ctx
+            .register_forced(&id, self.node.slide, move |bc| core.get(bc).map(|_| ()));
+        let core = mapped.node.clone();
+        let snapshots = self.ctx.add_node("state_snapshots", false, self.node.slide, move |bc| {
+            core.get(bc)?;
+            let parts: Vec<Vec<(K, S)>> = st
+                .store
+                .parts
+                .iter()
+                .map(|p| p.lock().iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect())
+                .collect();
+            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+        });
+        MapWithStateDStream { mapped, snapshots }
+    }
+}

@@ -1,0 +1,129 @@
+//! `update_state_by_key`: every batch, a new state for every key from its new values and its
+//! previous state; returning `None` removes the key. Runs for every key that has state, even
+//! without new values (as Spark).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::Partitioned;
+use crate::dstream::DStream;
+use crate::error::Result;
+use crate::exec::shuffle::FastMap;
+use crate::exec::{Batch, Data, Key, VecPartitions};
+use crate::graph::{decode_state, encode_state, StatefulOp};
+
+struct UpdateStore<K, S> {
+    id: String,
+    store: Partitioned<K, S>,
+}
+
+impl<K, S> StatefulOp for UpdateStore<K, S>
+where
+    K: Key + Serialize + DeserializeOwned,
+    S: Data + Serialize + DeserializeOwned,
+{
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn state_type(&self) -> String {
+        format!("({}, {})", std::any::type_name::<K>(), std::any::type_name::<S>())
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        encode_state(&self.id, &self.store.dump())
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<()> {
+        self.store.load(decode_state(&self.id, bytes)?);
+        Ok(())
+    }
+}
+
+impl<K, V> DStream<(K, V)>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: Data,
+{
+    /// Keeps a state per key across batches: `f(new_values, previous_state)` → new state, or
+    /// `None` to drop the key. The stream's batches are every key's state after the update.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use spate_streaming::{Config, StreamingContext};
+    /// let ctx = StreamingContext::new(Config::new("s").batch_interval(Duration::from_millis(10)))?;
+    /// let (_q, words) = ctx.queue_stream::<String>(true);
+    /// let running = words.map(|w| (w, 1u64)).update_state_by_key(|new: &[u64], old: Option<u64>| {
+    ///     Some(old.unwrap_or(0) + new.iter().sum::<u64>())
+    /// });
+    /// # Ok::<(), spate_streaming::StreamingError>(())
+    /// ```
+    pub fn update_state_by_key<S>(
+        &self,
+        f: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        S: Data + Serialize + DeserializeOwned,
+    {
+        let n = self.default_partitions();
+        self.update_state_by_key_with(f, n, Vec::new())
+    }
+
+    /// [`DStream::update_state_by_key`] with a number of state partitions and an initial state.
+    pub fn update_state_by_key_with<S>(
+        &self,
+        f: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        num_partitions: usize,
+        initial_state: Vec<(K, S)>,
+    ) -> DStream<(K, S)>
+    where
+        S: Data + Serialize + DeserializeOwned,
+    {
+        let id = self.ctx.unique_name("update_state_by_key");
+        let st = Arc::new(UpdateStore {
+            id: id.clone(),
+            store: Partitioned::new(num_partitions),
+        });
+        st.store.load(initial_state);
+        self.ctx.register_stateful(st.clone());
+        let parent = self.node.clone();
+        let s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
+            let input: Batch<(K, V)> = parent.get(bc)?;
+            let n = st.store.n();
+            let grouped: Vec<Mutex<Vec<(K, V)>>> =
+                input.partition_by_key(n)?.into_iter().map(Mutex::new).collect();
+            let parts = bc.exec.run_tasks(bc.time, n, |r| {
+                let data = std::mem::take(&mut *grouped[r].lock());
+                let mut values: FastMap<K, Vec<V>> = FastMap::default();
+                for (k, v) in data {
+                    values.entry(k).or_default().push(v);
+                }
+                let mut guard = st.store.parts[r].lock();
+                let old = std::mem::take(&mut *guard);
+                let mut new = FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
+                for (k, s) in old {
+                    let vs = values.remove(&k).unwrap_or_default();
+                    if let Some(s2) = f(&vs, Some(s)) {
+                        new.insert(k, s2);
+                    }
+                }
+                for (k, vs) in values {
+                    if let Some(s2) = f(&vs, None) {
+                        new.insert(k, s2);
+                    }
+                }
+                let out: Vec<(K, S)> = new.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+                *guard = new;
+                Ok(out)
+            })?;
+            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+        });
+        let node = s.node.clone();
+        self.ctx
+            .register_forced(&id, self.node.slide, move |bc| node.get(bc).map(|_| ()));
+        s
+    }
+}

@@ -1,0 +1,230 @@
+//! Crash test: a stateful job (running word counts with `update_state_by_key` and an
+//! incremental window) runs as a child process, is killed with SIGKILL at random points, and is
+//! restarted with `get_or_create` each time; every batch's output must equal what an
+//! uninterrupted run produces — nothing lost, nothing counted twice.
+//!
+//! The child is this test binary re-invoked with `SPATE_CRASH_CHILD_DIR` set (the `crash_child`
+//! test does nothing otherwise).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rand::Rng;
+use spate_streaming::{Config, InputStream, Partitions, StreamingContext, StreamingError, Time, VecPartitions};
+
+const TOTAL: u64 = 250;
+const INTERVAL_MS: u64 = 20;
+const WORDS_PER_BATCH: u64 = 30;
+const SEQ_KEY: &str = "__seq";
+
+/// The words of batch `seq` of the deterministic source.
+fn words(seq: u64) -> Vec<String> {
+    if seq >= TOTAL {
+        return Vec::new();
+    }
+    (0..WORDS_PER_BATCH)
+        .map(|i| format!("w{}", (seq * 7 + i * 13 + seq * seq) % 40))
+        .collect()
+}
+
+/// A replayable input keyed by batch index: the plan is the sequence number.
+struct SeqInput {
+    next: Mutex<u64>,
+}
+
+impl InputStream<(u64, String)> for SeqInput {
+    fn kind(&self) -> &str {
+        "seq_words"
+    }
+    fn plan(&self, _time: Time) -> spate_streaming::Result<serde_json::Value> {
+        let mut n = self.next.lock();
+        let seq = *n;
+        *n += 1;
+        Ok(serde_json::json!({ "seq": seq }))
+    }
+    fn compute(&self, _t: Time, plan: &serde_json::Value) -> spate_streaming::Result<Arc<dyn Partitions<(u64, String)>>> {
+        let seq = plan["seq"]
+            .as_u64()
+            .ok_or_else(|| StreamingError::input("seq_words", "plan without seq"))?;
+        let data: Vec<(u64, String)> = words(seq).into_iter().map(|w| (seq, w)).collect();
+        Ok(Arc::new(VecPartitions::split(data, 3)))
+    }
+    fn replayed(&self, _t: Time, plan: &serde_json::Value) -> spate_streaming::Result<()> {
+        if let Some(seq) = plan["seq"].as_u64() {
+            let mut n = self.next.lock();
+            *n = (*n).max(seq + 1);
+        }
+        Ok(())
+    }
+    fn snapshot_state(&self) -> spate_streaming::Result<Option<serde_json::Value>> {
+        Ok(Some(serde_json::json!({ "next": *self.next.lock() })))
+    }
+    fn restore_state(&self, state: serde_json::Value) -> spate_streaming::Result<()> {
+        if let Some(n) = state["next"].as_u64() {
+            let mut next = self.next.lock();
+            *next = (*next).max(n);
+        }
+        Ok(())
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn render(counts: &BTreeMap<String, u64>) -> String {
+    counts.iter().map(|(k, v)| format!("{k} {v}\n")).collect()
+}
+
+/// The job. Values are (kind, n): kind 0 = a word occurrence (summed), kind 1 = the batch's
+/// sequence number (kept as the latest), so every state output says which batch it follows.
+fn build(dir: &Path) -> spate_streaming::Result<StreamingContext> {
+    let ctx = StreamingContext::new(
+        Config::new("crash-wordcount")
+            .batch_interval(Duration::from_millis(INTERVAL_MS))
+            .executor_threads(2)
+            .default_parallelism(3)
+            .checkpoint_interval_batches(4)
+            .graceful_stop_timeout(Duration::from_secs(10)),
+    )?;
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).map_err(|e| StreamingError::io(&out, e))?;
+    let input = ctx.input_stream(SeqInput { next: Mutex::new(0) });
+    let pairs = input.flat_map(|(seq, w)| {
+        let mut v = vec![(w, (0u8, 1u64))];
+        // A seq marker per record: markers combine with max (state) or are divided out
+        // (window, below), so how many there are does not matter.
+        v.push((SEQ_KEY.to_string(), (1u8, seq)));
+        v
+    });
+    let totals = pairs.update_state_by_key(|vals: &[(u8, u64)], old: Option<u64>| match vals.first() {
+        Some((1, _)) => vals.iter().map(|v| v.1).max().max(old),
+        _ => Some(old.unwrap_or(0) + vals.iter().map(|v| v.1).sum::<u64>()),
+    });
+    let out_state = out.clone();
+    let ctx2 = ctx.clone();
+    totals.foreach_batch(move |b, _t| {
+        let mut m: BTreeMap<String, u64> = b.collect()?.into_iter().collect();
+        let Some(seq) = m.remove(SEQ_KEY) else { return Ok(()) };
+        write_atomic(&out_state.join(format!("state-{seq}.txt")), &render(&m))
+            .map_err(|e| StreamingError::io(&out_state, e))?;
+        if seq + 1 >= TOTAL {
+            write_atomic(&out_state.join("DONE"), "done").map_err(|e| StreamingError::io(&out_state, e))?;
+            ctx2.stop(true)?;
+        }
+        Ok::<_, StreamingError>(())
+    });
+    // Counts over the last two batches; each record's seq marker carries n + 1, so the seq
+    // key's window sum is WORDS_PER_BATCH × (2n + 1) (× 1 for batch 0), which names batch n.
+    let windowed = pairs
+        .map(|(k, (kind, n))| (k, if kind == 1 { n + 1 } else { n }))
+        .reduce_by_key_and_window_inv_filtered(
+            |a, b| a + b,
+            |a, b| a - b,
+            Duration::from_millis(2 * INTERVAL_MS),
+            Duration::from_millis(INTERVAL_MS),
+            |(_, c)| *c != 0,
+        )?;
+    let out_win = out.clone();
+    windowed.foreach_batch(move |b, _t| {
+        let mut m: BTreeMap<String, u64> = b.collect()?.into_iter().collect();
+        let Some(sum) = m.remove(SEQ_KEY) else { return Ok(()) };
+        let seq = (sum / WORDS_PER_BATCH - 1) / 2;
+        write_atomic(&out_win.join(format!("window-{seq}.txt")), &render(&m))
+            .map_err(|e| StreamingError::io(&out_win, e))?;
+        Ok::<_, StreamingError>(())
+    });
+    Ok(ctx)
+}
+
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("SPATE_CRASH_CHILD_DIR") else {
+        return; // not a child: nothing to do
+    };
+    let dir = PathBuf::from(dir);
+    let ctx = StreamingContext::get_or_create(dir.join("ckpt"), || build(&dir)).expect("get_or_create");
+    ctx.start().expect("start");
+    ctx.await_termination().expect("job failed");
+}
+
+fn spawn_child(dir: &Path) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SPATE_CRASH_CHILD_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child")
+}
+
+fn expected_state(seq: u64) -> String {
+    let mut m = BTreeMap::new();
+    for s in 0..=seq {
+        for w in words(s) {
+            *m.entry(w).or_insert(0u64) += 1;
+        }
+    }
+    render(&m)
+}
+
+fn expected_window(seq: u64) -> String {
+    let mut m = BTreeMap::new();
+    for s in seq.saturating_sub(1)..=seq {
+        for w in words(s) {
+            *m.entry(w).or_insert(0u64) += 1;
+        }
+    }
+    render(&m)
+}
+
+#[test]
+fn killed_job_recovers_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = dir.join("out");
+    let mut rng = rand::rng();
+    let started = Instant::now();
+    let mut kills = 0;
+    while kills < 12 {
+        let mut child = spawn_child(dir);
+        std::thread::sleep(Duration::from_millis(rng.random_range(120..420)));
+        if out.join("DONE").exists() {
+            let _ = child.wait();
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        kills += 1;
+        let done = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        eprintln!("kill #{kills}: {done} output files so far");
+    }
+    // Last run: to completion.
+    let mut child = spawn_child(dir);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "final run failed: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "final run did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{kills} kills, {TOTAL} batches, {:?} total", started.elapsed());
+    assert!(kills >= 10, "only {kills} kills before the job finished; make TOTAL larger");
+    for seq in 0..TOTAL {
+        let state = std::fs::read_to_string(out.join(format!("state-{seq}.txt")))
+            .unwrap_or_else(|_| panic!("state output of batch {seq} missing"));
+        assert_eq!(state, expected_state(seq), "running counts after batch {seq}");
+        let win = std::fs::read_to_string(out.join(format!("window-{seq}.txt")))
+            .unwrap_or_else(|_| panic!("window output of batch {seq} missing"));
+        assert_eq!(win, expected_window(seq), "window counts at batch {seq}");
+    }
+}

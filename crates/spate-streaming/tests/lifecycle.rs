@@ -1,0 +1,308 @@
+//! Context lifecycle: graceful stop, failures, configuration errors, listeners and metrics,
+//! file outputs, socket and text-file inputs.
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use parking_lot::Mutex;
+use spate_streaming::{
+    BatchInfo, Config, ContextState, OutputOperationInfo, StreamingContext, StreamingError, StreamingListener, Time,
+};
+
+#[test]
+fn graceful_stop_finishes_every_planned_batch() {
+    let ctx = StreamingContext::new(
+        Config::new("t")
+            .batch_interval(Duration::from_millis(10))
+            .graceful_stop_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    for i in 0..5 {
+        q.push(vec![i]);
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    // Each batch takes 30 ms at a 10 ms interval: batches pile up behind it.
+    s.foreach_batch(move |b, _| {
+        std::thread::sleep(Duration::from_millis(30));
+        sink.lock().extend(b.collect()?);
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    ctx.stop(true).unwrap();
+    let m = ctx.metrics();
+    // More batches were planned than had run when stop was called; all of them completed.
+    assert!(m.total_completed_batches() >= 4, "{}", m.total_completed_batches());
+    assert!(m.total_completed_batches() >= 2, "{}", m.total_completed_batches());
+    // Everything planned ran: nothing waiting, nothing running, and batches that queued up had
+    // a scheduling delay.
+    assert_eq!(m.waiting_batches(), 0);
+    assert_eq!(m.running_batches(), 0);
+    let retained = m.retained_batches();
+    assert_eq!(retained.len() as u64, m.total_completed_batches());
+    assert!(retained.iter().any(|b| b.scheduling_delay().unwrap_or(0) > 0));
+    let got = seen.lock().clone();
+    assert_eq!(got, (0..got.len() as u32).collect::<Vec<_>>());
+    assert_eq!(ctx.state(), ContextState::Stopped);
+    assert!(ctx.await_termination().is_ok());
+}
+
+#[test]
+fn graceful_stop_times_out_on_a_stuck_batch() {
+    let ctx = StreamingContext::new(
+        Config::new("t")
+            .batch_interval(Duration::from_millis(10))
+            .graceful_stop_timeout(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    q.push(vec![1]);
+    s.foreach_batch(|b, _| {
+        if !b.collect()?.is_empty() {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let t = Instant::now();
+    let err = ctx.stop(true).unwrap_err();
+    assert!(matches!(err, StreamingError::StopTimeout { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_millis(300));
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<String>>,
+    completed: Mutex<Vec<BatchInfo>>,
+    outputs: Mutex<Vec<OutputOperationInfo>>,
+}
+
+impl StreamingListener for Recorder {
+    fn on_streaming_started(&self, _t: Time) {
+        self.events.lock().push("started".into());
+    }
+    fn on_batch_submitted(&self, _i: &BatchInfo) {
+        self.events.lock().push("submitted".into());
+    }
+    fn on_batch_started(&self, _i: &BatchInfo) {
+        self.events.lock().push("batch_started".into());
+    }
+    fn on_batch_completed(&self, i: &BatchInfo) {
+        self.events.lock().push("batch_completed".into());
+        self.completed.lock().push(i.clone());
+    }
+    fn on_output_operation_completed(&self, o: &OutputOperationInfo) {
+        self.outputs.lock().push(o.clone());
+    }
+    fn on_streaming_stopped(&self, _t: Time) {
+        self.events.lock().push("stopped".into());
+    }
+}
+
+#[test]
+fn a_panic_in_user_code_fails_the_batch_and_stops_the_context() {
+    let ctx = ctx();
+    let rec = Arc::new(Recorder::default());
+    ctx.add_streaming_listener(rec.clone());
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    q.push(vec![1, 2]);
+    q.push(vec![3, 13]);
+    q.push(vec![4]);
+    let after = Arc::new(AtomicUsize::new(0));
+    let a = after.clone();
+    s.map(|x| {
+        if x == 13 {
+            panic!("unlucky record {x}");
+        }
+        x
+    })
+    .foreach_batch(move |b, _| {
+        b.collect()?;
+        a.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    let r = ctx.await_termination_or_timeout(Duration::from_secs(10));
+    let err = r.unwrap_err().to_string();
+    assert!(err.contains("unlucky record 13"), "{err}");
+    assert_eq!(ctx.state(), ContextState::Stopped);
+    // Only the first batch completed; no batch after the failing one ran.
+    assert_eq!(after.load(Ordering::SeqCst), 1);
+    assert_eq!(ctx.metrics().total_completed_batches(), 1);
+    assert_eq!(ctx.metrics().total_failed_batches(), 1);
+    let completed = rec.completed.lock().clone();
+    let failed = completed.iter().find(|b| b.failure_reason().is_some()).expect("failure reported");
+    assert!(failed.failure_reason().unwrap().contains("unlucky record 13"));
+    let outs = rec.outputs.lock().clone();
+    assert!(outs.iter().any(|o| o.failure_reason.as_deref().is_some_and(|f| f.contains("unlucky"))));
+    // stop after a failure is harmless.
+    ctx.stop(false).unwrap();
+}
+
+#[test]
+fn an_output_error_stops_the_context_with_it() {
+    let ctx = ctx();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    q.push(vec![1]);
+    s.foreach_batch(|b, t| {
+        if b.count()? > 0 {
+            return Err(format!("sink rejected batch {}", t.as_millis()).into());
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+    ctx.start().unwrap();
+    let err = ctx.await_termination().unwrap_err().to_string();
+    assert!(err.contains("sink rejected batch"), "{err}");
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let err = StreamingContext::new(Config::new("t").set("spate.streaming.executor.threads", "many")).unwrap_err();
+    assert!(err.to_string().contains("spate.streaming.executor.threads"), "{err}");
+    let err = StreamingContext::new(Config::new("t").batch_interval(Duration::ZERO)).unwrap_err();
+    assert!(err.to_string().contains("spate.streaming.batch.interval.ms"), "{err}");
+}
+
+#[test]
+fn start_needs_an_output_and_only_once() {
+    let ctx = ctx();
+    let (_q, s) = ctx.queue_stream::<u32>(true);
+    let err = ctx.start().unwrap_err().to_string();
+    assert!(err.contains("no output operations"), "{err}");
+    s.foreach_batch(|_, _| Ok::<_, StreamingError>(()));
+    ctx.start().unwrap();
+    assert!(ctx.start().is_err());
+    ctx.stop(false).unwrap();
+    assert_eq!(ctx.state(), ContextState::Stopped);
+}
+
+#[test]
+fn listener_events_batch_info_and_metrics() {
+    let ctx = ctx();
+    let rec = Arc::new(Recorder::default());
+    ctx.add_streaming_listener(rec.clone());
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    q.push(vec![1, 2, 3]);
+    q.push(vec![4]);
+    let seen = collect(&s);
+    s.count().print(5);
+    ctx.start().unwrap();
+    wait_for(&seen, 3);
+    ctx.stop(true).unwrap();
+    let ev = rec.events.lock().clone();
+    assert_eq!(ev.first().map(String::as_str), Some("started"));
+    assert_eq!(ev.last().map(String::as_str), Some("stopped"));
+    let pos = |name: &str| ev.iter().position(|e| e == name).unwrap();
+    assert!(pos("submitted") < pos("batch_started") && pos("batch_started") < pos("batch_completed"));
+    let completed = rec.completed.lock().clone();
+    let first = &completed[0];
+    assert_eq!(first.num_records(), 3);
+    assert_eq!(first.output_operation_infos.len(), 2);
+    assert!(first.processing_delay().is_some() && first.total_delay() >= first.processing_delay());
+    assert_eq!(completed[1].num_records(), 1);
+    let gauges: std::collections::BTreeMap<_, _> = ctx.metrics().gauges().into_iter().collect();
+    assert_eq!(gauges["totalReceivedRecords"], 4);
+    assert_eq!(gauges["totalProcessedRecords"], 4);
+    assert_eq!(gauges["unprocessedBatches"], 0);
+    assert!(gauges["totalCompletedBatches"] >= 3);
+    assert!(gauges["lastCompletedBatch_processingDelay"] >= 0);
+}
+
+#[test]
+fn retained_batches_are_bounded() {
+    let ctx = StreamingContext::new(
+        Config::new("t")
+            .batch_interval(Duration::from_millis(10))
+            .retained_batches(3),
+    )
+    .unwrap();
+    let (_q, s) = ctx.queue_stream::<u32>(true);
+    let seen = collect(&s);
+    ctx.start().unwrap();
+    wait_for(&seen, 6);
+    ctx.stop(true).unwrap();
+    assert_eq!(ctx.metrics().retained_batches().len(), 3);
+}
+
+#[test]
+fn save_as_text_files_writes_one_file_per_batch_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    q.push(vec![1, 2, 3]);
+    let clock = collect(&s);
+    s.map(|x| x * 2).save_as_text_files(dir.path().join("out").to_string_lossy(), "txt");
+    ctx.start().unwrap();
+    wait_for(&clock, 2);
+    ctx.stop(true).unwrap();
+    let t = clock.lock()[0].0;
+    let first = dir.path().join(format!("out-{}.txt", t.as_millis()));
+    let mut lines: Vec<String> = std::fs::read_to_string(&first).unwrap().lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["2", "4", "6"]);
+    // No temp files left behind.
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')));
+}
+
+#[test]
+fn socket_text_stream_reads_lines() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        for i in 0..20 {
+            writeln!(conn, "line {i}").unwrap();
+        }
+        conn.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let ctx = ctx();
+    let lines = ctx.socket_text_stream("127.0.0.1", port);
+    let total = Arc::new(Mutex::new(Vec::new()));
+    let sink = total.clone();
+    lines.foreach_batch(move |b, _| {
+        sink.lock().extend(b.collect()?);
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total.lock().len() < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ctx.stop(true).unwrap();
+    server.join().unwrap();
+    let mut got = total.lock().clone();
+    got.sort_by_key(|l| l[5..].parse::<u32>().unwrap());
+    assert_eq!(got, (0..20).map(|i| format!("line {i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn text_file_stream_processes_each_new_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "x y\nz\n").unwrap();
+    std::fs::write(dir.path().join(".hidden"), "ignored\n").unwrap();
+    let ctx = ctx();
+    let lines = ctx.text_file_stream(dir.path());
+    let seen = collect(&lines);
+    ctx.start().unwrap();
+    wait_for(&seen, 3);
+    std::fs::write(dir.path().join(".b.tmp"), "w\n").unwrap();
+    std::fs::rename(dir.path().join(".b.tmp"), dir.path().join("b.txt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().iter().map(|(_, v)| v.len()).sum::<usize>() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    ctx.stop(true).unwrap();
+    let mut all: Vec<String> = seen.lock().iter().flat_map(|(_, v)| v.clone()).collect();
+    all.sort();
+    assert_eq!(all, vec!["w", "x y", "z"]);
+}
