@@ -2,8 +2,15 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod cli;
+
 #[derive(Parser)]
-#[command(name = "spate", version, about = "Spark Streaming's Kafka integration, in Rust")]
+#[command(
+    name = "spate",
+    version,
+    about = "Spark Streaming's Kafka integration, in Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,6 +20,14 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
+    Topics(cli::topics::TopicsArgs),
+    /// Send stdin lines as records to a topic (like kafka-console-producer.sh).
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic to stdout (like kafka-console-consumer.sh).
+    Consume(cli::consume::ConsumeArgs),
+    /// Run a benchmark and print (and optionally write as JSON) its report.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +40,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
+        Command::Topics(args) => cli::topics::run(args)?,
+        Command::Produce(args) => cli::produce::run(args)?,
+        Command::Consume(args) => cli::consume::run(args)?,
+        Command::Bench(args) => bench::run(args)?,
     }
     Ok(())
 }

@@ -167,7 +167,8 @@ impl PartitionLog for MemoryLog {
         while st.batches.len() > 1 {
             let oldest = &st.batches[0];
             let too_old = st.config.retention_ms >= 0
-                && now_ms - oldest.max_timestamp.max(oldest.append_time_ms) > st.config.retention_ms;
+                && now_ms - oldest.max_timestamp.max(oldest.append_time_ms)
+                    > st.config.retention_ms;
             let too_big = st.config.retention_bytes >= 0
                 && st.size - oldest.bytes.len() as u64 >= st.config.retention_bytes as u64;
             if !(too_old || too_big) {
