@@ -14,7 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use serde::Serialize;
 
 use super::kafka_io::{self, CONSUMER_TUNING, PRODUCER_TUNING};
-use super::{fmt_count, Ceiling, CpuTime, Report, ResourceUsage, Table, Throughput};
+use super::{fmt_count, Ceiling, CpuTime, Percentiles, Report, ResourceUsage, Table, Throughput};
 use crate::cli::client_config::{parse_key_value, CliContext, ClientArgs};
 
 #[derive(Args, Debug)]
@@ -54,6 +54,8 @@ pub struct BrokerBenchRow {
     pub produce_records_per_sec: f64,
     pub produce_mb_per_sec: f64,
     pub produce_cpu_seconds: f64,
+    /// Send-to-acknowledgement latency of sampled records, ms (under full load, so mostly queueing).
+    pub produce_ack_latency_ms: Option<Percentiles>,
     pub consume: Throughput,
     pub consume_records_per_sec: f64,
     pub consume_mb_per_sec: f64,
@@ -96,8 +98,9 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
 
         eprintln!("  {size} B: producing {count} records...");
         let cpu = CpuTime::now();
-        let produce = kafka_io::load(&client, &topic, args.partitions, count, size)
+        let loaded = kafka_io::load(&client, &topic, args.partitions, count, size)
             .with_context(|| format!("producing {size}-byte records"))?;
+        let produce = loaded.throughput;
         let produce_cpu = CpuTime::now().since(&cpu).total();
 
         eprintln!("  {size} B: consuming...");
@@ -113,6 +116,7 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
             produce_records_per_sec: produce.records_per_sec(),
             produce_mb_per_sec: produce.mb_per_sec(),
             produce_cpu_seconds: produce_cpu,
+            produce_ack_latency_ms: loaded.ack_latency_ms,
             consume,
             consume_records_per_sec: consume.records_per_sec(),
             consume_mb_per_sec: consume.mb_per_sec(),
@@ -134,6 +138,8 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
         "produce rec/s",
         "produce MB/s",
         "produce CPU s",
+        "ack p50 ms",
+        "ack p99 ms",
         "consume rec/s",
         "consume MB/s",
         "consume CPU s",
@@ -145,6 +151,10 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
             fmt_count(r.produce_records_per_sec),
             format!("{:.1}", r.produce_mb_per_sec),
             format!("{:.2}", r.produce_cpu_seconds),
+            r.produce_ack_latency_ms
+                .map_or("-".to_owned(), |p| format!("{:.0}", p.p50)),
+            r.produce_ack_latency_ms
+                .map_or("-".to_owned(), |p| format!("{:.0}", p.p99)),
             fmt_count(r.consume_records_per_sec),
             format!("{:.1}", r.consume_mb_per_sec),
             format!("{:.2}", r.consume_cpu_seconds),

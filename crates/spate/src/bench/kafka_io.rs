@@ -13,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::Throughput;
+use super::{Percentiles, Throughput};
 use crate::cli::client_config::{CliContext, ClientArgs};
 use crate::cli::produce::{send_with_backpressure, DeliveryCounter};
 
@@ -47,6 +47,14 @@ pub const CONSUMER_TUNING: &[(&str, &str)] = &[
 /// How long `drain` waits without receiving a record before it gives up.
 const DRAIN_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
+/// What `load` measured.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    pub throughput: Throughput,
+    /// Acknowledgement latency (ms) of about 1 record in 64: send to delivery report.
+    pub ack_latency_ms: Option<Percentiles>,
+}
+
 /// Produces `count` records of `record_size` bytes (no key) round-robin over `partitions`
 /// partitions of `topic`, and waits until all are acknowledged. The clock covers send + flush.
 pub fn load(
@@ -55,9 +63,9 @@ pub fn load(
     partitions: i32,
     count: u64,
     record_size: usize,
-) -> anyhow::Result<Throughput> {
+) -> anyhow::Result<LoadResult> {
     let producer: BaseProducer<DeliveryCounter> =
-        client.create_with_context(PRODUCER_TUNING, DeliveryCounter::default())?;
+        client.create_with_context(PRODUCER_TUNING, DeliveryCounter::sampling_latency(64))?;
     client.metadata(producer.client(), Some(topic))?;
     // Varied but cheap payloads: a fixed pattern with the record number stamped at the front.
     let mut payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
@@ -90,10 +98,13 @@ pub fn load(
             ctx.errors().join("; ")
         );
     }
-    Ok(Throughput {
-        records: count,
-        bytes: count * record_size as u64,
-        seconds,
+    Ok(LoadResult {
+        throughput: Throughput {
+            records: count,
+            bytes: count * record_size as u64,
+            seconds,
+        },
+        ack_latency_ms: Percentiles::of(&ctx.latencies_ms()),
     })
 }
 

@@ -67,12 +67,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     parse_status_kb(&status, "VmHWM:").map(|kb| kb * 1024)
 }
 
-/// The process's current resident set size (`VmRSS`) in bytes.
-pub fn current_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_status_kb(&status, "VmRSS:").map(|kb| kb * 1024)
-}
-
 /// Reads a `Name:   1234 kB` line of /proc/<pid>/status.
 fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -99,8 +93,10 @@ mod tests {
     #[test]
     fn this_process_has_memory_and_cpu() {
         let peak = peak_rss_bytes().expect("/proc/self/status has VmHWM on Linux");
-        let now = current_rss_bytes().expect("VmRSS");
-        assert!(peak >= now && now > 0, "peak {peak} now {now}");
+        assert!(
+            peak > 1 << 20,
+            "a test process has more than 1 MiB resident: {peak}"
+        );
         // Burn a little CPU so the clock visibly moves.
         let start = CpuTime::now();
         let mut x = 0u64;

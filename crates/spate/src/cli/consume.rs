@@ -5,6 +5,8 @@
 //! `--offset`, so reading a topic never disturbs a group.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -158,12 +160,13 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let printer = Printer::new(&args);
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
+    let interrupted = stop_on_signal();
     let mut last_record = Instant::now();
     let mut count = 0u64;
     let mut pending_flush = false;
     let mut timed_out = false;
     let mut pipe_closed = false;
-    while args.max_messages.is_none_or(|max| count < max) {
+    while args.max_messages.is_none_or(|max| count < max) && !interrupted.load(Ordering::Relaxed) {
         let wait = if pending_flush {
             Duration::ZERO
         } else {
@@ -220,6 +223,41 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A flag raised by Ctrl-C or SIGTERM, so that the consumer leaves its group and commits its
+/// offsets on the way out (as kafka-console-consumer's shutdown hook does) instead of dying.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let raised = flag.clone();
+    let spawned = std::thread::Builder::new()
+        .name("spate-signals".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                raised.store(true, Ordering::Relaxed);
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("no signal handler thread ({e}); Ctrl-C will end the process abruptly");
+    }
+    flag
 }
 
 /// Renders one record in the chosen format.

@@ -7,14 +7,14 @@
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -96,16 +96,37 @@ impl Compression {
 }
 
 /// Counts delivery reports; librdkafka calls it from `poll`/`flush` on the producing thread.
+/// Optionally samples acknowledgement latency (delivery report time minus the record's
+/// CreateTime, so millisecond resolution) for the benchmarks.
 #[derive(Default)]
 pub struct DeliveryCounter {
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
     errors: Mutex<Vec<String>>,
+    /// Every `n`th delivery's latency in ms is kept when this is `Some(n)`.
+    sample_every: Option<u64>,
+    latencies_ms: Mutex<Vec<f64>>,
 }
 
 impl DeliveryCounter {
+    /// A counter that also keeps the ack latency of every `n`th record.
+    pub fn sampling_latency(n: u64) -> Self {
+        DeliveryCounter {
+            sample_every: Some(n.max(1)),
+            ..DeliveryCounter::default()
+        }
+    }
+
     pub fn errors(&self) -> Vec<String> {
         self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// The sampled acknowledgement latencies, in milliseconds.
+    pub fn latencies_ms(&self) -> Vec<f64> {
+        self.latencies_ms
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     fn record_error(&self, message: String) {
@@ -113,6 +134,24 @@ impl DeliveryCounter {
             if errors.len() < QUOTED_ERRORS {
                 errors.push(message);
             }
+        }
+    }
+
+    fn sample_latency(&self, n: u64, message: &BorrowedMessage<'_>) {
+        let Some(every) = self.sample_every else {
+            return;
+        };
+        if n % every != 0 {
+            return;
+        }
+        let Some(created) = message.timestamp().to_millis() else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        if let Ok(mut latencies) = self.latencies_ms.lock() {
+            latencies.push((now - created).max(0) as f64);
         }
     }
 }
@@ -132,8 +171,9 @@ impl ProducerContext for DeliveryCounter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(message) => {
+                let n = self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.sample_latency(n, message);
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
