@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use kafka_protocol::ResponseError;
+
 /// Result alias used across the broker.
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 
@@ -33,6 +35,15 @@ pub enum BrokerError {
     #[error("record batch of {size} bytes exceeds max.message.bytes = {max}")]
     RecordBatchTooLarge { size: usize, max: usize },
 
+    /// A batch is larger than the topic's `segment.bytes`, so no segment could hold it.
+    #[error("record batch of {size} bytes exceeds segment.bytes = {segment_bytes}")]
+    RecordListTooLarge { size: usize, segment_bytes: u64 },
+
+    /// A produce request breaks a rule about its records (e.g. not exactly one batch per
+    /// partition, as Kafka requires from Produce v3 on).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+
     /// Reading or writing a file of the log failed.
     #[error("log I/O on {path}: {source}")]
     LogIo {
@@ -45,11 +56,119 @@ pub enum BrokerError {
     #[error("unknown topic partition {0}")]
     UnknownTopicPartition(TopicPartitionName),
 
+    /// A segment file of the log holds bytes that are not a valid record batch where one must
+    /// start (found while reading or recovering a partition).
+    #[error("corrupt log segment {path} at byte {position}: {reason}")]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+
+    /// A topic name cannot be used as a partition directory name (Kafka allows only
+    /// `[a-zA-Z0-9._-]`, at most 249 characters, and neither `.` nor `..`).
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopicName { topic: String, reason: String },
+
     /// A topic or broker configuration value is invalid.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
         key: String,
         value: String,
+        reason: String,
+    },
+
+    /// A topic name breaks Kafka's rules (legal characters, length, `.`/`..`).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopic { name: String, reason: String },
+
+    /// CreateTopics for a name that is already taken.
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+
+    /// A request named a topic (or topic id) the broker does not have.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+
+    /// A partition count that is not allowed (less than 1, or a decrease).
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+
+    /// A replication factor other than 1 (this broker is a single node).
+    #[error("invalid replication factor {0}: this broker is a single node, so only 1 (or -1 for the default) is possible")]
+    InvalidReplicationFactor(i16),
+
+    /// An idempotent producer's batch leaves a gap in its sequence numbers.
+    #[error("out of order sequence for producer {producer_id} on {partition}: expected {expected}, received {received}")]
+    OutOfOrderSequence {
+        partition: TopicPartitionName,
+        producer_id: i64,
+        expected: i32,
+        received: i32,
+    },
+
+    /// A batch from an older epoch of a producer id than the partition has seen (a zombie).
+    #[error(
+        "producer {producer_id} epoch {epoch} on {partition} is fenced by epoch {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        partition: TopicPartitionName,
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+
+    /// A producer id the partition has no state for sent a batch that does not start its
+    /// sequence at 0.
+    #[error("unknown producer {producer_id} on {partition} (sequence {sequence} without state)")]
+    UnknownProducerId {
+        partition: TopicPartitionName,
+        producer_id: i64,
+        sequence: i32,
+    },
+
+    /// Reading or writing the broker's metadata (topics, ids) failed.
+    #[error("broker metadata {path}: {reason}")]
+    MetadataStore { path: PathBuf, reason: String },
+
+    /// A request frame is larger than `socket.request.max.bytes`.
+    #[error("request frame of {size} bytes exceeds socket.request.max.bytes = {max}")]
+    FrameTooLarge { size: usize, max: usize },
+
+    /// A connection's bytes are not a valid request frame (negative length, cut short, header
+    /// too short to hold an API key, version and correlation id).
+    #[error("malformed request frame: {0}")]
+    MalformedFrame(String),
+
+    /// Reading from or writing to a client connection failed.
+    #[error("connection I/O: {0}")]
+    ConnectionIo(#[source] std::io::Error),
+
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The broker's runtime or a background thread failed to start or stop.
+    #[error("broker runtime: {0}")]
+    Runtime(String),
+
+    /// A response could not be encoded at the version the client asked for.
+    #[error("cannot encode {api} response v{version}: {reason}")]
+    EncodeResponse {
+        api: String,
+        version: i16,
+        reason: String,
+    },
+
+    /// A request body did not decode at the version its header names (a malformed request).
+    #[error("cannot decode {api} request v{version}: {reason}")]
+    DecodeRequest {
+        api: String,
+        version: i16,
         reason: String,
     },
 }
@@ -58,6 +177,60 @@ pub enum BrokerError {
 pub type TopicPartitionName = String;
 
 impl BrokerError {
+    /// The Kafka error code a client should see for this failure.
+    pub fn error_code(&self) -> ResponseError {
+        match self {
+            BrokerError::CorruptBatch(_) | BrokerError::CrcMismatch { .. } => {
+                ResponseError::CorruptMessage
+            }
+            BrokerError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            BrokerError::RecordBatchTooLarge { .. } => ResponseError::MessageTooLarge,
+            BrokerError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
+            BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            BrokerError::LogIo { .. }
+            | BrokerError::MetadataStore { .. }
+            | BrokerError::CorruptSegment { .. } => ResponseError::KafkaStorageError,
+            BrokerError::UnknownTopicPartition(_) | BrokerError::UnknownTopic(_) => {
+                ResponseError::UnknownTopicOrPartition
+            }
+            BrokerError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            BrokerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+            BrokerError::InvalidTopic { .. } | BrokerError::InvalidTopicName { .. } => {
+                ResponseError::InvalidTopicException
+            }
+            BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            BrokerError::Listen { .. }
+            | BrokerError::Runtime(_)
+            | BrokerError::EncodeResponse { .. } => ResponseError::UnknownServerError,
+            BrokerError::DecodeRequest { .. }
+            | BrokerError::FrameTooLarge { .. }
+            | BrokerError::MalformedFrame(_) => ResponseError::InvalidRequest,
+            BrokerError::ConnectionIo(_) => ResponseError::NetworkException,
+        }
+    }
+
+    /// Kafka's numeric error code for this failure.
+    pub fn code(&self) -> i16 {
+        self.error_code().code()
+    }
+
+    /// Shorthand for an `InvalidConfig` error.
+    pub fn invalid_config(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        BrokerError::InvalidConfig {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         BrokerError::LogIo {

@@ -4,10 +4,35 @@
 //! independent implementations) can produce to and fetch from it over a socket, and keeps each
 //! partition in a segmented on-disk log. The streaming engine never depends on this crate; it
 //! exists so that a whole pipeline, and every test, runs on one machine with no JVM.
+//!
+//! # Layout
+//!
+//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).
+//! - [`server`]: connections, framing, routing by API key.
+//! - [`handlers`]: the registry of supported APIs and one module per API.
+//! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
+//! - [`producer_state`]: idempotent producer ids and sequence checks.
+//! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 
+pub mod background;
+pub mod broker;
+pub mod config;
 pub mod error;
+pub mod handlers;
+pub mod partition;
+pub mod persist;
+pub mod producer_state;
 pub mod record_batch;
+pub mod server;
+pub mod state;
 pub mod storage;
+pub mod time;
+pub mod topics;
 
+pub use background::BackgroundBroker;
+pub use broker::{Broker, BrokerHandle};
+pub use config::{BrokerConfig, StorageKind};
 pub use error::{BrokerError, Result};
+pub use handlers::{HandlerRegistry, RequestContext};
+pub use state::BrokerState;
 pub use storage::{LogConfig, LogStorage, PartitionLog, TopicPartition};

@@ -1,5 +1,15 @@
-//! Helpers shared by spate's tests: random topic and group names so that tests can run in
-//! parallel against one broker, and (later) a broker started on `127.0.0.1:0`.
+//! Helpers shared by spate's tests: a broker on `127.0.0.1:0` in a temporary data directory
+//! ([`TestBroker`]), random topic and group names so that tests can run in parallel against one
+//! broker, and rdkafka client configs ([`clients`]) that fail fast instead of retrying for
+//! minutes when something is wrong.
+//!
+//! The test kit is for tests: its functions panic with a clear message when the environment is
+//! broken (a broker that cannot start), instead of making every test handle that.
+
+pub mod broker;
+pub mod clients;
+
+pub use broker::TestBroker;
 
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -15,6 +25,17 @@ pub fn random_group(prefix: &str) -> String {
 
 fn random_suffix() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 10)
+}
+
+/// Sends `tracing` output to the test harness (shown for failing tests), filtered by
+/// `RUST_LOG` (default `warn`). Safe to call from every test.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 #[cfg(test)]

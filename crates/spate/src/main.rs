@@ -1,9 +1,12 @@
 //! The `spate` command line: broker, topic and client tools, jobs and benchmarks.
-
-use clap::{Parser, Subcommand};
+//!
+//! Each subcommand lives in its own `cli/<name>.rs`; this file only declares the variants and
+//! dispatches.
 
 mod bench;
 mod cli;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +23,8 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Run the embedded Kafka-compatible broker.
+    Broker(cli::broker::BrokerArgs),
     /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
     Topics(cli::topics::TopicsArgs),
     /// Send stdin lines as records to a topic (like kafka-console-producer.sh).
@@ -40,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
+        Command::Broker(args) => cli::broker::run(args)?,
         Command::Topics(args) => cli::topics::run(args)?,
         Command::Produce(args) => cli::produce::run(args)?,
         Command::Consume(args) => cli::consume::run(args)?,

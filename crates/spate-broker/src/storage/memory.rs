@@ -75,6 +75,13 @@ impl State {
 
 impl PartitionLog for MemoryLog {
     fn append(&self, batch: &mut [u8], header: &BatchHeader) -> Result<AppendInfo> {
+        if batch.len() != header.total_len() {
+            return Err(BrokerError::CorruptBatch(format!(
+                "append of {} bytes whose header declares {}",
+                batch.len(),
+                header.total_len()
+            )));
+        }
         let mut st = self.state.write();
         if batch.len() > st.config.max_message_bytes {
             return Err(BrokerError::RecordBatchTooLarge {
@@ -162,24 +169,46 @@ impl PartitionLog for MemoryLog {
 
     fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
         let mut st = self.state.write();
-        let mut deleted = 0;
-        // Never delete the last batch: it stands for the active segment.
-        while st.batches.len() > 1 {
-            let oldest = &st.batches[0];
-            let too_old = st.config.retention_ms >= 0
-                && now_ms - oldest.max_timestamp.max(oldest.append_time_ms)
-                    > st.config.retention_ms;
-            let too_big = st.config.retention_bytes >= 0
-                && st.size - oldest.bytes.len() as u64 >= st.config.retention_bytes as u64;
-            if !(too_old || too_big) {
-                break;
+        // Never delete the last batch: it stands for the active segment. As Kafka does, first
+        // drop the oldest batches past `retention.ms`, then the oldest past `retention.bytes`.
+        let deletable = st.batches.len().saturating_sub(1);
+        let mut count = 0;
+        if st.config.retention_ms >= 0 {
+            while count < deletable {
+                let b = &st.batches[count];
+                // Aged by the largest batch timestamp; only batches without a timestamp fall
+                // back to when they were appended.
+                let age_from = if b.max_timestamp >= 0 {
+                    b.max_timestamp
+                } else {
+                    b.append_time_ms
+                };
+                if now_ms.saturating_sub(age_from) <= st.config.retention_ms {
+                    break;
+                }
+                count += 1;
             }
-            let b = st.batches.remove(0);
-            st.size -= b.bytes.len() as u64;
-            st.log_start_offset = st.log_start_offset.max(b.last_offset + 1);
-            deleted += 1;
         }
-        Ok(deleted)
+        if st.config.retention_bytes >= 0 {
+            let mut size: u64 = st.batches[count..]
+                .iter()
+                .map(|b| b.bytes.len() as u64)
+                .sum();
+            while count < deletable {
+                let len = st.batches[count].bytes.len() as u64;
+                if size - len < st.config.retention_bytes as u64 {
+                    break;
+                }
+                size -= len;
+                count += 1;
+            }
+        }
+        if count > 0 {
+            let next_start = st.batches[count - 1].last_offset + 1;
+            st.log_start_offset = st.log_start_offset.max(next_start);
+            st.drop_below_start();
+        }
+        Ok(count)
     }
 
     fn flush(&self) -> Result<()> {

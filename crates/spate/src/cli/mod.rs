@@ -1,5 +1,7 @@
-//! The client commands of the `spate` binary, each modelled on the Kafka tool of the same job.
+//! One module per `spate` subcommand; `main.rs` only parses and dispatches. The client
+//! commands (topics, produce, consume) are each modelled on the Kafka tool of the same job.
 
+pub mod broker;
 pub mod client_config;
 pub mod consume;
 pub mod produce;

@@ -1,0 +1,251 @@
+//! Starting and stopping a broker: open storage and metadata, bind the listener, run the
+//! acceptor and the log maintenance task (retention, time-based flushes), and shut all of it
+//! down cleanly — stop accepting, let in-flight requests finish, flush every log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BrokerConfig, StorageKind};
+use crate::error::{BrokerError, Result};
+use crate::handlers::HandlerRegistry;
+use crate::producer_state::ProducerIdAllocator;
+use crate::state::{Advertised, BrokerState, Extensions};
+use crate::storage::memory::MemoryStorage;
+use crate::storage::{DiskOptions, DiskStorage, LogStorage};
+use crate::topics::TopicRegistry;
+
+/// Entry point: `Broker::start(config).await`.
+pub struct Broker;
+
+/// A running broker. Dropping it without [`shutdown`](BrokerHandle::shutdown) cancels the
+/// broker's tasks but does not wait for them or flush.
+pub struct BrokerHandle {
+    local_addr: SocketAddr,
+    state: Arc<BrokerState>,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<()>>,
+    maintenance: Option<JoinHandle<()>>,
+}
+
+fn open_storage(config: &BrokerConfig) -> Result<Arc<dyn LogStorage>> {
+    match config.storage {
+        StorageKind::Memory => Ok(Arc::new(MemoryStorage::new())),
+        StorageKind::Disk => {
+            let Some(dir) = &config.data_dir else {
+                return Err(BrokerError::invalid_config(
+                    "log.dirs",
+                    "",
+                    "the disk log needs a data directory (or choose the in-memory storage)",
+                ));
+            };
+            Ok(Arc::new(DiskStorage::open(dir, DiskOptions::default())?))
+        }
+    }
+}
+
+impl Broker {
+    /// Opens storage and metadata, binds `config.listen` and starts serving. Must be called
+    /// inside a tokio runtime.
+    pub async fn start(config: BrokerConfig) -> Result<BrokerHandle> {
+        Self::start_with(config, HandlerRegistry::standard()).await
+    }
+
+    /// Like [`start`](Self::start) with a custom handler registry (tests, extra APIs).
+    pub async fn start_with(config: BrokerConfig, apis: HandlerRegistry) -> Result<BrokerHandle> {
+        // Validate what a typo could break before anything touches the disk.
+        config.default_log_config()?;
+        if config.num_partitions < 1 {
+            return Err(BrokerError::invalid_config(
+                "num.partitions",
+                config.num_partitions.to_string(),
+                "must be at least 1",
+            ));
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| BrokerError::Listen {
+                    addr: config.listen.to_string(),
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| BrokerError::Listen {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+        let advertised = Advertised {
+            node_id: config.node_id,
+            host: config
+                .advertised_host
+                .clone()
+                .unwrap_or_else(|| advertised_ip(local_addr)),
+            port: config.advertised_port.unwrap_or(local_addr.port()) as i32,
+        };
+
+        let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
+        let blocking_config = config.clone();
+        let (topics, producer_ids) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let storage = open_storage(&blocking_config)?;
+            let topics = TopicRegistry::open(
+                storage,
+                blocking_config.log_defaults.clone(),
+                meta_dir.as_ref().map(|d| d.join("topics.json")),
+            )?;
+            let producer_ids =
+                ProducerIdAllocator::open(meta_dir.as_ref().map(|d| d.join("producer_ids.json")))?;
+            for p in topics.all_partitions() {
+                if let Some(id) = p.max_producer_id() {
+                    producer_ids.observe(id);
+                }
+            }
+            Ok((topics, producer_ids))
+        })
+        .await
+        .map_err(|e| BrokerError::Runtime(format!("opening storage: {e}")))??;
+
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(BrokerState {
+            config,
+            advertised,
+            topics,
+            producer_ids,
+            apis,
+            extensions: Extensions::default(),
+            shutdown: shutdown.clone(),
+        });
+        let server = tokio::spawn(crate::server::run(
+            listener,
+            state.clone(),
+            shutdown.clone(),
+        ));
+        let maintenance = tokio::spawn(maintenance_loop(state.clone(), shutdown.clone()));
+        tracing::info!(
+            address = %local_addr,
+            advertised = %format!("{}:{}", state.advertised.host, state.advertised.port),
+            topics = state.topics.list().len(),
+            "broker started"
+        );
+        Ok(BrokerHandle {
+            local_addr,
+            state,
+            shutdown,
+            server: Some(server),
+            maintenance: Some(maintenance),
+        })
+    }
+}
+
+/// The IP to advertise for a bound address: the address itself, or loopback when bound to the
+/// unspecified address (0.0.0.0 is not connectable).
+fn advertised_ip(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    }
+}
+
+/// Every `log.retention.check.interval.ms`: retention (`retention.ms`, `retention.bytes`),
+/// rolling idle segments past `segment.ms`, and `flush.ms` for partitions that stopped
+/// receiving appends — all done by [`PartitionLog::enforce_retention`](crate::PartitionLog).
+async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) {
+    let every = Duration::from_millis(state.config.log_retention_check_interval_ms.max(1));
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let st = state.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let now_ms = crate::time::now_ms();
+            for p in st.topics.all_partitions() {
+                match p.log().enforce_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        partition = %p.tp,
+                        segments = n,
+                        log_start_offset = p.log().log_start_offset(),
+                        "retention deleted segments"
+                    ),
+                    Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
+                }
+            }
+        });
+        if let Err(e) = work.await {
+            tracing::warn!(error = %e, "log maintenance task failed");
+        }
+    }
+}
+
+impl BrokerHandle {
+    /// The address the broker is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `host:port` for clients' `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        format!(
+            "{}:{}",
+            self.state.advertised.host, self.state.advertised.port
+        )
+    }
+
+    /// The broker's shared state (topics, partitions, config).
+    pub fn state(&self) -> &Arc<BrokerState> {
+        &self.state
+    }
+
+    /// Resolves when the broker has been asked to stop.
+    pub async fn cancelled(&self) {
+        self.shutdown.cancelled().await
+    }
+
+    /// Stops the broker: stop accepting, let every connection finish its in-flight request,
+    /// stop maintenance, then flush every partition log.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .map_err(|e| BrokerError::Runtime(format!("server task: {e}")))?;
+        }
+        if let Some(m) = self.maintenance.take() {
+            m.await
+                .map_err(|e| BrokerError::Runtime(format!("maintenance task: {e}")))?;
+        }
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut first_err = None;
+            for p in state.topics.all_partitions() {
+                if let Err(e) = p.flush() {
+                    tracing::warn!(partition = %p.tp, error = %e, "flush on shutdown failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+            if let Err(e) = state.topics.close_storage() {
+                tracing::warn!(error = %e, "closing storage failed");
+                first_err.get_or_insert(e);
+            }
+            first_err.map_or(Ok(()), Err)
+        })
+        .await
+        .map_err(|e| BrokerError::Runtime(format!("flush on shutdown: {e}")))??;
+        tracing::info!(address = %self.local_addr, "broker stopped");
+        Ok(())
+    }
+}
+
+impl Drop for BrokerHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

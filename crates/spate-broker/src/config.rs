@@ -1,0 +1,234 @@
+//! [`BrokerConfig`]: what a broker listens on, where it keeps data, and the Kafka broker settings
+//! it honours, under Kafka's own names (`num.partitions`, `log.retention.ms`, ...).
+//!
+//! It is plain serde data with a builder, so the `spate broker` command, a TOML file and tests all
+//! build it the same way; `set(key, value)` takes Kafka's `key=value` spelling for `--config`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BrokerError, Result};
+use crate::storage::LogConfig;
+use crate::topics::config as topic_config;
+
+/// Which partition log backend the broker uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Segment files under `data_dir` (survives restarts). Requires a data dir.
+    Disk,
+    /// Vectors in memory: nothing survives a restart. For tests and benchmarks.
+    Memory,
+}
+
+/// The broker's configuration. Defaults are Kafka's where Kafka has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BrokerConfig {
+    /// Address to listen on (`127.0.0.1:9092`); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory for partition logs (Kafka's layout, `<topic>-<partition>/`) and broker
+    /// metadata (`meta/`). Without one nothing is persisted, which needs the in-memory storage.
+    pub data_dir: Option<PathBuf>,
+    /// `node.id`.
+    pub node_id: i32,
+    /// Host clients are told to connect to (Metadata); default: the bound address's IP.
+    pub advertised_host: Option<String>,
+    /// Port clients are told to connect to; default: the bound port (matters with port 0).
+    pub advertised_port: Option<u16>,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`: larger request frames close the connection.
+    pub socket_request_max_bytes: usize,
+    /// `log.retention.check.interval.ms`: how often retention and time-based flushes run.
+    pub log_retention_check_interval_ms: u64,
+    /// Topic config defaults set at broker level, keyed by *topic* config name
+    /// (`retention.ms`); set them with [`BrokerConfig::set`] under Kafka's broker names
+    /// (`log.retention.ms`).
+    pub log_defaults: BTreeMap<String, String>,
+    /// Partition log backend (default: the disk log, which needs `data_dir`).
+    pub storage: StorageKind,
+    /// Cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            data_dir: None,
+            node_id: 0,
+            advertised_host: None,
+            advertised_port: None,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            log_retention_check_interval_ms: 300_000,
+            log_defaults: BTreeMap::new(),
+            storage: StorageKind::Disk,
+            cluster_id: "spate-cluster".to_string(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Keeps data under `dir`.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    pub fn storage(mut self, storage: StorageKind) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    pub fn node_id(mut self, id: i32) -> Self {
+        self.node_id = id;
+        self
+    }
+
+    pub fn advertised(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.advertised_host = Some(host.into());
+        self.advertised_port = Some(port);
+        self
+    }
+
+    pub fn auto_create_topics(mut self, enable: bool) -> Self {
+        self.auto_create_topics_enable = enable;
+        self
+    }
+
+    pub fn num_partitions(mut self, n: i32) -> Self {
+        self.num_partitions = n;
+        self
+    }
+
+    pub fn socket_request_max_bytes(mut self, n: usize) -> Self {
+        self.socket_request_max_bytes = n;
+        self
+    }
+
+    pub fn log_retention_check_interval_ms(mut self, ms: u64) -> Self {
+        self.log_retention_check_interval_ms = ms;
+        self
+    }
+
+    /// Sets one setting by its Kafka broker name (`num.partitions=3`, `log.segment.bytes=1024`).
+    /// Unknown keys and invalid values are errors naming the key.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        let v = value.trim();
+        let bad = |reason: &str| BrokerError::invalid_config(key, value, reason);
+        let int = |v: &str| v.parse::<i64>().map_err(|_| bad("not an integer"));
+        match key {
+            "node.id" | "broker.id" => {
+                self.node_id = i32::try_from(int(v)?).map_err(|_| bad("out of range"))?
+            }
+            "listeners" | "listen" => {
+                let addr = v.strip_prefix("PLAINTEXT://").unwrap_or(v);
+                self.listen = addr.parse().map_err(|_| bad("expected HOST:PORT"))?;
+            }
+            "advertised.host.name" | "advertised.host" => self.advertised_host = Some(v.into()),
+            "advertised.port" => {
+                self.advertised_port =
+                    Some(u16::try_from(int(v)?).map_err(|_| bad("not a port number"))?)
+            }
+            "auto.create.topics.enable" => {
+                self.auto_create_topics_enable = v.parse().map_err(|_| bad("not true/false"))?
+            }
+            "num.partitions" => {
+                let n = int(v)?;
+                if !(1..=i32::MAX as i64).contains(&n) {
+                    return Err(bad("must be at least 1"));
+                }
+                self.num_partitions = n as i32;
+            }
+            "socket.request.max.bytes" => {
+                let n = int(v)?;
+                if n < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.socket_request_max_bytes = n as usize;
+            }
+            "log.retention.check.interval.ms" => {
+                let n = int(v)?;
+                if n < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.log_retention_check_interval_ms = n as u64;
+            }
+            "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
+            "cluster.id" => self.cluster_id = v.to_string(),
+            "log.retention.hours" | "log.retention.minutes" => {
+                let unit = if key.ends_with("hours") {
+                    3_600_000
+                } else {
+                    60_000
+                };
+                let n = int(v)?;
+                let ms = if n < 0 { -1 } else { n.saturating_mul(unit) };
+                self.log_defaults
+                    .insert("retention.ms".into(), ms.to_string());
+            }
+            _ => {
+                let Some(def) = topic_config::def_by_broker_name(key) else {
+                    return Err(bad("unknown broker config"));
+                };
+                let normalised = topic_config::validate(def.name, v).map_err(|e| match e {
+                    BrokerError::InvalidConfig { reason, .. } => bad(&reason),
+                    other => other,
+                })?;
+                self.log_defaults.insert(def.name.to_string(), normalised);
+            }
+        }
+        Ok(self)
+    }
+
+    /// The log config a topic without overrides gets.
+    pub fn default_log_config(&self) -> Result<LogConfig> {
+        topic_config::log_config(&self.log_defaults, &BTreeMap::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_uses_kafka_names() {
+        let mut c = BrokerConfig::default();
+        c.set("num.partitions", "3").unwrap();
+        c.set("log.segment.bytes", "4096").unwrap();
+        c.set("log.retention.hours", "1").unwrap();
+        assert_eq!(c.num_partitions, 3);
+        let log = c.default_log_config().unwrap();
+        assert_eq!(log.segment_bytes, 4096);
+        assert_eq!(log.retention_ms, 3_600_000);
+        let err = c.set("log.segment.bytes", "x").unwrap_err().to_string();
+        assert!(err.contains("log.segment.bytes"), "{err}");
+        assert!(c.set("no.such.setting", "1").is_err());
+        assert!(c.set("num.partitions", "0").is_err());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let c = BrokerConfig::default().num_partitions(4).data_dir("/tmp/x");
+        let s = serde_json::to_string(&c).unwrap();
+        let back: BrokerConfig = serde_json::from_str(&s).unwrap();
+        assert_eq!(c, back);
+    }
+}

@@ -1,0 +1,82 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4, v8+)
+//! and by timestamp. On a single broker the high watermark is the log end and, without open
+//! transactions, the last stable offset equals it, so both isolation levels see the same
+//! latest offset.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use super::{check_leader_epoch, RequestContext};
+use crate::error::Result;
+use crate::partition::Partition;
+use crate::state::BrokerState;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse> {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let topic = state.topics.get(t.name.0.as_str());
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name;
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+            let result = match partition {
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(_) if check_leader_epoch(p.current_leader_epoch).is_some() => {
+                    Err(ResponseError::UnknownLeaderEpoch)
+                }
+                Some(part) => lookup(&part, p.timestamp, ctx.api_version),
+            };
+            match result {
+                Ok((timestamp, offset)) => {
+                    pr.timestamp = timestamp;
+                    pr.offset = offset;
+                    pr.leader_epoch = if offset >= 0 { 0 } else { -1 };
+                }
+                Err(code) => {
+                    pr.error_code = code.code();
+                    pr.timestamp = -1;
+                    pr.offset = -1;
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    Ok(resp)
+}
+
+/// `(timestamp, offset)` for one partition; `(-1, -1)` when no record matches.
+fn lookup(p: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), ResponseError> {
+    let log = p.log();
+    match timestamp {
+        LATEST => Ok((-1, log.log_end_offset())),
+        EARLIEST => Ok((-1, log.log_start_offset())),
+        EARLIEST_LOCAL if version >= 8 => Ok((-1, log.log_start_offset())),
+        MAX_TIMESTAMP if version >= 7 => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+        ts if ts >= 0 => match log.offset_for_timestamp(ts) {
+            Ok(Some((offset, found_ts))) => Ok((found_ts, offset)),
+            Ok(None) => Ok((-1, -1)),
+            Err(e) => {
+                tracing::warn!(partition = %p.tp, error = %e, "offset lookup by timestamp failed");
+                Err(e.error_code())
+            }
+        },
+        _ => Err(ResponseError::UnsupportedVersion),
+    }
+}

@@ -1,0 +1,49 @@
+//! OffsetForLeaderEpoch: clients (librdkafka, Java) validate their position after a leader
+//! change or on assignment by asking where an epoch ended. This broker has one epoch, 0, which
+//! has not ended: its end offset is the log end. An epoch above 0 is unknown here.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::ResponseError;
+
+use super::{check_leader_epoch, RequestContext};
+use crate::error::Result;
+use crate::state::BrokerState;
+
+pub async fn handle(
+    state: Arc<BrokerState>,
+    _ctx: RequestContext,
+    req: OffsetForLeaderEpochRequest,
+) -> Result<OffsetForLeaderEpochResponse> {
+    let mut resp = OffsetForLeaderEpochResponse::default();
+    for t in req.topics {
+        let topic = state.topics.get(t.topic.0.as_str());
+        let mut tr = OffsetForLeaderTopicResult::default();
+        tr.topic = t.topic;
+        for p in t.partitions {
+            let mut e = EpochEndOffset::default();
+            e.partition = p.partition;
+            match topic.as_ref().and_then(|t| t.partition(p.partition)) {
+                None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(_) if check_leader_epoch(p.current_leader_epoch).is_some() => {
+                    e.error_code = ResponseError::UnknownLeaderEpoch.code()
+                }
+                Some(part) if p.leader_epoch <= 0 => {
+                    e.leader_epoch = 0;
+                    e.end_offset = part.log().log_end_offset();
+                }
+                Some(_) => {
+                    e.leader_epoch = -1;
+                    e.end_offset = -1;
+                }
+            }
+            tr.partitions.push(e);
+        }
+        resp.topics.push(tr);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,106 @@
+//! Produce: validate each partition's record batch (exactly one per partition, magic 2, CRC,
+//! size limits), apply the idempotent producer checks, append, and acknowledge with the base
+//! offset. Batches are stored exactly as sent (compressed batches stay compressed); only the base
+//! offset and partition leader epoch are rewritten, which the CRC does not cover.
+//!
+//! acks=0 requests get no response at all, as in Kafka. acks=1 and acks=-1 are the same thing
+//! on a single broker: the append is acknowledged once it is in the log (and flushed when the
+//! topic's flush policy says so).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str_opt, RequestContext};
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::record_batch::BatchIter;
+use crate::state::BrokerState;
+use crate::topics::{NewTopic, Topic};
+
+pub async fn handle(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: ProduceRequest,
+) -> Result<Option<ProduceResponse>> {
+    let acks = req.acks;
+    let mut resp = ProduceResponse::default();
+    let valid_acks = matches!(acks, -1..=1);
+    for topic_data in req.topic_data {
+        let name = topic_data.name.0.to_string();
+        let topic = if valid_acks {
+            find_or_create(&state, &name)
+        } else {
+            None
+        };
+        let mut tr = TopicProduceResponse::default();
+        tr.name = topic_data.name;
+        for pd in topic_data.partition_data {
+            let mut pr = PartitionProduceResponse::default();
+            pr.index = pd.index;
+            let partition = topic.as_ref().and_then(|t| t.partition(pd.index));
+            let outcome = match (valid_acks, partition) {
+                (false, _) => Err((ResponseError::InvalidRequiredAcks, None)),
+                (true, None) => Err((ResponseError::UnknownTopicOrPartition, None)),
+                (true, Some(p)) => append(&p, pd.records.as_deref()).map_err(|e| {
+                    tracing::debug!(peer = %ctx.peer, partition = %p.tp, error = %e, "produce rejected");
+                    (e.error_code(), Some(e.to_string()))
+                }),
+            };
+            match outcome {
+                Ok(a) => {
+                    pr.base_offset = a.base_offset;
+                    pr.log_start_offset = a.log_start_offset;
+                }
+                Err((code, message)) => {
+                    pr.error_code = code.code();
+                    pr.base_offset = -1;
+                    if ctx.api_version >= 8 {
+                        pr.error_message = message.and_then(str_opt);
+                    }
+                }
+            }
+            tr.partition_responses.push(pr);
+        }
+        resp.responses.push(tr);
+    }
+    Ok(if acks == 0 { None } else { Some(resp) })
+}
+
+/// The topic, auto-created when the broker allows it (a producer that skipped Metadata).
+fn find_or_create(state: &BrokerState, name: &str) -> Option<Arc<Topic>> {
+    if let Some(t) = state.topics.get(name) {
+        return Some(t);
+    }
+    if !state.config.auto_create_topics_enable {
+        return None;
+    }
+    let new = NewTopic {
+        name: name.to_string(),
+        partitions: state.config.num_partitions,
+        configs: Default::default(),
+    };
+    match state.topics.create(new, false) {
+        Ok(t) => Some(t),
+        Err(_) => state.topics.get(name),
+    }
+}
+
+fn append(partition: &Partition, records: Option<&[u8]>) -> Result<crate::partition::Appended> {
+    let records = records.unwrap_or_default();
+    let mut batches = BatchIter::new(records);
+    let (_, _, first) = batches.next().ok_or_else(|| {
+        BrokerError::InvalidRecord(
+            "a produce request must carry a record batch per partition".into(),
+        )
+    })??;
+    if first.len() != records.len() {
+        return Err(BrokerError::InvalidRecord(
+            "produce requests may carry only one record batch per partition".into(),
+        ));
+    }
+    let mut batch = first.to_vec();
+    partition.append(&mut batch)
+}

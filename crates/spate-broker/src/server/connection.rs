@@ -1,0 +1,196 @@
+//! One client connection: read a frame, decode its request header, route it by API key, write
+//! the response — strictly one request at a time, so responses leave in request order, as Kafka
+//! does (it mutes a channel while a request is in flight). Pipelined requests wait in the socket
+//! and the read buffer; responses are flushed once no further request is already buffered, so a
+//! burst of pipelined requests is answered with few syscalls.
+//!
+//! Anything malformed (oversized, truncated or undecodable frames) closes this connection only,
+//! with a warning naming the peer; a request for an API or version the broker does not serve is
+//! answered with UNSUPPORTED_VERSION instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseHeader};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use kafka_protocol::ResponseError;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::FrameReader;
+use crate::error::{BrokerError, Result};
+use crate::handlers::{HandlerOutput, RequestContext};
+use crate::state::BrokerState;
+
+/// Smallest request header: api key (2), api version (2), correlation id (4).
+const MIN_HEADER: usize = 8;
+
+/// Serves one connection until the client closes it, it sends something malformed, or the
+/// broker shuts down (after finishing the request in progress).
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<BrokerState>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd, state.config.socket_request_max_bytes);
+    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            f = reader.read_frame() => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(BrokerError::ConnectionIo(e)) => {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        match handle_frame(&state, peer, frame).await {
+            Ok(Some(response)) => {
+                if let Err(e) = writer.write_all(&response).await {
+                    tracing::debug!(%peer, error = %e, "connection write failed");
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        }
+        if !reader.has_buffered_frame() {
+            if let Err(e) = writer.flush().await {
+                tracing::debug!(%peer, error = %e, "connection write failed");
+                break;
+            }
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}
+
+fn be_i16(b: &[u8]) -> i16 {
+    i16::from_be_bytes([b[0], b[1]])
+}
+
+/// Handles one request frame; returns the whole response frame (length prefix included), or
+/// `None` when the request gets no response (acks=0).
+async fn handle_frame(
+    state: &Arc<BrokerState>,
+    peer: SocketAddr,
+    mut frame: Bytes,
+) -> Result<Option<BytesMut>> {
+    if frame.len() < MIN_HEADER {
+        return Err(BrokerError::MalformedFrame(format!(
+            "{} bytes cannot hold a request header",
+            frame.len()
+        )));
+    }
+    let api_key = be_i16(&frame[0..2]);
+    let api_version = be_i16(&frame[2..4]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+
+    let Some(entry) = state.apis.get(api_key).filter(|e| e.supports(api_version)) else {
+        tracing::debug!(%peer, api_key, api_version, "unsupported API or version");
+        return Ok(Some(unsupported_version_response(
+            state,
+            api_key,
+            correlation_id,
+        )?));
+    };
+    let key = entry.key;
+    let header =
+        decode_request_header_from_buffer(&mut frame).map_err(|e| BrokerError::DecodeRequest {
+            api: format!("{key:?} header"),
+            version: api_version,
+            reason: e.to_string(),
+        })?;
+    let ctx = RequestContext {
+        api_key: key,
+        api_version,
+        correlation_id,
+        client_id: header.client_id.map(|s| s.to_string()),
+        peer,
+    };
+    tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
+    match entry.call(state.clone(), ctx, frame).await? {
+        HandlerOutput::Response(body) => Ok(Some(response_frame(
+            key,
+            api_version,
+            correlation_id,
+            &body,
+        )?)),
+        HandlerOutput::NoResponse => Ok(None),
+    }
+}
+
+/// Length prefix + response header (at the version the API and request version call for) + body.
+fn response_frame(
+    key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    body: &[u8],
+) -> Result<BytesMut> {
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let header_version = key.response_header_version(api_version);
+    let encode_err = |reason: String| BrokerError::EncodeResponse {
+        api: format!("{key:?} header"),
+        version: api_version,
+        reason,
+    };
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| encode_err(e.to_string()))?;
+    let mut out = BytesMut::with_capacity(4 + header_size + body.len());
+    out.put_i32((header_size + body.len()) as i32);
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| encode_err(e.to_string()))?;
+    out.put_slice(body);
+    Ok(out)
+}
+
+/// The answer to a request for an API or version this broker does not serve.
+///
+/// ApiVersions gets what Kafka sends (KIP-511): a v0 response with UNSUPPORTED_VERSION and the
+/// full list of supported APIs, so the client can pick a version it shares and retry. Any other
+/// API gets the response header and an UNSUPPORTED_VERSION error code — the first field a client
+/// can read without knowing the response schema.
+fn unsupported_version_response(
+    state: &BrokerState,
+    api_key: i16,
+    correlation_id: i32,
+) -> Result<BytesMut> {
+    let code = ResponseError::UnsupportedVersion.code();
+    if api_key == ApiKey::ApiVersions as i16 {
+        let mut resp = ApiVersionsResponse::default();
+        resp.error_code = code;
+        resp.api_keys = state.apis.api_versions();
+        let mut body = BytesMut::new();
+        resp.encode(&mut body, 0)
+            .map_err(|e| BrokerError::EncodeResponse {
+                api: "ApiVersions".into(),
+                version: 0,
+                reason: e.to_string(),
+            })?;
+        return response_frame(ApiKey::ApiVersions, 0, correlation_id, &body);
+    }
+    let mut out = BytesMut::with_capacity(10);
+    out.put_i32(6);
+    out.put_i32(correlation_id);
+    out.put_i16(code);
+    Ok(out)
+}

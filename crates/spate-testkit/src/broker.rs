@@ -1,0 +1,109 @@
+//! [`TestBroker`]: an embedded broker for tests, on its own thread and runtime so that plain
+//! `#[test]` functions (and rdkafka's blocking clients) can use it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use spate_broker::{BackgroundBroker, Broker, BrokerConfig, BrokerState};
+use tempfile::TempDir;
+
+/// A broker listening on `127.0.0.1:<free port>` with a temporary data directory that lives as
+/// long as the `TestBroker`.
+pub struct TestBroker {
+    broker: Option<BackgroundBroker>,
+    config: BrokerConfig,
+    _dir: Option<TempDir>,
+}
+
+impl TestBroker {
+    /// A broker with default settings.
+    pub fn start() -> Self {
+        Self::start_with(BrokerConfig::default())
+    }
+
+    /// A broker with `config`, except that it listens on `127.0.0.1:0` and, unless `config`
+    /// names a data directory, uses a fresh temporary one.
+    pub fn start_with(mut config: BrokerConfig) -> Self {
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let dir = if config.data_dir.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("spate-test-broker-")
+                .tempdir()
+                .unwrap_or_else(|e| panic!("cannot create a temp dir for the test broker: {e}"));
+            config.data_dir = Some(dir.path().to_path_buf());
+            Some(dir)
+        } else {
+            None
+        };
+        let broker = Broker::start_blocking(config.clone())
+            .unwrap_or_else(|e| panic!("test broker failed to start: {e}"));
+        // Restarts reuse the port so that clients created before a restart reconnect.
+        config.listen = broker.local_addr();
+        TestBroker {
+            broker: Some(broker),
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn running(&self) -> &BackgroundBroker {
+        match &self.broker {
+            Some(b) => b,
+            None => panic!("test broker is not running"),
+        }
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.running().bootstrap_servers()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.running().local_addr()
+    }
+
+    /// The broker's state (topics, partitions), for assertions.
+    pub fn state(&self) -> &Arc<BrokerState> {
+        self.running().state()
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        match &self.config.data_dir {
+            Some(d) => d,
+            None => panic!("test broker has no data dir"),
+        }
+    }
+
+    /// Stops the broker cleanly and starts it again on the same data directory (and, if it is
+    /// still free, the same port).
+    pub fn restart(&mut self) {
+        if let Some(b) = self.broker.take() {
+            b.shutdown()
+                .unwrap_or_else(|e| panic!("test broker failed to stop: {e}"));
+        }
+        let broker = match Broker::start_blocking(self.config.clone()) {
+            Ok(b) => b,
+            Err(_) => {
+                let mut any_port = self.config.clone();
+                any_port.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                Broker::start_blocking(any_port)
+                    .unwrap_or_else(|e| panic!("test broker failed to restart: {e}"))
+            }
+        };
+        self.config.listen = broker.local_addr();
+        self.broker = Some(broker);
+    }
+
+    /// Stops the broker cleanly (also done on drop).
+    pub fn shutdown(mut self) {
+        if let Some(b) = self.broker.take() {
+            b.shutdown()
+                .unwrap_or_else(|e| panic!("test broker failed to stop: {e}"));
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `spate broker`: run the embedded Kafka-compatible broker in the foreground until Ctrl-C or
+//! SIGTERM, then shut down cleanly (stop accepting, finish in-flight requests, flush logs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use spate_broker::{Broker, BrokerConfig, StorageKind};
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Directory for partition logs and broker metadata.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// A broker setting by its Kafka name, e.g. `num.partitions=3` or
+    /// `log.retention.ms=60000`; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub configs: Vec<String>,
+
+    /// Keep partition logs in memory only (nothing survives a restart).
+    #[arg(long)]
+    pub in_memory: bool,
+}
+
+impl BrokerArgs {
+    /// The broker configuration these arguments describe.
+    pub fn to_config(&self) -> anyhow::Result<BrokerConfig> {
+        let mut config = BrokerConfig::default().listen(self.listen);
+        for kv in &self.configs {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--config {kv:?}: expected KEY=VALUE"))?;
+            config.set(k.trim(), v)?;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = Some(dir.clone());
+        }
+        config.storage = if self.in_memory || config.data_dir.is_none() {
+            StorageKind::Memory
+        } else {
+            StorageKind::Disk
+        };
+        Ok(config)
+    }
+}
+
+pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let config = args.to_config()?;
+    if config.data_dir.is_none() && !args.in_memory {
+        tracing::warn!("no --data-dir given: running in memory, nothing survives a restart");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spate-broker")
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let broker = Broker::start(config).await.context("starting the broker")?;
+        println!("spate broker listening on {}", broker.local_addr());
+        println!("bootstrap.servers={}", broker.bootstrap_servers());
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        broker
+            .shutdown()
+            .await
+            .context("shutting down the broker")?;
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_config_from_flags() {
+        let args = BrokerArgs {
+            data_dir: Some(PathBuf::from("/tmp/d")),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            configs: vec![
+                "num.partitions=4".into(),
+                "log.segment.bytes=1048576".into(),
+            ],
+            in_memory: false,
+        };
+        let c = args.to_config().unwrap();
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(c.storage, StorageKind::Disk);
+        assert_eq!(c.default_log_config().unwrap().segment_bytes, 1048576);
+        let bad = BrokerArgs {
+            configs: vec!["num.partitions".into()],
+            ..args
+        };
+        assert!(bad.to_config().is_err());
+    }
+}
