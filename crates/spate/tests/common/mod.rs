@@ -54,7 +54,11 @@ pub fn spate_bin() -> &'static str {
 
 /// Runs `spate args...` with no stdin.
 pub fn spate(args: &[&str]) -> Run {
-    run(Command::new(spate_bin()).args(args), None, Duration::from_secs(60))
+    run(
+        Command::new(spate_bin()).args(args),
+        None,
+        Duration::from_secs(60),
+    )
 }
 
 /// Runs `spate args...` with `input` on stdin.
