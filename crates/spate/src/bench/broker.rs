@@ -28,7 +28,7 @@ pub struct BrokerBenchArgs {
     /// Keep the embedded broker's data here instead of a fresh temp dir (deleted afterwards).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["bootstrap_server", "in_memory"])]
     data_dir: Option<PathBuf>,
-    /// Records per record size (default: 2M for 100 B, fewer for larger records, ~256 MB each).
+    /// Records per record size (default: 8M for 100 B, fewer for larger records, ~800 MB each).
     #[arg(long, value_name = "N")]
     records: Option<u64>,
     /// Record (value) sizes in bytes, comma-separated.
@@ -62,10 +62,12 @@ pub struct BrokerBenchRow {
     pub consume_cpu_seconds: f64,
 }
 
-/// The default record count for `size`: about 256 MB of values, capped at 2M records.
+/// The default record count for `size`: about 800 MB of values, capped at 8M records, which
+/// takes 10-20 s for the default sizes on a 2-core machine (each phase runs for seconds, long
+/// enough that connection set-up and the first fetch do not show in the rate).
 fn default_records(size: usize) -> u64 {
-    let by_bytes = (256usize << 20) / size.max(1);
-    by_bytes.clamp(50_000, 2_000_000) as u64
+    let by_bytes = (768usize << 20) / size.max(1);
+    by_bytes.clamp(50_000, 8_000_000) as u64
 }
 
 pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
@@ -277,8 +279,8 @@ mod tests {
 
     #[test]
     fn default_record_counts() {
-        assert_eq!(default_records(100), 2_000_000);
-        assert_eq!(default_records(1024), 262_144);
+        assert_eq!(default_records(100), 8_000_000);
+        assert_eq!(default_records(1024), 786_432);
         assert_eq!(default_records(1 << 20), 50_000);
     }
 }

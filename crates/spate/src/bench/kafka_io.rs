@@ -19,20 +19,21 @@ use crate::cli::produce::{send_with_backpressure, DeliveryCounter};
 
 /// Producer settings for bulk loading, documented in docs/benchmarks.md: acks=1 (the leader's
 /// write, like Kafka's perf-test default), 10 ms linger and up to 1 MB / 100k records per batch
-/// so librdkafka sends few large batches, and a deep queue so the sender never stalls.
+/// so librdkafka sends few large batches, and a queue deep enough (128 MiB) that the sender
+/// rarely stalls; deeper queues only added memory and queueing latency, not throughput.
 pub const PRODUCER_TUNING: &[(&str, &str)] = &[
     ("acks", "1"),
     ("linger.ms", "10"),
     ("batch.size", "1000000"),
     ("batch.num.messages", "100000"),
-    ("queue.buffering.max.messages", "2000000"),
-    ("queue.buffering.max.kbytes", "1048576"),
+    ("queue.buffering.max.messages", "500000"),
+    ("queue.buffering.max.kbytes", "131072"),
     ("compression.type", "none"),
     ("message.timeout.ms", "60000"),
 ];
 
 /// Consumer settings for draining: large fetches (4 MB per partition), a short fetch wait, and a
-/// deep pre-fetch queue so that `poll` rarely waits on the network.
+/// pre-fetch queue (64 MiB) deep enough that `poll` rarely waits on the network.
 pub const CONSUMER_TUNING: &[(&str, &str)] = &[
     ("group.id", "spate-bench-unused"),
     ("enable.auto.commit", "false"),
@@ -41,7 +42,7 @@ pub const CONSUMER_TUNING: &[(&str, &str)] = &[
     ("max.partition.fetch.bytes", "4194304"),
     ("fetch.wait.max.ms", "100"),
     ("queued.min.messages", "1000000"),
-    ("queued.max.messages.kbytes", "262144"),
+    ("queued.max.messages.kbytes", "65536"),
 ];
 
 /// How long `drain` waits without receiving a record before it gives up.
