@@ -279,3 +279,57 @@ fn produce_reports_lines_it_could_not_send() {
         "--partition 3 does not exist",
     );
 }
+
+#[test]
+fn consume_stops_cleanly_on_sigint() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let broker = TestBroker::start();
+    let bs = broker.bootstrap_servers();
+    let topic = random_topic("cli_sigint");
+    create_topic(&bs, &topic, "1");
+    spate_stdin(
+        &["produce", &topic, "--bootstrap-server", &bs],
+        "one\ntwo\n",
+    )
+    .success("produce");
+
+    // No --max-messages and no --timeout-ms: only a signal ends it.
+    let mut child = Command::new(common::spate_bin())
+        .args([
+            "consume",
+            &topic,
+            "--from-beginning",
+            "--bootstrap-server",
+            &bs,
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start spate consume");
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("spate consume did not stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    assert!(
+        stderr.contains("Processed a total of 2 messages"),
+        "{stderr}"
+    );
+}
