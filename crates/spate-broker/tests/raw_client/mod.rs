@@ -126,11 +126,9 @@ pub fn record_batch(
             producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if base_sequence >= 0 {
-                base_sequence + i as i32
-            } else {
-                -1
-            },
+            // The encoder keeps records in one batch while offset - sequence is constant, and
+            // writes the first record's sequence as the base (-1 without idempotence).
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: *ts,
             key: k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
