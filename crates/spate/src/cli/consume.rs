@@ -167,7 +167,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let printer = Printer::new(&args);
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let interrupted = stop_on_signal();
-    let mut last_record = Instant::now();
+    let started = Instant::now();
+    let mut last_record = started;
+    let mut warned_unassigned = false;
     let mut count = 0u64;
     let mut pending_flush = false;
     let mut timed_out = false;
@@ -202,6 +204,19 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                             break;
                         }
                         return Err(anyhow!("could not write to standard output: {e}"));
+                    }
+                }
+                if let Some(group) = &args.group {
+                    if !warned_unassigned
+                        && started.elapsed() >= args.client.request_timeout()
+                        && consumer.assignment().is_ok_and(|a| a.count() == 0)
+                    {
+                        warned_unassigned = true;
+                        tracing::warn!(
+                            "no partitions assigned to group {group:?} after {}s; is the broker's \
+                             group coordinator reachable, or do other members hold every partition?",
+                            args.client.request_timeout().as_secs()
+                        );
                     }
                 }
                 if idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
