@@ -163,8 +163,13 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
         ]);
     }
     table.print().context("could not print the table")?;
+    let load = report
+        .machine
+        .load_average
+        .map_or("unknown".to_owned(), |l| format!("{:.2}", l[0]));
     println!(
-        "peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} s, system {:.2} s), {} CPUs, {}",
+        "peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} s, system {:.2} s), {} CPUs, load average \
+         {load} at start, {}",
         report.resources.peak_rss_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
         report.resources.cpu_seconds,
         report.resources.cpu.user_seconds,

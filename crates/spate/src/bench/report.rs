@@ -29,6 +29,9 @@ pub struct Machine {
     pub os: String,
     pub arch: String,
     pub cpu_model: Option<String>,
+    /// 1, 5 and 15 minute load averages when the run started: on a shared box, other work
+    /// competing for the cores shows here and explains a low figure.
+    pub load_average: Option<[f64; 3]>,
 }
 
 impl Machine {
@@ -43,8 +46,21 @@ impl Machine {
                     .and_then(|l| l.split_once(':'))
                     .map(|(_, v)| v.trim().to_owned())
             }),
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|s| parse_loadavg(&s)),
         }
     }
+}
+
+/// The first three fields of `/proc/loadavg`.
+fn parse_loadavg(s: &str) -> Option<[f64; 3]> {
+    let mut fields = s.split_whitespace().map(str::parse::<f64>);
+    Some([
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+    ])
 }
 
 /// One benchmark run, as written by `--json`. `results` holds one object per table row, with
@@ -198,6 +214,15 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_utc(1_795_466_433), "2026-11-23T20:40:33Z");
+    }
+
+    #[test]
+    fn loadavg_parses() {
+        assert_eq!(
+            parse_loadavg("2.45 1.84 2.91 3/611 27247\n"),
+            Some([2.45, 1.84, 2.91])
+        );
+        assert_eq!(parse_loadavg("garbage"), None);
     }
 
     #[test]
