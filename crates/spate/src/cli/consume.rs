@@ -123,8 +123,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Some(group) => {
             defaults.extend([("group.id", group.as_str()), ("enable.auto.commit", "true")])
         }
-        // Without a group nothing may be committed; librdkafka still wants a group.id for a
-        // consumer handle, which is never used because we only assign.
+        // Without a group nothing may be committed. rust-rdkafka's BaseConsumer only polls the
+        // consumer queue (where fetched records land) when a group.id is set, so set a fixed one;
+        // it never joins a group because we only assign.
         None => defaults.extend([
             ("group.id", "spate-console-consumer"),
             ("enable.auto.commit", "false"),
