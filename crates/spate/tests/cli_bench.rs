@@ -67,3 +67,31 @@ fn bench_broker_rejects_a_zero_record_size() {
     spate(&["bench", "broker", "--record-size", "0", "--in-memory"])
         .failure("zero-byte records", "--record-size");
 }
+
+#[test]
+fn bench_broker_against_an_external_broker_cleans_up() {
+    let broker = spate_testkit::TestBroker::start();
+    let bs = broker.bootstrap_servers();
+    let run = spate(&[
+        "bench",
+        "broker",
+        "--bootstrap-server",
+        &bs,
+        "--records",
+        "2000",
+        "--record-size",
+        "50",
+        "--partitions",
+        "2",
+    ])
+    .success("bench broker --bootstrap-server");
+    assert!(run.stdout.contains("external broker"), "{}", run.stdout);
+    assert!(run.stdout.contains("50 B"), "{}", run.stdout);
+    // The benchmark topic is deleted afterwards, so an external broker is left as it was.
+    let listed = spate(&["topics", "list", "--bootstrap-server", &bs]).success("list");
+    assert!(
+        !listed.stdout.contains("spate-bench-broker"),
+        "benchmark topic left behind:\n{}",
+        listed.stdout
+    );
+}
