@@ -195,3 +195,50 @@ fn unsupported_apis_and_versions_get_unsupported_version() {
         .unwrap();
     assert_eq!((fetch.min_version, fetch.max_version), (4, 16));
 }
+
+/// A request header followed by an array count far beyond the frame (2^31 - 1 elements) must
+/// not make the broker size an allocation by it (which would abort the process).
+#[test]
+fn huge_array_counts_close_only_their_connection() {
+    spate_testkit::init_logging();
+    let broker = TestBroker::start();
+    let addr = broker.local_addr();
+    // (api key, version, flexible header)
+    let cases: &[(i16, i16, bool)] = &[
+        (3, 1, false),  // Metadata topics
+        (0, 3, false),  // Produce: transactional id then acks/timeout/topics
+        (1, 4, false),  // Fetch
+        (19, 2, false), // CreateTopics
+        (3, 12, true),  // Metadata, compact array
+        (18, 3, true),  // ApiVersions v3 (flexible)
+    ];
+    for &(key, version, flexible) in cases {
+        let mut c = RawClient::connect(addr);
+        let mut body = Vec::new();
+        body.extend_from_slice(&key.to_be_bytes());
+        body.extend_from_slice(&version.to_be_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+        if flexible {
+            body.push(0); // no tagged fields
+                          // A compact array/string length of 2^31 as an unsigned varint.
+            body.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
+        } else {
+            // Enough huge i32s that whichever field is the first array reads one.
+            for _ in 0..6 {
+                body.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+            }
+        }
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        c.write_raw(&frame);
+        // Either an error response or a closed connection; the broker itself must live on.
+        let _ = c.read_frame();
+        let mut probe = RawClient::connect(addr);
+        assert_eq!(
+            probe.call(&ApiVersionsRequest::default(), 0).error_code,
+            0,
+            "broker died on api {key} v{version}"
+        );
+    }
+}
