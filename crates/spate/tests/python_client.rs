@@ -1,6 +1,7 @@
 //! A Kafka client that is NOT built on librdkafka talks to the embedded broker: kafka-python (pure
 //! Python) creates a topic, produces keyed records plain and gzip-compressed, and reads them back
-//! (`tests/clients/python_roundtrip.py`). Needs the venv from `.ci/setup.d/python-clients.sh`.
+//! (`tests/clients/python_roundtrip.py`); then `spate consume` (librdkafka) reads what it wrote.
+//! Needs the venv from `.ci/setup.d/python-clients.sh`.
 
 mod common;
 
