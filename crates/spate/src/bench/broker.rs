@@ -14,20 +14,14 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use serde::Serialize;
 
 use super::kafka_io::{self, CONSUMER_TUNING, PRODUCER_TUNING};
+use super::target::{BrokerTarget, TargetArgs};
 use super::{fmt_count, Ceiling, CpuTime, Percentiles, Report, ResourceUsage, Table, Throughput};
 use crate::cli::client_config::{parse_key_value, CliContext, ClientArgs};
 
 #[derive(Args, Debug)]
 pub struct BrokerBenchArgs {
-    /// Benchmark an external broker at HOST:PORT instead of starting one in-process.
-    #[arg(long, value_name = "HOST:PORT")]
-    bootstrap_server: Option<String>,
-    /// Use the embedded broker's in-memory storage instead of segment files in a temp dir.
-    #[arg(long, conflicts_with = "bootstrap_server")]
-    in_memory: bool,
-    /// Keep the embedded broker's data here instead of a fresh temp dir (deleted afterwards).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["bootstrap_server", "in_memory"])]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Records per record size (default: 8M for 100 B, fewer for larger records, ~800 MB each).
     #[arg(long, value_name = "N")]
     records: Option<u64>,
@@ -74,7 +68,7 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
     if args.record_size.is_empty() || args.record_size.contains(&0) {
         bail!("--record-size needs at least one size, each at least 1 byte");
     }
-    let target = Target::start(&args)?;
+    let target = BrokerTarget::start(&args.target)?;
     let mut client = ClientArgs::new(target.bootstrap.clone());
     client.config = args.config.clone();
 
@@ -245,36 +239,6 @@ fn delete_topic(client: &ClientArgs, topic: &str) {
     });
     if !matches!(result, Ok(Ok(_))) {
         tracing::warn!("could not delete benchmark topic {topic}");
-    }
-}
-
-/// The broker under test: an external one, or the embedded one running in this process.
-struct Target {
-    bootstrap: String,
-    description: String,
-    _embedded: Option<super::embedded::EmbeddedBroker>,
-}
-
-impl Target {
-    fn start(args: &BrokerBenchArgs) -> anyhow::Result<Self> {
-        if let Some(bootstrap) = &args.bootstrap_server {
-            return Ok(Target {
-                bootstrap: bootstrap.clone(),
-                description: "external broker".to_owned(),
-                _embedded: None,
-            });
-        }
-        let storage = if args.in_memory {
-            super::embedded::Storage::Memory
-        } else {
-            super::embedded::Storage::Disk(args.data_dir.clone())
-        };
-        let embedded = super::embedded::EmbeddedBroker::start(storage)?;
-        Ok(Target {
-            bootstrap: embedded.bootstrap(),
-            description: embedded.description(),
-            _embedded: Some(embedded),
-        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod kafka_io;
 pub mod report;
 pub mod resources;
+pub mod target;
 
 use clap::{Args, Subcommand};
 
