@@ -31,6 +31,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic to stdout (like kafka-console-consumer.sh).
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets (kafka-consumer-groups).
+    Groups(cli::groups::GroupsArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
 }
@@ -49,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Topics(args) => cli::topics::run(args)?,
         Command::Produce(args) => cli::produce::run(args)?,
         Command::Consume(args) => cli::consume::run(args)?,
+        Command::Groups(args) => cli::groups::run(args)?,
         Command::Bench(args) => bench::run(args)?,
     }
     Ok(())

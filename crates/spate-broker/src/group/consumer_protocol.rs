@@ -30,11 +30,11 @@ const MAX_ASSIGNMENT_VERSION: i16 = 3;
 
 /// The partitions in a member's assignment (as the leader encoded it), sorted, or `None` if it
 /// does not parse. An empty assignment is `Some(vec![])`.
-pub fn assignment_partitions(assignment: &Bytes) -> Option<Vec<(String, i32)>> {
+pub fn assignment_partitions(assignment: &[u8]) -> Option<Vec<(String, i32)>> {
     if assignment.is_empty() {
         return Some(Vec::new());
     }
-    let mut buf = assignment.clone();
+    let mut buf = Bytes::copy_from_slice(assignment);
     if buf.len() < 2 {
         return None;
     }

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod client_config;
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 
