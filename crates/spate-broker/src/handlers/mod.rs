@@ -242,7 +242,7 @@ impl HandlerRegistry {
             .register::<OffsetFetchRequest, _, _>(1, 9, groups::handle_offset_fetch)
             .register::<OffsetDeleteRequest, _, _>(0, 0, groups::handle_offset_delete)
             .register::<ListGroupsRequest, _, _>(0, 5, groups::handle_list_groups)
-            .register::<DescribeGroupsRequest, _, _>(0, 5, groups::handle_describe_groups)
+            .register::<DescribeGroupsRequest, _, _>(0, 6, groups::handle_describe_groups)
             .register::<DeleteGroupsRequest, _, _>(0, 2, groups::handle_delete_groups);
         r
     }
