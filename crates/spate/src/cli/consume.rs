@@ -252,6 +252,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 fn stop_on_signal() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let raised = flag.clone();
+    let (registered_tx, registered_rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("spate-signals".into())
         .spawn(move || {
@@ -269,6 +270,7 @@ fn stop_on_signal() -> Arc<AtomicBool> {
                 ) else {
                     return;
                 };
+                let _ = registered_tx.send(());
                 tokio::select! {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
@@ -276,8 +278,19 @@ fn stop_on_signal() -> Arc<AtomicBool> {
                 raised.store(true, Ordering::Relaxed);
             });
         });
-    if let Err(e) = spawned {
-        tracing::debug!("no signal handler thread ({e}); Ctrl-C will end the process abruptly");
+    match spawned {
+        // Wait until the handlers are installed, so a signal right after the first record is
+        // not the default (abrupt) one.
+        Ok(_) => {
+            if registered_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                tracing::debug!(
+                    "signal handlers not installed; Ctrl-C will end the process abruptly"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::debug!("no signal handler thread ({e}); Ctrl-C will end the process abruptly")
+        }
     }
     flag
 }
