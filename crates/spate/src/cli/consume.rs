@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
-use super::client_config::{partition_count, CliContext, ClientArgs};
+use super::client_config::{CliContext, ClientArgs};
 use super::topics::TopicName;
 
 #[derive(Args, Debug)]
@@ -133,8 +133,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         ]),
     }
     let consumer: BaseConsumer<CliContext> = args.client.create(&defaults)?;
-    let metadata = args.client.metadata(consumer.client(), Some(&topic))?;
-    let partitions = partition_count(&metadata, &topic)?;
+    let partitions = args.client.topic_partitions(consumer.client(), &topic)?;
 
     if args.group.is_some() {
         consumer
