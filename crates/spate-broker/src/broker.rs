@@ -118,6 +118,7 @@ impl Broker {
             apis,
             extensions: Extensions::default(),
             shutdown: shutdown.clone(),
+            shutdown_hooks: Default::default(),
         });
         let server = tokio::spawn(crate::server::run(
             listener,
@@ -225,6 +226,12 @@ impl BrokerHandle {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let mut first_err = None;
+            for hook in state.take_shutdown_hooks() {
+                if let Err(e) = hook() {
+                    tracing::warn!(error = %e, "shutdown hook failed");
+                    first_err.get_or_insert(e);
+                }
+            }
             for p in state.topics.all_partitions() {
                 if let Err(e) = p.flush() {
                     tracing::warn!(partition = %p.tp, error = %e, "flush on shutdown failed");

@@ -402,8 +402,7 @@ impl DiskLog {
         let from = from_offset.max(self.log_start_offset.load(Ordering::Acquire));
         for seg in self.segments_from(from) {
             let end = seg.size();
-            let start = seg.index_position(from);
-            seg.scan_from(start, end, &mut |_, h| {
+            seg.scan_indexed(from, end, &mut |_, h| {
                 if h.last_offset() >= from {
                     f(h);
                 }

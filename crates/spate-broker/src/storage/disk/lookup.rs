@@ -21,12 +21,8 @@ impl DiskLog {
                 continue;
             }
             let end = seg.size();
-            let mut position = seg.time_scan_start(target);
-            if position >= end {
-                position = 0;
-            }
             let mut found = None;
-            seg.scan_from(position, end, &mut |_, h| {
+            seg.scan_indexed(seg.time_scan_offset(target), end, &mut |_, h| {
                 if h.max_timestamp >= target && h.last_offset() >= start {
                     found = Some((h.base_offset.max(start), h.max_timestamp));
                     ControlFlow::Break(())
@@ -63,7 +59,7 @@ impl DiskLog {
     /// maximum lies below the log start offset).
     fn max_timestamp_from(&self, seg: &Segment, start: i64) -> Option<(i64, i64)> {
         let mut best: Option<(i64, i64)> = None;
-        let res = seg.scan_from(seg.index_position(start), seg.size(), &mut |_, h| {
+        let res = seg.scan_indexed(start, seg.size(), &mut |_, h| {
             if h.last_offset() >= start && best.is_none_or(|(b, _)| h.max_timestamp >= b) {
                 best = Some((h.max_timestamp, h.last_offset()));
             }

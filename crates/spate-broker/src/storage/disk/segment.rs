@@ -67,6 +67,8 @@ pub(crate) struct Segment {
     pub created_ms: i64,
     /// Set by appends, cleared by `flush`: whether an fsync has anything to do.
     dirty: AtomicBool,
+    /// Set once an offset index entry was found not to match the log (warn only once).
+    index_suspect: AtomicBool,
 }
 
 impl Segment {
@@ -116,6 +118,7 @@ impl Segment {
             max_timestamp: Mutex::new(max_timestamp),
             created_ms,
             dirty: AtomicBool::new(false),
+            index_suspect: AtomicBool::new(false),
         }
     }
 
@@ -265,27 +268,71 @@ impl Segment {
         Ok(())
     }
 
-    /// Byte position of the offset index entry at or below `offset` (0 if none).
-    pub fn index_position(&self, offset: i64) -> u64 {
+    /// `(offset, byte position)` of the offset index entry at or below `offset`, or the segment
+    /// start if there is none.
+    fn index_lookup(&self, offset: i64) -> (i64, u64) {
         let relative = offset - self.base_offset;
         if relative <= 0 {
-            return 0;
+            return (self.base_offset, 0);
         }
         let relative = relative.min(u32::MAX as i64) as u32;
         let entries = self.index.entries();
-        floor_entry(&entries, relative, |e| e.relative_offset)
-            .map(|i| entries[i].position as u64)
-            .unwrap_or(0)
+        match floor_entry(&entries, relative, |e| e.relative_offset) {
+            Some(i) => (
+                self.base_offset + entries[i].relative_offset as i64,
+                entries[i].position as u64,
+            ),
+            None => (self.base_offset, 0),
+        }
+    }
+
+    /// Like [`Self::scan_from`], starting at the batch the offset index names for `offset` (so
+    /// every batch holding an offset `>= offset` is visited, and a few before it). Recovery only
+    /// checks an index's last entry, as Kafka does; should an earlier entry not name the batch
+    /// it claims, the scan falls back to the segment start instead of reading garbage.
+    pub fn scan_indexed(
+        &self,
+        offset: i64,
+        end: u64,
+        f: &mut dyn FnMut(u64, &BatchHeader) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let (entry_offset, position) = self.index_lookup(offset);
+        if position == 0 || position >= end {
+            return self.scan_from(0, end, f);
+        }
+        let mut checked = false;
+        let mut mismatch = false;
+        let res = self.scan_from(position, end, &mut |pos, h| {
+            if !checked {
+                checked = true;
+                if h.base_offset != entry_offset {
+                    mismatch = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            f(pos, h)
+        });
+        let bad_entry = mismatch
+            || matches!(&res, Err(BrokerError::CorruptSegment { position: p, .. }) if *p == position);
+        if !bad_entry {
+            return res;
+        }
+        if !self.index_suspect.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                file = %self.index.path().display(),
+                entry_offset,
+                position,
+                "offset index entry does not match the log; scanning from the segment start \
+                 (the index is rebuilt on the next unclean start, or delete it to force that)"
+            );
+        }
+        self.scan_from(0, end, f)
     }
 
     /// Position of the first batch below `end` whose last offset is `>= offset`, if any.
     pub fn position_for(&self, offset: i64, end: u64) -> Result<Option<u64>> {
-        let mut start = self.index_position(offset);
-        if start >= end {
-            start = 0;
-        }
         let mut found = None;
-        self.scan_from(start, end, &mut |pos, h| {
+        self.scan_indexed(offset, end, &mut |pos, h| {
             if h.last_offset() >= offset {
                 found = Some(pos);
                 ControlFlow::Break(())
@@ -296,18 +343,15 @@ impl Segment {
         Ok(found)
     }
 
-    /// Where a scan for the first batch with max timestamp `>= target` may start: at the batch of
-    /// the last time index entry older than `target` (every batch up to it is older).
-    pub fn time_scan_start(&self, target: i64) -> u64 {
-        let entry = {
-            let entries = self.time_index.entries();
-            let n = entries.partition_point(|e| e.timestamp < target);
-            match n.checked_sub(1) {
-                Some(i) => entries[i],
-                None => return 0,
-            }
-        };
-        self.index_position(self.base_offset + entry.relative_offset as i64)
+    /// The offset from which a scan for the first batch with max timestamp `>= target` may
+    /// start: the last time index entry older than `target` (every batch up to it is older).
+    pub fn time_scan_offset(&self, target: i64) -> i64 {
+        let entries = self.time_index.entries();
+        let n = entries.partition_point(|e| e.timestamp < target);
+        match n.checked_sub(1) {
+            Some(i) => self.base_offset + entries[i].relative_offset as i64,
+            None => self.base_offset,
+        }
     }
 
     /// Appends to `out` the whole batches from `position` (a batch start) to `end`, at most
