@@ -637,3 +637,161 @@ fn metadata_too_large_is_rejected_per_partition() {
     );
     assert_eq!(errs, vec![code(ResponseError::OffsetMetadataTooLarge), 0]);
 }
+
+#[test]
+fn rejoin_during_completing_rebalance_is_answered_again_and_fencing_on_join() {
+    let c = coordinator();
+    let mut a_req = join_req("g", "", &["range"]);
+    a_req.group_instance_id = Some("ia".into());
+    let a = done(&mut c.join_group(a_req.clone(), 0));
+    assert_eq!(state(&c, "g"), "CompletingRebalance");
+    // A JoinGroup retried with the same protocols gets the same generation back, no rebalance.
+    let mut again = a_req.clone();
+    again.member_id = a.member_id.clone();
+    let r = done(&mut c.join_group(again.clone(), 1));
+    assert_eq!(
+        (r.generation_id, r.leader.as_str()),
+        (1, a.member_id.as_str())
+    );
+    assert_eq!(state(&c, "g"), "CompletingRebalance");
+    // The right instance id with a wrong member id is a zombie: fenced.
+    again.member_id = "zombie".into();
+    assert_eq!(
+        done(&mut c.join_group(again, 2)).error_code,
+        code(ResponseError::FencedInstanceId)
+    );
+    // Leaving by instance id alone (v3+ LeaveGroup) removes the static member.
+    let (_, errs) = c.leave_group(
+        "g",
+        &[LeavingMember {
+            member_id: String::new(),
+            group_instance_id: Some("ia".into()),
+        }],
+        3,
+    );
+    assert_eq!(errs, vec![0]);
+    assert_eq!(state(&c, "g"), "Empty");
+}
+
+#[test]
+fn a_pending_member_that_never_returns_expires() {
+    let c = coordinator();
+    let m1 = single_member_group(&c, "g", 0);
+    let mut req = join_req("g", "", &["range"]);
+    req.require_known_member_id = true;
+    let pending_id = done(&mut c.join_group(req.clone(), 0)).member_id;
+    // Handing out an id does not rebalance the group...
+    assert_eq!(state(&c, "g"), "Stable");
+    assert_eq!(c.heartbeat("g", &m1.member_id, None, 1, 100), 0);
+    // ...and the id is only good for one session timeout.
+    c.heartbeat("g", &m1.member_id, None, 1, i64::from(SESSION) - 100);
+    c.tick(i64::from(SESSION) + 1);
+    req.member_id = pending_id;
+    assert_eq!(
+        done(&mut c.join_group(req, i64::from(SESSION) + 2)).error_code,
+        code(ResponseError::UnknownMemberId)
+    );
+}
+
+mod liveness {
+    //! Random interleavings of member requests and time: the group's invariants hold after
+    //! every step, and once everyone goes silent every parked request is answered and the group
+    //! ends Empty.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        JoinNew,
+        Rejoin(usize),
+        Sync(usize),
+        Heartbeat(usize),
+        Leave(usize),
+        Advance(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::JoinNew),
+            (0..6usize).prop_map(Op::Rejoin),
+            (0..6usize).prop_map(Op::Sync),
+            (0..6usize).prop_map(Op::Heartbeat),
+            (0..6usize).prop_map(Op::Leave),
+            (1..8000i64).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn no_request_is_parked_forever(ops in prop::collection::vec(op(), 1..60)) {
+            let c = coordinator();
+            let mut now = 0i64;
+            let mut ids: Vec<String> = Vec::new();
+            let mut joins: Vec<oneshot::Receiver<JoinResponse>> = Vec::new();
+            let mut syncs: Vec<oneshot::Receiver<SyncResponse>> = Vec::new();
+            let mut last_generation = 0;
+            for op in ops {
+                match op {
+                    Op::JoinNew => joins.push(c.join_group(join_req("g", "", &["range"]), now)),
+                    Op::Rejoin(i) => if let Some(id) = ids.get(i) {
+                        joins.push(c.join_group(join_req("g", id, &["range"]), now));
+                    },
+                    Op::Sync(i) => if let Some(id) = ids.get(i) {
+                        let generation = c.describe_group("g").generation_id;
+                        let all: Vec<(&str, &str)> = ids.iter().map(|m| (m.as_str(), "x")).collect();
+                        syncs.push(sync(&c, "g", id, generation, &all, now));
+                    },
+                    Op::Heartbeat(i) => if let Some(id) = ids.get(i) {
+                        let generation = c.describe_group("g").generation_id;
+                        c.heartbeat("g", id, None, generation, now);
+                    },
+                    Op::Leave(i) => if let Some(id) = ids.get(i) {
+                        c.leave_group("g", &[LeavingMember { member_id: id.clone(), group_instance_id: None }], now);
+                    },
+                    Op::Advance(ms) => { now += ms; c.tick(now); }
+                }
+                // Learn member ids from answered joins.
+                for rx in joins.iter_mut() {
+                    if let Ok(r) = rx.try_recv() {
+                        if r.error_code == 0 && !ids.contains(&r.member_id) {
+                            ids.push(r.member_id.clone());
+                        }
+                    }
+                }
+                let d = c.describe_group("g");
+                // "Dead" = unknown: not created yet, or removed by the expiry of an Empty group
+                // without offsets (a later join starts a new group at generation 0).
+                if d.state != "Dead" {
+                    prop_assert!(d.generation_id >= last_generation, "generation went back");
+                    last_generation = d.generation_id;
+                } else {
+                    last_generation = 0;
+                }
+                if let Some(leader) = c.describe_group("g").members.first() {
+                    prop_assert!(!leader.member_id.is_empty());
+                }
+                if d.state == "Empty" {
+                    prop_assert!(d.members.is_empty());
+                }
+            }
+            // Everyone goes silent: sessions and rebalances time out.
+            for _ in 0..4 {
+                now += i64::from(REBALANCE) + i64::from(SESSION);
+                c.tick(now);
+            }
+            let d = c.describe_group("g");
+            prop_assert!(d.state == "Empty" || d.state == "Dead", "ended {}", d.state);
+            for mut rx in joins {
+                prop_assert!(!matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+                    "a JoinGroup is still parked");
+            }
+            for mut rx in syncs {
+                prop_assert!(!matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+                    "a SyncGroup is still parked");
+            }
+        }
+    }
+}
