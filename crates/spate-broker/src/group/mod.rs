@@ -6,6 +6,7 @@
 //! - [`classic_group`] — one group's rebalance state machine (sans I/O, time passed in);
 //! - [`member`] — a member and its parked JoinGroup/SyncGroup response;
 //! - [`coordinator`] — the map of groups and the per-request validation rules;
+//! - [`commits`] — OffsetCommit/OffsetFetch/OffsetDelete and offset expiry;
 //! - [`offsets`] / [`offsets_log`] — committed offsets in memory and their durable log;
 //! - [`consumer_protocol`] — reading the "consumer" protocol's subscriptions;
 //! - [`api`] — the Kafka requests and responses of every version, mapped onto the above;
@@ -13,11 +14,14 @@
 
 pub mod api;
 pub mod classic_group;
+pub mod commits;
 pub mod config;
 pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
+#[cfg(test)]
+mod liveness_tests;
 pub mod member;
 pub mod offsets;
 pub mod offsets_log;
@@ -28,11 +32,6 @@ pub use classic_group::GroupState;
 pub use config::GroupConfig;
 pub use coordinator::GroupCoordinator;
 
-/// Wall-clock milliseconds since the Unix epoch: the coordinator's clock (commit timestamps
-/// are wall-clock, as Kafka's; sessions are measured on the same clock).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// The coordinator's clock: wall-clock milliseconds (commit timestamps are wall-clock, as
+/// Kafka's; sessions are measured on the same clock).
+pub use crate::time::now_ms;
