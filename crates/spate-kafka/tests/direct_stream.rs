@@ -34,8 +34,15 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
     )
     .unwrap();
     // 50 records/s per partition over 0.2 s batches: at most 10 offsets per partition per batch.
-    let config = DirectStreamConfig::default().max_rate_per_partition(50).initial_rate(None);
-    let stream = KafkaUtils::create_direct_stream_with(&ctx, ConsumerStrategy::subscribe([topic.as_str()], params), config).unwrap();
+    let config = DirectStreamConfig::default()
+        .max_rate_per_partition(50)
+        .initial_rate(None);
+    let stream = KafkaUtils::create_direct_stream_with(
+        &ctx,
+        ConsumerStrategy::subscribe([topic.as_str()], params),
+        config,
+    )
+    .unwrap();
 
     let seen: Seen = Arc::default();
     let (sink, handle) = (seen.clone(), stream.clone());
@@ -54,7 +61,12 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
     });
     ctx.start().unwrap();
 
-    let total = |s: &Seen| -> usize { s.lock().iter().map(|(_, _, p)| p.iter().map(Vec::len).sum::<usize>()).sum() };
+    let total = |s: &Seen| -> usize {
+        s.lock()
+            .iter()
+            .map(|(_, _, p)| p.iter().map(Vec::len).sum::<usize>())
+            .sum()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut produced_more = false;
     loop {
@@ -76,14 +88,29 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
     let mut values = Vec::new();
     for (time, ranges, parts) in &seen {
         assert_eq!(ranges.len(), 3, "batch {time}: one range per partition");
-        assert_eq!(parts.len(), ranges.len(), "batch {time}: one engine partition per range");
+        assert_eq!(
+            parts.len(),
+            ranges.len(),
+            "batch {time}: one engine partition per range"
+        );
         for (range, records) in ranges.iter().zip(parts) {
-            assert!(range.count() <= 10, "batch {time}: {range} exceeds the rate limit");
+            assert!(
+                range.count() <= 10,
+                "batch {time}: {range} exceeds the rate limit"
+            );
             let expected_from = next.get(&range.partition).copied().unwrap_or(0);
-            assert_eq!(range.from_offset, expected_from, "batch {time}: {range} is not contiguous");
+            assert_eq!(
+                range.from_offset, expected_from,
+                "batch {time}: {range} is not contiguous"
+            );
             next.insert(range.partition, range.until_offset);
-            assert_eq!(offsets(records), (range.from_offset..range.until_offset).collect::<Vec<_>>());
-            assert!(records.iter().all(|r| r.partition == range.partition && r.topic == topic));
+            assert_eq!(
+                offsets(records),
+                (range.from_offset..range.until_offset).collect::<Vec<_>>()
+            );
+            assert!(records
+                .iter()
+                .all(|r| r.partition == range.partition && r.topic == topic));
             values.extend(common::values(records));
         }
     }
@@ -94,20 +121,32 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
 
     // The commits are visible to the group (lag tools).
     let consumer: rdkafka::consumer::BaseConsumer =
-        spate_testkit::clients::consumer_config(&broker.bootstrap_servers(), &group).create().unwrap();
+        spate_testkit::clients::consumer_config(&broker.bootstrap_servers(), &group)
+            .create()
+            .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut tpl = rdkafka::TopicPartitionList::new();
         for p in 0..3 {
             tpl.add_partition(&topic, p);
         }
-        let got = rdkafka::consumer::Consumer::committed_offsets(&consumer, tpl, Duration::from_secs(10)).unwrap();
-        let offsets: Vec<_> = (0..3).map(|p| got.find_partition(&topic, p).map(|e| e.offset())).collect();
-        let want: Vec<_> = [40, 50, 40].iter().map(|&o| Some(rdkafka::Offset::Offset(o))).collect();
+        let got =
+            rdkafka::consumer::Consumer::committed_offsets(&consumer, tpl, Duration::from_secs(10))
+                .unwrap();
+        let offsets: Vec<_> = (0..3)
+            .map(|p| got.find_partition(&topic, p).map(|e| e.offset()))
+            .collect();
+        let want: Vec<_> = [40, 50, 40]
+            .iter()
+            .map(|&o| Some(rdkafka::Offset::Offset(o)))
+            .collect();
         if offsets == want {
             break;
         }
-        assert!(Instant::now() < deadline, "committed offsets are {offsets:?}");
+        assert!(
+            Instant::now() < deadline,
+            "committed offsets are {offsets:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

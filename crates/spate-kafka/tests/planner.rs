@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spate_kafka::{
-    ConsumerStrategy, DirectStreamConfig, KafkaParams, OffsetPlanner, OffsetRange, RetryPolicy, SpateKafkaError,
-    TopicPartition,
+    ConsumerStrategy, DirectStreamConfig, KafkaParams, OffsetPlanner, OffsetRange, RetryPolicy,
+    SpateKafkaError, TopicPartition,
 };
 use spate_testkit::TestBroker;
 
@@ -19,7 +19,10 @@ use common::*;
 const SEC: Duration = Duration::from_secs(1);
 
 fn by_partition(ranges: &[OffsetRange]) -> BTreeMap<i32, (i64, i64)> {
-    ranges.iter().map(|r| (r.partition, (r.from_offset, r.until_offset))).collect()
+    ranges
+        .iter()
+        .map(|r| (r.partition, (r.from_offset, r.until_offset)))
+        .collect()
 }
 
 #[test]
@@ -30,20 +33,41 @@ fn ranges_are_contiguous_clamped_and_one_per_partition() {
     produce(&broker, &topic, 0, 0, 100);
     produce(&broker, &topic, 1, 0, 30);
     // 25 records/s per partition, 1 s batches; no first-batch bound so that only the cap acts.
-    let config = DirectStreamConfig::default().max_rate_per_partition(25).initial_rate(None);
-    let mut planner = OffsetPlanner::new(ConsumerStrategy::subscribe([topic.as_str()], params(&broker)), config).unwrap();
+    let config = DirectStreamConfig::default()
+        .max_rate_per_partition(25)
+        .initial_rate(None);
+    let mut planner = OffsetPlanner::new(
+        ConsumerStrategy::subscribe([topic.as_str()], params(&broker)),
+        config,
+    )
+    .unwrap();
 
     let b1 = planner.plan_next(None, SEC).unwrap();
-    assert_eq!(by_partition(&b1.ranges), BTreeMap::from([(0, (0, 25)), (1, (0, 25))]));
+    assert_eq!(
+        by_partition(&b1.ranges),
+        BTreeMap::from([(0, (0, 25)), (1, (0, 25))])
+    );
     let b2 = planner.plan_next(None, SEC).unwrap();
-    assert_eq!(by_partition(&b2.ranges), BTreeMap::from([(0, (25, 50)), (1, (25, 30))]));
+    assert_eq!(
+        by_partition(&b2.ranges),
+        BTreeMap::from([(0, (25, 50)), (1, (25, 30))])
+    );
     produce(&broker, &topic, 1, 30, 10);
     let b3 = planner.plan_next(None, SEC).unwrap();
-    assert_eq!(by_partition(&b3.ranges), BTreeMap::from([(0, (50, 75)), (1, (30, 40))]));
+    assert_eq!(
+        by_partition(&b3.ranges),
+        BTreeMap::from([(0, (50, 75)), (1, (30, 40))])
+    );
     let b4 = planner.plan_next(None, SEC).unwrap();
     let b5 = planner.plan_next(None, SEC).unwrap();
-    assert_eq!(by_partition(&b4.ranges), BTreeMap::from([(0, (75, 100)), (1, (40, 40))]));
-    assert_eq!(by_partition(&b5.ranges), BTreeMap::from([(0, (100, 100)), (1, (40, 40))]));
+    assert_eq!(
+        by_partition(&b4.ranges),
+        BTreeMap::from([(0, (75, 100)), (1, (40, 40))])
+    );
+    assert_eq!(
+        by_partition(&b5.ranges),
+        BTreeMap::from([(0, (100, 100)), (1, (40, 40))])
+    );
 
     // Every batch starts where the previous one ended, and together they cover the log.
     for w in [&b1, &b2, &b3, &b4, &b5].windows(2) {
@@ -61,12 +85,22 @@ fn initial_rate_bounds_the_first_batch_then_the_backlog_drains() {
     produce(&broker, &topic, 0, 0, 300);
     produce(&broker, &topic, 1, 0, 100);
     let config = DirectStreamConfig::default().initial_rate(Some(100.0));
-    let mut planner = OffsetPlanner::new(ConsumerStrategy::subscribe([topic.as_str()], params(&broker)), config).unwrap();
+    let mut planner = OffsetPlanner::new(
+        ConsumerStrategy::subscribe([topic.as_str()], params(&broker)),
+        config,
+    )
+    .unwrap();
     // 100 records/s split by lag 300:100 over a 2 s batch: 150 and 50 (Spark would take all).
     let b1 = planner.plan_next(None, 2 * SEC).unwrap();
-    assert_eq!(by_partition(&b1.ranges), BTreeMap::from([(0, (0, 150)), (1, (0, 50))]));
+    assert_eq!(
+        by_partition(&b1.ranges),
+        BTreeMap::from([(0, (0, 150)), (1, (0, 50))])
+    );
     let b2 = planner.plan_next(None, 2 * SEC).unwrap();
-    assert_eq!(by_partition(&b2.ranges), BTreeMap::from([(0, (150, 300)), (1, (50, 100))]));
+    assert_eq!(
+        by_partition(&b2.ranges),
+        BTreeMap::from([(0, (150, 300)), (1, (50, 100))])
+    );
 }
 
 #[test]
@@ -75,14 +109,26 @@ fn backpressure_rate_is_split_by_lag() {
     let topic = create_topic(&broker, "bp", 2);
     produce(&broker, &topic, 0, 0, 90);
     produce(&broker, &topic, 1, 0, 10);
-    let config = DirectStreamConfig::default().backpressure(true).initial_rate(None);
-    let mut planner = OffsetPlanner::new(ConsumerStrategy::subscribe([topic.as_str()], params(&broker)), config).unwrap();
+    let config = DirectStreamConfig::default()
+        .backpressure(true)
+        .initial_rate(None);
+    let mut planner = OffsetPlanner::new(
+        ConsumerStrategy::subscribe([topic.as_str()], params(&broker)),
+        config,
+    )
+    .unwrap();
     // Estimated 20 records/s, lags 90:10 → 18 and 2 records/s, 1 s batch.
     let b1 = planner.plan_next(Some(20), SEC).unwrap();
-    assert_eq!(by_partition(&b1.ranges), BTreeMap::from([(0, (0, 18)), (1, (0, 2))]));
+    assert_eq!(
+        by_partition(&b1.ranges),
+        BTreeMap::from([(0, (0, 18)), (1, (0, 2))])
+    );
     // No estimate yet and no initial rate: unbounded, as in Spark.
     let b2 = planner.plan_next(Some(-1), SEC).unwrap();
-    assert_eq!(by_partition(&b2.ranges), BTreeMap::from([(0, (18, 90)), (1, (2, 10))]));
+    assert_eq!(
+        by_partition(&b2.ranges),
+        BTreeMap::from([(0, (18, 90)), (1, (2, 10))])
+    );
 }
 
 #[test]
@@ -94,24 +140,39 @@ fn starting_offsets_explicit_then_committed_then_reset() {
     }
     let params = params(&broker);
     // Commit offset 7 for partition 1 in the group.
-    let committer = spate_kafka::OffsetCommitter::new(&params, &DirectStreamConfig::default()).unwrap();
+    let committer =
+        spate_kafka::OffsetCommitter::new(&params, &DirectStreamConfig::default()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     committer.commit_async_with(&[OffsetRange::create(&topic, 1, 0, 7)], move |r| {
         tx.send(r.is_ok()).unwrap();
     });
-    assert!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "commit failed");
+    assert!(
+        rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+        "commit failed"
+    );
 
     let latest = params.clone().set("auto.offset.reset", "latest");
-    let strategy = ConsumerStrategy::subscribe([topic.as_str()], latest).with_offsets([(TopicPartition::new(&topic, 0), 3)]);
+    let strategy = ConsumerStrategy::subscribe([topic.as_str()], latest)
+        .with_offsets([(TopicPartition::new(&topic, 0), 3)]);
     let mut planner = OffsetPlanner::new(strategy, DirectStreamConfig::default()).unwrap();
     let b1 = planner.plan_next(None, SEC).unwrap();
     // p0 explicit 3, p1 committed 7, p2 auto.offset.reset=latest → 20.
-    assert_eq!(by_partition(&b1.ranges), BTreeMap::from([(0, (3, 20)), (1, (7, 20)), (2, (20, 20))]));
+    assert_eq!(
+        by_partition(&b1.ranges),
+        BTreeMap::from([(0, (3, 20)), (1, (7, 20)), (2, (20, 20))])
+    );
 
     let none = params.clone().set("auto.offset.reset", "none");
-    let mut planner = OffsetPlanner::new(ConsumerStrategy::subscribe([topic.as_str()], none), DirectStreamConfig::default()).unwrap();
+    let mut planner = OffsetPlanner::new(
+        ConsumerStrategy::subscribe([topic.as_str()], none),
+        DirectStreamConfig::default(),
+    )
+    .unwrap();
     let err = planner.plan_next(None, SEC).unwrap_err();
-    assert!(matches!(err, SpateKafkaError::InvalidConfig { .. }), "{err}");
+    assert!(
+        matches!(err, SpateKafkaError::InvalidConfig { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains(&format!("{topic}-0")), "{err}");
 }
 
@@ -121,13 +182,24 @@ fn new_partitions_join_subscribe_and_pattern_at_the_next_batch() {
     let topic = create_topic(&broker, "grow", 1);
     produce(&broker, &topic, 0, 0, 5);
     let latest = params(&broker).set("auto.offset.reset", "latest");
-    let mut sub = OffsetPlanner::new(ConsumerStrategy::subscribe([topic.as_str()], latest.clone()), DirectStreamConfig::default()).unwrap();
+    let mut sub = OffsetPlanner::new(
+        ConsumerStrategy::subscribe([topic.as_str()], latest.clone()),
+        DirectStreamConfig::default(),
+    )
+    .unwrap();
     let pattern = format!("{}.*", regex_escape(&topic));
-    let mut pat = OffsetPlanner::new(ConsumerStrategy::subscribe_pattern(&pattern, latest.clone()).unwrap(), DirectStreamConfig::default()).unwrap();
+    let mut pat = OffsetPlanner::new(
+        ConsumerStrategy::subscribe_pattern(&pattern, latest.clone()).unwrap(),
+        DirectStreamConfig::default(),
+    )
+    .unwrap();
     let assign = ConsumerStrategy::assign([TopicPartition::new(&topic, 0)], latest);
     let mut fixed = OffsetPlanner::new(assign, DirectStreamConfig::default()).unwrap();
     for planner in [&mut sub, &mut pat, &mut fixed] {
-        assert_eq!(by_partition(&planner.plan_next(None, SEC).unwrap().ranges), BTreeMap::from([(0, (5, 5))]));
+        assert_eq!(
+            by_partition(&planner.plan_next(None, SEC).unwrap().ranges),
+            BTreeMap::from([(0, (5, 5))])
+        );
     }
 
     add_partitions(&broker, &topic, 3);
@@ -136,14 +208,31 @@ fn new_partitions_join_subscribe_and_pattern_at_the_next_batch() {
     // Records written to a new partition before the stream saw it are not skipped, even with
     // auto.offset.reset=latest.
     let expected = BTreeMap::from([(0, (5, 6)), (1, (0, 0)), (2, (0, 4))]);
-    assert_eq!(by_partition(&sub.plan_next(None, SEC).unwrap().ranges), expected);
-    assert_eq!(by_partition(&pat.plan_next(None, SEC).unwrap().ranges), expected);
+    assert_eq!(
+        by_partition(&sub.plan_next(None, SEC).unwrap().ranges),
+        expected
+    );
+    assert_eq!(
+        by_partition(&pat.plan_next(None, SEC).unwrap().ranges),
+        expected
+    );
     // Assign is fixed.
-    assert_eq!(by_partition(&fixed.plan_next(None, SEC).unwrap().ranges), BTreeMap::from([(0, (5, 6))]));
+    assert_eq!(
+        by_partition(&fixed.plan_next(None, SEC).unwrap().ranges),
+        BTreeMap::from([(0, (5, 6))])
+    );
 }
 
 fn regex_escape(s: &str) -> String {
-    s.chars().flat_map(|c| if c.is_alphanumeric() || c == '_' { vec![c] } else { vec!['\\', c] }).collect()
+    s.chars()
+        .flat_map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -152,11 +241,19 @@ fn retention_past_the_position_fails_planning_or_skips_and_reports() {
     let topic = create_topic(&broker, "retention", 1);
     produce(&broker, &topic, 0, 0, 50);
     let strategy = ConsumerStrategy::subscribe([topic.as_str()], params(&broker));
-    let limited = DirectStreamConfig::default().max_rate_per_partition(10).initial_rate(None);
+    let limited = DirectStreamConfig::default()
+        .max_rate_per_partition(10)
+        .initial_rate(None);
     let mut failing = OffsetPlanner::new(strategy.clone(), limited.clone()).unwrap();
     let mut skipping = OffsetPlanner::new(strategy, limited.fail_on_data_loss(false)).unwrap();
-    assert_eq!(by_partition(&failing.plan_next(None, SEC).unwrap().ranges), BTreeMap::from([(0, (0, 10))]));
-    assert_eq!(by_partition(&skipping.plan_next(None, SEC).unwrap().ranges), BTreeMap::from([(0, (0, 10))]));
+    assert_eq!(
+        by_partition(&failing.plan_next(None, SEC).unwrap().ranges),
+        BTreeMap::from([(0, (0, 10))])
+    );
+    assert_eq!(
+        by_partition(&skipping.plan_next(None, SEC).unwrap().ranges),
+        BTreeMap::from([(0, (0, 10))])
+    );
 
     delete_records(&broker, &topic, 0, 30);
     let err = failing.plan_next(None, SEC).unwrap_err();
@@ -170,7 +267,10 @@ fn retention_past_the_position_fails_planning_or_skips_and_reports() {
         other => panic!("unexpected error: {other}"),
     }
     // The failed plan did not move the position.
-    assert_eq!(failing.current_offsets()[&TopicPartition::new(&topic, 0)], 10);
+    assert_eq!(
+        failing.current_offsets()[&TopicPartition::new(&topic, 0)],
+        10
+    );
 
     let plan = skipping.plan_next(None, SEC).unwrap();
     assert_eq!(by_partition(&plan.ranges), BTreeMap::from([(0, (30, 40))]));
@@ -181,7 +281,11 @@ fn retention_past_the_position_fails_planning_or_skips_and_reports() {
 #[test]
 fn an_unreachable_broker_is_retried_with_each_failure_reported() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let failures = Arc::new(AtomicU32::new(0));
     let f = failures.clone();
     let retry = RetryPolicy::default()
@@ -190,13 +294,19 @@ fn an_unreachable_broker_is_retried_with_each_failure_reported() {
         .on_retry(move |_| {
             f.fetch_add(1, Ordering::SeqCst);
         });
-    let config = DirectStreamConfig::default().retry(retry).request_timeout(Duration::from_millis(500));
+    let config = DirectStreamConfig::default()
+        .retry(retry)
+        .request_timeout(Duration::from_millis(500));
     let params = KafkaParams::new()
         .set("bootstrap.servers", format!("127.0.0.1:{port}"))
         .set("broker.address.family", "v4");
-    let mut planner = OffsetPlanner::new(ConsumerStrategy::subscribe(["t"], params), config).unwrap();
+    let mut planner =
+        OffsetPlanner::new(ConsumerStrategy::subscribe(["t"], params), config).unwrap();
     let err = planner.plan_next(None, SEC).unwrap_err();
-    assert!(matches!(err, SpateKafkaError::BrokerUnavailable { .. }), "{err}");
+    assert!(
+        matches!(err, SpateKafkaError::BrokerUnavailable { .. }),
+        "{err}"
+    );
     assert!(failures.load(Ordering::SeqCst) >= 1);
     assert!(planner.current_offsets().is_empty());
 }
