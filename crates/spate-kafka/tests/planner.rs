@@ -310,3 +310,24 @@ fn an_unreachable_broker_is_retried_with_each_failure_reported() {
     assert!(failures.load(Ordering::SeqCst) >= 1);
     assert!(planner.current_offsets().is_empty());
 }
+
+#[test]
+fn a_deleted_topic_leaves_the_subscription_without_disturbing_the_others() {
+    let broker = TestBroker::start();
+    let keep = create_topic(&broker, "keep", 1);
+    let drop = create_topic(&broker, "drop", 1);
+    produce(&broker, &keep, 0, 0, 5);
+    produce(&broker, &drop, 0, 0, 5);
+    let config = DirectStreamConfig::default().request_timeout(Duration::from_secs(2));
+    let mut planner = OffsetPlanner::new(
+        ConsumerStrategy::subscribe([keep.as_str(), drop.as_str()], params(&broker)),
+        config,
+    )
+    .unwrap();
+    assert_eq!(planner.plan_next(None, SEC).unwrap().ranges.len(), 2);
+    delete_topic(&broker, &drop);
+    produce(&broker, &keep, 0, 5, 3);
+    let plan = planner.plan_next(None, SEC).unwrap();
+    assert_eq!(plan.ranges, vec![OffsetRange::create(&keep, 0, 5, 8)]);
+    assert_eq!(planner.current_offsets().len(), 1);
+}

@@ -115,3 +115,14 @@ pub fn values(records: &[ConsumerRecord]) -> Vec<String> {
 pub fn offsets(records: &[ConsumerRecord]) -> Vec<i64> {
     records.iter().map(|r| r.offset).collect()
 }
+
+/// Deletes `topic`.
+pub fn delete_topic(broker: &TestBroker, topic: &str) {
+    let admin = admin(broker);
+    let res = runtime()
+        .block_on(admin.delete_topics(&[topic], &opts()))
+        .expect("delete topics");
+    for r in res {
+        r.expect("topic deleted");
+    }
+}
