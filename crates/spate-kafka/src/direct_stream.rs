@@ -117,6 +117,12 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         Ok(())
     }
 
+    fn stop(&self) -> spate_streaming::Result<()> {
+        // Close the cached task consumers (and their broker connections) with the stream.
+        self.shared.reader.cache().clear();
+        Ok(())
+    }
+
     fn plan(&self, time: Time) -> spate_streaming::Result<serde_json::Value> {
         let rate = self.shared.rate.as_ref().map(RateController::latest_rate);
         let plan = self
