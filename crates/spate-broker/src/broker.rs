@@ -120,6 +120,7 @@ impl Broker {
             shutdown: shutdown.clone(),
             shutdown_hooks: Default::default(),
         });
+        crate::group::api::broker::install(&state).await?;
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),

@@ -38,6 +38,7 @@ pub mod background;
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod persist;

@@ -1,0 +1,182 @@
+//! FindCoordinator, ListGroups, DescribeGroups and DeleteGroups.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse,
+};
+use kafka_protocol::ResponseError;
+
+use super::{opt_s, s, RequestContext};
+use crate::group::coordinator::GroupCoordinator;
+
+/// The node clients should send group requests to: this broker, as it advertises itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorNode {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// FindCoordinator key types: 0 = group, 1 = transaction.
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// FindCoordinator (v0–v6). A single broker coordinates every group and every transactional
+/// id; v4+ batches keys in `coordinator_keys`.
+pub fn handle_find_coordinator(
+    node: &CoordinatorNode,
+    ctx: RequestContext<'_>,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let key_type = if ctx.api_version >= 1 {
+        request.key_type
+    } else {
+        KEY_TYPE_GROUP
+    };
+    let error = match key_type {
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => 0,
+        _ => ResponseError::InvalidRequest.code(),
+    };
+    if ctx.api_version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key.clone());
+                if error != 0 {
+                    c.with_error_code(error)
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                } else {
+                    c.with_node_id(BrokerId(node.node_id))
+                        .with_host(s(node.host.clone()))
+                        .with_port(node.port)
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let response = FindCoordinatorResponse::default().with_error_code(error);
+    let response = if ctx.api_version >= 1 && error != 0 {
+        response.with_error_message(Some(s("unsupported coordinator key type")))
+    } else {
+        response
+    };
+    if error != 0 {
+        return response.with_node_id(BrokerId(-1)).with_port(-1);
+    }
+    response
+        .with_node_id(BrokerId(node.node_id))
+        .with_host(s(node.host.clone()))
+        .with_port(node.port)
+}
+
+/// ListGroups (v0–v5): v4 filters by state, v5 by group type (all groups here are "classic").
+pub fn handle_list_groups(
+    coordinator: &GroupCoordinator,
+    ctx: RequestContext<'_>,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let states: Vec<String> = if ctx.api_version >= 4 {
+        request
+            .states_filter
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let classic_wanted = ctx.api_version < 5
+        || request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+    let groups = if classic_wanted {
+        coordinator
+            .list_groups(&states)
+            .into_iter()
+            .map(|g| {
+                let listed = ListedGroup::default()
+                    .with_group_id(GroupId(s(g.group_id)))
+                    .with_protocol_type(s(g.protocol_type));
+                let listed = if ctx.api_version >= 4 {
+                    listed.with_group_state(s(g.state))
+                } else {
+                    listed
+                };
+                if ctx.api_version >= 5 {
+                    listed.with_group_type(s("classic"))
+                } else {
+                    listed
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// DescribeGroups (v0–v5).
+pub fn handle_describe_groups(
+    coordinator: &GroupCoordinator,
+    ctx: RequestContext<'_>,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .iter()
+        .map(|id| {
+            let d = coordinator.describe_group(id.0.as_str());
+            let members = d
+                .members
+                .into_iter()
+                .map(|m| {
+                    DescribedGroupMember::default()
+                        .with_member_id(s(m.member_id))
+                        .with_group_instance_id(if ctx.api_version >= 4 {
+                            opt_s(m.group_instance_id)
+                        } else {
+                            None
+                        })
+                        .with_client_id(s(m.client_id))
+                        .with_client_host(s(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment)
+                })
+                .collect();
+            DescribedGroup::default()
+                .with_error_code(d.error_code)
+                .with_group_id(id.clone())
+                .with_group_state(s(d.state))
+                .with_protocol_type(s(d.protocol_type))
+                .with_protocol_data(s(d.protocol_data))
+                .with_members(members)
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// DeleteGroups (v0–v2).
+pub fn handle_delete_groups(
+    coordinator: &GroupCoordinator,
+    _ctx: RequestContext<'_>,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let results = request
+        .groups_names
+        .iter()
+        .map(|id| {
+            DeletableGroupResult::default()
+                .with_group_id(id.clone())
+                .with_error_code(coordinator.delete_group(id.0.as_str()))
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

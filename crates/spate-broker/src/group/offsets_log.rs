@@ -1,0 +1,387 @@
+//! The durable log of committed offsets: an append-only file of framed records, replayed on
+//! start and compacted into a snapshot when it grows well past the live set.
+//!
+//! Kafka keeps committed offsets in the compacted `__consumer_offsets` topic. An embedded
+//! single broker does not need partitioned, replicated storage for them, only durability and
+//! bounded size, so this is a small purpose-built file (`offsets.log` in the coordinator's
+//! directory) with the same properties:
+//!
+//! ```text
+//! record  := length:u32be crc32c:u32be payload[length]        (crc over payload)
+//! payload := 1u8 (commit) group topic partition:i32 offset:i64 leader_epoch:i32
+//!                         metadata commit_ts:i64 expire_ts:i64 (-1 = none)
+//!          | 2u8 (delete) group topic partition:i32
+//! string  := len:u16be utf8[len]
+//! ```
+//!
+//! A torn or corrupt tail (a crash mid-append) is truncated at the last valid record on open.
+//! Compaction writes the live set to `offsets.log.tmp`, fsyncs it, renames it over the log and
+//! fsyncs the directory, so a crash at any point leaves either the old or the new file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{BrokerError, Result};
+
+const LOG_FILE: &str = "offsets.log";
+const TMP_FILE: &str = "offsets.log.tmp";
+const KIND_COMMIT: u8 = 1;
+const KIND_DELETE: u8 = 2;
+/// Compaction triggers past this many records *and* twice the live set.
+const COMPACT_MIN_RECORDS: usize = 1000;
+
+/// One committed offset as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetRecord {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+    pub expire_timestamp_ms: Option<i64>,
+}
+
+/// A record of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    Commit(OffsetRecord),
+    Delete {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+}
+
+/// The open log file.
+#[derive(Debug)]
+pub struct OffsetsLog {
+    dir: PathBuf,
+    file: File,
+    /// Records in the file (live or superseded): the compaction trigger.
+    records: usize,
+}
+
+impl OffsetsLog {
+    /// Opens (creating) the log in `dir` and returns it with every valid record in order.
+    pub fn open(dir: &Path) -> Result<(OffsetsLog, Vec<LogEntry>)> {
+        fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
+        let path = dir.join(LOG_FILE);
+        // A leftover temp file is an interrupted compaction whose rename never happened.
+        let _ = fs::remove_file(dir.join(TMP_FILE));
+        let mut bytes = Vec::new();
+        if path.exists() {
+            File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(|e| BrokerError::io(&path, e))?;
+        }
+        let (entries, valid_len) = decode_all(&bytes);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| BrokerError::io(&path, e))?;
+        if valid_len < bytes.len() {
+            tracing::warn!(path = %path.display(), valid = valid_len, len = bytes.len(),
+                           "truncating corrupt tail of the offsets log");
+            file.set_len(valid_len as u64)
+                .map_err(|e| BrokerError::io(&path, e))?;
+        }
+        let records = entries.len();
+        Ok((
+            OffsetsLog {
+                dir: dir.to_owned(),
+                file,
+                records,
+            },
+            entries,
+        ))
+    }
+
+    /// Appends `entries` in one write and fsyncs, so an acknowledged commit survives a crash.
+    pub fn append(&mut self, entries: &[LogEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for e in entries {
+            encode_framed(e, &mut buf);
+        }
+        let path = self.dir.join(LOG_FILE);
+        self.file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| BrokerError::io(&path, e))?;
+        self.records += entries.len();
+        Ok(())
+    }
+
+    /// Whether the file holds enough superseded records to be worth rewriting.
+    pub fn should_compact(&self, live: usize) -> bool {
+        self.records >= COMPACT_MIN_RECORDS && self.records > 2 * live
+    }
+
+    /// Replaces the file with exactly `live` (atomically: temp file, fsync, rename, dir fsync).
+    pub fn compact(&mut self, live: &[OffsetRecord]) -> Result<()> {
+        let tmp = self.dir.join(TMP_FILE);
+        let path = self.dir.join(LOG_FILE);
+        let mut buf = Vec::new();
+        for r in live {
+            encode_framed(&LogEntry::Commit(r.clone()), &mut buf);
+        }
+        let write_tmp = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()
+        };
+        write_tmp().map_err(|e| BrokerError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| BrokerError::io(&path, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| BrokerError::io(&self.dir, e))?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| BrokerError::io(&path, e))?;
+        tracing::debug!(
+            before = self.records,
+            after = live.len(),
+            "compacted offsets log"
+        );
+        self.records = live.len();
+        Ok(())
+    }
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    // Group ids, topic names and metadata are bounded well below 64 KiB by the coordinator
+    // (offset.metadata.max.bytes, Kafka's name limits); clamp defensively anyway.
+    let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    buf.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+fn encode_framed(entry: &LogEntry, buf: &mut Vec<u8>) {
+    let mut p = Vec::with_capacity(64);
+    match entry {
+        LogEntry::Commit(r) => {
+            p.push(KIND_COMMIT);
+            put_str(&mut p, &r.group);
+            put_str(&mut p, &r.topic);
+            p.extend_from_slice(&r.partition.to_be_bytes());
+            p.extend_from_slice(&r.offset.to_be_bytes());
+            p.extend_from_slice(&r.leader_epoch.to_be_bytes());
+            put_str(&mut p, &r.metadata);
+            p.extend_from_slice(&r.commit_timestamp_ms.to_be_bytes());
+            p.extend_from_slice(&r.expire_timestamp_ms.unwrap_or(-1).to_be_bytes());
+        }
+        LogEntry::Delete {
+            group,
+            topic,
+            partition,
+        } => {
+            p.push(KIND_DELETE);
+            put_str(&mut p, group);
+            put_str(&mut p, topic);
+            p.extend_from_slice(&partition.to_be_bytes());
+        }
+    }
+    buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&crc32c::crc32c(&p).to_be_bytes());
+    buf.extend_from_slice(&p);
+}
+
+/// Decodes records until the end or the first invalid one; returns them and the valid length.
+fn decode_all(bytes: &[u8]) -> (Vec<LogEntry>, usize) {
+    let mut entries = Vec::new();
+    let mut pos = 0;
+    while bytes.len() - pos >= 8 {
+        let len = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
+            as usize;
+        let crc = u32::from_be_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]);
+        let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else {
+            break;
+        };
+        if crc32c::crc32c(payload) != crc {
+            break;
+        }
+        let Some(entry) = decode_payload(payload) else {
+            break;
+        };
+        entries.push(entry);
+        pos += 8 + len;
+    }
+    (entries, pos)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.buf.get(self.pos..self.pos + n)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4)?.try_into().ok().map(i32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take(8)?.try_into().ok().map(i64::from_be_bytes)
+    }
+    fn string(&mut self) -> Option<String> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?) as usize;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+}
+
+fn decode_payload(payload: &[u8]) -> Option<LogEntry> {
+    let mut r = Reader {
+        buf: payload,
+        pos: 0,
+    };
+    let entry = match r.u8()? {
+        KIND_COMMIT => {
+            let group = r.string()?;
+            let topic = r.string()?;
+            let partition = r.i32()?;
+            let offset = r.i64()?;
+            let leader_epoch = r.i32()?;
+            let metadata = r.string()?;
+            let commit_timestamp_ms = r.i64()?;
+            let expire = r.i64()?;
+            LogEntry::Commit(OffsetRecord {
+                group,
+                topic,
+                partition,
+                offset,
+                leader_epoch,
+                metadata,
+                commit_timestamp_ms,
+                expire_timestamp_ms: (expire >= 0).then_some(expire),
+            })
+        }
+        KIND_DELETE => LogEntry::Delete {
+            group: r.string()?,
+            topic: r.string()?,
+            partition: r.i32()?,
+        },
+        _ => return None,
+    };
+    (r.pos == payload.len()).then_some(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(group: &str, partition: i32, offset: i64) -> OffsetRecord {
+        OffsetRecord {
+            group: group.into(),
+            topic: "t".into(),
+            partition,
+            offset,
+            leader_epoch: 3,
+            metadata: "meta".into(),
+            commit_timestamp_ms: 1000,
+            expire_timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn replays_appended_records_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, entries) = OffsetsLog::open(dir.path()).unwrap();
+        assert!(entries.is_empty());
+        let written = vec![
+            LogEntry::Commit(rec("g", 0, 5)),
+            LogEntry::Delete {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+            },
+            LogEntry::Commit(rec("g", 1, 7)),
+        ];
+        log.append(&written).unwrap();
+        drop(log);
+        let (_, replayed) = OffsetsLog::open(dir.path()).unwrap();
+        assert_eq!(replayed, written);
+    }
+
+    #[test]
+    fn torn_tail_is_truncated_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = OffsetsLog::open(dir.path()).unwrap();
+        log.append(&[LogEntry::Commit(rec("g", 0, 1))]).unwrap();
+        drop(log);
+        let path = dir.path().join(LOG_FILE);
+        let good_len = fs::metadata(&path).unwrap().len();
+        // Half a record, as a crash mid-write leaves it.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0, 0, 0, 40, 1, 2, 3]).unwrap();
+        drop(f);
+        let (mut log, entries) = OffsetsLog::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
+        log.append(&[LogEntry::Commit(rec("g", 0, 2))]).unwrap();
+        drop(log);
+        let (_, entries) = OffsetsLog::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn corrupt_crc_stops_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = OffsetsLog::open(dir.path()).unwrap();
+        log.append(&[
+            LogEntry::Commit(rec("g", 0, 1)),
+            LogEntry::Commit(rec("g", 1, 2)),
+        ])
+        .unwrap();
+        drop(log);
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let (_, entries) = OffsetsLog::open(dir.path()).unwrap();
+        assert_eq!(entries, vec![LogEntry::Commit(rec("g", 0, 1))]);
+    }
+
+    #[test]
+    fn compaction_rewrites_only_the_live_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = OffsetsLog::open(dir.path()).unwrap();
+        for i in 0..(COMPACT_MIN_RECORDS as i64) {
+            log.append(&[LogEntry::Commit(rec("g", 0, i))]).unwrap();
+        }
+        assert!(log.should_compact(1));
+        let before = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        log.compact(&[rec("g", 0, 999)]).unwrap();
+        assert!(!log.should_compact(1));
+        log.append(&[LogEntry::Commit(rec("g", 1, 5))]).unwrap();
+        let after = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        assert!(after < before / 100, "{after} vs {before}");
+        drop(log);
+        let (_, entries) = OffsetsLog::open(dir.path()).unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                LogEntry::Commit(rec("g", 0, 999)),
+                LogEntry::Commit(rec("g", 1, 5))
+            ]
+        );
+    }
+}
