@@ -1,0 +1,64 @@
+//! The receiver-based Kafka stream (Spark's first approach, `KafkaUtils.createStream`, R1–R14):
+//! long-running receivers consume with a consumer group, and their records are cut into blocks
+//! every block interval; batches are made of blocks.
+//!
+//! ```text
+//! consumer threads ──store()──▶ BlockGenerator ──block──▶ handler (memory | WAL + fsync)
+//!  (group members,   rate limit                              │ reporter: tracker.add_block
+//!   Kafka assigns)                                           ▼
+//!                                          ReliableListener::on_push_block → commit offsets
+//! ```
+//!
+//! # Two modes, and what each can lose
+//!
+//! - **Unreliable** (default, as in Spark): blocks live in memory and the consumer auto-commits
+//!   its offsets on librdkafka's timer (`auto.commit.interval.ms`, 5 s by default),
+//!   independently of what happened to the records. **If the process dies, records that were
+//!   received but not yet processed by a completed batch are lost**: their offsets may already be
+//!   committed, so nobody reads them again. That includes the current block buffer, the block
+//!   queue, and every block of a batch that had not finished.
+//! - **Reliable** (`spate.streaming.receiver.write_ahead_log.enable = true`): auto-commit is off.
+//!   Every block is appended to the receiver write-ahead log under
+//!   `<checkpoint>/receivedData/<stream id>` and fsynced, then reported to the
+//!   `ReceivedBlockTracker` (whose own log is fsynced), and only then are the offsets of the
+//!   records in that block committed — as the *next* offset to read (`last + 1`; Spark commits
+//!   `last`, which re-reads a record per partition). A crash at any point loses nothing: a
+//!   committed record is in the log, an uncommitted one is read again. Duplicates are possible
+//!   (records stored but not yet committed are re-read): **at-least-once**.
+//!
+//! Before a rebalance revokes partitions (rdkafka `pre_rebalance`), and before a consumer leaves
+//! the group, a reliable receiver waits until what it received from those partitions is durable
+//! and commits it synchronously, so the next owner does not re-read it.
+//!
+//! Kafka partitions do not map to batch partitions: a batch has one partition per block (about
+//! `batch interval / block interval` per receiver). For more parallelism in receiving, create
+//! several streams in the same group and union them; Kafka splits the partitions between them.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`KafkaReceiverConfig`] (Kafka parameters, topic → threads, receiver settings).
+//! - [`record`]: [`ReceivedRecord`], what is stored.
+//! - [`offsets`]: [`OffsetBook`], which offsets are durable and committable.
+//! - [`consumer`]: the rdkafka consumer context (commit before revoke) and group state.
+//! - [`kafka_receiver`]: [`KafkaReceiver`], the run loop and the reliable block listener.
+//! - [`running`]: [`RunningKafkaReceiver`], the receiver wired to a block handler and supervisor.
+//! - [`error`]: [`KafkaReceiverError`].
+
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod kafka_receiver;
+pub mod offsets;
+pub mod record;
+pub mod running;
+
+pub use config::{
+    KafkaReceiverConfig, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS, BLOCK_QUEUE_SIZE,
+    RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
+};
+pub use consumer::ConsumerGroupState;
+pub use error::KafkaReceiverError;
+pub use kafka_receiver::KafkaReceiver;
+pub use offsets::{OffsetBook, TopicPartition};
+pub use record::ReceivedRecord;
+pub use running::{KafkaReceiverBuilder, RunningKafkaReceiver};
