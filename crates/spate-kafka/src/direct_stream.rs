@@ -1,0 +1,367 @@
+//! The direct stream as an input of the engine: [`KafkaUtils::create_direct_stream`].
+//!
+//! `plan(time)` runs the [`OffsetPlanner`] and returns the [`BatchPlan`] as JSON, which the
+//! engine writes to the checkpoint before the batch runs; `compute(time, plan)` turns the plan
+//! into one engine partition per offset range (1:1), each read by a task with a cached consumer.
+//! A recovered batch is computed from its recorded plan, so it reads identical ranges;
+//! `replayed` and the state snapshot move the planner's position past recorded batches.
+//! Backpressure feeds completed batches to Spark's PID estimator.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use spate_streaming::listener::{BatchInfo, InputInfo};
+use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController};
+use spate_streaming::{
+    DStream, InputContext, InputStream, PartitionIter, Partitions, StreamingContext,
+    StreamingError, Time,
+};
+
+use crate::commit::{CanCommitOffsets, CommitResult, OffsetCommitter};
+use crate::config::DirectStreamConfig;
+use crate::error::{Result, SpateKafkaError};
+use crate::offset_range::{OffsetRange, TopicPartition};
+use crate::planner::{BatchPlan, OffsetPlanner};
+use crate::rdd::KafkaUtils;
+use crate::reader::KafkaRangeReader;
+use crate::record::ConsumerRecord;
+use crate::strategy::ConsumerStrategy;
+
+const KIND: &str = "kafka_direct";
+/// Plans kept for `offset_ranges(time)` lookups.
+const RETAINED_PLANS: usize = 1000;
+
+/// State shared by the engine-side input and the user's [`DirectKafkaStream`] handle.
+struct Shared {
+    planner: Mutex<OffsetPlanner>,
+    reader: KafkaRangeReader,
+    committer: Option<OffsetCommitter>,
+    rate: Option<RateController>,
+    batch_interval: Duration,
+    input_id: Mutex<String>,
+    plans: Mutex<BTreeMap<Time, Vec<OffsetRange>>>,
+    lost_offsets: AtomicU64,
+}
+
+impl Shared {
+    fn remember(&self, time: Time, ranges: &[OffsetRange]) {
+        let mut plans = self.plans.lock();
+        plans.insert(time, ranges.to_vec());
+        while plans.len() > RETAINED_PLANS {
+            plans.pop_first();
+        }
+    }
+
+    fn report_loss(&self, n: u64, what: &str) {
+        if n > 0 {
+            self.lost_offsets.fetch_add(n, Ordering::Relaxed);
+            tracing::warn!(
+                offsets = n,
+                "{what}: offsets deleted by retention were skipped (fail_on_data_loss=false)"
+            );
+        }
+    }
+}
+
+fn parse_plan(plan: &serde_json::Value) -> std::result::Result<BatchPlan, StreamingError> {
+    serde_json::from_value(plan.clone())
+        .map_err(|e| SpateKafkaError::InvalidPlan(format!("{e}: {plan}")).into())
+}
+
+/// The engine input of a direct stream (see the module docs).
+pub struct DirectKafkaInputStream {
+    shared: Arc<Shared>,
+}
+
+/// The partitions of one batch: partition *i* reads `ranges[i]`.
+struct KafkaPartitions {
+    shared: Arc<Shared>,
+    ranges: Vec<OffsetRange>,
+}
+
+impl Partitions<ConsumerRecord> for KafkaPartitions {
+    fn num_partitions(&self) -> usize {
+        self.ranges.len()
+    }
+
+    fn compute(
+        &self,
+        partition: usize,
+    ) -> spate_streaming::Result<PartitionIter<'_, ConsumerRecord>> {
+        let Some(range) = self.ranges.get(partition) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let read = self.shared.reader.read(range)?;
+        self.shared
+            .report_loss(read.skipped_offsets, &range.to_string());
+        Ok(Box::new(read.records.into_iter()))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PositionState {
+    offsets: Vec<(String, i32, i64)>,
+}
+
+impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    fn start(&self, ctx: &InputContext) -> spate_streaming::Result<()> {
+        *self.shared.input_id.lock() = ctx.input_id().to_owned();
+        Ok(())
+    }
+
+    fn plan(&self, time: Time) -> spate_streaming::Result<serde_json::Value> {
+        let rate = self.shared.rate.as_ref().map(RateController::latest_rate);
+        let plan = self
+            .shared
+            .planner
+            .lock()
+            .plan_next(rate, self.shared.batch_interval)?;
+        let lost: u64 = plan.lost.iter().map(|l| l.count()).sum();
+        self.shared
+            .report_loss(lost, &format!("planning batch {time}"));
+        self.shared.remember(time, &plan.ranges);
+        serde_json::to_value(&plan)
+            .map_err(|e| StreamingError::input(KIND, format!("cannot encode the plan: {e}")))
+    }
+
+    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
+        let Ok(p) = parse_plan(plan) else {
+            return InputInfo::default();
+        };
+        let mut by_count: Vec<&OffsetRange> = p.ranges.iter().collect();
+        by_count.sort_by_key(|r| std::cmp::Reverse(r.count()));
+        InputInfo {
+            num_records: p.count(),
+            description: by_count
+                .iter()
+                .map(|r| {
+                    format!(
+                        "topic: {}\tpartition: {}\toffsets: {} to {}",
+                        r.topic, r.partition, r.from_offset, r.until_offset
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            metadata: serde_json::json!({ "offsets": p.ranges }),
+            ..InputInfo::default()
+        }
+    }
+
+    fn compute(
+        &self,
+        time: Time,
+        plan: &serde_json::Value,
+    ) -> spate_streaming::Result<Arc<dyn Partitions<ConsumerRecord>>> {
+        let p = parse_plan(plan)?;
+        self.shared.remember(time, &p.ranges);
+        Ok(Arc::new(KafkaPartitions {
+            shared: self.shared.clone(),
+            ranges: p.ranges,
+        }))
+    }
+
+    fn replayed(&self, time: Time, plan: &serde_json::Value) -> spate_streaming::Result<()> {
+        let p = parse_plan(plan)?;
+        self.shared.planner.lock().advance_past(&p.ranges);
+        self.shared.remember(time, &p.ranges);
+        Ok(())
+    }
+
+    fn snapshot_state(&self) -> spate_streaming::Result<Option<serde_json::Value>> {
+        let offsets = self
+            .shared
+            .planner
+            .lock()
+            .current_offsets()
+            .iter()
+            .map(|(tp, &o)| (tp.topic.clone(), tp.partition, o))
+            .collect();
+        serde_json::to_value(PositionState { offsets })
+            .map(Some)
+            .map_err(|e| StreamingError::input(KIND, format!("bad state snapshot: {e}")))
+    }
+
+    fn restore_state(&self, state: serde_json::Value) -> spate_streaming::Result<()> {
+        let s: PositionState = serde_json::from_value(state)
+            .map_err(|e| StreamingError::input(KIND, format!("bad state snapshot: {e}")))?;
+        let ranges: Vec<OffsetRange> = s
+            .offsets
+            .into_iter()
+            .map(|(t, p, o)| OffsetRange::create(t, p, o, o))
+            .collect();
+        self.shared.planner.lock().advance_past(&ranges);
+        Ok(())
+    }
+
+    fn batch_completed(&self, info: &BatchInfo) {
+        let Some(rate) = &self.shared.rate else {
+            return;
+        };
+        let id = self.shared.input_id.lock().clone();
+        let (Some(end), Some(processing), Some(scheduling)) = (
+            info.processing_end_time,
+            info.processing_delay(),
+            info.scheduling_delay(),
+        ) else {
+            return;
+        };
+        let records = info.input_infos.get(&id).map_or(0, |i| i.num_records);
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(new_rate) = rate.on_batch_completed(&BatchCompleted {
+            processing_end_ms: to_i64(end.as_millis()),
+            num_records: to_i64(records),
+            processing_delay_ms: to_i64(processing),
+            scheduling_delay_ms: to_i64(scheduling),
+        }) {
+            tracing::debug!(input = %id, new_rate, "backpressure rate updated");
+        }
+    }
+}
+
+/// The user's handle on a direct stream: the [`DStream`] of records, the offset ranges of each
+/// batch, and `commit_async`.
+#[derive(Clone)]
+pub struct DirectKafkaStream {
+    stream: DStream<ConsumerRecord>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for DirectKafkaStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectKafkaStream").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for DirectKafkaStream {
+    type Target = DStream<ConsumerRecord>;
+    fn deref(&self) -> &DStream<ConsumerRecord> {
+        &self.stream
+    }
+}
+
+impl DirectKafkaStream {
+    /// The stream of records.
+    pub fn dstream(&self) -> &DStream<ConsumerRecord> {
+        &self.stream
+    }
+
+    /// The offset ranges of batch `time` (partition *i* of the batch reads range *i*), as
+    /// Spark's `HasOffsetRanges` on the batch's RDD. Kept for the last 1000 batches.
+    pub fn offset_ranges(&self, time: Time) -> Option<Vec<OffsetRange>> {
+        self.shared.plans.lock().get(&time).cloned()
+    }
+
+    /// The next offset to read per partition.
+    pub fn current_offsets(&self) -> BTreeMap<TopicPartition, i64> {
+        self.shared.planner.lock().current_offsets().clone()
+    }
+
+    /// Offsets skipped because retention deleted them (with `fail_on_data_loss(false)`).
+    pub fn lost_offsets(&self) -> u64 {
+        self.shared.lost_offsets.load(Ordering::Relaxed)
+    }
+
+    /// The latest backpressure rate (records/s), −1 before the first estimate, `None` without
+    /// backpressure.
+    pub fn latest_rate(&self) -> Option<i64> {
+        self.shared.rate.as_ref().map(RateController::latest_rate)
+    }
+
+    /// Commits `ranges` to the consumer group (`group.id`) once queued requests are done; call
+    /// it after the batch's outputs succeeded. Fails if the stream has no `group.id`.
+    pub fn commit_async(
+        &self,
+        ranges: &[OffsetRange],
+        callback: impl FnOnce(&CommitResult) + Send + 'static,
+    ) -> Result<()> {
+        match &self.shared.committer {
+            Some(c) => {
+                c.commit_async_with(ranges, callback);
+                Ok(())
+            }
+            None => Err(SpateKafkaError::config(
+                "group.id",
+                "",
+                "commit_async needs the stream's consumer group",
+            )),
+        }
+    }
+}
+
+impl CanCommitOffsets for DirectKafkaStream {
+    fn commit_async(
+        &self,
+        ranges: &[OffsetRange],
+        callback: Option<Box<dyn FnOnce(&CommitResult) + Send>>,
+    ) {
+        match &self.shared.committer {
+            Some(c) => CanCommitOffsets::commit_async(c, ranges, callback),
+            None => {
+                if let Some(cb) = callback {
+                    cb(&Err(SpateKafkaError::config(
+                        "group.id",
+                        "",
+                        "commit_async needs the stream's consumer group",
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl KafkaUtils {
+    /// Spark's `KafkaUtils.createDirectStream(ssc, PreferConsistent, strategy)` with default
+    /// stream settings.
+    pub fn create_direct_stream(
+        ctx: &StreamingContext,
+        strategy: ConsumerStrategy,
+    ) -> Result<DirectKafkaStream> {
+        Self::create_direct_stream_with(ctx, strategy, DirectStreamConfig::default())
+    }
+
+    /// A direct stream with explicit rate limits, data-loss policy and timeouts.
+    pub fn create_direct_stream_with(
+        ctx: &StreamingContext,
+        strategy: ConsumerStrategy,
+        config: DirectStreamConfig,
+    ) -> Result<DirectKafkaStream> {
+        let batch_interval = ctx.batch_interval();
+        let params = strategy.params().clone();
+        let reader = KafkaRangeReader::new(params.clone(), config.clone())?;
+        let committer = match params.group_id() {
+            Some(_) => Some(OffsetCommitter::new(&params, &config)?),
+            None => None,
+        };
+        let rate = if config.backpressure {
+            let ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX);
+            let pid = PidRateEstimator::with_defaults(ms)
+                .map_err(|e| SpateKafkaError::config("backpressure", "pid", e.to_string()))?;
+            Some(RateController::new(0, pid))
+        } else {
+            None
+        };
+        let planner = OffsetPlanner::new(strategy, config)?;
+        let shared = Arc::new(Shared {
+            planner: Mutex::new(planner),
+            reader,
+            committer,
+            rate,
+            batch_interval,
+            input_id: Mutex::new(KIND.to_owned()),
+            plans: Mutex::new(BTreeMap::new()),
+            lost_offsets: AtomicU64::new(0),
+        });
+        let stream = ctx.input_stream(DirectKafkaInputStream {
+            shared: shared.clone(),
+        });
+        Ok(DirectKafkaStream { stream, shared })
+    }
+}

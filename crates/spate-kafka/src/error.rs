@@ -1,0 +1,120 @@
+//! [`SpateKafkaError`]: everything that can go wrong in the Kafka integration, one variant per
+//! thing that failed, each with a message a user can act on (which partition, which offsets,
+//! which setting). rdkafka's own error is kept as the `source` where there is one.
+
+use spate_streaming::StreamingError;
+
+/// Result alias for this crate.
+pub type Result<T, E = SpateKafkaError> = std::result::Result<T, E>;
+
+/// An error of the Kafka integration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpateKafkaError {
+    /// A Kafka parameter or stream setting is missing or has a value we cannot use.
+    #[error("invalid Kafka setting {key}={value:?}: {reason}")]
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
+
+    /// The planned offsets are no longer (or not yet) in the partition's log, e.g. retention
+    /// deleted them. With `fail_on_data_loss(false)` the read skips to the earliest offset instead.
+    #[error(
+        "offsets out of range for {topic}-{partition}: the batch needs [{requested_from}, \
+         {requested_until}) but the broker has [{available_start}, {available_end}); the records \
+         were probably deleted by retention (set fail_on_data_loss(false) to skip to the earliest \
+         available offset and report the loss instead)"
+    )]
+    OffsetsOutOfRange {
+        topic: String,
+        partition: i32,
+        requested_from: i64,
+        requested_until: i64,
+        available_start: i64,
+        available_end: i64,
+    },
+
+    /// Reading a range did not finish within the poll timeout.
+    #[error(
+        "timed out after {waited_ms} ms reading {topic}-{partition} at offset {offset} (range ends \
+         at {until}); the broker is slow or unreachable (raise spate.kafka.consumer.poll.ms)"
+    )]
+    PollTimeout {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        until: i64,
+        waited_ms: u64,
+    },
+
+    /// The broker stayed unreachable (or kept failing) through every retry.
+    #[error("{operation} failed after {attempts} attempts over {waited_ms} ms: {source}")]
+    BrokerUnavailable {
+        operation: String,
+        attempts: u32,
+        waited_ms: u64,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// A Kafka client call failed with an error that retrying will not fix.
+    #[error("{operation} failed: {source}")]
+    Client {
+        operation: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// A topic or partition the strategy names does not exist on the broker.
+    #[error("unknown topic or partition {topic}-{partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+
+    /// A `SubscribePattern` regex does not compile.
+    #[error("invalid topic pattern {pattern:?}: {source}")]
+    InvalidPattern {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+
+    /// Committing offsets to the consumer group failed.
+    #[error("committing offsets of group {group} failed: {source}")]
+    CommitFailed {
+        group: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// A batch plan recorded in the checkpoint could not be decoded.
+    #[error("invalid direct stream plan: {0}")]
+    InvalidPlan(String),
+}
+
+impl SpateKafkaError {
+    pub(crate) fn config(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        SpateKafkaError::InvalidConfig {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn client(operation: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        SpateKafkaError::Client {
+            operation: operation.into(),
+            source,
+        }
+    }
+}
+
+impl From<SpateKafkaError> for StreamingError {
+    fn from(e: SpateKafkaError) -> Self {
+        StreamingError::input("kafka_direct", e.to_string())
+    }
+}

@@ -1,0 +1,274 @@
+//! [`OffsetPlanner`]: the driver side of the direct stream — decides each batch's offset ranges
+//! before any record is read (DESIGN §3.1, Spark's `DirectKafkaInputDStream.compute`).
+//!
+//! For every batch it lists the subscription's partitions (new partitions join here), asks the
+//! broker for each partition's earliest and latest offsets (ListOffsets; no poll loop), checks
+//! that the stream's position is still in the log (data loss), clamps by the rate limits
+//! ([`crate::clamp`]) and emits one `[current, until)` range per partition, ranges of
+//! consecutive batches being contiguous.
+//!
+//! Starting offsets of a partition the stream has not seen: explicit (strategy) > committed
+//! (group) > `auto.offset.reset` — and a partition discovered *after* the first batch starts at
+//! its earliest offset, because records written before discovery belong to the stream
+//! (Spark would apply `auto.offset.reset=latest` and silently skip them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clamp::{clamp, estimated_rate};
+use crate::config::DirectStreamConfig;
+use crate::driver::{DriverClient, Watermarks};
+use crate::error::{Result, SpateKafkaError};
+use crate::offset_range::{OffsetRange, TopicPartition};
+use crate::params::AutoOffsetReset;
+use crate::strategy::{ConsumerStrategy, Subscription};
+
+/// Offsets the planner had to skip because retention deleted them
+/// (only with `fail_on_data_loss(false)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostOffsets {
+    pub topic: String,
+    pub partition: i32,
+    /// Where the stream was.
+    pub requested_from: i64,
+    /// Where it resumed (the earliest available offset).
+    pub resumed_from: i64,
+}
+
+impl LostOffsets {
+    pub fn count(&self) -> u64 {
+        u64::try_from(self.resumed_from - self.requested_from).unwrap_or(0)
+    }
+}
+
+/// One batch's plan: its ranges (one per partition, in partition order) and any reported loss.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPlan {
+    pub ranges: Vec<OffsetRange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostOffsets>,
+}
+
+impl BatchPlan {
+    /// Offsets planned (an upper bound on records; gaps make it smaller).
+    pub fn count(&self) -> u64 {
+        self.ranges.iter().map(OffsetRange::count).sum()
+    }
+}
+
+/// Kafka's `ListOffsets` sentinels, accepted as explicit starting offsets.
+pub const EARLIEST: i64 = -2;
+pub const LATEST: i64 = -1;
+
+/// Plans a direct stream's batches. See the module docs.
+#[derive(Debug)]
+pub struct OffsetPlanner {
+    strategy: ConsumerStrategy,
+    config: DirectStreamConfig,
+    client: DriverClient,
+    current: BTreeMap<TopicPartition, i64>,
+    batches_planned: u64,
+}
+
+impl OffsetPlanner {
+    pub fn new(strategy: ConsumerStrategy, config: DirectStreamConfig) -> Result<Self> {
+        config.per_partition.validate()?;
+        strategy.params.auto_offset_reset()?;
+        let client = DriverClient::new(&strategy.params, &config)?;
+        Ok(OffsetPlanner {
+            strategy,
+            config,
+            client,
+            current: BTreeMap::new(),
+            batches_planned: 0,
+        })
+    }
+
+    /// The next offset to read per partition (the `until` of the last planned batch).
+    pub fn current_offsets(&self) -> &BTreeMap<TopicPartition, i64> {
+        &self.current
+    }
+
+    /// Moves the position past a batch planned earlier (after a restart: recorded plans are
+    /// replayed in order). Idempotent: sets, never adds.
+    pub fn advance_past(&mut self, ranges: &[OffsetRange]) {
+        for r in ranges {
+            self.current.insert(r.topic_partition(), r.until_offset);
+        }
+        if !ranges.is_empty() {
+            self.batches_planned = self.batches_planned.max(1);
+        }
+    }
+
+    pub fn client(&self) -> &DriverClient {
+        &self.client
+    }
+
+    /// Plans the next batch of `batch_interval`. `backpressure_rate` is the rate controller's
+    /// latest estimate (−1 before it has one); it is ignored unless backpressure is on.
+    pub fn plan_next(
+        &mut self,
+        backpressure_rate: Option<i64>,
+        batch_interval: Duration,
+    ) -> Result<BatchPlan> {
+        let partitions = self.client.partitions(&self.strategy.subscription)?;
+        let mut current = self.current.clone();
+
+        // Partitions that disappeared (topic deleted, pattern no longer matching).
+        let gone: Vec<TopicPartition> = current
+            .keys()
+            .filter(|tp| !partitions.contains(tp))
+            .cloned()
+            .collect();
+        for tp in gone {
+            tracing::warn!(%tp, "partition no longer part of the subscription; it is not read any more");
+            current.remove(&tp);
+        }
+
+        let mut watermarks = BTreeMap::new();
+        for tp in &partitions {
+            watermarks.insert(tp.clone(), self.client.watermarks(tp)?);
+        }
+
+        let new: BTreeSet<TopicPartition> = partitions
+            .iter()
+            .filter(|tp| !current.contains_key(*tp))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            let starts = self.starting_offsets(&new, &watermarks)?;
+            for (tp, o) in starts {
+                tracing::info!(%tp, offset = o, "partition joins the stream");
+                current.insert(tp, o);
+            }
+        }
+
+        let mut lost = Vec::new();
+        for (tp, w) in &watermarks {
+            let Some(pos) = current.get_mut(tp) else {
+                continue;
+            };
+            if *pos < w.earliest || *pos > w.latest {
+                if self.config.fail_on_data_loss {
+                    return Err(SpateKafkaError::OffsetsOutOfRange {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        requested_from: *pos,
+                        requested_until: w.latest.max(*pos),
+                        available_start: w.earliest,
+                        available_end: w.latest,
+                    });
+                }
+                tracing::warn!(%tp, position = *pos, earliest = w.earliest, latest = w.latest,
+                    "stream position is outside the log; resuming at the earliest offset (fail_on_data_loss=false)");
+                if *pos < w.earliest {
+                    lost.push(LostOffsets {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        requested_from: *pos,
+                        resumed_from: w.earliest,
+                    });
+                }
+                *pos = w.earliest;
+            }
+        }
+
+        let latest: BTreeMap<TopicPartition, i64> = watermarks
+            .iter()
+            .map(|(tp, w)| (tp.clone(), w.latest))
+            .collect();
+        let rate = estimated_rate(
+            backpressure_rate.filter(|_| self.config.backpressure),
+            self.config.initial_rate,
+            self.batches_planned == 0,
+        );
+        let until = clamp(
+            &current,
+            &latest,
+            rate,
+            batch_interval.as_secs_f64(),
+            &self.config.per_partition,
+        );
+
+        let ranges: Vec<OffsetRange> = until
+            .iter()
+            .filter_map(|(tp, &u)| {
+                let from = *current.get(tp)?;
+                Some(OffsetRange::create(
+                    tp.topic.clone(),
+                    tp.partition,
+                    from,
+                    u.max(from),
+                ))
+            })
+            .collect();
+        for r in &ranges {
+            current.insert(r.topic_partition(), r.until_offset);
+        }
+        self.current = current;
+        self.batches_planned += 1;
+        tracing::debug!(
+            ranges = ranges.len(),
+            offsets = ranges.iter().map(OffsetRange::count).sum::<u64>(),
+            ?rate,
+            "batch planned"
+        );
+        Ok(BatchPlan { ranges, lost })
+    }
+
+    fn starting_offsets(
+        &self,
+        new: &BTreeSet<TopicPartition>,
+        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let mut out = BTreeMap::new();
+        let mut rest = BTreeSet::new();
+        for tp in new {
+            let w = watermarks[tp];
+            match self.strategy.offsets.get(tp) {
+                Some(&EARLIEST) => {
+                    out.insert(tp.clone(), w.earliest);
+                }
+                Some(&LATEST) => {
+                    out.insert(tp.clone(), w.latest);
+                }
+                Some(&o) => {
+                    out.insert(tp.clone(), o);
+                }
+                None => {
+                    rest.insert(tp.clone());
+                }
+            }
+        }
+        let committed = self.client.committed(&rest)?;
+        let first_batch = self.batches_planned == 0;
+        let reset = self.strategy.params.auto_offset_reset()?;
+        for tp in rest {
+            let w = watermarks[&tp];
+            let start = match committed.get(&tp) {
+                Some(&o) => o,
+                None if !first_batch => w.earliest,
+                None => match reset {
+                    AutoOffsetReset::Earliest => w.earliest,
+                    AutoOffsetReset::Latest => w.latest,
+                    AutoOffsetReset::None => {
+                        return Err(SpateKafkaError::config(
+                            "auto.offset.reset",
+                            "none",
+                            format!("{tp} has no explicit starting offset and no committed offset in the group"),
+                        ))
+                    }
+                },
+            };
+            out.insert(tp, start);
+        }
+        Ok(out)
+    }
+
+    /// The subscription (for callers that need to know whether partitions can join).
+    pub fn subscription(&self) -> &Subscription {
+        &self.strategy.subscription
+    }
+}

@@ -1,0 +1,647 @@
+//! Reading one [`OffsetRange`] exactly: [`read_range`] over any [`RecordSource`], and
+//! [`KafkaRangeReader`], which reads ranges with cached rdkafka consumers.
+//!
+//! The rules, each fixing a Spark complaint:
+//! * **Offset gaps are normal** (compaction, transaction markers; complaint #10): the reader
+//!   never expects `offset == previous + 1`. It keeps records with `from ≤ offset < until` and
+//!   stops once the next offset to read reaches `until`, or once the consumer's position has
+//!   passed `until` (a range ending in a gap), or at a record at or beyond `until`.
+//! * **Data loss is loud** (complaint #5): offsets below the partition's earliest offset fail the
+//!   read with [`SpateKafkaError::OffsetsOutOfRange`], naming the partition, the requested and the
+//!   available range — or, with `fail_on_data_loss(false)`, the read starts at the earliest
+//!   offset and reports how many offsets were skipped.
+//! * **No hangs, no cryptic timeouts** (complaint #9): waiting longer than the poll timeout
+//!   without progress fails with [`SpateKafkaError::PollTimeout`], naming the partition and
+//!   offset.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::DirectStreamConfig;
+use crate::consumer_cache::{CacheKey, ConsumerCache};
+use crate::driver::Watermarks;
+use crate::error::{Result, SpateKafkaError};
+use crate::offset_range::{OffsetRange, TopicPartition};
+use crate::params::KafkaParams;
+use crate::record::ConsumerRecord;
+
+/// What one poll of a partition consumer produced.
+#[derive(Debug)]
+pub enum PollEvent {
+    Record(ConsumerRecord),
+    /// The consumer reached the end of the partition (everything below it was delivered).
+    PartitionEof,
+    /// The consumer's fetch offset is no longer (or not yet) in the log.
+    OffsetOutOfRange,
+    /// Nothing arrived within the poll's timeout.
+    Idle,
+    /// Any other client error (logged; the poll timeout bounds how long we tolerate them).
+    Error(KafkaError),
+}
+
+/// A consumer of one partition, as [`read_range`] sees it.
+pub trait RecordSource {
+    /// Earliest and latest offsets of the partition.
+    fn watermarks(&mut self) -> Result<Watermarks>;
+    /// Positions the consumer so the next record delivered is the first with offset ≥ `offset`.
+    fn seek(&mut self, offset: i64) -> Result<()>;
+    /// Waits up to `timeout` for the next event.
+    fn poll(&mut self, timeout: Duration) -> PollEvent;
+    /// The offset after the last record delivered (past any gap the client skipped), if known.
+    fn position(&mut self) -> Option<i64>;
+    /// Gives back a record read beyond the range, so that the next range starting there sees it.
+    fn unread(&mut self, record: ConsumerRecord);
+}
+
+/// How [`read_range`] treats data loss and waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub fail_on_data_loss: bool,
+    pub poll_timeout: Duration,
+}
+
+impl From<&DirectStreamConfig> for ReadOptions {
+    fn from(c: &DirectStreamConfig) -> Self {
+        ReadOptions {
+            fail_on_data_loss: c.fail_on_data_loss,
+            poll_timeout: c.poll_timeout,
+        }
+    }
+}
+
+/// The records of one range, and how many of its offsets were lost to retention (only with
+/// `fail_on_data_loss(false)`; otherwise that is an error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeRead {
+    pub range: OffsetRange,
+    pub records: Vec<ConsumerRecord>,
+    pub skipped_offsets: u64,
+}
+
+const POLL_SLICE: Duration = Duration::from_millis(200);
+
+fn out_of_range(range: &OffsetRange, w: Watermarks) -> SpateKafkaError {
+    SpateKafkaError::OffsetsOutOfRange {
+        topic: range.topic.clone(),
+        partition: range.partition,
+        requested_from: range.from_offset,
+        requested_until: range.until_offset,
+        available_start: w.earliest,
+        available_end: w.latest,
+    }
+}
+
+/// Reads exactly the records of `range` from `source`. See the module docs for the rules.
+pub fn read_range(
+    source: &mut impl RecordSource,
+    range: &OffsetRange,
+    opts: ReadOptions,
+) -> Result<RangeRead> {
+    let until = range.until_offset;
+    let mut out = RangeRead {
+        range: range.clone(),
+        records: Vec::new(),
+        skipped_offsets: 0,
+    };
+    if range.is_empty() {
+        return Ok(out);
+    }
+    let mut next = range.from_offset;
+    let w = source.watermarks()?;
+    if next < w.earliest {
+        next = skip_lost(range, next, w, opts, &mut out)?;
+    }
+    if next >= until {
+        return Ok(out);
+    }
+    source.seek(next)?;
+    let mut deadline = Instant::now() + opts.poll_timeout;
+    while next < until {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(SpateKafkaError::PollTimeout {
+                topic: range.topic.clone(),
+                partition: range.partition,
+                offset: next,
+                until,
+                waited_ms: u64::try_from(opts.poll_timeout.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        match source.poll(remaining.min(POLL_SLICE)) {
+            PollEvent::Record(r) => {
+                if r.offset < next {
+                    continue; // delivered before a seek took effect
+                }
+                if r.offset >= until {
+                    source.unread(r);
+                    break;
+                }
+                next = r.offset + 1;
+                out.records.push(r);
+                deadline = Instant::now() + opts.poll_timeout;
+            }
+            PollEvent::PartitionEof | PollEvent::Idle => {
+                // A range that ends in an offset gap: the consumer has moved past `until`
+                // without a record to show for it.
+                if let Some(pos) = source.position() {
+                    if pos >= until {
+                        break;
+                    }
+                }
+            }
+            PollEvent::OffsetOutOfRange => {
+                let w = source.watermarks()?;
+                if next < w.earliest {
+                    // Retention deleted offsets while we were reading them.
+                    next = skip_lost(range, next, w, opts, &mut out)?;
+                    if next >= until {
+                        break;
+                    }
+                    source.seek(next)?;
+                } else if w.latest < until && next >= w.latest {
+                    // The log ends below the planned range (e.g. the topic was recreated).
+                    return Err(out_of_range(range, w));
+                } else {
+                    tracing::warn!(topic = %range.topic, partition = range.partition, offset = next,
+                        ?w, "offset out of range reported for an available offset; seeking again");
+                    source.seek(next)?;
+                }
+            }
+            PollEvent::Error(e) => {
+                tracing::warn!(topic = %range.topic, partition = range.partition, offset = next,
+                    error = %e, "error while reading; retrying until the poll timeout");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `next` is below the earliest available offset: fail, or skip to it and count the loss.
+fn skip_lost(
+    range: &OffsetRange,
+    next: i64,
+    w: Watermarks,
+    opts: ReadOptions,
+    out: &mut RangeRead,
+) -> Result<i64> {
+    if opts.fail_on_data_loss {
+        return Err(out_of_range(range, w));
+    }
+    let resume = w.earliest.min(range.until_offset);
+    let lost = u64::try_from(resume - next).unwrap_or(0);
+    tracing::warn!(topic = %range.topic, partition = range.partition, requested = next,
+        earliest = w.earliest, lost, "offsets deleted before they were read; skipping (fail_on_data_loss=false)");
+    out.skipped_offsets += lost;
+    Ok(resume)
+}
+
+/// An rdkafka consumer assigned to one partition, reused across ranges by [`KafkaRangeReader`].
+pub struct PartitionConsumer {
+    consumer: BaseConsumer,
+    tp: TopicPartition,
+    config: DirectStreamConfig,
+    /// Offset of the next record this consumer will deliver, when it is known.
+    next_offset: Option<i64>,
+    pending: Option<ConsumerRecord>,
+}
+
+impl PartitionConsumer {
+    pub fn new(
+        params: &KafkaParams,
+        tp: TopicPartition,
+        config: &DirectStreamConfig,
+    ) -> Result<Self> {
+        let consumer: BaseConsumer = params
+            .executor_config()?
+            .create()
+            .map_err(|e| SpateKafkaError::client(format!("creating a consumer for {tp}"), e))?;
+        Ok(PartitionConsumer {
+            consumer,
+            tp,
+            config: config.clone(),
+            next_offset: None,
+            pending: None,
+        })
+    }
+}
+
+impl RecordSource for PartitionConsumer {
+    fn watermarks(&mut self) -> Result<Watermarks> {
+        let tp = &self.tp;
+        let (earliest, latest) =
+            self.config
+                .retry
+                .run(&format!("fetching offsets of {tp}"), || {
+                    self.consumer.fetch_watermarks(
+                        &tp.topic,
+                        tp.partition,
+                        self.config.request_timeout,
+                    )
+                })?;
+        Ok(Watermarks { earliest, latest })
+    }
+
+    fn seek(&mut self, offset: i64) -> Result<()> {
+        if self.next_offset == Some(offset) {
+            // Continuing where the last range stopped: keep the prefetched records.
+            return Ok(());
+        }
+        self.pending = None;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.tp.topic, self.tp.partition, Offset::Offset(offset))
+            .map_err(|e| SpateKafkaError::client(format!("seeking {} to {offset}", self.tp), e))?;
+        self.consumer.assign(&tpl).map_err(|e| {
+            SpateKafkaError::client(format!("assigning {} at {offset}", self.tp), e)
+        })?;
+        self.next_offset = Some(offset);
+        Ok(())
+    }
+
+    fn poll(&mut self, timeout: Duration) -> PollEvent {
+        if let Some(r) = self.pending.take() {
+            return PollEvent::Record(r);
+        }
+        match self.consumer.poll(timeout) {
+            None => PollEvent::Idle,
+            Some(Ok(m)) => {
+                let r = ConsumerRecord::from_message(&m);
+                self.next_offset = Some(r.offset + 1);
+                PollEvent::Record(r)
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => PollEvent::PartitionEof,
+            Some(Err(e))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset)
+                ) =>
+            {
+                self.next_offset = None;
+                PollEvent::OffsetOutOfRange
+            }
+            Some(Err(e)) => PollEvent::Error(e),
+        }
+    }
+
+    fn position(&mut self) -> Option<i64> {
+        if let Some(r) = &self.pending {
+            return Some(r.offset);
+        }
+        let tpl = self.consumer.position().ok()?;
+        match tpl
+            .find_partition(&self.tp.topic, self.tp.partition)?
+            .offset()
+        {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn unread(&mut self, record: ConsumerRecord) {
+        self.next_offset = Some(record.offset);
+        self.pending = Some(record);
+    }
+}
+
+/// Reads offset ranges with consumers from a [`ConsumerCache`] keyed by (group, partition).
+#[derive(Debug, Clone)]
+pub struct KafkaRangeReader {
+    params: KafkaParams,
+    config: DirectStreamConfig,
+    group: String,
+    cache: ConsumerCache<PartitionConsumer>,
+}
+
+impl KafkaRangeReader {
+    pub fn new(params: KafkaParams, config: DirectStreamConfig) -> Result<Self> {
+        params.bootstrap_servers()?;
+        let group = params
+            .group_id()
+            .unwrap_or("spate-direct-stream")
+            .to_owned();
+        let cache = ConsumerCache::new(config.consumer_cache_capacity);
+        Ok(KafkaRangeReader {
+            params,
+            config,
+            group,
+            cache,
+        })
+    }
+
+    /// The consumer cache (shared by clones of this reader).
+    pub fn cache(&self) -> &ConsumerCache<PartitionConsumer> {
+        &self.cache
+    }
+
+    /// Reads one range with a cached consumer; a consumer whose read failed is closed.
+    pub fn read(&self, range: &OffsetRange) -> Result<RangeRead> {
+        if range.is_empty() {
+            return Ok(RangeRead {
+                range: range.clone(),
+                records: Vec::new(),
+                skipped_offsets: 0,
+            });
+        }
+        let tp = range.topic_partition();
+        let key = CacheKey {
+            group: self.group.clone(),
+            tp: tp.clone(),
+        };
+        let mut lease = self.cache.checkout(key, || {
+            PartitionConsumer::new(&self.params, tp, &self.config)
+        })?;
+        match read_range(&mut *lease, range, ReadOptions::from(&self.config)) {
+            Ok(read) => {
+                tracing::debug!(%range, records = read.records.len(), reused = lease.reused(), "range read");
+                Ok(read)
+            }
+            Err(e) => {
+                lease.invalidate();
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads every range in parallel (one task per range), results in the ranges' order.
+    pub fn read_all(&self, ranges: &[OffsetRange]) -> Result<Vec<RangeRead>> {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 16)
+            .min(ranges.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<RangeRead>>> = (0..ranges.len()).map(|_| None).collect();
+        let slots: Vec<parking_lot::Mutex<&mut Option<Result<RangeRead>>>> =
+            results.iter_mut().map(parking_lot::Mutex::new).collect();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(range) = ranges.get(i) else { break };
+                    **slots[i].lock() = Some(self.read(range));
+                });
+            }
+        });
+        drop(slots);
+        results
+            .into_iter()
+            .zip(ranges)
+            .map(|(r, range)| {
+                r.unwrap_or_else(|| {
+                    Err(SpateKafkaError::InvalidPlan(format!(
+                        "range {range} was not read"
+                    )))
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A partition log in memory: records at arbitrary offsets (gaps allowed), an earliest
+    /// offset that "retention" can move, and a consumer position that advances past gaps the
+    /// way a client skips control records.
+    struct FakeLog {
+        offsets: Vec<i64>,
+        earliest: i64,
+        latest: i64,
+        cursor: Option<i64>,
+        queue: VecDeque<PollEvent>,
+        pending: Option<ConsumerRecord>,
+        /// Move `earliest` here after this many records were delivered.
+        retention_after: Option<(usize, i64)>,
+        delivered: usize,
+    }
+
+    impl FakeLog {
+        fn new(offsets: Vec<i64>, latest: i64) -> Self {
+            FakeLog {
+                earliest: offsets.first().copied().unwrap_or(0),
+                offsets,
+                latest,
+                cursor: None,
+                queue: VecDeque::new(),
+                pending: None,
+                retention_after: None,
+                delivered: 0,
+            }
+        }
+        fn rec(o: i64) -> ConsumerRecord {
+            ConsumerRecord {
+                topic: "t".into(),
+                partition: 0,
+                offset: o,
+                timestamp: None,
+                key: None,
+                value: Some(o.to_string().into_bytes()),
+                headers: vec![],
+            }
+        }
+    }
+
+    impl RecordSource for FakeLog {
+        fn watermarks(&mut self) -> Result<Watermarks> {
+            Ok(Watermarks {
+                earliest: self.earliest,
+                latest: self.latest,
+            })
+        }
+        fn seek(&mut self, offset: i64) -> Result<()> {
+            self.cursor = Some(offset);
+            self.pending = None;
+            Ok(())
+        }
+        fn poll(&mut self, _timeout: Duration) -> PollEvent {
+            if let Some(e) = self.queue.pop_front() {
+                return e;
+            }
+            if let Some(r) = self.pending.take() {
+                return PollEvent::Record(r);
+            }
+            if let Some((n, e)) = self.retention_after {
+                if self.delivered >= n {
+                    self.earliest = e;
+                    self.retention_after = None;
+                }
+            }
+            let Some(cur) = self.cursor else {
+                return PollEvent::Idle;
+            };
+            if cur < self.earliest {
+                return PollEvent::OffsetOutOfRange;
+            }
+            match self.offsets.iter().find(|&&o| o >= cur) {
+                Some(&o) if o < self.latest => {
+                    self.cursor = Some(o + 1);
+                    self.delivered += 1;
+                    PollEvent::Record(Self::rec(o))
+                }
+                _ => {
+                    // Past the last record: like a client that skipped trailing control
+                    // records, the position moves to the end of the log.
+                    self.cursor = Some(self.latest);
+                    PollEvent::PartitionEof
+                }
+            }
+        }
+        fn position(&mut self) -> Option<i64> {
+            self.pending.as_ref().map(|r| r.offset).or(self.cursor)
+        }
+        fn unread(&mut self, record: ConsumerRecord) {
+            self.pending = Some(record);
+        }
+    }
+
+    fn opts(fail: bool) -> ReadOptions {
+        ReadOptions {
+            fail_on_data_loss: fail,
+            poll_timeout: Duration::from_millis(300),
+        }
+    }
+
+    fn offsets_of(r: &RangeRead) -> Vec<i64> {
+        r.records.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn reads_exact_range_of_a_dense_log() {
+        let mut log = FakeLog::new((0..20).collect(), 20);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 5, 12), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r), (5..12).collect::<Vec<_>>());
+        // The record at 12 was given back, so the next range starts with it.
+        let r2 = read_range(&mut log, &OffsetRange::create("t", 0, 12, 14), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r2), vec![12, 13]);
+    }
+
+    #[test]
+    fn tolerates_gaps_inside_and_at_the_end_of_a_range() {
+        // Compacted log: offsets 3, 4, 7 and 9..=10 are gone; 11 is a trailing gap
+        // (e.g. a transaction marker) before the end of the log at 12.
+        let present = vec![0, 1, 2, 5, 6, 8];
+        let mut log = FakeLog::new(present, 12);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 1, 12), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r), vec![1, 2, 5, 6, 8]);
+        assert_eq!(r.skipped_offsets, 0);
+    }
+
+    #[test]
+    fn range_starting_inside_a_gap() {
+        let mut log = FakeLog::new(vec![0, 10, 11, 20], 21);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 3, 15), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r), vec![10, 11]);
+    }
+
+    #[test]
+    fn deleted_offsets_fail_with_partition_and_both_ranges() {
+        let mut log = FakeLog::new((50..100).collect(), 100);
+        let err =
+            read_range(&mut log, &OffsetRange::create("t", 0, 10, 60), opts(true)).unwrap_err();
+        match &err {
+            SpateKafkaError::OffsetsOutOfRange {
+                requested_from: 10,
+                requested_until: 60,
+                available_start: 50,
+                available_end: 100,
+                ..
+            } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("t-0") && msg.contains("[10, 60)") && msg.contains("[50, 100)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn deleted_offsets_are_skipped_and_counted_without_fail_on_data_loss() {
+        let mut log = FakeLog::new((50..100).collect(), 100);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 10, 60), opts(false)).unwrap();
+        assert_eq!(offsets_of(&r), (50..60).collect::<Vec<_>>());
+        assert_eq!(r.skipped_offsets, 40);
+        // A range deleted completely reads nothing and reports all of it.
+        let mut log = FakeLog::new((50..100).collect(), 100);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 0, 30), opts(false)).unwrap();
+        assert!(r.records.is_empty());
+        assert_eq!(r.skipped_offsets, 30);
+    }
+
+    #[test]
+    fn retention_during_the_read_is_detected() {
+        let mut log = FakeLog::new((0..100).collect(), 100);
+        log.retention_after = Some((5, 40));
+        let err =
+            read_range(&mut log, &OffsetRange::create("t", 0, 0, 50), opts(true)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SpateKafkaError::OffsetsOutOfRange {
+                    available_start: 40,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let mut log = FakeLog::new((0..100).collect(), 100);
+        log.retention_after = Some((5, 40));
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 0, 50), opts(false)).unwrap();
+        let mut expected: Vec<i64> = (0..5).collect();
+        expected.extend(40..50);
+        assert_eq!(offsets_of(&r), expected);
+        assert_eq!(r.skipped_offsets, 35);
+    }
+
+    #[test]
+    fn a_silent_broker_times_out_naming_partition_and_offset() {
+        struct Silent;
+        impl RecordSource for Silent {
+            fn watermarks(&mut self) -> Result<Watermarks> {
+                Ok(Watermarks {
+                    earliest: 0,
+                    latest: 100,
+                })
+            }
+            fn seek(&mut self, _: i64) -> Result<()> {
+                Ok(())
+            }
+            fn poll(&mut self, t: Duration) -> PollEvent {
+                std::thread::sleep(t);
+                PollEvent::Idle
+            }
+            fn position(&mut self) -> Option<i64> {
+                None
+            }
+            fn unread(&mut self, _: ConsumerRecord) {}
+        }
+        let err =
+            read_range(&mut Silent, &OffsetRange::create("t", 0, 7, 9), opts(true)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                SpateKafkaError::PollTimeout {
+                    offset: 7,
+                    until: 9,
+                    ..
+                }
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("t-0") && msg.contains("offset 7"), "{msg}");
+    }
+
+    #[test]
+    fn empty_range_reads_nothing_without_touching_the_log() {
+        let mut log = FakeLog::new(vec![], 0);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 5, 5), opts(true)).unwrap();
+        assert!(r.records.is_empty());
+        assert_eq!(log.cursor, None);
+    }
+}

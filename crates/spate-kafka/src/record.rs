@@ -1,0 +1,55 @@
+//! [`ConsumerRecord`]: one Kafka record as a direct stream hands it to the job — owned bytes,
+//! so it can be cloned, shuffled and kept in windows (Spark's `ConsumerRecord` is not
+//! serializable and users must map fields out first; complaint under D1).
+
+use serde::{Deserialize, Serialize};
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+/// A record read from `topic`-`partition` at `offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Create or log-append time, ms since the epoch, when the broker reports one.
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ConsumerRecord {
+    /// The key as UTF-8 (lossy), if there is one.
+    pub fn key_str(&self) -> Option<String> {
+        self.key
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    /// The value as UTF-8 (lossy), if there is one.
+    pub fn value_str(&self) -> Option<String> {
+        self.value
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    pub(crate) fn from_message(m: &BorrowedMessage<'_>) -> Self {
+        ConsumerRecord {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! [`ConsumerStrategy`]: which partitions a direct stream reads and where it starts — Spark's
+//! `Subscribe`, `SubscribePattern` and `Assign`, each with optional explicit starting offsets.
+//!
+//! Unlike Spark, no strategy makes the driver join the consumer group: subscriptions are
+//! resolved from topic metadata on every batch, so new partitions (and, for a pattern, new
+//! topics) join at the next batch, and two streams sharing a `group.id` cannot revoke each
+//! other's partitions (Spark complaint #6).
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use crate::error::{Result, SpateKafkaError};
+use crate::offset_range::TopicPartition;
+use crate::params::KafkaParams;
+
+/// What a stream subscribes to.
+#[derive(Debug, Clone)]
+pub enum Subscription {
+    /// All partitions of these topics, including partitions added later.
+    Topics(Vec<String>),
+    /// All partitions of every topic whose whole name matches the regex.
+    Pattern(Regex),
+    /// Exactly these partitions.
+    Assign(Vec<TopicPartition>),
+}
+
+impl Subscription {
+    /// Whether a topic name is part of a `Topics` or `Pattern` subscription.
+    pub fn matches_topic(&self, topic: &str) -> bool {
+        match self {
+            Subscription::Topics(t) => t.iter().any(|x| x == topic),
+            Subscription::Pattern(re) => re.is_match(topic),
+            Subscription::Assign(tps) => tps.iter().any(|tp| tp.topic == topic),
+        }
+    }
+}
+
+/// The partitions to read, the Kafka settings, and explicit starting offsets.
+#[derive(Debug, Clone)]
+pub struct ConsumerStrategy {
+    pub(crate) subscription: Subscription,
+    pub(crate) params: KafkaParams,
+    pub(crate) offsets: BTreeMap<TopicPartition, i64>,
+}
+
+impl ConsumerStrategy {
+    /// Spark's `Subscribe(topics, kafkaParams)`.
+    pub fn subscribe<I, S>(topics: I, params: KafkaParams) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ConsumerStrategy {
+            subscription: Subscription::Topics(topics.into_iter().map(Into::into).collect()),
+            params,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Spark's `SubscribePattern(pattern, kafkaParams)`; the regex must match a whole topic name.
+    pub fn subscribe_pattern(pattern: &str, params: KafkaParams) -> Result<Self> {
+        let anchored = format!("^(?:{pattern})$");
+        let re = Regex::new(&anchored).map_err(|source| SpateKafkaError::InvalidPattern {
+            pattern: pattern.to_owned(),
+            source,
+        })?;
+        Ok(ConsumerStrategy {
+            subscription: Subscription::Pattern(re),
+            params,
+            offsets: BTreeMap::new(),
+        })
+    }
+
+    /// Spark's `Assign(topicPartitions, kafkaParams)`.
+    pub fn assign(
+        partitions: impl IntoIterator<Item = TopicPartition>,
+        params: KafkaParams,
+    ) -> Self {
+        ConsumerStrategy {
+            subscription: Subscription::Assign(partitions.into_iter().collect()),
+            params,
+            offsets: BTreeMap::new(),
+        }
+    }
+
+    /// Explicit starting offsets; they win over committed offsets and `auto.offset.reset`.
+    pub fn with_offsets(
+        mut self,
+        offsets: impl IntoIterator<Item = (TopicPartition, i64)>,
+    ) -> Self {
+        self.offsets.extend(offsets);
+        self
+    }
+
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
+    }
+
+    pub fn params(&self) -> &KafkaParams {
+        &self.params
+    }
+
+    pub fn starting_offsets(&self) -> &BTreeMap<TopicPartition, i64> {
+        &self.offsets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_matches_whole_names_only() {
+        let s = ConsumerStrategy::subscribe_pattern("events-.*", KafkaParams::new()).unwrap();
+        assert!(s.subscription().matches_topic("events-a"));
+        assert!(!s.subscription().matches_topic("old-events-a"));
+        assert!(ConsumerStrategy::subscribe_pattern("(", KafkaParams::new()).is_err());
+    }
+
+    #[test]
+    fn explicit_offsets_are_kept() {
+        let tp = TopicPartition::new("t", 2);
+        let s =
+            ConsumerStrategy::subscribe(["t"], KafkaParams::new()).with_offsets([(tp.clone(), 42)]);
+        assert_eq!(s.starting_offsets().get(&tp), Some(&42));
+        assert!(s.subscription().matches_topic("t"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Shared helpers for the integration tests: topics, producing to a partition, admin calls,
+//! Kafka params for the direct stream, all against a `TestBroker` on 127.0.0.1:0.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use spate_kafka::{ConsumerRecord, KafkaParams};
+use spate_testkit::{clients, TestBroker};
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn admin(broker: &TestBroker) -> AdminClient<DefaultClientContext> {
+    clients::admin_config(&broker.bootstrap_servers())
+        .create()
+        .expect("admin client")
+}
+
+fn opts() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
+}
+
+/// Creates a topic with `partitions` partitions and returns its (random) name.
+pub fn create_topic(broker: &TestBroker, prefix: &str, partitions: i32) -> String {
+    let topic = spate_testkit::random_topic(prefix);
+    let admin = admin(broker);
+    let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
+    let res = runtime().block_on(admin.create_topics([&new], &opts())).expect("create topics");
+    for r in res {
+        r.expect("topic created");
+    }
+    topic
+}
+
+/// Grows `topic` to `total` partitions.
+pub fn add_partitions(broker: &TestBroker, topic: &str, total: usize) {
+    let admin = admin(broker);
+    let np = NewPartitions::new(topic, total);
+    let res = runtime().block_on(admin.create_partitions([&np], &opts())).expect("create partitions");
+    for r in res {
+        r.expect("partitions created");
+    }
+}
+
+/// Deletes the records of `topic`-`partition` below `before` (retention, as the broker sees it).
+pub fn delete_records(broker: &TestBroker, topic: &str, partition: i32, before: i64) {
+    let admin = admin(broker);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before)).expect("tpl");
+    let res = runtime().block_on(admin.delete_records(&tpl, &opts())).expect("delete records");
+    for e in res.elements() {
+        e.error().expect("records deleted");
+    }
+}
+
+/// Produces `n` records `"{partition}-{i}"` (i from `start`) to one partition; offsets are
+/// assigned in order.
+pub fn produce(broker: &TestBroker, topic: &str, partition: i32, start: usize, n: usize) {
+    let producer: BaseProducer = clients::producer_config(&broker.bootstrap_servers())
+        .create()
+        .expect("producer");
+    for i in start..start + n {
+        let value = format!("{partition}-{i}");
+        let key = format!("k{i}");
+        let mut rec = BaseRecord::to(topic).partition(partition).key(&key).payload(&value);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    rec = r;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(20)).expect("flush");
+}
+
+/// Direct-stream params for `broker` in a fresh group, starting at the earliest offset.
+pub fn params(broker: &TestBroker) -> KafkaParams {
+    KafkaParams::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("group.id", spate_testkit::random_group("kafka"))
+        .set("auto.offset.reset", "earliest")
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+}
+
+pub fn values(records: &[ConsumerRecord]) -> Vec<String> {
+    records.iter().filter_map(ConsumerRecord::value_str).collect()
+}
+
+pub fn offsets(records: &[ConsumerRecord]) -> Vec<i64> {
+    records.iter().map(|r| r.offset).collect()
+}
