@@ -119,6 +119,7 @@ impl Broker {
             extensions: Extensions::default(),
             shutdown: shutdown.clone(),
         });
+        crate::group::api::broker::install(&state).await?;
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),

@@ -55,6 +55,8 @@ pub struct BrokerConfig {
     pub storage: StorageKind,
     /// Cluster id reported in Metadata and DescribeCluster.
     pub cluster_id: String,
+    /// Group coordinator settings (`group.*`, `offsets.*`).
+    pub group: crate::group::GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -72,6 +74,7 @@ impl Default for BrokerConfig {
             log_defaults: BTreeMap::new(),
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
+            group: crate::group::GroupConfig::default(),
         }
     }
 }
@@ -173,6 +176,7 @@ impl BrokerConfig {
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),
+            k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {
                     3_600_000

@@ -24,6 +24,7 @@ pub mod partition;
 pub mod persist;
 pub mod producer_state;
 pub mod record_batch;
+pub mod record_scan;
 pub mod server;
 pub mod state;
 pub mod storage;

@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own `cli/<name>.rs`; this file only declares the variants and
 //! dispatches.
 
+mod bench;
 mod cli;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,16 @@ enum Command {
     Version,
     /// Run the embedded Kafka-compatible broker.
     Broker(cli::broker::BrokerArgs),
+    /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
+    Topics(cli::topics::TopicsArgs),
+    /// Send stdin lines as records to a topic (like kafka-console-producer.sh).
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic to stdout (like kafka-console-consumer.sh).
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets (kafka-consumer-groups).
+    Groups(cli::groups::GroupsArgs),
+    /// Run a benchmark and print (and optionally write as JSON) its report.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +48,11 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
         Command::Broker(args) => cli::broker::run(args)?,
+        Command::Topics(args) => cli::topics::run(args)?,
+        Command::Produce(args) => cli::produce::run(args)?,
+        Command::Consume(args) => cli::consume::run(args)?,
+        Command::Groups(args) => cli::groups::run(args)?,
+        Command::Bench(args) => bench::run(args)?,
     }
     Ok(())
 }

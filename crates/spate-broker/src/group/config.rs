@@ -1,7 +1,12 @@
 //! Broker settings of the group coordinator, named and defaulted as Kafka's broker configs.
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BrokerError, Result};
+
 /// Group coordinator configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GroupConfig {
     /// `group.min.session.timeout.ms` (Kafka default 6000): shorter session timeouts are
     /// rejected with INVALID_SESSION_TIMEOUT.
@@ -45,5 +50,78 @@ impl GroupConfig {
     /// Offset retention in milliseconds.
     pub fn offsets_retention_ms(&self) -> i64 {
         self.offsets_retention_minutes.saturating_mul(60_000)
+    }
+
+    /// Whether `key` is one of the coordinator's broker configs.
+    pub fn handles(key: &str) -> bool {
+        matches!(
+            key,
+            "group.min.session.timeout.ms"
+                | "group.max.session.timeout.ms"
+                | "group.initial.rebalance.delay.ms"
+                | "group.max.size"
+                | "offsets.retention.minutes"
+                | "offsets.retention.check.interval.ms"
+                | "offset.metadata.max.bytes"
+        )
+    }
+
+    /// Sets one config by its Kafka broker name; values are validated as Kafka does.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let bad = |reason: &str| BrokerError::invalid_config(key, value, reason);
+        let n: i64 = value.trim().parse().map_err(|_| bad("not an integer"))?;
+        let positive_i32 = || -> Result<i32> {
+            i32::try_from(n)
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| bad("must be between 1 and 2147483647"))
+        };
+        match key {
+            "group.min.session.timeout.ms" => self.min_session_timeout_ms = positive_i32()?,
+            "group.max.session.timeout.ms" => self.max_session_timeout_ms = positive_i32()?,
+            "group.initial.rebalance.delay.ms" => {
+                self.initial_rebalance_delay_ms = i32::try_from(n)
+                    .ok()
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| bad("must be at least 0"))?
+            }
+            "group.max.size" => self.max_size = positive_i32()? as usize,
+            "offsets.retention.minutes" => self.offsets_retention_minutes = positive_i32()?.into(),
+            "offsets.retention.check.interval.ms" => {
+                if n < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.offsets_retention_check_interval_ms = n;
+            }
+            "offset.metadata.max.bytes" => {
+                self.offset_metadata_max_bytes = positive_i32()? as usize
+            }
+            _ => return Err(bad("unknown group coordinator config")),
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(bad(
+                "group.min.session.timeout.ms must not exceed group.max.session.timeout.ms",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupConfig;
+
+    #[test]
+    fn set_by_kafka_name_and_validate() {
+        let mut c = GroupConfig::default();
+        c.set("group.min.session.timeout.ms", "1000").unwrap();
+        c.set("group.initial.rebalance.delay.ms", "3000").unwrap();
+        assert_eq!(c.min_session_timeout_ms, 1000);
+        assert_eq!(c.initial_rebalance_delay_ms, 3000);
+        assert!(c.set("group.min.session.timeout.ms", "x").is_err());
+        assert!(c.set("group.max.size", "0").is_err());
+        assert!(c.set("group.min.session.timeout.ms", "9999999").is_err());
+        assert!(GroupConfig::handles("offsets.retention.minutes"));
+        assert!(!GroupConfig::handles("num.partitions"));
     }
 }

@@ -3,7 +3,7 @@
 //! an active member is subscribed to (GROUP_SUBSCRIBED_TO_TOPIC).
 
 use bytes::Bytes;
-use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::Decodable;
 
 use super::classic_group::ClassicGroup;
@@ -23,6 +23,34 @@ pub fn subscription_topics(metadata: &Bytes) -> Option<Vec<String>> {
     let version = version.clamp(0, MAX_SUBSCRIPTION_VERSION);
     let sub = ConsumerProtocolSubscription::decode(&mut buf, version).ok()?;
     Some(sub.topics.iter().map(|t| t.as_str().to_owned()).collect())
+}
+
+/// Highest ConsumerProtocolAssignment version kafka-protocol decodes.
+const MAX_ASSIGNMENT_VERSION: i16 = 3;
+
+/// The partitions in a member's assignment (as the leader encoded it), sorted, or `None` if it
+/// does not parse. An empty assignment is `Some(vec![])`.
+pub fn assignment_partitions(assignment: &[u8]) -> Option<Vec<(String, i32)>> {
+    if assignment.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut buf = Bytes::copy_from_slice(assignment);
+    if buf.len() < 2 {
+        return None;
+    }
+    let version = bytes::Buf::get_i16(&mut buf).clamp(0, MAX_ASSIGNMENT_VERSION);
+    let a = ConsumerProtocolAssignment::decode(&mut buf, version).ok()?;
+    let mut out: Vec<(String, i32)> = a
+        .assigned_partitions
+        .iter()
+        .flat_map(|tp| {
+            tp.partitions
+                .iter()
+                .map(move |p| (tp.topic.0.as_str().to_owned(), *p))
+        })
+        .collect();
+    out.sort();
+    Some(out)
 }
 
 /// Topics any member of `group` is subscribed to under the group's selected protocol.

@@ -624,6 +624,7 @@ impl GroupCoordinator {
                 error_code: 0,
                 group_id: group_id.to_owned(),
                 state: GroupState::Dead.as_str().to_owned(),
+                generation_id: -1,
                 protocol_type: String::new(),
                 protocol_data: String::new(),
                 members: Vec::new(),
@@ -635,6 +636,7 @@ impl GroupCoordinator {
             error_code: 0,
             group_id: group_id.to_owned(),
             state: group.state.as_str().to_owned(),
+            generation_id: group.generation_id,
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol_data: if stable {
                 protocol.clone()

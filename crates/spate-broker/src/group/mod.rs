@@ -28,11 +28,6 @@ pub use classic_group::GroupState;
 pub use config::GroupConfig;
 pub use coordinator::GroupCoordinator;
 
-/// Wall-clock milliseconds since the Unix epoch: the coordinator's clock (commit timestamps
-/// are wall-clock, as Kafka's; sessions are measured on the same clock).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// The coordinator's clock: wall-clock milliseconds (commit timestamps are wall-clock, as
+/// Kafka's; sessions are measured on the same clock).
+pub use crate::time::now_ms;

@@ -131,6 +131,8 @@ pub struct GroupDescription {
     pub error_code: i16,
     pub group_id: String,
     pub state: String,
+    /// Not on the wire (DescribeGroups has no generation); for tests and tools in-process.
+    pub generation_id: i32,
     pub protocol_type: String,
     /// The selected protocol when Stable, else empty.
     pub protocol_data: String,

@@ -14,6 +14,8 @@ use kafka_protocol::ResponseError;
 use super::{check_leader_epoch, RequestContext};
 use crate::error::Result;
 use crate::partition::Partition;
+use crate::record_batch::BatchIter;
+use crate::record_scan;
 use crate::state::BrokerState;
 
 pub const LATEST: i64 = -1;
@@ -61,6 +63,20 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// The log finds the first *batch* whose max timestamp reaches `timestamp`; Kafka answers with
+/// the first *record* that does, so look inside that batch. `None` falls back to the batch.
+fn refine(p: &Partition, offset: i64, timestamp: i64) -> Option<(i64, i64)> {
+    let bytes = p.log().read(offset, 1).ok()?;
+    let (_, _, batch) = BatchIter::new(&bytes).next()?.ok()?;
+    match record_scan::first_record_at_or_after(batch, offset, timestamp) {
+        Ok(found) => found.map(|(o, ts)| (ts, o)),
+        Err(e) => {
+            tracing::debug!(partition = %p.tp, error = %e, "cannot scan batch records");
+            None
+        }
+    }
+}
+
 /// `(timestamp, offset)` for one partition; `(-1, -1)` when no record matches.
 fn lookup(p: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), ResponseError> {
     let log = p.log();
@@ -70,7 +86,9 @@ fn lookup(p: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), Res
         EARLIEST_LOCAL if version >= 8 => Ok((-1, log.log_start_offset())),
         MAX_TIMESTAMP if version >= 7 => Ok(log.max_timestamp().unwrap_or((-1, -1))),
         ts if ts >= 0 => match log.offset_for_timestamp(ts) {
-            Ok(Some((offset, found_ts))) => Ok((found_ts, offset)),
+            Ok(Some((offset, batch_max_ts))) => {
+                Ok(refine(p, offset, ts).unwrap_or((batch_max_ts, offset)))
+            }
             Ok(None) => Ok((-1, -1)),
             Err(e) => {
                 tracing::warn!(partition = %p.tp, error = %e, "offset lookup by timestamp failed");

@@ -40,6 +40,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::error::{BrokerError, Result};
+use crate::group::api::broker as groups;
 use crate::state::BrokerState;
 
 /// What a handler knows about the request besides its body.
@@ -231,7 +232,18 @@ impl HandlerRegistry {
             .register::<IncrementalAlterConfigsRequest, _, _>(0, 1, configs::incremental_alter)
             .register::<InitProducerIdRequest, _, _>(0, 4, init_producer_id::handle)
             .register::<DeleteRecordsRequest, _, _>(0, 2, delete_records::handle)
-            .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle);
+            .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle)
+            .register::<FindCoordinatorRequest, _, _>(0, 6, groups::handle_find_coordinator)
+            .register::<JoinGroupRequest, _, _>(0, 9, groups::handle_join_group)
+            .register::<SyncGroupRequest, _, _>(0, 5, groups::handle_sync_group)
+            .register::<HeartbeatRequest, _, _>(0, 4, groups::handle_heartbeat)
+            .register::<LeaveGroupRequest, _, _>(0, 5, groups::handle_leave_group)
+            .register::<OffsetCommitRequest, _, _>(2, 9, groups::handle_offset_commit)
+            .register::<OffsetFetchRequest, _, _>(1, 9, groups::handle_offset_fetch)
+            .register::<OffsetDeleteRequest, _, _>(0, 0, groups::handle_offset_delete)
+            .register::<ListGroupsRequest, _, _>(0, 5, groups::handle_list_groups)
+            .register::<DescribeGroupsRequest, _, _>(0, 5, groups::handle_describe_groups)
+            .register::<DeleteGroupsRequest, _, _>(0, 2, groups::handle_delete_groups);
         r
     }
 }

@@ -6,6 +6,7 @@
 //! API version, and who sent it ([`RequestContext`]).
 
 pub mod admin;
+pub mod broker;
 pub mod membership;
 pub mod offsets;
 

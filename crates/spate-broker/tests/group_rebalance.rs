@@ -1,0 +1,189 @@
+//! Real rdkafka consumers in one group against the embedded broker: partitions are split with
+//! no overlap and no gap, move when a member closes (LeaveGroup) and when a member process is
+//! SIGKILLed (session timeout), and cooperative-sticky rebalances incrementally.
+
+mod group_support;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use group_support::*;
+use spate_testkit::{random_group, random_topic};
+
+const CHILD_ENV: &str = "SPATE_GROUP_TEST_CHILD";
+
+/// Not a test of its own: when re-invoked with `SPATE_GROUP_TEST_CHILD=bootstrap,group,topic`
+/// this runs one group member until the parent kills it; otherwise it returns at once.
+#[test]
+fn child_group_member() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [bootstrap, group, topic] = parts[..] else {
+        panic!("bad {CHILD_ENV}: {spec}");
+    };
+    let member = Member::start(member_config(bootstrap, group), topic);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = member.partitions();
+    }
+}
+
+#[test]
+fn three_members_split_partitions_and_survive_close_and_sigkill() {
+    let broker = start_broker();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("split");
+    let group = random_group("split");
+    create_topic(&broker, &topic, 6);
+    produce(&bootstrap, &topic, 6, 5);
+
+    let a = Member::start(member_config(&bootstrap, &group), &topic);
+    let b = Member::start(member_config(&bootstrap, &group), &topic);
+    let exe = std::env::current_exe().expect("test executable");
+    let mut child = Command::new(exe)
+        .args([
+            "--exact",
+            "child_group_member",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, format!("{bootstrap},{group},{topic}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child member");
+
+    wait_until(
+        Duration::from_secs(60),
+        "three members sharing six partitions",
+        || group_view(&broker, &group).is_balanced(3, 6),
+    );
+    let view = group_view(&broker, &group);
+    assert!(view.members.values().all(|p| p.len() == 2), "{view:?}");
+    // librdkafka's own view agrees with the coordinator's for the in-process members.
+    wait_until(
+        Duration::from_secs(20),
+        "consumers applying assignments",
+        || {
+            let (pa, pb) = (a.partitions(), b.partitions());
+            pa.len() == 2 && pb.len() == 2 && pa.is_disjoint(&pb)
+        },
+    );
+
+    // A clean close: LeaveGroup moves b's partitions to the others right away.
+    let generation_before = view.generation;
+    let closed_at = Instant::now();
+    b.close();
+    wait_until(Duration::from_secs(30), "two members after close", || {
+        group_view(&broker, &group).is_balanced(2, 6)
+    });
+    assert!(group_view(&broker, &group).generation > generation_before);
+    assert!(
+        closed_at.elapsed() < Duration::from_secs(5),
+        "a closing member leaves at once, without waiting for its session to expire"
+    );
+
+    // SIGKILL: no LeaveGroup; the session timeout (6 s) removes the child.
+    child.kill().expect("SIGKILL child");
+    let _ = child.wait();
+    let killed_at = Instant::now();
+    wait_until(Duration::from_secs(40), "one member after SIGKILL", || {
+        group_view(&broker, &group).is_balanced(1, 6)
+    });
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(3),
+        "the killed member was removed by its session timeout, not earlier"
+    );
+    wait_until(Duration::from_secs(20), "a owning every partition", || {
+        a.partitions() == (0..6).collect::<BTreeSet<_>>()
+    });
+    // Everything produced was consumed by someone; a saw at least its own partitions.
+    assert!(!a.consumed.lock().unwrap().is_empty());
+    a.close();
+}
+
+#[test]
+fn cooperative_sticky_rebalances_incrementally() {
+    let broker = start_broker();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("coop");
+    let group = random_group("coop");
+    create_topic(&broker, &topic, 6);
+
+    let coop = |g: &str| {
+        let mut c = member_config(&bootstrap, g);
+        c.set("partition.assignment.strategy", "cooperative-sticky");
+        c
+    };
+    let a = Member::start(coop(&group), &topic);
+    wait_until(Duration::from_secs(30), "a owning all six", || {
+        a.partitions().len() == 6 && group_view(&broker, &group).is_balanced(1, 6)
+    });
+    let b = Member::start(coop(&group), &topic);
+    wait_until(Duration::from_secs(60), "a and b sharing", || {
+        let v = group_view(&broker, &group);
+        v.is_balanced(2, 6) && a.partitions().len() == 3 && b.partitions().len() == 3
+    });
+    assert!(a.partitions().is_disjoint(&b.partitions()));
+    assert_eq!(
+        group_view(&broker, &group)
+            .members
+            .values()
+            .map(|p| p.len())
+            .collect::<Vec<_>>(),
+        vec![3, 3]
+    );
+    // Incremental: a only ever gave partitions up; it never went through an empty assignment
+    // after its first one (an eager rebalance revokes everything first).
+    let history = a.history.lock().unwrap().clone();
+    let first_full = history
+        .iter()
+        .position(|s| s.len() == 6)
+        .expect("a had all six");
+    for window in history[first_full..].windows(2) {
+        assert!(
+            window[1].is_subset(&window[0]),
+            "a's assignment grew or changed during an incremental rebalance: {history:?}"
+        );
+    }
+    assert!(
+        history[first_full..].iter().all(|s| !s.is_empty()),
+        "cooperative rebalance revoked everything: {history:?}"
+    );
+    a.close();
+    b.close();
+}
+
+#[test]
+fn roundrobin_assignor_works() {
+    let broker = start_broker();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("rr");
+    let group = random_group("rr");
+    create_topic(&broker, &topic, 4);
+    let rr = || {
+        let mut c = member_config(&bootstrap, &group);
+        c.set("partition.assignment.strategy", "roundrobin");
+        c
+    };
+    let a = Member::start(rr(), &topic);
+    let b = Member::start(rr(), &topic);
+    wait_until(Duration::from_secs(60), "two roundrobin members", || {
+        group_view(&broker, &group).is_balanced(2, 4)
+    });
+    let d = coordinator(&broker).describe_group(&group);
+    assert_eq!(d.protocol_data, "roundrobin");
+    // Roundrobin over one topic deals partitions alternately.
+    let mut sets: Vec<Vec<i32>> = group_view(&broker, &group)
+        .members
+        .values()
+        .map(|s| s.iter().copied().collect())
+        .collect();
+    sets.sort();
+    assert_eq!(sets, vec![vec![0, 2], vec![1, 3]]);
+    a.close();
+    b.close();
+}

@@ -1,0 +1,87 @@
+//! The embedded broker as a benchmark target: started in this process on `127.0.0.1:0` (its own
+//! thread and runtime, so it competes for the same 2 cores as the clients, as it would in a
+//! one-machine pipeline), with segment files in a temp dir or given dir, or in-memory storage.
+//! Stopped, and the temp dir removed, on drop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context as _};
+use spate_broker::{BackgroundBroker, Broker, BrokerConfig, StorageKind};
+use tempfile::TempDir;
+
+/// Where the embedded broker keeps partition logs.
+pub enum Storage {
+    /// Segment files under the given dir, or a fresh temp dir deleted on drop.
+    Disk(Option<PathBuf>),
+    Memory,
+}
+
+pub struct EmbeddedBroker {
+    broker: Option<BackgroundBroker>,
+    description: String,
+    _temp_dir: Option<TempDir>,
+}
+
+impl EmbeddedBroker {
+    pub fn start(storage: Storage) -> anyhow::Result<Self> {
+        let mut config = BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..BrokerConfig::default()
+        };
+        let mut temp_dir = None;
+        let description = match storage {
+            Storage::Memory => {
+                config.storage = StorageKind::Memory;
+                config.data_dir = None;
+                "embedded broker, in-memory storage".to_owned()
+            }
+            Storage::Disk(dir) => {
+                let dir = match dir {
+                    Some(dir) => dir,
+                    None => {
+                        let t = tempfile::Builder::new()
+                            .prefix("spate-bench-broker-")
+                            .tempdir()
+                            .context("could not create a temp dir for the broker's data")?;
+                        let path = t.path().to_path_buf();
+                        temp_dir = Some(t);
+                        path
+                    }
+                };
+                config.storage = StorageKind::Disk;
+                config.data_dir = Some(dir.clone());
+                format!("embedded broker, disk storage in {}", dir.display())
+            }
+        };
+        let broker = Broker::start_blocking(config)
+            .map_err(|e| anyhow!("could not start the embedded broker: {e}"))?;
+        Ok(EmbeddedBroker {
+            broker: Some(broker),
+            description,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.broker
+            .as_ref()
+            .map(BackgroundBroker::bootstrap_servers)
+            .unwrap_or_default()
+    }
+
+    pub fn description(&self) -> String {
+        self.description.clone()
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        // Stop before the temp dir goes, so the broker never writes into a deleted directory.
+        if let Some(broker) = self.broker.take() {
+            if let Err(e) = broker.shutdown() {
+                tracing::warn!("embedded broker did not stop cleanly: {e}");
+            }
+        }
+    }
+}

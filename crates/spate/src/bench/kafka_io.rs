@@ -1,0 +1,159 @@
+//! Loading a topic and draining it with plain rdkafka clients, tuned for throughput.
+//!
+//! `load` is how every benchmark fills its input topic; `drain` is the raw librdkafka consumer
+//! ceiling (all partitions assigned, no group, no processing) that engine benchmarks report
+//! beside their own numbers.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Percentiles, Throughput};
+use crate::cli::client_config::{CliContext, ClientArgs};
+use crate::cli::produce::{send_with_backpressure, DeliveryCounter};
+
+/// Producer settings for bulk loading, documented in docs/benchmarks.md: acks=1 (the leader's
+/// write, like Kafka's perf-test default), 10 ms linger and up to 1 MB / 100k records per batch
+/// so librdkafka sends few large batches, and a queue deep enough (128 MiB) that the sender
+/// rarely stalls; deeper queues only added memory and queueing latency, not throughput.
+pub const PRODUCER_TUNING: &[(&str, &str)] = &[
+    ("acks", "1"),
+    ("linger.ms", "10"),
+    ("batch.size", "1000000"),
+    ("batch.num.messages", "100000"),
+    ("queue.buffering.max.messages", "500000"),
+    ("queue.buffering.max.kbytes", "131072"),
+    ("compression.type", "none"),
+    ("message.timeout.ms", "60000"),
+];
+
+/// Consumer settings for draining: large fetches (4 MB per partition), a short fetch wait, a
+/// pre-fetch queue (64 MiB) deep enough that `poll` rarely waits on the network, and a 10 ms
+/// instead of 1 s pause when that queue is full (`fetch.queue.backoff.ms`, librdkafka 2.x).
+pub const CONSUMER_TUNING: &[(&str, &str)] = &[
+    ("group.id", "spate-bench-unused"),
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("fetch.max.bytes", "67108864"),
+    ("max.partition.fetch.bytes", "4194304"),
+    ("fetch.wait.max.ms", "100"),
+    ("queued.min.messages", "1000000"),
+    ("queued.max.messages.kbytes", "65536"),
+    ("fetch.queue.backoff.ms", "10"),
+];
+
+/// How long `drain` waits without receiving a record before it gives up.
+const DRAIN_IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// What `load` measured.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    pub throughput: Throughput,
+    /// Acknowledgement latency (ms) of about 1 record in 64: send to delivery report.
+    pub ack_latency_ms: Option<Percentiles>,
+}
+
+/// Produces `count` records of `record_size` bytes (no key) round-robin over `partitions`
+/// partitions of `topic`, and waits until all are acknowledged. The clock covers send + flush.
+pub fn load(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    record_size: usize,
+) -> anyhow::Result<LoadResult> {
+    let producer: BaseProducer<DeliveryCounter> =
+        client.create_with_context(PRODUCER_TUNING, DeliveryCounter::sampling_latency(64))?;
+    client.metadata(producer.client(), Some(topic))?;
+    // Varied but cheap payloads: a fixed pattern with the record number stamped at the front.
+    let mut payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
+    let partitions = partitions.max(1);
+    let started = Instant::now();
+    for i in 0..count {
+        let stamp = i.to_le_bytes();
+        let n = stamp.len().min(payload.len());
+        payload[..n].copy_from_slice(&stamp[..n]);
+        let partition = i32::try_from(i % partitions as u64).unwrap_or(0);
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
+            .payload(&payload[..])
+            .partition(partition);
+        send_with_backpressure(&producer, record)
+            .map_err(|e| anyhow!("could not send record {i}: {e}"))?;
+        if i % 4096 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(|e| anyhow!("flush did not complete: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let ctx = producer.context();
+    let delivered = ctx.delivered.load(Ordering::Relaxed);
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    if failed > 0 || delivered != count {
+        bail!(
+            "{delivered} of {count} records delivered, {failed} failed: {}",
+            ctx.errors().join("; ")
+        );
+    }
+    Ok(LoadResult {
+        throughput: Throughput {
+            records: count,
+            bytes: count * record_size as u64,
+            seconds,
+        },
+        ack_latency_ms: Percentiles::of(&ctx.latencies_ms()),
+    })
+}
+
+/// Reads `expected` records from the beginning of all `partitions` partitions of `topic` with a
+/// bare `BaseConsumer`, counting key + value bytes. The clock starts at `assign`.
+pub fn drain(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+) -> anyhow::Result<Throughput> {
+    let consumer: BaseConsumer<CliContext> = client.create(CONSUMER_TUNING)?;
+    client.metadata(consumer.client(), Some(topic))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| anyhow!("bad offset for partition {p}: {e}"))?;
+    }
+    let started = Instant::now();
+    consumer
+        .assign(&tpl)
+        .map_err(|e| anyhow!("could not assign {topic}: {e}"))?;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut last_record = Instant::now();
+    while records < expected {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                last_record = Instant::now();
+            }
+            Some(Err(e)) => tracing::warn!("consumer error while draining {topic}: {e}"),
+            None => {
+                if last_record.elapsed() > DRAIN_IDLE_LIMIT {
+                    bail!(
+                        "only {records} of {expected} records arrived from {topic}; none for {}s",
+                        DRAIN_IDLE_LIMIT.as_secs()
+                    );
+                }
+            }
+        }
+    }
+    Ok(Throughput {
+        records,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

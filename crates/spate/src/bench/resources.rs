@@ -1,0 +1,109 @@
+//! What a benchmark run cost the machine: peak resident memory (`VmHWM` from
+//! `/proc/self/status`, the kernel's high-water mark, so a short spike is not missed) and CPU
+//! seconds of all threads (getrusage), including librdkafka's and an in-process broker's.
+
+use serde::Serialize;
+
+/// User and system CPU time of the whole process so far.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct CpuTime {
+    pub user_seconds: f64,
+    pub system_seconds: f64,
+}
+
+impl CpuTime {
+    /// CPU time used by this process (all threads) since it started; zero if getrusage fails.
+    pub fn now() -> Self {
+        use nix::sys::resource::{getrusage, UsageWho};
+        use nix::sys::time::TimeValLike;
+        match getrusage(UsageWho::RUSAGE_SELF) {
+            Ok(u) => CpuTime {
+                user_seconds: u.user_time().num_microseconds() as f64 / 1e6,
+                system_seconds: u.system_time().num_microseconds() as f64 / 1e6,
+            },
+            Err(e) => {
+                tracing::warn!("getrusage failed, CPU time will read 0: {e}");
+                CpuTime::default()
+            }
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.user_seconds + self.system_seconds
+    }
+
+    /// CPU time spent between `earlier` and `self`.
+    pub fn since(&self, earlier: &CpuTime) -> CpuTime {
+        CpuTime {
+            user_seconds: self.user_seconds - earlier.user_seconds,
+            system_seconds: self.system_seconds - earlier.system_seconds,
+        }
+    }
+}
+
+/// Peak memory and CPU time of the process, as reported at the end of a benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ResourceUsage {
+    /// `VmHWM`: peak resident set size in bytes; `None` where /proc is unavailable.
+    pub peak_rss_bytes: Option<u64>,
+    pub cpu: CpuTime,
+    pub cpu_seconds: f64,
+}
+
+impl ResourceUsage {
+    pub fn now() -> Self {
+        let cpu = CpuTime::now();
+        ResourceUsage {
+            peak_rss_bytes: peak_rss_bytes(),
+            cpu,
+            cpu_seconds: cpu.total(),
+        }
+    }
+}
+
+/// The process's peak resident set size (`VmHWM`) in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_kb(&status, "VmHWM:").map(|kb| kb * 1024)
+}
+
+/// Reads a `Name:   1234 kB` line of /proc/<pid>/status.
+fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let mut parts = line[field.len()..].split_whitespace();
+    let value = parts.next()?.parse::<u64>().ok()?;
+    match parts.next() {
+        Some("kB") | None => Some(value),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        let status = "Name:\tspate\nVmPeak:\t  9000 kB\nVmHWM:\t   1234 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(parse_status_kb(status, "VmHWM:"), Some(1234));
+        assert_eq!(parse_status_kb(status, "VmRSS:"), Some(1000));
+        assert_eq!(parse_status_kb(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn this_process_has_memory_and_cpu() {
+        let peak = peak_rss_bytes().expect("/proc/self/status has VmHWM on Linux");
+        assert!(
+            peak > 1 << 20,
+            "a test process has more than 1 MiB resident: {peak}"
+        );
+        // Burn a little CPU so the clock visibly moves.
+        let start = CpuTime::now();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(CpuTime::now().since(&start).total() > 0.0);
+    }
+}

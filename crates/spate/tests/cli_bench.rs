@@ -1,0 +1,97 @@
+//! `spate bench broker` end to end at a tiny size: it starts its own broker, moves every record
+//! both ways, and writes a JSON report whose numbers agree with what it was asked to do.
+
+mod common;
+
+use common::spate;
+
+#[test]
+fn bench_broker_writes_a_consistent_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for storage in [&["--in-memory"][..], &[][..]] {
+        let json = dir.path().join("report.json");
+        let json_arg = json.to_str().expect("utf-8 temp path");
+        let run = spate(
+            &[
+                &[
+                    "bench",
+                    "broker",
+                    "--records",
+                    "3000",
+                    "--record-size",
+                    "10,200",
+                ][..],
+                &["--partitions", "3", "--json", json_arg],
+                storage,
+            ]
+            .concat(),
+        )
+        .success("bench broker");
+        assert!(
+            run.stdout.contains("record size"),
+            "table header:\n{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("peak RSS"), "{}", run.stdout);
+
+        let text = std::fs::read_to_string(&json).expect("report written");
+        let report: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
+        assert_eq!(report["benchmark"], "broker");
+        let results = report["results"].as_array().expect("results");
+        assert_eq!(results.len(), 2);
+        for (row, size) in results.iter().zip([10u64, 200]) {
+            assert_eq!(row["record_size"], size);
+            assert_eq!(row["records"], 3000);
+            assert_eq!(row["produce"]["records"], 3000);
+            assert_eq!(row["consume"]["records"], 3000);
+            assert_eq!(row["consume"]["bytes"], 3000 * size);
+            assert!(row["produce_records_per_sec"].as_f64().unwrap() > 0.0);
+            assert!(row["consume_mb_per_sec"].as_f64().unwrap() > 0.0);
+        }
+        let ceiling = report["ceiling"].as_array().expect("ceiling");
+        assert_eq!(ceiling.len(), 2);
+        assert_eq!(
+            ceiling[0]["records_per_sec"],
+            results[0]["consume_records_per_sec"]
+        );
+        assert!(report["resources"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+        assert!(report["resources"]["cpu_seconds"].as_f64().unwrap() > 0.0);
+        let expect_memory = storage.contains(&"--in-memory");
+        let broker = report["config"]["broker"].as_str().unwrap();
+        assert_eq!(broker.contains("in-memory"), expect_memory, "{broker}");
+    }
+}
+
+#[test]
+fn bench_broker_rejects_a_zero_record_size() {
+    spate(&["bench", "broker", "--record-size", "0", "--in-memory"])
+        .failure("zero-byte records", "--record-size");
+}
+
+#[test]
+fn bench_broker_against_an_external_broker_cleans_up() {
+    let broker = spate_testkit::TestBroker::start();
+    let bs = broker.bootstrap_servers();
+    let run = spate(&[
+        "bench",
+        "broker",
+        "--bootstrap-server",
+        &bs,
+        "--records",
+        "2000",
+        "--record-size",
+        "50",
+        "--partitions",
+        "2",
+    ])
+    .success("bench broker --bootstrap-server");
+    assert!(run.stdout.contains("external broker"), "{}", run.stdout);
+    assert!(run.stdout.contains("50 B"), "{}", run.stdout);
+    // The benchmark topic is deleted afterwards, so an external broker is left as it was.
+    let listed = spate(&["topics", "list", "--bootstrap-server", &bs]).success("list");
+    assert!(
+        !listed.stdout.contains("spate-bench-broker"),
+        "benchmark topic left behind:\n{}",
+        listed.stdout
+    );
+}

@@ -1,0 +1,223 @@
+//! `spate groups` against the embedded broker: describe shows members, committed offsets and
+//! lag; reset-offsets plans by default, applies with --execute, and refuses a group with active
+//! members; list and delete.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use spate_broker::topics::NewTopic;
+use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::{random_group, random_topic, TestBroker};
+
+fn produce(bootstrap: &str, topic: &str, per_partition: usize) {
+    let producer: BaseProducer = producer_config(bootstrap).create().expect("producer");
+    for i in 0..per_partition {
+        for p in 0..2 {
+            let value = format!("{p}-{i}");
+            producer
+                .send(BaseRecord::<(), _>::to(topic).partition(p).payload(&value))
+                .expect("send");
+        }
+    }
+    producer.flush(Duration::from_secs(20)).expect("flush");
+}
+
+/// The describe rows of `topic`: partition → (current offset, log end offset, lag, consumer id).
+fn describe_rows(bootstrap: &str, group: &str, topic: &str) -> (String, Vec<Vec<String>>) {
+    let run = common::spate(&["groups", "describe", group, "--bootstrap-server", bootstrap])
+        .success("groups describe");
+    let rows = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(group) && l.contains(topic))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    (run.stdout, rows)
+}
+
+fn groups(args: &[&str], bootstrap: &str) -> common::Run {
+    let mut all = vec!["groups"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--bootstrap-server", bootstrap]);
+    common::spate(&all)
+}
+
+#[test]
+fn describe_reset_list_and_delete() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("cligroups");
+    let group = random_group("cligroups");
+    broker
+        .state()
+        .topics
+        .create(
+            NewTopic {
+                name: topic.clone(),
+                partitions: 2,
+                configs: Default::default(),
+            },
+            false,
+        )
+        .expect("create topic");
+    produce(&bootstrap, &topic, 10);
+
+    // An active member that committed 4 and 6.
+    let mut cfg = consumer_config(&bootstrap, &group);
+    cfg.set("client.id", "describe-me");
+    let consumer: BaseConsumer = cfg.create().expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().map(|a| a.count()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no assignment");
+        consumer.poll(Duration::from_millis(100));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(4))
+        .unwrap();
+    tpl.add_partition_offset(&topic, 1, Offset::Offset(6))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+
+    let (out, rows) = describe_rows(&bootstrap, &group, &topic);
+    assert!(
+        out.contains("has 1 active member(s) (state: Stable"),
+        "{out}"
+    );
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(&rows[0][2..6], &["0", "4", "10", "6"], "{out}");
+    assert_eq!(&rows[1][2..6], &["1", "6", "10", "4"], "{out}");
+    assert!(rows[0][6].starts_with("describe-me-"), "consumer id: {out}");
+    assert_eq!(rows[0][7], "/127.0.0.1", "{out}");
+    assert_eq!(rows[0][8], "describe-me", "{out}");
+    assert!(out.contains("#PARTITIONS"), "{out}");
+
+    // An active group cannot be reset or deleted.
+    groups(
+        &[
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to-earliest",
+            "--execute",
+        ],
+        &bootstrap,
+    )
+    .failure("reset of an active group", "inactive");
+    groups(&["delete", &group], &bootstrap).failure("delete of an active group", "not empty");
+
+    consumer.poll(Duration::from_millis(100));
+    drop(consumer); // LeaveGroup
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (out, _) = describe_rows(&bootstrap, &group, &topic);
+        if out.contains("no active members (state: Empty)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group did not become empty: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Dry run by default: the plan is printed, nothing changes.
+    let plan = groups(
+        &[
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to-offset",
+            "3",
+        ],
+        &bootstrap,
+    )
+    .success("dry run");
+    assert!(plan.stdout.contains("NEW-OFFSET"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("Dry run"), "{}", plan.stdout);
+    let (_, rows) = describe_rows(&bootstrap, &group, &topic);
+    assert_eq!((rows[0][3].as_str(), rows[1][3].as_str()), ("4", "6"));
+
+    let cases: [(&[&str], &str, &str); 5] = [
+        (&["--to-offset", "3"], "3", "7"),
+        (&["--to-offset", "99"], "10", "0"), // clamped to the log end
+        (&["--to-earliest"], "0", "10"),
+        (&["--to-latest"], "10", "0"),
+        (&["--to-datetime", "2000-01-01T00:00:00.000"], "0", "10"),
+    ];
+    for (flags, offset, lag) in cases {
+        let mut args = vec!["reset-offsets", group.as_str(), "--topic", topic.as_str()];
+        args.extend_from_slice(flags);
+        args.push("--execute");
+        let run = groups(&args, &bootstrap).success("reset --execute");
+        assert!(run.stdout.contains("were reset"), "{}", run.stdout);
+        let (out, rows) = describe_rows(&bootstrap, &group, &topic);
+        for row in &rows {
+            assert_eq!(
+                (row[3].as_str(), row[5].as_str()),
+                (offset, lag),
+                "{flags:?}: {out}"
+            );
+        }
+    }
+    // A time after every record: the log end.
+    groups(
+        &[
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to-datetime",
+            "2999-01-01T00:00:00Z",
+            "--execute",
+        ],
+        &bootstrap,
+    )
+    .success("reset to the future");
+    let (_, rows) = describe_rows(&bootstrap, &group, &topic);
+    assert_eq!(rows[0][3], "10");
+
+    let list = groups(&["list"], &bootstrap).success("list");
+    assert!(list.stdout.lines().any(|l| l == group), "{}", list.stdout);
+    let list = groups(&["list", "--state"], &bootstrap).success("list --state");
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with(&group) && l.ends_with("Empty")),
+        "{}",
+        list.stdout
+    );
+
+    groups(&["delete", &group], &bootstrap).success("delete");
+    let list = groups(&["list"], &bootstrap).success("list");
+    assert!(!list.stdout.lines().any(|l| l == group), "{}", list.stdout);
+    groups(&["describe", &group], &bootstrap)
+        .failure("describe of a deleted group", "does not exist");
+    groups(&["delete", &group], &bootstrap).failure("delete twice", "does not exist");
+}
+
+#[test]
+fn reset_offsets_requires_a_target_and_a_topic() {
+    let bad = common::spate(&["groups", "reset-offsets", "g", "--topic", "t"]);
+    assert!(!bad.status.success());
+    let bad = common::spate(&["groups", "reset-offsets", "g", "--to-earliest"]);
+    assert!(!bad.status.success());
+    let bad = common::spate(&[
+        "groups",
+        "reset-offsets",
+        "g",
+        "--topic",
+        "t",
+        "--to-datetime",
+        "soon",
+        "--bootstrap-server",
+        "127.0.0.1:1",
+    ]);
+    assert!(bad.stderr.contains("invalid datetime"), "{}", bad.stderr);
+}
