@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use receiver_support::*;
-use spate_kafka::receiver::{KafkaReceiverConfig, ReceivedRecord, RunningKafkaReceiver};
+use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver};
+use spate_kafka::ConsumerRecord;
 use spate_streaming::receiver::{
     Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo,
     ReceivedBlockTracker,
@@ -93,11 +94,11 @@ fn reliable_receiver_commits_only_what_is_in_the_write_ahead_log() {
 struct GatedHandler {
     open: Mutex<bool>,
     opened: Condvar,
-    inner: InMemoryBlockHandler<ReceivedRecord>,
+    inner: InMemoryBlockHandler<ConsumerRecord>,
 }
 
 impl GatedHandler {
-    fn new(store: Arc<BlockStore<ReceivedRecord>>) -> Self {
+    fn new(store: Arc<BlockStore<ConsumerRecord>>) -> Self {
         GatedHandler {
             open: Mutex::new(false),
             opened: Condvar::new(),
@@ -110,10 +111,10 @@ impl GatedHandler {
     }
 }
 
-impl BlockHandler<ReceivedRecord> for GatedHandler {
+impl BlockHandler<ConsumerRecord> for GatedHandler {
     fn store_block(
         &self,
-        block: Arc<Block<ReceivedRecord>>,
+        block: Arc<Block<ConsumerRecord>>,
     ) -> spate_streaming::Result<ReceivedBlockInfo> {
         let mut open = self.open.lock();
         while !*open {
@@ -175,13 +176,13 @@ fn nothing_is_committed_while_blocks_are_not_durable() {
 struct FlakyHandler {
     failures: AtomicU32,
     failed_once: AtomicBool,
-    inner: InMemoryBlockHandler<ReceivedRecord>,
+    inner: InMemoryBlockHandler<ConsumerRecord>,
 }
 
-impl BlockHandler<ReceivedRecord> for FlakyHandler {
+impl BlockHandler<ConsumerRecord> for FlakyHandler {
     fn store_block(
         &self,
-        block: Arc<Block<ReceivedRecord>>,
+        block: Arc<Block<ConsumerRecord>>,
     ) -> spate_streaming::Result<ReceivedBlockInfo> {
         if self
             .failures

@@ -17,7 +17,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::offsets::{OffsetBook, TopicPartition};
+use super::offsets::OffsetBook;
+use crate::TopicPartition;
 
 /// A consumer of a Kafka receiver.
 pub type ReceiverConsumer = BaseConsumer<ReceiverConsumerContext>;
@@ -131,9 +132,9 @@ impl ConsumerGroupState {
             return;
         }
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in offsets {
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
-                tracing::warn!(group = %self.group, topic, partition, error = %e, "cannot build commit");
+        for (tp, next) in offsets {
+            if let Err(e) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next)) {
+                tracing::warn!(group = %self.group, topic = %tp.topic, partition = tp.partition, error = %e, "cannot build commit");
                 return;
             }
         }
@@ -147,7 +148,7 @@ impl ConsumerGroupState {
     fn committed_ok(&self, offsets: impl IntoIterator<Item = (TopicPartition, i64)>) {
         let mut committed = self.committed.lock();
         for (tp, o) in offsets {
-            tracing::trace!(group = %self.group, topic = %tp.0, partition = tp.1, offset = o, "committed");
+            tracing::trace!(group = %self.group, topic = %tp.topic, partition = tp.partition, offset = o, "committed");
             let _ = committed.insert(tp, o);
         }
     }
@@ -179,7 +180,7 @@ impl ConsumerGroupState {
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
         .collect()
 }
 
@@ -237,7 +238,7 @@ impl ConsumerContext for ReceiverConsumerContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => self.state.committed_ok(offsets.elements().iter().filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+                Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
                 _ => None,
             })),
             Err(e) => self.state.commit_failed(&e.to_string()),

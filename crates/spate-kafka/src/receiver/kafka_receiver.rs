@@ -30,7 +30,8 @@ use super::config::KafkaReceiverConfig;
 use super::consumer::{ConsumerGroupState, ReceiverConsumer, ReceiverConsumerContext};
 use super::error::KafkaReceiverError;
 use super::offsets::OffsetBook;
-use super::record::ReceivedRecord;
+use crate::record::ConsumerRecord;
+use crate::TopicPartition;
 
 /// The Kafka consumer-group receiver. See the module docs.
 #[derive(Debug)]
@@ -59,7 +60,7 @@ impl KafkaReceiver {
         &self,
         index: usize,
         topic: &str,
-        ctx: &ReceiverContext<ReceivedRecord>,
+        ctx: &ReceiverContext<ConsumerRecord>,
     ) -> Result<(), KafkaReceiverError> {
         let group = self.state.group().to_owned();
         let mut client_config = self.config.consumer_config();
@@ -98,14 +99,14 @@ impl KafkaReceiver {
     fn poll_loop(
         &self,
         consumer: &ReceiverConsumer,
-        ctx: &ReceiverContext<ReceivedRecord>,
+        ctx: &ReceiverContext<ConsumerRecord>,
     ) -> Result<(), KafkaReceiverError> {
         let group = self.state.group();
         while !ctx.is_stopped() {
             match consumer.poll(self.config.poll_timeout()) {
                 None => {}
                 Some(Ok(message)) => {
-                    let record = ReceivedRecord::from_message(&message);
+                    let record = ConsumerRecord::from_message(&message);
                     drop(message);
                     if let Err(e) = ctx.store(record) {
                         if ctx.is_stopped() {
@@ -130,8 +131,8 @@ impl KafkaReceiver {
     }
 }
 
-impl Receiver<ReceivedRecord> for KafkaReceiver {
-    fn run(&mut self, ctx: &ReceiverContext<ReceivedRecord>) -> Result<(), ReceiverError> {
+impl Receiver<ConsumerRecord> for KafkaReceiver {
+    fn run(&mut self, ctx: &ReceiverContext<ConsumerRecord>) -> Result<(), ReceiverError> {
         if let Some(book) = &self.book {
             book.reset();
         }
@@ -201,17 +202,17 @@ pub(crate) struct ReliableListener {
     pub(crate) state: Arc<ConsumerGroupState>,
 }
 
-impl BlockGeneratorListener<ReceivedRecord> for ReliableListener {
-    fn on_add_data(&self, item: &ReceivedRecord, _metadata: Option<&()>) {
+impl BlockGeneratorListener<ConsumerRecord> for ReliableListener {
+    fn on_add_data(&self, item: &ConsumerRecord, _metadata: Option<&()>) {
         self.book
-            .record_added((item.topic.clone(), item.partition), item.offset);
+            .record_added(TopicPartition::new(item.topic.clone(), item.partition), item.offset);
     }
 
     fn on_generate_block(&self, block_id: StreamBlockId) {
         self.book.block_generated(block_id);
     }
 
-    fn on_push_block(&self, block: &Block<ReceivedRecord>, _info: &ReceivedBlockInfo) {
+    fn on_push_block(&self, block: &Block<ConsumerRecord>, _info: &ReceivedBlockInfo) {
         if let Some(offsets) = self.book.block_pushed(block.id) {
             self.state.commit_durable(&offsets);
         }

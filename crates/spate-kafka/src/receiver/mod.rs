@@ -37,7 +37,8 @@
 //! # Layout
 //!
 //! - [`config`]: [`KafkaReceiverConfig`] (Kafka parameters, topic → threads, receiver settings).
-//! - [`record`]: [`ReceivedRecord`], what is stored.
+//! Records are stored as the crate's [`ConsumerRecord`](crate::ConsumerRecord) (owned, serde), the
+//! same type the direct stream yields, so the two approaches are interchangeable in a job.
 //! - [`offsets`]: [`OffsetBook`], which offsets are durable and committable.
 //! - [`consumer`]: the rdkafka consumer context (commit before revoke) and group state.
 //! - [`kafka_receiver`]: [`KafkaReceiver`], the run loop and the reliable block listener.
@@ -49,7 +50,6 @@ pub mod consumer;
 pub mod error;
 pub mod kafka_receiver;
 pub mod offsets;
-pub mod record;
 pub mod running;
 
 pub use config::{
@@ -59,6 +59,5 @@ pub use config::{
 pub use consumer::ConsumerGroupState;
 pub use error::KafkaReceiverError;
 pub use kafka_receiver::KafkaReceiver;
-pub use offsets::{OffsetBook, TopicPartition};
-pub use record::ReceivedRecord;
+pub use offsets::OffsetBook;
 pub use running::{KafkaReceiverBuilder, RunningKafkaReceiver};

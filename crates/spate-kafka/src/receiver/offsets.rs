@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use spate_streaming::receiver::StreamBlockId;
 
-/// A Kafka topic-partition.
-pub type TopicPartition = (String, i32);
+use crate::TopicPartition;
+
 
 /// Per partition: the next offset after the newest record, and how many records.
 type Snapshot = BTreeMap<TopicPartition, (i64, u64)>;
@@ -163,7 +163,7 @@ mod tests {
     use super::*;
 
     fn tp(p: i32) -> TopicPartition {
-        ("t".to_string(), p)
+        TopicPartition::new("t", p)
     }
 
     fn id(n: i64) -> StreamBlockId {

@@ -22,16 +22,17 @@ use super::config::{KafkaReceiverConfig, WRITE_AHEAD_LOG_ENABLE};
 use super::consumer::ConsumerGroupState;
 use super::error::{KafkaReceiverError, Result};
 use super::kafka_receiver::{KafkaReceiver, ReliableListener};
-use super::offsets::{OffsetBook, TopicPartition};
-use super::record::ReceivedRecord;
+use super::offsets::OffsetBook;
+use crate::TopicPartition;
+use crate::record::ConsumerRecord;
 
 /// Builds and starts a Kafka receiver; see [`RunningKafkaReceiver::builder`].
 pub struct KafkaReceiverBuilder {
     stream_id: u32,
     config: KafkaReceiverConfig,
     checkpoint_dir: Option<PathBuf>,
-    store: Arc<BlockStore<ReceivedRecord>>,
-    handler: Option<Arc<dyn BlockHandler<ReceivedRecord>>>,
+    store: Arc<BlockStore<ConsumerRecord>>,
+    handler: Option<Arc<dyn BlockHandler<ConsumerRecord>>>,
     reporter: Option<BlockReporter>,
     wal_config: WalConfig,
     rate_limiter: Option<Arc<RateLimiter>>,
@@ -55,13 +56,13 @@ impl KafkaReceiverBuilder {
     }
 
     /// Where stored blocks are kept in memory (shared with the batches that read them).
-    pub fn block_store(mut self, store: Arc<BlockStore<ReceivedRecord>>) -> Self {
+    pub fn block_store(mut self, store: Arc<BlockStore<ConsumerRecord>>) -> Self {
         self.store = store;
         self
     }
 
     /// Stores blocks with `handler` instead of the one the mode implies (tests, custom storage).
-    pub fn block_handler(mut self, handler: Arc<dyn BlockHandler<ReceivedRecord>>) -> Self {
+    pub fn block_handler(mut self, handler: Arc<dyn BlockHandler<ConsumerRecord>>) -> Self {
         self.handler = Some(handler);
         self
     }
@@ -89,7 +90,7 @@ impl KafkaReceiverBuilder {
     /// Starts the block generator and the receiver's consumer threads.
     pub fn start(self) -> Result<RunningKafkaReceiver> {
         let reliable = self.config.write_ahead_log_enabled();
-        let handler: Arc<dyn BlockHandler<ReceivedRecord>> = match (self.handler, reliable) {
+        let handler: Arc<dyn BlockHandler<ConsumerRecord>> = match (self.handler, reliable) {
             (Some(h), _) => h,
             (None, true) => {
                 let dir = self
@@ -124,7 +125,7 @@ impl KafkaReceiverBuilder {
             .config(config.receiver_config())
             .rate_limiter(rate_limiter);
         if let Some(book) = &book {
-            let listener: Arc<dyn BlockGeneratorListener<ReceivedRecord>> =
+            let listener: Arc<dyn BlockGeneratorListener<ConsumerRecord>> =
                 Arc::new(ReliableListener {
                     book: Arc::clone(book),
                     state: Arc::clone(&state),
@@ -157,10 +158,10 @@ impl KafkaReceiverBuilder {
 /// [`RunningKafkaReceiver::stop`] to store (and, in reliable mode, commit) everything received.
 #[derive(Debug)]
 pub struct RunningKafkaReceiver {
-    supervisor: ReceiverSupervisor<ReceivedRecord>,
+    supervisor: ReceiverSupervisor<ConsumerRecord>,
     state: Arc<ConsumerGroupState>,
     book: Option<Arc<OffsetBook>>,
-    store: Arc<BlockStore<ReceivedRecord>>,
+    store: Arc<BlockStore<ConsumerRecord>>,
     reliable: bool,
 }
 
@@ -190,7 +191,7 @@ impl RunningKafkaReceiver {
     }
 
     /// The in-memory block store.
-    pub fn block_store(&self) -> &Arc<BlockStore<ReceivedRecord>> {
+    pub fn block_store(&self) -> &Arc<BlockStore<ConsumerRecord>> {
         &self.store
     }
 

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
-use spate_kafka::receiver::ReceivedRecord;
+use spate_kafka::ConsumerRecord;
 use spate_streaming::receiver::{read_block_from_wal, ReceivedBlockInfo};
 use spate_testkit::clients::{consumer_config, producer_config};
 use spate_testkit::TestBroker;
@@ -89,11 +89,11 @@ pub fn high_watermarks(reader: &BaseConsumer, topic: &str, partitions: i32) -> B
 }
 
 /// Records of the blocks in `infos`, read back from the receiver write-ahead log.
-pub fn records_in_wal(checkpoint: &Path, infos: &[ReceivedBlockInfo]) -> Vec<ReceivedRecord> {
+pub fn records_in_wal(checkpoint: &Path, infos: &[ReceivedBlockInfo]) -> Vec<ConsumerRecord> {
     infos
         .iter()
         .flat_map(|info| {
-            read_block_from_wal::<ReceivedRecord>(checkpoint, info)
+            read_block_from_wal::<ConsumerRecord>(checkpoint, info)
                 .expect("block readable from the write-ahead log")
                 .items
         })
@@ -103,7 +103,7 @@ pub fn records_in_wal(checkpoint: &Path, infos: &[ReceivedBlockInfo]) -> Vec<Rec
 /// Asserts that for every partition, every offset below its committed offset is in `stored`.
 pub fn assert_committed_records_stored(
     committed: &BTreeMap<i32, i64>,
-    stored: &[ReceivedRecord],
+    stored: &[ConsumerRecord],
     topic: &str,
 ) {
     let mut by_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
@@ -145,7 +145,6 @@ pub fn receiver_params(bootstrap: &str, group: &str) -> Vec<(String, String)> {
         ("fetch.wait.max.ms", "50"),
         ("broker.address.family", "v4"),
         ("socket.timeout.ms", "10000"),
-        ("debug", "cgrp,broker,protocol,feature"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
