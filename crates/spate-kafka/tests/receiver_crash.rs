@@ -242,13 +242,14 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
             while from < N {
                 produce_range(&bootstrap, &topic, PARTITIONS, from, from + CHUNK);
                 from += CHUNK;
-                std::thread::sleep(Duration::from_millis(120));
+                std::thread::sleep(Duration::from_millis(250));
             }
             done.store(true, Ordering::Release);
         })
     };
     let mut rng = rand::rng();
     let mut done_kills = 0;
+    let mut progress = Vec::new();
     while done_kills < kills {
         let mut child = job.spawn();
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1_500)));
@@ -258,8 +259,10 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
         child.kill().expect("SIGKILL child");
         let _ = child.wait();
         done_kills += 1;
+        progress.push(job.outputs().len());
     }
     producer.join().expect("producer");
+    eprintln!("distinct records in outputs after each kill: {progress:?}");
     assert!(produced_all.load(Ordering::Acquire));
 
     // Last restart: let it catch up with everything produced.
@@ -292,6 +295,10 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
             .map(|d| d.count())
             .unwrap_or(0);
         eprintln!("receiver log segments left: {segments}");
+        assert!(
+            segments <= 8,
+            "log segments of committed batches are deleted ({segments} left)"
+        );
     }
     Outcome {
         produced: N,
