@@ -31,6 +31,10 @@ pub const BACKPRESSURE_INITIAL_RATE: &str = "spate.streaming.backpressure.initia
 /// `spark.streaming.receiverRestartDelay`, default 2000 ms).
 pub const RECEIVER_RESTART_DELAY_MS: &str = "spate.streaming.receiver.restart.delay.ms";
 
+/// Key: adapt the receiver's rate to how fast batches are processed (Spark's
+/// `spark.streaming.backpressure.enabled`, default `false`); never above the max rate.
+pub const BACKPRESSURE_ENABLED: &str = "spate.streaming.backpressure.enabled";
+
 /// Default of how long a reliable receiver waits, when its partitions are revoked or it stops,
 /// for already-received records to become durable so that their offsets can be committed.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +52,7 @@ pub struct KafkaReceiverConfig {
     max_restart_delay: Duration,
     poll_timeout: Duration,
     flush_timeout: Duration,
+    backpressure: bool,
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
@@ -81,6 +86,7 @@ impl KafkaReceiverConfig {
             max_restart_delay: ReceiverConfig::default().max_restart_delay,
             poll_timeout: Duration::from_millis(100),
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            backpressure: false,
         };
         for (k, v) in kafka_params {
             let (k, v): (String, String) = (k.into(), v.into());
@@ -99,6 +105,7 @@ impl KafkaReceiverConfig {
                 BACKPRESSURE_INITIAL_RATE => {
                     config.initial_rate = Some(parse(&k, &v, "records per second")?);
                 }
+                BACKPRESSURE_ENABLED => config.backpressure = parse(&k, &v, "true or false")?,
                 RECEIVER_RESTART_DELAY_MS => {
                     let ms: u64 = parse(&k, &v, "milliseconds")?;
                     config.restart_delay = Duration::from_millis(ms);
@@ -202,6 +209,17 @@ impl KafkaReceiverConfig {
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
         self
+    }
+
+    /// Turns backpressure on or off (default off).
+    pub fn backpressure(mut self, enable: bool) -> Self {
+        self.backpressure = enable;
+        self
+    }
+
+    /// Whether backpressure is on.
+    pub fn backpressure_enabled(&self) -> bool {
+        self.backpressure
     }
 
     /// Whether the receiver write-ahead log is on.

@@ -43,21 +43,25 @@
 //! - [`consumer`]: the rdkafka consumer context (commit before revoke) and group state.
 //! - [`kafka_receiver`]: [`KafkaReceiver`], the run loop and the reliable block listener.
 //! - [`running`]: [`RunningKafkaReceiver`], the receiver wired to a block handler and supervisor.
+//! - [`input`]: [`KafkaReceiverInputStream`] and [`KafkaUtils::create_stream`](crate::KafkaUtils::create_stream),
+//!   the receiver as an input of the engine.
 //! - [`error`]: [`KafkaReceiverError`].
 
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod input;
 pub mod kafka_receiver;
 pub mod offsets;
 pub mod running;
 
 pub use config::{
-    KafkaReceiverConfig, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS, BLOCK_QUEUE_SIZE,
+    KafkaReceiverConfig, BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS, BLOCK_QUEUE_SIZE,
     RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
 };
 pub use consumer::ConsumerGroupState;
 pub use error::KafkaReceiverError;
+pub use input::KafkaReceiverInputStream;
 pub use kafka_receiver::KafkaReceiver;
 pub use offsets::OffsetBook;
 pub use running::{KafkaReceiverBuilder, RunningKafkaReceiver};
