@@ -107,7 +107,12 @@ fn child(dir: &Path, bootstrap: &str, topic: &str, group: &str, wal: bool) -> an
             rolling_interval_ms: WAL_ROLLING_MS,
             ..WalConfig::default()
         };
-        Arc::new(WalBlockHandler::open(&checkpoint, 0, Arc::clone(&store), config)?)
+        Arc::new(WalBlockHandler::open(
+            &checkpoint,
+            0,
+            Arc::clone(&store),
+            config,
+        )?)
     } else {
         Arc::new(InMemoryBlockHandler::new(Arc::clone(&store)))
     };
@@ -287,7 +292,10 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
     let outputs = job.outputs();
     let distinct = outputs.len() as u64;
     let total: u64 = outputs.values().map(|n| u64::from(*n)).sum();
-    assert!(outputs.keys().all(|v| *v < N), "output has values never produced");
+    assert!(
+        outputs.keys().all(|v| *v < N),
+        "output has values never produced"
+    );
     if wal {
         assert!(complete, "the last run did not catch up");
         // Committed batches' log segments were deleted along the way.

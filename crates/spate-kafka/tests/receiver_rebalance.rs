@@ -74,7 +74,9 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     produce_range(&bootstrap, &topic, PARTITIONS, 0, 1_000);
     let first = start(0, &bootstrap, &group, &topic, checkpoint.path(), &tracker);
     assert!(
-        wait_until(Duration::from_secs(30), || first.assigned_partitions().len()
+        wait_until(Duration::from_secs(30), || first
+            .assigned_partitions()
+            .len()
             == PARTITIONS as usize),
         "the only member owns every partition: {:?}",
         first.assigned_partitions()
@@ -108,7 +110,10 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     );
     let split_seen = (first.assigned_partitions(), second.assigned_partitions());
     producer.join().expect("producer");
-    assert!(stored_count(2_000), "both receivers together stored the second part");
+    assert!(
+        stored_count(2_000),
+        "both receivers together stored the second part"
+    );
     let from_second: BTreeSet<i32> = tracker
         .unallocated_blocks(1)
         .iter()
@@ -118,22 +123,32 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
                 .map(|r| r.partition)
         })
         .collect();
-    assert!(!from_second.is_empty(), "the second receiver received records");
+    assert!(
+        !from_second.is_empty(),
+        "the second receiver received records"
+    );
 
     // The first leaves: its partitions move to the second, after committing what it stored.
     first.stop();
     assert!(
-        wait_until(Duration::from_secs(30), || second.assigned_partitions().len()
+        wait_until(Duration::from_secs(30), || second
+            .assigned_partitions()
+            .len()
             == PARTITIONS as usize),
         "the remaining member owns every partition: {:?}",
         second.assigned_partitions()
     );
     produce_range(&bootstrap, &topic, PARTITIONS, 2_000, 3_000);
-    assert!(stored_count(3_000), "the second receiver stored the third part");
+    assert!(
+        stored_count(3_000),
+        "the second receiver stored the third part"
+    );
 
     let ends = high_watermarks(&reader, &topic, PARTITIONS);
     assert!(
-        wait_until(Duration::from_secs(20), || committed(&reader, &topic, PARTITIONS) == ends),
+        wait_until(Duration::from_secs(20), || committed(
+            &reader, &topic, PARTITIONS
+        ) == ends),
         "committed {:?}, ends {ends:?}",
         committed(&reader, &topic, PARTITIONS)
     );
@@ -141,7 +156,10 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     let all = stored(checkpoint.path(), &tracker);
     assert_committed_records_stored(&committed(&reader, &topic, PARTITIONS), &all, &topic);
     let seen = values(&all);
-    let missing: Vec<u64> = (0..3_000).filter(|v| !seen.contains_key(v)).take(10).collect();
+    let missing: Vec<u64> = (0..3_000)
+        .filter(|v| !seen.contains_key(v))
+        .take(10)
+        .collect();
     assert!(missing.is_empty(), "lost records, e.g. {missing:?}");
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
     eprintln!(

@@ -14,8 +14,7 @@ use receiver_support::*;
 use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver};
 use spate_kafka::ConsumerRecord;
 use spate_streaming::receiver::{
-    Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo,
-    ReceivedBlockTracker,
+    Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo, ReceivedBlockTracker,
 };
 use spate_streaming::wal::WalConfig;
 use spate_streaming::StreamingError;
@@ -74,7 +73,9 @@ fn reliable_receiver_commits_only_what_is_in_the_write_ahead_log() {
     // not last offset.
     let ends = high_watermarks(&reader, &topic, PARTITIONS);
     assert!(
-        wait_until(Duration::from_secs(20), || committed(&reader, &topic, PARTITIONS) == ends),
+        wait_until(Duration::from_secs(20), || committed(
+            &reader, &topic, PARTITIONS
+        ) == ends),
         "committed {:?}, ends {ends:?}",
         committed(&reader, &topic, PARTITIONS)
     );
@@ -85,8 +86,16 @@ fn reliable_receiver_commits_only_what_is_in_the_write_ahead_log() {
         .map(|r| r.value_str().and_then(|v| v.parse().ok()).expect("value"))
         .collect();
     assert_eq!(values, (0..N).collect::<BTreeSet<_>>());
-    assert_eq!(stored.len() as u64, N, "a clean run stores each record once");
-    assert_eq!(receiver.assigned_partitions().len(), 0, "consumer left the group");
+    assert_eq!(
+        stored.len() as u64,
+        N,
+        "a clean run stores each record once"
+    );
+    assert_eq!(
+        receiver.assigned_partitions().len(),
+        0,
+        "consumer left the group"
+    );
     assert!(receiver.errors().is_empty(), "{:?}", receiver.errors());
 }
 
@@ -145,7 +154,8 @@ fn nothing_is_committed_while_blocks_are_not_durable() {
         .start()
         .expect("start receiver");
     assert!(
-        wait_until(Duration::from_secs(30), || receiver.stats().records_added == N),
+        wait_until(Duration::from_secs(30), || receiver.stats().records_added
+            == N),
         "received {:?}",
         receiver.stats()
     );
@@ -158,7 +168,9 @@ fn nothing_is_committed_while_blocks_are_not_durable() {
     handler.open();
     let ends = high_watermarks(&reader, &topic, PARTITIONS);
     assert!(
-        wait_until(Duration::from_secs(20), || committed(&reader, &topic, PARTITIONS) == ends),
+        wait_until(Duration::from_secs(20), || committed(
+            &reader, &topic, PARTITIONS
+        ) == ends),
         "committed {:?}, ends {ends:?}",
         committed(&reader, &topic, PARTITIONS)
     );
@@ -237,13 +249,17 @@ fn a_failed_block_store_restarts_the_receiver_without_loss() {
             .collect()
     };
     assert!(
-        wait_until(Duration::from_secs(60), || stored_values().len() as u64 == N),
+        wait_until(Duration::from_secs(60), || stored_values().len() as u64
+            == N),
         "stored {} of {N}; errors {:?}",
         stored_values().len(),
         receiver.errors()
     );
     assert!(handler.failed_once.load(Ordering::Acquire));
-    assert!(receiver.restarts() >= 1, "a failed store restarts the receiver");
+    assert!(
+        receiver.restarts() >= 1,
+        "a failed store restarts the receiver"
+    );
     assert!(
         receiver.errors().iter().any(|e| e.contains("disk full")),
         "the error is reported: {:?}",
@@ -251,7 +267,9 @@ fn a_failed_block_store_restarts_the_receiver_without_loss() {
     );
     let reader = group_reader(&bootstrap, &group);
     let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(wait_until(Duration::from_secs(20), || committed(&reader, &topic, PARTITIONS) == ends));
+    assert!(wait_until(Duration::from_secs(20), || committed(
+        &reader, &topic, PARTITIONS
+    ) == ends));
     receiver.stop();
     eprintln!(
         "flaky store: {} restarts in {:?}, {} records stored for {N} produced",

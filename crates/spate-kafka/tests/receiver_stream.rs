@@ -63,7 +63,9 @@ fn create_stream_feeds_batches_through_unioned_receivers() {
     let reader = group_reader(&bootstrap, &group);
     let ends = high_watermarks(&reader, &topic, PARTITIONS);
     assert!(
-        wait_until(Duration::from_secs(20), || committed(&reader, &topic, PARTITIONS) == ends),
+        wait_until(Duration::from_secs(20), || committed(
+            &reader, &topic, PARTITIONS
+        ) == ends),
         "committed {:?} vs ends {ends:?}",
         committed(&reader, &topic, PARTITIONS)
     );

@@ -43,7 +43,10 @@ fn unreliable_receiver_stores_in_memory_and_auto_commits() {
         .expect("config")
         .block_interval(Duration::from_millis(50))
         .expect("block interval");
-    assert!(!config.write_ahead_log_enabled(), "off by default, as in Spark");
+    assert!(
+        !config.write_ahead_log_enabled(),
+        "off by default, as in Spark"
+    );
     let store = Arc::new(BlockStore::new());
     let receiver = RunningKafkaReceiver::builder(0, config)
         .block_store(Arc::clone(&store))
@@ -51,7 +54,9 @@ fn unreliable_receiver_stores_in_memory_and_auto_commits() {
         .expect("start receiver");
     assert!(!receiver.is_reliable());
     assert!(
-        wait_until(Duration::from_secs(60), || stored_values(&store).len() as u64 >= N),
+        wait_until(Duration::from_secs(60), || stored_values(&store).len()
+            as u64
+            >= N),
         "stored {} of {N}",
         stored_values(&store).len()
     );
@@ -63,14 +68,19 @@ fn unreliable_receiver_stores_in_memory_and_auto_commits() {
     let reader = group_reader(&bootstrap, &group);
     let ends = high_watermarks(&reader, &topic, PARTITIONS);
     assert!(
-        wait_until(Duration::from_secs(20), || committed(&reader, &topic, PARTITIONS) == ends),
+        wait_until(Duration::from_secs(20), || committed(
+            &reader, &topic, PARTITIONS
+        ) == ends),
         "auto-commit reaches the end: {:?} vs {ends:?}",
         committed(&reader, &topic, PARTITIONS)
     );
     receiver.stop();
     let values: BTreeSet<u64> = stored_values(&store).into_iter().collect();
     assert_eq!(values, (0..N).collect());
-    assert!(receiver.stats().blocks_pushed >= 1, "records were cut into blocks");
+    assert!(
+        receiver.stats().blocks_pushed >= 1,
+        "records were cut into blocks"
+    );
 }
 
 #[test]
@@ -92,9 +102,15 @@ fn receiver_max_rate_bounds_the_ingestion_rate() {
         .start()
         .expect("start receiver");
     assert_eq!(receiver.rate_limiter().current_rate(), RATE);
-    assert!(wait_until(Duration::from_secs(30), || receiver.stats().records_added > 0));
+    assert!(wait_until(Duration::from_secs(30), || receiver
+        .stats()
+        .records_added
+        > 0));
     let first = Instant::now();
-    assert!(wait_until(Duration::from_secs(30), || receiver.stats().records_added >= N));
+    assert!(wait_until(Duration::from_secs(30), || receiver
+        .stats()
+        .records_added
+        >= N));
     let took = first.elapsed();
     // 1,500 records at 1,000/s with no saved-up burst: at least ~1.5 s (allow scheduling slack).
     assert!(took >= Duration::from_millis(1_200), "took only {took:?}");

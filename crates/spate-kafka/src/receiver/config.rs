@@ -229,9 +229,7 @@ impl KafkaReceiverConfig {
 
     /// The consumer group.
     pub fn group_id(&self) -> &str {
-        self.kafka_params
-            .get("group.id")
-            .map_or("", String::as_str)
+        self.kafka_params.get("group.id").map_or("", String::as_str)
     }
 
     /// Topic → consumer threads.
@@ -361,7 +359,10 @@ mod tests {
             params(&[("spate.streaming.receiver.wal", "true")]),
             [("t", 1)],
         );
-        assert!(typo.unwrap_err().to_string().contains("unknown receiver setting"));
+        assert!(typo
+            .unwrap_err()
+            .to_string()
+            .contains("unknown receiver setting"));
         let none = KafkaReceiverConfig::new(params(&[]), Vec::<(String, usize)>::new());
         assert!(none.is_err());
     }

@@ -39,7 +39,10 @@ impl std::fmt::Debug for ConsumerGroupState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerGroupState")
             .field("group", &self.group)
-            .field("consumers", &self.consumers.lock().keys().collect::<Vec<_>>())
+            .field(
+                "consumers",
+                &self.consumers.lock().keys().collect::<Vec<_>>(),
+            )
             .field("assignments", &*self.assignments.lock())
             .finish_non_exhaustive()
     }
@@ -127,19 +130,27 @@ impl ConsumerGroupState {
         }
     }
 
-    fn commit(&self, consumer: &ReceiverConsumer, offsets: &[(TopicPartition, i64)], mode: CommitMode) {
+    fn commit(
+        &self,
+        consumer: &ReceiverConsumer,
+        offsets: &[(TopicPartition, i64)],
+        mode: CommitMode,
+    ) {
         if offsets.is_empty() {
             return;
         }
         let mut tpl = TopicPartitionList::new();
         for (tp, next) in offsets {
-            if let Err(e) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next)) {
+            if let Err(e) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
+            {
                 tracing::warn!(group = %self.group, topic = %tp.topic, partition = tp.partition, error = %e, "cannot build commit");
                 return;
             }
         }
         match consumer.commit(&tpl, mode) {
-            Ok(()) if matches!(mode, CommitMode::Sync) => self.committed_ok(offsets.iter().cloned()),
+            Ok(()) if matches!(mode, CommitMode::Sync) => {
+                self.committed_ok(offsets.iter().cloned())
+            }
             Ok(()) => {}
             Err(e) => self.commit_failed(&e.to_string()),
         }
@@ -171,7 +182,10 @@ impl ConsumerGroupState {
         if tps.is_empty() {
             return;
         }
-        let offsets: Vec<_> = book.wait_durable(tps, self.flush_timeout).into_iter().collect();
+        let offsets: Vec<_> = book
+            .wait_durable(tps, self.flush_timeout)
+            .into_iter()
+            .collect();
         tracing::debug!(group = %self.group, ?offsets, "committing stored offsets before giving partitions up");
         self.commit(consumer, &offsets, CommitMode::Sync);
     }
@@ -237,10 +251,12 @@ impl ConsumerContext for ReceiverConsumerContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => self.state.committed_ok(offsets.elements().iter().filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
-                _ => None,
-            })),
+            Ok(()) => self
+                .state
+                .committed_ok(offsets.elements().iter().filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
+                    _ => None,
+                })),
             Err(e) => self.state.commit_failed(&e.to_string()),
         }
     }

@@ -25,7 +25,7 @@ pub enum KafkaReceiverError {
     CreateConsumer {
         group: String,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// Subscribing to the topics failed.
@@ -34,7 +34,7 @@ pub enum KafkaReceiverError {
         group: String,
         topics: Vec<String>,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// Polling the consumer returned an error that restarting the receiver may fix.
@@ -42,7 +42,7 @@ pub enum KafkaReceiverError {
     Poll {
         group: String,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// Committing offsets of stored blocks to the consumer group failed.
@@ -50,7 +50,7 @@ pub enum KafkaReceiverError {
     Commit {
         group: String,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// The reliable receiver needs a checkpoint directory for its write-ahead log.
@@ -61,8 +61,15 @@ pub enum KafkaReceiverError {
     NoCheckpointDir { key: String },
 
     /// The engine's receiver machinery (block generator, write-ahead log, tracker) failed.
+    /// Boxed, like the rdkafka sources, to keep `Result`s small on the receive path.
     #[error(transparent)]
-    Streaming(#[from] StreamingError),
+    Streaming(Box<StreamingError>),
+}
+
+impl From<StreamingError> for KafkaReceiverError {
+    fn from(e: StreamingError) -> Self {
+        KafkaReceiverError::Streaming(Box::new(e))
+    }
 }
 
 impl KafkaReceiverError {
@@ -82,7 +89,7 @@ impl KafkaReceiverError {
 impl From<KafkaReceiverError> for StreamingError {
     fn from(e: KafkaReceiverError) -> Self {
         match e {
-            KafkaReceiverError::Streaming(inner) => inner,
+            KafkaReceiverError::Streaming(inner) => *inner,
             other => StreamingError::input("kafka_receiver", other.to_string()),
         }
     }

@@ -78,7 +78,10 @@ fn ms(time: Time) -> i64 {
 
 impl KafkaReceiverInputStream {
     /// An input for `config`; `batch_interval` seeds the backpressure estimator.
-    pub fn new(config: KafkaReceiverConfig, batch_interval: Duration) -> Result<Self, KafkaReceiverError> {
+    pub fn new(
+        config: KafkaReceiverConfig,
+        batch_interval: Duration,
+    ) -> Result<Self, KafkaReceiverError> {
         let rate_limiter = Arc::new(RateLimiter::new(
             config.max_rate_limit(),
             config.initial_rate_limit(),
@@ -222,12 +225,16 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
             .into_iter()
             .filter(|o| *o > last_known && *o < t)
         {
-            tracing::info!(orphan, batch = t, "allocated blocks without a recorded plan go to this batch");
+            tracing::info!(
+                orphan,
+                batch = t,
+                "allocated blocks without a recorded plan go to this batch"
+            );
             blocks.extend(r.tracker.get_blocks_of_batch_and_stream(orphan, STREAM_ID));
         }
         blocks.extend(r.tracker.get_blocks_of_batch_and_stream(t, STREAM_ID));
         let _ = known.insert(t);
-        Ok(ReceiverPlan::new(blocks).to_json()?)
+        ReceiverPlan::new(blocks).to_json()
     }
 
     fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
@@ -281,7 +288,11 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
                 processing_delay_ms: to_i64(processing),
                 scheduling_delay_ms: to_i64(scheduling),
             }) {
-                tracing::debug!(input = r.ctx.input_id(), new_rate, "receiver rate updated by backpressure");
+                tracing::debug!(
+                    input = r.ctx.input_id(),
+                    new_rate,
+                    "receiver rate updated by backpressure"
+                );
             }
         }
         // Keep ten batch intervals of history (at least 2 s) as a margin for blocks still in the

@@ -74,7 +74,7 @@ impl KafkaReceiver {
             .create_with_context(ReceiverConsumerContext::new(index, Arc::clone(&self.state)))
             .map_err(|source| KafkaReceiverError::CreateConsumer {
                 group: group.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let consumer = Arc::new(consumer);
         consumer
@@ -82,7 +82,7 @@ impl KafkaReceiver {
             .map_err(|source| KafkaReceiverError::Subscribe {
                 group: group.clone(),
                 topics: vec![topic.to_owned()],
-                source,
+                source: Box::new(source),
             })?;
         self.state.register(index, Arc::clone(&consumer));
         let result = self.poll_loop(&consumer, ctx);
@@ -118,7 +118,7 @@ impl KafkaReceiver {
                 Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
                     return Err(KafkaReceiverError::Poll {
                         group: group.to_owned(),
-                        source: e,
+                        source: Box::new(e),
                     });
                 }
                 Some(Err(e)) => {
@@ -161,7 +161,7 @@ impl Receiver<ConsumerRecord> for KafkaReceiver {
                     Ok(h) => handles.push(h),
                     Err(e) => {
                         ctx.restart(format!("cannot start consumer thread: {e}"));
-                        return Some(KafkaReceiverError::Streaming(StreamingError::ReceiverStopped {
+                        return Some(KafkaReceiverError::from(StreamingError::ReceiverStopped {
                             stream_id: ctx.stream_id(),
                             reason: format!("cannot start consumer thread: {e}"),
                         }));
@@ -176,7 +176,7 @@ impl Receiver<ConsumerRecord> for KafkaReceiver {
                         failure.get_or_insert(e);
                     }
                     Err(_) => {
-                        failure.get_or_insert(KafkaReceiverError::Streaming(
+                        failure.get_or_insert(KafkaReceiverError::from(
                             StreamingError::ReceiverStopped {
                                 stream_id: ctx.stream_id(),
                                 reason: "consumer thread panicked".into(),
@@ -204,8 +204,10 @@ pub(crate) struct ReliableListener {
 
 impl BlockGeneratorListener<ConsumerRecord> for ReliableListener {
     fn on_add_data(&self, item: &ConsumerRecord, _metadata: Option<&()>) {
-        self.book
-            .record_added(TopicPartition::new(item.topic.clone(), item.partition), item.offset);
+        self.book.record_added(
+            TopicPartition::new(item.topic.clone(), item.partition),
+            item.offset,
+        );
     }
 
     fn on_generate_block(&self, block_id: StreamBlockId) {

@@ -34,18 +34,19 @@
 //! `batch interval / block interval` per receiver). For more parallelism in receiving, create
 //! several streams in the same group and union them; Kafka splits the partitions between them.
 //!
+//! Records are stored as the crate's [`ConsumerRecord`](crate::ConsumerRecord) (owned, serde),
+//! the same type the direct stream yields, so the two approaches are interchangeable in a job.
+//!
 //! # Layout
 //!
-//! - [`config`]: [`KafkaReceiverConfig`] (Kafka parameters, topic → threads, receiver settings).
-//! Records are stored as the crate's [`ConsumerRecord`](crate::ConsumerRecord) (owned, serde), the
-//! same type the direct stream yields, so the two approaches are interchangeable in a job.
-//! - [`offsets`]: [`OffsetBook`], which offsets are durable and committable.
-//! - [`consumer`]: the rdkafka consumer context (commit before revoke) and group state.
-//! - [`kafka_receiver`]: [`KafkaReceiver`], the run loop and the reliable block listener.
-//! - [`running`]: [`RunningKafkaReceiver`], the receiver wired to a block handler and supervisor.
-//! - [`input`]: [`KafkaReceiverInputStream`] and [`KafkaUtils::create_stream`](crate::KafkaUtils::create_stream),
+//! - [`config`] — [`KafkaReceiverConfig`] (Kafka parameters, topic → threads, receiver settings).
+//! - [`offsets`] — [`OffsetBook`], which offsets are durable and committable.
+//! - [`consumer`] — the rdkafka consumer context (commit before revoke) and group state.
+//! - [`kafka_receiver`] — [`KafkaReceiver`], the run loop and the reliable block listener.
+//! - [`running`] — [`RunningKafkaReceiver`], the receiver wired to a block handler and supervisor.
+//! - [`input`] — [`KafkaReceiverInputStream`] and [`KafkaUtils::create_stream`](crate::KafkaUtils::create_stream),
 //!   the receiver as an input of the engine.
-//! - [`error`]: [`KafkaReceiverError`].
+//! - [`error`] — [`KafkaReceiverError`].
 
 pub mod config;
 pub mod consumer;
@@ -56,8 +57,8 @@ pub mod offsets;
 pub mod running;
 
 pub use config::{
-    KafkaReceiverConfig, BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS, BLOCK_QUEUE_SIZE,
-    RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
+    KafkaReceiverConfig, BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS,
+    BLOCK_QUEUE_SIZE, RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
 };
 pub use consumer::ConsumerGroupState;
 pub use error::KafkaReceiverError;

@@ -26,7 +26,6 @@ use spate_streaming::receiver::StreamBlockId;
 
 use crate::TopicPartition;
 
-
 /// Per partition: the next offset after the newest record, and how many records.
 type Snapshot = BTreeMap<TopicPartition, (i64, u64)>;
 
@@ -85,7 +84,12 @@ impl OffsetBook {
         if book.poisoned {
             return None;
         }
-        Some(snapshot.into_iter().map(|(tp, (next, _))| (tp, next)).collect())
+        Some(
+            snapshot
+                .into_iter()
+                .map(|(tp, (next, _))| (tp, next))
+                .collect(),
+        )
     }
 
     /// Storing the oldest block in flight failed (blocks are pushed in the order they were
@@ -187,7 +191,11 @@ mod tests {
         let second = book.block_pushed(id(2)).unwrap();
         assert_eq!(second, BTreeMap::from([(tp(0), 12)]));
         assert_eq!(book.durable().get(&tp(0)), Some(&12));
-        assert_eq!(book.block_pushed(id(3)), None, "unknown block commits nothing");
+        assert_eq!(
+            book.block_pushed(id(3)),
+            None,
+            "unknown block commits nothing"
+        );
     }
 
     #[test]
@@ -199,7 +207,11 @@ mod tests {
         book.block_generated(id(2));
         book.block_failed(); // block 1
         assert!(book.is_poisoned());
-        assert_eq!(book.block_pushed(id(2)), None, "would skip block 1's record");
+        assert_eq!(
+            book.block_pushed(id(2)),
+            None,
+            "would skip block 1's record"
+        );
         assert!(book.wait_durable(&[tp(0)], Duration::ZERO).is_empty());
         book.reset();
         book.record_added(tp(0), 1);
@@ -226,7 +238,9 @@ mod tests {
         assert_eq!(offsets, BTreeMap::from([(tp(0), 8)]));
         pusher.join().unwrap();
         // Nothing pending: no wait; a partition never seen has nothing to commit.
-        assert!(book.wait_durable(&[tp(5)], Duration::from_secs(10)).is_empty());
+        assert!(book
+            .wait_durable(&[tp(5)], Duration::from_secs(10))
+            .is_empty());
     }
 
     #[test]

@@ -23,8 +23,8 @@ use super::consumer::ConsumerGroupState;
 use super::error::{KafkaReceiverError, Result};
 use super::kafka_receiver::{KafkaReceiver, ReliableListener};
 use super::offsets::OffsetBook;
-use crate::TopicPartition;
 use crate::record::ConsumerRecord;
+use crate::TopicPartition;
 
 /// Builds and starts a Kafka receiver; see [`RunningKafkaReceiver::builder`].
 pub struct KafkaReceiverBuilder {
@@ -93,12 +93,11 @@ impl KafkaReceiverBuilder {
         let handler: Arc<dyn BlockHandler<ConsumerRecord>> = match (self.handler, reliable) {
             (Some(h), _) => h,
             (None, true) => {
-                let dir = self
-                    .checkpoint_dir
-                    .as_deref()
-                    .ok_or_else(|| KafkaReceiverError::NoCheckpointDir {
+                let dir = self.checkpoint_dir.as_deref().ok_or_else(|| {
+                    KafkaReceiverError::NoCheckpointDir {
                         key: WRITE_AHEAD_LOG_ENABLE.into(),
-                    })?;
+                    }
+                })?;
                 Arc::new(WalBlockHandler::open(
                     dir,
                     self.stream_id,

@@ -48,7 +48,9 @@ pub fn produce_range(bootstrap: &str, topic: &str, partitions: i32, from: u64, u
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(30)).expect("flush producer");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("flush producer");
 }
 
 /// A consumer in `group` that is never subscribed: for reading committed offsets.
@@ -108,7 +110,10 @@ pub fn assert_committed_records_stored(
 ) {
     let mut by_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
     for r in stored.iter().filter(|r| r.topic == topic) {
-        let _ = by_partition.entry(r.partition).or_default().insert(r.offset);
+        let _ = by_partition
+            .entry(r.partition)
+            .or_default()
+            .insert(r.offset);
     }
     for (p, c) in committed {
         let have = by_partition.get(p).cloned().unwrap_or_default();
