@@ -15,7 +15,12 @@
 //!   receiver write-ahead log; one partition per block (≈ batch interval / block interval
 //!   partitions per receiver, R13).
 //! - `batch_completed`: backpressure (the PID estimate becomes the receiver's rate), then
-//!   allocations and log segments older than ten batch intervals are deleted.
+//!   allocations and log segments older than the retention (the state snapshot interval plus
+//!   ten batch intervals: what a restart may replay) are deleted.
+//!
+//! Known limit: the engine replays committed batches of stateful jobs *before* inputs start,
+//! and only `start` tells an input its checkpoint directory; until then a block that is not in
+//! memory cannot be read back from the log (`compute` fails and names the block).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -62,6 +67,8 @@ pub struct KafkaReceiverInputStream {
     running: Mutex<Option<Running>>,
     /// Batch times whose plan the engine has (planned here or replayed after a restart).
     known_batches: Mutex<BTreeSet<i64>>,
+    /// How far back allocations and logged blocks are kept after a batch completes.
+    retention: Duration,
 }
 
 impl std::fmt::Debug for KafkaReceiverInputStream {
@@ -77,10 +84,13 @@ fn ms(time: Time) -> i64 {
 }
 
 impl KafkaReceiverInputStream {
-    /// An input for `config`; `batch_interval` seeds the backpressure estimator.
+    /// An input for `config`; `batch_interval` seeds the backpressure estimator;
+    /// `retention` is how long after a batch completes its blocks stay readable (they must
+    /// outlive every batch the engine may replay after a restart).
     pub fn new(
         config: KafkaReceiverConfig,
         batch_interval: Duration,
+        retention: Duration,
     ) -> Result<Self, KafkaReceiverError> {
         let rate_limiter = Arc::new(RateLimiter::new(
             config.max_rate_limit(),
@@ -104,6 +114,7 @@ impl KafkaReceiverInputStream {
             rate,
             running: Mutex::new(None),
             known_batches: Mutex::new(BTreeSet::new()),
+            retention,
         })
     }
 
@@ -295,10 +306,11 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
                 );
             }
         }
-        // Keep ten batch intervals of history (at least 2 s) as a margin for blocks still in the
-        // generator's queue and batches still being written.
-        let interval = i64::try_from(r.ctx.batch_interval().as_millis()).unwrap_or(i64::MAX);
-        let before = ms(info.batch_time).saturating_sub((10 * interval).max(2_000));
+        // Keep `retention` of history: batches the engine may replay after a restart (since its
+        // last state snapshot) must still find their blocks, and blocks still in the
+        // generator's queue are not known to the tracker yet.
+        let keep = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let before = ms(info.batch_time).saturating_sub(keep.max(2_000));
         let oldest_waiting = r
             .tracker
             .unallocated_blocks(STREAM_ID)
@@ -341,7 +353,14 @@ impl KafkaUtils {
         ctx: &StreamingContext,
         config: KafkaReceiverConfig,
     ) -> Result<DStream<ConsumerRecord>, KafkaReceiverError> {
-        let input = KafkaReceiverInputStream::new(config, ctx.batch_interval())?;
+        // Replay after a restart goes back to the last state snapshot: keep that many batches
+        // of blocks, plus ten intervals of margin.
+        let conf = ctx.config();
+        let batches = u32::try_from(conf.checkpoint_interval_batches)
+            .unwrap_or(u32::MAX)
+            .saturating_add(10);
+        let retention = conf.batch_interval.saturating_mul(batches);
+        let input = KafkaReceiverInputStream::new(config, ctx.batch_interval(), retention)?;
         Ok(ctx.input_stream(input))
     }
 }
