@@ -11,7 +11,9 @@ use std::time::Duration;
 use receiver_support::*;
 use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver};
 use spate_kafka::ConsumerRecord;
-use spate_streaming::receiver::ReceivedBlockTracker;
+use spate_streaming::receiver::{
+    BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockTracker,
+};
 use spate_streaming::wal::WalConfig;
 use spate_testkit::{random_group, random_topic};
 
@@ -165,5 +167,63 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     eprintln!(
         "two receivers, one group: split {:?} / {:?}; 3000 produced, 0 lost, {duplicates} duplicates",
         split_seen.0, split_seen.1
+    );
+}
+
+#[test]
+fn a_revoke_waits_for_received_records_to_be_durable_and_commits_them() {
+    const N: u64 = 1_000;
+    let broker = broker_with_partitions(PARTITIONS);
+    let bootstrap = broker.bootstrap_servers();
+    let (topic, group) = (random_topic("recv_revoke"), random_group("recv_revoke"));
+    produce_range(&bootstrap, &topic, PARTITIONS, 0, N);
+    let start_with = |stream_id: u32, handler: Arc<dyn BlockHandler<ConsumerRecord>>| {
+        let config = KafkaReceiverConfig::new(receiver_params(&bootstrap, &group), [(&topic, 1)])
+            .expect("config")
+            .write_ahead_log(true)
+            .block_interval(Duration::from_millis(50))
+            .expect("block interval");
+        RunningKafkaReceiver::builder(stream_id, config)
+            .block_handler(handler)
+            .start()
+            .expect("start receiver")
+    };
+    // The first receiver's blocks are not durable until the gate opens: when the second joins,
+    // the first's revoke must wait for them and commit them before its partitions move;
+    // otherwise their new owner reads them again.
+    let gate = Arc::new(GatedHandler::new(Arc::new(BlockStore::new())));
+    let first = start_with(0, gate.clone());
+    assert!(wait_until(Duration::from_secs(30), || first
+        .stats()
+        .records_added
+        == N));
+    let second_store = Arc::new(BlockStore::new());
+    let second = start_with(1, Arc::new(InMemoryBlockHandler::new(second_store)));
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(
+        second.assigned_partitions().is_empty(),
+        "the rebalance waits for the first receiver's revoke"
+    );
+    gate.open();
+    assert!(
+        wait_until(Duration::from_secs(30), || !second
+            .assigned_partitions()
+            .is_empty()),
+        "the second receiver got partitions"
+    );
+    let reader = group_reader(&bootstrap, &group);
+    let ends = high_watermarks(&reader, &topic, PARTITIONS);
+    assert!(wait_until(Duration::from_secs(20), || committed(
+        &reader, &topic, PARTITIONS
+    ) == ends));
+    // Give the second receiver time to (wrongly) re-read anything.
+    std::thread::sleep(Duration::from_millis(1_500));
+    first.stop();
+    second.stop();
+    assert_eq!(first.stats().records_pushed, N, "nothing lost");
+    assert_eq!(
+        second.stats().records_added,
+        0,
+        "nothing re-read by the new owner: the revoke committed the stored records"
     );
 }

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
 use receiver_support::*;
 use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver};
 use spate_kafka::ConsumerRecord;
@@ -97,44 +96,6 @@ fn reliable_receiver_commits_only_what_is_in_the_write_ahead_log() {
         "consumer left the group"
     );
     assert!(receiver.errors().is_empty(), "{:?}", receiver.errors());
-}
-
-/// Holds every block until the gate opens: "not durable yet".
-struct GatedHandler {
-    open: Mutex<bool>,
-    opened: Condvar,
-    inner: InMemoryBlockHandler<ConsumerRecord>,
-}
-
-impl GatedHandler {
-    fn new(store: Arc<BlockStore<ConsumerRecord>>) -> Self {
-        GatedHandler {
-            open: Mutex::new(false),
-            opened: Condvar::new(),
-            inner: InMemoryBlockHandler::new(store),
-        }
-    }
-    fn open(&self) {
-        *self.open.lock() = true;
-        self.opened.notify_all();
-    }
-}
-
-impl BlockHandler<ConsumerRecord> for GatedHandler {
-    fn store_block(
-        &self,
-        block: Arc<Block<ConsumerRecord>>,
-    ) -> spate_streaming::Result<ReceivedBlockInfo> {
-        let mut open = self.open.lock();
-        while !*open {
-            self.opened.wait(&mut open);
-        }
-        drop(open);
-        self.inner.store_block(block)
-    }
-    fn cleanup_old_blocks(&self, t: i64) -> spate_streaming::Result<()> {
-        self.inner.cleanup_old_blocks(t)
-    }
 }
 
 #[test]

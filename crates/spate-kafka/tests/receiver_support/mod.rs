@@ -13,7 +13,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
 use spate_kafka::ConsumerRecord;
-use spate_streaming::receiver::{read_block_from_wal, ReceivedBlockInfo};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use spate_streaming::receiver::{
+    read_block_from_wal, Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo,
+};
 use spate_testkit::clients::{consumer_config, producer_config};
 use spate_testkit::TestBroker;
 
@@ -154,4 +159,42 @@ pub fn receiver_params(bootstrap: &str, group: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// Holds every block until the gate opens: "not durable yet".
+pub struct GatedHandler {
+    open: Mutex<bool>,
+    opened: Condvar,
+    inner: InMemoryBlockHandler<ConsumerRecord>,
+}
+
+impl GatedHandler {
+    pub fn new(store: Arc<BlockStore<ConsumerRecord>>) -> Self {
+        GatedHandler {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            inner: InMemoryBlockHandler::new(store),
+        }
+    }
+    pub fn open(&self) {
+        *self.open.lock() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl BlockHandler<ConsumerRecord> for GatedHandler {
+    fn store_block(
+        &self,
+        block: Arc<Block<ConsumerRecord>>,
+    ) -> spate_streaming::Result<ReceivedBlockInfo> {
+        let mut open = self.open.lock();
+        while !*open {
+            self.opened.wait(&mut open);
+        }
+        drop(open);
+        self.inner.store_block(block)
+    }
+    fn cleanup_old_blocks(&self, t: i64) -> spate_streaming::Result<()> {
+        self.inner.cleanup_old_blocks(t)
+    }
 }
