@@ -118,6 +118,7 @@ impl Broker {
             apis,
             extensions: Extensions::default(),
             shutdown: shutdown.clone(),
+            shutdown_hooks: Default::default(),
         });
         crate::group::api::broker::install(&state).await?;
         let server = tokio::spawn(crate::server::run(
@@ -178,6 +179,10 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
                     ),
                     Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
                 }
+                let expired = p.expire_producers(now_ms, st.config.producer_id_expiration_ms);
+                if expired > 0 {
+                    tracing::debug!(partition = %p.tp, producers = expired, "expired idle producer state");
+                }
             }
         });
         if let Err(e) = work.await {
@@ -226,6 +231,12 @@ impl BrokerHandle {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let mut first_err = None;
+            for hook in state.take_shutdown_hooks() {
+                if let Err(e) = hook() {
+                    tracing::warn!(error = %e, "shutdown hook failed");
+                    first_err.get_or_insert(e);
+                }
+            }
             for p in state.topics.all_partitions() {
                 if let Err(e) = p.flush() {
                     tracing::warn!(partition = %p.tp, error = %e, "flush on shutdown failed");

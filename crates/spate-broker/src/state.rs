@@ -71,13 +71,31 @@ pub struct BrokerState {
     pub producer_ids: ProducerIdAllocator,
     pub apis: HandlerRegistry,
     pub extensions: Extensions,
-    /// Cancelled when the broker shuts down; long waits (Fetch long-polls) watch it.
+    /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
+    /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,
+    /// Run once on clean shutdown, after the last request finished and before the partition
+    /// logs are flushed and closed (in registration order).
+    pub(crate) shutdown_hooks: Mutex<Vec<ShutdownHook>>,
 }
+
+/// Work a subsystem needs done on clean shutdown (e.g. the group coordinator flushing its
+/// offsets log).
+pub type ShutdownHook = Box<dyn FnOnce() -> crate::error::Result<()> + Send>;
 
 impl BrokerState {
     pub fn data_dir(&self) -> Option<&Path> {
         self.config.data_dir.as_deref()
+    }
+
+    /// Registers work to run on clean shutdown (see [`ShutdownHook`]).
+    pub fn on_shutdown(&self, hook: impl FnOnce() -> crate::error::Result<()> + Send + 'static) {
+        self.shutdown_hooks.lock().push(Box::new(hook));
+    }
+
+    /// Takes the registered shutdown hooks (each runs once).
+    pub(crate) fn take_shutdown_hooks(&self) -> Vec<ShutdownHook> {
+        std::mem::take(&mut *self.shutdown_hooks.lock())
     }
 
     /// Directory for broker metadata files (`<data dir>/meta`), if the broker persists.

@@ -364,3 +364,44 @@ fn delete_topic_by_id_and_metadata_topic_ids() {
     let resp = raw.call(&meta, 12);
     assert_eq!(resp.topics[0].error_code, 3);
 }
+
+#[tokio::test]
+async fn broker_configs_are_described() {
+    spate_testkit::init_logging();
+    let mut config = spate_broker::BrokerConfig::default().num_partitions(3);
+    config.set("log.retention.ms", "3600000").unwrap();
+    let broker = TestBroker::start_with(config);
+    let admin = admin(&broker);
+    let mut r = admin
+        .describe_configs(&[ResourceSpecifier::Broker(0)], &opts())
+        .await
+        .unwrap();
+    let cfg = r.remove(0).unwrap();
+    assert_eq!(
+        cfg.get("num.partitions").unwrap().value.as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        cfg.get("log.retention.ms").unwrap().value.as_deref(),
+        Some("3600000")
+    );
+    assert!(cfg.get("log.retention.ms").unwrap().is_read_only);
+
+    // Topics inherit the broker's log.* settings as STATIC_BROKER_CONFIG.
+    let topic = random_topic("inherit");
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, -1, TopicReplication::Fixed(-1))],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.state().topics.get(&topic).unwrap().partition_count(),
+        3
+    );
+    let cfg = describe(&admin, &topic).await;
+    let retention = cfg.get("retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("3600000"));
+    assert_eq!(retention.source, ConfigSource::StaticBroker);
+}

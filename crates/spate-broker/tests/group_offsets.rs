@@ -158,14 +158,20 @@ fn raw_join(client: &mut RawClient, group: &str, member_id: &str) -> (String, i3
     )
 }
 
-fn raw_commit(client: &mut RawClient, group: &str, member: &str, generation: i32) -> i16 {
+fn raw_commit(
+    client: &mut RawClient,
+    topic: &str,
+    group: &str,
+    member: &str,
+    generation: i32,
+) -> i16 {
     let r = client.send(
         &OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.into())))
             .with_generation_id_or_member_epoch(generation)
             .with_member_id(StrBytes::from_string(member.into()))
             .with_topics(vec![OffsetCommitRequestTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
                 .with_partitions(vec![OffsetCommitRequestPartition::default()
                     .with_partition_index(0)
                     .with_committed_offset(5)])]),
@@ -179,6 +185,8 @@ fn stale_generation_commit_is_fenced_and_unknown_group_fetches_minus_one() {
     let broker = start_broker();
     let addr = broker.local_addr();
     let group = random_group("fence");
+    let topic = random_topic("fence");
+    create_topic(&broker, &topic, 1);
     let mut a = RawClient::connect(addr);
     let (a_id, gen1, _) = raw_join(&mut a, &group, "");
     assert_eq!(gen1, 1);
@@ -193,7 +201,7 @@ fn stale_generation_commit_is_fenced_and_unknown_group_fetches_minus_one() {
         .error_code
     };
     assert_eq!(sync(&mut a, &a_id, gen1), 0);
-    assert_eq!(raw_commit(&mut a, &group, &a_id, gen1), 0);
+    assert_eq!(raw_commit(&mut a, &topic, &group, &a_id, gen1), 0);
 
     // b joins: a rebalance to generation 2 that a must rejoin.
     let group_b = group.clone();
@@ -213,14 +221,19 @@ fn stale_generation_commit_is_fenced_and_unknown_group_fetches_minus_one() {
     // would answer REBALANCE_IN_PROGRESS first, so finish the rebalance.)
     assert_eq!(sync(&mut a, &a_id, gen2), 0);
     assert_eq!(
-        raw_commit(&mut a, &group, &a_id, gen1),
+        raw_commit(&mut a, &topic, &group, &a_id, gen1),
         ResponseError::IllegalGeneration.code()
     );
     assert_eq!(
-        raw_commit(&mut a, &group, "someone-else", gen2),
+        raw_commit(&mut a, &topic, &group, "someone-else", gen2),
         ResponseError::UnknownMemberId.code()
     );
-    assert_eq!(raw_commit(&mut a, &group, &a_id, gen2), 0);
+    assert_eq!(raw_commit(&mut a, &topic, &group, &a_id, gen2), 0);
+    // Offsets of a partition that does not exist are refused, as Kafka does.
+    assert_eq!(
+        raw_commit(&mut a, "no-such-topic", &group, &a_id, gen2),
+        ResponseError::UnknownTopicOrPartition.code()
+    );
 
     let fetch = a.send(
         &OffsetFetchRequest::default()

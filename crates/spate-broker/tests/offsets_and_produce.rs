@@ -12,7 +12,11 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::OffsetForLeaderEpochRequest;
 use kafka_protocol::messages::{
     DeleteRecordsRequest, FetchRequest, FetchResponse, InitProducerIdRequest, ListOffsetsRequest,
     MetadataRequest, ProduceRequest, TopicName,
@@ -190,6 +194,25 @@ fn list_offsets_delete_records_and_out_of_range() {
     let resp = c.call(&del, 1);
     assert_eq!(resp.topics[0].partitions[0].low_watermark, 6);
     assert_eq!(list_offset(&mut c, &topic, -2), (0, 6, -1));
+
+    // OffsetForLeaderEpoch: epoch 0 (the only one) ends at the log end; later epochs are unknown.
+    let epoch_end = |c: &mut RawClient, leader_epoch: i32, current: i32| {
+        let mut p = OffsetForLeaderPartition::default();
+        p.partition = 0;
+        p.leader_epoch = leader_epoch;
+        p.current_leader_epoch = current;
+        let mut t = OffsetForLeaderTopic::default();
+        t.topic = name(&topic);
+        t.partitions = vec![p];
+        let mut req = OffsetForLeaderEpochRequest::default();
+        req.replica_id = (-1).into();
+        req.topics = vec![t];
+        let r = c.call(&req, 4).topics[0].partitions[0].clone();
+        (r.error_code, r.leader_epoch, r.end_offset)
+    };
+    assert_eq!(epoch_end(&mut c, 0, 0), (0, 0, 6));
+    assert_eq!(epoch_end(&mut c, 3, 0), (0, -1, -1));
+    assert_eq!(epoch_end(&mut c, 0, 2).0, 75, "UNKNOWN_LEADER_EPOCH");
 }
 
 #[test]
@@ -257,6 +280,18 @@ fn produce_validation_and_idempotence() {
         87,
         "INVALID_RECORD"
     );
+    // Transactional and control batches are refused (no transaction coordinator yet).
+    for bit in [0x10u8, 0x20] {
+        let mut b = record_batch(&[(None, Some("t"), 1)], -1, -1, -1).to_vec();
+        b[22] |= bit;
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            produce(&mut c, &topic, Bytes::from(b)).0,
+            87,
+            "attribute bit {bit:#x}"
+        );
+    }
     // Garbage instead of a batch.
     assert_eq!(
         produce(&mut c, &topic, Bytes::from_static(b"not a batch")).0,
@@ -271,14 +306,21 @@ fn produce_validation_and_idempotence() {
         "nothing invalid was appended"
     );
 
+    // acks=1 is acknowledged like acks=-1; any other value is INVALID_REQUIRED_ACKS.
+    let resp = c.call(&produce_req(&topic, 0, batch(1, 1, 1), 1), 9);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, 6);
+    let resp = c.call(&produce_req(&topic, 0, batch(2, 1, 1), 2), 9);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 21);
+
     // acks=0 gets no response: the next response on the connection is the Metadata one.
-    let cid0 = c.send(&produce_req(&topic, 0, batch(1, 1, 1), 0), 9);
+    let cid0 = c.send(&produce_req(&topic, 0, batch(2, 1, 1), 0), 9);
     let meta = MetadataRequest::default();
     let cid = c.send(&meta, 12);
     assert_ne!(cid0, cid);
     let resp = c.receive::<MetadataRequest>(12, cid);
     assert_eq!(resp.brokers.len(), 1);
-    assert_eq!(list_offset(&mut c, &topic, -1).1, 7);
+    assert_eq!(list_offset(&mut c, &topic, -1).1, 8);
 }
 
 #[test]

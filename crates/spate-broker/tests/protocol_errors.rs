@@ -5,7 +5,7 @@
 mod raw_client;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,29 +32,35 @@ fn malformed_frames_close_only_their_connection() {
 
     // A real producer keeps producing while bad connections come and go.
     let stop = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
     let producer_thread = {
-        let (stop, bootstrap, topic) = (stop.clone(), bootstrap.clone(), topic.clone());
+        let (stop, delivered) = (stop.clone(), delivered.clone());
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
         std::thread::spawn(move || {
             let producer: BaseProducer = producer_config(&bootstrap).create().unwrap();
             let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let payload = format!("m{sent}");
-                if producer
-                    .send(
-                        BaseRecord::<(), _>::to(&topic)
-                            .payload(&payload)
-                            .partition(0),
-                    )
-                    .is_ok()
-                {
+                let record = BaseRecord::<(), _>::to(&topic)
+                    .payload(&payload)
+                    .partition(0);
+                if producer.send(record).is_ok() {
                     sent += 1;
                 }
-                producer.poll(Duration::from_millis(2));
+                producer.flush(Duration::from_secs(10)).unwrap();
+                delivered.store(sent, Ordering::Relaxed);
             }
-            producer.flush(Duration::from_secs(20)).unwrap();
             sent
         })
     };
+    let wait_for = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while delivered.load(Ordering::Relaxed) < n {
+            assert!(Instant::now() < deadline, "the producer stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(5);
 
     // Garbage that happens to start with a huge length ("GET " = 1.2 GB).
     let mut c = RawClient::connect(addr);
@@ -114,9 +120,10 @@ fn malformed_frames_close_only_their_connection() {
     let resp = good.call(&ApiVersionsRequest::default(), 0);
     assert_eq!(resp.error_code, 0);
 
+    // The producer kept getting acknowledgements through all of that.
+    wait_for(delivered.load(Ordering::Relaxed) + 5);
     stop.store(true, Ordering::Relaxed);
     let sent = producer_thread.join().unwrap();
-    assert!(sent > 0);
 
     // Everything the producer sent is there.
     let consumer: BaseConsumer = consumer_config(&bootstrap, &random_group("malformed"))

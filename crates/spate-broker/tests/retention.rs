@@ -54,8 +54,8 @@ async fn retention_deletes_old_segments() {
             producer
                 .send(BaseRecord::<(), _>::to(&topic).payload(&value).partition(0))
                 .unwrap();
-            producer.flush(Duration::from_secs(10)).unwrap();
         }
+        producer.flush(Duration::from_secs(10)).unwrap();
     });
 
     let partition = broker.state().topics.partition(&topic, 0).unwrap();

@@ -282,7 +282,9 @@ fn produce_reports_lines_it_could_not_send() {
 
 #[test]
 fn consume_stops_cleanly_on_sigint() {
+    use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
+    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     let broker = TestBroker::start();
@@ -310,24 +312,51 @@ fn consume_stops_cleanly_on_sigint() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start spate consume");
-    std::thread::sleep(Duration::from_millis(1500));
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    // Interrupt once both records are out, i.e. while it waits for more.
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        match lines_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("spate consume printed only {lines:?} within 20 s");
+            }
+        }
+    }
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("spate consume did not stop within 20 s of SIGINT");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    };
+    let _ = reader.join();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert_eq!(lines, ["one", "two"]);
     assert!(
         stderr.contains("Processed a total of 2 messages"),
         "{stderr}"

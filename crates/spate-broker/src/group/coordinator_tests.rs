@@ -9,14 +9,14 @@ use super::member::MemberProtocol;
 use super::types::{JoinRequest, JoinResponse, LeavingMember, SyncRequest, SyncResponse};
 use super::{GroupConfig, GroupState};
 
-const SESSION: i32 = 10_000;
-const REBALANCE: i32 = 20_000;
+pub(super) const SESSION: i32 = 10_000;
+pub(super) const REBALANCE: i32 = 20_000;
 
 fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
-fn coordinator() -> GroupCoordinator {
+pub(super) fn coordinator() -> GroupCoordinator {
     GroupCoordinator::in_memory(GroupConfig::default())
 }
 
@@ -30,7 +30,7 @@ fn protocols(names: &[&str]) -> Vec<MemberProtocol> {
         .collect()
 }
 
-fn join_req(group: &str, member: &str, names: &[&str]) -> JoinRequest {
+pub(super) fn join_req(group: &str, member: &str, names: &[&str]) -> JoinRequest {
     JoinRequest {
         group_id: group.into(),
         member_id: member.into(),
@@ -53,7 +53,7 @@ fn pending<T: std::fmt::Debug>(rx: &mut oneshot::Receiver<T>) {
     assert!(rx.try_recv().is_err(), "response should still be parked");
 }
 
-fn sync(
+pub(super) fn sync(
     c: &GroupCoordinator,
     group: &str,
     member: &str,
@@ -636,4 +636,59 @@ fn metadata_too_large_is_rejected_per_partition() {
         0,
     );
     assert_eq!(errs, vec![code(ResponseError::OffsetMetadataTooLarge), 0]);
+}
+
+#[test]
+fn rejoin_during_completing_rebalance_is_answered_again_and_fencing_on_join() {
+    let c = coordinator();
+    let mut a_req = join_req("g", "", &["range"]);
+    a_req.group_instance_id = Some("ia".into());
+    let a = done(&mut c.join_group(a_req.clone(), 0));
+    assert_eq!(state(&c, "g"), "CompletingRebalance");
+    // A JoinGroup retried with the same protocols gets the same generation back, no rebalance.
+    let mut again = a_req.clone();
+    again.member_id = a.member_id.clone();
+    let r = done(&mut c.join_group(again.clone(), 1));
+    assert_eq!(
+        (r.generation_id, r.leader.as_str()),
+        (1, a.member_id.as_str())
+    );
+    assert_eq!(state(&c, "g"), "CompletingRebalance");
+    // The right instance id with a wrong member id is a zombie: fenced.
+    again.member_id = "zombie".into();
+    assert_eq!(
+        done(&mut c.join_group(again, 2)).error_code,
+        code(ResponseError::FencedInstanceId)
+    );
+    // Leaving by instance id alone (v3+ LeaveGroup) removes the static member.
+    let (_, errs) = c.leave_group(
+        "g",
+        &[LeavingMember {
+            member_id: String::new(),
+            group_instance_id: Some("ia".into()),
+        }],
+        3,
+    );
+    assert_eq!(errs, vec![0]);
+    assert_eq!(state(&c, "g"), "Empty");
+}
+
+#[test]
+fn a_pending_member_that_never_returns_expires() {
+    let c = coordinator();
+    let m1 = single_member_group(&c, "g", 0);
+    let mut req = join_req("g", "", &["range"]);
+    req.require_known_member_id = true;
+    let pending_id = done(&mut c.join_group(req.clone(), 0)).member_id;
+    // Handing out an id does not rebalance the group...
+    assert_eq!(state(&c, "g"), "Stable");
+    assert_eq!(c.heartbeat("g", &m1.member_id, None, 1, 100), 0);
+    // ...and the id is only good for one session timeout.
+    c.heartbeat("g", &m1.member_id, None, 1, i64::from(SESSION) - 100);
+    c.tick(i64::from(SESSION) + 1);
+    req.member_id = pending_id;
+    assert_eq!(
+        done(&mut c.join_group(req, i64::from(SESSION) + 2)).error_code,
+        code(ResponseError::UnknownMemberId)
+    );
 }

@@ -6,6 +6,7 @@
 //! - [`classic_group`] — one group's rebalance state machine (sans I/O, time passed in);
 //! - [`member`] — a member and its parked JoinGroup/SyncGroup response;
 //! - [`coordinator`] — the map of groups and the per-request validation rules;
+//! - [`commits`] — OffsetCommit/OffsetFetch/OffsetDelete and offset expiry;
 //! - [`offsets`] / [`offsets_log`] — committed offsets in memory and their durable log;
 //! - [`consumer_protocol`] — reading the "consumer" protocol's subscriptions;
 //! - [`api`] — the Kafka requests and responses of every version, mapped onto the above;
@@ -13,11 +14,14 @@
 
 pub mod api;
 pub mod classic_group;
+pub mod commits;
 pub mod config;
 pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
+#[cfg(test)]
+mod liveness_tests;
 pub mod member;
 pub mod offsets;
 pub mod offsets_log;

@@ -183,6 +183,11 @@ fn broker_configs(state: &BrokerState) -> Vec<(String, String, ConfigType)> {
             c.log_retention_check_interval_ms.to_string(),
             ConfigType::Long,
         ),
+        (
+            "producer.id.expiration.ms".to_string(),
+            c.producer_id_expiration_ms.to_string(),
+            ConfigType::Long,
+        ),
     ];
     for d in config::DEFS {
         let value = c

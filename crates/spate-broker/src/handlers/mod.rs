@@ -4,7 +4,7 @@
 //!
 //! Adding an API is a handler file plus one line in [`HandlerRegistry::standard`]:
 //!
-//! ```ignore
+//! ```text
 //! .register::<JoinGroupRequest, _, _>(0, 9, group::join_group::handle)
 //! ```
 //!
@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
@@ -54,7 +54,7 @@ pub struct RequestContext {
     pub peer: SocketAddr,
 }
 
-/// A handler's result, erased: an encoded response body, or no response at all (Produce with
+/// A handler's result, erased: the encoded response frame, or no response at all (Produce with
 /// acks=0 is the one request Kafka does not answer).
 pub enum HandlerOutput {
     Response(BytesMut),
@@ -99,22 +99,43 @@ pub struct HandlerRegistry {
     entries: BTreeMap<i16, ApiEntry>,
 }
 
-fn encode_body<R: Encodable>(key: ApiKey, version: i16, response: &R) -> Result<BytesMut> {
-    let size = response
+/// Encodes a whole response frame — length prefix, response header (at the version the API and
+/// request version call for; ApiVersions always uses v0) and body — into one buffer, so the
+/// records of a Fetch response are copied once.
+pub fn encode_response_frame<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<BytesMut> {
+    let err = |reason: String| BrokerError::EncodeResponse {
+        api: format!("{key:?}"),
+        version,
+        reason,
+    };
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let header_version = key.response_header_version(version);
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| err(e.to_string()))?;
+    let body_size = response
         .compute_size(version)
-        .map_err(|e| BrokerError::EncodeResponse {
-            api: format!("{key:?}"),
-            version,
-            reason: e.to_string(),
-        })?;
-    let mut buf = BytesMut::with_capacity(size);
+        .map_err(|e| err(e.to_string()))?;
+    let size = i32::try_from(header_size + body_size).map_err(|_| {
+        err(format!(
+            "{} bytes do not fit a frame",
+            header_size + body_size
+        ))
+    })?;
+    let mut buf = BytesMut::with_capacity(4 + header_size + body_size);
+    buf.put_i32(size);
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| err(e.to_string()))?;
     response
         .encode(&mut buf, version)
-        .map_err(|e| BrokerError::EncodeResponse {
-            api: format!("{key:?}"),
-            version,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| err(e.to_string()))?;
     Ok(buf)
 }
 
@@ -184,10 +205,15 @@ impl HandlerRegistry {
         let erased: ErasedHandler = Arc::new(move |state, ctx: RequestContext, body| {
             let handler = handler.clone();
             Box::pin(async move {
-                let version = ctx.api_version;
+                let (version, correlation_id) = (ctx.api_version, ctx.correlation_id);
                 let req: Req = decode_body(key, &ctx, body)?;
                 match handler(state, ctx, req).await? {
-                    Some(resp) => Ok(HandlerOutput::Response(encode_body(key, version, &resp)?)),
+                    Some(resp) => Ok(HandlerOutput::Response(encode_response_frame(
+                        key,
+                        version,
+                        correlation_id,
+                        &resp,
+                    )?)),
                     None => Ok(HandlerOutput::NoResponse),
                 }
             })
@@ -242,7 +268,7 @@ impl HandlerRegistry {
             .register::<OffsetFetchRequest, _, _>(1, 9, groups::handle_offset_fetch)
             .register::<OffsetDeleteRequest, _, _>(0, 0, groups::handle_offset_delete)
             .register::<ListGroupsRequest, _, _>(0, 5, groups::handle_list_groups)
-            .register::<DescribeGroupsRequest, _, _>(0, 5, groups::handle_describe_groups)
+            .register::<DescribeGroupsRequest, _, _>(0, 6, groups::handle_describe_groups)
             .register::<DeleteGroupsRequest, _, _>(0, 2, groups::handle_delete_groups);
         r
     }

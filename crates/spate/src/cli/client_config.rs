@@ -14,6 +14,7 @@ use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel}
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// Connection options shared by `topics`, `produce`, `consume` and the benchmarks.
 #[derive(Args, Debug, Clone)]
@@ -109,6 +110,30 @@ impl ClientArgs {
             .map_err(|e| self.unreachable(e))
     }
 
+    /// The partition count of `topic`, asking again while the broker reports the topic's leader
+    /// as not yet available (Kafka's answer right after it auto-creates a topic), up to the
+    /// request timeout.
+    pub fn topic_partitions<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        topic: &str,
+    ) -> anyhow::Result<i32> {
+        let deadline = std::time::Instant::now() + self.request_timeout();
+        loop {
+            let metadata = self.metadata(client, Some(topic))?;
+            let leader_pending = metadata.topics().iter().any(|t| {
+                t.name() == topic
+                    && (t.error().map(RDKafkaErrorCode::from)
+                        == Some(RDKafkaErrorCode::LeaderNotAvailable)
+                        || t.partitions().iter().any(|p| p.leader() < 0))
+            });
+            if !leader_pending || std::time::Instant::now() >= deadline {
+                return partition_count(&metadata, topic);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The error for a broker that did not answer in time.
     pub fn unreachable(&self, cause: KafkaError) -> anyhow::Error {
         anyhow!(
@@ -177,8 +202,8 @@ pub fn partition_count(metadata: &Metadata, topic: &str) -> anyhow::Result<i32> 
         bail!("topic {topic:?} does not exist");
     };
     if let Some(err) = t.error() {
-        let code = rdkafka::types::RDKafkaErrorCode::from(err);
-        if code == rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition {
+        let code = RDKafkaErrorCode::from(err);
+        if code == RDKafkaErrorCode::UnknownTopicOrPartition {
             bail!("topic {topic:?} does not exist (create it with `spate topics create {topic}`)");
         }
         bail!("metadata for topic {topic:?} has an error: {code}");

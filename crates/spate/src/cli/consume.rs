@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
-use super::client_config::{partition_count, CliContext, ClientArgs};
+use super::client_config::{CliContext, ClientArgs};
 use super::topics::TopicName;
 
 #[derive(Args, Debug)]
@@ -133,8 +133,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         ]),
     }
     let consumer: BaseConsumer<CliContext> = args.client.create(&defaults)?;
-    let metadata = args.client.metadata(consumer.client(), Some(&topic))?;
-    let partitions = partition_count(&metadata, &topic)?;
+    let partitions = args.client.topic_partitions(consumer.client(), &topic)?;
 
     if args.group.is_some() {
         consumer
@@ -252,6 +251,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 fn stop_on_signal() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let raised = flag.clone();
+    let (registered_tx, registered_rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("spate-signals".into())
         .spawn(move || {
@@ -269,6 +269,7 @@ fn stop_on_signal() -> Arc<AtomicBool> {
                 ) else {
                     return;
                 };
+                let _ = registered_tx.send(());
                 tokio::select! {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
@@ -276,8 +277,19 @@ fn stop_on_signal() -> Arc<AtomicBool> {
                 raised.store(true, Ordering::Relaxed);
             });
         });
-    if let Err(e) = spawned {
-        tracing::debug!("no signal handler thread ({e}); Ctrl-C will end the process abruptly");
+    match spawned {
+        // Wait until the handlers are installed, so a signal right after the first record is
+        // not the default (abrupt) one.
+        Ok(_) => {
+            if registered_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                tracing::debug!(
+                    "signal handlers not installed; Ctrl-C will end the process abruptly"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::debug!("no signal handler thread ({e}); Ctrl-C will end the process abruptly")
+        }
     }
     flag
 }

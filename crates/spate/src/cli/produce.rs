@@ -18,9 +18,7 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::client_config::{
-    librdkafka_error, librdkafka_log, parse_key_value, partition_count, ClientArgs,
-};
+use super::client_config::{librdkafka_error, librdkafka_log, parse_key_value, ClientArgs};
 use super::topics::TopicName;
 
 /// How long librdkafka may try to deliver a record before reporting it failed, unless `-X
@@ -220,8 +218,7 @@ fn produce(args: &ProduceArgs, input: impl Read) -> anyhow::Result<()> {
         ],
         DeliveryCounter::default(),
     )?;
-    let metadata = args.client.metadata(producer.client(), Some(topic))?;
-    let partitions = partition_count(&metadata, topic)?;
+    let partitions = args.client.topic_partitions(producer.client(), topic)?;
     if let Some(p) = args.partition {
         if p >= partitions {
             bail!("topic {topic:?} has {partitions} partitions; --partition {p} does not exist");

@@ -128,7 +128,9 @@ pub async fn handle_offset_commit(
     // The commit waits for an fsync: keep it off the async workers.
     tokio::task::spawn_blocking(move || {
         let host = client_host(&ctx);
-        super::handle_offset_commit(&c, group_ctx(&ctx, &host), req)
+        let exists =
+            |topic: &str, partition: i32| state.topics.partition(topic, partition).is_some();
+        super::handle_offset_commit(&c, group_ctx(&ctx, &host), req, &exists)
     })
     .await
     .map_err(|e| BrokerError::Runtime(format!("offset commit task: {e}")))

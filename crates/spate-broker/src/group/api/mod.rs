@@ -30,7 +30,7 @@ pub mod versions {
     pub const HEARTBEAT: (i16, i16, i16) = (12, 0, 4);
     pub const LEAVE_GROUP: (i16, i16, i16) = (13, 0, 5);
     pub const SYNC_GROUP: (i16, i16, i16) = (14, 0, 5);
-    pub const DESCRIBE_GROUPS: (i16, i16, i16) = (15, 0, 5);
+    pub const DESCRIBE_GROUPS: (i16, i16, i16) = (15, 0, 6);
     pub const LIST_GROUPS: (i16, i16, i16) = (16, 0, 5);
     pub const DELETE_GROUPS: (i16, i16, i16) = (42, 0, 2);
     pub const OFFSET_DELETE: (i16, i16, i16) = (47, 0, 0);

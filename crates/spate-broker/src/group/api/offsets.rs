@@ -19,28 +19,40 @@ use super::{opt_string, s, RequestContext};
 use crate::group::coordinator::{CommitPartition, CommitRequest, FetchedOffset, GroupCoordinator};
 use crate::group::now_ms;
 
-/// OffsetCommit (v2–v9).
+/// OffsetCommit (v2–v9). Offsets of partitions for which `partition_exists` is false are not
+/// stored and answered UNKNOWN_TOPIC_OR_PARTITION, as Kafka does.
 pub fn handle_offset_commit(
     coordinator: &GroupCoordinator,
     ctx: RequestContext<'_>,
     request: OffsetCommitRequest,
+    partition_exists: &dyn Fn(&str, i32) -> bool,
 ) -> OffsetCommitResponse {
     let version = ctx.api_version;
-    let partitions: Vec<CommitPartition> = request
+    let unknown: Vec<bool> = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(|p| CommitPartition {
-                topic: t.name.0.as_str().to_owned(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= 6 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                metadata: opt_string(&p.committed_metadata),
-            })
+            t.partitions
+                .iter()
+                .map(|p| !partition_exists(t.name.0.as_str(), p.partition_index))
+        })
+        .collect();
+    let mut is_unknown = unknown.iter();
+    let partitions: Vec<CommitPartition> = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .filter(|_| !is_unknown.next().copied().unwrap_or(false))
+        .map(|(t, p)| CommitPartition {
+            topic: t.name.0.as_str().to_owned(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if version >= 6 {
+                p.committed_leader_epoch
+            } else {
+                -1
+            },
+            metadata: opt_string(&p.committed_metadata),
         })
         .collect();
     let commit = CommitRequest {
@@ -59,7 +71,15 @@ pub fn handle_offset_commit(
         },
         partitions,
     };
-    let mut errors = coordinator.commit_offsets(commit, now_ms()).into_iter();
+    let mut stored = coordinator.commit_offsets(commit, now_ms()).into_iter();
+    let unknown_code = kafka_protocol::ResponseError::UnknownTopicOrPartition.code();
+    let mut errors = unknown.into_iter().map(move |u| {
+        if u {
+            unknown_code
+        } else {
+            stored.next().unwrap_or(0)
+        }
+    });
     let topics = request
         .topics
         .iter()

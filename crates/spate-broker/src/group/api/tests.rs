@@ -115,10 +115,37 @@ fn offset_and_admin_responses_encode_at_every_version() {
                         .with_partition_index(0)
                         .with_committed_offset(10 + i64::from(v))
                         .with_committed_metadata(Some(StrBytes::from_static_str("m")))])]),
+            &|topic, _| topic == "t",
         );
         assert_eq!(r.topics[0].partitions[0].error_code, 0);
         encodes(&r, v);
     }
+    let unknown = handle_offset_commit(
+        &c,
+        ctx(8),
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("missing")))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default().with_committed_offset(1)
+                    ]),
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(5)
+                        .with_committed_offset(1)]),
+            ]),
+        &|topic, _| topic == "t",
+    );
+    assert_eq!(
+        unknown.topics[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(unknown.topics[1].partitions[0].error_code, 0);
+    assert!(c.fetch_offsets("g", None).iter().all(|f| f.topic == "t"));
     for v in versions::OFFSET_FETCH.1..=versions::OFFSET_FETCH.2 {
         let r = if v >= 8 {
             handle_offset_fetch(

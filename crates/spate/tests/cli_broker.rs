@@ -1,0 +1,78 @@
+//! `spate broker` as a process: it prints the bound address, answers the Kafka protocol there,
+//! keeps topics in its data dir, and exits cleanly (status 0) on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// ApiVersions v0 (header v1, client id "cli-test"), correlation id 42.
+fn api_versions_v0() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&18i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&42i32.to_be_bytes());
+    body.extend_from_slice(&8i16.to_be_bytes());
+    body.extend_from_slice(b"cli-test");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[cfg(unix)]
+#[test]
+fn broker_serves_and_stops_on_sigterm() {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("spate-cli-broker-{}-{nanos}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            "num.partitions=2",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("spate broker listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&api_versions_v0()).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).unwrap();
+    assert_eq!(i32::from_be_bytes(resp[0..4].try_into().unwrap()), 42);
+    assert_eq!(
+        i16::from_be_bytes(resp[4..6].try_into().unwrap()),
+        0,
+        "error code"
+    );
+    let api_count = i32::from_be_bytes(resp[6..10].try_into().unwrap());
+    assert!(api_count >= 10, "{api_count} APIs advertised");
+    drop(s);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "broker exited with {exit}");
+    assert!(dir.is_dir(), "the disk log created its data dir");
+    let _ = std::fs::remove_dir_all(&dir);
+}
