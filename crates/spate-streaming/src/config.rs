@@ -37,6 +37,8 @@ pub const DEFAULT_PARALLELISM: &str = "spate.streaming.default.parallelism";
 pub const GRACEFUL_STOP_TIMEOUT_MS: &str = "spate.streaming.graceful.stop.timeout.ms";
 /// Key: state snapshot interval in batches.
 pub const CHECKPOINT_INTERVAL_BATCHES: &str = "spate.streaming.checkpoint.interval.batches";
+/// Key: at most this many down-time batches are planned after a restart.
+pub const RECOVERY_MAX_DOWNTIME_BATCHES: &str = "spate.streaming.recovery.max.downtime.batches";
 /// Key: completed batches kept for the UI.
 pub const UI_RETAINED_BATCHES: &str = "spate.streaming.ui.retained.batches";
 
@@ -73,11 +75,33 @@ pub const KEYS: &[ConfigKey] = &[
         doc: "With a checkpoint directory, operator state (update_state_by_key, map_with_state, windows) is snapshotted every this many batches; after a crash, batches since the snapshot are replayed from their recorded plans (Spark's mapWithState default: 10 × batch interval).",
     },
     ConfigKey {
+        key: RECOVERY_MAX_DOWNTIME_BATCHES,
+        default: "1000",
+        doc: "After a restart from a checkpoint, batch times continue right after the last recorded batch and the batches of the down time are planned back to back (Spark reschedules all of them); at most this many are, then planning jumps to the current time. Windows stay exact across the gap.",
+    },
+    ConfigKey {
         key: UI_RETAINED_BATCHES,
         default: "1000",
         doc: "Completed batches kept in memory for the UI and metrics (Spark's spark.streaming.ui.retainedBatches).",
     },
 ];
+
+/// The table of keys as Markdown (key, environment variable, default, meaning): the source of
+/// `docs/configuration.md`.
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| key | environment variable | default | meaning |\n|---|---|---|---|\n");
+    for k in KEYS {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            k.key,
+            env_var_for(k.key),
+            k.default,
+            k.doc
+        ));
+    }
+    out
+}
 
 /// Environment variable that overrides `key`: upper case, dots become underscores.
 pub fn env_var_for(key: &str) -> String {
@@ -145,14 +169,21 @@ impl Config {
         self.set(UI_RETAINED_BATCHES, n)
     }
 
+    /// Down-time batches planned after a restart, at most.
+    pub fn max_downtime_batches(self, n: u64) -> Self {
+        self.set(RECOVERY_MAX_DOWNTIME_BATCHES, n)
+    }
+
     /// Merges a TOML document. Keys may be dotted (`spate.streaming.batch.interval.ms = 500`) or
     /// nested tables (`[spate.streaming]` then `"batch.interval.ms" = 500`); both flatten to the
     /// same key. Values already set by the builder are overwritten.
     pub fn with_toml_str(mut self, text: &str, origin: &Path) -> Result<Self> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| StreamingError::ConfigFile {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| StreamingError::ConfigFile {
+                    path: origin.to_path_buf(),
+                    message: e.to_string(),
+                })?;
         let mut flat = BTreeMap::new();
         flatten("", &toml::Value::Table(table), &mut flat);
         self.values.extend(flat);
@@ -186,35 +217,69 @@ impl Config {
                 values.insert(k.key.to_owned(), v.clone());
             }
         }
-        if let Some(unknown) = values.keys().find(|k| !KEYS.iter().any(|c| c.key == k.as_str())) {
-            return Err(StreamingError::config(unknown.clone(), values[unknown].clone(), "unknown configuration key"));
+        if let Some(unknown) = values
+            .keys()
+            .find(|k| !KEYS.iter().any(|c| c.key == k.as_str()))
+        {
+            return Err(StreamingError::config(
+                unknown.clone(),
+                values[unknown].clone(),
+                "unknown configuration key",
+            ));
         }
         let app_name = values
             .get(APP_NAME)
             .cloned()
             .unwrap_or_else(|| "spate".to_owned());
         if app_name.trim().is_empty() {
-            return Err(StreamingError::config(APP_NAME, app_name, "must not be empty"));
+            return Err(StreamingError::config(
+                APP_NAME,
+                app_name,
+                "must not be empty",
+            ));
         }
         let batch_ms = parse_u64(&values, BATCH_INTERVAL_MS, 1000)?;
         if batch_ms == 0 {
-            return Err(StreamingError::config(BATCH_INTERVAL_MS, "0", "must be at least 1 ms"));
+            return Err(StreamingError::config(
+                BATCH_INTERVAL_MS,
+                "0",
+                "must be at least 1 ms",
+            ));
         }
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let threads = parse_u64(&values, EXECUTOR_THREADS, cores as u64)? as usize;
         if threads == 0 {
-            return Err(StreamingError::config(EXECUTOR_THREADS, "0", "must be at least 1"));
+            return Err(StreamingError::config(
+                EXECUTOR_THREADS,
+                "0",
+                "must be at least 1",
+            ));
         }
         let parallelism = parse_u64(&values, DEFAULT_PARALLELISM, threads as u64)? as usize;
         if parallelism == 0 {
-            return Err(StreamingError::config(DEFAULT_PARALLELISM, "0", "must be at least 1"));
+            return Err(StreamingError::config(
+                DEFAULT_PARALLELISM,
+                "0",
+                "must be at least 1",
+            ));
         }
-        let stop_ms = parse_u64(&values, GRACEFUL_STOP_TIMEOUT_MS, batch_ms.saturating_mul(10))?;
+        let stop_ms = parse_u64(
+            &values,
+            GRACEFUL_STOP_TIMEOUT_MS,
+            batch_ms.saturating_mul(10),
+        )?;
         let ckpt = parse_u64(&values, CHECKPOINT_INTERVAL_BATCHES, 10)?;
         if ckpt == 0 {
-            return Err(StreamingError::config(CHECKPOINT_INTERVAL_BATCHES, "0", "must be at least 1"));
+            return Err(StreamingError::config(
+                CHECKPOINT_INTERVAL_BATCHES,
+                "0",
+                "must be at least 1",
+            ));
         }
         let retained = parse_u64(&values, UI_RETAINED_BATCHES, 1000)? as usize;
+        let max_downtime = parse_u64(&values, RECOVERY_MAX_DOWNTIME_BATCHES, 1000)?;
         Ok(StreamingConfig {
             app_name,
             batch_interval: Duration::from_millis(batch_ms),
@@ -223,6 +288,7 @@ impl Config {
             graceful_stop_timeout: Duration::from_millis(stop_ms),
             checkpoint_interval_batches: ckpt,
             retained_batches: retained,
+            max_downtime_batches: max_downtime,
         })
     }
 }
@@ -275,6 +341,8 @@ pub struct StreamingConfig {
     pub checkpoint_interval_batches: u64,
     /// Completed batches retained for the UI.
     pub retained_batches: usize,
+    /// Down-time batches planned after a restart, at most.
+    pub max_downtime_batches: u64,
 }
 
 #[cfg(test)]
@@ -282,7 +350,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -334,6 +405,15 @@ mod tests {
             .build_with_env(env(&[("SPATE_STREAMING_EXECUTOR_THREADS", "0")]))
             .unwrap_err();
         assert!(err.to_string().contains(EXECUTOR_THREADS));
+    }
+
+    #[test]
+    fn markdown_table_lists_every_key() {
+        let t = markdown_table();
+        for k in KEYS {
+            assert!(t.contains(k.key) && t.contains(&env_var_for(k.key)));
+        }
+        assert_eq!(t.lines().count(), KEYS.len() + 2);
     }
 
     #[test]

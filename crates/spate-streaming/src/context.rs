@@ -16,8 +16,8 @@ use crate::dstream::DStream;
 use crate::error::{Result, StreamingError};
 use crate::exec::pool::Executor;
 use crate::exec::{Batch, Data};
-use crate::graph::{BatchContext, Forced, Graph, Node, OutputOp, StatefulOp};
 use crate::graph::InputEntry;
+use crate::graph::{BatchContext, Forced, Graph, Node, OutputOp, StatefulOp};
 use crate::input::{Erased, InputStream};
 use crate::listener::{ListenerBus, StreamingListener};
 use crate::metrics::StreamingMetrics;
@@ -274,6 +274,7 @@ impl StreamingContext {
         DStream {
             ctx: self.clone(),
             node: Arc::new(Node::new(id, name, slide, Box::new(compute))),
+            op_id: None,
         }
     }
 
@@ -288,31 +289,36 @@ impl StreamingContext {
             input: Arc::new(Erased(input.clone(), std::marker::PhantomData)),
         });
         let input_id = id.clone();
-        let mut s = self.add_node::<T>(&kind, false, 1, move |bc| {
+        self.add_node::<T>(&id, false, 1, move |bc| {
             let plan = bc.plans.get(&input_id).ok_or_else(|| {
                 StreamingError::input(&input_id, format!("no plan recorded for batch {}", bc.time))
             })?;
             let parts = input.compute(bc.time, plan)?;
             Ok(Batch::new(parts, bc.exec.clone(), bc.time))
-        });
-        if let Some(node) = Arc::get_mut(&mut s.node) {
-            node.name = id;
-        }
-        s
+        })
     }
 
     /// The union of several streams of the same type and slide.
     pub fn union<T: Data>(&self, streams: &[DStream<T>]) -> Result<DStream<T>> {
         let Some(first) = streams.first() else {
-            return Err(StreamingError::operator("union", "needs at least one stream"));
+            return Err(StreamingError::operator(
+                "union",
+                "needs at least one stream",
+            ));
         };
         let slide = first.node.slide;
         if streams.iter().any(|s| s.node.slide != slide) {
-            return Err(StreamingError::operator("union", "all streams must have the same slide duration"));
+            return Err(StreamingError::operator(
+                "union",
+                "all streams must have the same slide duration",
+            ));
         }
         let nodes: Vec<_> = streams.iter().map(|s| s.node.clone()).collect();
         Ok(self.add_node("union", false, slide, move |bc| {
-            let batches = nodes.iter().map(|n| n.get(bc)).collect::<Result<Vec<_>>>()?;
+            let batches = nodes
+                .iter()
+                .map(|n| n.get(bc))
+                .collect::<Result<Vec<_>>>()?;
             match batches.split_first() {
                 Some((head, rest)) => Ok(head.union_all(rest)),
                 None => Ok(bc.empty()),
@@ -328,6 +334,15 @@ impl StreamingContext {
             let mut g = self.inner.graph.lock();
             if let Some(e) = g.errors.drain(..).next() {
                 return Err(e);
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for op in &g.stateful {
+                if !ids.insert(op.id()) {
+                    return Err(StreamingError::operator(
+                        "uid",
+                        format!("two stateful operators have the id `{}`", op.id()),
+                    ));
+                }
             }
             if g.outputs.is_empty() {
                 return Err(StreamingError::ContextState(

@@ -116,7 +116,6 @@ pub enum StreamingError {
     },
 
     // ---- engine (context, operators, tasks, outputs, inputs) ----
-
     /// A configuration file could not be read or parsed.
     #[error("cannot load configuration file {path}: {message}")]
     ConfigFile {
@@ -226,7 +225,11 @@ impl StreamingError {
     }
 
     /// A configuration error naming `key` and its bad `value`.
-    pub fn config(key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn config(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         StreamingError::InvalidConfig {
             name: key.into(),
             value: value.into(),

@@ -112,24 +112,31 @@ impl<T: Data> Node<T> {
     }
 }
 
+/// A unit of per-batch work (forced state updates, output operations).
+pub(crate) type BatchWork = Box<dyn Fn(&BatchContext) -> Result<()> + Send + Sync>;
+
 /// Work that runs in every batch where `aligned(slide)` (state updates, window buffering).
 pub(crate) struct Forced {
     pub(crate) name: String,
     pub(crate) slide: u64,
-    pub(crate) run: Box<dyn Fn(&BatchContext) -> Result<()> + Send + Sync>,
+    pub(crate) run: BatchWork,
 }
 
 /// An output operation.
 pub(crate) struct OutputOp {
     pub(crate) name: String,
     pub(crate) slide: u64,
-    pub(crate) run: Box<dyn Fn(&BatchContext) -> Result<()> + Send + Sync>,
+    pub(crate) run: BatchWork,
 }
+
+/// The id of a stateful operator: `kind-N` by default, replaceable with `DStream::uid` until
+/// the context starts (so it is shared between the operator and its stream).
+pub(crate) type OpId = Arc<Mutex<String>>;
 
 /// An operator whose state is kept in checkpoint snapshots.
 pub(crate) trait StatefulOp: Send + Sync {
-    /// Stable id (kind + creation index, e.g. `update_state_by_key-0`).
-    fn id(&self) -> &str;
+    /// Stable id (kind + creation index, e.g. `update_state_by_key-0`, or the user's uid).
+    fn id(&self) -> String;
     /// Rust type of the state, recorded in checkpoint metadata for diagnostics.
     fn state_type(&self) -> String;
     /// Encodes the current state.
@@ -140,7 +147,8 @@ pub(crate) trait StatefulOp: Send + Sync {
 
 /// Encodes a value for a state snapshot (postcard: compact, documented, stable format).
 pub(crate) fn encode_state<S: serde::Serialize + ?Sized>(id: &str, s: &S) -> Result<Vec<u8>> {
-    postcard::to_stdvec(s).map_err(|e| StreamingError::serialization(format!("state of operator {id:?}"), e))
+    postcard::to_stdvec(s)
+        .map_err(|e| StreamingError::serialization(format!("state of operator {id:?}"), e))
 }
 
 /// Decodes a value written by [`encode_state`].

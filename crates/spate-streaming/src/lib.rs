@@ -8,7 +8,8 @@
 //! Map of the crate: [`StreamingContext`] (entry point, lifecycle) · [`Config`] (keys, defaults,
 //! TOML, environment) · [`DStream`] and its operators (`dstream`, `window`, `state`, `output`) ·
 //! [`Batch`] (one batch's partitioned data; `exec`) · `scheduler` (job generator and runner) ·
-//! [`input`] (the plan → compute input interface, queue/socket/text-file inputs) · `recovery`
+//! [`input`] (the plan → compute input interface; queue, socket, text-file and receiver inputs) ·
+//! [`receiver`], [`wal`] and [`rate`] (receivers, write-ahead logs, rate control) · `recovery`
 //! and [`checkpoint`] (fault tolerance) · [`listener`] and [`metrics`] (observability).
 
 pub mod checkpoint;

@@ -70,6 +70,13 @@ pub struct BatchInfo {
     pub output_operation_infos: BTreeMap<usize, OutputOperationInfo>,
     /// Why the batch failed (state update, output, commit), if it did.
     pub failure: Option<String>,
+    /// Microseconds spent planning the batch (inputs' plans + writing them to the checkpoint).
+    pub planning_micros: u64,
+    /// Microseconds from submission to start, measured precisely (the millisecond
+    /// `scheduling_delay` is Spark's).
+    pub scheduling_micros: Option<u64>,
+    /// Microseconds from start to end, including the checkpoint commit.
+    pub processing_micros: Option<u64>,
     /// True when the batch re-ran a plan recovered from the checkpoint.
     pub recovered: bool,
 }
@@ -77,12 +84,18 @@ pub struct BatchInfo {
 impl BatchInfo {
     /// Start − submission (ms).
     pub fn scheduling_delay(&self) -> Option<u64> {
-        Some(self.processing_start_time?.millis_since(self.submission_time))
+        Some(
+            self.processing_start_time?
+                .millis_since(self.submission_time),
+        )
     }
 
     /// End − start (ms).
     pub fn processing_delay(&self) -> Option<u64> {
-        Some(self.processing_end_time?.millis_since(self.processing_start_time?))
+        Some(
+            self.processing_end_time?
+                .millis_since(self.processing_start_time?),
+        )
     }
 
     /// End − submission (ms).
@@ -93,6 +106,22 @@ impl BatchInfo {
     /// Records over all inputs.
     pub fn num_records(&self) -> u64 {
         self.input_infos.values().map(|i| i.num_records).sum()
+    }
+
+    /// What a rate controller needs from this batch about input `input_id` (backpressure, C18);
+    /// `None` until the batch has finished.
+    pub fn rate_sample(&self, input_id: &str) -> Option<crate::rate::BatchCompleted> {
+        let records = self
+            .input_infos
+            .get(input_id)
+            .map(|i| i.num_records)
+            .unwrap_or(0);
+        Some(crate::rate::BatchCompleted {
+            processing_end_ms: self.processing_end_time?.as_millis() as i64,
+            num_records: records as i64,
+            processing_delay_ms: self.processing_delay()? as i64,
+            scheduling_delay_ms: self.scheduling_delay()? as i64,
+        })
     }
 
     /// Why the batch failed, if it did.
@@ -198,7 +227,9 @@ impl ListenerBus {
                     let ls = listeners.read().clone();
                     for l in &ls {
                         // A panicking listener must not take the bus down for the others.
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(l.as_ref(), &ev)));
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            dispatch(l.as_ref(), &ev)
+                        }));
                         if r.is_err() {
                             tracing::warn!("a streaming listener panicked; event dropped for it");
                         }
@@ -210,7 +241,9 @@ impl ListenerBus {
                 *sender = Some(tx);
                 *self.thread.lock() = Some(h);
             }
-            Err(e) => tracing::error!(error = %e, "cannot start the listener bus thread; events are dropped"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the listener bus thread; events are dropped")
+            }
         }
     }
 
@@ -225,7 +258,11 @@ impl ListenerBus {
         let tx = self.sender.lock().take();
         drop(tx);
         if let Some(h) = self.thread.lock().take() {
-            let _ = h.join();
+            // A listener that stops the context runs on the bus thread: it cannot wait for
+            // itself; the thread ends on its own once the queue is drained.
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
         }
     }
 }
@@ -242,5 +279,49 @@ fn dispatch(l: &dyn StreamingListener, ev: &Event) {
         Event::OutputStarted(o) => l.on_output_operation_started(o),
         Event::OutputCompleted(o) => l.on_output_operation_completed(o),
         Event::StreamingStopped(t) => l.on_streaming_stopped(*t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_and_rate_sample_follow_spark() {
+        let mut info = BatchInfo {
+            batch_time: Time(1_000),
+            input_infos: BTreeMap::from([(
+                "in-0".to_string(),
+                InputInfo {
+                    num_records: 42,
+                    ..InputInfo::default()
+                },
+            )]),
+            submission_time: Time(1_001),
+            processing_start_time: Some(Time(1_011)),
+            processing_end_time: None,
+            output_operation_infos: BTreeMap::new(),
+            failure: None,
+            planning_micros: 0,
+            scheduling_micros: None,
+            processing_micros: None,
+            recovered: false,
+        };
+        assert!(info.rate_sample("in-0").is_none());
+        info.processing_end_time = Some(Time(1_041));
+        assert_eq!(info.scheduling_delay(), Some(10));
+        assert_eq!(info.processing_delay(), Some(30));
+        assert_eq!(info.total_delay(), Some(40));
+        let s = info.rate_sample("in-0").unwrap();
+        assert_eq!(
+            (
+                s.num_records,
+                s.processing_delay_ms,
+                s.scheduling_delay_ms,
+                s.processing_end_ms
+            ),
+            (42, 30, 10, 1_041)
+        );
+        assert_eq!(info.rate_sample("other").unwrap().num_records, 0);
     }
 }

@@ -49,7 +49,8 @@ impl StreamingMetrics {
 
     pub(crate) fn batch_submitted(&self, info: &Arc<BatchInfo>) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        self.total_received_records.fetch_add(info.num_records(), Ordering::Relaxed);
+        self.total_received_records
+            .fetch_add(info.num_records(), Ordering::Relaxed);
         *self.last_received.lock() = Some(info.clone());
     }
 
@@ -64,7 +65,8 @@ impl StreamingMetrics {
             self.total_failed.fetch_add(1, Ordering::Relaxed);
         } else {
             self.total_completed.fetch_add(1, Ordering::Relaxed);
-            self.total_processed_records.fetch_add(info.num_records(), Ordering::Relaxed);
+            self.total_processed_records
+                .fetch_add(info.num_records(), Ordering::Relaxed);
         }
         *self.last_completed.lock() = Some(info.clone());
         let mut r = self.retained.lock();
@@ -114,21 +116,57 @@ impl StreamingMetrics {
         let lr = self.last_received.lock().clone();
         vec![
             ("receivers", self.receivers.load(Ordering::Relaxed)),
-            ("totalCompletedBatches", self.total_completed_batches() as i64),
-            ("totalReceivedRecords", self.total_received_records.load(Ordering::Relaxed) as i64),
-            ("totalProcessedRecords", self.total_processed_records.load(Ordering::Relaxed) as i64),
+            (
+                "totalCompletedBatches",
+                self.total_completed_batches() as i64,
+            ),
+            (
+                "totalReceivedRecords",
+                self.total_received_records.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "totalProcessedRecords",
+                self.total_processed_records.load(Ordering::Relaxed) as i64,
+            ),
             ("unprocessedBatches", waiting + running),
             ("waitingBatches", waiting),
             ("runningBatches", running),
-            ("retainedCompletedBatches", self.retained.lock().len() as i64),
-            ("lastCompletedBatch_submissionTime", t(lc.as_ref().map(|b| b.submission_time))),
-            ("lastCompletedBatch_processingStartTime", t(lc.as_ref().and_then(|b| b.processing_start_time))),
-            ("lastCompletedBatch_processingEndTime", t(lc.as_ref().and_then(|b| b.processing_end_time))),
-            ("lastCompletedBatch_processingDelay", d(lc.as_ref().and_then(|b| b.processing_delay()))),
-            ("lastCompletedBatch_schedulingDelay", d(lc.as_ref().and_then(|b| b.scheduling_delay()))),
-            ("lastCompletedBatch_totalDelay", d(lc.as_ref().and_then(|b| b.total_delay()))),
-            ("lastReceivedBatch_submissionTime", t(lr.as_ref().map(|b| b.submission_time))),
-            ("lastReceivedBatch_records", lr.as_ref().map(|b| b.num_records() as i64).unwrap_or(-1)),
+            (
+                "retainedCompletedBatches",
+                self.retained.lock().len() as i64,
+            ),
+            (
+                "lastCompletedBatch_submissionTime",
+                t(lc.as_ref().map(|b| b.submission_time)),
+            ),
+            (
+                "lastCompletedBatch_processingStartTime",
+                t(lc.as_ref().and_then(|b| b.processing_start_time)),
+            ),
+            (
+                "lastCompletedBatch_processingEndTime",
+                t(lc.as_ref().and_then(|b| b.processing_end_time)),
+            ),
+            (
+                "lastCompletedBatch_processingDelay",
+                d(lc.as_ref().and_then(|b| b.processing_delay())),
+            ),
+            (
+                "lastCompletedBatch_schedulingDelay",
+                d(lc.as_ref().and_then(|b| b.scheduling_delay())),
+            ),
+            (
+                "lastCompletedBatch_totalDelay",
+                d(lc.as_ref().and_then(|b| b.total_delay())),
+            ),
+            (
+                "lastReceivedBatch_submissionTime",
+                t(lr.as_ref().map(|b| b.submission_time)),
+            ),
+            (
+                "lastReceivedBatch_records",
+                lr.as_ref().map(|b| b.num_records() as i64).unwrap_or(-1),
+            ),
         ]
     }
 }

@@ -48,22 +48,23 @@ impl<T: Data> DStream<T> {
         T: Debug,
     {
         let node = self.node.clone();
-        self.ctx.register_output("print", self.node.slide, move |bc| {
-            let first = node.get(bc)?.take(num + 1)?;
-            let mut s = String::new();
-            let _ = writeln!(s, "-------------------------------------------");
-            let _ = writeln!(s, "Time: {} ms", bc.time.as_millis());
-            let _ = writeln!(s, "-------------------------------------------");
-            for x in first.iter().take(num) {
-                let _ = writeln!(s, "{x:?}");
-            }
-            if first.len() > num {
-                let _ = writeln!(s, "...");
-            }
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{s}");
-            Ok(())
-        });
+        self.ctx
+            .register_output("print", self.node.slide, move |bc| {
+                let first = node.get(bc)?.take(num + 1)?;
+                let mut s = String::new();
+                let _ = writeln!(s, "-------------------------------------------");
+                let _ = writeln!(s, "Time: {} ms", bc.time.as_millis());
+                let _ = writeln!(s, "-------------------------------------------");
+                for x in first.iter().take(num) {
+                    let _ = writeln!(s, "{x:?}");
+                }
+                if first.len() > num {
+                    let _ = writeln!(s, "...");
+                }
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{s}");
+                Ok(())
+            });
     }
 
     /// Writes every batch to the file `prefix-TIME_IN_MS.suffix` (`prefix-TIME_IN_MS` when
@@ -104,7 +105,10 @@ pub fn text_file_path(prefix: &str, suffix: &str, time: Time) -> PathBuf {
 
 /// Writes `chunks` to `path` via a temp file in the same directory, fsync and rename, so readers
 /// see the old file or the complete new one.
-pub(crate) fn write_atomically<'a>(path: &Path, chunks: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+pub(crate) fn write_atomically<'a>(
+    path: &Path,
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -19,18 +19,15 @@ use serde::Serialize;
 use crate::error::{Result, StreamingError};
 use crate::exec::shuffle::{partition_of, FastMap};
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, BatchContext, Node, StatefulOp};
+use crate::graph::{decode_state, encode_state, BatchContext, Node, OpId, StatefulOp};
 use crate::time::{ms, Time};
 
-/// Window length and slide, validated, in batches of the parent... and in milliseconds.
+/// Window length and slide, validated: in batch intervals, and the length in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WindowSpec {
-    /// Length in batch intervals.
-    pub(crate) len: u64,
     /// Slide in batch intervals.
     pub(crate) slide: u64,
     pub(crate) len_ms: u64,
-    pub(crate) slide_ms: u64,
 }
 
 /// Checks that `length` and `slide` are positive multiples of the parent's slide.
@@ -60,22 +57,25 @@ pub(crate) fn window_spec(
     let len = check("length", length)?;
     let sl = check("slide", slide)?;
     Ok(WindowSpec {
-        len,
         slide: sl,
         len_ms: len * b,
-        slide_ms: sl * b,
     })
 }
 
+/// Buffered batches: (batch time, its partitions).
+type History<T> = Mutex<VecDeque<(Time, Vec<Arc<Vec<T>>>)>>;
+/// Per-batch reductions: (batch time, one map per partition).
+type ReducedHistory<K, V> = Mutex<VecDeque<(Time, Arc<Vec<FastMap<K, V>>>)>>;
+
 /// The recent batches of a stream, for `window`.
 pub(crate) struct WindowBuffer<T> {
-    id: String,
+    id: OpId,
     len_ms: u64,
-    history: Mutex<VecDeque<(Time, Vec<Arc<Vec<T>>>)>>,
+    history: History<T>,
 }
 
 impl<T: Data + Serialize + DeserializeOwned> WindowBuffer<T> {
-    pub(crate) fn new(id: String, len_ms: u64) -> Self {
+    pub(crate) fn new(id: OpId, len_ms: u64) -> Self {
         WindowBuffer {
             id,
             len_ms,
@@ -102,13 +102,17 @@ impl<T: Data + Serialize + DeserializeOwned> WindowBuffer<T> {
             .filter(|(t, _)| t.0 > from && *t <= bc.time)
             .flat_map(|(_, p)| p.iter().cloned())
             .collect();
-        Batch::new(Arc::new(VecPartitions::from_shared(parts)), bc.exec.clone(), bc.time)
+        Batch::new(
+            Arc::new(VecPartitions::from_shared(parts)),
+            bc.exec.clone(),
+            bc.time,
+        )
     }
 }
 
 impl<T: Data + Serialize + DeserializeOwned> StatefulOp for WindowBuffer<T> {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
@@ -121,11 +125,11 @@ impl<T: Data + Serialize + DeserializeOwned> StatefulOp for WindowBuffer<T> {
             .iter()
             .map(|(t, p)| (t.0, p.iter().map(|v| v.as_slice()).collect()))
             .collect();
-        encode_state(&self.id, &data)
+        encode_state(&self.id(), &data)
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        let data: Vec<(u64, Vec<Vec<T>>)> = decode_state(&self.id, bytes)?;
+        let data: Vec<(u64, Vec<Vec<T>>)> = decode_state(&self.id(), bytes)?;
         *self.history.lock() = data
             .into_iter()
             .map(|(t, p)| (Time(t), p.into_iter().map(Arc::new).collect()))
@@ -139,17 +143,21 @@ pub(crate) type KeepFn<K, V> = Arc<dyn Fn(&(K, V)) -> bool + Send + Sync>;
 
 /// Incremental `reduce_by_key_and_window` with an inverse function.
 pub(crate) struct ReducedWindow<K, V> {
-    id: String,
+    id: OpId,
     spec: WindowSpec,
     n: usize,
     /// Per parent batch: its values reduced by key, one map per partition.
-    history: Mutex<VecDeque<(Time, Arc<Vec<FastMap<K, V>>>)>>,
+    history: ReducedHistory<K, V>,
     /// The current window's value per key, one map per partition.
     state: Vec<Mutex<FastMap<K, V>>>,
+    /// Time (ms) of the newest batch added into `state`.
+    added_upto: Mutex<u64>,
 }
 
-impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned> ReducedWindow<K, V> {
-    pub(crate) fn new(id: String, spec: WindowSpec, n: usize) -> Self {
+impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned>
+    ReducedWindow<K, V>
+{
+    pub(crate) fn new(id: OpId, spec: WindowSpec, n: usize) -> Self {
         let n = n.max(1);
         ReducedWindow {
             id,
@@ -157,6 +165,7 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
             n,
             history: Mutex::new(VecDeque::new()),
             state: (0..n).map(|_| Mutex::new(FastMap::default())).collect(),
+            added_upto: Mutex::new(0),
         }
     }
 
@@ -183,17 +192,22 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
         bc: &BatchContext,
     ) -> Result<Batch<(K, V)>> {
         let t = bc.time.0;
+        let window_start = t.saturating_sub(self.spec.len_ms);
+        let added_upto = *self.added_upto.lock();
+        // Entering: buffered batches not yet added that are inside the window. Leaving: added
+        // batches now at or before the window start. Tracking what was added (instead of
+        // assuming the previous slide was exactly one slide ago) keeps the window exact when
+        // batch times have a gap, e.g. after a restart.
         let (entering, leaving): (Vec<_>, Vec<_>) = {
             let h = self.history.lock();
             let entering = h
                 .iter()
-                .filter(|(bt, _)| bt.0 > t.saturating_sub(self.spec.slide_ms) && bt.0 <= t)
+                .filter(|(bt, _)| bt.0 > added_upto && bt.0 > window_start && bt.0 <= t)
                 .map(|(_, m)| m.clone())
                 .collect();
-            let leave_to = t.saturating_sub(self.spec.len_ms);
             let leaving = h
                 .iter()
-                .filter(|(bt, _)| bt.0 > leave_to.saturating_sub(self.spec.slide_ms) && bt.0 <= leave_to)
+                .filter(|(bt, _)| bt.0 <= added_upto && bt.0 <= window_start)
                 .map(|(_, m)| m.clone())
                 .collect();
             (entering, leaving)
@@ -226,20 +240,27 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
             if let Some(keep) = keep {
                 st.retain(|k, v| keep(&(k.clone(), v.clone())));
             }
-            Ok(st.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>())
+            Ok(st
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>())
         })?;
-        // Batches that can never leave a future window are no longer needed.
-        let min_keep = t.saturating_sub(self.spec.len_ms);
-        self.history.lock().retain(|(bt, _)| bt.0 > min_keep);
-        Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+        // Batches at or before the window start have left (or never entered): drop them.
+        self.history.lock().retain(|(bt, _)| bt.0 > window_start);
+        *self.added_upto.lock() = t;
+        Ok(Batch::new(
+            Arc::new(VecPartitions::new(parts)),
+            bc.exec.clone(),
+            bc.time,
+        ))
     }
 }
 
 impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwned> StatefulOp
     for ReducedWindow<K, V>
 {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
@@ -274,13 +295,14 @@ impl<K: Key + Serialize + DeserializeOwned, V: Data + Serialize + DeserializeOwn
                     .collect::<Vec<_>>()
             })
             .collect();
-        encode_state(&self.id, &(history, state))
+        encode_state(&self.id(), &(history, state, *self.added_upto.lock()))
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
         #[allow(clippy::type_complexity)]
-        let (history, state): (Vec<(u64, Vec<(K, V)>)>, Vec<(K, V)>) =
-            decode_state(&self.id, bytes)?;
+        let (history, state, added_upto): (Vec<(u64, Vec<(K, V)>)>, Vec<(K, V)>, u64) =
+            decode_state(&self.id(), bytes)?;
+        *self.added_upto.lock() = added_upto;
         // Re-partitioned on load, so a changed parallelism still restores correctly.
         let split = |pairs: Vec<(K, V)>| -> Vec<FastMap<K, V>> {
             let mut maps: Vec<FastMap<K, V>> = (0..self.n).map(|_| FastMap::default()).collect();

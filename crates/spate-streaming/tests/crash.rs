@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rand::Rng;
-use spate_streaming::{Config, InputStream, Partitions, StreamingContext, StreamingError, Time, VecPartitions};
+use spate_streaming::{
+    Config, InputStream, Partitions, StreamingContext, StreamingError, Time, VecPartitions,
+};
 
 const TOTAL: u64 = 250;
 const INTERVAL_MS: u64 = 20;
@@ -46,7 +48,11 @@ impl InputStream<(u64, String)> for SeqInput {
         *n += 1;
         Ok(serde_json::json!({ "seq": seq }))
     }
-    fn compute(&self, _t: Time, plan: &serde_json::Value) -> spate_streaming::Result<Arc<dyn Partitions<(u64, String)>>> {
+    fn compute(
+        &self,
+        _t: Time,
+        plan: &serde_json::Value,
+    ) -> spate_streaming::Result<Arc<dyn Partitions<(u64, String)>>> {
         let seq = plan["seq"]
             .as_u64()
             .ok_or_else(|| StreamingError::input("seq_words", "plan without seq"))?;
@@ -96,7 +102,9 @@ fn build(dir: &Path) -> spate_streaming::Result<StreamingContext> {
     )?;
     let out = dir.join("out");
     std::fs::create_dir_all(&out).map_err(|e| StreamingError::io(&out, e))?;
-    let input = ctx.input_stream(SeqInput { next: Mutex::new(0) });
+    let input = ctx.input_stream(SeqInput {
+        next: Mutex::new(0),
+    });
     let pairs = input.flat_map(|(seq, w)| {
         let mut v = vec![(w, (0u8, 1u64))];
         // A seq marker per record: markers combine with max (state) or are divided out
@@ -104,19 +112,23 @@ fn build(dir: &Path) -> spate_streaming::Result<StreamingContext> {
         v.push((SEQ_KEY.to_string(), (1u8, seq)));
         v
     });
-    let totals = pairs.update_state_by_key(|vals: &[(u8, u64)], old: Option<u64>| match vals.first() {
-        Some((1, _)) => vals.iter().map(|v| v.1).max().max(old),
-        _ => Some(old.unwrap_or(0) + vals.iter().map(|v| v.1).sum::<u64>()),
-    });
+    let totals =
+        pairs.update_state_by_key(|vals: &[(u8, u64)], old: Option<u64>| match vals.first() {
+            Some((1, _)) => vals.iter().map(|v| v.1).max().max(old),
+            _ => Some(old.unwrap_or(0) + vals.iter().map(|v| v.1).sum::<u64>()),
+        });
     let out_state = out.clone();
     let ctx2 = ctx.clone();
     totals.foreach_batch(move |b, _t| {
         let mut m: BTreeMap<String, u64> = b.collect()?.into_iter().collect();
-        let Some(seq) = m.remove(SEQ_KEY) else { return Ok(()) };
+        let Some(seq) = m.remove(SEQ_KEY) else {
+            return Ok(());
+        };
         write_atomic(&out_state.join(format!("state-{seq}.txt")), &render(&m))
             .map_err(|e| StreamingError::io(&out_state, e))?;
         if seq + 1 >= TOTAL {
-            write_atomic(&out_state.join("DONE"), "done").map_err(|e| StreamingError::io(&out_state, e))?;
+            write_atomic(&out_state.join("DONE"), "done")
+                .map_err(|e| StreamingError::io(&out_state, e))?;
             ctx2.stop(true)?;
         }
         Ok::<_, StreamingError>(())
@@ -135,7 +147,9 @@ fn build(dir: &Path) -> spate_streaming::Result<StreamingContext> {
     let out_win = out.clone();
     windowed.foreach_batch(move |b, _t| {
         let mut m: BTreeMap<String, u64> = b.collect()?.into_iter().collect();
-        let Some(sum) = m.remove(SEQ_KEY) else { return Ok(()) };
+        let Some(sum) = m.remove(SEQ_KEY) else {
+            return Ok(());
+        };
         let seq = (sum / WORDS_PER_BATCH - 1) / 2;
         write_atomic(&out_win.join(format!("window-{seq}.txt")), &render(&m))
             .map_err(|e| StreamingError::io(&out_win, e))?;
@@ -150,7 +164,8 @@ fn crash_child() {
         return; // not a child: nothing to do
     };
     let dir = PathBuf::from(dir);
-    let ctx = StreamingContext::get_or_create(dir.join("ckpt"), || build(&dir)).expect("get_or_create");
+    let ctx =
+        StreamingContext::get_or_create(dir.join("ckpt"), || build(&dir)).expect("get_or_create");
     ctx.start().expect("start");
     ctx.await_termination().expect("job failed");
 }
@@ -195,7 +210,7 @@ fn killed_job_recovers_exactly() {
     let mut kills = 0;
     while kills < 12 {
         let mut child = spawn_child(dir);
-        std::thread::sleep(Duration::from_millis(rng.random_range(120..420)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(120..380)));
         if out.join("DONE").exists() {
             let _ = child.wait();
             break;
@@ -203,12 +218,18 @@ fn killed_job_recovers_exactly() {
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         kills += 1;
-        let done = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
-        eprintln!("kill #{kills}: {done} output files so far");
+        let done = std::fs::read_dir(&out)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("state-"))
+                    .count()
+            })
+            .unwrap_or(0);
+        eprintln!("SIGKILL #{kills}: {done} of {TOTAL} batches had written their output");
     }
     // Last run: to completion.
     let mut child = spawn_child(dir);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "final run failed: {status}");
@@ -217,12 +238,22 @@ fn killed_job_recovers_exactly() {
         assert!(Instant::now() < deadline, "final run did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!("{kills} kills, {TOTAL} batches, {:?} total", started.elapsed());
-    assert!(kills >= 10, "only {kills} kills before the job finished; make TOTAL larger");
+    eprintln!(
+        "{kills} kills, {TOTAL} batches, {:?} total",
+        started.elapsed()
+    );
+    assert!(
+        kills >= 10,
+        "only {kills} kills before the job finished; make TOTAL larger"
+    );
     for seq in 0..TOTAL {
         let state = std::fs::read_to_string(out.join(format!("state-{seq}.txt")))
             .unwrap_or_else(|_| panic!("state output of batch {seq} missing"));
-        assert_eq!(state, expected_state(seq), "running counts after batch {seq}");
+        assert_eq!(
+            state,
+            expected_state(seq),
+            "running counts after batch {seq}"
+        );
         let win = std::fs::read_to_string(out.join(format!("window-{seq}.txt")))
             .unwrap_or_else(|_| panic!("window output of batch {seq} missing"));
         assert_eq!(win, expected_window(seq), "window counts at batch {seq}");

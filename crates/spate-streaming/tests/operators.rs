@@ -14,11 +14,17 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn map_filter_flat_map_fuse() {
     let out = run_job(vec![vec![1, 2, 3], vec![4, 5]], 3, |s| {
-        s.map(|x: i32| x * 10).filter(|x| *x > 10).flat_map(|x| vec![x, x + 1])
+        s.map(|x: i32| x * 10)
+            .filter(|x| *x > 10)
+            .flat_map(|x| vec![x, x + 1])
     });
     assert_eq!(
         out,
-        vec![(1, vec![20, 21, 30, 31]), (2, vec![40, 41, 50, 51]), (3, vec![])]
+        vec![
+            (1, vec![20, 21, 30, 31]),
+            (2, vec![40, 41, 50, 51]),
+            (3, vec![])
+        ]
     );
 }
 
@@ -43,7 +49,9 @@ fn map_partitions_glom_repartition() {
 fn count_reduce_count_by_value() {
     let out = run_job(vec![vec![3, 1, 3], vec![]], 2, |s| s.count());
     assert_eq!(out, vec![(1, vec![3]), (2, vec![0])]);
-    let out = run_job(vec![vec![3, 1, 3], vec![]], 2, |s| s.reduce(|a: i32, b| a.max(b)));
+    let out = run_job(vec![vec![3, 1, 3], vec![]], 2, |s| {
+        s.reduce(|a: i32, b| a.max(b))
+    });
     assert_eq!(out, vec![(1, vec![3]), (2, vec![])]);
     let out = run_job(vec![vec![3, 1, 3]], 1, |s| s.count_by_value());
     assert_eq!(out, vec![(1, vec![(1, 1), (3, 2)])]);
@@ -52,7 +60,9 @@ fn count_reduce_count_by_value() {
 #[test]
 fn reduce_group_combine_by_key() {
     let words = vec![strs(&["a", "b", "a", "c", "a"]), strs(&["b"])];
-    let out = run_job(words.clone(), 2, |s| s.map(|w: String| (w, 1u32)).reduce_by_key(|a, b| a + b));
+    let out = run_job(words.clone(), 2, |s| {
+        s.map(|w: String| (w, 1u32)).reduce_by_key(|a, b| a + b)
+    });
     assert_eq!(
         out,
         vec![
@@ -69,11 +79,17 @@ fn reduce_group_combine_by_key() {
     assert_eq!(out, vec![(1, vec![(1, vec![5, 7]), (2, vec![1])])]);
     // Average per key via combine_by_key: (sum, count).
     let out = run_job(vec![vec![(1, 4), (2, 1), (1, 8)]], 1, |s| {
-        s.combine_by_key(|v: i32| (v, 1), |(s, c), v| (s + v, c + 1), |(a, b), (c, d)| (a + c, b + d))
-            .map_values(|(s, c)| s / c)
+        s.combine_by_key(
+            |v: i32| (v, 1),
+            |(s, c), v| (s + v, c + 1),
+            |(a, b), (c, d)| (a + c, b + d),
+        )
+        .map_values(|(s, c)| s / c)
     });
     assert_eq!(out, vec![(1, vec![(1, 6), (2, 1)])]);
-    let out = run_job(vec![vec![(1, 2)]], 1, |s| s.flat_map_values(|v: i32| vec![v, v * 10]));
+    let out = run_job(vec![vec![(1, 2)]], 1, |s| {
+        s.flat_map_values(|v: i32| vec![v, v * 10])
+    });
     assert_eq!(out, vec![(1, vec![(1, 2), (1, 20)])]);
 }
 
@@ -94,21 +110,45 @@ fn union_transform_and_joins() {
         (k, v.len(), w.len())
     }));
     let uni = collect(&a.map(|(k, _)| k).union(&b.map(|(k, _)| k)));
-    let tr = collect(&a.transform(|batch, _t| -> Result<_, std::convert::Infallible> {
-        Ok(batch.filter(|(k, _)| *k == 2).map(|(_, v)| v))
-    }));
+    let tw = collect(
+        &a.transform_with(&b, |x, y, _t| -> Result<_, std::convert::Infallible> {
+            Ok(x.map(|(k, _)| k).union(&y.map(|(k, _)| k * 100)))
+        }),
+    );
+    let tr = collect(
+        &a.transform(|batch, _t| -> Result<_, std::convert::Infallible> {
+            Ok(batch.filter(|(k, _)| *k == 2).map(|(_, v)| v))
+        }),
+    );
     ctx.start().unwrap();
     wait_for(&clock, 1);
     ctx.stop(true).unwrap();
     let first = clock.lock()[0].0;
-    assert_eq!(by_batch(&join, first, 1), vec![(1, vec![(2, ("y", 'p')), (2, ("z", 'p'))])]);
+    assert_eq!(
+        by_batch(&join, first, 1),
+        vec![(1, vec![(2, ("y", 'p')), (2, ("z", 'p'))])]
+    );
     assert_eq!(
         by_batch(&left, first, 1),
-        vec![(1, vec![(1, ("x", None)), (2, ("y", Some('p'))), (2, ("z", Some('p')))])]
+        vec![(
+            1,
+            vec![
+                (1, ("x", None)),
+                (2, ("y", Some('p'))),
+                (2, ("z", Some('p')))
+            ]
+        )]
     );
     assert_eq!(
         by_batch(&right, first, 1),
-        vec![(1, vec![(2, (Some("y"), 'p')), (2, (Some("z"), 'p')), (3, (None, 'q'))])]
+        vec![(
+            1,
+            vec![
+                (2, (Some("y"), 'p')),
+                (2, (Some("z"), 'p')),
+                (3, (None, 'q'))
+            ]
+        )]
     );
     assert_eq!(
         by_batch(&full, first, 1),
@@ -122,29 +162,52 @@ fn union_transform_and_joins() {
             ]
         )]
     );
-    assert_eq!(by_batch(&cog, first, 1), vec![(1, vec![(1, 1, 0), (2, 2, 1), (3, 0, 1)])]);
+    assert_eq!(
+        by_batch(&cog, first, 1),
+        vec![(1, vec![(1, 1, 0), (2, 2, 1), (3, 0, 1)])]
+    );
     assert_eq!(by_batch(&uni, first, 1), vec![(1, vec![1, 2, 2, 2, 3])]);
     assert_eq!(by_batch(&tr, first, 1), vec![(1, vec!["y", "z"])]);
+    assert_eq!(by_batch(&tw, first, 1), vec![(1, vec![1, 2, 2, 200, 300])]);
 }
 
 #[test]
 fn window_slides_every_two_batches() {
     let inputs: Vec<Vec<u32>> = (1..=6).map(|i| vec![i]).collect();
     let out = run_job(inputs, 6, |s| s.window(ms(30), ms(20)).unwrap());
-    assert_eq!(out, vec![(2, vec![1, 2]), (4, vec![2, 3, 4]), (6, vec![4, 5, 6])]);
+    assert_eq!(
+        out,
+        vec![(2, vec![1, 2]), (4, vec![2, 3, 4]), (6, vec![4, 5, 6])]
+    );
 }
 
 #[test]
 fn count_and_reduce_by_window() {
     let inputs: Vec<Vec<u32>> = vec![vec![1, 2], vec![3], vec![], vec![4]];
-    let out = run_job(inputs.clone(), 4, |s| s.count_by_window(ms(20), ms(10)).unwrap());
-    assert_eq!(out, vec![(1, vec![2]), (2, vec![3]), (3, vec![1]), (4, vec![1])]);
-    let out = run_job(inputs, 4, |s| s.reduce_by_window(|a, b| a + b, ms(20), ms(10)).unwrap());
-    assert_eq!(out, vec![(1, vec![3]), (2, vec![6]), (3, vec![3]), (4, vec![4])]);
+    let out = run_job(inputs.clone(), 4, |s| {
+        s.count_by_window(ms(20), ms(10)).unwrap()
+    });
+    assert_eq!(
+        out,
+        vec![(1, vec![2]), (2, vec![3]), (3, vec![1]), (4, vec![1])]
+    );
+    let out = run_job(inputs, 4, |s| {
+        s.reduce_by_window(|a, b| a + b, ms(20), ms(10)).unwrap()
+    });
+    assert_eq!(
+        out,
+        vec![(1, vec![3]), (2, vec![6]), (3, vec![3]), (4, vec![4])]
+    );
 }
 
 fn word_batches() -> Vec<Vec<String>> {
-    vec![strs(&["a", "b"]), strs(&["a"]), strs(&["c"]), vec![], strs(&["a"])]
+    vec![
+        strs(&["a", "b"]),
+        strs(&["a"]),
+        strs(&["c"]),
+        vec![],
+        strs(&["a"]),
+    ]
 }
 
 fn counts(v: &[(&str, i64)]) -> Vec<(String, i64)> {
@@ -193,7 +256,13 @@ fn reduce_by_key_and_window_with_inverse_keeps_zero_keys() {
 fn reduce_by_key_and_window_with_inverse_and_filter() {
     let out = run_job(word_batches(), 5, |s| {
         s.map(|w| (w, 1i64))
-            .reduce_by_key_and_window_inv_filtered(|a, b| a + b, |a, b| a - b, ms(20), ms(10), |(_, c)| *c != 0)
+            .reduce_by_key_and_window_inv_filtered(
+                |a, b| a + b,
+                |a, b| a - b,
+                ms(20),
+                ms(10),
+                |(_, c)| *c != 0,
+            )
             .unwrap()
     });
     assert_eq!(
@@ -206,8 +275,14 @@ fn reduce_by_key_and_window_with_inverse_and_filter() {
             (5, counts(&[("a", 1)])),
         ]
     );
-    let out = run_job(word_batches(), 5, |s| s.count_by_value_and_window(ms(20), ms(10)).unwrap());
-    let as_u64 = |v: &[(&str, u64)]| v.iter().map(|(k, c)| (k.to_string(), *c)).collect::<Vec<_>>();
+    let out = run_job(word_batches(), 5, |s| {
+        s.count_by_value_and_window(ms(20), ms(10)).unwrap()
+    });
+    let as_u64 = |v: &[(&str, u64)]| {
+        v.iter()
+            .map(|(k, c)| (k.to_string(), *c))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(out[2], (3, as_u64(&[("a", 1), ("c", 1)])));
     assert_eq!(out[4], (5, as_u64(&[("a", 1)])));
 }
@@ -225,7 +300,13 @@ fn inverse_window_with_slide_of_two() {
     ];
     let out = run_job(inputs, 6, |s| {
         s.map(|w| (w, 1i64))
-            .reduce_by_key_and_window_inv_filtered(|a, b| a + b, |a, b| a - b, ms(40), ms(20), |(_, c)| *c != 0)
+            .reduce_by_key_and_window_inv_filtered(
+                |a, b| a + b,
+                |a, b| a - b,
+                ms(40),
+                ms(20),
+                |(_, c)| *c != 0,
+            )
             .unwrap()
     });
     assert_eq!(
@@ -262,13 +343,18 @@ fn window_must_be_a_multiple_of_the_batch_interval() {
 fn update_state_by_key_runs_for_every_key_and_removes_on_none() {
     let inputs = vec![strs(&["a", "b", "a"]), strs(&["b"]), vec![], strs(&["a"])];
     let out = run_job(inputs, 4, |s| {
-        s.map(|w| (w, 1u32)).update_state_by_key(|new: &[u32], old: Option<u32>| {
-            let n = old.unwrap_or(0) + new.iter().sum::<u32>();
-            // Keys drop out once they reach 3.
-            (n < 3).then_some(n)
-        })
+        s.map(|w| (w, 1u32))
+            .update_state_by_key(|new: &[u32], old: Option<u32>| {
+                let n = old.unwrap_or(0) + new.iter().sum::<u32>();
+                // Keys drop out once they reach 3.
+                (n < 3).then_some(n)
+            })
     });
-    let kv = |v: &[(&str, u32)]| v.iter().map(|(k, c)| (k.to_string(), *c)).collect::<Vec<_>>();
+    let kv = |v: &[(&str, u32)]| {
+        v.iter()
+            .map(|(k, c)| (k.to_string(), *c))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         out,
         vec![
@@ -284,7 +370,14 @@ fn update_state_by_key_runs_for_every_key_and_removes_on_none() {
 fn map_with_state_times_out_idle_keys() {
     let ctx = ctx();
     let (q, words) = ctx.queue_stream::<String>(true);
-    for b in [strs(&["a", "b"]), strs(&["a"]), strs(&["a"]), vec![], vec![], vec![]] {
+    for b in [
+        strs(&["a", "b"]),
+        strs(&["a"]),
+        strs(&["a"]),
+        vec![],
+        vec![],
+        vec![],
+    ] {
         q.push(b);
     }
     let clock = collect(&words.map(|_| ()));
@@ -306,7 +399,11 @@ fn map_with_state_times_out_idle_keys() {
     wait_for(&clock, 6);
     ctx.stop(true).unwrap();
     let first = clock.lock().iter().map(|(t, _)| *t).min().unwrap();
-    let m = |v: &[(&str, u32, bool)]| v.iter().map(|(k, c, t)| (k.to_string(), *c, *t)).collect::<Vec<_>>();
+    let m = |v: &[(&str, u32, bool)]| {
+        v.iter()
+            .map(|(k, c, t)| (k.to_string(), *c, *t))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         by_batch(&mapped, first, 6),
         vec![
@@ -319,7 +416,11 @@ fn map_with_state_times_out_idle_keys() {
             (6, m(&[("a", 3, true)])),
         ]
     );
-    let s = |v: &[(&str, u32)]| v.iter().map(|(k, c)| (k.to_string(), *c)).collect::<Vec<_>>();
+    let s = |v: &[(&str, u32)]| {
+        v.iter()
+            .map(|(k, c)| (k.to_string(), *c))
+            .collect::<Vec<_>>()
+    };
     let snaps = by_batch(&snaps, first, 6);
     assert_eq!(snaps[0], (1, s(&[("a", 1), ("b", 1), ("z", 100)])));
     assert_eq!(snaps[3], (4, s(&[("a", 3)])));

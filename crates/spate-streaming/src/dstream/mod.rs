@@ -15,13 +15,15 @@ use std::time::Duration;
 use crate::context::StreamingContext;
 use crate::error::{BoxError, Result, StreamingError};
 use crate::exec::{Batch, Data, Key, PartitionIter};
-use crate::graph::{BatchContext, Node};
+use crate::graph::{BatchContext, Node, OpId};
 use crate::time::Time;
 
 /// A stream of batches of `T`, one batch per slide (normally every batch interval).
 pub struct DStream<T> {
     pub(crate) ctx: StreamingContext,
     pub(crate) node: Arc<Node<T>>,
+    /// Set on the streams of stateful operators: their checkpoint id, see [`DStream::uid`].
+    pub(crate) op_id: Option<OpId>,
 }
 
 impl<T> Clone for DStream<T> {
@@ -29,6 +31,7 @@ impl<T> Clone for DStream<T> {
         DStream {
             ctx: self.ctx.clone(),
             node: self.node.clone(),
+            op_id: self.op_id.clone(),
         }
     }
 }
@@ -50,8 +53,30 @@ impl<T: Data> DStream<T> {
         f: impl Fn(Batch<T>, &BatchContext) -> Result<Batch<U>> + Send + Sync + 'static,
     ) -> DStream<U> {
         let parent = self.node.clone();
-        self.ctx
-            .add_node(kind, false, self.node.slide, move |bc| f(parent.get(bc)?, bc))
+        self.ctx.add_node(kind, false, self.node.slide, move |bc| {
+            f(parent.get(bc)?, bc)
+        })
+    }
+
+    /// Gives the stateful operator that produced this stream (`update_state_by_key`,
+    /// `map_with_state`, `window`, `reduce_by_key_and_window`, …) a stable id for checkpoints,
+    /// like Flink's `uid`. Without one, ids are `kind-N` in definition order, so a new version
+    /// of the job that defines another operator of the same kind earlier would shift them; with
+    /// uids, operators can be added and reordered freely. Must be called before `start`; on a
+    /// stateless stream it is an error reported by `start`.
+    pub fn uid(self, uid: impl Into<String>) -> Self {
+        let uid = uid.into();
+        match &self.op_id {
+            Some(id) => *id.lock() = uid,
+            None => self.ctx.graph_error(StreamingError::operator(
+                "uid",
+                format!(
+                    "`{uid}` is set on `{}`, which keeps no state",
+                    self.node.name
+                ),
+            )),
+        }
+        self
     }
 
     /// The context this stream belongs to.
@@ -138,7 +163,9 @@ impl<T: Data> DStream<T> {
         }
         let (a, b) = (self.node.clone(), other.node.clone());
         self.ctx
-            .add_node("union", false, self.node.slide, move |bc| Ok(a.get(bc)?.union(&b.get(bc)?)))
+            .add_node("union", false, self.node.slide, move |bc| {
+                Ok(a.get(bc)?.union(&b.get(bc)?))
+            })
     }
 
     /// One element per batch: the number of elements (0 for an empty batch, as Spark).
@@ -164,7 +191,9 @@ impl<T: Data> DStream<T> {
     {
         let n = self.ctx.inner.conf.default_parallelism;
         self.map(|x| (x, 1u64))
-            .derive("count_by_value", move |b, _| b.reduce_by_key(|a, b| a + b, n))
+            .derive("count_by_value", move |b, _| {
+                b.reduce_by_key(|a, b| a + b, n)
+            })
     }
 
     /// Any batch-to-batch function (Spark's `transform`): `f` gets the batch and its time.

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use crate::dstream::DStream;
+use crate::error::Result;
 use crate::error::StreamingError;
 use crate::exec::{Batch, Data, Key};
 use crate::graph::BatchContext;
-use crate::error::Result;
 
 impl<K: Key, V: Data> DStream<(K, V)> {
     pub(crate) fn default_partitions(&self) -> usize {
@@ -27,7 +27,9 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         num_partitions: usize,
     ) -> DStream<(K, V)> {
-        self.derive("reduce_by_key", move |b, _| b.reduce_by_key(&f, num_partitions))
+        self.derive("reduce_by_key", move |b, _| {
+            b.reduce_by_key(&f, num_partitions)
+        })
     }
 
     /// All values of each key in every batch.
@@ -50,7 +52,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     }
 
     /// Applies `f` to each value, keeping keys.
-    pub fn map_values<W: Data>(&self, f: impl Fn(V) -> W + Send + Sync + 'static) -> DStream<(K, W)> {
+    pub fn map_values<W: Data>(
+        &self,
+        f: impl Fn(V) -> W + Send + Sync + 'static,
+    ) -> DStream<(K, W)> {
         let f = Arc::new(f);
         self.derive("map_values", move |b, _| {
             let f = f.clone();
@@ -59,7 +64,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     }
 
     /// Maps each value to zero or more values, keeping its key.
-    pub fn flat_map_values<W, I>(&self, f: impl Fn(V) -> I + Send + Sync + 'static) -> DStream<(K, W)>
+    pub fn flat_map_values<W, I>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> DStream<(K, W)>
     where
         W: Data,
         I: IntoIterator<Item = W> + 'static,
@@ -77,7 +85,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         kind: &str,
         other: &DStream<(K, W)>,
-        f: impl Fn(&Batch<(K, V)>, &Batch<(K, W)>, usize, &BatchContext) -> Result<Batch<O>> + Send + Sync + 'static,
+        f: impl Fn(&Batch<(K, V)>, &Batch<(K, W)>, usize, &BatchContext) -> Result<Batch<O>>
+            + Send
+            + Sync
+            + 'static,
     ) -> DStream<O> {
         if self.node.slide != other.node.slide {
             self.ctx.graph_error(StreamingError::operator(
@@ -108,13 +119,23 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     }
 
     /// Left outer join.
-    pub fn left_outer_join<W: Data>(&self, other: &DStream<(K, W)>) -> DStream<(K, (V, Option<W>))> {
-        self.binary("left_outer_join", other, |a, b, n, _| a.left_outer_join(b, n))
+    pub fn left_outer_join<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+    ) -> DStream<(K, (V, Option<W>))> {
+        self.binary("left_outer_join", other, |a, b, n, _| {
+            a.left_outer_join(b, n)
+        })
     }
 
     /// Right outer join.
-    pub fn right_outer_join<W: Data>(&self, other: &DStream<(K, W)>) -> DStream<(K, (Option<V>, W))> {
-        self.binary("right_outer_join", other, |a, b, n, _| a.right_outer_join(b, n))
+    pub fn right_outer_join<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+    ) -> DStream<(K, (Option<V>, W))> {
+        self.binary("right_outer_join", other, |a, b, n, _| {
+            a.right_outer_join(b, n)
+        })
     }
 
     /// Full outer join.
@@ -123,6 +144,8 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
     ) -> DStream<(K, (Option<V>, Option<W>))> {
-        self.binary("full_outer_join", other, |a, b, n, _| a.full_outer_join(b, n))
+        self.binary("full_outer_join", other, |a, b, n, _| {
+            a.full_outer_join(b, n)
+        })
     }
 }

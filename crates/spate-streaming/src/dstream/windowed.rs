@@ -9,8 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::dstream::DStream;
-use crate::error::{Result, StreamingError};
+use parking_lot::Mutex;
+
+use crate::error::Result;
 use crate::exec::{Data, Key};
+use crate::graph::OpId;
 use crate::window::{window_spec, KeepFn, ReducedWindow, WindowBuffer};
 
 impl<T: Data> DStream<T> {
@@ -30,16 +33,25 @@ impl<T: Data> DStream<T> {
     where
         T: Serialize + DeserializeOwned,
     {
-        let spec = window_spec("window", self.ctx.batch_interval(), self.node.slide, length, slide)?;
+        let spec = window_spec(
+            "window",
+            self.ctx.batch_interval(),
+            self.node.slide,
+            length,
+            slide,
+        )?;
         let id = self.ctx.unique_name("window");
-        let buf = Arc::new(WindowBuffer::<T>::new(id.clone(), spec.len_ms));
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
+        let buf = Arc::new(WindowBuffer::<T>::new(op_id.clone(), spec.len_ms));
         self.ctx.register_stateful(buf.clone());
         let (parent, tick_buf) = (self.node.clone(), buf.clone());
         self.ctx
             .register_forced(&id, self.node.slide, move |bc| tick_buf.tick(&parent, bc));
-        Ok(self
+        let mut s = self
             .ctx
-            .add_node("window", false, spec.slide, move |bc| Ok(buf.window(bc))))
+            .add_node("window", false, spec.slide, move |bc| Ok(buf.window(bc)));
+        s.op_id = Some(op_id);
+        Ok(s)
     }
 
     /// Every `slide`, the number of elements in the last `length`.
@@ -67,17 +79,22 @@ impl<T: Data> DStream<T> {
 
     /// Every `slide`, each distinct element's count over the last `length`; computed
     /// incrementally, keys whose count drops to zero are removed.
-    pub fn count_by_value_and_window(&self, length: Duration, slide: Duration) -> Result<DStream<(T, u64)>>
+    pub fn count_by_value_and_window(
+        &self,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(T, u64)>>
     where
         T: Key + Serialize + DeserializeOwned,
     {
-        self.map(|x| (x, 1u64)).reduce_by_key_and_window_inv_filtered(
-            |a, b| a + b,
-            |a, b| a - b,
-            length,
-            slide,
-            |(_, c): &(T, u64)| *c != 0,
-        )
+        self.map(|x| (x, 1u64))
+            .reduce_by_key_and_window_inv_filtered(
+                |a, b| a + b,
+                |a, b| a - b,
+                length,
+                slide,
+                |(_, c): &(T, u64)| *c != 0,
+            )
     }
 }
 
@@ -137,27 +154,36 @@ where
         keep: Option<KeepFn<K, V>>,
     ) -> Result<DStream<(K, V)>> {
         const OP: &str = "reduce_by_key_and_window";
-        let spec = window_spec(OP, self.ctx.batch_interval(), self.node.slide, length, slide)?;
-        if spec.slide > spec.len {
-            return Err(StreamingError::operator(
-                OP,
-                format!("with an inverse function the slide {slide:?} must not exceed the window length {length:?}"),
-            ));
-        }
+        let spec = window_spec(
+            OP,
+            self.ctx.batch_interval(),
+            self.node.slide,
+            length,
+            slide,
+        )?;
         let id = self.ctx.unique_name(OP);
-        let rw = Arc::new(ReducedWindow::<K, V>::new(id.clone(), spec, self.default_partitions()));
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
+        let rw = Arc::new(ReducedWindow::<K, V>::new(
+            op_id.clone(),
+            spec,
+            self.default_partitions(),
+        ));
         self.ctx.register_stateful(rw.clone());
         let f = Arc::new(f);
         let (parent, tick_rw, tick_f) = (self.node.clone(), rw.clone(), f.clone());
-        self.ctx
-            .register_forced(&id, self.node.slide, move |bc| tick_rw.tick(&parent, &*tick_f, bc));
-        let s = self.ctx.add_node(OP, false, spec.slide, move |bc| {
+        self.ctx.register_forced(&id, self.node.slide, move |bc| {
+            tick_rw.tick(&parent, &*tick_f, bc)
+        });
+        let mut s = self.ctx.add_node(OP, false, spec.slide, move |bc| {
             rw.slide(&*f, &inv, keep.as_ref(), bc)
         });
+        s.op_id = Some(op_id);
         // Slide even when no output reads the window at this time: the state must move on.
         let node = s.node.clone();
         self.ctx
-            .register_forced(&format!("{id}/slide"), spec.slide, move |bc| node.get(bc).map(|_| ()));
+            .register_forced(&format!("{id}/slide"), spec.slide, move |bc| {
+                node.get(bc).map(|_| ())
+            });
         Ok(s)
     }
 }

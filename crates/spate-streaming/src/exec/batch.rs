@@ -188,9 +188,11 @@ impl<T: Data> Batch<T> {
     /// Number of elements.
     pub fn count(&self) -> Result<u64> {
         let parts = &self.parts;
-        let counts = self.exec.run_tasks(self.time, parts.num_partitions(), |p| {
-            Ok(parts.compute(p)?.count() as u64)
-        })?;
+        let counts = self
+            .exec
+            .run_tasks(self.time, parts.num_partitions(), |p| {
+                Ok(parts.compute(p)?.count() as u64)
+            })?;
         Ok(counts.into_iter().sum())
     }
 
@@ -265,9 +267,11 @@ impl<T: Data> Batch<T> {
     /// Reduces all elements with `f` (None when empty). Partitions reduce in parallel.
     pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync) -> Result<Option<T>> {
         let parts = &self.parts;
-        let partials = self.exec.run_tasks(self.time, parts.num_partitions(), |p| {
-            Ok(parts.compute(p)?.reduce(&f))
-        })?;
+        let partials = self
+            .exec
+            .run_tasks(self.time, parts.num_partitions(), |p| {
+                Ok(parts.compute(p)?.reduce(&f))
+            })?;
         Ok(partials.into_iter().flatten().reduce(&f))
     }
 }

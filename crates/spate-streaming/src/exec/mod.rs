@@ -3,7 +3,7 @@
 //! A batch's data is a [`Batch`]: a set of partitions computed lazily. Narrow operations (map,
 //! filter, flat_map, …) compose iterator adapters per partition, so a chain of them runs as one
 //! fused pass over each partition on one worker; key operations end a stage with a hash shuffle
-//! (map-side combined) into N partitions. Tasks run on a bounded [`pool::Executor`].
+//! (map-side combined) into N partitions. Tasks run on a bounded worker pool (`pool`).
 
 pub mod batch;
 pub mod partition;

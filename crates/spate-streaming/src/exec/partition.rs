@@ -1,7 +1,7 @@
 //! Partitioned data: the [`Partitions`] trait and the building blocks that implement it.
 //!
 //! An input computes a batch as a `Partitions` value from its plan (the Kafka direct stream: one
-//! partition per offset range). Narrow operators wrap a parent in [`Narrow`], which composes an
+//! partition per offset range). Narrow operators wrap a parent in `Narrow`, which composes an
 //! iterator adapter per partition instead of materialising a `Vec` per operator; shuffles and
 //! windows produce materialised [`VecPartitions`].
 
@@ -22,6 +22,14 @@ pub trait Partitions<T>: Send + Sync {
     fn num_partitions(&self) -> usize;
     /// Computes partition `partition` (`0..num_partitions()`).
     fn compute(&self, partition: usize) -> Result<PartitionIter<'_, T>>;
+
+    /// The concrete type, for inputs that expose per-partition metadata to user code — e.g.
+    /// the Kafka direct stream's offset ranges (Spark's `HasOffsetRanges`): `foreach_batch`
+    /// can downcast `batch.partitions().as_any()` on the input stream's own batches. Derived
+    /// batches (after a map, shuffle or window) return `None`, as in Spark.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Materialised partitions held in memory; reading clones the elements.
@@ -45,15 +53,7 @@ impl<T> VecPartitions<T> {
 
     /// Splits `data` into `n` (at least 1) contiguous, near-equal partitions.
     pub fn split(data: Vec<T>, n: usize) -> Self {
-        let n = n.max(1);
-        let len = data.len();
-        let mut parts = Vec::with_capacity(n);
-        let mut it = data.into_iter();
-        for i in 0..n {
-            let take = len / n + usize::from(i < len % n);
-            parts.push(it.by_ref().take(take).collect::<Vec<T>>());
-        }
-        VecPartitions::new(parts)
+        VecPartitions::new(split_vec(data, n))
     }
 
     /// The shared partitions.
@@ -73,6 +73,19 @@ impl<T: Clone + Send + Sync> Partitions<T> for VecPartitions<T> {
             None => Ok(Box::new(std::iter::empty())),
         }
     }
+}
+
+/// Splits `data` into `n` (at least 1) contiguous, near-equal parts.
+pub fn split_vec<T>(data: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let n = n.max(1);
+    let len = data.len();
+    let mut parts = Vec::with_capacity(n);
+    let mut it = data.into_iter();
+    for i in 0..n {
+        let take = len / n + usize::from(i < len % n);
+        parts.push(it.by_ref().take(take).collect::<Vec<T>>());
+    }
+    parts
 }
 
 /// A per-partition transformation of a parent: the unit of operator fusion.
@@ -127,7 +140,9 @@ mod tests {
         let p = VecPartitions::split((0..10).collect::<Vec<i32>>(), 3);
         let sizes: Vec<usize> = p.shared().iter().map(|v| v.len()).collect();
         assert_eq!(sizes, vec![4, 3, 3]);
-        let all: Vec<i32> = (0..3).flat_map(|i| p.compute(i).unwrap().collect::<Vec<_>>()).collect();
+        let all: Vec<i32> = (0..3)
+            .flat_map(|i| p.compute(i).unwrap().collect::<Vec<_>>())
+            .collect();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
     }
 }

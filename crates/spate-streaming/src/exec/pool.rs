@@ -20,7 +20,9 @@ pub(crate) struct Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("threads", &self.threads).finish()
+        f.debug_struct("Executor")
+            .field("threads", &self.threads)
+            .finish()
     }
 }
 
@@ -31,7 +33,13 @@ impl Executor {
             .num_threads(threads)
             .thread_name(|i| format!("spate-exec-{i}"))
             .build()
-            .map_err(|e| StreamingError::config(crate::config::EXECUTOR_THREADS, threads.to_string(), e.to_string()))?;
+            .map_err(|e| {
+                StreamingError::config(
+                    crate::config::EXECUTOR_THREADS,
+                    threads.to_string(),
+                    e.to_string(),
+                )
+            })?;
         Ok(Executor { pool, threads })
     }
 
@@ -56,7 +64,11 @@ impl Executor {
             // One task: skip the hand-off to the pool; it would only add latency.
             return (0..n).map(guarded).collect();
         }
-        self.pool
-            .install(|| (0..n).into_par_iter().map(guarded).collect::<Result<Vec<R>>>())
+        self.pool.install(|| {
+            (0..n)
+                .into_par_iter()
+                .map(guarded)
+                .collect::<Result<Vec<R>>>()
+        })
     }
 }

@@ -30,7 +30,10 @@ pub fn partition_of<K: Hash + ?Sized>(key: &K, n: usize) -> usize {
 }
 
 /// Merges `maps` (all for the same reduce partition) into one, moving entries.
-fn merge_maps<K: Key, C>(maps: Vec<FastMap<K, C>>, merge: &(impl Fn(C, C) -> C + ?Sized)) -> FastMap<K, C> {
+fn merge_maps<K: Key, C>(
+    maps: Vec<FastMap<K, C>>,
+    merge: &(impl Fn(C, C) -> C + ?Sized),
+) -> FastMap<K, C> {
     let mut it = maps.into_iter();
     let mut acc = it.next().unwrap_or_default();
     for m in it {
@@ -71,8 +74,12 @@ impl<K: Key, V: Data> Batch<(K, V)> {
         merge_combiners: impl Fn(C, C) -> C + Send + Sync,
         num_partitions: usize,
     ) -> Result<Batch<(K, C)>> {
-        let reduced = self.combine_to_maps(create, merge_value, &merge_combiners, num_partitions)?;
-        let parts = reduced.into_iter().map(|m| m.into_iter().collect::<Vec<_>>()).collect();
+        let reduced =
+            self.combine_to_maps(create, merge_value, &merge_combiners, num_partitions)?;
+        let parts = reduced
+            .into_iter()
+            .map(|m| m.into_iter().collect::<Vec<_>>())
+            .collect();
         Ok(self.with_partitions(Arc::new(VecPartitions::new(parts))))
     }
 
@@ -87,21 +94,23 @@ impl<K: Key, V: Data> Batch<(K, V)> {
     ) -> Result<Vec<FastMap<K, C>>> {
         let n = num_partitions.max(1);
         let parts = &self.parts;
-        let map_outputs = self.exec.run_tasks(self.time, parts.num_partitions(), |p| {
-            let mut maps: Vec<FastMap<K, C>> = (0..n).map(|_| FastMap::default()).collect();
-            for (k, v) in parts.compute(p)? {
-                let m = &mut maps[partition_of(&k, n)];
-                match m.entry(k) {
-                    Entry::Occupied(e) => {
-                        e.replace_entry_with(|_, old| Some(merge_value(old, v)));
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(create(v));
+        let map_outputs = self
+            .exec
+            .run_tasks(self.time, parts.num_partitions(), |p| {
+                let mut maps: Vec<FastMap<K, C>> = (0..n).map(|_| FastMap::default()).collect();
+                for (k, v) in parts.compute(p)? {
+                    let m = &mut maps[partition_of(&k, n)];
+                    match m.entry(k) {
+                        Entry::Occupied(e) => {
+                            e.replace_entry_with(|_, old| Some(merge_value(old, v)));
+                        }
+                        Entry::Vacant(e) => {
+                            e.insert(create(v));
+                        }
                     }
                 }
-            }
-            Ok(maps)
-        })?;
+                Ok(maps)
+            })?;
         let slots = transpose(map_outputs, n);
         self.exec.run_tasks(self.time, n, |r| {
             let maps = std::mem::take(&mut *slots[r].lock());
@@ -110,7 +119,11 @@ impl<K: Key, V: Data> Batch<(K, V)> {
     }
 
     /// Merges the values of each key with `f` (associative), with map-side combining.
-    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync, num_partitions: usize) -> Result<Batch<(K, V)>> {
+    pub fn reduce_by_key(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync,
+        num_partitions: usize,
+    ) -> Result<Batch<(K, V)>> {
         self.combine_by_key(|v| v, &f, &f, num_partitions)
     }
 
@@ -134,13 +147,15 @@ impl<K: Key, V: Data> Batch<(K, V)> {
     pub(crate) fn partition_by_key(&self, n: usize) -> Result<Vec<Vec<(K, V)>>> {
         let n = n.max(1);
         let parts = &self.parts;
-        let map_outputs = self.exec.run_tasks(self.time, parts.num_partitions(), |p| {
-            let mut out: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
-            for (k, v) in parts.compute(p)? {
-                out[partition_of(&k, n)].push((k, v));
-            }
-            Ok(out)
-        })?;
+        let map_outputs = self
+            .exec
+            .run_tasks(self.time, parts.num_partitions(), |p| {
+                let mut out: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
+                for (k, v) in parts.compute(p)? {
+                    out[partition_of(&k, n)].push((k, v));
+                }
+                Ok(out)
+            })?;
         let mut merged: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
         for out in map_outputs {
             for (r, mut b) in out.into_iter().enumerate() {
@@ -165,13 +180,19 @@ impl<K: Key, V: Data> Batch<(K, V)> {
         let f = Arc::new(f);
         self.flat_map(move |(k, v)| {
             let k2 = k;
-            f(v).into_iter().map(move |w| (k2.clone(), w)).collect::<Vec<_>>()
+            f(v).into_iter()
+                .map(move |w| (k2.clone(), w))
+                .collect::<Vec<_>>()
         })
     }
 
     /// For each key in either batch, all its values from `self` and from `other`.
     #[allow(clippy::type_complexity)]
-    pub fn cogroup<W: Data>(&self, other: &Batch<(K, W)>, num_partitions: usize) -> Result<Batch<(K, (Vec<V>, Vec<W>))>> {
+    pub fn cogroup<W: Data>(
+        &self,
+        other: &Batch<(K, W)>,
+        num_partitions: usize,
+    ) -> Result<Batch<(K, (Vec<V>, Vec<W>))>> {
         let n = num_partitions.max(1);
         let left = self.partition_by_key(n)?;
         let right = other.partition_by_key(n)?;
@@ -192,67 +213,97 @@ impl<K: Key, V: Data> Batch<(K, V)> {
     }
 
     /// Inner join: every pair of values of keys present in both.
-    pub fn join<W: Data>(&self, other: &Batch<(K, W)>, num_partitions: usize) -> Result<Batch<(K, (V, W))>> {
-        Ok(self.cogroup(other, num_partitions)?.flat_map(|(k, (vs, ws))| {
-            let mut out = Vec::with_capacity(vs.len() * ws.len());
-            for v in &vs {
-                for w in &ws {
-                    out.push((k.clone(), (v.clone(), w.clone())));
+    pub fn join<W: Data>(
+        &self,
+        other: &Batch<(K, W)>,
+        num_partitions: usize,
+    ) -> Result<Batch<(K, (V, W))>> {
+        Ok(self
+            .cogroup(other, num_partitions)?
+            .flat_map(|(k, (vs, ws))| {
+                let mut out = Vec::with_capacity(vs.len() * ws.len());
+                for v in &vs {
+                    for w in &ws {
+                        out.push((k.clone(), (v.clone(), w.clone())));
+                    }
                 }
-            }
-            out
-        }))
+                out
+            }))
     }
 
     /// Left outer join: every value of `self`, with `None` where `other` lacks the key.
-    pub fn left_outer_join<W: Data>(&self, other: &Batch<(K, W)>, num_partitions: usize) -> Result<Batch<(K, (V, Option<W>))>> {
-        Ok(self.cogroup(other, num_partitions)?.flat_map(|(k, (vs, ws))| {
-            let mut out = Vec::new();
-            for v in &vs {
-                if ws.is_empty() {
-                    out.push((k.clone(), (v.clone(), None)));
+    #[allow(clippy::type_complexity)]
+    pub fn left_outer_join<W: Data>(
+        &self,
+        other: &Batch<(K, W)>,
+        num_partitions: usize,
+    ) -> Result<Batch<(K, (V, Option<W>))>> {
+        Ok(self
+            .cogroup(other, num_partitions)?
+            .flat_map(|(k, (vs, ws))| {
+                let mut out = Vec::new();
+                for v in &vs {
+                    if ws.is_empty() {
+                        out.push((k.clone(), (v.clone(), None)));
+                    }
+                    for w in &ws {
+                        out.push((k.clone(), (v.clone(), Some(w.clone()))));
+                    }
                 }
-                for w in &ws {
-                    out.push((k.clone(), (v.clone(), Some(w.clone()))));
-                }
-            }
-            out
-        }))
+                out
+            }))
     }
 
     /// Right outer join: every value of `other`, with `None` where `self` lacks the key.
-    pub fn right_outer_join<W: Data>(&self, other: &Batch<(K, W)>, num_partitions: usize) -> Result<Batch<(K, (Option<V>, W))>> {
-        Ok(self.cogroup(other, num_partitions)?.flat_map(|(k, (vs, ws))| {
-            let mut out = Vec::new();
-            for w in &ws {
-                if vs.is_empty() {
-                    out.push((k.clone(), (None, w.clone())));
+    #[allow(clippy::type_complexity)]
+    pub fn right_outer_join<W: Data>(
+        &self,
+        other: &Batch<(K, W)>,
+        num_partitions: usize,
+    ) -> Result<Batch<(K, (Option<V>, W))>> {
+        Ok(self
+            .cogroup(other, num_partitions)?
+            .flat_map(|(k, (vs, ws))| {
+                let mut out = Vec::new();
+                for w in &ws {
+                    if vs.is_empty() {
+                        out.push((k.clone(), (None, w.clone())));
+                    }
+                    for v in &vs {
+                        out.push((k.clone(), (Some(v.clone()), w.clone())));
+                    }
                 }
-                for v in &vs {
-                    out.push((k.clone(), (Some(v.clone()), w.clone())));
-                }
-            }
-            out
-        }))
+                out
+            }))
     }
 
     /// Full outer join: keys of either side, `None` for the missing side.
     #[allow(clippy::type_complexity)]
-    pub fn full_outer_join<W: Data>(&self, other: &Batch<(K, W)>, num_partitions: usize) -> Result<Batch<(K, (Option<V>, Option<W>))>> {
-        Ok(self.cogroup(other, num_partitions)?.flat_map(|(k, (vs, ws))| {
-            let mut out = Vec::new();
-            match (vs.is_empty(), ws.is_empty()) {
-                (true, _) => out.extend(ws.iter().map(|w| (k.clone(), (None, Some(w.clone()))))),
-                (_, true) => out.extend(vs.iter().map(|v| (k.clone(), (Some(v.clone()), None)))),
-                _ => {
-                    for v in &vs {
-                        for w in &ws {
-                            out.push((k.clone(), (Some(v.clone()), Some(w.clone()))));
+    pub fn full_outer_join<W: Data>(
+        &self,
+        other: &Batch<(K, W)>,
+        num_partitions: usize,
+    ) -> Result<Batch<(K, (Option<V>, Option<W>))>> {
+        Ok(self
+            .cogroup(other, num_partitions)?
+            .flat_map(|(k, (vs, ws))| {
+                let mut out = Vec::new();
+                match (vs.is_empty(), ws.is_empty()) {
+                    (true, _) => {
+                        out.extend(ws.iter().map(|w| (k.clone(), (None, Some(w.clone())))))
+                    }
+                    (_, true) => {
+                        out.extend(vs.iter().map(|v| (k.clone(), (Some(v.clone()), None))))
+                    }
+                    _ => {
+                        for v in &vs {
+                            for w in &ws {
+                                out.push((k.clone(), (Some(v.clone()), Some(w.clone()))));
+                            }
                         }
                     }
                 }
-            }
-            out
-        }))
+                out
+            }))
     }
 }

@@ -42,9 +42,7 @@ impl<T> Clone for QueueHandle<T> {
 impl<T: Data> QueueHandle<T> {
     /// Queues one batch, split into the default number of partitions.
     pub fn push(&self, batch: Vec<T>) {
-        let parts = VecPartitions::split(batch, self.partitions);
-        let parts: Vec<Vec<T>> = parts.shared().iter().map(|p| p.as_ref().clone()).collect();
-        self.push_partitions(parts);
+        self.push_partitions(crate::exec::partition::split_vec(batch, self.partitions));
     }
 
     /// Queues one batch that is already split into partitions (no copy).

@@ -31,7 +31,12 @@ struct SocketInput {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-fn receive(addr: String, buffer: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>, ctx: InputContext) {
+fn receive(
+    addr: String,
+    buffer: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    ctx: InputContext,
+) {
     let info = |active: bool, err: Option<String>| ReceiverInfo {
         input_id: ctx.input_id().to_owned(),
         name: format!("SocketReceiver({addr})"),
@@ -63,7 +68,11 @@ fn receive(addr: String, buffer: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>,
                                 line.clear();
                             }
                         }
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
                         Err(e) => {
                             ctx.receiver_error(info(true, Some(e.to_string())));
                             break;
@@ -89,7 +98,12 @@ impl InputStream<String> for SocketInput {
     }
 
     fn start(&self, ctx: &InputContext) -> Result<()> {
-        let (addr, buffer, stop, ctx) = (self.addr.clone(), self.buffer.clone(), self.stop.clone(), ctx.clone());
+        let (addr, buffer, stop, ctx) = (
+            self.addr.clone(),
+            self.buffer.clone(),
+            self.stop.clone(),
+            ctx.clone(),
+        );
         let h = std::thread::Builder::new()
             .name("spate-socket-receiver".into())
             .spawn(move || receive(addr, buffer, stop, ctx))
@@ -122,7 +136,11 @@ impl InputStream<String> for SocketInput {
         }
     }
 
-    fn compute(&self, time: Time, _plan: &serde_json::Value) -> Result<Arc<dyn Partitions<String>>> {
+    fn compute(
+        &self,
+        time: Time,
+        _plan: &serde_json::Value,
+    ) -> Result<Arc<dyn Partitions<String>>> {
         match self.planned.lock().remove(&time) {
             Some(lines) => Ok(Arc::new(VecPartitions::split(lines, self.partitions))),
             None => Err(StreamingError::input(

@@ -5,7 +5,9 @@
 //! `.` or `_`, which are temp files by convention — move finished files into the directory
 //! atomically). The plan lists the files, so a recovered batch re-reads exactly them; the set of
 //! files already seen is kept in state snapshots, so after a restart no file is processed twice.
-//! One partition per file.
+//! One partition per file. Unlike Spark's default (`newFilesOnly`), files already in the
+//! directory when the job first starts are processed too (once); after a restart, only files
+//! not yet seen are.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -84,7 +86,11 @@ impl InputStream<String> for TextFileInput {
         }
     }
 
-    fn compute(&self, _time: Time, plan: &serde_json::Value) -> Result<Arc<dyn Partitions<String>>> {
+    fn compute(
+        &self,
+        _time: Time,
+        plan: &serde_json::Value,
+    ) -> Result<Arc<dyn Partitions<String>>> {
         let p = self.parse(plan)?;
         let mut parts = Vec::with_capacity(p.files.len());
         for f in &p.files {
@@ -104,8 +110,9 @@ impl InputStream<String> for TextFileInput {
     }
 
     fn restore_state(&self, state: serde_json::Value) -> Result<()> {
-        let seen: BTreeSet<String> = serde_json::from_value(state.get("seen").cloned().unwrap_or_default())
-            .map_err(|e| StreamingError::serialization("text_file_stream state", e))?;
+        let seen: BTreeSet<String> =
+            serde_json::from_value(state.get("seen").cloned().unwrap_or_default())
+                .map_err(|e| StreamingError::serialization("text_file_stream state", e))?;
         self.seen.lock().extend(seen);
         Ok(())
     }

@@ -64,7 +64,7 @@ fn job_metadata(conf: &StreamingConfig, graph: &Graph) -> JobMetadata {
         job = job.with_input(i.id.clone(), i.input.kind());
     }
     for op in &graph.stateful {
-        job = job.with_stateful_operator(op.id().to_owned(), op.state_type());
+        job = job.with_stateful_operator(op.id(), op.state_type());
     }
     job
 }
@@ -140,7 +140,7 @@ pub(crate) fn replay(shared: &Shared, rec: Recovered) -> Result<Resume> {
     let dir = rec.sink.dir().to_path_buf();
     if let Some(snap) = &rec.snapshot {
         for op in &shared.graph.stateful {
-            if let Some(bytes) = snap.operators.get(op.id()) {
+            if let Some(bytes) = snap.operators.get(&op.id()) {
                 op.restore(bytes)
                     .map_err(|e| StreamingError::CheckpointIncompatible {
                         path: dir.clone(),
@@ -200,6 +200,7 @@ fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
         }
     }
     PlannedBatch {
+        submitted: std::time::Instant::now(),
         time,
         plans: plan.inputs.clone(),
         info: BatchInfo {
@@ -210,6 +211,9 @@ fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
             processing_end_time: None,
             output_operation_infos: BTreeMap::new(),
             failure: None,
+            planning_micros: 0,
+            scheduling_micros: None,
+            processing_micros: None,
             recovered: true,
         },
     }
@@ -268,7 +272,7 @@ fn snapshot(shared: &Shared, time: Time) -> Result<StateSnapshot> {
         },
     )?;
     for op in &shared.graph.stateful {
-        snap.operators.insert(op.id().to_owned(), op.encode()?);
+        snap.operators.insert(op.id(), op.encode()?);
     }
     // Input cursors must match the plans written so far: hold the planning lock.
     let _planning = shared.planning.lock();

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
@@ -16,11 +16,19 @@ use crate::error::Result;
 use crate::listener::{BatchInfo, Event};
 use crate::time::Time;
 
-pub(super) fn run(shared: &Arc<Shared>, mut next: Time, stop: Receiver<()>, jobs: Sender<PlannedBatch>) {
+pub(super) fn run(
+    shared: &Arc<Shared>,
+    mut next: Time,
+    stop: Receiver<()>,
+    jobs: Sender<PlannedBatch>,
+) {
     loop {
         let wait = next.millis_since(Time::now());
         let stopped = if wait > 0 {
-            !matches!(stop.recv_timeout(Duration::from_millis(wait)), Err(RecvTimeoutError::Timeout))
+            !matches!(
+                stop.recv_timeout(Duration::from_millis(wait)),
+                Err(RecvTimeoutError::Timeout)
+            )
         } else {
             !matches!(stop.try_recv(), Err(TryRecvError::Empty))
         };
@@ -29,6 +37,9 @@ pub(super) fn run(shared: &Arc<Shared>, mut next: Time, stop: Receiver<()>, jobs
         }
         match plan(shared, next) {
             Ok(batch) => {
+                shared
+                    .last_planned
+                    .store(next.as_millis(), Ordering::SeqCst);
                 let info = Arc::new(batch.info.clone());
                 shared.metrics.batch_submitted(&info);
                 shared.bus.post(Event::BatchSubmitted(info));
@@ -49,6 +60,7 @@ pub(super) fn run(shared: &Arc<Shared>, mut next: Time, stop: Receiver<()>, jobs
 
 /// Asks every input for its plan of batch `time` and records the plans in the checkpoint.
 pub(super) fn plan(shared: &Shared, time: Time) -> Result<PlannedBatch> {
+    let started = Instant::now();
     let _planning = shared.planning.lock();
     let mut plans = BTreeMap::new();
     let mut infos = BTreeMap::new();
@@ -63,6 +75,7 @@ pub(super) fn plan(shared: &Shared, time: Time) -> Result<PlannedBatch> {
         crate::recovery::write_plan(ck, time, &plans)?;
     }
     Ok(PlannedBatch {
+        submitted: Instant::now(),
         time,
         plans,
         info: BatchInfo {
@@ -73,6 +86,9 @@ pub(super) fn plan(shared: &Shared, time: Time) -> Result<PlannedBatch> {
             processing_end_time: None,
             output_operation_infos: BTreeMap::new(),
             failure: None,
+            planning_micros: started.elapsed().as_micros() as u64,
+            scheduling_micros: None,
+            processing_micros: None,
             recovered: false,
         },
     })

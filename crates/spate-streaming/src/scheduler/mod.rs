@@ -19,6 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::checkpoint::Checkpoint;
 use crate::config::StreamingConfig;
 use crate::context::ContextInner;
 use crate::error::{Result, StreamingError};
@@ -27,12 +28,12 @@ use crate::graph::Graph;
 use crate::input::InputContext;
 use crate::listener::{BatchInfo, Event, ListenerBus};
 use crate::metrics::StreamingMetrics;
-use crate::checkpoint::Checkpoint;
 use crate::recovery;
 use crate::time::{ms, Time};
 
 /// A batch that has been planned (and recorded) and waits to run.
 pub(crate) struct PlannedBatch {
+    pub(crate) submitted: std::time::Instant,
     pub(crate) time: Time,
     pub(crate) plans: BTreeMap<String, serde_json::Value>,
     pub(crate) info: BatchInfo,
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     /// Set to make the runner stop before its next batch / output operation.
     pub(crate) abort: AtomicBool,
     pub(crate) batches_since_snapshot: AtomicU64,
+    /// Time (ms) of the newest planned batch.
+    pub(crate) last_planned: AtomicU64,
     inputs_stopped: AtomicBool,
     stop_generator: Sender<()>,
     ctx: Weak<ContextInner>,
@@ -102,6 +105,20 @@ impl Runtime {
 
     /// Stops the generator, then lets the runner drain (graceful) or abort, within `timeout`.
     pub(crate) fn shutdown(mut self, graceful: bool, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        if graceful && self.generator.as_ref().is_some_and(|g| !g.is_finished()) {
+            // Spark's graceful stop (C17): stop receiving first (receivers drain what they
+            // hold into blocks), then let the generator plan one more batch, so everything
+            // received is allocated to a batch before the timer stops.
+            self.shared.stop_inputs();
+            let mark = self.shared.last_planned.load(Ordering::SeqCst);
+            while self.shared.last_planned.load(Ordering::SeqCst) <= mark
+                && std::time::Instant::now() < deadline
+                && self.generator.as_ref().is_some_and(|g| !g.is_finished())
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let _ = self.stop_generator.try_send(());
         if !graceful {
             self.shared.abort.store(true, Ordering::SeqCst);
@@ -109,11 +126,14 @@ impl Runtime {
         if let Some(g) = self.generator.take() {
             let _ = g.join();
         }
-        let result = match self.runner_done.recv_timeout(timeout) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let result = match self.runner_done.recv_timeout(left) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 // Give up on the remaining batches; they stay planned and re-run on restart.
                 self.shared.abort.store(true, Ordering::SeqCst);
-                let pending = (self.shared.metrics.waiting_batches() + self.shared.metrics.running_batches()).max(0) as usize;
+                let pending = (self.shared.metrics.waiting_batches()
+                    + self.shared.metrics.running_batches())
+                .max(0) as usize;
                 tracing::warn!(timeout_ms = ms(timeout), pending, "graceful stop timed out");
                 Err(StreamingError::StopTimeout {
                     timeout_ms: ms(timeout),
@@ -139,6 +159,12 @@ pub(crate) fn run_recovered(shared: &Shared, batch: PlannedBatch, outputs: bool)
     runner::run_batch(shared, batch, outputs)
 }
 
+/// Undoes a failed start: stops the inputs and the listener bus.
+fn abandon(shared: &Shared) {
+    shared.stop_inputs();
+    shared.bus.stop();
+}
+
 /// Starts a context: recovery, inputs, bus, generator and runner.
 pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runtime> {
     let conf = inner.conf.clone();
@@ -151,10 +177,13 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         Some(dir) => Some(recovery::open(dir, &conf, &graph, now)?),
         None => None,
     };
-    let zero_time = recovered
-        .as_ref()
-        .map(|r| r.zero_time)
-        .unwrap_or_else(|| Time(now.ceil_to(conf.batch_interval).0.saturating_sub(interval_ms)));
+    let zero_time = recovered.as_ref().map(|r| r.zero_time).unwrap_or_else(|| {
+        Time(
+            now.ceil_to(conf.batch_interval)
+                .0
+                .saturating_sub(interval_ms),
+        )
+    });
 
     let (stop_tx, stop_rx) = bounded::<()>(1);
     let shared = Arc::new(Shared {
@@ -169,42 +198,62 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         planning: Mutex::new(()),
         abort: AtomicBool::new(false),
         batches_since_snapshot: AtomicU64::new(0),
+        last_planned: AtomicU64::new(0),
         inputs_stopped: AtomicBool::new(false),
         stop_generator: stop_tx.clone(),
         ctx: Arc::downgrade(inner),
     });
 
+    // Inputs start before recovery: a receiver input reads recovered batches' blocks from its
+    // write-ahead log, which it opens at start.
+    inner.bus.start();
+    inner.bus.post(Event::StreamingStarted(now));
+    let started = (|| -> Result<()> {
+        for i in &graph.inputs {
+            let ictx = InputContext {
+                input_id: i.id.clone(),
+                checkpoint_dir: checkpoint_dir.clone(),
+                batch_interval: conf.batch_interval,
+                bus: inner.bus.clone(),
+                metrics: inner.metrics.clone(),
+            };
+            i.input.start(&ictx)?;
+        }
+        Ok(())
+    })();
     let (job_tx, job_rx) = unbounded::<PlannedBatch>();
     let mut next_time = now.ceil_to(conf.batch_interval);
+    let recovered = match started {
+        Ok(()) => recovered,
+        Err(e) => {
+            abandon(&shared);
+            return Err(e);
+        }
+    };
     if let Some(r) = recovered {
         // Rebuild state: restore the snapshot, replay committed batches since it (no outputs),
         // then queue the planned-but-uncommitted batches with their recorded plans.
-        let resume = recovery::replay(&shared, r)?;
+        let resume = match recovery::replay(&shared, r) {
+            Ok(resume) => resume,
+            Err(e) => {
+                abandon(&shared);
+                return Err(e);
+            }
+        };
         for b in resume.pending {
             shared.metrics.batch_submitted(&Arc::new(b.info.clone()));
-            job_tx
-                .send(b)
-                .map_err(|_| StreamingError::ContextState("job queue closed during recovery".into()))?;
+            job_tx.send(b).map_err(|_| {
+                StreamingError::ContextState("job queue closed during recovery".into())
+            })?;
         }
         if let Some(last) = resume.last_planned {
-            // Like Spark (C14), batch times continue right after the last recorded one, and the
-            // generator plans the down-time batches back to back: windows are defined over batch
-            // times, so a gap would leave batches in a window that should have slid out.
-            next_time = Time(last.0 + interval_ms);
+            // Like Spark (C14), batch times continue right after the last recorded one and the
+            // generator plans the down-time batches back to back — but at most
+            // `max_downtime_batches` of them, so a long outage of a fast job does not turn into
+            // a long replay of empty batches; then it jumps to now. Windows handle the gap.
+            let cap = conf.max_downtime_batches.saturating_mul(interval_ms);
+            next_time = Time((last.0 + interval_ms).max(next_time.0.saturating_sub(cap)));
         }
-    }
-
-    inner.bus.start();
-    inner.bus.post(Event::StreamingStarted(now));
-    for i in &graph.inputs {
-        let ictx = InputContext {
-            input_id: i.id.clone(),
-            checkpoint_dir: checkpoint_dir.clone(),
-            batch_interval: conf.batch_interval,
-            bus: inner.bus.clone(),
-            metrics: inner.metrics.clone(),
-        };
-        i.input.start(&ictx)?;
     }
 
     let (done_tx, done_rx) = bounded::<()>(1);

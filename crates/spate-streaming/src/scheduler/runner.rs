@@ -9,6 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
@@ -24,7 +25,13 @@ pub(super) fn run(shared: &Arc<Shared>, jobs: Receiver<PlannedBatch>) {
             break;
         }
         if let Err(e) = run_batch(shared, batch, true) {
-            shared.fail(e);
+            if shared.abort.load(Ordering::SeqCst) {
+                // A non-graceful stop cut the batch short: it stays uncommitted and re-runs
+                // after a restart; this is not a failure of the job.
+                tracing::info!(error = %e, "batch interrupted by stop");
+            } else {
+                shared.fail(e);
+            }
             break;
         }
     }
@@ -34,8 +41,20 @@ pub(super) fn run(shared: &Arc<Shared>, jobs: Receiver<PlannedBatch>) {
 /// Runs one batch. With `outputs == false` (recovery replay of an already committed batch) only
 /// the forced work runs: state is rebuilt, outputs are not repeated, nothing is committed.
 pub(crate) fn run_batch(shared: &Shared, batch: PlannedBatch, outputs: bool) -> Result<()> {
-    let PlannedBatch { time, plans, mut info } = batch;
-    let bc = BatchContext::new(time, shared.zero_time, shared.interval_ms, plans, shared.exec.clone());
+    let PlannedBatch {
+        submitted,
+        time,
+        plans,
+        mut info,
+    } = batch;
+    let started = Instant::now();
+    let bc = BatchContext::new(
+        time,
+        shared.zero_time,
+        shared.interval_ms,
+        plans,
+        shared.exec.clone(),
+    );
     if !outputs {
         for f in shared.graph.forced.iter().filter(|f| bc.aligned(f.slide)) {
             (f.run)(&bc)?;
@@ -45,6 +64,7 @@ pub(crate) fn run_batch(shared: &Shared, batch: PlannedBatch, outputs: bool) -> 
 
     shared.metrics.batch_started();
     info.processing_start_time = Some(Time::now());
+    info.scheduling_micros = Some(started.duration_since(submitted).as_micros() as u64);
     shared.bus.post(Event::BatchStarted(Arc::new(info.clone())));
 
     let result = run_jobs(shared, &bc, &mut info);
@@ -55,6 +75,7 @@ pub(crate) fn run_batch(shared: &Shared, batch: PlannedBatch, outputs: bool) -> 
         Ok(())
     });
     info.processing_end_time = Some(Time::now());
+    info.processing_micros = Some(started.elapsed().as_micros() as u64);
     if let Err(e) = &result {
         info.failure = Some(e.to_string());
     }

@@ -15,7 +15,7 @@ use super::Partitioned;
 use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, StatefulOp};
+use crate::graph::{decode_state, encode_state, OpId, StatefulOp};
 use crate::time::ms;
 
 /// The state of one key, handed to the `map_with_state` function (Spark's `State[S]`).
@@ -103,7 +103,7 @@ impl<K, V, S, E> StateSpec<K, V, S, E> {
 
 /// State entries: the state and the batch time (ms) the key last received data.
 struct MwsStore<K, S> {
-    id: String,
+    id: OpId,
     store: Partitioned<K, (S, u64)>,
     /// False until the first batch: initial state gets its idle clock started then.
     started: AtomicBool,
@@ -114,20 +114,24 @@ where
     K: Key + Serialize + DeserializeOwned,
     S: Data + Serialize + DeserializeOwned,
 {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
-        format!("({}, {})", std::any::type_name::<K>(), std::any::type_name::<S>())
+        format!(
+            "({}, {})",
+            std::any::type_name::<K>(),
+            std::any::type_name::<S>()
+        )
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        encode_state(&self.id, &self.store.dump())
+        encode_state(&self.id(), &self.store.dump())
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        self.store.load(decode_state(&self.id, bytes)?);
+        self.store.load(decode_state(&self.id(), bytes)?);
         self.started.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -148,6 +152,14 @@ impl<K, S, E> Deref for MapWithStateDStream<K, S, E> {
 }
 
 impl<K: Data, S: Data, E: Data> MapWithStateDStream<K, S, E> {
+    /// Sets the operator's checkpoint id (see [`DStream::uid`]).
+    pub fn uid(self, uid: impl Into<String>) -> Self {
+        MapWithStateDStream {
+            mapped: self.mapped.uid(uid),
+            snapshots: self.snapshots,
+        }
+    }
+
     /// The function's outputs.
     pub fn mapped(&self) -> DStream<E> {
         self.mapped.clone()
@@ -186,21 +198,28 @@ where
         S: Data + Serialize + DeserializeOwned,
         E: Data,
     {
-        let n = spec.num_partitions.unwrap_or_else(|| self.default_partitions());
+        let n = spec
+            .num_partitions
+            .unwrap_or_else(|| self.default_partitions());
         let id = self.ctx.unique_name("map_with_state");
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = Arc::new(MwsStore {
-            id: id.clone(),
+            id: op_id.clone(),
             store: Partitioned::new(n),
             started: AtomicBool::new(false),
         });
-        st.store
-            .load(spec.initial_state.into_iter().map(|(k, s)| (k, (s, 0))).collect());
+        st.store.load(
+            spec.initial_state
+                .into_iter()
+                .map(|(k, s)| (k, (s, 0)))
+                .collect(),
+        );
         self.ctx.register_stateful(st.clone());
         let func = spec.func;
         let timeout_ms = spec.timeout.map(ms);
         let parent = self.node.clone();
         let core_st = st.clone();
-        let mapped = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
+        let mut mapped = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let st = &core_st;
             let t = bc.time.as_millis();
             if !st.started.swap(true, Ordering::SeqCst) {
@@ -212,8 +231,11 @@ where
             }
             let input: Batch<(K, V)> = parent.get(bc)?;
             let n = st.store.n();
-            let grouped: Vec<Mutex<Vec<(K, V)>>> =
-                input.partition_by_key(n)?.into_iter().map(Mutex::new).collect();
+            let grouped: Vec<Mutex<Vec<(K, V)>>> = input
+                .partition_by_key(n)?
+                .into_iter()
+                .map(Mutex::new)
+                .collect();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
                 let mut map = st.store.parts[r].lock();
@@ -249,22 +271,38 @@ where
                 }
                 Ok(out)
             })?;
-            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+            Ok(Batch::new(
+                Arc::new(VecPartitions::new(parts)),
+                bc.exec.clone(),
+                bc.time,
+            ))
         });
         let core = mapped.node.clone();
         self.ctx
             .register_forced(&id, self.node.slide, move |bc| core.get(bc).map(|_| ()));
         let core = mapped.node.clone();
-        let snapshots = self.ctx.add_node("state_snapshots", false, self.node.slide, move |bc| {
-            core.get(bc)?;
-            let parts: Vec<Vec<(K, S)>> = st
-                .store
-                .parts
-                .iter()
-                .map(|p| p.lock().iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect())
-                .collect();
-            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
-        });
+        let snapshots = self
+            .ctx
+            .add_node("state_snapshots", false, self.node.slide, move |bc| {
+                core.get(bc)?;
+                let parts: Vec<Vec<(K, S)>> = st
+                    .store
+                    .parts
+                    .iter()
+                    .map(|p| {
+                        p.lock()
+                            .iter()
+                            .map(|(k, (s, _))| (k.clone(), s.clone()))
+                            .collect()
+                    })
+                    .collect();
+                Ok(Batch::new(
+                    Arc::new(VecPartitions::new(parts)),
+                    bc.exec.clone(),
+                    bc.time,
+                ))
+            });
+        mapped.op_id = Some(op_id);
         MapWithStateDStream { mapped, snapshots }
     }
 }

@@ -23,7 +23,9 @@ pub(crate) struct Partitioned<K, X> {
 impl<K: Key, X: Clone> Partitioned<K, X> {
     pub(crate) fn new(n: usize) -> Self {
         Partitioned {
-            parts: (0..n.max(1)).map(|_| Mutex::new(FastMap::default())).collect(),
+            parts: (0..n.max(1))
+                .map(|_| Mutex::new(FastMap::default()))
+                .collect(),
         }
     }
 

@@ -13,10 +13,10 @@ use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, StatefulOp};
+use crate::graph::{decode_state, encode_state, OpId, StatefulOp};
 
 struct UpdateStore<K, S> {
-    id: String,
+    id: OpId,
     store: Partitioned<K, S>,
 }
 
@@ -25,20 +25,24 @@ where
     K: Key + Serialize + DeserializeOwned,
     S: Data + Serialize + DeserializeOwned,
 {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> String {
+        self.id.lock().clone()
     }
 
     fn state_type(&self) -> String {
-        format!("({}, {})", std::any::type_name::<K>(), std::any::type_name::<S>())
+        format!(
+            "({}, {})",
+            std::any::type_name::<K>(),
+            std::any::type_name::<S>()
+        )
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        encode_state(&self.id, &self.store.dump())
+        encode_state(&self.id(), &self.store.dump())
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        self.store.load(decode_state(&self.id, bytes)?);
+        self.store.load(decode_state(&self.id(), bytes)?);
         Ok(())
     }
 }
@@ -83,18 +87,22 @@ where
         S: Data + Serialize + DeserializeOwned,
     {
         let id = self.ctx.unique_name("update_state_by_key");
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = Arc::new(UpdateStore {
-            id: id.clone(),
+            id: op_id.clone(),
             store: Partitioned::new(num_partitions),
         });
         st.store.load(initial_state);
         self.ctx.register_stateful(st.clone());
         let parent = self.node.clone();
-        let s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
+        let mut s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let input: Batch<(K, V)> = parent.get(bc)?;
             let n = st.store.n();
-            let grouped: Vec<Mutex<Vec<(K, V)>>> =
-                input.partition_by_key(n)?.into_iter().map(Mutex::new).collect();
+            let grouped: Vec<Mutex<Vec<(K, V)>>> = input
+                .partition_by_key(n)?
+                .into_iter()
+                .map(Mutex::new)
+                .collect();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
                 let mut values: FastMap<K, Vec<V>> = FastMap::default();
@@ -103,7 +111,8 @@ where
                 }
                 let mut guard = st.store.parts[r].lock();
                 let old = std::mem::take(&mut *guard);
-                let mut new = FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
+                let mut new =
+                    FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
                 for (k, s) in old {
                     let vs = values.remove(&k).unwrap_or_default();
                     if let Some(s2) = f(&vs, Some(s)) {
@@ -119,11 +128,16 @@ where
                 *guard = new;
                 Ok(out)
             })?;
-            Ok(Batch::new(Arc::new(VecPartitions::new(parts)), bc.exec.clone(), bc.time))
+            Ok(Batch::new(
+                Arc::new(VecPartitions::new(parts)),
+                bc.exec.clone(),
+                bc.time,
+            ))
         });
         let node = s.node.clone();
         self.ctx
             .register_forced(&id, self.node.slide, move |bc| node.get(bc).map(|_| ()));
+        s.op_id = Some(op_id);
         s
     }
 }

@@ -38,7 +38,10 @@ pub fn collect<T: Data>(s: &DStream<T>) -> Seen<T> {
 pub fn wait_for<T>(seen: &Seen<T>, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.lock().len() < n {
-        assert!(Instant::now() < deadline, "timed out waiting for {n} batches");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} batches"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -77,7 +80,12 @@ pub fn run_job<T: Data, U: Data + Ord>(
     ctx.start().expect("start");
     wait_for(&clock, batches as usize);
     ctx.stop(true).expect("graceful stop");
-    let first = clock.lock().iter().map(|(t, _)| *t).min().expect("a batch ran");
+    let first = clock
+        .lock()
+        .iter()
+        .map(|(t, _)| *t)
+        .min()
+        .expect("a batch ran");
     by_batch(&seen, first, batches)
 }
 
