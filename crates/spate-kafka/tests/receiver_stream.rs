@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use receiver_support::*;
 use spate_kafka::receiver::{BLOCK_INTERVAL_MS, WRITE_AHEAD_LOG_ENABLE};
 use spate_kafka::KafkaUtils;
-use spate_streaming::{Config, StreamingContext, StreamingError};
+use spate_streaming::{Config, ReceiverInfo, StreamingContext, StreamingError, StreamingListener};
 use spate_testkit::{random_group, random_topic};
 
 #[test]
@@ -75,4 +75,67 @@ fn create_stream_feeds_batches_through_unioned_receivers() {
         .unwrap_or(0);
     assert_eq!(logs, 2, "each receiver input keeps its own logs");
     eprintln!("create_stream x2 (union): {N} produced, 0 lost, {duplicates} duplicates");
+}
+
+#[derive(Default)]
+struct ReceiverEvents {
+    started: Mutex<Vec<ReceiverInfo>>,
+    errors: Mutex<Vec<ReceiverInfo>>,
+    stopped: Mutex<Vec<ReceiverInfo>>,
+}
+
+impl StreamingListener for ReceiverEvents {
+    fn on_receiver_started(&self, info: &ReceiverInfo) {
+        self.started.lock().push(info.clone());
+    }
+    fn on_receiver_error(&self, info: &ReceiverInfo) {
+        self.errors.lock().push(info.clone());
+    }
+    fn on_receiver_stopped(&self, info: &ReceiverInfo) {
+        self.stopped.lock().push(info.clone());
+    }
+}
+
+#[test]
+fn receiver_errors_reach_streaming_listeners() {
+    let broker = broker_with_partitions(1);
+    let bootstrap = broker.bootstrap_servers();
+    let (topic, group) = (random_topic("recv_events"), random_group("recv_events"));
+    produce_range(&bootstrap, &topic, 1, 0, 10);
+    let ctx = StreamingContext::new(
+        Config::new("receiver-events").batch_interval(Duration::from_millis(100)),
+    )
+    .expect("context");
+    let events = Arc::new(ReceiverEvents::default());
+    ctx.add_streaming_listener(events.clone());
+    let stream = KafkaUtils::create_stream(
+        &ctx,
+        receiver_params(&bootstrap, &group),
+        [(topic.as_str(), 1)],
+    )
+    .expect("create_stream");
+    let count = Arc::new(Mutex::new(0usize));
+    let sink = Arc::clone(&count);
+    stream.foreach_batch(move |b, _| {
+        *sink.lock() += b.collect()?.len();
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().expect("start");
+    assert!(wait_until(Duration::from_secs(30), || *count.lock() == 10));
+    assert_eq!(events.started.lock().len(), 1);
+    assert!(events.started.lock()[0].active);
+
+    // The broker goes away: the consumer's errors are reported to listeners.
+    broker.shutdown();
+    let reported = wait_until(Duration::from_secs(30), || !events.errors.lock().is_empty());
+    ctx.stop(false).expect("stop");
+    assert!(reported, "no receiver error reached the listener");
+    let errors = events.errors.lock().clone();
+    assert!(errors.iter().all(|e| e.last_error.is_some()), "{errors:?}");
+    eprintln!(
+        "receiver error seen by listeners: {:?}",
+        errors[0].last_error
+    );
+    assert_eq!(events.stopped.lock().len(), 1);
+    assert!(!events.stopped.lock()[0].active);
 }

@@ -22,7 +22,6 @@
 //! and only `start` tells an input its checkpoint directory; until then a block that is not in
 //! memory cannot be read back from the log (`compute` fails and names the block).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,8 +64,9 @@ pub struct KafkaReceiverInputStream {
     rate_limiter: Arc<RateLimiter>,
     rate: Option<RateController>,
     running: Mutex<Option<Running>>,
-    /// Batch times whose plan the engine has (planned here or replayed after a restart).
-    known_batches: Mutex<BTreeSet<i64>>,
+    /// The newest batch time whose plan the engine has (planned here or replayed after a
+    /// restart); allocations after it that are older than the batch being planned are orphans.
+    last_known_batch: Mutex<Option<i64>>,
     /// How far back allocations and logged blocks are kept after a batch completes.
     retention: Duration,
 }
@@ -113,7 +113,7 @@ impl KafkaReceiverInputStream {
             rate_limiter,
             rate,
             running: Mutex::new(None),
-            known_batches: Mutex::new(BTreeSet::new()),
+            last_known_batch: Mutex::new(None),
             retention,
         })
     }
@@ -225,10 +225,10 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
         Self::report_errors(r);
         let t = ms(time);
         r.tracker.allocate_blocks_to_batch(t)?;
-        let mut known = self.known_batches.lock();
+        let mut known = self.last_known_batch.lock();
         // Allocations the engine never recorded a plan for (the process died between the
         // tracker's log and the engine's): newer than every plan the engine replayed.
-        let last_known = known.iter().next_back().copied().unwrap_or(i64::MIN);
+        let last_known = known.unwrap_or(i64::MIN);
         let mut blocks = Vec::new();
         for orphan in r
             .tracker
@@ -244,7 +244,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
             blocks.extend(r.tracker.get_blocks_of_batch_and_stream(orphan, STREAM_ID));
         }
         blocks.extend(r.tracker.get_blocks_of_batch_and_stream(t, STREAM_ID));
-        let _ = known.insert(t);
+        *known = Some(known.map_or(t, |k| k.max(t)));
         ReceiverPlan::new(blocks).to_json()
     }
 
@@ -273,7 +273,28 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
     }
 
     fn replayed(&self, time: Time, _plan: &serde_json::Value) -> spate_streaming::Result<()> {
-        let _ = self.known_batches.lock().insert(ms(time));
+        let mut known = self.last_known_batch.lock();
+        *known = Some(known.map_or(ms(time), |k| k.max(ms(time))));
+        Ok(())
+    }
+
+    /// The newest planned batch time goes into state snapshots, so that after a restart the
+    /// allocations of batches that committed before the snapshot are not taken for orphans.
+    fn snapshot_state(&self) -> spate_streaming::Result<Option<serde_json::Value>> {
+        Ok(self
+            .last_known_batch
+            .lock()
+            .map(|t| serde_json::json!({ "last_planned_batch_ms": t })))
+    }
+
+    fn restore_state(&self, state: serde_json::Value) -> spate_streaming::Result<()> {
+        if let Some(t) = state
+            .get("last_planned_batch_ms")
+            .and_then(serde_json::Value::as_i64)
+        {
+            let mut known = self.last_known_batch.lock();
+            *known = Some(known.map_or(t, |k| k.max(t)));
+        }
         Ok(())
     }
 
