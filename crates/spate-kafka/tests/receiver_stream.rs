@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use receiver_support::*;
-use spate_kafka::receiver::{BLOCK_INTERVAL_MS, WRITE_AHEAD_LOG_ENABLE};
+use spate_kafka::receiver::{
+    BACKPRESSURE_ENABLED, BLOCK_INTERVAL_MS, RECEIVER_MAX_RATE, WRITE_AHEAD_LOG_ENABLE,
+};
 use spate_kafka::KafkaUtils;
 use spate_streaming::{Config, ReceiverInfo, StreamingContext, StreamingError, StreamingListener};
 use spate_testkit::{random_group, random_topic};
@@ -39,6 +41,8 @@ fn create_stream_feeds_batches_through_unioned_receivers() {
         .map(|_| {
             KafkaUtils::create_stream(&ctx, params.clone(), [(topic.as_str(), 1)])
                 .expect("create_stream")
+                .dstream()
+                .clone()
         })
         .collect();
     let lines = ctx.union(&streams).expect("union");
@@ -138,4 +142,54 @@ fn receiver_errors_reach_streaming_listeners() {
     );
     assert_eq!(events.stopped.lock().len(), 1);
     assert!(!events.stopped.lock()[0].active);
+}
+
+#[test]
+fn backpressure_lowers_the_receiver_rate_when_batches_are_slow() {
+    const MAX_RATE: f64 = 20_000.0;
+    let broker = broker_with_partitions(2);
+    let bootstrap = broker.bootstrap_servers();
+    let (topic, group) = (random_topic("recv_bp"), random_group("recv_bp"));
+    produce_range(&bootstrap, &topic, 2, 0, 20_000);
+    let ctx = StreamingContext::new(
+        Config::new("receiver-backpressure").batch_interval(Duration::from_millis(100)),
+    )
+    .expect("context");
+    let mut params = receiver_params(&bootstrap, &group);
+    params.push((BACKPRESSURE_ENABLED.into(), "true".into()));
+    params.push((RECEIVER_MAX_RATE.into(), MAX_RATE.to_string()));
+    params.push((BLOCK_INTERVAL_MS.into(), "20".into()));
+    let stream =
+        KafkaUtils::create_stream(&ctx, params, [(topic.as_str(), 1)]).expect("create_stream");
+    assert_eq!(
+        stream.latest_rate(),
+        Some(-1),
+        "no estimate before two batches"
+    );
+    assert_eq!(stream.rate_limiter().current_rate(), MAX_RATE);
+    // Every batch takes three batch intervals: the job cannot keep up with the max rate.
+    stream.foreach_batch(|b, _| {
+        let _ = b.collect()?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().expect("start");
+    let estimated = wait_until(Duration::from_secs(30), || {
+        stream.latest_rate().is_some_and(|r| r > 0)
+    });
+    ctx.stop(false).expect("stop");
+    assert!(estimated, "no backpressure estimate");
+    let rate = stream.latest_rate().unwrap_or(-1);
+    assert!(
+        (rate as f64) < MAX_RATE / 2.0,
+        "the estimate {rate} should be well below the max rate"
+    );
+    assert!(
+        stream.rate_limiter().current_rate() < MAX_RATE,
+        "the receiver's limiter follows the estimate"
+    );
+    eprintln!(
+        "backpressure: receiver rate {MAX_RATE}/s -> {rate}/s (limiter {})",
+        stream.rate_limiter().current_rate()
+    );
 }

@@ -62,7 +62,7 @@ pub struct KafkaReceiverInputStream {
     config: Mutex<Option<KafkaReceiverConfig>>,
     store: Arc<BlockStore<ConsumerRecord>>,
     rate_limiter: Arc<RateLimiter>,
-    rate: Option<RateController>,
+    rate: Option<Arc<RateController>>,
     running: Mutex<Option<Running>>,
     /// The newest batch time whose plan the engine has (planned here or replayed after a
     /// restart); allocations after it that are older than the batch being planned are orphans.
@@ -100,10 +100,10 @@ impl KafkaReceiverInputStream {
             let batch_ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX);
             let pid = PidRateEstimator::with_defaults(batch_ms)?;
             let limiter = Arc::clone(&rate_limiter);
-            Some(
+            Some(Arc::new(
                 RateController::new(0, pid)
                     .with_publish(move |rate| limiter.update_rate(rate as f64)),
-            )
+            ))
         } else {
             None
         };
@@ -348,6 +348,50 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
     }
 }
 
+/// The user's handle on a receiver stream: the [`DStream`] of records (also through `Deref`),
+/// and the receiver's rate (Spark's `ReceiverInputDStream` with its rate controller).
+#[derive(Clone)]
+pub struct KafkaReceiverStream {
+    stream: DStream<ConsumerRecord>,
+    rate_limiter: Arc<RateLimiter>,
+    rate: Option<Arc<RateController>>,
+}
+
+impl std::fmt::Debug for KafkaReceiverStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaReceiverStream")
+            .field("current_rate", &self.rate_limiter.current_rate())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaReceiverStream {
+    /// The stream of records.
+    pub fn dstream(&self) -> &DStream<ConsumerRecord> {
+        &self.stream
+    }
+
+    /// The receiver's rate limiter: its current rate is the max rate, or what backpressure
+    /// set (records/s; infinite when unlimited).
+    pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
+        &self.rate_limiter
+    }
+
+    /// The latest backpressure estimate (records/s), −1 before the first one, `None` without
+    /// backpressure.
+    pub fn latest_rate(&self) -> Option<i64> {
+        self.rate.as_ref().map(|r| r.latest_rate())
+    }
+}
+
+impl std::ops::Deref for KafkaReceiverStream {
+    type Target = DStream<ConsumerRecord>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.stream
+    }
+}
+
 impl KafkaUtils {
     /// Spark's `KafkaUtils.createStream(ssc, kafkaParams, topics)`: a receiver consuming
     /// `topics` (topic → consumer threads) with the consumer group `group.id` of `kafka_params`.
@@ -359,7 +403,7 @@ impl KafkaUtils {
         ctx: &StreamingContext,
         kafka_params: impl IntoIterator<Item = (K, V)>,
         topics: impl IntoIterator<Item = (T, usize)>,
-    ) -> Result<DStream<ConsumerRecord>, KafkaReceiverError>
+    ) -> Result<KafkaReceiverStream, KafkaReceiverError>
     where
         K: Into<String>,
         V: Into<String>,
@@ -373,7 +417,7 @@ impl KafkaUtils {
     pub fn create_stream_with(
         ctx: &StreamingContext,
         config: KafkaReceiverConfig,
-    ) -> Result<DStream<ConsumerRecord>, KafkaReceiverError> {
+    ) -> Result<KafkaReceiverStream, KafkaReceiverError> {
         // Replay after a restart goes back to the last state snapshot: keep that many batches
         // of blocks, plus ten intervals of margin.
         let conf = ctx.config();
@@ -382,6 +426,12 @@ impl KafkaUtils {
             .saturating_add(10);
         let retention = conf.batch_interval.saturating_mul(batches);
         let input = KafkaReceiverInputStream::new(config, ctx.batch_interval(), retention)?;
-        Ok(ctx.input_stream(input))
+        let rate_limiter = Arc::clone(&input.rate_limiter);
+        let rate = input.rate.clone();
+        Ok(KafkaReceiverStream {
+            stream: ctx.input_stream(input),
+            rate_limiter,
+            rate,
+        })
     }
 }

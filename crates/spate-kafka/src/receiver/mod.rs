@@ -62,7 +62,7 @@ pub use config::{
 };
 pub use consumer::ConsumerGroupState;
 pub use error::KafkaReceiverError;
-pub use input::KafkaReceiverInputStream;
+pub use input::{KafkaReceiverInputStream, KafkaReceiverStream};
 pub use kafka_receiver::KafkaReceiver;
 pub use offsets::OffsetBook;
 pub use running::{KafkaReceiverBuilder, RunningKafkaReceiver};
