@@ -1,7 +1,7 @@
 //! [`KafkaReceiverError`]: what can go wrong in the receiver-based stream, one variant per thing
 //! that failed. It lives with the receiver (rather than in the crate-wide error enum) so the
 //! receiver can be developed and merged on its own; it converts into
-//! [`StreamingError`](spate_streaming::StreamingError) for the engine.
+//! [`StreamingError`] for the engine.
 
 use spate_streaming::StreamingError;
 

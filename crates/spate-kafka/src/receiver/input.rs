@@ -397,7 +397,7 @@ impl KafkaUtils {
     /// `topics` (topic → consumer threads) with the consumer group `group.id` of `kafka_params`.
     /// Receiver settings (`spate.streaming.receiver.write_ahead_log.enable`, block interval,
     /// max rate, backpressure) may be given in `kafka_params`; see
-    /// [`KafkaReceiverConfig`](super::KafkaReceiverConfig). For parallel receiving, create
+    /// [`KafkaReceiverConfig`]. For parallel receiving, create
     /// several streams with the same `group.id` and `union` them.
     pub fn create_stream<K, V, T>(
         ctx: &StreamingContext,

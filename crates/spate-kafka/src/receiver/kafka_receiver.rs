@@ -8,7 +8,7 @@
 //!
 //! - **Unreliable** (write-ahead log off): the consumer auto-commits on its own timer, whatever
 //!   the block generator has done with the records.
-//! - **Reliable** (write-ahead log on): auto-commit is off; [`ReliableListener`] notes each
+//! - **Reliable** (write-ahead log on): auto-commit is off; the `ReliableListener` notes each
 //!   record's offset and commits a block's offsets only after the block is in the write-ahead log
 //!   (fsynced) and reported to the tracker. Before partitions are revoked, and before a consumer
 //!   leaves, it waits for what it handed over to be stored and commits it.

@@ -37,6 +37,37 @@
 //! Records are stored as the crate's [`ConsumerRecord`](crate::ConsumerRecord) (owned, serde),
 //! the same type the direct stream yields, so the two approaches are interchangeable in a job.
 //!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use spate_kafka::KafkaUtils;
+//! use spate_streaming::{Config, StreamingContext, StreamingError};
+//!
+//! let ctx = StreamingContext::get_or_create("ckpt/receiver-wordcount", || {
+//!     let ctx = StreamingContext::new(Config::new("wordcount").batch_interval(Duration::from_secs(2)))?;
+//!     let params = [
+//!         ("bootstrap.servers", "127.0.0.1:9092"),
+//!         ("group.id", "wordcount"),
+//!         ("spate.streaming.receiver.write_ahead_log.enable", "true"), // reliable receiver
+//!     ];
+//!     // Two receivers in one group, unioned: Kafka splits the partitions between them.
+//!     let streams = (0..2)
+//!         .map(|_| KafkaUtils::create_stream(&ctx, params, [("lines", 1)]).map(|s| s.dstream().clone()))
+//!         .collect::<Result<Vec<_>, _>>()
+//!         .map_err(StreamingError::from)?;
+//!     ctx.union(&streams)?
+//!         .flat_map(|r| r.value_str().unwrap_or_default().split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+//!         .map(|w| (w, 1u64))
+//!         .reduce_by_key(|a, b| a + b)
+//!         .print(10);
+//!     Ok(ctx)
+//! })?;
+//! ctx.start()?;
+//! ctx.await_termination()?;
+//! # Ok::<(), StreamingError>(())
+//! ```
+//!
 //! # Layout
 //!
 //! - [`config`] — [`KafkaReceiverConfig`] (Kafka parameters, topic → threads, receiver settings).
