@@ -22,21 +22,18 @@ use crate::params::KafkaParams;
 /// The offsets a commit wrote (next offset to read, per partition), or why it failed.
 pub type CommitResult = Result<BTreeMap<TopicPartition, i64>>;
 
-type Callback = Box<dyn FnOnce(&CommitResult) + Send>;
+/// A commit callback: runs once with the outcome.
+pub type CommitCallback = Box<dyn FnOnce(&CommitResult) + Send>;
 
 struct Request {
     ranges: Vec<OffsetRange>,
-    callback: Option<Callback>,
+    callback: Option<CommitCallback>,
 }
 
 /// Something that can commit offset ranges to Kafka (Spark's `CanCommitOffsets`).
 pub trait CanCommitOffsets {
     /// Queues `ranges` for commit; `callback` gets the outcome.
-    fn commit_async(
-        &self,
-        ranges: &[OffsetRange],
-        callback: Option<Box<dyn FnOnce(&CommitResult) + Send>>,
-    );
+    fn commit_async(&self, ranges: &[OffsetRange], callback: Option<CommitCallback>);
 }
 
 /// Commits offsets of one consumer group on a background thread.
@@ -98,7 +95,7 @@ impl OffsetCommitter {
         self.send(ranges, Some(Box::new(callback)));
     }
 
-    fn send(&self, ranges: &[OffsetRange], callback: Option<Callback>) {
+    fn send(&self, ranges: &[OffsetRange], callback: Option<CommitCallback>) {
         let req = Request {
             ranges: ranges.to_vec(),
             callback,
@@ -119,11 +116,7 @@ impl OffsetCommitter {
 }
 
 impl CanCommitOffsets for OffsetCommitter {
-    fn commit_async(
-        &self,
-        ranges: &[OffsetRange],
-        callback: Option<Box<dyn FnOnce(&CommitResult) + Send>>,
-    ) {
+    fn commit_async(&self, ranges: &[OffsetRange], callback: Option<CommitCallback>) {
         self.send(ranges, callback);
     }
 }

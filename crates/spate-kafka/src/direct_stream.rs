@@ -21,7 +21,7 @@ use spate_streaming::{
     StreamingError, Time,
 };
 
-use crate::commit::{CanCommitOffsets, CommitResult, OffsetCommitter};
+use crate::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
 use crate::config::DirectStreamConfig;
 use crate::error::{Result, SpateKafkaError};
 use crate::offset_range::{OffsetRange, TopicPartition};
@@ -297,11 +297,7 @@ impl DirectKafkaStream {
 }
 
 impl CanCommitOffsets for DirectKafkaStream {
-    fn commit_async(
-        &self,
-        ranges: &[OffsetRange],
-        callback: Option<Box<dyn FnOnce(&CommitResult) + Send>>,
-    ) {
+    fn commit_async(&self, ranges: &[OffsetRange], callback: Option<CommitCallback>) {
         match &self.shared.committer {
             Some(c) => CanCommitOffsets::commit_async(c, ranges, callback),
             None => {

@@ -33,7 +33,7 @@ pub mod record;
 pub mod retry;
 pub mod strategy;
 
-pub use commit::{CanCommitOffsets, CommitResult, OffsetCommitter};
+pub use commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
 pub use config::DirectStreamConfig;
 pub use consumer_cache::{CacheKey, ConsumerCache, ConsumerLease};
 pub use direct_stream::{DirectKafkaInputStream, DirectKafkaStream};

@@ -205,6 +205,25 @@ mod tests {
     }
 
     #[test]
+    fn isolation_level_reaches_driver_and_task_consumers() {
+        let p = KafkaParams::new()
+            .set("bootstrap.servers", "b:9092")
+            .set("isolation.level", "read_committed");
+        assert!(p.read_committed());
+        // The driver's ListOffsets then returns the last stable offset, so plans never cover
+        // open transactions, and task consumers skip aborted records.
+        assert_eq!(
+            p.driver_config().unwrap().get("isolation.level"),
+            Some("read_committed")
+        );
+        assert_eq!(
+            p.executor_config().unwrap().get("isolation.level"),
+            Some("read_committed")
+        );
+        assert!(!KafkaParams::new().read_committed());
+    }
+
+    #[test]
     fn auto_offset_reset_values() {
         let p = |v: &str| {
             KafkaParams::new()

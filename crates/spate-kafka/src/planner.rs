@@ -113,24 +113,35 @@ impl OffsetPlanner {
         backpressure_rate: Option<i64>,
         batch_interval: Duration,
     ) -> Result<BatchPlan> {
-        let partitions = self.client.partitions(&self.strategy.subscription)?;
+        let mut partitions = self.client.partitions(&self.strategy.subscription)?;
         let mut current = self.current.clone();
 
-        // Partitions that disappeared (topic deleted, pattern no longer matching).
-        let gone: Vec<TopicPartition> = current
-            .keys()
-            .filter(|tp| !partitions.contains(tp))
-            .cloned()
-            .collect();
-        for tp in gone {
-            tracing::warn!(%tp, "partition no longer part of the subscription; it is not read any more");
-            current.remove(&tp);
+        // A tracked partition missing from the metadata may be a transient metadata error
+        // (leader election) or a deleted topic. Dropping it on a transient error would make it
+        // "new" again next batch and re-read it from its starting offset, so keep asking for its
+        // offsets; only the broker saying it does not exist removes it.
+        let assigned = matches!(self.strategy.subscription, Subscription::Assign(_));
+        if !assigned {
+            partitions.extend(current.keys().cloned());
         }
 
         let mut watermarks = BTreeMap::new();
         for tp in &partitions {
-            watermarks.insert(tp.clone(), self.client.watermarks(tp)?);
+            match self.client.watermarks(tp) {
+                Ok(w) => {
+                    watermarks.insert(tp.clone(), w);
+                }
+                Err(SpateKafkaError::UnknownTopicOrPartition { .. })
+                    if !assigned && current.contains_key(tp) =>
+                {
+                    tracing::warn!(%tp, position = current[tp],
+                        "partition no longer exists (topic deleted?); it is not read any more");
+                    current.remove(tp);
+                }
+                Err(e) => return Err(e),
+            }
         }
+        let partitions: BTreeSet<TopicPartition> = watermarks.keys().cloned().collect();
 
         let new: BTreeSet<TopicPartition> = partitions
             .iter()

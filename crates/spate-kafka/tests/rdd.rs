@@ -34,7 +34,9 @@ fn create_rdd_reads_exact_ranges_one_partition_per_range() {
     assert!(rdd.partitions()[3].is_empty());
     assert_eq!(rdd.count(), 10 + 25 + 1);
     for (part, range) in rdd.partitions().iter().zip(&ranges) {
-        assert!(part.iter().all(|r| r.topic == topic && r.partition == range.partition));
+        assert!(part
+            .iter()
+            .all(|r| r.topic == topic && r.partition == range.partition));
     }
 }
 
@@ -43,12 +45,19 @@ fn consecutive_ranges_reuse_the_cached_consumer_and_lose_nothing() {
     let broker = TestBroker::start();
     let topic = create_topic(&broker, "reuse", 1);
     produce(&broker, &topic, 0, 0, 300);
-    let reader = spate_kafka::KafkaRangeReader::new(params(&broker), DirectStreamConfig::default()).unwrap();
+    let reader =
+        spate_kafka::KafkaRangeReader::new(params(&broker), DirectStreamConfig::default()).unwrap();
     let mut all = Vec::new();
     for (from, until) in [(0, 7), (7, 100), (100, 101), (101, 300)] {
-        let read = reader.read(&OffsetRange::create(&topic, 0, from, until)).unwrap();
+        let read = reader
+            .read(&OffsetRange::create(&topic, 0, from, until))
+            .unwrap();
         all.extend(offsets(&read.records));
-        assert_eq!(reader.cache().idle_len(), 1, "the consumer went back to the cache");
+        assert_eq!(
+            reader.cache().idle_len(),
+            1,
+            "the consumer went back to the cache"
+        );
     }
     assert_eq!(all, (0..300).collect::<Vec<_>>());
     // Going backwards (a re-run batch) seeks and reads the same records again.
@@ -85,7 +94,12 @@ fn without_fail_on_data_loss_the_read_skips_to_earliest_and_reports() {
     produce(&broker, &topic, 0, 0, 100);
     delete_records(&broker, &topic, 0, 60);
     let config = DirectStreamConfig::default().fail_on_data_loss(false);
-    let rdd = KafkaUtils::create_rdd_with(&params(&broker), &[OffsetRange::create(&topic, 0, 20, 80)], &config).unwrap();
+    let rdd = KafkaUtils::create_rdd_with(
+        &params(&broker),
+        &[OffsetRange::create(&topic, 0, 20, 80)],
+        &config,
+    )
+    .unwrap();
     assert_eq!(offsets(&rdd.partitions()[0]), (60..80).collect::<Vec<_>>());
     assert_eq!(rdd.skipped_offsets(), 40);
 }
@@ -96,9 +110,18 @@ fn a_range_beyond_the_log_end_times_out_with_a_clear_error() {
     let topic = create_topic(&broker, "timeout", 1);
     produce(&broker, &topic, 0, 0, 5);
     let config = DirectStreamConfig::default().poll_timeout(Duration::from_millis(1500));
-    let err = KafkaUtils::create_rdd_with(&params(&broker), &[OffsetRange::create(&topic, 0, 3, 10)], &config).unwrap_err();
+    let err = KafkaUtils::create_rdd_with(
+        &params(&broker),
+        &[OffsetRange::create(&topic, 0, 3, 10)],
+        &config,
+    )
+    .unwrap_err();
     match &err {
-        SpateKafkaError::PollTimeout { offset: 5, until: 10, .. } => {}
+        SpateKafkaError::PollTimeout {
+            offset: 5,
+            until: 10,
+            ..
+        } => {}
         other => panic!("unexpected error: {other}"),
     }
 }

@@ -34,7 +34,9 @@ pub fn create_topic(broker: &TestBroker, prefix: &str, partitions: i32) -> Strin
     let topic = spate_testkit::random_topic(prefix);
     let admin = admin(broker);
     let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
-    let res = runtime().block_on(admin.create_topics([&new], &opts())).expect("create topics");
+    let res = runtime()
+        .block_on(admin.create_topics([&new], &opts()))
+        .expect("create topics");
     for r in res {
         r.expect("topic created");
     }
@@ -45,7 +47,9 @@ pub fn create_topic(broker: &TestBroker, prefix: &str, partitions: i32) -> Strin
 pub fn add_partitions(broker: &TestBroker, topic: &str, total: usize) {
     let admin = admin(broker);
     let np = NewPartitions::new(topic, total);
-    let res = runtime().block_on(admin.create_partitions([&np], &opts())).expect("create partitions");
+    let res = runtime()
+        .block_on(admin.create_partitions([&np], &opts()))
+        .expect("create partitions");
     for r in res {
         r.expect("partitions created");
     }
@@ -55,8 +59,11 @@ pub fn add_partitions(broker: &TestBroker, topic: &str, total: usize) {
 pub fn delete_records(broker: &TestBroker, topic: &str, partition: i32, before: i64) {
     let admin = admin(broker);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(before)).expect("tpl");
-    let res = runtime().block_on(admin.delete_records(&tpl, &opts())).expect("delete records");
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+        .expect("tpl");
+    let res = runtime()
+        .block_on(admin.delete_records(&tpl, &opts()))
+        .expect("delete records");
     for e in res.elements() {
         e.error().expect("records deleted");
     }
@@ -71,7 +78,10 @@ pub fn produce(broker: &TestBroker, topic: &str, partition: i32, start: usize, n
     for i in start..start + n {
         let value = format!("{partition}-{i}");
         let key = format!("k{i}");
-        let mut rec = BaseRecord::to(topic).partition(partition).key(&key).payload(&value);
+        let mut rec = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&key)
+            .payload(&value);
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -96,9 +106,23 @@ pub fn params(broker: &TestBroker) -> KafkaParams {
 }
 
 pub fn values(records: &[ConsumerRecord]) -> Vec<String> {
-    records.iter().filter_map(ConsumerRecord::value_str).collect()
+    records
+        .iter()
+        .filter_map(ConsumerRecord::value_str)
+        .collect()
 }
 
 pub fn offsets(records: &[ConsumerRecord]) -> Vec<i64> {
     records.iter().map(|r| r.offset).collect()
+}
+
+/// Deletes `topic`.
+pub fn delete_topic(broker: &TestBroker, topic: &str) {
+    let admin = admin(broker);
+    let res = runtime()
+        .block_on(admin.delete_topics(&[topic], &opts()))
+        .expect("delete topics");
+    for r in res {
+        r.expect("topic deleted");
+    }
 }
