@@ -426,3 +426,19 @@ fn map_with_state_times_out_idle_keys() {
     assert_eq!(snaps[3], (4, s(&[("a", 3)])));
     assert_eq!(snaps[5], (6, s(&[])));
 }
+
+#[test]
+fn combining_streams_with_different_slides_fails_at_start() {
+    let ctx = ctx();
+    let (_q, s) = ctx.queue_stream::<u32>(true);
+    let pairs = s.map(|x| (x, 1u32));
+    let windowed = pairs.window(ms(20), ms(20)).unwrap();
+    pairs
+        .join(&windowed)
+        .foreach_batch(|_, _| Ok::<_, spate_streaming::StreamingError>(()));
+    let err = ctx.start().unwrap_err().to_string();
+    assert!(err.contains("join") && err.contains("slide"), "{err}");
+    assert!(ctx
+        .union(&[s.clone(), s.window(ms(20), ms(20)).unwrap()])
+        .is_err());
+}

@@ -373,3 +373,78 @@ fn uid_misuse_is_reported_by_start() {
     let err = c.start().unwrap_err().to_string();
     assert!(err.contains("`same`"), "{err}");
 }
+
+/// Stores `n` records once, then idles until stopped.
+struct Once(u64);
+
+impl spate_streaming::receiver::Receiver<u64> for Once {
+    fn run(
+        &mut self,
+        ctx: &spate_streaming::receiver::ReceiverContext<u64>,
+    ) -> Result<(), spate_streaming::receiver::ReceiverError> {
+        ctx.store_many((0..self.0).collect())?;
+        while !ctx.is_stopped() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+}
+
+fn receiver_job(
+    ckpt: &Path,
+    records: u64,
+    fail: bool,
+    seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> StreamingContext {
+    use spate_streaming::input::receiver::ReceiverStreamOptions;
+    use spate_streaming::receiver::ReceiverConfig;
+    StreamingContext::get_or_create(ckpt, move || {
+        let ctx = StreamingContext::new(
+            Config::new("receiver-wal")
+                .batch_interval(Duration::from_millis(10))
+                .graceful_stop_timeout(Duration::from_secs(20)),
+        )?;
+        let mut config = ReceiverConfig::default();
+        config.block.block_interval = Duration::from_millis(5);
+        let s = ctx.receiver_stream(
+            Once(records),
+            ReceiverStreamOptions {
+                write_ahead_log: true,
+                config,
+                ..ReceiverStreamOptions::default()
+            },
+        );
+        s.foreach_batch(move |b, _| {
+            let n = b.count()?;
+            if fail && n > 0 {
+                return Err(StreamingError::ContextState("sink down".into()));
+            }
+            seen.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        Ok(ctx)
+    })
+    .expect("get_or_create")
+}
+
+#[test]
+fn receiver_blocks_of_a_failed_batch_are_reread_from_the_write_ahead_log() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    // Run 1: the batch with the records is planned, then its output fails: no commit.
+    let ctx = receiver_job(&ckpt, 500, true, seen.clone());
+    ctx.start().unwrap();
+    assert!(ctx.await_termination().is_err());
+    assert_eq!(seen.load(Ordering::SeqCst), 0);
+    // Run 2: a receiver that stores nothing new; the pending batch re-runs from the log.
+    let ctx = receiver_job(&ckpt, 0, false, seen.clone());
+    ctx.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.load(Ordering::SeqCst) < 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ctx.stop(true).unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 500);
+}
