@@ -11,7 +11,7 @@ mod receiver_support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,9 @@ fn child(dir: &Path, bootstrap: &str, topic: &str, group: &str) -> anyhow::Resul
     fs::create_dir_all(&out)?;
     let ctx = StreamingContext::get_or_create(dir.join("checkpoint"), || {
         let ctx = StreamingContext::new(
-            Config::new("receiver-crash").batch_interval(Duration::from_millis(200)),
+            Config::new("receiver-crash")
+                .batch_interval(Duration::from_millis(200))
+                .checkpoint_interval_batches(5),
         )?;
         let mut params = receiver_params(bootstrap, group);
         params.push((WRITE_AHEAD_LOG_ENABLE.into(), "true".into()));
@@ -40,6 +42,14 @@ fn child(dir: &Path, bootstrap: &str, topic: &str, group: &str) -> anyhow::Resul
         params.push(("group.instance.id".into(), "stream-crash-job".into()));
         let records =
             KafkaUtils::create_stream(&ctx, params, [(topic, 1)]).map_err(StreamingError::from)?;
+        // A stateful operator too: after a restart the engine replays the batches committed
+        // since its last state snapshot, reading their blocks back from the receiver log.
+        records
+            .map(|r| (r.partition, 1u64))
+            .update_state_by_key(|new: &[u64], old: Option<u64>| {
+                Some(old.unwrap_or(0) + new.iter().sum::<u64>())
+            })
+            .foreach_batch(|b, _| b.collect().map(|_| ()));
         let out = out.clone();
         records
             .map(|r| {

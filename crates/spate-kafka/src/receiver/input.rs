@@ -18,9 +18,10 @@
 //!   allocations and log segments older than the retention (the state snapshot interval plus
 //!   ten batch intervals: what a restart may replay) are deleted.
 //!
-//! Known limit: the engine replays committed batches of stateful jobs *before* inputs start,
-//! and only `start` tells an input its checkpoint directory; until then a block that is not in
-//! memory cannot be read back from the log (`compute` fails and names the block).
+//! The engine replays committed batches of stateful jobs *before* inputs start, and only
+//! `start` tells an input its checkpoint directory, so each plan also names the input's log
+//! directory (`receiver_log_dir`); a checkpoint moved to another path therefore cannot replay
+//! those batches' blocks (`compute` fails and names the block).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ use crate::record::ConsumerRecord;
 use crate::KafkaUtils;
 
 const KIND: &str = "kafka_receiver";
+/// Plan field naming the input's log directory (see `plan`).
+const LOG_DIR_FIELD: &str = "receiver_log_dir";
 /// Each receiver input has its own directory, store and tracker, so one stream id suffices.
 const STREAM_ID: u32 = 0;
 
@@ -245,7 +248,14 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
         }
         blocks.extend(r.tracker.get_blocks_of_batch_and_stream(t, STREAM_ID));
         *known = Some(known.map_or(t, |k| k.max(t)));
-        ReceiverPlan::new(blocks).to_json()
+        let mut plan = ReceiverPlan::new(blocks).to_json()?;
+        if let (Some(dir), Some(fields)) = (&r.dir, plan.as_object_mut()) {
+            // Where the blocks' log is: the engine re-runs batches of stateful jobs before it
+            // starts the inputs (so before `start` tells us the checkpoint directory). Extra
+            // fields are ignored by `ReceiverPlan::from_json`.
+            let _ = fields.insert(LOG_DIR_FIELD.into(), dir.to_string_lossy().into());
+        }
+        Ok(plan)
     }
 
     fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
@@ -264,8 +274,17 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
         _time: Time,
         plan: &serde_json::Value,
     ) -> spate_streaming::Result<Arc<dyn Partitions<ConsumerRecord>>> {
+        let hint = plan
+            .get(LOG_DIR_FIELD)
+            .and_then(serde_json::Value::as_str)
+            .map(PathBuf::from);
         let plan = ReceiverPlan::from_json(KIND, plan)?;
-        let dir = self.running.lock().as_ref().and_then(|r| r.dir.clone());
+        let dir = self
+            .running
+            .lock()
+            .as_ref()
+            .and_then(|r| r.dir.clone())
+            .or(hint);
         let blocks = plan.read_blocks(&self.store, dir.as_deref())?;
         Ok(Arc::new(VecPartitions::new(
             blocks.iter().map(|b| b.items.clone()).collect(),
