@@ -104,6 +104,13 @@ impl<C: Send> ConsumerCache<C> {
         drop(removed); // closes the consumers outside the lock
     }
 
+    /// Closes every idle consumer (the stream stopped). Consumers leased out at that moment
+    /// still come back when their lease ends, so stop reading first.
+    pub fn clear(&self) {
+        let all: Vec<_> = self.inner.idle.lock().drain(..).collect();
+        drop(all);
+    }
+
     fn check_in(&self, key: CacheKey, consumer: C) {
         let evicted = {
             let mut idle = self.inner.idle.lock();
@@ -267,6 +274,10 @@ mod tests {
         drop(cache.checkout(key(1), maker(&alive, &next)).unwrap());
         cache.invalidate_key(&key(1));
         assert_eq!(alive.load(Ordering::SeqCst), 0);
+        drop(cache.checkout(key(2), maker(&alive, &next)).unwrap());
+        drop(cache.checkout(key(3), maker(&alive, &next)).unwrap());
+        cache.clear();
+        assert_eq!((cache.idle_len(), alive.load(Ordering::SeqCst)), (0, 0));
     }
 
     #[test]

@@ -117,6 +117,12 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         Ok(())
     }
 
+    fn stop(&self) -> spate_streaming::Result<()> {
+        // Close the cached task consumers (and their broker connections) with the stream.
+        self.shared.reader.cache().clear();
+        Ok(())
+    }
+
     fn plan(&self, time: Time) -> spate_streaming::Result<serde_json::Value> {
         let rate = self.shared.rate.as_ref().map(RateController::latest_rate);
         let plan = self
@@ -138,19 +144,31 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         };
         let mut by_count: Vec<&OffsetRange> = p.ranges.iter().collect();
         by_count.sort_by_key(|r| std::cmp::Reverse(r.count()));
+        let mut lines: Vec<String> = by_count
+            .iter()
+            .map(|r| {
+                format!(
+                    "topic: {}\tpartition: {}\toffsets: {} to {}",
+                    r.topic, r.partition, r.from_offset, r.until_offset
+                )
+            })
+            .collect();
+        // Offsets skipped under fail_on_data_loss(false) are part of the batch's record, not
+        // only a log line.
+        lines.extend(p.lost.iter().map(|l| {
+            format!(
+                "topic: {}\tpartition: {}\tLOST {} offsets [{}, {}) deleted by retention",
+                l.topic,
+                l.partition,
+                l.count(),
+                l.requested_from,
+                l.resumed_from
+            )
+        }));
         InputInfo {
             num_records: p.count(),
-            description: by_count
-                .iter()
-                .map(|r| {
-                    format!(
-                        "topic: {}\tpartition: {}\toffsets: {} to {}",
-                        r.topic, r.partition, r.from_offset, r.until_offset
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            metadata: serde_json::json!({ "offsets": p.ranges }),
+            description: lines.join("\n"),
+            metadata: serde_json::json!({ "offsets": p.ranges, "lost": p.lost }),
             ..InputInfo::default()
         }
     }

@@ -14,6 +14,35 @@
 //! * [`receiver`] — the **receiver-based stream** (Spark's first approach,
 //!   [`KafkaUtils::create_stream`]): consumer-group receivers that cut records into blocks, with a
 //!   reliable mode backed by the receiver write-ahead log.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use spate_kafka::{ConsumerStrategy, KafkaParams, KafkaUtils};
+//! use spate_streaming::{Config, StreamingContext};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let ctx = StreamingContext::new(Config::new("lines").batch_interval(Duration::from_millis(500)))?;
+//!     let params = KafkaParams::new()
+//!         .set("bootstrap.servers", "127.0.0.1:9092")
+//!         .set("group.id", "lines")
+//!         .set("auto.offset.reset", "earliest");
+//!     let stream = KafkaUtils::create_direct_stream(&ctx, ConsumerStrategy::subscribe(["lines"], params))?;
+//!     let handle = stream.clone();
+//!     stream.foreach_batch(move |batch, time| {
+//!         let records = batch.collect()?;
+//!         println!("{time}: {} records", records.len());
+//!         // Outputs succeeded: let lag tools see the progress.
+//!         if let Some(ranges) = handle.offset_ranges(time) {
+//!             handle.commit_async(&ranges, |_| {})?;
+//!         }
+//!         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//!     });
+//!     ctx.start()?;
+//!     ctx.await_termination()?;
+//!     Ok(())
+//! }
+//! ```
 
 pub mod clamp;
 pub mod commit;

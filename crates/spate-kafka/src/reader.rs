@@ -4,8 +4,10 @@
 //! The rules, each fixing a Spark complaint:
 //! * **Offset gaps are normal** (compaction, transaction markers; complaint #10): the reader
 //!   never expects `offset == previous + 1`. It keeps records with `from ≤ offset < until` and
-//!   stops once the next offset to read reaches `until`, or once the consumer's position has
-//!   passed `until` (a range ending in a gap), or at a record at or beyond `until`.
+//!   stops once the next offset to read reaches `until`, at a record at or beyond `until`, once
+//!   the consumer's position has passed `until` (librdkafka moves it past transaction markers),
+//!   or at an end-of-partition event raised after this read positioned the consumer while the
+//!   log's end already covered the range (offsets compacted away up to the end).
 //! * **Data loss is loud** (complaint #5): offsets below the partition's earliest offset fail the
 //!   read with [`SpateKafkaError::OffsetsOutOfRange`], naming the partition, the requested and the
 //!   available range — or, with `fail_on_data_loss(false)`, the read starts at the earliest
@@ -47,7 +49,9 @@ pub trait RecordSource {
     /// Earliest and latest offsets of the partition.
     fn watermarks(&mut self) -> Result<Watermarks>;
     /// Positions the consumer so the next record delivered is the first with offset ≥ `offset`.
-    fn seek(&mut self, offset: i64) -> Result<()>;
+    /// With `force` false a consumer already positioned there may keep its prefetched data.
+    /// Returns true when the consumer was re-positioned (events queued before are discarded).
+    fn seek(&mut self, offset: i64, force: bool) -> Result<bool>;
     /// Waits up to `timeout` for the next event.
     fn poll(&mut self, timeout: Duration) -> PollEvent;
     /// The offset after the last record delivered (past any gap the client skipped), if known.
@@ -79,6 +83,12 @@ pub struct RangeRead {
     pub range: OffsetRange,
     pub records: Vec<ConsumerRecord>,
     pub skipped_offsets: u64,
+}
+
+#[derive(Clone, Copy)]
+enum EventKind {
+    Eof,
+    Other,
 }
 
 const POLL_SLICE: Duration = Duration::from_millis(200);
@@ -117,7 +127,10 @@ pub fn read_range(
     if next >= until {
         return Ok(out);
     }
-    source.seek(next)?;
+    // With the log's end at or past `until` when the read starts, a fresh end-of-partition
+    // event proves every record below `until` was delivered (the end only grows).
+    let end_covers_range = w.latest >= until;
+    let mut fresh = source.seek(next, false)?;
     let mut deadline = Instant::now() + opts.poll_timeout;
     while next < until {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -130,7 +143,12 @@ pub fn read_range(
                 waited_ms: u64::try_from(opts.poll_timeout.as_millis()).unwrap_or(u64::MAX),
             });
         }
-        match source.poll(remaining.min(POLL_SLICE)) {
+        let event = source.poll(remaining.min(POLL_SLICE));
+        let event_kind = match event {
+            PollEvent::PartitionEof => EventKind::Eof,
+            _ => EventKind::Other,
+        };
+        match event {
             PollEvent::Record(r) => {
                 if r.offset < next {
                     continue; // delivered before a seek took effect
@@ -145,11 +163,21 @@ pub fn read_range(
             }
             PollEvent::PartitionEof | PollEvent::Idle => {
                 // A range that ends in an offset gap: the consumer has moved past `until`
-                // without a record to show for it.
+                // without a record to show for it (librdkafka advances the position past
+                // transaction markers it does not deliver).
                 if let Some(pos) = source.position() {
                     if pos >= until {
                         break;
                     }
+                }
+                if matches!(event_kind, EventKind::Eof) && end_covers_range {
+                    if fresh {
+                        // Compacted away up to the end of the log: the rest is a gap.
+                        break;
+                    }
+                    // The event may predate this read (a reused consumer); re-position so
+                    // that the next one is about this read.
+                    fresh = source.seek(next, true)?;
                 }
             }
             PollEvent::OffsetOutOfRange => {
@@ -160,14 +188,14 @@ pub fn read_range(
                     if next >= until {
                         break;
                     }
-                    source.seek(next)?;
+                    fresh = source.seek(next, true)?;
                 } else if w.latest < until && next >= w.latest {
                     // The log ends below the planned range (e.g. the topic was recreated).
                     return Err(out_of_range(range, w));
                 } else {
                     tracing::warn!(topic = %range.topic, partition = range.partition, offset = next,
                         ?w, "offset out of range reported for an available offset; seeking again");
-                    source.seek(next)?;
+                    fresh = source.seek(next, true)?;
                 }
             }
             PollEvent::Error(e) => {
@@ -244,10 +272,10 @@ impl RecordSource for PartitionConsumer {
         Ok(Watermarks { earliest, latest })
     }
 
-    fn seek(&mut self, offset: i64) -> Result<()> {
-        if self.next_offset == Some(offset) {
+    fn seek(&mut self, offset: i64, force: bool) -> Result<bool> {
+        if !force && self.next_offset == Some(offset) {
             // Continuing where the last range stopped: keep the prefetched records.
-            return Ok(());
+            return Ok(false);
         }
         self.pending = None;
         let mut tpl = TopicPartitionList::new();
@@ -257,7 +285,7 @@ impl RecordSource for PartitionConsumer {
             SpateKafkaError::client(format!("assigning {} at {offset}", self.tp), e)
         })?;
         self.next_offset = Some(offset);
-        Ok(())
+        Ok(true)
     }
 
     fn poll(&mut self, timeout: Duration) -> PollEvent {
@@ -417,6 +445,9 @@ mod tests {
         /// Move `earliest` here after this many records were delivered.
         retention_after: Option<(usize, i64)>,
         delivered: usize,
+        /// Whether reaching the end moves the position to the end of the log (a client skipping
+        /// trailing transaction markers) or leaves it after the last record (compaction).
+        eof_moves_position: bool,
     }
 
     impl FakeLog {
@@ -430,6 +461,7 @@ mod tests {
                 pending: None,
                 retention_after: None,
                 delivered: 0,
+                eof_moves_position: true,
             }
         }
         fn rec(o: i64) -> ConsumerRecord {
@@ -452,10 +484,14 @@ mod tests {
                 latest: self.latest,
             })
         }
-        fn seek(&mut self, offset: i64) -> Result<()> {
+        fn seek(&mut self, offset: i64, force: bool) -> Result<bool> {
+            if !force && self.pending.as_ref().map(|r| r.offset) == Some(offset) {
+                return Ok(false);
+            }
+            self.queue.clear(); // a re-positioned consumer drops stale events
             self.cursor = Some(offset);
             self.pending = None;
-            Ok(())
+            Ok(true)
         }
         fn poll(&mut self, _timeout: Duration) -> PollEvent {
             if let Some(e) = self.queue.pop_front() {
@@ -485,7 +521,9 @@ mod tests {
                 _ => {
                     // Past the last record: like a client that skipped trailing control
                     // records, the position moves to the end of the log.
-                    self.cursor = Some(self.latest);
+                    if self.eof_moves_position {
+                        self.cursor = Some(self.latest);
+                    }
                     PollEvent::PartitionEof
                 }
             }
@@ -528,6 +566,27 @@ mod tests {
         let r = read_range(&mut log, &OffsetRange::create("t", 0, 1, 12), opts(true)).unwrap();
         assert_eq!(offsets_of(&r), vec![1, 2, 5, 6, 8]);
         assert_eq!(r.skipped_offsets, 0);
+    }
+
+    #[test]
+    fn a_range_ending_in_compacted_offsets_at_the_log_end_completes() {
+        // Offsets 3..6 were compacted away; the position stays at 3, the end of the log is 6.
+        let mut log = FakeLog::new(vec![0, 1, 2], 6);
+        log.eof_moves_position = false;
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 0, 6), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_stale_end_of_partition_event_does_not_end_a_continued_read() {
+        let mut log = FakeLog::new((0..10).collect(), 10);
+        log.eof_moves_position = false;
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 0, 5), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r), (0..5).collect::<Vec<_>>());
+        // An end-of-partition event queued before this read (a reused consumer).
+        log.queue.push_back(PollEvent::PartitionEof);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 5, 10), opts(true)).unwrap();
+        assert_eq!(offsets_of(&r), (5..10).collect::<Vec<_>>());
     }
 
     #[test]
@@ -608,8 +667,8 @@ mod tests {
                     latest: 100,
                 })
             }
-            fn seek(&mut self, _: i64) -> Result<()> {
-                Ok(())
+            fn seek(&mut self, _: i64, _: bool) -> Result<bool> {
+                Ok(true)
             }
             fn poll(&mut self, t: Duration) -> PollEvent {
                 std::thread::sleep(t);

@@ -150,3 +150,60 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn backpressure_bounds_the_first_batch_and_then_follows_the_pid_estimate() {
+    let broker = TestBroker::start();
+    let topic = create_topic(&broker, "backpressure", 1);
+    produce(&broker, &topic, 0, 0, 3000);
+    let ctx = StreamingContext::new(
+        Config::new("kafka-bp-test").batch_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    // 500 records/s initially: 50 offsets in the first 0.1 s batch, not the 3000 backlog.
+    let config = DirectStreamConfig::default()
+        .backpressure(true)
+        .initial_rate(Some(500.0));
+    let stream = KafkaUtils::create_direct_stream_with(
+        &ctx,
+        ConsumerStrategy::subscribe([topic.as_str()], params(&broker)),
+        config,
+    )
+    .unwrap();
+    assert_eq!(stream.latest_rate(), Some(-1));
+    let counts: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (sink, handle) = (counts.clone(), stream.clone());
+    stream.foreach_batch(move |batch, time| {
+        let n = batch.count()?;
+        if n > 0 {
+            sink.lock().push(n);
+            let planned: u64 = handle
+                .offset_ranges(time)
+                .unwrap_or_default()
+                .iter()
+                .map(OffsetRange::count)
+                .sum();
+            assert_eq!(planned, n);
+            std::thread::sleep(Duration::from_millis(5)); // a measurable processing delay
+        }
+        Ok::<_, spate_streaming::StreamingError>(())
+    });
+    ctx.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stream.latest_rate().unwrap_or(-1) <= 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no backpressure estimate after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ctx.stop(true).unwrap();
+    let counts = counts.lock().clone();
+    assert_eq!(
+        counts.first(),
+        Some(&50),
+        "first batch bounded by the initial rate: {counts:?}"
+    );
+    // The PID's minimum rate is 100 records/s (10 per batch); the floor of the clamp is 1.
+    assert!(stream.latest_rate().unwrap() >= 100);
+}
