@@ -11,6 +11,9 @@
 //! * [`KafkaUtils::create_rdd`] — batch read of explicit ranges; [`OffsetCommitter`] —
 //!   `commit_async` to the consumer group.
 //! * [`KafkaUtils::create_direct_stream`] — the stream, as an input of the engine.
+//! * [`receiver`] — the **receiver-based stream** (Spark's first approach,
+//!   [`KafkaUtils::create_stream`]): consumer-group receivers that cut records into blocks, with a
+//!   reliable mode backed by the receiver write-ahead log.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -54,6 +57,7 @@ pub mod per_partition;
 pub mod planner;
 pub mod rdd;
 pub mod reader;
+pub mod receiver;
 pub mod record;
 pub mod retry;
 pub mod strategy;

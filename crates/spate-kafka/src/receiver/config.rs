@@ -1,0 +1,369 @@
+//! [`KafkaReceiverConfig`]: the Kafka parameters and topic map of `create_stream`, plus the
+//! receiver settings Spark reads from its `SparkConf` (write-ahead log, block interval, block
+//! queue size, receiver max rate, restart delay).
+//!
+//! The receiver settings may be given with the builder methods or as `spate.streaming.*` keys in
+//! the Kafka parameter map (they are taken out before the map reaches librdkafka, which would
+//! reject them). Every other key is passed to librdkafka unchanged, so Kafka's own names work.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use spate_streaming::receiver::{BlockGeneratorConfig, ReceiverConfig};
+
+use super::error::{KafkaReceiverError, Result};
+
+/// Key: turn the receiver write-ahead log on (Spark's
+/// `spark.streaming.receiver.writeAheadLog.enable`, default `false`).
+pub const WRITE_AHEAD_LOG_ENABLE: &str = "spate.streaming.receiver.write_ahead_log.enable";
+/// Key: block interval in ms (Spark's `spark.streaming.blockInterval`, default 200).
+pub const BLOCK_INTERVAL_MS: &str = "spate.streaming.block.interval.ms";
+/// Key: blocks that may wait for storage before the receiver blocks (Spark's
+/// `spark.streaming.blockQueueSize`, default 10).
+pub const BLOCK_QUEUE_SIZE: &str = "spate.streaming.block.queue.size";
+/// Key: max records/s per receiver (Spark's `spark.streaming.receiver.maxRate`; 0 = unlimited).
+pub const RECEIVER_MAX_RATE: &str = "spate.streaming.receiver.max.rate";
+/// Key: rate before backpressure has an estimate (Spark's
+/// `spark.streaming.backpressure.initialRate`; 0 = start at the max rate).
+pub const BACKPRESSURE_INITIAL_RATE: &str = "spate.streaming.backpressure.initial.rate";
+/// Key: first delay before a failed receiver restarts, doubling per failure (Spark's
+/// `spark.streaming.receiverRestartDelay`, default 2000 ms).
+pub const RECEIVER_RESTART_DELAY_MS: &str = "spate.streaming.receiver.restart.delay.ms";
+
+/// Key: adapt the receiver's rate to how fast batches are processed (Spark's
+/// `spark.streaming.backpressure.enabled`, default `false`); never above the max rate.
+pub const BACKPRESSURE_ENABLED: &str = "spate.streaming.backpressure.enabled";
+
+/// Default of how long a reliable receiver waits, when its partitions are revoked or it stops,
+/// for already-received records to become durable so that their offsets can be committed.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of one Kafka receiver. See the module docs.
+#[derive(Debug, Clone)]
+pub struct KafkaReceiverConfig {
+    kafka_params: BTreeMap<String, String>,
+    topics: BTreeMap<String, usize>,
+    write_ahead_log: bool,
+    block: BlockGeneratorConfig,
+    max_rate: Option<f64>,
+    initial_rate: Option<f64>,
+    restart_delay: Duration,
+    max_restart_delay: Duration,
+    poll_timeout: Duration,
+    flush_timeout: Duration,
+    backpressure: bool,
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| KafkaReceiverError::config(key, value, format!("expected {what}")))
+}
+
+impl KafkaReceiverConfig {
+    /// Settings from Kafka parameters (must include `group.id`; `spate.streaming.*` receiver keys
+    /// are taken out) and `topics`: topic → number of consumer threads for it (Spark's
+    /// `Map[topic, numThreads]`).
+    pub fn new<K, V, T>(
+        kafka_params: impl IntoIterator<Item = (K, V)>,
+        topics: impl IntoIterator<Item = (T, usize)>,
+    ) -> Result<Self>
+    where
+        K: Into<String>,
+        V: Into<String>,
+        T: Into<String>,
+    {
+        let mut config = KafkaReceiverConfig {
+            kafka_params: BTreeMap::new(),
+            topics: topics.into_iter().map(|(t, n)| (t.into(), n)).collect(),
+            write_ahead_log: false,
+            block: BlockGeneratorConfig::default(),
+            max_rate: None,
+            initial_rate: None,
+            restart_delay: ReceiverConfig::default().restart_delay,
+            max_restart_delay: ReceiverConfig::default().max_restart_delay,
+            poll_timeout: Duration::from_millis(100),
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            backpressure: false,
+        };
+        for (k, v) in kafka_params {
+            let (k, v): (String, String) = (k.into(), v.into());
+            match k.as_str() {
+                WRITE_AHEAD_LOG_ENABLE => {
+                    config.write_ahead_log = parse(&k, &v, "true or false")?;
+                }
+                BLOCK_INTERVAL_MS => {
+                    let ms: u64 = parse(&k, &v, "milliseconds")?;
+                    config.block.block_interval = Duration::from_millis(ms);
+                }
+                BLOCK_QUEUE_SIZE => config.block.block_queue_size = parse(&k, &v, "a count")?,
+                RECEIVER_MAX_RATE => {
+                    config.max_rate = Some(parse(&k, &v, "records per second")?);
+                }
+                BACKPRESSURE_INITIAL_RATE => {
+                    config.initial_rate = Some(parse(&k, &v, "records per second")?);
+                }
+                BACKPRESSURE_ENABLED => config.backpressure = parse(&k, &v, "true or false")?,
+                RECEIVER_RESTART_DELAY_MS => {
+                    let ms: u64 = parse(&k, &v, "milliseconds")?;
+                    config.restart_delay = Duration::from_millis(ms);
+                }
+                other if other.starts_with("spate.") => {
+                    return Err(KafkaReceiverError::config(
+                        other,
+                        v,
+                        "unknown receiver setting",
+                    ));
+                }
+                _ => {
+                    let _ = config.kafka_params.insert(k, v);
+                }
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self.kafka_params.get("group.id") {
+            Some(g) if !g.trim().is_empty() => {}
+            other => {
+                return Err(KafkaReceiverError::config(
+                    "group.id",
+                    other.cloned().unwrap_or_default(),
+                    "a receiver consumes with a consumer group: set group.id",
+                ))
+            }
+        }
+        if self.topics.is_empty() {
+            return Err(KafkaReceiverError::config(
+                "topics",
+                "",
+                "name at least one topic",
+            ));
+        }
+        if let Some((topic, _)) = self.topics.iter().find(|(_, n)| **n == 0) {
+            return Err(KafkaReceiverError::config(
+                format!("topics[{topic}]"),
+                "0",
+                "each topic needs at least one consumer thread",
+            ));
+        }
+        if self.block.block_interval.is_zero() {
+            return Err(KafkaReceiverError::config(
+                BLOCK_INTERVAL_MS,
+                "0",
+                "must be at least 1 ms",
+            ));
+        }
+        if self.block.block_queue_size == 0 {
+            return Err(KafkaReceiverError::config(
+                BLOCK_QUEUE_SIZE,
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Turns the receiver write-ahead log on or off (reliable receiver; default off).
+    pub fn write_ahead_log(mut self, enable: bool) -> Self {
+        self.write_ahead_log = enable;
+        self
+    }
+
+    /// Block interval (default 200 ms).
+    pub fn block_interval(mut self, interval: Duration) -> Result<Self> {
+        self.block.block_interval = interval;
+        self.validate().map(|()| self)
+    }
+
+    /// Block queue size (default 10).
+    pub fn block_queue_size(mut self, n: usize) -> Result<Self> {
+        self.block.block_queue_size = n;
+        self.validate().map(|()| self)
+    }
+
+    /// Max records/s of this receiver (`None`: unlimited); backpressure never exceeds it.
+    pub fn max_rate(mut self, rate: Option<f64>) -> Self {
+        self.max_rate = rate.filter(|r| *r > 0.0);
+        self
+    }
+
+    /// Rate until backpressure has an estimate (`None`: the max rate).
+    pub fn initial_rate(mut self, rate: Option<f64>) -> Self {
+        self.initial_rate = rate.filter(|r| *r > 0.0);
+        self
+    }
+
+    /// First restart delay after a failure (doubles per consecutive failure up to 60 s).
+    pub fn restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = delay;
+        self
+    }
+
+    /// How long a reliable receiver waits on revoke or stop for received records to be stored
+    /// before committing (default 10 s).
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Turns backpressure on or off (default off).
+    pub fn backpressure(mut self, enable: bool) -> Self {
+        self.backpressure = enable;
+        self
+    }
+
+    /// Whether backpressure is on.
+    pub fn backpressure_enabled(&self) -> bool {
+        self.backpressure
+    }
+
+    /// Whether the receiver write-ahead log is on.
+    pub fn write_ahead_log_enabled(&self) -> bool {
+        self.write_ahead_log
+    }
+
+    /// The consumer group.
+    pub fn group_id(&self) -> &str {
+        self.kafka_params.get("group.id").map_or("", String::as_str)
+    }
+
+    /// Topic → consumer threads.
+    pub fn topics(&self) -> &BTreeMap<String, usize> {
+        &self.topics
+    }
+
+    /// Total consumer threads of the receiver.
+    pub fn num_threads(&self) -> usize {
+        self.topics.values().sum()
+    }
+
+    /// The Kafka parameters as given (without `spate.*` keys).
+    pub fn kafka_params(&self) -> &BTreeMap<String, String> {
+        &self.kafka_params
+    }
+
+    pub(crate) fn max_rate_limit(&self) -> Option<f64> {
+        self.max_rate
+    }
+
+    pub(crate) fn initial_rate_limit(&self) -> Option<f64> {
+        self.initial_rate
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Duration {
+        self.poll_timeout
+    }
+
+    pub(crate) fn flush_timeout_value(&self) -> Duration {
+        self.flush_timeout
+    }
+
+    /// Block generation and restart settings for the supervisor.
+    pub fn receiver_config(&self) -> ReceiverConfig {
+        ReceiverConfig {
+            block: self.block.clone(),
+            restart_delay: self.restart_delay,
+            max_restart_delay: self.max_restart_delay.max(self.restart_delay),
+            max_restarts: None,
+        }
+    }
+
+    /// The librdkafka consumer configuration. The reliable receiver turns auto-commit (and the
+    /// automatic offset store) off — it commits the offsets of a block only once the block is in
+    /// the write-ahead log — and warns if the parameters asked for it (Spark's
+    /// `ReliableKafkaReceiver` does the same).
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        for (k, v) in &self.kafka_params {
+            let _ = c.set(k, v);
+        }
+        if self.write_ahead_log {
+            if self
+                .kafka_params
+                .get("enable.auto.commit")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            {
+                tracing::warn!(
+                    group = self.group_id(),
+                    "enable.auto.commit=true is ignored with the receiver write-ahead log: \
+                     offsets are committed after their block is durable"
+                );
+            }
+            let _ = c
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false");
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut p = vec![
+            ("bootstrap.servers".to_string(), "127.0.0.1:1".to_string()),
+            ("group.id".to_string(), "g".to_string()),
+        ];
+        p.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        p
+    }
+
+    #[test]
+    fn spate_keys_are_taken_out_of_the_kafka_params() {
+        let c = KafkaReceiverConfig::new(
+            params(&[
+                (WRITE_AHEAD_LOG_ENABLE, "true"),
+                (BLOCK_INTERVAL_MS, "50"),
+                (BLOCK_QUEUE_SIZE, "3"),
+                (RECEIVER_MAX_RATE, "1000"),
+                ("enable.auto.commit", "true"),
+            ]),
+            [("t", 2), ("u", 1)],
+        )
+        .unwrap();
+        assert!(c.write_ahead_log_enabled());
+        assert_eq!(c.num_threads(), 3);
+        assert!(c.kafka_params().keys().all(|k| !k.starts_with("spate.")));
+        let rc = c.receiver_config();
+        assert_eq!(rc.block.block_interval, Duration::from_millis(50));
+        assert_eq!(rc.block.block_queue_size, 3);
+        assert_eq!(c.max_rate_limit(), Some(1000.0));
+        let cc = c.consumer_config();
+        assert_eq!(cc.get("enable.auto.commit"), Some("false"));
+        assert_eq!(cc.get("enable.auto.offset.store"), Some("false"));
+    }
+
+    #[test]
+    fn unreliable_mode_keeps_the_users_auto_commit() {
+        let c = KafkaReceiverConfig::new(params(&[]), [("t", 1)]).unwrap();
+        assert!(!c.write_ahead_log_enabled());
+        assert_eq!(c.consumer_config().get("enable.auto.commit"), None);
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let no_group = KafkaReceiverConfig::new([("bootstrap.servers", "x")], [("t", 1)]);
+        assert!(no_group.unwrap_err().to_string().contains("group.id"));
+        let zero = KafkaReceiverConfig::new(params(&[]), [("t", 0)]);
+        assert!(zero.unwrap_err().to_string().contains("topics[t]"));
+        let bad = KafkaReceiverConfig::new(params(&[(BLOCK_INTERVAL_MS, "soon")]), [("t", 1)]);
+        assert!(bad.unwrap_err().to_string().contains(BLOCK_INTERVAL_MS));
+        let typo = KafkaReceiverConfig::new(
+            params(&[("spate.streaming.receiver.wal", "true")]),
+            [("t", 1)],
+        );
+        assert!(typo
+            .unwrap_err()
+            .to_string()
+            .contains("unknown receiver setting"));
+        let none = KafkaReceiverConfig::new(params(&[]), Vec::<(String, usize)>::new());
+        assert!(none.is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! Helpers shared by the receiver tests: a broker whose auto-created topics have a given number
+//! of partitions, a producer of a known sequence, and reads of committed offsets, high
+//! watermarks and the records in a receiver write-ahead log.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use spate_broker::BrokerConfig;
+use spate_kafka::ConsumerRecord;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use spate_streaming::receiver::{
+    read_block_from_wal, Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo,
+};
+use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::TestBroker;
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker whose auto-created topics get `partitions` partitions.
+pub fn broker_with_partitions(partitions: i32) -> TestBroker {
+    spate_testkit::init_logging();
+    TestBroker::start_with(BrokerConfig::new().num_partitions(partitions))
+}
+
+/// Produces values `from..until` (as decimal text, key `k<i>`) round-robin over `partitions`.
+pub fn produce_range(bootstrap: &str, topic: &str, partitions: i32, from: u64, until: u64) {
+    let producer: BaseProducer = producer_config(bootstrap)
+        .create()
+        .expect("create producer");
+    for i in from..until {
+        let key = format!("k{i}");
+        let value = i.to_string();
+        let mut record = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .partition((i % partitions as u64) as i32);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("flush producer");
+}
+
+/// A consumer in `group` that is never subscribed: for reading committed offsets.
+pub fn group_reader(bootstrap: &str, group: &str) -> BaseConsumer {
+    consumer_config(bootstrap, group)
+        .create()
+        .expect("create offset reader")
+}
+
+/// Committed next offsets of `topic`'s partitions in the reader's group (missing = none).
+pub fn committed(reader: &BaseConsumer, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = reader
+        .committed_offsets(tpl, TIMEOUT)
+        .expect("fetch committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// High watermarks (end offsets) of `topic`'s partitions.
+pub fn high_watermarks(reader: &BaseConsumer, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = reader
+                .fetch_watermarks(topic, p, TIMEOUT)
+                .expect("fetch watermarks");
+            (p, high)
+        })
+        .collect()
+}
+
+/// Records of the blocks in `infos`, read back from the receiver write-ahead log.
+pub fn records_in_wal(checkpoint: &Path, infos: &[ReceivedBlockInfo]) -> Vec<ConsumerRecord> {
+    infos
+        .iter()
+        .flat_map(|info| {
+            read_block_from_wal::<ConsumerRecord>(checkpoint, info)
+                .expect("block readable from the write-ahead log")
+                .items
+        })
+        .collect()
+}
+
+/// Asserts that for every partition, every offset below its committed offset is in `stored`.
+pub fn assert_committed_records_stored(
+    committed: &BTreeMap<i32, i64>,
+    stored: &[ConsumerRecord],
+    topic: &str,
+) {
+    let mut by_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for r in stored.iter().filter(|r| r.topic == topic) {
+        let _ = by_partition
+            .entry(r.partition)
+            .or_default()
+            .insert(r.offset);
+    }
+    for (p, c) in committed {
+        let have = by_partition.get(p).cloned().unwrap_or_default();
+        let missing: Vec<i64> = (0..*c).filter(|o| !have.contains(o)).take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "partition {p}: committed offset {c} but offsets {missing:?} are not stored"
+        );
+    }
+}
+
+/// Polls `f` every 20 ms until it returns true or `timeout` passes; returns whether it did.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kafka parameters of a receiver in `group` reading from the earliest offset.
+pub fn receiver_params(bootstrap: &str, group: &str) -> Vec<(String, String)> {
+    [
+        ("bootstrap.servers", bootstrap),
+        ("group.id", group),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+        ("fetch.wait.max.ms", "50"),
+        ("broker.address.family", "v4"),
+        ("socket.timeout.ms", "10000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Holds every block until the gate opens: "not durable yet".
+pub struct GatedHandler {
+    open: Mutex<bool>,
+    opened: Condvar,
+    inner: InMemoryBlockHandler<ConsumerRecord>,
+}
+
+impl GatedHandler {
+    pub fn new(store: Arc<BlockStore<ConsumerRecord>>) -> Self {
+        GatedHandler {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            inner: InMemoryBlockHandler::new(store),
+        }
+    }
+    pub fn open(&self) {
+        *self.open.lock() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl BlockHandler<ConsumerRecord> for GatedHandler {
+    fn store_block(
+        &self,
+        block: Arc<Block<ConsumerRecord>>,
+    ) -> spate_streaming::Result<ReceivedBlockInfo> {
+        let mut open = self.open.lock();
+        while !*open {
+            self.opened.wait(&mut open);
+        }
+        drop(open);
+        self.inner.store_block(block)
+    }
+    fn cleanup_old_blocks(&self, t: i64) -> spate_streaming::Result<()> {
+        self.inner.cleanup_old_blocks(t)
+    }
+}
