@@ -178,6 +178,10 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
                     ),
                     Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
                 }
+                let expired = p.expire_producers(now_ms, st.config.producer_id_expiration_ms);
+                if expired > 0 {
+                    tracing::debug!(partition = %p.tp, producers = expired, "expired idle producer state");
+                }
             }
         });
         if let Err(e) = work.await {

@@ -47,6 +47,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `log.retention.check.interval.ms`: how often retention and time-based flushes run.
     pub log_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: how long an idle idempotent producer's sequence state is
+    /// kept (checked with retention).
+    pub producer_id_expiration_ms: i64,
     /// Topic config defaults set at broker level, keyed by *topic* config name
     /// (`retention.ms`); set them with [`BrokerConfig::set`] under Kafka's broker names
     /// (`log.retention.ms`).
@@ -69,6 +72,7 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             log_retention_check_interval_ms: 300_000,
+            producer_id_expiration_ms: 86_400_000,
             log_defaults: BTreeMap::new(),
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
@@ -170,6 +174,13 @@ impl BrokerConfig {
                     return Err(bad("must be at least 1"));
                 }
                 self.log_retention_check_interval_ms = n as u64;
+            }
+            "producer.id.expiration.ms" => {
+                let n = int(v)?;
+                if n < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.producer_id_expiration_ms = n;
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),

@@ -5,6 +5,26 @@
 //! partition in a segmented on-disk log. The streaming engine never depends on this crate; it
 //! exists so that a whole pipeline, and every test, runs on one machine with no JVM.
 //!
+//! # Usage
+//!
+//! ```no_run
+//! # async fn run() -> spate_broker::Result<()> {
+//! use spate_broker::{Broker, BrokerConfig};
+//!
+//! let mut config = BrokerConfig::default()
+//!     .listen("127.0.0.1:0".parse().expect("address"))
+//!     .data_dir("data/");
+//! config.set("num.partitions", "4")?; // Kafka's broker setting names
+//! let broker = Broker::start(config).await?;
+//! println!("bootstrap.servers={}", broker.bootstrap_servers());
+//! // ... clients produce and consume ...
+//! broker.shutdown().await?; // stop accepting, finish in-flight requests, flush logs
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Non-async callers use [`Broker::start_blocking`], which runs the broker on its own thread.
+//!
 //! # Layout
 //!
 //! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).

@@ -91,6 +91,16 @@ impl Partition {
                 header.records_count, header.last_offset_delta
             )));
         }
+        if header.is_control() {
+            return Err(BrokerError::InvalidRecord(
+                "clients may not append control batches (transaction markers)".into(),
+            ));
+        }
+        if header.is_transactional() {
+            return Err(BrokerError::InvalidRecord(
+                "transactional batches are not supported by this broker yet".into(),
+            ));
+        }
         let mut w = self.write.lock();
         if batch.len() > w.config.max_message_bytes {
             return Err(BrokerError::RecordBatchTooLarge {
@@ -132,6 +142,11 @@ impl Partition {
             log_start_offset: info.log_start_offset,
             duplicate: false,
         })
+    }
+
+    /// Forgets idempotent producers idle for `expiration_ms` (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.write.lock().producers.expire(now_ms, expiration_ms)
     }
 
     /// Parks `waiter` until the next append (or until it is woken for another reason).

@@ -34,6 +34,9 @@ struct CachedBatch {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<CachedBatch>,
+    /// Largest batch timestamp seen: what `producer.id.expiration.ms` is measured against, as
+    /// in Kafka (so a replay of the log on start expires the same producers).
+    last_timestamp: i64,
 }
 
 /// The verdict on one incoming batch.
@@ -133,7 +136,9 @@ impl PartitionProducers {
             .or_insert_with(|| ProducerEntry {
                 epoch: h.producer_epoch,
                 batches: VecDeque::new(),
+                last_timestamp: h.max_timestamp,
             });
+        entry.last_timestamp = entry.last_timestamp.max(h.max_timestamp);
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -147,6 +152,25 @@ impl PartitionProducers {
             base_offset,
             last_offset: base_offset + h.last_offset_delta as i64,
         });
+    }
+
+    /// Forgets producers that have not written for `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`), so short-lived producers do not accumulate forever.
+    /// Returns how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// How many producers this partition remembers.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
     }
 
     /// The largest producer id seen (to keep the allocator ahead of ids found in logs).
@@ -290,6 +314,24 @@ mod tests {
             Ok(SequenceCheck::Duplicate { .. })
         ));
         assert!(p.check("t-0", &header(1, 0, 0, 1)).is_err());
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut p = PartitionProducers::default();
+        let mut old = header(1, 0, 0, 1);
+        old.max_timestamp = 1_000;
+        let mut fresh = header(2, 0, 0, 1);
+        fresh.max_timestamp = 90_000;
+        p.record(&old, 0);
+        p.record(&fresh, 1);
+        assert_eq!(p.expire(100_000, 50_000), 1);
+        assert_eq!(p.len(), 1);
+        assert!(matches!(
+            p.check("t-0", &header(1, 0, 1, 1)),
+            Err(BrokerError::UnknownProducerId { .. })
+        ));
+        assert!(p.check("t-0", &header(2, 0, 1, 1)).is_ok());
     }
 
     #[test]

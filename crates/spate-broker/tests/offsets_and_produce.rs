@@ -280,6 +280,18 @@ fn produce_validation_and_idempotence() {
         87,
         "INVALID_RECORD"
     );
+    // Transactional and control batches are refused (no transaction coordinator yet).
+    for bit in [0x10u8, 0x20] {
+        let mut b = record_batch(&[(None, Some("t"), 1)], -1, -1, -1).to_vec();
+        b[22] |= bit;
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            produce(&mut c, &topic, Bytes::from(b)).0,
+            87,
+            "attribute bit {bit:#x}"
+        );
+    }
     // Garbage instead of a batch.
     assert_eq!(
         produce(&mut c, &topic, Bytes::from_static(b"not a batch")).0,
@@ -288,6 +300,9 @@ fn produce_validation_and_idempotence() {
     // Unknown partition.
     let resp = c.call(&produce_req(&topic, 7, batch(1, 1, 1), -1), 9);
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 3);
+    // An illegal topic name is INVALID_TOPIC_EXCEPTION, not silently unknown.
+    let resp = c.call(&produce_req("bad name!", 0, batch(1, 1, 1), -1), 9);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 17);
     assert_eq!(
         list_offset(&mut c, &topic, -1).1,
         6,

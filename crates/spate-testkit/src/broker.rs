@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use spate_broker::{BackgroundBroker, Broker, BrokerConfig, BrokerState};
+use spate_broker::topics::NewTopic;
+use spate_broker::{BackgroundBroker, Broker, BrokerConfig, BrokerState, StorageKind};
 use tempfile::TempDir;
 
 /// A broker listening on `127.0.0.1:<free port>` with a temporary data directory that lives as
@@ -20,6 +21,11 @@ impl TestBroker {
     /// A broker with default settings.
     pub fn start() -> Self {
         Self::start_with(BrokerConfig::default())
+    }
+
+    /// A broker whose partition logs live in memory (faster; nothing survives `restart`).
+    pub fn in_memory() -> Self {
+        Self::start_with(BrokerConfig::default().storage(StorageKind::Memory))
     }
 
     /// A broker with `config`, except that it listens on `127.0.0.1:0` and, unless `config`
@@ -77,6 +83,19 @@ impl TestBroker {
             Some(d) => d,
             None => panic!("test broker has no data dir"),
         }
+    }
+
+    /// Creates `topic` with `partitions` partitions directly in the broker (no client needed).
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let new = NewTopic {
+            name: topic.to_string(),
+            partitions,
+            configs: Default::default(),
+        };
+        self.state()
+            .topics
+            .create(new, false)
+            .unwrap_or_else(|e| panic!("cannot create topic {topic}: {e}"));
     }
 
     /// Stops the broker cleanly and starts it again on the same data directory (and, if it is

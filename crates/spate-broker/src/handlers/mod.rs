@@ -4,14 +4,15 @@
 //!
 //! Adding an API is a handler file plus one line in [`HandlerRegistry::standard`]:
 //!
-//! ```ignore
+//! ```text
 //! .register::<JoinGroupRequest, _, _>(0, 9, group::join_group::handle)
 //! ```
 //!
 //! A handler is an async function `(Arc<BrokerState>, RequestContext, Req) -> Result<Resp>`
 //! with the typed request and response of `kafka-protocol`; the registry decodes the body at the
-//! client's version, and the connection encodes the response at the same version with the right
-//! response header. Version ranges are clamped to what `kafka-protocol` can decode and encode.
+//! client's version and encodes the response at the same version, behind the right response
+//! header (a field the version cannot carry fails the encode, so leave such fields at their
+//! defaults; the `version_sweep` test exercises every advertised version). Version ranges are clamped to what `kafka-protocol` can decode and encode.
 //! A handler that returns `Err` makes the connection log a warning and close (the client
 //! reconnects and retries); errors a client should see are put in the response's error codes.
 
@@ -35,7 +36,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
@@ -53,7 +54,7 @@ pub struct RequestContext {
     pub peer: SocketAddr,
 }
 
-/// A handler's result, erased: an encoded response body, or no response at all (Produce with
+/// A handler's result, erased: the encoded response frame, or no response at all (Produce with
 /// acks=0 is the one request Kafka does not answer).
 pub enum HandlerOutput {
     Response(BytesMut),
@@ -98,22 +99,43 @@ pub struct HandlerRegistry {
     entries: BTreeMap<i16, ApiEntry>,
 }
 
-fn encode_body<R: Encodable>(key: ApiKey, version: i16, response: &R) -> Result<BytesMut> {
-    let size = response
+/// Encodes a whole response frame — length prefix, response header (at the version the API and
+/// request version call for; ApiVersions always uses v0) and body — into one buffer, so the
+/// records of a Fetch response are copied once.
+pub fn encode_response_frame<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<BytesMut> {
+    let err = |reason: String| BrokerError::EncodeResponse {
+        api: format!("{key:?}"),
+        version,
+        reason,
+    };
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let header_version = key.response_header_version(version);
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| err(e.to_string()))?;
+    let body_size = response
         .compute_size(version)
-        .map_err(|e| BrokerError::EncodeResponse {
-            api: format!("{key:?}"),
-            version,
-            reason: e.to_string(),
-        })?;
-    let mut buf = BytesMut::with_capacity(size);
+        .map_err(|e| err(e.to_string()))?;
+    let size = i32::try_from(header_size + body_size).map_err(|_| {
+        err(format!(
+            "{} bytes do not fit a frame",
+            header_size + body_size
+        ))
+    })?;
+    let mut buf = BytesMut::with_capacity(4 + header_size + body_size);
+    buf.put_i32(size);
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| err(e.to_string()))?;
     response
         .encode(&mut buf, version)
-        .map_err(|e| BrokerError::EncodeResponse {
-            api: format!("{key:?}"),
-            version,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| err(e.to_string()))?;
     Ok(buf)
 }
 
@@ -183,10 +205,15 @@ impl HandlerRegistry {
         let erased: ErasedHandler = Arc::new(move |state, ctx: RequestContext, body| {
             let handler = handler.clone();
             Box::pin(async move {
-                let version = ctx.api_version;
+                let (version, correlation_id) = (ctx.api_version, ctx.correlation_id);
                 let req: Req = decode_body(key, &ctx, body)?;
                 match handler(state, ctx, req).await? {
-                    Some(resp) => Ok(HandlerOutput::Response(encode_body(key, version, &resp)?)),
+                    Some(resp) => Ok(HandlerOutput::Response(encode_response_frame(
+                        key,
+                        version,
+                        correlation_id,
+                        &resp,
+                    )?)),
                     None => Ok(HandlerOutput::NoResponse),
                 }
             })

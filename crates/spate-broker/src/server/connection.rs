@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseHeader};
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use kafka_protocol::protocol::decode_request_header_from_buffer;
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameReader;
 use crate::error::{BrokerError, Result};
-use crate::handlers::{HandlerOutput, RequestContext};
+use crate::handlers::{encode_response_frame, HandlerOutput, RequestContext};
 use crate::state::BrokerState;
 
 /// Smallest request header: api key (2), api version (2), correlation id (4).
@@ -126,41 +126,9 @@ async fn handle_frame(
     };
     tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
     match entry.call(state.clone(), ctx, frame).await? {
-        HandlerOutput::Response(body) => Ok(Some(response_frame(
-            key,
-            api_version,
-            correlation_id,
-            &body,
-        )?)),
+        HandlerOutput::Response(frame) => Ok(Some(frame)),
         HandlerOutput::NoResponse => Ok(None),
     }
-}
-
-/// Length prefix + response header (at the version the API and request version call for) + body.
-fn response_frame(
-    key: ApiKey,
-    api_version: i16,
-    correlation_id: i32,
-    body: &[u8],
-) -> Result<BytesMut> {
-    let mut header = ResponseHeader::default();
-    header.correlation_id = correlation_id;
-    let header_version = key.response_header_version(api_version);
-    let encode_err = |reason: String| BrokerError::EncodeResponse {
-        api: format!("{key:?} header"),
-        version: api_version,
-        reason,
-    };
-    let header_size = header
-        .compute_size(header_version)
-        .map_err(|e| encode_err(e.to_string()))?;
-    let mut out = BytesMut::with_capacity(4 + header_size + body.len());
-    out.put_i32((header_size + body.len()) as i32);
-    header
-        .encode(&mut out, header_version)
-        .map_err(|e| encode_err(e.to_string()))?;
-    out.put_slice(body);
-    Ok(out)
 }
 
 /// The answer to a request for an API or version this broker does not serve.
@@ -179,14 +147,7 @@ fn unsupported_version_response(
         let mut resp = ApiVersionsResponse::default();
         resp.error_code = code;
         resp.api_keys = state.apis.api_versions();
-        let mut body = BytesMut::new();
-        resp.encode(&mut body, 0)
-            .map_err(|e| BrokerError::EncodeResponse {
-                api: "ApiVersions".into(),
-                version: 0,
-                reason: e.to_string(),
-            })?;
-        return response_frame(ApiKey::ApiVersions, 0, correlation_id, &body);
+        return encode_response_frame(ApiKey::ApiVersions, 0, correlation_id, &resp);
     }
     let mut out = BytesMut::with_capacity(10);
     out.put_i32(6);
