@@ -84,7 +84,7 @@ pub fn load(
             .partition(partition);
         send_with_backpressure(&producer, record)
             .map_err(|e| anyhow!("could not send record {i}: {e}"))?;
-        if i.is_multiple_of(4096) {
+        if i % 4096 == 0 {
             producer.poll(Duration::ZERO);
         }
     }

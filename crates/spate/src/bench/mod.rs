@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod embedded;
+pub mod engine;
 pub mod kafka_io;
 pub mod report;
 pub mod resources;
@@ -28,11 +29,14 @@ pub struct BenchArgs {
 pub enum Benchmark {
     /// Produce then consume N records through the broker with rdkafka: the raw client ceiling.
     Broker(broker::BrokerBenchArgs),
+    /// Engine throughput (pass-through, word count, window) and fixed per-batch overhead, no Kafka.
+    Engine(engine::EngineBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.benchmark {
         Benchmark::Broker(a) => broker::run(a),
+        Benchmark::Engine(a) => engine::run(a),
     }
 }
 

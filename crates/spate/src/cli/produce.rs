@@ -139,7 +139,7 @@ impl DeliveryCounter {
         let Some(every) = self.sample_every else {
             return;
         };
-        if !n.is_multiple_of(every) {
+        if n % every != 0 {
             return;
         }
         let Some(created) = message.timestamp().to_millis() else {
@@ -285,7 +285,7 @@ fn produce(args: &ProduceArgs, input: impl Read) -> anyhow::Result<()> {
                 }
             }
         }
-        if sent.is_multiple_of(1024) {
+        if sent % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }
     }
