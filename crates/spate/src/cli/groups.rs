@@ -559,7 +559,69 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, Parser};
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        action: GroupsAction,
+    }
+
+    #[test]
+    fn flags_parse_like_kafka_consumer_groups() {
+        Cli::command().debug_assert();
+        let ok = |args: &[&str]| {
+            let mut all = vec!["groups"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).is_ok()
+        };
+        assert!(ok(&["list", "--state", "-X", "client.id=x"]));
+        assert!(ok(&["describe", "g", "--bootstrap-server", "h:1"]));
+        assert!(ok(&["reset-offsets", "g", "--topic", "t", "--to-latest"]));
+        assert!(ok(&[
+            "reset-offsets",
+            "g",
+            "--all-topics",
+            "--to-offset",
+            "3",
+            "--execute"
+        ]));
+        assert!(
+            !ok(&["reset-offsets", "g", "--topic", "t"]),
+            "a target is required"
+        );
+        assert!(
+            !ok(&["reset-offsets", "g", "--to-latest"]),
+            "a topic is required"
+        );
+        assert!(!ok(&[
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-latest",
+            "--to-earliest"
+        ]));
+        assert!(!ok(&[
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-latest",
+            "--execute",
+            "--dry-run"
+        ]));
+        assert!(!ok(&[
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--all-topics",
+            "--to-latest"
+        ]));
+    }
 
     #[test]
     fn datetimes_parse_like_kafkas_tool() {
