@@ -300,6 +300,9 @@ fn produce_validation_and_idempotence() {
     // Unknown partition.
     let resp = c.call(&produce_req(&topic, 7, batch(1, 1, 1), -1), 9);
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 3);
+    // An illegal topic name is INVALID_TOPIC_EXCEPTION, not silently unknown.
+    let resp = c.call(&produce_req("bad name!", 0, batch(1, 1, 1), -1), 9);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 17);
     assert_eq!(
         list_offset(&mut c, &topic, -1).1,
         6,

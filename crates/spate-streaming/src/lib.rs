@@ -4,3 +4,11 @@
 //! recorded in the checkpoint, run in parallel on a bounded worker pool, and committed when every
 //! output has succeeded. This crate knows nothing about Kafka: inputs plug in through the
 //! input-stream and receiver interfaces.
+
+pub mod checkpoint;
+pub mod error;
+pub mod rate;
+pub mod receiver;
+pub mod wal;
+
+pub use error::{Result, StreamingError};

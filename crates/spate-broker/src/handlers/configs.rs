@@ -42,10 +42,11 @@ pub async fn describe(
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
         r.error_message = None;
+        // No key list (null, or empty as some clients send) means every config.
         let wanted = |name: &str| {
             res.configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
         };
         match res.resource_type {
             RESOURCE_TOPIC => match state.topics.get(res.resource_name.as_str()) {

@@ -48,7 +48,10 @@ pub async fn handle(
                 Ok((timestamp, offset)) => {
                     pr.timestamp = timestamp;
                     pr.offset = offset;
-                    pr.leader_epoch = if offset >= 0 { 0 } else { -1 };
+                    // leader_epoch exists from v4 on; earlier versions cannot carry it.
+                    if ctx.api_version >= 4 && offset >= 0 {
+                        pr.leader_epoch = 0;
+                    }
                 }
                 Err(code) => {
                     pr.error_code = code.code();

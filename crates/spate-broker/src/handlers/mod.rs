@@ -10,8 +10,9 @@
 //!
 //! A handler is an async function `(Arc<BrokerState>, RequestContext, Req) -> Result<Resp>`
 //! with the typed request and response of `kafka-protocol`; the registry decodes the body at the
-//! client's version, and the connection encodes the response at the same version with the right
-//! response header. Version ranges are clamped to what `kafka-protocol` can decode and encode.
+//! client's version and encodes the response at the same version, behind the right response
+//! header (a field the version cannot carry fails the encode, so leave such fields at their
+//! defaults; the `version_sweep` test exercises every advertised version). Version ranges are clamped to what `kafka-protocol` can decode and encode.
 //! A handler that returns `Err` makes the connection log a warning and close (the client
 //! reconnects and retries); errors a client should see are put in the response's error codes.
 

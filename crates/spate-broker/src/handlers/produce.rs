@@ -33,18 +33,18 @@ pub async fn handle(
         let topic = if valid_acks {
             find_or_create(&state, &name)
         } else {
-            None
+            Err(ResponseError::InvalidRequiredAcks)
         };
         let mut tr = TopicProduceResponse::default();
         tr.name = topic_data.name;
         for pd in topic_data.partition_data {
             let mut pr = PartitionProduceResponse::default();
             pr.index = pd.index;
-            let partition = topic.as_ref().and_then(|t| t.partition(pd.index));
-            let outcome = match (valid_acks, partition) {
-                (false, _) => Err((ResponseError::InvalidRequiredAcks, None)),
-                (true, None) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                (true, Some(p)) => append(&p, pd.records.as_deref()).map_err(|e| {
+            let partition = topic.as_ref().map(|t| t.partition(pd.index));
+            let outcome = match partition {
+                Err(code) => Err((*code, None)),
+                Ok(None) => Err((ResponseError::UnknownTopicOrPartition, None)),
+                Ok(Some(p)) => append(&p, pd.records.as_deref()).map_err(|e| {
                     tracing::debug!(peer = %ctx.peer, partition = %p.tp, error = %e, "produce rejected");
                     (e.error_code(), Some(e.to_string()))
                 }),
@@ -70,12 +70,12 @@ pub async fn handle(
 }
 
 /// The topic, auto-created when the broker allows it (a producer that skipped Metadata).
-fn find_or_create(state: &BrokerState, name: &str) -> Option<Arc<Topic>> {
+fn find_or_create(state: &BrokerState, name: &str) -> Result<Arc<Topic>, ResponseError> {
     if let Some(t) = state.topics.get(name) {
-        return Some(t);
+        return Ok(t);
     }
     if !state.config.auto_create_topics_enable {
-        return None;
+        return Err(ResponseError::UnknownTopicOrPartition);
     }
     let new = NewTopic {
         name: name.to_string(),
@@ -83,8 +83,13 @@ fn find_or_create(state: &BrokerState, name: &str) -> Option<Arc<Topic>> {
         configs: Default::default(),
     };
     match state.topics.create(new, false) {
-        Ok(t) => Some(t),
-        Err(_) => state.topics.get(name),
+        Ok(t) => Ok(t),
+        // Lost a race with another creator: the topic exists now.
+        Err(BrokerError::TopicAlreadyExists(_)) => state
+            .topics
+            .get(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition),
+        Err(e) => Err(e.error_code()),
     }
 }
 

@@ -128,14 +128,36 @@ impl TopicRegistry {
             }));
         }
         // A crash between opening a new partition's log and saving the registry leaves a log
-        // that no topic owns; drop it so that a later topic of the same name starts empty.
+        // that no topic owns. It is only reported here (the data dir may hold directories that
+        // merely look like partitions); creating that partition again starts it empty.
         for tp in reg.storage.partitions()? {
             if reg.partition(&tp.topic, tp.partition).is_none() {
-                tracing::warn!(partition = %tp, "removing a partition log that no topic owns");
-                reg.storage.remove(&tp)?;
+                tracing::warn!(partition = %tp, "found a partition log that no topic owns; ignoring it");
             }
         }
         Ok(reg)
+    }
+
+    /// Opens the partitions `from..to` of a topic being created or grown. A leftover log of the
+    /// same name (see [`TopicRegistry::open`]) is removed first, so new partitions start empty.
+    fn open_new_partitions(
+        &self,
+        topic: &str,
+        from: i32,
+        to: i32,
+        config: &LogConfig,
+    ) -> Result<Vec<Arc<Partition>>> {
+        let leftovers = self.storage.partitions()?;
+        (from..to)
+            .map(|i| {
+                let tp = TopicPartition::new(topic, i);
+                if leftovers.contains(&tp) {
+                    tracing::warn!(partition = %tp, "removing a leftover log before creating the partition");
+                    self.storage.remove(&tp)?;
+                }
+                self.open_partition(topic, i, config)
+            })
+            .collect()
     }
 
     fn open_partition(
@@ -232,9 +254,7 @@ impl TopicRegistry {
                 }),
             })
         } else {
-            let partitions = (0..t.partitions)
-                .map(|i| self.open_partition(&t.name, i, &log_config))
-                .collect::<Result<Vec<_>>>()?;
+            let partitions = self.open_new_partitions(&t.name, 0, t.partitions, &log_config)?;
             let topic = Arc::new(Topic {
                 name: t.name,
                 id: Uuid::new_v4(),
@@ -289,9 +309,7 @@ impl TopicRegistry {
             return Ok(());
         }
         let log_config = config::log_config(&self.broker_defaults, &topic.configs())?;
-        let added = (current..count)
-            .map(|i| self.open_partition(name, i, &log_config))
-            .collect::<Result<Vec<_>>>()?;
+        let added = self.open_new_partitions(name, current, count, &log_config)?;
         topic.inner.write().partitions.extend(added);
         self.save()?;
         tracing::info!(topic = %name, from = current, to = count, "added partitions");
@@ -337,5 +355,107 @@ impl TopicRegistry {
     /// Every partition of every topic.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.list().iter().flat_map(|t| t.partitions()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStorage;
+
+    fn one_record_batch() -> Vec<u8> {
+        use kafka_protocol::records::*;
+        let r = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"old")),
+            headers: Default::default(),
+        };
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&r],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.to_vec()
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn leftover_logs_are_kept_until_their_partition_is_created() {
+        let storage = Arc::new(MemoryStorage::new());
+        let tp = TopicPartition::new("t", 1);
+        let log = storage.open(&tp, LogConfig::default()).unwrap();
+        let mut b = one_record_batch();
+        let h = crate::record_batch::BatchHeader::parse(&b).unwrap();
+        log.append(&mut b, &h).unwrap();
+
+        let reg = TopicRegistry::open(storage.clone(), BTreeMap::new(), None).unwrap();
+        assert_eq!(
+            storage.partitions().unwrap(),
+            vec![tp.clone()],
+            "not deleted on open"
+        );
+        reg.create(new_topic("t", 1), false).unwrap();
+        assert_eq!(
+            storage.partitions().unwrap(),
+            vec![TopicPartition::new("t", 0), tp.clone()]
+        );
+        reg.create_partitions("t", 2, false).unwrap();
+        assert_eq!(
+            reg.partition("t", 1).unwrap().log().log_end_offset(),
+            0,
+            "starts empty"
+        );
+    }
+
+    #[test]
+    fn registry_persists_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("topics.json");
+        let storage = Arc::new(MemoryStorage::new());
+        let reg =
+            TopicRegistry::open(storage.clone(), BTreeMap::new(), Some(path.clone())).unwrap();
+        let mut nt = new_topic("a", 2);
+        nt.configs.insert("retention.ms".into(), " 5000".into());
+        let id = reg.create(nt, false).unwrap().id;
+        reg.create(new_topic("b", 1), true).unwrap();
+        assert!(reg.get("b").is_none(), "validate_only creates nothing");
+        assert!(matches!(
+            reg.create(new_topic("a", 1), false),
+            Err(BrokerError::TopicAlreadyExists(_))
+        ));
+        assert!(matches!(
+            reg.create_partitions("a", 1, false),
+            Err(BrokerError::InvalidPartitions(_))
+        ));
+
+        let again = TopicRegistry::open(storage, BTreeMap::new(), Some(path)).unwrap();
+        let a = again.get("a").unwrap();
+        assert_eq!((a.id, a.partition_count()), (id, 2));
+        assert_eq!(a.configs().get("retention.ms").unwrap(), "5000");
+        assert_eq!(again.get_by_id(&id).unwrap().name, "a");
+        again.delete("a").unwrap();
+        assert!(again.get_by_id(&id).is_none());
     }
 }

@@ -15,7 +15,7 @@ pub struct BrokerArgs {
     pub data_dir: Option<PathBuf>,
 
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// A broker setting by its Kafka name, e.g. `num.partitions=3` or
@@ -26,6 +26,15 @@ pub struct BrokerArgs {
     /// Keep partition logs in memory only (nothing survives a restart).
     #[arg(long)]
     pub in_memory: bool,
+}
+
+/// `HOST:PORT` with a name (`localhost:9092`) or an IP address.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s} resolves to no address"))
 }
 
 impl BrokerArgs {
@@ -114,5 +123,7 @@ mod tests {
             ..args
         };
         assert!(bad.to_config().is_err());
+        assert_eq!(parse_listen("localhost:9093").unwrap().port(), 9093);
+        assert!(parse_listen("nonsense").is_err());
     }
 }

@@ -1,0 +1,425 @@
+//! The checkpoint directory: the offset log, the commit log, operator state snapshots and the job
+//! metadata — everything a restarted job needs to continue exactly where it stopped.
+//!
+//! The contract (DESIGN §3.1, §3.7): a batch's [`BatchPlan`] is durable in the offset log *before*
+//! the batch runs; a commit record is written after every output of the batch succeeded; on
+//! restart [`Checkpoint::recover`] returns every planned-but-uncommitted batch so the scheduler
+//! re-runs it with the identical plan, and only then plans new batches. Unlike Spark's
+//! Java-serialized checkpoints (C12, C16), everything here is versioned, documented data, so a new
+//! build of the job can read an old checkpoint.
+//!
+//! # On-disk format (version 1)
+//!
+//! ```text
+//! <dir>/metadata                         JSON JobMetadata: {"version":1,"app_name":..,"batch_interval_ms":..,
+//!                                          "inputs":[{"id":..,"kind":..}],"stateful_operators":[{"id":..,"state_type":..}]}
+//! <dir>/offsets/<batch_time_ms>          JSON {"version":1,"batch_time_ms":..,"inputs":{"<input id>": <input-defined JSON>}}
+//! <dir>/commits/<batch_time_ms>          JSON {"version":1,"batch_time_ms":..,"commit_time_ms":..,"num_records":..,
+//!                                          "processing_delay_ms":..|null}
+//! <dir>/state/<batch_time_ms>.snapshot   binary, see the `snapshot` module: magic, version, length, CRC-32C, postcard body
+//! <dir>/receivedData/<stream id>/        receiver write-ahead logs (the `receiver` module)
+//! <dir>/receivedBlockMetadata/           the driver's block-tracker write-ahead log (the `receiver` module)
+//! ```
+//!
+//! `<batch_time_ms>` is the decimal batch time in milliseconds since the epoch. Every file is
+//! written as `.<name>.tmp`, fsynced, renamed into place and the directory fsynced, so a reader
+//! sees either the complete new file or no file; temp files left by a crash are ignored by
+//! readers and deleted by [`Checkpoint::open`]. Readers accept any file whose `version` is at most
+//! the version they were built with and ignore unknown JSON fields, so adding an optional field is
+//! a compatible change; anything else bumps the version. A file of a newer version, or a job whose
+//! inputs or stateful operators changed incompatibly, yields
+//! [`StreamingError::CheckpointIncompatible`] naming the file and each mismatch; a damaged file
+//! yields [`StreamingError::CheckpointCorrupt`] naming the file.
+//!
+//! # Order of writes expected from the scheduler
+//!
+//! 1. `write_plan(plan)` — before any task of the batch reads input;
+//! 2. run the batch and its outputs;
+//! 3. `write_state_snapshot(t, snapshot)` if the job has stateful operators and snapshots at `t`;
+//! 4. `write_commit(t, info)`;
+//! 5. now and then `purge(DEFAULT_RETAINED_BATCHES)`.
+//!
+//! A snapshot is only used by recovery once its batch is committed, so a crash between 3 and 4
+//! re-runs batch `t` from the previous snapshot rather than applying `t` twice.
+//!
+//! # Example
+//!
+//! ```
+//! use spate_streaming::checkpoint::{BatchPlan, Checkpoint, CommitInfo, JobMetadata};
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! let job = JobMetadata::new("wordcount", 500).with_input("kafka-0", "kafka-direct/v1");
+//! let checkpoint = Checkpoint::open_for_job(dir.path(), &job)?; // fails if the job changed incompatibly
+//! let recovery = checkpoint.recover()?;
+//! for plan in &recovery.pending {
+//!     // re-run the batch with exactly `plan`, then:
+//!     checkpoint.write_commit(plan.batch_time_ms, &CommitInfo::default())?;
+//! }
+//! let plan = BatchPlan::new(1_000)
+//!     .with_input("kafka-0", serde_json::json!({"ranges": [["events", 0, 0, 100]]}));
+//! checkpoint.write_plan(&plan)?; // durable before the batch reads anything
+//! // ... run the batch and its outputs ...
+//! checkpoint.write_commit(1_000, &CommitInfo { num_records: 100, ..CommitInfo::default() })?;
+//! assert_eq!(checkpoint.recover()?.last_committed, Some(1_000));
+//! # Ok::<(), spate_streaming::StreamingError>(())
+//! ```
+
+mod atomic;
+mod metadata;
+mod offset_log;
+mod snapshot;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use metadata::{InputDescriptor, JobMetadata, OperatorDescriptor, METADATA_FORMAT_VERSION};
+pub use offset_log::{BatchPlan, CommitInfo, COMMIT_LOG_VERSION, OFFSET_LOG_VERSION};
+pub use snapshot::{SnapshotRef, StateSnapshot, SNAPSHOT_FORMAT_VERSION};
+
+use crate::error::{Result, StreamingError};
+
+/// How many committed batches [`Checkpoint::purge`] keeps by default (Spark keeps 10 checkpoint
+/// files, C12).
+pub const DEFAULT_RETAINED_BATCHES: usize = 10;
+
+/// Name of the job metadata file.
+const METADATA_FILE: &str = "metadata";
+/// Name of the offset-log directory.
+const OFFSETS_DIR: &str = "offsets";
+/// Name of the commit-log directory.
+const COMMITS_DIR: &str = "commits";
+/// Name of the state-snapshot directory.
+const STATE_DIR: &str = "state";
+/// Name of the receiver write-ahead-log directory (one subdirectory per stream id), as in Spark.
+pub const RECEIVED_DATA_DIR: &str = "receivedData";
+/// Name of the driver's block-tracker write-ahead-log directory, as in Spark.
+pub const RECEIVED_BLOCK_METADATA_DIR: &str = "receivedBlockMetadata";
+
+/// What a restarted job must do, as read from the checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// The newest committed batch time, if any batch was ever committed.
+    pub last_committed: Option<i64>,
+    /// Committed batch times still retained in the commit log, ascending.
+    pub committed: Vec<i64>,
+    /// Planned but uncommitted batches, ascending by batch time: re-run these with exactly these
+    /// plans before planning anything new.
+    pub pending: Vec<BatchPlan>,
+    /// The newest state snapshot whose batch is committed (the state to resume from).
+    pub latest_snapshot: Option<SnapshotRef>,
+}
+
+/// What [`Checkpoint::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeStats {
+    /// Offset-log files removed.
+    pub offsets_removed: usize,
+    /// Commit-log files removed.
+    pub commits_removed: usize,
+    /// Snapshot files removed.
+    pub snapshots_removed: usize,
+}
+
+/// An open checkpoint directory. See the module docs for the format and the write order.
+///
+/// Methods take `&self`; the scheduler is expected to be the only writer (one job per directory).
+#[derive(Debug)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    offsets: PathBuf,
+    commits: PathBuf,
+    state: PathBuf,
+    metadata: Option<JobMetadata>,
+}
+
+impl Checkpoint {
+    /// Opens (creating if needed) the checkpoint at `dir`: creates `offsets/`, `commits/`,
+    /// `state/`, deletes temp files left by a crashed writer and loads `metadata` if present.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let offsets = dir.join(OFFSETS_DIR);
+        let commits = dir.join(COMMITS_DIR);
+        let state = dir.join(STATE_DIR);
+        for d in [&dir, &offsets, &commits, &state] {
+            atomic::ensure_dir(d)?;
+            let removed = atomic::remove_temp_files(d)?;
+            if removed > 0 {
+                tracing::info!(dir = %d.display(), removed, "removed temp files left by an interrupted checkpoint write");
+            }
+        }
+        let meta_path = dir.join(METADATA_FILE);
+        let metadata = if meta_path.exists() {
+            Some(JobMetadata::decode(
+                &meta_path,
+                &atomic::read_file(&meta_path)?,
+            )?)
+        } else {
+            None
+        };
+        Ok(Checkpoint {
+            dir,
+            offsets,
+            commits,
+            state,
+            metadata,
+        })
+    }
+
+    /// Opens the checkpoint for the job described by `job`: fails with
+    /// [`StreamingError::CheckpointIncompatible`] if the stored metadata does not allow this job
+    /// to continue; otherwise records `job` as the current metadata (so inputs and operators added
+    /// by an upgrade become part of later checks).
+    pub fn open_for_job(dir: impl AsRef<Path>, job: &JobMetadata) -> Result<Self> {
+        let mut checkpoint = Self::open(dir)?;
+        checkpoint.check_compatible(job)?;
+        if checkpoint.metadata.as_ref() != Some(job) {
+            checkpoint.write_metadata(job)?;
+        }
+        Ok(checkpoint)
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Directory of the receiver write-ahead log of input stream `stream_id`
+    /// (`<dir>/receivedData/<stream_id>`).
+    pub fn received_data_dir(&self, stream_id: u32) -> PathBuf {
+        self.dir.join(RECEIVED_DATA_DIR).join(stream_id.to_string())
+    }
+
+    /// Directory of the driver's block-tracker write-ahead log (`<dir>/receivedBlockMetadata`).
+    pub fn received_block_metadata_dir(&self) -> PathBuf {
+        self.dir.join(RECEIVED_BLOCK_METADATA_DIR)
+    }
+
+    /// The stored job metadata, if the checkpoint has any.
+    pub fn metadata(&self) -> Option<&JobMetadata> {
+        self.metadata.as_ref()
+    }
+
+    /// Atomically writes the job metadata file.
+    pub fn write_metadata(&mut self, job: &JobMetadata) -> Result<()> {
+        atomic::write_atomic(&self.dir, METADATA_FILE, &job.encode()?)?;
+        self.metadata = Some(job.clone());
+        Ok(())
+    }
+
+    /// Checks that a job described by `job` may continue from this checkpoint. A checkpoint
+    /// without metadata is compatible with anything. The error lists every mismatch.
+    pub fn check_compatible(&self, job: &JobMetadata) -> Result<()> {
+        let Some(stored) = &self.metadata else {
+            return Ok(());
+        };
+        let mismatches = stored.mismatches(job);
+        if mismatches.is_empty() {
+            Ok(())
+        } else {
+            Err(StreamingError::CheckpointIncompatible {
+                path: self.dir.join(METADATA_FILE),
+                mismatches,
+            })
+        }
+    }
+
+    /// Durably records the plan of a batch. Must return before the batch reads any input.
+    ///
+    /// Re-writing the identical plan (re-running a pending batch) is allowed; a *different* plan
+    /// for an already planned batch time is a [`StreamingError::CheckpointConflict`], because
+    /// replaying a batch with other data would break exactly-once.
+    pub fn write_plan(&self, plan: &BatchPlan) -> Result<()> {
+        let name = plan.batch_time_ms.to_string();
+        if let Some(existing) = self.read_plan(plan.batch_time_ms)? {
+            if existing == *plan {
+                return Ok(());
+            }
+            return Err(StreamingError::CheckpointConflict {
+                path: self.offsets.join(&name),
+                reason: format!(
+                    "batch {} is already planned with a different plan",
+                    plan.batch_time_ms
+                ),
+            });
+        }
+        atomic::write_atomic(&self.offsets, &name, &offset_log::encode_plan(plan)?)?;
+        tracing::debug!(batch_time_ms = plan.batch_time_ms, "wrote batch plan");
+        Ok(())
+    }
+
+    /// Reads the plan of a batch, if it was planned (and not purged).
+    pub fn read_plan(&self, batch_time_ms: i64) -> Result<Option<BatchPlan>> {
+        let path = self.offsets.join(batch_time_ms.to_string());
+        match read_if_exists(&path)? {
+            None => Ok(None),
+            Some(bytes) => offset_log::decode_plan(&path, batch_time_ms, &bytes).map(Some),
+        }
+    }
+
+    /// Durably marks a batch as committed: every output of it succeeded.
+    pub fn write_commit(&self, batch_time_ms: i64, info: &CommitInfo) -> Result<()> {
+        let name = batch_time_ms.to_string();
+        atomic::write_atomic(
+            &self.commits,
+            &name,
+            &offset_log::encode_commit(batch_time_ms, info)?,
+        )?;
+        tracing::debug!(batch_time_ms, "wrote batch commit");
+        Ok(())
+    }
+
+    /// Reads the commit record of a batch, if it was committed (and not purged).
+    pub fn read_commit(&self, batch_time_ms: i64) -> Result<Option<CommitInfo>> {
+        let path = self.commits.join(batch_time_ms.to_string());
+        match read_if_exists(&path)? {
+            None => Ok(None),
+            Some(bytes) => offset_log::decode_commit(&path, batch_time_ms, &bytes).map(Some),
+        }
+    }
+
+    /// Reads the offset and commit logs and tells the scheduler where to resume. Every retained
+    /// file is parsed, so a damaged one is reported (naming it) here rather than mid-run.
+    pub fn recover(&self) -> Result<Recovery> {
+        let mut committed = Vec::new();
+        for (time, path) in atomic::list_batch_files(&self.commits, "")? {
+            offset_log::decode_commit(&path, time, &atomic::read_file(&path)?)?;
+            committed.push(time);
+        }
+        let committed_set: std::collections::BTreeSet<i64> = committed.iter().copied().collect();
+        let mut pending = Vec::new();
+        for (time, path) in atomic::list_batch_files(&self.offsets, "")? {
+            let plan = offset_log::decode_plan(&path, time, &atomic::read_file(&path)?)?;
+            if !committed_set.contains(&time) {
+                pending.push(plan);
+            }
+        }
+        let last_committed = committed.last().copied();
+        let latest_snapshot = self.latest_committed_snapshot(last_committed)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            ?last_committed,
+            pending = pending.len(),
+            snapshot = ?latest_snapshot.as_ref().map(|s| s.batch_time_ms),
+            "recovered checkpoint"
+        );
+        Ok(Recovery {
+            last_committed,
+            committed,
+            pending,
+            latest_snapshot,
+        })
+    }
+
+    fn latest_committed_snapshot(
+        &self,
+        last_committed: Option<i64>,
+    ) -> Result<Option<SnapshotRef>> {
+        let Some(last) = last_committed else {
+            return Ok(None);
+        };
+        Ok(
+            atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)?
+                .into_iter()
+                .rfind(|(time, _)| *time <= last)
+                .map(|(batch_time_ms, path)| SnapshotRef {
+                    batch_time_ms,
+                    path,
+                }),
+        )
+    }
+
+    /// Durably writes the operator state after batch `batch_time_ms`. Write it before the batch's
+    /// commit record (see the module docs).
+    pub fn write_state_snapshot(
+        &self,
+        batch_time_ms: i64,
+        snapshot: &StateSnapshot,
+    ) -> Result<SnapshotRef> {
+        if snapshot.batch_time_ms != batch_time_ms {
+            return Err(StreamingError::InvalidConfig {
+                name: "snapshot.batch_time_ms".into(),
+                value: snapshot.batch_time_ms.to_string(),
+                reason: format!(
+                    "snapshot written for batch {batch_time_ms} holds another batch time"
+                ),
+            });
+        }
+        let bytes = snapshot::encode_snapshot(snapshot)?;
+        let path = atomic::write_atomic(
+            &self.state,
+            &snapshot::snapshot_file_name(batch_time_ms),
+            &bytes,
+        )?;
+        tracing::debug!(batch_time_ms, bytes = bytes.len(), "wrote state snapshot");
+        Ok(SnapshotRef {
+            batch_time_ms,
+            path,
+        })
+    }
+
+    /// Reads and validates the snapshot written after batch `batch_time_ms`.
+    pub fn read_state_snapshot(&self, batch_time_ms: i64) -> Result<StateSnapshot> {
+        let path = self.state.join(snapshot::snapshot_file_name(batch_time_ms));
+        snapshot::decode_snapshot(&path, batch_time_ms, &atomic::read_file(&path)?)
+    }
+
+    /// Deletes history that recovery no longer needs:
+    ///
+    /// - offset-log and commit-log entries of committed batches older than the `keep` newest
+    ///   committed ones, but never anything newer than the latest committed snapshot (a stateful
+    ///   job may need to replay those batches on top of it) and never an uncommitted plan;
+    /// - snapshots older than the latest committed snapshot.
+    pub fn purge(&self, keep: usize) -> Result<PurgeStats> {
+        let keep = keep.max(1);
+        let mut stats = PurgeStats::default();
+        let commits = atomic::list_batch_files(&self.commits, "")?;
+        let last_committed = commits.last().map(|(t, _)| *t);
+        let snapshot = self.latest_committed_snapshot(last_committed)?;
+
+        if commits.len() > keep {
+            let mut cutoff = commits[commits.len() - keep].0;
+            if let Some(s) = &snapshot {
+                cutoff = cutoff.min(s.batch_time_ms);
+            }
+            let committed: BTreeMap<i64, PathBuf> = commits.into_iter().collect();
+            // Offsets first: a plan without a commit would look pending, a commit without a plan
+            // is ignored by recovery, so deleting in this order never resurrects a batch.
+            for (time, path) in atomic::list_batch_files(&self.offsets, "")? {
+                if time < cutoff && committed.contains_key(&time) {
+                    atomic::remove_file(&path)?;
+                    stats.offsets_removed += 1;
+                }
+            }
+            for (time, path) in committed.range(..cutoff) {
+                let _ = time;
+                atomic::remove_file(path)?;
+                stats.commits_removed += 1;
+            }
+        }
+        if let Some(s) = &snapshot {
+            for (time, path) in atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)? {
+                if time < s.batch_time_ms {
+                    atomic::remove_file(&path)?;
+                    stats.snapshots_removed += 1;
+                }
+            }
+        }
+        if stats != PurgeStats::default() {
+            for d in [&self.offsets, &self.commits, &self.state] {
+                atomic::fsync_dir(d)?;
+            }
+            tracing::debug!(?stats, "purged checkpoint");
+        }
+        Ok(stats)
+    }
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StreamingError::CheckpointIo {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,307 @@
+//! Segment files and record framing: how bytes on disk become records and back.
+//!
+//! ```text
+//! segment file  log-<sequence, 20 digits>.wal
+//!   header      8  magic b"SPATEWAL"
+//!               4  format version, u32 LE (currently 1)
+//!               4  reserved, zero
+//!   records     4  payload length n, u32 LE
+//!               4  CRC-32C over (time bytes ++ payload), u32 LE
+//!               8  record time in ms, i64 LE
+//!               n  payload
+//! ```
+//!
+//! The CRC covers the time as well as the payload, so a torn or bit-flipped record is detected
+//! whichever part was damaged. The length is outside the CRC (it must be read first); a damaged
+//! length shows up as a CRC mismatch or as a record running past the end of the file.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, StreamingError};
+
+pub(crate) const MAGIC: &[u8; 8] = b"SPATEWAL";
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const SEGMENT_HEADER_LEN: u64 = 16;
+pub(crate) const RECORD_HEADER_LEN: u64 = 16;
+
+/// File name of segment `seq`. Zero-padded so that a directory listing sorts in log order.
+pub(crate) fn segment_file_name(seq: u64) -> String {
+    format!("log-{seq:020}.wal")
+}
+
+/// Parses a segment file name back to its sequence number.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("log-")?
+        .strip_suffix(".wal")?
+        .parse()
+        .ok()
+}
+
+pub(crate) fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h
+}
+
+fn record_crc(time_ms: i64, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&time_ms.to_le_bytes()), payload)
+}
+
+/// Encodes one record frame.
+pub(crate) fn encode_record(time_ms: i64, payload: &[u8]) -> Result<Vec<u8>> {
+    let len = u32::try_from(payload.len()).map_err(|_| StreamingError::InvalidConfig {
+        name: "write-ahead log record size".into(),
+        value: payload.len().to_string(),
+        reason: "a record payload must be smaller than 4 GiB".into(),
+    })?;
+    let mut out = Vec::with_capacity(RECORD_HEADER_LEN as usize + payload.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&record_crc(time_ms, payload).to_le_bytes());
+    out.extend_from_slice(&time_ms.to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// A record header as read from disk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordHeader {
+    pub len: u32,
+    pub crc: u32,
+    pub time_ms: i64,
+}
+
+pub(crate) fn decode_record_header(h: &[u8; RECORD_HEADER_LEN as usize]) -> RecordHeader {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&h[0..4]);
+    let len = u32::from_le_bytes(a);
+    a.copy_from_slice(&h[4..8]);
+    let crc = u32::from_le_bytes(a);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[8..16]);
+    RecordHeader {
+        len,
+        crc,
+        time_ms: i64::from_le_bytes(b),
+    }
+}
+
+/// Checks a payload against its header's CRC.
+pub(crate) fn crc_matches(header: &RecordHeader, payload: &[u8]) -> bool {
+    record_crc(header.time_ms, payload) == header.crc
+}
+
+/// One valid record found by a scan.
+#[derive(Debug, Clone)]
+pub(crate) struct ScannedRecord {
+    pub offset: u64,
+    pub time_ms: i64,
+    /// The payload, when the scan verified CRCs (otherwise empty).
+    pub payload: Vec<u8>,
+    pub len: u32,
+}
+
+/// Where and why a scan stopped before the end of the file.
+#[derive(Debug, Clone)]
+pub(crate) struct TornTail {
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// What scanning one segment found.
+#[derive(Debug)]
+pub(crate) struct SegmentScan {
+    pub records: Vec<ScannedRecord>,
+    /// End of the last valid record (where appends would continue).
+    pub valid_end: u64,
+    pub file_len: u64,
+    /// Set when the file ends in an incomplete or damaged record (a torn write).
+    pub torn: Option<TornTail>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StreamingError + '_ {
+    move |source| StreamingError::WalIo {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StreamingError {
+    StreamingError::WalCorrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// Reads a segment file from the start.
+///
+/// With `verify`, payloads are read and CRC-checked (and returned); otherwise only headers are
+/// read (cheap: used to index record times on open). A damaged record is a *torn tail* — reported
+/// in [`SegmentScan::torn`], not an error — when nothing valid can follow it: it runs past the end
+/// of the file, the file ends inside its header, or (with `verify`) its CRC fails and it is the
+/// last thing in the file or everything after it is zero bytes (unwritten pages after a crash).
+/// A bad CRC with data after it is corruption, an error: silently dropping acknowledged records
+/// that follow would be data loss.
+///
+/// `limit` caps how much of the file is considered: the active segment is scanned only up to the
+/// last completely appended record, so a concurrent append in progress is not mistaken for a tear.
+pub(crate) fn scan_segment(path: &Path, verify: bool, limit: Option<u64>) -> Result<SegmentScan> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let actual_len = file.metadata().map_err(io_err(path))?.len();
+    let file_len = limit.map_or(actual_len, |l| l.min(actual_len));
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let torn = |offset: u64, reason: String| Some(TornTail { offset, reason });
+
+    if file_len < SEGMENT_HEADER_LEN {
+        return Ok(SegmentScan {
+            records: Vec::new(),
+            valid_end: 0,
+            file_len,
+            torn: torn(0, format!("segment header incomplete ({file_len} bytes)")),
+        });
+    }
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    reader.read_exact(&mut header).map_err(io_err(path))?;
+    if &header[..8] != MAGIC {
+        return Err(corrupt(
+            path,
+            0,
+            "bad magic, not a spate write-ahead log segment",
+        ));
+    }
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&header[8..12]);
+    let version = u32::from_le_bytes(v);
+    if version > FORMAT_VERSION {
+        return Err(corrupt(
+            path,
+            0,
+            format!(
+                "segment format version {version} is newer than the supported {FORMAT_VERSION}"
+            ),
+        ));
+    }
+
+    let mut records = Vec::new();
+    let mut pos = SEGMENT_HEADER_LEN;
+    let mut torn_tail = None;
+    while pos < file_len {
+        if file_len - pos < RECORD_HEADER_LEN {
+            torn_tail = torn(
+                pos,
+                format!(
+                    "record header cut short at end of file ({} of {RECORD_HEADER_LEN} bytes)",
+                    file_len - pos
+                ),
+            );
+            break;
+        }
+        let mut h = [0u8; RECORD_HEADER_LEN as usize];
+        reader.read_exact(&mut h).map_err(io_err(path))?;
+        let rh = decode_record_header(&h);
+        let end = pos + RECORD_HEADER_LEN + u64::from(rh.len);
+        if end > file_len {
+            torn_tail = torn(
+                pos,
+                format!(
+                    "record of {} bytes runs past the end of the file ({file_len} bytes)",
+                    rh.len
+                ),
+            );
+            break;
+        }
+        let mut payload = Vec::new();
+        if verify {
+            payload = vec![0u8; rh.len as usize];
+            reader.read_exact(&mut payload).map_err(io_err(path))?;
+            if !crc_matches(&rh, &payload) {
+                if end == file_len || rest_is_zero(&mut reader, path, file_len - end)? {
+                    torn_tail = torn(pos, "CRC-32C mismatch in the last record".into());
+                    break;
+                }
+                return Err(corrupt(
+                    path,
+                    pos,
+                    "CRC-32C mismatch with valid-looking data after it",
+                ));
+            }
+        } else {
+            reader
+                .seek_relative(i64::from(rh.len))
+                .map_err(io_err(path))?;
+        }
+        records.push(ScannedRecord {
+            offset: pos,
+            time_ms: rh.time_ms,
+            payload,
+            len: rh.len,
+        });
+        pos = end;
+    }
+    let valid_end = torn_tail.as_ref().map_or(pos, |t| t.offset);
+    Ok(SegmentScan {
+        records,
+        valid_end,
+        file_len,
+        torn: torn_tail,
+    })
+}
+
+fn rest_is_zero(reader: &mut BufReader<File>, path: &Path, mut remaining: u64) -> Result<bool> {
+    let mut buf = [0u8; 8192];
+    while remaining > 0 {
+        let want = remaining.min(buf.len() as u64) as usize;
+        let n = reader.read(&mut buf[..want]).map_err(io_err(path))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        remaining -= n as u64;
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads and verifies the single record at `offset` in `path`, which must have `len` payload
+/// bytes. Returns (time, payload).
+pub(crate) fn read_record(path: &PathBuf, offset: u64, len: u32) -> Result<(i64, Vec<u8>)> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let file_len = file.metadata().map_err(io_err(path))?.len();
+    // Check against the file size before allocating: a damaged handle must not make us allocate
+    // gigabytes.
+    if offset < SEGMENT_HEADER_LEN || offset + RECORD_HEADER_LEN + u64::from(len) > file_len {
+        return Err(corrupt(
+            path,
+            offset,
+            format!(
+                "a {len}-byte record at this offset does not fit in the {file_len}-byte segment"
+            ),
+        ));
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    file.read_exact(&mut h)
+        .map_err(|e| corrupt(path, offset, format!("cannot read record header: {e}")))?;
+    let rh = decode_record_header(&h);
+    if rh.len != len {
+        return Err(corrupt(
+            path,
+            offset,
+            format!(
+                "handle says {len} bytes but the record header says {}",
+                rh.len
+            ),
+        ));
+    }
+    let mut payload = vec![0u8; len as usize];
+    file.read_exact(&mut payload)
+        .map_err(|e| corrupt(path, offset, format!("cannot read record payload: {e}")))?;
+    if !crc_matches(&rh, &payload) {
+        return Err(corrupt(path, offset, "CRC-32C mismatch"));
+    }
+    Ok((rh.time_ms, payload))
+}

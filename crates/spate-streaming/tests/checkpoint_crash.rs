@@ -1,0 +1,166 @@
+//! Crash simulation: a child process writes plans, snapshots and commits in a loop and is killed
+//! with SIGKILL at random points, many times. After every kill, recovery must see a consistent
+//! prefix: committed batches contiguous, at most one pending batch (the next one) with exactly the
+//! plan that was written, and a readable snapshot.
+//!
+//! The child is this same test binary re-invoked with an environment variable (the `child_entry`
+//! test is a no-op otherwise).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::json;
+use spate_streaming::checkpoint::{BatchPlan, Checkpoint, CommitInfo, StateSnapshot};
+
+const ENV_DIR: &str = "SPATE_CHECKPOINT_CRASH_CHILD_DIR";
+const STEP: i64 = 1000;
+
+fn plan(t: i64) -> BatchPlan {
+    BatchPlan::new(t).with_input(
+        "kafka-0",
+        json!({"ranges": [{"topic": "t", "partition": 0, "from": t * 7, "until": t * 7 + 7}]}),
+    )
+}
+
+fn snapshot(t: i64) -> StateSnapshot {
+    let mut s = StateSnapshot::new(t);
+    s.put("sum", &(0..t / STEP).collect::<Vec<i64>>())
+        .expect("encode state");
+    s
+}
+
+/// Runs a batch: plan first, snapshot every third batch, commit last.
+fn run_batch(cp: &Checkpoint, t: i64) {
+    cp.write_plan(&plan(t)).expect("write plan");
+    if (t / STEP) % 3 == 0 {
+        cp.write_state_snapshot(t, &snapshot(t))
+            .expect("write snapshot");
+    }
+    cp.write_commit(
+        t,
+        &CommitInfo {
+            num_records: 7,
+            ..CommitInfo::default()
+        },
+    )
+    .expect("write commit");
+    if (t / STEP) % 5 == 0 {
+        cp.purge(4).expect("purge");
+    }
+}
+
+#[test]
+fn child_entry() {
+    let Ok(dir) = std::env::var(ENV_DIR) else {
+        return;
+    };
+    let cp = Checkpoint::open(&dir).expect("open");
+    let recovery = cp.recover().expect("recover");
+    for p in &recovery.pending {
+        run_batch(&cp, p.batch_time_ms);
+    }
+    let mut t = recovery
+        .pending
+        .last()
+        .map(|p| p.batch_time_ms)
+        .max(recovery.last_committed)
+        .unwrap_or(0)
+        + STEP;
+    // Safety net: never outlive a parent that failed to kill us.
+    let mut out = std::io::stdout().lock();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        run_batch(&cp, t);
+        // Acknowledge the commit to the parent only after write_commit returned.
+        writeln!(out, "{t}").expect("ack");
+        out.flush().expect("ack flush");
+        t += STEP;
+    }
+}
+
+#[test]
+fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
+    if std::env::var(ENV_DIR).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = rand::rng();
+    let mut previous_committed: Option<i64> = None;
+    let mut saw_pending = 0;
+    for round in 0..25 {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+            .env(ENV_DIR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(t) = line.trim().parse::<i64>() {
+                    let _ = tx.send(t);
+                }
+            }
+        });
+        // Kill at a random moment once the child is demonstrably working (a loaded machine may
+        // take a while just to start it).
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("child made no progress");
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let acknowledged = rx.try_iter().max();
+
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        let r = cp
+            .recover()
+            .unwrap_or_else(|e| panic!("round {round}: recovery failed: {e}"));
+        // Committed batches form a contiguous run of batch times.
+        for w in r.committed.windows(2) {
+            assert_eq!(
+                w[1] - w[0],
+                STEP,
+                "round {round}: gap in commits {:?}",
+                r.committed
+            );
+        }
+        assert!(
+            r.last_committed >= previous_committed,
+            "round {round}: commits went backwards"
+        );
+        // Every acknowledged commit is durable.
+        assert!(
+            r.last_committed >= acknowledged,
+            "round {round}: commit {acknowledged:?} was acknowledged but recovery says {:?}",
+            r.last_committed
+        );
+        previous_committed = r.last_committed;
+        // At most one pending batch: the one after the last commit, with its exact plan.
+        assert!(r.pending.len() <= 1, "round {round}: {:?}", r.pending);
+        if let Some(p) = r.pending.first() {
+            saw_pending += 1;
+            assert_eq!(p.batch_time_ms, r.last_committed.unwrap_or(0) + STEP);
+            assert_eq!(*p, plan(p.batch_time_ms));
+        }
+        // The chosen snapshot is committed, complete and holds what was written.
+        if let Some(s) = &r.latest_snapshot {
+            assert!(Some(s.batch_time_ms) <= r.last_committed);
+            let snap = cp.read_state_snapshot(s.batch_time_ms).unwrap();
+            assert_eq!(snap, snapshot(s.batch_time_ms));
+        }
+    }
+    assert!(
+        previous_committed.unwrap_or(0) > 0,
+        "the child never committed anything"
+    );
+    eprintln!(
+        "last committed {previous_committed:?}; kills that left a pending batch: {saw_pending}/25"
+    );
+}
