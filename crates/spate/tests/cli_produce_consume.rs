@@ -362,3 +362,47 @@ fn consume_stops_cleanly_on_sigint() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_compression_codec_round_trips() {
+    let broker = TestBroker::start();
+    let bs = broker.bootstrap_servers();
+    let topic = random_topic("cli_codecs");
+    create_topic(&bs, &topic, "1");
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        let input: String = (0..200).map(|i| format!("{codec} record {i}\n")).collect();
+        spate_stdin(
+            &[
+                "produce",
+                &topic,
+                "--compression",
+                codec,
+                "--bootstrap-server",
+                &bs,
+            ],
+            &input,
+        )
+        .success(codec);
+    }
+    let consumed = spate(&[
+        "consume",
+        &topic,
+        "--from-beginning",
+        "--max-messages",
+        "1000",
+        "--timeout-ms",
+        "10000",
+        "--bootstrap-server",
+        &bs,
+    ])
+    .success("consume");
+    let expected: String = codecs
+        .iter()
+        .flat_map(|c| (0..200).map(move |i| format!("{c} record {i}\n")))
+        .collect();
+    assert_eq!(
+        consumed.stdout, expected,
+        "one partition: everything in produce order"
+    );
+}
