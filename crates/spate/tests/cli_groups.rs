@@ -166,6 +166,22 @@ fn describe_reset_list_and_delete() {
             );
         }
     }
+    // --all-topics: every topic the group has offsets for.
+    let run = groups(
+        &[
+            "reset-offsets",
+            &group,
+            "--all-topics",
+            "--to-offset",
+            "5",
+            "--execute",
+        ],
+        &bootstrap,
+    )
+    .success("reset --all-topics");
+    assert!(run.stdout.contains(&topic), "{}", run.stdout);
+    let (_, rows) = describe_rows(&bootstrap, &group, &topic);
+    assert!(rows.iter().all(|r| r[3] == "5"), "{rows:?}");
     // A time after every record: the log end.
     groups(
         &[

@@ -74,8 +74,11 @@ pub struct ResetArgs {
     #[arg(value_name = "GROUP")]
     group: String,
     /// Topic whose offsets to reset (repeatable).
-    #[arg(long, value_name = "TOPIC", required = true)]
+    #[arg(long, value_name = "TOPIC", required_unless_present = "all_topics")]
     topic: Vec<String>,
+    /// Reset every topic the group has committed offsets for.
+    #[arg(long, conflicts_with = "topic")]
+    all_topics: bool,
     /// Reset to the earliest offset still in the log.
     #[arg(long)]
     to_earliest: bool,
@@ -397,8 +400,22 @@ fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
     }
     let metadata = args.client.metadata(consumer.client(), None)?;
     let timeout = args.client.request_timeout();
+    let topics: Vec<String> = if args.all_topics {
+        let offsets = committed(
+            &consumer,
+            &args.client,
+            all_partitions(&consumer, &args.client)?,
+        )?;
+        let topics: BTreeSet<String> = offsets.into_keys().map(|(t, _)| t).collect();
+        if topics.is_empty() {
+            bail!("group '{}' has no committed offsets to reset", args.group);
+        }
+        topics.into_iter().collect()
+    } else {
+        args.topic.clone()
+    };
     let mut plan: Vec<(String, i32, i64)> = Vec::new();
-    for topic in &args.topic {
+    for topic in &topics {
         let count = partition_count(&metadata, topic)?;
         let mut by_time = TopicPartitionList::new();
         for p in 0..count {
@@ -542,7 +559,69 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, Parser};
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        action: GroupsAction,
+    }
+
+    #[test]
+    fn flags_parse_like_kafka_consumer_groups() {
+        Cli::command().debug_assert();
+        let ok = |args: &[&str]| {
+            let mut all = vec!["groups"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).is_ok()
+        };
+        assert!(ok(&["list", "--state", "-X", "client.id=x"]));
+        assert!(ok(&["describe", "g", "--bootstrap-server", "h:1"]));
+        assert!(ok(&["reset-offsets", "g", "--topic", "t", "--to-latest"]));
+        assert!(ok(&[
+            "reset-offsets",
+            "g",
+            "--all-topics",
+            "--to-offset",
+            "3",
+            "--execute"
+        ]));
+        assert!(
+            !ok(&["reset-offsets", "g", "--topic", "t"]),
+            "a target is required"
+        );
+        assert!(
+            !ok(&["reset-offsets", "g", "--to-latest"]),
+            "a topic is required"
+        );
+        assert!(!ok(&[
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-latest",
+            "--to-earliest"
+        ]));
+        assert!(!ok(&[
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to-latest",
+            "--execute",
+            "--dry-run"
+        ]));
+        assert!(!ok(&[
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--all-topics",
+            "--to-latest"
+        ]));
+    }
 
     #[test]
     fn datetimes_parse_like_kafkas_tool() {
