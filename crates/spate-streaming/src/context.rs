@@ -353,7 +353,13 @@ impl StreamingContext {
         };
         let runtime = crate::scheduler::start(&self.inner, graph)?;
         *self.inner.runtime.lock() = Some(runtime);
-        *self.inner.lifecycle.lock() = Lifecycle::Active;
+        // The scheduler threads may already have failed (e.g. a recorded plan that cannot be
+        // replayed) and terminated the context; marking it active then would make
+        // `await_termination` wait forever.
+        let mut l = self.inner.lifecycle.lock();
+        if !matches!(*l, Lifecycle::Stopped(_)) {
+            *l = Lifecycle::Active;
+        }
         Ok(())
     }
 
