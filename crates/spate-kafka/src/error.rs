@@ -39,7 +39,7 @@ pub enum SpateKafkaError {
     /// Reading a range did not finish within the poll timeout.
     #[error(
         "timed out after {waited_ms} ms reading {topic}-{partition} at offset {offset} (range ends \
-         at {until}); the broker is slow or unreachable (raise spate.kafka.consumer.poll.ms)"
+         at {until}); the broker is slow or unreachable (raise DirectStreamConfig::poll_timeout)"
     )]
     PollTimeout {
         topic: String,
