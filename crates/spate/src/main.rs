@@ -3,10 +3,8 @@
 //! Each subcommand lives in its own `cli/<name>.rs`; this file only declares the variants and
 //! dispatches.
 
-mod bench;
-mod cli;
-
 use clap::{Parser, Subcommand};
+use spate::{bench, cli};
 
 #[derive(Parser)]
 #[command(

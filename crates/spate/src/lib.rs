@@ -1,0 +1,9 @@
+//! The `spate` crate: the command line's subcommands as a library, so that integration tests and
+//! user programs can drive them (benchmarks, jobs, the web UI) without spawning the binary, and
+//! re-exports of the engine and the Kafka integration for users who depend on `spate` alone.
+
+pub mod bench;
+pub mod cli;
+
+pub use spate_kafka as kafka;
+pub use spate_streaming as streaming;
