@@ -18,7 +18,9 @@ use spate_streaming::{
     Config, InputStream, Partitions, StreamingContext, StreamingError, Time, VecPartitions,
 };
 
-const TOTAL: u64 = 250;
+// Long enough (10 s of batch time) that 12 kills land before the end even when the machine is
+// loaded: a restarted job catches up on down-time batches back to back.
+const TOTAL: u64 = 500;
 const INTERVAL_MS: u64 = 20;
 const WORDS_PER_BATCH: u64 = 30;
 const SEQ_KEY: &str = "__seq";

@@ -11,11 +11,11 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Partitioned;
+use super::{state_type_name, KeyedState, Partitioned};
 use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, OpId, StatefulOp};
+use crate::graph::{OpId, StatefulOp};
 use crate::time::ms;
 
 /// The state of one key, handed to the `map_with_state` function (Spark's `State[S]`).
@@ -103,8 +103,7 @@ impl<K, V, S, E> StateSpec<K, V, S, E> {
 
 /// State entries: the state and the batch time (ms) the key last received data.
 struct MwsStore<K, S> {
-    id: OpId,
-    store: Partitioned<K, (S, u64)>,
+    state: KeyedState<K, (S, u64)>,
     /// False until the first batch: initial state gets its idle clock started then.
     started: AtomicBool,
 }
@@ -115,23 +114,19 @@ where
     S: Data + Serialize + DeserializeOwned,
 {
     fn id(&self) -> String {
-        self.id.lock().clone()
+        self.state.op_id()
     }
 
     fn state_type(&self) -> String {
-        format!(
-            "({}, {})",
-            std::any::type_name::<K>(),
-            std::any::type_name::<S>()
-        )
+        state_type_name::<K, S>()
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        encode_state(&self.id(), &self.store.dump())
+        self.state.encode()
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        self.store.load(decode_state(&self.id(), bytes)?);
+        self.state.restore(bytes)?;
         self.started.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -204,11 +199,13 @@ where
         let id = self.ctx.unique_name("map_with_state");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = Arc::new(MwsStore {
-            id: op_id.clone(),
-            store: Partitioned::new(n),
+            state: KeyedState {
+                id: op_id.clone(),
+                store: Partitioned::new(n),
+            },
             started: AtomicBool::new(false),
         });
-        st.store.load(
+        st.state.store.load(
             spec.initial_state
                 .into_iter()
                 .map(|(k, s)| (k, (s, 0)))
@@ -223,14 +220,14 @@ where
             let st = &core_st;
             let t = bc.time.as_millis();
             if !st.started.swap(true, Ordering::SeqCst) {
-                for p in &st.store.parts {
+                for p in &st.state.store.parts {
                     for (_, (_, seen)) in p.lock().iter_mut() {
                         *seen = t;
                     }
                 }
             }
             let input: Batch<(K, V)> = parent.get(bc)?;
-            let n = st.store.n();
+            let n = st.state.store.n();
             let grouped: Vec<Mutex<Vec<(K, V)>>> = input
                 .partition_by_key(n)?
                 .into_iter()
@@ -238,7 +235,7 @@ where
                 .collect();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
-                let mut map = st.store.parts[r].lock();
+                let mut map = st.state.store.parts[r].lock();
                 let mut out = Vec::with_capacity(data.len());
                 for (k, v) in data {
                     let mut state = State {
@@ -286,6 +283,7 @@ where
             .add_node("state_snapshots", false, self.node.slide, move |bc| {
                 core.get(bc)?;
                 let parts: Vec<Vec<(K, S)>> = st
+                    .state
                     .store
                     .parts
                     .iter()

@@ -11,9 +11,49 @@ mod update;
 pub use map_with_state::{MapWithStateDStream, State, StateSpec};
 
 use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::error::Result;
 use crate::exec::shuffle::{partition_of, FastMap};
 use crate::exec::Key;
+use crate::graph::{decode_state, encode_state, OpId};
+
+/// What both state operators checkpoint: the operator's id (which `uid()` may still change
+/// while the graph is built, hence shared) and its key-partitioned store.
+pub(crate) struct KeyedState<K, X> {
+    pub(crate) id: OpId,
+    pub(crate) store: Partitioned<K, X>,
+}
+
+impl<K, X> KeyedState<K, X>
+where
+    K: Key + Serialize + DeserializeOwned,
+    X: Clone + Serialize + DeserializeOwned,
+{
+    pub(crate) fn op_id(&self) -> String {
+        self.id.lock().clone()
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        encode_state(&self.op_id(), &self.store.dump())
+    }
+
+    pub(crate) fn restore(&self, bytes: &[u8]) -> Result<()> {
+        self.store.load(decode_state(&self.op_id(), bytes)?);
+        Ok(())
+    }
+}
+
+/// The state type recorded in checkpoint metadata, `(K, S)`: a change of either makes an old
+/// snapshot unreadable, and the metadata check names it instead of failing in the decoder.
+pub(crate) fn state_type_name<K, S>() -> String {
+    format!(
+        "({}, {})",
+        std::any::type_name::<K>(),
+        std::any::type_name::<S>()
+    )
+}
 
 /// Key-partitioned maps.
 pub(crate) struct Partitioned<K, X> {

@@ -8,17 +8,14 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Partitioned;
+use super::{state_type_name, KeyedState, Partitioned};
 use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data, Key, VecPartitions};
-use crate::graph::{decode_state, encode_state, OpId, StatefulOp};
+use crate::graph::{OpId, StatefulOp};
 
-struct UpdateStore<K, S> {
-    id: OpId,
-    store: Partitioned<K, S>,
-}
+struct UpdateStore<K, S>(KeyedState<K, S>);
 
 impl<K, S> StatefulOp for UpdateStore<K, S>
 where
@@ -26,24 +23,19 @@ where
     S: Data + Serialize + DeserializeOwned,
 {
     fn id(&self) -> String {
-        self.id.lock().clone()
+        self.0.op_id()
     }
 
     fn state_type(&self) -> String {
-        format!(
-            "({}, {})",
-            std::any::type_name::<K>(),
-            std::any::type_name::<S>()
-        )
+        state_type_name::<K, S>()
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        encode_state(&self.id(), &self.store.dump())
+        self.0.encode()
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
-        self.store.load(decode_state(&self.id(), bytes)?);
-        Ok(())
+        self.0.restore(bytes)
     }
 }
 
@@ -88,16 +80,16 @@ where
     {
         let id = self.ctx.unique_name("update_state_by_key");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
-        let st = Arc::new(UpdateStore {
+        let st = Arc::new(UpdateStore(KeyedState {
             id: op_id.clone(),
             store: Partitioned::new(num_partitions),
-        });
-        st.store.load(initial_state);
+        }));
+        st.0.store.load(initial_state);
         self.ctx.register_stateful(st.clone());
         let parent = self.node.clone();
         let mut s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let input: Batch<(K, V)> = parent.get(bc)?;
-            let n = st.store.n();
+            let n = st.0.store.n();
             let grouped: Vec<Mutex<Vec<(K, V)>>> = input
                 .partition_by_key(n)?
                 .into_iter()
@@ -109,7 +101,7 @@ where
                 for (k, v) in data {
                     values.entry(k).or_default().push(v);
                 }
-                let mut guard = st.store.parts[r].lock();
+                let mut guard = st.0.store.parts[r].lock();
                 let old = std::mem::take(&mut *guard);
                 let mut new =
                     FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
