@@ -6,12 +6,12 @@
 //! The child is this same test binary re-invoked with an environment variable (the `child_entry`
 //! test is a no-op otherwise).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod crash_support;
+use crash_support::ChildJob;
+
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use serde_json::json;
 use spate_streaming::checkpoint::{BatchPlan, Checkpoint, CommitInfo, StateSnapshot};
 
@@ -87,36 +87,12 @@ fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut rng = rand::rng();
     let mut previous_committed: Option<i64> = None;
     let mut saw_pending = 0;
     for round in 0..25 {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-            .env(ENV_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(t) = line.trim().parse::<i64>() {
-                    let _ = tx.send(t);
-                }
-            }
-        });
-        // Kill at a random moment once the child is demonstrably working (a loaded machine may
-        // take a while just to start it).
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("child made no progress");
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-        reader.join().unwrap();
-        let acknowledged = rx.try_iter().max();
+        let printed = ChildJob::spawn(&[(ENV_DIR, dir.path().display().to_string())])
+            .kill_after_progress(Duration::from_millis(40));
+        let acknowledged = printed.into_iter().max();
 
         let cp = Checkpoint::open(dir.path()).unwrap();
         let r = cp

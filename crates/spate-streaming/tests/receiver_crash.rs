@@ -6,15 +6,15 @@
 //!
 //! The child is this test binary re-invoked with environment variables.
 
+mod crash_support;
+use crash_support::ChildJob;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rand::Rng;
 use spate_streaming::receiver::{
     read_block_from_wal, Block, BlockGeneratorConfig, BlockGeneratorListener, BlockStore,
     ReceivedBlockInfo, ReceivedBlockTracker, Receiver, ReceiverConfig, ReceiverContext,
@@ -118,36 +118,14 @@ fn committed_offsets_never_outrun_durable_blocks_under_sigkill() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut rng = rand::rng();
     let mut committed = 0u64;
     for round in 0..8 {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-            .env(ENV_DIR, dir.path())
-            .env(ENV_START, committed.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(n) = line.trim().parse::<u64>() {
-                    let _ = tx.send(n);
-                }
-            }
-        });
-        // Kill at a random moment once the child has committed at least once.
-        let first = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("child made no progress");
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..100)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        if let Some(c) = rx.try_iter().max().max(Some(first)) {
+        let printed = ChildJob::spawn(&[
+            (ENV_DIR, dir.path().display().to_string()),
+            (ENV_START, committed.to_string()),
+        ])
+        .kill_after_progress(Duration::from_millis(100));
+        if let Some(c) = printed.iter().map(|&c| c as u64).max() {
             assert!(c >= committed, "round {round}: commits went backwards");
             committed = c;
         }

@@ -4,13 +4,13 @@
 //!
 //! The child is this test binary re-invoked with an environment variable.
 
+mod crash_support;
+use crash_support::ChildJob;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use spate_streaming::wal::{WalConfig, WriteAheadLog};
 
 const ENV_DIR: &str = "SPATE_WAL_CRASH_CHILD_DIR";
@@ -55,37 +55,14 @@ fn acknowledged_appends_survive_sigkill() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut rng = rand::rng();
     let mut acknowledged = BTreeSet::new();
     for round in 0..12u64 {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-            .env(ENV_DIR, dir.path())
-            .env(ENV_START, (round * 1_000_000).to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(n) = line.trim().parse::<u64>() {
-                    let _ = tx.send(n);
-                }
-            }
-        });
-        // Kill at a random moment once the child is demonstrably appending.
-        let first = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("child made no progress");
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..60)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        acknowledged.insert(first);
-        acknowledged.extend(rx.try_iter());
+        let printed = ChildJob::spawn(&[
+            (ENV_DIR, dir.path().display().to_string()),
+            (ENV_START, (round * 1_000_000).to_string()),
+        ])
+        .kill_after_progress(Duration::from_millis(60));
+        acknowledged.extend(printed.into_iter().map(|n| n as u64));
 
         let wal = WriteAheadLog::open(dir.path(), WalConfig::default())
             .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
