@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -129,4 +130,24 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration, cmd: &Command) -> Ex
             Err(e) => panic!("waiting for {cmd:?}: {e}"),
         }
     }
+}
+
+/// The workspace root (scripts for the non-librdkafka client tests live in `tests/clients/`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The python with kafka-python installed: `SPATE_PYCLIENTS_PYTHON`, else the venv that
+/// `.ci/setup.d/python-clients.sh` makes at `<workspace>/target/pyclients`.
+pub fn kafka_python() -> PathBuf {
+    let python = std::env::var_os("SPATE_PYCLIENTS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/pyclients/bin/python"));
+    assert!(
+        python.exists(),
+        "the kafka-python venv is missing ({} does not exist): run `bash .ci/setup.d/python-clients.sh` \
+         from the workspace root, or point SPATE_PYCLIENTS_PYTHON at a python with kafka-python installed",
+        python.display()
+    );
+    python
 }
