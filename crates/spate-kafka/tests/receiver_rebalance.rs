@@ -146,14 +146,7 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
         "the second receiver stored the third part"
     );
 
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(
-        wait_until(Duration::from_secs(20), || committed(
-            &reader, &topic, PARTITIONS
-        ) == ends),
-        "committed {:?}, ends {ends:?}",
-        committed(&reader, &topic, PARTITIONS)
-    );
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     second.stop();
     let all = stored(checkpoint.path(), &tracker);
     assert_committed_records_stored(&committed(&reader, &topic, PARTITIONS), &all, &topic);
@@ -212,10 +205,7 @@ fn a_revoke_waits_for_received_records_to_be_durable_and_commits_them() {
         "the second receiver got partitions"
     );
     let reader = group_reader(&bootstrap, &group);
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(wait_until(Duration::from_secs(20), || committed(
-        &reader, &topic, PARTITIONS
-    ) == ends));
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     // Give the second receiver time to (wrongly) re-read anything.
     std::thread::sleep(Duration::from_millis(1_500));
     first.stop();

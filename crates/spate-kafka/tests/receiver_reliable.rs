@@ -70,14 +70,7 @@ fn reliable_receiver_commits_only_what_is_in_the_write_ahead_log() {
 
     // Once everything is stored, the commits reach the end of every partition: next offset,
     // not last offset.
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(
-        wait_until(Duration::from_secs(20), || committed(
-            &reader, &topic, PARTITIONS
-        ) == ends),
-        "committed {:?}, ends {ends:?}",
-        committed(&reader, &topic, PARTITIONS)
-    );
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     receiver.stop();
     let stored = records_in_wal(checkpoint.path(), &tracker.unallocated_blocks(0));
     let values: BTreeSet<u64> = stored
@@ -127,14 +120,7 @@ fn nothing_is_committed_while_blocks_are_not_durable() {
     assert_eq!(receiver.stats().blocks_pushed, 0);
 
     handler.open();
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(
-        wait_until(Duration::from_secs(20), || committed(
-            &reader, &topic, PARTITIONS
-        ) == ends),
-        "committed {:?}, ends {ends:?}",
-        committed(&reader, &topic, PARTITIONS)
-    );
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     receiver.stop();
     let records: usize = store
         .block_ids()
@@ -196,19 +182,7 @@ fn a_failed_block_store_restarts_the_receiver_without_loss() {
         .block_store(Arc::clone(&store))
         .start()
         .expect("start receiver");
-    let stored_values = || -> BTreeSet<u64> {
-        store
-            .block_ids()
-            .iter()
-            .filter_map(|id| store.get(id))
-            .flat_map(|b| {
-                b.items
-                    .iter()
-                    .filter_map(|r| r.value_str().and_then(|v| v.parse().ok()))
-                    .collect::<Vec<u64>>()
-            })
-            .collect()
-    };
+    let stored_values = || -> BTreeSet<u64> { stored_values(&store).into_iter().collect() };
     assert!(
         wait_until(Duration::from_secs(60), || stored_values().len() as u64
             == N),
@@ -227,10 +201,7 @@ fn a_failed_block_store_restarts_the_receiver_without_loss() {
         receiver.errors()
     );
     let reader = group_reader(&bootstrap, &group);
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(wait_until(Duration::from_secs(20), || committed(
-        &reader, &topic, PARTITIONS
-    ) == ends));
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     receiver.stop();
     eprintln!(
         "flaky store: {} restarts in {:?}, {} records stored for {N} produced",

@@ -65,14 +65,7 @@ fn create_stream_feeds_batches_through_unioned_receivers() {
     assert!(all, "the job saw {} of {N} records", seen.len());
     assert!(seen.keys().all(|v| *v < N));
     let reader = group_reader(&bootstrap, &group);
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(
-        wait_until(Duration::from_secs(20), || committed(
-            &reader, &topic, PARTITIONS
-        ) == ends),
-        "committed {:?} vs ends {ends:?}",
-        committed(&reader, &topic, PARTITIONS)
-    );
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
     let logs = std::fs::read_dir(checkpoint.path().join("receivers"))
         .map(|d| d.count())

@@ -13,20 +13,6 @@ use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver, RECEIVER_
 use spate_streaming::receiver::BlockStore;
 use spate_testkit::{random_group, random_topic};
 
-fn stored_values(store: &BlockStore<spate_kafka::ConsumerRecord>) -> Vec<u64> {
-    store
-        .block_ids()
-        .iter()
-        .filter_map(|id| store.get(id))
-        .flat_map(|b| {
-            b.items
-                .iter()
-                .filter_map(|r| r.value_str().and_then(|v| v.parse().ok()))
-                .collect::<Vec<u64>>()
-        })
-        .collect()
-}
-
 #[test]
 fn unreliable_receiver_stores_in_memory_and_auto_commits() {
     const PARTITIONS: i32 = 4;
@@ -66,14 +52,7 @@ fn unreliable_receiver_stores_in_memory_and_auto_commits() {
         "the receiver's consumers own every partition between them"
     );
     let reader = group_reader(&bootstrap, &group);
-    let ends = high_watermarks(&reader, &topic, PARTITIONS);
-    assert!(
-        wait_until(Duration::from_secs(20), || committed(
-            &reader, &topic, PARTITIONS
-        ) == ends),
-        "auto-commit reaches the end: {:?} vs {ends:?}",
-        committed(&reader, &topic, PARTITIONS)
-    );
+    assert_commits_reach_end(&reader, &topic, PARTITIONS);
     receiver.stop();
     let values: BTreeSet<u64> = stored_values(&store).into_iter().collect();
     assert_eq!(values, (0..N).collect());

@@ -198,3 +198,36 @@ impl BlockHandler<ConsumerRecord> for GatedHandler {
         self.inner.cleanup_old_blocks(t)
     }
 }
+
+/// Waits until the group's committed offsets reach the topic's high watermarks (what a receiver
+/// owes once it has stored everything), and returns them; panics naming both if they never do.
+pub fn assert_commits_reach_end(
+    reader: &BaseConsumer,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    let ends = high_watermarks(reader, topic, partitions);
+    assert!(
+        wait_until(Duration::from_secs(20), || committed(
+            reader, topic, partitions
+        ) == ends),
+        "committed {:?}, ends {ends:?}",
+        committed(reader, topic, partitions)
+    );
+    ends
+}
+
+/// The values (parsed as numbers) of every record in every block of `store`.
+pub fn stored_values(store: &BlockStore<ConsumerRecord>) -> Vec<u64> {
+    store
+        .block_ids()
+        .iter()
+        .filter_map(|id| store.get(id))
+        .flat_map(|b| {
+            b.items
+                .iter()
+                .filter_map(|r| r.value_str().and_then(|v| v.parse().ok()))
+                .collect::<Vec<u64>>()
+        })
+        .collect()
+}
