@@ -148,48 +148,44 @@ fn synonyms(
 /// The broker settings DescribeConfigs shows for the broker resource (read-only).
 fn broker_configs(state: &BrokerState) -> Vec<(String, String, ConfigType)> {
     let c = &state.config;
-    let mut v = vec![
+    let fixed: [(&str, String, ConfigType); 8] = [
+        ("node.id", c.node_id.to_string(), ConfigType::Int),
+        ("broker.id", c.node_id.to_string(), ConfigType::Int),
         (
-            "node.id".to_string(),
-            c.node_id.to_string(),
-            ConfigType::Int,
-        ),
-        (
-            "broker.id".to_string(),
-            c.node_id.to_string(),
-            ConfigType::Int,
-        ),
-        (
-            "auto.create.topics.enable".to_string(),
+            "auto.create.topics.enable",
             c.auto_create_topics_enable.to_string(),
             ConfigType::Boolean,
         ),
         (
-            "num.partitions".to_string(),
+            "num.partitions",
             c.num_partitions.to_string(),
             ConfigType::Int,
         ),
         (
-            "default.replication.factor".to_string(),
+            "default.replication.factor",
             "1".to_string(),
             ConfigType::Int,
         ),
         (
-            "socket.request.max.bytes".to_string(),
+            "socket.request.max.bytes",
             c.socket_request_max_bytes.to_string(),
             ConfigType::Int,
         ),
         (
-            "log.retention.check.interval.ms".to_string(),
+            "log.retention.check.interval.ms",
             c.log_retention_check_interval_ms.to_string(),
             ConfigType::Long,
         ),
         (
-            "producer.id.expiration.ms".to_string(),
+            "producer.id.expiration.ms",
             c.producer_id_expiration_ms.to_string(),
             ConfigType::Long,
         ),
     ];
+    let mut v: Vec<(String, String, ConfigType)> = fixed
+        .into_iter()
+        .map(|(name, value, ty)| (name.to_string(), value, ty))
+        .collect();
     for d in config::DEFS {
         let value = c
             .log_defaults
