@@ -220,18 +220,43 @@ impl ServerThread {
         let local_addr = listener
             .local_addr()
             .map_err(|source| UiError::Bind { addr, source })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .max_blocking_threads(2)
-            .thread_name("spate-ui-blocking")
-            .build()
-            .map_err(UiError::Runtime)?;
         let (stop, stopped) = watch::channel(false);
         let app = router(state);
+        // The runtime is built and dropped on the server thread: dropping a runtime inside a
+        // caller's async context would panic.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("spate-ui".into())
-            .spawn(move || runtime.block_on(serve(listener, app, stopped)))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(2)
+                    .thread_name("spate-ui-blocking")
+                    .build();
+                match runtime {
+                    Ok(rt) => {
+                        let _ = ready_tx.send(Ok(()));
+                        rt.block_on(serve(listener, app, stopped));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
             .map_err(UiError::Runtime)?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(UiError::Runtime(e));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(UiError::Runtime(std::io::Error::other(
+                    "the UI server thread ended while starting",
+                )));
+            }
+        }
         Ok(ServerThread {
             local_addr,
             stop,
