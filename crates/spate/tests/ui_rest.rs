@@ -428,3 +428,42 @@ fn a_taken_port_is_an_error_that_names_the_address() {
         -1.0
     );
 }
+
+#[test]
+fn a_ui_started_after_the_job_shows_the_batches_the_job_retained() {
+    let ctx = StreamingContext::new(
+        Config::new("ui-late-test")
+            .batch_interval(Duration::from_millis(20))
+            .retained_batches(5),
+    )
+    .unwrap();
+    let (queue, lines) = ctx.queue_stream::<u32>(true);
+    queue.push(vec![1, 2, 3]);
+    lines.foreach_batch(|batch, _| batch.count().map(|_| ()));
+    ctx.start().unwrap();
+    let metrics = ctx.metrics();
+    wait_for("8 batches", Duration::from_secs(10), || {
+        (metrics.total_completed_batches() >= 8).then_some(())
+    });
+    let ui = UiServer::start(&ctx, UiConfig::default().port(0)).unwrap();
+    let rows = get(
+        ui.local_addr(),
+        "/api/v1/streaming/batches?status=completed",
+    )
+    .json();
+    let n = rows.as_array().unwrap().len();
+    assert_eq!(n, 5, "the context's retained batches");
+    let stats = wait_for("more batches", Duration::from_secs(10), || {
+        let s = get(ui.local_addr(), "/api/v1/streaming/statistics").json();
+        (s["numTotalCompletedBatches"].as_u64()? >= 10).then_some(s)
+    });
+    assert_eq!(
+        stats["numProcessedRecords"], 3,
+        "totals include batches before the UI"
+    );
+    assert_eq!(
+        stats["numRetainedCompletedBatches"], 5,
+        "bounded by spate.streaming.ui.retained.batches"
+    );
+    ctx.stop(false).unwrap();
+}

@@ -92,7 +92,12 @@ fn bad_request(what: String) -> Response {
 }
 
 async fn statistics(State(s): State<Shared>) -> Response {
-    Json(api::statistics(&s.app_name, &s.store.snapshot())).into_response()
+    Json(api::statistics(
+        &s.app_name,
+        &s.store.snapshot(),
+        &s.metrics,
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -196,7 +201,7 @@ async fn partitions(State(s): State<Shared>) -> Response {
 
 async fn metrics(State(s): State<Shared>) -> Response {
     let (snap, pos) = positions(&s).await;
-    let stats = api::statistics(&s.app_name, &snap);
+    let stats = api::statistics(&s.app_name, &snap, &s.metrics);
     let body = prometheus::render(&s.app_name, &s.metrics, &stats, &snap, &pos);
     ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response()
 }
