@@ -297,13 +297,18 @@ fn kafka_direct_stream_offset_ranges_positions_and_lag() {
     // Stop the job, then produce: the job's position stays, the log end moves, lag shows it.
     job.ctx.stop(true).unwrap();
     produce(&broker, &job.topic, 1, 25);
-    let s = samples(&get(addr, "/metrics").body);
     let labels = |p: i32| {
         format!(
             "{{app=\"ui-kafka-test\",input=\"kafka_direct-0\",topic=\"{}\",partition=\"{p}\"}}",
             job.topic
         )
     };
+    // Latest offsets are cached for a second; the new log end shows up within that.
+    let lag1 = format!("spate_kafka_consumer_lag{}", labels(1));
+    let s = wait_for("the lag of partition 1", Duration::from_secs(10), || {
+        let s = samples(&get(addr, "/metrics").body);
+        (s.get(&lag1) == Some(&25.0)).then_some(s)
+    });
     let input_id = parts[0]["inputId"].as_str().unwrap();
     assert_eq!(
         input_id, "kafka_direct-0",
