@@ -113,6 +113,11 @@ fn queue_stream_statistics_batches_and_metrics() {
     assert_eq!(op["name"], "foreach_batch");
     assert_eq!(op["status"], "SUCCEEDED");
     assert!(op["duration"].is_u64());
+    // Spark's own paths answer too, for any application id.
+    let apps = get(addr, "/api/v1/applications").json();
+    assert_eq!(apps[0]["id"], "ui-queue-test");
+    let spark = format!("/api/v1/applications/ui-queue-test/streaming/batches/{id}");
+    assert_eq!(get(addr, &spark).json(), detail);
     let ops = get(addr, &format!("/api/v1/streaming/batches/{id}/operations")).json();
     assert_eq!(ops, detail["outputOpIds"]);
 
