@@ -208,6 +208,16 @@ impl Job {
     }
 }
 
+/// A running child, SIGKILLed when dropped, so a failing assertion leaves no job behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// What the parent reads from the job's database.
 struct Snapshot {
     stored: i64,
@@ -295,11 +305,10 @@ fn crash_run(with_checkpoint: bool) {
     let mut kills = 0;
     let mut progress = Vec::new();
     while kills < KILLS || !produced_all.load(Ordering::Acquire) {
-        let mut child = job.spawn();
+        let mut child = Running(job.spawn());
         std::thread::sleep(Duration::from_millis(rng.random_range(150..1_300)));
-        job.check_alive(&mut child);
-        child.kill().expect("SIGKILL the job");
-        let _ = child.wait();
+        job.check_alive(&mut child.0);
+        drop(child); // SIGKILL
         kills += 1;
         progress.push(snapshot(&store).stored);
     }
@@ -307,17 +316,16 @@ fn crash_run(with_checkpoint: bool) {
     eprintln!("offsets stored after each of the {kills} kills: {progress:?}");
 
     // Last restart: let it catch up with everything produced.
-    let mut child = job.spawn();
+    let mut child = Running(job.spawn());
     let deadline = Instant::now() + Duration::from_secs(60);
     while snapshot(&store).stored < RECORDS as i64 {
-        job.check_alive(&mut child);
+        job.check_alive(&mut child.0);
         assert!(Instant::now() < deadline, "the last run did not catch up");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Give a wrongly re-applied batch the chance to show up before looking.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let s = snapshot(&store);
     let expected = expected_counts(RECORDS);
