@@ -76,6 +76,9 @@ impl WindowCount {
 /// Counts of views per `(campaign_id, window_start)`.
 pub type Counts = BTreeMap<(u128, i64), u64>;
 
+/// The job's last update per `(campaign_id, window_start)`.
+pub type LatestCounts = BTreeMap<(u128, i64), WindowCount>;
+
 /// What the input topic held, as the checker counted it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct InputSummary {
@@ -124,7 +127,7 @@ impl CountAccumulator {
 /// which is the order the job wrote a window's updates in).
 pub fn latest_counts<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<BTreeMap<(u128, i64), WindowCount>, YsbError> {
+) -> Result<LatestCounts, YsbError> {
     let mut out = BTreeMap::new();
     for v in values {
         let c = WindowCount::decode(v)?;
@@ -165,11 +168,7 @@ impl CheckReport {
 }
 
 /// Compares recomputed counts with the job's last updates.
-pub fn compare(
-    expected: &Counts,
-    actual: &BTreeMap<(u128, i64), WindowCount>,
-    input: InputSummary,
-) -> CheckReport {
+pub fn compare(expected: &Counts, actual: &LatestCounts, input: InputSummary) -> CheckReport {
     let mut report = CheckReport {
         input,
         expected_windows: expected.len(),
@@ -262,7 +261,7 @@ pub fn check_topics(
     output_topic: &str,
     encoding: Encoding,
     campaigns: &CampaignMap,
-) -> anyhow::Result<(CheckReport, BTreeMap<(u128, i64), WindowCount>)> {
+) -> anyhow::Result<(CheckReport, LatestCounts)> {
     let mut acc = CountAccumulator::default();
     read_topic(client, input_topic, |_, v| acc.add(encoding, v, campaigns))?;
     let mut values: Vec<Vec<u8>> = Vec::new();

@@ -138,7 +138,7 @@ pub fn produce_at_rate(
     duration: Duration,
     stop: &AtomicBool,
 ) -> anyhow::Result<LiveLoad> {
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         bail!("the offered rate must be positive, got {rate}");
     }
     let producer = producer(client, &config.topic)?;
