@@ -90,6 +90,47 @@ pub enum SpateKafkaError {
     /// A batch plan recorded in the checkpoint could not be decoded.
     #[error("invalid direct stream plan: {0}")]
     InvalidPlan(String),
+
+    /// The SQLite database of a sink (offset store or idempotent table) failed.
+    #[error("sink database {path}: {operation} failed: {source}")]
+    SinkDatabase {
+        path: String,
+        operation: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A batch's range does not start where the offsets stored with the outputs end: offsets
+    /// between them would never be written (a gap) or would be written twice (an overlap).
+    #[error(
+        "offset range of {topic}-{partition} for job {job} starts at {actual} but the offsets \
+         stored with the outputs end at {expected}: {what}; the stream was not started from \
+         the stored offsets (use SqliteOffsetStore::starting_offsets with Assign), or offsets \
+         were skipped (fail_on_data_loss(false))"
+    )]
+    StoredOffsetMismatch {
+        job: String,
+        topic: String,
+        partition: i32,
+        /// The next offset stored in the sink.
+        expected: i64,
+        /// The first offset of the batch's range.
+        actual: i64,
+        /// "gap" (offsets would be skipped) or "overlap" (offsets would be written twice).
+        what: &'static str,
+    },
+
+    /// The caller's writes inside a sink transaction failed; the transaction was rolled back.
+    #[error("sink writes of job {job} failed (transaction rolled back): {source}")]
+    SinkWriteFailed {
+        job: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A sink table name that is not a plain SQL identifier.
+    #[error("invalid sink table name {0:?}: use letters, digits and '_' only, not starting with a digit")]
+    InvalidTableName(String),
 }
 
 impl SpateKafkaError {

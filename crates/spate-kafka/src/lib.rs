@@ -14,6 +14,9 @@
 //! * [`receiver`] — the **receiver-based stream** (Spark's first approach,
 //!   [`KafkaUtils::create_stream`]): consumer-group receivers that cut records into blocks, with a
 //!   reliable mode backed by the receiver write-ahead log.
+//! * [`sink`] — exactly-once outputs: [`SqliteOffsetStore`] stores a batch's results and its
+//!   offset ranges in one SQLite transaction and resumes from them; [`IdempotentSqliteSink`]
+//!   upserts records keyed by (topic, partition, offset).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -60,6 +63,7 @@ pub mod reader;
 pub mod receiver;
 pub mod record;
 pub mod retry;
+pub mod sink;
 pub mod strategy;
 
 pub use commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
@@ -76,4 +80,5 @@ pub use rdd::{KafkaRdd, KafkaUtils};
 pub use reader::{KafkaRangeReader, RangeRead};
 pub use record::ConsumerRecord;
 pub use retry::RetryPolicy;
+pub use sink::{IdempotentSqliteSink, SqliteOffsetStore};
 pub use strategy::{ConsumerStrategy, Subscription};
