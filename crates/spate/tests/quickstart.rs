@@ -101,18 +101,19 @@ fn recount_from_topic(
         .map(|(&p, &o)| OffsetRange::create(TOPIC, p, 0, o))
         .collect();
     let rdd = KafkaUtils::create_rdd(&params, &ranges).unwrap();
+    let values = rdd
+        .partitions()
+        .iter()
+        .flatten()
+        .map(|r| r.value.as_deref().unwrap());
     let campaigns = YsbSetup::new(SEED).campaign_map();
-    let mut counts = BTreeMap::new();
-    for record in rdd.partitions().iter().flatten() {
-        let value = record.value.as_deref().unwrap();
-        if let Some((campaign, time)) =
-            ysb::events::view_of(Encoding::Json, value, &campaigns).unwrap()
-        {
-            let id = ysb::events::uuid_string(campaigns.campaign_id(campaign).unwrap());
-            *counts.entry((id, ysb::window_start(time))).or_insert(0) += 1;
-        }
-    }
+    let (counts, input) = ysb::checker::expected_counts(Encoding::Json, values, &campaigns);
+    assert_eq!(input.malformed, 0);
+    assert_eq!(input.records, until.values().sum::<i64>() as u64);
     counts
+        .into_iter()
+        .map(|((campaign, window), n)| ((ysb::events::uuid_string(campaign), window), n))
+        .collect()
 }
 
 #[test]
