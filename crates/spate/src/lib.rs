@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod quickstart;
+pub mod ui;
 pub mod ysb;
 
 pub use spate_kafka as kafka;

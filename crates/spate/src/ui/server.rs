@@ -1,0 +1,270 @@
+//! The HTTP side: routes, handlers, and the small tokio runtime the server runs on.
+//!
+//! The server has its own current-thread runtime on its own thread, so a job that has no
+//! runtime (the engine uses threads) can serve a UI, and a busy job cannot starve it. Requests
+//! only copy the store under a short lock; the one blocking call (latest offsets for lag) runs
+//! on the runtime's blocking pool.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use spate_streaming::{StreamingMetrics, Time};
+use tokio::sync::watch;
+
+use super::api;
+use super::error::{Result, UiError};
+use super::lag::{self, LatestOffsets};
+use super::prometheus;
+use super::store::{BatchStatus, BatchStore};
+
+/// How long a shutdown waits for open requests before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) struct AppState {
+    pub(crate) app_name: String,
+    pub(crate) store: Arc<BatchStore>,
+    pub(crate) metrics: Arc<StreamingMetrics>,
+    pub(crate) latest: Option<Arc<dyn LatestOffsets>>,
+}
+
+type Shared = Arc<AppState>;
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
+        .route(
+            "/batch",
+            get(|| asset("text/html; charset=utf-8", BATCH_HTML)),
+        )
+        .route(
+            "/static/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/static/style.css",
+            get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
+        )
+        .route("/api/v1/streaming/statistics", get(statistics))
+        .route("/api/v1/streaming/batches", get(batches))
+        .route("/api/v1/streaming/batches/{batch_time}", get(batch))
+        .route(
+            "/api/v1/streaming/batches/{batch_time}/operations",
+            get(operations),
+        )
+        .route("/api/v1/streaming/receivers", get(receivers))
+        .route("/api/v1/streaming/kafka/partitions", get(partitions))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { not_found("no such page") })
+        .with_state(state)
+}
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const BATCH_HTML: &str = include_str!("assets/batch.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE_CSS: &str = include_str!("assets/style.css");
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": what })),
+    )
+        .into_response()
+}
+
+fn bad_request(what: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": what })),
+    )
+        .into_response()
+}
+
+async fn statistics(State(s): State<Shared>) -> Response {
+    Json(api::statistics(&s.app_name, &s.store.snapshot())).into_response()
+}
+
+#[derive(Deserialize)]
+struct BatchesQuery {
+    status: Option<String>,
+}
+
+async fn batches(State(s): State<Shared>, Query(q): Query<BatchesQuery>) -> Response {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(v) => match BatchStatus::parse(v) {
+            Some(st) => Some(st),
+            None => {
+                return bad_request(format!(
+                    "unknown status {v:?}: expected QUEUED, PROCESSING or COMPLETED"
+                ))
+            }
+        },
+    };
+    Json(api::batches(&s.store.snapshot(), status)).into_response()
+}
+
+fn find_batch(s: &AppState, raw: &str) -> std::result::Result<api::BatchDetail, Response> {
+    let t: u64 = raw
+        .parse()
+        .map_err(|_| bad_request(format!("batch time {raw:?} is not milliseconds")))?;
+    let entry = s
+        .store
+        .batch(Time(t))
+        .ok_or_else(|| not_found("no such batch (not retained, or not planned yet)"))?;
+    Ok(api::batch_detail(&entry, s.store.batch_interval_ms()))
+}
+
+async fn batch(State(s): State<Shared>, Path(raw): Path<String>) -> Response {
+    match find_batch(&s, &raw) {
+        Ok(d) => Json(d).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn operations(State(s): State<Shared>, Path(raw): Path<String>) -> Response {
+    match find_batch(&s, &raw) {
+        Ok(d) => Json(d.output_op_ids).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn receivers(State(s): State<Shared>) -> Response {
+    Json(api::receivers(&s.store.snapshot())).into_response()
+}
+
+/// Positions (and lag, with a source) of every Kafka partition; the source is a blocking
+/// network call, so it runs on the blocking pool.
+async fn positions(s: &Shared) -> (super::store::Snapshot, Vec<lag::PartitionPosition>) {
+    let snap = s.store.snapshot();
+    let mut pos = lag::positions(&snap);
+    if let (Some(source), false) = (s.latest.clone(), pos.is_empty()) {
+        let filled = tokio::task::spawn_blocking(move || {
+            lag::fill_latest(&mut pos, source.as_ref());
+            pos
+        })
+        .await;
+        match filled {
+            Ok(p) => pos = p,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading latest offsets failed");
+                pos = lag::positions(&snap);
+            }
+        }
+    }
+    (snap, pos)
+}
+
+async fn partitions(State(s): State<Shared>) -> Response {
+    let (_, pos) = positions(&s).await;
+    let docs: Vec<serde_json::Value> = pos
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "inputId": p.input_id,
+                "topic": p.partition.topic,
+                "partition": p.partition.partition,
+                "untilOffset": p.until_offset,
+                "latestOffset": p.latest_offset,
+                "lag": p.lag(),
+            })
+        })
+        .collect();
+    Json(docs).into_response()
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let (snap, pos) = positions(&s).await;
+    let stats = api::statistics(&s.app_name, &snap);
+    let body = prometheus::render(&s.app_name, &s.metrics, &stats, &snap, &pos);
+    ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response()
+}
+
+/// A running HTTP server thread.
+pub(crate) struct ServerThread {
+    pub(crate) local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Binds `addr` now (so a taken port is an error here, not in a log) and serves on a new
+    /// thread.
+    pub(crate) fn spawn(addr: SocketAddr, state: Shared) -> Result<Self> {
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|source| UiError::Bind { addr, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| UiError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| UiError::Bind { addr, source })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(2)
+            .thread_name("spate-ui-blocking")
+            .build()
+            .map_err(UiError::Runtime)?;
+        let (stop, stopped) = watch::channel(false);
+        let app = router(state);
+        let thread = std::thread::Builder::new()
+            .name("spate-ui".into())
+            .spawn(move || runtime.block_on(serve(listener, app, stopped)))
+            .map_err(UiError::Runtime)?;
+        Ok(ServerThread {
+            local_addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops accepting, lets open requests finish for a moment, and joins the thread.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::warn!("the UI server thread panicked");
+            }
+        }
+    }
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone: the server is being dropped, which is a stop too.
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+async fn serve(listener: std::net::TcpListener, app: Router, stopped: watch::Receiver<bool>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "the UI cannot use its socket; not serving");
+            return;
+        }
+    };
+    let graceful =
+        axum::serve(listener, app).with_graceful_shutdown(wait_for_stop(stopped.clone()));
+    let deadline = async {
+        wait_for_stop(stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = graceful => {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "the UI server stopped with an error");
+            }
+        }
+        () = deadline => tracing::debug!("UI connections still open at shutdown were dropped"),
+    }
+}
