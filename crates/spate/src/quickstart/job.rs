@@ -51,6 +51,8 @@ const ADD_COUNT: &str =
 /// The running job and what it counts besides the listener's totals.
 pub struct Pipeline {
     pub ctx: StreamingContext,
+    /// The job's Kafka settings (the UI reads latest offsets for lag with them).
+    pub params: KafkaParams,
     /// Records that are not ad events (possible with `--bootstrap-server` and a shared topic).
     pub malformed: Arc<AtomicU64>,
     /// Batches the results database already had (re-runs after a restart).
@@ -86,11 +88,12 @@ impl Pipeline {
         for (k, v) in &cluster.client.config {
             params = params.set(k.as_str(), v.as_str());
         }
-        let strategy = ConsumerStrategy::subscribe([args.topic.as_str()], params).with_offsets(
-            starting
-                .into_iter()
-                .filter(|(tp, _)| tp.topic == args.topic),
-        );
+        let strategy = ConsumerStrategy::subscribe([args.topic.as_str()], params.clone())
+            .with_offsets(
+                starting
+                    .into_iter()
+                    .filter(|(tp, _)| tp.topic == args.topic),
+            );
         let batch_interval = args.batch_interval;
         let job = JobParts {
             store,
@@ -108,6 +111,7 @@ impl Pipeline {
         .context("building the streaming job")?;
         Ok(Pipeline {
             ctx,
+            params,
             malformed,
             already_applied,
         })

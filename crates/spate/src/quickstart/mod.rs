@@ -11,7 +11,7 @@
 //!
 //! Map: [`cluster`] (broker, topic, end offsets) · [`producer`] (the event generator thread) ·
 //! [`job`] (the streaming job) · [`progress`] (per-batch lines) · [`stop`] (signals, duration) ·
-//! [`summary`] (what the run did, from SQLite).
+//! [`summary`] (what the run did, from SQLite) · [`web`] (the UI on 4040 or a free port).
 
 pub mod cluster;
 pub mod job;
@@ -19,6 +19,7 @@ pub mod producer;
 pub mod progress;
 pub mod stop;
 pub mod summary;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,6 +148,12 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             layout.checkpoint.display()
         );
     }
+    // Before start, so the UI sees every batch.
+    let ui = if args.no_ui {
+        None
+    } else {
+        Some(web::start(&pipeline.ctx, args.ui_port, &pipeline.params)?)
+    };
     pipeline.ctx.start().context("starting the streaming job")?;
     let producer = producer::Producer::start(
         &cluster,
@@ -161,6 +168,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         humantime::format_duration(args.batch_interval),
         layout.results.display()
     );
+    if let Some(ui) = &ui {
+        println!("web UI: {}", ui.url());
+    }
     match args.duration {
         Some(d) => println!("running for {}", humantime::format_duration(d)),
         None => println!("press Ctrl-C to stop"),
@@ -174,6 +184,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let stopped = pipeline.ctx.stop(true);
     let outcome = pipeline.ctx.await_termination();
     let elapsed = started.elapsed();
+    if let Some(ui) = ui {
+        ui.shutdown();
+    }
 
     let produced = produced?;
     summary::print(
