@@ -1,7 +1,8 @@
-//! `spate quickstart` through the binary: a timed run exits 0 and reports its batches, and a
+//! `spate quickstart` through the binary: a timed run exits 0 and reports its batches, a
 //! second run over the same directory resumes — the stored offsets continue from where the
 //! first run stopped, each run processed exactly the records between its start and end
-//! offsets, and the SQLite counts equal the counts recomputed from the topic itself.
+//! offsets, and the SQLite counts equal the counts recomputed from the topic itself; and with
+//! `--bootstrap-server` the same pipeline runs against an existing cluster.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,12 +17,19 @@ use spate_testkit::TestBroker;
 
 const TOPIC: &str = "ad-events";
 
-/// Runs the quickstart for `duration` over `dir` and returns its stdout.
-fn quickstart(dir: &Path, duration: &str) -> String {
+/// Runs the quickstart for `duration` over `dir` with `extra` flags and returns its stdout.
+fn quickstart(dir: &Path, duration: &str, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_spate"))
-        .args(["quickstart", "--duration", duration, "--ui-port", "0"])
-        .args(["--rate", "2000", "--dir"])
+        .args([
+            "quickstart",
+            "--duration",
+            duration,
+            "--rate",
+            "2000",
+            "--dir",
+        ])
         .arg(dir)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run spate quickstart");
@@ -60,12 +68,12 @@ fn run_totals(stdout: &str) -> (u64, u64) {
     (number_before(" batches"), number_before(" records"))
 }
 
-fn stored_offsets(db: &Path) -> BTreeMap<i32, i64> {
+fn stored_offsets(db: &Path, topic: &str) -> BTreeMap<i32, i64> {
     let conn = Connection::open(db).unwrap();
     let mut stmt = conn
         .prepare("SELECT partition, until_offset FROM spate_offsets WHERE job = ?1 AND topic = ?2")
         .unwrap();
-    stmt.query_map([JOB_ID, TOPIC], |r| Ok((r.get(0)?, r.get(1)?)))
+    stmt.query_map([JOB_ID, topic], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap()
@@ -122,7 +130,7 @@ fn quickstart_runs_for_a_duration_and_a_second_run_resumes_from_the_checkpoint()
     let root = dir.path().join("qs");
     let db = root.join("results.db");
 
-    let first = quickstart(&root, "10s");
+    let first = quickstart(&root, "10s", &["--ui-port", "0"]);
     assert!(
         first.contains("http://127.0.0.1:"),
         "UI address printed:\n{first}"
@@ -136,15 +144,15 @@ fn quickstart_runs_for_a_duration_and_a_second_run_resumes_from_the_checkpoint()
     let (batches, records) = run_totals(&first);
     assert!(batches >= 5, "{batches} batches in 10 s:\n{first}");
     assert!(records > 0, "no records:\n{first}");
-    let after_first = stored_offsets(&db);
+    let after_first = stored_offsets(&db, TOPIC);
     assert_eq!(after_first.len(), 4, "4 partitions: {after_first:?}");
     // Everything the first run processed is in the stored offsets, once.
     assert_eq!(records, after_first.values().sum::<i64>() as u64);
 
-    let second = quickstart(&root, "5s");
+    let second = quickstart(&root, "5s", &["--ui-port", "0"]);
     assert!(second.contains("resuming from the checkpoint"), "{second}");
     let (_, records) = run_totals(&second);
-    let after_second = stored_offsets(&db);
+    let after_second = stored_offsets(&db, TOPIC);
     for (p, o) in &after_first {
         assert!(
             after_second[p] > *o,
@@ -159,4 +167,46 @@ fn quickstart_runs_for_a_duration_and_a_second_run_resumes_from_the_checkpoint()
     let recounted = recount_from_topic(&root.join("broker"), &after_second);
     assert!(!stored.is_empty());
     assert_eq!(stored, recounted, "SQLite counts differ from the topic's");
+}
+
+#[test]
+fn quickstart_runs_against_an_existing_cluster_without_its_own_broker() {
+    let broker = TestBroker::start();
+    let topic = spate_testkit::random_topic("quickstart");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("qs");
+    let bootstrap = broker.bootstrap_servers();
+
+    let out = quickstart(
+        &root,
+        "4s",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            &topic,
+            "--no-ui",
+        ],
+    );
+    assert!(
+        out.contains(&format!("Kafka cluster at {bootstrap}")),
+        "{out}"
+    );
+    assert!(!out.contains("web UI"), "--no-ui serves no UI:\n{out}");
+    assert!(!root.join("broker").exists(), "no embedded broker data");
+    let (_, records) = run_totals(&out);
+    let offsets = stored_offsets(&root.join("results.db"), &topic);
+    assert_eq!(offsets.len(), 4, "{offsets:?}");
+    assert!(records > 0);
+    assert_eq!(records, offsets.values().sum::<i64>() as u64);
+
+    // The directory now belongs to that cluster's topic: the embedded broker may not resume it.
+    let refused = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["quickstart", "--duration", "1s", "--no-ui", "--dir"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("use another --dir"), "{stderr}");
 }

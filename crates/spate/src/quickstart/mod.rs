@@ -9,19 +9,20 @@
 //! `--dir`, so a second run resumes: the job from its checkpoint, the producer from the topic's
 //! end offsets.
 //!
-//! Map: [`cluster`] (broker, topic, end offsets) · [`producer`] (the event generator thread) ·
+//! Map: [`layout`] (the directory) · [`cluster`] (broker, topic, end offsets) · [`producer`] (the event generator thread) ·
 //! [`job`] (the streaming job) · [`progress`] (per-batch lines) · [`stop`] (signals, duration) ·
 //! [`summary`] (what the run did, from SQLite) · [`web`] (the UI on 4040 or a free port).
 
 pub mod cluster;
 pub mod job;
+pub mod layout;
 pub mod producer;
 pub mod progress;
 pub mod stop;
 pub mod summary;
 pub mod web;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use clap::Args;
 
 use crate::cli::client_config::parse_key_value;
 use cluster::Cluster;
+pub use layout::{Layout, Source};
 use progress::Progress;
 use stop::StopReason;
 
@@ -90,29 +92,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 10s, 2m, 500ms)"))
 }
 
-/// Where the quickstart keeps its state under `--dir`.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub root: PathBuf,
-    /// The embedded broker's partition logs and metadata.
-    pub broker: PathBuf,
-    /// The job's checkpoint (plans, commits).
-    pub checkpoint: PathBuf,
-    /// Window counts and the offsets they include.
-    pub results: PathBuf,
-}
-
-impl Layout {
-    pub fn new(root: &Path) -> Self {
-        Layout {
-            root: root.to_path_buf(),
-            broker: root.join("broker"),
-            checkpoint: root.join("checkpoint"),
-            results: root.join("results.db"),
-        }
-    }
-}
-
 pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     if args.rate == 0 {
         anyhow::bail!("--rate must be at least 1 event per second");
@@ -121,8 +100,13 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         anyhow::bail!("--batch-interval must be longer than zero");
     }
     let layout = Layout::new(&args.dir);
-    std::fs::create_dir_all(&layout.root)
-        .with_context(|| format!("could not create {}", layout.root.display()))?;
+    layout.claim(&Source {
+        kafka: args
+            .bootstrap_server
+            .clone()
+            .unwrap_or_else(|| "embedded".to_owned()),
+        topic: args.topic.clone(),
+    })?;
     let resuming = layout.checkpoint.exists();
 
     let cluster = Cluster::start(
