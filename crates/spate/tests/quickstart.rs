@@ -210,3 +210,58 @@ fn quickstart_runs_against_an_existing_cluster_without_its_own_broker() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("use another --dir"), "{stderr}");
 }
+
+/// Kills the child if the test fails while it runs (it would otherwise run until Ctrl-C).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_quickstart_gracefully_with_a_summary() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["quickstart", "--rate", "1000", "--ui-port", "0", "--dir"])
+        .arg(dir.path().join("qs"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Runs until interrupted: wait for two completed batches, then press Ctrl-C.
+    while seen
+        .iter()
+        .filter(|l: &&String| l.starts_with("batch "))
+        .count()
+        < 2
+    {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("quickstart ended early:\n{}", seen.join("\n")))
+            .unwrap();
+        seen.push(line);
+    }
+    assert!(seen.iter().any(|l| l == "press Ctrl-C to stop"), "{seen:?}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    seen.extend(lines.map(Result::unwrap));
+    let exit = child.0.wait().unwrap();
+    let out = seen.join("\n");
+    assert!(exit.success(), "{exit}:\n{out}");
+    assert!(out.contains("stopping (interrupted)"), "{out}");
+    let (batches, records) = run_totals(&out);
+    assert!(batches >= 2 && records > 0, "{out}");
+}
