@@ -7,6 +7,8 @@
 //!   a restarted job resumes from the stored offsets (`Assign` with starting offsets).
 //! * [`IdempotentSqliteSink`] — the idempotent pattern: rows keyed by (topic, partition, offset),
 //!   so writing a replayed record again overwrites it with the same row.
+//! * [`foreach_batch_transactional`] — the output operation that runs a job's results through a
+//!   [`SqliteOffsetStore`] with the direct stream's ranges of the same batch.
 //!
 //! Both use SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives the
 //! process being killed, and readers (dashboards, tests) never block the job's writer.
@@ -14,6 +16,8 @@
 mod db;
 mod idempotent;
 mod offset_store;
+mod output;
 
 pub use idempotent::IdempotentSqliteSink;
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};
+pub use output::{foreach_batch_transactional, TransactionalOutput};

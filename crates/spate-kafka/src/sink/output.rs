@@ -1,0 +1,91 @@
+//! [`foreach_batch_transactional`]: wires a [`SqliteOffsetStore`] into a job. Each batch's
+//! results (any stream derived from a direct stream, e.g. word counts) are written together with
+//! the direct stream's offset ranges of the same batch time, in one transaction. This is the
+//! glue every transactional job would otherwise repeat: look up the ranges by batch time, collect
+//! the results, commit, count replays.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use rusqlite::Transaction;
+use spate_streaming::{DStream, Data, Time};
+
+use super::offset_store::SqliteOffsetStore;
+use crate::direct_stream::DirectKafkaStream;
+use crate::error::SpateKafkaError;
+
+/// The handle of a transactional output: the store and how many batches were committed or
+/// skipped as already applied.
+#[derive(Clone)]
+pub struct TransactionalOutput {
+    store: Arc<Mutex<SqliteOffsetStore>>,
+    committed: Arc<AtomicU64>,
+    skipped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for TransactionalOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionalOutput")
+            .field("committed", &self.committed_batches())
+            .field("skipped", &self.skipped_batches())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransactionalOutput {
+    /// The store, for reading results between batches (blocks while a batch commits).
+    pub fn store(&self) -> MutexGuard<'_, SqliteOffsetStore> {
+        self.store.lock()
+    }
+
+    /// Batches whose results and offsets were committed.
+    pub fn committed_batches(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// Batches skipped because the store had already applied them.
+    pub fn skipped_batches(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+}
+
+/// Registers an output on `results` that, for every batch, runs `write` with the batch's results
+/// and stores `source`'s offset ranges of that batch in the same transaction
+/// ([`SqliteOffsetStore::commit_batch`]). Batches with no offsets and no results are not written
+/// at all. A gap between the stored offsets and the batch fails the batch.
+pub fn foreach_batch_transactional<T, F, E>(
+    source: &DirectKafkaStream,
+    results: &DStream<T>,
+    store: SqliteOffsetStore,
+    write: F,
+) -> TransactionalOutput
+where
+    T: Data,
+    F: Fn(&Transaction<'_>, Vec<T>, Time) -> Result<(), E> + Send + Sync + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let out = TransactionalOutput {
+        store: Arc::new(Mutex::new(store)),
+        committed: Arc::default(),
+        skipped: Arc::default(),
+    };
+    let (handle, o) = (source.clone(), out.clone());
+    results.foreach_batch(move |batch, time| {
+        let ranges = handle.offset_ranges(time).ok_or_else(|| {
+            SpateKafkaError::InvalidPlan(format!("no offset ranges for batch {time}"))
+        })?;
+        let items = batch.collect()?;
+        if items.is_empty() && ranges.iter().all(|r| r.is_empty()) {
+            return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
+        }
+        let applied = o
+            .store
+            .lock()
+            .commit_batch(&ranges, |tx| write(tx, items, time))?;
+        let counter = if applied { &o.committed } else { &o.skipped };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
+    out
+}
