@@ -328,3 +328,103 @@ fn kafka_direct_stream_offset_ranges_positions_and_lag() {
         60.0
     );
 }
+
+#[test]
+fn receiver_stream_shows_in_the_receivers_table() {
+    spate_testkit::init_logging();
+    let broker = TestBroker::start();
+    let topic = spate_testkit::random_topic("ui_recv");
+    broker.create_topic(&topic, 2);
+    produce(&broker, &topic, 0, 40);
+    produce(&broker, &topic, 1, 40);
+    let ctx = StreamingContext::new(
+        Config::new("ui-receiver-test").batch_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let params = [
+        ("bootstrap.servers", broker.bootstrap_servers()),
+        ("group.id", spate_testkit::random_group("ui_recv")),
+        ("auto.offset.reset", "earliest".to_owned()),
+        ("session.timeout.ms", "6000".to_owned()),
+        ("heartbeat.interval.ms", "500".to_owned()),
+        ("fetch.wait.max.ms", "50".to_owned()),
+        ("broker.address.family", "v4".to_owned()),
+        (spate::kafka::receiver::BLOCK_INTERVAL_MS, "50".to_owned()),
+    ];
+    let stream = spate::kafka::KafkaUtils::create_stream(&ctx, params, [(topic.as_str(), 1)])
+        .expect("create_stream");
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = seen.clone();
+    stream.dstream().foreach_batch(move |batch, _| {
+        sink.fetch_add(batch.count()?, Ordering::SeqCst);
+        Ok::<_, StreamingError>(())
+    });
+    let ui = UiServer::start(&ctx, UiConfig::default().port(0)).unwrap();
+    let addr = ui.local_addr();
+    ctx.start().unwrap();
+    wait_for(
+        "80 records through the receiver",
+        Duration::from_secs(40),
+        || (seen.load(Ordering::SeqCst) == 80).then_some(()),
+    );
+    let receivers = wait_for("the receiver's rate", Duration::from_secs(10), || {
+        let r = get(addr, "/api/v1/streaming/receivers").json();
+        let total: f64 = r[0]["eventRates"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p[1].as_f64())
+            .sum();
+        // Rates are records / batch interval (0.1 s) per batch: 80 records sum to 800/s.
+        ((total - 800.0).abs() < 1e-6).then_some(r)
+    });
+    let r = &receivers.as_array().unwrap()[0];
+    assert_eq!(r["isActive"], true);
+    // The receiver is named by the input it feeds, as the batches' inputs are.
+    let with_data = get(addr, "/api/v1/streaming/batches")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["inputSize"].as_u64() > Some(0))
+        .unwrap()["batchId"]
+        .as_u64()
+        .unwrap();
+    let detail = get(addr, &format!("/api/v1/streaming/batches/{with_data}")).json();
+    assert_eq!(r["streamId"], detail["inputs"][0]["inputId"]);
+    assert!(!r["streamName"].as_str().unwrap().is_empty());
+    assert!(r["avgEventRate"].as_f64().unwrap() > 0.0);
+    let stats = get(addr, "/api/v1/streaming/statistics").json();
+    assert_eq!(stats["numReceivers"], 1);
+    assert_eq!(stats["numActiveReceivers"], 1);
+    ctx.stop(true).unwrap();
+    let r = get(addr, "/api/v1/streaming/receivers").json();
+    assert_eq!(
+        r[0]["isActive"], false,
+        "stopped receivers are inactive: {r}"
+    );
+}
+
+#[test]
+fn a_taken_port_is_an_error_that_names_the_address() {
+    let ctx = StreamingContext::new(Config::new("ui-bind-test")).unwrap();
+    let first = UiServer::start(&ctx, UiConfig::default().port(0)).unwrap();
+    let err = UiServer::start(&ctx, UiConfig::default().bind(first.local_addr())).unwrap_err();
+    assert!(matches!(err, spate::ui::UiError::Bind { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&first.local_addr().to_string()),
+        "{err}"
+    );
+    // Started without a running job: empty but well-formed.
+    let stats = get(first.local_addr(), "/api/v1/streaming/statistics").json();
+    assert_eq!(stats["numTotalCompletedBatches"], 0);
+    assert!(stats["avgInputRate"].is_null());
+    assert_eq!(
+        get(first.local_addr(), "/api/v1/streaming/batches").json(),
+        serde_json::json!([])
+    );
+    let m = samples(&get(first.local_addr(), "/metrics").body);
+    assert_eq!(
+        m["spate_streaming_lastCompletedBatch_totalDelay{app=\"ui-bind-test\"}"],
+        -1.0
+    );
+}

@@ -410,11 +410,6 @@ fn receiver_doc(r: &ReceiverEntry, snap: &Snapshot) -> ReceiverDoc {
     let event_rates: Vec<(u64, f64)> = snap
         .completed
         .iter()
-        .filter(|b| {
-            b.info.batch_time
-                >= r.started_at
-                    .minus(std::time::Duration::from_millis(snap.batch_interval_ms))
-        })
         .map(|b| {
             let n = b
                 .info

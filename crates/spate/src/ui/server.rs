@@ -115,28 +115,38 @@ async fn batches(State(s): State<Shared>, Query(q): Query<BatchesQuery>) -> Resp
     Json(api::batches(&s.store.snapshot(), status)).into_response()
 }
 
-fn find_batch(s: &AppState, raw: &str) -> std::result::Result<api::BatchDetail, Response> {
-    let t: u64 = raw
-        .parse()
-        .map_err(|_| bad_request(format!("batch time {raw:?} is not milliseconds")))?;
-    let entry = s
-        .store
-        .batch(Time(t))
-        .ok_or_else(|| not_found("no such batch (not retained, or not planned yet)"))?;
+/// Why a batch lookup found nothing: a malformed time (400) or an unknown batch (404).
+enum Lookup {
+    BadTime(String),
+    NotFound,
+}
+
+impl IntoResponse for Lookup {
+    fn into_response(self) -> Response {
+        match self {
+            Lookup::BadTime(raw) => bad_request(format!("batch time {raw:?} is not milliseconds")),
+            Lookup::NotFound => not_found("no such batch (not retained, or not planned yet)"),
+        }
+    }
+}
+
+fn find_batch(s: &AppState, raw: &str) -> std::result::Result<api::BatchDetail, Lookup> {
+    let t: u64 = raw.parse().map_err(|_| Lookup::BadTime(raw.to_owned()))?;
+    let entry = s.store.batch(Time(t)).ok_or(Lookup::NotFound)?;
     Ok(api::batch_detail(&entry, s.store.batch_interval_ms()))
 }
 
 async fn batch(State(s): State<Shared>, Path(raw): Path<String>) -> Response {
     match find_batch(&s, &raw) {
         Ok(d) => Json(d).into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
 async fn operations(State(s): State<Shared>, Path(raw): Path<String>) -> Response {
     match find_batch(&s, &raw) {
         Ok(d) => Json(d.output_op_ids).into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -210,18 +220,43 @@ impl ServerThread {
         let local_addr = listener
             .local_addr()
             .map_err(|source| UiError::Bind { addr, source })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .max_blocking_threads(2)
-            .thread_name("spate-ui-blocking")
-            .build()
-            .map_err(UiError::Runtime)?;
         let (stop, stopped) = watch::channel(false);
         let app = router(state);
+        // The runtime is built and dropped on the server thread: dropping a runtime inside a
+        // caller's async context would panic.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("spate-ui".into())
-            .spawn(move || runtime.block_on(serve(listener, app, stopped)))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(2)
+                    .thread_name("spate-ui-blocking")
+                    .build();
+                match runtime {
+                    Ok(rt) => {
+                        let _ = ready_tx.send(Ok(()));
+                        rt.block_on(serve(listener, app, stopped));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
             .map_err(UiError::Runtime)?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(UiError::Runtime(e));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(UiError::Runtime(std::io::Error::other(
+                    "the UI server thread ended while starting",
+                )));
+            }
+        }
         Ok(ServerThread {
             local_addr,
             stop,

@@ -68,13 +68,11 @@ impl BatchEntry {
     }
 }
 
-/// A receiver's state plus when it started (for rates).
+/// A receiver's last known state.
 #[derive(Debug, Clone)]
 pub struct ReceiverEntry {
-    /// The engine's report.
+    /// The engine's report, with the last error kept across later reports.
     pub info: ReceiverInfo,
-    /// When the UI first saw it start.
-    pub started_at: Time,
 }
 
 #[derive(Debug, Default)]
@@ -223,19 +221,13 @@ impl BatchStore {
         }
     }
 
-    fn receiver_event(&self, info: &ReceiverInfo, started: bool) {
+    fn receiver_event(&self, info: &ReceiverInfo) {
         let mut s = self.state.lock();
         let now = Time::now();
         let entry = s
             .receivers
             .entry(info.input_id.clone())
-            .or_insert_with(|| ReceiverEntry {
-                info: info.clone(),
-                started_at: now,
-            });
-        if started {
-            entry.started_at = now;
-        }
+            .or_insert_with(|| ReceiverEntry { info: info.clone() });
         // An error report may come from a context that does not repeat the last error on
         // later events; keep the last one seen.
         let (last_error, last_error_time) = match &info.last_error {
@@ -256,17 +248,17 @@ impl StreamingListener for BatchStore {
     }
 
     fn on_receiver_started(&self, info: &ReceiverInfo) {
-        self.receiver_event(info, true);
+        self.receiver_event(info);
     }
 
     fn on_receiver_error(&self, info: &ReceiverInfo) {
-        self.receiver_event(info, false);
+        self.receiver_event(info);
     }
 
     fn on_receiver_stopped(&self, info: &ReceiverInfo) {
         let mut stopped = info.clone();
         stopped.active = false;
-        self.receiver_event(&stopped, false);
+        self.receiver_event(&stopped);
     }
 
     fn on_batch_submitted(&self, info: &BatchInfo) {

@@ -76,7 +76,12 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 
 /// Produces `n` records to one partition of `topic`.
 pub fn produce(broker: &TestBroker, topic: &str, partition: i32, n: usize) {
-    let producer: BaseProducer = clients::producer_config(&broker.bootstrap_servers())
+    produce_to(&broker.bootstrap_servers(), topic, partition, n);
+}
+
+/// Produces `n` records to one partition of `topic` on the cluster at `bootstrap`.
+pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, n: usize) {
+    let producer: BaseProducer = clients::producer_config(bootstrap)
         .create()
         .expect("producer");
     for i in 0..n {

@@ -74,8 +74,8 @@ function shortNum(v) {
 const CHART_H = 130, PAD_L = 44, PAD_R = 10, PAD_T = 8, PAD_B = 22;
 
 // points: [{x: batch time ms, y: value, failed: bool}], oldest first.
-function timelineSvg(points, yMax, avg, unit) {
-  const W = 560, H = CHART_H;
+function timelineSvg(points, yMax, avg, unit, width) {
+  const W = width, H = CHART_H;
   const iw = W - PAD_L - PAD_R, ih = H - PAD_T - PAD_B;
   let s = '<svg width="' + W + '" height="' + H + '" role="img">';
   for (const f of [0, 0.5, 1]) {
@@ -85,7 +85,6 @@ function timelineSvg(points, yMax, avg, unit) {
   }
   s += '<line class="axis" x1="' + PAD_L + '" x2="' + PAD_L + '" y1="' + PAD_T + '" y2="' + (PAD_T + ih) + '"/>';
   s += '<line class="axis" x1="' + PAD_L + '" x2="' + (W - PAD_R) + '" y1="' + (PAD_T + ih) + '" y2="' + (PAD_T + ih) + '"/>';
-  s += '<text x="4" y="' + (PAD_T + 8) + '">' + esc(unit) + '</text>';
   if (points.length === 0) {
     s += '<text class="nodata" x="' + (PAD_L + iw / 2) + '" y="' + (PAD_T + ih / 2) + '" text-anchor="middle">no completed batches yet</text>';
     return s + "</svg>";
@@ -160,8 +159,16 @@ const METRICS = [
   { key: "totalDelay", name: "Total delay", unit: "ms", avg: (s) => s.avgTotalDelay, fmt: fmtMs },
 ];
 
+// The timeline takes the width the table leaves after the metric and histogram columns.
+function timelineWidth() {
+  const table = document.getElementById("stats-rows").closest("table");
+  const avail = (table ? table.clientWidth : 1100) - 210 - 280 - 40;
+  return Math.max(360, Math.min(1200, avail));
+}
+
 function renderStats(stats, completed) {
   const oldestFirst = completed.slice().reverse();
+  const width = timelineWidth();
   let rows = "";
   for (const m of METRICS) {
     const pts = oldestFirst
@@ -173,7 +180,7 @@ function renderStats(stats, completed) {
     rows += '<tr id="stat-' + m.key + '"><td class="metric"><div class="name">' + esc(m.name) +
       '</div><div class="avg">avg ' + esc(m.fmt(avg)) + "</div></td>" +
       '<td class="chart timeline" id="timeline-' + m.key + '" data-points="' + pts.length + '">' +
-      timelineSvg(pts, yMax, avg, m.unit) + "</td>" +
+      timelineSvg(pts, yMax, avg, m.unit, width) + "</td>" +
       '<td class="chart histogram" id="histogram-' + m.key + '" data-values="' + values.length + '">' +
       histogramSvg(values, yMax) + "</td></tr>";
   }
@@ -301,13 +308,16 @@ async function refreshBatch() {
   document.title = "spate · Batch " + fmtDateTime(b.batchId);
   title.innerHTML = "Batch " + esc(fmtDateTime(b.batchId)) + ' <span class="badge ' + b.status + '">' + b.status + "</span>";
   document.getElementById("batch-meta").textContent = "Batch time " + b.batchTime + " (" + b.batchId +
-    " ms) · submitted " + fmtDateTime(b.submissionTime) + (b.recovered ? " · re-run from the checkpoint" : "");
+    " ms) · submitted " + fmtDateTime(b.submissionTime) +
+    (b.processingStartTime ? " · started " + fmtDateTime(b.processingStartTime) : "") +
+    (b.processingEndTime ? " · finished " + fmtDateTime(b.processingEndTime) : "") + (b.recovered ? " · re-run from the checkpoint" : "");
   document.getElementById("batch-summary").innerHTML =
     card("Records", fmtNum(b.inputSize), "batch-records") +
     card("Scheduling delay", fmtMs(b.schedulingDelay)) +
     card("Processing time", fmtMs(b.processingTime)) +
     card("Total delay", fmtMs(b.totalDelay)) +
-    card("Output ops", b.numCompletedOutputOps + " ok / " + b.numFailedOutputOps + " failed / " + b.numTotalOutputOps);
+    card("Output ops succeeded", b.numCompletedOutputOps + " / " + b.numTotalOutputOps) +
+    (b.numFailedOutputOps > 0 ? card("Output ops failed", b.numFailedOutputOps) : "");
   document.getElementById("inputs").innerHTML = b.inputs.length === 0
     ? '<p class="meta">no inputs</p>'
     : b.inputs.map((i) => '<div class="input" data-input-id="' + esc(i.inputId) + '"><h3>' + esc(i.inputId) +
