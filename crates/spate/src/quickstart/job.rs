@@ -1,9 +1,10 @@
 //! The quickstart's streaming job — the Yahoo Streaming Benchmark's query on a direct stream:
 //! parse each ad event, keep views, join the ad to its campaign, and count views per campaign
 //! per 10-second event-time window; every batch adds its counts to SQLite in the same
-//! transaction that stores the batch's offset ranges ([`SqliteOffsetStore`]), so a batch that
-//! runs again after a crash or a restart (the checkpoint re-runs planned batches with identical
-//! ranges) is recognised and not counted twice.
+//! transaction that stores the batch's offset ranges ([`foreach_batch_transactional`] over a
+//! [`SqliteOffsetStore`]), so a batch that runs again after a crash or a restart (the
+//! checkpoint re-runs planned batches with identical ranges) is recognised and not counted
+//! twice.
 //!
 //! The job is built inside [`StreamingContext::get_or_create`], so a second run continues from
 //! the checkpoint; the stored offsets are also given to the stream as starting offsets, so a
@@ -13,11 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use parking_lot::Mutex;
 use rusqlite::params;
-use spate_kafka::sink::SqliteOffsetStore;
+use spate_kafka::sink::{foreach_batch_transactional, SqliteOffsetStore, TransactionalOutput};
 use spate_kafka::{ConsumerRecord, ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
-use spate_streaming::{Config, StreamingContext, StreamingError, Time};
+use spate_streaming::{Config, StreamingContext, Time};
 
 use super::cluster::Cluster;
 use super::{Layout, QuickstartArgs};
@@ -55,8 +55,9 @@ pub struct Pipeline {
     pub params: KafkaParams,
     /// Records that are not ad events (possible with `--bootstrap-server` and a shared topic).
     pub malformed: Arc<AtomicU64>,
-    /// Batches the results database already had (re-runs after a restart).
-    pub already_applied: Arc<AtomicU64>,
+    /// The SQLite output: batches committed, and batches the database already had (re-runs
+    /// after a restart, not counted twice).
+    pub output: TransactionalOutput,
 }
 
 impl Pipeline {
@@ -76,10 +77,6 @@ impl Pipeline {
         let starting = store
             .starting_offsets()
             .context("reading the stored offsets")?;
-        let store = Arc::new(Mutex::new(store));
-        let campaigns = Arc::new(YsbSetup::new(SEED).campaign_map());
-        let malformed = Arc::new(AtomicU64::new(0));
-        let already_applied = Arc::new(AtomicU64::new(0));
 
         let mut params = KafkaParams::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
@@ -94,90 +91,63 @@ impl Pipeline {
                     .into_iter()
                     .filter(|(tp, _)| tp.topic == args.topic),
             );
-        let batch_interval = args.batch_interval;
-        let job = JobParts {
-            store,
-            campaigns,
-            malformed: malformed.clone(),
-            already_applied: already_applied.clone(),
-        };
-        let ctx = StreamingContext::get_or_create(&layout.checkpoint, move || {
+        let malformed = Arc::new(AtomicU64::new(0));
+        let mut output = None;
+        let ctx = StreamingContext::get_or_create(&layout.checkpoint, || {
             let ctx = StreamingContext::new(
-                Config::new("spate-quickstart").batch_interval(batch_interval),
+                Config::new("spate-quickstart").batch_interval(args.batch_interval),
             )?;
-            job.define(&ctx, strategy)?;
+            output = Some(define(&ctx, strategy, store, malformed.clone())?);
             Ok(ctx)
         })
         .context("building the streaming job")?;
+        let output = output.context("the job was built without its output")?;
         Ok(Pipeline {
             ctx,
             params,
             malformed,
-            already_applied,
+            output,
         })
     }
 }
 
-/// What the job's closures share.
-struct JobParts {
-    store: Arc<Mutex<SqliteOffsetStore>>,
-    campaigns: Arc<CampaignMap>,
+/// direct stream → views per (campaign, window) → added to SQLite with the batch's offsets.
+fn define(
+    ctx: &StreamingContext,
+    strategy: ConsumerStrategy,
+    store: SqliteOffsetStore,
     malformed: Arc<AtomicU64>,
-    already_applied: Arc<AtomicU64>,
-}
-
-impl JobParts {
-    fn define(
-        self,
-        ctx: &StreamingContext,
-        strategy: ConsumerStrategy,
-    ) -> spate_streaming::Result<()> {
-        let stream =
-            KafkaUtils::create_direct_stream_with(ctx, strategy, DirectStreamConfig::default())?;
-        let (campaigns, malformed) = (self.campaigns.clone(), self.malformed.clone());
-        let counts = stream
-            .flat_map(move |r: ConsumerRecord| view(&r, &campaigns, &malformed))
-            .map(|key| (key, 1u64))
-            .reduce_by_key(|a, b| a + b);
-        let handle = stream.clone();
-        let JobParts {
-            store,
-            campaigns,
-            already_applied,
-            ..
-        } = self;
-        counts.foreach_batch(move |batch, time: Time| {
-            let counts = batch.collect()?;
-            let ranges = handle.offset_ranges(time).ok_or_else(|| {
-                StreamingError::input(
-                    "spate-quickstart",
-                    format!("no offset ranges for batch {time}"),
-                )
-            })?;
+) -> spate_streaming::Result<TransactionalOutput> {
+    let stream =
+        KafkaUtils::create_direct_stream_with(ctx, strategy, DirectStreamConfig::default())?;
+    let campaigns = Arc::new(YsbSetup::new(SEED).campaign_map());
+    let lookup = campaigns.clone();
+    let counts = stream
+        .flat_map(move |r: ConsumerRecord| view(&r, &lookup, &malformed))
+        .map(|key| (key, 1u64))
+        .reduce_by_key(|a, b| a + b);
+    Ok(foreach_batch_transactional(
+        &stream,
+        &counts,
+        store,
+        move |tx, counts, _time| {
             let now = i64::try_from(Time::now().as_millis()).unwrap_or(i64::MAX);
-            let applied = store.lock().commit_batch(&ranges, |tx| {
-                let mut add = tx.prepare_cached(ADD_COUNT)?;
-                for ((campaign, window), n) in &counts {
-                    let id = campaigns
-                        .campaign_id(*campaign)
-                        .map(ysb::events::uuid_string)
-                        .unwrap_or_default();
-                    add.execute(params![
-                        id,
-                        window,
-                        i64::try_from(*n).unwrap_or(i64::MAX),
-                        now
-                    ])?;
-                }
-                Ok::<_, rusqlite::Error>(())
-            })?;
-            if !applied {
-                already_applied.fetch_add(1, Ordering::Relaxed);
+            let mut add = tx.prepare_cached(ADD_COUNT)?;
+            for ((campaign, window), n) in counts {
+                let id = campaigns
+                    .campaign_id(campaign)
+                    .map(ysb::events::uuid_string)
+                    .unwrap_or_default();
+                add.execute(params![
+                    id,
+                    window,
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                    now
+                ])?;
             }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        });
-        Ok(())
-    }
+            Ok::<_, rusqlite::Error>(())
+        },
+    ))
 }
 
 /// `(campaign index, window start)` of a record that is a view of a known ad; nothing for any

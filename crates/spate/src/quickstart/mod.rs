@@ -178,9 +178,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             elapsed,
             produced,
             totals: progress.totals(),
-            already_applied: pipeline
-                .already_applied
-                .load(std::sync::atomic::Ordering::Relaxed),
+            already_applied: pipeline.output.skipped_batches(),
             malformed: pipeline
                 .malformed
                 .load(std::sync::atomic::Ordering::Relaxed),
