@@ -33,7 +33,6 @@ use crate::cli::client_config::parse_key_value;
 use cluster::Cluster;
 pub use layout::{Layout, Source};
 use progress::Progress;
-use stop::StopReason;
 
 /// Flags of `spate quickstart`; every one has a default, so the command runs without any.
 #[derive(Args, Debug, Clone)]
@@ -172,11 +171,10 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         ui.shutdown();
     }
 
-    let produced = produced?;
     summary::print(
         &summary::RunFacts {
             elapsed,
-            produced,
+            produced: produced.as_ref().copied().unwrap_or(0),
             totals: progress.totals(),
             already_applied: pipeline.output.skipped_batches(),
             malformed: pipeline
@@ -185,10 +183,10 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         },
         &layout,
     )?;
+    // The summary first (it shows what was done), then whatever went wrong.
+    outcome.context("the streaming job failed")?;
     stopped.context("stopping the streaming job")?;
-    if reason == StopReason::JobStopped {
-        outcome.context("the streaming job failed")?;
-    }
+    produced.context("the event producer failed")?;
     drop(cluster);
     Ok(())
 }
