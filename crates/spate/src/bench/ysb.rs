@@ -49,7 +49,8 @@ pub struct YsbBenchArgs {
     /// 100 ms and 1 s batches, and 10 ms batches at 10%.
     #[arg(long)]
     pub sweep: bool,
-    /// Caps the stream at this many records/s (bounds a catch-up batch's size and memory).
+    /// Caps the stream at this many records/s (bounds a catch-up batch's size and memory);
+    /// twice this for binary records.
     #[arg(long, default_value_t = 2_000_000)]
     pub max_rate: u64,
     /// Engine worker threads (default: number of cores).
@@ -100,7 +101,12 @@ impl YsbBenchArgs {
             events: self.events,
             rate,
             duration: Duration::from_secs(self.duration.max(3)),
-            max_rate: self.max_rate,
+            // Binary records are a quarter of the size: twice the records per batch still
+            // take half the memory, and the cap must not be what limits the binary run.
+            max_rate: match encoding {
+                Encoding::Json => self.max_rate,
+                Encoding::Binary => self.max_rate.saturating_mul(2),
+            },
             threads: self
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),

@@ -71,6 +71,7 @@ pub struct YsbRow {
     pub ceiling_records_per_sec: f64,
     pub ratio_to_ceiling: f64,
     pub batches: u64,
+    /// Processing time of the batches that had records.
     pub batch_processing_ms: Option<Percentiles>,
     pub end_to_end_ms: Option<Percentiles>,
     pub window_close_ms: Option<Percentiles>,
@@ -241,8 +242,11 @@ fn run_on(
     let ceiling = ceiling.ok_or_else(|| anyhow!("no ceiling measured"))?;
 
     let infos = stats.batch_infos();
+    // Batches with records: an empty batch (planned while an earlier one still ran, or at no
+    // load) takes microseconds and would hide the real processing times.
     let batch_ms: Vec<f64> = infos
         .iter()
+        .filter(|b| b.num_records() > 0)
         .filter_map(|b| b.processing_micros)
         .map(|us| us as f64 / 1000.0)
         .collect();
