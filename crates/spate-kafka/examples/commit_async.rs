@@ -150,7 +150,7 @@ fn main() -> anyhow::Result<()> {
         .sum();
     println!(
         "done: {written} records written by {} batches, {} commits acknowledged, lag 0 \
-         (check with: spate groups describe {group})",
+         (against a running broker, see it with: spate groups describe {group})",
         output.lines().count(),
         commits.load(Ordering::Relaxed)
     );

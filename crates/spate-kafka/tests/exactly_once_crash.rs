@@ -5,6 +5,10 @@
 //! stored in SQLite (`Assign` with starting offsets; no checkpoint). After the last restart has
 //! caught up, the counts in SQLite must equal the counts of what was produced exactly: nothing
 //! lost, nothing counted twice.
+//!
+//! The second test runs the same job with an engine checkpoint (`Subscribe`, offsets from the
+//! checkpoint): a kill between the SQLite commit and the engine's commit makes the restarted
+//! engine re-run a batch the store already applied, and the store's fence must skip it.
 
 mod common;
 
@@ -19,13 +23,14 @@ use rand::Rng;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rusqlite::params;
 use spate_kafka::sink::{foreach_batch_transactional, SqliteOffsetStore};
-use spate_kafka::{DirectStreamConfig, KafkaParams, KafkaUtils, TopicPartition};
+use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils, TopicPartition};
 use spate_streaming::{Config, StreamingContext};
 use spate_testkit::{clients, TestBroker};
 
 const ENV_DB: &str = "SPATE_EXACTLY_ONCE_CRASH_DB";
 const ENV_BOOTSTRAP: &str = "SPATE_EXACTLY_ONCE_CRASH_BOOTSTRAP";
 const ENV_TOPIC: &str = "SPATE_EXACTLY_ONCE_CRASH_TOPIC";
+const ENV_CHECKPOINT: &str = "SPATE_EXACTLY_ONCE_CRASH_CHECKPOINT";
 
 const JOB: &str = "crash-wordcount";
 const PARTITIONS: i32 = 3;
@@ -61,19 +66,29 @@ fn create_tables(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 }
 
 /// The job: lines → word counts added to `word_counts`, the batch's record count appended to
-/// `batches`, offsets stored — all in one transaction per batch.
-fn child(db: &Path, bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+/// `batches`, offsets stored — all in one transaction per batch. Without `checkpoint` it starts
+/// from the stored offsets; with one, the engine recovers from it and re-runs uncommitted
+/// batches, and each batch the store skips as already applied is reported on stderr.
+fn child(db: &Path, bootstrap: &str, topic: &str, checkpoint: Option<&Path>) -> anyhow::Result<()> {
     let store = SqliteOffsetStore::open(db, JOB)?;
     create_tables(store.connection())?;
     let params = KafkaParams::new()
         .set("bootstrap.servers", bootstrap)
         .set("auto.offset.reset", "earliest")
         .set("broker.address.family", "v4");
-    let partitions = (0..PARTITIONS).map(|p| TopicPartition::new(topic, p));
-    let strategy = store.assign_strategy(partitions, params)?;
+    let strategy = match checkpoint {
+        None => {
+            let partitions = (0..PARTITIONS).map(|p| TopicPartition::new(topic, p));
+            store.assign_strategy(partitions, params)?
+        }
+        Some(_) => ConsumerStrategy::subscribe([topic], params),
+    };
     let ctx = StreamingContext::new(
         Config::new("exactly-once-crash").batch_interval(Duration::from_millis(100)),
     )?;
+    if let Some(dir) = checkpoint {
+        ctx.checkpoint(dir)?;
+    }
     // 30 offsets per partition per batch: slower than the producer while restarts eat time, so
     // the job is busy with a backlog (many transactions) when the kills land.
     let config = DirectStreamConfig::default()
@@ -81,7 +96,7 @@ fn child(db: &Path, bootstrap: &str, topic: &str) -> anyhow::Result<()> {
         .initial_rate(None);
     let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
     let lines = stream.map(|r| r.value_str().unwrap_or_default());
-    foreach_batch_transactional(&stream, &lines, store, |tx, lines, time| {
+    let output = foreach_batch_transactional(&stream, &lines, store, move |tx, lines, time| {
         let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
         for w in lines.iter().flat_map(|l| l.split_whitespace()) {
             *counts.entry(w).or_insert(0) += 1;
@@ -101,10 +116,30 @@ fn child(db: &Path, bootstrap: &str, topic: &str) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
         Ok::<_, rusqlite::Error>(())
     });
+    if checkpoint.is_some() {
+        // A second output after the transactional one: a kill while it runs leaves the batch
+        // committed in SQLite but not in the checkpoint, so the restart re-runs it.
+        lines.foreach_batch(|_, _| {
+            std::thread::sleep(Duration::from_millis(20));
+            Ok::<_, std::convert::Infallible>(())
+        });
+    }
     ctx.start()?;
-    ctx.await_termination()?;
-    Ok(())
+    let mut reported = 0;
+    loop {
+        if ctx.await_termination_or_timeout(Duration::from_millis(10))? {
+            return Ok(());
+        }
+        let skipped = output.skipped_batches();
+        for _ in reported..skipped {
+            eprintln!("{SKIPPED_MARKER}");
+        }
+        reported = skipped;
+    }
 }
+
+/// Printed by the child for each replayed batch the store skipped.
+const SKIPPED_MARKER: &str = "exactly-once-crash: replayed batch skipped by the offset store";
 
 #[test]
 fn child_entry() {
@@ -115,8 +150,9 @@ fn child_entry() {
     ) else {
         return;
     };
+    let checkpoint = std::env::var(ENV_CHECKPOINT).ok().map(PathBuf::from);
     spate_testkit::init_logging();
-    if let Err(e) = child(Path::new(&db), &bootstrap, &topic) {
+    if let Err(e) = child(Path::new(&db), &bootstrap, &topic, checkpoint.as_deref()) {
         eprintln!("exactly-once crash child failed: {e:#}");
         std::process::exit(3);
     }
@@ -126,19 +162,59 @@ struct Job {
     db: PathBuf,
     bootstrap: String,
     topic: String,
+    checkpoint: Option<PathBuf>,
+    /// Each run's stderr, for counting skipped replays.
+    logs: PathBuf,
+    runs: u32,
 }
 
 impl Job {
-    fn spawn(&self) -> Child {
-        Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+    fn spawn(&mut self) -> Child {
+        self.runs += 1;
+        let log = std::fs::File::create(self.logs.join(format!("run-{}.log", self.runs)))
+            .expect("child log file");
+        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
             .env(ENV_DB, &self.db)
             .env(ENV_BOOTSTRAP, &self.bootstrap)
             .env(ENV_TOPIC, &self.topic)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn crash child")
+            .stderr(log);
+        if let Some(dir) = &self.checkpoint {
+            cmd.env(ENV_CHECKPOINT, dir);
+        }
+        cmd.spawn().expect("spawn crash child")
+    }
+
+    /// Panics with the run's stderr if the child exited on its own.
+    fn check_alive(&self, child: &mut Child) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(self.logs.join(format!("run-{}.log", self.runs)))
+                .unwrap_or_default();
+            panic!("the job exited on its own: {status}; its stderr:\n{log}");
+        }
+    }
+
+    /// Replayed batches the children reported as skipped by the store.
+    fn skipped_replays(&self) -> usize {
+        (1..=self.runs)
+            .map(|n| {
+                std::fs::read_to_string(self.logs.join(format!("run-{n}.log")))
+                    .unwrap_or_default()
+                    .matches(SKIPPED_MARKER)
+                    .count()
+            })
+            .sum()
+    }
+}
+
+/// A running child, SIGKILLed when dropped, so a failing assertion leaves no job behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -193,17 +269,21 @@ fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
-#[test]
-fn sqlite_transactional_word_count_is_exact_after_20_sigkills() {
+/// Produces while killing the job at least `KILLS` times, lets a last run catch up, and checks
+/// the counts in SQLite against what was produced.
+fn crash_run(with_checkpoint: bool) {
     spate_testkit::init_logging();
     let started = Instant::now();
     let broker = TestBroker::start();
     let topic = common::create_topic(&broker, "eo_crash", PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
-    let job = Job {
+    let mut job = Job {
         db: dir.path().join("wordcount.db"),
         bootstrap: broker.bootstrap_servers(),
         topic: topic.clone(),
+        checkpoint: with_checkpoint.then(|| dir.path().join("checkpoint")),
+        logs: dir.path().to_path_buf(),
+        runs: 0,
     };
     let store = SqliteOffsetStore::open(&job.db, JOB).unwrap();
     create_tables(store.connection()).unwrap();
@@ -225,13 +305,10 @@ fn sqlite_transactional_word_count_is_exact_after_20_sigkills() {
     let mut kills = 0;
     let mut progress = Vec::new();
     while kills < KILLS || !produced_all.load(Ordering::Acquire) {
-        let mut child = job.spawn();
+        let mut child = Running(job.spawn());
         std::thread::sleep(Duration::from_millis(rng.random_range(150..1_300)));
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the job exited on its own: {status} (see its stderr above)");
-        }
-        child.kill().expect("SIGKILL the job");
-        let _ = child.wait();
+        job.check_alive(&mut child.0);
+        drop(child); // SIGKILL
         kills += 1;
         progress.push(snapshot(&store).stored);
     }
@@ -239,28 +316,32 @@ fn sqlite_transactional_word_count_is_exact_after_20_sigkills() {
     eprintln!("offsets stored after each of the {kills} kills: {progress:?}");
 
     // Last restart: let it catch up with everything produced.
-    let mut child = job.spawn();
+    let mut child = Running(job.spawn());
     let deadline = Instant::now() + Duration::from_secs(60);
     while snapshot(&store).stored < RECORDS as i64 {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the job exited on its own: {status}");
-        }
+        job.check_alive(&mut child.0);
         assert!(Instant::now() < deadline, "the last run did not catch up");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Give a wrongly re-applied batch the chance to show up before looking.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let s = snapshot(&store);
     let expected = expected_counts(RECORDS);
     let total = |c: &BTreeMap<String, i64>| c.values().sum::<i64>();
+    let mode = if with_checkpoint {
+        "engine checkpoint + SQLite fence"
+    } else {
+        "resume from SQLite offsets"
+    };
     eprintln!(
-        "exactly-once crash test: {kills} SIGKILLs, {RECORDS} records produced, {} records in \
-         {} committed batches, stored offsets {}, {} words counted / {} produced, {:?}",
+        "exactly-once crash test ({mode}): {kills} SIGKILLs, {RECORDS} records produced, {} \
+         records in {} committed batches, {} replayed batches skipped, stored offsets {}, {} \
+         words counted / {} produced, {:?}",
         s.records,
         s.batches,
+        job.skipped_replays(),
         store
             .starting_offsets()
             .unwrap()
@@ -288,4 +369,14 @@ fn sqlite_transactional_word_count_is_exact_after_20_sigkills() {
         "every record counted exactly once"
     );
     assert_eq!(s.counts, expected, "word counts equal the produced counts");
+}
+
+#[test]
+fn sqlite_transactional_word_count_is_exact_after_20_sigkills() {
+    crash_run(false);
+}
+
+#[test]
+fn checkpointed_replays_are_fenced_by_the_sqlite_offsets_after_20_sigkills() {
+    crash_run(true);
 }

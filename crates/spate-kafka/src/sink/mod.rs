@@ -18,6 +18,10 @@ mod idempotent;
 mod offset_store;
 mod output;
 
+/// The SQLite binding the sinks are built on, so callers write their statements against the
+/// same version (`rusqlite::Transaction` in [`SqliteOffsetStore::commit_batch`]).
+pub use rusqlite;
+
 pub use idempotent::IdempotentSqliteSink;
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};
 pub use output::{foreach_batch_transactional, TransactionalOutput};

@@ -118,6 +118,33 @@ impl SqliteOffsetStore {
         Ok(ConsumerStrategy::assign(partitions, params).with_offsets(offsets))
     }
 
+    /// Overwrites the stored offsets of some partitions, outside any batch: the operator's way
+    /// to accept a loss (records deleted by retention before the job read them) or to skip
+    /// ahead. The results are not touched; the next batch of each partition must start there.
+    pub fn reset_offsets(
+        &mut self,
+        offsets: impl IntoIterator<Item = (TopicPartition, i64)>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err(&path, "beginning a transaction"))?;
+        {
+            let mut upsert = tx
+                .prepare_cached(UPSERT)
+                .map_err(db_err(&path, "resetting offsets"))?;
+            for (tp, offset) in offsets {
+                tracing::warn!(job = %self.job, partition = %tp, offset, "stored offset reset");
+                upsert
+                    .execute(params![self.job, tp.topic, tp.partition, offset])
+                    .map_err(db_err(&path, "resetting offsets"))?;
+            }
+        }
+        tx.commit()
+            .map_err(db_err(&path, "committing the offset reset"))
+    }
+
     /// Runs `writes` and stores `ranges` in one transaction. Returns `true` when the batch was
     /// committed, `false` when the stored offsets show it was already applied (nothing is
     /// written). A gap or overlap with the stored offsets, a failure of `writes` or of the
@@ -377,6 +404,22 @@ mod tests {
         assert!(add(&mut s, &[r(0, 50, 50), r(7, 0, 3)], 3).unwrap());
         assert_eq!(s.starting_offsets().unwrap().len(), 2);
         assert_eq!(counts(&s), 13);
+    }
+
+    #[test]
+    fn a_reset_accepts_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(&dir.path().join("sink.db"));
+        add(&mut s, &[r(0, 0, 10)], 10).unwrap();
+        assert!(add(&mut s, &[r(0, 25, 30)], 5).is_err());
+        s.reset_offsets([(TopicPartition::new("t", 0), 25)])
+            .unwrap();
+        assert!(add(&mut s, &[r(0, 25, 30)], 5).unwrap());
+        assert_eq!(counts(&s), 15);
+        assert_eq!(
+            s.starting_offsets().unwrap()[&TopicPartition::new("t", 0)],
+            30
+        );
     }
 
     #[test]

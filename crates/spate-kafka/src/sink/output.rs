@@ -54,6 +54,10 @@ impl TransactionalOutput {
 /// and stores `source`'s offset ranges of that batch in the same transaction
 /// ([`SqliteOffsetStore::commit_batch`]). Batches with no offsets and no results are not written
 /// at all. A gap between the stored offsets and the batch fails the batch.
+///
+/// `results` must produce one output per batch of `source` (no window with a longer slide):
+/// batches without an output would leave their ranges unstored, and the next batch would be
+/// refused as a gap.
 pub fn foreach_batch_transactional<T, F, E>(
     source: &DirectKafkaStream,
     results: &DStream<T>,
