@@ -113,6 +113,11 @@ fn queue_stream_statistics_batches_and_metrics() {
     assert_eq!(op["name"], "foreach_batch");
     assert_eq!(op["status"], "SUCCEEDED");
     assert!(op["duration"].is_u64());
+    // Spark's own paths answer too, for any application id.
+    let apps = get(addr, "/api/v1/applications").json();
+    assert_eq!(apps[0]["id"], "ui-queue-test");
+    let spark = format!("/api/v1/applications/ui-queue-test/streaming/batches/{id}");
+    assert_eq!(get(addr, &spark).json(), detail);
     let ops = get(addr, &format!("/api/v1/streaming/batches/{id}/operations")).json();
     assert_eq!(ops, detail["outputOpIds"]);
 
@@ -297,13 +302,18 @@ fn kafka_direct_stream_offset_ranges_positions_and_lag() {
     // Stop the job, then produce: the job's position stays, the log end moves, lag shows it.
     job.ctx.stop(true).unwrap();
     produce(&broker, &job.topic, 1, 25);
-    let s = samples(&get(addr, "/metrics").body);
     let labels = |p: i32| {
         format!(
             "{{app=\"ui-kafka-test\",input=\"kafka_direct-0\",topic=\"{}\",partition=\"{p}\"}}",
             job.topic
         )
     };
+    // Latest offsets are cached for a second; the new log end shows up within that.
+    let lag1 = format!("spate_kafka_consumer_lag{}", labels(1));
+    let s = wait_for("the lag of partition 1", Duration::from_secs(10), || {
+        let s = samples(&get(addr, "/metrics").body);
+        (s.get(&lag1) == Some(&25.0)).then_some(s)
+    });
     let input_id = parts[0]["inputId"].as_str().unwrap();
     assert_eq!(
         input_id, "kafka_direct-0",
@@ -427,4 +437,43 @@ fn a_taken_port_is_an_error_that_names_the_address() {
         m["spate_streaming_lastCompletedBatch_totalDelay{app=\"ui-bind-test\"}"],
         -1.0
     );
+}
+
+#[test]
+fn a_ui_started_after_the_job_shows_the_batches_the_job_retained() {
+    let ctx = StreamingContext::new(
+        Config::new("ui-late-test")
+            .batch_interval(Duration::from_millis(20))
+            .retained_batches(5),
+    )
+    .unwrap();
+    let (queue, lines) = ctx.queue_stream::<u32>(true);
+    queue.push(vec![1, 2, 3]);
+    lines.foreach_batch(|batch, _| batch.count().map(|_| ()));
+    ctx.start().unwrap();
+    let metrics = ctx.metrics();
+    wait_for("8 batches", Duration::from_secs(10), || {
+        (metrics.total_completed_batches() >= 8).then_some(())
+    });
+    let ui = UiServer::start(&ctx, UiConfig::default().port(0)).unwrap();
+    let rows = get(
+        ui.local_addr(),
+        "/api/v1/streaming/batches?status=completed",
+    )
+    .json();
+    let n = rows.as_array().unwrap().len();
+    assert_eq!(n, 5, "the context's retained batches");
+    let stats = wait_for("more batches", Duration::from_secs(10), || {
+        let s = get(ui.local_addr(), "/api/v1/streaming/statistics").json();
+        (s["numTotalCompletedBatches"].as_u64()? >= 10).then_some(s)
+    });
+    assert_eq!(
+        stats["numProcessedRecords"], 3,
+        "totals include batches before the UI"
+    );
+    assert_eq!(
+        stats["numRetainedCompletedBatches"], 5,
+        "bounded by spate.streaming.ui.retained.batches"
+    );
+    ctx.stop(false).unwrap();
 }

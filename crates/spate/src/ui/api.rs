@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 use spate_kafka::{LostOffsets, OffsetRange};
-use spate_streaming::{InputInfo, OutputOperationInfo, Time};
+use spate_streaming::{InputInfo, OutputOperationInfo, StreamingMetrics, Time};
 
 use super::store::{BatchEntry, BatchStatus, ReceiverEntry, Snapshot};
 
@@ -236,8 +236,21 @@ fn mean(values: impl Iterator<Item = u64>) -> Option<u64> {
     (n > 0).then(|| (sum / n) as u64)
 }
 
-/// The statistics of a snapshot, averaged over its retained completed batches as Spark does.
-pub fn statistics(app_name: &str, snap: &Snapshot) -> StreamingStatistics {
+/// The statistics of a snapshot, averaged over its retained completed batches as Spark does;
+/// totals come from the engine's counters, which also count batches from before the UI
+/// started.
+pub fn statistics(
+    app_name: &str,
+    snap: &Snapshot,
+    metrics: &StreamingMetrics,
+) -> StreamingStatistics {
+    let gauge = |name: &str| {
+        metrics
+            .gauges()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| u64::try_from(v).unwrap_or(0))
+    };
     let done = &snap.completed;
     let retained_records: u64 = done.iter().map(|b| b.info.num_records()).sum();
     let active_records: u64 = snap.active.iter().map(|b| b.info.num_records()).sum();
@@ -258,11 +271,15 @@ pub fn statistics(app_name: &str, snap: &Snapshot) -> StreamingStatistics {
         num_receivers: snap.receivers.len(),
         num_active_receivers: active_receivers,
         num_inactive_receivers: snap.receivers.len() - active_receivers,
-        num_total_completed_batches: snap.total_completed,
+        num_total_completed_batches: (metrics.total_completed_batches()
+            + metrics.total_failed_batches())
+        .max(snap.total_completed),
         num_retained_completed_batches: done.len(),
         num_active_batches: snap.active.len(),
-        num_processed_records: snap.total_processed_records,
-        num_received_records: snap.total_processed_records + active_records,
+        num_processed_records: gauge("totalProcessedRecords")
+            .unwrap_or(snap.total_processed_records),
+        num_received_records: gauge("totalReceivedRecords")
+            .unwrap_or(snap.total_processed_records + active_records),
         num_failed_batches: done
             .iter()
             .filter(|b| b.info.failure_reason().is_some())

@@ -7,7 +7,7 @@
 //! without a source still exposes the job's position; lag then needs the broker's own metrics.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use spate_kafka::{DirectStreamConfig, DriverClient, KafkaParams, RetryPolicy, TopicPartition};
@@ -23,9 +23,17 @@ pub trait LatestOffsets: Send + Sync {
     fn latest_offsets(&self, partitions: &[TopicPartition]) -> BTreeMap<TopicPartition, i64>;
 }
 
+/// How long latest offsets are reused: an open page and a scraper each ask every few seconds,
+/// and the broker should see one round of requests for both.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+/// A scrape gives up on the remaining partitions after this long (a broker that is down must
+/// not make `/metrics` time out).
+const SCRAPE_BUDGET: Duration = Duration::from_secs(3);
+
 /// [`LatestOffsets`] from a Kafka cluster, through the direct stream's driver client.
 pub struct KafkaLatestOffsets {
     client: Mutex<DriverClient>,
+    cache: Mutex<Option<(Instant, BTreeMap<TopicPartition, i64>)>>,
 }
 
 impl std::fmt::Debug for KafkaLatestOffsets {
@@ -47,23 +55,37 @@ impl KafkaLatestOffsets {
         let client = DriverClient::new(params, &config).map_err(UiError::KafkaClient)?;
         Ok(KafkaLatestOffsets {
             client: Mutex::new(client),
+            cache: Mutex::new(None),
         })
     }
 }
 
 impl LatestOffsets for KafkaLatestOffsets {
     fn latest_offsets(&self, partitions: &[TopicPartition]) -> BTreeMap<TopicPartition, i64> {
+        if let Some((at, cached)) = self.cache.lock().as_ref() {
+            if at.elapsed() < CACHE_FOR && partitions.iter().all(|tp| cached.contains_key(tp)) {
+                return cached.clone();
+            }
+        }
         let client = self.client.lock();
-        partitions
-            .iter()
-            .filter_map(|tp| match client.watermarks(tp) {
-                Ok(w) => Some((tp.clone(), w.latest)),
-                Err(e) => {
-                    tracing::debug!(%tp, error = %e, "cannot read the latest offset for lag");
-                    None
+        let started = Instant::now();
+        let mut out = BTreeMap::new();
+        for tp in partitions {
+            if started.elapsed() > SCRAPE_BUDGET {
+                tracing::debug!("latest offsets: out of time, lag left out for the rest");
+                break;
+            }
+            match client.watermarks(tp) {
+                Ok(w) => {
+                    out.insert(tp.clone(), w.latest);
                 }
-            })
-            .collect()
+                Err(e) => {
+                    tracing::debug!(%tp, error = %e, "cannot read the latest offset for lag")
+                }
+            }
+        }
+        *self.cache.lock() = Some((Instant::now(), out.clone()));
+        out
     }
 }
 

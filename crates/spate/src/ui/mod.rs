@@ -9,7 +9,9 @@
 //!   ranges and output operations. Everything the pages use is embedded in the binary: no
 //!   network resource outside the job is loaded.
 //! * `/api/v1/streaming/{statistics, batches[?status=], batches/{time}[/operations],
-//!   receivers, kafka/partitions}` — JSON with Spark's field names ([`api`]).
+//!   receivers, kafka/partitions}` — JSON with Spark's field names ([`api`]); the same under
+//!   Spark's prefix `/api/v1/applications/{app id}/streaming/...` (any id; the list is at
+//!   `/api/v1/applications`), so Spark scripts work unchanged.
 //! * `/metrics` — Prometheus text format ([`prometheus`]).
 //!
 //! ```no_run

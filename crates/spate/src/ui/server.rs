@@ -5,6 +5,7 @@
 //! only copy the store under a short lock; the one blocking call (latest offsets for lag) runs
 //! on the runtime's blocking pool.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +39,15 @@ pub(crate) struct AppState {
 type Shared = Arc<AppState>;
 
 fn router(state: Shared) -> Router {
+    // Served at spate's short prefix and at Spark's own (any application id), so scripts
+    // written against Spark's REST API work unchanged.
+    let streaming = Router::new()
+        .route("/statistics", get(statistics))
+        .route("/batches", get(batches))
+        .route("/batches/{batch_time}", get(batch))
+        .route("/batches/{batch_time}/operations", get(operations))
+        .route("/receivers", get(receivers))
+        .route("/kafka/partitions", get(partitions));
     Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route(
@@ -52,18 +62,26 @@ fn router(state: Shared) -> Router {
             "/static/style.css",
             get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
         )
-        .route("/api/v1/streaming/statistics", get(statistics))
-        .route("/api/v1/streaming/batches", get(batches))
-        .route("/api/v1/streaming/batches/{batch_time}", get(batch))
-        .route(
-            "/api/v1/streaming/batches/{batch_time}/operations",
-            get(operations),
-        )
-        .route("/api/v1/streaming/receivers", get(receivers))
-        .route("/api/v1/streaming/kafka/partitions", get(partitions))
+        .nest("/api/v1/streaming", streaming.clone())
+        .nest("/api/v1/applications/{app_id}/streaming", streaming)
+        .route("/api/v1/applications", get(applications))
         .route("/metrics", get(metrics))
         .fallback(|| async { not_found("no such page") })
         .with_state(state)
+}
+
+/// Spark's application list: this process runs one, named after the job.
+async fn applications(State(s): State<Shared>) -> Response {
+    let snap = s.store.snapshot();
+    Json(serde_json::json!([{
+        "id": s.app_name,
+        "name": s.app_name,
+        "attempts": [{
+            "startTime": api::format_time(snap.start_time.as_millis()),
+            "completed": snap.stop_time.is_some(),
+        }],
+    }]))
+    .into_response()
 }
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -92,7 +110,12 @@ fn bad_request(what: String) -> Response {
 }
 
 async fn statistics(State(s): State<Shared>) -> Response {
-    Json(api::statistics(&s.app_name, &s.store.snapshot())).into_response()
+    Json(api::statistics(
+        &s.app_name,
+        &s.store.snapshot(),
+        &s.metrics,
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -136,15 +159,20 @@ fn find_batch(s: &AppState, raw: &str) -> std::result::Result<api::BatchDetail, 
     Ok(api::batch_detail(&entry, s.store.batch_interval_ms()))
 }
 
-async fn batch(State(s): State<Shared>, Path(raw): Path<String>) -> Response {
-    match find_batch(&s, &raw) {
+/// The `{batch_time}` of a batch route (the Spark-prefixed routes also carry `{app_id}`).
+fn batch_time(params: &HashMap<String, String>) -> &str {
+    params.get("batch_time").map(String::as_str).unwrap_or("")
+}
+
+async fn batch(State(s): State<Shared>, Path(p): Path<HashMap<String, String>>) -> Response {
+    match find_batch(&s, batch_time(&p)) {
         Ok(d) => Json(d).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn operations(State(s): State<Shared>, Path(raw): Path<String>) -> Response {
-    match find_batch(&s, &raw) {
+async fn operations(State(s): State<Shared>, Path(p): Path<HashMap<String, String>>) -> Response {
+    match find_batch(&s, batch_time(&p)) {
         Ok(d) => Json(d.output_op_ids).into_response(),
         Err(e) => e.into_response(),
     }
@@ -196,7 +224,7 @@ async fn partitions(State(s): State<Shared>) -> Response {
 
 async fn metrics(State(s): State<Shared>) -> Response {
     let (snap, pos) = positions(&s).await;
-    let stats = api::statistics(&s.app_name, &snap);
+    let stats = api::statistics(&s.app_name, &snap, &s.metrics);
     let body = prometheus::render(&s.app_name, &s.metrics, &stats, &snap, &pos);
     ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response()
 }

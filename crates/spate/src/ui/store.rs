@@ -89,7 +89,7 @@ struct State {
 /// A consistent copy of the store at one instant, for one HTTP response.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// When the context started (or the UI first saw it running).
+    /// When the context started (for a UI started later: the oldest retained batch).
     pub start_time: Time,
     /// When the context stopped, if it did.
     pub stop_time: Option<Time>,

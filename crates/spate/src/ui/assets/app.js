@@ -149,7 +149,13 @@ function emptyRow(cols, text) {
 }
 
 function batchLink(b) {
-  return '<a href="/batch?id=' + b.batchId + '">' + esc(fmtDateTime(b.batchId)) + "</a>";
+  return '<td class="time"><a href="/batch?id=' + b.batchId + '">' + esc(fmtDateTime(b.batchId)) + "</a>" +
+    (b.recovered ? ' <span class="badge">recovered</span>' : "") + "</td>";
+}
+
+// Spark reports a failed batch as COMPLETED with a failure reason; the pages say FAILED.
+function shownStatus(b) {
+  return b.status === "COMPLETED" && b.firstFailureReason ? "FAILED" : b.status;
 }
 
 const METRICS = [
@@ -238,7 +244,7 @@ function renderBatchTables(active, completed) {
   document.getElementById("active-rows").innerHTML = active.length === 0
     ? emptyRow(6, "no batch is queued or running")
     : active.map((b) =>
-      '<tr data-batch-id="' + b.batchId + '"><td>' + batchLink(b) + '</td><td><span class="badge ' +
+      '<tr data-batch-id="' + b.batchId + '">' + batchLink(b) + '<td><span class="badge ' +
       b.status + '">' + b.status + '</span></td><td class="num">' + fmtNum(b.inputSize) +
       '</td><td class="num">' + fmtMs(b.schedulingDelay) + '</td><td class="num">' +
       fmtMs(b.processingTime) + '</td><td class="num">' + b.numCompletedOutputOps + "/" +
@@ -249,8 +255,8 @@ function renderBatchTables(active, completed) {
   document.getElementById("completed-rows").innerHTML = shown.length === 0
     ? emptyRow(7, "no completed batches yet")
     : shown.map((b) =>
-      '<tr data-batch-id="' + b.batchId + '"><td>' + batchLink(b) + (b.recovered ? ' <span class="badge">recovered</span>' : "") +
-      '</td><td class="num">' + fmtNum(b.inputSize) + '</td><td class="num">' + fmtMs(b.schedulingDelay) +
+      '<tr data-batch-id="' + b.batchId + '"' + (b.firstFailureReason ? ' class="failed"' : "") + ">" + batchLink(b) +
+      '<td class="num">' + fmtNum(b.inputSize) + '</td><td class="num">' + fmtMs(b.schedulingDelay) +
       '</td><td class="num">' + fmtMs(b.processingTime) + '</td><td class="num">' + fmtMs(b.totalDelay) +
       '</td><td class="num">' + b.numCompletedOutputOps + "/" + b.numTotalOutputOps +
       '</td><td class="error">' + esc(b.firstFailureReason || "") + "</td></tr>").join("");
@@ -306,7 +312,8 @@ async function refreshBatch() {
     return;
   }
   document.title = "spate · Batch " + fmtDateTime(b.batchId);
-  title.innerHTML = "Batch " + esc(fmtDateTime(b.batchId)) + ' <span class="badge ' + b.status + '">' + b.status + "</span>";
+  const status = shownStatus(b);
+  title.innerHTML = "Batch " + esc(fmtDateTime(b.batchId)) + ' <span class="badge ' + status + '">' + status + "</span>";
   document.getElementById("batch-meta").textContent = "Batch time " + b.batchTime + " (" + b.batchId +
     " ms) · submitted " + fmtDateTime(b.submissionTime) +
     (b.processingStartTime ? " · started " + fmtDateTime(b.processingStartTime) : "") +
