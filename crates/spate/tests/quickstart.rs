@@ -225,6 +225,8 @@ impl Drop for KillOnDrop {
 fn ctrl_c_stops_the_quickstart_gracefully_with_a_summary() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_spate"))
@@ -236,19 +238,31 @@ fn ctrl_c_stops_the_quickstart_gracefully_with_a_summary() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
+    // Lines arrive through a channel so that a quickstart that hangs fails the test (and is
+    // killed on drop) instead of blocking it.
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |seen: &[String]| -> Option<String> {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no output for 60 s:\n{}", seen.join("\n"))
+            }
+        }
+    };
+    let mut seen: Vec<String> = Vec::new();
     // Runs until interrupted: wait for two completed batches, then press Ctrl-C.
-    while seen
-        .iter()
-        .filter(|l: &&String| l.starts_with("batch "))
-        .count()
-        < 2
-    {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("quickstart ended early:\n{}", seen.join("\n")))
-            .unwrap();
+    while seen.iter().filter(|l| l.starts_with("batch ")).count() < 2 {
+        let line = next_line(&seen)
+            .unwrap_or_else(|| panic!("quickstart ended early:\n{}", seen.join("\n")));
         seen.push(line);
     }
     assert!(seen.iter().any(|l| l == "press Ctrl-C to stop"), "{seen:?}");
@@ -257,7 +271,9 @@ fn ctrl_c_stops_the_quickstart_gracefully_with_a_summary() {
         .status()
         .unwrap();
     assert!(status.success());
-    seen.extend(lines.map(Result::unwrap));
+    while let Some(line) = next_line(&seen) {
+        seen.push(line);
+    }
     let exit = child.0.wait().unwrap();
     let out = seen.join("\n");
     assert!(exit.success(), "{exit}:\n{out}");
