@@ -4,7 +4,9 @@
 
 pub mod bench;
 pub mod cli;
+pub mod quickstart;
 pub mod ui;
+pub mod ysb;
 
 pub use spate_kafka as kafka;
 pub use spate_streaming as streaming;

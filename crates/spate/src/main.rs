@@ -33,6 +33,9 @@ enum Command {
     Groups(cli::groups::GroupsArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
+    /// Run a whole pipeline: embedded broker, generated ad events, a checkpointed direct-stream
+    /// job counting views per campaign into SQLite, and the web UI.
+    Quickstart(spate::quickstart::QuickstartArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Consume(args) => cli::consume::run(args)?,
         Command::Groups(args) => cli::groups::run(args)?,
         Command::Bench(args) => bench::run(args)?,
+        Command::Quickstart(args) => spate::quickstart::run(args)?,
     }
     Ok(())
 }

@@ -189,7 +189,7 @@ fn tuning_json(defaults: &[(&str, &str)], overrides: &[(String, String)]) -> ser
     serde_json::Value::Object(map)
 }
 
-fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
+pub fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<CliContext> = client.create(&[])?;
     client.metadata(admin.inner(), None)?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -219,7 +219,7 @@ fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Re
 }
 
 /// Best effort: an external broker should not keep benchmark topics around.
-fn delete_topic(client: &ClientArgs, topic: &str) {
+pub fn delete_topic(client: &ClientArgs, topic: &str) {
     let Ok(admin) = client.create::<AdminClient<CliContext>>(&[]) else {
         return;
     };

@@ -13,6 +13,9 @@ pub mod kafka_io;
 pub mod report;
 pub mod resources;
 pub mod target;
+pub mod ysb;
+pub mod ysb_plot;
+pub mod ysb_run;
 
 use clap::{Args, Subcommand};
 
@@ -31,12 +34,15 @@ pub enum Benchmark {
     Broker(broker::BrokerBenchArgs),
     /// Engine throughput (pass-through, word count, window) and fixed per-batch overhead, no Kafka.
     Engine(engine::EngineBenchArgs),
+    /// The Yahoo Streaming Benchmark on the direct stream: catch-up, live, sweep, checker.
+    Ysb(ysb::YsbBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.benchmark {
         Benchmark::Broker(a) => broker::run(a),
         Benchmark::Engine(a) => engine::run(a),
+        Benchmark::Ysb(a) => ysb::run(a),
     }
 }
 
