@@ -178,7 +178,10 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tuning_json(defaults: &[(&str, &str)], overrides: &[(String, String)]) -> serde_json::Value {
+pub(super) fn tuning_json(
+    defaults: &[(&str, &str)],
+    overrides: &[(String, String)],
+) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (k, v) in defaults {
         map.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
@@ -189,7 +192,11 @@ fn tuning_json(defaults: &[(&str, &str)], overrides: &[(String, String)]) -> ser
     serde_json::Value::Object(map)
 }
 
-fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
+pub(super) fn create_topic(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<CliContext> = client.create(&[])?;
     client.metadata(admin.inner(), None)?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -219,7 +226,7 @@ fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Re
 }
 
 /// Best effort: an external broker should not keep benchmark topics around.
-fn delete_topic(client: &ClientArgs, topic: &str) {
+pub(super) fn delete_topic(client: &ClientArgs, topic: &str) {
     let Ok(admin) = client.create::<AdminClient<CliContext>>(&[]) else {
         return;
     };

@@ -7,9 +7,11 @@
 //! to [`Benchmark`] and a module beside `broker.rs`.
 
 pub mod broker;
+pub mod direct;
 pub mod embedded;
 pub mod engine;
 pub mod kafka_io;
+pub mod receiver;
 pub mod report;
 pub mod resources;
 pub mod target;
@@ -31,12 +33,18 @@ pub enum Benchmark {
     Broker(broker::BrokerBenchArgs),
     /// Engine throughput (pass-through, word count, window) and fixed per-batch overhead, no Kafka.
     Engine(engine::EngineBenchArgs),
+    /// Direct Kafka stream (pass-through, word count) on a preloaded topic vs the raw consumer.
+    Direct(direct::DirectBenchArgs),
+    /// Receiver Kafka stream with the write-ahead log off and on, vs the direct stream.
+    Receiver(receiver::ReceiverBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.benchmark {
         Benchmark::Broker(a) => broker::run(a),
         Benchmark::Engine(a) => engine::run(a),
+        Benchmark::Direct(a) => direct::run(a),
+        Benchmark::Receiver(a) => receiver::run(a),
     }
 }
 
