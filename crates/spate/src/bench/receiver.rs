@@ -149,14 +149,18 @@ fn receiver_job<'a>(
     } else {
         "receiver stream, log off"
     };
-    let params = topic.kafka_params(&[
-        (WRITE_AHEAD_LOG_ENABLE.to_owned(), wal.to_string()),
-        (
-            BLOCK_INTERVAL_MS.to_owned(),
-            args.block_interval_ms.to_string(),
-        ),
-    ]);
     let threads = usize::try_from(args.receiver_threads).unwrap_or(1);
+    let consumers = u32::try_from(threads).unwrap_or(1);
+    let params = topic.kafka_params(
+        consumers,
+        &[
+            (WRITE_AHEAD_LOG_ENABLE.to_owned(), wal.to_string()),
+            (
+                BLOCK_INTERVAL_MS.to_owned(),
+                args.block_interval_ms.to_string(),
+            ),
+        ],
+    );
     TimedJob {
         name: name.to_owned(),
         config: engine_config("bench-receiver", &args.common),
