@@ -296,14 +296,23 @@ pub struct JobResult {
     /// CPU seconds of the whole process (all threads, the in-process broker included) during
     /// the job.
     pub cpu_seconds: f64,
+    /// Records per CPU second: on a shared machine a job with more threads can take a larger
+    /// share of the cores than the one-thread ceiling, so its wall-clock ratio flatters it; this
+    /// one does not.
+    pub records_per_cpu_second: f64,
+    /// records per CPU second ÷ the ceiling's.
+    pub cpu_ratio_to_ceiling: Option<f64>,
     /// Peak resident memory during the job (the high-water mark is reset before it, where the
     /// kernel allows).
     pub peak_rss_bytes: Option<u64>,
 }
 
 impl JobResult {
-    pub fn with_ceiling(mut self, ceiling: &Ceiling) -> Self {
+    /// Fills in the ratios to `ceiling`, whose row is `ceiling_row`.
+    pub fn with_ceiling(mut self, ceiling: &Ceiling, ceiling_row: &JobResult) -> Self {
         self.ratio_to_ceiling = Some(self.records_per_sec / ceiling.records_per_sec.max(1e-9));
+        self.cpu_ratio_to_ceiling =
+            Some(self.records_per_cpu_second / ceiling_row.records_per_cpu_second.max(1e-9));
         self
     }
 }
@@ -322,6 +331,7 @@ impl Phase {
     }
 
     fn end(self, job: &str, t: Throughput, batch_ms: Vec<f64>) -> JobResult {
+        let cpu_seconds = CpuTime::now().since(&self.cpu).total();
         JobResult {
             job: job.to_owned(),
             records: t.records,
@@ -332,7 +342,9 @@ impl Phase {
             ratio_to_ceiling: None,
             batches: batch_ms.len(),
             batch_ms: Percentiles::of(&batch_ms),
-            cpu_seconds: CpuTime::now().since(&self.cpu).total(),
+            cpu_seconds,
+            records_per_cpu_second: t.records as f64 / cpu_seconds.max(1e-9),
+            cpu_ratio_to_ceiling: None,
             peak_rss_bytes: ResourceUsage::now().peak_rss_bytes,
         }
     }
@@ -584,6 +596,8 @@ pub fn print_rows(rows: &[JobResult], report_machine_load: Option<[f64; 3]>, bro
         "records/s",
         "MB/s",
         "of ceiling",
+        "rec/CPU-s",
+        "of ceiling/CPU",
         "batches",
         "batch p50 ms",
         "batch p99 ms",
@@ -598,6 +612,9 @@ pub fn print_rows(rows: &[JobResult], report_machine_load: Option<[f64; 3]>, bro
             fmt_count(r.records_per_sec),
             format!("{:.1}", r.mb_per_sec),
             r.ratio_to_ceiling
+                .map_or("-".to_owned(), |x| format!("{:.0}%", x * 100.0)),
+            fmt_count(r.records_per_cpu_second),
+            r.cpu_ratio_to_ceiling
                 .map_or("-".to_owned(), |x| format!("{:.0}%", x * 100.0)),
             r.batches.to_string(),
             r.batch_ms
@@ -639,7 +656,9 @@ pub fn run(args: DirectBenchArgs) -> anyhow::Result<()> {
     );
     let mut report: Report<JobResult> = Report::new("direct", config);
     let (ceiling, ceiling_row) = topic.measure_ceiling()?;
-    report.results.push(ceiling_row.with_ceiling(&ceiling));
+    report
+        .results
+        .push(ceiling_row.clone().with_ceiling(&ceiling, &ceiling_row));
     for (job, name, wordcount) in [
         ("passthrough", "direct stream, pass-through", false),
         ("wordcount", "direct stream, word count", true),
@@ -653,7 +672,9 @@ pub fn run(args: DirectBenchArgs) -> anyhow::Result<()> {
                 wordcount,
             );
             let row = run_timed(&topic, job)?;
-            report.results.push(row.with_ceiling(&ceiling));
+            report
+                .results
+                .push(row.with_ceiling(&ceiling, &ceiling_row));
         }
     }
     report.ceiling.push(ceiling);

@@ -191,11 +191,17 @@ pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
     );
     let mut report: Report<JobResult> = Report::new("receiver", config);
     let (ceiling, ceiling_row) = topic.measure_ceiling()?;
-    report.results.push(ceiling_row.with_ceiling(&ceiling));
+    report
+        .results
+        .push(ceiling_row.clone().with_ceiling(&ceiling, &ceiling_row));
     let direct = run_direct_passthrough(&topic, &args.common)?;
-    report.results.push(direct.with_ceiling(&ceiling));
+    report
+        .results
+        .push(direct.with_ceiling(&ceiling, &ceiling_row));
     let off = run_timed(&topic, receiver_job(&topic, &args, false, None))?;
-    report.results.push(off.with_ceiling(&ceiling));
+    report
+        .results
+        .push(off.with_ceiling(&ceiling, &ceiling_row));
 
     let checkpoint = tempfile::Builder::new()
         .prefix("spate-bench-receiver-")
@@ -211,7 +217,7 @@ pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
     let sizes = sampler.finish();
     let on = on?;
     let received_bytes = on.bytes;
-    report.results.push(on.with_ceiling(&ceiling));
+    report.results.push(on.with_ceiling(&ceiling, &ceiling_row));
     let is_block_log = |p: &Path| p.components().any(|c| c.as_os_str() == "receivedData");
     let block_log_bytes: u64 = sizes
         .iter()
