@@ -14,6 +14,8 @@ pub mod kafka_io;
 pub mod receiver;
 pub mod report;
 pub mod resources;
+pub mod stream_job;
+pub mod stream_topic;
 pub mod target;
 
 use clap::{Args, Subcommand};

@@ -25,10 +25,9 @@ use serde::Serialize;
 use spate_kafka::receiver::{BLOCK_INTERVAL_MS, WRITE_AHEAD_LOG_ENABLE};
 use spate_kafka::KafkaUtils;
 
-use super::direct::{
-    count_records, engine_config, print_rows, run_direct_passthrough, run_timed, JobResult,
-    Preloaded, StreamBenchArgs, TimedJob,
-};
+use super::direct::run_direct_passthrough;
+use super::stream_job::{count_records, engine_config, print_rows, run_timed, JobResult, TimedJob};
+use super::stream_topic::{Preloaded, StreamBenchArgs};
 use super::{Report, ResourceUsage};
 
 /// Options of `spate bench receiver`.
