@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use spate_kafka::receiver::{BLOCK_INTERVAL_MS, WRITE_AHEAD_LOG_ENABLE};
@@ -175,9 +175,6 @@ fn receiver_job<'a>(
 }
 
 pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
-    if args.common.records == 0 {
-        bail!("--records must be at least 1");
-    }
     let topic = Preloaded::start("receiver", &args.common)?;
     let config = args.common.config_json(
         &topic,

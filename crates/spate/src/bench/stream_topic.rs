@@ -24,7 +24,8 @@ pub struct StreamBenchArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Records preloaded into the topic (each job reads all of them).
-    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    #[arg(long, value_name = "N", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub records: u64,
     /// Record (value) size in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 100,
