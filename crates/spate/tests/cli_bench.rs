@@ -95,3 +95,108 @@ fn bench_broker_against_an_external_broker_cleans_up() {
         listed.stdout
     );
 }
+
+/// Reads a `--json` report and checks the rows every streaming benchmark writes.
+fn stream_report(path: &std::path::Path, benchmark: &str, jobs: &[&str]) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("report written");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
+    assert_eq!(report["benchmark"], benchmark);
+    let rows = report["results"].as_array().expect("results");
+    let names: Vec<&str> = rows.iter().map(|r| r["job"].as_str().unwrap()).collect();
+    assert_eq!(names, jobs, "{text}");
+    let ceiling = report["ceiling"][0]["records_per_sec"].as_f64().unwrap();
+    assert!(ceiling > 0.0);
+    for row in rows {
+        assert_eq!(row["records"], 3000, "{row}");
+        assert!(row["bytes"].as_u64().unwrap() >= 3000 * 60, "{row}");
+        for field in ["records_per_sec", "mb_per_sec", "seconds", "cpu_seconds"] {
+            assert!(row[field].as_f64().unwrap() > 0.0, "{field}: {row}");
+        }
+        let ratio = row["ratio_to_ceiling"].as_f64().unwrap();
+        let expected = row["records_per_sec"].as_f64().unwrap() / ceiling;
+        assert!((ratio - expected).abs() < 1e-9, "{row}");
+        assert!(row["peak_rss_bytes"].as_u64().unwrap() > 0, "{row}");
+        if row["job"] != "rdkafka consumer (ceiling)" {
+            assert!(row["batches"].as_u64().unwrap() >= 1, "{row}");
+            assert!(row["batch_ms"]["p99"].as_f64().unwrap() >= 0.0, "{row}");
+        }
+    }
+    report
+}
+
+#[test]
+fn bench_direct_reads_every_record_and_compares_with_the_ceiling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("direct.json");
+    let run = spate(&[
+        "bench",
+        "direct",
+        "--in-memory",
+        "--records",
+        "3000",
+        "--record-size",
+        "60",
+        "--json",
+        json.to_str().expect("utf-8 temp path"),
+    ])
+    .success("bench direct");
+    assert!(run.stdout.contains("of ceiling"), "{}", run.stdout);
+    let report = stream_report(
+        &json,
+        "direct",
+        &[
+            "rdkafka consumer (ceiling)",
+            "direct stream, pass-through",
+            "direct stream, word count",
+        ],
+    );
+    assert_eq!(report["config"]["partitions"], 4);
+    assert_eq!(report["config"]["words_per_record"], 10);
+    // Pass-through counts the bytes it saw: every record, exactly once.
+    assert_eq!(report["results"][1]["bytes"], 3000 * 60);
+}
+
+#[test]
+fn bench_receiver_reports_both_modes_and_the_log_amplification() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("receiver.json");
+    let run = spate(&[
+        "bench",
+        "receiver",
+        "--in-memory",
+        "--records",
+        "3000",
+        "--record-size",
+        "60",
+        "--block-interval-ms",
+        "50",
+        "--json",
+        json.to_str().expect("utf-8 temp path"),
+    ])
+    .success("bench receiver");
+    assert!(run.stdout.contains("write amplification"), "{}", run.stdout);
+    let report = stream_report(
+        &json,
+        "receiver",
+        &[
+            "rdkafka consumer (ceiling)",
+            "direct stream, pass-through",
+            "receiver stream, log off",
+            "receiver stream, log on",
+        ],
+    );
+    let wal = &report["write_ahead_log"];
+    // Every received byte is in the log, with framing and record metadata on top.
+    assert!(
+        wal["received_bytes"].as_u64().unwrap() >= 3000 * 60,
+        "{wal}"
+    );
+    assert!(wal["block_log_bytes"].as_u64().unwrap() > wal["received_bytes"].as_u64().unwrap());
+    let amp = wal["write_amplification"].as_f64().unwrap();
+    assert!(amp > 1.0 && amp < 10.0, "{wal}");
+}
+
+#[test]
+fn bench_direct_rejects_an_unknown_job() {
+    spate(&["bench", "direct", "--in-memory", "--jobs", "sort"]).failure("unknown job", "--jobs");
+}

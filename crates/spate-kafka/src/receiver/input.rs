@@ -30,13 +30,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController, RateLimiter};
 use spate_streaming::receiver::{
-    BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockTracker, ReceiverPlan,
+    Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockTracker, ReceiverPlan,
     WalBlockHandler,
 };
 use spate_streaming::wal::WalConfig;
 use spate_streaming::{
-    BatchInfo, DStream, InputContext, InputInfo, InputStream, Partitions, ReceiverInfo,
-    StreamingContext, StreamingError, Time, VecPartitions,
+    BatchInfo, DStream, InputContext, InputInfo, InputStream, PartitionIter, Partitions,
+    ReceiverInfo, StreamingContext, StreamingError, Time,
 };
 
 use super::config::{KafkaReceiverConfig, WRITE_AHEAD_LOG_ENABLE};
@@ -58,6 +58,29 @@ struct Running {
     dir: Option<PathBuf>,
     ctx: InputContext,
     errors_reported: usize,
+}
+
+/// A batch's partitions: one per block, read straight from the shared block. (Copying each
+/// block's records into a `VecPartitions`, which copies them again when read, cost a second
+/// allocation and copy of every record.)
+struct BlockPartitions {
+    blocks: Vec<Arc<Block<ConsumerRecord>>>,
+}
+
+impl Partitions<ConsumerRecord> for BlockPartitions {
+    fn num_partitions(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn compute(
+        &self,
+        partition: usize,
+    ) -> spate_streaming::Result<PartitionIter<'_, ConsumerRecord>> {
+        Ok(match self.blocks.get(partition) {
+            Some(block) => Box::new(block.items.iter().cloned()),
+            None => Box::new(std::iter::empty()),
+        })
+    }
 }
 
 /// The receiver-based Kafka input. See the module docs.
@@ -286,9 +309,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
             .and_then(|r| r.dir.clone())
             .or(hint);
         let blocks = plan.read_blocks(&self.store, dir.as_deref())?;
-        Ok(Arc::new(VecPartitions::new(
-            blocks.iter().map(|b| b.items.clone()).collect(),
-        )))
+        Ok(Arc::new(BlockPartitions { blocks }))
     }
 
     fn replayed(&self, time: Time, _plan: &serde_json::Value) -> spate_streaming::Result<()> {

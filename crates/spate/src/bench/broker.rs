@@ -178,7 +178,10 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tuning_json(defaults: &[(&str, &str)], overrides: &[(String, String)]) -> serde_json::Value {
+pub(super) fn tuning_json(
+    defaults: &[(&str, &str)],
+    overrides: &[(String, String)],
+) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (k, v) in defaults {
         map.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));

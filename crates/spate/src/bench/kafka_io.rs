@@ -67,17 +67,39 @@ pub fn load(
     count: u64,
     record_size: usize,
 ) -> anyhow::Result<LoadResult> {
+    // Varied but cheap payloads: a fixed pattern with the record number stamped at the front.
+    load_with(
+        client,
+        topic,
+        partitions,
+        count,
+        record_size,
+        |i, payload| {
+            let stamp = i.to_le_bytes();
+            let n = stamp.len().min(payload.len());
+            payload[..n].copy_from_slice(&stamp[..n]);
+        },
+    )
+}
+
+/// [`load`] with the payloads written by `fill(record number, payload)`; the buffer starts as a
+/// repeating `a..z` pattern and keeps whatever the previous call left in it.
+pub fn load_with(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    record_size: usize,
+    mut fill: impl FnMut(u64, &mut [u8]),
+) -> anyhow::Result<LoadResult> {
     let producer: BaseProducer<DeliveryCounter> =
         client.create_with_context(PRODUCER_TUNING, DeliveryCounter::sampling_latency(64))?;
     client.metadata(producer.client(), Some(topic))?;
-    // Varied but cheap payloads: a fixed pattern with the record number stamped at the front.
     let mut payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
     let partitions = partitions.max(1);
     let started = Instant::now();
     for i in 0..count {
-        let stamp = i.to_le_bytes();
-        let n = stamp.len().min(payload.len());
-        payload[..n].copy_from_slice(&stamp[..n]);
+        fill(i, &mut payload);
         let partition = i32::try_from(i % partitions as u64).unwrap_or(0);
         let record = BaseRecord::<[u8], [u8]>::to(topic)
             .payload(&payload[..])

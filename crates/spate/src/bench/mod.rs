@@ -7,11 +7,15 @@
 //! to [`Benchmark`] and a module beside `broker.rs`.
 
 pub mod broker;
+pub mod direct;
 pub mod embedded;
 pub mod engine;
 pub mod kafka_io;
+pub mod receiver;
 pub mod report;
 pub mod resources;
+pub mod stream_job;
+pub mod stream_topic;
 pub mod target;
 pub mod ysb;
 pub mod ysb_plot;
@@ -36,6 +40,10 @@ pub enum Benchmark {
     Engine(engine::EngineBenchArgs),
     /// The Yahoo Streaming Benchmark on the direct stream: catch-up, live, sweep, checker.
     Ysb(ysb::YsbBenchArgs),
+    /// Direct Kafka stream (pass-through, word count) on a preloaded topic vs the raw consumer.
+    Direct(direct::DirectBenchArgs),
+    /// Receiver Kafka stream with the write-ahead log off and on, vs the direct stream.
+    Receiver(receiver::ReceiverBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -43,6 +51,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Benchmark::Broker(a) => broker::run(a),
         Benchmark::Engine(a) => engine::run(a),
         Benchmark::Ysb(a) => ysb::run(a),
+        Benchmark::Direct(a) => direct::run(a),
+        Benchmark::Receiver(a) => receiver::run(a),
     }
 }
 
