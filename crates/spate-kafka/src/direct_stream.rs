@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use spate_streaming::listener::{BatchInfo, InputInfo};
 use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController};
 use spate_streaming::{
-    DStream, InputContext, InputStream, PartitionIter, Partitions, StreamingContext,
-    StreamingError, Time,
+    DStream, InputContext, InputErrorReporter, InputStream, PartitionIter, Partitions,
+    StreamingContext, StreamingError, Time,
 };
 
 use crate::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
@@ -43,6 +43,8 @@ struct Shared {
     rate: Option<RateController>,
     batch_interval: Duration,
     input_id: Mutex<String>,
+    /// Set when the context starts the stream: broker retries are reported to its listeners.
+    reporter: Arc<Mutex<Option<InputErrorReporter>>>,
     plans: Mutex<BTreeMap<Time, Vec<OffsetRange>>>,
     lost_offsets: AtomicU64,
 }
@@ -114,6 +116,7 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
 
     fn start(&self, ctx: &InputContext) -> spate_streaming::Result<()> {
         *self.shared.input_id.lock() = ctx.input_id().to_owned();
+        *self.shared.reporter.lock() = Some(ctx.error_reporter());
         Ok(())
     }
 
@@ -349,6 +352,22 @@ impl KafkaUtils {
     ) -> Result<DirectKafkaStream> {
         let batch_interval = ctx.batch_interval();
         let params = strategy.params().clone();
+        // Every broker retry — planning, reading, committing — also reaches the listeners
+        // (and so the UI), so a batch waiting on a broker that is down is visible, not silent.
+        let reporter: Arc<Mutex<Option<InputErrorReporter>>> = Arc::default();
+        let mut config = config;
+        let slot = Arc::clone(&reporter);
+        config.retry = config.retry.and_on_retry(move |event| {
+            if let Some(r) = slot.lock().as_ref() {
+                r.report(format!(
+                    "{}: {} (attempt {}, retrying in {} ms)",
+                    event.operation,
+                    event.error,
+                    event.attempt,
+                    event.next_backoff.as_millis()
+                ));
+            }
+        });
         let reader = KafkaRangeReader::new(params.clone(), config.clone())?;
         let committer = match params.group_id() {
             Some(_) => Some(OffsetCommitter::new(&params, &config)?),
@@ -370,6 +389,7 @@ impl KafkaUtils {
             rate,
             batch_interval,
             input_id: Mutex::new(KIND.to_owned()),
+            reporter,
             plans: Mutex::new(BTreeMap::new()),
             lost_offsets: AtomicU64::new(0),
         });

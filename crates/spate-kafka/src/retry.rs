@@ -59,6 +59,22 @@ impl RetryPolicy {
         self
     }
 
+    /// Adds `f` after the callback already set, which keeps running (the stream adds its
+    /// listener report to whatever the user asked for).
+    pub(crate) fn and_on_retry(
+        mut self,
+        f: impl Fn(&RetryEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        let previous = self.on_retry.take();
+        self.on_retry = Some(Arc::new(move |event: &RetryEvent<'_>| {
+            if let Some(p) = &previous {
+                p(event);
+            }
+            f(event);
+        }));
+        self
+    }
+
     pub fn max_elapsed(mut self, max: Option<Duration>) -> Self {
         self.max_elapsed = max;
         self

@@ -37,8 +37,10 @@ pub use context::{ContextState, StreamingContext};
 pub use dstream::DStream;
 pub use error::{Result, StreamingError};
 pub use exec::{Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
-pub use input::{InputContext, InputStream};
-pub use listener::{BatchInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StreamingListener};
+pub use input::{InputContext, InputErrorReporter, InputStream};
+pub use listener::{
+    BatchInfo, InputErrorInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StreamingListener,
+};
 pub use metrics::StreamingMetrics;
 pub use state::{MapWithStateDStream, State, StateSpec};
 pub use time::Time;

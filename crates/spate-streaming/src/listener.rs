@@ -151,6 +151,19 @@ pub struct ReceiverInfo {
     pub last_error_time: Option<Time>,
 }
 
+/// A fault an input met and is riding out — e.g. a Kafka broker it cannot reach while it plans
+/// or reads a batch, retried with backoff. Not a batch failure: the batch waits, and fails only
+/// if the input gives up (then `BatchInfo::failure` says why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputErrorInfo {
+    /// The input id.
+    pub input_id: String,
+    /// When it happened.
+    pub time: Time,
+    /// What failed and what the input does about it (e.g. "retry 3 in 400 ms").
+    pub message: String,
+}
+
 /// Receives engine events. Every method has a no-op default; implement what you need.
 pub trait StreamingListener: Send + Sync {
     /// The context started; `time` is the start time.
@@ -161,6 +174,8 @@ pub trait StreamingListener: Send + Sync {
     fn on_receiver_error(&self, _info: &ReceiverInfo) {}
     /// A receiver stopped.
     fn on_receiver_stopped(&self, _info: &ReceiverInfo) {}
+    /// An input met a fault it is retrying (see [`InputErrorInfo`]).
+    fn on_input_error(&self, _info: &InputErrorInfo) {}
     /// A batch was planned and queued.
     fn on_batch_submitted(&self, _info: &BatchInfo) {}
     /// A batch started running.
@@ -182,6 +197,7 @@ pub(crate) enum Event {
     ReceiverStarted(ReceiverInfo),
     ReceiverError(ReceiverInfo),
     ReceiverStopped(ReceiverInfo),
+    InputError(InputErrorInfo),
     BatchSubmitted(Arc<BatchInfo>),
     BatchStarted(Arc<BatchInfo>),
     BatchCompleted(Arc<BatchInfo>),
@@ -273,6 +289,7 @@ fn dispatch(l: &dyn StreamingListener, ev: &Event) {
         Event::ReceiverStarted(i) => l.on_receiver_started(i),
         Event::ReceiverError(i) => l.on_receiver_error(i),
         Event::ReceiverStopped(i) => l.on_receiver_stopped(i),
+        Event::InputError(i) => l.on_input_error(i),
         Event::BatchSubmitted(b) => l.on_batch_submitted(b),
         Event::BatchStarted(b) => l.on_batch_started(b),
         Event::BatchCompleted(b) => l.on_batch_completed(b),

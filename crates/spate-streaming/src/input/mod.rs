@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::exec::Partitions;
-use crate::listener::{BatchInfo, Event, InputInfo, ListenerBus, ReceiverInfo};
+use crate::listener::{BatchInfo, Event, InputErrorInfo, InputInfo, ListenerBus, ReceiverInfo};
 use crate::time::Time;
 
 /// A source of batches. See the module docs for the plan → compute contract.
@@ -174,6 +174,42 @@ impl InputContext {
             .receivers
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.bus.post(Event::ReceiverStopped(info));
+    }
+
+    /// A handle that reports this input's faults to the listeners from any thread, for as long
+    /// as the context runs (e.g. from a retry loop deep in a client library's callback).
+    pub fn error_reporter(&self) -> InputErrorReporter {
+        InputErrorReporter {
+            input_id: self.input_id.clone(),
+            bus: Arc::clone(&self.bus),
+        }
+    }
+}
+
+/// Reports an input's faults to the listeners ([`StreamingListener::on_input_error`]); see
+/// [`InputContext::error_reporter`].
+#[derive(Clone)]
+pub struct InputErrorReporter {
+    input_id: String,
+    bus: Arc<ListenerBus>,
+}
+
+impl std::fmt::Debug for InputErrorReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputErrorReporter")
+            .field("input_id", &self.input_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InputErrorReporter {
+    /// Posts `message` as an [`InputErrorInfo`] stamped with the current time.
+    pub fn report(&self, message: impl Into<String>) {
+        self.bus.post(Event::InputError(InputErrorInfo {
+            input_id: self.input_id.clone(),
+            time: Time::now(),
+            message: message.into(),
+        }));
     }
 }
 
