@@ -101,10 +101,23 @@ impl TestBroker {
     /// Stops the broker cleanly and starts it again on the same data directory (and, if it is
     /// still free, the same port).
     pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stops the broker cleanly but keeps its data directory and address, so that
+    /// [`TestBroker::start_again`] brings the same broker back: an outage as clients see it.
+    pub fn stop(&mut self) {
         if let Some(b) = self.broker.take() {
             b.shutdown()
                 .unwrap_or_else(|e| panic!("test broker failed to stop: {e}"));
         }
+    }
+
+    /// Starts a stopped broker on its data directory, on the same port when it is still free
+    /// (clients created before the outage then reconnect on their own).
+    pub fn start_again(&mut self) {
+        assert!(self.broker.is_none(), "test broker is already running");
         let broker = match Broker::start_blocking(self.config.clone()) {
             Ok(b) => b,
             Err(_) => {
