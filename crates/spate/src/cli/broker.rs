@@ -83,8 +83,9 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Ctrl-C or SIGTERM: how a foreground command (the broker, the quickstart) is asked to stop.
 #[cfg(unix)]
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -95,7 +96,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use spate_streaming::{ContextState, StreamingContext};
 
+use crate::cli::broker::wait_for_signal;
+
 /// Why the quickstart is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -67,7 +69,7 @@ pub fn wait(
             }
         };
         tokio::select! {
-            r = signal() => r.map(|()| StopReason::Interrupted),
+            r = wait_for_signal() => r.map(|()| StopReason::Interrupted),
             () = deadline => Ok(StopReason::DurationElapsed),
             reason = stopped_by_itself => Ok(reason),
         }
@@ -86,7 +88,7 @@ pub fn exit_on_next_signal() {
             else {
                 return;
             };
-            if runtime.block_on(signal()).is_ok() {
+            if runtime.block_on(wait_for_signal()).is_ok() {
                 eprintln!("second interrupt: exiting without waiting for the graceful stop");
                 std::process::exit(130);
             }
@@ -94,20 +96,4 @@ pub fn exit_on_next_signal() {
     if let Err(e) = spawned {
         tracing::debug!("no second-interrupt handler: {e}");
     }
-}
-
-#[cfg(unix)]
-async fn signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
 }
