@@ -97,7 +97,7 @@ impl Partitions<ConsumerRecord> for KafkaPartitions {
         let Some(range) = self.ranges.get(partition) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let read = self.shared.reader.read(range)?;
+        let read = self.shared.reader.read_planned(range)?;
         self.shared
             .report_loss(read.skipped_offsets, &range.to_string());
         Ok(Box::new(read.records.into_iter()))

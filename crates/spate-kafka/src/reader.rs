@@ -66,6 +66,9 @@ pub trait RecordSource {
 pub struct ReadOptions {
     pub fail_on_data_loss: bool,
     pub poll_timeout: Duration,
+    /// The range was planned from the partition's latest offset, so the log end is known to
+    /// be at or past `until` without asking the broker again (see [`read_range`]).
+    pub planned: bool,
 }
 
 impl From<&DirectStreamConfig> for ReadOptions {
@@ -73,6 +76,7 @@ impl From<&DirectStreamConfig> for ReadOptions {
         ReadOptions {
             fail_on_data_loss: c.fail_on_data_loss,
             poll_timeout: c.poll_timeout,
+            planned: false,
         }
     }
 }
@@ -124,7 +128,18 @@ pub fn read_range(
         return Ok(out);
     }
     let mut next = range.from_offset;
-    let w = source.watermarks()?;
+    // A planned range ends at or below the latest offset the planner saw, and a log end only
+    // grows: the ListOffsets round trip would prove nothing new, and at 10 ms batches it was
+    // most of a small batch's read time. Offsets that retention deleted since planning are
+    // still caught, by the OffsetOutOfRange event below.
+    let w = if opts.planned {
+        Watermarks {
+            earliest: i64::MIN,
+            latest: until,
+        }
+    } else {
+        source.watermarks()?
+    };
     if next < w.earliest {
         next = skip_lost(range, next, w, opts, &mut out)?;
     }
@@ -401,6 +416,20 @@ impl KafkaRangeReader {
 
     /// Reads one range with a cached consumer; a consumer whose read failed is closed.
     pub fn read(&self, range: &OffsetRange) -> Result<RangeRead> {
+        self.read_with(range, ReadOptions::from(&self.config))
+    }
+
+    /// [`KafkaRangeReader::read`] of a range a planner made from the partition's latest
+    /// offset (the direct stream's batches): the log end is not asked again.
+    pub fn read_planned(&self, range: &OffsetRange) -> Result<RangeRead> {
+        let opts = ReadOptions {
+            planned: true,
+            ..ReadOptions::from(&self.config)
+        };
+        self.read_with(range, opts)
+    }
+
+    fn read_with(&self, range: &OffsetRange, opts: ReadOptions) -> Result<RangeRead> {
         if range.is_empty() {
             return Ok(RangeRead {
                 range: range.clone(),
@@ -416,7 +445,7 @@ impl KafkaRangeReader {
         let mut lease = self.cache.checkout(key, || {
             PartitionConsumer::new(&self.params, tp, &self.config)
         })?;
-        match read_range(&mut *lease, range, ReadOptions::from(&self.config)) {
+        match read_range(&mut *lease, range, opts) {
             Ok(read) => {
                 tracing::debug!(%range, records = read.records.len(), reused = lease.reused(), "range read");
                 Ok(read)
@@ -481,6 +510,8 @@ mod tests {
         /// Move `earliest` here after this many records were delivered.
         retention_after: Option<(usize, i64)>,
         delivered: usize,
+        /// ListOffsets round trips asked for.
+        watermark_calls: usize,
         /// Whether reaching the end moves the position to the end of the log (a client skipping
         /// trailing transaction markers) or leaves it after the last record (compaction).
         eof_moves_position: bool,
@@ -497,6 +528,7 @@ mod tests {
                 pending: None,
                 retention_after: None,
                 delivered: 0,
+                watermark_calls: 0,
                 eof_moves_position: true,
             }
         }
@@ -515,6 +547,7 @@ mod tests {
 
     impl RecordSource for FakeLog {
         fn watermarks(&mut self) -> Result<Watermarks> {
+            self.watermark_calls += 1;
             Ok(Watermarks {
                 earliest: self.earliest,
                 latest: self.latest,
@@ -576,6 +609,14 @@ mod tests {
         ReadOptions {
             fail_on_data_loss: fail,
             poll_timeout: Duration::from_millis(300),
+            planned: false,
+        }
+    }
+
+    fn planned(fail: bool) -> ReadOptions {
+        ReadOptions {
+            planned: true,
+            ..opts(fail)
         }
     }
 
@@ -738,5 +779,74 @@ mod tests {
         let r = read_range(&mut log, &OffsetRange::create("t", 0, 5, 5), opts(true)).unwrap();
         assert!(r.records.is_empty());
         assert_eq!(log.cursor, None);
+    }
+
+    #[test]
+    fn planned_ranges_read_without_asking_for_the_log_end() {
+        let mut log = FakeLog::new((0..20).collect(), 20);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 5, 12), planned(true)).unwrap();
+        assert_eq!(offsets_of(&r), (5..12).collect::<Vec<_>>());
+        let r2 = read_range(
+            &mut log,
+            &OffsetRange::create("t", 0, 12, 20),
+            planned(true),
+        )
+        .unwrap();
+        assert_eq!(offsets_of(&r2), (12..20).collect::<Vec<_>>());
+        assert_eq!(log.watermark_calls, 0);
+        // Gaps inside and at the end of a planned range (compaction up to the log end).
+        let mut log = FakeLog::new(vec![0, 2, 5, 9], 12);
+        let r = read_range(&mut log, &OffsetRange::create("t", 0, 0, 12), planned(true)).unwrap();
+        assert_eq!(offsets_of(&r), vec![0, 2, 5, 9]);
+        assert_eq!(log.watermark_calls, 0);
+    }
+
+    #[test]
+    fn planned_ranges_still_detect_offsets_deleted_since_planning() {
+        // Fails naming both ranges, as an unplanned read does (found through the
+        // OffsetOutOfRange event instead of an up-front ListOffsets).
+        let mut log = FakeLog::new((50..100).collect(), 100);
+        let err = read_range(
+            &mut log,
+            &OffsetRange::create("t", 0, 10, 60),
+            planned(true),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SpateKafkaError::OffsetsOutOfRange {
+                    requested_from: 10,
+                    requested_until: 60,
+                    available_start: 50,
+                    available_end: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Skipped and counted without fail_on_data_loss.
+        let mut log = FakeLog::new((50..100).collect(), 100);
+        let r = read_range(
+            &mut log,
+            &OffsetRange::create("t", 0, 10, 60),
+            planned(false),
+        )
+        .unwrap();
+        assert_eq!(offsets_of(&r), (50..60).collect::<Vec<_>>());
+        assert_eq!(r.skipped_offsets, 40);
+        // Retention while reading.
+        let mut log = FakeLog::new((0..100).collect(), 100);
+        log.retention_after = Some((5, 40));
+        let r = read_range(
+            &mut log,
+            &OffsetRange::create("t", 0, 0, 50),
+            planned(false),
+        )
+        .unwrap();
+        let mut expected: Vec<i64> = (0..5).collect();
+        expected.extend(40..50);
+        assert_eq!(offsets_of(&r), expected);
+        assert_eq!(r.skipped_offsets, 35);
     }
 }
