@@ -242,6 +242,7 @@ fn table(rows: &[YsbRow]) -> Table {
         "batch p50/p99/p99.9 ms",
         "e2e p50/p99 ms",
         "close p99 ms",
+        "backlog max",
         "RSS MiB (start)",
         "check",
     ]);
@@ -266,6 +267,12 @@ fn table(rows: &[YsbRow]) -> Table {
             r.end_to_end_ms
                 .map_or("-".into(), |p| format!("{}/{}", ms(p.p50), ms(p.p99))),
             r.window_close_ms.map_or("-".into(), |p| ms(p.p99)),
+            match (r.backlog_events, r.sustained) {
+                (Some(b), Some(ok)) => {
+                    format!("{}{}", fmt_count(b.max), if ok { "" } else { " (grew)" })
+                }
+                _ => "-".into(),
+            },
             match (r.peak_rss_bytes, r.rss_at_start_bytes) {
                 (Some(peak), Some(start)) => format!("{:.0} ({:.0})", mib(peak), mib(start)),
                 (Some(peak), None) => format!("{:.0}", mib(peak)),
