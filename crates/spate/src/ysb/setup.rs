@@ -76,7 +76,7 @@ impl YsbSetup {
         )
     }
 
-    /// A deterministic stream of events over this set-up, stamped by `clock`.
+    /// A deterministic stream of events over this set-up (the caller gives each its time).
     pub fn events(&self, seed: u64) -> EventGenerator<'_> {
         EventGenerator {
             setup: self,
