@@ -34,7 +34,8 @@ pub fn write_all(dir: &Path, rows: &[YsbRow]) -> anyhow::Result<Vec<PathBuf>> {
     }
     let live: Vec<&YsbRow> = rows.iter().filter(|r| r.mode == Mode::Live).collect();
     if !live.is_empty() {
-        // One latency chart per offered load, highest first.
+        // One latency chart per offered load: the highest in ysb-latency.svg, the next (the
+        // sweep's 10%) in ysb-latency-low.svg.
         let mut rates: Vec<f64> = live.iter().filter_map(|r| r.offered_rate).collect();
         rates.sort_by(|a, b| b.total_cmp(a));
         rates.dedup();
@@ -46,6 +47,7 @@ pub fn write_all(dir: &Path, rows: &[YsbRow]) -> anyhow::Result<Vec<PathBuf>> {
                 .collect();
             let name = match i {
                 0 => "ysb-latency.svg".to_owned(),
+                1 => "ysb-latency-low.svg".to_owned(),
                 _ => format!("ysb-latency-{}k.svg", (rate / 1000.0).round()),
             };
             let p = dir.join(name);
