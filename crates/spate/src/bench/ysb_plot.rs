@@ -34,9 +34,26 @@ pub fn write_all(dir: &Path, rows: &[YsbRow]) -> anyhow::Result<Vec<PathBuf>> {
     }
     let live: Vec<&YsbRow> = rows.iter().filter(|r| r.mode == Mode::Live).collect();
     if !live.is_empty() {
-        let p = dir.join("ysb-latency.svg");
-        latency_by_interval(&p, &live)?;
-        out.push(p);
+        // One latency chart per offered load: the highest in ysb-latency.svg, the next (the
+        // sweep's 10%) in ysb-latency-low.svg.
+        let mut rates: Vec<f64> = live.iter().filter_map(|r| r.offered_rate).collect();
+        rates.sort_by(|a, b| b.total_cmp(a));
+        rates.dedup();
+        for (i, rate) in rates.iter().enumerate() {
+            let at: Vec<&YsbRow> = live
+                .iter()
+                .copied()
+                .filter(|r| r.offered_rate == Some(*rate))
+                .collect();
+            let name = match i {
+                0 => "ysb-latency.svg".to_owned(),
+                1 => "ysb-latency-low.svg".to_owned(),
+                _ => format!("ysb-latency-{}k.svg", (rate / 1000.0).round()),
+            };
+            let p = dir.join(name);
+            latency_by_interval(&p, &at)?;
+            out.push(p);
+        }
         let p = dir.join("ysb-latency-cdf.svg");
         latency_cdf(&p, &live)?;
         out.push(p);
@@ -111,9 +128,8 @@ fn throughput(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
 }
 
 /// Lines over the batch interval (log scale): batch processing p50/p99, end-to-end p50/p99 and
-/// YSB's time after window close p99, for live runs of one encoding at one load.
+/// YSB's time after window close p99, for live runs at one offered load.
 fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
-    // The sweep's main series: the load most runs share (50% of the maximum).
     let mut rows: Vec<&YsbRow> = rows.to_vec();
     rows.sort_by(|a, b| a.batch_interval_ms.total_cmp(&b.batch_interval_ms));
     let mut series: Vec<(&str, Vec<(f64, f64)>)> = vec![
@@ -127,10 +143,7 @@ fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
         .iter()
         .filter_map(|r| r.offered_rate)
         .fold(0.0, f64::max);
-    for r in rows
-        .iter()
-        .filter(|r| r.offered_rate == Some(main_rate) || rows.len() == 1)
-    {
+    for r in &rows {
         let x = r.batch_interval_ms;
         if let Some(p) = r.batch_processing_ms {
             series[0].1.push((x, p.p50.max(0.01)));

@@ -77,6 +77,11 @@ pub struct YsbRow {
     pub window_close_ms: Option<Percentiles>,
     /// Live: how long after the generator stopped the job had processed everything.
     pub drain_ms: Option<f64>,
+    /// Live, after warm-up: events due by the generator's schedule but not yet processed,
+    /// sampled every 50 ms (it includes the generator's own lag).
+    pub backlog_events: Option<Percentiles>,
+    /// Live: the backlog stayed within two batch intervals plus half a second of offered load.
+    pub sustained: Option<bool>,
     /// Peak resident memory of the process while the job ran (broker + engine; + generator).
     pub peak_rss_bytes: Option<u64>,
     /// Resident memory when the job started: what the broker, the preload and the ceiling's
@@ -188,6 +193,7 @@ fn run_on(
     let stats = job.stats.clone();
 
     let mut gen_end_ms = i64::MAX;
+    let mut backlog: Vec<f64> = Vec::new();
     // The peak of the job's run (broker + engine), not of the preload and the ceiling's drain.
     reset_peak_rss();
     let rss_at_start = peak_rss_bytes();
@@ -207,6 +213,7 @@ fn run_on(
             );
             let stop = AtomicBool::new(false);
             let warm_up = (spec.duration / 5).max(Duration::from_secs(2));
+            let gen_start = Instant::now();
             let live = std::thread::scope(|s| {
                 let generator = s.spawn(|| {
                     produce_at_rate(client, &gen, &setup, spec.rate, spec.duration, &stop)
@@ -214,6 +221,14 @@ fn run_on(
                 std::thread::sleep(warm_up.min(spec.duration));
                 // Batches and latencies of the warm-up do not count.
                 stats.reset_samples();
+                // The backlog: events due by the schedule but not yet processed. A rate the
+                // box sustains keeps it within a few batches; one it does not lets it grow.
+                while !generator.is_finished() {
+                    let due = (gen_start.elapsed().as_secs_f64() * spec.rate) as u64;
+                    let done = stats.records_completed.load(Ordering::Relaxed);
+                    backlog.push(due.saturating_sub(done) as f64);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 generator
                     .join()
                     .map_err(|_| anyhow!("the generator thread panicked"))?
@@ -299,6 +314,13 @@ fn run_on(
         },
         window_close_ms: window_close,
         drain_ms,
+        sustained: live.map(|l| {
+            // Two batches plus half a second of load: what a run that keeps up holds at most
+            // (the batch being filled, the one being processed, and the generator's lag).
+            let limit = l.offered_rate * (2.0 * spec.batch_interval.as_secs_f64() + 0.5);
+            backlog.iter().all(|&b| b <= limit)
+        }),
+        backlog_events: Percentiles::of(&backlog),
         peak_rss_bytes: peak_rss,
         rss_at_start_bytes: rss_at_start,
         check_passed,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use parking_lot_free::Mutex;
+use parking_lot::Mutex;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rustc_hash::FxHashMap;
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
@@ -69,17 +69,6 @@ impl YsbJobConfig {
             max_records_per_batch: None,
             latency_sample_every: 16,
             state_timeout: Duration::from_secs(120),
-        }
-    }
-}
-
-/// A tiny mutex over std's, recovering from poisoning (a panicked task must not wedge stats).
-mod parking_lot_free {
-    #[derive(Default, Debug)]
-    pub struct Mutex<T>(std::sync::Mutex<T>);
-    impl<T> Mutex<T> {
-        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|p| p.into_inner())
         }
     }
 }

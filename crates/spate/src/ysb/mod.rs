@@ -14,6 +14,8 @@ pub mod checker;
 pub mod events;
 pub mod generator;
 pub mod job;
+pub mod json;
+pub mod setup;
 
 pub use checker::{CheckReport, Mismatch, WindowCount};
 pub use events::{
