@@ -1,6 +1,6 @@
 //! The UI's REST API and `/metrics` against running jobs: a queue stream (exact record counts
 //! per batch, a failing output) and a Kafka direct stream on the test broker (offset ranges,
-//! per-partition positions and lag).
+//! per-partition positions and lag; a broker outage's retries as input faults).
 
 mod ui_support;
 
@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
+use spate::kafka::{DirectStreamConfig, RetryPolicy};
 use spate::streaming::{Config, StreamingContext, StreamingError};
 use spate::ui::{UiConfig, UiServer};
 use spate_testkit::TestBroker;
@@ -337,6 +338,77 @@ fn kafka_direct_stream_offset_ranges_positions_and_lag() {
         s["spate_streaming_totalProcessedRecords{app=\"ui-kafka-test\"}"],
         60.0
     );
+}
+
+#[test]
+fn a_broker_outage_shows_as_input_faults_and_the_job_carries_on() {
+    spate_testkit::init_logging();
+    let mut broker = TestBroker::start();
+    // Short requests and backoff so the outage shows within a second; never give up.
+    let config = DirectStreamConfig {
+        request_timeout: Duration::from_millis(500),
+        retry: RetryPolicy::default()
+            .initial_backoff(Duration::from_millis(50))
+            .max_elapsed(None),
+        ..DirectStreamConfig::default()
+    };
+    let job = kafka_job_with(&broker, 1, 20, Duration::from_millis(100), config, false);
+    let addr = job.ui.local_addr();
+    wait_for("20 records", Duration::from_secs(20), || {
+        (job.seen.load(Ordering::SeqCst) == 20).then_some(())
+    });
+    let inputs = get(addr, "/api/v1/streaming/inputs").json();
+    assert_eq!(inputs[0]["inputId"], "kafka_direct-0", "{inputs}");
+    assert_eq!(inputs[0]["numErrors"], 0, "no fault before the outage");
+    assert!(inputs[0]["lastError"].is_null());
+    let series =
+        "spate_streaming_input_errors_total{app=\"ui-kafka-test\",input=\"kafka_direct-0\"}";
+    assert_eq!(samples(&get(addr, "/metrics").body)[series], 0.0);
+
+    broker.stop();
+    let input = wait_for("a fault of kafka_direct-0", Duration::from_secs(10), || {
+        let all = get(addr, "/api/v1/streaming/inputs").json();
+        let input = all
+            .as_array()?
+            .iter()
+            .find(|i| i["inputId"] == "kafka_direct-0")?
+            .clone();
+        (input["numErrors"].as_u64()? >= 1).then_some(input)
+    });
+    let last = input["lastError"].as_str().unwrap();
+    assert!(last.contains("retrying in"), "{input}");
+    let recent = input["recentErrors"].as_array().unwrap();
+    assert!(!recent.is_empty() && recent.len() <= 20, "{input}");
+    assert_eq!(recent[0]["message"], last, "newest first");
+    assert_eq!(recent[0]["time"], input["lastErrorTime"]);
+    assert!(input["lastErrorTime"].as_str().unwrap().ends_with('Z'));
+    // The same document under Spark's prefix, and the counter in /metrics.
+    let spark = get(addr, "/api/v1/applications/ui-kafka-test/streaming/inputs").json();
+    assert!(spark[0]["numErrors"].as_u64() >= input["numErrors"].as_u64());
+    let s = samples(&get(addr, "/metrics").body);
+    assert!(s[series] >= 1.0, "{series} = {}", s[series]);
+    assert!(get(addr, "/").body.contains("input-fault-rows"));
+
+    broker.start_again();
+    let before = get(addr, "/api/v1/streaming/statistics").json()["numTotalCompletedBatches"]
+        .as_u64()
+        .unwrap();
+    produce(&broker, &job.topic, 0, 15);
+    wait_for(
+        "the records produced after the outage",
+        Duration::from_secs(20),
+        || (job.seen.load(Ordering::SeqCst) == 35).then_some(()),
+    );
+    wait_for("batches after the outage", Duration::from_secs(10), || {
+        let s = get(addr, "/api/v1/streaming/statistics").json();
+        (s["numTotalCompletedBatches"].as_u64()? >= before + 3).then_some(())
+    });
+    let stats = get(addr, "/api/v1/streaming/statistics").json();
+    assert_eq!(
+        stats["numFailedBatches"], 0,
+        "retries are not batch failures"
+    );
+    job.ctx.stop(true).unwrap();
 }
 
 #[test]

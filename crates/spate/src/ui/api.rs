@@ -11,7 +11,7 @@ use serde::Serialize;
 use spate_kafka::{LostOffsets, OffsetRange};
 use spate_streaming::{InputInfo, OutputOperationInfo, StreamingMetrics, Time};
 
-use super::store::{BatchEntry, BatchStatus, ReceiverEntry, Snapshot};
+use super::store::{BatchEntry, BatchStatus, InputErrors, ReceiverEntry, Snapshot};
 
 /// `GET /api/v1/streaming/statistics` (Spark's `StreamingStatistics`).
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +204,67 @@ pub struct ReceiverDoc {
     pub avg_event_rate: Option<f64>,
     /// `[batch time ms, records per second]` per retained batch.
     pub event_rates: Vec<(u64, f64)>,
+}
+
+/// One row of `GET /api/v1/streaming/inputs` (spate; Spark has no such list): an input and
+/// the faults it rode out, e.g. broker retries of a Kafka direct stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputDoc {
+    /// Input id (`kafka_direct-0`, ...).
+    pub input_id: String,
+    /// Faults reported since the UI started.
+    pub num_errors: u64,
+    /// The last fault's time.
+    pub last_error_time: Option<String>,
+    /// `lastErrorTime` in ms since the epoch.
+    pub last_error_time_ms: Option<u64>,
+    /// The last fault's message.
+    pub last_error: Option<String>,
+    /// The newest faults (at most [`RETAINED_INPUT_ERRORS`](super::store::RETAINED_INPUT_ERRORS)),
+    /// newest first.
+    pub recent_errors: Vec<InputErrorDoc>,
+}
+
+/// One fault of an input.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputErrorDoc {
+    /// When it happened.
+    pub time: String,
+    /// `time` in ms since the epoch.
+    pub time_ms: u64,
+    /// What failed and what the input does about it.
+    pub message: String,
+}
+
+/// The inputs table: every input known (from batches or faults), by id.
+pub fn inputs(snap: &Snapshot) -> Vec<InputDoc> {
+    let none = InputErrors::default();
+    snap.input_ids()
+        .into_iter()
+        .map(|id| {
+            let errors = snap.input_errors.get(&id).unwrap_or(&none);
+            let last = errors.last();
+            InputDoc {
+                num_errors: errors.total,
+                last_error_time: last.map(|e| format_time(e.time.as_millis())),
+                last_error_time_ms: last.map(|e| e.time.as_millis()),
+                last_error: last.map(|e| e.message.clone()),
+                recent_errors: errors
+                    .recent
+                    .iter()
+                    .rev()
+                    .map(|e| InputErrorDoc {
+                        time: format_time(e.time.as_millis()),
+                        time_ms: e.time.as_millis(),
+                        message: e.message.clone(),
+                    })
+                    .collect(),
+                input_id: id,
+            }
+        })
+        .collect()
 }
 
 /// RFC 3339 date in UTC with milliseconds, from ms since the epoch (no date library needed for

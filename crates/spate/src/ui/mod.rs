@@ -4,12 +4,12 @@
 //! own process:
 //!
 //! * `/` — summary, timelines and histograms of input rate, scheduling delay, processing time
-//!   and total delay, Kafka partitions, receivers, active and completed batches (the page
+//!   and total delay, Kafka partitions, receivers, input faults, active and completed batches (the page
 //!   refreshes itself every two seconds); `/batch?id=<batch time ms>` — one batch's offset
 //!   ranges and output operations. Everything the pages use is embedded in the binary: no
 //!   network resource outside the job is loaded.
 //! * `/api/v1/streaming/{statistics, batches[?status=], batches/{time}[/operations],
-//!   receivers, kafka/partitions}` — JSON with Spark's field names ([`api`]); the same under
+//!   receivers, inputs, kafka/partitions}` — JSON with Spark's field names ([`api`]); the same under
 //!   Spark's prefix `/api/v1/applications/{app id}/streaming/...` (any id; the list is at
 //!   `/api/v1/applications`), so Spark scripts work unchanged.
 //! * `/metrics` — Prometheus text format ([`prometheus`]).

@@ -4,7 +4,9 @@
 //! over: `spate_streaming_<sparkName>{app="..."}` (e.g. `spate_streaming_totalCompletedBatches`,
 //! `spate_streaming_lastCompletedBatch_processingDelay`; `-1` means unknown, as in Spark).
 //! Kafka inputs add one series per partition: the job's position (`until` offset of the last
-//! batch), and, when a latest-offsets source is configured, the log end and the lag.
+//! batch), and, when a latest-offsets source is configured, the log end and the lag. Each
+//! input known to the UI adds `spate_streaming_input_errors_total{app,input}`: the faults it
+//! reported and rode out (e.g. broker retries), a counter since the UI started.
 
 use std::fmt::Write;
 
@@ -106,8 +108,26 @@ pub fn render(
         gauge(&mut out, &metric, help);
         let _ = writeln!(out, "{metric}{{app=\"{app}\"}} {}", v.unwrap_or(-1.0));
     }
+    render_input_errors(&mut out, &app, snap);
     render_partitions(&mut out, &app, positions);
     out
+}
+
+fn render_input_errors(out: &mut String, app: &str, snap: &Snapshot) {
+    let ids = snap.input_ids();
+    if ids.is_empty() {
+        return;
+    }
+    let name = "spate_streaming_input_errors_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Faults an input reported while retrying (e.g. an unreachable broker)."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for id in ids {
+        let n = snap.input_errors.get(&id).map_or(0, |e| e.total);
+        let _ = writeln!(out, "{name}{{app=\"{app}\",input=\"{}\"}} {n}", escape(&id));
+    }
 }
 
 fn render_partitions(out: &mut String, app: &str, positions: &[PartitionPosition]) {

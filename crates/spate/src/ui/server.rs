@@ -47,6 +47,7 @@ fn router(state: Shared) -> Router {
         .route("/batches/{batch_time}", get(batch))
         .route("/batches/{batch_time}/operations", get(operations))
         .route("/receivers", get(receivers))
+        .route("/inputs", get(inputs))
         .route("/kafka/partitions", get(partitions));
     Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
@@ -180,6 +181,10 @@ async fn operations(State(s): State<Shared>, Path(p): Path<HashMap<String, Strin
 
 async fn receivers(State(s): State<Shared>) -> Response {
     Json(api::receivers(&s.store.snapshot())).into_response()
+}
+
+async fn inputs(State(s): State<Shared>) -> Response {
+    Json(api::inputs(&s.store.snapshot())).into_response()
 }
 
 /// Positions (and lag, with a source) of every Kafka partition; the source is a blocking

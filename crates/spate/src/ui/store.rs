@@ -5,12 +5,21 @@
 //! receivers' states, so the UI listens to every event and keeps its own bounded view. Keyed by
 //! batch time, so a batch seeded from the metrics (a UI started late) and then delivered again
 //! by the bus is stored once. The bound is Spark's `spark.streaming.ui.retainedBatches`.
+//!
+//! Inputs' faults (`on_input_error`: e.g. a Kafka broker the direct stream retries) are kept
+//! per input as a running count plus the last [`RETAINED_INPUT_ERRORS`]: an outage can retry
+//! for hours, so the store must stay bounded while the count keeps the whole story.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use spate_streaming::{BatchInfo, OutputOperationInfo, ReceiverInfo, StreamingListener, Time};
+use spate_streaming::{
+    BatchInfo, InputErrorInfo, OutputOperationInfo, ReceiverInfo, StreamingListener, Time,
+};
+
+/// Faults kept per input (the newest); older ones only count.
+pub const RETAINED_INPUT_ERRORS: usize = 20;
 
 /// Where a batch is in its life, with Spark's names (`BatchStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +84,22 @@ pub struct ReceiverEntry {
     pub info: ReceiverInfo,
 }
 
+/// An input's faults: how many since the UI started, and the newest few.
+#[derive(Debug, Clone, Default)]
+pub struct InputErrors {
+    /// Faults reported since the UI started.
+    pub total: u64,
+    /// The last [`RETAINED_INPUT_ERRORS`] faults, oldest first.
+    pub recent: VecDeque<InputErrorInfo>,
+}
+
+impl InputErrors {
+    /// The newest fault, if any.
+    pub fn last(&self) -> Option<&InputErrorInfo> {
+        self.recent.back()
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     start_time: Option<Time>,
@@ -84,6 +109,7 @@ struct State {
     total_completed: u64,
     total_processed_records: u64,
     receivers: BTreeMap<String, ReceiverEntry>,
+    input_errors: BTreeMap<String, InputErrors>,
 }
 
 /// A consistent copy of the store at one instant, for one HTTP response.
@@ -105,6 +131,21 @@ pub struct Snapshot {
     pub total_processed_records: u64,
     /// Receivers by input id.
     pub receivers: Vec<ReceiverEntry>,
+    /// Faults of the inputs that reported any, by input id.
+    pub input_errors: BTreeMap<String, InputErrors>,
+}
+
+impl Snapshot {
+    /// Every input known: those in active or retained batches and those that reported faults
+    /// (an input that fails before its first batch is planned has no batch yet).
+    pub fn input_ids(&self) -> Vec<String> {
+        let mut ids: std::collections::BTreeSet<String> =
+            self.input_errors.keys().cloned().collect();
+        for b in self.active.iter().chain(&self.completed) {
+            ids.extend(b.info.input_infos.keys().cloned());
+        }
+        ids.into_iter().collect()
+    }
 }
 
 /// The UI's bounded view of a job; registered as a [`StreamingListener`].
@@ -160,6 +201,7 @@ impl BatchStore {
             total_completed: s.total_completed,
             total_processed_records: s.total_processed_records,
             receivers: s.receivers.values().cloned().collect(),
+            input_errors: s.input_errors.clone(),
         }
     }
 
@@ -240,6 +282,18 @@ impl BatchStore {
     }
 }
 
+impl BatchStore {
+    fn input_error(&self, info: &InputErrorInfo) {
+        let mut s = self.state.lock();
+        let errors = s.input_errors.entry(info.input_id.clone()).or_default();
+        errors.total += 1;
+        errors.recent.push_back(info.clone());
+        while errors.recent.len() > RETAINED_INPUT_ERRORS {
+            errors.recent.pop_front();
+        }
+    }
+}
+
 impl StreamingListener for BatchStore {
     fn on_streaming_started(&self, time: Time) {
         let mut s = self.state.lock();
@@ -259,6 +313,10 @@ impl StreamingListener for BatchStore {
         let mut stopped = info.clone();
         stopped.active = false;
         self.receiver_event(&stopped);
+    }
+
+    fn on_input_error(&self, info: &InputErrorInfo) {
+        self.input_error(info);
     }
 
     fn on_batch_submitted(&self, info: &BatchInfo) {
@@ -368,6 +426,28 @@ mod tests {
             Some("broker down")
         );
         assert!(snap.receivers[0].info.last_error_time.is_some());
+    }
+
+    #[test]
+    fn input_errors_count_all_and_keep_the_newest() {
+        let store = BatchStore::new(10, 100);
+        store.on_batch_submitted(&batch(100, 1));
+        assert_eq!(store.snapshot().input_ids(), vec!["in-0".to_owned()]);
+        for i in 0..(RETAINED_INPUT_ERRORS as u64 + 5) {
+            store.on_input_error(&InputErrorInfo {
+                input_id: "kafka_direct-0".into(),
+                time: Time(1_000 + i),
+                message: format!("attempt {i}"),
+            });
+        }
+        let snap = store.snapshot();
+        let e = &snap.input_errors["kafka_direct-0"];
+        assert_eq!(e.total, RETAINED_INPUT_ERRORS as u64 + 5);
+        assert_eq!(e.recent.len(), RETAINED_INPUT_ERRORS);
+        assert_eq!(e.recent[0].message, "attempt 5");
+        assert_eq!(e.last().map(|l| l.message.as_str()), Some("attempt 24"));
+        assert!(!snap.input_errors.contains_key("in-0"));
+        assert_eq!(snap.input_ids(), vec!["in-0", "kafka_direct-0"]);
     }
 
     #[test]

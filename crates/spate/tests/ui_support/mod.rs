@@ -132,6 +132,22 @@ pub fn kafka_job(
     batch: Duration,
     rate: u64,
 ) -> KafkaJob {
+    let config = DirectStreamConfig::default()
+        .max_rate_per_partition(rate)
+        .initial_rate(None);
+    kafka_job_with(broker, partitions, per_partition, batch, config, true)
+}
+
+/// [`kafka_job`] with the stream's own `config`; `lag` makes the UI read latest offsets from
+/// the broker (leave it off where the broker goes away, as every scrape would wait for it).
+pub fn kafka_job_with(
+    broker: &TestBroker,
+    partitions: i32,
+    per_partition: usize,
+    batch: Duration,
+    config: DirectStreamConfig,
+    lag: bool,
+) -> KafkaJob {
     let topic = spate_testkit::random_topic("ui");
     broker.create_topic(&topic, partitions);
     for p in 0..partitions {
@@ -147,9 +163,7 @@ pub fn kafka_job(
     let stream = KafkaUtils::create_direct_stream_with(
         &ctx,
         ConsumerStrategy::subscribe([topic.as_str()], params.clone()),
-        DirectStreamConfig::default()
-            .max_rate_per_partition(rate)
-            .initial_rate(None),
+        config,
     )
     .unwrap();
     let seen = Arc::new(AtomicU64::new(0));
@@ -161,14 +175,11 @@ pub fn kafka_job(
             sink.fetch_add(n, Ordering::SeqCst);
             Ok::<_, StreamingError>(())
         });
-    let ui = UiServer::start(
-        &ctx,
-        UiConfig::default()
-            .port(0)
-            .kafka_lag(&params)
-            .expect("lag client"),
-    )
-    .unwrap();
+    let mut ui_config = UiConfig::default().port(0);
+    if lag {
+        ui_config = ui_config.kafka_lag(&params).expect("lag client");
+    }
+    let ui = UiServer::start(&ctx, ui_config).unwrap();
     ctx.start().unwrap();
     KafkaJob {
         ctx,

@@ -239,6 +239,16 @@ function renderReceivers(receivers) {
     }).join("");
 }
 
+function renderInputFaults(inputs) {
+  const faulty = inputs.filter((i) => i.numErrors > 0);
+  document.getElementById("input-fault-rows").innerHTML = faulty.length === 0
+    ? emptyRow(4, "no input faults")
+    : faulty.map((i) =>
+      '<tr data-input-id="' + esc(i.inputId) + '"><td><code>' + esc(i.inputId) + '</code></td><td class="num">' +
+      fmtNum(i.numErrors) + "</td><td>" + esc(i.lastErrorTimeMs ? fmtDateTime(i.lastErrorTimeMs) : "–") +
+      '</td><td class="error">' + esc(i.lastError || "") + "</td></tr>").join("");
+}
+
 function renderBatchTables(active, completed) {
   document.getElementById("active-count").textContent = "(" + active.length + ")";
   document.getElementById("active-rows").innerHTML = active.length === 0
@@ -264,11 +274,12 @@ function renderBatchTables(active, completed) {
 
 async function refreshStreaming() {
   try {
-    const [stats, batches, receivers, parts] = await Promise.all([
+    const [stats, batches, receivers, parts, inputs] = await Promise.all([
       fetchJson(API + "/statistics"),
       fetchJson(API + "/batches"),
       fetchJson(API + "/receivers"),
       fetchJson(API + "/kafka/partitions"),
+      fetchJson(API + "/inputs"),
     ]);
     const completed = batches.filter((b) => b.status === "COMPLETED");
     const active = batches.filter((b) => b.status !== "COMPLETED");
@@ -276,6 +287,7 @@ async function refreshStreaming() {
     renderStats(stats, completed);
     renderPartitions(parts);
     renderReceivers(receivers);
+    renderInputFaults(inputs);
     renderBatchTables(active, completed);
     document.body.dataset.loaded = "true";
   } catch (e) {
