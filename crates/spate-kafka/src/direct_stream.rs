@@ -352,10 +352,11 @@ impl KafkaUtils {
     ) -> Result<DirectKafkaStream> {
         let batch_interval = ctx.batch_interval();
         let params = strategy.params().clone();
+        // Deployment-time `spate.streaming.*` keys in the Kafka params override the code's.
+        let mut config = config.with_params(&params)?;
         // Every broker retry — planning, reading, committing — also reaches the listeners
         // (and so the UI), so a batch waiting on a broker that is down is visible, not silent.
         let reporter: Arc<Mutex<Option<InputErrorReporter>>> = Arc::default();
-        let mut config = config;
         let slot = Arc::clone(&reporter);
         config.retry = config.retry.and_on_retry(move |event| {
             if let Some(r) = slot.lock().as_ref() {

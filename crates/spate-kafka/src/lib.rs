@@ -65,6 +65,7 @@ pub mod record;
 pub mod retry;
 pub mod sink;
 pub mod strategy;
+pub mod stream_keys;
 
 pub use commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
 pub use config::DirectStreamConfig;

@@ -119,6 +119,14 @@ impl KafkaParams {
         self.get("isolation.level") == Some("read_committed")
     }
 
+    /// spate's own settings in the map (`spate.*` keys), which never reach librdkafka.
+    pub fn spate_settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.map
+            .iter()
+            .filter(|(k, _)| k.starts_with("spate."))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Settings passed through to librdkafka: everything except keys librdkafka would reject
     /// or that we decide per client.
     fn client_config(&self) -> Result<ClientConfig> {
@@ -130,6 +138,8 @@ impl KafkaParams {
                 "auto.offset.reset" | "enable.auto.commit" | "enable.auto.offset.store" => {}
                 // Java client settings with no librdkafka equivalent.
                 "key.deserializer" | "value.deserializer" => {}
+                // spate's own settings (`stream_keys`), not the client's.
+                k if k.starts_with("spate.") => {}
                 _ => {
                     c.set(k, v);
                 }
