@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use spate_kafka::{ConsumerRecord, ConsumerStrategy, DirectStreamConfig, KafkaUtils, OffsetRange};
+use spate_kafka::{
+    stream_keys, ConsumerRecord, ConsumerStrategy, DirectStreamConfig, KafkaUtils, OffsetRange,
+};
 use spate_streaming::{Config, StreamingContext, Time};
 use spate_testkit::TestBroker;
 
@@ -34,13 +36,14 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
     )
     .unwrap();
     // 50 records/s per partition over 0.2 s batches: at most 10 offsets per partition per batch.
-    let config = DirectStreamConfig::default()
-        .max_rate_per_partition(50)
-        .initial_rate(None);
-    let stream = KafkaUtils::create_direct_stream_with(
+    // Given as keys in the Kafka params (as a deployment would), which must take effect and
+    // must not reach librdkafka (the clients would refuse to start).
+    let params = params
+        .set(stream_keys::MAX_RATE_PER_PARTITION, "50")
+        .set(stream_keys::BACKPRESSURE_INITIAL_RATE, "none");
+    let stream = KafkaUtils::create_direct_stream(
         &ctx,
         ConsumerStrategy::subscribe([topic.as_str()], params),
-        config,
     )
     .unwrap();
 
