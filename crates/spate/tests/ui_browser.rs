@@ -61,21 +61,7 @@ fn streaming_page_and_batch_page_render_real_batches() {
         dom.contains("data-loaded=\"true\""),
         "the page's script ran: {dom}"
     );
-    for metric in [
-        "inputRate",
-        "schedulingDelay",
-        "processingTime",
-        "totalDelay",
-    ] {
-        let points = attr_of(&dom, &format!("timeline-{metric}"), "data-points");
-        assert!(points >= 5, "{metric} timeline has {points} points");
-        let values = attr_of(&dom, &format!("histogram-{metric}"), "data-values");
-        assert_eq!(values, points, "{metric} histogram counts the same batches");
-    }
-    assert!(
-        dom.matches("class=\"series\"").count() >= 4,
-        "four timelines drawn"
-    );
+    assert_charts(&dom, 5);
     assert!(
         dom.matches("class=\"bar\"").count() >= 4,
         "histogram bars drawn"
@@ -261,21 +247,7 @@ fn quickstart_ui_shows_real_batches_in_the_browser() {
         "the page's script ran: {dom}"
     );
     assert!(dom.contains("spate-quickstart"), "app name shown");
-    for metric in [
-        "inputRate",
-        "schedulingDelay",
-        "processingTime",
-        "totalDelay",
-    ] {
-        let points = attr_of(&dom, &format!("timeline-{metric}"), "data-points");
-        assert!(points >= 3, "{metric} timeline has {points} points");
-        let values = attr_of(&dom, &format!("histogram-{metric}"), "data-values");
-        assert_eq!(values, points, "{metric} histogram counts the same batches");
-    }
-    assert!(
-        dom.matches("class=\"series\"").count() >= 4,
-        "four timelines drawn"
-    );
+    assert_charts(&dom, 3);
     let partitions = rows_of(&dom, "partition-rows");
     assert_eq!(
         partitions.iter().filter(|r| cells(r)[1] == TOPIC).count(),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_kafka::{ConsumerRecord, KafkaParams};
 use spate_testkit::{clients, TestBroker};
@@ -72,27 +71,12 @@ pub fn delete_records(broker: &TestBroker, topic: &str, partition: i32, before: 
 /// Produces `n` records `"{partition}-{i}"` (i from `start`) to one partition; offsets are
 /// assigned in order.
 pub fn produce(broker: &TestBroker, topic: &str, partition: i32, start: usize, n: usize) {
-    let producer: BaseProducer = clients::producer_config(&broker.bootstrap_servers())
-        .create()
-        .expect("producer");
-    for i in start..start + n {
-        let value = format!("{partition}-{i}");
-        let key = format!("k{i}");
-        let mut rec = BaseRecord::to(topic)
-            .partition(partition)
-            .key(&key)
-            .payload(&value);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    producer.poll(Duration::from_millis(10));
-                    rec = r;
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
+    clients::produce_to_partition(
+        &broker.bootstrap_servers(),
+        topic,
+        partition,
+        (start..start + n).map(|i| (Some(format!("k{i}")), format!("{partition}-{i}"))),
+    );
 }
 
 /// Direct-stream params for `broker` in a fresh group, starting at the earliest offset.

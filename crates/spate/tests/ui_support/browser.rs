@@ -143,3 +143,26 @@ pub fn cells(row: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The Streaming page's four timelines each have at least `min_points` points, each histogram
+/// counts the same batches as its timeline, and all four are drawn.
+pub fn assert_charts(dom: &str, min_points: u64) {
+    for metric in [
+        "inputRate",
+        "schedulingDelay",
+        "processingTime",
+        "totalDelay",
+    ] {
+        let points = attr_of(dom, &format!("timeline-{metric}"), "data-points");
+        assert!(
+            points >= min_points,
+            "{metric} timeline has {points} points"
+        );
+        let values = attr_of(dom, &format!("histogram-{metric}"), "data-values");
+        assert_eq!(values, points, "{metric} histogram counts the same batches");
+    }
+    assert!(
+        dom.matches("class=\"series\"").count() >= 4,
+        "four timelines drawn"
+    );
+}

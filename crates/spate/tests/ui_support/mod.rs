@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use spate::kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
 use spate::streaming::{Config, StreamingContext, StreamingError};
 use spate::ui::{UiConfig, UiServer};
@@ -83,25 +82,12 @@ pub fn produce(broker: &TestBroker, topic: &str, partition: i32, n: usize) {
 
 /// Produces `n` records to one partition of `topic` on the cluster at `bootstrap`.
 pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, n: usize) {
-    let producer: BaseProducer = clients::producer_config(bootstrap)
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let value = format!("{partition}-{i}");
-        let mut rec = BaseRecord::<(), _>::to(topic)
-            .partition(partition)
-            .payload(&value);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    producer.poll(Duration::from_millis(10));
-                    rec = r;
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
+    clients::produce_to_partition(
+        bootstrap,
+        topic,
+        partition,
+        (0..n).map(|i| (None, format!("{partition}-{i}"))),
+    );
 }
 
 /// Direct-stream params for `broker` in a fresh group, from the earliest offset.
