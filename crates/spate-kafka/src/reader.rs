@@ -281,6 +281,8 @@ impl ConsumerContext for ReaderContext {}
 pub struct PartitionConsumer {
     consumer: BaseConsumer<ReaderContext>,
     tp: TopicPartition,
+    /// The topic's name, shared by every record this consumer delivers.
+    topic: std::sync::Arc<str>,
     config: DirectStreamConfig,
     /// Offset of the next record this consumer will deliver, when it is known.
     next_offset: Option<i64>,
@@ -299,6 +301,7 @@ impl PartitionConsumer {
             .map_err(|e| SpateKafkaError::client(format!("creating a consumer for {tp}"), e))?;
         Ok(PartitionConsumer {
             consumer,
+            topic: std::sync::Arc::from(tp.topic.as_str()),
             tp,
             config: config.clone(),
             next_offset: None,
@@ -346,7 +349,7 @@ impl RecordSource for PartitionConsumer {
         match self.consumer.poll(timeout) {
             None => PollEvent::Idle,
             Some(Ok(m)) => {
-                let r = ConsumerRecord::from_message(&m);
+                let r = ConsumerRecord::from_message(&m, &self.topic);
                 self.next_offset = Some(r.offset + 1);
                 PollEvent::Record(r)
             }

@@ -2,6 +2,8 @@
 //! so it can be cloned, shuffled and kept in windows (Spark's `ConsumerRecord` is not
 //! serializable and users must map fields out first; complaint under D1).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -9,7 +11,9 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 /// A record read from `topic`-`partition` at `offset`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConsumerRecord {
-    pub topic: String,
+    /// Shared by every record a consumer delivers from the topic: one allocation per consumer,
+    /// not one per record (it was a sixth of a pass-through job's allocations).
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     /// Create or log-append time, ms since the epoch, when the broker reports one.
@@ -34,9 +38,16 @@ impl ConsumerRecord {
             .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
-    pub(crate) fn from_message(m: &BorrowedMessage<'_>) -> Self {
+    /// A record from `m`, naming its topic with `topic` when that is the same name (the
+    /// consumer's shared copy), else a fresh one.
+    pub(crate) fn from_message(m: &BorrowedMessage<'_>, topic: &Arc<str>) -> Self {
+        let topic = if &**topic == m.topic() {
+            Arc::clone(topic)
+        } else {
+            Arc::from(m.topic())
+        };
         ConsumerRecord {
-            topic: m.topic().to_owned(),
+            topic,
             partition: m.partition(),
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),

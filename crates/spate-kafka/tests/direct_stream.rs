@@ -113,7 +113,7 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
             );
             assert!(records
                 .iter()
-                .all(|r| r.partition == range.partition && r.topic == topic));
+                .all(|r| r.partition == range.partition && *r.topic == *topic));
             values.extend(common::values(records));
         }
     }

@@ -36,7 +36,7 @@ fn create_rdd_reads_exact_ranges_one_partition_per_range() {
     for (part, range) in rdd.partitions().iter().zip(&ranges) {
         assert!(part
             .iter()
-            .all(|r| r.topic == topic && r.partition == range.partition));
+            .all(|r| *r.topic == *topic && r.partition == range.partition));
     }
 }
 

@@ -102,11 +102,16 @@ impl KafkaReceiver {
         ctx: &ReceiverContext<ConsumerRecord>,
     ) -> Result<(), KafkaReceiverError> {
         let group = self.state.group();
+        // The last topic name seen, shared by the records that follow from the same topic.
+        let mut topic: std::sync::Arc<str> = std::sync::Arc::from("");
         while !ctx.is_stopped() {
             match consumer.poll(self.config.poll_timeout()) {
                 None => {}
                 Some(Ok(message)) => {
-                    let record = ConsumerRecord::from_message(&message);
+                    let record = ConsumerRecord::from_message(&message, &topic);
+                    if !std::sync::Arc::ptr_eq(&record.topic, &topic) {
+                        topic = std::sync::Arc::clone(&record.topic);
+                    }
                     drop(message);
                     if let Err(e) = ctx.store(record) {
                         if ctx.is_stopped() {
@@ -205,7 +210,7 @@ pub(crate) struct ReliableListener {
 impl BlockGeneratorListener<ConsumerRecord> for ReliableListener {
     fn on_add_data(&self, item: &ConsumerRecord, _metadata: Option<&()>) {
         self.book.record_added(
-            TopicPartition::new(item.topic.clone(), item.partition),
+            TopicPartition::new(&*item.topic, item.partition),
             item.offset,
         );
     }

@@ -114,7 +114,7 @@ pub fn assert_committed_records_stored(
     topic: &str,
 ) {
     let mut by_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
-    for r in stored.iter().filter(|r| r.topic == topic) {
+    for r in stored.iter().filter(|r| &*r.topic == topic) {
         let _ = by_partition
             .entry(r.partition)
             .or_default()
