@@ -296,11 +296,7 @@ pub fn view_of(
 mod tests {
     use super::*;
 
-    fn sample() -> (YsbSetup, AdEvent) {
-        let setup = YsbSetup::new(7);
-        let e = setup.events(1).next_event(1_449_000_000_123);
-        (setup, e)
-    }
+    use crate::ysb::setup::sample_event as sample;
 
     #[test]
     fn json_round_trips_and_is_ysb_sized() {

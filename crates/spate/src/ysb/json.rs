@@ -255,13 +255,8 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ysb::setup::YsbSetup;
 
-    fn sample() -> (YsbSetup, AdEvent) {
-        let setup = YsbSetup::new(7);
-        let e = setup.events(1).next_event(1_449_000_000_123);
-        (setup, e)
-    }
+    use crate::ysb::setup::sample_event as sample;
 
     #[test]
     fn the_layout_fast_path_and_the_general_scanner_agree() {

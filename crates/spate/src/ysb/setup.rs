@@ -167,6 +167,14 @@ impl CampaignMap {
     }
 }
 
+/// The set-up and one event every YSB unit test starts from (seeded, so tests are stable).
+#[cfg(test)]
+pub(crate) fn sample_event() -> (YsbSetup, crate::ysb::events::AdEvent) {
+    let setup = YsbSetup::new(7);
+    let e = setup.events(1).next_event(1_449_000_000_123);
+    (setup, e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
