@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, StorageKind};
 use crate::error::{BrokerError, Result};
+use crate::group::{ticker, GroupCoordinator};
 use crate::handlers::HandlerRegistry;
 use crate::producer_state::ProducerIdAllocator;
-use crate::state::{Advertised, BrokerState, Extensions};
+use crate::state::{Advertised, BrokerState};
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{DiskOptions, DiskStorage, LogStorage};
 use crate::topics::TopicRegistry;
@@ -90,7 +91,7 @@ impl Broker {
 
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (topics, producer_ids, groups) = tokio::task::spawn_blocking(move || -> Result<_> {
             let storage = open_storage(&blocking_config)?;
             let topics = TopicRegistry::open(
                 storage,
@@ -104,10 +105,20 @@ impl Broker {
                     producer_ids.observe(id);
                 }
             }
-            Ok((topics, producer_ids))
+            // Committed offsets are replayed from `<meta dir>/consumer_offsets/`.
+            let group_config = blocking_config.group.clone();
+            let groups = match &meta_dir {
+                Some(d) => GroupCoordinator::open(
+                    group_config,
+                    &d.join("consumer_offsets"),
+                    crate::time::now_ms(),
+                )?,
+                None => GroupCoordinator::in_memory(group_config),
+            };
+            Ok((topics, producer_ids, Arc::new(groups)))
         })
         .await
-        .map_err(|e| BrokerError::Runtime(format!("opening storage: {e}")))??;
+        .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
 
         let shutdown = CancellationToken::new();
         let state = Arc::new(BrokerState {
@@ -115,15 +126,15 @@ impl Broker {
             advertised,
             topics,
             producer_ids,
-            apis,
-            extensions: Extensions::default(),
+            groups,
             shutdown: shutdown.clone(),
             shutdown_hooks: Default::default(),
         });
-        crate::group::api::broker::install(&state).await?;
+        ticker::spawn(&state.groups, shutdown.clone());
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),
+            apis,
             shutdown.clone(),
         ));
         let maintenance = tokio::spawn(maintenance_loop(state.clone(), shutdown.clone()));

@@ -12,11 +12,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::handlers::HandlerRegistry;
 use crate::state::BrokerState;
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, then waits for the
-/// connections to finish.
-pub async fn run(listener: TcpListener, state: Arc<BrokerState>, shutdown: CancellationToken) {
+/// connections to finish. Requests are routed by `apis`.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<BrokerState>,
+    apis: HandlerRegistry,
+    shutdown: CancellationToken,
+) {
+    let apis = Arc::new(connection::Routes::new(apis));
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -30,6 +37,7 @@ pub async fn run(listener: TcpListener, state: Arc<BrokerState>, shutdown: Cance
                     stream,
                     peer,
                     state.clone(),
+                    apis.clone(),
                     shutdown.clone(),
                 ));
             }
