@@ -4,4 +4,5 @@
 //! parses the flags and dispatches; `spate bench` is the `spate-bench` crate.
 
 pub mod cli;
+pub mod logging;
 pub mod quickstart;

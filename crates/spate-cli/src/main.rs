@@ -1,11 +1,12 @@
 //! The `spate` command line: broker, topic and client tools, jobs and benchmarks.
 //!
 //! Each subcommand lives in its own `cli/<name>.rs` of the `spate_cli` library (`spate bench`
-//! in the `spate-bench` crate); this file only declares the variants and dispatches.
+//! in the `spate-bench` crate); this file only declares the variants, sets up logging
+//! (`logging.rs`) and dispatches.
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 use spate_bench as bench;
-use spate_cli::{cli, quickstart};
+use spate_cli::{cli, logging, quickstart};
 
 #[derive(Parser)]
 #[command(
@@ -14,6 +15,10 @@ use spate_cli::{cli, quickstart};
     about = "Spark Streaming's Kafka integration, in Rust"
 )]
 struct Cli {
+    /// More log lines on stderr: -v info, -vv debug (default: warnings only; without -v,
+    /// RUST_LOG applies).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,14 +45,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let args = Cli::parse();
+    logging::init(args.verbose);
+    match args.command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
         Command::Broker(args) => cli::broker::run(args)?,
         Command::Topics(args) => cli::topics::run(args)?,

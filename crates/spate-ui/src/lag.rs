@@ -137,6 +137,63 @@ pub fn fill_latest(positions: &mut [PartitionPosition], source: &dyn LatestOffse
     tps.dedup();
     let latest = source.latest_offsets(&tps);
     for p in positions {
-        p.latest_offset = latest.get(&p.partition).copied();
+        p.latest_offset = latest
+            .get(&p.partition)
+            .map(|&l| shown_latest(p.until_offset, l));
+    }
+}
+
+/// The latest offset to show beside a position of `until`: the job's position and the log end
+/// are sampled at different times (the batch when it was planned, the log end when the page or
+/// scrape asked, possibly from a cached answer older than the batch), and a log never ends
+/// before an offset that was already read, so a latest offset below `until` is a stale sample:
+/// show `until` (no lag) instead.
+pub fn shown_latest(until: i64, sampled_latest: i64) -> i64 {
+    sampled_latest.max(until)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Latest offsets as a fixed answer, standing in for a cluster sampled at another time.
+    struct Sampled(BTreeMap<TopicPartition, i64>);
+
+    impl LatestOffsets for Sampled {
+        fn latest_offsets(&self, _: &[TopicPartition]) -> BTreeMap<TopicPartition, i64> {
+            self.0.clone()
+        }
+    }
+
+    fn position(partition: i32, until: i64) -> PartitionPosition {
+        PartitionPosition {
+            input_id: "kafka_direct-0".into(),
+            partition: TopicPartition::new("t", partition),
+            until_offset: until,
+            latest_offset: None,
+        }
+    }
+
+    #[test]
+    fn latest_is_never_shown_below_what_was_read() {
+        assert_eq!(shown_latest(100, 90), 100);
+        assert_eq!(shown_latest(100, 100), 100);
+        assert_eq!(shown_latest(100, 250), 250);
+
+        let mut pos = vec![position(0, 100), position(1, 40), position(2, 7)];
+        let source = Sampled(BTreeMap::from([
+            (TopicPartition::new("t", 0), 90),
+            (TopicPartition::new("t", 1), 55),
+        ]));
+        fill_latest(&mut pos, &source);
+        assert_eq!(
+            pos[0].latest_offset,
+            Some(100),
+            "stale sample clamped to until"
+        );
+        assert_eq!(pos[0].lag(), Some(0));
+        assert_eq!(pos[1].latest_offset, Some(55));
+        assert_eq!(pos[1].lag(), Some(15));
+        assert_eq!(pos[2].latest_offset, None, "no sample, nothing shown");
     }
 }
