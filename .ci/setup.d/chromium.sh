@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Headless Chromium for the web UI's browser test (crates/spate/tests/ui_browser.rs).
+# Headless Chromium for the web UI's browser tests (crates/spate-ui/tests/ui_browser.rs and
+# crates/spate-cli/tests/quickstart_ui_browser.rs).
 # Idempotent and quick when Chromium is already there; the package lists are refreshed only
 # when the package cannot be found without it. CI runs as root.
 set -euo pipefail

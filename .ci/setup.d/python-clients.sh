@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up for the non-librdkafka client test (crates/spate/tests/python_client.rs): a Python venv
+# Set-up for the non-librdkafka client test (crates/spate-cli/tests/python_client.rs): a Python venv
 # at target/pyclients with the pure-Python kafka-python client pinned to a known version.
 # Idempotent: a venv that already has the pinned version is left alone.
 set -euo pipefail

@@ -1,9 +1,10 @@
 //! The engine benchmark (`spate bench engine`) as an example of this crate, for quick runs:
 //! `cargo run --release -p spate-streaming --example bench_engine -- --records 2000000`.
-//! The code is the `spate` binary's, included from its source file.
+//! The code is `spate-bench`'s, included from its source file (the engine benchmark depends on
+//! nothing but the engine).
 
 #[allow(dead_code)]
-#[path = "../../spate/src/bench/engine.rs"]
+#[path = "../../spate-bench/src/engine.rs"]
 mod engine;
 
 use clap::Parser;

@@ -1,12 +1,7 @@
-//! The `spate` crate: the command line's subcommands as a library, so that integration tests and
-//! user programs can drive them (benchmarks, jobs, the web UI) without spawning the binary, and
-//! re-exports of the engine and the Kafka integration for users who depend on `spate` alone.
-
-pub mod bench;
-pub mod cli;
-pub mod quickstart;
-pub mod ui;
-pub mod ysb;
+//! The `spate` library: what a streaming job depends on, the engine ([`streaming`]) and its
+//! Kafka integration ([`kafka`]), re-exported under one name. It pulls in no command-line,
+//! web or plotting dependency: the `spate` binary is the `spate-cli` package, the web UI is
+//! `spate-ui`, the benchmarks are `spate-bench` and `spate-ysb`.
 
 pub use spate_kafka as kafka;
 pub use spate_streaming as streaming;

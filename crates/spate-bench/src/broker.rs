@@ -1,0 +1,261 @@
+//! `spate bench broker`: how fast rdkafka moves records through a broker on this machine.
+//!
+//! Starts the embedded broker in-process (durable segment files in a temp dir by default,
+//! `--in-memory` for the memory backend) or targets `--bootstrap-server`, creates a topic, loads
+//! it with a tuned `BaseProducer`, then drains it with a bare `BaseConsumer`: the raw librdkafka
+//! ceiling that the engine benchmarks compare against. One row per record size.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::Args;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use serde::Serialize;
+
+use crate::kafka_io;
+use crate::report::{Ceiling, Report, Table};
+use crate::resources::{CpuTime, ResourceUsage};
+use crate::target::{BrokerTarget, TargetArgs};
+use spate_client::config::{parse_key_value, CliContext, ClientArgs};
+use spate_client::measure::{fmt_count, Percentiles, Throughput};
+use spate_client::tuning::{CONSUMER_TUNING, PRODUCER_TUNING};
+
+#[derive(Args, Debug)]
+pub struct BrokerBenchArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Records per record size (default: 8M for 100 B, fewer for larger records, ~800 MB each).
+    #[arg(long, value_name = "N")]
+    records: Option<u64>,
+    /// Record (value) sizes in bytes, comma-separated.
+    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', default_values_t = [100usize, 1024])]
+    record_size: Vec<usize>,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+    /// Write the report as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// A librdkafka setting for both clients, applied after the tuning (e.g. -X linger.ms=50).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+}
+
+/// One table row, with raw numbers for the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerBenchRow {
+    pub record_size: usize,
+    pub records: u64,
+    pub produce: Throughput,
+    pub produce_records_per_sec: f64,
+    pub produce_mb_per_sec: f64,
+    pub produce_cpu_seconds: f64,
+    /// Send-to-acknowledgement latency of sampled records, ms (under full load, so mostly queueing).
+    pub produce_ack_latency_ms: Option<Percentiles>,
+    pub consume: Throughput,
+    pub consume_records_per_sec: f64,
+    pub consume_mb_per_sec: f64,
+    pub consume_cpu_seconds: f64,
+}
+
+/// The default record count for `size`: about 800 MB of values, capped at 8M records, which
+/// takes 10-20 s for the default sizes on a 2-core machine (each phase runs for seconds, long
+/// enough that connection set-up and the first fetch do not show in the rate).
+fn default_records(size: usize) -> u64 {
+    let by_bytes = (768usize << 20) / size.max(1);
+    by_bytes.clamp(50_000, 8_000_000) as u64
+}
+
+pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
+    if args.record_size.is_empty() || args.record_size.contains(&0) {
+        bail!("--record-size needs at least one size, each at least 1 byte");
+    }
+    let target = BrokerTarget::start(&args.target)?;
+    let mut client = ClientArgs::new(target.bootstrap.clone());
+    client.config = args.config.clone();
+
+    let config = serde_json::json!({
+        "broker": target.description,
+        "bootstrap_server": target.bootstrap,
+        "partitions": args.partitions,
+        "record_sizes": args.record_size,
+        "records": args.record_size.iter().map(|s| args.records.unwrap_or_else(|| default_records(*s))).collect::<Vec<_>>(),
+        "producer": tuning_json(PRODUCER_TUNING, &args.config),
+        "consumer": tuning_json(CONSUMER_TUNING, &args.config),
+    });
+    let mut report: Report<BrokerBenchRow> = Report::new("broker", config);
+    eprintln!(
+        "spate bench broker: {} at {}, {} partitions",
+        target.description, target.bootstrap, args.partitions
+    );
+
+    for &size in &args.record_size {
+        let count = args.records.unwrap_or_else(|| default_records(size));
+        let topic = format!("spate-bench-broker-{size}b-{}", std::process::id());
+        create_topic(&client, &topic, args.partitions)?;
+
+        eprintln!("  {size} B: producing {count} records...");
+        let cpu = CpuTime::now();
+        let loaded = kafka_io::load(&client, &topic, args.partitions, count, size)
+            .with_context(|| format!("producing {size}-byte records"))?;
+        let produce = loaded.throughput;
+        let produce_cpu = CpuTime::now().since(&cpu).total();
+
+        eprintln!("  {size} B: consuming...");
+        let cpu = CpuTime::now();
+        let consume = kafka_io::drain(&client, &topic, args.partitions, count)
+            .with_context(|| format!("consuming {size}-byte records"))?;
+        let consume_cpu = CpuTime::now().since(&cpu).total();
+
+        report.results.push(BrokerBenchRow {
+            record_size: size,
+            records: count,
+            produce,
+            produce_records_per_sec: produce.records_per_sec(),
+            produce_mb_per_sec: produce.mb_per_sec(),
+            produce_cpu_seconds: produce_cpu,
+            produce_ack_latency_ms: loaded.ack_latency_ms,
+            consume,
+            consume_records_per_sec: consume.records_per_sec(),
+            consume_mb_per_sec: consume.mb_per_sec(),
+            consume_cpu_seconds: consume_cpu,
+        });
+        report.ceiling.push(Ceiling {
+            record_size: size,
+            records_per_sec: consume.records_per_sec(),
+            mb_per_sec: consume.mb_per_sec(),
+            method: "rdkafka BaseConsumer, all partitions assigned, no group".to_owned(),
+        });
+        delete_topic(&client, &topic);
+    }
+    report.resources = ResourceUsage::now();
+
+    let mut table = Table::new([
+        "record size",
+        "records",
+        "produce rec/s",
+        "produce MB/s",
+        "produce CPU s",
+        "ack p50 ms",
+        "ack p99 ms",
+        "consume rec/s",
+        "consume MB/s",
+        "consume CPU s",
+    ]);
+    for r in &report.results {
+        table.row([
+            format!("{} B", r.record_size),
+            fmt_count(r.records as f64),
+            fmt_count(r.produce_records_per_sec),
+            format!("{:.1}", r.produce_mb_per_sec),
+            format!("{:.2}", r.produce_cpu_seconds),
+            r.produce_ack_latency_ms
+                .map_or("-".to_owned(), |p| format!("{:.0}", p.p50)),
+            r.produce_ack_latency_ms
+                .map_or("-".to_owned(), |p| format!("{:.0}", p.p99)),
+            fmt_count(r.consume_records_per_sec),
+            format!("{:.1}", r.consume_mb_per_sec),
+            format!("{:.2}", r.consume_cpu_seconds),
+        ]);
+    }
+    table.print().context("could not print the table")?;
+    let load = report
+        .machine
+        .load_average
+        .map_or("unknown".to_owned(), |l| format!("{:.2}", l[0]));
+    println!(
+        "peak RSS {:.1} MiB, CPU {:.2} s (user {:.2} s, system {:.2} s), {} CPUs, load average \
+         {load} at start, {}",
+        report.resources.peak_rss_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
+        report.resources.cpu_seconds,
+        report.resources.cpu.user_seconds,
+        report.resources.cpu.system_seconds,
+        report.machine.cpus,
+        target.description,
+    );
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub(super) fn tuning_json(
+    defaults: &[(&str, &str)],
+    overrides: &[(String, String)],
+) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in defaults {
+        map.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
+    }
+    for (k, v) in overrides {
+        map.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    serde_json::Value::Object(map)
+}
+
+pub fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<CliContext> = client.create(&[])?;
+    client.metadata(admin.inner(), None)?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new()
+        .request_timeout(Some(client.request_timeout()))
+        .operation_timeout(Some(client.request_timeout()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    let results = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                client.request_timeout() + Duration::from_secs(5),
+                admin.create_topics([&new_topic], &opts),
+            )
+            .await
+        })
+        .map_err(|_| anyhow!("create topic {topic:?}: no answer in time"))?
+        .map_err(|e| anyhow!("create topic {topic:?} failed: {e}"))?;
+    for r in results {
+        if let Err((name, code)) = r {
+            bail!("could not create topic {name:?}: {code}");
+        }
+    }
+    Ok(())
+}
+
+/// Best effort: an external broker should not keep benchmark topics around.
+pub fn delete_topic(client: &ClientArgs, topic: &str) {
+    let Ok(admin) = client.create::<AdminClient<CliContext>>(&[]) else {
+        return;
+    };
+    let opts = AdminOptions::new().request_timeout(Some(client.request_timeout()));
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let result = runtime.block_on(async {
+        tokio::time::timeout(
+            client.request_timeout(),
+            admin.delete_topics(&[topic], &opts),
+        )
+        .await
+    });
+    if !matches!(result, Ok(Ok(_))) {
+        tracing::warn!("could not delete benchmark topic {topic}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_record_counts() {
+        assert_eq!(default_records(100), 8_000_000);
+        assert_eq!(default_records(1024), 786_432);
+        assert_eq!(default_records(1 << 20), 50_000);
+    }
+}

@@ -1,0 +1,149 @@
+//! Loading a topic and draining it with plain rdkafka clients, tuned for throughput.
+//!
+//! `load` is how every benchmark fills its input topic; `drain` is the raw librdkafka consumer
+//! ceiling (all partitions assigned, no group, no processing) that engine benchmarks report
+//! beside their own numbers.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use spate_client::config::{CliContext, ClientArgs};
+use spate_client::delivery::{send_with_backpressure, DeliveryCounter};
+use spate_client::measure::{LoadResult, Percentiles, Throughput};
+use spate_client::tuning::{CONSUMER_TUNING, PRODUCER_TUNING};
+
+/// How long `drain` waits without receiving a record before it gives up.
+const DRAIN_IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Produces `count` records of `record_size` bytes (no key) round-robin over `partitions`
+/// partitions of `topic`, and waits until all are acknowledged. The clock covers send + flush.
+pub fn load(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    record_size: usize,
+) -> anyhow::Result<LoadResult> {
+    // Varied but cheap payloads: a fixed pattern with the record number stamped at the front.
+    load_with(
+        client,
+        topic,
+        partitions,
+        count,
+        record_size,
+        |i, payload| {
+            let stamp = i.to_le_bytes();
+            let n = stamp.len().min(payload.len());
+            payload[..n].copy_from_slice(&stamp[..n]);
+        },
+    )
+}
+
+/// [`load`] with the payloads written by `fill(record number, payload)`; the buffer starts as a
+/// repeating `a..z` pattern and keeps whatever the previous call left in it.
+pub fn load_with(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    record_size: usize,
+    mut fill: impl FnMut(u64, &mut [u8]),
+) -> anyhow::Result<LoadResult> {
+    let producer: BaseProducer<DeliveryCounter> =
+        client.create_with_context(PRODUCER_TUNING, DeliveryCounter::sampling_latency(64))?;
+    client.metadata(producer.client(), Some(topic))?;
+    let mut payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
+    let partitions = partitions.max(1);
+    let started = Instant::now();
+    for i in 0..count {
+        fill(i, &mut payload);
+        let partition = i32::try_from(i % partitions as u64).unwrap_or(0);
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
+            .payload(&payload[..])
+            .partition(partition);
+        send_with_backpressure(&producer, record)
+            .map_err(|e| anyhow!("could not send record {i}: {e}"))?;
+        if i % 4096 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(|e| anyhow!("flush did not complete: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let ctx = producer.context();
+    let delivered = ctx.delivered.load(Ordering::Relaxed);
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    if failed > 0 || delivered != count {
+        bail!(
+            "{delivered} of {count} records delivered, {failed} failed: {}",
+            ctx.errors().join("; ")
+        );
+    }
+    Ok(LoadResult {
+        throughput: Throughput {
+            records: count,
+            bytes: count * record_size as u64,
+            seconds,
+        },
+        ack_latency_ms: Percentiles::of(&ctx.latencies_ms()),
+    })
+}
+
+/// Reads `expected` records from the beginning of all `partitions` partitions of `topic` with a
+/// bare `BaseConsumer`, counting key + value bytes. The clock starts at `assign`.
+pub fn drain(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+) -> anyhow::Result<Throughput> {
+    let consumer: BaseConsumer<CliContext> = client.create(CONSUMER_TUNING)?;
+    client.metadata(consumer.client(), Some(topic))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| anyhow!("bad offset for partition {p}: {e}"))?;
+    }
+    let started = Instant::now();
+    consumer
+        .assign(&tpl)
+        .map_err(|e| anyhow!("could not assign {topic}: {e}"))?;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    // The idle clock is only read when a poll comes back empty: reading it per record showed up
+    // as a few percent of the consumer's CPU.
+    let mut idle_since = Instant::now();
+    let mut records_at_idle = 0u64;
+    while records < expected {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+            }
+            Some(Err(e)) => tracing::warn!("consumer error while draining {topic}: {e}"),
+            None => {
+                if records != records_at_idle {
+                    records_at_idle = records;
+                    idle_since = Instant::now();
+                } else if idle_since.elapsed() > DRAIN_IDLE_LIMIT {
+                    bail!(
+                        "only {records} of {expected} records arrived from {topic}; none for {}s",
+                        DRAIN_IDLE_LIMIT.as_secs()
+                    );
+                }
+            }
+        }
+    }
+    Ok(Throughput {
+        records,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

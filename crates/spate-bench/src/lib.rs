@@ -1,0 +1,59 @@
+//! `spate bench`: benchmarks of the broker, the engine, the Kafka streams and the Yahoo
+//! Streaming Benchmark, and the pieces they share: a plain-text table, the JSON report (with the
+//! raw librdkafka consumer `ceiling` every engine number is compared against), and readers for
+//! peak RSS and CPU time. Throughput and percentile arithmetic is in `spate_client::measure`.
+//!
+//! A benchmark is not a test: it prints numbers, it does not judge them. Each one adds a variant
+//! to [`Benchmark`] and a module beside `broker.rs`. SVG plots of the YSB sweep (plotters) are
+//! behind the `plots` feature, which the `spate` binary turns on.
+
+pub mod broker;
+pub mod direct;
+pub mod engine;
+pub mod job_result;
+pub mod kafka_io;
+pub mod receiver;
+pub mod report;
+pub mod resources;
+pub mod stream_job;
+pub mod stream_topic;
+pub mod target;
+pub mod ysb;
+#[cfg(feature = "plots")]
+pub mod ysb_plot;
+pub mod ysb_run;
+
+use clap::{Args, Subcommand};
+
+pub use report::{Ceiling, Report, Table};
+pub use resources::{CpuTime, ResourceUsage};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub benchmark: Benchmark,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Benchmark {
+    /// Produce then consume N records through the broker with rdkafka: the raw client ceiling.
+    Broker(broker::BrokerBenchArgs),
+    /// Engine throughput (pass-through, word count, window) and fixed per-batch overhead, no Kafka.
+    Engine(engine::EngineBenchArgs),
+    /// The Yahoo Streaming Benchmark on the direct stream: catch-up, live, sweep, checker.
+    Ysb(ysb::YsbBenchArgs),
+    /// Direct Kafka stream (pass-through, word count) on a preloaded topic vs the raw consumer.
+    Direct(direct::DirectBenchArgs),
+    /// Receiver Kafka stream with the write-ahead log off and on, vs the direct stream.
+    Receiver(receiver::ReceiverBenchArgs),
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.benchmark {
+        Benchmark::Broker(a) => broker::run(a),
+        Benchmark::Engine(a) => engine::run(a),
+        Benchmark::Ysb(a) => ysb::run(a),
+        Benchmark::Direct(a) => direct::run(a),
+        Benchmark::Receiver(a) => receiver::run(a),
+    }
+}

@@ -1,0 +1,449 @@
+//! One run of `spate bench ysb`: fresh input and output topics, the generator (preloaded or at
+//! a fixed rate), the raw consumer ceiling on the same input topic, the YSB job on the engine,
+//! and the checker; the numbers of the run as a [`YsbRow`].
+//!
+//! CPU time is the whole process's (getrusage): the embedded broker, the engine, librdkafka's
+//! threads and, in live runs, the generator, which shares the two cores as it would on one box.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use serde::Serialize;
+use spate_streaming::{Config, StreamingContext};
+
+use crate::broker::{create_topic, delete_topic};
+use crate::job_result::reset_peak_rss;
+use crate::kafka_io::drain;
+use crate::report::Ceiling;
+use crate::resources::{peak_rss_bytes, CpuTime};
+use spate_client::config::ClientArgs;
+use spate_client::measure::{Percentiles, Throughput};
+use spate_ysb::checker::check_topics;
+use spate_ysb::generator::{now_ms, preload, produce_at_rate};
+use spate_ysb::{
+    CampaignMap, Encoding, EventClock, GeneratorConfig, LiveLoad, YsbJob, YsbJobConfig, YsbSetup,
+};
+
+/// Catch-up (a preloaded topic, as fast as possible) or live (a fixed offered rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    CatchUp,
+    Live,
+}
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub mode: Mode,
+    pub encoding: Encoding,
+    pub batch_interval: Duration,
+    pub partitions: i32,
+    /// Catch-up: events preloaded.
+    pub events: u64,
+    /// Live: offered events/s and for how long.
+    pub rate: f64,
+    pub duration: Duration,
+    /// Caps the stream at this many records/s (`maxRatePerPartition` × partitions), which
+    /// bounds a catch-up batch to `max_rate × batch_interval` records.
+    pub max_rate: u64,
+    pub threads: usize,
+    pub check: bool,
+    pub seed: u64,
+}
+
+/// One run's numbers (raw, unformatted; `*_ms` in milliseconds).
+#[derive(Debug, Clone, Serialize)]
+pub struct YsbRow {
+    pub name: String,
+    pub mode: Mode,
+    pub encoding: Encoding,
+    pub batch_interval_ms: f64,
+    pub partitions: i32,
+    pub events: u64,
+    pub record_bytes: f64,
+    pub offered_rate: Option<f64>,
+    pub generator_max_behind_ms: Option<f64>,
+    /// Engine wall time: from the context's start until every event was processed.
+    pub seconds: f64,
+    pub records_per_sec: f64,
+    /// CPU seconds of the process (broker + engine, + generator in live runs) during the job.
+    pub cpu_seconds: f64,
+    pub records_per_cpu_second: f64,
+    pub ceiling_records_per_sec: f64,
+    pub ratio_to_ceiling: f64,
+    pub batches: u64,
+    /// Processing time of the batches that had records.
+    pub batch_processing_ms: Option<Percentiles>,
+    pub end_to_end_ms: Option<Percentiles>,
+    pub window_close_ms: Option<Percentiles>,
+    /// Live: how long after the generator stopped the job had processed everything.
+    pub drain_ms: Option<f64>,
+    /// Live, after warm-up: events due by the generator's schedule but not yet processed,
+    /// sampled every 50 ms (it includes the generator's own lag).
+    pub backlog_events: Option<Percentiles>,
+    /// Live: the backlog stayed within two batch intervals plus half a second of offered load.
+    pub sustained: Option<bool>,
+    /// Peak resident memory of the process while the job ran (broker + engine; + generator).
+    pub peak_rss_bytes: Option<u64>,
+    /// Resident memory when the job started: what the broker, the preload and the ceiling's
+    /// drain left behind (glibc keeps freed memory); the job's own growth is the difference.
+    pub rss_at_start_bytes: Option<u64>,
+    pub check_passed: Option<bool>,
+    pub windows: usize,
+    pub mismatches: usize,
+    /// Sampled end-to-end latencies, for the latency plots (not serialized).
+    #[serde(skip)]
+    pub latency_samples: Vec<f64>,
+}
+
+impl RunSpec {
+    pub fn name(&self) -> String {
+        let enc = match self.encoding {
+            Encoding::Json => "json",
+            Encoding::Binary => "binary",
+        };
+        let interval = fmt_interval(self.batch_interval);
+        match self.mode {
+            Mode::CatchUp => format!("catch-up {enc} {interval}"),
+            Mode::Live => format!("live {enc} {interval} @{:.0}K/s", self.rate / 1000.0),
+        }
+    }
+}
+
+/// `10ms`, `100ms`, `1s`.
+pub fn fmt_interval(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 1000.0 && (ms % 1000.0) == 0.0 {
+        format!("{}s", ms / 1000.0)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Runs `spec` against the broker at `bootstrap`.
+pub fn run(bootstrap: &str, spec: &RunSpec) -> anyhow::Result<YsbRow> {
+    let client = ClientArgs::new(bootstrap);
+    let n = RUN.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let input = format!("ysb-ad-events-{pid}-{n}");
+    let output = format!("ysb-window-counts-{pid}-{n}");
+    create_topic(&client, &input, spec.partitions)?;
+    create_topic(&client, &output, spec.partitions)?;
+    let result = run_on(&client, spec, &input, &output);
+    delete_topic(&client, &input);
+    delete_topic(&client, &output);
+    result
+}
+
+fn run_on(
+    client: &ClientArgs,
+    spec: &RunSpec,
+    input: &str,
+    output: &str,
+) -> anyhow::Result<YsbRow> {
+    let setup = YsbSetup::new(spec.seed);
+    let campaigns = Arc::new(setup.campaign_map());
+    let gen = GeneratorConfig {
+        topic: input.to_owned(),
+        partitions: spec.partitions,
+        encoding: spec.encoding,
+        seed: spec.seed.wrapping_add(1),
+    };
+    let name = spec.name();
+
+    let mut ceiling = None;
+    let mut record_bytes = 0.0;
+    if spec.mode == Mode::CatchUp {
+        let (loaded_bytes, drained) = preload_with_ceiling(client, spec, &gen, &setup, input)?;
+        record_bytes = loaded_bytes;
+        ceiling = Some(drained);
+    }
+
+    let (ctx, job) = start_job(client, spec, input, output, campaigns.clone())?;
+    let stats = job.stats.clone();
+    let mut gen_end_ms = i64::MAX;
+    let mut backlog: Vec<f64> = Vec::new();
+    // The peak of the job's run (broker + engine), not of the preload and the ceiling's drain.
+    reset_peak_rss();
+    let rss_at_start = peak_rss_bytes();
+    let cpu0 = CpuTime::now();
+    let t0 = Instant::now();
+    ctx.start()?;
+    let (events, live, drain_ms, seconds) = match spec.mode {
+        Mode::CatchUp => {
+            wait_processed(&ctx, &job, spec.events, Duration::from_secs(600))?;
+            (spec.events, None, None, t0.elapsed().as_secs_f64())
+        }
+        Mode::Live => {
+            let live = offer_live_load(client, spec, &gen, &setup, &job, &mut backlog)?;
+            let gen_done = Instant::now();
+            gen_end_ms = now_ms();
+            wait_processed(&ctx, &job, live.events, Duration::from_secs(120))?;
+            let drain_ms = gen_done.elapsed().as_secs_f64() * 1000.0;
+            (
+                live.events,
+                Some(live),
+                Some(drain_ms),
+                t0.elapsed().as_secs_f64(),
+            )
+        }
+    };
+    let cpu = CpuTime::now().since(&cpu0).total();
+    ctx.stop(true)?;
+    let peak_rss = peak_rss_bytes();
+
+    if let Some(l) = &live {
+        record_bytes = l.bytes as f64 / l.events.max(1) as f64;
+        eprintln!("  {name}: raw consumer ceiling...");
+        ceiling = Some(drain(client, input, spec.partitions, l.events)?);
+    }
+    let ceiling = ceiling.ok_or_else(|| anyhow!("no ceiling measured"))?;
+
+    let infos = stats.batch_infos();
+    // Batches with records: an empty batch (planned while an earlier one still ran, or at no
+    // load) takes microseconds and would hide the real processing times.
+    let batch_ms: Vec<f64> = infos
+        .iter()
+        .filter(|b| b.num_records() > 0)
+        .filter_map(|b| b.processing_micros)
+        .map(|us| us as f64 / 1000.0)
+        .collect();
+    let latency_samples = stats.latencies_ms();
+    let check = if spec.check {
+        check_counts(
+            client,
+            spec,
+            input,
+            output,
+            &campaigns,
+            live.is_some(),
+            gen_end_ms,
+        )?
+    } else {
+        Checked::default()
+    };
+
+    let records_per_sec = events as f64 / seconds.max(1e-9);
+    Ok(YsbRow {
+        name,
+        mode: spec.mode,
+        encoding: spec.encoding,
+        batch_interval_ms: spec.batch_interval.as_secs_f64() * 1000.0,
+        partitions: spec.partitions,
+        events,
+        record_bytes,
+        offered_rate: live.map(|l| l.offered_rate),
+        generator_max_behind_ms: live.map(|l| l.max_behind_ms),
+        seconds,
+        records_per_sec,
+        cpu_seconds: cpu,
+        records_per_cpu_second: events as f64 / cpu.max(1e-9),
+        ceiling_records_per_sec: ceiling.records_per_sec(),
+        ratio_to_ceiling: records_per_sec / ceiling.records_per_sec().max(1e-9),
+        batches: infos.len() as u64,
+        batch_processing_ms: Percentiles::of(&batch_ms),
+        end_to_end_ms: if live.is_some() {
+            Percentiles::of(&latency_samples)
+        } else {
+            None
+        },
+        window_close_ms: check.window_close,
+        drain_ms,
+        sustained: live.map(|l| {
+            // Two batches plus half a second of load: what a run that keeps up holds at most
+            // (the batch being filled, the one being processed, and the generator's lag).
+            let limit = l.offered_rate * (2.0 * spec.batch_interval.as_secs_f64() + 0.5);
+            backlog.iter().all(|&b| b <= limit)
+        }),
+        backlog_events: Percentiles::of(&backlog),
+        peak_rss_bytes: peak_rss,
+        rss_at_start_bytes: rss_at_start,
+        check_passed: check.passed,
+        windows: check.windows,
+        mismatches: check.mismatches,
+        latency_samples,
+    })
+}
+
+/// A catch-up run's input: `spec.events` events preloaded (100K events/s of event time, so
+/// windows of about 1M events, 100 campaigns each), then the raw consumer ceiling drained from
+/// them. Returns the mean record size and the ceiling.
+fn preload_with_ceiling(
+    client: &ClientArgs,
+    spec: &RunSpec,
+    gen: &GeneratorConfig,
+    setup: &YsbSetup,
+    input: &str,
+) -> anyhow::Result<(f64, Throughput)> {
+    let name = spec.name();
+    eprintln!("  {name}: preloading {} events...", spec.events);
+    let clock = EventClock {
+        start_ms: now_ms() - (spec.events as f64 / 100.0) as i64 - 60_000,
+        events_per_sec: 100_000.0,
+    };
+    let loaded = preload(client, gen, setup, spec.events, clock)?;
+    let record_bytes = loaded.throughput.bytes as f64 / spec.events.max(1) as f64;
+    eprintln!(
+        "  {name}: loaded at {:.0} events/s; raw consumer ceiling...",
+        loaded.throughput.records_per_sec()
+    );
+    let ceiling = drain(client, input, spec.partitions, spec.events)?;
+    Ok((record_bytes, ceiling))
+}
+
+/// The YSB job on a fresh streaming context, defined but not started.
+fn start_job(
+    client: &ClientArgs,
+    spec: &RunSpec,
+    input: &str,
+    output: &str,
+    campaigns: Arc<CampaignMap>,
+) -> anyhow::Result<(StreamingContext, YsbJob)> {
+    let ctx = StreamingContext::new(
+        Config::new("ysb")
+            .batch_interval(spec.batch_interval)
+            .executor_threads(spec.threads)
+            .default_parallelism(spec.threads)
+            .graceful_stop_timeout(Duration::from_secs(60)),
+    )?;
+    let mut config = YsbJobConfig::new(client.bootstrap_server.clone(), input, output);
+    config.encoding = spec.encoding;
+    config.partitions = spec.partitions.max(1) as usize;
+    config.max_records_per_batch =
+        Some(((spec.max_rate as f64) * spec.batch_interval.as_secs_f64()).ceil() as u64);
+    let job = YsbJob::build(&ctx, &config, campaigns)?;
+    Ok((ctx, job))
+}
+
+/// A live run's load: the generator at `spec.rate` for `spec.duration` on its own thread, the
+/// warm-up's samples dropped, and the backlog (events due by the schedule but not yet
+/// processed) sampled every 50 ms into `backlog`.
+fn offer_live_load(
+    client: &ClientArgs,
+    spec: &RunSpec,
+    gen: &GeneratorConfig,
+    setup: &YsbSetup,
+    job: &YsbJob,
+    backlog: &mut Vec<f64>,
+) -> anyhow::Result<LiveLoad> {
+    eprintln!(
+        "  {}: offering {:.0} events/s for {} s...",
+        spec.name(),
+        spec.rate,
+        spec.duration.as_secs()
+    );
+    let stats = &job.stats;
+    let stop = AtomicBool::new(false);
+    let warm_up = (spec.duration / 5).max(Duration::from_secs(2));
+    let gen_start = Instant::now();
+    std::thread::scope(|s| {
+        let generator =
+            s.spawn(|| produce_at_rate(client, gen, setup, spec.rate, spec.duration, &stop));
+        std::thread::sleep(warm_up.min(spec.duration));
+        // Batches and latencies of the warm-up do not count.
+        stats.reset_samples();
+        // The backlog: events due by the schedule but not yet processed. A rate the
+        // box sustains keeps it within a few batches; one it does not lets it grow.
+        while !generator.is_finished() {
+            let due = (gen_start.elapsed().as_secs_f64() * spec.rate) as u64;
+            let done = stats.records_completed.load(Ordering::Relaxed);
+            backlog.push(due.saturating_sub(done) as f64);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        generator
+            .join()
+            .map_err(|_| anyhow!("the generator thread panicked"))?
+    })
+}
+
+/// What the checker found; all empty when the run was not checked.
+#[derive(Debug, Default)]
+struct Checked {
+    passed: Option<bool>,
+    windows: usize,
+    mismatches: usize,
+    /// YSB's time after window close, of the windows that closed while the generator ran.
+    window_close: Option<Percentiles>,
+}
+
+/// Recomputes the counts from the input topic and compares them with the job's output.
+fn check_counts(
+    client: &ClientArgs,
+    spec: &RunSpec,
+    input: &str,
+    output: &str,
+    campaigns: &CampaignMap,
+    live: bool,
+    gen_end_ms: i64,
+) -> anyhow::Result<Checked> {
+    eprintln!("  {}: checking the counts...", spec.name());
+    let (report, latest) = check_topics(client, input, output, spec.encoding, campaigns)?;
+    if !report.passed() {
+        tracing::error!("YSB check failed: {report:?}");
+    }
+    let mut window_close = None;
+    if live {
+        // Windows that closed while the generator ran; the last, partial one is left out.
+        let closes: Vec<f64> = latest
+            .values()
+            .filter(|c| c.window_start + spate_ysb::WINDOW_MS <= gen_end_ms)
+            .map(|c| c.time_after_window_close() as f64)
+            .collect();
+        window_close = Percentiles::of(&closes);
+    }
+    Ok(Checked {
+        passed: Some(report.passed()),
+        windows: report.expected_windows,
+        mismatches: report.mismatch_count,
+        window_close,
+    })
+}
+
+/// Waits until the job has processed `events` input records.
+fn wait_processed(
+    ctx: &StreamingContext,
+    job: &YsbJob,
+    events: u64,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        let done = job.stats.records_completed.load(Ordering::SeqCst);
+        if done >= events {
+            return Ok(());
+        }
+        if let Some(f) = job.stats.failures().first() {
+            bail!("a batch failed: {f}");
+        }
+        if ctx
+            .await_termination_or_timeout(Duration::from_millis(2))
+            .context("the streaming context failed")?
+        {
+            bail!("the streaming context stopped early");
+        }
+        if t0.elapsed() > limit {
+            bail!(
+                "only {done} of {events} events processed after {} s",
+                limit.as_secs()
+            );
+        }
+    }
+}
+
+/// The ceiling as the report records it.
+pub fn ceiling_of(row: &YsbRow) -> Ceiling {
+    Ceiling {
+        record_size: row.record_bytes.round() as usize,
+        records_per_sec: row.ceiling_records_per_sec,
+        mb_per_sec: row.ceiling_records_per_sec * row.record_bytes / 1e6,
+        method: format!(
+            "rdkafka BaseConsumer on the run's input topic ({}), all partitions assigned",
+            row.name
+        ),
+    }
+}

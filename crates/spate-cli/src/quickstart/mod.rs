@@ -1,0 +1,192 @@
+//! `spate quickstart`: the whole pipeline in one command, the README's first step.
+//!
+//! It starts the embedded broker in this process (or uses `--bootstrap-server`), creates the
+//! `ad-events` topic, produces a steady stream of ad events shaped like the Yahoo Streaming
+//! Benchmark's, and runs a direct-stream job with a checkpoint that counts views per campaign
+//! per 10-second event-time window into SQLite — results and offset ranges in one transaction,
+//! so the counts are exactly-once. It prints one line per batch, serves the web UI, and stops
+//! gracefully on Ctrl-C or after `--duration`, printing a summary. Everything lives under
+//! `--dir`, so a second run resumes: the job from its checkpoint, the producer from the topic's
+//! end offsets.
+//!
+//! Map: [`layout`] (the directory) · [`cluster`] (broker, topic, end offsets) · [`producer`] (the event generator thread) ·
+//! [`job`] (the streaming job) · [`progress`] (per-batch lines) · [`stop`] (signals, duration) ·
+//! [`summary`] (what the run did, from SQLite) · [`web`] (the UI on 4040 or a free port).
+
+pub mod cluster;
+pub mod job;
+pub mod layout;
+pub mod producer;
+pub mod progress;
+pub mod stop;
+pub mod summary;
+pub mod web;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use cluster::Cluster;
+pub use layout::{Layout, Source};
+use progress::Progress;
+use spate_client::config::parse_key_value;
+
+/// Flags of `spate quickstart`; every one has a default, so the command runs without any.
+#[derive(Args, Debug, Clone)]
+pub struct QuickstartArgs {
+    /// Stop after this long (e.g. 10s, 2m, 1h); by default run until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Ad events produced per second.
+    #[arg(long, value_name = "EVENTS_PER_SEC", default_value_t = 10_000)]
+    pub rate: u64,
+
+    /// The job's batch interval (e.g. 1s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub batch_interval: Duration,
+
+    /// Directory for the broker's data, the job's checkpoint and the SQLite results; a second
+    /// run with the same directory resumes.
+    #[arg(long, value_name = "DIR", default_value = "spate-quickstart")]
+    pub dir: PathBuf,
+
+    /// Port of the web UI on 127.0.0.1 (0 picks a free port; if the port is taken, a free one is
+    /// used instead).
+    #[arg(long, value_name = "PORT", default_value_t = 4040)]
+    pub ui_port: u16,
+
+    /// Do not serve the web UI.
+    #[arg(long)]
+    pub no_ui: bool,
+
+    /// Run against an existing Kafka cluster (HOST:PORT[,HOST:PORT…]) instead of starting the
+    /// embedded broker.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap_server: Option<String>,
+
+    /// The topic of ad events.
+    #[arg(long, value_name = "TOPIC", default_value = "ad-events")]
+    pub topic: String,
+
+    /// Partitions of the topic when the quickstart creates it.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
+
+    /// A Kafka client setting for the producer and the job (e.g. -X security.protocol=SASL_SSL),
+    /// repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+}
+
+/// `10s`, `2m`, `1h30m`, `500ms` (humantime); a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 10s, 2m, 500ms)"))
+}
+
+pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
+    if args.rate == 0 {
+        anyhow::bail!("--rate must be at least 1 event per second");
+    }
+    if args.batch_interval.is_zero() {
+        anyhow::bail!("--batch-interval must be longer than zero");
+    }
+    let layout = Layout::new(&args.dir);
+    layout.claim(&Source {
+        kafka: args
+            .bootstrap_server
+            .clone()
+            .unwrap_or_else(|| "embedded".to_owned()),
+        topic: args.topic.clone(),
+    })?;
+    let resuming = layout.checkpoint.exists();
+
+    let cluster = Cluster::start(
+        args.bootstrap_server.as_deref(),
+        &layout.broker,
+        &args.config,
+    )?;
+    println!("spate quickstart — {}", cluster.description);
+    let partitions = cluster.ensure_topic(&args.topic, args.partitions)?;
+    let end_offsets = cluster.end_offsets(&args.topic, partitions)?;
+    let existing: i64 = end_offsets.values().sum();
+    println!(
+        "topic {} ({partitions} partitions, {existing} events so far)",
+        args.topic
+    );
+
+    let pipeline = job::Pipeline::build(&args, &layout, &cluster)?;
+    let progress = Arc::new(Progress::default());
+    pipeline.ctx.add_streaming_listener(progress.clone());
+    if resuming {
+        println!(
+            "resuming from the checkpoint in {}",
+            layout.checkpoint.display()
+        );
+    }
+    // Before start, so the UI sees every batch.
+    let ui = if args.no_ui {
+        None
+    } else {
+        Some(web::start(&pipeline.ctx, args.ui_port, &pipeline.params)?)
+    };
+    pipeline.ctx.start().context("starting the streaming job")?;
+    let producer = producer::Producer::start(
+        &cluster,
+        &args.topic,
+        partitions,
+        args.rate,
+        u64::try_from(existing).unwrap_or(0),
+    )?;
+    println!(
+        "producing {} ad events/s; batches every {}; results in {}",
+        args.rate,
+        humantime::format_duration(args.batch_interval),
+        layout.results.display()
+    );
+    if let Some(ui) = &ui {
+        println!("web UI: {}", ui.url());
+    }
+    match args.duration {
+        Some(d) => println!("running for {}", humantime::format_duration(d)),
+        None => println!("press Ctrl-C to stop"),
+    }
+
+    let started = Instant::now();
+    let reason = stop::wait(&pipeline.ctx, args.duration, || producer.is_running())?;
+    stop::exit_on_next_signal();
+    println!("stopping ({reason}): finishing planned batches…");
+    let produced = producer.stop();
+    let stopped = pipeline.ctx.stop(true);
+    let outcome = pipeline.ctx.await_termination();
+    let elapsed = started.elapsed();
+    if let Some(ui) = ui {
+        ui.shutdown();
+    }
+
+    summary::print(
+        &summary::RunFacts {
+            elapsed,
+            produced: produced.as_ref().copied().unwrap_or(0),
+            totals: progress.totals(),
+            already_applied: pipeline.output.skipped_batches(),
+            malformed: pipeline
+                .malformed
+                .load(std::sync::atomic::Ordering::Relaxed),
+        },
+        &layout,
+    )?;
+    // The summary first (it shows what was done), then whatever went wrong.
+    outcome.context("the streaming job failed")?;
+    stopped.context("stopping the streaming job")?;
+    produced.context("the event producer failed")?;
+    drop(cluster);
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Connecting to a broker, as every client command and benchmark does: `--bootstrap-server`,
+//! `-X key=value` librdkafka settings and a request timeout, turned into an rdkafka
+//! `ClientConfig`.
+//!
+//! librdkafka retries an unreachable broker forever by default, so every command first asks for
+//! metadata with a deadline (`connect`) and turns a miss into "could not reach broker at X within
+//! Ns" instead of hanging.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Connection options shared by `topics`, `produce`, `consume` and the benchmarks. With the
+/// `cli` feature they are also command-line flags (clap); without it, library users (the YSB
+/// job) build them with [`ClientArgs::new`] and pull in no CLI parser.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ClientArgs {
+    /// The broker to connect to (host:port, or a comma-separated list).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")
+    )]
+    pub bootstrap_server: String,
+
+    /// A librdkafka setting (e.g. -X linger.ms=10), repeatable; applied after spate's own
+    /// settings, so it overrides them.
+    #[cfg_attr(
+        feature = "cli",
+        arg(short = 'X', id = "rdkafka_config", value_name = "KEY=VALUE", value_parser = parse_key_value)
+    )]
+    pub config: Vec<(String, String)>,
+
+    /// How long to wait for the broker to answer a request before giving up, in milliseconds.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "MS", default_value_t = 10_000)
+    )]
+    pub request_timeout_ms: u64,
+}
+
+impl ClientArgs {
+    /// Args for code that builds clients itself (the benchmarks).
+    pub fn new(bootstrap_server: impl Into<String>) -> Self {
+        ClientArgs {
+            bootstrap_server: bootstrap_server.into(),
+            config: Vec::new(),
+            request_timeout_ms: 10_000,
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The librdkafka config: bootstrap servers, then the command's `defaults`, then `-X`.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_server);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.config {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Creates a client of type `T` with the quiet [`CliContext`], naming the `-X` setting at
+    /// fault when librdkafka rejects one.
+    pub fn create<T: FromClientConfigAndContext<CliContext>>(
+        &self,
+        defaults: &[(&str, &str)],
+    ) -> anyhow::Result<T> {
+        self.create_with_context(defaults, CliContext)
+    }
+
+    /// Like `create`, for clients with a custom context (delivery counters, rebalance hooks).
+    pub fn create_with_context<C, T>(
+        &self,
+        defaults: &[(&str, &str)],
+        context: C,
+    ) -> anyhow::Result<T>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        self.client_config(defaults)
+            .create_with_context::<C, T>(context)
+            .map_err(|e| self.config_error(e))
+    }
+
+    fn config_error(&self, e: KafkaError) -> anyhow::Error {
+        match e {
+            KafkaError::ClientConfig(_, ref msg, ref key, ref value) => {
+                let origin = if self.config.iter().any(|(k, _)| k == key) {
+                    "-X setting"
+                } else {
+                    "client setting"
+                };
+                anyhow!("invalid {origin} {key}={value}: {msg}")
+            }
+            other => anyhow!("could not create Kafka client: {other}"),
+        }
+    }
+
+    /// Fetches cluster metadata (for `topic`, or all topics) within the request timeout; the
+    /// first call of every command, so that an unreachable broker is reported quickly.
+    pub fn metadata<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        topic: Option<&str>,
+    ) -> anyhow::Result<Metadata> {
+        client
+            .fetch_metadata(topic, self.request_timeout())
+            .map_err(|e| self.unreachable(e))
+    }
+
+    /// The partition count of `topic`, asking again while the broker reports the topic's leader
+    /// as not yet available (Kafka's answer right after it auto-creates a topic), up to the
+    /// request timeout.
+    pub fn topic_partitions<C: ClientContext>(
+        &self,
+        client: &Client<C>,
+        topic: &str,
+    ) -> anyhow::Result<i32> {
+        let deadline = std::time::Instant::now() + self.request_timeout();
+        loop {
+            let metadata = self.metadata(client, Some(topic))?;
+            let leader_pending = metadata.topics().iter().any(|t| {
+                t.name() == topic
+                    && (t.error().map(RDKafkaErrorCode::from)
+                        == Some(RDKafkaErrorCode::LeaderNotAvailable)
+                        || t.partitions().iter().any(|p| p.leader() < 0))
+            });
+            if !leader_pending || std::time::Instant::now() >= deadline {
+                return partition_count(&metadata, topic);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The error for a broker that did not answer in time.
+    pub fn unreachable(&self, cause: KafkaError) -> anyhow::Error {
+        anyhow!(
+            "could not reach broker at {} within {}s ({cause})",
+            self.bootstrap_server,
+            fmt_secs(self.request_timeout())
+        )
+    }
+}
+
+/// The client context of the CLI commands: librdkafka's own log lines and "global errors" (one
+/// per failed connection attempt, repeated every retry) go to `tracing` at debug level, because
+/// the commands report what went wrong themselves, once and clearly. `RUST_LOG=debug` shows them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CliContext;
+
+impl ClientContext for CliContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        librdkafka_log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        librdkafka_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for CliContext {}
+
+/// `ClientContext::log` for spate's contexts.
+pub fn librdkafka_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Debug | RDKafkaLogLevel::Info => {
+            tracing::trace!(target: "librdkafka", "{fac} {message}")
+        }
+        _ => tracing::debug!(target: "librdkafka", "{fac} {message}"),
+    }
+}
+
+/// `ClientContext::error` for spate's contexts.
+pub fn librdkafka_error(error: &KafkaError, reason: &str) {
+    tracing::debug!(target: "librdkafka", "{error}: {reason}");
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{secs:.0}")
+    } else {
+        format!("{secs:.1}")
+    }
+}
+
+/// Parses `key=value`; the value may itself contain `=` but the key may not be empty.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// The partition count of `topic` in `metadata`, or an error saying the topic does not exist.
+pub fn partition_count(metadata: &Metadata, topic: &str) -> anyhow::Result<i32> {
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        bail!("topic {topic:?} does not exist");
+    };
+    if let Some(err) = t.error() {
+        let code = RDKafkaErrorCode::from(err);
+        if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+            bail!("topic {topic:?} does not exist (create it with `spate topics create {topic}`)");
+        }
+        bail!("metadata for topic {topic:?} has an error: {code}");
+    }
+    if t.partitions().is_empty() {
+        bail!("topic {topic:?} does not exist (no partitions in metadata)");
+    }
+    i32::try_from(t.partitions().len()).context("partition count overflows i32")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_parsing() {
+        assert_eq!(
+            parse_key_value("linger.ms=5").unwrap(),
+            ("linger.ms".to_owned(), "5".to_owned())
+        );
+        assert_eq!(
+            parse_key_value("sasl.jaas.config=a=b").unwrap(),
+            ("sasl.jaas.config".to_owned(), "a=b".to_owned())
+        );
+        assert_eq!(
+            parse_key_value("k=").unwrap(),
+            ("k".to_owned(), String::new())
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=v").is_err());
+    }
+
+    #[test]
+    fn x_overrides_defaults() {
+        let mut args = ClientArgs::new("h:1");
+        args.config.push(("linger.ms".into(), "50".into()));
+        let config = args.client_config(&[("linger.ms", "5"), ("acks", "1")]);
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        assert_eq!(config.get("acks"), Some("1"));
+        assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
+    }
+
+    #[test]
+    fn unknown_x_setting_is_named() {
+        let mut args = ClientArgs::new("127.0.0.1:1");
+        args.config.push(("no.such.setting".into(), "1".into()));
+        let Err(err) = args.create::<rdkafka::consumer::BaseConsumer<CliContext>>(&[]) else {
+            panic!("an unknown setting must be rejected");
+        };
+        let err = err.to_string();
+        assert!(err.contains("-X setting no.such.setting=1"), "{err}");
+    }
+}
