@@ -39,11 +39,11 @@ use spate_streaming::{
     ReceiverInfo, StreamingContext, StreamingError, Time,
 };
 
-use super::config::{KafkaReceiverConfig, WRITE_AHEAD_LOG_ENABLE};
-use super::error::KafkaReceiverError;
+use super::config::KafkaReceiverConfig;
 use super::running::RunningKafkaReceiver;
+use crate::error::SpateKafkaError;
+use crate::keys::WRITE_AHEAD_LOG_ENABLE;
 use crate::record::ConsumerRecord;
-use crate::KafkaUtils;
 
 const KIND: &str = "kafka_receiver";
 /// Plan field naming the input's log directory (see `plan`).
@@ -117,7 +117,7 @@ impl KafkaReceiverInputStream {
         config: KafkaReceiverConfig,
         batch_interval: Duration,
         retention: Duration,
-    ) -> Result<Self, KafkaReceiverError> {
+    ) -> Result<Self, SpateKafkaError> {
         let rate_limiter = Arc::new(RateLimiter::new(
             config.max_rate_limit(),
             config.initial_rate_limit(),
@@ -199,7 +199,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
                     )?),
                 ),
                 (None, true) => {
-                    return Err(KafkaReceiverError::NoCheckpointDir {
+                    return Err(SpateKafkaError::NoCheckpointDir {
                         key: WRITE_AHEAD_LOG_ENABLE.into(),
                     }
                     .into())
@@ -432,46 +432,24 @@ impl std::ops::Deref for KafkaReceiverStream {
     }
 }
 
-impl KafkaUtils {
-    /// Spark's `KafkaUtils.createStream(ssc, kafkaParams, topics)`: a receiver consuming
-    /// `topics` (topic → consumer threads) with the consumer group `group.id` of `kafka_params`.
-    /// Receiver settings (`spate.streaming.receiver.write_ahead_log.enable`, block interval,
-    /// max rate, backpressure) may be given in `kafka_params`; see
-    /// [`KafkaReceiverConfig`]. For parallel receiving, create
-    /// several streams with the same `group.id` and `union` them.
-    pub fn create_stream<K, V, T>(
-        ctx: &StreamingContext,
-        kafka_params: impl IntoIterator<Item = (K, V)>,
-        topics: impl IntoIterator<Item = (T, usize)>,
-    ) -> Result<KafkaReceiverStream, KafkaReceiverError>
-    where
-        K: Into<String>,
-        V: Into<String>,
-        T: Into<String>,
-    {
-        let config = KafkaReceiverConfig::new(kafka_params, topics)?;
-        Self::create_stream_with(ctx, config)
-    }
-
-    /// [`KafkaUtils::create_stream`] with a prepared [`KafkaReceiverConfig`].
-    pub fn create_stream_with(
-        ctx: &StreamingContext,
-        config: KafkaReceiverConfig,
-    ) -> Result<KafkaReceiverStream, KafkaReceiverError> {
-        // Replay after a restart goes back to the last state snapshot: keep that many batches
-        // of blocks, plus ten intervals of margin.
-        let conf = ctx.config();
-        let batches = u32::try_from(conf.checkpoint_interval_batches)
-            .unwrap_or(u32::MAX)
-            .saturating_add(10);
-        let retention = conf.batch_interval.saturating_mul(batches);
-        let input = KafkaReceiverInputStream::new(config, ctx.batch_interval(), retention)?;
-        let rate_limiter = Arc::clone(&input.rate_limiter);
-        let rate = input.rate.clone();
-        Ok(KafkaReceiverStream {
-            stream: ctx.input_stream(input),
-            rate_limiter,
-            rate,
-        })
-    }
+/// Builds a receiver stream on `ctx` ([`KafkaUtils::create_stream_with`]).
+pub(crate) fn create_stream(
+    ctx: &StreamingContext,
+    config: KafkaReceiverConfig,
+) -> Result<KafkaReceiverStream, SpateKafkaError> {
+    // Replay after a restart goes back to the last state snapshot: keep that many batches
+    // of blocks, plus ten intervals of margin.
+    let conf = ctx.config();
+    let batches = u32::try_from(conf.checkpoint_interval_batches)
+        .unwrap_or(u32::MAX)
+        .saturating_add(10);
+    let retention = conf.batch_interval.saturating_mul(batches);
+    let input = KafkaReceiverInputStream::new(config, ctx.batch_interval(), retention)?;
+    let rate_limiter = Arc::clone(&input.rate_limiter);
+    let rate = input.rate.clone();
+    Ok(KafkaReceiverStream {
+        stream: ctx.input_stream(input),
+        rate_limiter,
+        rate,
+    })
 }

@@ -1,6 +1,6 @@
-//! The direct stream as an input of the engine: [`KafkaUtils::create_direct_stream`].
+//! The direct stream as an input of the engine ([`KafkaUtils::create_direct_stream`](crate::KafkaUtils::create_direct_stream)).
 //!
-//! `plan(time)` runs the [`OffsetPlanner`] and returns the [`BatchPlan`] as JSON, which the
+//! `plan(time)` runs the [`OffsetPlanner`] and returns the [`DirectPlan`] as JSON, which the
 //! engine writes to the checkpoint before the batch runs; `compute(time, plan)` turns the plan
 //! into one engine partition per offset range (1:1), each read by a task with a cached consumer.
 //! A recovered batch is computed from its recorded plan, so it reads identical ranges;
@@ -21,15 +21,14 @@ use spate_streaming::{
     StreamingContext, StreamingError, Time,
 };
 
-use crate::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
-use crate::config::DirectStreamConfig;
+use crate::direct::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::planner::{DirectPlan, OffsetPlanner};
+use crate::direct::reader::KafkaRangeReader;
+use crate::direct::strategy::ConsumerStrategy;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::planner::{BatchPlan, OffsetPlanner};
-use crate::rdd::KafkaUtils;
-use crate::reader::KafkaRangeReader;
 use crate::record::ConsumerRecord;
-use crate::strategy::ConsumerStrategy;
 
 const KIND: &str = "kafka_direct";
 /// Plans kept for `offset_ranges(time)` lookups.
@@ -69,7 +68,7 @@ impl Shared {
     }
 }
 
-fn parse_plan(plan: &serde_json::Value) -> std::result::Result<BatchPlan, StreamingError> {
+fn parse_plan(plan: &serde_json::Value) -> std::result::Result<DirectPlan, StreamingError> {
     serde_json::from_value(plan.clone())
         .map_err(|e| SpateKafkaError::InvalidPlan(format!("{e}: {plan}")).into())
 }
@@ -334,69 +333,58 @@ impl CanCommitOffsets for DirectKafkaStream {
     }
 }
 
-impl KafkaUtils {
-    /// Spark's `KafkaUtils.createDirectStream(ssc, PreferConsistent, strategy)` with default
-    /// stream settings.
-    pub fn create_direct_stream(
-        ctx: &StreamingContext,
-        strategy: ConsumerStrategy,
-    ) -> Result<DirectKafkaStream> {
-        Self::create_direct_stream_with(ctx, strategy, DirectStreamConfig::default())
-    }
-
-    /// A direct stream with explicit rate limits, data-loss policy and timeouts.
-    pub fn create_direct_stream_with(
-        ctx: &StreamingContext,
-        strategy: ConsumerStrategy,
-        config: DirectStreamConfig,
-    ) -> Result<DirectKafkaStream> {
-        let batch_interval = ctx.batch_interval();
-        let params = strategy.params().clone();
-        // Deployment-time `spate.streaming.*` keys in the Kafka params override the code's.
-        let mut config = config.with_params(&params)?;
-        // Every broker retry — planning, reading, committing — also reaches the listeners
-        // (and so the UI), so a batch waiting on a broker that is down is visible, not silent.
-        let reporter: Arc<Mutex<Option<InputErrorReporter>>> = Arc::default();
-        let slot = Arc::clone(&reporter);
-        config.retry = config.retry.and_on_retry(move |event| {
-            if let Some(r) = slot.lock().as_ref() {
-                r.report(format!(
-                    "{}: {} (attempt {}, retrying in {} ms)",
-                    event.operation,
-                    event.error,
-                    event.attempt,
-                    event.next_backoff.as_millis()
-                ));
-            }
-        });
-        let reader = KafkaRangeReader::new(params.clone(), config.clone())?;
-        let committer = match params.group_id() {
-            Some(_) => Some(OffsetCommitter::new(&params, &config)?),
-            None => None,
-        };
-        let rate = if config.backpressure {
-            let ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX);
-            let pid = PidRateEstimator::with_defaults(ms)
-                .map_err(|e| SpateKafkaError::config("backpressure", "pid", e.to_string()))?;
-            Some(RateController::new(0, pid))
-        } else {
-            None
-        };
-        let planner = OffsetPlanner::new(strategy, config)?;
-        let shared = Arc::new(Shared {
-            planner: Mutex::new(planner),
-            reader,
-            committer,
-            rate,
-            batch_interval,
-            input_id: Mutex::new(KIND.to_owned()),
-            reporter,
-            plans: Mutex::new(BTreeMap::new()),
-            lost_offsets: AtomicU64::new(0),
-        });
-        let stream = ctx.input_stream(DirectKafkaInputStream {
-            shared: shared.clone(),
-        });
-        Ok(DirectKafkaStream { stream, shared })
-    }
+/// Builds a direct stream on `ctx` ([`KafkaUtils::create_direct_stream_with`]).
+pub(crate) fn create_direct_stream(
+    ctx: &StreamingContext,
+    strategy: ConsumerStrategy,
+    config: DirectStreamConfig,
+) -> Result<DirectKafkaStream> {
+    let batch_interval = ctx.batch_interval();
+    let params = strategy.params().clone();
+    // Deployment-time `spate.streaming.*` keys in the Kafka params override the code's.
+    let mut config = config.with_params(&params)?;
+    // Every broker retry — planning, reading, committing — also reaches the listeners
+    // (and so the UI), so a batch waiting on a broker that is down is visible, not silent.
+    let reporter: Arc<Mutex<Option<InputErrorReporter>>> = Arc::default();
+    let slot = Arc::clone(&reporter);
+    config.retry = config.retry.and_on_retry(move |event| {
+        if let Some(r) = slot.lock().as_ref() {
+            r.report(format!(
+                "{}: {} (attempt {}, retrying in {} ms)",
+                event.operation,
+                event.error,
+                event.attempt,
+                event.next_backoff.as_millis()
+            ));
+        }
+    });
+    let reader = KafkaRangeReader::new(params.clone(), config.clone())?;
+    let committer = match params.group_id() {
+        Some(_) => Some(OffsetCommitter::new(&params, &config)?),
+        None => None,
+    };
+    let rate = if config.backpressure {
+        let ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX);
+        let pid = PidRateEstimator::with_defaults(ms)
+            .map_err(|e| SpateKafkaError::config("backpressure", "pid", e.to_string()))?;
+        Some(RateController::new(0, pid))
+    } else {
+        None
+    };
+    let planner = OffsetPlanner::new(strategy, config)?;
+    let shared = Arc::new(Shared {
+        planner: Mutex::new(planner),
+        reader,
+        committer,
+        rate,
+        batch_interval,
+        input_id: Mutex::new(KIND.to_owned()),
+        reporter,
+        plans: Mutex::new(BTreeMap::new()),
+        lost_offsets: AtomicU64::new(0),
+    });
+    let stream = ctx.input_stream(DirectKafkaInputStream {
+        shared: shared.clone(),
+    });
+    Ok(DirectKafkaStream { stream, shared })
 }

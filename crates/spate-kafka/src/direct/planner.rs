@@ -4,7 +4,7 @@
 //! For every batch it lists the subscription's partitions (new partitions join here), asks the
 //! broker for each partition's earliest and latest offsets (ListOffsets; no poll loop), checks
 //! that the stream's position is still in the log (data loss), clamps by the rate limits
-//! ([`crate::clamp`]) and emits one `[current, until)` range per partition, ranges of
+//! ([`crate::direct::clamp`]) and emits one `[current, until)` range per partition, ranges of
 //! consecutive batches being contiguous.
 //!
 //! Starting offsets of a partition the stream has not seen: explicit (strategy) > committed
@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clamp::{clamp, estimated_rate};
-use crate::config::DirectStreamConfig;
-use crate::driver::{DriverClient, Watermarks};
+use crate::direct::clamp::{clamp, estimated_rate};
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::driver::{DriverClient, Watermarks};
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::params::AutoOffsetReset;
+use crate::direct::strategy::{ConsumerStrategy, Subscription};
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::params::AutoOffsetReset;
-use crate::strategy::{ConsumerStrategy, Subscription};
 
 /// Offsets the planner had to skip because retention deleted them
 /// (only with `fail_on_data_loss(false)`).
@@ -45,13 +45,13 @@ impl LostOffsets {
 
 /// One batch's plan: its ranges (one per partition, in partition order) and any reported loss.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchPlan {
+pub struct DirectPlan {
     pub ranges: Vec<OffsetRange>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<LostOffsets>,
 }
 
-impl BatchPlan {
+impl DirectPlan {
     /// Offsets planned (an upper bound on records; gaps make it smaller).
     pub fn count(&self) -> u64 {
         self.ranges.iter().map(OffsetRange::count).sum()
@@ -112,7 +112,7 @@ impl OffsetPlanner {
         &mut self,
         backpressure_rate: Option<i64>,
         batch_interval: Duration,
-    ) -> Result<BatchPlan> {
+    ) -> Result<DirectPlan> {
         let mut partitions = self.client.partitions(&self.strategy.subscription)?;
         let mut current = self.current.clone();
 
@@ -226,7 +226,7 @@ impl OffsetPlanner {
             ?rate,
             "batch planned"
         );
-        Ok(BatchPlan { ranges, lost })
+        Ok(DirectPlan { ranges, lost })
     }
 
     fn starting_offsets(

@@ -23,12 +23,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::DirectStreamConfig;
-use crate::consumer_cache::{CacheKey, ConsumerCache};
-use crate::driver::Watermarks;
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::consumer_cache::{CacheKey, ConsumerCache};
+use crate::direct::driver::Watermarks;
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::params::KafkaParams;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::params::KafkaParams;
 use crate::record::ConsumerRecord;
 
 /// What one poll of a partition consumer produced.
