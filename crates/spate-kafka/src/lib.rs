@@ -55,10 +55,10 @@ pub mod sink;
 
 pub use direct::{
     AutoOffsetReset, CacheKey, CanCommitOffsets, CommitCallback, CommitResult, ConsumerCache,
-    ConsumerLease, ConsumerStrategy, DirectKafkaInputStream, DirectKafkaStream, DirectPlan,
-    DirectStreamConfig, DriverClient, HasOffsetRanges, KafkaParams, KafkaRangeReader, KafkaRdd,
-    LostOffsets, OffsetCommitter, OffsetPlanner, OffsetRange, PerPartitionConfig, RangeRead,
-    RetryPolicy, Subscription, TopicPartition, Watermarks,
+    ConsumerLease, ConsumerStrategy, DirectBatchInfo, DirectKafkaInputStream, DirectKafkaStream,
+    DirectPlan, DirectPosition, DirectStreamConfig, DriverClient, HasOffsetRanges, KafkaParams,
+    KafkaRangeReader, KafkaRdd, LostOffsets, OffsetCommitter, OffsetPlanner, OffsetRange,
+    PerPartitionConfig, RangeRead, RetryPolicy, Subscription, TopicPartition, Watermarks,
 };
 pub use error::{Result, SpateKafkaError};
 pub use kafka_utils::KafkaUtils;

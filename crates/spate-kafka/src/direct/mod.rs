@@ -43,4 +43,4 @@ pub use rdd::KafkaRdd;
 pub use reader::{KafkaRangeReader, RangeRead};
 pub use retry::RetryPolicy;
 pub use strategy::{ConsumerStrategy, Subscription};
-pub use stream::{DirectKafkaInputStream, DirectKafkaStream};
+pub use stream::{DirectBatchInfo, DirectKafkaInputStream, DirectKafkaStream, DirectPosition};

@@ -93,7 +93,9 @@ pub use crate::keys::{
 };
 pub use config::KafkaReceiverConfig;
 pub use consumer::ConsumerGroupState;
-pub use input::{KafkaReceiverInputStream, KafkaReceiverStream};
+pub use input::{
+    KafkaReceiverInputStream, KafkaReceiverPlan, KafkaReceiverStream, ReceiverPosition,
+};
 pub use kafka_receiver::KafkaReceiver;
 pub use offsets::OffsetBook;
 pub use running::{KafkaReceiverBuilder, RunningKafkaReceiver};
