@@ -67,7 +67,9 @@ fn print_lag(label: &str, lag: &Lag) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse()?;
-    let cluster = Cluster::connect(&args);
+    // At-least-once with visible lag: a fresh topic and broker log every run.
+    let scratch = tempfile::tempdir()?;
+    let cluster = Cluster::connect(&args, scratch.path())?;
     let dir = tempfile::tempdir()?;
     let topic = cluster.create_topic("commits", PARTITIONS)?;
     let group = spate_testkit::random_group("commit_async");

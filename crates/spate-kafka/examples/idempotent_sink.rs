@@ -2,12 +2,27 @@
 //! partition, offset) of its record and written with an upsert, so replaying records — as the
 //! direct stream does after a failure — rewrites the same rows instead of adding duplicates.
 //!
-//! The example runs the job twice over the same records: the second run starts again from the
-//! earliest offset (a full replay), and the table still has one row per record.
+//! The job reads the fixed topic `lines` with the fixed consumer group `spate-example-idempotent`
+//! and, after each batch's rows are written, commits the batch's offsets to the group
+//! (`commit_async`); a run resumes from the group's committed offsets. Those commits trail the
+//! table (they are asynchronous and come after the writes), so a run killed part-way can re-read
+//! records whose rows are already written — and the upsert absorbs them (the re-run prints how
+//! many rows it rewrote). The embedded broker
+//! keeps its log (and the group's offsets) beside the database (`<db>.broker/`).
+//!
+//! See the guarantee by killing it part-way (it reads `--rate` records/s per partition):
 //!
 //! ```text
-//! cargo run -p spate-kafka --example idempotent_sink [-- --bootstrap-server HOST:PORT --db lines.db]
+//! cargo run -p spate-kafka --example idempotent_sink -- --db lines.db
+//! # while it runs, from another shell:
+//! kill -9 $(pgrep -f 'examples/idempotent_sink')
+//! # then the same command again: it resumes from the group's offsets (rewriting any rows the
+//! # killed run wrote after its last commit), and the check passes — one row per record
+//! cargo run -p spate-kafka --example idempotent_sink -- --db lines.db
 //! ```
+//!
+//! Options: `--db PATH` (default `<temp dir>/spate-examples/idempotent_sink.db`),
+//! `--records N` (2000), `--rate N` (200), `--seconds N` (60), `--bootstrap-server HOST:PORT`.
 
 mod common;
 
@@ -20,86 +35,96 @@ use anyhow::bail;
 use common::{Args, Cluster};
 use parking_lot::Mutex;
 use spate_kafka::sink::IdempotentSqliteSink;
-use spate_kafka::{ConsumerStrategy, KafkaUtils};
+use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaUtils};
 use spate_streaming::{Config, StreamingContext};
 
+const TOPIC: &str = "lines";
+const GROUP: &str = "spate-example-idempotent";
 const PARTITIONS: i32 = 2;
+const TABLE: &str = "lines";
 
-/// Reads the topic from the earliest offset and upserts one row per record; returns the rows
-/// written by this run once it has written `records`.
+/// Reads the topic from the group's committed offsets and upserts one row per record until the
+/// table has `records` rows; returns the rows this run wrote (new or rewritten).
 fn run_job(
     cluster: &Cluster,
-    topic: &str,
     db: &Path,
     records: u64,
+    rate: u64,
     deadline: Instant,
 ) -> anyhow::Result<u64> {
-    let sink = Arc::new(Mutex::new(IdempotentSqliteSink::open(db, "lines")?));
+    let sink = Arc::new(Mutex::new(IdempotentSqliteSink::open(db, TABLE)?));
     let ctx = StreamingContext::new(
         Config::new("idempotent-sink").batch_interval(Duration::from_millis(200)),
     )?;
-    let strategy = ConsumerStrategy::subscribe([topic], cluster.params(None));
-    let stream = KafkaUtils::create_direct_stream(&ctx, strategy)?;
+    let strategy = ConsumerStrategy::subscribe([TOPIC], cluster.params(Some(GROUP)));
+    let config = DirectStreamConfig::default().max_rate_per_partition(rate);
+    let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
     let written = Arc::new(AtomicU64::new(0));
-    let (s, w) = (sink.clone(), written.clone());
-    stream.foreach_batch(move |batch, _time| {
+    let (s, w, handle) = (sink.clone(), written.clone(), stream.clone());
+    stream.foreach_batch(move |batch, time| {
         let records = batch.collect()?;
         // The row's value is computed from the record alone, so a replay writes the same row.
         let n = s
             .lock()
             .upsert(&records, |r| r.value_str().map(|v| v.to_uppercase()))?;
         w.fetch_add(n as u64, Ordering::Relaxed);
+        // After the rows: the group's offsets may trail the table, never lead it.
+        if let Some(ranges) = handle.offset_ranges(time) {
+            handle.commit_async(&ranges, |_| {})?;
+        }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     });
     ctx.start()?;
-    let done = common::wait_until(deadline, || Ok(written.load(Ordering::Relaxed) >= records))?;
+    let done = common::wait_until(deadline, || Ok(sink.lock().row_count()? >= records))?;
     ctx.stop(true)?;
     if !done {
-        bail!("the job did not write {records} rows in time");
+        bail!("the table did not reach {records} rows in time (raise --seconds)");
     }
     Ok(written.load(Ordering::Relaxed))
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse()?;
-    let cluster = Cluster::connect(&args);
-    let dir = tempfile::tempdir()?;
-    let db = common::db_path(&args, &dir, "idempotent.db");
-    let topic = cluster.create_topic("idempotent", PARTITIONS)?;
-    cluster.produce_lines(&topic, PARTITIONS, 0, args.records)?;
-    let records = args.records as u64;
-    let deadline = args.deadline();
+    let db = common::db_path(&args, "idempotent_sink.db")?;
+    println!("database {}", db.display());
+    let cluster = Cluster::connect(&args, &common::broker_dir(&db))?;
+    cluster.ensure_topic(TOPIC, PARTITIONS)?;
+    let produced = cluster.top_up(TOPIC, PARTITIONS, args.records)?;
+    let lines = cluster.lines_in_topic(TOPIC, PARTITIONS)?;
+    let records = lines.len() as u64;
+    println!("topic {TOPIC}: {records} records ({produced} produced by this run)");
 
-    let w1 = run_job(&cluster, &topic, &db, records, deadline)?;
-    let rows1 = IdempotentSqliteSink::open(&db, "lines")?.row_count()?;
-    println!("run 1: {w1} rows written, table has {rows1} rows");
-    let w2 = run_job(&cluster, &topic, &db, records, deadline)?;
-    let sink = IdempotentSqliteSink::open(&db, "lines")?;
-    let rows2 = sink.row_count()?;
-    println!("run 2 (replay from the earliest offset): {w2} rows written, table has {rows2} rows");
-
-    let mut stmt = sink.connection().prepare(
-        "SELECT topic, partition, offset, value FROM lines ORDER BY offset, partition LIMIT 4",
-    )?;
-    let sample = stmt.query_map([], |r| {
-        Ok(format!(
-            "  {}-{}@{} -> {}",
-            r.get::<_, String>(0)?,
-            r.get::<_, i32>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?
-        ))
-    })?;
-    for row in sample {
-        println!("{}", row?);
-    }
-    if rows1 != records || rows2 != records {
-        bail!("expected {records} rows after each run, got {rows1} and {rows2}");
-    }
+    let before = IdempotentSqliteSink::open(&db, TABLE)?.row_count()?;
+    let written = run_job(&cluster, &db, records, args.rate, args.deadline())?;
+    let sink = IdempotentSqliteSink::open(&db, TABLE)?;
+    let rows = sink.row_count()?;
     println!(
-        "exactly once: {} records written {} times, {rows2} rows",
-        records,
-        w1 + w2
+        "this run: {written} rows written, {} of them rewrites of rows already there; table: {before} -> {rows} rows",
+        written.saturating_sub(rows - before)
     );
+
+    // Every row holds its record's value: rows are a function of the records, not of the run.
+    let mut stmt = sink
+        .connection()
+        .prepare(&format!("SELECT partition, offset, value FROM {TABLE}"))?;
+    let wrong = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|(p, o, v)| {
+            let i = (*p + *o * i64::from(PARTITIONS)) as usize;
+            *v != common::line(i).to_uppercase()
+        })
+        .count();
+    if rows != records || wrong > 0 {
+        bail!("expected {records} rows, each its record's value; got {rows} rows, {wrong} wrong");
+    }
+    println!("exactly once: one row per record in the topic ({rows} rows)");
     Ok(())
 }

@@ -2,16 +2,29 @@
 //! are stored in ONE SQLite transaction, and the job resumes from the offsets stored there
 //! (`Assign` with starting offsets) — no checkpoint, no consumer-group commits.
 //!
-//! The example runs the job twice: the first run processes the records produced so far and
-//! stops; more records are produced; the second run resumes from the stored offsets. The final
-//! counts must equal the counts of everything produced, exactly.
+//! The topic (`wordcount`, 3 partitions) and the job are fixed, the embedded broker keeps its
+//! log beside the database (`<db>.broker/`), and the producer only tops the topic up to
+//! `--records` lines, so the same command can be run again at any time: it resumes from the
+//! stored offsets, runs until every line in the topic is counted, and prints the check — the
+//! counts in the database equal the counts of the lines in the topic, exactly.
+//!
+//! See the guarantee by killing it part-way (it reads `--rate` records/s per partition, so a run
+//! of the defaults lasts about 4 s):
 //!
 //! ```text
-//! cargo run -p spate-kafka --example transactional_sqlite [-- --bootstrap-server HOST:PORT --db counts.db]
+//! cargo run -p spate-kafka --example transactional_sqlite -- --db counts.db
+//! # while it runs, from another shell:
+//! kill -9 $(pgrep -f 'examples/transactional_sqlite')
+//! # then the same command again: it resumes where the stored offsets end, and the check passes
+//! cargo run -p spate-kafka --example transactional_sqlite -- --db counts.db
 //! ```
+//!
+//! Options: `--db PATH` (default `<temp dir>/spate-examples/transactional_sqlite.db`),
+//! `--records N` (2000), `--rate N` (200), `--seconds N` (60), `--bootstrap-server HOST:PORT`.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,18 +35,21 @@ use spate_kafka::sink::{foreach_batch_transactional, SqliteOffsetStore};
 use spate_kafka::{DirectStreamConfig, KafkaUtils, TopicPartition};
 use spate_streaming::{Config, StreamingContext};
 
+const TOPIC: &str = "wordcount";
 const PARTITIONS: i32 = 3;
+/// The job's name in the offset store: the stored offsets are this job's.
+const JOB: &str = "wordcount";
 
-/// Runs the word count until the stored offsets cover `records` records; returns the batches
-/// committed and skipped.
+/// Runs the word count from the stored offsets until they reach `ends` (the log end offset of
+/// every partition); returns the batches committed and skipped.
 fn run_job(
     cluster: &Cluster,
-    topic: &str,
     db: &Path,
-    records: usize,
+    ends: &[i64],
+    rate: u64,
     deadline: Instant,
 ) -> anyhow::Result<(u64, u64)> {
-    let store = SqliteOffsetStore::open(db, format!("wordcount-{topic}"))?;
+    let store = SqliteOffsetStore::open(db, JOB)?;
     store.connection().execute(
         "CREATE TABLE IF NOT EXISTS word_counts (word TEXT PRIMARY KEY, n INTEGER NOT NULL)",
         [],
@@ -42,14 +58,15 @@ fn run_job(
         "starting from stored offsets {}",
         common::fmt_offsets(&store.starting_offsets()?)
     );
-    let partitions = (0..PARTITIONS).map(|p| TopicPartition::new(topic, p));
+    let partitions = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p));
     let strategy = store.assign_strategy(partitions, cluster.params(None))?;
 
     let ctx = StreamingContext::new(
         Config::new("transactional-sqlite").batch_interval(Duration::from_millis(200)),
     )?;
-    // Small batches, so that the run is made of many transactions.
-    let config = DirectStreamConfig::default().max_rate_per_partition(1_000);
+    // Small batches, so that the run is made of many transactions (and lasts long enough to
+    // be killed part-way).
+    let config = DirectStreamConfig::default().max_rate_per_partition(rate);
     let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
     let counts = stream
         .flat_map(|r| {
@@ -72,37 +89,25 @@ fn run_job(
     });
     ctx.start()?;
     let caught_up = common::wait_until(deadline, || {
-        let stored: i64 = output.store().starting_offsets()?.values().sum();
-        Ok(usize::try_from(stored)? >= records)
+        let stored = output.store().starting_offsets()?;
+        Ok((0..PARTITIONS).all(|p| {
+            stored
+                .get(&TopicPartition::new(TOPIC, p))
+                .copied()
+                .unwrap_or(0)
+                >= ends[p as usize]
+        }))
     })?;
     ctx.stop(true)?;
     if !caught_up {
-        bail!("the job did not process {records} records in time");
+        bail!("the job did not catch up with the topic in time (raise --seconds)");
     }
     Ok((output.committed_batches(), output.skipped_batches()))
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse()?;
-    let cluster = Cluster::connect(&args);
-    let dir = tempfile::tempdir()?;
-    let db = common::db_path(&args, &dir, "transactional.db");
-    let topic = cluster.create_topic("wordcount", PARTITIONS)?;
-    let deadline = args.deadline();
-    let half = args.records / 2;
-
-    cluster.produce_lines(&topic, PARTITIONS, 0, half)?;
-    let (c1, s1) = run_job(&cluster, &topic, &db, half, deadline).context("first run")?;
-    println!("run 1: {half} records, {c1} batches committed, {s1} skipped");
-
-    cluster.produce_lines(&topic, PARTITIONS, half, args.records)?;
-    let (c2, s2) = run_job(&cluster, &topic, &db, args.records, deadline).context("second run")?;
-    println!(
-        "run 2 (resumed): {} more records, {c2} batches committed, {s2} skipped",
-        args.records - half
-    );
-
-    let store = SqliteOffsetStore::open(&db, format!("wordcount-{topic}"))?;
+/// The word counts stored in `db`.
+fn stored_counts(db: &Path) -> anyhow::Result<BTreeMap<String, i64>> {
+    let store = SqliteOffsetStore::open(db, JOB)?;
     println!(
         "stored offsets: {}",
         common::fmt_offsets(&store.starting_offsets()?)
@@ -112,9 +117,31 @@ fn main() -> anyhow::Result<()> {
         .prepare("SELECT word, n FROM word_counts ORDER BY word")?;
     let got = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<Result<std::collections::BTreeMap<_, _>, _>>()?;
-    let expected = common::expected_counts(args.records);
-    println!("{:<8} {:>7} {:>9}", "word", "counted", "produced");
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    Ok(got)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    let db = common::db_path(&args, "transactional_sqlite.db")?;
+    println!("database {}", db.display());
+    let cluster = Cluster::connect(&args, &common::broker_dir(&db))?;
+    cluster.ensure_topic(TOPIC, PARTITIONS)?;
+    let produced = cluster.top_up(TOPIC, PARTITIONS, args.records)?;
+    let ends = cluster.log_end_offsets(TOPIC, PARTITIONS)?;
+    let lines = cluster.lines_in_topic(TOPIC, PARTITIONS)?;
+    println!(
+        "topic {TOPIC}: {} lines ({produced} produced by this run)",
+        lines.len()
+    );
+
+    let (committed, skipped) =
+        run_job(&cluster, &db, &ends, args.rate, args.deadline()).context("the job")?;
+    println!("this run: {committed} batches committed, {skipped} replayed batches skipped");
+
+    let got = stored_counts(&db)?;
+    let expected = common::expected_counts(lines.iter().copied());
+    println!("{:<8} {:>7} {:>9}", "word", "counted", "in topic");
     for (word, n) in &expected {
         println!(
             "{word:<8} {:>7} {n:>9}",
@@ -122,11 +149,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
     if got != expected {
-        bail!("the counts differ from what was produced");
+        bail!("the counts differ from the lines in the topic");
     }
     println!(
-        "exactly once: counts equal the produced counts ({} records, db {})",
-        args.records,
+        "exactly once: the counts equal the counts of the {} lines in the topic (db {})",
+        lines.len(),
         db.display()
     );
     Ok(())

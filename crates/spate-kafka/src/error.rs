@@ -1,6 +1,7 @@
 //! [`SpateKafkaError`]: everything that can go wrong in the Kafka integration, one variant per
 //! thing that failed, each with a message a user can act on (which partition, which offsets,
-//! which setting). rdkafka's own error is kept as the `source` where there is one.
+//! which setting) — of the direct stream, the receiver stream and the sinks alike. rdkafka's own
+//! error is kept as the `source` where there is one.
 
 use spate_streaming::StreamingError;
 
@@ -92,6 +93,7 @@ pub enum SpateKafkaError {
     InvalidPlan(String),
 
     /// The SQLite database of a sink (offset store or idempotent table) failed.
+    #[cfg(feature = "sqlite")]
     #[error("sink database {path}: {operation} failed: {source}")]
     SinkDatabase {
         path: String,
@@ -131,6 +133,50 @@ pub enum SpateKafkaError {
     /// A sink table name that is not a plain SQL identifier.
     #[error("invalid sink table name {0:?}: use letters, digits and '_' only, not starting with a digit")]
     InvalidTableName(String),
+
+    // ---- the receiver stream ----
+    /// Creating a receiver's consumer (from the Kafka parameters) failed.
+    #[error("creating the consumer of group {group} failed: {source}")]
+    CreateConsumer {
+        group: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+
+    /// Subscribing a receiver's consumer to its topics failed.
+    #[error("subscribing group {group} to {topics:?} failed: {source}")]
+    Subscribe {
+        group: String,
+        topics: Vec<String>,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+
+    /// A receiver's consumer returned an error while polling that restarting the receiver may fix.
+    #[error("consumer of group {group} failed while polling: {source}")]
+    Poll {
+        group: String,
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+
+    /// The reliable receiver needs a checkpoint directory for its write-ahead log.
+    #[error(
+        "the receiver write-ahead log is enabled but there is no checkpoint directory (call \
+         StreamingContext::checkpoint, or turn {key} off)"
+    )]
+    NoCheckpointDir { key: String },
+
+    /// The engine's receiver machinery (block generator, write-ahead log, tracker) failed.
+    /// Boxed, like the rdkafka sources, to keep `Result`s small on the receive path.
+    #[error(transparent)]
+    Streaming(Box<StreamingError>),
+}
+
+impl From<StreamingError> for SpateKafkaError {
+    fn from(e: StreamingError) -> Self {
+        SpateKafkaError::Streaming(Box::new(e))
+    }
 }
 
 impl SpateKafkaError {
@@ -154,8 +200,26 @@ impl SpateKafkaError {
     }
 }
 
+impl SpateKafkaError {
+    /// Whether the error belongs to the receiver stream (named `kafka_receiver` to the engine)
+    /// rather than to the direct stream (`kafka_direct`).
+    fn is_receiver(&self) -> bool {
+        matches!(
+            self,
+            SpateKafkaError::CreateConsumer { .. }
+                | SpateKafkaError::Subscribe { .. }
+                | SpateKafkaError::Poll { .. }
+                | SpateKafkaError::NoCheckpointDir { .. }
+        )
+    }
+}
+
 impl From<SpateKafkaError> for StreamingError {
     fn from(e: SpateKafkaError) -> Self {
-        StreamingError::input("kafka_direct", e.to_string())
+        match e {
+            SpateKafkaError::Streaming(inner) => *inner,
+            e if e.is_receiver() => StreamingError::input("kafka_receiver", e.to_string()),
+            e => StreamingError::input("kafka_direct", e.to_string()),
+        }
     }
 }

@@ -3,18 +3,15 @@
 //! exactly those ranges.
 //!
 //! Map of the crate:
-//! * [`OffsetRange`], [`TopicPartition`], [`HasOffsetRanges`] — the unit of planning.
-//! * [`KafkaParams`] (Kafka's setting names), [`ConsumerStrategy`] (Subscribe, SubscribePattern,
-//!   Assign), [`DirectStreamConfig`] and [`PerPartitionConfig`] (rates, data loss, timeouts).
-//! * [`clamp`] — Spark's rate clamp, exactly; [`OffsetPlanner`] — the driver's per-batch plan.
-//! * [`ConsumerCache`] and [`KafkaRangeReader`] — reading ranges with exclusive cached consumers.
-//! * [`KafkaUtils::create_rdd`] — batch read of explicit ranges; [`OffsetCommitter`] —
-//!   `commit_async` to the consumer group.
-//! * [`KafkaUtils::create_direct_stream`] — the stream, as an input of the engine.
+//! * [`KafkaUtils`] — the entry points, named as in Spark: `create_direct_stream`, `create_rdd`,
+//!   `create_stream`.
+//! * [`direct`] — the direct stream: [`OffsetRange`], [`KafkaParams`], [`ConsumerStrategy`],
+//!   [`DirectStreamConfig`], the rate clamp and [`OffsetPlanner`], the cached-consumer
+//!   [`KafkaRangeReader`], [`OffsetCommitter`] (`commit_async`), and the stream itself.
 //! * [`receiver`] — the **receiver-based stream** (Spark's first approach,
 //!   [`KafkaUtils::create_stream`]): consumer-group receivers that cut records into blocks, with a
 //!   reliable mode backed by the receiver write-ahead log.
-//! * [`sink`] — exactly-once outputs: [`SqliteOffsetStore`] stores a batch's results and its
+//! * `sink` (cargo feature `sqlite`, on by default) — exactly-once outputs: [`SqliteOffsetStore`] stores a batch's results and its
 //!   offset ranges in one SQLite transaction and resumes from them; [`IdempotentSqliteSink`]
 //!   upserts records keyed by (topic, partition, offset).
 //!
@@ -47,39 +44,24 @@
 //! }
 //! ```
 
-pub mod clamp;
-pub mod commit;
-pub mod config;
-pub mod consumer_cache;
-pub mod direct_stream;
-pub mod driver;
+pub mod direct;
 pub mod error;
-pub mod offset_range;
-pub mod params;
-pub mod per_partition;
-pub mod planner;
-pub mod rdd;
-pub mod reader;
+pub mod kafka_utils;
+pub mod keys;
 pub mod receiver;
 pub mod record;
-pub mod retry;
+#[cfg(feature = "sqlite")]
 pub mod sink;
-pub mod strategy;
-pub mod stream_keys;
 
-pub use commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
-pub use config::DirectStreamConfig;
-pub use consumer_cache::{CacheKey, ConsumerCache, ConsumerLease};
-pub use direct_stream::{DirectKafkaInputStream, DirectKafkaStream};
-pub use driver::{DriverClient, Watermarks};
+pub use direct::{
+    AutoOffsetReset, CacheKey, CanCommitOffsets, CommitCallback, CommitResult, ConsumerCache,
+    ConsumerLease, ConsumerStrategy, DirectBatchInfo, DirectKafkaInputStream, DirectKafkaStream,
+    DirectPlan, DirectPosition, DirectStreamConfig, DriverClient, HasOffsetRanges, KafkaParams,
+    KafkaRangeReader, KafkaRdd, LostOffsets, OffsetCommitter, OffsetPlanner, OffsetRange,
+    PerPartitionConfig, RangeRead, RetryPolicy, Subscription, TopicPartition, Watermarks,
+};
 pub use error::{Result, SpateKafkaError};
-pub use offset_range::{HasOffsetRanges, OffsetRange, TopicPartition};
-pub use params::{AutoOffsetReset, KafkaParams};
-pub use per_partition::PerPartitionConfig;
-pub use planner::{BatchPlan, LostOffsets, OffsetPlanner};
-pub use rdd::{KafkaRdd, KafkaUtils};
-pub use reader::{KafkaRangeReader, RangeRead};
+pub use kafka_utils::KafkaUtils;
 pub use record::ConsumerRecord;
-pub use retry::RetryPolicy;
+#[cfg(feature = "sqlite")]
 pub use sink::{IdempotentSqliteSink, SqliteOffsetStore};
-pub use strategy::{ConsumerStrategy, Subscription};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use spate_kafka::{
-    stream_keys, ConsumerRecord, ConsumerStrategy, DirectStreamConfig, KafkaUtils, OffsetRange,
+    keys, ConsumerRecord, ConsumerStrategy, DirectStreamConfig, KafkaUtils, OffsetRange,
 };
 use spate_streaming::{Config, StreamingContext, Time};
 use spate_testkit::TestBroker;
@@ -39,8 +39,8 @@ fn direct_stream_batches_are_contiguous_one_partition_per_range_and_committed() 
     // Given as keys in the Kafka params (as a deployment would), which must take effect and
     // must not reach librdkafka (the clients would refuse to start).
     let params = params
-        .set(stream_keys::MAX_RATE_PER_PARTITION, "50")
-        .set(stream_keys::BACKPRESSURE_INITIAL_RATE, "none");
+        .set(keys::MAX_RATE_PER_PARTITION, "50")
+        .set(keys::BACKPRESSURE_INITIAL_RATE, "none");
     let stream = KafkaUtils::create_direct_stream(
         &ctx,
         ConsumerStrategy::subscribe([topic.as_str()], params),

@@ -293,7 +293,7 @@ impl StreamingContext {
             let plan = bc.plans.get(&input_id).ok_or_else(|| {
                 StreamingError::input(&input_id, format!("no plan recorded for batch {}", bc.time))
             })?;
-            let parts = input.compute(bc.time, plan)?;
+            let parts = input.compute(bc.time, plan.typed::<I::Plan>(&input_id)?)?;
             Ok(Batch::new(parts, bc.exec.clone(), bc.time))
         })
     }

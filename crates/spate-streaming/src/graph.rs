@@ -17,7 +17,7 @@ use crate::error::{Result, StreamingError};
 use crate::exec::pool::Executor;
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data};
-use crate::input::ErasedInput;
+use crate::input::{ErasedInput, ErasedPlan};
 use crate::time::Time;
 
 /// Everything a node needs to compute its batch for one batch time.
@@ -25,7 +25,7 @@ pub(crate) struct BatchContext {
     pub(crate) time: Time,
     pub(crate) zero_time: Time,
     pub(crate) interval_ms: u64,
-    pub(crate) plans: BTreeMap<String, serde_json::Value>,
+    pub(crate) plans: BTreeMap<String, ErasedPlan>,
     pub(crate) exec: Arc<Executor>,
     memo: Mutex<FastMap<usize, Box<dyn Any + Send + Sync>>>,
 }
@@ -35,7 +35,7 @@ impl BatchContext {
         time: Time,
         zero_time: Time,
         interval_ms: u64,
-        plans: BTreeMap<String, serde_json::Value>,
+        plans: BTreeMap<String, ErasedPlan>,
         exec: Arc<Executor>,
     ) -> Self {
         BatchContext {

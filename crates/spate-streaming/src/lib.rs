@@ -37,7 +37,7 @@ pub use context::{ContextState, StreamingContext};
 pub use dstream::DStream;
 pub use error::{Result, StreamingError};
 pub use exec::{Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
-pub use input::{InputContext, InputErrorReporter, InputStream};
+pub use input::{InputContext, InputErrorReporter, InputStream, RecordCount};
 pub use listener::{
     BatchInfo, InputErrorInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StreamingListener,
 };

@@ -40,42 +40,53 @@ struct SeqInput {
     next: Mutex<u64>,
 }
 
+/// The plan: which batch of words.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Seq {
+    seq: u64,
+}
+
+/// The snapshot state: the next sequence number.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Next {
+    next: u64,
+}
+
 impl InputStream<(u64, String)> for SeqInput {
+    type Plan = Seq;
+    type State = Next;
+
     fn kind(&self) -> &str {
         "seq_words"
     }
-    fn plan(&self, _time: Time) -> spate_streaming::Result<serde_json::Value> {
+    fn plan(&self, _time: Time) -> spate_streaming::Result<Seq> {
         let mut n = self.next.lock();
         let seq = *n;
         *n += 1;
-        Ok(serde_json::json!({ "seq": seq }))
+        Ok(Seq { seq })
     }
     fn compute(
         &self,
         _t: Time,
-        plan: &serde_json::Value,
+        plan: &Seq,
     ) -> spate_streaming::Result<Arc<dyn Partitions<(u64, String)>>> {
-        let seq = plan["seq"]
-            .as_u64()
-            .ok_or_else(|| StreamingError::input("seq_words", "plan without seq"))?;
+        let seq = plan.seq;
         let data: Vec<(u64, String)> = words(seq).into_iter().map(|w| (seq, w)).collect();
         Ok(Arc::new(VecPartitions::split(data, 3)))
     }
-    fn replayed(&self, _t: Time, plan: &serde_json::Value) -> spate_streaming::Result<()> {
-        if let Some(seq) = plan["seq"].as_u64() {
-            let mut n = self.next.lock();
-            *n = (*n).max(seq + 1);
-        }
+    fn replayed(&self, _t: Time, plan: &Seq) -> spate_streaming::Result<()> {
+        let mut n = self.next.lock();
+        *n = (*n).max(plan.seq + 1);
         Ok(())
     }
-    fn snapshot_state(&self) -> spate_streaming::Result<Option<serde_json::Value>> {
-        Ok(Some(serde_json::json!({ "next": *self.next.lock() })))
+    fn snapshot_state(&self) -> spate_streaming::Result<Option<Next>> {
+        Ok(Some(Next {
+            next: *self.next.lock(),
+        }))
     }
-    fn restore_state(&self, state: serde_json::Value) -> spate_streaming::Result<()> {
-        if let Some(n) = state["next"].as_u64() {
-            let mut next = self.next.lock();
-            *next = (*next).max(n);
-        }
+    fn restore_state(&self, state: Next) -> spate_streaming::Result<()> {
+        let mut next = self.next.lock();
+        *next = (*next).max(state.next);
         Ok(())
     }
 }

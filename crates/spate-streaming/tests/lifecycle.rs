@@ -487,20 +487,21 @@ impl spate_streaming::Partitions<u64> for Ranges {
 struct RangeInput;
 
 impl spate_streaming::InputStream<u64> for RangeInput {
+    type Plan = Vec<(u64, u64)>;
+    type State = ();
+
     fn kind(&self) -> &str {
         "ranges"
     }
-    fn plan(&self, _t: Time) -> spate_streaming::Result<serde_json::Value> {
-        Ok(serde_json::json!([[0, 3], [10, 12]]))
+    fn plan(&self, _t: Time) -> spate_streaming::Result<Vec<(u64, u64)>> {
+        Ok(vec![(0, 3), (10, 12)])
     }
     fn compute(
         &self,
         _t: Time,
-        plan: &serde_json::Value,
+        plan: &Vec<(u64, u64)>,
     ) -> spate_streaming::Result<Arc<dyn spate_streaming::Partitions<u64>>> {
-        let ranges = serde_json::from_value(plan.clone())
-            .map_err(|e| StreamingError::input("ranges", e.to_string()))?;
-        Ok(Arc::new(Ranges(ranges)))
+        Ok(Arc::new(Ranges(plan.clone())))
     }
 }
 

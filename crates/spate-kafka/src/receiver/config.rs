@@ -3,8 +3,8 @@
 //! queue size, receiver max rate, restart delay).
 //!
 //! The receiver settings may be given with the builder methods or as `spate.streaming.*` keys in
-//! the Kafka parameter map (they are taken out before the map reaches librdkafka, which would
-//! reject them). Every other key is passed to librdkafka unchanged, so Kafka's own names work.
+//! the Kafka parameter map (the keys are in [`crate::keys`]; they are taken out before the map
+//! reaches librdkafka, which would reject them). Every other key is passed to librdkafka unchanged, so Kafka's own names work.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,28 +12,12 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use spate_streaming::receiver::{BlockGeneratorConfig, ReceiverConfig};
 
-use super::error::{KafkaReceiverError, Result};
-
-/// Key: turn the receiver write-ahead log on (Spark's
-/// `spark.streaming.receiver.writeAheadLog.enable`, default `false`).
-pub const WRITE_AHEAD_LOG_ENABLE: &str = "spate.streaming.receiver.write_ahead_log.enable";
-/// Key: block interval in ms (Spark's `spark.streaming.blockInterval`, default 200).
-pub const BLOCK_INTERVAL_MS: &str = "spate.streaming.block.interval.ms";
-/// Key: blocks that may wait for storage before the receiver blocks (Spark's
-/// `spark.streaming.blockQueueSize`, default 10).
-pub const BLOCK_QUEUE_SIZE: &str = "spate.streaming.block.queue.size";
-/// Key: max records/s per receiver (Spark's `spark.streaming.receiver.maxRate`; 0 = unlimited).
-pub const RECEIVER_MAX_RATE: &str = "spate.streaming.receiver.max.rate";
-/// Key: rate before backpressure has an estimate (Spark's
-/// `spark.streaming.backpressure.initialRate`; 0 = start at the max rate).
-pub const BACKPRESSURE_INITIAL_RATE: &str = "spate.streaming.backpressure.initial.rate";
-/// Key: first delay before a failed receiver restarts, doubling per failure (Spark's
-/// `spark.streaming.receiverRestartDelay`, default 2000 ms).
-pub const RECEIVER_RESTART_DELAY_MS: &str = "spate.streaming.receiver.restart.delay.ms";
-
-/// Key: adapt the receiver's rate to how fast batches are processed (Spark's
-/// `spark.streaming.backpressure.enabled`, default `false`); never above the max rate.
-pub const BACKPRESSURE_ENABLED: &str = "spate.streaming.backpressure.enabled";
+use crate::error::{Result, SpateKafkaError};
+use crate::keys::{
+    canonical, BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS,
+    BLOCK_QUEUE_SIZE, RECEIVER_KEYS, RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS,
+    WRITE_AHEAD_LOG_ENABLE,
+};
 
 /// Default of how long a reliable receiver waits, when its partitions are revoked or it stops,
 /// for already-received records to become durable so that their offsets can be committed.
@@ -59,7 +43,7 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> 
     value
         .trim()
         .parse()
-        .map_err(|_| KafkaReceiverError::config(key, value, format!("expected {what}")))
+        .map_err(|_| SpateKafkaError::config(key, value, format!("expected {what}")))
 }
 
 impl KafkaReceiverConfig {
@@ -90,7 +74,7 @@ impl KafkaReceiverConfig {
         };
         for (k, v) in kafka_params {
             let (k, v): (String, String) = (k.into(), v.into());
-            match k.as_str() {
+            match canonical(&k) {
                 WRITE_AHEAD_LOG_ENABLE => {
                     config.write_ahead_log = parse(&k, &v, "true or false")?;
                 }
@@ -111,10 +95,13 @@ impl KafkaReceiverConfig {
                     config.restart_delay = Duration::from_millis(ms);
                 }
                 other if other.starts_with("spate.") => {
-                    return Err(KafkaReceiverError::config(
+                    return Err(SpateKafkaError::config(
                         other,
                         v,
-                        "unknown receiver setting",
+                        format!(
+                            "unknown receiver setting; known: {}",
+                            RECEIVER_KEYS.join(", ")
+                        ),
                     ));
                 }
                 _ => {
@@ -130,7 +117,7 @@ impl KafkaReceiverConfig {
         match self.kafka_params.get("group.id") {
             Some(g) if !g.trim().is_empty() => {}
             other => {
-                return Err(KafkaReceiverError::config(
+                return Err(SpateKafkaError::config(
                     "group.id",
                     other.cloned().unwrap_or_default(),
                     "a receiver consumes with a consumer group: set group.id",
@@ -138,28 +125,28 @@ impl KafkaReceiverConfig {
             }
         }
         if self.topics.is_empty() {
-            return Err(KafkaReceiverError::config(
+            return Err(SpateKafkaError::config(
                 "topics",
                 "",
                 "name at least one topic",
             ));
         }
         if let Some((topic, _)) = self.topics.iter().find(|(_, n)| **n == 0) {
-            return Err(KafkaReceiverError::config(
+            return Err(SpateKafkaError::config(
                 format!("topics[{topic}]"),
                 "0",
                 "each topic needs at least one consumer thread",
             ));
         }
         if self.block.block_interval.is_zero() {
-            return Err(KafkaReceiverError::config(
+            return Err(SpateKafkaError::config(
                 BLOCK_INTERVAL_MS,
                 "0",
                 "must be at least 1 ms",
             ));
         }
         if self.block.block_queue_size == 0 {
-            return Err(KafkaReceiverError::config(
+            return Err(SpateKafkaError::config(
                 BLOCK_QUEUE_SIZE,
                 "0",
                 "must be at least 1",
@@ -338,6 +325,18 @@ mod tests {
         let cc = c.consumer_config();
         assert_eq!(cc.get("enable.auto.commit"), Some("false"));
         assert_eq!(cc.get("enable.auto.offset.store"), Some("false"));
+    }
+
+    #[test]
+    fn the_old_underscored_write_ahead_log_key_still_turns_the_log_on() {
+        let c = KafkaReceiverConfig::new(
+            params(&[(crate::keys::WRITE_AHEAD_LOG_ENABLE_ALIAS, "true")]),
+            [("t", 1)],
+        )
+        .unwrap();
+        assert!(c.write_ahead_log_enabled());
+        assert!(c.kafka_params().keys().all(|k| !k.starts_with("spate.")));
+        assert_eq!(c.consumer_config().get("enable.auto.commit"), Some("false"));
     }
 
     #[test]

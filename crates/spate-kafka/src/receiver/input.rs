@@ -39,11 +39,11 @@ use spate_streaming::{
     ReceiverInfo, StreamingContext, StreamingError, Time,
 };
 
-use super::config::{KafkaReceiverConfig, WRITE_AHEAD_LOG_ENABLE};
-use super::error::KafkaReceiverError;
+use super::config::KafkaReceiverConfig;
 use super::running::RunningKafkaReceiver;
+use crate::error::SpateKafkaError;
+use crate::keys::WRITE_AHEAD_LOG_ENABLE;
 use crate::record::ConsumerRecord;
-use crate::KafkaUtils;
 
 const KIND: &str = "kafka_receiver";
 /// Plan field naming the input's log directory (see `plan`).
@@ -117,7 +117,7 @@ impl KafkaReceiverInputStream {
         config: KafkaReceiverConfig,
         batch_interval: Duration,
         retention: Duration,
-    ) -> Result<Self, KafkaReceiverError> {
+    ) -> Result<Self, SpateKafkaError> {
         let rate_limiter = Arc::new(RateLimiter::new(
             config.max_rate_limit(),
             config.initial_rate_limit(),
@@ -172,7 +172,36 @@ impl KafkaReceiverInputStream {
     }
 }
 
+/// A Kafka receiver batch's plan: the engine's [`ReceiverPlan`] (its blocks) plus where the
+/// blocks' write-ahead log is. The log directory is recorded because the engine re-runs batches
+/// of stateful jobs before it starts the inputs (so before `start` tells us the checkpoint
+/// directory).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KafkaReceiverPlan {
+    /// The blocks of the batch.
+    #[serde(flatten)]
+    pub blocks: ReceiverPlan,
+    /// The receiver's log directory, when it has one.
+    #[serde(
+        rename = "receiver_log_dir",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// The receiver's state in state snapshots: the newest planned batch time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReceiverPosition {
+    /// Time (ms) of the newest planned batch.
+    #[serde(default)]
+    pub last_planned_batch_ms: Option<i64>,
+}
+
 impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
+    type Plan = KafkaReceiverPlan;
+    type State = ReceiverPosition;
+
     fn kind(&self) -> &str {
         KIND
     }
@@ -183,9 +212,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
             .lock()
             .take()
             .ok_or_else(|| StreamingError::input(ctx.input_id(), "receiver already started"))?;
-        let dir = ctx
-            .checkpoint_dir()
-            .map(|d| d.join("receivers").join(ctx.input_id()));
+        let dir = ctx.receiver_log_dir();
         let reliable = config.write_ahead_log_enabled();
         let (tracker, handler): (ReceivedBlockTracker, Arc<dyn BlockHandler<ConsumerRecord>>) =
             match (&dir, reliable) {
@@ -199,7 +226,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
                     )?),
                 ),
                 (None, true) => {
-                    return Err(KafkaReceiverError::NoCheckpointDir {
+                    return Err(SpateKafkaError::NoCheckpointDir {
                         key: WRITE_AHEAD_LOG_ENABLE.into(),
                     }
                     .into())
@@ -243,7 +270,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
         Ok(())
     }
 
-    fn plan(&self, time: Time) -> spate_streaming::Result<serde_json::Value> {
+    fn plan(&self, time: Time) -> spate_streaming::Result<KafkaReceiverPlan> {
         let mut running = self.running.lock();
         let r = running
             .as_mut()
@@ -271,20 +298,30 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
         }
         blocks.extend(r.tracker.get_blocks_of_batch_and_stream(t, STREAM_ID));
         *known = Some(known.map_or(t, |k| k.max(t)));
-        let mut plan = ReceiverPlan::new(blocks).to_json()?;
-        if let (Some(dir), Some(fields)) = (&r.dir, plan.as_object_mut()) {
-            // Where the blocks' log is: the engine re-runs batches of stateful jobs before it
-            // starts the inputs (so before `start` tells us the checkpoint directory). Extra
-            // fields are ignored by `ReceiverPlan::from_json`.
-            let _ = fields.insert(LOG_DIR_FIELD.into(), dir.to_string_lossy().into());
-        }
-        Ok(plan)
+        Ok(KafkaReceiverPlan {
+            blocks: ReceiverPlan::new(blocks),
+            log_dir: r.dir.clone(),
+        })
     }
 
-    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
-        let plan = ReceiverPlan::from_json(KIND, plan).ok();
-        let records = plan.as_ref().map_or(0, ReceiverPlan::num_records);
-        let blocks = plan.as_ref().map_or(0, |p| p.blocks.len());
+    /// The version check of [`ReceiverPlan::from_json`] first, then the log directory.
+    fn decode_plan(
+        &self,
+        recorded: serde_json::Value,
+    ) -> spate_streaming::Result<KafkaReceiverPlan> {
+        let log_dir = recorded
+            .get(LOG_DIR_FIELD)
+            .and_then(serde_json::Value::as_str)
+            .map(PathBuf::from);
+        Ok(KafkaReceiverPlan {
+            blocks: ReceiverPlan::from_json(KIND, &recorded)?,
+            log_dir,
+        })
+    }
+
+    fn info(&self, _time: Time, plan: &KafkaReceiverPlan) -> InputInfo {
+        let records = plan.blocks.num_records();
+        let blocks = plan.blocks.blocks.len();
         InputInfo {
             num_records: records,
             description: format!("{blocks} block(s), {records} record(s)"),
@@ -295,24 +332,19 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
     fn compute(
         &self,
         _time: Time,
-        plan: &serde_json::Value,
+        plan: &KafkaReceiverPlan,
     ) -> spate_streaming::Result<Arc<dyn Partitions<ConsumerRecord>>> {
-        let hint = plan
-            .get(LOG_DIR_FIELD)
-            .and_then(serde_json::Value::as_str)
-            .map(PathBuf::from);
-        let plan = ReceiverPlan::from_json(KIND, plan)?;
         let dir = self
             .running
             .lock()
             .as_ref()
             .and_then(|r| r.dir.clone())
-            .or(hint);
-        let blocks = plan.read_blocks(&self.store, dir.as_deref())?;
+            .or_else(|| plan.log_dir.clone());
+        let blocks = plan.blocks.read_blocks(&self.store, dir.as_deref())?;
         Ok(Arc::new(BlockPartitions { blocks }))
     }
 
-    fn replayed(&self, time: Time, _plan: &serde_json::Value) -> spate_streaming::Result<()> {
+    fn replayed(&self, time: Time, _plan: &KafkaReceiverPlan) -> spate_streaming::Result<()> {
         let mut known = self.last_known_batch.lock();
         *known = Some(known.map_or(ms(time), |k| k.max(ms(time))));
         Ok(())
@@ -320,18 +352,14 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
 
     /// The newest planned batch time goes into state snapshots, so that after a restart the
     /// allocations of batches that committed before the snapshot are not taken for orphans.
-    fn snapshot_state(&self) -> spate_streaming::Result<Option<serde_json::Value>> {
-        Ok(self
-            .last_known_batch
-            .lock()
-            .map(|t| serde_json::json!({ "last_planned_batch_ms": t })))
+    fn snapshot_state(&self) -> spate_streaming::Result<Option<ReceiverPosition>> {
+        Ok(self.last_known_batch.lock().map(|t| ReceiverPosition {
+            last_planned_batch_ms: Some(t),
+        }))
     }
 
-    fn restore_state(&self, state: serde_json::Value) -> spate_streaming::Result<()> {
-        if let Some(t) = state
-            .get("last_planned_batch_ms")
-            .and_then(serde_json::Value::as_i64)
-        {
+    fn restore_state(&self, state: ReceiverPosition) -> spate_streaming::Result<()> {
+        if let Some(t) = state.last_planned_batch_ms {
             let mut known = self.last_known_batch.lock();
             *known = Some(known.map_or(t, |k| k.max(t)));
         }
@@ -432,46 +460,24 @@ impl std::ops::Deref for KafkaReceiverStream {
     }
 }
 
-impl KafkaUtils {
-    /// Spark's `KafkaUtils.createStream(ssc, kafkaParams, topics)`: a receiver consuming
-    /// `topics` (topic → consumer threads) with the consumer group `group.id` of `kafka_params`.
-    /// Receiver settings (`spate.streaming.receiver.write_ahead_log.enable`, block interval,
-    /// max rate, backpressure) may be given in `kafka_params`; see
-    /// [`KafkaReceiverConfig`]. For parallel receiving, create
-    /// several streams with the same `group.id` and `union` them.
-    pub fn create_stream<K, V, T>(
-        ctx: &StreamingContext,
-        kafka_params: impl IntoIterator<Item = (K, V)>,
-        topics: impl IntoIterator<Item = (T, usize)>,
-    ) -> Result<KafkaReceiverStream, KafkaReceiverError>
-    where
-        K: Into<String>,
-        V: Into<String>,
-        T: Into<String>,
-    {
-        let config = KafkaReceiverConfig::new(kafka_params, topics)?;
-        Self::create_stream_with(ctx, config)
-    }
-
-    /// [`KafkaUtils::create_stream`] with a prepared [`KafkaReceiverConfig`].
-    pub fn create_stream_with(
-        ctx: &StreamingContext,
-        config: KafkaReceiverConfig,
-    ) -> Result<KafkaReceiverStream, KafkaReceiverError> {
-        // Replay after a restart goes back to the last state snapshot: keep that many batches
-        // of blocks, plus ten intervals of margin.
-        let conf = ctx.config();
-        let batches = u32::try_from(conf.checkpoint_interval_batches)
-            .unwrap_or(u32::MAX)
-            .saturating_add(10);
-        let retention = conf.batch_interval.saturating_mul(batches);
-        let input = KafkaReceiverInputStream::new(config, ctx.batch_interval(), retention)?;
-        let rate_limiter = Arc::clone(&input.rate_limiter);
-        let rate = input.rate.clone();
-        Ok(KafkaReceiverStream {
-            stream: ctx.input_stream(input),
-            rate_limiter,
-            rate,
-        })
-    }
+/// Builds a receiver stream on `ctx` ([`KafkaUtils::create_stream_with`]).
+pub(crate) fn create_stream(
+    ctx: &StreamingContext,
+    config: KafkaReceiverConfig,
+) -> Result<KafkaReceiverStream, SpateKafkaError> {
+    // Replay after a restart goes back to the last state snapshot: keep that many batches
+    // of blocks, plus ten intervals of margin.
+    let conf = ctx.config();
+    let batches = u32::try_from(conf.checkpoint_interval_batches)
+        .unwrap_or(u32::MAX)
+        .saturating_add(10);
+    let retention = conf.batch_interval.saturating_mul(batches);
+    let input = KafkaReceiverInputStream::new(config, ctx.batch_interval(), retention)?;
+    let rate_limiter = Arc::clone(&input.rate_limiter);
+    let rate = input.rate.clone();
+    Ok(KafkaReceiverStream {
+        stream: ctx.input_stream(input),
+        rate_limiter,
+        rate,
+    })
 }

@@ -28,8 +28,8 @@ use spate_streaming::StreamingError;
 
 use super::config::KafkaReceiverConfig;
 use super::consumer::{ConsumerGroupState, ReceiverConsumer, ReceiverConsumerContext};
-use super::error::KafkaReceiverError;
 use super::offsets::OffsetBook;
+use crate::error::SpateKafkaError;
 use crate::record::ConsumerRecord;
 use crate::TopicPartition;
 
@@ -61,7 +61,7 @@ impl KafkaReceiver {
         index: usize,
         topic: &str,
         ctx: &ReceiverContext<ConsumerRecord>,
-    ) -> Result<(), KafkaReceiverError> {
+    ) -> Result<(), SpateKafkaError> {
         let group = self.state.group().to_owned();
         let mut client_config = self.config.consumer_config();
         if let Some(instance) = client_config.get("group.instance.id").map(str::to_owned) {
@@ -72,14 +72,14 @@ impl KafkaReceiver {
         }
         let consumer: ReceiverConsumer = client_config
             .create_with_context(ReceiverConsumerContext::new(index, Arc::clone(&self.state)))
-            .map_err(|source| KafkaReceiverError::CreateConsumer {
+            .map_err(|source| SpateKafkaError::CreateConsumer {
                 group: group.clone(),
                 source: Box::new(source),
             })?;
         let consumer = Arc::new(consumer);
         consumer
             .subscribe(&[topic])
-            .map_err(|source| KafkaReceiverError::Subscribe {
+            .map_err(|source| SpateKafkaError::Subscribe {
                 group: group.clone(),
                 topics: vec![topic.to_owned()],
                 source: Box::new(source),
@@ -100,7 +100,7 @@ impl KafkaReceiver {
         &self,
         consumer: &ReceiverConsumer,
         ctx: &ReceiverContext<ConsumerRecord>,
-    ) -> Result<(), KafkaReceiverError> {
+    ) -> Result<(), SpateKafkaError> {
         let group = self.state.group();
         // The last topic name seen, shared by the records that follow from the same topic.
         let mut topic: std::sync::Arc<str> = std::sync::Arc::from("");
@@ -121,7 +121,7 @@ impl KafkaReceiver {
                     }
                 }
                 Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
-                    return Err(KafkaReceiverError::Poll {
+                    return Err(SpateKafkaError::Poll {
                         group: group.to_owned(),
                         source: Box::new(e),
                     });
@@ -166,7 +166,7 @@ impl Receiver<ConsumerRecord> for KafkaReceiver {
                     Ok(h) => handles.push(h),
                     Err(e) => {
                         ctx.restart(format!("cannot start consumer thread: {e}"));
-                        return Some(KafkaReceiverError::from(StreamingError::ReceiverStopped {
+                        return Some(SpateKafkaError::from(StreamingError::ReceiverStopped {
                             stream_id: ctx.stream_id(),
                             reason: format!("cannot start consumer thread: {e}"),
                         }));
@@ -181,7 +181,7 @@ impl Receiver<ConsumerRecord> for KafkaReceiver {
                         failure.get_or_insert(e);
                     }
                     Err(_) => {
-                        failure.get_or_insert(KafkaReceiverError::from(
+                        failure.get_or_insert(SpateKafkaError::from(
                             StreamingError::ReceiverStopped {
                                 stream_id: ctx.stream_id(),
                                 reason: "consumer thread panicked".into(),

@@ -17,9 +17,9 @@
 //!   received but not yet processed by a completed batch are lost**: their offsets may already be
 //!   committed, so nobody reads them again. That includes the current block buffer, the block
 //!   queue, and every block of a batch that had not finished.
-//! - **Reliable** (`spate.streaming.receiver.write_ahead_log.enable = true`): auto-commit is off.
+//! - **Reliable** (`spate.streaming.receiver.write.ahead.log.enable = true`): auto-commit is off.
 //!   Every block is appended to the receiver write-ahead log under
-//!   `<checkpoint>/receivedData/<stream id>` and fsynced, then reported to the
+//!   `<checkpoint>/receivers/<input id>/receivedData/0` and fsynced, then reported to the
 //!   `ReceivedBlockTracker` (whose own log is fsynced), and only then are the offsets of the
 //!   records in that block committed — as the *next* offset to read (`last + 1`; Spark commits
 //!   `last`, which re-reads a record per partition). A crash at any point loses nothing: a
@@ -49,7 +49,7 @@
 //!     let params = [
 //!         ("bootstrap.servers", "127.0.0.1:9092"),
 //!         ("group.id", "wordcount"),
-//!         ("spate.streaming.receiver.write_ahead_log.enable", "true"), // reliable receiver
+//!         ("spate.streaming.receiver.write.ahead.log.enable", "true"), // reliable receiver
 //!     ];
 //!     // Two receivers in one group, unioned: Kafka splits the partitions between them.
 //!     let streams = (0..2)
@@ -77,23 +77,25 @@
 //! - [`running`] — [`RunningKafkaReceiver`], the receiver wired to a block handler and supervisor.
 //! - [`input`] — [`KafkaReceiverInputStream`] and [`KafkaUtils::create_stream`](crate::KafkaUtils::create_stream),
 //!   the receiver as an input of the engine.
-//! - [`error`] — [`KafkaReceiverError`].
 
 pub mod config;
 pub mod consumer;
-pub mod error;
 pub mod input;
 pub mod kafka_receiver;
 pub mod offsets;
 pub mod running;
 
-pub use config::{
-    KafkaReceiverConfig, BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS,
-    BLOCK_QUEUE_SIZE, RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
+/// The receiver's setting keys (defined in [`crate::keys`], the crate's one key table).
+pub use crate::keys::{
+    BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS, BLOCK_QUEUE_SIZE,
+    RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
+    WRITE_AHEAD_LOG_ENABLE_ALIAS,
 };
+pub use config::KafkaReceiverConfig;
 pub use consumer::ConsumerGroupState;
-pub use error::KafkaReceiverError;
-pub use input::{KafkaReceiverInputStream, KafkaReceiverStream};
+pub use input::{
+    KafkaReceiverInputStream, KafkaReceiverPlan, KafkaReceiverStream, ReceiverPosition,
+};
 pub use kafka_receiver::KafkaReceiver;
 pub use offsets::OffsetBook;
 pub use running::{KafkaReceiverBuilder, RunningKafkaReceiver};

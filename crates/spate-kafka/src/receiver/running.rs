@@ -1,6 +1,7 @@
 //! [`KafkaReceiverBuilder`] and [`RunningKafkaReceiver`]: wiring a [`KafkaReceiver`] to the
 //! engine's receiver machinery — the block handler (memory, or the write-ahead log under
-//! `<checkpoint>/receivedData/<stream id>` in reliable mode), the reporter that tells the
+//! `receivedData/<stream id>` under the receiver's log directory in reliable mode; the input
+//! stream gives it `<checkpoint>/receivers/<input id>`), the reporter that tells the
 //! `ReceivedBlockTracker` about each stored block, the rate limiter, and the supervisor that
 //! restarts a failing receiver with backoff.
 //!
@@ -18,11 +19,12 @@ use spate_streaming::receiver::{
 };
 use spate_streaming::wal::WalConfig;
 
-use super::config::{KafkaReceiverConfig, WRITE_AHEAD_LOG_ENABLE};
+use super::config::KafkaReceiverConfig;
 use super::consumer::ConsumerGroupState;
-use super::error::{KafkaReceiverError, Result};
 use super::kafka_receiver::{KafkaReceiver, ReliableListener};
 use super::offsets::OffsetBook;
+use crate::error::{Result, SpateKafkaError};
+use crate::keys::WRITE_AHEAD_LOG_ENABLE;
 use crate::record::ConsumerRecord;
 use crate::TopicPartition;
 
@@ -94,7 +96,7 @@ impl KafkaReceiverBuilder {
             (Some(h), _) => h,
             (None, true) => {
                 let dir = self.checkpoint_dir.as_deref().ok_or_else(|| {
-                    KafkaReceiverError::NoCheckpointDir {
+                    SpateKafkaError::NoCheckpointDir {
                         key: WRITE_AHEAD_LOG_ENABLE.into(),
                     }
                 })?;

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::db::{self, db_err};
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::params::KafkaParams;
+use crate::direct::strategy::ConsumerStrategy;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::params::KafkaParams;
-use crate::strategy::ConsumerStrategy;
 
 /// The table holding the next offset to read per (job, topic, partition).
 pub const OFFSETS_TABLE: &str = "spate_offsets";

@@ -12,7 +12,7 @@ use rusqlite::Transaction;
 use spate_streaming::{DStream, Data, Time};
 
 use super::offset_store::SqliteOffsetStore;
-use crate::direct_stream::DirectKafkaStream;
+use crate::direct::stream::DirectKafkaStream;
 use crate::error::SpateKafkaError;
 
 /// The handle of a transactional output: the store and how many batches were committed or

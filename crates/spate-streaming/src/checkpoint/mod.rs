@@ -1,12 +1,12 @@
 //! The checkpoint directory: the offset log, the commit log, operator state snapshots and the job
 //! metadata — everything a restarted job needs to continue exactly where it stopped.
 //!
-//! The contract (DESIGN §3.1, §3.7): a batch's [`BatchPlan`] is durable in the offset log *before*
-//! the batch runs; a commit record is written after every output of the batch succeeded; on
-//! restart [`Checkpoint::recover`] returns every planned-but-uncommitted batch so the scheduler
-//! re-runs it with the identical plan, and only then plans new batches. Unlike Spark's
-//! Java-serialized checkpoints (C12, C16), everything here is versioned, documented data, so a new
-//! build of the job can read an old checkpoint.
+//! The contract: a batch's [`BatchPlan`] is durable in the offset log *before* the batch runs; a
+//! commit record is written after every output of the batch succeeded; on restart
+//! [`Checkpoint::recover`] returns every planned-but-uncommitted batch so the scheduler re-runs
+//! it with the identical plan, and only then plans new batches. Unlike Spark's Java-serialized
+//! checkpoints (which a new build of the job cannot read), everything here is versioned,
+//! documented data, so a new build of the job can read an old checkpoint.
 //!
 //! # On-disk format (version 1)
 //!
@@ -17,8 +17,9 @@
 //! <dir>/commits/<batch_time_ms>          JSON {"version":1,"batch_time_ms":..,"commit_time_ms":..,"num_records":..,
 //!                                          "processing_delay_ms":..|null}
 //! <dir>/state/<batch_time_ms>.snapshot   binary, see the `snapshot` module: magic, version, length, CRC-32C, postcard body
-//! <dir>/receivedData/<stream id>/        receiver write-ahead logs (the `receiver` module)
-//! <dir>/receivedBlockMetadata/           the driver's block-tracker write-ahead log (the `receiver` module)
+//! <dir>/receivers/<input id>/            write-ahead logs of a receiver input (the `receiver` module):
+//!     receivedData/<stream id>/          the received blocks
+//!     receivedBlockMetadata/             the block tracker's log (blocks received, allocated to batches)
 //! ```
 //!
 //! `<batch_time_ms>` is the decimal batch time in milliseconds since the epoch. Every file is
@@ -78,7 +79,7 @@ pub use snapshot::{SnapshotRef, StateSnapshot, SNAPSHOT_FORMAT_VERSION};
 use crate::error::{Result, StreamingError};
 
 /// How many committed batches [`Checkpoint::purge`] keeps by default (Spark keeps 10 checkpoint
-/// files, C12).
+/// files).
 pub const DEFAULT_RETAINED_BATCHES: usize = 10;
 
 /// Name of the job metadata file.
@@ -89,9 +90,14 @@ const OFFSETS_DIR: &str = "offsets";
 const COMMITS_DIR: &str = "commits";
 /// Name of the state-snapshot directory.
 const STATE_DIR: &str = "state";
-/// Name of the receiver write-ahead-log directory (one subdirectory per stream id), as in Spark.
+/// Directory under the checkpoint holding one directory of write-ahead logs per receiver input
+/// (`receivers/<input id>`, see [`crate::InputContext::receiver_log_dir`]).
+pub const RECEIVERS_DIR: &str = "receivers";
+/// Name of the receiver write-ahead-log directory (one subdirectory per stream id) under a
+/// receiver input's log directory, as in Spark.
 pub const RECEIVED_DATA_DIR: &str = "receivedData";
-/// Name of the driver's block-tracker write-ahead-log directory, as in Spark.
+/// Name of the block tracker's write-ahead-log directory under a receiver input's log
+/// directory, as in Spark.
 pub const RECEIVED_BLOCK_METADATA_DIR: &str = "receivedBlockMetadata";
 
 /// What a restarted job must do, as read from the checkpoint.
@@ -180,17 +186,6 @@ impl Checkpoint {
     /// The checkpoint directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Directory of the receiver write-ahead log of input stream `stream_id`
-    /// (`<dir>/receivedData/<stream_id>`).
-    pub fn received_data_dir(&self, stream_id: u32) -> PathBuf {
-        self.dir.join(RECEIVED_DATA_DIR).join(stream_id.to_string())
-    }
-
-    /// Directory of the driver's block-tracker write-ahead log (`<dir>/receivedBlockMetadata`).
-    pub fn received_block_metadata_dir(&self) -> PathBuf {
-        self.dir.join(RECEIVED_BLOCK_METADATA_DIR)
     }
 
     /// The stored job metadata, if the checkpoint has any.

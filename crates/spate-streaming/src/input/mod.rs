@@ -1,14 +1,20 @@
 //! Inputs: where a batch's data comes from, and the interface other crates plug into.
 //!
 //! An input works in two steps, so that a batch can be re-run after a crash with exactly the
-//! data it had the first time (DESIGN §3.1):
+//! data it had the first time:
 //!
 //! 1. [`InputStream::plan`] decides, on the job generator thread, what batch `time` contains and
-//!    returns it as serializable data — the Kafka direct stream's plan is its offset ranges, a
-//!    receiver stream's plan is its block ids, the text file stream's plan is its file names.
-//!    The engine writes every input's plan to the checkpoint's offset log before the batch runs.
+//!    returns it as the input's own [`InputStream::Plan`] type — the Kafka direct stream's plan is
+//!    its offset ranges, a receiver stream's plan is its block ids, the text file stream's plan is
+//!    its file names. The engine writes every input's plan (as JSON, through its `serde` form) to
+//!    the checkpoint's offset log before the batch runs.
 //! 2. [`InputStream::compute`] turns a plan into the batch's partitions; the engine calls it when
 //!    the batch runs, and again, with the same recorded plan, when it re-runs after a restart.
+//!
+//! The plan is typed everywhere but in the checkpoint: the engine encodes it once, when it is
+//! recorded, and decodes it once per recovered batch ([`InputStream::decode_plan`]), so an
+//! input never parses its own plan, and the plan's `serde` form *is* the input's part of the
+//! checkpoint format (change it compatibly, or old checkpoints stop decoding).
 //!
 //! After a restart, the engine hands every recorded plan to [`InputStream::replayed`] (oldest
 //! first) so the input can move its cursor past data that is already planned, and restores the
@@ -24,27 +30,30 @@
 //! use parking_lot::Mutex;
 //! use spate_streaming::{InputInfo, InputStream, Partitions, Result, Time, VecPartitions};
 //!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Range { from: u64, until: u64 }
+//!
 //! struct Counter { next: Mutex<u64>, per_batch: u64 }
 //!
 //! impl InputStream<u64> for Counter {
+//!     type Plan = Range;
+//!     type State = ();
 //!     fn kind(&self) -> &str { "counter" }
-//!     fn plan(&self, _t: Time) -> Result<serde_json::Value> {
+//!     fn plan(&self, _t: Time) -> Result<Range> {
 //!         let mut n = self.next.lock();
 //!         let (from, until) = (*n, *n + self.per_batch);
 //!         *n = until;
-//!         Ok(serde_json::json!({ "from": from, "until": until }))
+//!         Ok(Range { from, until })
 //!     }
-//!     fn info(&self, _t: Time, p: &serde_json::Value) -> InputInfo {
-//!         let n = p["until"].as_u64().unwrap_or(0) - p["from"].as_u64().unwrap_or(0);
-//!         InputInfo { num_records: n, description: p.to_string(), ..InputInfo::default() }
+//!     fn info(&self, _t: Time, p: &Range) -> InputInfo {
+//!         InputInfo { num_records: p.until - p.from, ..InputInfo::default() }
 //!     }
-//!     fn compute(&self, _t: Time, p: &serde_json::Value) -> Result<Arc<dyn Partitions<u64>>> {
-//!         let (from, until) = (p["from"].as_u64().unwrap_or(0), p["until"].as_u64().unwrap_or(0));
-//!         Ok(Arc::new(VecPartitions::split((from..until).collect(), 2)))
+//!     fn compute(&self, _t: Time, p: &Range) -> Result<Arc<dyn Partitions<u64>>> {
+//!         Ok(Arc::new(VecPartitions::split((p.from..p.until).collect(), 2)))
 //!     }
-//!     fn replayed(&self, _t: Time, p: &serde_json::Value) -> Result<()> {
+//!     fn replayed(&self, _t: Time, p: &Range) -> Result<()> {
 //!         let mut n = self.next.lock();
-//!         *n = (*n).max(p["until"].as_u64().unwrap_or(0));
+//!         *n = (*n).max(p.until);
 //!         Ok(())
 //!     }
 //! }
@@ -55,6 +64,7 @@
 //! # Ok::<(), spate_streaming::StreamingError>(())
 //! ```
 
+mod erased;
 pub mod queue;
 pub mod receiver;
 pub mod socket;
@@ -64,13 +74,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Result, StreamingError};
 use crate::exec::Partitions;
 use crate::listener::{BatchInfo, Event, InputErrorInfo, InputInfo, ListenerBus, ReceiverInfo};
 use crate::time::Time;
 
 /// A source of batches. See the module docs for the plan → compute contract.
 pub trait InputStream<T>: Send + Sync + 'static {
+    /// What [`InputStream::plan`] decides for one batch. Its `serde` form is what the checkpoint
+    /// records for this input, so it must stay readable by later builds.
+    type Plan: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// The input's own state kept in state snapshots (e.g. the files already seen); `()` for
+    /// an input whose plans say everything.
+    type State: Serialize + DeserializeOwned;
+
     /// Kind of input, recorded in the checkpoint metadata (e.g. `queue_stream`, `kafka_direct`).
     fn kind(&self) -> &str;
 
@@ -84,38 +105,54 @@ pub trait InputStream<T>: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Decides what batch `time` contains and advances the input's cursor past it. Returns the
-    /// plan as JSON; it is written to the checkpoint before the batch runs.
-    fn plan(&self, time: Time) -> Result<serde_json::Value>;
+    /// Decides what batch `time` contains and advances the input's cursor past it. The engine
+    /// writes the plan to the checkpoint before the batch runs.
+    fn plan(&self, time: Time) -> Result<Self::Plan>;
+
+    /// Decodes a plan recorded in the checkpoint (after a restart). The default is the plan's
+    /// `serde` form; override it to check a version field first.
+    fn decode_plan(&self, recorded: serde_json::Value) -> Result<Self::Plan> {
+        serde_json::from_value(recorded).map_err(|e| {
+            StreamingError::serialization(format!("recorded plan of a {} input", self.kind()), e)
+        })
+    }
 
     /// Records and description of a planned batch, for listeners and the UI.
-    fn info(&self, _time: Time, _plan: &serde_json::Value) -> InputInfo {
+    fn info(&self, _time: Time, _plan: &Self::Plan) -> InputInfo {
         InputInfo::default()
     }
 
     /// Computes the partitions of batch `time` from its plan. Must give the same data for the
     /// same plan (that is what makes recovery exact).
-    fn compute(&self, time: Time, plan: &serde_json::Value) -> Result<Arc<dyn Partitions<T>>>;
+    fn compute(&self, time: Time, plan: &Self::Plan) -> Result<Arc<dyn Partitions<T>>>;
 
     /// After a restart: `plan` was recorded for `time` by an earlier run; move the cursor past
     /// it. Called in time order for retained plans; must be idempotent (set, don't add).
-    fn replayed(&self, _time: Time, _plan: &serde_json::Value) -> Result<()> {
+    fn replayed(&self, _time: Time, _plan: &Self::Plan) -> Result<()> {
         Ok(())
     }
 
     /// The input's own state to keep in state snapshots (e.g. the set of files already seen),
     /// taken consistently with the plans written so far.
-    fn snapshot_state(&self) -> Result<Option<serde_json::Value>> {
+    fn snapshot_state(&self) -> Result<Option<Self::State>> {
         Ok(None)
     }
 
     /// Restores what [`InputStream::snapshot_state`] returned.
-    fn restore_state(&self, _state: serde_json::Value) -> Result<()> {
+    fn restore_state(&self, _state: Self::State) -> Result<()> {
         Ok(())
     }
 
     /// A batch finished; `info` has its records, delays and output status.
     fn batch_completed(&self, _info: &BatchInfo) {}
+}
+
+/// The plan of an input that keeps a batch's data in memory until it runs (queue and socket
+/// streams): only how many records it has, for listeners. Such a batch cannot be recovered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RecordCount {
+    /// Records in the batch.
+    pub records: u64,
 }
 
 /// What an input gets at start: its id, the checkpoint directory, and a way to report receiver
@@ -148,6 +185,16 @@ impl InputContext {
     /// under it).
     pub fn checkpoint_dir(&self) -> Option<&std::path::Path> {
         self.checkpoint_dir.as_deref()
+    }
+
+    /// Where a receiver input keeps its write-ahead logs, when the job has a checkpoint:
+    /// `<checkpoint>/receivers/<input id>` (blocks under `receivedData/<stream id>`, the block
+    /// tracker's log under `receivedBlockMetadata`).
+    pub fn receiver_log_dir(&self) -> Option<PathBuf> {
+        self.checkpoint_dir.as_ref().map(|d| {
+            d.join(crate::checkpoint::RECEIVERS_DIR)
+                .join(&self.input_id)
+        })
     }
 
     /// The batch interval.
@@ -213,50 +260,4 @@ impl InputErrorReporter {
     }
 }
 
-/// The engine's untyped view of an input (planning side).
-pub(crate) trait ErasedInput: Send + Sync {
-    fn kind(&self) -> String;
-    fn start(&self, ctx: &InputContext) -> Result<()>;
-    fn stop(&self) -> Result<()>;
-    fn plan(&self, time: Time) -> Result<serde_json::Value>;
-    fn info(&self, time: Time, plan: &serde_json::Value) -> InputInfo;
-    fn replayed(&self, time: Time, plan: &serde_json::Value) -> Result<()>;
-    fn snapshot_state(&self) -> Result<Option<serde_json::Value>>;
-    fn restore_state(&self, state: serde_json::Value) -> Result<()>;
-    fn batch_completed(&self, info: &BatchInfo);
-}
-
-pub(crate) struct Erased<T, I: InputStream<T>>(
-    pub(crate) Arc<I>,
-    pub(crate) std::marker::PhantomData<fn() -> T>,
-);
-
-impl<T: 'static, I: InputStream<T>> ErasedInput for Erased<T, I> {
-    fn kind(&self) -> String {
-        self.0.kind().to_owned()
-    }
-    fn start(&self, ctx: &InputContext) -> Result<()> {
-        self.0.start(ctx)
-    }
-    fn stop(&self) -> Result<()> {
-        self.0.stop()
-    }
-    fn plan(&self, time: Time) -> Result<serde_json::Value> {
-        self.0.plan(time)
-    }
-    fn info(&self, time: Time, plan: &serde_json::Value) -> InputInfo {
-        self.0.info(time, plan)
-    }
-    fn replayed(&self, time: Time, plan: &serde_json::Value) -> Result<()> {
-        self.0.replayed(time, plan)
-    }
-    fn snapshot_state(&self) -> Result<Option<serde_json::Value>> {
-        self.0.snapshot_state()
-    }
-    fn restore_state(&self, state: serde_json::Value) -> Result<()> {
-        self.0.restore_state(state)
-    }
-    fn batch_completed(&self, info: &BatchInfo) {
-        self.0.batch_completed(info)
-    }
-}
+pub(crate) use erased::{Erased, ErasedInput, ErasedPlan};

@@ -14,7 +14,7 @@ use crate::context::StreamingContext;
 use crate::dstream::DStream;
 use crate::error::{Result, StreamingError};
 use crate::exec::{Data, Partitions, VecPartitions};
-use crate::input::InputStream;
+use crate::input::{InputStream, RecordCount};
 use crate::listener::InputInfo;
 use crate::time::Time;
 
@@ -72,11 +72,14 @@ struct QueueInput<T> {
 }
 
 impl<T: Data> InputStream<T> for QueueInput<T> {
+    type Plan = RecordCount;
+    type State = ();
+
     fn kind(&self) -> &str {
         "queue_stream"
     }
 
-    fn plan(&self, time: Time) -> Result<serde_json::Value> {
+    fn plan(&self, time: Time) -> Result<RecordCount> {
         let mut st = self.state.lock();
         let parts: Vec<Vec<T>> = if self.one_at_a_time {
             match st.queue.pop_front() {
@@ -88,13 +91,13 @@ impl<T: Data> InputStream<T> for QueueInput<T> {
         } else {
             st.queue.drain(..).flatten().collect()
         };
-        let records: usize = parts.iter().map(Vec::len).sum();
+        let records = parts.iter().map(Vec::len).sum::<usize>() as u64;
         st.planned.insert(time, parts);
-        Ok(serde_json::json!({ "records": records }))
+        Ok(RecordCount { records })
     }
 
-    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
-        let records = plan.get("records").and_then(|r| r.as_u64()).unwrap_or(0);
+    fn info(&self, _time: Time, plan: &RecordCount) -> InputInfo {
+        let records = plan.records;
         InputInfo {
             num_records: records,
             description: format!("{records} queued records"),
@@ -102,7 +105,7 @@ impl<T: Data> InputStream<T> for QueueInput<T> {
         }
     }
 
-    fn compute(&self, time: Time, _plan: &serde_json::Value) -> Result<Arc<dyn Partitions<T>>> {
+    fn compute(&self, time: Time, _plan: &RecordCount) -> Result<Arc<dyn Partitions<T>>> {
         match self.state.lock().planned.remove(&time) {
             Some(parts) => Ok(Arc::new(VecPartitions::new(parts))),
             None => Err(StreamingError::input(

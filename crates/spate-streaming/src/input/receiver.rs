@@ -86,6 +86,9 @@ where
     T: Data + Serialize + DeserializeOwned,
     R: Receiver<T>,
 {
+    type Plan = ReceiverPlan;
+    type State = ();
+
     fn kind(&self) -> &str {
         "receiver_stream"
     }
@@ -96,9 +99,7 @@ where
             .lock()
             .take()
             .ok_or_else(|| StreamingError::input(ctx.input_id(), "receiver already started"))?;
-        let dir = ctx
-            .checkpoint_dir()
-            .map(|d| d.join("receivers").join(ctx.input_id()));
+        let dir = ctx.receiver_log_dir();
         let sid = self.stream_id;
         let (tracker, handler): (ReceivedBlockTracker, Arc<dyn BlockHandler<T>>) =
             match (&dir, self.options.write_ahead_log) {
@@ -151,32 +152,33 @@ where
         Ok(())
     }
 
-    fn plan(&self, time: Time) -> Result<serde_json::Value> {
+    fn plan(&self, time: Time) -> Result<ReceiverPlan> {
         let running = self.running.lock();
         let r = running.as_ref().ok_or_else(|| {
             StreamingError::input("receiver_stream", "planned before the receiver started")
         })?;
         let t = time.as_millis() as i64;
         r.tracker.allocate_blocks_to_batch(t)?;
-        ReceiverPlan::new(r.tracker.get_blocks_of_batch_and_stream(t, self.stream_id)).to_json()
+        Ok(ReceiverPlan::new(
+            r.tracker.get_blocks_of_batch_and_stream(t, self.stream_id),
+        ))
     }
 
-    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
-        let p = ReceiverPlan::from_json("receiver_stream", plan).ok();
-        let n = p.as_ref().map(|p| p.num_records()).unwrap_or(0);
+    fn decode_plan(&self, recorded: serde_json::Value) -> Result<ReceiverPlan> {
+        ReceiverPlan::from_json("receiver_stream", &recorded)
+    }
+
+    fn info(&self, _time: Time, p: &ReceiverPlan) -> InputInfo {
+        let n = p.num_records();
         InputInfo {
             num_records: n,
-            description: format!(
-                "{} block(s), {n} record(s)",
-                p.as_ref().map(|p| p.blocks.len()).unwrap_or(0)
-            ),
-            metadata: plan.clone(),
+            description: format!("{} block(s), {n} record(s)", p.blocks.len()),
+            metadata: p.to_json().unwrap_or_default(),
             ..InputInfo::default()
         }
     }
 
-    fn compute(&self, _time: Time, plan: &serde_json::Value) -> Result<Arc<dyn Partitions<T>>> {
-        let p = ReceiverPlan::from_json("receiver_stream", plan)?;
+    fn compute(&self, _time: Time, p: &ReceiverPlan) -> Result<Arc<dyn Partitions<T>>> {
         let dir = self.running.lock().as_ref().and_then(|r| r.dir.clone());
         let blocks = p.read_blocks(&self.store, dir.as_deref())?;
         Ok(Arc::new(VecPartitions::new(

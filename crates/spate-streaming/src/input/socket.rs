@@ -18,7 +18,7 @@ use crate::context::StreamingContext;
 use crate::dstream::DStream;
 use crate::error::{Result, StreamingError};
 use crate::exec::{Partitions, VecPartitions};
-use crate::input::{InputContext, InputStream};
+use crate::input::{InputContext, InputStream, RecordCount};
 use crate::listener::{InputInfo, ReceiverInfo};
 use crate::time::Time;
 
@@ -93,6 +93,9 @@ fn receive(
 }
 
 impl InputStream<String> for SocketInput {
+    type Plan = RecordCount;
+    type State = ();
+
     fn kind(&self) -> &str {
         "socket_text_stream"
     }
@@ -120,15 +123,15 @@ impl InputStream<String> for SocketInput {
         Ok(())
     }
 
-    fn plan(&self, time: Time) -> Result<serde_json::Value> {
+    fn plan(&self, time: Time) -> Result<RecordCount> {
         let lines = std::mem::take(&mut *self.buffer.lock());
-        let n = lines.len();
+        let records = lines.len() as u64;
         self.planned.lock().insert(time, lines);
-        Ok(serde_json::json!({ "records": n }))
+        Ok(RecordCount { records })
     }
 
-    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
-        let n = plan.get("records").and_then(|r| r.as_u64()).unwrap_or(0);
+    fn info(&self, _time: Time, plan: &RecordCount) -> InputInfo {
+        let n = plan.records;
         InputInfo {
             num_records: n,
             description: format!("{n} lines from {}", self.addr),
@@ -136,11 +139,7 @@ impl InputStream<String> for SocketInput {
         }
     }
 
-    fn compute(
-        &self,
-        time: Time,
-        _plan: &serde_json::Value,
-    ) -> Result<Arc<dyn Partitions<String>>> {
+    fn compute(&self, time: Time, _plan: &RecordCount) -> Result<Arc<dyn Partitions<String>>> {
         match self.planned.lock().remove(&time) {
             Some(lines) => Ok(Arc::new(VecPartitions::split(lines, self.partitions))),
             None => Err(StreamingError::input(

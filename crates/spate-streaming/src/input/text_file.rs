@@ -24,10 +24,18 @@ use crate::input::InputStream;
 use crate::listener::InputInfo;
 use crate::time::Time;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct FilePlan {
+/// A batch's plan: the new files, in name order, and their lines.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FilePlan {
     files: Vec<String>,
     records: u64,
+}
+
+/// The input's snapshot state: every file already planned.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SeenFiles {
+    #[serde(default)]
+    seen: BTreeSet<String>,
 }
 
 struct TextFileInput {
@@ -36,11 +44,6 @@ struct TextFileInput {
 }
 
 impl TextFileInput {
-    fn parse(&self, plan: &serde_json::Value) -> Result<FilePlan> {
-        serde_json::from_value(plan.clone())
-            .map_err(|e| StreamingError::input("text_file_stream", format!("bad plan {plan}: {e}")))
-    }
-
     fn read(&self, name: &str) -> Result<String> {
         let p = self.dir.join(name);
         std::fs::read_to_string(&p).map_err(|e| StreamingError::io(p, e))
@@ -48,11 +51,14 @@ impl TextFileInput {
 }
 
 impl InputStream<String> for TextFileInput {
+    type Plan = FilePlan;
+    type State = SeenFiles;
+
     fn kind(&self) -> &str {
         "text_file_stream"
     }
 
-    fn plan(&self, _time: Time) -> Result<serde_json::Value> {
+    fn plan(&self, _time: Time) -> Result<FilePlan> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| StreamingError::io(&self.dir, e))?;
         let mut seen = self.seen.lock();
         let mut files = Vec::new();
@@ -72,26 +78,19 @@ impl InputStream<String> for TextFileInput {
             records += self.read(f)?.lines().count() as u64;
             seen.insert(f.clone());
         }
-        serde_json::to_value(FilePlan { files, records })
-            .map_err(|e| StreamingError::serialization("text_file_stream plan", e))
+        Ok(FilePlan { files, records })
     }
 
-    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
-        let p = self.parse(plan).unwrap_or_default();
+    fn info(&self, _time: Time, p: &FilePlan) -> InputInfo {
         InputInfo {
             num_records: p.records,
             description: p.files.join("\n"),
-            metadata: plan.clone(),
+            metadata: serde_json::to_value(p).unwrap_or_default(),
             ..InputInfo::default()
         }
     }
 
-    fn compute(
-        &self,
-        _time: Time,
-        plan: &serde_json::Value,
-    ) -> Result<Arc<dyn Partitions<String>>> {
-        let p = self.parse(plan)?;
+    fn compute(&self, _time: Time, p: &FilePlan) -> Result<Arc<dyn Partitions<String>>> {
         let mut parts = Vec::with_capacity(p.files.len());
         for f in &p.files {
             parts.push(self.read(f)?.lines().map(str::to_owned).collect::<Vec<_>>());
@@ -99,21 +98,19 @@ impl InputStream<String> for TextFileInput {
         Ok(Arc::new(VecPartitions::new(parts)))
     }
 
-    fn replayed(&self, _time: Time, plan: &serde_json::Value) -> Result<()> {
-        let p = self.parse(plan)?;
-        self.seen.lock().extend(p.files);
+    fn replayed(&self, _time: Time, p: &FilePlan) -> Result<()> {
+        self.seen.lock().extend(p.files.iter().cloned());
         Ok(())
     }
 
-    fn snapshot_state(&self) -> Result<Option<serde_json::Value>> {
-        Ok(Some(serde_json::json!({ "seen": *self.seen.lock() })))
+    fn snapshot_state(&self) -> Result<Option<SeenFiles>> {
+        Ok(Some(SeenFiles {
+            seen: self.seen.lock().clone(),
+        }))
     }
 
-    fn restore_state(&self, state: serde_json::Value) -> Result<()> {
-        let seen: BTreeSet<String> =
-            serde_json::from_value(state.get("seen").cloned().unwrap_or_default())
-                .map_err(|e| StreamingError::serialization("text_file_stream state", e))?;
-        self.seen.lock().extend(seen);
+    fn restore_state(&self, state: SeenFiles) -> Result<()> {
+        self.seen.lock().extend(state.seen);
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ use crate::checkpoint::{
 use crate::config::StreamingConfig;
 use crate::error::{Result, StreamingError};
 use crate::graph::Graph;
+use crate::input::ErasedPlan;
 use crate::listener::BatchInfo;
 use crate::scheduler::{PlannedBatch, Shared};
 use crate::time::{ms, Time};
@@ -154,25 +155,24 @@ pub(crate) fn replay(shared: &Shared, rec: Recovered) -> Result<Resume> {
         }
         for i in &shared.graph.inputs {
             if let Some(text) = snap.get::<String>(&format!("{INPUT_PREFIX}{}", i.id))? {
-                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    StreamingError::serialization(format!("state of input {:?}", i.id), e)
-                })?;
-                i.input.restore_state(v)?;
+                i.input.restore_state(&text)?;
             }
         }
     }
     let mut last_planned = rec.last_committed;
     for plan in &rec.replay {
         let time = time_of(plan);
-        replay_inputs(shared, time, plan)?;
-        crate::scheduler::run_recovered(shared, planned(shared, time, plan), false)?;
+        let plans = decode_plans(shared, plan)?;
+        replay_inputs(shared, time, &plans)?;
+        crate::scheduler::run_recovered(shared, planned(shared, time, plans), false)?;
         last_planned = last_planned.max(Some(time));
     }
     let mut pending = Vec::new();
     for plan in &rec.pending {
         let time = time_of(plan);
-        replay_inputs(shared, time, plan)?;
-        pending.push(planned(shared, time, plan));
+        let plans = decode_plans(shared, plan)?;
+        replay_inputs(shared, time, &plans)?;
+        pending.push(planned(shared, time, plans));
         last_planned = last_planned.max(Some(time));
     }
     Ok(Resume {
@@ -181,19 +181,31 @@ pub(crate) fn replay(shared: &Shared, rec: Recovered) -> Result<Resume> {
     })
 }
 
-fn replay_inputs(shared: &Shared, time: Time, plan: &BatchPlan) -> Result<()> {
+/// Decodes every input's recorded plan of one batch into the input's own plan type — the one
+/// place a recorded plan is parsed.
+fn decode_plans(shared: &Shared, plan: &BatchPlan) -> Result<BTreeMap<String, ErasedPlan>> {
+    let mut plans = BTreeMap::new();
     for i in &shared.graph.inputs {
         if let Some(p) = plan.inputs.get(&i.id) {
+            plans.insert(i.id.clone(), i.input.decode_plan(p)?);
+        }
+    }
+    Ok(plans)
+}
+
+fn replay_inputs(shared: &Shared, time: Time, plans: &BTreeMap<String, ErasedPlan>) -> Result<()> {
+    for i in &shared.graph.inputs {
+        if let Some(p) = plans.get(&i.id) {
             i.input.replayed(time, p)?;
         }
     }
     Ok(())
 }
 
-fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
+fn planned(shared: &Shared, time: Time, plans: BTreeMap<String, ErasedPlan>) -> PlannedBatch {
     let mut infos = BTreeMap::new();
     for i in &shared.graph.inputs {
-        if let Some(p) = plan.inputs.get(&i.id) {
+        if let Some(p) = plans.get(&i.id) {
             let mut info = i.input.info(time, p);
             info.input_id = i.id.clone();
             infos.insert(i.id.clone(), info);
@@ -202,7 +214,7 @@ fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
     PlannedBatch {
         submitted: std::time::Instant::now(),
         time,
-        plans: plan.inputs.clone(),
+        plans,
         info: BatchInfo {
             batch_time: time,
             input_infos: infos,
@@ -223,11 +235,14 @@ fn planned(shared: &Shared, time: Time, plan: &BatchPlan) -> PlannedBatch {
 pub(crate) fn write_plan(
     ck: &Checkpoint,
     time: Time,
-    plans: &BTreeMap<String, serde_json::Value>,
+    plans: &BTreeMap<String, ErasedPlan>,
 ) -> Result<()> {
     ck.write_plan(&BatchPlan {
         batch_time_ms: time.as_millis() as i64,
-        inputs: plans.clone(),
+        inputs: plans
+            .iter()
+            .map(|(id, p)| (id.clone(), p.json().clone()))
+            .collect(),
     })
 }
 
@@ -277,8 +292,8 @@ fn snapshot(shared: &Shared, time: Time) -> Result<StateSnapshot> {
     // Input cursors must match the plans written so far: hold the planning lock.
     let _planning = shared.planning.lock();
     for i in &shared.graph.inputs {
-        if let Some(v) = i.input.snapshot_state()? {
-            snap.put(&format!("{INPUT_PREFIX}{}", i.id), &v.to_string())?;
+        if let Some(text) = i.input.snapshot_state()? {
+            snap.put(&format!("{INPUT_PREFIX}{}", i.id), &text)?;
         }
     }
     Ok(snap)

@@ -25,7 +25,7 @@ use crate::context::ContextInner;
 use crate::error::{Result, StreamingError};
 use crate::exec::pool::Executor;
 use crate::graph::Graph;
-use crate::input::InputContext;
+use crate::input::{ErasedPlan, InputContext};
 use crate::listener::{BatchInfo, Event, ListenerBus};
 use crate::metrics::StreamingMetrics;
 use crate::recovery;
@@ -35,7 +35,7 @@ use crate::time::{ms, Time};
 pub(crate) struct PlannedBatch {
     pub(crate) submitted: std::time::Instant,
     pub(crate) time: Time,
-    pub(crate) plans: BTreeMap<String, serde_json::Value>,
+    pub(crate) plans: BTreeMap<String, ErasedPlan>,
     pub(crate) info: BatchInfo,
 }
 
@@ -165,7 +165,8 @@ fn abandon(shared: &Shared) {
     shared.bus.stop();
 }
 
-/// Starts a context: recovery, inputs, bus, generator and runner.
+/// Starts a context in four phases: open the checkpoint (what to replay), start the inputs,
+/// rebuild state and queue the recovered batches, then start the runner and generator threads.
 pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runtime> {
     let conf = inner.conf.clone();
     let interval_ms = ms(conf.batch_interval).max(1);
@@ -184,15 +185,40 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
                 .saturating_sub(interval_ms),
         )
     });
-
     let (stop_tx, stop_rx) = bounded::<()>(1);
-    let shared = Arc::new(Shared {
-        graph: graph.clone(),
+    let shared = new_shared(inner, graph, zero_time, &recovered, stop_tx.clone());
+
+    // Inputs start before recovery: a receiver input reads recovered batches' blocks from its
+    // write-ahead log, which it opens at start.
+    inner.bus.start();
+    inner.bus.post(Event::StreamingStarted(now));
+    if let Err(e) = start_inputs(inner, &shared, checkpoint_dir) {
+        abandon(&shared);
+        return Err(e);
+    }
+    let (job_tx, job_rx) = unbounded::<PlannedBatch>();
+    let mut next_time = now.ceil_to(conf.batch_interval);
+    if let Some(r) = recovered {
+        next_time = resume(&shared, r, &job_tx, next_time)?;
+    }
+    spawn_threads(shared, next_time, (stop_tx, stop_rx), (job_tx, job_rx))
+}
+
+/// The state shared by the generator, the runner and `stop`.
+fn new_shared(
+    inner: &Arc<ContextInner>,
+    graph: Arc<Graph>,
+    zero_time: Time,
+    recovered: &Option<recovery::Recovered>,
+    stop_generator: Sender<()>,
+) -> Arc<Shared> {
+    Arc::new(Shared {
+        graph,
         exec: inner.exec.clone(),
-        conf: conf.clone(),
+        conf: inner.conf.clone(),
         bus: inner.bus.clone(),
         metrics: inner.metrics.clone(),
-        interval_ms,
+        interval_ms: ms(inner.conf.batch_interval).max(1),
         zero_time,
         checkpoint: recovered.as_ref().map(|r| r.sink.clone()),
         planning: Mutex::new(()),
@@ -200,62 +226,73 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         batches_since_snapshot: AtomicU64::new(0),
         last_planned: AtomicU64::new(0),
         inputs_stopped: AtomicBool::new(false),
-        stop_generator: stop_tx.clone(),
+        stop_generator,
         ctx: Arc::downgrade(inner),
-    });
+    })
+}
 
-    // Inputs start before recovery: a receiver input reads recovered batches' blocks from its
-    // write-ahead log, which it opens at start.
-    inner.bus.start();
-    inner.bus.post(Event::StreamingStarted(now));
-    let started = (|| -> Result<()> {
-        for i in &graph.inputs {
-            let ictx = InputContext {
-                input_id: i.id.clone(),
-                checkpoint_dir: checkpoint_dir.clone(),
-                batch_interval: conf.batch_interval,
-                bus: inner.bus.clone(),
-                metrics: inner.metrics.clone(),
-            };
-            i.input.start(&ictx)?;
-        }
-        Ok(())
-    })();
-    let (job_tx, job_rx) = unbounded::<PlannedBatch>();
-    let mut next_time = now.ceil_to(conf.batch_interval);
-    let recovered = match started {
-        Ok(()) => recovered,
+/// Starts every input with its context (id, checkpoint directory, listener bus).
+fn start_inputs(
+    inner: &Arc<ContextInner>,
+    shared: &Shared,
+    checkpoint_dir: Option<std::path::PathBuf>,
+) -> Result<()> {
+    for i in &shared.graph.inputs {
+        let ictx = InputContext {
+            input_id: i.id.clone(),
+            checkpoint_dir: checkpoint_dir.clone(),
+            batch_interval: shared.conf.batch_interval,
+            bus: inner.bus.clone(),
+            metrics: inner.metrics.clone(),
+        };
+        i.input.start(&ictx)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds state (restore the snapshot, replay committed batches since it, no outputs), queues
+/// the planned-but-uncommitted batches with their recorded plans, and returns the time of the
+/// first batch to plan.
+fn resume(
+    shared: &Shared,
+    r: recovery::Recovered,
+    job_tx: &Sender<PlannedBatch>,
+    now_batch: Time,
+) -> Result<Time> {
+    let resume = match recovery::replay(shared, r) {
+        Ok(resume) => resume,
         Err(e) => {
-            abandon(&shared);
+            abandon(shared);
             return Err(e);
         }
     };
-    if let Some(r) = recovered {
-        // Rebuild state: restore the snapshot, replay committed batches since it (no outputs),
-        // then queue the planned-but-uncommitted batches with their recorded plans.
-        let resume = match recovery::replay(&shared, r) {
-            Ok(resume) => resume,
-            Err(e) => {
-                abandon(&shared);
-                return Err(e);
-            }
-        };
-        for b in resume.pending {
-            shared.metrics.batch_submitted(&Arc::new(b.info.clone()));
-            job_tx.send(b).map_err(|_| {
-                StreamingError::ContextState("job queue closed during recovery".into())
-            })?;
-        }
-        if let Some(last) = resume.last_planned {
-            // Like Spark (C14), batch times continue right after the last recorded one and the
-            // generator plans the down-time batches back to back — but at most
-            // `max_downtime_batches` of them, so a long outage of a fast job does not turn into
-            // a long replay of empty batches; then it jumps to now. Windows handle the gap.
-            let cap = conf.max_downtime_batches.saturating_mul(interval_ms);
-            next_time = Time((last.0 + interval_ms).max(next_time.0.saturating_sub(cap)));
-        }
+    for b in resume.pending {
+        shared.metrics.batch_submitted(&Arc::new(b.info.clone()));
+        job_tx
+            .send(b)
+            .map_err(|_| StreamingError::ContextState("job queue closed during recovery".into()))?;
     }
+    let Some(last) = resume.last_planned else {
+        return Ok(now_batch);
+    };
+    // Like Spark, batch times continue right after the last recorded one and the generator
+    // plans the down-time batches back to back — but at most `max_downtime_batches` of them,
+    // so a long outage of a fast job does not turn into a long replay of empty batches; then
+    // it jumps to now. Windows handle the gap.
+    let interval_ms = shared.interval_ms;
+    let cap = shared.conf.max_downtime_batches.saturating_mul(interval_ms);
+    Ok(Time(
+        (last.0 + interval_ms).max(now_batch.0.saturating_sub(cap)),
+    ))
+}
 
+/// Starts the `spate-job-runner` and `spate-job-generator` threads.
+fn spawn_threads(
+    shared: Arc<Shared>,
+    next_time: Time,
+    (stop_tx, stop_rx): (Sender<()>, Receiver<()>),
+    (job_tx, job_rx): (Sender<PlannedBatch>, Receiver<PlannedBatch>),
+) -> Result<Runtime> {
     let (done_tx, done_rx) = bounded::<()>(1);
     let runner_shared = shared.clone();
     let runner = std::thread::Builder::new()
@@ -272,8 +309,8 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
         .spawn(move || generator::run(&gen_shared, next_time, stop_rx, job_tx))
         .map_err(|e| StreamingError::io("spate-job-generator thread", e))?;
     tracing::info!(
-        app = %conf.app_name,
-        batch_interval_ms = interval_ms,
+        app = %shared.conf.app_name,
+        batch_interval_ms = shared.interval_ms,
         first_batch = next_time.as_millis(),
         "streaming context started"
     );

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{state_type_name, KeyedState, Partitioned};
 use crate::dstream::DStream;
 use crate::error::Result;
+use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data, Key, VecPartitions};
 use crate::graph::{OpId, StatefulOp};
 use crate::time::ms;
@@ -236,35 +237,9 @@ where
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
                 let mut map = st.state.store.parts[r].lock();
-                let mut out = Vec::with_capacity(data.len());
-                for (k, v) in data {
-                    let mut state = State {
-                        value: map.remove(&k).map(|(s, _)| s),
-                        removed: false,
-                        timing_out: false,
-                    };
-                    out.push(func(&k, Some(v), &mut state));
-                    if let Some(s) = state.value {
-                        map.insert(k, (s, t));
-                    }
-                }
+                let mut out = apply_records(&mut map, data, &*func, t);
                 if let Some(idle) = timeout_ms {
-                    let threshold = t.saturating_sub(idle);
-                    let expired: Vec<K> = map
-                        .iter()
-                        .filter(|(_, (_, seen))| *seen < threshold)
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    for k in expired {
-                        if let Some((s, _)) = map.remove(&k) {
-                            let mut state = State {
-                                value: Some(s),
-                                removed: false,
-                                timing_out: true,
-                            };
-                            out.push(func(&k, None, &mut state));
-                        }
-                    }
+                    time_out_idle(&mut map, &*func, t.saturating_sub(idle), &mut out);
                 }
                 Ok(out)
             })?;
@@ -282,18 +257,7 @@ where
             .ctx
             .add_node("state_snapshots", false, self.node.slide, move |bc| {
                 core.get(bc)?;
-                let parts: Vec<Vec<(K, S)>> = st
-                    .state
-                    .store
-                    .parts
-                    .iter()
-                    .map(|p| {
-                        p.lock()
-                            .iter()
-                            .map(|(k, (s, _))| (k.clone(), s.clone()))
-                            .collect()
-                    })
-                    .collect();
+                let parts = snapshot_parts(&st.state.store);
                 Ok(Batch::new(
                     Arc::new(VecPartitions::new(parts)),
                     bc.exec.clone(),
@@ -303,4 +267,66 @@ where
         mapped.op_id = Some(op_id);
         MapWithStateDStream { mapped, snapshots }
     }
+}
+
+/// One partition's records of a batch: each key's function call with its state; a state the
+/// function kept is stamped with the batch time `t` (its idle clock restarts).
+fn apply_records<K: Key, V, S, E>(
+    map: &mut FastMap<K, (S, u64)>,
+    data: Vec<(K, V)>,
+    func: &StateFn<K, V, S, E>,
+    t: u64,
+) -> Vec<E> {
+    let mut out = Vec::with_capacity(data.len());
+    for (k, v) in data {
+        let mut state = State {
+            value: map.remove(&k).map(|(s, _)| s),
+            removed: false,
+            timing_out: false,
+        };
+        out.push(func(&k, Some(v), &mut state));
+        if let Some(s) = state.value {
+            map.insert(k, (s, t));
+        }
+    }
+    out
+}
+
+/// Keys idle since before `threshold` time out: the function is called once more with no value
+/// and a timing-out state, and the state is dropped.
+fn time_out_idle<K: Key, V, S, E>(
+    map: &mut FastMap<K, (S, u64)>,
+    func: &StateFn<K, V, S, E>,
+    threshold: u64,
+    out: &mut Vec<E>,
+) {
+    let expired: Vec<K> = map
+        .iter()
+        .filter(|(_, (_, seen))| *seen < threshold)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in expired {
+        if let Some((s, _)) = map.remove(&k) {
+            let mut state = State {
+                value: Some(s),
+                removed: false,
+                timing_out: true,
+            };
+            out.push(func(&k, None, &mut state));
+        }
+    }
+}
+
+/// Every key's state, per partition (the `state_snapshots` stream).
+fn snapshot_parts<K: Key, S: Clone>(store: &Partitioned<K, (S, u64)>) -> Vec<Vec<(K, S)>> {
+    store
+        .parts
+        .iter()
+        .map(|p| {
+            p.lock()
+                .iter()
+                .map(|(k, (s, _))| (k.clone(), s.clone()))
+                .collect()
+        })
+        .collect()
 }

@@ -153,16 +153,46 @@ pub(crate) fn scan_segment(path: &Path, verify: bool, limit: Option<u64>) -> Res
     let actual_len = file.metadata().map_err(io_err(path))?.len();
     let file_len = limit.map_or(actual_len, |l| l.min(actual_len));
     let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let torn = |offset: u64, reason: String| Some(TornTail { offset, reason });
 
     if file_len < SEGMENT_HEADER_LEN {
         return Ok(SegmentScan {
             records: Vec::new(),
             valid_end: 0,
             file_len,
-            torn: torn(0, format!("segment header incomplete ({file_len} bytes)")),
+            torn: Some(TornTail {
+                offset: 0,
+                reason: format!("segment header incomplete ({file_len} bytes)"),
+            }),
         });
     }
+    check_segment_header(&mut reader, path)?;
+
+    let mut records = Vec::new();
+    let mut pos = SEGMENT_HEADER_LEN;
+    let mut torn_tail = None;
+    while pos < file_len {
+        match scan_record(&mut reader, path, pos, file_len, verify)? {
+            Scanned::Record(record) => {
+                pos = record.offset + RECORD_HEADER_LEN + u64::from(record.len);
+                records.push(record);
+            }
+            Scanned::Torn(tail) => {
+                torn_tail = Some(tail);
+                break;
+            }
+        }
+    }
+    let valid_end = torn_tail.as_ref().map_or(pos, |t| t.offset);
+    Ok(SegmentScan {
+        records,
+        valid_end,
+        file_len,
+        torn: torn_tail,
+    })
+}
+
+/// Reads the segment header: the magic, and a format version this build can read.
+fn check_segment_header(reader: &mut BufReader<File>, path: &Path) -> Result<()> {
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     reader.read_exact(&mut header).map_err(io_err(path))?;
     if &header[..8] != MAGIC {
@@ -184,70 +214,72 @@ pub(crate) fn scan_segment(path: &Path, verify: bool, limit: Option<u64>) -> Res
             ),
         ));
     }
+    Ok(())
+}
 
-    let mut records = Vec::new();
-    let mut pos = SEGMENT_HEADER_LEN;
-    let mut torn_tail = None;
-    while pos < file_len {
-        if file_len - pos < RECORD_HEADER_LEN {
-            torn_tail = torn(
-                pos,
-                format!(
-                    "record header cut short at end of file ({} of {RECORD_HEADER_LEN} bytes)",
-                    file_len - pos
-                ),
-            );
-            break;
-        }
-        let mut h = [0u8; RECORD_HEADER_LEN as usize];
-        reader.read_exact(&mut h).map_err(io_err(path))?;
-        let rh = decode_record_header(&h);
-        let end = pos + RECORD_HEADER_LEN + u64::from(rh.len);
-        if end > file_len {
-            torn_tail = torn(
-                pos,
-                format!(
-                    "record of {} bytes runs past the end of the file ({file_len} bytes)",
-                    rh.len
-                ),
-            );
-            break;
-        }
-        let mut payload = Vec::new();
-        if verify {
-            payload = vec![0u8; rh.len as usize];
-            reader.read_exact(&mut payload).map_err(io_err(path))?;
-            if !crc_matches(&rh, &payload) {
-                if end == file_len || rest_is_zero(&mut reader, path, file_len - end)? {
-                    torn_tail = torn(pos, "CRC-32C mismatch in the last record".into());
-                    break;
-                }
-                return Err(corrupt(
-                    path,
-                    pos,
-                    "CRC-32C mismatch with valid-looking data after it",
-                ));
-            }
-        } else {
-            reader
-                .seek_relative(i64::from(rh.len))
-                .map_err(io_err(path))?;
-        }
-        records.push(ScannedRecord {
+/// What reading the record at one position found.
+enum Scanned {
+    Record(ScannedRecord),
+    Torn(TornTail),
+}
+
+/// Reads the record at `pos` (the reader is positioned there): its header, and its payload
+/// with `verify` (CRC-checked) or a skip past it otherwise. See [`scan_segment`] for when a
+/// damaged record is a torn tail and when it is corruption.
+fn scan_record(
+    reader: &mut BufReader<File>,
+    path: &Path,
+    pos: u64,
+    file_len: u64,
+    verify: bool,
+) -> Result<Scanned> {
+    let torn = |reason: String| {
+        Ok(Scanned::Torn(TornTail {
             offset: pos,
-            time_ms: rh.time_ms,
-            payload,
-            len: rh.len,
-        });
-        pos = end;
+            reason,
+        }))
+    };
+    if file_len - pos < RECORD_HEADER_LEN {
+        return torn(format!(
+            "record header cut short at end of file ({} of {RECORD_HEADER_LEN} bytes)",
+            file_len - pos
+        ));
     }
-    let valid_end = torn_tail.as_ref().map_or(pos, |t| t.offset);
-    Ok(SegmentScan {
-        records,
-        valid_end,
-        file_len,
-        torn: torn_tail,
-    })
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    reader.read_exact(&mut h).map_err(io_err(path))?;
+    let rh = decode_record_header(&h);
+    let end = pos + RECORD_HEADER_LEN + u64::from(rh.len);
+    if end > file_len {
+        return torn(format!(
+            "record of {} bytes runs past the end of the file ({file_len} bytes)",
+            rh.len
+        ));
+    }
+    let mut payload = Vec::new();
+    if verify {
+        payload = vec![0u8; rh.len as usize];
+        reader.read_exact(&mut payload).map_err(io_err(path))?;
+        if !crc_matches(&rh, &payload) {
+            if end == file_len || rest_is_zero(reader, path, file_len - end)? {
+                return torn("CRC-32C mismatch in the last record".into());
+            }
+            return Err(corrupt(
+                path,
+                pos,
+                "CRC-32C mismatch with valid-looking data after it",
+            ));
+        }
+    } else {
+        reader
+            .seek_relative(i64::from(rh.len))
+            .map_err(io_err(path))?;
+    }
+    Ok(Scanned::Record(ScannedRecord {
+        offset: pos,
+        time_ms: rh.time_ms,
+        payload,
+        len: rh.len,
+    }))
 }
 
 fn rest_is_zero(reader: &mut BufReader<File>, path: &Path, mut remaining: u64) -> Result<bool> {

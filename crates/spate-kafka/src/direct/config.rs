@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::per_partition::PerPartitionConfig;
-use crate::retry::RetryPolicy;
+use crate::direct::per_partition::PerPartitionConfig;
+use crate::direct::retry::RetryPolicy;
 
 /// Rate limits, data-loss policy, timeouts and the consumer cache of a direct stream.
 #[derive(Debug, Clone)]

@@ -14,10 +14,10 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::DirectStreamConfig;
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::params::KafkaParams;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::params::KafkaParams;
 
 /// The offsets a commit wrote (next offset to read, per partition), or why it failed.
 pub type CommitResult = Result<BTreeMap<TopicPartition, i64>>;

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
+use crate::direct::offset_range::TopicPartition;
+use crate::direct::params::KafkaParams;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::TopicPartition;
-use crate::params::KafkaParams;
 
 /// What a stream subscribes to.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::direct::offset_range::TopicPartition;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::TopicPartition;
 
 /// Records/s limits per partition. `max_rate` 0 means unlimited (Spark's default); `min_rate`
 /// (default 1) is the floor applied whenever some limit is active, so that no partition starves.

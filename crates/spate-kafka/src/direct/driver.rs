@@ -3,7 +3,7 @@
 //!
 //! Every call is one request/response (Metadata, ListOffsets, OffsetFetch): there is no poll
 //! loop and no group membership, so planning cannot live-lock the way Spark's driver consumer
-//! did (complaint #11). Failures are retried per [`RetryPolicy`](crate::retry::RetryPolicy).
+//! did (complaint #11). Failures are retried per [`RetryPolicy`](crate::direct::retry::RetryPolicy).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,11 +11,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::DirectStreamConfig;
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::offset_range::TopicPartition;
+use crate::direct::params::KafkaParams;
+use crate::direct::strategy::Subscription;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::TopicPartition;
-use crate::params::KafkaParams;
-use crate::strategy::Subscription;
 
 /// The earliest and latest offsets of a partition: records live in `[earliest, latest)`.
 /// With `isolation.level=read_committed`, `latest` is the last stable offset.

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::offset_range::TopicPartition;
-use crate::per_partition::PerPartitionConfig;
+use crate::direct::offset_range::TopicPartition;
+use crate::direct::per_partition::PerPartitionConfig;
 
 /// The total rate (records/s) to split across partitions for the next batch, or `None` for "no
 /// rate-based limit" (only `max_rate_per_partition` applies then).

@@ -4,7 +4,7 @@
 //! For every batch it lists the subscription's partitions (new partitions join here), asks the
 //! broker for each partition's earliest and latest offsets (ListOffsets; no poll loop), checks
 //! that the stream's position is still in the log (data loss), clamps by the rate limits
-//! ([`crate::clamp`]) and emits one `[current, until)` range per partition, ranges of
+//! ([`crate::direct::clamp`]) and emits one `[current, until)` range per partition, ranges of
 //! consecutive batches being contiguous.
 //!
 //! Starting offsets of a partition the stream has not seen: explicit (strategy) > committed
@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clamp::{clamp, estimated_rate};
-use crate::config::DirectStreamConfig;
-use crate::driver::{DriverClient, Watermarks};
+use crate::direct::clamp::{clamp, estimated_rate};
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::driver::{DriverClient, Watermarks};
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::params::AutoOffsetReset;
+use crate::direct::strategy::{ConsumerStrategy, Subscription};
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::params::AutoOffsetReset;
-use crate::strategy::{ConsumerStrategy, Subscription};
 
 /// Offsets the planner had to skip because retention deleted them
 /// (only with `fail_on_data_loss(false)`).
@@ -45,13 +45,13 @@ impl LostOffsets {
 
 /// One batch's plan: its ranges (one per partition, in partition order) and any reported loss.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchPlan {
+pub struct DirectPlan {
     pub ranges: Vec<OffsetRange>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<LostOffsets>,
 }
 
-impl BatchPlan {
+impl DirectPlan {
     /// Offsets planned (an upper bound on records; gaps make it smaller).
     pub fn count(&self) -> u64 {
         self.ranges.iter().map(OffsetRange::count).sum()
@@ -108,23 +108,54 @@ impl OffsetPlanner {
 
     /// Plans the next batch of `batch_interval`. `backpressure_rate` is the rate controller's
     /// latest estimate (−1 before it has one); it is ignored unless backpressure is on.
+    ///
+    /// Phases: the partitions and their watermarks; new partitions join at their starting
+    /// offsets; positions outside the log fail the batch or skip to the earliest offset; the
+    /// rate clamp decides how far each partition advances.
     pub fn plan_next(
         &mut self,
         backpressure_rate: Option<i64>,
         batch_interval: Duration,
-    ) -> Result<BatchPlan> {
-        let mut partitions = self.client.partitions(&self.strategy.subscription)?;
+    ) -> Result<DirectPlan> {
         let mut current = self.current.clone();
+        let watermarks = self.watermarks(&mut current)?;
+        self.join_new_partitions(&mut current, &watermarks)?;
+        let lost = self.check_positions(&mut current, &watermarks)?;
+        let rate = estimated_rate(
+            backpressure_rate.filter(|_| self.config.backpressure),
+            self.config.initial_rate,
+            self.batches_planned == 0,
+        );
+        let ranges = self.clamped_ranges(&current, &watermarks, rate, batch_interval);
+        for r in &ranges {
+            current.insert(r.topic_partition(), r.until_offset);
+        }
+        self.current = current;
+        self.batches_planned += 1;
+        tracing::debug!(
+            ranges = ranges.len(),
+            offsets = ranges.iter().map(OffsetRange::count).sum::<u64>(),
+            ?rate,
+            "batch planned"
+        );
+        Ok(DirectPlan { ranges, lost })
+    }
 
-        // A tracked partition missing from the metadata may be a transient metadata error
-        // (leader election) or a deleted topic. Dropping it on a transient error would make it
-        // "new" again next batch and re-read it from its starting offset, so keep asking for its
-        // offsets; only the broker saying it does not exist removes it.
+    /// Watermarks of every partition of the subscription, and of every tracked one.
+    ///
+    /// A tracked partition missing from the metadata may be a transient metadata error (leader
+    /// election) or a deleted topic. Dropping it on a transient error would make it "new" again
+    /// next batch and re-read it from its starting offset, so keep asking for its offsets; only
+    /// the broker saying it does not exist removes it (from `current`).
+    fn watermarks(
+        &self,
+        current: &mut BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, Watermarks>> {
+        let mut partitions = self.client.partitions(&self.strategy.subscription)?;
         let assigned = matches!(self.strategy.subscription, Subscription::Assign(_));
         if !assigned {
             partitions.extend(current.keys().cloned());
         }
-
         let mut watermarks = BTreeMap::new();
         for tp in &partitions {
             match self.client.watermarks(tp) {
@@ -141,69 +172,90 @@ impl OffsetPlanner {
                 Err(e) => return Err(e),
             }
         }
-        let partitions: BTreeSet<TopicPartition> = watermarks.keys().cloned().collect();
+        Ok(watermarks)
+    }
 
-        let new: BTreeSet<TopicPartition> = partitions
-            .iter()
+    /// Partitions with watermarks but no position join the stream at their starting offsets.
+    fn join_new_partitions(
+        &self,
+        current: &mut BTreeMap<TopicPartition, i64>,
+        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+    ) -> Result<()> {
+        let new: BTreeSet<TopicPartition> = watermarks
+            .keys()
             .filter(|tp| !current.contains_key(*tp))
             .cloned()
             .collect();
         if !new.is_empty() {
-            let starts = self.starting_offsets(&new, &watermarks)?;
+            let starts = self.starting_offsets(&new, watermarks)?;
             for (tp, o) in starts {
                 tracing::info!(%tp, offset = o, "partition joins the stream");
                 current.insert(tp, o);
             }
         }
+        Ok(())
+    }
 
+    /// A position outside `[earliest, latest]` of its partition fails the batch
+    /// (`fail_on_data_loss`) or moves to the earliest offset, reporting what was skipped.
+    fn check_positions(
+        &self,
+        current: &mut BTreeMap<TopicPartition, i64>,
+        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+    ) -> Result<Vec<LostOffsets>> {
         let mut lost = Vec::new();
-        for (tp, w) in &watermarks {
+        for (tp, w) in watermarks {
             let Some(pos) = current.get_mut(tp) else {
                 continue;
             };
-            if *pos < w.earliest || *pos > w.latest {
-                if self.config.fail_on_data_loss {
-                    return Err(SpateKafkaError::OffsetsOutOfRange {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        requested_from: *pos,
-                        requested_until: w.latest.max(*pos),
-                        available_start: w.earliest,
-                        available_end: w.latest,
-                    });
-                }
-                tracing::warn!(%tp, position = *pos, earliest = w.earliest, latest = w.latest,
-                    "stream position is outside the log; resuming at the earliest offset (fail_on_data_loss=false)");
-                if *pos < w.earliest {
-                    lost.push(LostOffsets {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        requested_from: *pos,
-                        resumed_from: w.earliest,
-                    });
-                }
-                *pos = w.earliest;
+            if *pos >= w.earliest && *pos <= w.latest {
+                continue;
             }
+            if self.config.fail_on_data_loss {
+                return Err(SpateKafkaError::OffsetsOutOfRange {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    requested_from: *pos,
+                    requested_until: w.latest.max(*pos),
+                    available_start: w.earliest,
+                    available_end: w.latest,
+                });
+            }
+            tracing::warn!(%tp, position = *pos, earliest = w.earliest, latest = w.latest,
+                "stream position is outside the log; resuming at the earliest offset (fail_on_data_loss=false)");
+            if *pos < w.earliest {
+                lost.push(LostOffsets {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    requested_from: *pos,
+                    resumed_from: w.earliest,
+                });
+            }
+            *pos = w.earliest;
         }
+        Ok(lost)
+    }
 
+    /// The batch's ranges: from each position to where Spark's rate clamp lets it advance.
+    fn clamped_ranges(
+        &self,
+        current: &BTreeMap<TopicPartition, i64>,
+        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+        rate: Option<f64>,
+        batch_interval: Duration,
+    ) -> Vec<OffsetRange> {
         let latest: BTreeMap<TopicPartition, i64> = watermarks
             .iter()
             .map(|(tp, w)| (tp.clone(), w.latest))
             .collect();
-        let rate = estimated_rate(
-            backpressure_rate.filter(|_| self.config.backpressure),
-            self.config.initial_rate,
-            self.batches_planned == 0,
-        );
         let until = clamp(
-            &current,
+            current,
             &latest,
             rate,
             batch_interval.as_secs_f64(),
             &self.config.per_partition,
         );
-
-        let ranges: Vec<OffsetRange> = until
+        until
             .iter()
             .filter_map(|(tp, &u)| {
                 let from = *current.get(tp)?;
@@ -214,19 +266,7 @@ impl OffsetPlanner {
                     u.max(from),
                 ))
             })
-            .collect();
-        for r in &ranges {
-            current.insert(r.topic_partition(), r.until_offset);
-        }
-        self.current = current;
-        self.batches_planned += 1;
-        tracing::debug!(
-            ranges = ranges.len(),
-            offsets = ranges.iter().map(OffsetRange::count).sum::<u64>(),
-            ?rate,
-            "batch planned"
-        );
-        Ok(BatchPlan { ranges, lost })
+            .collect()
     }
 
     fn starting_offsets(

@@ -1,11 +1,14 @@
-//! The direct stream as an input of the engine: [`KafkaUtils::create_direct_stream`].
+//! The direct stream as an input of the engine ([`KafkaUtils::create_direct_stream`](crate::KafkaUtils::create_direct_stream)).
 //!
-//! `plan(time)` runs the [`OffsetPlanner`] and returns the [`BatchPlan`] as JSON, which the
-//! engine writes to the checkpoint before the batch runs; `compute(time, plan)` turns the plan
+//! `plan(time)` runs the [`OffsetPlanner`] and returns the batch's [`DirectPlan`], which the
+//! engine writes to the checkpoint (as JSON) before the batch runs; `compute(time, plan)` turns the plan
 //! into one engine partition per offset range (1:1), each read by a task with a cached consumer.
 //! A recovered batch is computed from its recorded plan, so it reads identical ranges;
 //! `replayed` and the state snapshot move the planner's position past recorded batches.
 //! Backpressure feeds completed batches to Spark's PID estimator.
+//!
+//! Listeners see each batch's ranges and lost offsets in its input info; [`DirectBatchInfo`]
+//! reads them back, typed, so that no UI depends on the spelling of a JSON key.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,18 +21,17 @@ use spate_streaming::listener::{BatchInfo, InputInfo};
 use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController};
 use spate_streaming::{
     DStream, InputContext, InputErrorReporter, InputStream, PartitionIter, Partitions,
-    StreamingContext, StreamingError, Time,
+    StreamingContext, Time,
 };
 
-use crate::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
-use crate::config::DirectStreamConfig;
+use crate::direct::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::planner::{DirectPlan, LostOffsets, OffsetPlanner};
+use crate::direct::reader::KafkaRangeReader;
+use crate::direct::strategy::ConsumerStrategy;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::planner::{BatchPlan, OffsetPlanner};
-use crate::rdd::KafkaUtils;
-use crate::reader::KafkaRangeReader;
 use crate::record::ConsumerRecord;
-use crate::strategy::ConsumerStrategy;
 
 const KIND: &str = "kafka_direct";
 /// Plans kept for `offset_ranges(time)` lookups.
@@ -69,11 +71,6 @@ impl Shared {
     }
 }
 
-fn parse_plan(plan: &serde_json::Value) -> std::result::Result<BatchPlan, StreamingError> {
-    serde_json::from_value(plan.clone())
-        .map_err(|e| SpateKafkaError::InvalidPlan(format!("{e}: {plan}")).into())
-}
-
 /// The engine input of a direct stream (see the module docs).
 pub struct DirectKafkaInputStream {
     shared: Arc<Shared>,
@@ -104,12 +101,71 @@ impl Partitions<ConsumerRecord> for KafkaPartitions {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct PositionState {
-    offsets: Vec<(String, i32, i64)>,
+/// The direct stream's state in state snapshots: the next offset to plan per partition, as
+/// `(topic, partition, offset)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectPosition {
+    /// Next offset per partition.
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
+/// A direct stream's part of a batch's listener info ([`InputInfo::metadata`]): the batch's
+/// offset ranges and the offsets it skipped because retention had deleted them. The JSON keys
+/// (`offsets`, `lost`) are what UIs and monitoring read; this type is their one definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectBatchInfo {
+    /// The batch's ranges (partition *i* of the batch reads range *i*).
+    #[serde(rename = "offsets")]
+    pub ranges: Vec<OffsetRange>,
+    /// Offsets skipped because retention deleted them (only with `fail_on_data_loss(false)`).
+    #[serde(default)]
+    pub lost: Vec<LostOffsets>,
+}
+
+impl DirectBatchInfo {
+    fn of_plan(plan: &DirectPlan) -> Self {
+        DirectBatchInfo {
+            ranges: plan.ranges.clone(),
+            lost: plan.lost.clone(),
+        }
+    }
+
+    /// The direct stream's info in one input's info; `None` for an input that is not a direct
+    /// stream.
+    pub fn from_input(input: &InputInfo) -> Option<Self> {
+        if input.metadata.get("offsets").is_none() {
+            return None;
+        }
+        serde_json::from_value(input.metadata.clone()).ok()
+    }
+
+    /// The ranges and lost offsets of every direct stream of a batch, in input-id order;
+    /// `None` when the batch has no direct stream.
+    pub fn from_batch(batch: &BatchInfo) -> Option<Self> {
+        let mut infos = batch.input_infos.values().filter_map(Self::from_input);
+        let mut all = infos.next()?;
+        for more in infos {
+            all.ranges.extend(more.ranges);
+            all.lost.extend(more.lost);
+        }
+        Some(all)
+    }
+
+    /// Offsets planned (an upper bound on records; gaps make it smaller).
+    pub fn count(&self) -> u64 {
+        self.ranges.iter().map(OffsetRange::count).sum()
+    }
+
+    /// Offsets skipped.
+    pub fn lost_count(&self) -> u64 {
+        self.lost.iter().map(LostOffsets::count).sum()
+    }
 }
 
 impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
+    type Plan = DirectPlan;
+    type State = DirectPosition;
+
     fn kind(&self) -> &str {
         KIND
     }
@@ -126,7 +182,7 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         Ok(())
     }
 
-    fn plan(&self, time: Time) -> spate_streaming::Result<serde_json::Value> {
+    fn plan(&self, time: Time) -> spate_streaming::Result<DirectPlan> {
         let rate = self.shared.rate.as_ref().map(RateController::latest_rate);
         let plan = self
             .shared
@@ -137,14 +193,10 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         self.shared
             .report_loss(lost, &format!("planning batch {time}"));
         self.shared.remember(time, &plan.ranges);
-        serde_json::to_value(&plan)
-            .map_err(|e| StreamingError::input(KIND, format!("cannot encode the plan: {e}")))
+        Ok(plan)
     }
 
-    fn info(&self, _time: Time, plan: &serde_json::Value) -> InputInfo {
-        let Ok(p) = parse_plan(plan) else {
-            return InputInfo::default();
-        };
+    fn info(&self, _time: Time, p: &DirectPlan) -> InputInfo {
         let mut by_count: Vec<&OffsetRange> = p.ranges.iter().collect();
         by_count.sort_by_key(|r| std::cmp::Reverse(r.count()));
         let mut lines: Vec<String> = by_count
@@ -171,7 +223,7 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         InputInfo {
             num_records: p.count(),
             description: lines.join("\n"),
-            metadata: serde_json::json!({ "offsets": p.ranges, "lost": p.lost }),
+            metadata: serde_json::to_value(DirectBatchInfo::of_plan(p)).unwrap_or_default(),
             ..InputInfo::default()
         }
     }
@@ -179,24 +231,22 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
     fn compute(
         &self,
         time: Time,
-        plan: &serde_json::Value,
+        p: &DirectPlan,
     ) -> spate_streaming::Result<Arc<dyn Partitions<ConsumerRecord>>> {
-        let p = parse_plan(plan)?;
         self.shared.remember(time, &p.ranges);
         Ok(Arc::new(KafkaPartitions {
             shared: self.shared.clone(),
-            ranges: p.ranges,
+            ranges: p.ranges.clone(),
         }))
     }
 
-    fn replayed(&self, time: Time, plan: &serde_json::Value) -> spate_streaming::Result<()> {
-        let p = parse_plan(plan)?;
+    fn replayed(&self, time: Time, p: &DirectPlan) -> spate_streaming::Result<()> {
         self.shared.planner.lock().advance_past(&p.ranges);
         self.shared.remember(time, &p.ranges);
         Ok(())
     }
 
-    fn snapshot_state(&self) -> spate_streaming::Result<Option<serde_json::Value>> {
+    fn snapshot_state(&self) -> spate_streaming::Result<Option<DirectPosition>> {
         let offsets = self
             .shared
             .planner
@@ -205,14 +255,10 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
             .iter()
             .map(|(tp, &o)| (tp.topic.clone(), tp.partition, o))
             .collect();
-        serde_json::to_value(PositionState { offsets })
-            .map(Some)
-            .map_err(|e| StreamingError::input(KIND, format!("bad state snapshot: {e}")))
+        Ok(Some(DirectPosition { offsets }))
     }
 
-    fn restore_state(&self, state: serde_json::Value) -> spate_streaming::Result<()> {
-        let s: PositionState = serde_json::from_value(state)
-            .map_err(|e| StreamingError::input(KIND, format!("bad state snapshot: {e}")))?;
+    fn restore_state(&self, s: DirectPosition) -> spate_streaming::Result<()> {
         let ranges: Vec<OffsetRange> = s
             .offsets
             .into_iter()
@@ -334,69 +380,58 @@ impl CanCommitOffsets for DirectKafkaStream {
     }
 }
 
-impl KafkaUtils {
-    /// Spark's `KafkaUtils.createDirectStream(ssc, PreferConsistent, strategy)` with default
-    /// stream settings.
-    pub fn create_direct_stream(
-        ctx: &StreamingContext,
-        strategy: ConsumerStrategy,
-    ) -> Result<DirectKafkaStream> {
-        Self::create_direct_stream_with(ctx, strategy, DirectStreamConfig::default())
-    }
-
-    /// A direct stream with explicit rate limits, data-loss policy and timeouts.
-    pub fn create_direct_stream_with(
-        ctx: &StreamingContext,
-        strategy: ConsumerStrategy,
-        config: DirectStreamConfig,
-    ) -> Result<DirectKafkaStream> {
-        let batch_interval = ctx.batch_interval();
-        let params = strategy.params().clone();
-        // Deployment-time `spate.streaming.*` keys in the Kafka params override the code's.
-        let mut config = config.with_params(&params)?;
-        // Every broker retry — planning, reading, committing — also reaches the listeners
-        // (and so the UI), so a batch waiting on a broker that is down is visible, not silent.
-        let reporter: Arc<Mutex<Option<InputErrorReporter>>> = Arc::default();
-        let slot = Arc::clone(&reporter);
-        config.retry = config.retry.and_on_retry(move |event| {
-            if let Some(r) = slot.lock().as_ref() {
-                r.report(format!(
-                    "{}: {} (attempt {}, retrying in {} ms)",
-                    event.operation,
-                    event.error,
-                    event.attempt,
-                    event.next_backoff.as_millis()
-                ));
-            }
-        });
-        let reader = KafkaRangeReader::new(params.clone(), config.clone())?;
-        let committer = match params.group_id() {
-            Some(_) => Some(OffsetCommitter::new(&params, &config)?),
-            None => None,
-        };
-        let rate = if config.backpressure {
-            let ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX);
-            let pid = PidRateEstimator::with_defaults(ms)
-                .map_err(|e| SpateKafkaError::config("backpressure", "pid", e.to_string()))?;
-            Some(RateController::new(0, pid))
-        } else {
-            None
-        };
-        let planner = OffsetPlanner::new(strategy, config)?;
-        let shared = Arc::new(Shared {
-            planner: Mutex::new(planner),
-            reader,
-            committer,
-            rate,
-            batch_interval,
-            input_id: Mutex::new(KIND.to_owned()),
-            reporter,
-            plans: Mutex::new(BTreeMap::new()),
-            lost_offsets: AtomicU64::new(0),
-        });
-        let stream = ctx.input_stream(DirectKafkaInputStream {
-            shared: shared.clone(),
-        });
-        Ok(DirectKafkaStream { stream, shared })
-    }
+/// Builds a direct stream on `ctx` ([`KafkaUtils::create_direct_stream_with`]).
+pub(crate) fn create_direct_stream(
+    ctx: &StreamingContext,
+    strategy: ConsumerStrategy,
+    config: DirectStreamConfig,
+) -> Result<DirectKafkaStream> {
+    let batch_interval = ctx.batch_interval();
+    let params = strategy.params().clone();
+    // Deployment-time `spate.streaming.*` keys in the Kafka params override the code's.
+    let mut config = config.with_params(&params)?;
+    // Every broker retry — planning, reading, committing — also reaches the listeners
+    // (and so the UI), so a batch waiting on a broker that is down is visible, not silent.
+    let reporter: Arc<Mutex<Option<InputErrorReporter>>> = Arc::default();
+    let slot = Arc::clone(&reporter);
+    config.retry = config.retry.and_on_retry(move |event| {
+        if let Some(r) = slot.lock().as_ref() {
+            r.report(format!(
+                "{}: {} (attempt {}, retrying in {} ms)",
+                event.operation,
+                event.error,
+                event.attempt,
+                event.next_backoff.as_millis()
+            ));
+        }
+    });
+    let reader = KafkaRangeReader::new(params.clone(), config.clone())?;
+    let committer = match params.group_id() {
+        Some(_) => Some(OffsetCommitter::new(&params, &config)?),
+        None => None,
+    };
+    let rate = if config.backpressure {
+        let ms = i64::try_from(batch_interval.as_millis()).unwrap_or(i64::MAX);
+        let pid = PidRateEstimator::with_defaults(ms)
+            .map_err(|e| SpateKafkaError::config("backpressure", "pid", e.to_string()))?;
+        Some(RateController::new(0, pid))
+    } else {
+        None
+    };
+    let planner = OffsetPlanner::new(strategy, config)?;
+    let shared = Arc::new(Shared {
+        planner: Mutex::new(planner),
+        reader,
+        committer,
+        rate,
+        batch_interval,
+        input_id: Mutex::new(KIND.to_owned()),
+        reporter,
+        plans: Mutex::new(BTreeMap::new()),
+        lost_offsets: AtomicU64::new(0),
+    });
+    let stream = ctx.input_stream(DirectKafkaInputStream {
+        shared: shared.clone(),
+    });
+    Ok(DirectKafkaStream { stream, shared })
 }

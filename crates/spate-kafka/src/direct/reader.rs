@@ -23,12 +23,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::DirectStreamConfig;
-use crate::consumer_cache::{CacheKey, ConsumerCache};
-use crate::driver::Watermarks;
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::consumer_cache::{CacheKey, ConsumerCache};
+use crate::direct::driver::Watermarks;
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
+use crate::direct::params::KafkaParams;
 use crate::error::{Result, SpateKafkaError};
-use crate::offset_range::{OffsetRange, TopicPartition};
-use crate::params::KafkaParams;
 use crate::record::ConsumerRecord;
 
 /// What one poll of a partition consumer produced.
@@ -90,12 +90,6 @@ pub struct RangeRead {
     pub skipped_offsets: u64,
 }
 
-#[derive(Clone, Copy)]
-enum EventKind {
-    Eof,
-    Other,
-}
-
 const POLL_SLICE: Duration = Duration::from_millis(200);
 
 fn out_of_range(range: &OffsetRange, w: Watermarks) -> SpateKafkaError {
@@ -115,7 +109,6 @@ pub fn read_range(
     range: &OffsetRange,
     opts: ReadOptions,
 ) -> Result<RangeRead> {
-    let until = range.until_offset;
     let mut out = RangeRead {
         range: range.clone(),
         // Sized up front: growing a vector of a few hundred thousand records copies it ~18 times
@@ -127,118 +120,195 @@ pub fn read_range(
     if range.is_empty() {
         return Ok(out);
     }
-    let mut next = range.from_offset;
-    // A planned range ends at or below the latest offset the planner saw, and a log end only
-    // grows: the ListOffsets round trip would prove nothing new, and at 10 ms batches it was
-    // most of a small batch's read time. Offsets that retention deleted since planning are
-    // still caught, by the OffsetOutOfRange event below.
-    let w = if opts.planned {
-        Watermarks {
-            earliest: i64::MIN,
-            latest: until,
-        }
-    } else {
-        source.watermarks()?
-    };
-    if next < w.earliest {
-        next = skip_lost(range, next, w, opts, &mut out)?;
-    }
-    if next >= until {
+    let Some(mut cursor) = ReadCursor::start(source, range, opts, &mut out)? else {
         return Ok(out);
-    }
-    // With the log's end at or past `until` when the read starts, a fresh end-of-partition
-    // event proves every record below `until` was delivered (the end only grows).
-    let end_covers_range = w.latest >= until;
-    let mut fresh = source.seek(next, false)?;
-    let mut deadline = Instant::now() + opts.poll_timeout;
-    // The clock is read only after an event that is not a new record of the range: reading it
-    // twice per record was ~9% of a pass-through job's CPU. Progress therefore pushes the
-    // deadline back at the next such event, at most one poll slice late.
-    let mut slice = opts.poll_timeout.min(POLL_SLICE);
-    let mut progressed = false;
-    let mut check_clock = false;
-    while next < until {
-        if check_clock {
-            let now = Instant::now();
-            if progressed {
-                deadline = now + opts.poll_timeout;
-                progressed = false;
-            }
-            let remaining = deadline.saturating_duration_since(now);
-            if remaining.is_zero() {
-                return Err(SpateKafkaError::PollTimeout {
-                    topic: range.topic.clone(),
-                    partition: range.partition,
-                    offset: next,
-                    until,
-                    waited_ms: u64::try_from(opts.poll_timeout.as_millis()).unwrap_or(u64::MAX),
-                });
-            }
-            slice = remaining.min(POLL_SLICE);
-        }
+    };
+    while cursor.next < range.until_offset {
+        let slice = cursor.poll_slice(range, opts)?;
         let event = source.poll(slice);
-        check_clock = !matches!(&event, PollEvent::Record(r) if r.offset >= next);
-        let event_kind = match event {
-            PollEvent::PartitionEof => EventKind::Eof,
-            _ => EventKind::Other,
-        };
-        match event {
-            PollEvent::Record(r) => {
-                if r.offset < next {
-                    continue; // delivered before a seek took effect
-                }
-                if r.offset >= until {
-                    source.unread(r);
-                    break;
-                }
-                next = r.offset + 1;
-                out.records.push(r);
-                progressed = true;
-            }
-            PollEvent::PartitionEof | PollEvent::Idle => {
-                // A range that ends in an offset gap: the consumer has moved past `until`
-                // without a record to show for it (librdkafka advances the position past
-                // transaction markers it does not deliver).
-                if let Some(pos) = source.position() {
-                    if pos >= until {
-                        break;
-                    }
-                }
-                if matches!(event_kind, EventKind::Eof) && end_covers_range {
-                    if fresh {
-                        // Compacted away up to the end of the log: the rest is a gap.
-                        break;
-                    }
-                    // The event may predate this read (a reused consumer); re-position so
-                    // that the next one is about this read.
-                    fresh = source.seek(next, true)?;
-                }
-            }
-            PollEvent::OffsetOutOfRange => {
-                let w = source.watermarks()?;
-                if next < w.earliest {
-                    // Retention deleted offsets while we were reading them.
-                    next = skip_lost(range, next, w, opts, &mut out)?;
-                    if next >= until {
-                        break;
-                    }
-                    fresh = source.seek(next, true)?;
-                } else if w.latest < until && next >= w.latest {
-                    // The log ends below the planned range (e.g. the topic was recreated).
-                    return Err(out_of_range(range, w));
-                } else {
-                    tracing::warn!(topic = %range.topic, partition = range.partition, offset = next,
-                        ?w, "offset out of range reported for an available offset; seeking again");
-                    fresh = source.seek(next, true)?;
-                }
-            }
+        cursor.check_clock = !matches!(&event, PollEvent::Record(r) if r.offset >= cursor.next);
+        let step = match event {
+            PollEvent::Record(r) => cursor.on_record(source, r, range, &mut out),
+            PollEvent::PartitionEof => cursor.on_end_or_idle(source, range, true)?,
+            PollEvent::Idle => cursor.on_end_or_idle(source, range, false)?,
+            PollEvent::OffsetOutOfRange => cursor.on_out_of_range(source, range, opts, &mut out)?,
             PollEvent::Error(e) => {
-                tracing::warn!(topic = %range.topic, partition = range.partition, offset = next,
-                    error = %e, "error while reading; retrying until the poll timeout");
+                tracing::warn!(topic = %range.topic, partition = range.partition,
+                    offset = cursor.next, error = %e,
+                    "error while reading; retrying until the poll timeout");
+                Step::Continue
             }
+        };
+        if let Step::Done = step {
+            break;
         }
     }
     Ok(out)
+}
+
+/// Whether a range read goes on polling after an event.
+enum Step {
+    Continue,
+    Done,
+}
+
+/// One range read between polls: the next offset wanted, and the poll deadline.
+struct ReadCursor {
+    next: i64,
+    /// The consumer was positioned by this read, so an end-of-partition event is about it.
+    fresh: bool,
+    /// The log's end was at or past the range's end when the read started, so a fresh
+    /// end-of-partition event proves every record below it was delivered (the end only grows).
+    end_covers_range: bool,
+    deadline: Instant,
+    slice: Duration,
+    progressed: bool,
+    /// Read the clock before the next poll. The clock is read only after an event that is not a
+    /// new record of the range: reading it twice per record was ~9% of a pass-through job's
+    /// CPU. Progress therefore pushes the deadline back at the next such event, at most one
+    /// poll slice late.
+    check_clock: bool,
+}
+
+impl ReadCursor {
+    /// Positions the read: skips offsets retention deleted (when allowed) and seeks. `None`
+    /// when nothing is left to read.
+    fn start(
+        source: &mut impl RecordSource,
+        range: &OffsetRange,
+        opts: ReadOptions,
+        out: &mut RangeRead,
+    ) -> Result<Option<Self>> {
+        let until = range.until_offset;
+        let mut next = range.from_offset;
+        // A planned range ends at or below the latest offset the planner saw, and a log end only
+        // grows: the ListOffsets round trip would prove nothing new, and at 10 ms batches it was
+        // most of a small batch's read time. Offsets that retention deleted since planning are
+        // still caught, by the OffsetOutOfRange event.
+        let w = if opts.planned {
+            Watermarks {
+                earliest: i64::MIN,
+                latest: until,
+            }
+        } else {
+            source.watermarks()?
+        };
+        if next < w.earliest {
+            next = skip_lost(range, next, w, opts, out)?;
+        }
+        if next >= until {
+            return Ok(None);
+        }
+        let fresh = source.seek(next, false)?;
+        Ok(Some(ReadCursor {
+            next,
+            fresh,
+            end_covers_range: w.latest >= until,
+            deadline: Instant::now() + opts.poll_timeout,
+            slice: opts.poll_timeout.min(POLL_SLICE),
+            progressed: false,
+            check_clock: false,
+        }))
+    }
+
+    /// How long the next poll may wait; a [`SpateKafkaError::PollTimeout`] once the deadline
+    /// passed without progress.
+    fn poll_slice(&mut self, range: &OffsetRange, opts: ReadOptions) -> Result<Duration> {
+        if !self.check_clock {
+            return Ok(self.slice);
+        }
+        let now = Instant::now();
+        if self.progressed {
+            self.deadline = now + opts.poll_timeout;
+            self.progressed = false;
+        }
+        let remaining = self.deadline.saturating_duration_since(now);
+        if remaining.is_zero() {
+            return Err(SpateKafkaError::PollTimeout {
+                topic: range.topic.clone(),
+                partition: range.partition,
+                offset: self.next,
+                until: range.until_offset,
+                waited_ms: u64::try_from(opts.poll_timeout.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        self.slice = remaining.min(POLL_SLICE);
+        Ok(self.slice)
+    }
+
+    fn on_record(
+        &mut self,
+        source: &mut impl RecordSource,
+        r: ConsumerRecord,
+        range: &OffsetRange,
+        out: &mut RangeRead,
+    ) -> Step {
+        if r.offset < self.next {
+            return Step::Continue; // delivered before a seek took effect
+        }
+        if r.offset >= range.until_offset {
+            source.unread(r);
+            return Step::Done;
+        }
+        self.next = r.offset + 1;
+        out.records.push(r);
+        self.progressed = true;
+        Step::Continue
+    }
+
+    /// An end-of-partition event (`eof`) or an idle poll.
+    fn on_end_or_idle(
+        &mut self,
+        source: &mut impl RecordSource,
+        range: &OffsetRange,
+        eof: bool,
+    ) -> Result<Step> {
+        // A range that ends in an offset gap: the consumer has moved past `until` without a
+        // record to show for it (librdkafka advances the position past transaction markers it
+        // does not deliver).
+        if let Some(pos) = source.position() {
+            if pos >= range.until_offset {
+                return Ok(Step::Done);
+            }
+        }
+        if eof && self.end_covers_range {
+            if self.fresh {
+                // Compacted away up to the end of the log: the rest is a gap.
+                return Ok(Step::Done);
+            }
+            // The event may predate this read (a reused consumer); re-position so that the
+            // next one is about this read.
+            self.fresh = source.seek(self.next, true)?;
+        }
+        Ok(Step::Continue)
+    }
+
+    fn on_out_of_range(
+        &mut self,
+        source: &mut impl RecordSource,
+        range: &OffsetRange,
+        opts: ReadOptions,
+        out: &mut RangeRead,
+    ) -> Result<Step> {
+        let until = range.until_offset;
+        let w = source.watermarks()?;
+        if self.next < w.earliest {
+            // Retention deleted offsets while we were reading them.
+            self.next = skip_lost(range, self.next, w, opts, out)?;
+            if self.next >= until {
+                return Ok(Step::Done);
+            }
+            self.fresh = source.seek(self.next, true)?;
+        } else if w.latest < until && self.next >= w.latest {
+            // The log ends below the planned range (e.g. the topic was recreated).
+            return Err(out_of_range(range, w));
+        } else {
+            tracing::warn!(topic = %range.topic, partition = range.partition, offset = self.next,
+                ?w, "offset out of range reported for an available offset; seeking again");
+            self.fresh = source.seek(self.next, true)?;
+        }
+        Ok(Step::Continue)
+    }
 }
 
 /// `next` is below the earliest available offset: fail, or skip to it and count the loss.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::offset_range::TopicPartition;
+use crate::direct::offset_range::TopicPartition;
 
 /// Cache key: the consumer group and the partition the consumer is assigned to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,42 +1,16 @@
-//! The direct stream's settings as string keys in the Kafka parameter map, for jobs configured
-//! from files, environment or the command line (`spate quickstart -X ...`) rather than code.
-//! They are Spark's `spark.streaming.kafka.*` / `spark.streaming.backpressure.*` settings under
-//! `spate.streaming.*` names, as the receiver stream already takes its own. They are taken out
-//! before the map reaches librdkafka (which would reject them); any other `spate.*` key is an
-//! error naming it, so a typo never passes silently.
+//! The direct stream's settings given as string keys in the Kafka parameter map (the keys are in
+//! [`crate::keys`]), for jobs configured from files, environment or the command line
+//! (`spate quickstart -X ...`) rather than code: [`DirectStreamConfig::with_params`].
 
 use std::time::Duration;
 
-use crate::config::DirectStreamConfig;
+use crate::direct::config::DirectStreamConfig;
+use crate::direct::params::KafkaParams;
 use crate::error::{Result, SpateKafkaError};
-use crate::params::KafkaParams;
-
-/// Records/s cap per partition (Spark's `spark.streaming.kafka.maxRatePerPartition`; 0 = none).
-pub const MAX_RATE_PER_PARTITION: &str = "spate.streaming.kafka.max.rate.per.partition";
-/// Records/s floor per partition while a limit is active (`…minRatePerPartition`, 1).
-pub const MIN_RATE_PER_PARTITION: &str = "spate.streaming.kafka.min.rate.per.partition";
-/// Adapt the rate with the PID estimator (`spark.streaming.backpressure.enabled`).
-pub const BACKPRESSURE_ENABLED: &str = "spate.streaming.backpressure.enabled";
-/// Total records/s bounding the first batch; `none` = unbounded, as Spark
-/// (`spark.streaming.backpressure.initialRate`).
-pub const BACKPRESSURE_INITIAL_RATE: &str = "spate.streaming.backpressure.initial.rate";
-/// Fail a batch whose offsets retention deleted, or skip them and count (`failOnDataLoss`).
-pub const FAIL_ON_DATA_LOSS: &str = "spate.streaming.kafka.fail.on.data.loss";
-/// How long a task may wait for a record of its range (`spark.streaming.kafka.consumer.poll.ms`).
-pub const CONSUMER_POLL_MS: &str = "spate.streaming.kafka.consumer.poll.ms";
-/// Idle task consumers kept for reuse (`…consumer.cache.maxCapacity`).
-pub const CONSUMER_CACHE_MAX_CAPACITY: &str = "spate.streaming.kafka.consumer.cache.max.capacity";
-
-/// Every key above, for documentation and error messages.
-pub const KEYS: &[&str] = &[
-    MAX_RATE_PER_PARTITION,
-    MIN_RATE_PER_PARTITION,
-    BACKPRESSURE_ENABLED,
-    BACKPRESSURE_INITIAL_RATE,
-    FAIL_ON_DATA_LOSS,
-    CONSUMER_POLL_MS,
-    CONSUMER_CACHE_MAX_CAPACITY,
-];
+use crate::keys::{
+    BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, CONSUMER_CACHE_MAX_CAPACITY, CONSUMER_POLL_MS,
+    DIRECT_KEYS as KEYS, FAIL_ON_DATA_LOSS, MAX_RATE_PER_PARTITION, MIN_RATE_PER_PARTITION,
+};
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
     value
