@@ -8,7 +8,7 @@
 //! milliseconds so a page can chart them without parsing dates.
 
 use serde::Serialize;
-use spate_kafka::{LostOffsets, OffsetRange};
+use spate_kafka::DirectBatchInfo;
 use spate_streaming::{InputInfo, OutputOperationInfo, StreamingMetrics, Time};
 
 use crate::store::{BatchEntry, BatchStatus, InputErrors, ReceiverEntry, Snapshot};
@@ -400,19 +400,10 @@ pub fn batches(snap: &Snapshot, status: Option<BatchStatus>) -> Vec<BatchSummary
         .collect()
 }
 
-/// Offset ranges and lost offsets from an input's metadata (the direct stream writes
-/// `{"offsets": [OffsetRange], "lost": [LostOffsets]}`); other inputs have none.
+/// Offset ranges and lost offsets of a direct stream's input (read through
+/// [`DirectBatchInfo`], the one definition of that metadata); other inputs have none.
 pub fn input_detail(input: &InputInfo) -> InputDetail {
-    let ranges: Vec<OffsetRange> = input
-        .metadata
-        .get("offsets")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let lost: Vec<LostOffsets> = input
-        .metadata
-        .get("lost")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let DirectBatchInfo { ranges, lost } = DirectBatchInfo::from_input(input).unwrap_or_default();
     InputDetail {
         input_id: input.input_id.clone(),
         num_records: input.num_records,
@@ -517,6 +508,7 @@ fn receiver_doc(r: &ReceiverEntry, snap: &Snapshot) -> ReceiverDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spate_kafka::{LostOffsets, OffsetRange};
 
     #[test]
     fn formats_utc_dates() {

@@ -92,13 +92,10 @@ pub fn progress_line(info: &BatchInfo) -> String {
 fn offsets_summaries(info: &BatchInfo) -> Vec<String> {
     let mut by_topic: BTreeMap<String, Vec<OffsetRange>> = BTreeMap::new();
     for input in info.input_infos.values() {
-        let Some(offsets) = input.metadata.get("offsets") else {
+        let Some(info) = spate_kafka::DirectBatchInfo::from_input(input) else {
             continue;
         };
-        let Ok(ranges) = serde_json::from_value::<Vec<OffsetRange>>(offsets.clone()) else {
-            continue;
-        };
-        for r in ranges {
+        for r in info.ranges {
             by_topic.entry(r.topic.clone()).or_default().push(r);
         }
     }

@@ -133,9 +133,7 @@ impl DirectBatchInfo {
     /// The direct stream's info in one input's info; `None` for an input that is not a direct
     /// stream.
     pub fn from_input(input: &InputInfo) -> Option<Self> {
-        if input.metadata.get("offsets").is_none() {
-            return None;
-        }
+        input.metadata.get("offsets")?;
         serde_json::from_value(input.metadata.clone()).ok()
     }
 
