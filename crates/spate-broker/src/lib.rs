@@ -27,7 +27,8 @@
 //!
 //! # Layout
 //!
-//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).
+//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]); [`signals`]:
+//!   stop it on SIGTERM/Ctrl-C.
 //! - [`server`]: connections, framing, routing by API key.
 //! - [`handlers`]: the registry of supported APIs and one module per API.
 //! - [`group`]: the group coordinator and its APIs.
@@ -47,6 +48,7 @@ pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod storage;
 pub(crate) mod strings;
