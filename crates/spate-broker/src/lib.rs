@@ -39,6 +39,7 @@
 pub mod background;
 pub mod broker;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
