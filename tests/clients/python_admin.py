@@ -9,6 +9,9 @@ Usage:
   python_admin.py broker-configs BOOTSTRAP
       IncrementalAlterConfigs on BROKER 0 (SET log.retention.bytes, DELETE message.max.bytes),
       a read-only key (num.partitions), then DescribeConfigs with synonyms: one line per step.
+  python_admin.py authorized-ops BOOTSTRAP TOPIC GROUP
+      The authorized operations of TOPIC (Metadata), the cluster (DescribeCluster) and GROUP
+      (DescribeGroups), as sorted AclOperation codes.
   python_admin.py group-configs BOOTSTRAP GROUP
       IncrementalAlterConfigs on GROUP (a valid and an out-of-range session timeout), then
       DescribeConfigs with synonyms.
@@ -80,7 +83,37 @@ def group_configs(bootstrap, group):
     a.close()
 
 
+def op_codes(value):
+    """AclOperation codes from what kafka-python returns: a bitfield, or a collection of
+    codes, ACLOperation enums or their names."""
+    from kafka.admin import ACLOperation
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return [bit for bit in range(32) if value & (1 << bit)]
+    codes = []
+    for v in value:
+        if isinstance(v, str):
+            codes.append(ACLOperation[v].value)
+        else:
+            codes.append(int(getattr(v, "value", v)))
+    return sorted(codes)
+
+
+def authorized_ops(bootstrap, topic, group):
+    a = admin(bootstrap)
+    topics = a.describe_topics([topic])
+    out({"resource": "topic", "ops": op_codes(topics[0].get("authorized_operations"))})
+    cluster = a.describe_cluster()
+    out({"resource": "cluster", "ops": op_codes(cluster.get("authorized_operations"))})
+    groups = a.describe_groups([group])
+    described = groups[group] if isinstance(groups, dict) else groups[0]
+    out({"resource": "group", "ops": op_codes(described.get("authorized_operations"))})
+    a.close()
+
+
 COMMANDS = {
+    "authorized-ops": authorized_ops,
     "max-timestamp": max_timestamp,
     "broker-configs": broker_configs,
     "group-configs": group_configs,

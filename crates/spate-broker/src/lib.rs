@@ -36,6 +36,7 @@
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 
+pub mod authorized_operations;
 pub mod background;
 pub mod broker;
 pub mod config;

@@ -385,9 +385,11 @@ async fn dynamic_broker_configs_apply_persist_and_describe() {
 
 /// GROUP configs (Kafka 4.0): kafka-python sets a valid session timeout and heartbeat and is
 /// refused an out-of-range one with INVALID_CONFIG; DescribeConfigs shows GROUP_CONFIG values
-/// over Kafka's defaults; the raw protocol sees the same and the values survive a restart.
-#[test]
-fn group_configs_validate_persist_and_describe() {
+/// over Kafka's defaults; rdkafka alters and describes the same resource; the raw protocol
+/// sees the same and the values survive a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_configs_validate_persist_and_describe() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
     let mut broker = TestBroker::start();
     let group = random_group("gcfg");
     let py = python_support::admin(&["group-configs", &broker.bootstrap_servers(), &group]);
@@ -413,6 +415,47 @@ fn group_configs_validate_persist_and_describe() {
     assert_eq!(
         described("share.record.lock.duration.ms")["source"],
         "DEFAULT_CONFIG"
+    );
+
+    // rdkafka (librdkafka maps its GROUP resource to config resource 32): legacy AlterConfigs
+    // replaces the group's set; an out-of-range value leaves it as it was.
+    let admin = admin_client(&broker);
+    let group_resource = || AlterConfig::new(ResourceSpecifier::Group(&group));
+    admin
+        .alter_configs(
+            &[group_resource()
+                .set("consumer.session.timeout.ms", "50000")
+                .set("consumer.heartbeat.interval.ms", "7000")],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    admin
+        .alter_configs(
+            &[group_resource().set("consumer.heartbeat.interval.ms", "99999")],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    // rust-rdkafka 0.39 cannot parse the GROUP_CONFIG source (8) Kafka 4.0 returns for a set
+    // value ("bogus config source type"), so rdkafka describes a group with no configs set,
+    // and the values rdkafka set are checked over the raw protocol.
+    let fresh = random_group("gcfg-fresh");
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Group(&fresh)], &opts())
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let heartbeat = described.get("consumer.heartbeat.interval.ms").unwrap();
+    assert_eq!(heartbeat.value.as_deref(), Some("5000"));
+    assert_eq!(heartbeat.source, rdkafka::admin::ConfigSource::Default);
+    assert!(!heartbeat.is_read_only);
+    let mut c = RawClient::connect(broker.local_addr());
+    let (_, entries) = raw_describe(&mut c, GROUP, &group);
+    assert_eq!(
+        entry_of(&entries, "consumer.heartbeat.interval.ms").0,
+        "7000"
     );
 
     let mut c = RawClient::connect(broker.local_addr());
@@ -449,12 +492,216 @@ fn group_configs_validate_persist_and_describe() {
     );
     assert_eq!(
         entry_of(&entries, "consumer.heartbeat.interval.ms").0,
-        "6000"
+        "7000"
     );
     println!(
-        "group configs: kafka-python set 2 keys and was refused 1 (INVALID_CONFIG); raw refused \
-         2 more (INVALID_CONFIG) and an empty group name (INVALID_REQUEST); {} keys described, \
-         values kept across a restart",
+        "group configs: kafka-python set 2 keys and was refused 1 (INVALID_CONFIG); rdkafka set them \
+         (an out-of-range value left them unchanged) and described defaults; raw refused 2 more \
+         (INVALID_CONFIG) and an empty group name (INVALID_REQUEST); {} keys described, values \
+         kept across a restart",
         entries.len()
+    );
+}
+
+/// librdkafka's DescribeCluster / DescribeTopics / DescribeConsumerGroups with
+/// `include_authorized_operations`, which the Rust wrapper does not expose, called through the
+/// C API: the sorted AclOperation codes each reports.
+#[allow(unsafe_code)]
+mod librdkafka_describe {
+    use std::ffi::CString;
+    use std::ptr;
+
+    use rdkafka::bindings as rd;
+
+    pub enum What<'a> {
+        Cluster,
+        Topic(&'a str),
+        Group(&'a str),
+    }
+
+    fn codes(ops: *const rd::rd_kafka_AclOperation_t, n: usize) -> Vec<i32> {
+        // SAFETY: librdkafka returns an array of `n` operations (or null when none).
+        let mut v: Vec<i32> = (0..n).map(|i| unsafe { *ops.add(i) } as i32).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The authorized operations librdkafka reports for `what`.
+    pub fn authorized_operations(admin: &super::Admin, what: What<'_>) -> Vec<i32> {
+        let rk = admin.inner().native_ptr();
+        // SAFETY: every handle below is created here, used once and destroyed before return;
+        // the result pointers are read while their event is alive.
+        unsafe {
+            let queue = rd::rd_kafka_queue_new(rk);
+            let op = match what {
+                What::Cluster => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER,
+                What::Topic(_) => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+                What::Group(_) => rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+            };
+            let options = rd::rd_kafka_AdminOptions_new(rk, op);
+            let err = rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
+            assert!(err.is_null(), "include_authorized_operations refused");
+            let name = CString::new(match what {
+                What::Cluster => "",
+                What::Topic(n) | What::Group(n) => n,
+            })
+            .unwrap();
+            let mut names = [name.as_ptr()];
+            let mut collection = ptr::null_mut();
+            match what {
+                What::Cluster => rd::rd_kafka_DescribeCluster(rk, options, queue),
+                What::Topic(_) => {
+                    collection = rd::rd_kafka_TopicCollection_of_topic_names(names.as_mut_ptr(), 1);
+                    rd::rd_kafka_DescribeTopics(rk, collection, options, queue)
+                }
+                What::Group(_) => {
+                    rd::rd_kafka_DescribeConsumerGroups(rk, names.as_mut_ptr(), 1, options, queue)
+                }
+            }
+            let event = rd::rd_kafka_queue_poll(queue, 20_000);
+            assert!(!event.is_null(), "no answer from librdkafka within 20 s");
+            let err = rd::rd_kafka_event_error(event);
+            assert_eq!(err as i32, 0, "librdkafka admin request failed");
+            let mut n = 0usize;
+            let ops = match what {
+                What::Cluster => {
+                    let r = rd::rd_kafka_event_DescribeCluster_result(event);
+                    codes(
+                        rd::rd_kafka_DescribeCluster_result_authorized_operations(r, &mut n),
+                        n,
+                    )
+                }
+                What::Topic(_) => {
+                    let r = rd::rd_kafka_event_DescribeTopics_result(event);
+                    let mut count = 0usize;
+                    let topics = rd::rd_kafka_DescribeTopics_result_topics(r, &mut count);
+                    assert_eq!(count, 1);
+                    let t = *topics;
+                    assert!(
+                        rd::rd_kafka_TopicDescription_error(t).is_null(),
+                        "topic error"
+                    );
+                    codes(
+                        rd::rd_kafka_TopicDescription_authorized_operations(t, &mut n),
+                        n,
+                    )
+                }
+                What::Group(_) => {
+                    let r = rd::rd_kafka_event_DescribeConsumerGroups_result(event);
+                    let mut count = 0usize;
+                    let groups = rd::rd_kafka_DescribeConsumerGroups_result_groups(r, &mut count);
+                    assert_eq!(count, 1);
+                    let g = *groups;
+                    assert!(
+                        rd::rd_kafka_ConsumerGroupDescription_error(g).is_null(),
+                        "group error"
+                    );
+                    codes(
+                        rd::rd_kafka_ConsumerGroupDescription_authorized_operations(g, &mut n),
+                        n,
+                    )
+                }
+            };
+            rd::rd_kafka_event_destroy(event);
+            if !collection.is_null() {
+                rd::rd_kafka_TopicCollection_destroy(collection);
+            }
+            rd::rd_kafka_AdminOptions_destroy(options);
+            rd::rd_kafka_queue_destroy(queue);
+            ops
+        }
+    }
+}
+
+/// Authorized operations without an authorizer: every operation Kafka supports on the
+/// resource type, from Metadata (topic), DescribeCluster and DescribeGroups — the same sets
+/// through librdkafka, kafka-python and the raw protocol, never empty.
+#[test]
+fn authorized_operations_are_all_supported_ones() {
+    use librdkafka_describe::{authorized_operations, What};
+    const TOPIC_OPS: [i32; 8] = [3, 4, 5, 6, 7, 8, 10, 11];
+    const CLUSTER_OPS: [i32; 7] = [5, 7, 8, 9, 10, 11, 12];
+    const GROUP_OPS: [i32; 5] = [3, 6, 8, 10, 11];
+    let broker = TestBroker::start();
+    let topic = random_topic("authops");
+    broker.create_topic(&topic, 1);
+    let group = random_group("authops");
+    // A group that exists: one member joined (JoinGroup v3 completes at once).
+    let mut c = RawClient::connect(broker.local_addr());
+    let joined = c.call(
+        &JoinGroupRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(s(""))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![
+                kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(Bytes::new()),
+            ]),
+        3,
+    );
+    assert_eq!(joined.error_code, 0);
+
+    let admin = admin_client(&broker);
+    assert_eq!(
+        authorized_operations(&admin, What::Cluster),
+        CLUSTER_OPS,
+        "librdkafka cluster"
+    );
+    assert_eq!(
+        authorized_operations(&admin, What::Topic(&topic)),
+        TOPIC_OPS,
+        "librdkafka topic"
+    );
+    assert_eq!(
+        authorized_operations(&admin, What::Group(&group)),
+        GROUP_OPS,
+        "librdkafka group"
+    );
+
+    let py = python_support::admin(&[
+        "authorized-ops",
+        &broker.bootstrap_servers(),
+        &topic,
+        &group,
+    ]);
+    let ops = |r: &str| -> Vec<i32> {
+        let line = py.iter().find(|l| l["resource"] == r).unwrap();
+        serde_json::from_value(line["ops"].clone()).unwrap_or_else(|_| panic!("{py:?}"))
+    };
+    assert_eq!(ops("topic"), TOPIC_OPS, "kafka-python topic");
+    assert_eq!(ops("cluster"), CLUSTER_OPS, "kafka-python cluster");
+    assert_eq!(ops("group"), GROUP_OPS, "kafka-python group");
+
+    // Raw: Metadata v10 carries the cluster's too; not asking leaves Kafka's "omitted" value.
+    let asked = c.call(
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(s(&topic)))),
+            ]))
+            .with_include_cluster_authorized_operations(true)
+            .with_include_topic_authorized_operations(true),
+        10,
+    );
+    let bits = |codes: &[i32]| codes.iter().fold(0, |b, c| b | (1 << c));
+    assert_eq!(asked.cluster_authorized_operations, bits(&CLUSTER_OPS));
+    assert_eq!(
+        asked.topics[0].topic_authorized_operations,
+        bits(&TOPIC_OPS)
+    );
+    let not_asked = c.call(
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s(&topic)))),
+        ])),
+        10,
+    );
+    assert_eq!(not_asked.topics[0].topic_authorized_operations, i32::MIN);
+    println!(
+        "authorized operations: topic {TOPIC_OPS:?}, cluster {CLUSTER_OPS:?}, group {GROUP_OPS:?} \
+         from librdkafka, kafka-python and raw Metadata v10"
     );
 }
