@@ -2,6 +2,7 @@
 //! commands (topics, produce, consume) are each modelled on the Kafka tool of the same job.
 
 pub mod broker;
+pub mod configs;
 pub mod consume;
 pub mod groups;
 pub mod produce;
@@ -18,6 +19,7 @@ mod tests {
         Topics(super::topics::TopicsArgs),
         Produce(super::produce::ProduceArgs),
         Consume(super::consume::ConsumeArgs),
+        Configs(super::configs::ConfigsArgs),
         Bench(spate_bench::BenchArgs),
     }
 
