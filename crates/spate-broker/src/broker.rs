@@ -121,6 +121,7 @@ impl Broker {
             shutdown_hooks: Default::default(),
         });
         crate::group::api::broker::install(&state).await?;
+        crate::txn::install(&state).await?;
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),
@@ -178,6 +179,9 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
                         "retention deleted segments"
                     ),
                     Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
+                }
+                if let Err(e) = p.snapshot_producers() {
+                    tracing::warn!(partition = %p.tp, error = %e, "producer state snapshot failed");
                 }
                 let expired = p.expire_producers(now_ms, st.config.producer_id_expiration_ms);
                 if expired > 0 {

@@ -32,6 +32,7 @@
 //! - [`handlers`]: the registry of supported APIs and one module per API.
 //! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
+//! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 
 pub mod background;
@@ -50,6 +51,7 @@ pub mod state;
 pub mod storage;
 pub mod time;
 pub mod topics;
+pub mod txn;
 
 pub use background::BackgroundBroker;
 pub use broker::{Broker, BrokerHandle};

@@ -257,7 +257,7 @@ impl HandlerRegistry {
             .register::<DescribeConfigsRequest, _, _>(1, 4, configs::describe)
             .register::<AlterConfigsRequest, _, _>(0, 2, configs::alter)
             .register::<IncrementalAlterConfigsRequest, _, _>(0, 1, configs::incremental_alter)
-            .register::<InitProducerIdRequest, _, _>(0, 4, init_producer_id::handle)
+            .register::<InitProducerIdRequest, _, _>(0, 5, init_producer_id::handle)
             .register::<DeleteRecordsRequest, _, _>(0, 2, delete_records::handle)
             .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle)
             .register::<FindCoordinatorRequest, _, _>(0, 6, groups::handle_find_coordinator)
@@ -271,6 +271,7 @@ impl HandlerRegistry {
             .register::<ListGroupsRequest, _, _>(0, 5, groups::handle_list_groups)
             .register::<DescribeGroupsRequest, _, _>(0, 6, groups::handle_describe_groups)
             .register::<DeleteGroupsRequest, _, _>(0, 2, groups::handle_delete_groups);
+        crate::txn::register(&mut r);
         r
     }
 }

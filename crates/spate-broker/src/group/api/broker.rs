@@ -142,11 +142,14 @@ pub async fn handle_offset_fetch(
     req: OffsetFetchRequest,
 ) -> Result<OffsetFetchResponse> {
     let host = client_host(&ctx);
-    Ok(super::handle_offset_fetch(
-        &coordinator(&state),
-        group_ctx(&ctx, &host),
-        req,
-    ))
+    let require_stable = ctx.api_version >= 7 && req.require_stable;
+    let group_id = req.group_id.0.to_string();
+    let mut resp = super::handle_offset_fetch(&coordinator(&state), group_ctx(&ctx, &host), req);
+    if require_stable {
+        let txn = crate::txn::api::coordinator(&state);
+        crate::txn::api::mark_unstable(&txn, &group_id, &mut resp);
+    }
+    Ok(resp)
 }
 
 pub async fn handle_offset_delete(
