@@ -16,11 +16,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_opt, RequestContext};
+use super::RequestContext;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::record_batch::BatchIter;
 use crate::state::BrokerState;
+use crate::strings::str_opt;
 use crate::topics::{NewTopic, Topic};
 
 pub async fn handle(
@@ -115,7 +116,7 @@ fn append(
     }
     let mut batch = first.to_vec();
     if first_header_is_transactional(&batch) {
-        let txn = crate::txn::api::coordinator(state);
+        let txn = &state.txn;
         let tp = &partition.tp;
         let verify = |producer_id: i64, epoch: i16| {
             txn.verify_produce(producer_id, epoch, &tp.topic, tp.partition)

@@ -13,18 +13,18 @@ use kafka_protocol::messages::list_transactions_response::TransactionState as Li
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-use super::api::coordinator;
 use super::metadata::{TransactionMetadata, TxnState};
 use crate::error::Result;
-use crate::handlers::{str_bytes, RequestContext};
+use crate::handlers::RequestContext;
 use crate::state::BrokerState;
+use crate::strings::str_bytes;
 
 pub async fn handle_describe_transactions(
     state: Arc<BrokerState>,
     _ctx: RequestContext,
     req: DescribeTransactionsRequest,
 ) -> Result<DescribeTransactionsResponse> {
-    let txn = coordinator(&state);
+    let txn = &state.txn;
     let states = req
         .transactional_ids
         .into_iter()
@@ -85,7 +85,8 @@ pub async fn handle_list_transactions(
         -1
     };
     let now = crate::time::now_ms();
-    let listed = coordinator(&state)
+    let listed = state
+        .txn
         .list()
         .into_iter()
         .filter(|m| wanted_states.is_empty() || wanted_states.contains(&m.state))

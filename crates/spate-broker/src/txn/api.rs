@@ -22,24 +22,9 @@ use kafka_protocol::ResponseError;
 use super::coordinator::{TransactionCoordinator, TxnEnv};
 use super::metadata::{PendingOffset, TxnPartition};
 use crate::error::{BrokerError, Result};
-use crate::group::GroupCoordinator;
 use crate::handlers::RequestContext;
 use crate::state::BrokerState;
 use crate::time::now_ms;
-
-/// The broker's transaction coordinator; a broker started without `install` gets an
-/// in-memory one.
-pub fn coordinator(state: &BrokerState) -> Arc<TransactionCoordinator> {
-    state
-        .extensions
-        .get_or_init(|| TransactionCoordinator::in_memory(state.config.txn.clone()))
-}
-
-fn groups(state: &BrokerState) -> Arc<GroupCoordinator> {
-    state
-        .extensions
-        .get_or_init(|| GroupCoordinator::in_memory(state.config.group.clone()))
-}
 
 /// Runs `f` with the coordinator and its environment on the blocking pool.
 pub(crate) async fn with_env<T: Send + 'static>(
@@ -48,14 +33,12 @@ pub(crate) async fn with_env<T: Send + 'static>(
 ) -> Result<T> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let txn = coordinator(&state);
-        let groups = groups(&state);
         let env = TxnEnv {
             topics: &state.topics,
             producer_ids: &state.producer_ids,
-            groups: &groups,
+            groups: &state.groups,
         };
-        f(&txn, env)
+        f(&state.txn, env)
     })
     .await
     .map_err(|e| BrokerError::Runtime(format!("transaction coordinator task: {e}")))
@@ -146,7 +129,7 @@ pub async fn handle_add_partitions_to_txn(
     };
     let mut resp = AddPartitionsToTxnResponse::default();
     for ((topic, partition), c) in requested.into_iter().zip(codes) {
-        let name = TopicName(crate::handlers::str_bytes(topic));
+        let name = TopicName(crate::strings::str_bytes(topic));
         let result = AddPartitionsToTxnPartitionResult::default()
             .with_partition_index(partition)
             .with_partition_error_code(c);
@@ -221,7 +204,7 @@ pub async fn handle_txn_offset_commit(
     let codes = txn_offset_commit_codes(&state, &ctx, &req, &wanted).await?;
     let mut resp = TxnOffsetCommitResponse::default();
     for ((topic, partition, ..), c) in wanted.into_iter().zip(codes) {
-        let name = TopicName(crate::handlers::str_bytes(topic));
+        let name = TopicName(crate::strings::str_bytes(topic));
         let p = TxnOffsetCommitResponsePartition::default()
             .with_partition_index(partition)
             .with_error_code(c);

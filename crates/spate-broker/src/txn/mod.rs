@@ -34,6 +34,7 @@ pub mod log;
 pub mod marker;
 pub mod metadata;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,8 +44,10 @@ pub use config::TxnConfig;
 pub use coordinator::{TransactionCoordinator, TxnEnv};
 pub use metadata::{TransactionMetadata, TxnState};
 
-use crate::error::{BrokerError, Result};
+use crate::config::BrokerConfig;
+use crate::error::Result;
 use crate::handlers::HandlerRegistry;
+use crate::producer_state::ProducerIdAllocator;
 use crate::state::BrokerState;
 
 /// Registers the transaction APIs (InitProducerId stays with the broker's own APIs: it also
@@ -59,23 +62,28 @@ pub fn register(r: &mut HandlerRegistry) {
         .register::<DescribeProducersRequest, _, _>(0, 0, admin::handle_describe_producers);
 }
 
-/// Creates the coordinator when the broker starts: replays its log from
-/// `<data dir>/meta/transactions/`, completes transactions decided before a crash, and starts
-/// the timer task (timeouts, id expiry), which stops when the broker shuts down.
-pub async fn install(state: &Arc<BrokerState>) -> Result<Arc<TransactionCoordinator>> {
-    let config = state.config.txn.clone();
-    let dir = state.meta_dir().map(|d| d.join("transactions"));
-    let coordinator = tokio::task::spawn_blocking(move || match dir {
-        Some(dir) => TransactionCoordinator::open(config, &dir),
-        None => Ok(TransactionCoordinator::in_memory(config)),
-    })
-    .await
-    .map_err(|e| BrokerError::Runtime(format!("loading transactions: {e}")))??;
-    let coordinator = Arc::new(coordinator);
-    for id in coordinator.producer_ids() {
-        state.producer_ids.observe(id);
+/// Opens the coordinator as the broker starts: replays its log from
+/// `<meta dir>/transactions/` (in memory without a meta dir) and keeps the producer id allocator
+/// above every id it owns.
+pub fn open(
+    config: &BrokerConfig,
+    meta_dir: Option<&Path>,
+    producer_ids: &ProducerIdAllocator,
+) -> Result<Arc<TransactionCoordinator>> {
+    let txn = match meta_dir {
+        Some(d) => TransactionCoordinator::open(config.txn.clone(), &d.join("transactions"))?,
+        None => TransactionCoordinator::in_memory(config.txn.clone()),
+    };
+    for id in txn.producer_ids() {
+        producer_ids.observe(id);
     }
-    state.extensions.insert(coordinator.clone());
+    Ok(Arc::new(txn))
+}
+
+/// Completes transactions decided before a crash (markers, offsets) and starts the timer task
+/// (timeouts, id expiry), which stops when the broker shuts down. Called once the state is
+/// shared, before the server accepts connections.
+pub async fn start(state: &Arc<BrokerState>) -> Result<()> {
     api::with_env(state, |txn, env| {
         txn.complete_pending(env, crate::time::now_ms())
     })
@@ -86,7 +94,7 @@ pub async fn install(state: &Arc<BrokerState>) -> Result<Arc<TransactionCoordina
         shutdown.cancelled().await;
         ticker.abort();
     });
-    Ok(coordinator)
+    Ok(())
 }
 
 /// Every `transaction.abort.timed.out.transaction.cleanup.interval.ms`: aborts timed-out
