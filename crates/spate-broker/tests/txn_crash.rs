@@ -164,7 +164,8 @@ fn run_producer(bootstrap: String, id: usize, stop: Arc<AtomicBool>, ledger: Arc
             ledger.lock().unwrap().values.get_mut(&(id, txn)).unwrap().1 = Outcome::Committed;
         }
         if !ok {
-            producer = None;
+            // The old instance goes first; the new one fences whatever it left open.
+            drop(producer.take());
             producer = new_producer(&bootstrap, id, &stop);
         }
     }
