@@ -107,3 +107,70 @@ fn validate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::ResponseError;
+
+    use super::TxnCommittedOffset;
+    use crate::group::coordinator_tests::{coordinator, join_req, sync};
+
+    #[test]
+    fn kip_447_a_fenced_member_cannot_commit_in_a_transaction() {
+        let c = coordinator();
+        // A group with one member at generation 1.
+        let joined = c
+            .join_group(join_req("g", "", &["range"]), 0)
+            .try_recv()
+            .expect("join answered");
+        let member = joined.member_id.clone();
+        let generation = joined.generation_id;
+        sync(&c, "g", &member, generation, &[(&member, "A")], 0)
+            .try_recv()
+            .expect("sync answered");
+        assert_eq!(
+            c.validate_txn_offset_commit("g", generation, &member, None),
+            Ok(())
+        );
+        assert_eq!(
+            c.validate_txn_offset_commit("g", generation + 1, &member, None),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            c.validate_txn_offset_commit("g", generation, "someone-else", None),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(
+            c.validate_txn_offset_commit("g", generation, &member, Some("static-1")),
+            Err(ResponseError::UnknownMemberId)
+        );
+        // A producer that is not a member (generation -1) of a non-empty group may commit,
+        // as older TxnOffsetCommit versions carry no membership.
+        assert_eq!(c.validate_txn_offset_commit("g", -1, "", None), Ok(()));
+        // An unknown group: only without a generation.
+        assert_eq!(c.validate_txn_offset_commit("new", -1, "", None), Ok(()));
+        assert_eq!(
+            c.validate_txn_offset_commit("new", 3, "m", None),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            c.validate_txn_offset_commit("", -1, "", None),
+            Err(ResponseError::InvalidGroupId)
+        );
+    }
+
+    #[test]
+    fn committed_transaction_offsets_become_the_groups() {
+        let c = coordinator();
+        let offset = |o| TxnCommittedOffset {
+            topic: "t".into(),
+            partition: 0,
+            offset: o,
+            leader_epoch: -1,
+            metadata: "m".into(),
+        };
+        c.commit_txn_offsets("g", vec![offset(7)], 1).unwrap();
+        let fetched = c.fetch_offsets("g", Some(&[("t".to_string(), vec![0])]));
+        assert_eq!((fetched[0].offset, fetched[0].metadata.as_str()), (7, "m"));
+    }
+}
