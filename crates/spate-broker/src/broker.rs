@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, StorageKind};
+use crate::dynamic_config::DynamicBrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::group::group_configs::GroupConfigStore;
 use crate::group::{ticker, GroupCoordinator};
 use crate::handlers::HandlerRegistry;
 use crate::producer_state::ProducerIdAllocator;
@@ -91,12 +93,15 @@ impl Broker {
 
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids, groups, txn) =
+        let (topics, producer_ids, groups, txn, dynamic, group_configs) =
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let storage = open_storage(&blocking_config)?;
+                let dynamic = DynamicBrokerConfig::open(
+                    meta_dir.as_ref().map(|d| d.join("broker_configs.json")),
+                )?;
                 let topics = TopicRegistry::open(
                     storage,
-                    blocking_config.log_defaults.clone(),
+                    dynamic.layers().log_defaults(&blocking_config.log_defaults),
                     meta_dir.as_ref().map(|d| d.join("topics.json")),
                 )?;
                 let producer_ids = ProducerIdAllocator::open(
@@ -118,7 +123,17 @@ impl Broker {
                     None => GroupCoordinator::in_memory(group_config),
                 };
                 let txn = crate::txn::open(&blocking_config, meta_dir.as_deref(), &producer_ids)?;
-                Ok((topics, producer_ids, Arc::new(groups), txn))
+                let group_configs = GroupConfigStore::open(
+                    meta_dir.as_ref().map(|d| d.join("group_configs.json")),
+                )?;
+                Ok((
+                    topics,
+                    producer_ids,
+                    Arc::new(groups),
+                    txn,
+                    dynamic,
+                    group_configs,
+                ))
             })
             .await
             .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
@@ -131,6 +146,8 @@ impl Broker {
             producer_ids,
             groups,
             txn,
+            group_configs,
+            dynamic,
             shutdown: shutdown.clone(),
             shutdown_hooks: Default::default(),
         });
@@ -184,6 +201,7 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
         let st = state.clone();
         let work = tokio::task::spawn_blocking(move || {
             let now_ms = crate::time::now_ms();
+            let expiration_ms = st.dynamic.producer_id_expiration_ms(&st.config);
             for p in st.topics.all_partitions() {
                 match p.log().enforce_retention(now_ms) {
                     Ok(0) => {}
@@ -198,7 +216,7 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
                 if let Err(e) = p.snapshot_producers() {
                     tracing::warn!(partition = %p.tp, error = %e, "producer state snapshot failed");
                 }
-                let expired = p.expire_producers(now_ms, st.config.producer_id_expiration_ms);
+                let expired = p.expire_producers(now_ms, expiration_ms);
                 if expired > 0 {
                     tracing::debug!(partition = %p.tp, producers = expired, "expired idle producer state");
                 }

@@ -37,9 +37,11 @@
 //! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 
+pub mod authorized_operations;
 pub mod background;
 pub mod broker;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
