@@ -4,10 +4,11 @@
 //! their timeout, forgetting idle ids) and the completion of decided transactions (markers).
 //!
 //! Locking: one mutex over the ids and the log; a state change is written (fsynced when it
-//! matters) under it, so the log's order is the order changes took effect. Markers are written
-//! *without* it: a produce holds its partition's append lock and then asks this coordinator
-//! whether its transaction holds the partition, so the coordinator must never wait for a
-//! partition while holding its own lock. While markers are written the id is in
+//! matters) under it, so the log's order is the order changes took effect, and then published
+//! to the producer view, a separate read-write lock that produce verification reads — a produce
+//! holds its partition's append lock while it asks, and must not wait for an fsync. Markers are
+//! written *without* the coordinator's locks, so the coordinator never waits for a partition
+//! while a produce waits for the coordinator. While markers are written the id is in
 //! PrepareCommit/PrepareAbort, which refuses every other request with CONCURRENT_TRANSACTIONS
 //! and every produce with INVALID_TXN_STATE, so nothing can slip in behind a marker.
 
@@ -15,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use kafka_protocol::ResponseError;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::config::TxnConfig;
 use super::log::TxnLog;
@@ -40,33 +41,40 @@ pub struct TxnEnv<'a> {
 
 struct Inner {
     txns: HashMap<String, TransactionMetadata>,
-    /// Producer id -> transactional id, for produce verification.
-    by_producer: HashMap<i64, String>,
     /// Ids whose markers are being written right now (by a request or the timer).
     completing: HashSet<String>,
     log: Option<TxnLog>,
 }
 
 impl Inner {
-    /// Makes `m` durable (fsynced with `sync`) and current.
-    fn store(&mut self, m: TransactionMetadata, sync: bool) -> Result<()> {
+    /// Makes `m` durable (fsynced with `sync`) and current; returns the state it replaced.
+    fn store(&mut self, m: TransactionMetadata, sync: bool) -> Result<Option<TransactionMetadata>> {
         if let Some(log) = self.log.as_mut() {
             log.append(&m, sync)?;
         }
-        if let Some(old) = self.txns.get(&m.transactional_id) {
-            if old.producer_id != m.producer_id {
-                self.by_producer.remove(&old.producer_id);
-            }
-        }
         if m.state == TxnState::Dead {
-            self.by_producer.remove(&m.producer_id);
-            self.txns.remove(&m.transactional_id);
+            Ok(self.txns.remove(&m.transactional_id))
         } else {
-            self.by_producer
-                .insert(m.producer_id, m.transactional_id.clone());
-            self.txns.insert(m.transactional_id.clone(), m);
+            Ok(self.txns.insert(m.transactional_id.clone(), m))
         }
-        Ok(())
+    }
+}
+
+/// What produce verification needs to know of a producer id's transaction.
+#[derive(Debug, Clone)]
+struct ProducerView {
+    epoch: i16,
+    state: TxnState,
+    partitions: std::collections::BTreeSet<TxnPartition>,
+}
+
+impl ProducerView {
+    fn of(m: &TransactionMetadata) -> Self {
+        ProducerView {
+            epoch: m.producer_epoch,
+            state: m.state,
+            partitions: m.partitions.clone(),
+        }
     }
 }
 
@@ -74,6 +82,8 @@ impl Inner {
 pub struct TransactionCoordinator {
     config: TxnConfig,
     inner: Mutex<Inner>,
+    /// Producer id -> its transaction, as produce verification sees it (see the module doc).
+    producers: RwLock<HashMap<i64, ProducerView>>,
 }
 
 /// A storage failure answers the client with a retriable error; the state did not change.
@@ -100,23 +110,43 @@ impl TransactionCoordinator {
         log: Option<TxnLog>,
         txns: HashMap<String, TransactionMetadata>,
     ) -> Self {
-        let by_producer = txns
+        let producers = txns
             .values()
-            .map(|m| (m.producer_id, m.transactional_id.clone()))
+            .map(|m| (m.producer_id, ProducerView::of(m)))
             .collect();
         TransactionCoordinator {
             config,
             inner: Mutex::new(Inner {
                 txns,
-                by_producer,
                 completing: HashSet::new(),
                 log,
             }),
+            producers: RwLock::new(producers),
         }
     }
 
     pub fn config(&self) -> &TxnConfig {
         &self.config
+    }
+
+    /// Stores `m` (see [`Inner::store`]) and publishes it to produce verification.
+    fn persist(&self, inner: &mut Inner, m: TransactionMetadata, sync: bool) -> Result<()> {
+        let (pid, view, dead) = (
+            m.producer_id,
+            ProducerView::of(&m),
+            m.state == TxnState::Dead,
+        );
+        let old = inner.store(m, sync)?;
+        let mut producers = self.producers.write();
+        if let Some(old) = old.filter(|o| o.producer_id != pid) {
+            producers.remove(&old.producer_id);
+        }
+        if dead {
+            producers.remove(&pid);
+        } else {
+            producers.insert(pid, view);
+        }
+        Ok(())
     }
 
     /// Every producer id the coordinator knows (so the allocator never hands one out again).
@@ -158,11 +188,11 @@ impl TransactionCoordinator {
             match current.prepare_init(timeout_ms, expected, allocate, now_ms)? {
                 InitOutcome::Ready(m) => {
                     let answer = (m.producer_id, m.producer_epoch);
-                    inner.store(m, true).map_err(storage_failed)?;
+                    self.persist(&mut inner, m, true).map_err(storage_failed)?;
                     return Ok(answer);
                 }
                 InitOutcome::AbortOngoing(fenced) => {
-                    Self::decide(&mut inner, &fenced, false, false, now_ms)?
+                    self.decide(&mut inner, &fenced, false, false, now_ms)?
                 }
             }
         };
@@ -179,6 +209,7 @@ impl TransactionCoordinator {
     /// Moves `m` to PrepareCommit/PrepareAbort durably; returns the id to complete, or
     /// `None` when it was already complete.
     fn decide(
+        &self,
         inner: &mut Inner,
         m: &TransactionMetadata,
         commit: bool,
@@ -189,7 +220,7 @@ impl TransactionCoordinator {
             EndOutcome::AlreadyComplete => Ok(None),
             EndOutcome::Prepare(p) => {
                 let id = p.transactional_id.clone();
-                inner.store(p, true).map_err(storage_failed)?;
+                self.persist(inner, p, true).map_err(storage_failed)?;
                 inner.completing.insert(id.clone());
                 Ok(Some(id))
             }
@@ -243,7 +274,8 @@ impl TransactionCoordinator {
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
         if let Some(next) = f(m)? {
             // Adding a partition must be durable before the producer writes to it.
-            inner.store(next, true).map_err(storage_failed)?;
+            self.persist(&mut inner, next, true)
+                .map_err(storage_failed)?;
         }
         Ok(())
     }
@@ -291,7 +323,7 @@ impl TransactionCoordinator {
             }
             match m.prepare_end(producer_id, epoch, commit, true, now_ms)? {
                 EndOutcome::AlreadyComplete => None,
-                EndOutcome::Prepare(_) => Self::decide(&mut inner, &m, commit, true, now_ms)?,
+                EndOutcome::Prepare(_) => self.decide(&mut inner, &m, commit, true, now_ms)?,
             }
         };
         if let Some(id) = to_complete {
@@ -317,7 +349,7 @@ impl TransactionCoordinator {
                 .write_markers_and_offsets(env, &m, now_ms)
                 .and_then(|()| {
                     let mut inner = self.inner.lock();
-                    inner.store(m.completed(now_ms), false)
+                    self.persist(&mut inner, m.completed(now_ms), false)
                 }),
             None => Ok(()),
         };
@@ -399,7 +431,7 @@ impl TransactionCoordinator {
                 .filter_map(|m| {
                     tracing::info!(transactional_id = %m.transactional_id, producer_id = m.producer_id,
                                    "transaction timed out; aborting it and fencing its producer");
-                    Self::decide(&mut inner, &m.fenced(), false, false, now_ms).ok().flatten()
+                    self.decide(&mut inner, &m.fenced(), false, false, now_ms).ok().flatten()
                 })
                 .collect()
         };
@@ -425,7 +457,7 @@ impl TransactionCoordinator {
         for mut m in expired {
             m.state = TxnState::Dead;
             m.last_update_ms = now_ms;
-            match inner.store(m, true) {
+            match self.persist(&mut inner, m, true) {
                 Ok(()) => count += 1,
                 Err(e) => tracing::warn!(error = %e, "expiring a transactional id failed"),
             }
@@ -453,25 +485,23 @@ impl TransactionCoordinator {
             producer_id,
             reason,
         };
-        let inner = self.inner.lock();
-        let m = inner
-            .by_producer
+        let producers = self.producers.read();
+        let m = producers
             .get(&producer_id)
-            .and_then(|id| inner.txns.get(id))
             .ok_or_else(|| fail("no transactional id owns this producer id".into()))?;
-        if epoch < m.producer_epoch {
+        if epoch < m.epoch {
             return Err(BrokerError::InvalidProducerEpoch {
                 partition: format!("{topic}-{partition}"),
                 producer_id,
                 epoch,
-                current_epoch: m.producer_epoch,
+                current_epoch: m.epoch,
             });
         }
-        if epoch != m.producer_epoch || m.state != TxnState::Ongoing {
+        if epoch != m.epoch || m.state != TxnState::Ongoing {
             return Err(fail(format!(
                 "transaction is {} at epoch {}",
                 m.state.name(),
-                m.producer_epoch
+                m.epoch
             )));
         }
         if !m.partitions.contains(&(topic.to_string(), partition)) {

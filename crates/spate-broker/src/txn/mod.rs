@@ -30,6 +30,8 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod coordinator;
+#[cfg(test)]
+mod coordinator_tests;
 pub mod log;
 pub mod marker;
 pub mod metadata;
