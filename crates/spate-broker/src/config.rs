@@ -64,6 +64,9 @@ pub struct BrokerConfig {
     /// shutdown may take. In-flight requests get half of it (the rest is kept for flushing the
     /// logs and writing the clean-shutdown markers); connections still busy then are closed.
     pub shutdown_timeout_ms: u64,
+    /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
+    #[serde(default)]
+    pub txn: crate::txn::TxnConfig,
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +87,7 @@ impl Default for BrokerConfig {
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
             shutdown_timeout_ms: 5_000,
+            txn: crate::txn::TxnConfig::default(),
         }
     }
 }
@@ -205,6 +209,7 @@ impl BrokerConfig {
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
+            k if crate::txn::TxnConfig::handles(k) => self.txn.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {
                     3_600_000

@@ -226,13 +226,17 @@ fn produce_validation_and_idempotence() {
     create(&mut c, &topic);
 
     let init = c.call(
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
         4,
     );
     assert_eq!(init.error_code, 0);
     let pid = init.producer_id.0;
     let second = c.call(
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
         4,
     );
     assert_ne!(
@@ -280,7 +284,8 @@ fn produce_validation_and_idempotence() {
         87,
         "INVALID_RECORD"
     );
-    // Transactional and control batches are refused (no transaction coordinator yet).
+    // A transactional batch without a producer id, and a control batch from a client, are
+    // refused (markers are the coordinator's to write).
     for bit in [0x10u8, 0x20] {
         let mut b = record_batch(&[(None, Some("t"), 1)], -1, -1, -1).to_vec();
         b[22] |= bit;

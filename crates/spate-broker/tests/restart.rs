@@ -103,7 +103,9 @@ async fn restart_keeps_topics_records_and_producer_state() {
     let mut raw = RawClient::connect(broker.local_addr());
     let pid_before = raw
         .call(
-            &InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(1000),
             4,
         )
         .producer_id
@@ -141,7 +143,9 @@ async fn restart_keeps_topics_records_and_producer_state() {
     let mut raw = RawClient::connect(broker.local_addr());
     let pid_after = raw
         .call(
-            &InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(1000),
             4,
         )
         .producer_id
