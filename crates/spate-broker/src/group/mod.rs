@@ -6,8 +6,11 @@
 //! - [`classic_group`] — one group's rebalance state machine (sans I/O, time passed in);
 //! - [`member`] — a member and its parked JoinGroup/SyncGroup response;
 //! - [`coordinator`] — the map of groups and the per-request validation rules;
+//! - [`commit_rules`] — whether an OffsetCommit or TxnOffsetCommit is accepted, by group
+//!   state, generation, member id and group instance id;
 //! - [`commits`] — OffsetCommit/OffsetFetch/OffsetDelete and offset expiry;
 //! - [`offsets`] / [`offsets_log`] — committed offsets in memory and their durable log;
+//! - [`durable_membership`] — storing and loading a group's members with its offsets;
 //! - [`consumer_protocol`] — reading the "consumer" protocol's subscriptions;
 //! - [`api`] — the Kafka requests and responses of every version, mapped onto the above;
 //! - [`ticker`] — the background task that runs session, rebalance and expiry timers.
@@ -24,18 +27,21 @@
 //!   persisted: after a restart groups come back Empty (with their offsets), and members rejoin
 //!   (static members included, with one rebalance).
 //! - Broker configs keep Kafka's names and defaults (`group.min.session.timeout.ms` 6000,
-//!   `group.max.session.timeout.ms` 1800000, `offsets.retention.minutes` 10080, ...), except
-//!   `group.initial.rebalance.delay.ms`, which defaults to 0 as in the `server.properties` Kafka
-//!   ships for development (see [`GroupConfig`]).
+//!   `group.max.session.timeout.ms` 1800000, `group.initial.rebalance.delay.ms` 3000,
+//!   `offsets.retention.minutes` 10080, ...; see [`GroupConfig`]).
 
 pub mod api;
 pub mod classic_group;
+pub mod commit_rules;
+#[cfg(test)]
+mod commit_rules_tests;
 pub mod commits;
 pub mod config;
 pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
+pub mod durable_membership;
 #[cfg(test)]
 mod liveness_tests;
 pub mod member;
