@@ -60,6 +60,9 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
+    /// `max.incremental.fetch.session.cache.slots` (Kafka default 1000): how many incremental
+    /// fetch sessions (KIP-227) the broker keeps; 0 turns sessions off.
+    pub max_incremental_fetch_session_cache_slots: usize,
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +82,7 @@ impl Default for BrokerConfig {
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
+            max_incremental_fetch_session_cache_slots: 1000,
         }
     }
 }
@@ -187,6 +191,10 @@ impl BrokerConfig {
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots =
+                    usize::try_from(int(v)?).map_err(|_| bad("must be at least 0"))?
+            }
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {

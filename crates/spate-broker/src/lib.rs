@@ -39,6 +39,7 @@ pub mod background;
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod partition;

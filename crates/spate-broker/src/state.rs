@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
 use crate::producer_state::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
@@ -30,6 +31,8 @@ pub struct BrokerState {
     pub producer_ids: ProducerIdAllocator,
     /// The coordinator of every consumer group (committed offsets under `<meta dir>`).
     pub groups: Arc<GroupCoordinator>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessionCache,
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
     /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,
