@@ -22,7 +22,7 @@ use raw_client::RawClient;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use spate_broker::BrokerConfig;
+use spate_broker::{BrokerConfig, StorageKind};
 use spate_testkit::clients::{consumer_config, producer_config};
 use spate_testkit::{random_group, random_topic, TestBroker};
 
@@ -261,6 +261,8 @@ fn counting_proxy(listener: TcpListener, upstream: SocketAddr) -> Fetches {
                         break;
                     }
                 }
+                // The client went away: so does its broker connection.
+                let _ = s_out.shutdown(std::net::Shutdown::Both);
             });
             let (mut s_in, mut c_out) = (server, client);
             let f = fetches.clone();
@@ -274,6 +276,7 @@ fn counting_proxy(listener: TcpListener, upstream: SocketAddr) -> Fetches {
                         break;
                     }
                 }
+                let _ = c_out.shutdown(std::net::Shutdown::Both);
             });
         }
     });
@@ -298,7 +301,8 @@ fn kafka_python() -> PathBuf {
 fn idle_fetch_bytes(slots: &str) -> (usize, usize, usize) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("proxy");
     let proxy_port = listener.local_addr().unwrap().port();
-    let mut config = BrokerConfig::default();
+    // In-memory logs: 500 partitions on disk take seconds to create and to close.
+    let mut config = BrokerConfig::default().storage(StorageKind::Memory);
     config
         .set("max.incremental.fetch.session.cache.slots", slots)
         .expect("config");
