@@ -27,7 +27,8 @@
 //!
 //! # Layout
 //!
-//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).
+//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]); [`signals`]:
+//!   stop it on SIGTERM/Ctrl-C.
 //! - [`server`]: connections, framing, routing by API key.
 //! - [`handlers`]: the registry of supported APIs and one module per API.
 //! - [`group`]: the group coordinator and its APIs.
@@ -35,9 +36,11 @@
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 
+pub mod authorized_operations;
 pub mod background;
 pub mod broker;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod fetch_session;
 pub mod group;
@@ -48,6 +51,7 @@ pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod storage;
 pub(crate) mod strings;

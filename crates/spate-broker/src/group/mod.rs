@@ -13,19 +13,24 @@
 //! - [`durable_membership`] — storing and loading a group's members with its offsets;
 //! - [`consumer_protocol`] — reading the "consumer" protocol's subscriptions;
 //! - [`api`] — the Kafka requests and responses of every version, mapped onto the above;
-//! - [`ticker`] — the background task that runs session, rebalance and expiry timers.
+//! - [`ticker`] — the background task that runs session, rebalance and expiry timers;
+//! - [`group_configs`] — per-group configs (the GROUP config resource).
 //!
 //! What a user can rely on, and where it differs from a Kafka cluster:
 //! - This broker is the coordinator of every group and every transactional id.
-//! - Only the classic protocol (KIP-848's ConsumerGroupHeartbeat is not served; Java 4.x
-//!   clients use `group.protocol=classic`, their default). Client-side assignors (range,
+//! - Only the classic protocol (KIP-848's ConsumerGroupHeartbeat is not served and not
+//!   advertised in ApiVersions; Java 4.x clients use `group.protocol=classic`, their default,
+//!   and a `group.protocol=consumer` client must be set back to `classic`). Client-side assignors (range,
 //!   roundrobin, sticky, cooperative-sticky) all work; cooperative rebalances are driven by the
 //!   client rejoining after it revoked, which is just a second classic rebalance here.
 //! - Committed offsets are durable: each OffsetCommit is appended and fsynced to
 //!   `<data dir>/meta/consumer_offsets/offsets.log` before it is acknowledged, replayed on start,
-//!   and compacted atomically once the log holds twice the live set. Group membership is not
-//!   persisted: after a restart groups come back Empty (with their offsets), and members rejoin
-//!   (static members included, with one rebalance).
+//!   and compacted atomically once the log holds twice the live set. Group membership
+//!   (generation, protocol, leader, members and their assignments) is stored in the same log
+//!   whenever a group settles ([`durable_membership`]), so after a restart a Stable group is
+//!   Stable again and its members carry on without a rebalance.
+//! - Offset commits are accepted or refused by Kafka's rules ([`commit_rules`]); a member of
+//!   the current generation may commit while the group is PreparingRebalance (KIP-429).
 //! - Broker configs keep Kafka's names and defaults (`group.min.session.timeout.ms` 6000,
 //!   `group.max.session.timeout.ms` 1800000, `group.initial.rebalance.delay.ms` 3000,
 //!   `offsets.retention.minutes` 10080, ...; see [`GroupConfig`]).
@@ -42,6 +47,7 @@ pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
 pub mod durable_membership;
+pub mod group_configs;
 #[cfg(test)]
 mod liveness_tests;
 pub mod member;
