@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BrokerConfig, StorageKind};
 use crate::dynamic_config::DynamicBrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::fetch_session::FetchSessionCache;
 use crate::group::group_configs::GroupConfigStore;
 use crate::group::{ticker, GroupCoordinator};
 use crate::handlers::HandlerRegistry;
@@ -139,8 +140,11 @@ impl Broker {
             .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
 
         let shutdown = CancellationToken::new();
+        let fetch_sessions =
+            FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
         let state = Arc::new(BrokerState {
             config,
+            fetch_sessions,
             advertised,
             topics,
             producer_ids,

@@ -60,6 +60,9 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
+    /// `max.incremental.fetch.session.cache.slots` (Kafka default 1000): how many incremental
+    /// fetch sessions (KIP-227) the broker keeps; 0 turns sessions off.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
     /// shutdown may take. In-flight requests get half of it (the rest is kept for flushing the
     /// logs and writing the clean-shutdown markers); connections still busy then are closed.
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
+            max_incremental_fetch_session_cache_slots: 1000,
             shutdown_timeout_ms: 5_000,
             txn: crate::txn::TxnConfig::default(),
         }
@@ -208,6 +212,10 @@ impl BrokerConfig {
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots =
+                    usize::try_from(int(v)?).map_err(|_| bad("must be at least 0"))?
+            }
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
             k if crate::txn::TxnConfig::handles(k) => self.txn.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {

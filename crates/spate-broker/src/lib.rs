@@ -43,6 +43,7 @@ pub mod broker;
 pub mod config;
 pub mod dynamic_config;
 pub mod error;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod partition;

@@ -36,6 +36,8 @@ fn group_crash_child_broker() {
     let config = spate_broker::BrokerConfig::default()
         .listen("127.0.0.1:0".parse().expect("address"))
         .data_dir(dir);
+    let mut config = config;
+    config.group.initial_rebalance_delay_ms = 0;
     let broker = spate_broker::Broker::start_blocking(config).expect("broker starts");
     println!("LISTENING {}", broker.local_addr());
     loop {

@@ -51,6 +51,9 @@ fn shutdown_child_broker() {
             .listen("127.0.0.1:0".parse().unwrap())
             .data_dir(dir)
             .shutdown_timeout_ms(BOUND_MS);
+        // Groups form at once (Kafka's default initial rebalance delay is 3 s).
+        let mut config = config;
+        config.group.initial_rebalance_delay_ms = 0;
         let broker = spate_broker::Broker::start(config).await.unwrap();
         println!("LISTENING {}", broker.local_addr());
         spate_broker::signals::run_until_signal(broker)

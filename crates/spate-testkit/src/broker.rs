@@ -30,8 +30,15 @@ impl TestBroker {
 
     /// A broker with `config`, except that it listens on `127.0.0.1:0` and, unless `config`
     /// names a data directory, uses a fresh temporary one.
+    ///
+    /// Groups rebalance without Kafka's 3 s initial delay (`group.initial.rebalance.delay.ms`
+    /// 0, as Kafka's development `server.properties`) unless `config` sets another value.
     pub fn start_with(mut config: BrokerConfig) -> Self {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let kafka_default = spate_broker::group::GroupConfig::default().initial_rebalance_delay_ms;
+        if config.group.initial_rebalance_delay_ms == kafka_default {
+            config.group.initial_rebalance_delay_ms = 0;
+        }
         let dir = if config.data_dir.is_none() {
             let dir = tempfile::Builder::new()
                 .prefix("spate-test-broker-")

@@ -70,8 +70,16 @@ pub struct ClassicGroup {
     pub join_deadline_ms: Option<i64>,
     /// PreparingRebalance from Empty: do not complete before this (initial rebalance delay).
     pub initial_delay_until_ms: Option<i64>,
+    /// How much longer the initial delay may still be extended (up to the rebalance timeout).
+    pub initial_delay_remaining_ms: i64,
+    /// A member joined during the initial delay: when it ends it is extended once more (Kafka's
+    /// `InitialDelayedJoin`), so a fleet that keeps arriving lands in one generation.
+    pub new_member_added: bool,
     /// CompletingRebalance/Stable: members still in `pending_sync` at this time are removed.
     pub sync_deadline_ms: Option<i64>,
+    /// The group settled (Stable, Empty, or a static member was replaced) and its membership
+    /// should be stored (see `durable_membership`).
+    pub membership_changed: bool,
 }
 
 impl ClassicGroup {
@@ -90,7 +98,10 @@ impl ClassicGroup {
             pending_sync: HashSet::new(),
             join_deadline_ms: None,
             initial_delay_until_ms: None,
+            initial_delay_remaining_ms: 0,
+            new_member_added: false,
             sync_deadline_ms: None,
+            membership_changed: false,
         }
     }
 
@@ -207,6 +218,9 @@ impl ClassicGroup {
             },
         );
         info!(group = %self.group_id, member = %member_id, "member joined");
+        if self.is(GroupState::PreparingRebalance) && self.generation_id == 0 {
+            self.new_member_added = true;
+        }
         self.maybe_prepare_rebalance(config, now_ms, "new member joined");
         self.try_complete_join(now_ms);
     }
@@ -285,6 +299,7 @@ impl ClassicGroup {
             GroupState::Stable => {
                 self.members.insert(new_member_id.clone(), member);
                 if self.protocol_name.is_some() && self.select_protocol() == self.protocol_name {
+                    self.membership_changed = true;
                     // The current leader id (the old one, if the replaced member led) is
                     // returned so that a rejoining leader does not compute an assignment that
                     // a Stable group would never distribute.
@@ -379,8 +394,11 @@ impl ClassicGroup {
         self.sync_deadline_ms = None;
         let rebalance_timeout = self.max_rebalance_timeout_ms();
         if self.is(GroupState::Empty) && config.initial_rebalance_delay_ms > 0 {
-            let delay = i64::from(config.initial_rebalance_delay_ms).min(rebalance_timeout);
+            let initial = i64::from(config.initial_rebalance_delay_ms);
+            let delay = initial.min(rebalance_timeout);
             self.initial_delay_until_ms = Some(now_ms + delay);
+            self.initial_delay_remaining_ms = (rebalance_timeout - initial).max(0);
+            self.new_member_added = false;
         } else {
             self.initial_delay_until_ms = None;
         }
@@ -428,6 +446,7 @@ impl ClassicGroup {
         if self.members.is_empty() {
             self.protocol_name = None;
             self.transition(GroupState::Empty, now_ms);
+            self.membership_changed = true;
             info!(group = %self.group_id, generation = self.generation_id, "group is empty");
             return;
         }
@@ -499,6 +518,7 @@ impl ClassicGroup {
             member.assignment = by_member.remove(&member.member_id).unwrap_or_default();
         }
         self.transition(GroupState::Stable, now_ms);
+        self.membership_changed = true;
         info!(group = %self.group_id, generation = self.generation_id, "group is stable");
         let protocol_type = self.protocol_type.clone();
         let protocol_name = self.protocol_name.clone();
@@ -556,7 +576,7 @@ impl ClassicGroup {
         }
         if self.is(GroupState::PreparingRebalance) {
             if self.initial_delay_until_ms.is_some_and(|t| now_ms >= t) {
-                self.initial_delay_until_ms = None;
+                self.end_or_extend_initial_delay(config, now_ms);
             }
             if self.join_deadline_ms.is_some_and(|t| now_ms >= t) {
                 self.initial_delay_until_ms = None;
@@ -576,6 +596,20 @@ impl ClassicGroup {
             for id in laggards {
                 self.remove_member_and_rebalance(config, &id, now_ms, "no SyncGroup in time");
             }
+        }
+    }
+
+    /// The initial delay ran out: extend it by another delay (within what is left of the
+    /// rebalance timeout) if members joined meanwhile, else let the join complete.
+    fn end_or_extend_initial_delay(&mut self, config: &GroupConfig, now_ms: i64) {
+        if self.new_member_added && self.initial_delay_remaining_ms > 0 {
+            self.new_member_added = false;
+            let delay =
+                i64::from(config.initial_rebalance_delay_ms).min(self.initial_delay_remaining_ms);
+            self.initial_delay_remaining_ms = (self.initial_delay_remaining_ms - delay).max(0);
+            self.initial_delay_until_ms = Some(now_ms + delay);
+        } else {
+            self.initial_delay_until_ms = None;
         }
     }
 

@@ -5,7 +5,8 @@
 use kafka_protocol::ResponseError;
 use tracing::{info, warn};
 
-use super::classic_group::{ClassicGroup, GroupState};
+use super::classic_group::GroupState;
+use super::commit_rules::{CommitPath, Committer};
 use super::coordinator::GroupCoordinator;
 use super::offsets::{CommittedOffset, PartitionKey};
 
@@ -27,6 +28,8 @@ pub struct CommitRequest {
     pub generation_id: i32,
     pub member_id: String,
     pub group_instance_id: Option<String>,
+    /// The OffsetCommit version: v9+ answers GROUP_ID_NOT_FOUND for an unknown group.
+    pub api_version: i16,
     /// OffsetCommit v2–v4 `retention_time_ms`; -1 = the broker's retention.
     pub retention_time_ms: i64,
     pub partitions: Vec<CommitPartition>,
@@ -43,8 +46,8 @@ pub struct FetchedOffset {
 }
 
 impl GroupCoordinator {
-    /// OffsetCommit: validates the commit against the group (a simple commit with generation
-    /// -1 needs an Empty or unknown group) and stores it durably. Returns one error per
+    /// OffsetCommit: validates the commit against the group (see [`super::commit_rules`]) and
+    /// stores it durably. Returns one error per
     /// partition, in request order.
     pub fn commit_offsets(&self, request: CommitRequest, now_ms: i64) -> Vec<i16> {
         let all = |e: ResponseError| vec![e.code(); request.partitions.len()];
@@ -52,20 +55,17 @@ impl GroupCoordinator {
             return all(ResponseError::InvalidGroupId);
         }
         let mut groups = self.groups.lock();
-        match groups.get(&request.group_id) {
-            None if request.generation_id < 0 => {
-                // The group only uses the broker to store offsets: it exists from now on.
-                groups.insert(
-                    request.group_id.clone(),
-                    ClassicGroup::new(request.group_id.clone(), now_ms),
-                );
-            }
-            None => return all(ResponseError::IllegalGeneration),
-            Some(group) => {
-                if let Err(e) = Self::validate_commit(group, &request) {
-                    return all(e);
-                }
-            }
+        let who = Committer {
+            group_id: &request.group_id,
+            generation_id: request.generation_id,
+            member_id: &request.member_id,
+            group_instance_id: request.group_instance_id.as_deref(),
+        };
+        let path = CommitPath::OffsetCommit {
+            api_version: request.api_version,
+        };
+        if let Err(e) = Self::validate_commit_locked(&mut groups, &who, path, now_ms) {
+            return all(e);
         }
         let mut errors = Vec::with_capacity(request.partitions.len());
         let mut accepted = Vec::new();
@@ -95,32 +95,6 @@ impl GroupCoordinator {
             return all(ResponseError::UnknownServerError);
         }
         errors
-    }
-
-    fn validate_commit(
-        group: &ClassicGroup,
-        request: &CommitRequest,
-    ) -> std::result::Result<(), ResponseError> {
-        if group.is(GroupState::Dead) {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        if request.generation_id < 0 && group.is(GroupState::Empty) {
-            return Ok(());
-        }
-        if group.pending_members.contains_key(&request.member_id) {
-            return Err(ResponseError::RebalanceInProgress);
-        }
-        group.validate_instance(&request.member_id, request.group_instance_id.as_deref())?;
-        if group.is(GroupState::CompletingRebalance) {
-            return Err(ResponseError::RebalanceInProgress);
-        }
-        if !group.members.contains_key(&request.member_id) {
-            return Err(ResponseError::UnknownMemberId);
-        }
-        if request.generation_id != group.generation_id {
-            return Err(ResponseError::IllegalGeneration);
-        }
-        Ok(())
     }
 
     /// OffsetFetch of one group: the named partitions, or with `None` every partition the group
@@ -226,6 +200,10 @@ impl GroupCoordinator {
         }
         for id in removable {
             info!(group = %id, "removing empty group without offsets");
+            if let Err(e) = store.delete_membership(&id) {
+                warn!(group = %id, error = %e, "forgetting the group's membership failed");
+                continue;
+            }
             groups.remove(&id);
         }
     }

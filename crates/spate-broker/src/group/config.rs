@@ -13,11 +13,11 @@ pub struct GroupConfig {
     pub min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms` (Kafka default 1800000).
     pub max_session_timeout_ms: i32,
-    /// `group.initial.rebalance.delay.ms`. Kafka's broker default is 3000, but the
-    /// `server.properties` Kafka ships sets it to 0 for development and tests, and an embedded
-    /// broker is exactly that use; so the default here is 0: the first rebalance of a new group
-    /// completes as soon as its members have joined. Set it to 3000 to batch a fleet of members
-    /// that start together into one rebalance, as a production Kafka does.
+    /// `group.initial.rebalance.delay.ms` (Kafka default 3000): the first rebalance of a new
+    /// (Empty) group waits this long, capped by the members' rebalance timeout, so that a fleet
+    /// of members starting together lands in one generation instead of one rebalance each.
+    /// Tests set 0 (as the `server.properties` Kafka ships for development does); the test
+    /// broker of `spate-testkit` does so unless told otherwise.
     pub initial_rebalance_delay_ms: i32,
     /// `group.max.size` (Kafka default unbounded): more members get GROUP_MAX_SIZE_REACHED.
     pub max_size: usize,
@@ -37,7 +37,7 @@ impl Default for GroupConfig {
         GroupConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
-            initial_rebalance_delay_ms: 0,
+            initial_rebalance_delay_ms: 3_000,
             max_size: usize::MAX,
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,

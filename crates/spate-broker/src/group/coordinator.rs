@@ -75,11 +75,18 @@ impl GroupCoordinator {
     }
 
     fn with_store(config: GroupConfig, store: OffsetStore, now_ms: i64) -> Self {
-        // Groups known only by their offsets come back Empty, as Kafka loads them.
-        let groups = store
+        // Groups come back as stored (Stable with their members, or Empty); groups known only
+        // by their offsets come back Empty, as Kafka loads them.
+        let mut groups: HashMap<String, ClassicGroup> = store
             .groups()
             .map(|g| (g.clone(), ClassicGroup::new(g.clone(), now_ms)))
             .collect();
+        for record in store.memberships() {
+            groups.insert(
+                record.group.clone(),
+                ClassicGroup::from_record(record, now_ms),
+            );
+        }
         GroupCoordinator {
             config,
             groups: Mutex::new(groups),
@@ -165,10 +172,12 @@ impl GroupCoordinator {
             ));
         };
         let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.do_join(group, request, tx, now_ms) {
-            return e;
+        let result = self.do_join(group, request, tx, now_ms);
+        self.persist_membership(group);
+        match result {
+            Ok(()) => rx,
+            Err(e) => e,
         }
-        rx
     }
 
     /// The join rules of Kafka's `GroupCoordinator.doJoinGroup`; an `Err` is an immediate
@@ -315,6 +324,7 @@ impl GroupCoordinator {
                 }
                 if group.leader_id.as_deref() == Some(request.member_id.as_str()) {
                     group.complete_sync(request.assignments, now_ms);
+                    self.persist_membership(group);
                 }
                 rx
             }
@@ -423,6 +433,7 @@ impl GroupCoordinator {
             group.remove_member_and_rebalance(&self.config, &member_id, now_ms, "left the group");
             errors.push(0);
         }
+        self.persist_membership(group);
         // Before v3 there is exactly one member and its error is the response's error.
         let top = if members.len() == 1 { errors[0] } else { 0 };
         (top, errors)
@@ -440,7 +451,10 @@ impl GroupCoordinator {
             _ => return ResponseError::NonEmptyGroup.code(),
         }
         let mut store = self.offsets.lock();
-        if let Err(e) = store.delete_group(group_id) {
+        if let Err(e) = store
+            .delete_group(group_id)
+            .and_then(|()| store.delete_membership(group_id))
+        {
             warn!(group = %group_id, error = %e, "deleting the group's offsets failed");
             return ResponseError::UnknownServerError.code();
         }
@@ -529,6 +543,7 @@ impl GroupCoordinator {
             for group in groups.values_mut() {
                 if group.has_due_timer(now_ms) {
                     group.tick(&self.config, now_ms);
+                    self.persist_membership(group);
                 }
             }
         }

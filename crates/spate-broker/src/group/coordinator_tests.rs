@@ -16,8 +16,16 @@ fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
+/// Kafka's defaults, except no initial rebalance delay (as Kafka's tests run).
+pub(super) fn no_delay() -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    }
+}
+
 pub(super) fn coordinator() -> GroupCoordinator {
-    GroupCoordinator::in_memory(GroupConfig::default())
+    GroupCoordinator::in_memory(no_delay())
 }
 
 fn protocols(names: &[&str]) -> Vec<MemberProtocol> {
@@ -107,6 +115,7 @@ fn commit(
             member_id: member.into(),
             group_instance_id: None,
             retention_time_ms: -1,
+            api_version: 8,
             partitions: vec![CommitPartition {
                 topic: "t".into(),
                 partition: 0,
@@ -479,10 +488,33 @@ fn initial_rebalance_delay_batches_first_joiners() {
     pending(&mut j1);
     let mut j2 = c.join_group(join_req("g", "", &["range"]), 600);
     pending(&mut j2);
+    // A member joined during the delay: it is extended once more (Kafka's InitialDelayedJoin).
     c.tick(1000);
+    pending(&mut j1);
+    c.tick(1999);
+    pending(&mut j1);
+    c.tick(2000);
     let (r1, r2) = (done(&mut j1), done(&mut j2));
     assert_eq!((r1.generation_id, r2.generation_id), (1, 1));
     assert_eq!(r1.members.len() + r2.members.len(), 2);
+}
+
+#[test]
+fn initial_rebalance_delay_is_kafkas_3s_by_default_and_capped_by_rebalance_timeout() {
+    let c = GroupCoordinator::in_memory(GroupConfig::default());
+    let mut j1 = c.join_group(join_req("g", "", &["range"]), 0);
+    c.tick(2_999);
+    pending(&mut j1);
+    c.tick(3_000);
+    assert_eq!(done(&mut j1).generation_id, 1);
+    // A rebalance timeout shorter than the delay caps it.
+    let mut short = join_req("h", "", &["range"]);
+    short.rebalance_timeout_ms = 1_000;
+    let mut j = c.join_group(short, 0);
+    c.tick(999);
+    pending(&mut j);
+    c.tick(1_000);
+    assert_eq!(done(&mut j).generation_id, 1);
 }
 
 #[test]
@@ -515,7 +547,7 @@ fn offsets_of_an_empty_group_expire_after_retention() {
     let c = GroupCoordinator::in_memory(GroupConfig {
         offsets_retention_minutes: 1,
         offsets_retention_check_interval_ms: 1000,
-        ..GroupConfig::default()
+        ..no_delay()
     });
     let m = single_member_group(&c, "g", 0);
     assert_eq!(commit(&c, "g", &m.member_id, 1, 3, 0), 0);
@@ -564,6 +596,7 @@ fn offset_delete_refuses_subscribed_topics() {
             generation_id: 1,
             member_id: r.member_id.clone(),
             retention_time_ms: -1,
+            api_version: 8,
             partitions: vec![CommitPartition {
                 topic: "other".into(),
                 partition: 0,
@@ -594,17 +627,46 @@ fn offset_delete_refuses_subscribed_topics() {
 fn committed_offsets_survive_a_coordinator_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let c = GroupCoordinator::open(GroupConfig::default(), dir.path(), 0).unwrap();
+        let c = GroupCoordinator::open(no_delay(), dir.path(), 0).unwrap();
         let m = single_member_group(&c, "g", 0);
         assert_eq!(commit(&c, "g", &m.member_id, 1, 99, 1), 0);
     }
-    let c = GroupCoordinator::open(GroupConfig::default(), dir.path(), 10).unwrap();
+    let c = GroupCoordinator::open(no_delay(), dir.path(), 10).unwrap();
     let f = c.fetch_offsets("g", Some(&[("t".into(), vec![0])]));
     assert_eq!((f[0].offset, f[0].leader_epoch), (99, 2));
+    // The membership came back too: the member carries on without a rebalance.
+    let d = c.describe_group("g");
+    assert_eq!((d.state.as_str(), d.generation_id), ("Stable", 1));
+    assert_eq!(d.members[0].assignment, Bytes::from("A"));
+    assert_eq!(c.heartbeat("g", &d.members[0].member_id, None, 1, 20), 0);
+    // A member that does not come back is removed when its session (counted from the load)
+    // ends, and the group is Empty; then a fresh member can join.
+    c.tick(20 + i64::from(SESSION));
     assert_eq!(c.list_groups(&[])[0].state, GroupState::Empty.as_str());
-    // A fresh member can join the reloaded group.
-    let r = done(&mut c.join_group(join_req("g", "", &["range"]), 20));
-    assert_eq!(r.error_code, 0);
+    let r = done(&mut c.join_group(join_req("g", "", &["range"]), 20_000));
+    assert_eq!((r.error_code, r.generation_id), (0, 3));
+}
+
+#[test]
+fn static_members_keep_generation_and_assignment_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, generation) = {
+        let c = GroupCoordinator::open(no_delay(), dir.path(), 0).unwrap();
+        let mut req = join_req("g", "", &["range"]);
+        req.group_instance_id = Some("i1".into());
+        let r = done(&mut c.join_group(req.clone(), 0));
+        let mut s = sync(&c, "g", &r.member_id, 1, &[(&r.member_id, "P0")], 1);
+        assert_eq!(done(&mut s).error_code, 0);
+        // The static member restarts (new member id, no rebalance): stored again.
+        let again = done(&mut c.join_group(req, 2));
+        assert_eq!(again.generation_id, 1);
+        (again.member_id, again.generation_id)
+    };
+    let c = GroupCoordinator::open(no_delay(), dir.path(), 10).unwrap();
+    assert_eq!(c.heartbeat("g", &m, Some("i1"), generation, 20), 0);
+    let mut s = sync(&c, "g", &m, generation, &[], 30);
+    assert_eq!(done(&mut s).assignment, Bytes::from("P0"));
+    assert_eq!(c.describe_group("g").state, "Stable");
 }
 
 #[test]
@@ -615,6 +677,7 @@ fn metadata_too_large_is_rejected_per_partition() {
             group_id: "g".into(),
             generation_id: -1,
             retention_time_ms: -1,
+            api_version: 8,
             partitions: vec![
                 CommitPartition {
                     topic: "t".into(),

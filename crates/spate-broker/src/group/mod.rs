@@ -6,8 +6,11 @@
 //! - [`classic_group`] — one group's rebalance state machine (sans I/O, time passed in);
 //! - [`member`] — a member and its parked JoinGroup/SyncGroup response;
 //! - [`coordinator`] — the map of groups and the per-request validation rules;
+//! - [`commit_rules`] — whether an OffsetCommit or TxnOffsetCommit is accepted, by group
+//!   state, generation, member id and group instance id;
 //! - [`commits`] — OffsetCommit/OffsetFetch/OffsetDelete and offset expiry;
 //! - [`offsets`] / [`offsets_log`] — committed offsets in memory and their durable log;
+//! - [`durable_membership`] — storing and loading a group's members with its offsets;
 //! - [`consumer_protocol`] — reading the "consumer" protocol's subscriptions;
 //! - [`api`] — the Kafka requests and responses of every version, mapped onto the above;
 //! - [`ticker`] — the background task that runs session, rebalance and expiry timers;
@@ -15,28 +18,35 @@
 //!
 //! What a user can rely on, and where it differs from a Kafka cluster:
 //! - This broker is the coordinator of every group and every transactional id.
-//! - Only the classic protocol (KIP-848's ConsumerGroupHeartbeat is not served; Java 4.x
-//!   clients use `group.protocol=classic`, their default). Client-side assignors (range,
+//! - Only the classic protocol (KIP-848's ConsumerGroupHeartbeat is not served and not
+//!   advertised in ApiVersions; Java 4.x clients use `group.protocol=classic`, their default,
+//!   and a `group.protocol=consumer` client must be set back to `classic`). Client-side assignors (range,
 //!   roundrobin, sticky, cooperative-sticky) all work; cooperative rebalances are driven by the
 //!   client rejoining after it revoked, which is just a second classic rebalance here.
 //! - Committed offsets are durable: each OffsetCommit is appended and fsynced to
 //!   `<data dir>/meta/consumer_offsets/offsets.log` before it is acknowledged, replayed on start,
-//!   and compacted atomically once the log holds twice the live set. Group membership is not
-//!   persisted: after a restart groups come back Empty (with their offsets), and members rejoin
-//!   (static members included, with one rebalance).
+//!   and compacted atomically once the log holds twice the live set. Group membership
+//!   (generation, protocol, leader, members and their assignments) is stored in the same log
+//!   whenever a group settles ([`durable_membership`]), so after a restart a Stable group is
+//!   Stable again and its members carry on without a rebalance.
+//! - Offset commits are accepted or refused by Kafka's rules ([`commit_rules`]); a member of
+//!   the current generation may commit while the group is PreparingRebalance (KIP-429).
 //! - Broker configs keep Kafka's names and defaults (`group.min.session.timeout.ms` 6000,
-//!   `group.max.session.timeout.ms` 1800000, `offsets.retention.minutes` 10080, ...), except
-//!   `group.initial.rebalance.delay.ms`, which defaults to 0 as in the `server.properties` Kafka
-//!   ships for development (see [`GroupConfig`]).
+//!   `group.max.session.timeout.ms` 1800000, `group.initial.rebalance.delay.ms` 3000,
+//!   `offsets.retention.minutes` 10080, ...; see [`GroupConfig`]).
 
 pub mod api;
 pub mod classic_group;
+pub mod commit_rules;
+#[cfg(test)]
+mod commit_rules_tests;
 pub mod commits;
 pub mod config;
 pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
+pub mod durable_membership;
 pub mod group_configs;
 #[cfg(test)]
 mod liveness_tests;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::error::Result;
 
-use super::offsets_log::{LogEntry, OffsetRecord, OffsetsLog};
+use super::offsets_log::{GroupRecord, LogEntry, OffsetRecord, OffsetsLog};
 
 /// A committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub type PartitionKey = (String, i32);
 #[derive(Debug, Default)]
 pub struct OffsetStore {
     groups: HashMap<String, BTreeMap<PartitionKey, CommittedOffset>>,
+    /// The last stored membership of each group (durable membership, as Kafka's group records).
+    memberships: HashMap<String, GroupRecord>,
     /// `None` for a broker without a data directory (tests, `--in-memory`).
     log: Option<OffsetsLog>,
 }
@@ -45,6 +47,7 @@ impl OffsetStore {
         let (log, entries) = OffsetsLog::open(dir)?;
         let mut store = OffsetStore {
             groups: HashMap::new(),
+            memberships: HashMap::new(),
             log: Some(log),
         };
         for entry in entries {
@@ -81,6 +84,12 @@ impl OffsetStore {
                     }
                 }
             }
+            LogEntry::Group(g) => {
+                self.memberships.insert(g.group.clone(), g);
+            }
+            LogEntry::GroupTombstone { group } => {
+                self.memberships.remove(&group);
+            }
         }
     }
 
@@ -104,13 +113,13 @@ impl OffsetStore {
         if !log.should_compact(live) {
             return Ok(());
         }
-        let snapshot: Vec<OffsetRecord> = self
+        let memberships = self.memberships.values().cloned().map(LogEntry::Group);
+        let snapshot: Vec<LogEntry> = self
             .groups
             .iter()
             .flat_map(|(group, offsets)| {
-                offsets
-                    .iter()
-                    .map(move |((topic, partition), c)| OffsetRecord {
+                offsets.iter().map(move |((topic, partition), c)| {
+                    LogEntry::Commit(OffsetRecord {
                         group: group.clone(),
                         topic: topic.clone(),
                         partition: *partition,
@@ -120,14 +129,16 @@ impl OffsetStore {
                         commit_timestamp_ms: c.commit_timestamp_ms,
                         expire_timestamp_ms: c.expire_timestamp_ms,
                     })
+                })
             })
+            .chain(memberships)
             .collect();
         log.compact(&snapshot)
     }
 
-    /// Number of live committed offsets.
+    /// Number of live records: committed offsets and stored memberships.
     pub fn len(&self) -> usize {
-        self.groups.values().map(BTreeMap::len).sum()
+        self.groups.values().map(BTreeMap::len).sum::<usize>() + self.memberships.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,6 +167,26 @@ impl OffsetStore {
             })
             .collect();
         self.write(entries)
+    }
+
+    /// Stores a group's membership durably (replacing the previous one).
+    pub fn store_membership(&mut self, record: GroupRecord) -> Result<()> {
+        self.write(vec![LogEntry::Group(record)])
+    }
+
+    /// Forgets a group's stored membership (DeleteGroups, or a group removed as unused).
+    pub fn delete_membership(&mut self, group: &str) -> Result<()> {
+        if !self.memberships.contains_key(group) {
+            return Ok(());
+        }
+        self.write(vec![LogEntry::GroupTombstone {
+            group: group.to_owned(),
+        }])
+    }
+
+    /// Every stored membership (loaded on start).
+    pub fn memberships(&self) -> impl Iterator<Item = &GroupRecord> {
+        self.memberships.values()
     }
 
     /// The committed offset of one partition.

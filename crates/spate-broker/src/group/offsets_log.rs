@@ -11,8 +11,19 @@
 //! payload := 1u8 (commit) group topic partition:i32 offset:i64 leader_epoch:i32
 //!                         metadata commit_ts:i64 expire_ts:i64 (-1 = none)
 //!          | 2u8 (delete) group topic partition:i32
+//!          | 3u8 (group)  group protocol_type protocol leader generation:i32 state_ts:i64
+//!                         count:u32 member[count]
+//!          | 4u8 (group tombstone) group
+//! member  := member_id instance_present:u8 instance client_id client_host
+//!            session_timeout:i32 rebalance_timeout:i32 subscription:bytes assignment:bytes
 //! string  := len:u16be utf8[len]
+//! bytes   := len:u32be byte[len]
 //! ```
+//!
+//! A group record is the group's membership as Kafka's `GroupMetadataValue` holds it
+//! (generation, selected protocol, leader, members with their subscription and assignment); the
+//! latest one per group is live, so a restarted coordinator resumes a Stable group without a
+//! rebalance.
 //!
 //! A torn or corrupt tail (a crash mid-append) is truncated at the last valid record on open.
 //! Compaction writes the live set to `offsets.log.tmp`, fsyncs it, renames it over the log and
@@ -28,6 +39,8 @@ const LOG_FILE: &str = "offsets.log";
 const TMP_FILE: &str = "offsets.log.tmp";
 const KIND_COMMIT: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_GROUP: u8 = 3;
+const KIND_GROUP_TOMBSTONE: u8 = 4;
 /// Compaction triggers past this many records *and* twice the live set.
 const COMPACT_MIN_RECORDS: usize = 1000;
 
@@ -44,6 +57,33 @@ pub struct OffsetRecord {
     pub expire_timestamp_ms: Option<i64>,
 }
 
+/// One member of a stored group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// The member's metadata for the group's selected protocol.
+    pub subscription: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// A group's membership as stored (no members: the group is Empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub group: String,
+    pub protocol_type: String,
+    /// The selected protocol; empty for an Empty group.
+    pub protocol: String,
+    pub leader: String,
+    pub generation: i32,
+    pub state_timestamp_ms: i64,
+    pub members: Vec<MemberRecord>,
+}
+
 /// A record of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEntry {
@@ -52,6 +92,10 @@ pub enum LogEntry {
         group: String,
         topic: String,
         partition: i32,
+    },
+    Group(GroupRecord),
+    GroupTombstone {
+        group: String,
     },
 }
 
@@ -124,12 +168,12 @@ impl OffsetsLog {
     }
 
     /// Replaces the file with exactly `live` (atomically: temp file, fsync, rename, dir fsync).
-    pub fn compact(&mut self, live: &[OffsetRecord]) -> Result<()> {
+    pub fn compact(&mut self, live: &[LogEntry]) -> Result<()> {
         let tmp = self.dir.join(TMP_FILE);
         let path = self.dir.join(LOG_FILE);
         let mut buf = Vec::new();
-        for r in live {
-            encode_framed(&LogEntry::Commit(r.clone()), &mut buf);
+        for entry in live {
+            encode_framed(entry, &mut buf);
         }
         let write_tmp = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
@@ -163,6 +207,68 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(bytes);
 }
 
+fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    buf.extend_from_slice(b);
+}
+
+fn encode_group(p: &mut Vec<u8>, g: &GroupRecord) {
+    p.push(KIND_GROUP);
+    put_str(p, &g.group);
+    put_str(p, &g.protocol_type);
+    put_str(p, &g.protocol);
+    put_str(p, &g.leader);
+    p.extend_from_slice(&g.generation.to_be_bytes());
+    p.extend_from_slice(&g.state_timestamp_ms.to_be_bytes());
+    p.extend_from_slice(&(g.members.len() as u32).to_be_bytes());
+    for m in &g.members {
+        put_str(p, &m.member_id);
+        p.push(u8::from(m.group_instance_id.is_some()));
+        put_str(p, m.group_instance_id.as_deref().unwrap_or_default());
+        put_str(p, &m.client_id);
+        put_str(p, &m.client_host);
+        p.extend_from_slice(&m.session_timeout_ms.to_be_bytes());
+        p.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+        put_bytes(p, &m.subscription);
+        put_bytes(p, &m.assignment);
+    }
+}
+
+fn decode_group(r: &mut Reader<'_>) -> Option<GroupRecord> {
+    let group = r.string()?;
+    let protocol_type = r.string()?;
+    let protocol = r.string()?;
+    let leader = r.string()?;
+    let generation = r.i32()?;
+    let state_timestamp_ms = r.i64()?;
+    let count = r.u32()? as usize;
+    let mut members = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let member_id = r.string()?;
+        let has_instance = r.u8()? != 0;
+        let instance = r.string()?;
+        members.push(MemberRecord {
+            member_id,
+            group_instance_id: has_instance.then_some(instance),
+            client_id: r.string()?,
+            client_host: r.string()?,
+            session_timeout_ms: r.i32()?,
+            rebalance_timeout_ms: r.i32()?,
+            subscription: r.bytes()?,
+            assignment: r.bytes()?,
+        });
+    }
+    Some(GroupRecord {
+        group,
+        protocol_type,
+        protocol,
+        leader,
+        generation,
+        state_timestamp_ms,
+        members,
+    })
+}
+
 fn encode_framed(entry: &LogEntry, buf: &mut Vec<u8>) {
     let mut p = Vec::with_capacity(64);
     match entry {
@@ -186,6 +292,11 @@ fn encode_framed(entry: &LogEntry, buf: &mut Vec<u8>) {
             put_str(&mut p, group);
             put_str(&mut p, topic);
             p.extend_from_slice(&partition.to_be_bytes());
+        }
+        LogEntry::Group(g) => encode_group(&mut p, g),
+        LogEntry::GroupTombstone { group } => {
+            p.push(KIND_GROUP_TOMBSTONE);
+            put_str(&mut p, group);
         }
     }
     buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
@@ -235,6 +346,13 @@ impl Reader<'_> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_be_bytes)
+    }
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let len = self.u32()? as usize;
+        self.take(len).map(<[u8]>::to_vec)
+    }
     fn i32(&mut self) -> Option<i32> {
         self.take(4)?.try_into().ok().map(i32::from_be_bytes)
     }
@@ -278,6 +396,8 @@ fn decode_payload(payload: &[u8]) -> Option<LogEntry> {
             topic: r.string()?,
             partition: r.i32()?,
         },
+        KIND_GROUP => LogEntry::Group(decode_group(&mut r)?),
+        KIND_GROUP_TOMBSTONE => LogEntry::GroupTombstone { group: r.string()? },
         _ => return None,
     };
     (r.pos == payload.len()).then_some(entry)
@@ -342,6 +462,37 @@ mod tests {
     }
 
     #[test]
+    fn group_records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = OffsetsLog::open(dir.path()).unwrap();
+        let group = GroupRecord {
+            group: "g".into(),
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            leader: "m1".into(),
+            generation: 7,
+            state_timestamp_ms: 123,
+            members: vec![MemberRecord {
+                member_id: "m1".into(),
+                group_instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 6000,
+                rebalance_timeout_ms: 30000,
+                subscription: vec![0, 1, 2],
+                assignment: vec![3, 4],
+            }],
+        };
+        let entries = vec![
+            LogEntry::Group(group),
+            LogEntry::GroupTombstone { group: "h".into() },
+        ];
+        log.append(&entries).unwrap();
+        drop(log);
+        assert_eq!(OffsetsLog::open(dir.path()).unwrap().1, entries);
+    }
+
+    #[test]
     fn corrupt_crc_stops_replay() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = OffsetsLog::open(dir.path()).unwrap();
@@ -369,7 +520,7 @@ mod tests {
         }
         assert!(log.should_compact(1));
         let before = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
-        log.compact(&[rec("g", 0, 999)]).unwrap();
+        log.compact(&[LogEntry::Commit(rec("g", 0, 999))]).unwrap();
         assert!(!log.should_compact(1));
         log.append(&[LogEntry::Commit(rec("g", 1, 5))]).unwrap();
         let after = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();

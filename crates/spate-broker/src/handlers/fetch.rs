@@ -1,9 +1,15 @@
-//! Fetch: read whole batches from each requested partition, within `partition_max_bytes` and the
-//! request's `max_bytes` (at least one batch is always returned when available, as KIP-74 asks,
-//! so an oversized batch cannot stall a consumer).
+//! Fetch: read whole batches from each requested partition within the request's limits, long
+//! polling when there is too little to return, through an incremental fetch session when the
+//! client uses one.
 //!
-//! Long polls: when less than `min_bytes` is available the request parks on every requested
-//! partition until an append wakes it or `max_wait_ms` passes — no polling loop. The fetcher
+//! Limits as Kafka applies them (KIP-74): partitions are read in request (or session) order;
+//! each gets at most `partition_max_bytes` and what is left of the request's `max_bytes`. The
+//! first partition that has data returns at least one whole batch even when that batch is
+//! larger than both limits, so an oversized batch cannot stall a consumer; every later partition
+//! returns only batches that fit, so a response carries at most one oversized batch.
+//!
+//! Long polls: when less than `min_bytes` is available the request parks on every partition it
+//! reads until an append wakes it or `max_wait_ms` passes — no polling loop. The fetcher
 //! registers before it re-reads, so an append that lands in between is not missed.
 //!
 //! Isolation: a read_committed fetch (isolation level 1) gets only batches below the partition's
@@ -11,36 +17,35 @@
 //! drop aborted records; a read_uncommitted fetch gets everything below the high watermark and
 //! *no* aborted transactions (a list there makes some clients skip records that are not aborted).
 //!
-//! Fetch sessions (KIP-227) are declined: the response's session id is always 0, which both
-//! librdkafka and the Java client treat as "this broker does not cache sessions" and keep sending
-//! full fetch requests. A request naming a session id gets FETCH_SESSION_ID_NOT_FOUND, which makes
-//! a client drop its session. Fetch v13+ identifies topics by id.
+//! Fetch sessions (KIP-227, v7+) are served by [`FetchSessionCache`]: a full fetch with epoch 0
+//! opens one, incremental fetches name only changed partitions and get only partitions with
+//! something new. Fetch v13+ identifies topics by id.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 
 use super::{check_leader_epoch, RequestContext};
 use crate::error::{BrokerError, Result};
+use crate::fetch_session::{
+    FetchContext, FetchPartition, FetchSessionCache, PartitionResult, PartitionState, TopicKey,
+};
 use crate::partition::Partition;
 use crate::record_batch::BatchIter;
 use crate::state::BrokerState;
+use crate::strings::str_bytes;
 
-/// A requested partition, resolved once per request.
+/// A partition to read, resolved once per request.
 struct Target {
+    fetch: FetchPartition,
     partition: Result<Arc<Partition>, ResponseError>,
-    index: i32,
-    fetch_offset: i64,
-    partition_max_bytes: i32,
-    current_leader_epoch: i32,
 }
 
 pub async fn handle(
@@ -48,50 +53,101 @@ pub async fn handle(
     ctx: RequestContext,
     req: FetchRequest,
 ) -> Result<FetchResponse> {
-    let mut resp = FetchResponse::default();
-    if ctx.api_version >= 7 && req.session_id != 0 {
-        resp.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return Ok(resp);
-    }
     let uses_ids = ctx.api_version >= 13;
-    let read_committed = req.isolation_level == 1;
-    let targets: Vec<(FetchTopic, Vec<Target>)> = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = if uses_ids {
-                state
-                    .topics
-                    .get_by_id(&t.topic_id)
-                    .ok_or(ResponseError::UnknownTopicId)
-            } else {
-                state
-                    .topics
-                    .get(t.topic.0.as_str())
-                    .ok_or(ResponseError::UnknownTopicOrPartition)
-            };
-            let targets = t
-                .partitions
-                .iter()
-                .map(|p| Target {
-                    partition: topic.clone().and_then(|topic| {
-                        topic
-                            .partition(p.partition)
-                            .ok_or(ResponseError::UnknownTopicOrPartition)
-                    }),
-                    index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                    current_leader_epoch: p.current_leader_epoch,
-                })
-                .collect();
-            (t, targets)
+    let requested = requested_partitions(&req, uses_ids);
+    let context = if ctx.api_version >= 7 {
+        let forgotten = forgotten_partitions(&req, uses_ids);
+        match state.fetch_sessions.new_context(
+            req.session_id,
+            req.session_epoch,
+            uses_ids,
+            requested,
+            &forgotten,
+            crate::time::now_ms(),
+        ) {
+            Ok(context) => context,
+            Err(e) => return Ok(FetchResponse::default().with_error_code(e.code())),
+        }
+    } else {
+        FetchContext::Sessionless(requested)
+    };
+    let partitions = match &context {
+        FetchContext::Sessionless(p) | FetchContext::Full(p) => p,
+        FetchContext::Incremental { partitions, .. } => partitions,
+    };
+    let targets: Vec<Target> = partitions
+        .iter()
+        .map(|p| Target {
+            fetch: p.clone(),
+            partition: resolve(&state, p),
         })
         .collect();
+    let read = long_poll(&state, &targets, &req).await;
+    finish(&state.fetch_sessions, context, targets, read, uses_ids)
+}
 
+/// The request's partitions, in request order.
+fn requested_partitions(req: &FetchRequest, uses_ids: bool) -> Vec<FetchPartition> {
+    req.topics
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_key(uses_ids, &t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| FetchPartition {
+                topic: topic.clone(),
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+            })
+        })
+        .collect()
+}
+
+fn forgotten_partitions(req: &FetchRequest, uses_ids: bool) -> Vec<(TopicKey, i32)> {
+    req.forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_key(uses_ids, &t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| (topic.clone(), *p))
+        })
+        .collect()
+}
+
+fn topic_key(uses_ids: bool, name: &TopicName, id: uuid::Uuid) -> TopicKey {
+    if uses_ids {
+        TopicKey::Id(id)
+    } else {
+        TopicKey::Name(name.0.as_str().to_owned())
+    }
+}
+
+fn resolve(state: &BrokerState, p: &FetchPartition) -> Result<Arc<Partition>, ResponseError> {
+    let topic = match &p.topic {
+        TopicKey::Id(id) => state
+            .topics
+            .get_by_id(id)
+            .ok_or(ResponseError::UnknownTopicId)?,
+        TopicKey::Name(name) => state
+            .topics
+            .get(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?,
+    };
+    topic
+        .partition(p.partition)
+        .ok_or(ResponseError::UnknownTopicOrPartition)
+}
+
+/// Reads until `min_bytes` are available, an error shows up, `max_wait_ms` passes or the
+/// broker shuts down; returns the last read, one entry per target.
+async fn long_poll(
+    state: &BrokerState,
+    targets: &[Target],
+    req: &FetchRequest,
+) -> Vec<PartitionData> {
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as usize;
+    let read_committed = req.isolation_level == 1;
     let max_bytes = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
@@ -99,73 +155,50 @@ pub async fn handle(
     };
     let waiter = Arc::new(Notify::new());
     let mut registered = false;
-    let topics = loop {
-        let (topics, bytes, errors) = read_all(&targets, max_bytes, uses_ids, read_committed);
+    loop {
+        let (read, bytes, errors) = read_all(targets, max_bytes, read_committed);
         let done = bytes >= min_bytes.max(1)
             || errors
             || min_bytes == 0
             || tokio::time::Instant::now() >= deadline
             || state.shutdown.is_cancelled();
         if done {
-            break topics;
+            return read;
         }
-        if !registered {
-            // Park on every partition, then read once more before waiting.
-            for (_, ts) in &targets {
-                for t in ts {
-                    if let Ok(p) = &t.partition {
-                        p.register_fetcher(&waiter);
-                    }
-                }
-            }
-            registered = true;
-            continue;
-        }
-        tokio::select! {
-            _ = waiter.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = state.shutdown.cancelled() => {}
-        }
-        for (_, ts) in &targets {
-            for t in ts {
-                if let Ok(p) = &t.partition {
-                    p.register_fetcher(&waiter);
-                }
+        if registered {
+            tokio::select! {
+                _ = waiter.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = state.shutdown.cancelled() => {}
             }
         }
-    };
-    resp.responses = topics;
-    Ok(resp)
+        // Park on every partition, then read once more before waiting.
+        for t in targets {
+            if let Ok(p) = &t.partition {
+                p.register_fetcher(&waiter);
+            }
+        }
+        registered = true;
+    }
 }
 
-/// One pass over every requested partition: the response topics, the record bytes read, and
-/// whether any partition has an error (which answers the fetch immediately, as in Kafka).
+/// One pass over every partition: their data, the record bytes read, and whether any partition
+/// has an error (which answers the fetch immediately, as in Kafka).
 fn read_all(
-    targets: &[(FetchTopic, Vec<Target>)],
+    targets: &[Target],
     max_bytes: usize,
-    uses_ids: bool,
     read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut errors = false;
     let mut out = Vec::with_capacity(targets.len());
-    for (topic, parts) in targets {
-        let mut tr = FetchableTopicResponse::default();
-        if uses_ids {
-            tr.topic_id = topic.topic_id;
-        } else {
-            tr.topic = topic.topic.clone();
-        }
-        for t in parts {
-            let budget = max_bytes.saturating_sub(total);
-            let pd = read_partition(t, budget, total == 0, read_committed);
-            if pd.error_code != 0 {
-                errors = true;
-            }
-            total += pd.records.as_ref().map_or(0, Bytes::len);
-            tr.partitions.push(pd);
-        }
-        out.push(tr);
+    for t in targets {
+        let budget = max_bytes.saturating_sub(total);
+        // Until a partition returned records, the next one may exceed the limits (KIP-74).
+        let pd = read_partition(t, budget, total == 0, read_committed);
+        errors |= pd.error_code != 0;
+        total += pd.records.as_ref().map_or(0, Bytes::len);
+        out.push(pd);
     }
     (out, total, errors)
 }
@@ -173,11 +206,11 @@ fn read_all(
 fn read_partition(
     t: &Target,
     budget: usize,
-    first_with_data: bool,
+    min_one_batch: bool,
     read_committed: bool,
 ) -> PartitionData {
     let mut pd = PartitionData::default();
-    pd.partition_index = t.index;
+    pd.partition_index = t.fetch.partition;
     pd.aborted_transactions = None;
     let p = match &t.partition {
         Ok(p) => p,
@@ -187,7 +220,7 @@ fn read_partition(
             return pd;
         }
     };
-    if let Some(code) = check_leader_epoch(t.current_leader_epoch) {
+    if let Some(code) = check_leader_epoch(t.fetch.current_leader_epoch) {
         pd.error_code = code.code();
         pd.high_watermark = -1;
         return pd;
@@ -198,22 +231,24 @@ fn read_partition(
     pd.high_watermark = hw;
     pd.last_stable_offset = lso;
     pd.log_start_offset = log.log_start_offset();
+    let limit = (t.fetch.partition_max_bytes.max(0) as usize).min(budget);
+    pd.records = Some(Bytes::new());
     if read_committed {
         pd.aborted_transactions = Some(Vec::new());
     }
-    let limit = (t.partition_max_bytes.max(0) as usize).min(budget);
-    // Past the request's max_bytes only the first partition with data may exceed it (KIP-74);
-    // the others report their offsets without records.
-    if limit == 0 && !first_with_data {
-        pd.records = Some(Bytes::new());
+    if limit == 0 && !min_one_batch {
         return pd;
     }
-    match log.read(t.fetch_offset, limit.max(1)) {
+    match log.read(t.fetch.fetch_offset, limit.max(1)) {
+        // The log returns at least one whole batch; past the first partition with data a
+        // batch that does not fit is left for a later fetch (Kafka would send a truncated
+        // batch, which clients discard).
+        Ok(bytes) if bytes.len() > limit && !min_one_batch => {}
         Ok(bytes) if read_committed => {
             let (stable, end) = below(bytes, lso);
-            if end > t.fetch_offset {
+            if end > t.fetch.fetch_offset {
                 pd.aborted_transactions = Some(
-                    p.aborted_txns(t.fetch_offset, end)
+                    p.aborted_txns(t.fetch.fetch_offset, end)
                         .into_iter()
                         .map(|a| {
                             AbortedTransaction::default()
@@ -228,15 +263,82 @@ fn read_partition(
         Ok(bytes) => pd.records = Some(bytes),
         Err(BrokerError::OffsetOutOfRange { .. }) => {
             pd.error_code = ResponseError::OffsetOutOfRange.code();
-            pd.records = Some(Bytes::new());
         }
         Err(e) => {
             tracing::warn!(partition = %p.tp, error = %e, "fetch read failed");
             pd.error_code = e.error_code().code();
-            pd.records = Some(Bytes::new());
         }
     }
     pd
+}
+
+/// Builds the response for the context: every partition (opening a session after a full fetch
+/// with epoch 0), or for an incremental fetch only those with something new.
+fn finish(
+    cache: &FetchSessionCache,
+    context: FetchContext,
+    targets: Vec<Target>,
+    read: Vec<PartitionData>,
+    uses_ids: bool,
+) -> Result<FetchResponse> {
+    let results: Vec<(FetchPartition, PartitionResult)> = targets
+        .into_iter()
+        .zip(&read)
+        .map(|(t, pd)| {
+            let result = PartitionResult {
+                state: PartitionState {
+                    high_watermark: pd.high_watermark,
+                    last_stable_offset: pd.last_stable_offset,
+                    log_start_offset: pd.log_start_offset,
+                },
+                records_bytes: pd.records.as_ref().map_or(0, Bytes::len),
+                error_code: pd.error_code,
+            };
+            (t.fetch, result)
+        })
+        .collect();
+    let mut resp = FetchResponse::default();
+    let keep = match context {
+        FetchContext::Sessionless(_) => vec![true; read.len()],
+        FetchContext::Full(_) => {
+            resp.session_id = cache.create(uses_ids, &results, crate::time::now_ms());
+            vec![true; read.len()]
+        }
+        FetchContext::Incremental {
+            session_id,
+            next_epoch,
+            ..
+        } => match cache.finish_incremental(session_id, next_epoch, &results) {
+            Ok(keep) => {
+                resp.session_id = session_id;
+                keep
+            }
+            Err(e) => return Ok(resp.with_error_code(e.code())),
+        },
+    };
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (((fetch, _), pd), keep) in results.into_iter().zip(read).zip(keep) {
+        if !keep {
+            continue;
+        }
+        let same_topic = topics.last().is_some_and(|t| match &fetch.topic {
+            TopicKey::Id(id) => t.topic_id == *id,
+            TopicKey::Name(name) => t.topic.0.as_str() == name,
+        });
+        if !same_topic {
+            let mut t = FetchableTopicResponse::default();
+            match &fetch.topic {
+                TopicKey::Id(id) => t.topic_id = *id,
+                TopicKey::Name(name) => t.topic = TopicName(str_bytes(name.clone())),
+            }
+            topics.push(t);
+        }
+        if let Some(t) = topics.last_mut() {
+            t.partitions.push(pd);
+        }
+    }
+    resp.responses = topics;
+    Ok(resp)
 }
 
 /// The whole batches of `bytes` that start below `lso`, and the offset after the last of them

@@ -60,6 +60,7 @@ pub fn handle_offset_commit(
         group_id: request.group_id.0.as_str().to_owned(),
         generation_id: request.generation_id_or_member_epoch,
         member_id: request.member_id.as_str().to_owned(),
+        api_version: version,
         group_instance_id: if version >= 7 {
             opt_string(&request.group_instance_id)
         } else {

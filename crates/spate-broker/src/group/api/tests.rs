@@ -60,7 +60,10 @@ fn join_request(group: &str, member: &str) -> JoinGroupRequest {
 
 #[tokio::test]
 async fn membership_responses_encode_at_every_version() {
-    let c = GroupCoordinator::in_memory(GroupConfig::default());
+    let c = GroupCoordinator::in_memory(GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    });
     for v in 0..=served(ApiKey::JoinGroup).1 {
         let group = format!("g{v}");
         let mut r = handle_join_group(&c, &ctx(v), join_request(&group, "")).await;
@@ -117,7 +120,10 @@ async fn membership_responses_encode_at_every_version() {
 
 #[test]
 fn offset_and_admin_responses_encode_at_every_version() {
-    let c = GroupCoordinator::in_memory(GroupConfig::default());
+    let c = GroupCoordinator::in_memory(GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    });
     for v in served(ApiKey::OffsetCommit).0..=served(ApiKey::OffsetCommit).1 {
         let r = handle_offset_commit(
             &c,
