@@ -61,8 +61,8 @@ pub struct BrokerConfig {
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
-    /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
-    /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
+    /// shutdown may take. In-flight requests get half of it (the rest is kept for flushing the
+    /// logs and writing the clean-shutdown markers); connections still busy then are closed.
     pub shutdown_timeout_ms: u64,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
     #[serde(default)]
