@@ -52,11 +52,18 @@ impl Inner {
         if let Some(log) = self.log.as_mut() {
             log.append(&m, sync)?;
         }
-        if m.state == TxnState::Dead {
-            Ok(self.txns.remove(&m.transactional_id))
+        let old = if m.state == TxnState::Dead {
+            self.txns.remove(&m.transactional_id)
         } else {
-            Ok(self.txns.insert(m.transactional_id.clone(), m))
+            self.txns.insert(m.transactional_id.clone(), m)
+        };
+        // Every transaction writes a few records; keep the file near the live set's size.
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.maybe_compact(self.txns.values()) {
+                tracing::warn!(error = %e, "compacting the transaction log failed");
+            }
         }
+        Ok(old)
     }
 }
 
@@ -371,8 +378,18 @@ impl TransactionCoordinator {
         };
         for (topic, index) in &m.partitions {
             // A partition deleted meanwhile has nothing left to mark.
-            if let Some(p) = env.topics.partition(topic, *index) {
-                p.append_marker(kind, m.producer_id, m.producer_epoch, 0)?;
+            let Some(p) = env.topics.partition(topic, *index) else {
+                continue;
+            };
+            match p.append_marker(kind, m.producer_id, m.producer_epoch, 0) {
+                Ok(_) => {}
+                // A newer epoch already wrote here: this transaction's data, if any, was ended
+                // by that producer's fencing; retrying would never succeed.
+                Err(BrokerError::InvalidProducerEpoch { .. }) => {
+                    tracing::warn!(partition = %p.tp, producer_id = m.producer_id,
+                                   "skipping a marker older than the partition's producer epoch");
+                }
+                Err(e) => return Err(e),
             }
         }
         if commit {
@@ -460,12 +477,6 @@ impl TransactionCoordinator {
             match self.persist(&mut inner, m, true) {
                 Ok(()) => count += 1,
                 Err(e) => tracing::warn!(error = %e, "expiring a transactional id failed"),
-            }
-        }
-        let Inner { txns, log, .. } = &mut *inner;
-        if let Some(log) = log.as_mut() {
-            if let Err(e) = log.maybe_compact(txns.values()) {
-                tracing::warn!(error = %e, "compacting the transaction log failed");
             }
         }
         count
