@@ -34,6 +34,7 @@
 //! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
+//! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
 
 pub mod background;
 pub mod broker;
@@ -52,6 +53,7 @@ pub mod storage;
 pub(crate) mod strings;
 pub mod time;
 pub mod topics;
+pub mod validate;
 
 pub use background::BackgroundBroker;
 pub use broker::{Broker, BrokerHandle};
