@@ -67,28 +67,6 @@ impl Broker {
                 "must be at least 1",
             ));
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Listen {
-                    addr: config.listen.to_string(),
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| BrokerError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
-        let advertised = Advertised {
-            node_id: config.node_id,
-            host: config
-                .advertised_host
-                .clone()
-                .unwrap_or_else(|| advertised_ip(local_addr)),
-            port: config.advertised_port.unwrap_or(local_addr.port()) as i32,
-        };
-
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
         let (topics, producer_ids, groups) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -119,6 +97,31 @@ impl Broker {
         })
         .await
         .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
+
+        // Bind only now that storage is recovered and the offsets replayed: a port that
+        // accepts connections is a broker that can serve them (a client that connected during
+        // a long recovery would otherwise time out, or see partitions missing).
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| BrokerError::Listen {
+                    addr: config.listen.to_string(),
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| BrokerError::Listen {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+        let advertised = Advertised {
+            node_id: config.node_id,
+            host: config
+                .advertised_host
+                .clone()
+                .unwrap_or_else(|| advertised_ip(local_addr)),
+            port: config.advertised_port.unwrap_or(local_addr.port()) as i32,
+        };
 
         let shutdown = CancellationToken::new();
         let state = Arc::new(BrokerState {
