@@ -27,7 +27,8 @@
 //!
 //! # Layout
 //!
-//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).
+//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]); [`signals`]:
+//!   stop it on SIGTERM/Ctrl-C.
 //! - [`server`]: connections, framing, routing by API key.
 //! - [`handlers`]: the registry of supported APIs and one module per API.
 //! - [`group`]: the group coordinator and its APIs.
@@ -36,9 +37,11 @@
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 //! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
 
+pub mod authorized_operations;
 pub mod background;
 pub mod broker;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
@@ -48,6 +51,7 @@ pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod storage;
 pub(crate) mod strings;

@@ -28,6 +28,10 @@ pub struct BrokerState {
     pub advertised: Advertised,
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
+    /// Broker configs changed at runtime (AlterConfigs on the BROKER resource).
+    pub dynamic: crate::dynamic_config::DynamicBrokerConfig,
+    /// Per-group configs (the GROUP config resource).
+    pub group_configs: crate::group::group_configs::GroupConfigStore,
     /// The coordinator of every consumer group (committed offsets under `<meta dir>`).
     pub groups: Arc<GroupCoordinator>,
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background

@@ -85,10 +85,9 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         };
         println!("spate broker listening on {}", broker.local_addr());
         println!("bootstrap.servers={}", broker.bootstrap_servers());
-        signal.await?;
-        tracing::info!("shutting down");
-        broker
-            .shutdown()
+        drop(signal);
+        // SIGTERM/Ctrl-C stops it within shutdown.timeout.ms; a second signal exits at once.
+        spate_broker::signals::run_until_signal(broker)
             .await
             .context("shutting down the broker")?;
         Ok(())
