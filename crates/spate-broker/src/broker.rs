@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +68,8 @@ impl Broker {
                 "must be at least 1",
             ));
         }
+        // Listener settings and certificates are checked before recovery; binding waits for it.
+        let listeners = crate::listener::bind::prepare(&config)?;
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
         let (topics, producer_ids, groups, dynamic, group_configs) =
@@ -117,27 +118,9 @@ impl Broker {
         // Bind only now that storage is recovered and the offsets replayed: a port that
         // accepts connections is a broker that can serve them (a client that connected during
         // a long recovery would otherwise time out, or see partitions missing).
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Listen {
-                    addr: config.listen.to_string(),
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| BrokerError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
-        let advertised = Advertised {
-            node_id: config.node_id,
-            host: config
-                .advertised_host
-                .clone()
-                .unwrap_or_else(|| advertised_ip(local_addr)),
-            port: config.advertised_port.unwrap_or(local_addr.port()) as i32,
-        };
+        let bound = crate::listener::bind::bind(listeners, &config).await?;
+        let local_addr = bound[0].local_addr;
+        let advertised = Advertised::clone(&bound[0].info.advertised);
 
         let shutdown = CancellationToken::new();
         let state = Arc::new(BrokerState {
@@ -152,10 +135,11 @@ impl Broker {
             shutdown_hooks: Default::default(),
         });
         ticker::spawn(&state.groups, shutdown.clone());
-        let server = tokio::spawn(crate::server::run(
-            listener,
+        let routes = Arc::new(crate::server::connection::Routes::new(apis));
+        let server = tokio::spawn(crate::server::run_all(
+            bound,
             state.clone(),
-            apis,
+            routes,
             shutdown.clone(),
         ));
         let maintenance = tokio::spawn(maintenance_loop(state.clone(), shutdown.clone()));
@@ -172,16 +156,6 @@ impl Broker {
             server: Some(server),
             maintenance: Some(maintenance),
         })
-    }
-}
-
-/// The IP to advertise for a bound address: the address itself, or loopback when bound to the
-/// unspecified address (0.0.0.0 is not connectable).
-fn advertised_ip(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
     }
 }
 

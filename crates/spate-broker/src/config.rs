@@ -60,6 +60,8 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
+    /// `listeners`, `advertised.listeners`, `listener.security.protocol.map` and `ssl.*`.
+    pub listener_settings: crate::listener::ListenerSettings,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
     /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
     /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
@@ -83,6 +85,7 @@ impl Default for BrokerConfig {
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
+            listener_settings: Default::default(),
             shutdown_timeout_ms: 5_000,
         }
     }
@@ -155,9 +158,9 @@ impl BrokerConfig {
             "node.id" | "broker.id" => {
                 self.node_id = i32::try_from(int(v)?).map_err(|_| bad("out of range"))?
             }
-            "listeners" | "listen" => {
-                let addr = v.strip_prefix("PLAINTEXT://").unwrap_or(v);
-                self.listen = addr.parse().map_err(|_| bad("expected HOST:PORT"))?;
+            "listen" => self.listen = v.parse().map_err(|_| bad("expected HOST:PORT"))?,
+            k if crate::listener::ListenerSettings::handles(k) => {
+                self.listener_settings.set(k, v)?;
             }
             "advertised.host.name" | "advertised.host" => self.advertised_host = Some(v.into()),
             "advertised.port" => {

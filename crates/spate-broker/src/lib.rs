@@ -45,6 +45,7 @@ pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod listener;
 pub mod partition;
 pub mod persist;
 pub mod producer_state;
