@@ -224,12 +224,14 @@ impl BrokerHandle {
 
     /// Stops the broker within `shutdown.timeout.ms`: stop accepting; answer what is parked
     /// (long-poll Fetches return what they have, JoinGroup/SyncGroup get NOT_COORDINATOR); let
-    /// every connection finish its in-flight request, closing those still busy when three
-    /// quarters of the bound are up; stop maintenance; then flush every partition log and
-    /// write the clean-shutdown markers.
+    /// every connection finish its in-flight request, closing those still busy when half the
+    /// bound is up; stop maintenance; then flush every partition log and write the
+    /// clean-shutdown markers.
     pub async fn shutdown(mut self) -> Result<()> {
         let bound = Duration::from_millis(self.state.config.shutdown_timeout_ms.max(1));
-        let drain_until = tokio::time::Instant::now() + bound - bound / 4;
+        // Half the bound for requests in flight, half for closing connections, flushing and
+        // writing the markers (the flush of a busy broker's page cache can take a while).
+        let drain_until = tokio::time::Instant::now() + bound / 2;
         self.shutdown.cancel();
         let parked = self.state.groups.shutdown();
         tracing::debug!(parked, "answered parked group requests");

@@ -63,8 +63,8 @@ pub struct BrokerConfig {
     /// `listeners`, `advertised.listeners`, `listener.security.protocol.map` and `ssl.*`.
     pub listener_settings: crate::listener::ListenerSettings,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
-    /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
-    /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
+    /// shutdown may take. In-flight requests get half of it (the rest is kept for flushing the
+    /// logs and writing the clean-shutdown markers); connections still busy then are closed.
     pub shutdown_timeout_ms: u64,
 }
 

@@ -1,6 +1,9 @@
 //! Stopping a broker process on a signal, as `kafka-server-stop.sh` stops Kafka: the first
 //! SIGTERM (or Ctrl-C) starts a clean shutdown, bounded by `shutdown.timeout.ms`; a second one
-//! exits the process at once (the logs then recover on the next start, as after a crash).
+//! exits the process at once (the logs then recover on the next start, as after a crash). If
+//! the clean shutdown itself overruns the bound (a disk that stalls the final flush), the
+//! process exits anyway, with [`OVERRUN_EXIT_STATUS`]: the bound is a promise to whoever sent
+//! the signal.
 //!
 //! For binaries that embed the broker (`spate broker`); library users call
 //! [`BrokerHandle::shutdown`] themselves.
@@ -11,9 +14,14 @@ use crate::error::{BrokerError, Result};
 /// The exit status of a process stopped by a second signal: 128 + SIGINT, as shells report.
 pub const FORCED_EXIT_STATUS: i32 = 130;
 
+/// The exit status when a clean shutdown did not finish within `shutdown.timeout.ms`.
+pub const OVERRUN_EXIT_STATUS: i32 = 124;
+
 /// Serves until SIGTERM or Ctrl-C, then shuts the broker down cleanly. A second signal during
-/// the shutdown ends the process immediately with [`FORCED_EXIT_STATUS`].
+/// the shutdown ends the process immediately with [`FORCED_EXIT_STATUS`]; a shutdown that
+/// overruns `shutdown.timeout.ms` ends it with [`OVERRUN_EXIT_STATUS`].
 pub async fn run_until_signal(broker: BrokerHandle) -> Result<()> {
+    let bound = std::time::Duration::from_millis(broker.state().config.shutdown_timeout_ms.max(1));
     let mut signals = Signals::new()?;
     tokio::select! {
         _ = signals.next() => {}
@@ -27,6 +35,10 @@ pub async fn run_until_signal(broker: BrokerHandle) -> Result<()> {
         _ = signals.next() => {
             tracing::warn!("second signal: exiting without a clean shutdown");
             std::process::exit(FORCED_EXIT_STATUS);
+        }
+        _ = tokio::time::sleep(bound) => {
+            tracing::error!(?bound, "clean shutdown overran shutdown.timeout.ms: exiting");
+            std::process::exit(OVERRUN_EXIT_STATUS);
         }
     }
 }

@@ -31,6 +31,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe, delete consumer groups and reset their offsets (kafka-consumer-groups).
     Groups(cli::groups::GroupsArgs),
+    /// Describe and alter topic, broker and group configs (like kafka-configs.sh).
+    Configs(cli::configs::ConfigsArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
     /// Run a whole pipeline: embedded broker, generated ad events, a checkpointed direct-stream
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => cli::produce::run(args)?,
         Command::Consume(args) => cli::consume::run(args)?,
         Command::Groups(args) => cli::groups::run(args)?,
+        Command::Configs(args) => cli::configs::run(args)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Quickstart(args) => spate::quickstart::run(args)?,
     }

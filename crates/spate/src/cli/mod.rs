@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod client_config;
+pub mod configs;
 pub mod consume;
 pub mod groups;
 pub mod produce;
@@ -19,6 +20,7 @@ mod tests {
         Topics(super::topics::TopicsArgs),
         Produce(super::produce::ProduceArgs),
         Consume(super::consume::ConsumeArgs),
+        Configs(super::configs::ConfigsArgs),
         Bench(crate::bench::BenchArgs),
     }
 
