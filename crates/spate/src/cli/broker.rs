@@ -85,7 +85,6 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         };
         println!("spate broker listening on {}", broker.local_addr());
         println!("bootstrap.servers={}", broker.bootstrap_servers());
-        drop(signal);
         // SIGTERM/Ctrl-C stops it within shutdown.timeout.ms; a second signal exits at once.
         spate_broker::signals::run_until_signal(broker)
             .await
