@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,28 +69,8 @@ impl Broker {
                 "must be at least 1",
             ));
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Listen {
-                    addr: config.listen.to_string(),
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| BrokerError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
-        let advertised = Advertised {
-            node_id: config.node_id,
-            host: config
-                .advertised_host
-                .clone()
-                .unwrap_or_else(|| advertised_ip(local_addr)),
-            port: config.advertised_port.unwrap_or(local_addr.port()) as i32,
-        };
-
+        // Listener settings and certificates are checked before recovery; binding waits for it.
+        let listeners = crate::listener::bind::prepare(&config)?;
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
         let (topics, producer_ids, groups, txn, dynamic, group_configs) =
@@ -139,6 +118,13 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
 
+        // Bind only now that storage is recovered and the offsets replayed: a port that
+        // accepts connections is a broker that can serve them (a client that connected during
+        // a long recovery would otherwise time out, or see partitions missing).
+        let bound = crate::listener::bind::bind(listeners, &config).await?;
+        let local_addr = bound[0].local_addr;
+        let advertised = Advertised::clone(&bound[0].info.advertised);
+
         let shutdown = CancellationToken::new();
         let fetch_sessions =
             FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
@@ -157,10 +143,11 @@ impl Broker {
         });
         ticker::spawn(&state.groups, shutdown.clone());
         crate::txn::start(&state).await?;
-        let server = tokio::spawn(crate::server::run(
-            listener,
+        let routes = Arc::new(crate::server::connection::Routes::new(apis));
+        let server = tokio::spawn(crate::server::run_all(
+            bound,
             state.clone(),
-            apis,
+            routes,
             shutdown.clone(),
         ));
         let maintenance = tokio::spawn(maintenance_loop(state.clone(), shutdown.clone()));
@@ -177,16 +164,6 @@ impl Broker {
             server: Some(server),
             maintenance: Some(maintenance),
         })
-    }
-}
-
-/// The IP to advertise for a bound address: the address itself, or loopback when bound to the
-/// unspecified address (0.0.0.0 is not connectable).
-fn advertised_ip(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
     }
 }
 

@@ -63,6 +63,8 @@ pub struct BrokerConfig {
     /// `max.incremental.fetch.session.cache.slots` (Kafka default 1000): how many incremental
     /// fetch sessions (KIP-227) the broker keeps; 0 turns sessions off.
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// `listeners`, `advertised.listeners`, `listener.security.protocol.map` and `ssl.*`.
+    pub listener_settings: crate::listener::ListenerSettings,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
     /// shutdown may take. In-flight requests get half of it (the rest is kept for flushing the
     /// logs and writing the clean-shutdown markers); connections still busy then are closed.
@@ -90,6 +92,7 @@ impl Default for BrokerConfig {
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
             max_incremental_fetch_session_cache_slots: 1000,
+            listener_settings: Default::default(),
             shutdown_timeout_ms: 5_000,
             txn: crate::txn::TxnConfig::default(),
         }
@@ -163,9 +166,9 @@ impl BrokerConfig {
             "node.id" | "broker.id" => {
                 self.node_id = i32::try_from(int(v)?).map_err(|_| bad("out of range"))?
             }
-            "listeners" | "listen" => {
-                let addr = v.strip_prefix("PLAINTEXT://").unwrap_or(v);
-                self.listen = addr.parse().map_err(|_| bad("expected HOST:PORT"))?;
+            "listen" => self.listen = v.parse().map_err(|_| bad("expected HOST:PORT"))?,
+            k if crate::listener::ListenerSettings::handles(k) => {
+                self.listener_settings.set(k, v)?;
             }
             "advertised.host.name" | "advertised.host" => self.advertised_host = Some(v.into()),
             "advertised.port" => {

@@ -31,6 +31,23 @@ pub enum BrokerError {
         log_end_offset: i64,
     },
 
+    /// A batch names a compression codec Kafka does not define (ids 5–7), or zstd in a Produce
+    /// request older than v7 (clients that old cannot read zstd back).
+    #[error("unsupported compression: {0}")]
+    UnsupportedCompression(String),
+
+    /// A compressed batch expands past the broker's bound (a multiple of `max.message.bytes`),
+    /// as a decompression bomb would.
+    #[error(
+        "compressed records expand past {limit} bytes (16 x max.message.bytes, at least 16 MiB)"
+    )]
+    UncompressedTooLarge { limit: u64 },
+
+    /// A record timestamp the broker must not accept (LogAppendTime set by a producer, or a
+    /// timestamp delta that overflows).
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+
     /// A batch is larger than the topic's `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes = {max}")]
     RecordBatchTooLarge { size: usize, max: usize },
@@ -198,7 +215,11 @@ impl BrokerError {
                 ResponseError::CorruptMessage
             }
             BrokerError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-            BrokerError::RecordBatchTooLarge { .. } => ResponseError::MessageTooLarge,
+            BrokerError::RecordBatchTooLarge { .. } | BrokerError::UncompressedTooLarge { .. } => {
+                ResponseError::MessageTooLarge
+            }
+            BrokerError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+            BrokerError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
             BrokerError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
             BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
             BrokerError::LogIo { .. }

@@ -36,6 +36,7 @@
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
+//! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
 
 pub mod authorized_operations;
 pub mod background;
@@ -46,6 +47,7 @@ pub mod error;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
+pub mod listener;
 pub mod partition;
 pub mod persist;
 pub mod producer_state;
@@ -59,6 +61,7 @@ pub(crate) mod strings;
 pub mod time;
 pub mod topics;
 pub mod txn;
+pub mod validate;
 
 pub use background::BackgroundBroker;
 pub use broker::{Broker, BrokerHandle};

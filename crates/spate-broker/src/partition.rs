@@ -329,6 +329,11 @@ impl Partition {
         }
     }
 
+    /// The topic's current log config (read by produce validation, outside the append lock).
+    pub fn config(&self) -> LogConfig {
+        self.write.lock().config.clone()
+    }
+
     /// Applies a new topic config to this partition and its log.
     pub fn update_config(&self, config: LogConfig) {
         self.log.update_config(config.clone());

@@ -36,6 +36,8 @@ pub enum Compression {
     Snappy,
     Lz4,
     Zstd,
+    /// Codec ids 5–7: no Kafka client can read them, so the broker must never store them.
+    Unsupported(u8),
 }
 
 /// A parsed RecordBatch v2 header.
@@ -131,7 +133,8 @@ impl BatchHeader {
             2 => Compression::Snappy,
             3 => Compression::Lz4,
             4 => Compression::Zstd,
-            _ => Compression::None,
+            0 => Compression::None,
+            other => Compression::Unsupported(other as u8),
         }
     }
 

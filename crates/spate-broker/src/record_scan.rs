@@ -2,21 +2,19 @@
 //! lookups that need record precision (ListOffsets by timestamp). The produce and fetch paths
 //! never look inside batches.
 //!
-//! Only the fields before the key are parsed — each record's length, timestamp delta and offset
-//! delta — and the rest is skipped by the record's length. Compressed batches are decompressed
-//! with kafka-protocol's codecs.
-
-use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+//! Records are read with the same streaming, bounded reader that validates produced batches, so
+//! a lookup costs a fixed amount of memory whatever the batch expands to.
 
 use crate::error::{BrokerError, Result};
-use crate::record_batch::{layout, BatchHeader, Compression};
+use crate::record_batch::BatchHeader;
+use crate::validate::RecordReader;
 
 fn corrupt(reason: &str) -> BrokerError {
     BrokerError::CorruptBatch(reason.to_string())
 }
 
-/// Reads a zigzag varint (Kafka's record field encoding) at `*pos`.
+/// Reads a zigzag varint (Kafka's record field encoding) at `*pos` (control records of
+/// transaction markers are parsed with it).
 pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
@@ -30,71 +28,35 @@ pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
     Err(corrupt("varint longer than 10 bytes"))
 }
 
-/// `(offset, timestamp)` of every record in `records` (the uncompressed record bytes of a batch).
-fn scan(records: &[u8], header: &BatchHeader, mut f: impl FnMut(i64, i64) -> bool) -> Result<()> {
-    let mut pos = 0usize;
-    for _ in 0..header.records_count.max(0) {
-        let len = read_varlong(records, &mut pos)?;
-        let start = pos;
-        let len = usize::try_from(len).map_err(|_| corrupt("negative record length"))?;
-        pos += 1; // attributes
-        let ts_delta = read_varlong(records, &mut pos)?;
-        let offset_delta = read_varlong(records, &mut pos)?;
-        let timestamp = if header.is_log_append_time() {
-            header.max_timestamp
-        } else {
-            header.base_timestamp.saturating_add(ts_delta)
-        };
-        if !f(header.base_offset + offset_delta, timestamp) {
-            return Ok(());
-        }
-        pos = start
-            .checked_add(len)
-            .filter(|end| *end <= records.len())
-            .ok_or_else(|| corrupt("record runs past the batch"))?;
-    }
-    Ok(())
-}
-
-fn decompress(codec: Compression, body: &[u8]) -> Result<Bytes> {
-    let mut input = Bytes::copy_from_slice(body);
-    let out = match codec {
-        Compression::None => Ok(input),
-        Compression::Gzip => Gzip::decompress(&mut input, |b: &mut Bytes| Ok(b.clone())),
-        Compression::Snappy => Snappy::decompress(&mut input, |b: &mut Bytes| Ok(b.clone())),
-        Compression::Lz4 => Lz4::decompress(&mut input, |b: &mut Bytes| Ok(b.clone())),
-        Compression::Zstd => Zstd::decompress(&mut input, |b: &mut Bytes| Ok(b.clone())),
-    };
-    out.map_err(|e| BrokerError::CorruptBatch(format!("cannot decompress {codec:?} batch: {e}")))
-}
-
 /// The first record of `batch` with offset ≥ `min_offset` and timestamp ≥ `timestamp`, as
-/// `(offset, timestamp)`.
+/// `(offset, timestamp)`. A compressed batch is streamed, never expanded past `limit` bytes
+/// (see [`crate::validate::uncompressed_limit`]).
 pub fn first_record_at_or_after(
     batch: &[u8],
     min_offset: i64,
     timestamp: i64,
+    limit: u64,
 ) -> Result<Option<(i64, i64)>> {
     let header = BatchHeader::parse(batch)?;
-    let end = header.total_len().min(batch.len());
-    let body = batch
-        .get(layout::HEADER_LEN..end)
-        .ok_or_else(|| corrupt("batch shorter than its header"))?;
-    let records = decompress(header.compression(), body)?;
-    let mut found = None;
-    scan(&records, &header, |offset, ts| {
+    let mut records = RecordReader::open(batch, &header, limit)?;
+    while let Some(record) = records.next_record()? {
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        let ts = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.saturating_add(record.timestamp_delta)
+        };
         if offset >= min_offset && ts >= timestamp {
-            found = Some((offset, ts));
-            return false;
+            return Ok(Some((offset, ts)));
         }
-        true
-    })?;
-    Ok(found)
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use kafka_protocol::records::{
         Compression as Codec, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -132,6 +94,8 @@ mod tests {
         buf.to_vec()
     }
 
+    const L: u64 = 16 << 20;
+
     #[test]
     fn finds_records_by_time_in_every_codec() {
         for codec in [
@@ -142,20 +106,23 @@ mod tests {
             Codec::Zstd,
         ] {
             let b = batch(codec, &[100, 300, 200, 400]);
-            assert_eq!(first_record_at_or_after(&b, 0, 0).unwrap(), Some((10, 100)));
             assert_eq!(
-                first_record_at_or_after(&b, 0, 150).unwrap(),
+                first_record_at_or_after(&b, 0, 0, L).unwrap(),
+                Some((10, 100))
+            );
+            assert_eq!(
+                first_record_at_or_after(&b, 0, 150, L).unwrap(),
                 Some((11, 300))
             );
             assert_eq!(
-                first_record_at_or_after(&b, 12, 150).unwrap(),
+                first_record_at_or_after(&b, 12, 150, L).unwrap(),
                 Some((12, 200))
             );
             assert_eq!(
-                first_record_at_or_after(&b, 0, 350).unwrap(),
+                first_record_at_or_after(&b, 0, 350, L).unwrap(),
                 Some((13, 400))
             );
-            assert_eq!(first_record_at_or_after(&b, 0, 401).unwrap(), None);
+            assert_eq!(first_record_at_or_after(&b, 0, 401, L).unwrap(), None);
         }
     }
 
@@ -164,6 +131,20 @@ mod tests {
         let mut b = batch(Codec::None, &[1, 2, 3]);
         b.truncate(b.len() - 50);
         // The header still claims the full length: the body is cut inside a record.
-        assert!(first_record_at_or_after(&b, 0, 4).is_err());
+        assert!(first_record_at_or_after(&b, 0, 4, L).is_err());
+    }
+
+    #[test]
+    fn lookups_stay_within_the_bound() {
+        // Record 3 carries 300 bytes; a 250-byte bound stops the scan before it.
+        let b = batch(Codec::Gzip, &[100, 200, 300, 400]);
+        let err = first_record_at_or_after(&b, 0, 350, 250).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::error::BrokerError::UncompressedTooLarge { limit: 250 }
+            ),
+            "{err}"
+        );
     }
 }

@@ -76,3 +76,93 @@ fn broker_serves_and_stops_on_sigterm() {
     assert!(dir.is_dir(), "the disk log created its data dir");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM while the broker is still recovering a large log: the process exits 0 (not by the
+/// signal), it never listened, and the log it leaves opens again with every batch.
+#[cfg(unix)]
+#[test]
+fn sigterm_during_recovery_exits_cleanly() {
+    use spate_testkit::logs::write_unclean_log;
+    use spate_testkit::{random_topic, TestBroker};
+
+    const PARTITIONS: i32 = 8;
+    const BATCHES: i64 = 60_000;
+    let dir = tempfile_dir("recovery");
+    let topic = random_topic("recovery");
+    {
+        let config = spate_broker::BrokerConfig::default().data_dir(&dir);
+        let broker = TestBroker::start_with(config);
+        broker.create_topic(&topic, PARTITIONS);
+        broker.shutdown();
+    }
+    write_unclean_log(&dir, &topic, PARTITIONS, BATCHES);
+
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let exit = child.wait().unwrap();
+    println!(
+        "SIGTERM at 300 ms into recovering {PARTITIONS} x {BATCHES} batches: {exit} after {:?}, \
+         stdout {out:?}",
+        started.elapsed()
+    );
+    assert!(exit.success(), "broker exited with {exit}");
+    assert!(
+        !out.contains("listening"),
+        "recovery ended before the signal; make the log larger: {out:?}"
+    );
+
+    // The log is intact: a full start serves every batch.
+    let mut child = spawn();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("spate broker listening on "), "{first:?}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let broker = TestBroker::start_with(spate_broker::BrokerConfig::default().data_dir(&dir));
+    for p in 0..PARTITIONS {
+        let partition = broker
+            .state()
+            .topics
+            .get(&topic)
+            .unwrap()
+            .partition(p)
+            .unwrap();
+        assert_eq!(partition.log().log_end_offset(), BATCHES);
+    }
+    broker.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir(prefix: &str) -> std::path::PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("spate-cli-{prefix}-{}-{nanos}", std::process::id()))
+}

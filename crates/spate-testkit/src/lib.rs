@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod logs;
 
 pub use broker::TestBroker;
 

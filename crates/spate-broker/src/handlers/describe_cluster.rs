@@ -14,10 +14,10 @@ use crate::strings::str_bytes;
 
 pub async fn handle(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DescribeClusterRequest,
 ) -> Result<DescribeClusterResponse> {
-    let a = &state.advertised;
+    let a = &ctx.advertised;
     let mut resp = DescribeClusterResponse::default();
     resp.cluster_id = str_bytes(state.config.cluster_id.clone());
     resp.controller_id = BrokerId(a.node_id);

@@ -74,7 +74,8 @@ pub async fn handle(
 fn refine(p: &Partition, at: i64, min_offset: i64, timestamp: i64) -> Option<(i64, i64)> {
     let bytes = p.log().read(at, 1).ok()?;
     let (_, _, batch) = BatchIter::new(&bytes).next()?.ok()?;
-    match record_scan::first_record_at_or_after(batch, min_offset, timestamp) {
+    let limit = crate::validate::uncompressed_limit(p.config().max_message_bytes);
+    match record_scan::first_record_at_or_after(batch, min_offset, timestamp, limit) {
         Ok(found) => found.map(|(o, ts)| (ts, o)),
         Err(e) => {
             tracing::debug!(partition = %p.tp, error = %e, "cannot scan batch records");

@@ -28,8 +28,8 @@ pub async fn handle(
     let mut resp = MetadataResponse::default();
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(node);
-    broker.host = str_bytes(state.advertised.host.clone());
-    broker.port = state.advertised.port;
+    broker.host = str_bytes(ctx.advertised.host.clone());
+    broker.port = ctx.advertised.port;
     resp.brokers = vec![broker];
     resp.cluster_id = str_opt(state.config.cluster_id.clone());
     resp.controller_id = BrokerId(node);

@@ -59,6 +59,9 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Every API the server routes, with its versions (what ApiVersions answers).
     pub supported_apis: Arc<[api_versions_response::ApiVersion]>,
+    /// The endpoint of the listener this request came in on: Metadata, DescribeCluster and
+    /// FindCoordinator send clients back to the listener they used, as Kafka does.
+    pub advertised: Arc<crate::state::Advertised>,
 }
 
 impl RequestContext {

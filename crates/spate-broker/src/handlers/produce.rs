@@ -1,5 +1,5 @@
 //! Produce: validate each partition's record batch (exactly one per partition, magic 2, CRC,
-//! size limits), apply the idempotent producer checks, append, and acknowledge with the base
+//! size limits, and every record inside it: see [`crate::validate`]), apply the idempotent producer checks, append, and acknowledge with the base
 //! offset. Batches are stored exactly as sent (compressed batches stay compressed); only the base
 //! offset and partition leader epoch are rewritten, which the CRC does not cover.
 //!
@@ -23,6 +23,7 @@ use crate::record_batch::BatchIter;
 use crate::state::BrokerState;
 use crate::strings::str_opt;
 use crate::topics::{NewTopic, Topic};
+use crate::validate::{self, ProduceRules};
 
 pub async fn handle(
     state: Arc<BrokerState>,
@@ -48,7 +49,7 @@ pub async fn handle(
             let outcome = match partition {
                 Err(code) => Err((*code, None)),
                 Ok(None) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                Ok(Some(p)) => append(&state, &p, pd.records.as_deref()).map_err(|e| {
+                Ok(Some(p)) => append(&state, &p, pd.records.as_deref(), ctx.api_version).map_err(|e| {
                     tracing::debug!(peer = %ctx.peer, partition = %p.tp, error = %e, "produce rejected");
                     (e.error_code(), Some(e.to_string()))
                 }),
@@ -101,6 +102,7 @@ fn append(
     state: &BrokerState,
     partition: &Partition,
     records: Option<&[u8]>,
+    version: i16,
 ) -> Result<crate::partition::Appended> {
     let records = records.unwrap_or_default();
     let mut batches = BatchIter::new(records);
@@ -115,6 +117,8 @@ fn append(
         ));
     }
     let mut batch = first.to_vec();
+    let rules = ProduceRules::new(&partition.config(), version);
+    validate::validate_produce_batch(&mut batch, &rules)?;
     if first_header_is_transactional(&batch) {
         let txn = &state.txn;
         let tp = &partition.tp;

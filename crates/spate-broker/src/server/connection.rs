@@ -16,13 +16,14 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::protocol::decode_request_header_from_buffer;
 use kafka_protocol::ResponseError;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameReader;
 use crate::error::{BrokerError, Result};
 use crate::handlers::{encode_response_frame, HandlerOutput, HandlerRegistry, RequestContext};
+use crate::listener::ListenerInfo;
 use crate::state::BrokerState;
 
 /// The handler registry with its ApiVersions list computed once (every request's context
@@ -45,17 +46,55 @@ impl Routes {
 /// Smallest request header: api key (2), api version (2), correlation id (4).
 const MIN_HEADER: usize = 8;
 
-/// Serves one connection until the client closes it, it sends something malformed, or the
-/// broker shuts down (after finishing the request in progress).
+/// How long a client may take to complete the TLS handshake before its connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves one connection accepted on `listener` until the client closes it, it sends something
+/// malformed, or the broker shuts down (after finishing the request in progress). On a TLS
+/// listener the handshake comes first; a client that fails it (untrusted or expired
+/// certificate, plaintext bytes) is closed before any request is read.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
     state: Arc<BrokerState>,
     apis: Arc<Routes>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    let Some(acceptor) = listener.tls.clone() else {
+        let (rd, wr) = stream.into_split();
+        return serve_stream(rd, wr, peer, listener, state, apis, shutdown).await;
+    };
+    let handshake = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        h = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+    };
+    match handshake {
+        Ok(Ok(tls)) => {
+            let (rd, wr) = tokio::io::split(tls);
+            serve_stream(rd, wr, peer, listener, state, apis, shutdown).await
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, listener = %listener.name, error = %e, "TLS handshake failed")
+        }
+        Err(_) => tracing::warn!(%peer, listener = %listener.name, "TLS handshake timed out"),
+    }
+}
+
+/// The request loop over a connection's read and write halves (plain TCP or TLS).
+async fn serve_stream<R, W>(
+    rd: R,
+    wr: W,
+    peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
+    state: Arc<BrokerState>,
+    apis: Arc<Routes>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = FrameReader::new(rd, state.config.socket_request_max_bytes);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
     loop {
@@ -76,7 +115,7 @@ pub async fn serve(
                 break;
             }
         };
-        match handle_frame(&state, &apis, peer, frame).await {
+        match handle_frame(&state, &apis, &listener, peer, frame).await {
             Ok(Some(response)) => {
                 if let Err(e) = writer.write_all(&response).await {
                     tracing::debug!(%peer, error = %e, "connection write failed");
@@ -109,6 +148,7 @@ fn be_i16(b: &[u8]) -> i16 {
 async fn handle_frame(
     state: &Arc<BrokerState>,
     apis: &Routes,
+    listener: &ListenerInfo,
     peer: SocketAddr,
     mut frame: Bytes,
 ) -> Result<Option<BytesMut>> {
@@ -148,6 +188,7 @@ async fn handle_frame(
         client_id: header.client_id.map(|s| s.to_string()),
         peer,
         supported_apis: apis.supported.clone(),
+        advertised: listener.advertised.clone(),
     };
     tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
     match entry.call(state.clone(), ctx, frame).await? {

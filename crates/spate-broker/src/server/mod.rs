@@ -13,18 +13,38 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::HandlerRegistry;
+use crate::listener::ListenerInfo;
 use crate::state::BrokerState;
+
+/// Serves every bound listener until `shutdown`; returns once all their connections ended.
+pub async fn run_all(
+    listeners: Vec<crate::listener::bind::Bound>,
+    state: Arc<BrokerState>,
+    apis: Arc<connection::Routes>,
+    shutdown: CancellationToken,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    for l in listeners {
+        set.spawn(run(
+            l.tcp,
+            l.info,
+            state.clone(),
+            apis.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while set.join_next().await.is_some() {}
+}
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, then waits for the
 /// connections to finish. Requests are routed by `apis`.
 pub async fn run(
     listener: TcpListener,
+    info: Arc<ListenerInfo>,
     state: Arc<BrokerState>,
-    apis: HandlerRegistry,
+    apis: Arc<connection::Routes>,
     shutdown: CancellationToken,
 ) {
-    let apis = Arc::new(connection::Routes::new(apis));
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -39,6 +59,7 @@ pub async fn run(
                 connections.spawn(connection::serve(
                     stream,
                     peer,
+                    info.clone(),
                     state.clone(),
                     apis.clone(),
                     shutdown.clone(),

@@ -28,6 +28,17 @@ impl RawClient {
         }
     }
 
+    /// Wraps an already connected socket.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        RawClient {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
     /// Encodes `req` at `version` as a full frame (length prefix included).
     pub fn frame<R: Request + Encodable>(&mut self, req: &R, version: i16) -> (i32, Vec<u8>) {
         self.correlation_id += 1;

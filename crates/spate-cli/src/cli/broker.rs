@@ -70,7 +70,19 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let broker = Broker::start(config).await.context("starting the broker")?;
+        // Listen for the signal before storage recovery starts, which can take long on a big
+        // log: a SIGTERM then stops the start-up (recovery finishes its current work when the
+        // runtime winds down) and the process exits 0 instead of dying by the signal.
+        let signal = wait_for_signal();
+        tokio::pin!(signal);
+        let broker = tokio::select! {
+            started = Broker::start(config) => started.context("starting the broker")?,
+            stop = &mut signal => {
+                stop?;
+                tracing::info!("stopped during storage recovery, before listening");
+                return Ok(());
+            }
+        };
         println!("spate broker listening on {}", broker.local_addr());
         println!("bootstrap.servers={}", broker.bootstrap_servers());
         // SIGTERM/Ctrl-C stops it within shutdown.timeout.ms; a second signal exits at once.

@@ -34,8 +34,8 @@ async fn find_coordinator(
 ) -> Result<FindCoordinatorResponse> {
     let node = CoordinatorNode {
         node_id: state.advertised.node_id,
-        host: state.advertised.host.clone(),
-        port: state.advertised.port,
+        host: ctx.advertised.host.clone(),
+        port: ctx.advertised.port,
     };
     Ok(super::handle_find_coordinator(&node, &ctx, req))
 }

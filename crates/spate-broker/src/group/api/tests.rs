@@ -29,6 +29,11 @@ fn ctx(v: i16) -> RequestContext {
         client_id: Some("test-client".into()),
         peer: "127.0.0.1:40000".parse().expect("address"),
         supported_apis: Arc::from([]),
+        advertised: Arc::new(crate::state::Advertised {
+            node_id: 0,
+            host: "127.0.0.1".into(),
+            port: 9092,
+        }),
     }
 }
 
