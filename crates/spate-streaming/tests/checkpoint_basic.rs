@@ -376,3 +376,92 @@ fn purge_keeps_history_since_latest_snapshot_and_drops_older_snapshots() {
     assert!(cp.read_state_snapshot(20000).is_ok());
     assert!(cp.read_state_snapshot(12000).is_err());
 }
+
+#[test]
+fn batch_log_group_commit_round_trips_and_merges_with_old_files() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // An old checkpoint: plan and commit of batch 1000 as files, plan of 2000 as a file.
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        cp.write_plan(&plan(1000)).unwrap();
+        cp.write_commit(1000, &commit(10)).unwrap();
+        cp.write_plan(&plan(2000)).unwrap();
+    }
+    let cp = Checkpoint::open(dir.path()).unwrap();
+    assert_eq!(cp.recover().unwrap().pending, vec![plan(2000)]);
+    // The new build re-runs 2000 and goes on through the batch log.
+    cp.append_plan(&plan(2000)).unwrap(); // identical to the recorded plan: fine
+    cp.append_commit(2000, &commit(20)).unwrap();
+    cp.append_plan(&plan(3000)).unwrap();
+    cp.sync().unwrap();
+    let mut other = plan(3000);
+    other.inputs.clear();
+    assert!(matches!(
+        cp.append_plan(&other).unwrap_err(),
+        StreamingError::CheckpointConflict { .. }
+    ));
+    drop(cp);
+    let segments: Vec<_> = fs::read_dir(dir.path().join("batches")).unwrap().collect();
+    assert_eq!(segments.len(), 1, "one segment per writer run");
+
+    let cp = Checkpoint::open(dir.path()).unwrap();
+    let r = cp.recover().unwrap();
+    assert_eq!(r.committed, vec![1000, 2000]);
+    assert_eq!(r.pending, vec![plan(3000)]);
+    assert_eq!(cp.read_commit(2000).unwrap(), Some(commit(20)));
+    assert_eq!(cp.read_plan(1000).unwrap(), Some(plan(1000)));
+}
+
+#[test]
+fn batch_log_torn_tail_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        cp.append_plan(&plan(1000)).unwrap();
+        cp.append_commit(1000, &commit(1)).unwrap();
+        cp.append_plan(&plan(2000)).unwrap();
+        cp.sync().unwrap();
+    }
+    let segment = fs::read_dir(dir.path().join("batches"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // A crash cut the last record short.
+    let bytes = fs::read(&segment).unwrap();
+    fs::write(&segment, &bytes[..bytes.len() - 5]).unwrap();
+    let cp = Checkpoint::open(dir.path()).unwrap();
+    let r = cp.recover().unwrap();
+    assert_eq!(r.committed, vec![1000]);
+    assert!(r.pending.is_empty(), "{:?}", r.pending);
+    // The next run writes a new segment after the torn one and both read back.
+    cp.append_plan(&plan(2000)).unwrap();
+    cp.sync().unwrap();
+    drop(cp);
+    let cp = Checkpoint::open(dir.path()).unwrap();
+    assert_eq!(cp.recover().unwrap().pending, vec![plan(2000)]);
+}
+
+#[test]
+fn batch_log_purge_rolls_segments_and_keeps_recent_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Checkpoint::open(dir.path()).unwrap();
+    for i in 1..=300 {
+        let t = i * 1000;
+        cp.append_plan(&plan(t)).unwrap();
+        cp.sync().unwrap();
+        cp.append_commit(t, &commit(1)).unwrap();
+        cp.purge(DEFAULT_RETAINED_BATCHES).unwrap();
+    }
+    cp.append_plan(&plan(301_000)).unwrap();
+    cp.sync().unwrap();
+    drop(cp);
+    let cp = Checkpoint::open(dir.path()).unwrap();
+    let r = cp.recover().unwrap();
+    assert_eq!(r.last_committed, Some(300_000));
+    assert_eq!(r.pending, vec![plan(301_000)]);
+    assert!(r.committed.len() < 150, "purged: {}", r.committed.len());
+    let segments = fs::read_dir(dir.path().join("batches")).unwrap().count();
+    assert!(segments <= 2, "old segments deleted: {segments}");
+}

@@ -3,6 +3,10 @@
 //! prefix: committed batches contiguous, at most one pending batch (the next one) with exactly the
 //! plan that was written, and a readable snapshot.
 //!
+//! Both write paths are exercised: the files (`write_plan`/`write_commit`, durable on return) and
+//! the batch log's group commit (`append_plan`, one `sync`, `append_commit`), where the commit of
+//! batch t is acknowledged only after the sync before batch t+1.
+//!
 //! The child is this same test binary re-invoked with an environment variable (the `child_entry`
 //! test is a no-op otherwise).
 
@@ -16,6 +20,8 @@ use serde_json::json;
 use spate_streaming::checkpoint::{BatchPlan, Checkpoint, CommitInfo, StateSnapshot};
 
 const ENV_DIR: &str = "SPATE_CHECKPOINT_CRASH_CHILD_DIR";
+/// Set (to anything) to make the child use the batch log instead of the files.
+const ENV_LOG: &str = "SPATE_CHECKPOINT_CRASH_CHILD_LOG";
 const STEP: i64 = 1000;
 
 fn plan(t: i64) -> BatchPlan {
@@ -32,23 +38,36 @@ fn snapshot(t: i64) -> StateSnapshot {
     s
 }
 
-/// Runs a batch: plan first, snapshot every third batch, commit last.
-fn run_batch(cp: &Checkpoint, t: i64) {
-    cp.write_plan(&plan(t)).expect("write plan");
+/// Runs a batch: plan first, snapshot every third batch, commit last. Returns the newest batch
+/// whose commit is durable now: this one with files, the previous one with the batch log (its
+/// commit rode on this batch's sync).
+fn run_batch(cp: &Checkpoint, t: i64, log: bool) -> i64 {
+    if log {
+        cp.append_plan(&plan(t)).expect("append plan");
+        cp.sync().expect("sync");
+    } else {
+        cp.write_plan(&plan(t)).expect("write plan");
+    }
     if (t / STEP) % 3 == 0 {
         cp.write_state_snapshot(t, &snapshot(t))
             .expect("write snapshot");
     }
-    cp.write_commit(
-        t,
-        &CommitInfo {
-            num_records: 7,
-            ..CommitInfo::default()
-        },
-    )
-    .expect("write commit");
+    let info = CommitInfo {
+        num_records: 7,
+        ..CommitInfo::default()
+    };
+    if log {
+        cp.append_commit(t, &info).expect("append commit");
+    } else {
+        cp.write_commit(t, &info).expect("write commit");
+    }
     if (t / STEP) % 5 == 0 {
         cp.purge(4).expect("purge");
+    }
+    if log {
+        t - STEP
+    } else {
+        t
     }
 }
 
@@ -57,10 +76,11 @@ fn child_entry() {
     let Ok(dir) = std::env::var(ENV_DIR) else {
         return;
     };
+    let log = std::env::var(ENV_LOG).is_ok();
     let cp = Checkpoint::open(&dir).expect("open");
     let recovery = cp.recover().expect("recover");
     for p in &recovery.pending {
-        run_batch(&cp, p.batch_time_ms);
+        run_batch(&cp, p.batch_time_ms, log);
     }
     let mut t = recovery
         .pending
@@ -73,10 +93,13 @@ fn child_entry() {
     let mut out = std::io::stdout().lock();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        run_batch(&cp, t);
-        // Acknowledge the commit to the parent only after write_commit returned.
-        writeln!(out, "{t}").expect("ack");
-        out.flush().expect("ack flush");
+        let durable = run_batch(&cp, t, log);
+        // Acknowledge a commit to the parent only once it is durable (batch times start at
+        // STEP, so 0 is "nothing yet").
+        if durable > 0 {
+            writeln!(out, "{durable}").expect("ack");
+            out.flush().expect("ack flush");
+        }
         t += STEP;
     }
 }
@@ -86,12 +109,27 @@ fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
     if std::env::var(ENV_DIR).is_ok() {
         return;
     }
+    kill_rounds(false, 25);
+}
+
+#[test]
+fn sigkill_during_group_commits_leaves_a_consistent_prefix() {
+    if std::env::var(ENV_DIR).is_ok() {
+        return;
+    }
+    kill_rounds(true, 25);
+}
+
+fn kill_rounds(log: bool, rounds: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut previous_committed: Option<i64> = None;
     let mut saw_pending = 0;
-    for round in 0..25 {
-        let printed = ChildJob::spawn(&[(ENV_DIR, dir.path().display().to_string())])
-            .kill_after_progress(Duration::from_millis(40));
+    let mut env = vec![(ENV_DIR, dir.path().display().to_string())];
+    if log {
+        env.push((ENV_LOG, "1".to_string()));
+    }
+    for round in 0..rounds {
+        let printed = ChildJob::spawn(&env).kill_after_progress(Duration::from_millis(40));
         let acknowledged = printed.into_iter().max();
 
         let cp = Checkpoint::open(dir.path()).unwrap();
@@ -137,6 +175,6 @@ fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
         "the child never committed anything"
     );
     eprintln!(
-        "last committed {previous_committed:?}; kills that left a pending batch: {saw_pending}/25"
+        "batch log {log}: last committed {previous_committed:?}; kills that left a pending batch: {saw_pending}/{rounds}"
     );
 }

@@ -16,6 +16,8 @@
 //! <dir>/offsets/<batch_time_ms>          JSON {"version":1,"batch_time_ms":..,"inputs":{"<input id>": <input-defined JSON>}}
 //! <dir>/commits/<batch_time_ms>          JSON {"version":1,"batch_time_ms":..,"commit_time_ms":..,"num_records":..,
 //!                                          "processing_delay_ms":..|null}
+//! <dir>/batches/<segment>.log          the batch log: plan and commit records (the same JSON documents)
+//!                                        appended with one fsync per batch, see the `batch_log` module
 //! <dir>/state/<batch_time_ms>.snapshot   binary, see the `snapshot` module: magic, version, length, CRC-32C, postcard body
 //! <dir>/receivers/<input id>/            write-ahead logs of a receiver input (the `receiver` module):
 //!     receivedData/<stream id>/          the received blocks
@@ -32,12 +34,18 @@
 //! [`StreamingError::CheckpointIncompatible`] naming the file and each mismatch; a damaged file
 //! yields [`StreamingError::CheckpointCorrupt`] naming the file.
 //!
+//! Plans and commits are written either as files (`write_plan`, `write_commit`: durable on
+//! return, two fsyncs each) or appended to the batch log (`append_plan`, `append_commit`, made
+//! durable together by `sync`: the scheduler's path, one fsync per batch). Readers merge both, so
+//! a checkpoint written before the batch log existed is read as before.
+//!
 //! # Order of writes expected from the scheduler
 //!
-//! 1. `write_plan(plan)` — before any task of the batch reads input;
+//! 1. `append_plan(plan)`, then `sync()` before any task of the batch reads input (the same
+//!    sync makes the previous batch's commit durable);
 //! 2. run the batch and its outputs;
 //! 3. `write_state_snapshot(t, snapshot)` if the job has stateful operators and snapshots at `t`;
-//! 4. `write_commit(t, info)`;
+//! 4. `append_commit(t, info)` (durable at the next `sync`);
 //! 5. now and then `purge(DEFAULT_RETAINED_BATCHES)`.
 //!
 //! A snapshot is only used by recovery once its batch is committed, so a crash between 3 and 4
@@ -65,6 +73,7 @@
 //! ```
 
 mod atomic;
+mod batch_log;
 mod metadata;
 mod offset_log;
 mod snapshot;
@@ -88,6 +97,8 @@ const METADATA_FILE: &str = "metadata";
 const OFFSETS_DIR: &str = "offsets";
 /// Name of the commit-log directory.
 const COMMITS_DIR: &str = "commits";
+/// Name of the batch-log directory (see the `batch_log` module).
+const BATCHES_DIR: &str = "batches";
 /// Name of the state-snapshot directory.
 const STATE_DIR: &str = "state";
 /// Directory under the checkpoint holding one directory of write-ahead logs per receiver input
@@ -135,6 +146,7 @@ pub struct Checkpoint {
     commits: PathBuf,
     state: PathBuf,
     metadata: Option<JobMetadata>,
+    log: parking_lot::Mutex<batch_log::BatchLog>,
 }
 
 impl Checkpoint {
@@ -145,7 +157,8 @@ impl Checkpoint {
         let offsets = dir.join(OFFSETS_DIR);
         let commits = dir.join(COMMITS_DIR);
         let state = dir.join(STATE_DIR);
-        for d in [&dir, &offsets, &commits, &state] {
+        let batches = dir.join(BATCHES_DIR);
+        for d in [&dir, &offsets, &commits, &state, &batches] {
             atomic::ensure_dir(d)?;
             let removed = atomic::remove_temp_files(d)?;
             if removed > 0 {
@@ -161,12 +174,14 @@ impl Checkpoint {
         } else {
             None
         };
+        let log = parking_lot::Mutex::new(batch_log::BatchLog::open(batches)?);
         Ok(Checkpoint {
             dir,
             offsets,
             commits,
             state,
             metadata,
+            log,
         })
     }
 
@@ -223,26 +238,57 @@ impl Checkpoint {
     /// for an already planned batch time is a [`StreamingError::CheckpointConflict`], because
     /// replaying a batch with other data would break exactly-once.
     pub fn write_plan(&self, plan: &BatchPlan) -> Result<()> {
-        let name = plan.batch_time_ms.to_string();
-        if let Some(existing) = self.read_plan(plan.batch_time_ms)? {
-            if existing == *plan {
-                return Ok(());
-            }
-            return Err(StreamingError::CheckpointConflict {
-                path: self.offsets.join(&name),
-                reason: format!(
-                    "batch {} is already planned with a different plan",
-                    plan.batch_time_ms
-                ),
-            });
+        if self.already_planned(plan)? {
+            return Ok(());
         }
+        let name = plan.batch_time_ms.to_string();
         atomic::write_atomic(&self.offsets, &name, &offset_log::encode_plan(plan)?)?;
         tracing::debug!(batch_time_ms = plan.batch_time_ms, "wrote batch plan");
         Ok(())
     }
 
+    /// Appends the plan of a batch to the batch log without waiting for the disk: it is durable
+    /// once [`Checkpoint::sync`] returns, which must happen before the batch reads any input.
+    /// This is the scheduler's group commit: the plan of batch *t+1* and the commit of batch *t*
+    /// share one fsync (see the `batch_log` module). Same conflict rules as
+    /// [`Checkpoint::write_plan`].
+    pub fn append_plan(&self, plan: &BatchPlan) -> Result<()> {
+        if self.already_planned(plan)? {
+            return Ok(());
+        }
+        self.log.lock().append_plan(plan)?;
+        tracing::debug!(batch_time_ms = plan.batch_time_ms, "appended batch plan");
+        Ok(())
+    }
+
+    /// Whether the identical plan is already recorded; a different one is a conflict.
+    fn already_planned(&self, plan: &BatchPlan) -> Result<bool> {
+        let Some(existing) = self.read_plan(plan.batch_time_ms)? else {
+            return Ok(false);
+        };
+        if existing == *plan {
+            return Ok(true);
+        }
+        Err(StreamingError::CheckpointConflict {
+            path: self.offsets.join(plan.batch_time_ms.to_string()),
+            reason: format!(
+                "batch {} is already planned with a different plan",
+                plan.batch_time_ms
+            ),
+        })
+    }
+
+    /// Makes everything appended with [`Checkpoint::append_plan`] and
+    /// [`Checkpoint::append_commit`] durable: at most one fsync.
+    pub fn sync(&self) -> Result<()> {
+        self.log.lock().sync()
+    }
+
     /// Reads the plan of a batch, if it was planned (and not purged).
     pub fn read_plan(&self, batch_time_ms: i64) -> Result<Option<BatchPlan>> {
+        if let Some(plan) = self.log.lock().index.plans.get(&batch_time_ms) {
+            return Ok(Some(plan.clone()));
+        }
         let path = self.offsets.join(batch_time_ms.to_string());
         match read_if_exists(&path)? {
             None => Ok(None),
@@ -262,8 +308,21 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Appends the commit of a batch to the batch log without waiting for the disk; it is durable
+    /// once [`Checkpoint::sync`] returns (the scheduler syncs before the next batch runs and when
+    /// it stops). Until then a crash re-runs the batch, exactly as a crash just before
+    /// [`Checkpoint::write_commit`] would.
+    pub fn append_commit(&self, batch_time_ms: i64, info: &CommitInfo) -> Result<()> {
+        self.log.lock().append_commit(batch_time_ms, info)?;
+        tracing::debug!(batch_time_ms, "appended batch commit");
+        Ok(())
+    }
+
     /// Reads the commit record of a batch, if it was committed (and not purged).
     pub fn read_commit(&self, batch_time_ms: i64) -> Result<Option<CommitInfo>> {
+        if let Some(info) = self.log.lock().index.commits.get(&batch_time_ms) {
+            return Ok(Some(info.clone()));
+        }
         let path = self.commits.join(batch_time_ms.to_string());
         match read_if_exists(&path)? {
             None => Ok(None),
@@ -274,19 +333,25 @@ impl Checkpoint {
     /// Reads the offset and commit logs and tells the scheduler where to resume. Every retained
     /// file is parsed, so a damaged one is reported (naming it) here rather than mid-run.
     pub fn recover(&self) -> Result<Recovery> {
-        let mut committed = Vec::new();
+        let log = self.log.lock();
+        let mut committed_set: std::collections::BTreeSet<i64> =
+            log.index.commits.keys().copied().collect();
         for (time, path) in atomic::list_batch_files(&self.commits, "")? {
             offset_log::decode_commit(&path, time, &atomic::read_file(&path)?)?;
-            committed.push(time);
+            committed_set.insert(time);
         }
-        let committed_set: std::collections::BTreeSet<i64> = committed.iter().copied().collect();
-        let mut pending = Vec::new();
+        let mut plans: BTreeMap<i64, BatchPlan> = log.index.plans.clone();
+        drop(log);
         for (time, path) in atomic::list_batch_files(&self.offsets, "")? {
             let plan = offset_log::decode_plan(&path, time, &atomic::read_file(&path)?)?;
-            if !committed_set.contains(&time) {
-                pending.push(plan);
-            }
+            plans.entry(time).or_insert(plan);
         }
+        let pending: Vec<BatchPlan> = plans
+            .into_iter()
+            .filter(|(t, _)| !committed_set.contains(t))
+            .map(|(_, p)| p)
+            .collect();
+        let committed: Vec<i64> = committed_set.into_iter().collect();
         let last_committed = committed.last().copied();
         let latest_snapshot = self.latest_committed_snapshot(last_committed)?;
         tracing::info!(
@@ -367,19 +432,26 @@ impl Checkpoint {
         let keep = keep.max(1);
         let mut stats = PurgeStats::default();
         let commits = atomic::list_batch_files(&self.commits, "")?;
-        let last_committed = commits.last().map(|(t, _)| *t);
+        let mut all_committed: Vec<i64> = commits.iter().map(|(t, _)| *t).collect();
+        all_committed.extend(self.log.lock().index.commits.keys().copied());
+        all_committed.sort_unstable();
+        all_committed.dedup();
+        let last_committed = all_committed.last().copied();
         let snapshot = self.latest_committed_snapshot(last_committed)?;
 
-        if commits.len() > keep {
-            let mut cutoff = commits[commits.len() - keep].0;
+        if all_committed.len() > keep {
+            let mut cutoff = all_committed[all_committed.len() - keep];
             if let Some(s) = &snapshot {
                 cutoff = cutoff.min(s.batch_time_ms);
             }
             let committed: BTreeMap<i64, PathBuf> = commits.into_iter().collect();
+            let committed_anywhere: std::collections::BTreeSet<i64> =
+                all_committed.into_iter().collect();
             // Offsets first: a plan without a commit would look pending, a commit without a plan
-            // is ignored by recovery, so deleting in this order never resurrects a batch.
+            // is ignored by recovery, so deleting in this order never resurrects a batch. The
+            // log goes last, as its commits may be what marks an old plan file as committed.
             for (time, path) in atomic::list_batch_files(&self.offsets, "")? {
-                if time < cutoff && committed.contains_key(&time) {
+                if time < cutoff && committed_anywhere.contains(&time) {
                     atomic::remove_file(&path)?;
                     stats.offsets_removed += 1;
                 }
@@ -389,6 +461,15 @@ impl Checkpoint {
                 atomic::remove_file(path)?;
                 stats.commits_removed += 1;
             }
+            if stats != PurgeStats::default() {
+                // The file deletions must be durable before the log can drop the commits.
+                for d in [&self.offsets, &self.commits] {
+                    atomic::fsync_dir(d)?;
+                }
+            }
+            let (plans, commits_in_log) = self.log.lock().purge(cutoff)?;
+            stats.offsets_removed += plans;
+            stats.commits_removed += commits_in_log;
         }
         if let Some(s) = &snapshot {
             for (time, path) in atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)? {
@@ -398,10 +479,10 @@ impl Checkpoint {
                 }
             }
         }
+        if stats.snapshots_removed > 0 {
+            atomic::fsync_dir(&self.state)?;
+        }
         if stats != PurgeStats::default() {
-            for d in [&self.offsets, &self.commits, &self.state] {
-                atomic::fsync_dir(d)?;
-            }
             tracing::debug!(?stats, "purged checkpoint");
         }
         Ok(stats)

@@ -1,9 +1,10 @@
 //! The engine's side of fault tolerance: what goes into the checkpoint when, and how a restarted
 //! job rebuilds itself from it. (The checkpoint files themselves are the `checkpoint` module.)
 //!
-//! Per batch: plan → `write_plan` (generator, before the batch runs) → run → state snapshot
+//! Per batch: plan → `append_plan` (generator) → `sync` (runner, before the batch reads input;
+//! this one fsync also makes the previous batch's commit durable) → run → state snapshot
 //! (every `spate.streaming.checkpoint.interval.batches` batches, and at the first batch of every
-//! run) → `write_commit`. A snapshot holds every stateful operator's state (postcard), every
+//! run) → `append_commit` (durable at the next batch's sync, or when the runner stops). A snapshot holds every stateful operator's state (postcard), every
 //! input's own state (e.g. files already seen), and the zero time that aligns windows.
 //!
 //! On restart (`StreamingContext::get_or_create`, then `start`):
@@ -231,13 +232,14 @@ fn planned(shared: &Shared, time: Time, plans: BTreeMap<String, ErasedPlan>) -> 
     }
 }
 
-/// Records a batch's plan (before it runs).
+/// Records a batch's plan; it is durable once the runner's [`Checkpoint::sync`] before the
+/// batch returns.
 pub(crate) fn write_plan(
     ck: &Checkpoint,
     time: Time,
     plans: &BTreeMap<String, ErasedPlan>,
 ) -> Result<()> {
-    ck.write_plan(&BatchPlan {
+    ck.append_plan(&BatchPlan {
         batch_time_ms: time.as_millis() as i64,
         inputs: plans
             .iter()
@@ -262,7 +264,7 @@ pub(crate) fn after_batch(
         ck.write_state_snapshot(time.as_millis() as i64, &snap)?;
         shared.batches_since_snapshot.store(1, Ordering::SeqCst);
     }
-    ck.write_commit(
+    ck.append_commit(
         time.as_millis() as i64,
         &CommitInfo {
             commit_time_ms: Time::now().as_millis() as i64,

@@ -35,6 +35,12 @@ pub(super) fn run(shared: &Arc<Shared>, jobs: Receiver<PlannedBatch>) {
             break;
         }
     }
+    if let Some(ck) = &shared.checkpoint {
+        // The last batch's commit is only appended; make it durable before the context stops.
+        if let Err(e) = ck.sync() {
+            tracing::warn!(error = %e, "could not sync the checkpoint's batch log at stop");
+        }
+    }
     tracing::debug!("job runner stopped");
 }
 
@@ -62,6 +68,11 @@ pub(crate) fn run_batch(shared: &Shared, batch: PlannedBatch, outputs: bool) -> 
         return Ok(());
     }
 
+    if let Some(ck) = &shared.checkpoint {
+        // The group commit: one fsync makes this batch's plan durable before any task reads
+        // input, and with it the previous batch's commit.
+        ck.sync()?;
+    }
     shared.metrics.batch_started();
     info.processing_start_time = Some(Time::now());
     info.scheduling_micros = Some(started.duration_since(submitted).as_micros() as u64);
