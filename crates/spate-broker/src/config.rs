@@ -60,6 +60,13 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
+    /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
+    /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
+    /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
+    pub shutdown_timeout_ms: u64,
+    /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
+    #[serde(default)]
+    pub txn: crate::txn::TxnConfig,
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +86,8 @@ impl Default for BrokerConfig {
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
+            shutdown_timeout_ms: 5_000,
+            txn: crate::txn::TxnConfig::default(),
         }
     }
 }
@@ -135,6 +144,11 @@ impl BrokerConfig {
         self
     }
 
+    pub fn shutdown_timeout_ms(mut self, ms: u64) -> Self {
+        self.shutdown_timeout_ms = ms;
+        self
+    }
+
     /// Sets one setting by its Kafka broker name (`num.partitions=3`, `log.segment.bytes=1024`).
     /// Unknown keys and invalid values are errors naming the key.
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
@@ -185,9 +199,17 @@ impl BrokerConfig {
                 }
                 self.producer_id_expiration_ms = n;
             }
+            "shutdown.timeout.ms" => {
+                let n = int(v)?;
+                if n < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.shutdown_timeout_ms = n as u64;
+            }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
+            k if crate::txn::TxnConfig::handles(k) => self.txn.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {
                     3_600_000
@@ -211,6 +233,32 @@ impl BrokerConfig {
             }
         }
         Ok(self)
+    }
+
+    /// Whether `key` is a broker setting spate knows (one [`set`](Self::set) accepts).
+    pub fn knows(key: &str) -> bool {
+        matches!(
+            key,
+            "node.id"
+                | "broker.id"
+                | "listeners"
+                | "listen"
+                | "advertised.host.name"
+                | "advertised.host"
+                | "advertised.port"
+                | "auto.create.topics.enable"
+                | "num.partitions"
+                | "socket.request.max.bytes"
+                | "log.retention.check.interval.ms"
+                | "producer.id.expiration.ms"
+                | "shutdown.timeout.ms"
+                | "log.dir"
+                | "log.dirs"
+                | "cluster.id"
+                | "log.retention.hours"
+                | "log.retention.minutes"
+        ) || crate::group::GroupConfig::handles(key)
+            || topic_config::def_by_broker_name(key).is_some()
     }
 
     /// The log config a topic without overrides gets.

@@ -70,6 +70,15 @@ pub enum BrokerError {
     #[error("invalid topic name {topic:?}: {reason}")]
     InvalidTopicName { topic: String, reason: String },
 
+    /// A transactional batch whose producer has no ongoing transaction holding the partition
+    /// at that epoch (Kafka answers INVALID_TXN_STATE).
+    #[error("invalid transaction state for producer {producer_id} on {partition}: {reason}")]
+    InvalidTxnState {
+        partition: String,
+        producer_id: i64,
+        reason: String,
+    },
+
     /// A topic or broker configuration value is invalid.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
@@ -77,6 +86,11 @@ pub enum BrokerError {
         value: String,
         reason: String,
     },
+
+    /// A dynamic config change Kafka refuses as a bad request: a key that cannot change at
+    /// runtime, a value of the wrong type, a broker id that is not this broker's.
+    #[error("{0}")]
+    ConfigChangeRejected(String),
 
     /// A topic name breaks Kafka's rules (legal characters, length, `.`/`..`).
     #[error("invalid topic name {name:?}: {reason}")]
@@ -194,6 +208,7 @@ impl BrokerError {
                 ResponseError::UnknownTopicOrPartition
             }
             BrokerError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            BrokerError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
             BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             BrokerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
@@ -207,6 +222,7 @@ impl BrokerError {
             | BrokerError::Runtime(_)
             | BrokerError::EncodeResponse { .. } => ResponseError::UnknownServerError,
             BrokerError::DecodeRequest { .. }
+            | BrokerError::ConfigChangeRejected(_)
             | BrokerError::FrameTooLarge { .. }
             | BrokerError::MalformedFrame(_) => ResponseError::InvalidRequest,
             BrokerError::ConnectionIo(_) => ResponseError::NetworkException,

@@ -27,17 +27,21 @@
 //!
 //! # Layout
 //!
-//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).
+//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]); [`signals`]:
+//!   stop it on SIGTERM/Ctrl-C.
 //! - [`server`]: connections, framing, routing by API key.
 //! - [`handlers`]: the registry of supported APIs and one module per API.
 //! - [`group`]: the group coordinator and its APIs.
 //! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
+//! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 
+pub mod authorized_operations;
 pub mod background;
 pub mod broker;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
@@ -47,11 +51,13 @@ pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod storage;
 pub(crate) mod strings;
 pub mod time;
 pub mod topics;
+pub mod txn;
 
 pub use background::BackgroundBroker;
 pub use broker::{Broker, BrokerHandle};

@@ -1,5 +1,6 @@
 //! [`BrokerState`]: everything a request handler can reach — configuration, the topic registry
-//! (and through it every partition), the producer id allocator and the group coordinator. Each
+//! (and through it every partition), the producer id allocator and the group and transaction
+//! coordinators. Each
 //! subsystem is a typed field, built before the state is shared, so no handler can run against a
 //! subsystem that was never opened. (The handler registry is not here: the server owns it.)
 
@@ -13,6 +14,7 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::producer_state::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
+use crate::txn::TransactionCoordinator;
 
 /// Where clients are told to connect (Metadata, DescribeCluster, FindCoordinator).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +30,14 @@ pub struct BrokerState {
     pub advertised: Advertised,
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
+    /// Broker configs changed at runtime (AlterConfigs on the BROKER resource).
+    pub dynamic: crate::dynamic_config::DynamicBrokerConfig,
+    /// Per-group configs (the GROUP config resource).
+    pub group_configs: crate::group::group_configs::GroupConfigStore,
     /// The coordinator of every consumer group (committed offsets under `<meta dir>`).
     pub groups: Arc<GroupCoordinator>,
+    /// The coordinator of every transactional id (its log under `<meta dir>/transactions`).
+    pub txn: Arc<TransactionCoordinator>,
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
     /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,

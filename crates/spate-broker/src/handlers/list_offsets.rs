@@ -1,7 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4, v8+)
-//! and by timestamp. On a single broker the high watermark is the log end and, without open
-//! transactions, the last stable offset equals it, so both isolation levels see the same
-//! latest offset.
+//! and by timestamp. On a single broker the high watermark is the log end; latest answers it
+//! for read_uncommitted and the last stable offset for read_committed (isolation level 1, v2+),
+//! which differ only while a transaction is open.
 
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> Result<ListOffsetsResponse> {
     let mut resp = ListOffsetsResponse::default();
+    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
     for t in req.topics {
         let topic = state.topics.get(t.name.0.as_str());
         let mut tr = ListOffsetsTopicResponse::default();
@@ -42,7 +43,7 @@ pub async fn handle(
                 Some(_) if check_leader_epoch(p.current_leader_epoch).is_some() => {
                     Err(ResponseError::UnknownLeaderEpoch)
                 }
-                Some(part) => lookup(&part, p.timestamp, ctx.api_version),
+                Some(part) => lookup(&part, p.timestamp, ctx.api_version, read_committed),
             };
             match result {
                 Ok((timestamp, offset)) => {
@@ -66,12 +67,14 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// The log finds the first *batch* whose max timestamp reaches `timestamp`; Kafka answers with
-/// the first *record* that does, so look inside that batch. `None` falls back to the batch.
-fn refine(p: &Partition, offset: i64, timestamp: i64) -> Option<(i64, i64)> {
-    let bytes = p.log().read(offset, 1).ok()?;
+/// The first record at or after `min_offset`, in the batch holding offset `at`, whose timestamp
+/// reaches `timestamp`, as `(timestamp, offset)`. The log indexes batches; Kafka answers with
+/// records, so both timestamp lookups look inside the batch the log found. `None` (the batch
+/// cannot be read or scanned) falls back to the batch-level answer.
+fn refine(p: &Partition, at: i64, min_offset: i64, timestamp: i64) -> Option<(i64, i64)> {
+    let bytes = p.log().read(at, 1).ok()?;
     let (_, _, batch) = BatchIter::new(&bytes).next()?.ok()?;
-    match record_scan::first_record_at_or_after(batch, offset, timestamp) {
+    match record_scan::first_record_at_or_after(batch, min_offset, timestamp) {
         Ok(found) => found.map(|(o, ts)| (ts, o)),
         Err(e) => {
             tracing::debug!(partition = %p.tp, error = %e, "cannot scan batch records");
@@ -80,17 +83,36 @@ fn refine(p: &Partition, offset: i64, timestamp: i64) -> Option<(i64, i64)> {
     }
 }
 
+/// MAX_TIMESTAMP (-3, KIP-734): the log knows the batch with the largest timestamp; Kafka
+/// answers with the first record in it that has that timestamp (`RecordBatch.offsetOfMaxTimestamp`),
+/// which is not the batch's last offset when a newer record precedes older ones.
+fn max_timestamp(p: &Partition) -> (i64, i64) {
+    let log = p.log();
+    match log.max_timestamp() {
+        None => (-1, -1),
+        Some((ts, batch_offset)) => {
+            refine(p, batch_offset, log.log_start_offset(), ts).unwrap_or((ts, batch_offset))
+        }
+    }
+}
+
 /// `(timestamp, offset)` for one partition; `(-1, -1)` when no record matches.
-fn lookup(p: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), ResponseError> {
+fn lookup(
+    p: &Partition,
+    timestamp: i64,
+    version: i16,
+    read_committed: bool,
+) -> Result<(i64, i64), ResponseError> {
     let log = p.log();
     match timestamp {
+        LATEST if read_committed => Ok((-1, p.last_stable_offset())),
         LATEST => Ok((-1, log.log_end_offset())),
         EARLIEST => Ok((-1, log.log_start_offset())),
         EARLIEST_LOCAL if version >= 8 => Ok((-1, log.log_start_offset())),
-        MAX_TIMESTAMP if version >= 7 => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+        MAX_TIMESTAMP if version >= 7 => Ok(max_timestamp(p)),
         ts if ts >= 0 => match log.offset_for_timestamp(ts) {
             Ok(Some((offset, batch_max_ts))) => {
-                Ok(refine(p, offset, ts).unwrap_or((batch_max_ts, offset)))
+                Ok(refine(p, offset, offset, ts).unwrap_or((batch_max_ts, offset)))
             }
             Ok(None) => Ok((-1, -1)),
             Err(e) => {

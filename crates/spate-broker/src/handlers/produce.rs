@@ -3,6 +3,9 @@
 //! offset. Batches are stored exactly as sent (compressed batches stay compressed); only the base
 //! offset and partition leader epoch are rewritten, which the CRC does not cover.
 //!
+//! A transactional batch is appended only when the transaction coordinator confirms that its
+//! producer's ongoing transaction holds the partition at the batch's epoch.
+//!
 //! acks=0 requests get no response at all, as in Kafka. acks=1 and acks=-1 are the same thing
 //! on a single broker: the append is acknowledged once it is in the log (and flushed when the
 //! topic's flush policy says so).
@@ -45,7 +48,7 @@ pub async fn handle(
             let outcome = match partition {
                 Err(code) => Err((*code, None)),
                 Ok(None) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                Ok(Some(p)) => append(&p, pd.records.as_deref()).map_err(|e| {
+                Ok(Some(p)) => append(&state, &p, pd.records.as_deref()).map_err(|e| {
                     tracing::debug!(peer = %ctx.peer, partition = %p.tp, error = %e, "produce rejected");
                     (e.error_code(), Some(e.to_string()))
                 }),
@@ -94,7 +97,11 @@ fn find_or_create(state: &BrokerState, name: &str) -> Result<Arc<Topic>, Respons
     }
 }
 
-fn append(partition: &Partition, records: Option<&[u8]>) -> Result<crate::partition::Appended> {
+fn append(
+    state: &BrokerState,
+    partition: &Partition,
+    records: Option<&[u8]>,
+) -> Result<crate::partition::Appended> {
     let records = records.unwrap_or_default();
     let mut batches = BatchIter::new(records);
     let (_, _, first) = batches.next().ok_or_else(|| {
@@ -108,5 +115,17 @@ fn append(partition: &Partition, records: Option<&[u8]>) -> Result<crate::partit
         ));
     }
     let mut batch = first.to_vec();
-    partition.append(&mut batch)
+    if first_header_is_transactional(&batch) {
+        let txn = &state.txn;
+        let tp = &partition.tp;
+        let verify = |producer_id: i64, epoch: i16| {
+            txn.verify_produce(producer_id, epoch, &tp.topic, tp.partition)
+        };
+        return partition.append(&mut batch, Some(&verify));
+    }
+    partition.append(&mut batch, None)
+}
+
+fn first_header_is_transactional(batch: &[u8]) -> bool {
+    crate::record_batch::BatchHeader::parse(batch).is_ok_and(|h| h.is_transactional())
 }
