@@ -107,8 +107,8 @@ pub enum SpateKafkaError {
     #[error(
         "offset range of {topic}-{partition} for job {job} starts at {actual} but the offsets \
          stored with the outputs end at {expected}: {what}; the stream was not started from \
-         the stored offsets (use SqliteOffsetStore::starting_offsets with Assign), or offsets \
-         were skipped (fail_on_data_loss(false))"
+         the stored offsets (use the offset store's assign_strategy: SqliteOffsetStore or \
+         KafkaOffsetStore), or offsets were skipped (fail_on_data_loss(false))"
     )]
     StoredOffsetMismatch {
         job: String,
@@ -128,6 +128,32 @@ pub enum SpateKafkaError {
         job: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// Creating the Kafka producer of an output failed (bad settings).
+    #[error("creating the Kafka producer of output {output} failed: {source}")]
+    CreateProducer {
+        output: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// A record of a Kafka output was not acknowledged (after the producer's own retries).
+    #[error("producing to topic {topic} failed: {source}")]
+    ProduceFailed {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// A step of a Kafka output's transaction failed; a fenced producer (another instance
+    /// with the same `transactional.id` started) reports it here too.
+    #[error("{operation} of transactional.id {transactional_id} failed: {source}")]
+    Transaction {
+        transactional_id: String,
+        operation: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
     },
 
     /// A sink table name that is not a plain SQL identifier.

@@ -50,7 +50,6 @@ pub mod kafka_utils;
 pub mod keys;
 pub mod receiver;
 pub mod record;
-#[cfg(feature = "sqlite")]
 pub mod sink;
 
 pub use direct::{
@@ -65,3 +64,4 @@ pub use kafka_utils::KafkaUtils;
 pub use record::ConsumerRecord;
 #[cfg(feature = "sqlite")]
 pub use sink::{IdempotentSqliteSink, SqliteOffsetStore};
+pub use sink::{KafkaOffsetStore, KafkaOutput, OutputRecord, SaveToKafka};

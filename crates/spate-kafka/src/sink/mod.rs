@@ -10,18 +10,35 @@
 //! * [`foreach_batch_transactional`] — the output operation that runs a job's results through a
 //!   [`SqliteOffsetStore`] with the direct stream's ranges of the same batch.
 //!
-//! Both use SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives the
+//! * [`SaveToKafka`] — the Kafka output of DStreams: at-least-once, or exactly-once with one
+//!   Kafka transaction per batch holding the outputs and the batch's offsets committed to the
+//!   job's group ([`KafkaOffsetStore`]).
+//!
+//! The SQLite sinks (feature `sqlite`) use SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives the
 //! process being killed, and readers (dashboards, tests) never block the job's writer.
 
+#[cfg(feature = "sqlite")]
 mod db;
+#[cfg(feature = "sqlite")]
 mod idempotent;
+mod kafka;
+mod kafka_offset_store;
+mod offset_check;
+#[cfg(feature = "sqlite")]
 mod offset_store;
+#[cfg(feature = "sqlite")]
 mod output;
 
 /// The SQLite binding the sinks are built on, so callers write their statements against the
 /// same version (`rusqlite::Transaction` in [`SqliteOffsetStore::commit_batch`]).
+#[cfg(feature = "sqlite")]
 pub use rusqlite;
 
+#[cfg(feature = "sqlite")]
 pub use idempotent::IdempotentSqliteSink;
+#[cfg(feature = "sqlite")]
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};
+#[cfg(feature = "sqlite")]
 pub use output::{foreach_batch_transactional, TransactionalOutput};
+pub use kafka::{DeliveryGuarantee, KafkaOutput, OutputRecord, SaveToKafka};
+pub use kafka_offset_store::KafkaOffsetStore;

@@ -23,6 +23,7 @@ use super::db::{self, db_err};
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
 use crate::direct::strategy::ConsumerStrategy;
+use super::offset_check::{judge, Verdict};
 use crate::error::{Result, SpateKafkaError};
 
 /// The table holding the next offset to read per (job, topic, partition).
@@ -39,15 +40,6 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS spate_offsets (
 const UPSERT: &str = "INSERT INTO spate_offsets (job, topic, partition, until_offset)
     VALUES (?1, ?2, ?3, ?4)
     ON CONFLICT (job, topic, partition) DO UPDATE SET until_offset = excluded.until_offset";
-
-/// What the stored offsets say about a batch.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    /// Every non-empty range is already covered by the stored offsets.
-    Applied,
-    /// The batch continues the stored offsets; these are the new `until` offsets to store.
-    New(BTreeMap<TopicPartition, i64>),
-}
 
 /// Offsets and results of one job in one SQLite database (see the module docs).
 pub struct SqliteOffsetStore {
@@ -215,54 +207,6 @@ fn read_offsets(conn: &Connection, job: &str) -> rusqlite::Result<BTreeMap<Topic
         ))
     })?;
     rows.collect()
-}
-
-/// Compares a batch's ranges with the stored offsets (see the module docs). Empty ranges say
-/// nothing about whether the batch was applied; they only must not jump over stored offsets.
-fn judge(
-    job: &str,
-    stored: &BTreeMap<TopicPartition, i64>,
-    ranges: &[OffsetRange],
-) -> Result<Verdict> {
-    let mismatch = |r: &OffsetRange, expected: i64, what| SpateKafkaError::StoredOffsetMismatch {
-        job: job.to_owned(),
-        topic: r.topic.clone(),
-        partition: r.partition,
-        expected,
-        actual: r.from_offset,
-        what,
-    };
-    let mut applied = Vec::new();
-    let mut advance: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    for r in ranges {
-        let tp = r.topic_partition();
-        // A partition twice in one batch continues from its first range.
-        let next = advance.get(&tp).or_else(|| stored.get(&tp)).copied();
-        match next {
-            Some(n) if r.is_empty() => {
-                if r.from_offset > n {
-                    return Err(mismatch(r, n, "gap"));
-                }
-            }
-            None if r.is_empty() => {}
-            Some(n) if n >= r.until_offset => applied.push((r, n)),
-            Some(n) if n == r.from_offset => {
-                advance.insert(tp, r.until_offset);
-            }
-            Some(n) if n < r.from_offset => return Err(mismatch(r, n, "gap")),
-            Some(n) => return Err(mismatch(r, n, "overlap")),
-            None => {
-                advance.insert(tp, r.until_offset);
-            }
-        }
-    }
-    match (applied.first(), advance.is_empty()) {
-        (Some(_), true) => Ok(Verdict::Applied),
-        // Part of the batch applied, part not: the ranges were not planned the way they were
-        // stored. Name the first applied range, whose records would be written twice.
-        (Some(&(r, n)), false) => Err(mismatch(r, n, "overlap")),
-        (None, _) => Ok(Verdict::New(advance)),
-    }
 }
 
 #[cfg(test)]

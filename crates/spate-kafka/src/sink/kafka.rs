@@ -1,0 +1,410 @@
+//! The Kafka output of DStreams, Spark's missing `saveToKafka`: [`SaveToKafka::save_to_kafka`]
+//! (at-least-once) and [`SaveToKafka::save_to_kafka_exactly_once`].
+//!
+//! * At-least-once: an idempotent producer (`enable.idempotence=true`, so the producer's own
+//!   retries never duplicate or reorder a record); the batch's output operation returns only
+//!   after every record is acknowledged, so whatever commits the batch's offsets afterwards
+//!   (the checkpoint, `commit_async`) never covers an unwritten record. A replayed batch is
+//!   written again: duplicates, never losses.
+//! * Exactly-once: one Kafka transaction per batch holding the batch's records and the batch's
+//!   offset ranges committed to the job's consumer group (`send_offsets_to_transaction`), so the
+//!   group's committed offsets are always those of the committed outputs. A restarted job
+//!   starts from the group ([`KafkaOffsetStore::assign_strategy`]); a batch the group already
+//!   covers is skipped; the stable `transactional.id` (`<group>-<output>`) makes the restarted
+//!   producer fence its predecessor, whose open transaction the coordinator aborts.
+//!
+//! Waiting for acknowledgements counts deliveries in the producer's context instead of calling
+//! `flush`, whose polling loop in rdkafka costs at least 100 ms per call, longer than a short
+//! batch. Before `commit_transaction` (which flushes too) nothing is left in flight.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use spate_streaming::{DStream, Data, Time};
+
+use super::kafka_offset_store::{offsets_tpl, KafkaOffsetStore};
+use crate::direct::offset_range::TopicPartition;
+use crate::direct::params::KafkaParams;
+use crate::direct::stream::DirectKafkaStream;
+use crate::error::{Result, SpateKafkaError};
+
+/// How long a transaction step (init, send offsets, commit, abort) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One record of a Kafka output: what the record function makes of a stream element.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    /// `None`: the producer's partitioner picks the partition from the key.
+    pub partition: Option<i32>,
+}
+
+impl OutputRecord {
+    /// A record with a key and a value.
+    pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        OutputRecord {
+            key: Some(key.into()),
+            value: Some(value.into()),
+            partition: None,
+        }
+    }
+
+    /// A record with a value and no key.
+    pub fn value(value: impl Into<Vec<u8>>) -> Self {
+        OutputRecord {
+            value: Some(value.into()),
+            ..OutputRecord::default()
+        }
+    }
+}
+
+/// The delivery guarantee of a Kafka output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryGuarantee {
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+/// Counts records in flight and remembers the first failed delivery.
+#[derive(Default)]
+struct Deliveries {
+    state: Mutex<(u64, Option<KafkaError>)>,
+    done: Condvar,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut s = self.state.lock();
+        s.0 = s.0.saturating_sub(1);
+        if let Err((e, _)) = result {
+            s.1.get_or_insert_with(|| e.clone());
+        }
+        if s.0 == 0 {
+            self.done.notify_all();
+        }
+    }
+}
+
+/// The handle of a Kafka output: its guarantee and what it wrote.
+#[derive(Clone)]
+pub struct KafkaOutput {
+    guarantee: DeliveryGuarantee,
+    transactional_id: Option<String>,
+    records: Arc<AtomicU64>,
+    committed: Arc<AtomicU64>,
+    skipped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for KafkaOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaOutput")
+            .field("guarantee", &self.guarantee)
+            .field("transactional_id", &self.transactional_id)
+            .field("records", &self.records_written())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaOutput {
+    fn new(guarantee: DeliveryGuarantee, transactional_id: Option<String>) -> Self {
+        KafkaOutput {
+            guarantee,
+            transactional_id,
+            records: Arc::default(),
+            committed: Arc::default(),
+            skipped: Arc::default(),
+        }
+    }
+
+    pub fn guarantee(&self) -> DeliveryGuarantee {
+        self.guarantee
+    }
+
+    /// The producer's `transactional.id` (exactly-once outputs only).
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+
+    /// Records acknowledged (at-least-once) or committed (exactly-once) by this process.
+    pub fn records_written(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// Batches written (at-least-once) or whose transaction committed (exactly-once).
+    pub fn committed_batches(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// Batches skipped because the group's committed offsets already covered them.
+    pub fn skipped_batches(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+}
+
+/// The producer of one output and the way to wait for its acknowledgements.
+struct OutputProducer {
+    producer: ThreadedProducer<Deliveries>,
+    topic: String,
+}
+
+impl OutputProducer {
+    fn create(output: &str, topic: &str, config: ClientConfig) -> Result<Self> {
+        let producer = config
+            .create_with_context(Deliveries::default())
+            .map_err(|source| SpateKafkaError::CreateProducer {
+                output: output.to_owned(),
+                source,
+            })?;
+        Ok(OutputProducer {
+            producer,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Sends every record and waits until each is acknowledged; the first failure is returned.
+    fn send_all(&self, records: &[OutputRecord]) -> Result<()> {
+        let deliveries = self.producer.context();
+        for r in records {
+            let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+            rec.key = r.key.as_deref();
+            rec.payload = r.value.as_deref();
+            rec.partition = r.partition;
+            deliveries.state.lock().0 += 1;
+            loop {
+                match self.producer.send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The background thread drains the queue; give it a moment.
+                        rec = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err((source, _)) => {
+                        deliveries.state.lock().0 -= 1;
+                        return Err(self.produce_failed(source));
+                    }
+                }
+            }
+        }
+        let mut s = deliveries.state.lock();
+        while s.0 > 0 {
+            deliveries.done.wait(&mut s);
+        }
+        match s.1.take() {
+            Some(source) => Err(self.produce_failed(source)),
+            None => Ok(()),
+        }
+    }
+
+    fn produce_failed(&self, source: KafkaError) -> SpateKafkaError {
+        SpateKafkaError::ProduceFailed {
+            topic: self.topic.clone(),
+            source,
+        }
+    }
+}
+
+/// The producer settings of an output: the user's, minus the consumer-only and spate keys
+/// (librdkafka warns about consumer keys on a producer), with idempotence on.
+fn producer_config(params: &KafkaParams) -> Result<ClientConfig> {
+    params.bootstrap_servers()?;
+    let consumer_only = [
+        "group.id",
+        "group.instance.id",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "isolation.level",
+        "key.deserializer",
+        "value.deserializer",
+        "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
+        "queued.max.messages.kbytes",
+        "enable.partition.eof",
+    ];
+    let mut c = ClientConfig::new();
+    for (k, v) in params.iter() {
+        if !consumer_only.contains(&k) && !k.starts_with("spate.") {
+            c.set(k, v);
+        }
+    }
+    c.set("enable.idempotence", "true");
+    if params.get("linger.ms").is_none() {
+        // A batch is sent as a whole and then waited for: lingering only adds latency.
+        c.set("linger.ms", "1");
+    }
+    Ok(c)
+}
+
+/// Kafka outputs on DStreams.
+pub trait SaveToKafka<T: Data> {
+    /// Writes every batch to `topic` at least once (see the module docs): the output operation
+    /// completes after every record is acknowledged.
+    fn save_to_kafka<F>(&self, topic: &str, params: KafkaParams, record: F) -> Result<KafkaOutput>
+    where
+        F: Fn(&T) -> OutputRecord + Send + Sync + 'static;
+
+    /// Writes every batch to `topic` exactly once: one transaction per batch with `source`'s
+    /// offset ranges of that batch committed to `store`'s group. `output` names the output
+    /// within the job (the `transactional.id` is `<group>-<output>`).
+    ///
+    /// The stream must produce one output per batch of `source` (no window with a longer
+    /// slide), and a job has one exactly-once output per group: each transaction commits the
+    /// batch's offsets, so a second output would find its batches already committed.
+    fn save_to_kafka_exactly_once<F>(
+        &self,
+        source: &DirectKafkaStream,
+        store: KafkaOffsetStore,
+        output: &str,
+        topic: &str,
+        record: F,
+    ) -> Result<KafkaOutput>
+    where
+        F: Fn(&T) -> OutputRecord + Send + Sync + 'static;
+}
+
+impl<T: Data> SaveToKafka<T> for DStream<T> {
+    fn save_to_kafka<F>(&self, topic: &str, params: KafkaParams, record: F) -> Result<KafkaOutput>
+    where
+        F: Fn(&T) -> OutputRecord + Send + Sync + 'static,
+    {
+        let producer = OutputProducer::create(topic, topic, producer_config(&params)?)?;
+        let out = KafkaOutput::new(DeliveryGuarantee::AtLeastOnce, None);
+        let o = out.clone();
+        self.foreach_batch(move |batch, _time| {
+            let records: Vec<OutputRecord> = batch.collect()?.iter().map(&record).collect();
+            producer.send_all(&records)?;
+            o.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+            o.committed.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        });
+        Ok(out)
+    }
+
+    fn save_to_kafka_exactly_once<F>(
+        &self,
+        source: &DirectKafkaStream,
+        store: KafkaOffsetStore,
+        output: &str,
+        topic: &str,
+        record: F,
+    ) -> Result<KafkaOutput>
+    where
+        F: Fn(&T) -> OutputRecord + Send + Sync + 'static,
+    {
+        let txn = TransactionalOutput::start(store, output, topic)?;
+        let out = KafkaOutput::new(
+            DeliveryGuarantee::ExactlyOnce,
+            Some(txn.transactional_id.clone()),
+        );
+        let (handle, o, txn) = (source.clone(), out.clone(), Mutex::new(txn));
+        self.foreach_batch(move |batch, time: Time| {
+            let ranges = handle.offset_ranges(time).ok_or_else(|| {
+                SpateKafkaError::InvalidPlan(format!("no offset ranges for batch {time}"))
+            })?;
+            let records: Vec<OutputRecord> = batch.collect()?.iter().map(&record).collect();
+            if records.is_empty() && ranges.iter().all(|r| r.is_empty()) {
+                return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
+            }
+            let mut txn = txn.lock();
+            let Some(advance) = txn.store.plan_commit(&ranges)? else {
+                tracing::debug!(%time, "batch already committed to the group; skipped");
+                o.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            };
+            txn.commit_batch(&records, &advance)?;
+            o.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+            o.committed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        Ok(out)
+    }
+}
+
+/// The transactional producer of an exactly-once output and the group it commits to.
+struct TransactionalOutput {
+    producer: OutputProducer,
+    store: KafkaOffsetStore,
+    transactional_id: String,
+}
+
+impl TransactionalOutput {
+    /// Creates the producer and registers its `transactional.id`, fencing any earlier
+    /// producer with the same id (the coordinator aborts that producer's open transaction).
+    fn start(store: KafkaOffsetStore, output: &str, topic: &str) -> Result<Self> {
+        let transactional_id = store.transactional_id(output);
+        let mut config = producer_config(store.params())?;
+        config.set("transactional.id", &transactional_id);
+        let producer = OutputProducer::create(output, topic, config)?;
+        let txn = TransactionalOutput {
+            producer,
+            store,
+            transactional_id,
+        };
+        txn.producer
+            .producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(|e| txn.failed("init_transactions", e))?;
+        Ok(txn)
+    }
+
+    fn failed(&self, operation: &'static str, source: KafkaError) -> SpateKafkaError {
+        SpateKafkaError::Transaction {
+            transactional_id: self.transactional_id.clone(),
+            operation,
+            source,
+        }
+    }
+
+    /// One batch in one transaction: the records, then the offsets, then the commit. On a
+    /// failure the transaction is aborted (when the producer still can) and the store forgets
+    /// its offsets, so the retried batch is judged against what the group really holds.
+    fn commit_batch(
+        &mut self,
+        records: &[OutputRecord],
+        advance: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        match self.try_commit(records, advance) {
+            Ok(()) => {
+                self.store.committed(advance);
+                Ok(())
+            }
+            Err(e) => {
+                self.store.forget();
+                if let Err(abort) = self.producer.producer.abort_transaction(TXN_TIMEOUT) {
+                    tracing::warn!(error = %abort, "aborting the failed transaction failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn try_commit(
+        &self,
+        records: &[OutputRecord],
+        advance: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        let p = &self.producer.producer;
+        p.begin_transaction()
+            .map_err(|e| self.failed("begin_transaction", e))?;
+        self.producer.send_all(records)?;
+        if !advance.is_empty() {
+            let metadata = self.store.group_metadata()?;
+            p.send_offsets_to_transaction(&offsets_tpl(advance)?, &metadata, TXN_TIMEOUT)
+                .map_err(|e| self.failed("send_offsets_to_transaction", e))?;
+        }
+        p.commit_transaction(TXN_TIMEOUT)
+            .map_err(|e| self.failed("commit_transaction", e))
+    }
+}
