@@ -121,6 +121,7 @@ impl Broker {
             shutdown_hooks: Default::default(),
         });
         crate::group::api::broker::install(&state).await?;
+        crate::cleaner::manager::install(&state)?;
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),

@@ -60,6 +60,8 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Group coordinator settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
+    /// Log cleaner settings (`log.cleaner.*`).
+    pub cleaner: crate::cleaner::CleanerConfig,
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +81,7 @@ impl Default for BrokerConfig {
             storage: StorageKind::Disk,
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
+            cleaner: crate::cleaner::CleanerConfig::default(),
         }
     }
 }
@@ -188,6 +191,7 @@ impl BrokerConfig {
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
+            k if crate::cleaner::CleanerConfig::handles(k) => self.cleaner.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {
                     3_600_000

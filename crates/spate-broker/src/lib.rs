@@ -33,15 +33,18 @@
 //! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
+//! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
 pub mod background;
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod persist;
+pub mod produce_validation;
 pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;

@@ -6,12 +6,15 @@
 //! single step (two retries of one batch can never both pass the check). Reads go straight to the
 //! log, which allows them concurrently with appends.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::cleaner::{AbortedTxn, PartitionView};
 use crate::error::{BrokerError, Result};
+use crate::produce_validation::Validated;
 use crate::producer_state::{PartitionProducers, SequenceCheck};
 use crate::record_batch::{self, BatchHeader};
 use crate::storage::{LogConfig, PartitionLog, TopicPartition};
@@ -101,6 +104,8 @@ impl Partition {
                 "transactional batches are not supported by this broker yet".into(),
             ));
         }
+        let config = self.write.lock().config.clone();
+        let validated = crate::produce_validation::validate(batch, &header, &config, &self.name)?;
         let mut w = self.write.lock();
         if batch.len() > w.config.max_message_bytes {
             return Err(BrokerError::RecordBatchTooLarge {
@@ -129,8 +134,17 @@ impl Partition {
                 });
             }
         }
-        record_batch::set_partition_leader_epoch(batch, 0);
-        let info = self.log.append(batch, &header)?;
+        let info = match validated {
+            Validated::AsSent => {
+                record_batch::set_partition_leader_epoch(batch, 0);
+                self.log.append(batch, &header)?
+            }
+            Validated::Rewritten(mut stored) => {
+                record_batch::set_partition_leader_epoch(&mut stored, 0);
+                let stored_header = BatchHeader::parse(&stored)?;
+                self.log.append(&mut stored, &stored_header)?
+            }
+        };
         if idempotent {
             w.producers.record(&header, info.base_offset);
         }
@@ -176,9 +190,30 @@ impl Partition {
         self.write.lock().config = config;
     }
 
+    /// The log's config as this partition applies it.
+    pub fn config(&self) -> LogConfig {
+        self.write.lock().config.clone()
+    }
+
     /// Flushes unconditionally (shutdown).
     pub fn flush(&self) -> Result<()> {
         let _w = self.write.lock();
         self.log.flush()
+    }
+}
+
+/// Without transactions the whole log is stable: the last stable offset is the log end offset
+/// and nothing is aborted.
+impl PartitionView for Partition {
+    fn last_stable_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    fn aborted_transactions(&self, _from: i64, _to: i64) -> Vec<AbortedTxn> {
+        Vec::new()
+    }
+
+    fn producer_last_offsets(&self) -> HashMap<i64, i64> {
+        self.write.lock().producers.last_offsets()
     }
 }

@@ -105,8 +105,8 @@ pub const DEFS: &[ConfigDef] = &[
         default: "producer",
         config_type: ConfigType::String,
         rule: Rule::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
-        doc:
-            "Final compression of the topic's data; spate keeps batches as the producer sent them.",
+        doc: "Final compression of the topic's data: producer keeps each batch's codec; any other \
+              value recompresses produced batches with it (uncompressed: stored uncompressed).",
     },
     ConfigDef {
         name: "delete.retention.ms",
@@ -149,6 +149,14 @@ pub const DEFS: &[ConfigDef] = &[
         doc: "The largest record batch the topic accepts.",
     },
     ConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        default: LONG_MAX,
+        config_type: ConfigType::Long,
+        rule: Rule::AtLeast { min: 1, int: false },
+        doc: "A record older than this is compacted whatever the dirty ratio.",
+    },
+    ConfigDef {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
         default: "CreateTime",
@@ -178,7 +186,8 @@ pub const DEFS: &[ConfigDef] = &[
         default: "1",
         config_type: ConfigType::Int,
         rule: Rule::AtLeast { min: 1, int: true },
-        doc: "Replicas that must acknowledge acks=all; a single node always has one.",
+        doc: "Replicas that must acknowledge acks=all; this broker is the only replica, so \
+              acks=all produces fail with NOT_ENOUGH_REPLICAS when it is above 1.",
     },
     ConfigDef {
         name: "retention.bytes",
@@ -305,6 +314,20 @@ fn apply(config: &mut LogConfig, name: &str, value: &str) -> Result<()> {
         "flush.messages" => config.flush_messages = never_if_long_max(int(value)?.max(1)),
         "flush.ms" => config.flush_ms = never_if_long_max(int(value)?.max(0)),
         "index.interval.bytes" => config.index_interval_bytes = int(value)?.max(0) as usize,
+        "delete.retention.ms" => config.delete_retention_ms = int(value)?,
+        "compression.type" => {
+            config.compression_type = crate::produce_validation::compression_type(value)
+        }
+        "min.insync.replicas" => {
+            config.min_insync_replicas = int(value)?.clamp(1, i32::MAX as i64) as i32
+        }
+        "min.compaction.lag.ms" => config.min_compaction_lag_ms = int(value)?,
+        "max.compaction.lag.ms" => config.max_compaction_lag_ms = int(value)?,
+        "min.cleanable.dirty.ratio" => {
+            config.min_cleanable_dirty_ratio = value
+                .parse()
+                .map_err(|_| BrokerError::invalid_config(name, value, "not a number"))?
+        }
         "cleanup.policy" => {
             let delete = value.split(',').any(|p| p == "delete");
             let compact = value.split(',').any(|p| p == "compact");

@@ -89,6 +89,7 @@ impl DiskLog {
             std::fs::remove_file(&marker).map_err(|e| BrokerError::io(&marker, e))?;
             checkpoint::sync_dir(&dir)?;
         }
+        super::swap::complete_interrupted_swaps(&dir, &name)?;
         let bases = list_segments(&dir, &name)?;
         let checkpointed = checkpoint::read(&dir, &name)?;
 
@@ -257,7 +258,7 @@ impl DiskLog {
         let limit = app.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let log_end = self.log_end_offset.load(Ordering::Acquire);
         size + batch_len as u64 > limit
-            || now.saturating_sub(seg.created_ms) > app.config.segment_ms
+            || now.saturating_sub(seg.created_ms) > app.config.effective_segment_ms()
             || log_end + last_offset_delta as i64 - seg.base_offset > i32::MAX as i64
     }
 
@@ -498,5 +499,9 @@ impl PartitionLog for DiskLog {
 
     fn scan_headers(&self, from_offset: i64, f: &mut dyn FnMut(&BatchHeader)) -> Result<()> {
         self.scan(from_offset, f)
+    }
+
+    fn as_disk(&self) -> Option<&DiskLog> {
+        Some(self)
     }
 }

@@ -40,10 +40,13 @@ mod recovery;
 mod retention;
 mod segment;
 mod storage;
+mod swap;
 mod time_index;
 
 pub use log::DiskLog;
+pub(crate) use segment::MAX_SEGMENT_BYTES;
 pub use storage::DiskStorage;
+pub use swap::{CleanedSegment, SegmentRef};
 
 /// Broker-wide settings of the disk backend (per-topic settings live in `LogConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
