@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, StorageKind};
 use crate::error::{BrokerError, Result};
+use crate::group::{ticker, GroupCoordinator};
 use crate::handlers::HandlerRegistry;
 use crate::producer_state::ProducerIdAllocator;
-use crate::state::{Advertised, BrokerState, Extensions};
+use crate::state::{Advertised, BrokerState};
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{DiskOptions, DiskStorage, LogStorage};
 use crate::topics::TopicRegistry;
@@ -90,7 +91,7 @@ impl Broker {
 
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (topics, producer_ids, groups) = tokio::task::spawn_blocking(move || -> Result<_> {
             let storage = open_storage(&blocking_config)?;
             let topics = TopicRegistry::open(
                 storage,
@@ -104,27 +105,39 @@ impl Broker {
                     producer_ids.observe(id);
                 }
             }
-            Ok((topics, producer_ids))
+            // Committed offsets are replayed from `<meta dir>/consumer_offsets/`.
+            let group_config = blocking_config.group.clone();
+            let groups = match &meta_dir {
+                Some(d) => GroupCoordinator::open(
+                    group_config,
+                    &d.join("consumer_offsets"),
+                    crate::time::now_ms(),
+                )?,
+                None => GroupCoordinator::in_memory(group_config),
+            };
+            Ok((topics, producer_ids, Arc::new(groups)))
         })
         .await
-        .map_err(|e| BrokerError::Runtime(format!("opening storage: {e}")))??;
+        .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
 
         let shutdown = CancellationToken::new();
+        let cleaner_config = config.cleaner.clone();
         let state = Arc::new(BrokerState {
             config,
             advertised,
             topics,
             producer_ids,
-            apis,
-            extensions: Extensions::default(),
+            groups,
+            cleaner: crate::cleaner::LogCleaner::new(cleaner_config),
             shutdown: shutdown.clone(),
             shutdown_hooks: Default::default(),
         });
-        crate::group::api::broker::install(&state).await?;
+        ticker::spawn(&state.groups, shutdown.clone());
         crate::cleaner::manager::install(&state)?;
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),
+            apis,
             shutdown.clone(),
         ));
         let maintenance = tokio::spawn(maintenance_loop(state.clone(), shutdown.clone()));
@@ -216,45 +229,78 @@ impl BrokerHandle {
         self.shutdown.cancelled().await
     }
 
-    /// Stops the broker: stop accepting, let every connection finish its in-flight request,
-    /// stop maintenance, then flush every partition log.
+    /// Stops the broker within `shutdown.timeout.ms`: stop accepting; answer what is parked
+    /// (long-poll Fetches return what they have, JoinGroup/SyncGroup get NOT_COORDINATOR); let
+    /// every connection finish its in-flight request, closing those still busy when three
+    /// quarters of the bound are up; stop maintenance; then flush every partition log and
+    /// write the clean-shutdown markers.
     pub async fn shutdown(mut self) -> Result<()> {
+        let bound = Duration::from_millis(self.state.config.shutdown_timeout_ms.max(1));
+        let drain_until = tokio::time::Instant::now() + bound - bound / 4;
         self.shutdown.cancel();
+        let parked = self.state.groups.shutdown();
+        tracing::debug!(parked, "answered parked group requests");
         if let Some(server) = self.server.take() {
-            server
-                .await
-                .map_err(|e| BrokerError::Runtime(format!("server task: {e}")))?;
+            stop_task("server", server, drain_until).await?;
         }
         if let Some(m) = self.maintenance.take() {
-            m.await
-                .map_err(|e| BrokerError::Runtime(format!("maintenance task: {e}")))?;
+            stop_task("maintenance", m, drain_until).await?;
         }
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut first_err = None;
-            for hook in state.take_shutdown_hooks() {
-                if let Err(e) = hook() {
-                    tracing::warn!(error = %e, "shutdown hook failed");
-                    first_err.get_or_insert(e);
-                }
-            }
-            for p in state.topics.all_partitions() {
-                if let Err(e) = p.flush() {
-                    tracing::warn!(partition = %p.tp, error = %e, "flush on shutdown failed");
-                    first_err.get_or_insert(e);
-                }
-            }
-            if let Err(e) = state.topics.close_storage() {
-                tracing::warn!(error = %e, "closing storage failed");
-                first_err.get_or_insert(e);
-            }
-            first_err.map_or(Ok(()), Err)
-        })
-        .await
-        .map_err(|e| BrokerError::Runtime(format!("flush on shutdown: {e}")))??;
+        tokio::task::spawn_blocking(move || close_logs(&state))
+            .await
+            .map_err(|e| BrokerError::Runtime(format!("flush on shutdown: {e}")))??;
         tracing::info!(address = %self.local_addr, "broker stopped");
         Ok(())
     }
+}
+
+/// Waits for `task` until `deadline`, then aborts it (dropping the server task aborts every
+/// connection it still holds).
+async fn stop_task(
+    name: &str,
+    mut task: JoinHandle<()>,
+    deadline: tokio::time::Instant,
+) -> Result<()> {
+    match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(joined) => joined.map_err(|e| BrokerError::Runtime(format!("{name} task: {e}"))),
+        Err(_) => {
+            tracing::warn!(
+                task = name,
+                "still busy at the shutdown deadline; stopping it"
+            );
+            task.abort();
+            // An aborted task ends at its next await point; a panic is still worth reporting.
+            match task.await {
+                Err(e) if e.is_panic() => Err(BrokerError::Runtime(format!("{name} task: {e}"))),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// Runs the shutdown hooks, flushes every partition and closes the storage (which writes the
+/// clean-shutdown markers). Every step runs even if an earlier one failed; the first error is
+/// returned.
+fn close_logs(state: &BrokerState) -> Result<()> {
+    let mut first_err = None;
+    for hook in state.take_shutdown_hooks() {
+        if let Err(e) = hook() {
+            tracing::warn!(error = %e, "shutdown hook failed");
+            first_err.get_or_insert(e);
+        }
+    }
+    for p in state.topics.all_partitions() {
+        if let Err(e) = p.flush() {
+            tracing::warn!(partition = %p.tp, error = %e, "flush on shutdown failed");
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Err(e) = state.topics.close_storage() {
+        tracing::warn!(error = %e, "closing storage failed");
+        first_err.get_or_insert(e);
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 impl Drop for BrokerHandle {

@@ -62,6 +62,10 @@ pub struct BrokerConfig {
     pub group: crate::group::GroupConfig,
     /// Log cleaner settings (`log.cleaner.*`).
     pub cleaner: crate::cleaner::CleanerConfig,
+    /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
+    /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
+    /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -82,6 +86,7 @@ impl Default for BrokerConfig {
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
             cleaner: crate::cleaner::CleanerConfig::default(),
+            shutdown_timeout_ms: 5_000,
         }
     }
 }
@@ -138,6 +143,11 @@ impl BrokerConfig {
         self
     }
 
+    pub fn shutdown_timeout_ms(mut self, ms: u64) -> Self {
+        self.shutdown_timeout_ms = ms;
+        self
+    }
+
     /// Sets one setting by its Kafka broker name (`num.partitions=3`, `log.segment.bytes=1024`).
     /// Unknown keys and invalid values are errors naming the key.
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
@@ -187,6 +197,13 @@ impl BrokerConfig {
                     return Err(bad("must be at least 1"));
                 }
                 self.producer_id_expiration_ms = n;
+            }
+            "shutdown.timeout.ms" => {
+                let n = int(v)?;
+                if n < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.shutdown_timeout_ms = n as u64;
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "cluster.id" => self.cluster_id = v.to_string(),

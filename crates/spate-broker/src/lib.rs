@@ -27,9 +27,11 @@
 //!
 //! # Layout
 //!
-//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]).
+//! - [`broker`] / [`background`]: start and stop a broker ([`Broker::start`]); [`signals`]:
+//!   stop it on SIGTERM/Ctrl-C.
 //! - [`server`]: connections, framing, routing by API key.
 //! - [`handlers`]: the registry of supported APIs and one module per API.
+//! - [`group`]: the group coordinator and its APIs.
 //! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
@@ -49,8 +51,10 @@ pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;
 pub mod server;
+pub mod signals;
 pub mod state;
 pub mod storage;
+pub(crate) mod strings;
 pub mod time;
 pub mod topics;
 

@@ -77,6 +77,16 @@ impl Partition {
 
     /// Validates and appends one RecordBatch (magic 2, CRC, size), applying the idempotent
     /// producer checks. `batch` is rewritten in place (base offset, leader epoch).
+    ///
+    /// The Produce handler calls this on a tokio worker, under this partition's (synchronous)
+    /// write mutex, while OffsetCommit hops to `spawn_blocking`. The difference is the fsync:
+    /// an append is a `write` into the page cache (microseconds), and fsyncs only when the
+    /// topic opts into `flush.messages`/`flush.ms` (both default to never, as in Kafka, which
+    /// leaves durability to replication and the OS); a blocking-pool hop per partition per
+    /// request would cost more than the write. A commit is acknowledged only after the offsets
+    /// log is fsynced, every time, which takes milliseconds and would stall every connection
+    /// served by that worker. A topic configured to fsync each append does block its worker
+    /// for the fsync, which bounds that topic's throughput to the disk's sync rate anyway.
     pub fn append(&self, batch: &mut [u8]) -> Result<Appended> {
         let header = BatchHeader::parse(batch)?;
         if header.total_len() != batch.len() {

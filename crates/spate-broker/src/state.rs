@@ -1,18 +1,17 @@
 //! [`BrokerState`]: everything a request handler can reach — configuration, the topic registry
-//! (and through it every partition), the producer id allocator, the handler registry, and a
-//! typed extension slot for subsystems that live beside the request path (the group
-//! coordinator keeps its state there, so this file does not need to know its types).
+//! (and through it every partition), the producer id allocator and the group coordinator. Each
+//! subsystem is a typed field, built before the state is shared, so no handler can run against a
+//! subsystem that was never opened. (The handler registry is not here: the server owns it.)
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::cleaner::LogCleaner;
 use crate::config::BrokerConfig;
-use crate::handlers::HandlerRegistry;
+use crate::group::GroupCoordinator;
 use crate::producer_state::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
 
@@ -24,53 +23,16 @@ pub struct Advertised {
     pub port: i32,
 }
 
-/// A map from type to one shared value of that type.
-#[derive(Default)]
-pub struct Extensions {
-    map: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
-}
-
-impl Extensions {
-    /// The value of type `T`, created by `init` on first use.
-    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
-        let mut map = self.map.lock();
-        let entry = map
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(init()) as Arc<dyn Any + Send + Sync>)
-            .clone();
-        drop(map);
-        // The entry under TypeId::of::<T>() always holds a T.
-        match entry.downcast::<T>() {
-            Ok(v) => v,
-            Err(_) => unreachable_type(),
-        }
-    }
-
-    /// The value of type `T`, if one was set.
-    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        let entry = self.map.lock().get(&TypeId::of::<T>())?.clone();
-        entry.downcast::<T>().ok()
-    }
-
-    /// Sets (or replaces) the value of type `T`.
-    pub fn insert<T: Any + Send + Sync>(&self, value: Arc<T>) {
-        self.map.lock().insert(TypeId::of::<T>(), value);
-    }
-}
-
-#[cold]
-fn unreachable_type() -> ! {
-    unreachable!("extension map holds a value of another type under a TypeId")
-}
-
 /// State shared by every connection and handler.
 pub struct BrokerState {
     pub config: BrokerConfig,
     pub advertised: Advertised,
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
-    pub apis: HandlerRegistry,
-    pub extensions: Extensions,
+    /// The coordinator of every consumer group (committed offsets under `<meta dir>`).
+    pub groups: Arc<GroupCoordinator>,
+    /// The log cleaner of compacted topics (its threads start once the state is shared).
+    pub cleaner: Arc<LogCleaner>,
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
     /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,
@@ -101,21 +63,5 @@ impl BrokerState {
     /// Directory for broker metadata files (`<data dir>/meta`), if the broker persists.
     pub fn meta_dir(&self) -> Option<PathBuf> {
         self.data_dir().map(|d| d.join("meta"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Extensions;
-
-    #[test]
-    fn extensions_are_typed() {
-        let e = Extensions::default();
-        assert!(e.get::<u32>().is_none());
-        let a = e.get_or_init(|| 5u32);
-        let b = e.get_or_init(|| 6u32);
-        assert_eq!((*a, *b), (5, 5));
-        e.insert(std::sync::Arc::new(String::from("x")));
-        assert_eq!(e.get::<String>().unwrap().as_str(), "x");
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ struct Book {
 /// The cleaner threads and their bookkeeping.
 pub struct LogCleaner {
     config: CleanerConfig,
-    source: PartitionSource,
+    source: OnceLock<PartitionSource>,
     book: Mutex<Book>,
     /// Signalled when a log is released or the cleaner stops.
     changed: Condvar,
@@ -78,11 +78,11 @@ pub struct LogCleaner {
 }
 
 impl LogCleaner {
-    /// A cleaner over the partitions `source` lists; no thread runs until [`Self::start`].
-    pub fn new(config: CleanerConfig, source: PartitionSource) -> Arc<LogCleaner> {
+    /// A cleaner with no thread running until [`Self::start`].
+    pub fn new(config: CleanerConfig) -> Arc<LogCleaner> {
         Arc::new(LogCleaner {
             config,
-            source,
+            source: OnceLock::new(),
             book: Mutex::new(Book::default()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -95,8 +95,14 @@ impl LogCleaner {
         &self.config
     }
 
-    /// Starts `log.cleaner.threads` threads (none when `log.cleaner.enable=false`).
-    pub fn start(self: &Arc<Self>) -> Result<()> {
+    /// Starts `log.cleaner.threads` threads (none when `log.cleaner.enable=false`) over the
+    /// partitions `source` lists.
+    pub fn start(self: &Arc<Self>, source: PartitionSource) -> Result<()> {
+        if self.source.set(source).is_err() {
+            return Err(BrokerError::Runtime(
+                "the log cleaner was started twice".into(),
+            ));
+        }
         if !self.config.enable {
             return Ok(());
         }
@@ -161,7 +167,10 @@ impl LogCleaner {
     /// The compacted partition most in need of cleaning, marked in progress.
     fn grab_filthiest(&self, now: i64) -> Option<Arc<Partition>> {
         let mut best: Option<(f64, Arc<Partition>)> = None;
-        for p in (self.source)() {
+        let Some(source) = self.source.get() else {
+            return None;
+        };
+        for p in source() {
             if self.book.lock().in_progress.contains(&p.tp) {
                 continue;
             }
@@ -310,8 +319,8 @@ impl LogCleaner {
     }
 }
 
-/// Starts the broker's log cleaner: kept in the state's extensions (see [`LogCleaner::of`]) and
-/// stopped by a shutdown hook before the logs are closed.
+/// Starts the broker's log cleaner over the broker's topics; a shutdown hook stops it before
+/// the logs are closed.
 pub fn install(state: &Arc<crate::state::BrokerState>) -> Result<()> {
     let weak = Arc::downgrade(state);
     let source: PartitionSource = Box::new(move || {
@@ -319,20 +328,11 @@ pub fn install(state: &Arc<crate::state::BrokerState>) -> Result<()> {
             .map(|s| s.topics.all_partitions())
             .unwrap_or_default()
     });
-    let cleaner = LogCleaner::new(state.config.cleaner.clone(), source);
-    state.extensions.insert(cleaner.clone());
-    cleaner.start()?;
-    let stopping = cleaner.clone();
+    state.cleaner.start(source)?;
+    let stopping = state.cleaner.clone();
     state.on_shutdown(move || {
         stopping.shutdown();
         Ok(())
     });
     Ok(())
-}
-
-impl LogCleaner {
-    /// The broker's log cleaner.
-    pub fn of(state: &crate::state::BrokerState) -> Option<Arc<LogCleaner>> {
-        state.extensions.get::<LogCleaner>()
-    }
 }

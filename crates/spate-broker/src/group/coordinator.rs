@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
@@ -37,6 +38,8 @@ pub struct GroupCoordinator {
     pub(super) groups: Mutex<HashMap<String, ClassicGroup>>,
     pub(super) offsets: Mutex<OffsetStore>,
     pub(super) last_expiry_ms: Mutex<i64>,
+    /// Set by [`shutdown`](GroupCoordinator::shutdown): no request parks any more.
+    closed: AtomicBool,
 }
 
 /// A new member id: `client.id`, a dash and a random UUID, as Kafka builds it.
@@ -82,6 +85,7 @@ impl GroupCoordinator {
             groups: Mutex::new(groups),
             offsets: Mutex::new(store),
             last_expiry_ms: Mutex::new(now_ms),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -89,9 +93,44 @@ impl GroupCoordinator {
         &self.config
     }
 
+    /// The broker is stopping: answer every parked JoinGroup and SyncGroup with
+    /// NOT_COORDINATOR (what Kafka answers when a coordinator unloads its groups, so clients
+    /// look for the coordinator again once the broker is back), and answer later ones at once.
+    /// Without this a JoinGroup parked on a rebalance would wait for timers that no longer run.
+    /// Returns how many parked requests were answered.
+    pub fn shutdown(&self) -> usize {
+        self.closed.store(true, Ordering::SeqCst);
+        let mut answered = 0;
+        let mut groups = self.groups.lock();
+        for group in groups.values_mut() {
+            for member in group.members.values_mut() {
+                if member.awaiting_join.is_some() {
+                    let id = member.member_id.clone();
+                    member.complete_join(JoinResponse::error(ResponseError::NotCoordinator, id));
+                    answered += 1;
+                }
+                if member.awaiting_sync.is_some() {
+                    member.complete_sync(SyncResponse::error(ResponseError::NotCoordinator));
+                    answered += 1;
+                }
+            }
+        }
+        answered
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// JoinGroup. The receiver yields the response when the join phase completes.
     pub fn join_group(&self, request: JoinRequest, now_ms: i64) -> oneshot::Receiver<JoinResponse> {
         let member_id = request.member_id.clone();
+        if self.is_closed() {
+            return ready(JoinResponse::error(
+                ResponseError::NotCoordinator,
+                member_id,
+            ));
+        }
         if request.group_id.is_empty() {
             return ready(JoinResponse::error(
                 ResponseError::InvalidGroupId,
@@ -224,6 +263,9 @@ impl GroupCoordinator {
 
     /// SyncGroup. The receiver yields the member's assignment once the leader has sent it.
     pub fn sync_group(&self, request: SyncRequest, now_ms: i64) -> oneshot::Receiver<SyncResponse> {
+        if self.is_closed() {
+            return ready(SyncResponse::error(ResponseError::NotCoordinator));
+        }
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(&request.group_id) else {
             return ready(SyncResponse::error(ResponseError::UnknownMemberId));

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::state::BrokerState;
 
 pub async fn handle(
-    state: Arc<BrokerState>,
+    _state: Arc<BrokerState>,
     ctx: RequestContext,
     req: ApiVersionsRequest,
 ) -> Result<ApiVersionsResponse> {
@@ -24,6 +24,6 @@ pub async fn handle(
         );
     }
     let mut resp = ApiVersionsResponse::default();
-    resp.api_keys = state.apis.api_versions();
+    resp.api_keys = ctx.supported_apis.to_vec();
     Ok(resp)
 }

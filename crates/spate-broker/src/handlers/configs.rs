@@ -16,9 +16,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, str_opt, RequestContext};
+use super::RequestContext;
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
+use crate::strings::{str_bytes, str_opt};
 use crate::topics::config::{self, ConfigSource, ConfigType};
 
 /// `ConfigResource.Type` codes.

@@ -7,9 +7,10 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_opt, RequestContext};
+use super::RequestContext;
 use crate::error::Result;
 use crate::state::BrokerState;
+use crate::strings::str_opt;
 
 pub async fn handle(
     state: Arc<BrokerState>,

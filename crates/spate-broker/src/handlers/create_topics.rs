@@ -12,9 +12,10 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{str_bytes, str_opt, RequestContext};
+use super::RequestContext;
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
+use crate::strings::{str_bytes, str_opt};
 use crate::topics::{config, NewTopic};
 
 pub async fn handle(

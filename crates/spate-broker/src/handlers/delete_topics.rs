@@ -8,9 +8,10 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{str_opt, topic_name, RequestContext};
+use super::RequestContext;
 use crate::error::Result;
 use crate::state::BrokerState;
+use crate::strings::{str_opt, topic_name};
 
 pub async fn handle(
     state: Arc<BrokerState>,

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{str_bytes, RequestContext};
+use super::RequestContext;
 use crate::error::Result;
 use crate::state::BrokerState;
+use crate::strings::str_bytes;
 
 pub async fn handle(
     state: Arc<BrokerState>,

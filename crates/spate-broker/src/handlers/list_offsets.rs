@@ -66,16 +66,31 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// The log finds the first *batch* whose max timestamp reaches `timestamp`; Kafka answers with
-/// the first *record* that does, so look inside that batch. `None` falls back to the batch.
-fn refine(p: &Partition, offset: i64, timestamp: i64) -> Option<(i64, i64)> {
-    let bytes = p.log().read(offset, 1).ok()?;
+/// The first record at or after `min_offset`, in the batch holding offset `at`, whose timestamp
+/// reaches `timestamp`, as `(timestamp, offset)`. The log indexes batches; Kafka answers with
+/// records, so both timestamp lookups look inside the batch the log found. `None` (the batch
+/// cannot be read or scanned) falls back to the batch-level answer.
+fn refine(p: &Partition, at: i64, min_offset: i64, timestamp: i64) -> Option<(i64, i64)> {
+    let bytes = p.log().read(at, 1).ok()?;
     let (_, _, batch) = BatchIter::new(&bytes).next()?.ok()?;
-    match record_scan::first_record_at_or_after(batch, offset, timestamp) {
+    match record_scan::first_record_at_or_after(batch, min_offset, timestamp) {
         Ok(found) => found.map(|(o, ts)| (ts, o)),
         Err(e) => {
             tracing::debug!(partition = %p.tp, error = %e, "cannot scan batch records");
             None
+        }
+    }
+}
+
+/// MAX_TIMESTAMP (-3, KIP-734): the log knows the batch with the largest timestamp; Kafka
+/// answers with the first record in it that has that timestamp (`RecordBatch.offsetOfMaxTimestamp`),
+/// which is not the batch's last offset when a newer record precedes older ones.
+fn max_timestamp(p: &Partition) -> (i64, i64) {
+    let log = p.log();
+    match log.max_timestamp() {
+        None => (-1, -1),
+        Some((ts, batch_offset)) => {
+            refine(p, batch_offset, log.log_start_offset(), ts).unwrap_or((ts, batch_offset))
         }
     }
 }
@@ -87,10 +102,10 @@ fn lookup(p: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), Res
         LATEST => Ok((-1, log.log_end_offset())),
         EARLIEST => Ok((-1, log.log_start_offset())),
         EARLIEST_LOCAL if version >= 8 => Ok((-1, log.log_start_offset())),
-        MAX_TIMESTAMP if version >= 7 => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+        MAX_TIMESTAMP if version >= 7 => Ok(max_timestamp(p)),
         ts if ts >= 0 => match log.offset_for_timestamp(ts) {
             Ok(Some((offset, batch_max_ts))) => {
-                Ok(refine(p, offset, ts).unwrap_or((batch_max_ts, offset)))
+                Ok(refine(p, offset, offset, ts).unwrap_or((batch_max_ts, offset)))
             }
             Ok(None) => Ok((-1, -1)),
             Err(e) => {

@@ -12,9 +12,10 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{str_bytes, str_opt, topic_name, RequestContext};
+use super::RequestContext;
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
+use crate::strings::{str_bytes, str_opt, topic_name};
 use crate::topics::{NewTopic, Topic};
 
 pub async fn handle(

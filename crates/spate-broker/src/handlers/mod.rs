@@ -5,8 +5,13 @@
 //! Adding an API is a handler file plus one line in [`HandlerRegistry::standard`]:
 //!
 //! ```text
-//! .register::<JoinGroupRequest, _, _>(0, 9, group::join_group::handle)
+//! .register::<ListOffsetsRequest, _, _>(1, 8, list_offsets::handle)
 //! ```
+//!
+//! A subsystem with its own APIs (the group coordinator; later a transaction coordinator, ACLs,
+//! SASL) has a `register(&mut HandlerRegistry)` that adds them, called from `standard`, so its
+//! handlers and their versions stay in its own module. The registry is handed to the server
+//! (not kept in [`BrokerState`]): it routes requests, the state is what handlers act on.
 //!
 //! A handler is an async function `(Arc<BrokerState>, RequestContext, Req) -> Result<Resp>`
 //! with the typed request and response of `kafka-protocol`; the registry decodes the body at the
@@ -38,10 +43,9 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request};
 
 use crate::error::{BrokerError, Result};
-use crate::group::api::broker as groups;
 use crate::state::BrokerState;
 
 /// What a handler knows about the request besides its body.
@@ -51,8 +55,22 @@ pub struct RequestContext {
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
-    /// The client's address (for logs).
+    /// The client's address (logs; a group member's host).
     pub peer: SocketAddr,
+    /// Every API the server routes, with its versions (what ApiVersions answers).
+    pub supported_apis: Arc<[api_versions_response::ApiVersion]>,
+}
+
+impl RequestContext {
+    /// The request header's client id, empty when the client sent none.
+    pub fn client_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or_default()
+    }
+
+    /// The client's host as Kafka shows it (DescribeGroups' `client_host`): `/<ip>`.
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.peer.ip())
+    }
 }
 
 /// A handler's result, erased: the encoded response frame, or no response at all (Produce with
@@ -242,7 +260,7 @@ impl HandlerRegistry {
             .collect()
     }
 
-    /// The broker's own APIs. The group coordinator registers its APIs here too.
+    /// Every API this broker serves: its own, then each subsystem's.
     pub fn standard() -> Self {
         let mut r = HandlerRegistry::new();
         r.register::<ApiVersionsRequest, _, _>(0, 3, api_versions::handle)
@@ -259,35 +277,10 @@ impl HandlerRegistry {
             .register::<IncrementalAlterConfigsRequest, _, _>(0, 1, configs::incremental_alter)
             .register::<InitProducerIdRequest, _, _>(0, 4, init_producer_id::handle)
             .register::<DeleteRecordsRequest, _, _>(0, 2, delete_records::handle)
-            .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle)
-            .register::<FindCoordinatorRequest, _, _>(0, 6, groups::handle_find_coordinator)
-            .register::<JoinGroupRequest, _, _>(0, 9, groups::handle_join_group)
-            .register::<SyncGroupRequest, _, _>(0, 5, groups::handle_sync_group)
-            .register::<HeartbeatRequest, _, _>(0, 4, groups::handle_heartbeat)
-            .register::<LeaveGroupRequest, _, _>(0, 5, groups::handle_leave_group)
-            .register::<OffsetCommitRequest, _, _>(2, 9, groups::handle_offset_commit)
-            .register::<OffsetFetchRequest, _, _>(1, 9, groups::handle_offset_fetch)
-            .register::<OffsetDeleteRequest, _, _>(0, 0, groups::handle_offset_delete)
-            .register::<ListGroupsRequest, _, _>(0, 5, groups::handle_list_groups)
-            .register::<DescribeGroupsRequest, _, _>(0, 6, groups::handle_describe_groups)
-            .register::<DeleteGroupsRequest, _, _>(0, 2, groups::handle_delete_groups);
+            .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle);
+        crate::group::api::register(&mut r);
         r
     }
-}
-
-/// `Some(StrBytes)` from a `String` (responses' nullable strings).
-pub(crate) fn str_opt(s: impl Into<String>) -> Option<StrBytes> {
-    Some(StrBytes::from_string(s.into()))
-}
-
-/// `StrBytes` from anything string-like.
-pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(s.into())
-}
-
-/// A `TopicName` from a string.
-pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
-    TopicName(StrBytes::from_string(s.into()))
 }
 
 /// Checks a client's `current_leader_epoch` against this broker's only epoch, 0. A client that

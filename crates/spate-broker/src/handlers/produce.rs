@@ -15,11 +15,12 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_opt, RequestContext};
+use super::RequestContext;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::record_batch::BatchIter;
 use crate::state::BrokerState;
+use crate::strings::str_opt;
 use crate::topics::{NewTopic, Topic};
 
 pub async fn handle(

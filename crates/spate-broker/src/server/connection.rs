@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::protocol::decode_request_header_from_buffer;
 use kafka_protocol::ResponseError;
@@ -21,8 +22,25 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameReader;
 use crate::error::{BrokerError, Result};
-use crate::handlers::{encode_response_frame, HandlerOutput, RequestContext};
+use crate::handlers::{encode_response_frame, HandlerOutput, HandlerRegistry, RequestContext};
 use crate::state::BrokerState;
+
+/// The handler registry with its ApiVersions list computed once (every request's context
+/// shares it).
+pub struct Routes {
+    registry: HandlerRegistry,
+    supported: Arc<[ApiVersion]>,
+}
+
+impl Routes {
+    pub fn new(registry: HandlerRegistry) -> Self {
+        let supported = registry.api_versions().into();
+        Routes {
+            registry,
+            supported,
+        }
+    }
+}
 
 /// Smallest request header: api key (2), api version (2), correlation id (4).
 const MIN_HEADER: usize = 8;
@@ -33,6 +51,7 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<BrokerState>,
+    apis: Arc<Routes>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -57,7 +76,7 @@ pub async fn serve(
                 break;
             }
         };
-        match handle_frame(&state, peer, frame).await {
+        match handle_frame(&state, &apis, peer, frame).await {
             Ok(Some(response)) => {
                 if let Err(e) = writer.write_all(&response).await {
                     tracing::debug!(%peer, error = %e, "connection write failed");
@@ -89,6 +108,7 @@ fn be_i16(b: &[u8]) -> i16 {
 /// `None` when the request gets no response (acks=0).
 async fn handle_frame(
     state: &Arc<BrokerState>,
+    apis: &Routes,
     peer: SocketAddr,
     mut frame: Bytes,
 ) -> Result<Option<BytesMut>> {
@@ -102,10 +122,14 @@ async fn handle_frame(
     let api_version = be_i16(&frame[2..4]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
 
-    let Some(entry) = state.apis.get(api_key).filter(|e| e.supports(api_version)) else {
+    let Some(entry) = apis
+        .registry
+        .get(api_key)
+        .filter(|e| e.supports(api_version))
+    else {
         tracing::debug!(%peer, api_key, api_version, "unsupported API or version");
         return Ok(Some(unsupported_version_response(
-            state,
+            apis,
             api_key,
             correlation_id,
         )?));
@@ -123,6 +147,7 @@ async fn handle_frame(
         correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
         peer,
+        supported_apis: apis.supported.clone(),
     };
     tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
     match entry.call(state.clone(), ctx, frame).await? {
@@ -138,7 +163,7 @@ async fn handle_frame(
 /// API gets the response header and an UNSUPPORTED_VERSION error code — the first field a client
 /// can read without knowing the response schema.
 fn unsupported_version_response(
-    state: &BrokerState,
+    apis: &Routes,
     api_key: i16,
     correlation_id: i32,
 ) -> Result<BytesMut> {
@@ -146,7 +171,7 @@ fn unsupported_version_response(
     if api_key == ApiKey::ApiVersions as i16 {
         let mut resp = ApiVersionsResponse::default();
         resp.error_code = code;
-        resp.api_keys = state.apis.api_versions();
+        resp.api_keys = apis.supported.to_vec();
         return encode_response_frame(ApiKey::ApiVersions, 0, correlation_id, &resp);
     }
     let mut out = BytesMut::with_capacity(10);

@@ -76,11 +76,7 @@ pub fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: usi
 
 /// The broker's coordinator.
 pub fn coordinator(broker: &TestBroker) -> Arc<GroupCoordinator> {
-    broker
-        .state()
-        .extensions
-        .get::<GroupCoordinator>()
-        .expect("the broker installs a group coordinator")
+    broker.state().groups.clone()
 }
 
 /// The coordinator's view of a group: state, generation and each member's partitions.

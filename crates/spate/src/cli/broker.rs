@@ -73,10 +73,8 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         let broker = Broker::start(config).await.context("starting the broker")?;
         println!("spate broker listening on {}", broker.local_addr());
         println!("bootstrap.servers={}", broker.bootstrap_servers());
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
-        broker
-            .shutdown()
+        // SIGTERM/Ctrl-C stops it within shutdown.timeout.ms; a second signal exits at once.
+        spate_broker::signals::run_until_signal(broker)
             .await
             .context("shutting down the broker")?;
         Ok(())

@@ -11,8 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::{opt_s, s, RequestContext};
 use crate::group::coordinator::GroupCoordinator;
+use crate::handlers::RequestContext;
+use crate::strings::{opt_str_bytes, str_bytes};
 
 /// The node clients should send group requests to: this broker, as it advertises itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +31,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// id; v4+ batches keys in `coordinator_keys`.
 pub fn handle_find_coordinator(
     node: &CoordinatorNode,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let key_type = if ctx.api_version >= 1 {
@@ -54,7 +55,7 @@ pub fn handle_find_coordinator(
                         .with_port(-1)
                 } else {
                     c.with_node_id(BrokerId(node.node_id))
-                        .with_host(s(node.host.clone()))
+                        .with_host(str_bytes(node.host.clone()))
                         .with_port(node.port)
                 }
             })
@@ -63,7 +64,7 @@ pub fn handle_find_coordinator(
     }
     let response = FindCoordinatorResponse::default().with_error_code(error);
     let response = if ctx.api_version >= 1 && error != 0 {
-        response.with_error_message(Some(s("unsupported coordinator key type")))
+        response.with_error_message(Some(str_bytes("unsupported coordinator key type")))
     } else {
         response
     };
@@ -72,14 +73,14 @@ pub fn handle_find_coordinator(
     }
     response
         .with_node_id(BrokerId(node.node_id))
-        .with_host(s(node.host.clone()))
+        .with_host(str_bytes(node.host.clone()))
         .with_port(node.port)
 }
 
 /// ListGroups (v0–v5): v4 filters by state, v5 by group type (all groups here are "classic").
 pub fn handle_list_groups(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let states: Vec<String> = if ctx.api_version >= 4 {
@@ -103,15 +104,15 @@ pub fn handle_list_groups(
             .into_iter()
             .map(|g| {
                 let listed = ListedGroup::default()
-                    .with_group_id(GroupId(s(g.group_id)))
-                    .with_protocol_type(s(g.protocol_type));
+                    .with_group_id(GroupId(str_bytes(g.group_id)))
+                    .with_protocol_type(str_bytes(g.protocol_type));
                 let listed = if ctx.api_version >= 4 {
-                    listed.with_group_state(s(g.state))
+                    listed.with_group_state(str_bytes(g.state))
                 } else {
                     listed
                 };
                 if ctx.api_version >= 5 {
-                    listed.with_group_type(s("classic"))
+                    listed.with_group_type(str_bytes("classic"))
                 } else {
                     listed
                 }
@@ -126,7 +127,7 @@ pub fn handle_list_groups(
 /// DescribeGroups (v0–v5).
 pub fn handle_describe_groups(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let groups = request
@@ -139,14 +140,14 @@ pub fn handle_describe_groups(
                 .into_iter()
                 .map(|m| {
                     DescribedGroupMember::default()
-                        .with_member_id(s(m.member_id))
+                        .with_member_id(str_bytes(m.member_id))
                         .with_group_instance_id(if ctx.api_version >= 4 {
-                            opt_s(m.group_instance_id)
+                            opt_str_bytes(m.group_instance_id)
                         } else {
                             None
                         })
-                        .with_client_id(s(m.client_id))
-                        .with_client_host(s(m.client_host))
+                        .with_client_id(str_bytes(m.client_id))
+                        .with_client_host(str_bytes(m.client_host))
                         .with_member_metadata(m.metadata)
                         .with_member_assignment(m.assignment)
                 })
@@ -154,9 +155,9 @@ pub fn handle_describe_groups(
             DescribedGroup::default()
                 .with_error_code(d.error_code)
                 .with_group_id(id.clone())
-                .with_group_state(s(d.state))
-                .with_protocol_type(s(d.protocol_type))
-                .with_protocol_data(s(d.protocol_data))
+                .with_group_state(str_bytes(d.state))
+                .with_protocol_type(str_bytes(d.protocol_type))
+                .with_protocol_data(str_bytes(d.protocol_data))
                 .with_members(members)
         })
         .collect();
@@ -166,7 +167,7 @@ pub fn handle_describe_groups(
 /// DeleteGroups (v0–v2).
 pub fn handle_delete_groups(
     coordinator: &GroupCoordinator,
-    _ctx: RequestContext<'_>,
+    _ctx: &RequestContext,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let results = request

@@ -8,16 +8,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::{opt_s, opt_string, s, RequestContext};
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::member::MemberProtocol;
 use crate::group::now_ms;
 use crate::group::types::{JoinRequest, JoinResponse, LeavingMember, SyncRequest, SyncResponse};
+use crate::handlers::RequestContext;
+use crate::strings::{opt_str_bytes, opt_string, str_bytes};
 
 /// JoinGroup (v0–v9). Waits until the group's join phase completes.
 pub async fn handle_join_group(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = ctx.api_version;
@@ -29,8 +30,8 @@ pub async fn handle_join_group(
         } else {
             None
         },
-        client_id: ctx.client_id.to_owned(),
-        client_host: ctx.client_host.to_owned(),
+        client_id: ctx.client_id().to_owned(),
+        client_host: ctx.client_host(),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: the session timeout bounds the rebalance.
         rebalance_timeout_ms: if version >= 1 {
@@ -66,9 +67,9 @@ pub fn join_response(version: i16, r: JoinResponse) -> JoinGroupResponse {
         .into_iter()
         .map(|m| {
             JoinGroupResponseMember::default()
-                .with_member_id(s(m.member_id))
+                .with_member_id(str_bytes(m.member_id))
                 .with_group_instance_id(if version >= 5 {
-                    opt_s(m.group_instance_id)
+                    opt_str_bytes(m.group_instance_id)
                 } else {
                     None
                 })
@@ -79,26 +80,26 @@ pub fn join_response(version: i16, r: JoinResponse) -> JoinGroupResponse {
         .with_error_code(r.error_code)
         .with_generation_id(r.generation_id)
         .with_protocol_type(if version >= 7 {
-            opt_s(r.protocol_type)
+            opt_str_bytes(r.protocol_type)
         } else {
             None
         })
         // Non-nullable before v7: an unset protocol is the empty string.
         .with_protocol_name(if version >= 7 {
-            opt_s(r.protocol_name)
+            opt_str_bytes(r.protocol_name)
         } else {
-            Some(s(r.protocol_name.unwrap_or_default()))
+            Some(str_bytes(r.protocol_name.unwrap_or_default()))
         })
-        .with_leader(s(r.leader))
+        .with_leader(str_bytes(r.leader))
         .with_skip_assignment(version >= 9 && r.skip_assignment)
-        .with_member_id(s(r.member_id))
+        .with_member_id(str_bytes(r.member_id))
         .with_members(members)
 }
 
 /// SyncGroup (v0–v5). The leader sends assignments; everyone waits for theirs.
 pub async fn handle_sync_group(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let version = ctx.api_version;
@@ -139,15 +140,23 @@ pub fn sync_response(version: i16, r: SyncResponse) -> SyncGroupResponse {
     let v5 = version >= 5;
     SyncGroupResponse::default()
         .with_error_code(r.error_code)
-        .with_protocol_type(if v5 { opt_s(r.protocol_type) } else { None })
-        .with_protocol_name(if v5 { opt_s(r.protocol_name) } else { None })
+        .with_protocol_type(if v5 {
+            opt_str_bytes(r.protocol_type)
+        } else {
+            None
+        })
+        .with_protocol_name(if v5 {
+            opt_str_bytes(r.protocol_name)
+        } else {
+            None
+        })
         .with_assignment(r.assignment)
 }
 
 /// Heartbeat (v0–v4).
 pub fn handle_heartbeat(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let instance = if ctx.api_version >= 3 {
@@ -168,7 +177,7 @@ pub fn handle_heartbeat(
 /// LeaveGroup (v0–v5; v3+ names several members, possibly by `group.instance.id` only).
 pub fn handle_leave_group(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let batched = ctx.api_version >= 3;
@@ -196,8 +205,8 @@ pub fn handle_leave_group(
         .zip(errors)
         .map(|(m, e)| {
             MemberResponse::default()
-                .with_member_id(s(m.member_id))
-                .with_group_instance_id(opt_s(m.group_instance_id))
+                .with_member_id(str_bytes(m.member_id))
+                .with_group_instance_id(opt_str_bytes(m.group_instance_id))
                 .with_error_code(e)
         })
         .collect();

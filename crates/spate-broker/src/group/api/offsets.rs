@@ -15,15 +15,16 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 
-use super::{opt_string, s, RequestContext};
 use crate::group::coordinator::{CommitPartition, CommitRequest, FetchedOffset, GroupCoordinator};
 use crate::group::now_ms;
+use crate::handlers::RequestContext;
+use crate::strings::{opt_string, str_bytes};
 
 /// OffsetCommit (v2–v9). Offsets of partitions for which `partition_exists` is false are not
 /// stored and answered UNKNOWN_TOPIC_OR_PARTITION, as Kafka does.
 pub fn handle_offset_commit(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: OffsetCommitRequest,
     partition_exists: &dyn Fn(&str, i32) -> bool,
 ) -> OffsetCommitResponse {
@@ -104,7 +105,7 @@ pub fn handle_offset_commit(
 /// OffsetFetch (v1–v9). v8+ asks for several groups at once.
 pub fn handle_offset_fetch(
     coordinator: &GroupCoordinator,
-    ctx: RequestContext<'_>,
+    ctx: &RequestContext,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let version = ctx.api_version;
@@ -123,7 +124,7 @@ pub fn handle_offset_fetch(
                     .into_iter()
                     .map(|(topic, parts)| {
                         OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(s(topic)))
+                            .with_name(TopicName(str_bytes(topic)))
                             .with_partitions(
                                 parts
                                     .into_iter()
@@ -132,7 +133,7 @@ pub fn handle_offset_fetch(
                                             .with_partition_index(f.partition)
                                             .with_committed_offset(f.offset)
                                             .with_committed_leader_epoch(f.leader_epoch)
-                                            .with_metadata(Some(s(f.metadata)))
+                                            .with_metadata(Some(str_bytes(f.metadata)))
                                     })
                                     .collect(),
                             )
@@ -156,7 +157,7 @@ pub fn handle_offset_fetch(
         .into_iter()
         .map(|(topic, parts)| {
             OffsetFetchResponseTopic::default()
-                .with_name(TopicName(s(topic)))
+                .with_name(TopicName(str_bytes(topic)))
                 .with_partitions(
                     parts
                         .into_iter()
@@ -169,7 +170,7 @@ pub fn handle_offset_fetch(
                                 } else {
                                     -1
                                 })
-                                .with_metadata(Some(s(f.metadata)))
+                                .with_metadata(Some(str_bytes(f.metadata)))
                         })
                         .collect(),
                 )
@@ -193,7 +194,7 @@ fn group_by_topic(fetched: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset
 /// OffsetDelete (v0).
 pub fn handle_offset_delete(
     coordinator: &GroupCoordinator,
-    _ctx: RequestContext<'_>,
+    _ctx: &RequestContext,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let keys: Vec<(String, i32)> = request

@@ -13,15 +13,31 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 
+use std::sync::Arc;
+
 use super::*;
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::handlers::{HandlerRegistry, RequestContext};
 
-fn ctx(v: i16) -> RequestContext<'static> {
+/// A request context at version `v`; the group handlers read only the version, the client id
+/// and the peer.
+fn ctx(v: i16) -> RequestContext {
     RequestContext {
+        api_key: ApiKey::JoinGroup,
         api_version: v,
-        client_id: "test-client",
-        client_host: "/127.0.0.1",
+        correlation_id: 1,
+        client_id: Some("test-client".into()),
+        peer: "127.0.0.1:40000".parse().expect("address"),
+        supported_apis: Arc::from([]),
     }
+}
+
+/// The `(min, max)` versions the group module registers for `key`.
+fn served(key: ApiKey) -> (i16, i16) {
+    let mut r = HandlerRegistry::new();
+    register(&mut r);
+    let e = r.get(key as i16).expect("registered");
+    (e.min_version, e.max_version)
 }
 
 fn encodes<M: Encodable>(m: &M, version: i16) {
@@ -45,23 +61,23 @@ fn join_request(group: &str, member: &str) -> JoinGroupRequest {
 #[tokio::test]
 async fn membership_responses_encode_at_every_version() {
     let c = GroupCoordinator::in_memory(GroupConfig::default());
-    for v in 0..=versions::JOIN_GROUP.2 {
+    for v in 0..=served(ApiKey::JoinGroup).1 {
         let group = format!("g{v}");
-        let mut r = handle_join_group(&c, ctx(v), join_request(&group, "")).await;
+        let mut r = handle_join_group(&c, &ctx(v), join_request(&group, "")).await;
         if v >= 4 {
             assert_eq!(r.error_code, ResponseError::MemberIdRequired.code());
             encodes(&r, v);
             let id = r.member_id.as_str().to_owned();
-            r = handle_join_group(&c, ctx(v), join_request(&group, &id)).await;
+            r = handle_join_group(&c, &ctx(v), join_request(&group, &id)).await;
         }
         assert_eq!(r.error_code, 0, "v{v}");
         assert_eq!(r.members.len(), 1);
         encodes(&r, v);
         let member = r.member_id.clone();
-        let sv = v.min(versions::SYNC_GROUP.2);
+        let sv = v.min(served(ApiKey::SyncGroup).1);
         let s = handle_sync_group(
             &c,
-            ctx(sv),
+            &ctx(sv),
             SyncGroupRequest::default()
                 .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                 .with_generation_id(r.generation_id)
@@ -70,10 +86,10 @@ async fn membership_responses_encode_at_every_version() {
         .await;
         assert_eq!(s.error_code, 0);
         encodes(&s, sv);
-        let hv = v.min(versions::HEARTBEAT.2);
+        let hv = v.min(served(ApiKey::Heartbeat).1);
         let h = handle_heartbeat(
             &c,
-            ctx(hv),
+            &ctx(hv),
             HeartbeatRequest::default()
                 .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                 .with_generation_id(r.generation_id)
@@ -81,7 +97,7 @@ async fn membership_responses_encode_at_every_version() {
         );
         assert_eq!(h.error_code, 0);
         encodes(&h, hv);
-        let lv = v.min(versions::LEAVE_GROUP.2);
+        let lv = v.min(served(ApiKey::LeaveGroup).1);
         let mut leave = LeaveGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.clone())));
         if lv >= 3 {
@@ -90,7 +106,7 @@ async fn membership_responses_encode_at_every_version() {
         } else {
             leave.member_id = member.clone();
         }
-        let l = handle_leave_group(&c, ctx(lv), leave);
+        let l = handle_leave_group(&c, &ctx(lv), leave);
         assert_eq!(l.error_code, 0);
         if lv >= 3 {
             assert_eq!(l.members[0].error_code, 0);
@@ -102,10 +118,10 @@ async fn membership_responses_encode_at_every_version() {
 #[test]
 fn offset_and_admin_responses_encode_at_every_version() {
     let c = GroupCoordinator::in_memory(GroupConfig::default());
-    for v in versions::OFFSET_COMMIT.1..=versions::OFFSET_COMMIT.2 {
+    for v in served(ApiKey::OffsetCommit).0..=served(ApiKey::OffsetCommit).1 {
         let r = handle_offset_commit(
             &c,
-            ctx(v),
+            &ctx(v),
             OffsetCommitRequest::default()
                 .with_group_id(GroupId(StrBytes::from_static_str("g")))
                 .with_generation_id_or_member_epoch(-1)
@@ -122,7 +138,7 @@ fn offset_and_admin_responses_encode_at_every_version() {
     }
     let unknown = handle_offset_commit(
         &c,
-        ctx(8),
+        &ctx(8),
         OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
             .with_generation_id_or_member_epoch(-1)
@@ -146,11 +162,11 @@ fn offset_and_admin_responses_encode_at_every_version() {
     );
     assert_eq!(unknown.topics[1].partitions[0].error_code, 0);
     assert!(c.fetch_offsets("g", None).iter().all(|f| f.topic == "t"));
-    for v in versions::OFFSET_FETCH.1..=versions::OFFSET_FETCH.2 {
+    for v in served(ApiKey::OffsetFetch).0..=served(ApiKey::OffsetFetch).1 {
         let r = if v >= 8 {
             handle_offset_fetch(
                 &c,
-                ctx(v),
+                &ctx(v),
                 OffsetFetchRequest::default().with_groups(vec![
                     OffsetFetchRequestGroup::default()
                         .with_group_id(GroupId(StrBytes::from_static_str("g")))
@@ -164,7 +180,7 @@ fn offset_and_admin_responses_encode_at_every_version() {
         } else {
             handle_offset_fetch(
                 &c,
-                ctx(v),
+                &ctx(v),
                 OffsetFetchRequest::default()
                     .with_group_id(GroupId(StrBytes::from_static_str("g")))
                     .with_topics(Some(vec![OffsetFetchRequestTopic::default()
@@ -189,7 +205,7 @@ fn offset_and_admin_responses_encode_at_every_version() {
         host: "127.0.0.1".into(),
         port: 9092,
     };
-    for v in 0..=versions::FIND_COORDINATOR.2 {
+    for v in 0..=served(ApiKey::FindCoordinator).1 {
         let req = FindCoordinatorRequest::default()
             .with_key(StrBytes::from_static_str("g"))
             .with_coordinator_keys(if v >= 4 {
@@ -200,7 +216,7 @@ fn offset_and_admin_responses_encode_at_every_version() {
             } else {
                 Vec::new()
             });
-        let r = handle_find_coordinator(&node, ctx(v), req);
+        let r = handle_find_coordinator(&node, &ctx(v), req);
         if v >= 4 {
             assert_eq!(r.coordinators.len(), 2);
             assert_eq!(r.coordinators[1].port, 9092);
@@ -211,7 +227,7 @@ fn offset_and_admin_responses_encode_at_every_version() {
         if v >= 1 {
             let bad = handle_find_coordinator(
                 &node,
-                ctx(v),
+                &ctx(v),
                 FindCoordinatorRequest::default()
                     .with_key_type(7)
                     .with_coordinator_keys(if v >= 4 {
@@ -223,15 +239,15 @@ fn offset_and_admin_responses_encode_at_every_version() {
             encodes(&bad, v);
         }
     }
-    for v in 0..=versions::LIST_GROUPS.2 {
-        let r = handle_list_groups(&c, ctx(v), ListGroupsRequest::default());
+    for v in 0..=served(ApiKey::ListGroups).1 {
+        let r = handle_list_groups(&c, &ctx(v), ListGroupsRequest::default());
         assert_eq!(r.groups.len(), 1);
         encodes(&r, v);
     }
-    for v in 0..=versions::DESCRIBE_GROUPS.2 {
+    for v in 0..=served(ApiKey::DescribeGroups).1 {
         let r = handle_describe_groups(
             &c,
-            ctx(v),
+            &ctx(v),
             DescribeGroupsRequest::default()
                 .with_groups(vec![GroupId(StrBytes::from_static_str("g"))]),
         );
@@ -240,7 +256,7 @@ fn offset_and_admin_responses_encode_at_every_version() {
     }
     let r = handle_offset_delete(
         &c,
-        ctx(0),
+        &ctx(0),
         OffsetDeleteRequest::default()
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
             .with_topics(vec![
@@ -254,10 +270,10 @@ fn offset_and_admin_responses_encode_at_every_version() {
     );
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
     encodes(&r, 0);
-    for v in 0..=versions::DELETE_GROUPS.2 {
+    for v in 0..=served(ApiKey::DeleteGroups).1 {
         let r = handle_delete_groups(
             &c,
-            ctx(v),
+            &ctx(v),
             DeleteGroupsRequest::default()
                 .with_groups_names(vec![GroupId(StrBytes::from_static_str("g"))]),
         );

@@ -65,8 +65,20 @@ pub struct DiskLog {
     pub(super) deleted: AtomicBool,
 }
 
+/// The segments an open recovered, and where the log ends.
+struct Recovered {
+    segments: Vec<Arc<Segment>>,
+    /// The last segment (the active one), its index bookkeeping and the offset after its last
+    /// batch, if any segment was loaded.
+    tail: Option<(Arc<Segment>, IndexTracker, i64)>,
+    /// Whether segment files were deleted (the directory then needs an fsync).
+    deleted_any: bool,
+}
+
 impl DiskLog {
-    /// Opens (recovering) or creates the log of `tp` in `dir`.
+    /// Opens (recovering) or creates the log of `tp` in `dir`, in four phases: prepare the
+    /// directory (and consume the clean-shutdown marker), drop segments below the checkpointed
+    /// log start, load and check the rest, then make sure there is an active segment.
     pub(crate) fn open(
         dir: PathBuf,
         tp: &TopicPartition,
@@ -75,89 +87,27 @@ impl DiskLog {
     ) -> Result<DiskLog> {
         let name = tp.to_string();
         let now = now_ms();
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| BrokerError::io(&dir, e))?;
-            if let Some(parent) = dir.parent() {
-                checkpoint::sync_dir(parent)?;
-            }
-        }
-        // A clean shutdown vouches for the active segment once: remove the marker before any
-        // append can make it a lie.
-        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
-        if clean {
-            std::fs::remove_file(&marker).map_err(|e| BrokerError::io(&marker, e))?;
-            checkpoint::sync_dir(&dir)?;
-        }
+        let clean = prepare_dir(&dir)?;
         super::swap::complete_interrupted_swaps(&dir, &name)?;
         let bases = list_segments(&dir, &name)?;
         let checkpointed = checkpoint::read(&dir, &name)?;
-
-        // Segments wholly below the checkpointed start were being deleted when we stopped.
-        let mut first = 0;
-        let mut deleted_any = false;
-        if let Some(start) = checkpointed {
-            while first + 1 < bases.len() && bases[first + 1] <= start {
-                delete_segment_files(&dir, bases[first])?;
-                first += 1;
-                deleted_any = true;
-            }
-        }
-        let bases = &bases[first..];
-
-        let mut segments = Vec::with_capacity(bases.len());
-        let mut tracker = None;
-        let mut log_end = None;
-        for (i, &base) in bases.iter().enumerate() {
-            let active = i + 1 == bases.len();
-            let check = match (active, clean) {
-                (false, _) => Check::Closed,
-                (true, true) => Check::CleanActive,
-                (true, false) => Check::Active,
-            };
-            let loaded = load_segment(&name, &dir, base, check, config.index_interval_bytes, now)?;
-            if let (Some(next), Some(&next_base)) = (loaded.next_offset, bases.get(i + 1)) {
-                if next > next_base {
-                    return Err(BrokerError::CorruptSegment {
-                        path: loaded.segment.log_path().to_path_buf(),
-                        position: loaded.segment.size(),
-                        reason: format!(
-                            "holds offsets up to {} but the next segment starts at {next_base}",
-                            next - 1
-                        ),
-                    });
-                }
-            }
-            log_end = Some(loaded.next_offset.unwrap_or(base));
-            tracker = Some(loaded.tracker);
-            segments.push(Arc::new(loaded.segment));
-            if loaded.truncated && !active {
-                // As Kafka does: the log ends at the first corruption.
-                for &later in &bases[i + 1..] {
-                    tracing::warn!(
-                        partition = %name,
-                        base_offset = later,
-                        "deleting segment after a truncated one"
-                    );
-                    delete_segment_files(&dir, later)?;
-                    deleted_any = true;
-                }
-                break;
-            }
-        }
-        let (active, tracker, log_end) = match (segments.last(), tracker, log_end) {
-            (Some(seg), Some(tracker), Some(end)) => (seg.clone(), tracker, end),
-            _ => {
+        let first = drop_checkpointed_segments(&dir, &bases, checkpointed)?;
+        let mut recovered = load_segments(&name, &dir, &bases[first..], clean, &config, now)?;
+        recovered.deleted_any |= first > 0;
+        let (active, tracker, log_end) = match recovered.tail.take() {
+            Some(tail) => tail,
+            None => {
                 let base = checkpointed.unwrap_or(0);
                 let seg = Arc::new(Segment::create(&dir, base, now)?);
                 checkpoint::sync_dir(&dir)?;
-                segments.push(seg.clone());
+                recovered.segments.push(seg.clone());
                 (seg, IndexTracker::new(base), base)
             }
         };
-        if deleted_any {
+        if recovered.deleted_any {
             checkpoint::sync_dir(&dir)?;
         }
+        let segments = recovered.segments;
         let first_base = segments.first().map(|s| s.base_offset).unwrap_or(0);
         let log_start = checkpointed.unwrap_or(0).max(first_base).min(log_end);
         tracing::debug!(
@@ -412,6 +362,102 @@ impl DiskLog {
         }
         Ok(())
     }
+}
+
+/// Creates the partition directory if needed and consumes the clean-shutdown marker; returns
+/// whether the last shutdown was clean. A clean shutdown vouches for the active segment once:
+/// the marker is removed before any append can make it a lie.
+fn prepare_dir(dir: &Path) -> Result<bool> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
+        if let Some(parent) = dir.parent() {
+            checkpoint::sync_dir(parent)?;
+        }
+    }
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    if clean {
+        std::fs::remove_file(&marker).map_err(|e| BrokerError::io(&marker, e))?;
+        checkpoint::sync_dir(dir)?;
+    }
+    Ok(clean)
+}
+
+/// Deletes the segments wholly below the checkpointed log start (they were being deleted when
+/// the broker stopped); returns how many of `bases` were deleted (always a prefix, never the
+/// last segment).
+fn drop_checkpointed_segments(
+    dir: &Path,
+    bases: &[i64],
+    checkpointed: Option<i64>,
+) -> Result<usize> {
+    let mut first = 0;
+    if let Some(start) = checkpointed {
+        while first + 1 < bases.len() && bases[first + 1] <= start {
+            delete_segment_files(dir, bases[first])?;
+            first += 1;
+        }
+    }
+    Ok(first)
+}
+
+/// Loads the segments at `bases` in order, checking that each ends before the next begins. The
+/// last one is the active segment, re-validated unless the shutdown was `clean`. As Kafka does,
+/// the log ends at the first corruption: segments after a truncated one are deleted.
+fn load_segments(
+    name: &str,
+    dir: &Path,
+    bases: &[i64],
+    clean: bool,
+    config: &LogConfig,
+    now: i64,
+) -> Result<Recovered> {
+    let mut recovered = Recovered {
+        segments: Vec::with_capacity(bases.len()),
+        tail: None,
+        deleted_any: false,
+    };
+    for (i, &base) in bases.iter().enumerate() {
+        let active = i + 1 == bases.len();
+        let check = match (active, clean) {
+            (false, _) => Check::Closed,
+            (true, true) => Check::CleanActive,
+            (true, false) => Check::Active,
+        };
+        let loaded = load_segment(name, dir, base, check, config.index_interval_bytes, now)?;
+        if let (Some(next), Some(&next_base)) = (loaded.next_offset, bases.get(i + 1)) {
+            if next > next_base {
+                return Err(BrokerError::CorruptSegment {
+                    path: loaded.segment.log_path().to_path_buf(),
+                    position: loaded.segment.size(),
+                    reason: format!(
+                        "holds offsets up to {} but the next segment starts at {next_base}",
+                        next - 1
+                    ),
+                });
+            }
+        }
+        let segment = Arc::new(loaded.segment);
+        recovered.tail = Some((
+            segment.clone(),
+            loaded.tracker,
+            loaded.next_offset.unwrap_or(base),
+        ));
+        recovered.segments.push(segment);
+        if loaded.truncated && !active {
+            for &later in &bases[i + 1..] {
+                tracing::warn!(
+                    partition = %name,
+                    base_offset = later,
+                    "deleting segment after a truncated one"
+                );
+                delete_segment_files(dir, later)?;
+                recovered.deleted_any = true;
+            }
+            break;
+        }
+    }
+    Ok(recovered)
 }
 
 /// Base offsets of the segment files in `dir`, sorted; removes leftovers of interrupted writes.

@@ -1,0 +1,137 @@
+//! Plugging the coordinator's APIs into the broker: [`register`] adds every group API, with the
+//! versions served, to the broker's handler registry; the adapters below have the registry's
+//! handler signature and reach the coordinator through [`BrokerState::groups`].
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::*;
+
+use super::CoordinatorNode;
+use crate::error::{BrokerError, Result};
+use crate::handlers::{HandlerRegistry, RequestContext};
+use crate::state::BrokerState;
+
+/// Registers the group APIs. The version ranges are what kafka-protocol implements, which
+/// covers librdkafka 2.x and the Java 3.x/4.x classic-protocol clients.
+pub fn register(r: &mut HandlerRegistry) {
+    r.register::<FindCoordinatorRequest, _, _>(0, 6, find_coordinator)
+        .register::<JoinGroupRequest, _, _>(0, 9, join_group)
+        .register::<SyncGroupRequest, _, _>(0, 5, sync_group)
+        .register::<HeartbeatRequest, _, _>(0, 4, heartbeat)
+        .register::<LeaveGroupRequest, _, _>(0, 5, leave_group)
+        .register::<OffsetCommitRequest, _, _>(2, 9, offset_commit)
+        .register::<OffsetFetchRequest, _, _>(1, 9, offset_fetch)
+        .register::<OffsetDeleteRequest, _, _>(0, 0, offset_delete)
+        .register::<ListGroupsRequest, _, _>(0, 5, list_groups)
+        .register::<DescribeGroupsRequest, _, _>(0, 6, describe_groups)
+        .register::<DeleteGroupsRequest, _, _>(0, 2, delete_groups);
+}
+
+async fn find_coordinator(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: FindCoordinatorRequest,
+) -> Result<FindCoordinatorResponse> {
+    let node = CoordinatorNode {
+        node_id: state.advertised.node_id,
+        host: state.advertised.host.clone(),
+        port: state.advertised.port,
+    };
+    Ok(super::handle_find_coordinator(&node, &ctx, req))
+}
+
+async fn join_group(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: JoinGroupRequest,
+) -> Result<JoinGroupResponse> {
+    Ok(super::handle_join_group(&state.groups, &ctx, req).await)
+}
+
+async fn sync_group(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: SyncGroupRequest,
+) -> Result<SyncGroupResponse> {
+    Ok(super::handle_sync_group(&state.groups, &ctx, req).await)
+}
+
+async fn heartbeat(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: HeartbeatRequest,
+) -> Result<HeartbeatResponse> {
+    Ok(super::handle_heartbeat(&state.groups, &ctx, req))
+}
+
+async fn leave_group(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: LeaveGroupRequest,
+) -> Result<LeaveGroupResponse> {
+    Ok(super::handle_leave_group(&state.groups, &ctx, req))
+}
+
+/// Commits are acknowledged only after the offsets log is fsynced, which takes milliseconds
+/// on every commit: run them on the blocking pool so they do not stall the async workers that
+/// serve every other connection. (Produce appends stay on the workers; see
+/// [`Partition::append`](crate::partition::Partition::append) for why.)
+async fn offset_commit(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: OffsetCommitRequest,
+) -> Result<OffsetCommitResponse> {
+    tokio::task::spawn_blocking(move || {
+        let exists =
+            |topic: &str, partition: i32| state.topics.partition(topic, partition).is_some();
+        super::handle_offset_commit(&state.groups, &ctx, req, &exists)
+    })
+    .await
+    .map_err(|e| BrokerError::Runtime(format!("offset commit task: {e}")))
+}
+
+async fn offset_fetch(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: OffsetFetchRequest,
+) -> Result<OffsetFetchResponse> {
+    Ok(super::handle_offset_fetch(&state.groups, &ctx, req))
+}
+
+/// Appends tombstones to the offsets log (fsynced), like a commit.
+async fn offset_delete(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: OffsetDeleteRequest,
+) -> Result<OffsetDeleteResponse> {
+    tokio::task::spawn_blocking(move || super::handle_offset_delete(&state.groups, &ctx, req))
+        .await
+        .map_err(|e| BrokerError::Runtime(format!("offset delete task: {e}")))
+}
+
+async fn list_groups(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: ListGroupsRequest,
+) -> Result<ListGroupsResponse> {
+    Ok(super::handle_list_groups(&state.groups, &ctx, req))
+}
+
+async fn describe_groups(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: DescribeGroupsRequest,
+) -> Result<DescribeGroupsResponse> {
+    Ok(super::handle_describe_groups(&state.groups, &ctx, req))
+}
+
+/// Appends tombstones for the groups' offsets (fsynced), like a commit.
+async fn delete_groups(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: DeleteGroupsRequest,
+) -> Result<DeleteGroupsResponse> {
+    tokio::task::spawn_blocking(move || super::handle_delete_groups(&state.groups, &ctx, req))
+        .await
+        .map_err(|e| BrokerError::Runtime(format!("delete groups task: {e}")))
+}
