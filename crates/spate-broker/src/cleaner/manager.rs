@@ -167,9 +167,7 @@ impl LogCleaner {
     /// The compacted partition most in need of cleaning, marked in progress.
     fn grab_filthiest(&self, now: i64) -> Option<Arc<Partition>> {
         let mut best: Option<(f64, Arc<Partition>)> = None;
-        let Some(source) = self.source.get() else {
-            return None;
-        };
+        let source = self.source.get()?;
         for p in source() {
             if self.book.lock().in_progress.contains(&p.tp) {
                 continue;
