@@ -9,12 +9,23 @@ Usage:
   python_admin.py consume-all BOOTSTRAP TOPIC
       Every record of TOPIC-0 from offset 0 to the log end, one line each:
       {"offset": .., "key": .., "value": ..} (null key or value as null)
+  python_admin.py broker-configs BOOTSTRAP
+      IncrementalAlterConfigs on BROKER 0 (SET log.retention.bytes, DELETE message.max.bytes),
+      a read-only key (num.partitions), then DescribeConfigs with synonyms: one line per step.
+  python_admin.py authorized-ops BOOTSTRAP TOPIC GROUP
+      The authorized operations of TOPIC (Metadata), the cluster (DescribeCluster) and GROUP
+      (DescribeGroups), as sorted AclOperation codes.
+  python_admin.py group-configs BOOTSTRAP GROUP
+      IncrementalAlterConfigs on GROUP (a valid and an out-of-range session timeout), then
+      DescribeConfigs with synonyms.
 """
 
 import json
 import sys
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 from kafka.protocol.consumer.offsets import OffsetSpec
 
 
@@ -50,11 +61,83 @@ def consume_all(bootstrap, topic):
                     "value": None if r.value is None else r.value.decode(),
                 })
     c.close()
+def describe(a, resource_type, name, keys):
+    got = a.describe_configs([ConfigResource(resource_type, name)],
+                             include_synonyms=True, config_filter='all')
+    configs = got[resource_type.name.lower()][name]
+    for key in keys:
+        c = configs[key]
+        out({"describe": key, "value": c["value"], "source": c["config_source"],
+             "read_only": c["read_only"],
+             "synonyms": [[s["name"], s["value"], s["source"]] for s in c.get("synonyms", [])]})
+
+
+def alter(a, resource_type, name, configs):
+    got = a.alter_configs([ConfigResource(resource_type, name, configs)],
+                          raise_on_unknown=False, incremental=True)
+    return got[resource_type.name.lower()][name]
+
+
+def broker_configs(bootstrap):
+    a = admin(bootstrap)
+    b = ConfigResourceType.BROKER
+    out({"alter": "set+delete", "result": alter(a, b, "0", {
+        "log.retention.bytes": (AlterConfigOp.SET, "123456"),
+        "message.max.bytes": (AlterConfigOp.DELETE, None)})})
+    out({"alter": "read-only", "result": alter(a, b, "0", {"num.partitions": "7"})})
+    describe(a, b, "0", ["log.retention.bytes", "message.max.bytes", "log.segment.bytes",
+                         "num.partitions"])
+    a.close()
+
+
+def group_configs(bootstrap, group):
+    a = admin(bootstrap)
+    g = ConfigResourceType.GROUP
+    out({"alter": "valid", "result": alter(a, g, group, {
+        "consumer.session.timeout.ms": "50000",
+        "consumer.heartbeat.interval.ms": "6000"})})
+    out({"alter": "too-small", "result": alter(a, g, group, {
+        "consumer.session.timeout.ms": "1000"})})
+    describe(a, g, group, ["consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
+                           "share.record.lock.duration.ms"])
+    a.close()
+
+
+def op_codes(value):
+    """AclOperation codes from what kafka-python returns: a bitfield, or a collection of
+    codes, ACLOperation enums or their names."""
+    from kafka.admin import ACLOperation
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return [bit for bit in range(32) if value & (1 << bit)]
+    codes = []
+    for v in value:
+        if isinstance(v, str):
+            codes.append(ACLOperation[v].value)
+        else:
+            codes.append(int(getattr(v, "value", v)))
+    return sorted(codes)
+
+
+def authorized_ops(bootstrap, topic, group):
+    a = admin(bootstrap)
+    topics = a.describe_topics([topic])
+    out({"resource": "topic", "ops": op_codes(topics[0].get("authorized_operations"))})
+    cluster = a.describe_cluster()
+    out({"resource": "cluster", "ops": op_codes(cluster.get("authorized_operations"))})
+    groups = a.describe_groups([group])
+    described = groups[group] if isinstance(groups, dict) else groups[0]
+    out({"resource": "group", "ops": op_codes(described.get("authorized_operations"))})
+    a.close()
 
 
 COMMANDS = {
+    "authorized-ops": authorized_ops,
     "max-timestamp": max_timestamp,
     "consume-all": consume_all,
+    "broker-configs": broker_configs,
+    "group-configs": group_configs,
 }
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, StorageKind};
+use crate::dynamic_config::DynamicBrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::group::group_configs::GroupConfigStore;
 use crate::group::{ticker, GroupCoordinator};
 use crate::handlers::HandlerRegistry;
 use crate::producer_state::ProducerIdAllocator;
@@ -91,34 +93,48 @@ impl Broker {
 
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids, groups) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let storage = open_storage(&blocking_config)?;
-            let topics = TopicRegistry::open(
-                storage,
-                blocking_config.log_defaults.clone(),
-                meta_dir.as_ref().map(|d| d.join("topics.json")),
-            )?;
-            let producer_ids =
-                ProducerIdAllocator::open(meta_dir.as_ref().map(|d| d.join("producer_ids.json")))?;
-            for p in topics.all_partitions() {
-                if let Some(id) = p.max_producer_id() {
-                    producer_ids.observe(id);
+        let (topics, producer_ids, groups, dynamic, group_configs) =
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let storage = open_storage(&blocking_config)?;
+                let dynamic = DynamicBrokerConfig::open(
+                    meta_dir.as_ref().map(|d| d.join("broker_configs.json")),
+                )?;
+                let topics = TopicRegistry::open(
+                    storage,
+                    dynamic.layers().log_defaults(&blocking_config.log_defaults),
+                    meta_dir.as_ref().map(|d| d.join("topics.json")),
+                )?;
+                let producer_ids = ProducerIdAllocator::open(
+                    meta_dir.as_ref().map(|d| d.join("producer_ids.json")),
+                )?;
+                for p in topics.all_partitions() {
+                    if let Some(id) = p.max_producer_id() {
+                        producer_ids.observe(id);
+                    }
                 }
-            }
-            // Committed offsets are replayed from `<meta dir>/consumer_offsets/`.
-            let group_config = blocking_config.group.clone();
-            let groups = match &meta_dir {
-                Some(d) => GroupCoordinator::open(
-                    group_config,
-                    &d.join("consumer_offsets"),
-                    crate::time::now_ms(),
-                )?,
-                None => GroupCoordinator::in_memory(group_config),
-            };
-            Ok((topics, producer_ids, Arc::new(groups)))
-        })
-        .await
-        .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
+                // Committed offsets are replayed from `<meta dir>/consumer_offsets/`.
+                let group_config = blocking_config.group.clone();
+                let groups = match &meta_dir {
+                    Some(d) => GroupCoordinator::open(
+                        group_config,
+                        &d.join("consumer_offsets"),
+                        crate::time::now_ms(),
+                    )?,
+                    None => GroupCoordinator::in_memory(group_config),
+                };
+                let group_configs = GroupConfigStore::open(
+                    meta_dir.as_ref().map(|d| d.join("group_configs.json")),
+                )?;
+                Ok((
+                    topics,
+                    producer_ids,
+                    Arc::new(groups),
+                    dynamic,
+                    group_configs,
+                ))
+            })
+            .await
+            .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
 
         let shutdown = CancellationToken::new();
         let cleaner_config = config.cleaner.clone();
@@ -129,6 +145,8 @@ impl Broker {
             producer_ids,
             groups,
             cleaner: crate::cleaner::LogCleaner::new(cleaner_config),
+            group_configs,
+            dynamic,
             shutdown: shutdown.clone(),
             shutdown_hooks: Default::default(),
         });
@@ -182,6 +200,7 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
         let st = state.clone();
         let work = tokio::task::spawn_blocking(move || {
             let now_ms = crate::time::now_ms();
+            let expiration_ms = st.dynamic.producer_id_expiration_ms(&st.config);
             for p in st.topics.all_partitions() {
                 match p.log().enforce_retention(now_ms) {
                     Ok(0) => {}
@@ -193,7 +212,7 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
                     ),
                     Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
                 }
-                let expired = p.expire_producers(now_ms, st.config.producer_id_expiration_ms);
+                let expired = p.expire_producers(now_ms, expiration_ms);
                 if expired > 0 {
                     tracing::debug!(partition = %p.tp, producers = expired, "expired idle producer state");
                 }

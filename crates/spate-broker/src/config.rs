@@ -234,6 +234,32 @@ impl BrokerConfig {
         Ok(self)
     }
 
+    /// Whether `key` is a broker setting spate knows (one [`set`](Self::set) accepts).
+    pub fn knows(key: &str) -> bool {
+        matches!(
+            key,
+            "node.id"
+                | "broker.id"
+                | "listeners"
+                | "listen"
+                | "advertised.host.name"
+                | "advertised.host"
+                | "advertised.port"
+                | "auto.create.topics.enable"
+                | "num.partitions"
+                | "socket.request.max.bytes"
+                | "log.retention.check.interval.ms"
+                | "producer.id.expiration.ms"
+                | "shutdown.timeout.ms"
+                | "log.dir"
+                | "log.dirs"
+                | "cluster.id"
+                | "log.retention.hours"
+                | "log.retention.minutes"
+        ) || crate::group::GroupConfig::handles(key)
+            || topic_config::def_by_broker_name(key).is_some()
+    }
+
     /// The log config a topic without overrides gets.
     pub fn default_log_config(&self) -> Result<LogConfig> {
         topic_config::log_config(&self.log_defaults, &BTreeMap::new())

@@ -89,6 +89,11 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// A dynamic config change Kafka refuses as a bad request: a key that cannot change at
+    /// runtime, a value of the wrong type, a broker id that is not this broker's.
+    #[error("{0}")]
+    ConfigChangeRejected(String),
+
     /// A topic name breaks Kafka's rules (legal characters, length, `.`/`..`).
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopic { name: String, reason: String },
@@ -221,6 +226,7 @@ impl BrokerError {
             | BrokerError::Runtime(_)
             | BrokerError::EncodeResponse { .. } => ResponseError::UnknownServerError,
             BrokerError::DecodeRequest { .. }
+            | BrokerError::ConfigChangeRejected(_)
             | BrokerError::FrameTooLarge { .. }
             | BrokerError::MalformedFrame(_) => ResponseError::InvalidRequest,
             BrokerError::ConnectionIo(_) => ResponseError::NetworkException,

@@ -37,10 +37,12 @@
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
+pub mod authorized_operations;
 pub mod background;
 pub mod broker;
 pub mod cleaner;
 pub mod config;
+pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;

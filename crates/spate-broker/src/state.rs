@@ -29,6 +29,10 @@ pub struct BrokerState {
     pub advertised: Advertised,
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
+    /// Broker configs changed at runtime (AlterConfigs on the BROKER resource).
+    pub dynamic: crate::dynamic_config::DynamicBrokerConfig,
+    /// Per-group configs (the GROUP config resource).
+    pub group_configs: crate::group::group_configs::GroupConfigStore,
     /// The coordinator of every consumer group (committed offsets under `<meta dir>`).
     pub groups: Arc<GroupCoordinator>,
     /// The log cleaner of compacted topics (its threads start once the state is shared).

@@ -385,7 +385,13 @@ async fn broker_configs_are_described() {
         cfg.get("log.retention.ms").unwrap().value.as_deref(),
         Some("3600000")
     );
-    assert!(cfg.get("log.retention.ms").unwrap().is_read_only);
+    // log.* defaults change at runtime (dynamic broker configs); num.partitions does not.
+    assert!(!cfg.get("log.retention.ms").unwrap().is_read_only);
+    assert_eq!(
+        cfg.get("log.retention.ms").unwrap().source,
+        ConfigSource::StaticBroker
+    );
+    assert!(cfg.get("num.partitions").unwrap().is_read_only);
 
     // Topics inherit the broker's log.* settings as STATIC_BROKER_CONFIG.
     let topic = random_topic("inherit");

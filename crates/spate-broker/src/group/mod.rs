@@ -10,7 +10,8 @@
 //! - [`offsets`] / [`offsets_log`] — committed offsets in memory and their durable log;
 //! - [`consumer_protocol`] — reading the "consumer" protocol's subscriptions;
 //! - [`api`] — the Kafka requests and responses of every version, mapped onto the above;
-//! - [`ticker`] — the background task that runs session, rebalance and expiry timers.
+//! - [`ticker`] — the background task that runs session, rebalance and expiry timers;
+//! - [`group_configs`] — per-group configs (the GROUP config resource).
 //!
 //! What a user can rely on, and where it differs from a Kafka cluster:
 //! - This broker is the coordinator of every group and every transactional id.
@@ -36,6 +37,7 @@ pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
+pub mod group_configs;
 #[cfg(test)]
 mod liveness_tests;
 pub mod member;

@@ -49,7 +49,7 @@ pub async fn handle(
                 r.replication_factor = 1;
                 if ctx.api_version >= 5 {
                     r.configs = Some(
-                        config::describe(state.topics.broker_defaults(), &configs)
+                        config::describe(&state.topics.broker_defaults(), &configs)
                             .into_iter()
                             .map(|c| {
                                 let mut e = CreatableTopicConfigs::default();

@@ -1,4 +1,5 @@
-//! DescribeCluster: the cluster id and the one broker, which is also the controller.
+//! DescribeCluster: the cluster id and the one broker, which is also the controller, and when
+//! asked the cluster's authorized operations (all of them: there is no authorizer).
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::RequestContext;
+use crate::authorized_operations::Resource;
 use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::str_bytes;
@@ -13,7 +15,7 @@ use crate::strings::str_bytes;
 pub async fn handle(
     state: Arc<BrokerState>,
     _ctx: RequestContext,
-    _req: DescribeClusterRequest,
+    req: DescribeClusterRequest,
 ) -> Result<DescribeClusterResponse> {
     let a = &state.advertised;
     let mut resp = DescribeClusterResponse::default();
@@ -24,5 +26,8 @@ pub async fn handle(
     b.host = str_bytes(a.host.clone());
     b.port = a.port;
     resp.brokers = vec![b];
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = Resource::Cluster.all_authorized();
+    }
     Ok(resp)
 }

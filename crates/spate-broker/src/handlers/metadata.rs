@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::RequestContext;
+use crate::authorized_operations::Resource;
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
 use crate::strings::{str_bytes, str_opt, topic_name};
@@ -64,6 +65,16 @@ pub async fn handle(
             out
         }
     };
+    // Authorized operations (v8+; the cluster's only up to v10): all of them, as Kafka answers
+    // without an authorizer. Unknown topics keep the schema's "not provided" value.
+    if ctx.api_version >= 8 && req.include_topic_authorized_operations {
+        for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+            t.topic_authorized_operations = Resource::Topic.all_authorized();
+        }
+    }
+    if (8..=10).contains(&ctx.api_version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = Resource::Cluster.all_authorized();
+    }
     Ok(resp)
 }
 

@@ -42,18 +42,27 @@ impl ConfigType {
 pub enum ConfigSource {
     /// Set on the topic (CreateTopics configs, AlterConfigs).
     DynamicTopic,
+    /// Set at runtime for this broker (AlterConfigs on BROKER `<node id>`).
+    DynamicBroker,
+    /// Set at runtime as the cluster-wide default (AlterConfigs on BROKER `""`).
+    DynamicDefaultBroker,
     /// Set in the broker's own configuration (`--config log.retention.ms=...`).
     StaticBroker,
     /// Kafka's default.
     Default,
+    /// Set on a consumer group (AlterConfigs on GROUP, Kafka 4.0).
+    Group,
 }
 
 impl ConfigSource {
     pub fn code(self) -> i8 {
         match self {
             ConfigSource::DynamicTopic => 1,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
+            ConfigSource::Group => 8,
         }
     }
 }

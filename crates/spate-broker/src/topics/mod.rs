@@ -77,8 +77,9 @@ struct StoredTopics {
 /// All topics of the broker.
 pub struct TopicRegistry {
     storage: Arc<dyn LogStorage>,
-    /// Broker-level topic config defaults (`log.*`), keyed by topic config name.
-    broker_defaults: BTreeMap<String, String>,
+    /// Broker-level topic config defaults (`log.*`, static and dynamic), keyed by topic
+    /// config name.
+    broker_defaults: RwLock<BTreeMap<String, String>>,
     path: Option<PathBuf>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     by_id: RwLock<HashMap<Uuid, Arc<Topic>>>,
@@ -103,19 +104,22 @@ impl TopicRegistry {
     ) -> Result<Self> {
         let reg = TopicRegistry {
             storage,
-            broker_defaults,
+            broker_defaults: RwLock::new(broker_defaults),
             path,
             topics: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
             change: Mutex::new(()),
         };
-        reg.check_supported(&config::log_config(&reg.broker_defaults, &BTreeMap::new())?)?;
+        reg.check_supported(&config::log_config(
+            &reg.broker_defaults(),
+            &BTreeMap::new(),
+        )?)?;
         let stored = match &reg.path {
             Some(p) => persist::read_json::<StoredTopics>(p)?.unwrap_or_default(),
             None => StoredTopics::default(),
         };
         for t in stored.topics {
-            let log_config = config::log_config(&reg.broker_defaults, &t.configs)?;
+            let log_config = config::log_config(&reg.broker_defaults(), &t.configs)?;
             let partitions = (0..t.partitions)
                 .map(|i| reg.open_partition(&t.name, i, &log_config))
                 .collect::<Result<Vec<_>>>()?;
@@ -215,9 +219,38 @@ impl TopicRegistry {
         v
     }
 
-    /// Broker-level topic config defaults.
-    pub fn broker_defaults(&self) -> &BTreeMap<String, String> {
-        &self.broker_defaults
+    /// Broker-level topic config defaults (a snapshot).
+    pub fn broker_defaults(&self) -> BTreeMap<String, String> {
+        self.broker_defaults.read().clone()
+    }
+
+    /// Checks that every topic still has a valid log config under new broker defaults.
+    pub fn check_broker_defaults(&self, defaults: &BTreeMap<String, String>) -> Result<()> {
+        for t in self.list() {
+            self.check_supported(&config::log_config(defaults, &t.configs())?)?;
+        }
+        self.check_supported(&config::log_config(defaults, &BTreeMap::new())?)
+    }
+
+    /// Puts new broker defaults (a dynamic broker config change) into effect: every partition
+    /// of a topic without its own override of a changed key picks up the new value at once.
+    pub fn set_broker_defaults(&self, defaults: BTreeMap<String, String>) {
+        let _change = self.change.lock();
+        *self.broker_defaults.write() = defaults;
+        let defaults = self.broker_defaults();
+        for t in self.list() {
+            match config::log_config(&defaults, &t.configs()) {
+                Ok(log_config) => {
+                    for p in t.partitions() {
+                        p.update_config(log_config.clone());
+                    }
+                }
+                // check_broker_defaults ran first; a topic created in between keeps its config.
+                Err(e) => {
+                    tracing::warn!(topic = %t.name, error = %e, "broker defaults not applied")
+                }
+            }
+        }
     }
 
     /// Validates a new topic: name, partition count and configs. Returns normalised configs.
@@ -233,7 +266,7 @@ impl TopicRegistry {
         for (k, v) in &t.configs {
             configs.insert(k.clone(), config::validate(k, v)?);
         }
-        self.check_supported(&config::log_config(&self.broker_defaults, &configs)?)?;
+        self.check_supported(&config::log_config(&self.broker_defaults(), &configs)?)?;
         if self.get(&t.name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(t.name.clone()));
         }
@@ -244,7 +277,7 @@ impl TopicRegistry {
     pub fn create(&self, t: NewTopic, validate_only: bool) -> Result<Arc<Topic>> {
         let _change = self.change.lock();
         let configs = self.validate_new(&t)?;
-        let log_config = config::log_config(&self.broker_defaults, &configs)?;
+        let log_config = config::log_config(&self.broker_defaults(), &configs)?;
         let topic = if validate_only {
             Arc::new(Topic {
                 name: t.name,
@@ -309,7 +342,7 @@ impl TopicRegistry {
         if validate_only {
             return Ok(());
         }
-        let log_config = config::log_config(&self.broker_defaults, &topic.configs())?;
+        let log_config = config::log_config(&self.broker_defaults(), &topic.configs())?;
         let added = self.open_new_partitions(name, current, count, &log_config)?;
         topic.inner.write().partitions.extend(added);
         self.save()?;
@@ -333,7 +366,7 @@ impl TopicRegistry {
         for (k, v) in &configs {
             normalised.insert(k.clone(), config::validate(k, v)?);
         }
-        let log_config = config::log_config(&self.broker_defaults, &normalised)?;
+        let log_config = config::log_config(&self.broker_defaults(), &normalised)?;
         self.check_supported(&log_config)?;
         if validate_only {
             return Ok(());

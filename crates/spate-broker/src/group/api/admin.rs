@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use crate::authorized_operations::Resource;
 use crate::group::coordinator::GroupCoordinator;
 use crate::handlers::RequestContext;
 use crate::strings::{opt_str_bytes, str_bytes};
@@ -152,7 +153,14 @@ pub fn handle_describe_groups(
                         .with_member_assignment(m.assignment)
                 })
                 .collect();
+            // v3+: authorized operations when asked — all of them, there is no authorizer.
+            let operations = if ctx.api_version >= 3 && request.include_authorized_operations {
+                Resource::Group.all_authorized()
+            } else {
+                i32::MIN
+            };
             DescribedGroup::default()
+                .with_authorized_operations(operations)
                 .with_error_code(d.error_code)
                 .with_group_id(id.clone())
                 .with_group_state(str_bytes(d.state))
