@@ -222,7 +222,7 @@ impl BrokerConfig {
             }
             _ => {
                 let Some(def) = topic_config::def_by_broker_name(key) else {
-                    return Err(bad("unknown broker config"));
+                    return Err(bad("not supported by this broker"));
                 };
                 let normalised = topic_config::validate(def.name, v).map_err(|e| match e {
                     BrokerError::InvalidConfig { reason, .. } => bad(&reason),
@@ -257,6 +257,7 @@ impl BrokerConfig {
                 | "log.retention.hours"
                 | "log.retention.minutes"
         ) || crate::group::GroupConfig::handles(key)
+            || crate::cleaner::CleanerConfig::handles(key)
             || topic_config::def_by_broker_name(key).is_some()
     }
 
@@ -284,6 +285,84 @@ mod tests {
         assert!(err.contains("log.segment.bytes"), "{err}");
         assert!(c.set("no.such.setting", "1").is_err());
         assert!(c.set("num.partitions", "0").is_err());
+    }
+
+    /// Every key `set` accepts changes the configuration (each field is read by the broker);
+    /// anything else is refused naming the key.
+    #[test]
+    fn every_accepted_broker_key_changes_the_config() {
+        let mut keys: Vec<String> = [
+            "node.id",
+            "broker.id",
+            "listeners",
+            "listen",
+            "advertised.host.name",
+            "advertised.host",
+            "advertised.port",
+            "auto.create.topics.enable",
+            "num.partitions",
+            "socket.request.max.bytes",
+            "log.retention.check.interval.ms",
+            "producer.id.expiration.ms",
+            "shutdown.timeout.ms",
+            "log.dir",
+            "log.dirs",
+            "cluster.id",
+            "log.retention.hours",
+            "log.retention.minutes",
+            "group.min.session.timeout.ms",
+            "group.max.session.timeout.ms",
+            "group.initial.rebalance.delay.ms",
+            "group.max.size",
+            "offsets.retention.minutes",
+            "offsets.retention.check.interval.ms",
+            "offset.metadata.max.bytes",
+            "log.cleaner.enable",
+            "log.cleaner.threads",
+            "log.cleaner.dedupe.buffer.size",
+            "log.cleaner.io.buffer.size",
+            "log.cleaner.backoff.ms",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        keys.extend(topic_config::DEFS.iter().map(|d| d.broker_name.to_string()));
+        let candidates = [
+            "12345",
+            "2",
+            "compact",
+            "false",
+            "true",
+            "0.9",
+            "gzip",
+            "127.0.0.1:9999",
+            "/tmp/x",
+        ];
+        for key in &keys {
+            assert!(BrokerConfig::knows(key), "{key} is accepted but not known");
+            let informational = topic_config::def_by_broker_name(key).is_some_and(|d| {
+                topic_config::INFORMATIONAL
+                    .iter()
+                    .any(|(k, _)| *k == d.name)
+            });
+            let changes = candidates.iter().any(|v| {
+                let mut c = BrokerConfig::default();
+                c.set(key, v).is_ok() && c != BrokerConfig::default()
+            });
+            assert!(
+                changes || informational,
+                "{key} is accepted but no value changes anything"
+            );
+        }
+        let err = BrokerConfig::default()
+            .set("log.cleaner.io.max.bytes.per.second", "1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log.cleaner.io.max.bytes.per.second")
+                && err.contains("not supported by this broker"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl CleanerConfig {
             "log.cleaner.dedupe.buffer.size" => self.dedupe_buffer_bytes = int(1024)? as usize,
             "log.cleaner.io.buffer.size" => self.io_buffer_bytes = int(1024)? as usize,
             "log.cleaner.backoff.ms" => self.backoff_ms = int(0)? as u64,
-            _ => return Err(bad("unknown broker config")),
+            _ => return Err(bad("not supported by this broker")),
         }
         Ok(())
     }

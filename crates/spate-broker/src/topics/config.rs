@@ -246,6 +246,20 @@ pub const DEFS: &[ConfigDef] = &[
     },
 ];
 
+/// The accepted keys that change nothing on this broker, and why that is Kafka's behaviour
+/// too. Every other key in [`DEFS`] changes the [`LogConfig`] the storage, the cleaner or the
+/// produce path act on (a test walks them all).
+pub const INFORMATIONAL: &[(&str, &str)] = &[
+    (
+        "message.timestamp.type",
+        "only CreateTime is accepted, which is what the broker does: it keeps producers' timestamps",
+    ),
+    (
+        "unclean.leader.election.enable",
+        "with a single replica there is never another replica to elect, clean or unclean",
+    ),
+];
+
 /// The definition of topic config `name`.
 pub fn def(name: &str) -> Option<&'static ConfigDef> {
     DEFS.iter().find(|d| d.name == name)
@@ -263,7 +277,7 @@ pub fn validate(name: &str, value: &str) -> Result<String> {
         return Err(BrokerError::invalid_config(
             name,
             value,
-            "unknown topic config",
+            "not supported by this broker",
         ));
     };
     let v = value.trim();
@@ -446,6 +460,60 @@ mod tests {
         assert_eq!(get("segment.bytes").source, ConfigSource::DynamicTopic);
         assert_eq!(get("retention.bytes").source, ConfigSource::Default);
         assert_eq!(get("retention.bytes").value, "-1");
+    }
+
+    /// A valid value of `d` other than its default.
+    fn other_value(d: &ConfigDef) -> Option<String> {
+        match d.rule {
+            Rule::AtLeast { min, .. } => {
+                let default: i64 = d.default.parse().ok()?;
+                let v = if default == i64::MAX {
+                    min.max(0) + 1000
+                } else {
+                    default.max(min) + 1000
+                };
+                Some(v.to_string())
+            }
+            Rule::ListOf(items) | Rule::OneOf(items) => items
+                .iter()
+                .find(|i| **i != d.default)
+                .map(|s| s.to_string()),
+            Rule::Boolean => Some(if d.default == "true" { "false" } else { "true" }.into()),
+            Rule::Ratio => Some("0.9".into()),
+        }
+    }
+
+    #[test]
+    fn every_accepted_key_has_an_effect_or_says_why_not() {
+        let none = BTreeMap::new();
+        let default = log_config(&none, &none).unwrap();
+        for d in DEFS {
+            let informational = INFORMATIONAL.iter().find(|(k, _)| *k == d.name);
+            let Some(value) = other_value(d) else {
+                assert!(
+                    informational.is_some(),
+                    "{} accepts one value only: say why",
+                    d.name
+                );
+                continue;
+            };
+            validate(d.name, &value).unwrap();
+            let set: BTreeMap<_, _> = [(d.name.to_string(), value.clone())].into();
+            let changed = log_config(&none, &set).unwrap() != default;
+            match informational {
+                None => assert!(
+                    changed,
+                    "{}={value} is accepted but changes nothing",
+                    d.name
+                ),
+                Some((_, why)) => {
+                    assert!(!changed && !why.is_empty(), "{} is informational", d.name)
+                }
+            }
+        }
+        for (k, _) in INFORMATIONAL {
+            assert!(def(k).is_some(), "{k} is not an accepted key");
+        }
     }
 
     #[test]
