@@ -145,6 +145,8 @@ impl Broker {
             producer_ids,
             groups,
             cleaner: crate::cleaner::LogCleaner::new(cleaner_config),
+            request_metrics: Default::default(),
+            metrics_addr: Default::default(),
             group_configs,
             dynamic,
             shutdown: shutdown.clone(),
@@ -152,6 +154,11 @@ impl Broker {
         });
         ticker::spawn(&state.groups, shutdown.clone());
         crate::cleaner::manager::install(&state)?;
+        if let Some(addr) = state.config.metrics_listen {
+            let bound = crate::metrics::serve(state.clone(), addr, shutdown.clone()).await?;
+            let _ = state.metrics_addr.set(bound);
+            tracing::info!(address = %bound, "metrics endpoint listening");
+        }
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),

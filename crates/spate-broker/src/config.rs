@@ -62,6 +62,9 @@ pub struct BrokerConfig {
     pub group: crate::group::GroupConfig,
     /// Log cleaner settings (`log.cleaner.*`).
     pub cleaner: crate::cleaner::CleanerConfig,
+    /// `metrics.listen` (spate's own): where to serve broker metrics in the Prometheus text
+    /// format (`HOST:PORT`, port 0 picks one); none by default.
+    pub metrics_listen: Option<SocketAddr>,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
     /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
     /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
             cluster_id: "spate-cluster".to_string(),
             group: crate::group::GroupConfig::default(),
             cleaner: crate::cleaner::CleanerConfig::default(),
+            metrics_listen: None,
             shutdown_timeout_ms: 5_000,
         }
     }
@@ -206,6 +210,9 @@ impl BrokerConfig {
                 self.shutdown_timeout_ms = n as u64;
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
+            "metrics.listen" => {
+                self.metrics_listen = Some(v.parse().map_err(|_| bad("expected HOST:PORT"))?)
+            }
             "cluster.id" => self.cluster_id = v.to_string(),
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
             k if crate::cleaner::CleanerConfig::handles(k) => self.cleaner.set(k, v)?,
@@ -253,6 +260,7 @@ impl BrokerConfig {
                 | "shutdown.timeout.ms"
                 | "log.dir"
                 | "log.dirs"
+                | "metrics.listen"
                 | "cluster.id"
                 | "log.retention.hours"
                 | "log.retention.minutes"
@@ -307,6 +315,7 @@ mod tests {
             "shutdown.timeout.ms",
             "log.dir",
             "log.dirs",
+            "metrics.listen",
             "cluster.id",
             "log.retention.hours",
             "log.retention.minutes",

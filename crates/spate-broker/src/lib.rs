@@ -46,6 +46,7 @@ pub mod dynamic_config;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 pub mod partition;
 pub mod persist;
 pub mod produce_validation;

@@ -37,6 +37,10 @@ pub struct BrokerState {
     pub groups: Arc<GroupCoordinator>,
     /// The log cleaner of compacted topics (its threads start once the state is shared).
     pub cleaner: Arc<LogCleaner>,
+    /// Request counts and latencies per API (the metrics endpoint).
+    pub request_metrics: crate::metrics::RequestMetrics,
+    /// Where the metrics endpoint listens, once bound (`metrics_listen`).
+    pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
     /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,

@@ -119,6 +119,7 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
     spate_testkit::init_logging();
     let mut config = BrokerConfig::default();
     config.set("log.cleaner.backoff.ms", "50").unwrap();
+    config.set("metrics.listen", "127.0.0.1:0").unwrap();
     let broker = TestBroker::start_with(config);
     let bootstrap = broker.bootstrap_servers();
     let topic = random_topic("compacted");
@@ -197,6 +198,27 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
         "young tombstones are kept"
     );
 
+    // The library side of `topics describe --verbose`, and the metrics endpoint.
+    let described = spate_broker::cleaner::describe_topic(broker.state(), &topic).unwrap();
+    let p0 = described[0].1.as_ref().expect("compacted partition status");
+    assert!(p0.compacted && p0.last_cleaning.is_some());
+    let metrics = scrape(broker.state().metrics_addr.get().expect("metrics endpoint"));
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"))
+    };
+    assert!(value("spate_log_cleaner_bytes_read_total") > 0.0);
+    assert!(value("spate_log_cleaner_cleanings_total") >= 1.0);
+    assert!(value("spate_broker_requests_total{api=\"Produce\"}") >= 1.0);
+    assert!(metrics.contains(&format!(
+        "spate_log_cleaner_dirty_ratio{{topic=\"{topic}\",partition=\"0\"}} 0"
+    )));
+    assert!(metrics.contains("spate_broker_request_seconds_bucket{api=\"Produce\",le=\"+Inf\"}"));
+
     let rd = rdkafka_read_all(&bootstrap, &topic, end);
     assert_eq!(rd, want, "rdkafka");
     let py = python_read_all(&bootstrap, &topic);
@@ -208,6 +230,20 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
         rd.len(),
         py.len()
     );
+}
+
+/// GETs the metrics page.
+fn scrape(addr: &std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 fn s(v: &str) -> StrBytes {

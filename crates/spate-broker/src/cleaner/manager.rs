@@ -317,6 +317,24 @@ impl LogCleaner {
     }
 }
 
+/// The cleaner's view of every partition of `topic`, by partition index: what
+/// `spate topics describe --verbose` prints (dirty ratio, last cleaning). `None` for partitions
+/// whose storage does not compact; an unknown topic is an error.
+pub fn describe_topic(
+    state: &crate::state::BrokerState,
+    topic: &str,
+) -> Result<Vec<(i32, Option<PartitionCleanerStatus>)>> {
+    let t = state
+        .topics
+        .get(topic)
+        .ok_or_else(|| BrokerError::UnknownTopic(topic.to_string()))?;
+    let now = crate::time::now_ms();
+    t.partitions()
+        .iter()
+        .map(|p| Ok((p.index(), state.cleaner.status(p, now)?)))
+        .collect()
+}
+
 /// Starts the broker's log cleaner over the broker's topics; a shutdown hook stops it before
 /// the logs are closed.
 pub fn install(state: &Arc<crate::state::BrokerState>) -> Result<()> {

@@ -28,7 +28,7 @@ pub mod txn;
 
 use serde::{Deserialize, Serialize};
 
-pub use manager::{LastCleaning, LogCleaner, PartitionCleanerStatus};
+pub use manager::{describe_topic, LastCleaning, LogCleaner, PartitionCleanerStatus};
 pub use pass::{CleanStats, Cleaner, PassOutcome};
 pub use txn::{AbortedTxn, NoTransactions, PartitionView};
 
