@@ -93,7 +93,7 @@ impl Broker {
 
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids, groups, dynamic, group_configs) =
+        let (topics, producer_ids, groups, txn, dynamic, group_configs) =
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let storage = open_storage(&blocking_config)?;
                 let dynamic = DynamicBrokerConfig::open(
@@ -122,6 +122,7 @@ impl Broker {
                     )?,
                     None => GroupCoordinator::in_memory(group_config),
                 };
+                let txn = crate::txn::open(&blocking_config, meta_dir.as_deref(), &producer_ids)?;
                 let group_configs = GroupConfigStore::open(
                     meta_dir.as_ref().map(|d| d.join("group_configs.json")),
                 )?;
@@ -129,6 +130,7 @@ impl Broker {
                     topics,
                     producer_ids,
                     Arc::new(groups),
+                    txn,
                     dynamic,
                     group_configs,
                 ))
@@ -147,6 +149,7 @@ impl Broker {
             cleaner: crate::cleaner::LogCleaner::new(cleaner_config),
             request_metrics: Default::default(),
             metrics_addr: Default::default(),
+            txn,
             group_configs,
             dynamic,
             shutdown: shutdown.clone(),
@@ -159,6 +162,7 @@ impl Broker {
             let _ = state.metrics_addr.set(bound);
             tracing::info!(address = %bound, "metrics endpoint listening");
         }
+        crate::txn::start(&state).await?;
         let server = tokio::spawn(crate::server::run(
             listener,
             state.clone(),
@@ -218,6 +222,9 @@ async fn maintenance_loop(state: Arc<BrokerState>, shutdown: CancellationToken) 
                         "retention deleted segments"
                     ),
                     Err(e) => tracing::warn!(partition = %p.tp, error = %e, "retention failed"),
+                }
+                if let Err(e) = p.snapshot_producers() {
+                    tracing::warn!(partition = %p.tp, error = %e, "producer state snapshot failed");
                 }
                 let expired = p.expire_producers(now_ms, expiration_ms);
                 if expired > 0 {

@@ -69,6 +69,9 @@ pub struct BrokerConfig {
     /// shutdown may take. In-flight requests get this long minus a quarter (kept for flushing
     /// the logs and writing the clean-shutdown markers); connections still busy then are closed.
     pub shutdown_timeout_ms: u64,
+    /// Transaction coordinator settings (`transaction.*`, `transactional.id.*`).
+    #[serde(default)]
+    pub txn: crate::txn::TxnConfig,
 }
 
 impl Default for BrokerConfig {
@@ -91,6 +94,7 @@ impl Default for BrokerConfig {
             cleaner: crate::cleaner::CleanerConfig::default(),
             metrics_listen: None,
             shutdown_timeout_ms: 5_000,
+            txn: crate::txn::TxnConfig::default(),
         }
     }
 }
@@ -216,6 +220,7 @@ impl BrokerConfig {
             "cluster.id" => self.cluster_id = v.to_string(),
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
             k if crate::cleaner::CleanerConfig::handles(k) => self.cleaner.set(k, v)?,
+            k if crate::txn::TxnConfig::handles(k) => self.txn.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {
                     3_600_000

@@ -81,6 +81,15 @@ pub enum BrokerError {
     #[error("invalid topic name {topic:?}: {reason}")]
     InvalidTopicName { topic: String, reason: String },
 
+    /// A transactional batch whose producer has no ongoing transaction holding the partition
+    /// at that epoch (Kafka answers INVALID_TXN_STATE).
+    #[error("invalid transaction state for producer {producer_id} on {partition}: {reason}")]
+    InvalidTxnState {
+        partition: String,
+        producer_id: i64,
+        reason: String,
+    },
+
     /// A topic or broker configuration value is invalid.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
@@ -213,6 +222,7 @@ impl BrokerError {
                 ResponseError::UnknownTopicOrPartition
             }
             BrokerError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            BrokerError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
             BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             BrokerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,

@@ -34,6 +34,7 @@
 //! - [`group`]: the group coordinator and its APIs.
 //! - [`topics`]: the topic registry, names and topic configs; [`partition`]: a live partition.
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
+//! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
@@ -60,6 +61,7 @@ pub mod storage;
 pub(crate) mod strings;
 pub mod time;
 pub mod topics;
+pub mod txn;
 
 pub use background::BackgroundBroker;
 pub use broker::{Broker, BrokerHandle};

@@ -22,7 +22,7 @@ use crate::record_batch::BatchHeader;
 /// is why clients cap `max.in.flight.requests.per.connection` at 5 with idempotence).
 pub const MAX_CACHED_BATCHES: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct CachedBatch {
     first_seq: i32,
     last_seq: i32,
@@ -30,13 +30,17 @@ struct CachedBatch {
     last_offset: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<CachedBatch>,
     /// Largest batch timestamp seen: what `producer.id.expiration.ms` is measured against, as
     /// in Kafka (so a replay of the log on start expires the same producers).
     last_timestamp: i64,
+    /// First offset of this producer's open transaction in this partition (its first
+    /// transactional batch since the last marker): what holds the last stable offset back.
+    #[serde(default)]
+    txn_first_offset: Option<i64>,
 }
 
 /// The verdict on one incoming batch.
@@ -48,10 +52,21 @@ pub enum SequenceCheck {
     Duplicate { base_offset: i64, last_offset: i64 },
 }
 
-/// Sequence state of every producer that wrote to one partition.
-#[derive(Debug, Default)]
+/// Sequence and open-transaction state of every producer that wrote to one partition.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct PartitionProducers {
     producers: HashMap<i64, ProducerEntry>,
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// First offset of its open transaction, -1 when none.
+    pub current_txn_start_offset: i64,
 }
 
 fn last_seq_of(h: &BatchHeader) -> i32 {
@@ -136,7 +151,7 @@ impl PartitionProducers {
 
     /// Records a batch that was appended at `base_offset` (also used when replaying the log).
     pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
-        if h.producer_id < 0 || h.base_sequence < 0 {
+        if h.producer_id < 0 || h.base_sequence < 0 || h.is_control() {
             return;
         }
         let entry = self
@@ -146,7 +161,11 @@ impl PartitionProducers {
                 epoch: h.producer_epoch,
                 batches: VecDeque::new(),
                 last_timestamp: h.max_timestamp,
+                txn_first_offset: None,
             });
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(base_offset);
+        }
         entry.last_timestamp = entry.last_timestamp.max(h.max_timestamp);
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
@@ -163,13 +182,82 @@ impl PartitionProducers {
         });
     }
 
+    /// Checks a transaction marker's epoch against the producer's: an older epoch is fenced
+    /// (a marker of a coordinator that lost a race with a newer producer instance).
+    pub fn check_marker(&self, partition: &str, producer_id: i64, epoch: i16) -> Result<()> {
+        match self.producers.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(BrokerError::InvalidProducerEpoch {
+                partition: partition.to_string(),
+                producer_id,
+                epoch,
+                current_epoch: e.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a transaction marker appended at `offset`: the producer's open transaction (if
+    /// any) ends, and its epoch moves up to the marker's (so a producer fenced by the
+    /// coordinator cannot append with the old epoch). Returns the first offset of the
+    /// transaction it ended.
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, timestamp: i64) -> Option<i64> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_timestamp: timestamp,
+                txn_first_offset: None,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        entry.txn_first_offset.take()
+    }
+
+    /// First offset of this producer's open transaction in the partition.
+    pub fn open_txn(&self, producer_id: i64) -> Option<i64> {
+        self.producers.get(&producer_id)?.txn_first_offset
+    }
+
+    /// The smallest first offset of any open transaction: the last stable offset, when there
+    /// is one.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
+    /// Every producer, for DescribeProducers.
+    pub fn describe(&self) -> Vec<ProducerInfo> {
+        let mut out: Vec<ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(&id, e)| ProducerInfo {
+                producer_id: id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     /// Forgets producers that have not written for `expiration_ms` (Kafka's
-    /// `producer.id.expiration.ms`), so short-lived producers do not accumulate forever.
-    /// Returns how many were forgotten.
+    /// `producer.id.expiration.ms`), so short-lived producers do not accumulate forever. A
+    /// producer with an open transaction is kept until the transaction ends. Returns how many
+    /// were forgotten.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 

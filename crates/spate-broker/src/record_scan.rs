@@ -17,7 +17,7 @@ fn corrupt(reason: &str) -> BrokerError {
 }
 
 /// Reads a zigzag varint (Kafka's record field encoding) at `*pos`.
-fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*pos).ok_or_else(|| corrupt("record cut short"))?;

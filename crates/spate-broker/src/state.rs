@@ -1,5 +1,6 @@
 //! [`BrokerState`]: everything a request handler can reach — configuration, the topic registry
-//! (and through it every partition), the producer id allocator and the group coordinator. Each
+//! (and through it every partition), the producer id allocator and the group and transaction
+//! coordinators. Each
 //! subsystem is a typed field, built before the state is shared, so no handler can run against a
 //! subsystem that was never opened. (The handler registry is not here: the server owns it.)
 
@@ -14,6 +15,7 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::producer_state::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
+use crate::txn::TransactionCoordinator;
 
 /// Where clients are told to connect (Metadata, DescribeCluster, FindCoordinator).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct BrokerState {
     pub request_metrics: crate::metrics::RequestMetrics,
     /// Where the metrics endpoint listens, once bound (`metrics_listen`).
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The coordinator of every transactional id (its log under `<meta dir>/transactions`).
+    pub txn: Arc<TransactionCoordinator>,
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
     /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,

@@ -243,9 +243,10 @@ fn every_advertised_version_round_trips() {
     n += sweep(
         &mut c,
         &versions,
-        |_| InitProducerIdRequest::default(),
+        |_| InitProducerIdRequest::default().with_transactional_id(None),
         |_, r: &InitProducerIdResponse| assert_eq!(r.error_code, 0),
     );
+    n += sweep_transactions(&mut c, &versions);
     n += sweep(
         &mut c,
         &versions,
@@ -268,7 +269,9 @@ fn every_advertised_version_round_trips() {
     assert!(n > 60, "{n} API versions swept");
 
     // Every advertised API is covered above (the group coordinator's APIs have their own tests).
-    let covered = [18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60];
+    let covered = [
+        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 28, 61, 65, 66,
+    ];
     let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47];
     for k in &versions.api_keys {
         assert!(
@@ -277,4 +280,109 @@ fn every_advertised_version_round_trips() {
             k.api_key
         );
     }
+}
+
+fn txn_id(s: &'static str) -> TransactionalId {
+    TransactionalId(StrBytes::from_static_str(s))
+}
+
+/// The transaction APIs at every version: a transactional id initialised at each
+/// InitProducerId version, then each request against it (or an unknown id) answered with the
+/// error Kafka gives.
+fn sweep_transactions(c: &mut RawClient, versions: &ApiVersionsResponse) -> usize {
+    let mut n = sweep(
+        c,
+        versions,
+        |_| {
+            InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id("sweep-txn")))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        },
+        |_, r: &InitProducerIdResponse| assert_eq!(r.error_code, 0),
+    );
+    let unknown = ProducerId(123_456);
+    n += sweep(
+        c,
+        versions,
+        |_| {
+            let t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name())
+                .with_partitions(vec![0]);
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id("sweep-txn"))
+                .with_v3_and_below_producer_id(unknown)
+                .with_v3_and_below_topics(vec![t])
+        },
+        |_, r: &AddPartitionsToTxnResponse| {
+            let code =
+                r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+            assert_eq!(code, 49, "INVALID_PRODUCER_ID_MAPPING");
+        },
+    );
+    n += sweep(
+        c,
+        versions,
+        |_| {
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(txn_id("sweep-none"))
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        },
+        |_, r: &AddOffsetsToTxnResponse| assert_eq!(r.error_code, 49),
+    );
+    n += sweep(
+        c,
+        versions,
+        |_| EndTxnRequest::default().with_transactional_id(txn_id("sweep-none")),
+        |_, r: &EndTxnResponse| assert_eq!(r.error_code, 49),
+    );
+    n += sweep(
+        c,
+        versions,
+        |_| {
+            let p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1);
+            let t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(name())
+                .with_partitions(vec![p]);
+            TxnOffsetCommitRequest::default()
+                .with_transactional_id(txn_id("sweep-none"))
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_generation_id(-1)
+                .with_topics(vec![t])
+        },
+        |_, r: &TxnOffsetCommitResponse| assert_eq!(r.topics[0].partitions[0].error_code, 49),
+    );
+    n += sweep(
+        c,
+        versions,
+        |_| {
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id("sweep-txn")])
+        },
+        |_, r: &DescribeTransactionsResponse| {
+            assert_eq!(r.transaction_states[0].error_code, 0);
+            assert_eq!(r.transaction_states[0].transaction_state.as_str(), "Empty");
+        },
+    );
+    n += sweep(
+        c,
+        versions,
+        |_| ListTransactionsRequest::default().with_duration_filter(-1),
+        |_, r: &ListTransactionsResponse| assert!(!r.transaction_states.is_empty()),
+    );
+    n += sweep(
+        c,
+        versions,
+        |_| {
+            DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(name())
+                    .with_partition_indexes(vec![0]),
+            ])
+        },
+        |_, r: &DescribeProducersResponse| assert_eq!(r.topics[0].partitions[0].error_code, 0),
+    );
+    n
 }

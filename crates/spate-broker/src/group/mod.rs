@@ -44,6 +44,7 @@ pub mod member;
 pub mod offsets;
 pub mod offsets_log;
 pub mod ticker;
+pub mod txn_offsets;
 pub mod types;
 
 pub use classic_group::GroupState;

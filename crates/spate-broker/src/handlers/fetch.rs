@@ -6,6 +6,11 @@
 //! partition until an append wakes it or `max_wait_ms` passes — no polling loop. The fetcher
 //! registers before it re-reads, so an append that lands in between is not missed.
 //!
+//! Isolation: a read_committed fetch (isolation level 1) gets only batches below the partition's
+//! last stable offset and the aborted transactions overlapping what it got, so the client can
+//! drop aborted records; a read_uncommitted fetch gets everything below the high watermark and
+//! *no* aborted transactions (a list there makes some clients skip records that are not aborted).
+//!
 //! Fetch sessions (KIP-227) are declined: the response's session id is always 0, which both
 //! librdkafka and the Java client treat as "this broker does not cache sessions" and keep sending
 //! full fetch requests. A request naming a session id gets FETCH_SESSION_ID_NOT_FOUND, which makes
@@ -16,14 +21,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 
 use super::{check_leader_epoch, RequestContext};
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
+use crate::record_batch::BatchIter;
 use crate::state::BrokerState;
 
 /// A requested partition, resolved once per request.
@@ -46,6 +54,7 @@ pub async fn handle(
         return Ok(resp);
     }
     let uses_ids = ctx.api_version >= 13;
+    let read_committed = req.isolation_level == 1;
     let targets: Vec<(FetchTopic, Vec<Target>)> = req
         .topics
         .into_iter()
@@ -91,7 +100,7 @@ pub async fn handle(
     let waiter = Arc::new(Notify::new());
     let mut registered = false;
     let topics = loop {
-        let (topics, bytes, errors) = read_all(&targets, max_bytes, uses_ids);
+        let (topics, bytes, errors) = read_all(&targets, max_bytes, uses_ids, read_committed);
         let done = bytes >= min_bytes.max(1)
             || errors
             || min_bytes == 0
@@ -135,6 +144,7 @@ fn read_all(
     targets: &[(FetchTopic, Vec<Target>)],
     max_bytes: usize,
     uses_ids: bool,
+    read_committed: bool,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total = 0usize;
     let mut errors = false;
@@ -148,7 +158,7 @@ fn read_all(
         }
         for t in parts {
             let budget = max_bytes.saturating_sub(total);
-            let pd = read_partition(t, budget, total == 0);
+            let pd = read_partition(t, budget, total == 0, read_committed);
             if pd.error_code != 0 {
                 errors = true;
             }
@@ -160,9 +170,15 @@ fn read_all(
     (out, total, errors)
 }
 
-fn read_partition(t: &Target, budget: usize, first_with_data: bool) -> PartitionData {
+fn read_partition(
+    t: &Target,
+    budget: usize,
+    first_with_data: bool,
+    read_committed: bool,
+) -> PartitionData {
     let mut pd = PartitionData::default();
     pd.partition_index = t.index;
+    pd.aborted_transactions = None;
     let p = match &t.partition {
         Ok(p) => p,
         Err(code) => {
@@ -177,10 +193,14 @@ fn read_partition(t: &Target, budget: usize, first_with_data: bool) -> Partition
         return pd;
     }
     let log = p.log();
-    let hw = log.log_end_offset();
+    let hw = p.high_watermark();
+    let lso = p.last_stable_offset();
     pd.high_watermark = hw;
-    pd.last_stable_offset = hw;
+    pd.last_stable_offset = lso;
     pd.log_start_offset = log.log_start_offset();
+    if read_committed {
+        pd.aborted_transactions = Some(Vec::new());
+    }
     let limit = (t.partition_max_bytes.max(0) as usize).min(budget);
     // Past the request's max_bytes only the first partition with data may exceed it (KIP-74);
     // the others report their offsets without records.
@@ -189,6 +209,22 @@ fn read_partition(t: &Target, budget: usize, first_with_data: bool) -> Partition
         return pd;
     }
     match log.read(t.fetch_offset, limit.max(1)) {
+        Ok(bytes) if read_committed => {
+            let (stable, end) = below(bytes, lso);
+            if end > t.fetch_offset {
+                pd.aborted_transactions = Some(
+                    p.aborted_txns(t.fetch_offset, end)
+                        .into_iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect(),
+                );
+            }
+            pd.records = Some(stable);
+        }
         Ok(bytes) => pd.records = Some(bytes),
         Err(BrokerError::OffsetOutOfRange { .. }) => {
             pd.error_code = ResponseError::OffsetOutOfRange.code();
@@ -201,4 +237,21 @@ fn read_partition(t: &Target, budget: usize, first_with_data: bool) -> Partition
         }
     }
     pd
+}
+
+/// The whole batches of `bytes` that start below `lso`, and the offset after the last of them
+/// (0 when none). A batch never straddles the last stable offset: it is the first offset of a
+/// transaction's first batch.
+fn below(bytes: Bytes, lso: i64) -> (Bytes, i64) {
+    let mut cut = 0;
+    let mut end = 0;
+    for item in BatchIter::new(&bytes) {
+        let Ok((at, h, batch)) = item else { break };
+        if h.base_offset >= lso {
+            break;
+        }
+        cut = at + batch.len();
+        end = h.last_offset() + 1;
+    }
+    (bytes.slice(..cut), end)
 }

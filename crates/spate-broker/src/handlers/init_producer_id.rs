@@ -1,13 +1,11 @@
-//! InitProducerId: hands idempotent producers a fresh producer id at epoch 0, as Kafka does for
-//! producers without a `transactional.id` (a producer that bumps its epoch after an error gets a
-//! new id too). Transactions are not implemented yet: a `transactional.id` is refused with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, a fatal error, so the client fails fast with a clear
-//! message instead of retrying forever.
+//! InitProducerId: idempotent producers (no `transactional.id`) get a fresh producer id at
+//! epoch 0, as Kafka hands them out (a producer that bumps its epoch after an error gets a new
+//! id too). With a `transactional.id` the transaction coordinator answers (see
+//! `crate::txn::api::init_transactional`): the id's producer id, its epoch bumped.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::error::Result;
@@ -18,12 +16,12 @@ pub async fn handle(
     ctx: RequestContext,
     req: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse> {
-    let mut resp = InitProducerIdResponse::default();
-    if let Some(txn) = req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
-        tracing::warn!(peer = %ctx.peer, transactional_id = %txn.0, "transactions are not supported yet");
-        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return Ok(resp);
+    if let Some(txn) = req.transactional_id.as_ref() {
+        // Kafka: an empty transactional id is an INVALID_REQUEST, answered by the coordinator.
+        let id = txn.0.to_string();
+        return crate::txn::api::init_transactional(&state, &ctx, req, id).await;
     }
+    let mut resp = InitProducerIdResponse::default();
     match state.producer_ids.allocate() {
         Ok(id) => {
             resp.producer_id = ProducerId(id);

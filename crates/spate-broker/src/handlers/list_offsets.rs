@@ -1,7 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4, v8+)
-//! and by timestamp. On a single broker the high watermark is the log end and, without open
-//! transactions, the last stable offset equals it, so both isolation levels see the same
-//! latest offset.
+//! and by timestamp. On a single broker the high watermark is the log end; latest answers it
+//! for read_uncommitted and the last stable offset for read_committed (isolation level 1, v2+),
+//! which differ only while a transaction is open.
 
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> Result<ListOffsetsResponse> {
     let mut resp = ListOffsetsResponse::default();
+    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
     for t in req.topics {
         let topic = state.topics.get(t.name.0.as_str());
         let mut tr = ListOffsetsTopicResponse::default();
@@ -42,7 +43,7 @@ pub async fn handle(
                 Some(_) if check_leader_epoch(p.current_leader_epoch).is_some() => {
                     Err(ResponseError::UnknownLeaderEpoch)
                 }
-                Some(part) => lookup(&part, p.timestamp, ctx.api_version),
+                Some(part) => lookup(&part, p.timestamp, ctx.api_version, read_committed),
             };
             match result {
                 Ok((timestamp, offset)) => {
@@ -96,9 +97,15 @@ fn max_timestamp(p: &Partition) -> (i64, i64) {
 }
 
 /// `(timestamp, offset)` for one partition; `(-1, -1)` when no record matches.
-fn lookup(p: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), ResponseError> {
+fn lookup(
+    p: &Partition,
+    timestamp: i64,
+    version: i16,
+    read_committed: bool,
+) -> Result<(i64, i64), ResponseError> {
     let log = p.log();
     match timestamp {
+        LATEST if read_committed => Ok((-1, p.last_stable_offset())),
         LATEST => Ok((-1, log.log_end_offset())),
         EARLIEST => Ok((-1, log.log_start_offset())),
         EARLIEST_LOCAL if version >= 8 => Ok((-1, log.log_start_offset())),

@@ -275,10 +275,11 @@ impl HandlerRegistry {
             .register::<DescribeConfigsRequest, _, _>(1, 4, configs::describe)
             .register::<AlterConfigsRequest, _, _>(0, 2, configs::alter)
             .register::<IncrementalAlterConfigsRequest, _, _>(0, 1, configs::incremental_alter)
-            .register::<InitProducerIdRequest, _, _>(0, 4, init_producer_id::handle)
+            .register::<InitProducerIdRequest, _, _>(0, 5, init_producer_id::handle)
             .register::<DeleteRecordsRequest, _, _>(0, 2, delete_records::handle)
             .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle);
         crate::group::api::register(&mut r);
+        crate::txn::register(&mut r);
         r
     }
 }

@@ -3,6 +3,9 @@
 //! offset. Batches are stored exactly as sent (compressed batches stay compressed); only the base
 //! offset and partition leader epoch are rewritten, which the CRC does not cover.
 //!
+//! A transactional batch is appended only when the transaction coordinator confirms that its
+//! producer's ongoing transaction holds the partition at the batch's epoch.
+//!
 //! acks=0 requests get no response at all, as in Kafka. acks=1 and acks=-1 are the same thing
 //! on a single broker: the append is acknowledged once it is in the log (and flushed when the
 //! topic's flush policy says so).
@@ -47,7 +50,7 @@ pub async fn handle(
             let outcome = match partition {
                 Err(code) => Err((*code, None, Vec::new())),
                 Ok(None) => Err((ResponseError::UnknownTopicOrPartition, None, Vec::new())),
-                Ok(Some(p)) => append(&p, pd.records.as_deref(), acks).map_err(|e| {
+                Ok(Some(p)) => append(&state, &p, pd.records.as_deref(), acks).map_err(|e| {
                     tracing::debug!(peer = %ctx.peer, partition = %p.tp, error = %e, "produce rejected");
                     let record_errors = match &e {
                         BrokerError::InvalidRecords { reason, record_indexes } => record_indexes
@@ -109,6 +112,7 @@ fn find_or_create(state: &BrokerState, name: &str) -> Result<Arc<Topic>, Respons
 }
 
 fn append(
+    state: &BrokerState,
     partition: &Partition,
     records: Option<&[u8]>,
     acks: i16,
@@ -133,5 +137,17 @@ fn append(
         ));
     }
     let mut batch = first.to_vec();
-    partition.append(&mut batch)
+    if first_header_is_transactional(&batch) {
+        let txn = &state.txn;
+        let tp = &partition.tp;
+        let verify = |producer_id: i64, epoch: i16| {
+            txn.verify_produce(producer_id, epoch, &tp.topic, tp.partition)
+        };
+        return partition.append(&mut batch, Some(&verify));
+    }
+    partition.append(&mut batch, None)
+}
+
+fn first_header_is_transactional(batch: &[u8]) -> bool {
+    crate::record_batch::BatchHeader::parse(batch).is_ok_and(|h| h.is_transactional())
 }

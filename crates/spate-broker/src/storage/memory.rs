@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use super::{AppendInfo, LogConfig, LogStorage, PartitionLog, TopicPartition};
+use super::{AbortedTxn, AppendInfo, LogConfig, LogStorage, PartitionLog, TopicPartition};
 use crate::error::{BrokerError, Result};
 use crate::record_batch::{self, BatchHeader};
 
@@ -27,6 +27,8 @@ struct State {
     log_start_offset: i64,
     log_end_offset: i64,
     size: u64,
+    /// Aborted transactions, in marker order; dropped with the batches below the log start.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// One in-memory partition log.
@@ -45,6 +47,7 @@ impl MemoryLog {
                 log_start_offset: 0,
                 log_end_offset: 0,
                 size: 0,
+                aborted: Vec::new(),
             }),
         }
     }
@@ -69,6 +72,8 @@ impl State {
             self.size -= b.bytes.len() as u64;
         }
         self.batches.drain(..keep_from);
+        let start = self.log_start_offset;
+        self.aborted.retain(|t| t.last_offset >= start);
         keep_from
     }
 }
@@ -230,6 +235,20 @@ impl PartitionLog for MemoryLog {
             f(&BatchHeader::parse(&b.bytes)?);
         }
         Ok(())
+    }
+
+    fn add_aborted_txn(&self, txn: AbortedTxn) -> Result<()> {
+        self.state.write().aborted.push(txn);
+        Ok(())
+    }
+
+    fn aborted_txns(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        let st = self.state.read();
+        st.aborted
+            .iter()
+            .filter(|t| t.last_offset >= from && t.first_offset < upto)
+            .copied()
+            .collect()
     }
 }
 

@@ -137,6 +137,20 @@ impl Default for LogConfig {
     }
 }
 
+/// An aborted transaction's range in one partition (an entry of Kafka's per-segment
+/// transaction index, `.txnindex`): read_committed fetches return these so that consumers drop
+/// the aborted records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    /// First offset of the transaction's data in the partition.
+    pub first_offset: i64,
+    /// Offset of its ABORT marker.
+    pub last_offset: i64,
+    /// The partition's last stable offset right after the marker.
+    pub last_stable_offset: i64,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -199,6 +213,20 @@ pub trait PartitionLog: Send + Sync {
     /// The disk log behind this trait object, for the log cleaner (the only backend that
     /// compacts).
     fn as_disk(&self) -> Option<&DiskLog> {
+        None
+    }
+
+    /// Records an aborted transaction whose ABORT marker is at `txn.last_offset` (already
+    /// appended). The entry lives as long as the marker's segment.
+    fn add_aborted_txn(&self, txn: AbortedTxn) -> Result<()>;
+
+    /// Aborted transactions that overlap `[from, upto)`: marker at or after `from`, first
+    /// offset before `upto`, in marker order.
+    fn aborted_txns(&self, from: i64, upto: i64) -> Vec<AbortedTxn>;
+
+    /// A directory for the partition's own state files (producer state snapshots), if the
+    /// backend persists.
+    fn state_dir(&self) -> Option<std::path::PathBuf> {
         None
     }
 }

@@ -95,7 +95,13 @@ async fn offset_fetch(
     ctx: RequestContext,
     req: OffsetFetchRequest,
 ) -> Result<OffsetFetchResponse> {
-    Ok(super::handle_offset_fetch(&state.groups, &ctx, req))
+    let require_stable = ctx.api_version >= 7 && req.require_stable;
+    let group_id = req.group_id.0.to_string();
+    let mut resp = super::handle_offset_fetch(&state.groups, &ctx, req);
+    if require_stable {
+        crate::txn::api::mark_unstable(&state.txn, &group_id, &mut resp);
+    }
+    Ok(resp)
 }
 
 /// Appends tombstones to the offsets log (fsynced), like a commit.

@@ -28,7 +28,7 @@ use super::time_index::IndexTracker;
 use super::DiskOptions;
 use crate::error::{BrokerError, Result};
 use crate::record_batch::{self, BatchHeader};
-use crate::storage::{AppendInfo, LogConfig, PartitionLog, TopicPartition};
+use crate::storage::{AbortedTxn, AppendInfo, LogConfig, PartitionLog, TopicPartition};
 
 /// Wall-clock milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -488,7 +488,7 @@ fn list_segments(dir: &Path, partition: &str) -> Result<Vec<i64>> {
 
 pub(super) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
     let (a, b, c) = segment_paths(dir, base);
-    for p in [a, b, c] {
+    for p in [a, b, c, super::txn_index::txn_index_path(dir, base)] {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -549,5 +549,27 @@ impl PartitionLog for DiskLog {
 
     fn as_disk(&self) -> Option<&DiskLog> {
         Some(self)
+    }
+
+    fn add_aborted_txn(&self, txn: AbortedTxn) -> Result<()> {
+        // The entry belongs to the segment holding its marker, so it is deleted with it.
+        let seg = self
+            .segments_from(txn.last_offset)
+            .into_iter()
+            .next()
+            .ok_or_else(|| BrokerError::UnknownTopicPartition(self.name.clone()))?;
+        seg.txn_index.append(txn)
+    }
+
+    fn aborted_txns(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        for seg in self.segments_from(from) {
+            seg.txn_index.collect(from, upto, &mut out);
+        }
+        out
+    }
+
+    fn state_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
     }
 }

@@ -5,8 +5,10 @@
 //!     00000000000000000000.log         record batches exactly as appended (baseOffset assigned)
 //!     00000000000000000000.index       sparse offset index: relative offset -> byte position
 //!     00000000000000000000.timeindex   time index: running max timestamp -> relative offset
+//!     00000000000000000000.txnindex    aborted transactions whose marker is in the segment
 //!     00000000000000004096.log ...     next segment, named after its base offset
 //!     log-start-offset-checkpoint      the durable log start offset (DeleteRecords, retention)
+//!     producer-state.json              producer state snapshot (written by the partition)
 //!     clean-shutdown                   present only between a clean close and the next open
 //! ```
 //!
@@ -42,6 +44,7 @@ mod segment;
 mod storage;
 mod swap;
 mod time_index;
+mod txn_index;
 
 pub use log::DiskLog;
 pub(crate) use segment::MAX_SEGMENT_BYTES;

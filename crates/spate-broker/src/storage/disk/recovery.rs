@@ -20,6 +20,7 @@ use std::path::Path;
 use super::index::{IndexFile, OffsetEntry};
 use super::segment::{segment_paths, Segment, MAX_SEGMENT_BYTES};
 use super::time_index::{IndexTracker, TimeEntry};
+use super::txn_index::{txn_index_path, TxnIndex};
 use crate::error::{BrokerError, Result};
 use crate::record_batch::{layout, validate_crc, BatchHeader};
 
@@ -129,6 +130,7 @@ pub(crate) fn load_segment(
         walk.valid_end,
         index,
         time_index,
+        TxnIndex::open(txn_index_path(dir, base_offset))?,
         tracker.max_timestamp(),
         now_ms,
     );
@@ -218,6 +220,7 @@ fn tail_check(
             len,
             index,
             time_index,
+            TxnIndex::open(txn_index_path(dir, base_offset))?,
             max_timestamp,
             now_ms,
         ),

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 
 use super::index::{floor_entry, IndexFile, OffsetEntry};
 use super::time_index::TimeEntry;
+use super::txn_index::{txn_index_path, TxnIndex};
 use crate::error::{BrokerError, Result};
 use crate::record_batch::{layout, BatchHeader};
 
@@ -60,6 +61,8 @@ pub(crate) struct Segment {
     size: AtomicU64,
     pub index: IndexFile<OffsetEntry>,
     pub time_index: IndexFile<TimeEntry>,
+    /// Aborted transactions whose marker is in this segment.
+    pub txn_index: TxnIndex,
     /// `(max timestamp, last offset of the batch holding it)`; ties go to the later batch.
     max_timestamp: Mutex<Option<(i64, i64)>>,
     /// Wall-clock time the segment was created (or found, after a restart): `segment.ms` rolls
@@ -84,6 +87,12 @@ impl Segment {
             .map_err(|e| BrokerError::io(&log_path, e))?;
         let index = IndexFile::create(index_path, Vec::new())?;
         let time_index = IndexFile::create(time_path, Vec::new())?;
+        let txn_path = txn_index_path(dir, base_offset);
+        match std::fs::remove_file(&txn_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(BrokerError::io(&txn_path, e)),
+        }
         Ok(Segment::from_parts(
             base_offset,
             log_path,
@@ -91,6 +100,7 @@ impl Segment {
             0,
             index,
             time_index,
+            TxnIndex::empty(txn_path),
             None,
             now_ms,
         ))
@@ -105,6 +115,7 @@ impl Segment {
         size: u64,
         index: IndexFile<OffsetEntry>,
         time_index: IndexFile<TimeEntry>,
+        txn_index: TxnIndex,
         max_timestamp: Option<(i64, i64)>,
         created_ms: i64,
     ) -> Segment {
@@ -115,6 +126,7 @@ impl Segment {
             size: AtomicU64::new(size),
             index,
             time_index,
+            txn_index,
             max_timestamp: Mutex::new(max_timestamp),
             created_ms,
             dirty: AtomicBool::new(false),
@@ -173,7 +185,8 @@ impl Segment {
         let res = self
             .sync_log()
             .and_then(|_| self.index.flush(true))
-            .and_then(|_| self.time_index.flush(true));
+            .and_then(|_| self.time_index.flush(true))
+            .and_then(|_| self.txn_index.flush());
         if res.is_err() {
             self.dirty.store(true, Ordering::Relaxed);
         }
@@ -193,6 +206,7 @@ impl Segment {
             self.log_path.as_path(),
             self.index.path(),
             self.time_index.path(),
+            self.txn_index.path(),
         ] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}

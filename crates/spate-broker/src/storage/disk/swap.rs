@@ -32,11 +32,15 @@ use super::index::{IndexFile, OffsetEntry};
 use super::log::{delete_segment_files, DiskLog};
 use super::segment::{file_stem, segment_paths, Segment};
 use super::time_index::{IndexTracker, TimeEntry};
+use super::txn_index::{txn_index_path, TxnIndex};
 use crate::error::{BrokerError, Result};
 use crate::record_batch::BatchHeader;
 use crate::storage::LogConfig;
 
 const CLEANED_SUFFIX: &str = ".log.cleaned";
+/// The cleaned segment's transaction index, written before the commit point and renamed into
+/// place with the log.
+const TXN_CLEANED_SUFFIX: &str = ".txnindex.cleaned";
 const SWAP_SUFFIX: &str = ".log.swap";
 const SWAP_END_SUFFIX: &str = ".swap-end";
 
@@ -245,8 +249,23 @@ impl DiskLog {
         };
         let base = cleaned.base_offset;
         debug_assert_eq!(base, old[0].base_offset());
-        // Step 2: the commit point.
         let stem = file_stem(base);
+        // The replaced segments' aborted transactions move to the cleaned segment, so that
+        // read_committed fetches still list them (their markers may be kept).
+        let mut aborted = Vec::new();
+        for seg in old {
+            seg.0.txn_index.collect(i64::MIN, i64::MAX, &mut aborted);
+        }
+        let txn_cleaned = self.dir.join(format!("{stem}{TXN_CLEANED_SUFFIX}"));
+        remove_if_exists(&txn_cleaned)?;
+        if !aborted.is_empty() {
+            let index = TxnIndex::empty(txn_cleaned.clone());
+            for a in aborted {
+                index.append(a)?;
+            }
+            index.flush()?;
+        }
+        // Step 2: the commit point.
         let swap_end = self.dir.join(format!("{stem}{SWAP_END_SUFFIX}"));
         write_synced(&swap_end, &format!("{end}\n"))?;
         sync_dir(&self.dir)?;
@@ -257,6 +276,7 @@ impl DiskLog {
         for seg in old {
             seg.0.delete_files()?;
         }
+        install_txn_index(&self.dir, &stem, base)?;
         let segment = self.install_swapped(&swap, &mut cleaned)?;
         remove_if_exists(&swap_end)?;
         sync_dir(&self.dir)?;
@@ -306,6 +326,7 @@ impl DiskLog {
             cleaned.size,
             index,
             time_index,
+            TxnIndex::open(txn_index_path(&self.dir, base))?,
             cleaned.tracker.max_timestamp(),
             super::log::now_ms(),
         ))
@@ -325,6 +346,12 @@ pub(crate) fn complete_interrupted_swaps(dir: &Path, partition: &str) -> Result<
         if name.ends_with(CLEANED_SUFFIX) {
             remove_if_exists(&entry.path())?;
             changed = true;
+        } else if let Some(stem) = name.strip_suffix(TXN_CLEANED_SUFFIX) {
+            // Kept only for a committed swap, which installs it below.
+            if !dir.join(format!("{stem}{SWAP_SUFFIX}")).exists() {
+                remove_if_exists(&entry.path())?;
+                changed = true;
+            }
         } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
             if let Ok(base) = stem.parse::<i64>() {
                 swaps.push(base);
@@ -368,9 +395,20 @@ fn finish_swap(dir: &Path, partition: &str, base: i64) -> Result<()> {
     // Stale indexes of the replaced segment would describe other bytes.
     remove_if_exists(&index_path)?;
     remove_if_exists(&time_path)?;
+    install_txn_index(dir, &stem, base)?;
     rename(&swap, &log_path)?;
     sync_dir(dir)?;
     remove_if_exists(&dir.join(format!("{stem}{SWAP_END_SUFFIX}")))
+}
+
+/// Renames the cleaned segment's transaction index into place (the old one, if any, was
+/// deleted with the replaced segments).
+fn install_txn_index(dir: &Path, stem: &str, base: i64) -> Result<()> {
+    let cleaned = dir.join(format!("{stem}{TXN_CLEANED_SUFFIX}"));
+    if !cleaned.exists() {
+        return Ok(());
+    }
+    rename(&cleaned, &txn_index_path(dir, base))
 }
 
 /// The end of the range a swap replaces. The file is written before the commit point, so it is
