@@ -6,6 +6,9 @@ that runs it (crates/spate-broker/tests/admin_answers.rs) checks the values.
 Usage:
   python_admin.py max-timestamp BOOTSTRAP TOPIC
       ListOffsets MAX_TIMESTAMP of TOPIC-0: {"offset": .., "timestamp": ..}
+  python_admin.py consume-all BOOTSTRAP TOPIC
+      Every record of TOPIC-0 from offset 0 to the log end, one line each:
+      {"offset": .., "key": .., "value": ..} (null key or value as null)
   python_admin.py broker-configs BOOTSTRAP
       IncrementalAlterConfigs on BROKER 0 (SET log.retention.bytes, DELETE message.max.bytes),
       a read-only key (num.partitions), then DescribeConfigs with synonyms: one line per step.
@@ -20,6 +23,7 @@ Usage:
 import json
 import sys
 
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 from kafka.protocol.consumer.offsets import OffsetSpec
@@ -41,6 +45,22 @@ def max_timestamp(bootstrap, topic):
     a.close()
 
 
+def consume_all(bootstrap, topic):
+    tp = TopicPartition(topic, 0)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                      request_timeout_ms=20000, consumer_timeout_ms=20000)
+    c.assign([tp])
+    c.seek(tp, 0)
+    end = c.end_offsets([tp])[tp]
+    while c.position(tp) < end:
+        for records in c.poll(timeout_ms=1000).values():
+            for r in records:
+                out({
+                    "offset": r.offset,
+                    "key": None if r.key is None else r.key.decode(),
+                    "value": None if r.value is None else r.value.decode(),
+                })
+    c.close()
 def describe(a, resource_type, name, keys):
     got = a.describe_configs([ConfigResource(resource_type, name)],
                              include_synonyms=True, config_filter='all')
@@ -115,6 +135,7 @@ def authorized_ops(bootstrap, topic, group):
 COMMANDS = {
     "authorized-ops": authorized_ops,
     "max-timestamp": max_timestamp,
+    "consume-all": consume_all,
     "broker-configs": broker_configs,
     "group-configs": group_configs,
 }

@@ -128,6 +128,7 @@ impl Broker {
         let shutdown = CancellationToken::new();
         let fetch_sessions =
             FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
+        let cleaner_config = config.cleaner.clone();
         let state = Arc::new(BrokerState {
             config,
             fetch_sessions,
@@ -135,6 +136,9 @@ impl Broker {
             topics,
             producer_ids,
             groups,
+            cleaner: crate::cleaner::LogCleaner::new(cleaner_config),
+            request_metrics: Default::default(),
+            metrics_addr: Default::default(),
             txn,
             group_configs,
             dynamic,
@@ -142,6 +146,12 @@ impl Broker {
             shutdown_hooks: Default::default(),
         });
         ticker::spawn(&state.groups, shutdown.clone());
+        crate::cleaner::manager::install(&state)?;
+        if let Some(addr) = state.config.metrics_listen {
+            let bound = crate::metrics::serve(state.clone(), addr, shutdown.clone()).await?;
+            let _ = state.metrics_addr.set(bound);
+            tracing::info!(address = %bound, "metrics endpoint listening");
+        }
         crate::txn::start(&state).await?;
         let routes = Arc::new(crate::server::connection::Routes::new(apis));
         let server = tokio::spawn(crate::server::run_all(

@@ -65,6 +65,11 @@ pub struct BrokerConfig {
     pub max_incremental_fetch_session_cache_slots: usize,
     /// `listeners`, `advertised.listeners`, `listener.security.protocol.map` and `ssl.*`.
     pub listener_settings: crate::listener::ListenerSettings,
+    /// Log cleaner settings (`log.cleaner.*`).
+    pub cleaner: crate::cleaner::CleanerConfig,
+    /// `metrics.listen` (spate's own): where to serve broker metrics in the Prometheus text
+    /// format (`HOST:PORT`, port 0 picks one); none by default.
+    pub metrics_listen: Option<SocketAddr>,
     /// `shutdown.timeout.ms` (spate's own; Kafka has no such bound): how long a clean
     /// shutdown may take. In-flight requests get half of it (the rest is kept for flushing the
     /// logs and writing the clean-shutdown markers); connections still busy then are closed.
@@ -93,6 +98,8 @@ impl Default for BrokerConfig {
             group: crate::group::GroupConfig::default(),
             max_incremental_fetch_session_cache_slots: 1000,
             listener_settings: Default::default(),
+            cleaner: crate::cleaner::CleanerConfig::default(),
+            metrics_listen: None,
             shutdown_timeout_ms: 5_000,
             txn: crate::txn::TxnConfig::default(),
         }
@@ -214,12 +221,16 @@ impl BrokerConfig {
                 self.shutdown_timeout_ms = n as u64;
             }
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
+            "metrics.listen" => {
+                self.metrics_listen = Some(v.parse().map_err(|_| bad("expected HOST:PORT"))?)
+            }
             "cluster.id" => self.cluster_id = v.to_string(),
             "max.incremental.fetch.session.cache.slots" => {
                 self.max_incremental_fetch_session_cache_slots =
                     usize::try_from(int(v)?).map_err(|_| bad("must be at least 0"))?
             }
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
+            k if crate::cleaner::CleanerConfig::handles(k) => self.cleaner.set(k, v)?,
             k if crate::txn::TxnConfig::handles(k) => self.txn.set(k, v)?,
             "log.retention.hours" | "log.retention.minutes" => {
                 let unit = if key.ends_with("hours") {
@@ -234,7 +245,7 @@ impl BrokerConfig {
             }
             _ => {
                 let Some(def) = topic_config::def_by_broker_name(key) else {
-                    return Err(bad("unknown broker config"));
+                    return Err(bad("not supported by this broker"));
                 };
                 let normalised = topic_config::validate(def.name, v).map_err(|e| match e {
                     BrokerError::InvalidConfig { reason, .. } => bad(&reason),
@@ -265,10 +276,12 @@ impl BrokerConfig {
                 | "shutdown.timeout.ms"
                 | "log.dir"
                 | "log.dirs"
+                | "metrics.listen"
                 | "cluster.id"
                 | "log.retention.hours"
                 | "log.retention.minutes"
         ) || crate::group::GroupConfig::handles(key)
+            || crate::cleaner::CleanerConfig::handles(key)
             || topic_config::def_by_broker_name(key).is_some()
     }
 
@@ -296,6 +309,85 @@ mod tests {
         assert!(err.contains("log.segment.bytes"), "{err}");
         assert!(c.set("no.such.setting", "1").is_err());
         assert!(c.set("num.partitions", "0").is_err());
+    }
+
+    /// Every key `set` accepts changes the configuration (each field is read by the broker);
+    /// anything else is refused naming the key.
+    #[test]
+    fn every_accepted_broker_key_changes_the_config() {
+        let mut keys: Vec<String> = [
+            "node.id",
+            "broker.id",
+            "listeners",
+            "listen",
+            "advertised.host.name",
+            "advertised.host",
+            "advertised.port",
+            "auto.create.topics.enable",
+            "num.partitions",
+            "socket.request.max.bytes",
+            "log.retention.check.interval.ms",
+            "producer.id.expiration.ms",
+            "shutdown.timeout.ms",
+            "log.dir",
+            "log.dirs",
+            "metrics.listen",
+            "cluster.id",
+            "log.retention.hours",
+            "log.retention.minutes",
+            "group.min.session.timeout.ms",
+            "group.max.session.timeout.ms",
+            "group.initial.rebalance.delay.ms",
+            "group.max.size",
+            "offsets.retention.minutes",
+            "offsets.retention.check.interval.ms",
+            "offset.metadata.max.bytes",
+            "log.cleaner.enable",
+            "log.cleaner.threads",
+            "log.cleaner.dedupe.buffer.size",
+            "log.cleaner.io.buffer.size",
+            "log.cleaner.backoff.ms",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        keys.extend(topic_config::DEFS.iter().map(|d| d.broker_name.to_string()));
+        let candidates = [
+            "12345",
+            "2",
+            "compact",
+            "false",
+            "true",
+            "0.9",
+            "gzip",
+            "127.0.0.1:9999",
+            "/tmp/x",
+        ];
+        for key in &keys {
+            assert!(BrokerConfig::knows(key), "{key} is accepted but not known");
+            let informational = topic_config::def_by_broker_name(key).is_some_and(|d| {
+                topic_config::INFORMATIONAL
+                    .iter()
+                    .any(|(k, _)| *k == d.name)
+            });
+            let changes = candidates.iter().any(|v| {
+                let mut c = BrokerConfig::default();
+                c.set(key, v).is_ok() && c != BrokerConfig::default()
+            });
+            assert!(
+                changes || informational,
+                "{key} is accepted but no value changes anything"
+            );
+        }
+        let err = BrokerConfig::default()
+            .set("log.cleaner.io.max.bytes.per.second", "1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log.cleaner.io.max.bytes.per.second")
+                && err.contains("not supported by this broker"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub enum BrokerError {
     #[error("invalid record: {0}")]
     InvalidRecord(String),
 
+    /// Records of a batch were rejected one by one (Produce v8+ reports their indexes).
+    #[error("{reason} (records at batch index {record_indexes:?})")]
+    InvalidRecords {
+        reason: String,
+        record_indexes: Vec<i32>,
+    },
+
+    /// `acks=all` with `min.insync.replicas` above the single replica this broker has.
+    #[error("{partition} has 1 in-sync replica, fewer than min.insync.replicas = {required}")]
+    NotEnoughReplicas { partition: String, required: i32 },
+
     /// Reading or writing a file of the log failed.
     #[error("log I/O on {path}: {source}")]
     LogIo {
@@ -221,7 +232,10 @@ impl BrokerError {
             BrokerError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
             BrokerError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
             BrokerError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
-            BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            BrokerError::InvalidRecord(_) | BrokerError::InvalidRecords { .. } => {
+                ResponseError::InvalidRecord
+            }
+            BrokerError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             BrokerError::LogIo { .. }
             | BrokerError::MetadataStore { .. }
             | BrokerError::CorruptSegment { .. } => ResponseError::KafkaStorageError,

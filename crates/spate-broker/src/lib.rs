@@ -37,10 +37,12 @@
 //! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
 //! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
+//! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
 pub mod authorized_operations;
 pub mod background;
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod dynamic_config;
 pub mod error;
@@ -48,8 +50,10 @@ pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod listener;
+pub mod metrics;
 pub mod partition;
 pub mod persist;
+pub mod produce_validation;
 pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;

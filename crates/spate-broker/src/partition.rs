@@ -19,6 +19,7 @@
 //! task; on open only the log after the snapshot is replayed, as Kafka does with its
 //! `.snapshot` files.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -26,7 +27,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::cleaner::PartitionView;
 use crate::error::{BrokerError, Result};
+use crate::produce_validation::Validated;
 use crate::producer_state::{PartitionProducers, ProducerInfo, SequenceCheck};
 use crate::record_batch::{self, BatchHeader};
 use crate::storage::{AbortedTxn, LogConfig, PartitionLog, TopicPartition};
@@ -156,6 +159,8 @@ impl Partition {
                 "a transactional batch needs a producer id and sequence".into(),
             ));
         }
+        let config = self.write.lock().config.clone();
+        let validated = crate::produce_validation::validate(batch, &header, &config, &self.name)?;
         let mut w = self.write.lock();
         if batch.len() > w.config.max_message_bytes {
             return Err(BrokerError::RecordBatchTooLarge {
@@ -195,8 +200,16 @@ impl Partition {
                     .fetch_min(self.log.log_end_offset(), Ordering::SeqCst);
             }
         }
-        record_batch::set_partition_leader_epoch(batch, 0);
-        let appended = self.log.append(batch, &header);
+        let appended = match validated {
+            Validated::AsSent => {
+                record_batch::set_partition_leader_epoch(batch, 0);
+                self.log.append(batch, &header)
+            }
+            Validated::Rewritten(mut stored) => {
+                record_batch::set_partition_leader_epoch(&mut stored, 0);
+                BatchHeader::parse(&stored).and_then(|h| self.log.append(&mut stored, &h))
+            }
+        };
         let info = match appended {
             Ok(info) => info,
             Err(e) => {
@@ -340,6 +353,11 @@ impl Partition {
         self.write.lock().config = config;
     }
 
+    /// The log's config as this partition applies it.
+    pub fn config(&self) -> LogConfig {
+        self.write.lock().config.clone()
+    }
+
     /// Flushes unconditionally and snapshots the producer state (shutdown).
     pub fn flush(&self) -> Result<()> {
         {
@@ -450,4 +468,27 @@ fn restore_index_entry(name: &str, log: &dyn PartitionLog, t: EndedTxn) -> Resul
         })?;
     }
     Ok(())
+}
+
+/// The cleaner never cleans at or past the last stable offset and drops the aborted
+/// transactions' data.
+impl PartitionView for Partition {
+    fn last_stable_offset(&self) -> i64 {
+        Partition::last_stable_offset(self)
+    }
+
+    fn aborted_transactions(&self, from: i64, to: i64) -> Vec<crate::cleaner::AbortedTxn> {
+        self.aborted_txns(from, to)
+            .into_iter()
+            .map(|a| crate::cleaner::AbortedTxn {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
+                last_offset: a.last_offset,
+            })
+            .collect()
+    }
+
+    fn producer_last_offsets(&self) -> HashMap<i64, i64> {
+        self.write.lock().producers.last_offsets()
+    }
 }

@@ -84,6 +84,15 @@ fn in_sequence(last_seq: i32, next_first: i32) -> bool {
 }
 
 impl PartitionProducers {
+    /// For each producer, the last offset of its last batch (the batch holding its last
+    /// sequence, which the log cleaner must keep).
+    pub fn last_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Decides what to do with a batch from an idempotent producer (`producer_id >= 0`).
     pub fn check(&self, partition: &str, h: &BatchHeader) -> Result<SequenceCheck> {
         let Some(entry) = self.producers.get(&h.producer_id) else {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::cleaner::LogCleaner;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinator;
@@ -37,6 +38,12 @@ pub struct BrokerState {
     pub group_configs: crate::group::group_configs::GroupConfigStore,
     /// The coordinator of every consumer group (committed offsets under `<meta dir>`).
     pub groups: Arc<GroupCoordinator>,
+    /// The log cleaner of compacted topics (its threads start once the state is shared).
+    pub cleaner: Arc<LogCleaner>,
+    /// Request counts and latencies per API (the metrics endpoint).
+    pub request_metrics: crate::metrics::RequestMetrics,
+    /// Where the metrics endpoint listens, once bound (`metrics_listen`).
+    pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The coordinator of every transactional id (its log under `<meta dir>/transactions`).
     pub txn: Arc<TransactionCoordinator>,
     /// Incremental fetch sessions (KIP-227).

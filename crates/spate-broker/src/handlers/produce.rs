@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
@@ -47,11 +49,22 @@ pub async fn handle(
             pr.index = pd.index;
             let partition = topic.as_ref().map(|t| t.partition(pd.index));
             let outcome = match partition {
-                Err(code) => Err((*code, None)),
-                Ok(None) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                Ok(Some(p)) => append(&state, &p, pd.records.as_deref(), ctx.api_version).map_err(|e| {
+                Err(code) => Err((*code, None, Vec::new())),
+                Ok(None) => Err((ResponseError::UnknownTopicOrPartition, None, Vec::new())),
+                Ok(Some(p)) => append(&state, &p, pd.records.as_deref(), acks, ctx.api_version).map_err(|e| {
                     tracing::debug!(peer = %ctx.peer, partition = %p.tp, error = %e, "produce rejected");
-                    (e.error_code(), Some(e.to_string()))
+                    let record_errors = match &e {
+                        BrokerError::InvalidRecords { reason, record_indexes } => record_indexes
+                            .iter()
+                            .map(|i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*i)
+                                    .with_batch_index_error_message(str_opt(reason.clone()))
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    (e.error_code(), Some(e.to_string()), record_errors)
                 }),
             };
             match outcome {
@@ -59,11 +72,12 @@ pub async fn handle(
                     pr.base_offset = a.base_offset;
                     pr.log_start_offset = a.log_start_offset;
                 }
-                Err((code, message)) => {
+                Err((code, message, record_errors)) => {
                     pr.error_code = code.code();
                     pr.base_offset = -1;
                     if ctx.api_version >= 8 {
                         pr.error_message = message.and_then(str_opt);
+                        pr.record_errors = record_errors;
                     }
                 }
             }
@@ -102,8 +116,16 @@ fn append(
     state: &BrokerState,
     partition: &Partition,
     records: Option<&[u8]>,
+    acks: i16,
     version: i16,
 ) -> Result<crate::partition::Appended> {
+    let required = partition.config().min_insync_replicas;
+    if acks == -1 && required > 1 {
+        return Err(BrokerError::NotEnoughReplicas {
+            partition: partition.tp.to_string(),
+            required,
+        });
+    }
     let records = records.unwrap_or_default();
     let mut batches = BatchIter::new(records);
     let (_, _, first) = batches.next().ok_or_else(|| {

@@ -191,7 +191,12 @@ async fn handle_frame(
         advertised: listener.advertised.clone(),
     };
     tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
-    match entry.call(state.clone(), ctx, frame).await? {
+    let started = std::time::Instant::now();
+    let output = entry.call(state.clone(), ctx, frame).await;
+    state
+        .request_metrics
+        .record(api_key, started.elapsed(), output.is_ok());
+    match output? {
         HandlerOutput::Response(frame) => Ok(Some(frame)),
         HandlerOutput::NoResponse => Ok(None),
     }

@@ -74,6 +74,45 @@ pub struct LogConfig {
     pub flush_ms: u64,
     /// `index.interval.bytes` (default 4096): bytes between sparse index entries.
     pub index_interval_bytes: usize,
+    /// `delete.retention.ms` (default 1 day): how long the cleaner keeps a tombstone (and a
+    /// transaction marker) after the cleaning that first kept it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio` (default 0.5): the dirty ratio above which a compacted log
+    /// is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms` (default 0): records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms` (default: never): a record older than this is compacted whatever
+    /// the dirty ratio, and the active segment rolls by then.
+    pub max_compaction_lag_ms: i64,
+    /// `compression.type`: `None` for `producer` (batches stored as sent), else the codec every
+    /// produced batch is recompressed with (`Compression::None` for `uncompressed`).
+    pub compression_type: Option<crate::record_batch::Compression>,
+    /// `min.insync.replicas` (default 1): `acks=all` produces fail with NOT_ENOUGH_REPLICAS
+    /// when it is above 1, since this broker is the only replica.
+    pub min_insync_replicas: i32,
+}
+
+impl LogConfig {
+    /// Whether the cleaner compacts this log.
+    pub fn compact(&self) -> bool {
+        self.cleanup_policy != CleanupPolicy::Delete
+    }
+
+    /// Whether retention (`retention.ms`, `retention.bytes`) deletes old segments.
+    pub fn delete(&self) -> bool {
+        self.cleanup_policy != CleanupPolicy::Compact
+    }
+
+    /// `segment.ms`, shortened to `max.compaction.lag.ms` on compacted logs so that the active
+    /// segment (which is never cleaned) cannot hold a record past its compaction deadline.
+    pub fn effective_segment_ms(&self) -> i64 {
+        if self.compact() {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -88,6 +127,12 @@ impl Default for LogConfig {
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
             index_interval_bytes: 4096,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            compression_type: None,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -165,6 +210,12 @@ pub trait PartitionLog: Send + Sync {
     /// Used on start to rebuild producer (idempotence) state from the tail of the log.
     fn scan_headers(&self, from_offset: i64, f: &mut dyn FnMut(&BatchHeader)) -> Result<()>;
 
+    /// The disk log behind this trait object, for the log cleaner (the only backend that
+    /// compacts).
+    fn as_disk(&self) -> Option<&DiskLog> {
+        None
+    }
+
     /// Records an aborted transaction whose ABORT marker is at `txn.last_offset` (already
     /// appended). The entry lives as long as the marker's segment.
     fn add_aborted_txn(&self, txn: AbortedTxn) -> Result<()>;
@@ -191,6 +242,11 @@ pub trait LogStorage: Send + Sync {
 
     /// The partitions that exist in storage (found on disk at start).
     fn partitions(&self) -> Result<Vec<TopicPartition>>;
+
+    /// Whether logs of this storage can be compacted (`cleanup.policy=compact`).
+    fn supports_compaction(&self) -> bool {
+        false
+    }
 
     /// Clean shutdown: makes everything durable and closes the open logs (appends to them fail
     /// afterwards). The disk backend then skips re-validating active segments on the next start.

@@ -114,8 +114,8 @@ pub const DEFS: &[ConfigDef] = &[
         default: "producer",
         config_type: ConfigType::String,
         rule: Rule::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
-        doc:
-            "Final compression of the topic's data; spate keeps batches as the producer sent them.",
+        doc: "Final compression of the topic's data: producer keeps each batch's codec; any other \
+              value recompresses produced batches with it (uncompressed: stored uncompressed).",
     },
     ConfigDef {
         name: "delete.retention.ms",
@@ -158,6 +158,14 @@ pub const DEFS: &[ConfigDef] = &[
         doc: "The largest record batch the topic accepts.",
     },
     ConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        default: LONG_MAX,
+        config_type: ConfigType::Long,
+        rule: Rule::AtLeast { min: 1, int: false },
+        doc: "A record older than this is compacted whatever the dirty ratio.",
+    },
+    ConfigDef {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
         default: "CreateTime",
@@ -187,7 +195,8 @@ pub const DEFS: &[ConfigDef] = &[
         default: "1",
         config_type: ConfigType::Int,
         rule: Rule::AtLeast { min: 1, int: true },
-        doc: "Replicas that must acknowledge acks=all; a single node always has one.",
+        doc: "Replicas that must acknowledge acks=all; this broker is the only replica, so \
+              acks=all produces fail with NOT_ENOUGH_REPLICAS when it is above 1.",
     },
     ConfigDef {
         name: "retention.bytes",
@@ -237,6 +246,20 @@ pub const DEFS: &[ConfigDef] = &[
     },
 ];
 
+/// The accepted keys that change nothing on this broker, and why that is Kafka's behaviour
+/// too. Every other key in [`DEFS`] changes the [`LogConfig`] the storage, the cleaner or the
+/// produce path act on (a test walks them all).
+pub const INFORMATIONAL: &[(&str, &str)] = &[
+    (
+        "message.timestamp.type",
+        "only CreateTime is accepted, which is what the broker does: it keeps producers' timestamps",
+    ),
+    (
+        "unclean.leader.election.enable",
+        "with a single replica there is never another replica to elect, clean or unclean",
+    ),
+];
+
 /// The definition of topic config `name`.
 pub fn def(name: &str) -> Option<&'static ConfigDef> {
     DEFS.iter().find(|d| d.name == name)
@@ -254,7 +277,7 @@ pub fn validate(name: &str, value: &str) -> Result<String> {
         return Err(BrokerError::invalid_config(
             name,
             value,
-            "unknown topic config",
+            "not supported by this broker",
         ));
     };
     let v = value.trim();
@@ -314,6 +337,20 @@ fn apply(config: &mut LogConfig, name: &str, value: &str) -> Result<()> {
         "flush.messages" => config.flush_messages = never_if_long_max(int(value)?.max(1)),
         "flush.ms" => config.flush_ms = never_if_long_max(int(value)?.max(0)),
         "index.interval.bytes" => config.index_interval_bytes = int(value)?.max(0) as usize,
+        "delete.retention.ms" => config.delete_retention_ms = int(value)?,
+        "compression.type" => {
+            config.compression_type = crate::produce_validation::compression_type(value)
+        }
+        "min.insync.replicas" => {
+            config.min_insync_replicas = int(value)?.clamp(1, i32::MAX as i64) as i32
+        }
+        "min.compaction.lag.ms" => config.min_compaction_lag_ms = int(value)?,
+        "max.compaction.lag.ms" => config.max_compaction_lag_ms = int(value)?,
+        "min.cleanable.dirty.ratio" => {
+            config.min_cleanable_dirty_ratio = value
+                .parse()
+                .map_err(|_| BrokerError::invalid_config(name, value, "not a number"))?
+        }
         "cleanup.policy" => {
             let delete = value.split(',').any(|p| p == "delete");
             let compact = value.split(',').any(|p| p == "compact");
@@ -423,6 +460,60 @@ mod tests {
         assert_eq!(get("segment.bytes").source, ConfigSource::DynamicTopic);
         assert_eq!(get("retention.bytes").source, ConfigSource::Default);
         assert_eq!(get("retention.bytes").value, "-1");
+    }
+
+    /// A valid value of `d` other than its default.
+    fn other_value(d: &ConfigDef) -> Option<String> {
+        match d.rule {
+            Rule::AtLeast { min, .. } => {
+                let default: i64 = d.default.parse().ok()?;
+                let v = if default == i64::MAX {
+                    min.max(0) + 1000
+                } else {
+                    default.max(min) + 1000
+                };
+                Some(v.to_string())
+            }
+            Rule::ListOf(items) | Rule::OneOf(items) => items
+                .iter()
+                .find(|i| **i != d.default)
+                .map(|s| s.to_string()),
+            Rule::Boolean => Some(if d.default == "true" { "false" } else { "true" }.into()),
+            Rule::Ratio => Some("0.9".into()),
+        }
+    }
+
+    #[test]
+    fn every_accepted_key_has_an_effect_or_says_why_not() {
+        let none = BTreeMap::new();
+        let default = log_config(&none, &none).unwrap();
+        for d in DEFS {
+            let informational = INFORMATIONAL.iter().find(|(k, _)| *k == d.name);
+            let Some(value) = other_value(d) else {
+                assert!(
+                    informational.is_some(),
+                    "{} accepts one value only: say why",
+                    d.name
+                );
+                continue;
+            };
+            validate(d.name, &value).unwrap();
+            let set: BTreeMap<_, _> = [(d.name.to_string(), value.clone())].into();
+            let changed = log_config(&none, &set).unwrap() != default;
+            match informational {
+                None => assert!(
+                    changed,
+                    "{}={value} is accepted but changes nothing",
+                    d.name
+                ),
+                Some((_, why)) => {
+                    assert!(!changed && !why.is_empty(), "{} is informational", d.name)
+                }
+            }
+        }
+        for (k, _) in INFORMATIONAL {
+            assert!(def(k).is_some(), "{k} is not an accepted key");
+        }
     }
 
     #[test]

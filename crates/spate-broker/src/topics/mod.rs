@@ -110,6 +110,10 @@ impl TopicRegistry {
             by_id: RwLock::new(HashMap::new()),
             change: Mutex::new(()),
         };
+        reg.check_supported(&config::log_config(
+            &reg.broker_defaults(),
+            &BTreeMap::new(),
+        )?)?;
         let stored = match &reg.path {
             Some(p) => persist::read_json::<StoredTopics>(p)?.unwrap_or_default(),
             None => StoredTopics::default(),
@@ -223,9 +227,9 @@ impl TopicRegistry {
     /// Checks that every topic still has a valid log config under new broker defaults.
     pub fn check_broker_defaults(&self, defaults: &BTreeMap<String, String>) -> Result<()> {
         for t in self.list() {
-            config::log_config(defaults, &t.configs())?;
+            self.check_supported(&config::log_config(defaults, &t.configs())?)?;
         }
-        config::log_config(defaults, &BTreeMap::new()).map(|_| ())
+        self.check_supported(&config::log_config(defaults, &BTreeMap::new())?)
     }
 
     /// Puts new broker defaults (a dynamic broker config change) into effect: every partition
@@ -262,7 +266,7 @@ impl TopicRegistry {
         for (k, v) in &t.configs {
             configs.insert(k.clone(), config::validate(k, v)?);
         }
-        config::log_config(&self.broker_defaults(), &configs)?;
+        self.check_supported(&config::log_config(&self.broker_defaults(), &configs)?)?;
         if self.get(&t.name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(t.name.clone()));
         }
@@ -363,6 +367,7 @@ impl TopicRegistry {
             normalised.insert(k.clone(), config::validate(k, v)?);
         }
         let log_config = config::log_config(&self.broker_defaults(), &normalised)?;
+        self.check_supported(&log_config)?;
         if validate_only {
             return Ok(());
         }
@@ -373,6 +378,18 @@ impl TopicRegistry {
         }
         for p in topic.partitions() {
             p.update_config(log_config.clone());
+        }
+        Ok(())
+    }
+
+    /// Refuses what the storage cannot do rather than accepting it and ignoring it.
+    pub fn check_supported(&self, c: &LogConfig) -> Result<()> {
+        if c.compact() && !self.storage.supports_compaction() {
+            return Err(BrokerError::invalid_config(
+                "cleanup.policy",
+                "compact",
+                "not supported by this broker's in-memory storage (use the disk storage)",
+            ));
         }
         Ok(())
     }

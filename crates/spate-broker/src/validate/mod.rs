@@ -132,10 +132,14 @@ fn check_record(header: &BatchHeader, record: &RecordFields, rules: &ProduceRule
         )));
     }
     if rules.compacted && record.null_key && !header.is_control() {
-        return Err(BrokerError::InvalidRecord(format!(
-            "record {}: a compacted topic cannot accept a record without a key",
-            record.index
-        )));
+        // Kafka names the record in the Produce response's record errors (v8+).
+        return Err(BrokerError::InvalidRecords {
+            reason: format!(
+                "record {}: a compacted topic cannot accept a record without a key",
+                record.index
+            ),
+            record_indexes: vec![record.index],
+        });
     }
     Ok(())
 }

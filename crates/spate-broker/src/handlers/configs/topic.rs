@@ -55,7 +55,7 @@ pub fn incremental(
     let defaults = state.topics.broker_defaults();
     let configs = apply_ops(topic.configs(), ops, |key, configs| {
         let def = config::def(key)
-            .ok_or_else(|| BrokerError::invalid_config(key, "", "unknown topic config"))?;
+            .ok_or_else(|| BrokerError::invalid_config(key, "", "not supported by this broker"))?;
         let effective = configs
             .get(key)
             .or_else(|| defaults.get(key))

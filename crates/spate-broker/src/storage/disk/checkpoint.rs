@@ -9,7 +9,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 
 use crate::error::{BrokerError, Result};
 
@@ -17,6 +19,7 @@ use crate::error::{BrokerError, Result};
 pub(crate) const FILE_NAME: &str = "log-start-offset-checkpoint";
 const VERSION: &str = "0";
 
+#[cfg(test)]
 fn path(dir: &Path) -> PathBuf {
     dir.join(FILE_NAME)
 }
@@ -24,7 +27,18 @@ fn path(dir: &Path) -> PathBuf {
 /// The checkpointed log start offset, or `None` when there is none or it does not parse (then
 /// the first segment's base offset is used, which only ever exposes more data, never less).
 pub(crate) fn read(dir: &Path, partition: &str) -> Result<Option<i64>> {
-    let p = path(dir);
+    read_named(dir, FILE_NAME, partition)
+}
+
+/// Durably replaces the checkpoint with `offset`.
+pub(crate) fn write(dir: &Path, offset: i64) -> Result<()> {
+    write_named(dir, FILE_NAME, offset)
+}
+
+/// Reads an offset checkpoint in this format from the file `name` in `dir` (the log cleaner
+/// keeps its progress in one too).
+pub(crate) fn read_named(dir: &Path, name: &str, partition: &str) -> Result<Option<i64>> {
+    let p = dir.join(name);
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -46,10 +60,10 @@ pub(crate) fn read(dir: &Path, partition: &str) -> Result<Option<i64>> {
     Ok(parsed)
 }
 
-/// Durably replaces the checkpoint with `offset`.
-pub(crate) fn write(dir: &Path, offset: i64) -> Result<()> {
-    let p = path(dir);
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+/// Durably replaces the checkpoint file `name` in `dir` with `offset`.
+pub(crate) fn write_named(dir: &Path, name: &str, offset: i64) -> Result<()> {
+    let p = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)

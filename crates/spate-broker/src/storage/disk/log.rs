@@ -88,6 +88,7 @@ impl DiskLog {
         let name = tp.to_string();
         let now = now_ms();
         let clean = prepare_dir(&dir)?;
+        super::swap::complete_interrupted_swaps(&dir, &name)?;
         let bases = list_segments(&dir, &name)?;
         let checkpointed = checkpoint::read(&dir, &name)?;
         let first = drop_checkpointed_segments(&dir, &bases, checkpointed)?;
@@ -207,7 +208,7 @@ impl DiskLog {
         let limit = app.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let log_end = self.log_end_offset.load(Ordering::Acquire);
         size + batch_len as u64 > limit
-            || now.saturating_sub(seg.created_ms) > app.config.segment_ms
+            || now.saturating_sub(seg.created_ms) > app.config.effective_segment_ms()
             || log_end + last_offset_delta as i64 - seg.base_offset > i32::MAX as i64
     }
 
@@ -544,6 +545,10 @@ impl PartitionLog for DiskLog {
 
     fn scan_headers(&self, from_offset: i64, f: &mut dyn FnMut(&BatchHeader)) -> Result<()> {
         self.scan(from_offset, f)
+    }
+
+    fn as_disk(&self) -> Option<&DiskLog> {
+        Some(self)
     }
 
     fn add_aborted_txn(&self, txn: AbortedTxn) -> Result<()> {

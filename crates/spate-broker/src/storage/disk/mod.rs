@@ -42,11 +42,14 @@ mod recovery;
 mod retention;
 mod segment;
 mod storage;
+mod swap;
 mod time_index;
 mod txn_index;
 
 pub use log::DiskLog;
+pub(crate) use segment::MAX_SEGMENT_BYTES;
 pub use storage::DiskStorage;
+pub use swap::{CleanedSegment, SegmentRef};
 
 /// Broker-wide settings of the disk backend (per-topic settings live in `LogConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

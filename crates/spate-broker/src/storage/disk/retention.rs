@@ -55,7 +55,9 @@ impl DiskLog {
             count += 1;
         }
         let below_start = count;
-        if app.config.retention_ms >= 0 {
+        // A compact-only log is never shortened by time or size: the cleaner owns it.
+        let delete = app.config.delete();
+        if delete && app.config.retention_ms >= 0 {
             while count < deletable
                 && now_ms.saturating_sub(retention_timestamp(&segs[count]))
                     > app.config.retention_ms
@@ -64,7 +66,7 @@ impl DiskLog {
             }
         }
         let after_time = count;
-        if app.config.retention_bytes >= 0 {
+        if delete && app.config.retention_bytes >= 0 {
             let total: u64 = segs[count..].iter().map(|s| s.size()).sum();
             let mut excess = total as i64 - app.config.retention_bytes;
             while count < deletable && excess - segs[count].size() as i64 >= 0 {
@@ -94,7 +96,9 @@ impl DiskLog {
 
     fn maybe_roll_idle(&self, app: &mut Appender, now_ms: i64) -> Result<()> {
         let active = &app.active;
-        if active.size() > 0 && now_ms.saturating_sub(active.created_ms) > app.config.segment_ms {
+        if active.size() > 0
+            && now_ms.saturating_sub(active.created_ms) > app.config.effective_segment_ms()
+        {
             self.roll(app, now_ms)?;
         }
         Ok(())

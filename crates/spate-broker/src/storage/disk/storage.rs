@@ -127,6 +127,10 @@ impl LogStorage for DiskStorage {
         Ok(())
     }
 
+    fn supports_compaction(&self) -> bool {
+        true
+    }
+
     fn partitions(&self) -> Result<Vec<TopicPartition>> {
         let mut found = Vec::new();
         let rd =

@@ -1,0 +1,354 @@
+//! The cleaner threads and what they know about each partition (Kafka's `LogCleaner` and
+//! `LogCleanerManager`).
+//!
+//! Each of `log.cleaner.threads` threads repeatedly grabs the filthiest compacted log — the
+//! highest dirty ratio among logs above their `min.cleanable.dirty.ratio`, or any log whose
+//! oldest dirty record passed `max.compaction.lag.ms`, or whose kept tombstones reached their
+//! delete horizon — cleans it, and sleeps `log.cleaner.backoff.ms` when no log qualifies. A log
+//! is cleaned by one thread at a time. Per-partition status (dirty ratio, last cleaning) and
+//! running totals are kept for `topics describe` and the metrics endpoint.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::pass::{CleanStats, Cleaner, PassOutcome};
+use super::range::cleanable_range;
+use super::CleanerConfig;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::storage::{CleanupPolicy, TopicPartition};
+
+/// The partitions the cleaner may look at (the broker's topic registry).
+pub type PartitionSource = Box<dyn Fn() -> Vec<Arc<Partition>> + Send + Sync>;
+
+/// The last finished cleaning of a partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastCleaning {
+    /// Wall-clock end of the cleaning (ms since the epoch).
+    pub finished_ms: i64,
+    pub stats: CleanStats,
+}
+
+/// What the cleaner reports about one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionCleanerStatus {
+    pub compacted: bool,
+    pub dirty_ratio: f64,
+    pub clean_bytes: u64,
+    pub dirty_bytes: u64,
+    pub first_dirty_offset: i64,
+    pub first_uncleanable_offset: i64,
+    pub in_progress: bool,
+    pub last_cleaning: Option<LastCleaning>,
+}
+
+/// Running totals since the broker started (the metrics endpoint's counters).
+#[derive(Debug, Default)]
+pub struct CleanerTotals {
+    pub cleanings: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub records_read: AtomicU64,
+    pub records_kept: AtomicU64,
+    pub cleaning_ms: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct Book {
+    in_progress: HashSet<TopicPartition>,
+    last: HashMap<TopicPartition, LastCleaning>,
+}
+
+/// The cleaner threads and their bookkeeping.
+pub struct LogCleaner {
+    config: CleanerConfig,
+    source: OnceLock<PartitionSource>,
+    book: Mutex<Book>,
+    /// Signalled when a log is released or the cleaner stops.
+    changed: Condvar,
+    stop: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    pub totals: CleanerTotals,
+}
+
+impl LogCleaner {
+    /// A cleaner with no thread running until [`Self::start`].
+    pub fn new(config: CleanerConfig) -> Arc<LogCleaner> {
+        Arc::new(LogCleaner {
+            config,
+            source: OnceLock::new(),
+            book: Mutex::new(Book::default()),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            totals: CleanerTotals::default(),
+        })
+    }
+
+    pub fn config(&self) -> &CleanerConfig {
+        &self.config
+    }
+
+    /// Starts `log.cleaner.threads` threads (none when `log.cleaner.enable=false`) over the
+    /// partitions `source` lists.
+    pub fn start(self: &Arc<Self>, source: PartitionSource) -> Result<()> {
+        if self.source.set(source).is_err() {
+            return Err(BrokerError::Runtime(
+                "the log cleaner was started twice".into(),
+            ));
+        }
+        if !self.config.enable {
+            return Ok(());
+        }
+        let mut threads = self.threads.lock();
+        for i in 0..self.config.threads {
+            let me = self.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("spate-log-cleaner-{i}"))
+                .spawn(move || me.run_thread())
+                .map_err(|e| BrokerError::Runtime(format!("spawning a cleaner thread: {e}")))?;
+            threads.push(t);
+        }
+        Ok(())
+    }
+
+    /// Stops the threads, aborting cleanings in progress (their `.cleaned` files are dropped),
+    /// and waits for them.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        {
+            let _book = self.book.lock();
+            self.changed.notify_all();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn run_thread(self: Arc<Self>) {
+        let mut cleaner = Cleaner::new(self.config.clone());
+        while !self.stop.load(Ordering::Acquire) {
+            let now = crate::time::now_ms();
+            match self.grab_filthiest(now) {
+                Some(p) => {
+                    let res = self.clean_once(&mut cleaner, &p, now);
+                    self.release(&p.tp);
+                    if let Err(e) = res {
+                        self.totals.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(partition = %p.tp, error = %e, "log cleaning failed");
+                        self.sleep(self.config.backoff_ms);
+                    }
+                }
+                None => self.sleep(self.config.backoff_ms),
+            }
+        }
+    }
+
+    fn sleep(&self, ms: u64) {
+        let mut book = self.book.lock();
+        if !self.stop.load(Ordering::Acquire) {
+            self.changed
+                .wait_for(&mut book, Duration::from_millis(ms.max(1)));
+        }
+    }
+
+    /// Wakes sleeping threads to look for work now (e.g. after a config change).
+    pub fn wake(&self) {
+        let _book = self.book.lock();
+        self.changed.notify_all();
+    }
+
+    /// The compacted partition most in need of cleaning, marked in progress.
+    fn grab_filthiest(&self, now: i64) -> Option<Arc<Partition>> {
+        let mut best: Option<(f64, Arc<Partition>)> = None;
+        let source = self.source.get()?;
+        for p in source() {
+            if self.book.lock().in_progress.contains(&p.tp) {
+                continue;
+            }
+            let Some(score) = self.needs_cleaning(&p, now) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, p));
+            }
+        }
+        let (_, p) = best?;
+        let mut book = self.book.lock();
+        book.in_progress.insert(p.tp.clone()).then_some(p)
+    }
+
+    /// `Some(priority)` when `p` should be cleaned now.
+    fn needs_cleaning(&self, p: &Partition, now: i64) -> Option<f64> {
+        let disk = p.log().as_disk()?;
+        let config = disk.config();
+        if config.cleanup_policy == CleanupPolicy::Delete || disk.is_closed() {
+            return None;
+        }
+        let range = match cleanable_range(disk, p, &config, now) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(partition = %p.tp, error = %e, "cannot assess the log for cleaning");
+                return None;
+            }
+        };
+        let ratio = range.dirty_ratio();
+        if range.dirty_bytes > 0 && ratio > config.min_cleanable_dirty_ratio {
+            return Some(ratio);
+        }
+        if range.dirty_bytes > 0 && range.compaction_delay_ms(&config, now) > 0 {
+            return Some(ratio);
+        }
+        let horizon_due = self
+            .book
+            .lock()
+            .last
+            .get(&p.tp)
+            .and_then(|l| l.stats.next_delete_horizon_ms)
+            .is_some_and(|hz| hz <= now);
+        (horizon_due && !range.segments.is_empty()).then_some(0.0)
+    }
+
+    fn release(&self, tp: &TopicPartition) {
+        let mut book = self.book.lock();
+        book.in_progress.remove(tp);
+        self.changed.notify_all();
+    }
+
+    /// One cleaning of `p` with `cleaner`; records the outcome.
+    fn clean_once(
+        &self,
+        cleaner: &mut Cleaner,
+        p: &Partition,
+        now: i64,
+    ) -> Result<Option<CleanStats>> {
+        let Some(disk) = p.log().as_disk() else {
+            return Ok(None);
+        };
+        let outcome = cleaner.clean(disk, p, now, &self.stop)?;
+        let PassOutcome::Cleaned(stats) = outcome else {
+            tracing::debug!(partition = %p.tp, "log cleaning aborted");
+            return Ok(None);
+        };
+        let t = &self.totals;
+        t.cleanings.fetch_add(1, Ordering::Relaxed);
+        t.bytes_read.fetch_add(stats.bytes_read, Ordering::Relaxed);
+        t.bytes_written
+            .fetch_add(stats.bytes_written, Ordering::Relaxed);
+        t.records_read
+            .fetch_add(stats.records_read, Ordering::Relaxed);
+        t.records_kept
+            .fetch_add(stats.records_kept, Ordering::Relaxed);
+        t.cleaning_ms.fetch_add(stats.elapsed_ms, Ordering::Relaxed);
+        tracing::info!(
+            partition = %p.tp,
+            bytes_read = stats.bytes_read,
+            bytes_written = stats.bytes_written,
+            records_kept = stats.records_kept,
+            records_read = stats.records_read,
+            end_offset = stats.end_offset,
+            elapsed_ms = stats.elapsed_ms,
+            "cleaned log"
+        );
+        self.book.lock().last.insert(
+            p.tp.clone(),
+            LastCleaning {
+                finished_ms: crate::time::now_ms(),
+                stats: stats.clone(),
+            },
+        );
+        Ok(Some(stats))
+    }
+
+    /// Cleans `p` now, on the calling thread, until its whole cleanable section is clean (more
+    /// than one pass when the offset map fills up). Waits while a cleaner thread holds it.
+    /// Returns the stats of each pass.
+    pub fn clean_now(&self, p: &Partition, now: i64) -> Result<Vec<CleanStats>> {
+        {
+            let mut book = self.book.lock();
+            while book.in_progress.contains(&p.tp) {
+                self.changed.wait_for(&mut book, Duration::from_millis(50));
+            }
+            book.in_progress.insert(p.tp.clone());
+        }
+        let mut cleaner = Cleaner::new(self.config.clone());
+        let mut passes = Vec::new();
+        let res = loop {
+            match self.clean_once(&mut cleaner, p, now) {
+                Ok(Some(stats)) => {
+                    let more = stats.map_full;
+                    passes.push(stats);
+                    if !more {
+                        break Ok(passes);
+                    }
+                }
+                Ok(None) => break Ok(passes),
+                Err(e) => break Err(e),
+            }
+        };
+        self.release(&p.tp);
+        res
+    }
+
+    /// The cleaner's view of `p` (`None` for a partition whose storage does not compact).
+    pub fn status(&self, p: &Partition, now: i64) -> Result<Option<PartitionCleanerStatus>> {
+        let Some(disk) = p.log().as_disk() else {
+            return Ok(None);
+        };
+        let config = disk.config();
+        let range = cleanable_range(disk, p, &config, now)?;
+        let book = self.book.lock();
+        Ok(Some(PartitionCleanerStatus {
+            compacted: config.cleanup_policy != CleanupPolicy::Delete,
+            dirty_ratio: range.dirty_ratio(),
+            clean_bytes: range.clean_bytes,
+            dirty_bytes: range.dirty_bytes,
+            first_dirty_offset: range.first_dirty_offset,
+            first_uncleanable_offset: range.first_uncleanable_offset,
+            in_progress: book.in_progress.contains(&p.tp),
+            last_cleaning: book.last.get(&p.tp).cloned(),
+        }))
+    }
+}
+
+/// The cleaner's view of every partition of `topic`, by partition index: what
+/// `spate topics describe --verbose` prints (dirty ratio, last cleaning). `None` for partitions
+/// whose storage does not compact; an unknown topic is an error.
+pub fn describe_topic(
+    state: &crate::state::BrokerState,
+    topic: &str,
+) -> Result<Vec<(i32, Option<PartitionCleanerStatus>)>> {
+    let t = state
+        .topics
+        .get(topic)
+        .ok_or_else(|| BrokerError::UnknownTopic(topic.to_string()))?;
+    let now = crate::time::now_ms();
+    t.partitions()
+        .iter()
+        .map(|p| Ok((p.index(), state.cleaner.status(p, now)?)))
+        .collect()
+}
+
+/// Starts the broker's log cleaner over the broker's topics; a shutdown hook stops it before
+/// the logs are closed.
+pub fn install(state: &Arc<crate::state::BrokerState>) -> Result<()> {
+    let weak = Arc::downgrade(state);
+    let source: PartitionSource = Box::new(move || {
+        weak.upgrade()
+            .map(|s| s.topics.all_partitions())
+            .unwrap_or_default()
+    });
+    state.cleaner.start(source)?;
+    let stopping = state.cleaner.clone();
+    state.on_shutdown(move || {
+        stopping.shutdown();
+        Ok(())
+    });
+    Ok(())
+}
