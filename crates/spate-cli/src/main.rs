@@ -39,6 +39,8 @@ enum Command {
     Groups(cli::groups::GroupsArgs),
     /// Describe and alter topic, broker and group configs (like kafka-configs.sh).
     Configs(cli::configs::ConfigsArgs),
+    /// List and describe transactions and a partition's producers (like kafka-transactions.sh).
+    Transactions(cli::transactions::TransactionsArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
     /// Run a whole pipeline: embedded broker, generated ad events, a checkpointed direct-stream
@@ -57,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Command::Consume(args) => cli::consume::run(args)?,
         Command::Groups(args) => cli::groups::run(args)?,
         Command::Configs(args) => cli::configs::run(args)?,
+        Command::Transactions(args) => cli::transactions::run(args)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Quickstart(args) => quickstart::run(args)?,
     }

@@ -406,3 +406,62 @@ fn every_compression_codec_round_trips() {
         "one partition: everything in produce order"
     );
 }
+
+/// One committed and one aborted transaction: `--isolation-level read_committed` prints only the
+/// committed records, the default (`read_uncommitted`, as Kafka's console consumer) prints all.
+#[test]
+fn isolation_level_hides_aborted_transactions() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+    use std::time::Duration;
+
+    let broker = TestBroker::start();
+    let bs = broker.bootstrap_servers();
+    let topic = random_topic("cli_isolation");
+    create_topic(&bs, &topic, "1");
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("transactional.id", random_topic("cli_isolation_txn"))
+        .set("transaction.timeout.ms", "10000")
+        .set("message.timeout.ms", "10000")
+        .set("socket.timeout.ms", "10000")
+        .create()
+        .expect("transactional producer");
+    let timeout = Duration::from_secs(20);
+    producer.init_transactions(timeout).expect("init");
+    for (outcome, values) in [("commit", ["c1", "c2"]), ("abort", ["a1", "a2"])] {
+        producer.begin_transaction().expect("begin");
+        for v in values {
+            producer
+                .send(BaseRecord::<(), str>::to(&topic).payload(v))
+                .expect("send");
+        }
+        producer.flush(timeout).expect("flush");
+        match outcome {
+            "commit" => producer.commit_transaction(timeout).expect("commit"),
+            _ => producer.abort_transaction(timeout).expect("abort"),
+        }
+    }
+
+    // No --max-messages: each run prints everything it may see, until 2 s pass idle.
+    let read = |level: Option<&str>| {
+        let mut args = vec![
+            "consume",
+            &topic,
+            "--from-beginning",
+            "--timeout-ms",
+            "2000",
+            "--bootstrap-server",
+            &bs,
+        ];
+        if let Some(level) = level {
+            args.extend(["--isolation-level", level]);
+        }
+        let out = spate(&args).success("consume");
+        out.stdout.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(read(Some("read_committed")), ["c1", "c2"]);
+    assert_eq!(read(None), ["c1", "c2", "a1", "a2"]);
+    assert_eq!(read(Some("read_uncommitted")), ["c1", "c2", "a1", "a2"]);
+}

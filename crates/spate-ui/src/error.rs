@@ -19,7 +19,7 @@ pub enum UiError {
     Runtime(std::io::Error),
     /// The Kafka client used to read latest offsets (for lag) could not be created.
     #[error("cannot create the Kafka client for lag metrics: {0}")]
-    KafkaClient(spate_kafka::SpateKafkaError),
+    KafkaClient(Box<spate_kafka::SpateKafkaError>),
 }
 
 /// Result of the UI's fallible calls.

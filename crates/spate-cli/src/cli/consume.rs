@@ -65,6 +65,11 @@ pub struct ConsumeArgs {
     /// every field; key, value and header values base64-encoded).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Which records of transactional producers to show: `read_uncommitted` (every record, as
+    /// Kafka's console consumer by default) or `read_committed` (only committed transactions;
+    /// aborted records are skipped, and reading stops at the last stable offset).
+    #[arg(long, value_enum, default_value_t = IsolationLevel::ReadUncommitted)]
+    isolation_level: IsolationLevel,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -73,6 +78,24 @@ pub struct ConsumeArgs {
 pub enum Format {
     Text,
     Json,
+}
+
+/// Kafka's `isolation.level`, with Kafka's spelling on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolationLevel {
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+    #[value(name = "read_committed")]
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    fn config_value(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+            IsolationLevel::ReadCommitted => "read_committed",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +159,7 @@ fn consumer_defaults(args: &ConsumeArgs) -> Vec<(&'static str, &str)> {
     let mut defaults: Vec<(&str, &str)> = vec![
         ("auto.offset.reset", reset),
         ("fetch.queue.backoff.ms", "10"),
+        ("isolation.level", args.isolation_level.config_value()),
     ];
     match &args.group {
         Some(group) => {

@@ -6,7 +6,9 @@ pub mod configs;
 pub mod consume;
 pub mod groups;
 pub mod produce;
+pub mod raw_admin;
 pub mod topics;
+pub mod transactions;
 
 #[cfg(test)]
 mod tests {
@@ -20,6 +22,7 @@ mod tests {
         Produce(super::produce::ProduceArgs),
         Consume(super::consume::ConsumeArgs),
         Configs(super::configs::ConfigsArgs),
+        Transactions(super::transactions::TransactionsArgs),
         Bench(spate_bench::BenchArgs),
     }
 
