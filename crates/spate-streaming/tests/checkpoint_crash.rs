@@ -6,8 +6,7 @@
 //! The child is this same test binary re-invoked with an environment variable (the `child_entry`
 //! test is a no-op otherwise).
 
-mod crash_support;
-use crash_support::ChildJob;
+use spate_testkit::ChildJob;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -90,7 +89,11 @@ fn sigkill_during_checkpoint_writes_leaves_a_consistent_prefix() {
     let mut previous_committed: Option<i64> = None;
     let mut saw_pending = 0;
     for round in 0..25 {
-        let printed = ChildJob::spawn(&[(ENV_DIR, dir.path().display().to_string())])
+        let printed = ChildJob::test_entry("child_entry")
+            .env(ENV_DIR, dir.path())
+            .capture_stdout()
+            .discard_stderr()
+            .spawn()
             .kill_after_progress(Duration::from_millis(40));
         let acknowledged = printed.into_iter().max();
 
