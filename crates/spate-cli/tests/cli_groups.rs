@@ -7,23 +7,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::topics::NewTopic;
-use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::clients::consumer_config;
 use spate_testkit::{random_group, random_topic, TestBroker};
 
+/// Produces `per_partition` records `"{p}-{i}"` to each of partitions 0 and 1.
 fn produce(bootstrap: &str, topic: &str, per_partition: usize) {
-    let producer: BaseProducer = producer_config(bootstrap).create().expect("producer");
-    for i in 0..per_partition {
-        for p in 0..2 {
-            let value = format!("{p}-{i}");
-            producer
-                .send(BaseRecord::<(), _>::to(topic).partition(p).payload(&value))
-                .expect("send");
-        }
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
+    let records =
+        (0..per_partition).flat_map(|i| (0..2).map(move |p| (p, None, format!("{p}-{i}"))));
+    spate_testkit::produce::produce(bootstrap, topic, records);
 }
 
 /// The describe rows of `topic`: partition → (current offset, log end offset, lag, consumer id).

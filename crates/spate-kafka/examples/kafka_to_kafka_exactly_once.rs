@@ -89,7 +89,10 @@ fn run_job(cluster: &Cluster, ends: &[i64], args: &Args) -> anyhow::Result<(u64,
     let caught_up = common::wait_until(args.deadline(), || {
         let got = committed(cluster)?;
         Ok((0..PARTITIONS).all(|p| {
-            got.get(&TopicPartition::new(INPUT, p)).copied().unwrap_or(0) >= ends[p as usize]
+            got.get(&TopicPartition::new(INPUT, p))
+                .copied()
+                .unwrap_or(0)
+                >= ends[p as usize]
         }))
     })?;
     ctx.stop(true)?;

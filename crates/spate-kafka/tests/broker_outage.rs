@@ -7,12 +7,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaUtils, RetryPolicy};
 use spate_streaming::{Config, InputErrorInfo, StreamingContext, StreamingListener};
-use spate_testkit::TestBroker;
+use spate_testkit::{wait_until, TestBroker};
 
 use common::*;
 
@@ -22,14 +22,6 @@ struct Faults(Mutex<Vec<InputErrorInfo>>);
 impl StreamingListener for Faults {
     fn on_input_error(&self, info: &InputErrorInfo) {
         self.0.lock().push(info.clone());
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -75,12 +67,12 @@ fn an_unreachable_broker_is_retried_reported_and_loses_nothing() {
         Ok::<_, spate_streaming::StreamingError>(())
     });
     ctx.start().unwrap();
-    wait_for("the first 60 records", Duration::from_secs(30), || {
+    wait_until("the first 60 records", Duration::from_secs(30), || {
         seen.lock().len() >= 60
     });
 
     broker.stop();
-    wait_for(
+    wait_until(
         "retries reported to the listener",
         Duration::from_secs(30),
         || faults.0.lock().len() >= 2,
@@ -89,7 +81,7 @@ fn an_unreachable_broker_is_retried_reported_and_loses_nothing() {
     for p in 0..2 {
         produce(&broker, &topic, p, 30, 20);
     }
-    wait_for("all 100 records", Duration::from_secs(60), || {
+    wait_until("all 100 records", Duration::from_secs(60), || {
         seen.lock().len() >= 100
     });
     ctx.stop(true).unwrap();

@@ -14,17 +14,18 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use rusqlite::params;
 use spate_kafka::sink::{foreach_batch_transactional, SqliteOffsetStore};
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils, TopicPartition};
 use spate_streaming::{Config, StreamingContext};
+use spate_testkit::child::{ChildJob, Running};
 use spate_testkit::{clients, TestBroker};
 
 const ENV_DB: &str = "SPATE_EXACTLY_ONCE_CRASH_DB";
@@ -169,28 +170,27 @@ struct Job {
 }
 
 impl Job {
-    fn spawn(&mut self) -> Child {
+    fn spawn(&mut self) -> Running {
         self.runs += 1;
-        let log = std::fs::File::create(self.logs.join(format!("run-{}.log", self.runs)))
-            .expect("child log file");
-        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-        cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-            .env(ENV_DB, &self.db)
+        let mut job = ChildJob::test_entry("child_entry");
+        job.env(ENV_DB, &self.db)
             .env(ENV_BOOTSTRAP, &self.bootstrap)
             .env(ENV_TOPIC, &self.topic)
-            .stdout(Stdio::null())
-            .stderr(log);
+            .stderr_to(&self.log(self.runs));
         if let Some(dir) = &self.checkpoint {
-            cmd.env(ENV_CHECKPOINT, dir);
+            job.env(ENV_CHECKPOINT, dir);
         }
-        cmd.spawn().expect("spawn crash child")
+        job.spawn()
+    }
+
+    fn log(&self, run: u32) -> PathBuf {
+        self.logs.join(format!("run-{run}.log"))
     }
 
     /// Panics with the run's stderr if the child exited on its own.
-    fn check_alive(&self, child: &mut Child) {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(self.logs.join(format!("run-{}.log", self.runs)))
-                .unwrap_or_default();
+    fn check_alive(&self, child: &mut Running) {
+        if let Some(status) = child.exited() {
+            let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
             panic!("the job exited on its own: {status}; its stderr:\n{log}");
         }
     }
@@ -199,22 +199,12 @@ impl Job {
     fn skipped_replays(&self) -> usize {
         (1..=self.runs)
             .map(|n| {
-                std::fs::read_to_string(self.logs.join(format!("run-{n}.log")))
+                std::fs::read_to_string(self.log(n))
                     .unwrap_or_default()
                     .matches(SKIPPED_MARKER)
                     .count()
             })
             .sum()
-    }
-}
-
-/// A running child, SIGKILLed when dropped, so a failing assertion leaves no job behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -255,18 +245,11 @@ fn snapshot(store: &SqliteOffsetStore) -> Snapshot {
 }
 
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
-    for i in from..until {
-        let (key, value) = (format!("k{i}"), line(i));
-        let mut rec = BaseRecord::to(topic)
-            .partition((i % PARTITIONS as usize) as i32)
-            .key(&key)
-            .payload(&value);
-        while let Err((_, r)) = producer.send(rec) {
-            producer.poll(Duration::from_millis(10));
-            rec = r;
-        }
-    }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    let records = (from..until).map(|i| {
+        let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
+        (partition, Some(format!("k{i}")), line(i))
+    });
+    spate_testkit::produce::send_all(producer, topic, records);
 }
 
 /// Produces while killing the job at least `KILLS` times, lets a last run catch up, and checks
@@ -305,10 +288,10 @@ fn crash_run(with_checkpoint: bool) {
     let mut kills = 0;
     let mut progress = Vec::new();
     while kills < KILLS || !produced_all.load(Ordering::Acquire) {
-        let mut child = Running(job.spawn());
+        let mut child = job.spawn();
         std::thread::sleep(Duration::from_millis(rng.random_range(150..1_300)));
-        job.check_alive(&mut child.0);
-        drop(child); // SIGKILL
+        job.check_alive(&mut child);
+        child.kill();
         kills += 1;
         progress.push(snapshot(&store).stored);
     }
@@ -316,10 +299,10 @@ fn crash_run(with_checkpoint: bool) {
     eprintln!("offsets stored after each of the {kills} kills: {progress:?}");
 
     // Last restart: let it catch up with everything produced.
-    let mut child = Running(job.spawn());
+    let mut child = job.spawn();
     let deadline = Instant::now() + Duration::from_secs(60);
     while snapshot(&store).stored < RECORDS as i64 {
-        job.check_alive(&mut child.0);
+        job.check_alive(&mut child);
         assert!(Instant::now() < deadline, "the last run did not catch up");
         std::thread::sleep(Duration::from_millis(50));
     }

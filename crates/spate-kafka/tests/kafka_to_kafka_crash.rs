@@ -175,7 +175,11 @@ impl Job {
         let mut store =
             KafkaOffsetStore::open(params(&self.bootstrap, &self.group)).expect("offset store");
         let tps = (0..PARTITIONS).map(|p| TopicPartition::new(&self.input, p));
-        store.committed_offsets(tps).expect("committed").values().sum()
+        store
+            .committed_offsets(tps)
+            .expect("committed")
+            .values()
+            .sum()
     }
 }
 
@@ -221,7 +225,10 @@ fn read_output(bootstrap: &str, topic: &str, isolation: &str) -> (BTreeMap<Strin
     let (mut counts, mut records, mut eof) = (BTreeMap::new(), 0, 0);
     let deadline = Instant::now() + Duration::from_secs(30);
     while eof < PARTITIONS {
-        assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} did not reach its end"
+        );
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let word = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();

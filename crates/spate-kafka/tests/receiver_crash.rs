@@ -16,12 +16,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rand::Rng;
 use receiver_support::*;
 use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver};
 use spate_kafka::ConsumerRecord;
@@ -30,6 +28,7 @@ use spate_streaming::receiver::{
     WalBlockHandler,
 };
 use spate_streaming::wal::WalConfig;
+use spate_testkit::child::{ChildJob, Running};
 use spate_testkit::{random_group, random_topic};
 
 const ENV_DIR: &str = "SPATE_KAFKA_RECEIVER_CRASH_DIR";
@@ -177,18 +176,14 @@ struct Job {
 }
 
 impl Job {
-    fn spawn(&self) -> Child {
-        Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+    fn spawn(&self) -> Running {
+        ChildJob::test_entry("child_entry")
             .env(ENV_DIR, &self.dir)
             .env(ENV_BOOTSTRAP, &self.bootstrap)
             .env(ENV_TOPIC, &self.topic)
             .env(ENV_GROUP, &self.group)
             .env(ENV_WAL, if self.wal { "1" } else { "0" })
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawn crash child")
     }
 
     /// Values in committed batch outputs: value → times seen.
@@ -252,17 +247,10 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
             done.store(true, Ordering::Release);
         })
     };
-    let mut rng = rand::rng();
     let mut done_kills = 0;
     let mut progress = Vec::new();
     while done_kills < kills {
-        let mut child = job.spawn();
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..1_500)));
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("crash child exited on its own: {status}");
-        }
-        child.kill().expect("SIGKILL child");
-        let _ = child.wait();
+        job.spawn().kill_after_random(300..1_500);
         done_kills += 1;
         progress.push(job.outputs().len());
     }
@@ -271,8 +259,8 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
     assert!(produced_all.load(Ordering::Acquire));
 
     // Last restart: let it catch up with everything produced.
-    let mut child = job.spawn();
-    let complete = wait_until(Duration::from_secs(60), || {
+    let child = job.spawn();
+    let complete = poll_until(Duration::from_secs(60), || {
         job.outputs().len() as u64 == N
             || (!wal && {
                 // Without the log, lost records never show up: stop once the group's commits
@@ -287,8 +275,7 @@ fn crash_run(wal: bool, kills: u32) -> Outcome {
                     }
             })
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     let outputs = job.outputs();
     let distinct = outputs.len() as u64;
     let total: u64 = outputs.values().map(|n| u64::from(*n)).sum();

@@ -68,7 +68,7 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     );
     let reader = group_reader(&bootstrap, &group);
     let stored_count = |n: u64| {
-        wait_until(Duration::from_secs(60), || {
+        poll_until(Duration::from_secs(60), || {
             values(&stored(checkpoint.path(), &tracker)).len() as u64 >= n
         })
     };
@@ -76,7 +76,7 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     produce_range(&bootstrap, &topic, PARTITIONS, 0, 1_000);
     let first = start(0, &bootstrap, &group, &topic, checkpoint.path(), &tracker);
     assert!(
-        wait_until(Duration::from_secs(30), || first
+        poll_until(Duration::from_secs(30), || first
             .assigned_partitions()
             .len()
             == PARTITIONS as usize),
@@ -97,7 +97,7 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
         })
     };
     let second = start(1, &bootstrap, &group, &topic, checkpoint.path(), &tracker);
-    let split = wait_until(Duration::from_secs(30), || {
+    let split = poll_until(Duration::from_secs(30), || {
         let (a, b) = (first.assigned_partitions(), second.assigned_partitions());
         !a.is_empty()
             && !b.is_empty()
@@ -133,7 +133,7 @@ fn two_receivers_split_the_partitions_and_survive_rebalances_without_loss() {
     // The first leaves: its partitions move to the second, after committing what it stored.
     first.stop();
     assert!(
-        wait_until(Duration::from_secs(30), || second
+        poll_until(Duration::from_secs(30), || second
             .assigned_partitions()
             .len()
             == PARTITIONS as usize),
@@ -186,7 +186,7 @@ fn a_revoke_waits_for_received_records_to_be_durable_and_commits_them() {
     // otherwise their new owner reads them again.
     let gate = Arc::new(GatedHandler::new(Arc::new(BlockStore::new())));
     let first = start_with(0, gate.clone());
-    assert!(wait_until(Duration::from_secs(30), || first
+    assert!(poll_until(Duration::from_secs(30), || first
         .stats()
         .records_added
         == N));
@@ -199,7 +199,7 @@ fn a_revoke_waits_for_received_records_to_be_durable_and_commits_them() {
     );
     gate.open();
     assert!(
-        wait_until(Duration::from_secs(30), || !second
+        poll_until(Duration::from_secs(30), || !second
             .assigned_partitions()
             .is_empty()),
         "the second receiver got partitions"

@@ -56,7 +56,7 @@ fn reliable_receiver_commits_only_what_is_in_the_write_ahead_log() {
         std::thread::spawn(move || produce_range(&bootstrap, &topic, PARTITIONS, N / 2, N))
     };
     let mut samples = 0;
-    let all_stored = wait_until(Duration::from_secs(60), || {
+    let all_stored = poll_until(Duration::from_secs(60), || {
         // Committed first, then the log: anything committed before the read must be in it.
         let committed_now = committed(&reader, &topic, PARTITIONS);
         let stored = records_in_wal(checkpoint.path(), &tracker.unallocated_blocks(0));
@@ -108,7 +108,7 @@ fn nothing_is_committed_while_blocks_are_not_durable() {
         .start()
         .expect("start receiver");
     assert!(
-        wait_until(Duration::from_secs(30), || receiver.stats().records_added
+        poll_until(Duration::from_secs(30), || receiver.stats().records_added
             == N),
         "received {:?}",
         receiver.stats()
@@ -184,7 +184,7 @@ fn a_failed_block_store_restarts_the_receiver_without_loss() {
         .expect("start receiver");
     let stored_values = || -> BTreeSet<u64> { stored_values(&store).into_iter().collect() };
     assert!(
-        wait_until(Duration::from_secs(60), || stored_values().len() as u64
+        poll_until(Duration::from_secs(60), || stored_values().len() as u64
             == N),
         "stored {} of {N}; errors {:?}",
         stored_values().len(),

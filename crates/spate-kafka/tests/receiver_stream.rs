@@ -1,5 +1,5 @@
 //! `KafkaUtils::create_stream` in a running `StreamingContext`: two receiver streams in one
-//! consumer group, unioned for parallel receiving (R4), with the write-ahead log on; every
+//! consumer group, unioned for parallel receiving (Spark's pattern of one stream per receiver, then `union`), with the write-ahead log on; every
 //! produced record reaches the job's output and the group's offsets reach the end.
 
 mod receiver_support;
@@ -59,7 +59,7 @@ fn create_stream_feeds_batches_through_unioned_receivers() {
         });
     ctx.start().expect("start");
     produce_range(&bootstrap, &topic, PARTITIONS, N / 2, N);
-    let all = wait_until(Duration::from_secs(60), || seen.lock().len() as u64 == N);
+    let all = poll_until(Duration::from_secs(60), || seen.lock().len() as u64 == N);
     ctx.stop(true).expect("stop");
     let seen = seen.lock().clone();
     assert!(all, "the job saw {} of {N} records", seen.len());
@@ -118,13 +118,13 @@ fn receiver_errors_reach_streaming_listeners() {
         Ok::<_, StreamingError>(())
     });
     ctx.start().expect("start");
-    assert!(wait_until(Duration::from_secs(30), || *count.lock() == 10));
+    assert!(poll_until(Duration::from_secs(30), || *count.lock() == 10));
     assert_eq!(events.started.lock().len(), 1);
     assert!(events.started.lock()[0].active);
 
     // The broker goes away: the consumer's errors are reported to listeners.
     broker.shutdown();
-    let reported = wait_until(Duration::from_secs(30), || !events.errors.lock().is_empty());
+    let reported = poll_until(Duration::from_secs(30), || !events.errors.lock().is_empty());
     ctx.stop(false).expect("stop");
     assert!(reported, "no receiver error reached the listener");
     let errors = events.errors.lock().clone();
@@ -167,7 +167,7 @@ fn backpressure_lowers_the_receiver_rate_when_batches_are_slow() {
         Ok::<_, StreamingError>(())
     });
     ctx.start().expect("start");
-    let estimated = wait_until(Duration::from_secs(30), || {
+    let estimated = poll_until(Duration::from_secs(30), || {
         stream.latest_rate().is_some_and(|r| r > 0)
     });
     ctx.stop(false).expect("stop");

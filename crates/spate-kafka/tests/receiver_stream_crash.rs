@@ -12,14 +12,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use receiver_support::*;
 use spate_kafka::receiver::{BLOCK_INTERVAL_MS, WRITE_AHEAD_LOG_ENABLE};
 use spate_kafka::KafkaUtils;
 use spate_streaming::{Config, StreamingContext, StreamingError};
+use spate_testkit::child::{ChildJob, Running};
 use spate_testkit::{random_group, random_topic};
 
 const ENV_DIR: &str = "SPATE_KAFKA_STREAM_CRASH_DIR";
@@ -95,22 +94,13 @@ fn stream_child_entry() {
     }
 }
 
-fn spawn(dir: &Path, bootstrap: &str, topic: &str, group: &str) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "stream_child_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+fn spawn(dir: &Path, bootstrap: &str, topic: &str, group: &str) -> Running {
+    ChildJob::test_entry("stream_child_entry")
         .env(ENV_DIR, dir)
         .env(ENV_BOOTSTRAP, bootstrap)
         .env(ENV_TOPIC, topic)
         .env(ENV_GROUP, group)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn crash child")
 }
 
 fn outputs(dir: &Path) -> BTreeMap<u64, u32> {
@@ -156,26 +146,18 @@ fn create_stream_with_write_ahead_log_loses_nothing_when_killed() {
             }
         })
     };
-    let mut rng = rand::rng();
     let mut progress = Vec::new();
     for _ in 0..KILLS {
-        let mut child = spawn(dir.path(), &bootstrap, &topic, &group);
-        std::thread::sleep(Duration::from_millis(rng.random_range(400..1_500)));
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("stream crash child exited on its own: {status}");
-        }
-        child.kill().expect("SIGKILL child");
-        let _ = child.wait();
+        spawn(dir.path(), &bootstrap, &topic, &group).kill_after_random(400..1_500);
         progress.push(outputs(dir.path()).len());
     }
     producer.join().expect("producer");
     eprintln!("distinct records in outputs after each kill: {progress:?}");
-    let mut child = spawn(dir.path(), &bootstrap, &topic, &group);
-    let complete = wait_until(Duration::from_secs(60), || {
+    let child = spawn(dir.path(), &bootstrap, &topic, &group);
+    let complete = poll_until(Duration::from_secs(60), || {
         outputs(dir.path()).len() as u64 == N
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     let seen = outputs(dir.path());
     let total: u32 = seen.values().sum();
     let lost = N - seen.len() as u64;

@@ -40,7 +40,7 @@ fn unreliable_receiver_stores_in_memory_and_auto_commits() {
         .expect("start receiver");
     assert!(!receiver.is_reliable());
     assert!(
-        wait_until(Duration::from_secs(60), || stored_values(&store).len()
+        poll_until(Duration::from_secs(60), || stored_values(&store).len()
             as u64
             >= N),
         "stored {} of {N}",
@@ -81,12 +81,12 @@ fn receiver_max_rate_bounds_the_ingestion_rate() {
         .start()
         .expect("start receiver");
     assert_eq!(receiver.rate_limiter().current_rate(), RATE);
-    assert!(wait_until(Duration::from_secs(30), || receiver
+    assert!(poll_until(Duration::from_secs(30), || receiver
         .stats()
         .records_added
         > 0));
     let first = Instant::now();
-    assert!(wait_until(Duration::from_secs(30), || receiver
+    assert!(poll_until(Duration::from_secs(30), || receiver
         .stats()
         .records_added
         >= N));

@@ -68,7 +68,10 @@ fn read(broker: &TestBroker, topic: &str, isolation: &str, end: i64) -> Vec<Stri
     let tp = TopicPartition::new(topic, 0);
     let deadline = Instant::now() + Duration::from_secs(20);
     while stream.current_offsets().get(&tp).copied().unwrap_or(0) < end {
-        assert!(Instant::now() < deadline, "{isolation} stream did not reach {end}");
+        assert!(
+            Instant::now() < deadline,
+            "{isolation} stream did not reach {end}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Let the batch that reached the end finish its output.

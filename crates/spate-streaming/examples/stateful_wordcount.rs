@@ -1,5 +1,5 @@
 //! Running word counts over new files in a directory, recoverable from a checkpoint — the shape
-//! of DESIGN §1 with a text-file input instead of Kafka.
+//! of a Kafka word count (state, checkpoint, recovery) with a text-file input instead.
 //!
 //! ```text
 //! cargo run -p spate-streaming --example stateful_wordcount -- /tmp/in /tmp/ckpt

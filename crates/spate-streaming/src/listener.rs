@@ -1,6 +1,6 @@
 //! Listener events: what happened to batches, output operations and receivers.
 //!
-//! Mirrors Spark's `StreamingListener` and `BatchInfo` (C20): a batch is *submitted* when it is
+//! Mirrors Spark's `StreamingListener` and `BatchInfo`: a batch is *submitted* when it is
 //! planned, *started* when the job runner takes it, *completed* when its outputs finished (or one
 //! failed). Delays follow Spark: scheduling delay = start − submission, processing delay = end −
 //! start, total delay = end − submission. Events are delivered on a dedicated thread in order,
@@ -108,7 +108,7 @@ impl BatchInfo {
         self.input_infos.values().map(|i| i.num_records).sum()
     }
 
-    /// What a rate controller needs from this batch about input `input_id` (backpressure, C18);
+    /// What a rate controller needs from this batch about input `input_id` (backpressure);
     /// `None` until the batch has finished.
     pub fn rate_sample(&self, input_id: &str) -> Option<crate::rate::BatchCompleted> {
         let records = self

@@ -1,6 +1,6 @@
 //! Counters and gauges a metrics endpoint can read, and the retained batches a UI shows.
 //!
-//! Names follow Spark's `StreamingSource` (C21) so dashboards carry over: `totalCompletedBatches`,
+//! Names follow Spark's `StreamingSource` so dashboards carry over: `totalCompletedBatches`,
 //! `totalReceivedRecords`, `totalProcessedRecords`, `unprocessedBatches`, `waitingBatches`,
 //! `runningBatches`, `retainedCompletedBatches`, `lastCompletedBatch_*`, `lastReceivedBatch_*`;
 //! `-1` means unknown. The scheduler updates these directly (not through the asynchronous

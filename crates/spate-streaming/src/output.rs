@@ -1,4 +1,4 @@
-//! Output operations (Spark's C8): `foreach_batch`, `print`, `save_as_text_files`.
+//! Output operations (Spark's output operations): `foreach_batch`, `print`, `save_as_text_files`.
 //!
 //! Outputs are what make a batch run: each is a job of the batch, run in the order defined. A
 //! batch is committed only when all its outputs succeeded, so after a crash an output may see

@@ -10,14 +10,12 @@
 //! The child is this same test binary re-invoked with an environment variable (the `child_entry`
 //! test is a no-op otherwise).
 
-mod crash_support;
-use crash_support::ChildJob;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use spate_streaming::checkpoint::{BatchPlan, Checkpoint, CommitInfo, StateSnapshot};
+use spate_testkit::ChildJob;
 
 const ENV_DIR: &str = "SPATE_CHECKPOINT_CRASH_CHILD_DIR";
 /// Set (to anything) to make the child use the batch log instead of the files.
@@ -124,12 +122,17 @@ fn kill_rounds(log: bool, rounds: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut previous_committed: Option<i64> = None;
     let mut saw_pending = 0;
-    let mut env = vec![(ENV_DIR, dir.path().display().to_string())];
-    if log {
-        env.push((ENV_LOG, "1".to_string()));
-    }
     for round in 0..rounds {
-        let printed = ChildJob::spawn(&env).kill_after_progress(Duration::from_millis(40));
+        let mut job = ChildJob::test_entry("child_entry");
+        job.env(ENV_DIR, dir.path());
+        if log {
+            job.env(ENV_LOG, "1");
+        }
+        let printed = job
+            .capture_stdout()
+            .discard_stderr()
+            .spawn()
+            .kill_after_progress(Duration::from_millis(40));
         let acknowledged = printed.into_iter().max();
 
         let cp = Checkpoint::open(dir.path()).unwrap();

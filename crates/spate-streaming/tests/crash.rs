@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use rand::Rng;
 use spate_streaming::{
     Config, InputStream, Partitions, StreamingContext, StreamingError, Time, VecPartitions,
 };
+use spate_testkit::child::{ChildJob, Running};
 
 // Long enough (10 s of batch time) that 12 kills land before the end even when the machine is
 // loaded: a restarted job catches up on down-time batches back to back.
@@ -183,14 +183,10 @@ fn crash_child() {
     ctx.await_termination().expect("job failed");
 }
 
-fn spawn_child(dir: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+fn spawn_child(dir: &Path) -> Running {
+    ChildJob::test_entry("crash_child")
         .env("SPATE_CRASH_CHILD_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn child")
 }
 
 fn expected_state(seq: u64) -> String {
@@ -222,14 +218,13 @@ fn killed_job_recovers_exactly() {
     let started = Instant::now();
     let mut kills = 0;
     while kills < 12 {
-        let mut child = spawn_child(dir);
+        let child = spawn_child(dir);
         std::thread::sleep(Duration::from_millis(rng.random_range(120..380)));
         if out.join("DONE").exists() {
-            let _ = child.wait();
+            child.wait(Duration::from_secs(30));
             break;
         }
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
+        child.kill();
         kills += 1;
         let done = std::fs::read_dir(&out)
             .map(|d| {
@@ -241,16 +236,8 @@ fn killed_job_recovers_exactly() {
         eprintln!("SIGKILL #{kills}: {done} of {TOTAL} batches had written their output");
     }
     // Last run: to completion.
-    let mut child = spawn_child(dir);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "final run failed: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "final run did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = spawn_child(dir).wait(Duration::from_secs(90));
+    assert!(status.success(), "final run failed: {status}");
     eprintln!(
         "{kills} kills, {TOTAL} batches, {:?} total",
         started.elapsed()

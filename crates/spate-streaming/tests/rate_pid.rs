@@ -1,5 +1,5 @@
 //! PID estimator and rate controller. Expected values are worked out by hand from Spark's
-//! formula (reference §3.2); the arithmetic is in the comments.
+//! formula (`PIDRateEstimator.compute`); the arithmetic is in the comments.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

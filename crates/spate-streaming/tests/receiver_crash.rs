@@ -6,8 +6,7 @@
 //!
 //! The child is this test binary re-invoked with environment variables.
 
-mod crash_support;
-use crash_support::ChildJob;
+use spate_testkit::ChildJob;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -120,11 +119,13 @@ fn committed_offsets_never_outrun_durable_blocks_under_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut committed = 0u64;
     for round in 0..8 {
-        let printed = ChildJob::spawn(&[
-            (ENV_DIR, dir.path().display().to_string()),
-            (ENV_START, committed.to_string()),
-        ])
-        .kill_after_progress(Duration::from_millis(100));
+        let printed = ChildJob::test_entry("child_entry")
+            .env(ENV_DIR, dir.path())
+            .env(ENV_START, committed.to_string())
+            .capture_stdout()
+            .discard_stderr()
+            .spawn()
+            .kill_after_progress(Duration::from_millis(100));
         if let Some(c) = printed.iter().map(|&c| c as u64).max() {
             assert!(c >= committed, "round {round}: commits went backwards");
             committed = c;

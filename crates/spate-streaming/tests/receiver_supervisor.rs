@@ -23,12 +23,9 @@ fn fast_config(max_restarts: Option<u32>) -> ReceiverConfig {
     }
 }
 
+/// Waits up to 5 s for `f`; the supervisor's delays here are tens of milliseconds.
 fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    spate_testkit::wait_until(what, Duration::from_secs(5), f);
 }
 
 struct AlwaysFails {

@@ -4,8 +4,7 @@
 //!
 //! The child is this test binary re-invoked with an environment variable.
 
-mod crash_support;
-use crash_support::ChildJob;
+use spate_testkit::ChildJob;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -57,11 +56,13 @@ fn acknowledged_appends_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut acknowledged = BTreeSet::new();
     for round in 0..12u64 {
-        let printed = ChildJob::spawn(&[
-            (ENV_DIR, dir.path().display().to_string()),
-            (ENV_START, (round * 1_000_000).to_string()),
-        ])
-        .kill_after_progress(Duration::from_millis(60));
+        let printed = ChildJob::test_entry("child_entry")
+            .env(ENV_DIR, dir.path())
+            .env(ENV_START, (round * 1_000_000).to_string())
+            .capture_stdout()
+            .discard_stderr()
+            .spawn()
+            .kill_after_progress(Duration::from_millis(60));
         acknowledged.extend(printed.into_iter().map(|n| n as u64));
 
         let wal = WriteAheadLog::open(dir.path(), WalConfig::default())

@@ -17,6 +17,16 @@ pub struct TestBroker {
     _dir: Option<TempDir>,
 }
 
+impl std::fmt::Debug for TestBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBroker")
+            .field("running", &self.broker.is_some())
+            .field("listen", &self.config.listen)
+            .field("data_dir", &self.config.data_dir)
+            .finish()
+    }
+}
+
 impl TestBroker {
     /// A broker with default settings.
     pub fn start() -> Self {
@@ -72,6 +82,7 @@ impl TestBroker {
         self.running().bootstrap_servers()
     }
 
+    /// The address the broker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.running().local_addr()
     }
@@ -81,10 +92,12 @@ impl TestBroker {
         self.running().state()
     }
 
+    /// The configuration the broker runs with (its real listen address included).
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
 
+    /// The broker's data directory.
     pub fn data_dir(&self) -> &Path {
         match &self.config.data_dir {
             Some(d) => d,

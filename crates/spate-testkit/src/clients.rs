@@ -39,39 +39,4 @@ pub fn admin_config(bootstrap: &str) -> ClientConfig {
     c
 }
 
-/// Sends `records` (key, value) to `topic`-`partition` and waits until every one is
-/// acknowledged; panics naming the topic if the broker does not take them.
-pub fn produce_to_partition(
-    bootstrap: &str,
-    topic: &str,
-    partition: i32,
-    records: impl IntoIterator<Item = (Option<String>, String)>,
-) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    use std::time::Duration;
-
-    let producer: BaseProducer = producer_config(bootstrap)
-        .create()
-        .unwrap_or_else(|e| panic!("cannot create a producer for {topic}: {e}"));
-    for (key, value) in records {
-        let mut record = BaseRecord::<str, String>::to(topic)
-            .partition(partition)
-            .payload(&value);
-        if let Some(k) = &key {
-            record = record.key(k.as_str());
-        }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    // Queue full: serve delivery reports, then retry.
-                    producer.poll(Duration::from_millis(10));
-                    record = r;
-                }
-            }
-        }
-    }
-    producer
-        .flush(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("records for {topic}-{partition} not acknowledged: {e}"));
-}
+pub use crate::produce::produce_to_partition;

@@ -1,16 +1,24 @@
 //! Helpers shared by spate's tests: a broker on `127.0.0.1:0` in a temporary data directory
 //! ([`TestBroker`]), random topic and group names so that tests can run in parallel against one
 //! broker, and rdkafka client configs ([`clients`]) that fail fast instead of retrying for
-//! minutes when something is wrong.
+//! minutes when something is wrong; crash tests' killable child jobs ([`child`]), polling with a
+//! deadline ([`wait`]) and producing test records ([`produce`]).
 //!
 //! The test kit is for tests: its functions panic with a clear message when the environment is
 //! broken (a broker that cannot start), instead of making every test handle that.
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod broker;
+pub mod child;
 pub mod clients;
 pub mod logs;
+pub mod produce;
+pub mod wait;
 
 pub use broker::TestBroker;
+pub use child::ChildJob;
+pub use wait::{poll_until, wait_for, wait_until};
 
 use rand::distr::{Alphanumeric, SampleString};
 

@@ -4,16 +4,12 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::clients::consumer_config;
 use spate_testkit::{random_group, random_topic, TestBroker};
 
 fn produce_one(bootstrap: &str, topic: &str, value: &str) {
-    let p: BaseProducer = producer_config(bootstrap).create().unwrap();
-    p.send(BaseRecord::<(), _>::to(topic).payload(value))
-        .unwrap();
-    p.flush(Duration::from_secs(10)).unwrap();
+    spate_testkit::produce::produce(bootstrap, topic, [(0, None, value.to_owned())]);
 }
 
 fn read_all(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {

@@ -52,7 +52,8 @@ impl KafkaLatestOffsets {
             retry: RetryPolicy::default().max_elapsed(Some(Duration::from_secs(2))),
             ..DirectStreamConfig::default()
         };
-        let client = DriverClient::new(params, &config).map_err(|e| UiError::KafkaClient(Box::new(e)))?;
+        let client =
+            DriverClient::new(params, &config).map_err(|e| UiError::KafkaClient(Box::new(e)))?;
         Ok(KafkaLatestOffsets {
             client: Mutex::new(client),
             cache: Mutex::new(None),

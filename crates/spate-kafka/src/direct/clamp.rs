@@ -1,11 +1,11 @@
 //! The direct stream's rate clamp: how far a batch may advance each partition. This is Spark's
-//! `DirectKafkaInputDStream.maxMessagesPerPartition` + `clamp` reproduced exactly (reference
-//! §3.2), including its quirks — the lag split by `lag / totalLag * rate`, the NaN when no
+//! `DirectKafkaInputDStream.maxMessagesPerPartition` + `clamp` reproduced exactly (so
+//! rates tuned for Spark carry over), including its quirks — the lag split by `lag / totalLag * rate`, the NaN when no
 //! partition lags (which turns the clamp off), truncation toward zero, and the `minRate` floor.
 //!
 //! spate's one change is *where the rate comes from* ([`estimated_rate`]): an initial rate
 //! bounds the first batch even without backpressure, so a backlog never lands in one batch
-//! (Spark complaint #8).
+//! (in Spark the first batch after a long stop reads the whole backlog).
 
 use std::collections::BTreeMap;
 

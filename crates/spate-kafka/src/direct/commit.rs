@@ -2,10 +2,10 @@
 //! succeeded are committed to the user's consumer group, so lag tools see the stream's progress.
 //!
 //! Spark only queues the ranges and commits them at the *next* batch generation, so commits
-//! arrive one batch late (complaint #2). Here a committer thread commits as soon as a request is
+//! arrive one batch late, and a stopped job never commits its last batch. Here a committer thread commits as soon as a request is
 //! queued, merging whatever queued up meanwhile (highest `until_offset` per partition), and runs
-//! every request's callback with the outcome. Committed offsets are advisory (DESIGN §3.3): the
-//! checkpoint stays the source of truth.
+//! every request's callback with the outcome. Committed offsets are advisory (for lag tools): the
+//! checkpoint stays the source of truth, since a commit can fail or lag behind outputs.
 
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;

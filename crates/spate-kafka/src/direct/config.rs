@@ -14,7 +14,7 @@ pub struct DirectStreamConfig {
     /// `spark.streaming.backpressure.enabled` (default off, as in Spark).
     pub backpressure: bool,
     /// Records/s that bound the first batch (and every batch until backpressure has an
-    /// estimate). Spark's direct stream defaults to none (complaint #8); spate to
+    /// estimate). Spark's direct stream defaults to none, so its first batch reads the whole backlog; spate to
     /// [`DirectStreamConfig::DEFAULT_INITIAL_RATE`]. `None` restores Spark's behaviour.
     pub initial_rate: Option<f64>,
     /// Fail a batch whose offsets were deleted (true), or skip to the earliest available offset

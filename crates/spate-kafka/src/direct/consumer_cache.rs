@@ -2,7 +2,7 @@
 //! so that a partition read every batch keeps its connection and prefetched data.
 //!
 //! Spark's cache hands out shared consumers guarded by an `inUse` flag, and every path that
-//! forgot the flag became a `ConcurrentModificationException` (complaint #3). Here the cache
+//! forgot the flag became a `ConcurrentModificationException`. Here the cache
 //! holds only *idle* consumers: [`ConsumerCache::checkout`] moves one out (or creates a new one),
 //! so the [`ConsumerLease`] is its only owner, and dropping the lease checks it back in. Two
 //! tasks on the same key simply get two consumers. Idle consumers are bounded; the least

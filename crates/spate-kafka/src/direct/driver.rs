@@ -3,7 +3,7 @@
 //!
 //! Every call is one request/response (Metadata, ListOffsets, OffsetFetch): there is no poll
 //! loop and no group membership, so planning cannot live-lock the way Spark's driver consumer
-//! did (complaint #11). Failures are retried per [`RetryPolicy`](crate::direct::retry::RetryPolicy).
+//! did (its `poll` inside a group could rebalance forever). Failures are retried per [`RetryPolicy`](crate::direct::retry::RetryPolicy).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,5 @@
 //! [`TopicPartition`] and [`OffsetRange`]: the unit a direct-stream batch is planned in
-//! (DESIGN §3.2). A range is `[from_offset, until_offset)` of one partition; a batch has one
+//! so that a replayed batch reads exactly the same records. A range is `[from_offset, until_offset)` of one partition; a batch has one
 //! partition per range. [`HasOffsetRanges`] is Spark's way to read them back from a batch.
 
 use std::fmt;

@@ -1,5 +1,6 @@
 //! [`OffsetPlanner`]: the driver side of the direct stream — decides each batch's offset ranges
-//! before any record is read (DESIGN §3.1, Spark's `DirectKafkaInputDStream.compute`).
+//! before any record is read (Spark's `DirectKafkaInputDStream.compute`), so the plan can be
+//! checkpointed and a replay reads the same ranges.
 //!
 //! For every batch it lists the subscription's partitions (new partitions join here), asks the
 //! broker for each partition's earliest and latest offsets (ListOffsets; no poll loop), checks

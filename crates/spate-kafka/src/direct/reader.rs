@@ -2,17 +2,17 @@
 //! [`KafkaRangeReader`], which reads ranges with cached rdkafka consumers.
 //!
 //! The rules, each fixing a Spark complaint:
-//! * **Offset gaps are normal** (compaction, transaction markers; complaint #10): the reader
+//! * **Offset gaps are normal** (compaction, transaction markers occupy offsets): the reader
 //!   never expects `offset == previous + 1`. It keeps records with `from ≤ offset < until` and
 //!   stops once the next offset to read reaches `until`, at a record at or beyond `until`, once
 //!   the consumer's position has passed `until` (librdkafka moves it past transaction markers),
 //!   or at an end-of-partition event raised after this read positioned the consumer while the
 //!   log's end already covered the range (offsets compacted away up to the end).
-//! * **Data loss is loud** (complaint #5): offsets below the partition's earliest offset fail the
+//! * **Data loss is loud** (Spark's silent skip hid lost data): offsets below the partition's earliest offset fail the
 //!   read with [`SpateKafkaError::OffsetsOutOfRange`], naming the partition, the requested and the
 //!   available range — or, with `fail_on_data_loss(false)`, the read starts at the earliest
 //!   offset and reports how many offsets were skipped.
-//! * **No hangs, no cryptic timeouts** (complaint #9): waiting longer than the poll timeout
+//! * **No hangs, no cryptic timeouts** (Spark's only symptom of a stuck read was a bare timeout): waiting longer than the poll timeout
 //!   without progress fails with [`SpateKafkaError::PollTimeout`], naming the partition and
 //!   offset.
 

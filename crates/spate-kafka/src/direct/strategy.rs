@@ -4,7 +4,7 @@
 //! Unlike Spark, no strategy makes the driver join the consumer group: subscriptions are
 //! resolved from topic metadata on every batch, so new partitions (and, for a pattern, new
 //! topics) join at the next batch, and two streams sharing a `group.id` cannot revoke each
-//! other's partitions (Spark complaint #6).
+//! other's partitions, as Spark's driver consumers do.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! [`KafkaReceiverInputStream`]: the Kafka receiver as an input of the engine, and
-//! [`KafkaUtils::create_stream`] (Spark's `KafkaUtils.createStream`, R1).
+//! [`KafkaUtils::create_stream`] (Spark's `KafkaUtils.createStream`).
 //!
 //! The engine's plan → compute contract maps onto Spark's receiver scheduling:
 //!
@@ -13,7 +13,7 @@
 //!   so its blocks are not orphaned.
 //! - `compute(t, plan)`: the plan's blocks, from memory or — after a restart — from the
 //!   receiver write-ahead log; one partition per block (≈ batch interval / block interval
-//!   partitions per receiver, R13).
+//!   partitions per receiver).
 //! - `batch_completed`: backpressure (the PID estimate becomes the receiver's rate), then
 //!   allocations and log segments older than the retention (the state snapshot interval plus
 //!   ten batch intervals: what a restart may replay) are deleted.

@@ -1,5 +1,5 @@
 //! [`KafkaReceiver`]: the [`Receiver`] that consumes Kafka with a consumer group (Spark's
-//! `KafkaReceiver` and `ReliableKafkaReceiver`, R3 and R5).
+//! `KafkaReceiver` and `ReliableKafkaReceiver`).
 //!
 //! One run starts `Σ num_threads` consumer threads (one consumer — one group member — per
 //! thread, each subscribed to its topic, as Kafka 0.8's `createMessageStreams(topic → n)` did).

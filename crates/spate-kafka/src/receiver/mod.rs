@@ -1,4 +1,4 @@
-//! The receiver-based Kafka stream (Spark's first approach, `KafkaUtils.createStream`, R1–R14):
+//! The receiver-based Kafka stream (Spark's first approach, `KafkaUtils.createStream`):
 //! long-running receivers consume with a consumer group, and their records are cut into blocks
 //! every block interval; batches are made of blocks.
 //!

@@ -1,5 +1,5 @@
 //! [`OffsetBook`]: the reliable receiver's bookkeeping of which Kafka offsets are safe to commit
-//! (Spark's `ReliableKafkaReceiver` listener state, R5).
+//! (Spark's `ReliableKafkaReceiver` listener state).
 //!
 //! The block generator calls back under its buffer lock, so the book sees records and block cuts
 //! in exactly the order they happen:

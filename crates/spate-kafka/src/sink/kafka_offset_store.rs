@@ -143,7 +143,13 @@ impl KafkaOffsetStore {
         self.learn(&tps)?;
         let stored: BTreeMap<TopicPartition, i64> = tps
             .iter()
-            .filter_map(|tp| self.known.get(tp).copied().flatten().map(|o| (tp.clone(), o)))
+            .filter_map(|tp| {
+                self.known
+                    .get(tp)
+                    .copied()
+                    .flatten()
+                    .map(|o| (tp.clone(), o))
+            })
             .collect();
         Ok(match judge(&self.group, &stored, ranges)? {
             Verdict::Applied => None,

@@ -36,9 +36,9 @@ pub use rusqlite;
 
 #[cfg(feature = "sqlite")]
 pub use idempotent::IdempotentSqliteSink;
+pub use kafka::{DeliveryGuarantee, KafkaOutput, OutputRecord, SaveToKafka};
+pub use kafka_offset_store::KafkaOffsetStore;
 #[cfg(feature = "sqlite")]
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};
 #[cfg(feature = "sqlite")]
 pub use output::{foreach_batch_transactional, TransactionalOutput};
-pub use kafka::{DeliveryGuarantee, KafkaOutput, OutputRecord, SaveToKafka};
-pub use kafka_offset_store::KafkaOffsetStore;

@@ -65,4 +65,3 @@ pub(crate) fn judge(
         (None, _) => Ok(Verdict::New(advance)),
     }
 }
-

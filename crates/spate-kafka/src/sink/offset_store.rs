@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::db::{self, db_err};
+use super::offset_check::{judge, Verdict};
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
 use crate::direct::strategy::ConsumerStrategy;
-use super::offset_check::{judge, Verdict};
 use crate::error::{Result, SpateKafkaError};
 
 /// The table holding the next offset to read per (job, topic, partition).

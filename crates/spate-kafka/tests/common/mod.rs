@@ -71,7 +71,7 @@ pub fn delete_records(broker: &TestBroker, topic: &str, partition: i32, before: 
 /// Produces `n` records `"{partition}-{i}"` (i from `start`) to one partition; offsets are
 /// assigned in order.
 pub fn produce(broker: &TestBroker, topic: &str, partition: i32, start: usize, n: usize) {
-    clients::produce_to_partition(
+    spate_testkit::produce::produce_to_partition(
         &broker.bootstrap_servers(),
         topic,
         partition,

@@ -6,10 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
 use spate_kafka::ConsumerRecord;
@@ -19,7 +18,9 @@ use parking_lot::{Condvar, Mutex};
 use spate_streaming::receiver::{
     read_block_from_wal, Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo,
 };
-use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::clients::consumer_config;
+pub use spate_testkit::poll_until;
+pub use spate_testkit::produce::produce_range;
 use spate_testkit::TestBroker;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,34 +29,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn broker_with_partitions(partitions: i32) -> TestBroker {
     spate_testkit::init_logging();
     TestBroker::start_with(BrokerConfig::new().num_partitions(partitions))
-}
-
-/// Produces values `from..until` (as decimal text, key `k<i>`) round-robin over `partitions`.
-pub fn produce_range(bootstrap: &str, topic: &str, partitions: i32, from: u64, until: u64) {
-    let producer: BaseProducer = producer_config(bootstrap)
-        .create()
-        .expect("create producer");
-    for i in from..until {
-        let key = format!("k{i}");
-        let value = i.to_string();
-        let mut record = BaseRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .partition((i % partitions as u64) as i32);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("flush producer");
 }
 
 /// A consumer in `group` that is never subscribed: for reading committed offsets.
@@ -130,20 +103,6 @@ pub fn assert_committed_records_stored(
     }
 }
 
-/// Polls `f` every 20 ms until it returns true or `timeout` passes; returns whether it did.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Kafka parameters of a receiver in `group` reading from the earliest offset.
 pub fn receiver_params(bootstrap: &str, group: &str) -> Vec<(String, String)> {
     [
@@ -208,7 +167,7 @@ pub fn assert_commits_reach_end(
 ) -> BTreeMap<i32, i64> {
     let ends = high_watermarks(reader, topic, partitions);
     assert!(
-        wait_until(Duration::from_secs(20), || committed(
+        poll_until(Duration::from_secs(20), || committed(
             reader, topic, partitions
         ) == ends),
         "committed {:?}, ends {ends:?}",

@@ -1,8 +1,7 @@
 //! Job metadata: what the job that owns a checkpoint looks like, and the compatibility check a
 //! restarted (possibly upgraded) job must pass before it continues from that checkpoint.
 //!
-//! Spark stores the whole serialized DStream graph and fails obscurely when the code changes
-//! (C16). We store only what recovery depends on — the batch interval (batch times are multiples
+//! Spark stores the whole serialized DStream graph and fails obscurely when the code changes. We store only what recovery depends on — the batch interval (batch times are multiples
 //! of it), the inputs (pending plans are keyed by input id) and the stateful operators (snapshots
 //! are keyed by operator id) — and say precisely what changed when it matters. Anything else about
 //! the job may change freely between runs.

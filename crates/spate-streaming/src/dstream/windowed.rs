@@ -1,4 +1,4 @@
-//! Window operators (Spark's window operations, C5). Each returns `Result`: a window length or
+//! Window operators (Spark's window operations). Each returns `Result`: a window length or
 //! slide that is not a multiple of the parent stream's slide is an error naming the operator,
 //! reported where the window is defined.
 

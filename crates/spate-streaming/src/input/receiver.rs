@@ -1,5 +1,5 @@
 //! `receiver_stream`: a push-style source (a [`Receiver`]) as an input stream — the way the
-//! Kafka receiver approach plugs into the engine (DESIGN §3.4).
+//! Kafka receiver approach plugs into the engine.
 //!
 //! Glue between the engine's plan → compute contract and the `receiver` module: the receiver
 //! runs under a [`ReceiverSupervisor`] from `start`; its blocks are reported to a
@@ -7,7 +7,8 @@
 //! records their infos as a [`ReceiverPlan`]; computing reads the blocks back — from memory, or
 //! after a restart from the receiver write-ahead log — one partition per block. With
 //! `write_ahead_log` on and a checkpoint directory, received blocks and allocations are durable
-//! (at-least-once, R14); without, a crash loses what was received but not yet processed.
+//! (at-least-once: a block is durable before its source offsets are committed, so a
+//! crash can only replay); without, a crash loses what was received but not yet processed.
 //!
 //! Each receiver input keeps its logs under `<checkpoint>/receivers/<input id>/`.
 

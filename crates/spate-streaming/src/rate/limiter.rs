@@ -1,4 +1,4 @@
-//! [`RateLimiter`]: the receiver-side token bucket (Spark's `receiver.RateLimiter`, R7).
+//! [`RateLimiter`]: the receiver-side token bucket (Spark's `receiver.RateLimiter`, set by `spark.streaming.receiver.maxRate`).
 //!
 //! Spark wraps Guava's `RateLimiter` ("smooth bursty": up to one second of unused permits may be
 //! saved up and spent at once; a request larger than the saved permits is granted immediately and

@@ -1,8 +1,9 @@
-//! Rate control: how fast inputs may ingest (Spark's backpressure, C18, and receiver rate limit,
-//! R7).
+//! Rate control: how fast inputs may ingest (Spark's backpressure and its receiver
+//! rate limit).
 //!
 //! - [`PidRateEstimator`] turns each completed batch's size and delays into a new ingestion rate,
-//!   exactly as Spark's `PIDRateEstimator` does (reference §3.2).
+//!   exactly as Spark's `PIDRateEstimator` does, so a job tuned for Spark
+//!   ingests at the same rates here.
 //! - [`RateController`] holds the latest estimate (records/s, −1 until there is one) and feeds the
 //!   estimator from batch-completed events; inputs read it when planning or publish it to their
 //!   receivers.

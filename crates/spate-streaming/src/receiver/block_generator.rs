@@ -1,5 +1,5 @@
 //! [`BlockGenerator`]: cuts a receiver's records into blocks every block interval and pushes them
-//! to a [`BlockHandler`] (Spark's `BlockGenerator`, R6).
+//! to a [`BlockHandler`] (Spark's `BlockGenerator`).
 //!
 //! Records go into the current buffer. A timer thread wakes on every multiple of the block
 //! interval (default 200 ms, `spark.streaming.blockInterval`), swaps the buffer out into a

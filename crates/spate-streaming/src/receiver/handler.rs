@@ -1,11 +1,12 @@
-//! Block handlers: where a pushed block goes (Spark's `ReceivedBlockHandler`, R8).
+//! Block handlers: where a pushed block goes (Spark's `ReceivedBlockHandler`).
 //!
 //! - [`InMemoryBlockHandler`] keeps blocks in a [`BlockStore`] (the stand-in for Spark's
 //!   BlockManager): fast, lost on a crash.
 //! - [`WalBlockHandler`] serializes the block once, appends it to the receiver write-ahead log
 //!   under `<checkpoint>/receivedData/<stream id>` with fsync, and also keeps it in memory. The
 //!   push returns only when the block is durable, which is what lets a reliable receiver commit
-//!   its source offsets right after (DESIGN §3.4). Spark writes to the BlockManager and the WAL in
+//!   its source offsets right after without ever committing an offset of a block a crash
+//!   could lose. Spark writes to the BlockManager and the WAL in
 //!   parallel and waits for both; the in-memory put is instant here, so sequential is the same.
 //!
 //! Blocks in the log are postcard-encoded (see the checkpoint `snapshot` module for why postcard):

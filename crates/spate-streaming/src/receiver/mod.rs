@@ -1,6 +1,6 @@
 //! The generic receiver API: how a push-style source (the Kafka receiver, a socket, a test
 //! generator) feeds the engine, and how the driver tracks what it received (Spark's receiver
-//! approach, R5–R11; DESIGN §3.4).
+//! approach: receivers, block generator, block handlers, received-block tracker).
 //!
 //! ```text
 //! Receiver::run ──store()──▶ BlockGenerator ──(every block interval)──▶ bounded queue

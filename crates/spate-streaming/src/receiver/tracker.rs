@@ -1,5 +1,5 @@
 //! [`ReceivedBlockTracker`]: the driver's record of which received blocks exist and which batch
-//! each was allocated to (Spark's `ReceivedBlockTracker`, R9/R10).
+//! each was allocated to (Spark's `ReceivedBlockTracker`).
 //!
 //! Receivers report stored blocks ([`add_block`](ReceivedBlockTracker::add_block)); at each batch
 //! time the scheduler calls [`allocate_blocks_to_batch`](ReceivedBlockTracker::allocate_blocks_to_batch),

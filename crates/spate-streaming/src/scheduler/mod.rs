@@ -107,7 +107,7 @@ impl Runtime {
     pub(crate) fn shutdown(mut self, graceful: bool, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         if graceful && self.generator.as_ref().is_some_and(|g| !g.is_finished()) {
-            // Spark's graceful stop (C17): stop receiving first (receivers drain what they
+            // Spark's graceful stop: stop receiving first (receivers drain what they
             // hold into blocks), then let the generator plan one more batch, so everything
             // received is allocated to a batch before the timer stops.
             self.shared.stop_inputs();

@@ -1,4 +1,4 @@
-//! Stateful operators: `update_state_by_key` and `map_with_state` (Spark's C6, C7).
+//! Stateful operators: `update_state_by_key` and `map_with_state` (Spark's stateful operations).
 //!
 //! State is partitioned by key hash into N partitions (a store per partition behind its own
 //! lock), so one batch updates all partitions in parallel; batches run one at a time, so updates

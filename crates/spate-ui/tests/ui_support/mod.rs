@@ -10,11 +10,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
 use spate_streaming::{Config, StreamingContext, StreamingError};
-use spate_testkit::{clients, TestBroker};
+use spate_testkit::TestBroker;
 use spate_ui::{UiConfig, UiServer};
 
 /// A response: status code, content type, body.
@@ -63,17 +63,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     }
 }
 
-/// Polls `f` until it returns `Some`, or panics after `timeout` saying what was awaited.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use spate_testkit::wait_for;
 
 /// Produces `n` records to one partition of `topic`.
 pub fn produce(broker: &TestBroker, topic: &str, partition: i32, n: usize) {
@@ -82,7 +72,7 @@ pub fn produce(broker: &TestBroker, topic: &str, partition: i32, n: usize) {
 
 /// Produces `n` records to one partition of `topic` on the cluster at `bootstrap`.
 pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, n: usize) {
-    clients::produce_to_partition(
+    spate_testkit::produce::produce_to_partition(
         bootstrap,
         topic,
         partition,
