@@ -353,11 +353,6 @@ impl Partition {
         self.write.lock().config = config;
     }
 
-    /// The log's config as this partition applies it.
-    pub fn config(&self) -> LogConfig {
-        self.write.lock().config.clone()
-    }
-
     /// Flushes unconditionally and snapshots the producer state (shutdown).
     pub fn flush(&self) -> Result<()> {
         {

@@ -152,8 +152,9 @@ pub enum SpateKafkaError {
     Transaction {
         transactional_id: String,
         operation: &'static str,
+        /// Boxed to keep the error (and every `Result` of this crate) small.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// A sink table name that is not a plain SQL identifier.

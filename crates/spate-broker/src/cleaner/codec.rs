@@ -64,6 +64,9 @@ pub fn decompress(codec: Compression, body: &[u8], limit: usize, out: &mut Vec<u
             read_capped(codec, decoder, limit, out)
         }
         Compression::Snappy => snappy(body, limit, out),
+        Compression::Unsupported(id) => Err(BrokerError::CorruptBatch(format!(
+            "compression codec {id} is not supported"
+        ))),
     }
 }
 
@@ -123,6 +126,11 @@ pub fn compress(codec: Compression, records: &[u8], out: &mut BytesMut) -> Resul
         Compression::Snappy => with!(Snappy),
         Compression::Lz4 => with!(Lz4),
         Compression::Zstd => with!(Zstd),
+        Compression::Unsupported(id) => {
+            return Err(BrokerError::CorruptBatch(format!(
+                "compression codec {id} is not supported"
+            )))
+        }
     };
     res.map_err(|e| BrokerError::CorruptBatch(format!("cannot compress {codec:?} batch: {e}")))
 }

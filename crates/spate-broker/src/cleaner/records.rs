@@ -164,6 +164,7 @@ pub fn codec_bits(codec: Compression) -> i16 {
         Compression::Snappy => 2,
         Compression::Lz4 => 3,
         Compression::Zstd => 4,
+        Compression::Unsupported(id) => i16::from(id),
     }
 }
 

@@ -363,7 +363,7 @@ impl TransactionalOutput {
         SpateKafkaError::Transaction {
             transactional_id: self.transactional_id.clone(),
             operation,
-            source,
+            source: Box::new(source),
         }
     }
 
