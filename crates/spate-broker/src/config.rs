@@ -361,6 +361,7 @@ mod tests {
             "0.9",
             "gzip",
             "127.0.0.1:9999",
+            "PLAINTEXT://127.0.0.1:9999",
             "/tmp/x",
         ];
         for key in &keys {

@@ -135,7 +135,7 @@ fn check_record(header: &BatchHeader, record: &RecordFields, rules: &ProduceRule
         // Kafka names the record in the Produce response's record errors (v8+).
         return Err(BrokerError::InvalidRecords {
             reason: format!(
-                "record {}: a compacted topic cannot accept a record without a key",
+                "record {}: compacted topic cannot accept message without key",
                 record.index
             ),
             record_indexes: vec![record.index],
