@@ -23,19 +23,7 @@ fn corrupt(reason: &str) -> BrokerError {
     BrokerError::CorruptBatch(reason.to_string())
 }
 
-/// Reads a zigzag varint at `*pos`.
-pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or_else(|| corrupt("record cut short"))?;
-        *pos += 1;
-        value |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
-        }
-    }
-    Err(corrupt("varint longer than 10 bytes"))
-}
+pub(crate) use crate::record_scan::read_varlong;
 
 /// Appends a zigzag varint.
 pub(crate) fn write_varlong(out: &mut Vec<u8>, v: i64) {
