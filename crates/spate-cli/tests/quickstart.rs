@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use spate_broker::BrokerConfig;
@@ -280,4 +281,67 @@ fn ctrl_c_stops_the_quickstart_gracefully_with_a_summary() {
     assert!(out.contains("stopping (interrupted)"), "{out}");
     let (batches, records) = run_totals(&out);
     assert!(batches >= 2 && records > 0, "{out}");
+}
+
+/// How long a SIGTERMed quickstart may take to exit: the broker's own shutdown bound (5 s) plus
+/// the job finishing its planned batches, with room for a loaded machine.
+const STOP_BOUND: Duration = Duration::from_secs(15);
+
+/// SIGTERM at random points — while the broker recovers, while the job starts, while batches
+/// run — 20 times over one directory, as a user stopping and re-running it would: every stop
+/// exits 0 within [`STOP_BOUND`], the runs that got going print their summary with no failed
+/// batch, and afterwards the SQLite counts equal the counts recomputed from the topic (nothing
+/// counted twice or lost across the stops).
+#[test]
+fn sigterm_at_random_points_stops_the_quickstart_cleanly_twenty_times() {
+    use rand::Rng;
+    use spate_testkit::child::ChildJob;
+    use std::time::Instant;
+
+    const STOPS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("qs");
+    let mut job = ChildJob::binary(env!("CARGO_BIN_EXE_spate"));
+    job.args(["quickstart", "--rate", "3000", "--batch-interval", "200ms"])
+        .args(["--no-ui", "--dir", root.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .capture_stdout()
+        .stderr_to(&dir.path().join("stderr.log"));
+    let (mut before_start, mut with_summary) = (0, 0);
+    let mut slowest = Duration::ZERO;
+    for stop in 0..STOPS {
+        let mut running = job.spawn();
+        let delay = rand::rng().random_range(100..2500);
+        std::thread::sleep(Duration::from_millis(delay));
+        running.terminate();
+        let asked = Instant::now();
+        let (status, lines) = running.wait_with_lines(STOP_BOUND);
+        let took = asked.elapsed();
+        slowest = slowest.max(took);
+        let out = lines.join("\n");
+        assert!(
+            status.success(),
+            "stop {stop} after {delay} ms: {status}\n{out}"
+        );
+        if out.contains("before the job started") {
+            before_start += 1;
+        } else if out.contains("this run:") {
+            with_summary += 1;
+            run_totals(&out); // asserts "(0 failed)"
+        }
+    }
+    println!(
+        "{STOPS} SIGTERMs: {before_start} during start-up, {with_summary} with a summary, \
+         slowest stop {slowest:?}"
+    );
+    assert!(with_summary > 0, "no run got as far as processing batches");
+    let offsets = stored_offsets(&root.join("results.db"), TOPIC);
+    let stored = stored_counts(&root.join("results.db"));
+    let recounted = recount_from_topic(&root.join("broker"), &offsets);
+    println!(
+        "after the stops: {} records in the stored offsets, {} (campaign, window) counts",
+        offsets.values().sum::<i64>(),
+        stored.len()
+    );
+    assert_eq!(stored, recounted, "SQLite counts differ from the topic's");
 }

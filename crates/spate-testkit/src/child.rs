@@ -172,6 +172,24 @@ impl Running {
             .collect()
     }
 
+    /// Sends SIGTERM (a polite stop request, unlike [`Running::kill`]); pair with
+    /// [`Running::wait`] to check the child stops cleanly and promptly.
+    pub fn terminate(&mut self) {
+        // `kill(1)` rather than a signal crate: the test kit needs nothing else from one.
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(
+            sent.as_ref().is_ok_and(|s| s.success()),
+            "could not send SIGTERM to the child job: {sent:?}"
+        );
+    }
+
+    /// The stdout lines printed so far (needs [`ChildJob::capture_stdout`]), without waiting.
+    pub fn lines_so_far(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     /// SIGKILLs the child (if still running), reaps it and returns the stdout lines it printed
     /// (empty unless captured).
     pub fn kill(mut self) -> Vec<String> {
@@ -181,12 +199,18 @@ impl Running {
 
     /// Waits up to `timeout` for the child to exit on its own; SIGKILLs it and panics if it
     /// does not.
-    pub fn wait(mut self, timeout: Duration) -> ExitStatus {
+    pub fn wait(self, timeout: Duration) -> ExitStatus {
+        self.wait_with_lines(timeout).0
+    }
+
+    /// Like [`Running::wait`], and also returns every stdout line the child printed (needs
+    /// [`ChildJob::capture_stdout`]) that was not read before.
+    pub fn wait_with_lines(mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.exited() {
                 self.stop();
-                return status;
+                return (status, self.lines.try_iter().collect());
             }
             assert!(
                 Instant::now() < deadline,

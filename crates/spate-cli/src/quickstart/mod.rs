@@ -91,6 +91,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 10s, 2m, 500ms)"))
 }
 
+/// A Ctrl-C or SIGTERM before the job started: say so; the caller returns and drops what it
+/// started (an embedded broker stops cleanly on drop), and a re-run resumes.
+fn interrupted_while_starting(interrupts: &stop::Interrupts) -> bool {
+    if interrupts.requested() {
+        interrupts.begin_stopping();
+        println!("stopping (interrupted) before the job started");
+    }
+    interrupts.requested()
+}
+
 pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     if args.rate == 0 {
         anyhow::bail!("--rate must be at least 1 event per second");
@@ -98,6 +108,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     if args.batch_interval.is_zero() {
         anyhow::bail!("--batch-interval must be longer than zero");
     }
+    let interrupts = stop::Interrupts::install()?;
     let layout = Layout::new(&args.dir);
     layout.claim(&Source {
         kafka: args
@@ -114,6 +125,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         &args.config,
     )?;
     println!("spate quickstart — {}", cluster.description);
+    if interrupted_while_starting(&interrupts) {
+        return Ok(());
+    }
     let partitions = cluster.ensure_topic(&args.topic, args.partitions)?;
     let end_offsets = cluster.end_offsets(&args.topic, partitions)?;
     let existing: i64 = end_offsets.values().sum();
@@ -123,6 +137,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     );
 
     let pipeline = job::Pipeline::build(&args, &layout, &cluster)?;
+    if interrupted_while_starting(&interrupts) {
+        return Ok(());
+    }
     let progress = Arc::new(Progress::default());
     pipeline.ctx.add_streaming_listener(progress.clone());
     if resuming {
@@ -160,8 +177,10 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let reason = stop::wait(&pipeline.ctx, args.duration, || producer.is_running())?;
-    stop::exit_on_next_signal();
+    let reason = stop::wait(&pipeline.ctx, &interrupts, args.duration, || {
+        producer.is_running()
+    });
+    interrupts.begin_stopping();
     println!("stopping ({reason}): finishing planned batches…");
     let produced = producer.stop();
     let stopped = pipeline.ctx.stop(true);
