@@ -15,6 +15,9 @@ Usage:
   python_admin.py authorized-ops BOOTSTRAP TOPIC GROUP
       The authorized operations of TOPIC (Metadata), the cluster (DescribeCluster) and GROUP
       (DescribeGroups), as sorted AclOperation codes.
+  python_admin.py describe-topic-partitions BOOTSTRAP LIMIT TOPIC...
+      DescribeTopicPartitions (API 75) for TOPICs, LIMIT partitions per page, following the
+      cursor to the end: one line per page (topics with their partition indexes and errors).
   python_admin.py group-configs BOOTSTRAP GROUP
       IncrementalAlterConfigs on GROUP (a valid and an out-of-range session timeout), then
       DescribeConfigs with synonyms.
@@ -132,7 +135,31 @@ def authorized_ops(bootstrap, topic, group):
     a.close()
 
 
+def describe_topic_partitions(bootstrap, limit, *topics):
+    a = admin(bootstrap)
+    cursor = None
+    while True:
+        page = a.describe_topic_partitions(list(topics), int(limit), cursor)
+        out({
+            "topics": [
+                {
+                    "name": t["name"],
+                    "error": t["error_code"],
+                    "partitions": [p["partition_index"] for p in t["partitions"]],
+                    "ops": op_codes(t["topic_authorized_operations"]),
+                }
+                for t in page["topics"]
+            ],
+            "next": page["next_cursor"],
+        })
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    a.close()
+
+
 COMMANDS = {
+    "describe-topic-partitions": describe_topic_partitions,
     "authorized-ops": authorized_ops,
     "max-timestamp": max_timestamp,
     "consume-all": consume_all,

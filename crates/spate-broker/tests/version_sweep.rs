@@ -266,11 +266,26 @@ fn every_advertised_version_round_trips() {
         |_| DescribeClusterRequest::default(),
         none,
     );
+    n += sweep(
+        &mut c,
+        &versions,
+        |_| {
+            let mut t = describe_topic_partitions_request::TopicRequest::default();
+            t.name = name();
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![t])
+                .with_response_partition_limit(2000)
+        },
+        |_, r: &DescribeTopicPartitionsResponse| {
+            assert_eq!(r.topics[0].error_code, 0);
+            assert!(!r.topics[0].partitions.is_empty());
+        },
+    );
     assert!(n > 60, "{n} API versions swept");
 
     // Every advertised API is covered above (the group coordinator's APIs have their own tests).
     let covered = [
-        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 28, 61, 65, 66,
+        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 28, 61, 65, 66, 75,
     ];
     let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47];
     for k in &versions.api_keys {

@@ -28,6 +28,7 @@ pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -280,7 +281,12 @@ impl HandlerRegistry {
             .register::<IncrementalAlterConfigsRequest, _, _>(0, 1, configs::incremental_alter)
             .register::<InitProducerIdRequest, _, _>(0, 5, init_producer_id::handle)
             .register::<DeleteRecordsRequest, _, _>(0, 2, delete_records::handle)
-            .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle);
+            .register::<DescribeClusterRequest, _, _>(0, 1, describe_cluster::handle)
+            .register::<DescribeTopicPartitionsRequest, _, _>(
+                0,
+                0,
+                describe_topic_partitions::handle,
+            );
         crate::group::api::register(&mut r);
         crate::txn::register(&mut r);
         r
