@@ -64,8 +64,7 @@ pub async fn handle(
     }
     let limit = req
         .response_partition_limit
-        .min(MAX_REQUEST_PARTITION_SIZE_LIMIT)
-        .max(1);
+        .clamp(1, MAX_REQUEST_PARTITION_SIZE_LIMIT);
     let start = |name: &str| match &cursor {
         Some((topic, partition)) if topic == name => *partition,
         _ => 0,
