@@ -1,0 +1,15 @@
+//! A receiver write-ahead-log segment with arbitrary contents: opening the log and reading it
+//! back keeps what is intact and reports the rest, never panics.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use spate_streaming::wal::{WalConfig, WriteAheadLog};
+
+fuzz_target!(|data: &[u8]| {
+    spate_fuzz::abort_on_panic();
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(format!("log-{:020}.wal", 0)), data).expect("segment");
+    if let Ok(wal) = WriteAheadLog::open(dir.path(), WalConfig::default()) {
+        let _ = wal.read_all();
+    }
+});
