@@ -64,4 +64,4 @@ pub use kafka_utils::KafkaUtils;
 pub use record::ConsumerRecord;
 #[cfg(feature = "sqlite")]
 pub use sink::{IdempotentSqliteSink, SqliteOffsetStore};
-pub use sink::{KafkaOffsetStore, KafkaOutput, OutputRecord, SaveToKafka};
+pub use sink::{BatchWrite, DeliveryGuarantee, KafkaOffsetStore, KafkaOutput, OutputRecord, SaveToKafka};
