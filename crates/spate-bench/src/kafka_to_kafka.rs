@@ -59,7 +59,11 @@ pub struct KafkaToKafkaBenchArgs {
     #[arg(long, value_name = "MS,...", value_delimiter = ',', default_values_t = [100u64, 1000])]
     pub batch_intervals_ms: Vec<u64>,
     /// Outputs to run, comma-separated: at-least-once, exactly-once.
-    #[arg(long, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "at-least-once,exactly-once"
+    )]
     pub outputs: Vec<String>,
     /// Per-partition cap of the direct stream, records/s: a batch holds cap × interval records
     /// per partition while the backlog lasts.
@@ -112,7 +116,9 @@ impl Guarantee {
         match name {
             "at-least-once" | "alo" => Ok(Guarantee::AtLeastOnce),
             "exactly-once" | "eos" => Ok(Guarantee::ExactlyOnce),
-            other => bail!("unknown output {other:?} in --outputs: expected at-least-once, exactly-once"),
+            other => {
+                bail!("unknown output {other:?} in --outputs: expected at-least-once, exactly-once")
+            }
         }
     }
 
@@ -147,7 +153,11 @@ fn run_job(
     guarantee: Guarantee,
     batch_interval_ms: u64,
 ) -> anyhow::Result<KafkaToKafkaRow> {
-    let output_topic = format!("{}-out-{}-{batch_interval_ms}", topic.topic, guarantee.label());
+    let output_topic = format!(
+        "{}-out-{}-{batch_interval_ms}",
+        topic.topic,
+        guarantee.label()
+    );
     create_topic(&topic.client, &output_topic, topic.partitions)?;
     let common = args.stream_args(batch_interval_ms);
     let output: Arc<Mutex<Option<KafkaOutput>>> = Arc::default();
@@ -208,7 +218,10 @@ fn define_job(
         .into_iter()
         .collect();
     let output_params: KafkaParams = [
-        ("bootstrap.servers".to_owned(), topic.target.bootstrap.clone()),
+        (
+            "bootstrap.servers".to_owned(),
+            topic.target.bootstrap.clone(),
+        ),
         ("group.id".to_owned(), group),
         ("auto.offset.reset".to_owned(), "earliest".to_owned()),
     ]
