@@ -106,6 +106,14 @@ impl Cluster {
         self.client.topic_partitions(admin.inner(), topic)
     }
 
+    /// The partition count of an existing `topic`.
+    pub fn partitions(&self, topic: &str) -> anyhow::Result<i32> {
+        let consumer: BaseConsumer<CliContext> = self
+            .client
+            .create(&[("group.id", "spate-quickstart-offsets")])?;
+        self.client.topic_partitions(consumer.client(), topic)
+    }
+
     /// The end (latest) offset of every partition of `topic`.
     pub fn end_offsets(&self, topic: &str, partitions: i32) -> anyhow::Result<BTreeMap<i32, i64>> {
         let consumer: BaseConsumer<CliContext> = self
