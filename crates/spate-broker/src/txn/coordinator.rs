@@ -396,6 +396,12 @@ impl TransactionCoordinator {
                     tracing::warn!(partition = %p.tp, producer_id = m.producer_id,
                                    "skipping a marker older than the partition's producer epoch");
                 }
+                // An admin's WriteTxnMarkers (`transactions abort`) with a higher coordinator
+                // epoch already ended the transaction here.
+                Err(BrokerError::TransactionCoordinatorFenced { .. }) => {
+                    tracing::warn!(partition = %p.tp, producer_id = m.producer_id,
+                                   "skipping a marker older than the partition's coordinator epoch");
+                }
                 Err(e) => return Err(e),
             }
         }
