@@ -345,7 +345,7 @@ fn kafka_sink_survives_kills_and_writes_each_count_exactly_once() {
     let extra = ["--sink", "kafka", "--batch-interval", "300ms", "--no-ui"];
     let mut job = ChildJob::binary(env!("CARGO_BIN_EXE_spate"));
     job.args(["quickstart", "--duration", "5s", "--rate", "2000", "--dir"])
-        .arg(&root)
+        .args([&root])
         .args(extra)
         .env("RUST_LOG", "warn")
         .capture_stdout()
