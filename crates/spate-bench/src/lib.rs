@@ -12,6 +12,7 @@ pub mod direct;
 pub mod engine;
 pub mod job_result;
 pub mod kafka_io;
+pub mod kafka_to_kafka;
 pub mod receiver;
 pub mod report;
 pub mod resources;
@@ -46,6 +47,8 @@ pub enum Benchmark {
     Direct(direct::DirectBenchArgs),
     /// Receiver Kafka stream with the write-ahead log off and on, vs the direct stream.
     Receiver(receiver::ReceiverBenchArgs),
+    /// Kafka→Kafka pass-through with the at-least-once and the exactly-once output, vs the raw consumer.
+    KafkaToKafka(kafka_to_kafka::KafkaToKafkaBenchArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -55,5 +58,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Benchmark::Ysb(a) => ysb::run(a),
         Benchmark::Direct(a) => direct::run(a),
         Benchmark::Receiver(a) => receiver::run(a),
+        Benchmark::KafkaToKafka(a) => kafka_to_kafka::run(a),
     }
 }

@@ -160,6 +160,19 @@ pub enum BrokerError {
         current_epoch: i16,
     },
 
+    /// A transaction marker from a coordinator epoch older than the last marker the partition
+    /// took for that producer (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    #[error(
+        "marker for producer {producer_id} on {partition} from coordinator epoch \
+         {coordinator_epoch} is fenced by coordinator epoch {current}"
+    )]
+    TransactionCoordinatorFenced {
+        partition: TopicPartitionName,
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+
     /// A producer id the partition has no state for sent a batch that does not start its
     /// sequence at 0.
     #[error("unknown producer {producer_id} on {partition} (sequence {sequence} without state)")]
@@ -246,6 +259,9 @@ impl BrokerError {
             BrokerError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
             BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            BrokerError::TransactionCoordinatorFenced { .. } => {
+                ResponseError::TransactionCoordinatorFenced
+            }
             BrokerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
             BrokerError::InvalidTopic { .. } | BrokerError::InvalidTopicName { .. } => {
                 ResponseError::InvalidTopicException

@@ -245,9 +245,11 @@ impl Partition {
         let header = BatchHeader::parse(&batch)?;
         let mut w = self.write.lock();
         w.producers
-            .check_marker(&self.name, producer_id, producer_epoch)?;
+            .check_marker(&self.name, producer_id, producer_epoch, coordinator_epoch)?;
         let info = self.log.append(&mut batch, &header)?;
-        let first = w.producers.record_marker(producer_id, producer_epoch, now);
+        let first =
+            w.producers
+                .record_marker(producer_id, producer_epoch, Some(coordinator_epoch), now);
         let lso = w
             .producers
             .first_unstable_offset()
@@ -416,7 +418,7 @@ fn replay(
             return;
         }
         if let Some(first_offset) =
-            producers.record_marker(h.producer_id, h.producer_epoch, h.max_timestamp)
+            producers.record_marker(h.producer_id, h.producer_epoch, None, h.max_timestamp)
         {
             ended.push(EndedTxn {
                 header: *h,

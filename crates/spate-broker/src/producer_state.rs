@@ -41,6 +41,14 @@ struct ProducerEntry {
     /// transactional batch since the last marker): what holds the last stable offset back.
     #[serde(default)]
     txn_first_offset: Option<i64>,
+    /// Coordinator epoch of the last marker taken for this producer (-1: none yet); a marker
+    /// from an older coordinator epoch is fenced, as in Kafka.
+    #[serde(default = "no_coordinator_epoch")]
+    coordinator_epoch: i32,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
 }
 
 /// The verdict on one incoming batch.
@@ -67,6 +75,8 @@ pub struct ProducerInfo {
     pub last_timestamp: i64,
     /// First offset of its open transaction, -1 when none.
     pub current_txn_start_offset: i64,
+    /// Coordinator epoch of the last marker for it, -1 when none.
+    pub coordinator_epoch: i32,
 }
 
 fn last_seq_of(h: &BatchHeader) -> i32 {
@@ -162,6 +172,7 @@ impl PartitionProducers {
                 batches: VecDeque::new(),
                 last_timestamp: h.max_timestamp,
                 txn_first_offset: None,
+                coordinator_epoch: -1,
             });
         if h.is_transactional() && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(base_offset);
@@ -182,9 +193,17 @@ impl PartitionProducers {
         });
     }
 
-    /// Checks a transaction marker's epoch against the producer's: an older epoch is fenced
-    /// (a marker of a coordinator that lost a race with a newer producer instance).
-    pub fn check_marker(&self, partition: &str, producer_id: i64, epoch: i16) -> Result<()> {
+    /// Checks a transaction marker's epochs against the producer's: an older producer epoch is
+    /// fenced (a marker of a coordinator that lost a race with a newer producer instance), and
+    /// so is an older coordinator epoch than the last marker's (Kafka's
+    /// `ProducerAppendInfo.appendEndTxnMarker`).
+    pub fn check_marker(
+        &self,
+        partition: &str,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<()> {
         match self.producers.get(&producer_id) {
             Some(e) if epoch < e.epoch => Err(BrokerError::InvalidProducerEpoch {
                 partition: partition.to_string(),
@@ -192,6 +211,14 @@ impl PartitionProducers {
                 epoch,
                 current_epoch: e.epoch,
             }),
+            Some(e) if coordinator_epoch < e.coordinator_epoch => {
+                Err(BrokerError::TransactionCoordinatorFenced {
+                    partition: partition.to_string(),
+                    producer_id,
+                    coordinator_epoch,
+                    current: e.coordinator_epoch,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -199,8 +226,15 @@ impl PartitionProducers {
     /// Records a transaction marker appended at `offset`: the producer's open transaction (if
     /// any) ends, and its epoch moves up to the marker's (so a producer fenced by the
     /// coordinator cannot append with the old epoch). Returns the first offset of the
-    /// transaction it ended.
-    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, timestamp: i64) -> Option<i64> {
+    /// transaction it ended. `coordinator_epoch` is the marker's (`None` when replaying batch
+    /// headers, which do not hold it: the snapshot's value stays).
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: Option<i32>,
+        timestamp: i64,
+    ) -> Option<i64> {
         let entry = self
             .producers
             .entry(producer_id)
@@ -209,7 +243,11 @@ impl PartitionProducers {
                 batches: VecDeque::new(),
                 last_timestamp: timestamp,
                 txn_first_offset: None,
+                coordinator_epoch: -1,
             });
+        if let Some(c) = coordinator_epoch {
+            entry.coordinator_epoch = entry.coordinator_epoch.max(c);
+        }
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -243,6 +281,7 @@ impl PartitionProducers {
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
                 last_timestamp: e.last_timestamp,
                 current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         out.sort_by_key(|p| p.producer_id);

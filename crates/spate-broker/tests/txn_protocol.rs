@@ -256,3 +256,87 @@ fn describe_producers_shows_the_open_transaction() {
     assert_eq!(t.end(true), 0);
     assert_eq!(describe(&mut admin)[0].current_txn_start_offset, -1);
 }
+
+fn write_abort_marker(
+    c: &mut RawClient,
+    topic: &str,
+    pid: i64,
+    epoch: i16,
+    coordinator_epoch: i32,
+) -> i16 {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    let r = c.call(
+        &WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(false)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![0])])]),
+        1,
+    );
+    assert_eq!(r.markers[0].producer_id.0, pid);
+    r.markers[0].topics[0].partitions[0].error_code
+}
+
+#[test]
+fn write_txn_markers_aborts_a_hanging_transaction() {
+    const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+    let broker = TestBroker::start();
+    let topic = random_topic("txn-hanging");
+    broker.create_topic(&topic, 1);
+    let mut c = RawClient::connect(broker.local_addr());
+    let mut t = Txn::init(&mut c, &random_topic("tid"));
+    let (pid, epoch) = (t.pid, t.epoch);
+    assert_eq!(t.add_partition(&topic, 0), 0);
+    assert_eq!(t.produce(&topic, 0, &["h1", "h2", "h3"], epoch, 0), (0, 0));
+    // The producer vanishes: its transaction holds the LSO at 0.
+    let mut admin = RawClient::connect(broker.local_addr());
+    assert_eq!(fetch(&mut admin, &topic, 1).last_stable_offset, 0);
+    // An older producer epoch is fenced and changes nothing.
+    assert_eq!(
+        write_abort_marker(&mut admin, &topic, pid, epoch - 1, 0),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(write_abort_marker(&mut admin, &topic, pid, epoch, 3), 0);
+    let rc = fetch(&mut admin, &topic, 1);
+    assert_eq!((rc.high_watermark, rc.last_stable_offset), (4, 4));
+    let aborted = rc.aborted_transactions.expect("a list for read_committed");
+    assert_eq!(
+        aborted
+            .iter()
+            .map(|a| (a.producer_id.0, a.first_offset))
+            .collect::<Vec<_>>(),
+        vec![(pid, 0)]
+    );
+    // The partition remembers the marker's coordinator epoch: an older one is fenced.
+    assert_eq!(
+        write_abort_marker(&mut admin, &topic, pid, epoch, 2),
+        TRANSACTION_COORDINATOR_FENCED
+    );
+    let producers = admin.call(
+        &DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(s(&topic)))
+                .with_partition_indexes(vec![0]),
+        ]),
+        0,
+    );
+    let p = &producers.topics[0].partitions[0].active_producers[0];
+    assert_eq!(
+        (
+            p.producer_id.0,
+            p.coordinator_epoch,
+            p.current_txn_start_offset
+        ),
+        (pid, 3, -1)
+    );
+    // An unknown partition answers per partition.
+    assert_eq!(
+        write_abort_marker(&mut admin, &random_topic("missing"), pid, epoch, 3),
+        3
+    );
+}

@@ -285,7 +285,11 @@ fn every_advertised_version_round_trips() {
 
     // Every advertised API is covered above (the group coordinator's APIs have their own tests).
     let covered = [
+<<<<<<< HEAD
         18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 28, 61, 65, 66, 75,
+=======
+        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 27, 28, 61, 65, 66,
+>>>>>>> eos
     ];
     let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47];
     for k in &versions.api_keys {
@@ -398,6 +402,25 @@ fn sweep_transactions(c: &mut RawClient, versions: &ApiVersionsResponse) -> usiz
             ])
         },
         |_, r: &DescribeProducersResponse| assert_eq!(r.topics[0].partitions[0].error_code, 0),
+    );
+    // An ABORT marker for a producer with no open transaction is written (an empty abort).
+    n += sweep(
+        c,
+        versions,
+        |_| {
+            use write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(4_000_000))
+                .with_producer_epoch(0)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(0)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(name())
+                    .with_partition_indexes(vec![0])])])
+        },
+        |_, r: &WriteTxnMarkersResponse| {
+            assert_eq!(r.markers[0].topics[0].partitions[0].error_code, 0)
+        },
     );
     n
 }

@@ -2,7 +2,10 @@
 //! second run over the same directory resumes — the stored offsets continue from where the
 //! first run stopped, each run processed exactly the records between its start and end
 //! offsets, and the SQLite counts equal the counts recomputed from the topic itself; and with
-//! `--bootstrap-server` the same pipeline runs against an existing cluster.
+//! `--bootstrap-server` the same pipeline runs against an existing cluster. With `--sink kafka`
+//! the counts go to a topic exactly once: runs SIGKILLed at random points and a final run with
+//! the same arguments leave, read with `read_committed`, exactly the counts of the input up to
+//! the group's committed offsets.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use spate_broker::BrokerConfig;
 use spate_cli::quickstart::job::{JOB_ID, RESULTS_TABLE, SEED};
+use spate_cli::quickstart::kafka_sink::parse_window_key;
 use spate_kafka::{KafkaParams, KafkaUtils, OffsetRange};
 use spate_testkit::TestBroker;
 use spate_ysb::{self as ysb, Encoding, YsbSetup};
@@ -102,8 +106,13 @@ fn recount_from_topic(
     until: &BTreeMap<i32, i64>,
 ) -> BTreeMap<(String, i64), u64> {
     let broker = TestBroker::start_with(BrokerConfig::default().data_dir(broker_dir));
+    recount(&broker.bootstrap_servers(), until)
+}
+
+/// Views per (campaign, window) of the records of `TOPIC` in `[0, until)` per partition.
+fn recount(bootstrap: &str, until: &BTreeMap<i32, i64>) -> BTreeMap<(String, i64), u64> {
     let params = KafkaParams::new()
-        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", spate_testkit::random_group("quickstart-check"));
     let ranges: Vec<OffsetRange> = until
         .iter()
@@ -344,4 +353,117 @@ fn sigterm_at_random_points_stops_the_quickstart_cleanly_twenty_times() {
         stored.len()
     );
     assert_eq!(stored, recounted, "SQLite counts differ from the topic's");
+}
+
+/// The window counts in `topic` summed per key, read to the end at `isolation`; also the number
+/// of records read.
+fn output_counts(
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+) -> (BTreeMap<(String, i64), u64>, usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use std::time::{Duration, Instant};
+    let consumer: BaseConsumer = spate_testkit::clients::consumer_config(bootstrap, "qs-check")
+        .set("isolation.level", isolation)
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let (mut counts, mut records, mut eof) = (BTreeMap::new(), 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while eof < 4 {
+        assert!(Instant::now() < deadline, "{topic} not read to its end");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let key = std::str::from_utf8(m.key().unwrap()).unwrap();
+                let window = parse_window_key(key).unwrap_or_else(|| panic!("key {key:?}"));
+                let n: u64 = std::str::from_utf8(m.payload().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                *counts.entry(window).or_insert(0) += n;
+                records += 1;
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    (counts, records)
+}
+
+#[test]
+fn kafka_sink_survives_kills_and_writes_each_count_exactly_once() {
+    use spate_testkit::child::ChildJob;
+    const OUTPUT: &str = "campaign-windows";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("qs");
+    // The same arguments for every run, the killed ones and the last one.
+    let extra = ["--sink", "kafka", "--batch-interval", "300ms", "--no-ui"];
+    let mut job = ChildJob::binary(env!("CARGO_BIN_EXE_spate"));
+    job.args(["quickstart", "--duration", "5s", "--rate", "2000", "--dir"])
+        .args([&root])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .capture_stdout()
+        .discard_stderr();
+    let kills = 2;
+    let mut batches_before_kills = 0;
+    for _ in 0..kills {
+        let lines = job.spawn().kill_after_random(1_500..5_000);
+        batches_before_kills += lines.iter().filter(|l| l.starts_with("batch ")).count();
+    }
+    let out = quickstart(&root, "5s", &extra);
+    assert!(out.contains("resuming from the checkpoint"), "{out}");
+    assert!(
+        out.contains(&format!("results (topic {OUTPUT}, read_committed): ")),
+        "{out}"
+    );
+
+    let broker = TestBroker::start_with(BrokerConfig::default().data_dir(root.join("broker")));
+    let bootstrap = broker.bootstrap_servers();
+    let committed: BTreeMap<i32, i64> = {
+        let mut store = spate_kafka::KafkaOffsetStore::open(
+            KafkaParams::new()
+                .set("bootstrap.servers", bootstrap.as_str())
+                .set("group.id", JOB_ID),
+        )
+        .unwrap();
+        store
+            .committed_offsets((0..4).map(|p| spate_kafka::TopicPartition::new(TOPIC, p)))
+            .unwrap()
+            .into_iter()
+            .map(|(tp, o)| (tp.partition, o))
+            .collect()
+    };
+    assert_eq!(committed.len(), 4, "{committed:?}");
+    let (counts, records) = output_counts(&bootstrap, OUTPUT, "read_committed");
+    let (_, all_records) = output_counts(&bootstrap, OUTPUT, "read_uncommitted");
+    let expected = recount(&bootstrap, &committed);
+    let views = |c: &BTreeMap<(String, i64), u64>| c.values().sum::<u64>();
+    println!(
+        "kills: {kills} ({batches_before_kills} batches before them), input counted: {} \
+         records, views expected {} / committed {}, output records committed {records} / \
+         written {all_records}",
+        committed.values().sum::<i64>(),
+        views(&expected),
+        views(&counts)
+    );
+    assert!(!expected.is_empty());
+    assert_eq!(
+        counts, expected,
+        "read_committed counts differ from the input's"
+    );
+    let summary_views = format!(
+        "{} views in",
+        spate_client::measure::fmt_count(views(&counts) as f64)
+    );
+    assert!(out.contains(&summary_views), "{summary_views} in:\n{out}");
 }

@@ -62,6 +62,8 @@ pub use direct::{
 pub use error::{Result, SpateKafkaError};
 pub use kafka_utils::KafkaUtils;
 pub use record::ConsumerRecord;
+pub use sink::{
+    BatchWrite, DeliveryGuarantee, KafkaOffsetStore, KafkaOutput, OutputRecord, SaveToKafka,
+};
 #[cfg(feature = "sqlite")]
 pub use sink::{IdempotentSqliteSink, SqliteOffsetStore};
-pub use sink::{KafkaOffsetStore, KafkaOutput, OutputRecord, SaveToKafka};

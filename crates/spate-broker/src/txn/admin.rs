@@ -131,7 +131,7 @@ pub async fn handle_describe_producers(
                                         .with_producer_epoch(info.epoch as i32)
                                         .with_last_sequence(info.last_sequence)
                                         .with_last_timestamp(info.last_timestamp)
-                                        .with_coordinator_epoch(-1)
+                                        .with_coordinator_epoch(info.coordinator_epoch)
                                         .with_current_txn_start_offset(
                                             info.current_txn_start_offset,
                                         )

@@ -30,6 +30,13 @@ use crate::group::GroupCoordinator;
 use crate::producer_state::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
 
+/// The coordinator epoch this broker's markers carry. Kafka's is the leader epoch of the
+/// transaction log partition that owns the id, which moves only when that partition's
+/// leadership moves; this broker is the only coordinator and its log never moves, so its epoch
+/// stays 0. A marker written through WriteTxnMarkers (`spate transactions abort`) carries
+/// whatever epoch the admin gives, at least 0, as `kafka-transactions.sh` sends.
+pub const COORDINATOR_EPOCH: i32 = 0;
+
 /// What the coordinator works on besides its own state: the partitions markers go to, the
 /// producer id allocator, and the group coordinator committed offsets go to.
 #[derive(Clone, Copy)]
@@ -381,13 +388,19 @@ impl TransactionCoordinator {
             let Some(p) = env.topics.partition(topic, *index) else {
                 continue;
             };
-            match p.append_marker(kind, m.producer_id, m.producer_epoch, 0) {
+            match p.append_marker(kind, m.producer_id, m.producer_epoch, COORDINATOR_EPOCH) {
                 Ok(_) => {}
                 // A newer epoch already wrote here: this transaction's data, if any, was ended
                 // by that producer's fencing; retrying would never succeed.
                 Err(BrokerError::InvalidProducerEpoch { .. }) => {
                     tracing::warn!(partition = %p.tp, producer_id = m.producer_id,
                                    "skipping a marker older than the partition's producer epoch");
+                }
+                // An admin's WriteTxnMarkers (`transactions abort`) with a higher coordinator
+                // epoch already ended the transaction here.
+                Err(BrokerError::TransactionCoordinatorFenced { .. }) => {
+                    tracing::warn!(partition = %p.tp, producer_id = m.producer_id,
+                                   "skipping a marker older than the partition's coordinator epoch");
                 }
                 Err(e) => return Err(e),
             }

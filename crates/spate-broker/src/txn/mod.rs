@@ -6,6 +6,7 @@
 //! - [`marker`] — the COMMIT/ABORT control batches written to each partition;
 //! - [`api`] — InitProducerId (transactional), AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
 //!   TxnOffsetCommit; [`admin`] — DescribeTransactions, ListTransactions, DescribeProducers;
+//!   [`write_markers`] — WriteTxnMarkers, with which admin tools abort a hanging transaction;
 //! - [`config`] — `transaction.*` broker settings.
 //!
 //! The partition side (open transactions per producer, the last stable offset, the aborted
@@ -35,6 +36,7 @@ mod coordinator_tests;
 pub mod log;
 pub mod marker;
 pub mod metadata;
+pub mod write_markers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,7 +63,8 @@ pub fn register(r: &mut HandlerRegistry) {
         .register::<TxnOffsetCommitRequest, _, _>(0, 3, api::handle_txn_offset_commit)
         .register::<DescribeTransactionsRequest, _, _>(0, 0, admin::handle_describe_transactions)
         .register::<ListTransactionsRequest, _, _>(0, 1, admin::handle_list_transactions)
-        .register::<DescribeProducersRequest, _, _>(0, 0, admin::handle_describe_producers);
+        .register::<DescribeProducersRequest, _, _>(0, 0, admin::handle_describe_producers)
+        .register::<WriteTxnMarkersRequest, _, _>(0, 1, write_markers::handle_write_txn_markers);
 }
 
 /// Opens the coordinator as the broker starts: replays its log from

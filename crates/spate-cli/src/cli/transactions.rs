@@ -1,18 +1,25 @@
-//! `spate transactions`: list and describe transactions and the producers of a partition, like
-//! `kafka-transactions.sh` (`list`, `describe --transactional-id`, `describe-producers --topic
-//! --partition`), with Kafka's column names.
+//! `spate transactions`: list and describe transactions and the producers of a partition, and
+//! abort a hanging transaction, like `kafka-transactions.sh` (`list`, `describe
+//! --transactional-id`, `describe-producers --topic --partition`, `abort --topic --partition
+//! --start-offset` or `--producer-id --producer-epoch --coordinator-epoch`), with Kafka's column
+//! names and flags.
 //!
-//! It speaks ListTransactions, DescribeTransactions and DescribeProducers itself
-//! ([`Connection`]): the Rust librdkafka wrapper has none of the three. `abort` (which writes
-//! markers through WriteTxnMarkers) is not offered: the broker does not serve WriteTxnMarkers;
-//! a hanging transaction is aborted by the coordinator when its `transaction.timeout.ms` ends.
+//! It speaks ListTransactions, DescribeTransactions, DescribeProducers and WriteTxnMarkers
+//! itself ([`Connection`]): the Rust librdkafka wrapper has none of them. `abort` writes an
+//! ABORT marker for one producer on one partition, as Kafka's `AbortTransaction` admin call
+//! does; with `--start-offset` the producer is the one whose open transaction on the partition
+//! starts there (found with DescribeProducers).
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::describe_producers_response::ProducerState;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, TopicName,
-    TransactionalId,
+    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest, ProducerId,
+    TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -31,7 +38,7 @@ pub struct TransactionsArgs {
     pub command: TransactionsCommand,
 }
 
-/// The subcommands of `kafka-transactions.sh` that the broker can answer.
+/// The subcommands of `kafka-transactions.sh`.
 #[derive(Subcommand, Debug)]
 pub enum TransactionsCommand {
     /// Every transactional id the coordinator knows, with its producer id and state.
@@ -51,6 +58,43 @@ pub enum TransactionsCommand {
         #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
         partition: i32,
     },
+    /// Abort a hanging transaction on one partition: the open transaction starting at
+    /// --start-offset, or the one of --producer-id/--producer-epoch/--coordinator-epoch.
+    Abort(AbortArgs),
+}
+
+/// `spate transactions abort`: which transaction, on which partition.
+#[derive(Args, Debug)]
+pub struct AbortArgs {
+    /// The topic.
+    #[arg(long)]
+    pub topic: String,
+    /// The partition.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: i32,
+    /// First offset of the open transaction to abort (see `describe-producers`).
+    #[arg(
+        long,
+        value_name = "OFFSET",
+        conflicts_with = "producer_id",
+        required_unless_present = "producer_id"
+    )]
+    pub start_offset: Option<i64>,
+    /// The producer id of the transaction (with --producer-epoch and --coordinator-epoch).
+    #[arg(long, value_name = "ID", requires_all = ["producer_epoch", "coordinator_epoch"])]
+    pub producer_id: Option<i64>,
+    /// The producer epoch of the transaction.
+    #[arg(long, value_name = "EPOCH", requires = "producer_id")]
+    pub producer_epoch: Option<i16>,
+    /// The coordinator epoch of the producer's last marker (-1 is sent as 0, as Kafka's tool
+    /// does: a producer with no marker yet shows -1).
+    #[arg(
+        long,
+        value_name = "EPOCH",
+        requires = "producer_id",
+        allow_hyphen_values = true
+    )]
+    pub coordinator_epoch: Option<i32>,
 }
 
 pub fn run(args: TransactionsArgs) -> anyhow::Result<()> {
@@ -62,6 +106,10 @@ pub fn run(args: TransactionsArgs) -> anyhow::Result<()> {
         }
         TransactionsCommand::DescribeProducers { topic, partition } => {
             describe_producers(&mut conn, topic, *partition)?
+        }
+        TransactionsCommand::Abort(a) => {
+            abort(&mut conn, a)?;
+            return Ok(());
         }
     };
     print!("{}", render(&table));
@@ -140,7 +188,12 @@ fn describe(conn: &mut Connection, id: &str) -> anyhow::Result<Table> {
     ])
 }
 
-fn describe_producers(conn: &mut Connection, topic: &str, partition: i32) -> anyhow::Result<Table> {
+/// The active producers of `topic`-`partition`.
+fn producers_of(
+    conn: &mut Connection,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Vec<ProducerState>> {
     let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
         .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
         .with_partition_indexes(vec![partition])]);
@@ -159,6 +212,11 @@ fn describe_producers(conn: &mut Connection, topic: &str, partition: i32) -> any
             error_name(p.error_code)
         );
     }
+    Ok(p.active_producers)
+}
+
+fn describe_producers(conn: &mut Connection, topic: &str, partition: i32) -> anyhow::Result<Table> {
+    let producers = producers_of(conn, topic, partition)?;
     let mut rows = vec![cols(&[
         "ProducerId",
         "ProducerEpoch",
@@ -167,7 +225,7 @@ fn describe_producers(conn: &mut Connection, topic: &str, partition: i32) -> any
         "LastTimestamp",
         "CurrentTransactionStartOffset",
     ])];
-    for s in p.active_producers {
+    for s in producers {
         rows.push(vec![
             s.producer_id.to_string(),
             s.producer_epoch.to_string(),
@@ -178,6 +236,76 @@ fn describe_producers(conn: &mut Connection, topic: &str, partition: i32) -> any
         ]);
     }
     Ok(rows)
+}
+
+/// The transaction to abort: `(producer id, producer epoch, coordinator epoch)`.
+fn abort_spec(conn: &mut Connection, a: &AbortArgs) -> anyhow::Result<(i64, i16, i32)> {
+    if let (Some(id), Some(epoch), Some(coordinator)) =
+        (a.producer_id, a.producer_epoch, a.coordinator_epoch)
+    {
+        // A producer whose transaction hangs before its first marker shows -1; 0 is at most
+        // any coordinator epoch (Kafka's tool does the same).
+        return Ok((id, epoch, coordinator.max(0)));
+    }
+    let Some(start) = a.start_offset else {
+        bail!("name the transaction with --start-offset, or with --producer-id, --producer-epoch and --coordinator-epoch");
+    };
+    let (topic, partition) = (&a.topic, a.partition);
+    let Some(p) = producers_of(conn, topic, partition)?
+        .into_iter()
+        .find(|p| p.current_txn_start_offset == start)
+    else {
+        bail!("could not find any open transactions starting at offset {start} on partition {topic}-{partition}");
+    };
+    let epoch = i16::try_from(p.producer_epoch)
+        .map_err(|_| anyhow::anyhow!("producer epoch {} out of range", p.producer_epoch))?;
+    Ok((p.producer_id.0, epoch, p.coordinator_epoch.max(0)))
+}
+
+/// Writes an ABORT marker for the transaction on the partition (WriteTxnMarkers).
+fn abort(conn: &mut Connection, a: &AbortArgs) -> anyhow::Result<()> {
+    let (producer_id, producer_epoch, coordinator_epoch) = abort_spec(conn, a)?;
+    let marker = WritableTxnMarker::default()
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(producer_epoch)
+        .with_transaction_result(false)
+        .with_coordinator_epoch(coordinator_epoch)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(TopicName(StrBytes::from_string(a.topic.clone())))
+            .with_partition_indexes(vec![a.partition])]);
+    let resp = conn.call(
+        &WriteTxnMarkersRequest::default().with_markers(vec![marker]),
+        1,
+    )?;
+    let code = resp
+        .markers
+        .iter()
+        .filter(|m| m.producer_id.0 == producer_id)
+        .flat_map(|m| &m.topics)
+        .filter(|t| *t.name == *a.topic)
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == a.partition)
+        .map(|p| p.error_code);
+    match code {
+        Some(0) => {
+            println!(
+                "aborted the transaction of producer {producer_id} (epoch {producer_epoch}) on {}-{}",
+                a.topic, a.partition
+            );
+            Ok(())
+        }
+        Some(code) => bail!(
+            "aborting the transaction of producer {producer_id} on {}-{} failed: {}",
+            a.topic,
+            a.partition,
+            error_name(code)
+        ),
+        None => bail!(
+            "the broker answered without a result for {}-{}",
+            a.topic,
+            a.partition
+        ),
+    }
 }
 
 fn cols(names: &[&str]) -> Vec<String> {

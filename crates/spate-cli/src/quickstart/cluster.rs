@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use spate_client::config::{CliContext, ClientArgs};
@@ -104,6 +104,14 @@ impl Cluster {
             }
         }
         self.client.topic_partitions(admin.inner(), topic)
+    }
+
+    /// The partition count of an existing `topic`.
+    pub fn partitions(&self, topic: &str) -> anyhow::Result<i32> {
+        let consumer: BaseConsumer<CliContext> = self
+            .client
+            .create(&[("group.id", "spate-quickstart-offsets")])?;
+        self.client.topic_partitions(consumer.client(), topic)
     }
 
     /// The end (latest) offset of every partition of `topic`.

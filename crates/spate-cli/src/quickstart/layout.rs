@@ -30,6 +30,14 @@ pub struct Source {
     /// `embedded` or the `--bootstrap-server` value.
     pub kafka: String,
     pub topic: String,
+    /// Where the counts go: `sqlite`, or `kafka:<output topic>`. Directories of runs before
+    /// `--sink` existed hold SQLite results.
+    #[serde(default = "sqlite_sink")]
+    pub sink: String,
+}
+
+fn sqlite_sink() -> String {
+    "sqlite".to_owned()
 }
 
 impl Layout {
@@ -58,13 +66,15 @@ impl Layout {
                 })?;
                 if recorded != *source {
                     bail!(
-                        "{} holds the state of a quickstart over topic {:?} of {}; this run reads \
-                         topic {:?} of {}: use another --dir",
+                        "{} holds the state of a quickstart over topic {:?} of {} with results in \
+                         {}; this run reads topic {:?} of {} with results in {}: use another --dir",
                         self.root.display(),
                         recorded.topic,
                         recorded.kafka,
+                        recorded.sink,
                         source.topic,
-                        source.kafka
+                        source.kafka,
+                        source.sink
                     );
                 }
                 Ok(())
@@ -91,6 +101,7 @@ mod tests {
         let embedded = Source {
             kafka: "embedded".into(),
             topic: "ad-events".into(),
+            sink: "sqlite".into(),
         };
         layout.claim(&embedded).unwrap();
         layout.claim(&embedded).unwrap();
@@ -102,8 +113,16 @@ mod tests {
         assert!(err.contains("use another --dir"), "{err}");
         let topic = Source {
             topic: "clicks".into(),
-            ..embedded
+            ..embedded.clone()
         };
         assert!(layout.claim(&topic).is_err());
+        let sink = Source {
+            sink: "kafka:campaign-windows".into(),
+            ..embedded
+        };
+        assert!(layout.claim(&sink).is_err());
+        let old: Source =
+            serde_json::from_str(r#"{"kafka": "embedded", "topic": "ad-events"}"#).unwrap();
+        assert_eq!(old.sink, "sqlite");
     }
 }

@@ -7,14 +7,16 @@
 //! so the counts are exactly-once. It prints one line per batch, serves the web UI, and stops
 //! gracefully on Ctrl-C or after `--duration`, printing a summary. Everything lives under
 //! `--dir`, so a second run resumes: the job from its checkpoint, the producer from the topic's
-//! end offsets.
+//! end offsets. With `--sink kafka` the counts go exactly once to a topic instead, in one Kafka
+//! transaction per batch with the batch's offsets ([`kafka_sink`]).
 //!
 //! Map: [`layout`] (the directory) · [`cluster`] (broker, topic, end offsets) · [`producer`] (the event generator thread) ·
-//! [`job`] (the streaming job) · [`progress`] (per-batch lines) · [`stop`] (signals, duration) ·
+//! [`job`] (the streaming job) · [`kafka_sink`] (the counts in a topic) · [`progress`] (per-batch lines) · [`stop`] (signals, duration) ·
 //! [`summary`] (what the run did, from SQLite) · [`web`] (the UI on 4040 or a free port).
 
 pub mod cluster;
 pub mod job;
+pub mod kafka_sink;
 pub mod layout;
 pub mod producer;
 pub mod progress;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use cluster::Cluster;
 pub use layout::{Layout, Source};
@@ -76,10 +78,49 @@ pub struct QuickstartArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
     pub partitions: i32,
 
+    /// Where the window counts go: `sqlite` (results.db under --dir) or `kafka` (the output
+    /// topic, exactly once with Kafka transactions; read it with isolation.level=read_committed).
+    #[arg(long, value_enum, default_value_t = Sink::Sqlite)]
+    pub sink: Sink,
+
+    /// The topic of window counts with `--sink kafka`.
+    #[arg(long, value_name = "TOPIC", default_value = "campaign-windows")]
+    pub output_topic: String,
+
     /// A Kafka client setting for the producer and the job (e.g. -X security.protocol=SASL_SSL),
     /// repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
+}
+
+/// Where the quickstart's window counts go.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// A SQLite database, the counts and the offsets in one SQLite transaction.
+    Sqlite,
+    /// A Kafka topic, the counts and the offsets in one Kafka transaction.
+    Kafka,
+}
+
+impl QuickstartArgs {
+    /// The sink as recorded in the directory's `source.json`.
+    fn sink_name(&self) -> String {
+        match self.sink {
+            Sink::Sqlite => "sqlite".to_owned(),
+            Sink::Kafka => format!("kafka:{}", self.output_topic),
+        }
+    }
+
+    /// Where the results are, for the banner.
+    fn results_location(&self, layout: &Layout) -> String {
+        match self.sink {
+            Sink::Sqlite => layout.results.display().to_string(),
+            Sink::Kafka => format!(
+                "topic {} (exactly once: read it with isolation.level=read_committed)",
+                self.output_topic
+            ),
+        }
+    }
 }
 
 /// `10s`, `2m`, `1h30m`, `500ms` (humantime); a bare number is seconds.
@@ -116,6 +157,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| "embedded".to_owned()),
         topic: args.topic.clone(),
+        sink: args.sink_name(),
     })?;
     let resuming = layout.checkpoint.exists();
 
@@ -136,7 +178,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         args.topic
     );
 
-    let pipeline = job::Pipeline::build(&args, &layout, &cluster)?;
+    let pipeline = job::Pipeline::build(&args, &layout, &cluster, partitions)?;
     if interrupted_while_starting(&interrupts) {
         return Ok(());
     }
@@ -166,7 +208,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         "producing {} ad events/s; batches every {}; results in {}",
         args.rate,
         humantime::format_duration(args.batch_interval),
-        layout.results.display()
+        args.results_location(&layout)
     );
     if let Some(ui) = &ui {
         println!("web UI: {}", ui.url());
@@ -190,6 +232,13 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         ui.shutdown();
     }
 
+    let results = match args.sink {
+        Sink::Sqlite => summary::Results::read(&layout),
+        Sink::Kafka => {
+            kafka_sink::read_results(&cluster, &pipeline.params, &args.output_topic, &args.topic)
+        }
+    }
+    .context("reading the results")?;
     summary::print(
         &summary::RunFacts {
             elapsed,
@@ -200,8 +249,9 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
                 .malformed
                 .load(std::sync::atomic::Ordering::Relaxed),
         },
+        &results,
         &layout,
-    )?;
+    );
     // The summary first (it shows what was done), then whatever went wrong.
     outcome.context("the streaming job failed")?;
     stopped.context("stopping the streaming job")?;

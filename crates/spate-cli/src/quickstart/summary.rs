@@ -2,6 +2,7 @@
 //! events produced) and what the results database holds over all runs (views, windows, the
 //! top campaigns, and the offsets the counts include).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,9 +29,11 @@ pub struct RunFacts {
     pub malformed: u64,
 }
 
-/// What the results database holds.
+/// What the results hold over all runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Results {
+    /// Where they were read, e.g. the database's path.
+    pub location: String,
     pub views: u64,
     pub windows: u64,
     /// `(campaign id, views)`, most views first.
@@ -74,6 +77,7 @@ impl Results {
             .map(|(tp, o)| (tp.topic, tp.partition, o))
             .collect();
         Ok(Results {
+            location: layout.results.display().to_string(),
             views: u64::try_from(views).unwrap_or(0),
             windows: u64::try_from(windows).unwrap_or(0),
             top_campaigns,
@@ -82,11 +86,37 @@ impl Results {
     }
 }
 
-/// Prints the summary of a run and of the results database.
-pub fn print(run: &RunFacts, layout: &Layout) -> anyhow::Result<()> {
-    let results = Results::read(layout)?;
-    println!("{}", render(run, &results, layout));
-    Ok(())
+impl Results {
+    /// The results from views per `(campaign id, window start)` and the offsets they include.
+    pub fn from_counts(
+        location: String,
+        counts: &BTreeMap<(String, i64), u64>,
+        offsets: Vec<(String, i32, i64)>,
+    ) -> Self {
+        let mut per_campaign: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((campaign, _), n) in counts {
+            *per_campaign.entry(campaign).or_insert(0) += n;
+        }
+        let mut top_campaigns: Vec<(String, u64)> = per_campaign
+            .into_iter()
+            .map(|(c, n)| (c.to_owned(), n))
+            .collect();
+        // Most views first, then by id: the order of the SQLite query.
+        top_campaigns.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top_campaigns.truncate(TOP_CAMPAIGNS);
+        Results {
+            location,
+            views: counts.values().sum(),
+            windows: counts.len() as u64,
+            top_campaigns,
+            offsets,
+        }
+    }
+}
+
+/// Prints the summary of a run and of its results.
+pub fn print(run: &RunFacts, results: &Results, layout: &Layout) {
+    println!("{}", render(run, results, layout));
 }
 
 fn render(run: &RunFacts, results: &Results, layout: &Layout) -> String {
@@ -123,7 +153,7 @@ fn render(run: &RunFacts, results: &Results, layout: &Layout) -> String {
     }
     out.push_str(&format!(
         "results ({}): {} views in {} campaign windows\n",
-        layout.results.display(),
+        results.location,
         fmt_count(results.views as f64),
         fmt_count(results.windows as f64),
     ));
@@ -172,6 +202,7 @@ mod tests {
             malformed: 0,
         };
         let results = Results {
+            location: "qs/results.db".into(),
             views: 33_000,
             windows: 200,
             top_campaigns: vec![("c-1".into(), 400), ("c-2".into(), 390)],
@@ -182,7 +213,7 @@ mod tests {
             "10 batches (0 failed), 99,000 records (9,900/s), 100,000 events produced",
             "average processing time: 42.0 ms per batch",
             "1 re-run batches were already in the results",
-            "33,000 views in 200 campaign windows",
+            "results (qs/results.db): 33,000 views in 200 campaign windows",
             "offsets counted: ad-events-0:24750",
             "  1. c-1  400",
             "run again with --dir qs",
@@ -190,5 +221,21 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("not ad events"));
+    }
+
+    #[test]
+    fn results_from_window_counts() {
+        let counts = BTreeMap::from([
+            (("c-1".to_owned(), 0), 3),
+            (("c-1".to_owned(), 10_000), 4),
+            (("c-2".to_owned(), 0), 5),
+            (("c-3".to_owned(), 0), 7),
+        ]);
+        let r = Results::from_counts("topic t".into(), &counts, vec![]);
+        assert_eq!((r.views, r.windows), (19, 4));
+        assert_eq!(
+            r.top_campaigns,
+            vec![("c-1".into(), 7), ("c-3".into(), 7), ("c-2".into(), 5)]
+        );
     }
 }

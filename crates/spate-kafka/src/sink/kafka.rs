@@ -17,10 +17,10 @@
 //! `flush`, whose polling loop in rdkafka costs at least 100 ms per call, longer than a short
 //! batch. Before `commit_transaction` (which flushes too) nothing is left in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use rdkafka::config::ClientConfig;
@@ -73,6 +73,24 @@ pub enum DeliveryGuarantee {
     ExactlyOnce,
 }
 
+/// How many [`BatchWrite`]s a [`KafkaOutput`] keeps (the most recent ones).
+const WRITE_TIMES_KEPT: usize = 10_000;
+
+/// How long one batch's write took, as seen by the output operation (the batch's computation
+/// and `collect` are not included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchWrite {
+    /// Output records of the batch.
+    pub records: u64,
+    /// From the first record sent (exactly-once: from `begin_transaction`) until every record
+    /// was acknowledged (at-least-once) or the transaction committed (exactly-once).
+    pub total: Duration,
+    /// The part of `total` after every record was acknowledged: `send_offsets_to_transaction`
+    /// and `commit_transaction` (zero for at-least-once). What a transaction adds beyond it is in
+    /// the records' acknowledgements (`AddPartitionsToTxn` before a partition's first record).
+    pub commit: Duration,
+}
+
 /// Counts records in flight and remembers the first failed delivery.
 #[derive(Default)]
 struct Deliveries {
@@ -105,6 +123,7 @@ pub struct KafkaOutput {
     records: Arc<AtomicU64>,
     committed: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
+    writes: Arc<Mutex<VecDeque<BatchWrite>>>,
 }
 
 impl std::fmt::Debug for KafkaOutput {
@@ -125,7 +144,19 @@ impl KafkaOutput {
             records: Arc::default(),
             committed: Arc::default(),
             skipped: Arc::default(),
+            writes: Arc::default(),
         }
+    }
+
+    /// Counts a written batch and keeps its timing.
+    fn batch_written(&self, write: BatchWrite) {
+        self.records.fetch_add(write.records, Ordering::Relaxed);
+        self.committed.fetch_add(1, Ordering::Relaxed);
+        let mut writes = self.writes.lock();
+        if writes.len() == WRITE_TIMES_KEPT {
+            writes.pop_front();
+        }
+        writes.push_back(write);
     }
 
     pub fn guarantee(&self) -> DeliveryGuarantee {
@@ -150,6 +181,12 @@ impl KafkaOutput {
     /// Batches skipped because the group's committed offsets already covered them.
     pub fn skipped_batches(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// The write times of the most recent batches written by this process (up to 10,000),
+    /// oldest first: what the output adds to a batch's processing time.
+    pub fn batch_writes(&self) -> Vec<BatchWrite> {
+        self.writes.lock().iter().copied().collect()
     }
 }
 
@@ -284,9 +321,13 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
         let o = out.clone();
         self.foreach_batch(move |batch, _time| {
             let records: Vec<OutputRecord> = batch.collect()?.iter().map(&record).collect();
+            let started = Instant::now();
             producer.send_all(&records)?;
-            o.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-            o.committed.fetch_add(1, Ordering::Relaxed);
+            o.batch_written(BatchWrite {
+                records: records.len() as u64,
+                total: started.elapsed(),
+                commit: Duration::ZERO,
+            });
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         });
         Ok(out)
@@ -323,9 +364,8 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                 o.skipped.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             };
-            txn.commit_batch(&records, &advance)?;
-            o.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-            o.committed.fetch_add(1, Ordering::Relaxed);
+            let write = txn.commit_batch(&records, &advance)?;
+            o.batch_written(write);
             Ok(())
         });
         Ok(out)
@@ -374,11 +414,11 @@ impl TransactionalOutput {
         &mut self,
         records: &[OutputRecord],
         advance: &BTreeMap<TopicPartition, i64>,
-    ) -> Result<()> {
+    ) -> Result<BatchWrite> {
         match self.try_commit(records, advance) {
-            Ok(()) => {
+            Ok(write) => {
                 self.store.committed(advance);
-                Ok(())
+                Ok(write)
             }
             Err(e) => {
                 self.store.forget();
@@ -394,17 +434,24 @@ impl TransactionalOutput {
         &self,
         records: &[OutputRecord],
         advance: &BTreeMap<TopicPartition, i64>,
-    ) -> Result<()> {
+    ) -> Result<BatchWrite> {
         let p = &self.producer.producer;
+        let started = Instant::now();
         p.begin_transaction()
             .map_err(|e| self.failed("begin_transaction", e))?;
         self.producer.send_all(records)?;
+        let acknowledged = Instant::now();
         if !advance.is_empty() {
             let metadata = self.store.group_metadata()?;
             p.send_offsets_to_transaction(&offsets_tpl(advance)?, &metadata, TXN_TIMEOUT)
                 .map_err(|e| self.failed("send_offsets_to_transaction", e))?;
         }
         p.commit_transaction(TXN_TIMEOUT)
-            .map_err(|e| self.failed("commit_transaction", e))
+            .map_err(|e| self.failed("commit_transaction", e))?;
+        Ok(BatchWrite {
+            records: records.len() as u64,
+            total: started.elapsed(),
+            commit: acknowledged.elapsed(),
+        })
     }
 }

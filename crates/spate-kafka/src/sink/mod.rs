@@ -36,7 +36,7 @@ pub use rusqlite;
 
 #[cfg(feature = "sqlite")]
 pub use idempotent::IdempotentSqliteSink;
-pub use kafka::{DeliveryGuarantee, KafkaOutput, OutputRecord, SaveToKafka};
+pub use kafka::{BatchWrite, DeliveryGuarantee, KafkaOutput, OutputRecord, SaveToKafka};
 pub use kafka_offset_store::KafkaOffsetStore;
 #[cfg(feature = "sqlite")]
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};

@@ -1,0 +1,87 @@
+//! WriteTxnMarkers (API key 27): writes a COMMIT or ABORT marker for a producer to the given
+//! partitions. In Kafka the transaction coordinator sends it to partition leaders; here the
+//! coordinator writes its own markers in-process, so the request comes from admin tools —
+//! `kafka-transactions.sh abort` and `spate transactions abort` end a hanging transaction
+//! (a producer that began one and vanished) on one partition with it. A marker is written as
+//! the coordinator's are (`Partition::append_marker`): the producer's open transaction on the
+//! partition ends, an ABORT adds its range to the transaction index, and the last stable
+//! offset moves on.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+
+use super::marker::MarkerKind;
+use crate::error::{BrokerError, Result};
+use crate::handlers::RequestContext;
+use crate::state::BrokerState;
+
+pub async fn handle_write_txn_markers(
+    state: Arc<BrokerState>,
+    _ctx: RequestContext,
+    req: WriteTxnMarkersRequest,
+) -> Result<WriteTxnMarkersResponse> {
+    // Appends fsync; keep them off the request threads, as the coordinator does.
+    let markers = tokio::task::spawn_blocking(move || {
+        req.markers
+            .into_iter()
+            .map(|m| write_marker(&state, m))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| BrokerError::Runtime(format!("write txn markers task: {e}")))?;
+    Ok(WriteTxnMarkersResponse::default().with_markers(markers))
+}
+
+/// Writes one producer's marker to each of its partitions; one error code per partition.
+fn write_marker(
+    state: &BrokerState,
+    m: write_txn_markers_request::WritableTxnMarker,
+) -> WritableTxnMarkerResult {
+    let kind = if m.transaction_result {
+        MarkerKind::Commit
+    } else {
+        MarkerKind::Abort
+    };
+    let topics = m
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let code = match state.topics.partition(t.name.0.as_str(), index) {
+                        None => ResponseError::UnknownTopicOrPartition.code(),
+                        Some(p) => match p.append_marker(
+                            kind,
+                            m.producer_id.0,
+                            m.producer_epoch,
+                            m.coordinator_epoch,
+                        ) {
+                            Ok(offset) => {
+                                tracing::info!(partition = %p.tp, producer_id = m.producer_id.0,
+                                               ?kind, offset, "marker written by WriteTxnMarkers");
+                                0
+                            }
+                            Err(e) => e.code(),
+                        },
+                    };
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(code)
+                })
+                .collect();
+            WritableTxnMarkerTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    WritableTxnMarkerResult::default()
+        .with_producer_id(m.producer_id)
+        .with_topics(topics)
+}
