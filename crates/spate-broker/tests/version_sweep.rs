@@ -285,11 +285,7 @@ fn every_advertised_version_round_trips() {
 
     // Every advertised API is covered above (the group coordinator's APIs have their own tests).
     let covered = [
-<<<<<<< HEAD
-        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 28, 61, 65, 66, 75,
-=======
-        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 27, 28, 61, 65, 66,
->>>>>>> eos
+        18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 27, 28, 61, 65, 66, 75,
     ];
     let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47];
     for k in &versions.api_keys {
