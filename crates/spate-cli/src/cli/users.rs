@@ -158,11 +158,14 @@ fn alter(conn: &mut Connection, req: &AlterUserScramCredentialsRequest) -> anyho
     Ok(())
 }
 
+/// A user's SCRAM mechanisms with their iteration counts.
+type UserCredentials = Vec<(ScramMechanism, i32)>;
+
 /// The mechanisms and iterations of users (all of them when `names` is empty).
 fn describe(
     conn: &mut Connection,
     names: &[String],
-) -> anyhow::Result<Vec<(String, Vec<(ScramMechanism, i32)>)>> {
+) -> anyhow::Result<Vec<(String, UserCredentials)>> {
     let mut req = DescribeUserScramCredentialsRequest::default();
     req.users = (!names.is_empty()).then(|| {
         names
