@@ -23,7 +23,7 @@ class AuthErrors(logging.Handler):
     times out, so the broker's error message is only in its log."""
 
     def __init__(self):
-        super().__init__(level=logging.WARNING)
+        super().__init__(level=logging.INFO)
         self.messages = []
 
     def emit(self, record):
@@ -39,7 +39,10 @@ def out(doc):
 def main(bootstrap, topic, mechanism, user, password, count):
     count = int(count)
     auth_errors = AuthErrors()
-    logging.getLogger("kafka").addHandler(auth_errors)
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(auth_errors)
+    if kafka_log.getEffectiveLevel() > logging.INFO:
+        kafka_log.setLevel(logging.INFO)
     security = dict(
         bootstrap_servers=bootstrap,
         security_protocol="SASL_PLAINTEXT",
@@ -49,7 +52,7 @@ def main(bootstrap, topic, mechanism, user, password, count):
         request_timeout_ms=15000,
     )
     try:
-        producer = KafkaProducer(**security, max_block_ms=4000)
+        producer = KafkaProducer(**security, max_block_ms=6000)
     except Exception as e:  # the login is refused while bootstrapping
         out({"error": f"{type(e).__name__}: {e}", "auth_errors": auth_errors.messages[:3]})
         return

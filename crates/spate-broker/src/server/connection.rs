@@ -47,6 +47,9 @@ impl Routes {
 /// Smallest request header: api key (2), api version (2), correlation id (4).
 const MIN_HEADER: usize = 8;
 
+/// Kafka's default `connection.failed.authentication.delay.ms`.
+const FAILED_AUTHENTICATION_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long a client may take to complete the TLS handshake before its connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -134,8 +137,15 @@ async fn serve_stream<R, W>(
             }
         }
         if auth.has_failed() {
-            // Kafka closes a connection whose SASL exchange failed, once the client has the
-            // response that says why.
+            // Kafka closes a connection whose SASL exchange failed once the client has the
+            // response that says why, after `connection.failed.authentication.delay.ms`: a
+            // client reading the response and the close in one go may otherwise see only the
+            // close, and a password guesser gets no faster than one try per delay.
+            let _ = writer.flush().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(FAILED_AUTHENTICATION_DELAY) => {}
+            }
             break;
         }
         if !reader.has_buffered_frame() {
