@@ -73,7 +73,7 @@ impl Broker {
         let listeners = crate::listener::bind::prepare(&config)?;
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids, groups, txn, dynamic, group_configs) =
+        let (topics, producer_ids, groups, txn, dynamic, group_configs, security) =
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let storage = open_storage(&blocking_config)?;
                 let dynamic = DynamicBrokerConfig::open(
@@ -106,6 +106,8 @@ impl Broker {
                 let group_configs = GroupConfigStore::open(
                     meta_dir.as_ref().map(|d| d.join("group_configs.json")),
                 )?;
+                let security =
+                    crate::security::Security::open(&blocking_config, meta_dir.as_deref())?;
                 Ok((
                     topics,
                     producer_ids,
@@ -113,6 +115,7 @@ impl Broker {
                     txn,
                     dynamic,
                     group_configs,
+                    security,
                 ))
             })
             .await
@@ -143,6 +146,7 @@ impl Broker {
             group_configs,
             dynamic,
             shutdown: shutdown.clone(),
+            security,
             shutdown_hooks: Default::default(),
         });
         ticker::spawn(&state.groups, shutdown.clone());

@@ -65,6 +65,8 @@ pub struct BrokerConfig {
     pub max_incremental_fetch_session_cache_slots: usize,
     /// `listeners`, `advertised.listeners`, `listener.security.protocol.map` and `ssl.*`.
     pub listener_settings: crate::listener::ListenerSettings,
+    /// `sasl.enabled.mechanisms` and each SASL listener's PLAIN users.
+    pub sasl: crate::security::SaslSettings,
     /// Log cleaner settings (`log.cleaner.*`).
     pub cleaner: crate::cleaner::CleanerConfig,
     /// `metrics.listen` (spate's own): where to serve broker metrics in the Prometheus text
@@ -98,6 +100,7 @@ impl Default for BrokerConfig {
             group: crate::group::GroupConfig::default(),
             max_incremental_fetch_session_cache_slots: 1000,
             listener_settings: Default::default(),
+            sasl: Default::default(),
             cleaner: crate::cleaner::CleanerConfig::default(),
             metrics_listen: None,
             shutdown_timeout_ms: 5_000,
@@ -177,6 +180,7 @@ impl BrokerConfig {
             k if crate::listener::ListenerSettings::handles(k) => {
                 self.listener_settings.set(k, v)?;
             }
+            k if crate::security::SaslSettings::handles(k) => self.sasl.set(k, v)?,
             "advertised.host.name" | "advertised.host" => self.advertised_host = Some(v.into()),
             "advertised.port" => {
                 self.advertised_port =
@@ -281,6 +285,7 @@ impl BrokerConfig {
                 | "log.retention.hours"
                 | "log.retention.minutes"
         ) || crate::group::GroupConfig::handles(key)
+            || crate::security::SaslSettings::handles(key)
             || crate::cleaner::CleanerConfig::handles(key)
             || topic_config::def_by_broker_name(key).is_some()
     }

@@ -207,6 +207,16 @@ pub enum BrokerError {
         source: std::io::Error,
     },
 
+    /// A client on a SASL listener sent a request other than ApiVersions, SaslHandshake or
+    /// SaslAuthenticate before authenticating; Kafka closes such connections.
+    #[error("{api} request before SASL authentication completed")]
+    SaslRequired { api: String },
+
+    /// A SASL exchange broke the protocol's order (a raw token where none is expected, a
+    /// second handshake); the connection is closed.
+    #[error("SASL exchange out of order: {0}")]
+    IllegalSaslState(String),
+
     /// The broker's runtime or a background thread failed to start or stop.
     #[error("broker runtime: {0}")]
     Runtime(String),
@@ -276,6 +286,8 @@ impl BrokerError {
             | BrokerError::ConfigChangeRejected(_)
             | BrokerError::FrameTooLarge { .. }
             | BrokerError::MalformedFrame(_) => ResponseError::InvalidRequest,
+            BrokerError::SaslRequired { .. } => ResponseError::SaslAuthenticationFailed,
+            BrokerError::IllegalSaslState(_) => ResponseError::IllegalSaslState,
             BrokerError::ConnectionIo(_) => ResponseError::NetworkException,
         }
     }

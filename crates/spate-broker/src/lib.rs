@@ -57,6 +57,7 @@ pub mod produce_validation;
 pub mod producer_state;
 pub mod record_batch;
 pub mod record_scan;
+pub mod security;
 pub mod server;
 pub mod signals;
 pub mod state;

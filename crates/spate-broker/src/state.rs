@@ -51,6 +51,8 @@ pub struct BrokerState {
     /// Cancelled when the broker shuts down; long waits (Fetch long-polls) and background
     /// tasks of subsystems watch it.
     pub shutdown: CancellationToken,
+    /// SASL settings and SCRAM credentials (under `<meta dir>/scram_credentials.json`).
+    pub security: crate::security::Security,
     /// Run once on clean shutdown, after the last request finished and before the partition
     /// logs are flushed and closed (in registration order).
     pub(crate) shutdown_hooks: Mutex<Vec<ShutdownHook>>,

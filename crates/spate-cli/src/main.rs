@@ -41,6 +41,8 @@ enum Command {
     Configs(cli::configs::ConfigsArgs),
     /// List and describe transactions and a partition's producers (like kafka-transactions.sh).
     Transactions(cli::transactions::TransactionsArgs),
+    /// Add, list and delete SCRAM users (like kafka-configs.sh --entity-type users).
+    Users(cli::users::UsersArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
     /// Run a whole pipeline: embedded broker, generated ad events, a checkpointed direct-stream
@@ -60,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::Groups(args) => cli::groups::run(args)?,
         Command::Configs(args) => cli::configs::run(args)?,
         Command::Transactions(args) => cli::transactions::run(args)?,
+        Command::Users(args) => cli::users::run(args)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Quickstart(args) => quickstart::run(args)?,
     }

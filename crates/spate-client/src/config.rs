@@ -1,6 +1,8 @@
 //! Connecting to a broker, as every client command and benchmark does: `--bootstrap-server`,
-//! `-X key=value` librdkafka settings and a request timeout, turned into an rdkafka
-//! `ClientConfig`.
+//! `--command-config FILE` (a Java properties file of client settings, as Kafka's tools take)
+//! and `-X key=value` librdkafka settings and a request timeout, turned into an rdkafka
+//! `ClientConfig`. Security settings travel this way: `security.protocol=SASL_SSL`,
+//! `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`.
 //!
 //! librdkafka retries an unreachable broker forever by default, so every command first asks for
 //! metadata with a deadline (`connect`) and turns a miss into "could not reach broker at X within
@@ -37,6 +39,14 @@ pub struct ClientArgs {
     )]
     pub config: Vec<(String, String)>,
 
+    /// A properties file of client settings (`key=value` lines, `#` comments), like the
+    /// `--command-config` of Kafka's tools; `-X` settings override it.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FILE", value_parser = parse_properties_file)
+    )]
+    pub command_config: Option<PropertiesFile>,
+
     /// How long to wait for the broker to answer a request before giving up, in milliseconds.
     #[cfg_attr(
         feature = "cli",
@@ -51,6 +61,7 @@ impl ClientArgs {
         ClientArgs {
             bootstrap_server: bootstrap_server.into(),
             config: Vec::new(),
+            command_config: None,
             request_timeout_ms: 10_000,
         }
     }
@@ -66,7 +77,8 @@ impl ClientArgs {
         for (key, value) in defaults {
             config.set(*key, *value);
         }
-        for (key, value) in &self.config {
+        let file = self.command_config.iter().flat_map(|f| f.settings.iter());
+        for (key, value) in file.chain(&self.config) {
             config.set(key, value);
         }
         config
@@ -99,8 +111,11 @@ impl ClientArgs {
     fn config_error(&self, e: KafkaError) -> anyhow::Error {
         match e {
             KafkaError::ClientConfig(_, ref msg, ref key, ref value) => {
+                let in_file = |f: &PropertiesFile| f.settings.iter().any(|(k, _)| k == key);
                 let origin = if self.config.iter().any(|(k, _)| k == key) {
                     "-X setting"
+                } else if self.command_config.as_ref().is_some_and(in_file) {
+                    "--command-config setting"
                 } else {
                     "client setting"
                 };
@@ -198,6 +213,38 @@ fn fmt_secs(d: Duration) -> String {
     }
 }
 
+/// The settings of a `--command-config` file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertiesFile {
+    pub path: std::path::PathBuf,
+    pub settings: Vec<(String, String)>,
+}
+
+/// Reads a Java properties file the way Kafka's tools use one: `key=value` (or `key: value`)
+/// lines, `#` and `!` comments, blank lines skipped. Line continuations and escapes are not
+/// supported; a line that is not a setting is an error naming the line.
+pub fn parse_properties_file(path: &str) -> Result<PropertiesFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let mut settings = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']).map(|i| (&line[..i], &line[i + 1..]));
+        match split {
+            Some((key, value)) if !key.trim().is_empty() => {
+                settings.push((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => return Err(format!("{path}:{}: expected key=value", n + 1)),
+        }
+    }
+    Ok(PropertiesFile {
+        path: path.into(),
+        settings,
+    })
+}
+
 /// Parses `key=value`; the value may itself contain `=` but the key may not be empty.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -256,6 +303,31 @@ mod tests {
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("acks"), Some("1"));
         assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
+    }
+
+    #[test]
+    fn command_config_file_then_x() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.properties");
+        std::fs::write(
+            &path,
+            "# secured\nsecurity.protocol=SASL_SSL\nsasl.mechanism = SCRAM-SHA-512\n\n\
+             sasl.jaas.config=a=b\nlinger.ms: 7\n",
+        )
+        .unwrap();
+        let file = parse_properties_file(path.to_str().unwrap()).unwrap();
+        assert_eq!(file.settings.len(), 4);
+        let mut args = ClientArgs::new("h:1");
+        args.command_config = Some(file);
+        args.config.push(("linger.ms".into(), "50".into()));
+        let config = args.client_config(&[("linger.ms", "5")]);
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(config.get("sasl.jaas.config"), Some("a=b"));
+        assert_eq!(config.get("linger.ms"), Some("50"), "-X overrides the file");
+        std::fs::write(&path, "no separator here\n").unwrap();
+        let err = parse_properties_file(path.to_str().unwrap()).unwrap_err();
+        assert!(err.contains(":1: expected key=value"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct RequestContext {
     /// The endpoint of the listener this request came in on: Metadata, DescribeCluster and
     /// FindCoordinator send clients back to the listener they used, as Kafka does.
     pub advertised: Arc<crate::state::Advertised>,
+    /// The connection's identity: its principal, and where its SASL exchange stands.
+    pub auth: Arc<crate::security::ConnectionAuth>,
 }
 
 impl RequestContext {
@@ -288,6 +290,8 @@ impl HandlerRegistry {
                 describe_topic_partitions::handle,
             );
         crate::group::api::register(&mut r);
+        crate::security::sasl::register(&mut r);
+        crate::security::scram_api::register(&mut r);
         crate::txn::register(&mut r);
         r
     }

@@ -37,19 +37,10 @@ pub fn prepare(config: &BrokerConfig) -> Result<Vec<Prepared>> {
             advertised: None,
         }],
     };
+    crate::security::check(config)?;
     specs
         .into_iter()
         .map(|spec| {
-            if spec.protocol.uses_sasl() {
-                return Err(BrokerError::invalid_config(
-                    "listeners",
-                    config.listener_settings.listeners.as_deref().unwrap_or(""),
-                    format!(
-                        "listener {} uses SASL, which this broker does not implement yet",
-                        spec.name
-                    ),
-                ));
-            }
             let tls = match spec.protocol.uses_tls() {
                 true => Some(config.listener_settings.ssl.acceptor()?),
                 false => None,

@@ -24,6 +24,7 @@ use super::frame::FrameReader;
 use crate::error::{BrokerError, Result};
 use crate::handlers::{encode_response_frame, HandlerOutput, HandlerRegistry, RequestContext};
 use crate::listener::ListenerInfo;
+use crate::security::ConnectionAuth;
 use crate::state::BrokerState;
 
 /// The handler registry with its ApiVersions list computed once (every request's context
@@ -45,6 +46,9 @@ impl Routes {
 
 /// Smallest request header: api key (2), api version (2), correlation id (4).
 const MIN_HEADER: usize = 8;
+
+/// Kafka's default `connection.failed.authentication.delay.ms`.
+const FAILED_AUTHENTICATION_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long a client may take to complete the TLS handshake before its connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -96,6 +100,10 @@ async fn serve_stream<R, W>(
     W: AsyncWrite + Unpin,
 {
     let mut reader = FrameReader::new(rd, state.config.socket_request_max_bytes);
+    let auth = Arc::new(ConnectionAuth::new(
+        listener.name.clone(),
+        listener.protocol,
+    ));
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
     loop {
         let frame = tokio::select! {
@@ -115,7 +123,7 @@ async fn serve_stream<R, W>(
                 break;
             }
         };
-        match handle_frame(&state, &apis, &listener, peer, frame).await {
+        match handle_frame(&state, &apis, &listener, &auth, peer, frame).await {
             Ok(Some(response)) => {
                 if let Err(e) = writer.write_all(&response).await {
                     tracing::debug!(%peer, error = %e, "connection write failed");
@@ -127,6 +135,18 @@ async fn serve_stream<R, W>(
                 tracing::warn!(%peer, error = %e, "closing connection");
                 break;
             }
+        }
+        if auth.has_failed() {
+            // Kafka closes a connection whose SASL exchange failed once the client has the
+            // response that says why, after `connection.failed.authentication.delay.ms`: a
+            // client reading the response and the close in one go may otherwise see only the
+            // close, and a password guesser gets no faster than one try per delay.
+            let _ = writer.flush().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(FAILED_AUTHENTICATION_DELAY) => {}
+            }
+            break;
         }
         if !reader.has_buffered_frame() {
             if let Err(e) = writer.flush().await {
@@ -149,9 +169,14 @@ async fn handle_frame(
     state: &Arc<BrokerState>,
     apis: &Routes,
     listener: &ListenerInfo,
+    auth: &Arc<ConnectionAuth>,
     peer: SocketAddr,
     mut frame: Bytes,
 ) -> Result<Option<BytesMut>> {
+    if auth.expects_raw_token() {
+        let token = crate::security::sasl::raw_token(state, auth, peer, &frame)?;
+        return Ok(Some(raw_token_frame(&token)?));
+    }
     if frame.len() < MIN_HEADER {
         return Err(BrokerError::MalformedFrame(format!(
             "{} bytes cannot hold a request header",
@@ -175,6 +200,11 @@ async fn handle_frame(
         )?));
     };
     let key = entry.key;
+    if !auth.may_serve(api_key) {
+        return Err(BrokerError::SaslRequired {
+            api: format!("{key:?}"),
+        });
+    }
     let header =
         decode_request_header_from_buffer(&mut frame).map_err(|e| BrokerError::DecodeRequest {
             api: format!("{key:?} header"),
@@ -189,6 +219,7 @@ async fn handle_frame(
         peer,
         supported_apis: apis.supported.clone(),
         advertised: listener.advertised.clone(),
+        auth: auth.clone(),
     };
     tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
     let started = std::time::Instant::now();
@@ -200,6 +231,16 @@ async fn handle_frame(
         HandlerOutput::Response(frame) => Ok(Some(frame)),
         HandlerOutput::NoResponse => Ok(None),
     }
+}
+
+/// A bare SASL token as the v0 flow sends it: a length prefix and the token, no header.
+fn raw_token_frame(token: &[u8]) -> Result<BytesMut> {
+    let len = i32::try_from(token.len())
+        .map_err(|_| BrokerError::IllegalSaslState("SASL token too large".into()))?;
+    let mut out = BytesMut::with_capacity(4 + token.len());
+    out.put_i32(len);
+    out.put_slice(token);
+    Ok(out)
 }
 
 /// The answer to a request for an API or version this broker does not serve.

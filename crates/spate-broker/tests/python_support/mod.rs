@@ -49,3 +49,27 @@ pub fn admin(args: &[&str]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect()
 }
+
+/// Runs `python_sasl.py <args>` (a SASL login, produce and consume with kafka-python) and
+/// returns its JSON lines; a refused login is a line with `error`, not a failure.
+pub fn sasl_round_trip(args: &[&str]) -> Vec<serde_json::Value> {
+    let script = workspace_root().join("tests/clients/python_sasl.py");
+    let out = Command::new(kafka_python())
+        .arg(&script)
+        .args(args)
+        .env("PYTHONUNBUFFERED", "1")
+        .output()
+        .expect("running kafka-python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python_sasl.py failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}

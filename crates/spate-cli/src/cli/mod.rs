@@ -9,6 +9,7 @@ pub mod produce;
 pub mod raw_admin;
 pub mod topics;
 pub mod transactions;
+pub mod users;
 
 #[cfg(test)]
 mod tests {
@@ -23,6 +24,7 @@ mod tests {
         Consume(super::consume::ConsumeArgs),
         Configs(super::configs::ConfigsArgs),
         Transactions(super::transactions::TransactionsArgs),
+        Users(super::users::UsersArgs),
         Bench(spate_bench::BenchArgs),
     }
 

@@ -34,6 +34,7 @@ fn ctx(v: i16) -> RequestContext {
             host: "127.0.0.1".into(),
             port: 9092,
         }),
+        auth: Arc::new(crate::security::ConnectionAuth::anonymous()),
     }
 }
 
