@@ -149,6 +149,13 @@ impl Running {
         }
     }
 
+    /// The child's next stdout line (needs [`ChildJob::capture_stdout`]), or `None` when it
+    /// printed nothing more within `timeout` or closed its stdout. For children that report
+    /// more than a number per line; [`Running::progress`] is the numeric case.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
     /// Sleeps a random time in `millis`, checks the child is still running, then SIGKILLs it.
     /// Returns the stdout lines it printed (empty unless captured).
     pub fn kill_after_random(mut self, millis: Range<u64>) -> Vec<String> {
