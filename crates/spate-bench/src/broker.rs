@@ -21,6 +21,7 @@ use spate_client::config::{parse_key_value, CliContext, ClientArgs};
 use spate_client::measure::{fmt_count, Percentiles, Throughput};
 use spate_client::tuning::{CONSUMER_TUNING, PRODUCER_TUNING};
 
+/// Options of `spate bench broker`.
 #[derive(Args, Debug)]
 pub struct BrokerBenchArgs {
     #[command(flatten)]
@@ -45,17 +46,27 @@ pub struct BrokerBenchArgs {
 /// One table row, with raw numbers for the JSON report.
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerBenchRow {
+    /// Value size of every record in this row, bytes.
     pub record_size: usize,
+    /// Records produced, then consumed.
     pub records: u64,
+    /// The produce phase: records and bytes acknowledged, and how long it took.
     pub produce: Throughput,
+    /// `produce`'s records per second.
     pub produce_records_per_sec: f64,
+    /// `produce`'s megabytes (10^6 bytes) per second.
     pub produce_mb_per_sec: f64,
+    /// CPU seconds of the whole process (broker included) during the produce phase.
     pub produce_cpu_seconds: f64,
     /// Send-to-acknowledgement latency of sampled records, ms (under full load, so mostly queueing).
     pub produce_ack_latency_ms: Option<Percentiles>,
+    /// The consume phase: every produced record read back from the beginning.
     pub consume: Throughput,
+    /// `consume`'s records per second.
     pub consume_records_per_sec: f64,
+    /// `consume`'s megabytes (10^6 bytes) per second.
     pub consume_mb_per_sec: f64,
+    /// CPU seconds of the whole process (broker included) during the consume phase.
     pub consume_cpu_seconds: f64,
 }
 
@@ -67,6 +78,8 @@ fn default_records(size: usize) -> u64 {
     by_bytes.clamp(50_000, 8_000_000) as u64
 }
 
+/// Runs `spate bench broker`: for each record size, produce the records with rdkafka, then
+/// consume them, and print (and optionally write as JSON) the rates and CPU cost.
 pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
     if args.record_size.is_empty() || args.record_size.contains(&0) {
         bail!("--record-size needs at least one size, each at least 1 byte");
@@ -195,6 +208,8 @@ pub(super) fn tuning_json(
     serde_json::Value::Object(map)
 }
 
+/// Creates `topic` with `partitions` partitions (replication 1) through the admin API, waiting
+/// at most the client's request timeout (plus 5 s) for the answer.
 pub fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<CliContext> = client.create(&[])?;
     client.metadata(admin.inner(), None)?;

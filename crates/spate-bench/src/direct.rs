@@ -28,6 +28,7 @@ use crate::stream_topic::{words_per_record, Preloaded, StreamBenchArgs};
 /// Options of `spate bench direct`.
 #[derive(Args, Debug)]
 pub struct DirectBenchArgs {
+    /// The topic, broker and engine settings shared with `bench receiver`.
     #[command(flatten)]
     pub common: StreamBenchArgs,
     /// Per-partition cap of the direct stream, records/s: it only bounds a batch's size (cap ×
@@ -101,6 +102,8 @@ pub fn run_direct_passthrough(
 /// `--max-rate-per-partition`'s default.
 const DEFAULT_MAX_RATE_PER_PARTITION: u64 = 2_500_000;
 
+/// Runs `spate bench direct`: preloads a topic, measures the raw consumer ceiling, then times
+/// each `--jobs` job over the direct stream and prints the report.
 pub fn run(args: DirectBenchArgs) -> anyhow::Result<()> {
     for job in &args.jobs {
         if !matches!(job.as_str(), "passthrough" | "wordcount") {

@@ -123,14 +123,14 @@ struct Completed(parking::Mutex<Vec<BatchInfo>>);
 
 /// A tiny mutex module so the file depends only on std (the `spate` crate has no parking_lot).
 mod parking {
-    pub struct Mutex<T>(std::sync::Mutex<T>);
+    pub(super) struct Mutex<T>(std::sync::Mutex<T>);
     impl<T: Default> Default for Mutex<T> {
         fn default() -> Self {
             Mutex(std::sync::Mutex::new(T::default()))
         }
     }
     impl<T> Mutex<T> {
-        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|p| p.into_inner())
         }
     }

@@ -11,17 +11,23 @@ use crate::resources::{CpuTime, ResourceUsage};
 /// One row of the report: a job (or the ceiling) and what it cost.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobResult {
+    /// The row's label, e.g. "direct stream, pass-through".
     pub job: String,
+    /// Records the job read.
     pub records: u64,
     /// Key + value bytes read.
     pub bytes: u64,
+    /// Wall-clock seconds from start to the last record counted.
     pub seconds: f64,
+    /// Records per wall-clock second.
     pub records_per_sec: f64,
+    /// Megabytes (10^6 bytes) per wall-clock second.
     pub mb_per_sec: f64,
     /// records/s ÷ the ceiling's records/s (1.0 for the ceiling itself).
     pub ratio_to_ceiling: Option<f64>,
     /// Processing time of the batches that had records, ms.
     pub batch_ms: Option<Percentiles>,
+    /// Batches that completed during the job.
     pub batches: usize,
     /// CPU seconds of the whole process (all threads, the in-process broker included) during
     /// the job.

@@ -7,6 +7,8 @@
 //! to [`Benchmark`] and a module beside `broker.rs`. SVG plots of the YSB sweep (plotters) are
 //! behind the `plots` feature, which the `spate` binary turns on.
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod broker;
 pub mod direct;
 pub mod engine;
@@ -29,12 +31,15 @@ use clap::{Args, Subcommand};
 pub use report::{Ceiling, Report, Table};
 pub use resources::{CpuTime, ResourceUsage};
 
+/// Options of `spate bench`: which benchmark to run, with its own options.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// The benchmark to run.
     #[command(subcommand)]
     pub benchmark: Benchmark,
 }
 
+/// The benchmarks `spate bench` runs, one subcommand each.
 #[derive(Subcommand, Debug)]
 pub enum Benchmark {
     /// Produce then consume N records through the broker with rdkafka: the raw client ceiling.
@@ -51,6 +56,7 @@ pub enum Benchmark {
     KafkaToKafka(kafka_to_kafka::KafkaToKafkaBenchArgs),
 }
 
+/// Runs the chosen benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.benchmark {
         Benchmark::Broker(a) => broker::run(a),

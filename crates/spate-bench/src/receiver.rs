@@ -35,6 +35,7 @@ use crate::stream_topic::{Preloaded, StreamBenchArgs};
 /// Options of `spate bench receiver`.
 #[derive(Args, Debug)]
 pub struct ReceiverBenchArgs {
+    /// The topic, broker and engine settings shared with `bench direct`.
     #[command(flatten)]
     pub common: StreamBenchArgs,
     /// Consumer threads of the receiver (group members; Kafka splits the partitions).
@@ -65,8 +66,10 @@ pub struct WalUsage {
 /// The receiver report: the rows, plus the log's write amplification.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceiverReport {
+    /// The common report, one row per job.
     #[serde(flatten)]
     pub report: Report<JobResult>,
+    /// How much the log-on job wrote to the write-ahead log.
     pub write_ahead_log: WalUsage,
 }
 
@@ -176,6 +179,8 @@ fn receiver_job<'a>(
     }
 }
 
+/// Runs `spate bench receiver`: preloads a topic, then times the receiver stream with the
+/// write-ahead log off and on, and the direct stream, and prints the report.
 pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
     let topic = Preloaded::start("receiver", &args.common)?;
     let config = args.common.config_json(

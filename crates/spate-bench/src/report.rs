@@ -15,8 +15,11 @@ use crate::resources::ResourceUsage;
 /// The raw librdkafka consumer's rate for one record size, measured in the same run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ceiling {
+    /// Value size of the records read, bytes.
     pub record_size: usize,
+    /// Records per second the raw consumer read.
     pub records_per_sec: f64,
+    /// Megabytes (10^6 bytes) per second the raw consumer read.
     pub mb_per_sec: f64,
     /// How it was measured, e.g. "rdkafka BaseConsumer, all partitions assigned".
     pub method: String,
@@ -25,9 +28,13 @@ pub struct Ceiling {
 /// Where the numbers were taken.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Machine {
+    /// Cores available to this process.
     pub cpus: usize,
+    /// Operating system, as Rust names it (`linux`).
     pub os: String,
+    /// CPU architecture, as Rust names it (`x86_64`).
     pub arch: String,
+    /// `model name` from `/proc/cpuinfo`, where readable.
     pub cpu_model: Option<String>,
     /// 1, 5 and 15 minute load averages when the run started: on a shared box, other work
     /// competing for the cores shows here and explains a low figure.
@@ -35,6 +42,7 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// Describes the machine this process runs on.
     pub fn this() -> Self {
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -67,20 +75,27 @@ fn parse_loadavg(s: &str) -> Option<[f64; 3]> {
 /// raw (unformatted) numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report<R: Serialize> {
+    /// Which benchmark ran (`broker`, `direct`, ...).
     pub benchmark: String,
     /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
     pub date: String,
+    /// The command line that produced the report.
     pub command: String,
+    /// Where it ran.
     pub machine: Machine,
     /// The parameters of the run (record counts, sizes, broker mode, client settings).
     pub config: serde_json::Value,
+    /// One entry per table row.
     pub results: Vec<R>,
     /// The raw librdkafka consumer ceiling per record size, from this same run.
     pub ceiling: Vec<Ceiling>,
+    /// Peak memory and CPU time of the whole run.
     pub resources: ResourceUsage,
 }
 
 impl<R: Serialize> Report<R> {
+    /// An empty report for `benchmark` with its parameters, stamped with the date, command line
+    /// and machine.
     pub fn new(benchmark: &str, config: serde_json::Value) -> Self {
         Report {
             benchmark: benchmark.to_owned(),
@@ -110,6 +125,7 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with these column headers and no rows.
     pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
         Table {
             headers: headers.into_iter().map(Into::into).collect(),
@@ -117,10 +133,12 @@ impl Table {
         }
     }
 
+    /// Appends a row (one cell per header).
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
+    /// The table as text, columns padded to their widest cell, one line per row.
     pub fn render(&self) -> String {
         let columns = self
             .rows
@@ -163,6 +181,7 @@ impl Table {
         out
     }
 
+    /// Writes [`Table::render`] to standard output.
     pub fn print(&self) -> std::io::Result<()> {
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(self.render().as_bytes())?;

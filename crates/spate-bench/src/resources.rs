@@ -7,7 +7,9 @@ use serde::Serialize;
 /// User and system CPU time of the whole process so far.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct CpuTime {
+    /// Seconds spent running this process's code.
     pub user_seconds: f64,
+    /// Seconds the kernel spent on this process's behalf (syscalls, page faults).
     pub system_seconds: f64,
 }
 
@@ -28,6 +30,7 @@ impl CpuTime {
         }
     }
 
+    /// User plus system seconds.
     pub fn total(&self) -> f64 {
         self.user_seconds + self.system_seconds
     }
@@ -46,11 +49,14 @@ impl CpuTime {
 pub struct ResourceUsage {
     /// `VmHWM`: peak resident set size in bytes; `None` where /proc is unavailable.
     pub peak_rss_bytes: Option<u64>,
+    /// User and system CPU time of all threads.
     pub cpu: CpuTime,
+    /// `cpu`'s total, for readers of the JSON report.
     pub cpu_seconds: f64,
 }
 
 impl ResourceUsage {
+    /// Peak RSS and CPU time of this process so far.
     pub fn now() -> Self {
         let cpu = CpuTime::now();
         ResourceUsage {

@@ -42,7 +42,7 @@ impl StreamingListener for BatchTimes {
 }
 
 /// What a job's output counts, for the harness to wait on.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Progress {
     /// Units counted so far (records, or words for word count).
     pub units: AtomicU64,
@@ -67,14 +67,31 @@ impl Progress {
 /// A streaming job to time: the engine settings, and `build`, which defines the job on the
 /// context and makes its output add to the [`Progress`] it is given.
 pub struct TimedJob<'a> {
+    /// The job's row label in the report.
     pub name: String,
+    /// The engine settings of the job's context.
     pub config: Config,
+    /// Checkpoint directory of the context, for jobs that need one (the write-ahead log).
     pub checkpoint: Option<PathBuf>,
     /// The job is done when `Progress::units` reaches this.
     pub expected_units: u64,
+    /// How long to wait for `expected_units` before failing the run.
     pub timeout: Duration,
+    /// Defines the job's streams and outputs on the context.
     #[allow(clippy::type_complexity)]
     pub build: Box<dyn FnOnce(&StreamingContext, Arc<Progress>) -> anyhow::Result<()> + 'a>,
+}
+
+impl std::fmt::Debug for TimedJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimedJob")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("checkpoint", &self.checkpoint)
+            .field("expected_units", &self.expected_units)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs `job` over `topic` from `start()` until its output has counted every unit; the bytes

@@ -24,6 +24,7 @@ use spate_client::tuning::CONSUMER_TUNING;
 /// The topic, broker and engine settings shared by `bench direct` and `bench receiver`.
 #[derive(Args, Debug, Clone)]
 pub struct StreamBenchArgs {
+    /// The broker to benchmark against (embedded or external).
     #[command(flatten)]
     pub target: TargetArgs,
     /// Records preloaded into the topic (each job reads all of them).
@@ -56,12 +57,14 @@ pub struct StreamBenchArgs {
 }
 
 impl StreamBenchArgs {
+    /// `--threads`, or the number of cores when not given.
     pub fn threads(&self) -> usize {
         self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
     }
 
+    /// `--batch-interval-ms` as a duration.
     pub fn batch_interval(&self) -> Duration {
         Duration::from_millis(self.batch_interval_ms)
     }
@@ -120,13 +123,21 @@ fn fill_words(i: u64, payload: &mut [u8]) {
 
 /// The broker and the loaded topic; the topic is deleted (best effort) and an embedded broker
 /// stopped on drop.
+#[derive(Debug)]
 pub struct Preloaded {
+    /// The broker holding the topic.
     pub target: BrokerTarget,
+    /// Client options for that broker (with the run's `-X` settings).
     pub client: ClientArgs,
+    /// The loaded topic's name.
     pub topic: String,
+    /// Partitions of the topic.
     pub partitions: i32,
+    /// Records loaded.
     pub records: u64,
+    /// Value size of every record, bytes.
     pub record_size: usize,
+    /// How fast the load went.
     pub load: LoadResult,
 }
 
@@ -172,6 +183,7 @@ impl Preloaded {
         })
     }
 
+    /// Value bytes loaded: `records × record_size`.
     pub fn bytes(&self) -> u64 {
         self.records * self.record_size as u64
     }

@@ -23,7 +23,9 @@ pub struct TargetArgs {
 }
 
 /// The broker under test; an embedded one stops when this is dropped.
+#[derive(Debug)]
 pub struct BrokerTarget {
+    /// Its `host:port` for `bootstrap.servers`.
     pub bootstrap: String,
     /// For the report, e.g. "embedded broker, in-memory storage".
     pub description: String,
@@ -31,6 +33,8 @@ pub struct BrokerTarget {
 }
 
 impl BrokerTarget {
+    /// Connects to `--bootstrap-server`, or starts the embedded broker with the storage the
+    /// flags ask for.
     pub fn start(args: &TargetArgs) -> anyhow::Result<Self> {
         if let Some(bootstrap) = &args.bootstrap_server {
             return Ok(BrokerTarget {

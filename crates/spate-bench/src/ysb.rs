@@ -67,6 +67,7 @@ pub struct YsbBenchArgs {
     /// Write SVG plots (ysb-*.svg) into this directory.
     #[arg(long)]
     pub plot_dir: Option<PathBuf>,
+    /// The broker to run against (embedded or external).
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -118,6 +119,8 @@ impl YsbBenchArgs {
     }
 }
 
+/// Runs `spate bench ysb`: every run of the chosen sweep against one broker, then prints the
+/// table (and writes the JSON report and plots when asked).
 pub fn run(args: YsbBenchArgs) -> anyhow::Result<()> {
     // Checked before any run, so a build without plots does not find out after minutes of work.
     #[cfg(not(feature = "plots"))]

@@ -30,54 +30,82 @@ use spate_ysb::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// Preload the input topic, then process it as fast as possible.
     CatchUp,
+    /// Generate events at a fixed rate while the job runs.
     Live,
 }
 
 /// What one run does.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
+    /// Catch-up or live.
     pub mode: Mode,
+    /// How events are written to the input topic.
     pub encoding: Encoding,
+    /// The engine's batch interval.
     pub batch_interval: Duration,
+    /// Partitions of the input topic.
     pub partitions: i32,
     /// Catch-up: events preloaded.
     pub events: u64,
     /// Live: offered events/s and for how long.
     pub rate: f64,
+    /// Live: how long the generator runs.
     pub duration: Duration,
     /// Caps the stream at this many records/s (`maxRatePerPartition` × partitions), which
     /// bounds a catch-up batch to `max_rate × batch_interval` records.
     pub max_rate: u64,
+    /// Engine worker threads.
     pub threads: usize,
+    /// Run the checker on the output afterwards.
     pub check: bool,
+    /// Seed of the YSB set-up and the event stream.
     pub seed: u64,
 }
 
 /// One run's numbers (raw, unformatted; `*_ms` in milliseconds).
 #[derive(Debug, Clone, Serialize)]
 pub struct YsbRow {
+    /// The run's label ([`RunSpec::name`]).
     pub name: String,
+    /// Catch-up or live.
     pub mode: Mode,
+    /// Encoding of the input events.
     pub encoding: Encoding,
+    /// The engine's batch interval.
     pub batch_interval_ms: f64,
+    /// Partitions of the input topic.
     pub partitions: i32,
+    /// Events processed.
     pub events: u64,
+    /// Mean size of an event record's value, bytes.
     pub record_bytes: f64,
+    /// Live: the rate the generator was asked for, events/s.
     pub offered_rate: Option<f64>,
+    /// Live: the generator's worst lag behind its schedule (YSB's "Falling behind by").
     pub generator_max_behind_ms: Option<f64>,
     /// Engine wall time: from the context's start until every event was processed.
     pub seconds: f64,
+    /// Events per second of engine wall time.
     pub records_per_sec: f64,
     /// CPU seconds of the process (broker + engine, + generator in live runs) during the job.
     pub cpu_seconds: f64,
+    /// Events per CPU second.
     pub records_per_cpu_second: f64,
+    /// The raw librdkafka consumer's rate on the same input topic.
     pub ceiling_records_per_sec: f64,
+    /// `records_per_sec ÷ ceiling_records_per_sec`.
     pub ratio_to_ceiling: f64,
+    /// Batches that completed during the job.
     pub batches: u64,
     /// Processing time of the batches that had records.
     pub batch_processing_ms: Option<Percentiles>,
+    /// Live: sampled end-to-end latency, from an event's time to the acknowledged write of
+    /// the count it went into.
     pub end_to_end_ms: Option<Percentiles>,
+    /// YSB's time after window close, of the windows that closed while the generator ran
+    /// (checked runs only).
     pub window_close_ms: Option<Percentiles>,
     /// Live: how long after the generator stopped the job had processed everything.
     pub drain_ms: Option<f64>,
@@ -91,8 +119,11 @@ pub struct YsbRow {
     /// Resident memory when the job started: what the broker, the preload and the ceiling's
     /// drain left behind (glibc keeps freed memory); the job's own growth is the difference.
     pub rss_at_start_bytes: Option<u64>,
+    /// Whether the checker found every window's count right; `None` when not checked.
     pub check_passed: Option<bool>,
+    /// Windows the checker recomputed from the input.
     pub windows: usize,
+    /// Windows whose output count differed from the recomputed one.
     pub mismatches: usize,
     /// Sampled end-to-end latencies, for the latency plots (not serialized).
     #[serde(skip)]
@@ -100,6 +131,7 @@ pub struct YsbRow {
 }
 
 impl RunSpec {
+    /// A label such as `catch-up json 100ms` or `live binary 1s @200K/s`.
     pub fn name(&self) -> String {
         let enc = match self.encoding {
             Encoding::Json => "json",

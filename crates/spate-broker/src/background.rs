@@ -22,6 +22,15 @@ pub struct BackgroundBroker {
     thread: Option<JoinHandle<Result<()>>>,
 }
 
+impl std::fmt::Debug for BackgroundBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundBroker")
+            .field("local_addr", &self.local_addr)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Broker {
     /// Starts a broker on a new thread with its own multi-threaded tokio runtime and returns once
     /// it is listening.

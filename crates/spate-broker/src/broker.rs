@@ -23,6 +23,7 @@ use crate::storage::{DiskOptions, DiskStorage, LogStorage};
 use crate::topics::TopicRegistry;
 
 /// Entry point: `Broker::start(config).await`.
+#[derive(Debug)]
 pub struct Broker;
 
 /// A running broker. Dropping it without [`shutdown`](BrokerHandle::shutdown) cancels the
@@ -33,6 +34,14 @@ pub struct BrokerHandle {
     shutdown: CancellationToken,
     server: Option<JoinHandle<()>>,
     maintenance: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BrokerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 fn open_storage(config: &BrokerConfig) -> Result<Arc<dyn LogStorage>> {

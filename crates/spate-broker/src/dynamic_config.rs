@@ -145,6 +145,14 @@ pub struct DynamicBrokerConfig {
     change: Mutex<()>,
 }
 
+impl std::fmt::Debug for DynamicBrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicBrokerConfig")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DynamicBrokerConfig {
     /// Loads the persisted layers from `path` (none: in memory only).
     pub fn open(path: Option<PathBuf>) -> Result<Self> {

@@ -39,6 +39,8 @@
 //! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
+#![warn(unreachable_pub, missing_debug_implementations)]
+
 pub mod authorized_operations;
 pub mod background;
 pub mod broker;

@@ -41,6 +41,12 @@ pub struct RequestMetrics {
     apis: Vec<ApiStats>,
 }
 
+impl std::fmt::Debug for RequestMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMetrics").finish_non_exhaustive()
+    }
+}
+
 impl Default for RequestMetrics {
     fn default() -> Self {
         RequestMetrics {

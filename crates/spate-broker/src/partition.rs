@@ -80,6 +80,15 @@ pub struct Partition {
     first_unstable: AtomicI64,
 }
 
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("tp", &self.tp)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Partition {
     /// Wraps an opened log and rebuilds the producer state: from the snapshot when one matches
     /// the log, then from the batch headers after it.

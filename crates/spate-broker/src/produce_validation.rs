@@ -13,6 +13,7 @@ use crate::storage::LogConfig;
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 /// What to store instead of the batch as sent.
+#[derive(Debug)]
 pub enum Validated {
     /// Store the producer's bytes.
     AsSent,

@@ -323,6 +323,14 @@ pub struct ProducerIdAllocator {
     path: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for ProducerIdAllocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerIdAllocator")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 struct AllocState {
     next: i64,
     block_end: i64,

@@ -196,6 +196,15 @@ pub struct BatchIter<'a> {
     pos: usize,
 }
 
+impl std::fmt::Debug for BatchIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchIter")
+            .field("pos", &self.pos)
+            .field("len", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> BatchIter<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         BatchIter { buf, pos: 0 }

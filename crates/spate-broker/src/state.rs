@@ -58,6 +58,15 @@ pub struct BrokerState {
     pub(crate) shutdown_hooks: Mutex<Vec<ShutdownHook>>,
 }
 
+impl std::fmt::Debug for BrokerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerState")
+            .field("config", &self.config)
+            .field("advertised", &self.advertised)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Work a subsystem needs done on clean shutdown (e.g. the group coordinator flushing its
 /// offsets log).
 pub type ShutdownHook = Box<dyn FnOnce() -> crate::error::Result<()> + Send>;

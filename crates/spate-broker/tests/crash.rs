@@ -8,9 +8,7 @@
 mod raw_client;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +18,8 @@ use kafka_protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest, To
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use raw_client::{record_batch, RawClient};
+use spate_testkit::child::Running;
+use spate_testkit::ChildJob;
 
 const CHILD_DIR: &str = "SPATE_CRASH_CHILD_DIR";
 const TOPIC: &str = "crash";
@@ -34,56 +34,19 @@ fn crash_child_broker() {
         .listen("127.0.0.1:0".parse().unwrap())
         .data_dir(dir);
     let broker = spate_broker::Broker::start_blocking(config).unwrap();
-    println!("LISTENING {}", broker.local_addr());
+    spate_testkit::child::announce_listening(broker.local_addr());
     loop {
         std::thread::sleep(Duration::from_secs(60));
     }
 }
 
-/// Kills the child broker when dropped, so a failing test leaves no process behind.
-struct ChildBroker(Child);
-
-impl ChildBroker {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for ChildBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_broker(dir: &std::path::Path) -> (ChildBroker, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash_child_broker",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("child exited before listening")
-            .unwrap();
-        // The harness prints "test crash_child_broker ... " on the same line.
-        if let Some(at) = line.find("LISTENING ") {
-            break line[at + "LISTENING ".len()..].trim().parse().unwrap();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (ChildBroker(child), addr)
+/// Starts the child broker on `dir`; it is SIGKILLed when the returned handle is dropped.
+fn spawn_broker(dir: &std::path::Path) -> (Running, SocketAddr) {
+    let mut job = ChildJob::test_entry("crash_child_broker");
+    job.env(CHILD_DIR, dir).capture_stdout().discard_stderr();
+    let mut child = job.spawn();
+    let addr = child.listening_addr(Duration::from_secs(60));
+    (child, addr)
 }
 
 fn produce_req(records: Bytes) -> ProduceRequest {
@@ -104,7 +67,7 @@ fn produce_req(records: Bytes) -> ProduceRequest {
 fn sigkill_keeps_acknowledged_records() {
     spate_testkit::init_logging();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn_broker(dir.path());
+    let (child, addr) = spawn_broker(dir.path());
     let mut c = RawClient::connect(addr);
     let mut meta = MetadataRequest::default();
     let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
@@ -141,7 +104,7 @@ fn sigkill_keeps_acknowledged_records() {
     };
     assert!(killed > 150);
 
-    let (mut child, addr) = spawn_broker(dir.path());
+    let (child, addr) = spawn_broker(dir.path());
     let mut c = RawClient::connect(addr);
     let mut stored: BTreeMap<i64, String> = BTreeMap::new();
     let mut offset = 0i64;

@@ -7,9 +7,7 @@
 
 mod group_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use group_support::RawClient;
@@ -21,6 +19,8 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use spate_testkit::child::Running;
+use spate_testkit::ChildJob;
 
 const CHILD_DIR: &str = "SPATE_GROUP_CRASH_DIR";
 const TOPIC: &str = "committed";
@@ -39,45 +39,19 @@ fn group_crash_child_broker() {
     let mut config = config;
     config.group.initial_rebalance_delay_ms = 0;
     let broker = spate_broker::Broker::start_blocking(config).expect("broker starts");
-    println!("LISTENING {}", broker.local_addr());
+    spate_testkit::child::announce_listening(broker.local_addr());
     loop {
         std::thread::sleep(Duration::from_secs(60));
     }
 }
 
-/// Kills the child broker when dropped, so a failing test leaves no process behind.
-struct ChildBroker(Child);
-
-impl Drop for ChildBroker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_broker(dir: &std::path::Path) -> (ChildBroker, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().expect("test executable"))
-        .args([
-            "--exact",
-            "group_crash_child_broker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child broker");
-    let stdout = child.stdout.take().expect("stdout");
-    let child = ChildBroker(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("child output");
-        // The test harness prints "test ... " before the child's own output on the same line.
-        if let Some((_, addr)) = line.split_once("LISTENING ") {
-            return (child, addr.trim().parse().expect("address"));
-        }
-    }
-    panic!("child broker exited before listening");
+/// Starts the child broker on `dir`; it is SIGKILLed when the returned handle is dropped.
+fn spawn_broker(dir: &std::path::Path) -> (Running, SocketAddr) {
+    let mut job = ChildJob::test_entry("group_crash_child_broker");
+    job.env(CHILD_DIR, dir).capture_stdout().discard_stderr();
+    let mut child = job.spawn();
+    let addr = child.listening_addr(Duration::from_secs(60));
+    (child, addr)
 }
 
 fn commit(client: &mut RawClient, partition: i32, offset: i64) -> i16 {

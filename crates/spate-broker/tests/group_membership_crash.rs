@@ -9,16 +9,16 @@
 mod group_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+
 use std::time::Duration;
 
 use group_support::{member_config, wait_until, Member, RawClient};
 use kafka_protocol::messages::{CreateTopicsRequest, DescribeGroupsRequest, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use spate_broker::group::consumer_protocol::assignment_partitions;
-use spate_testkit::{random_group, random_topic};
+use spate_testkit::child::Running;
+use spate_testkit::{random_group, random_topic, ChildJob};
 
 const CHILD: &str = "SPATE_MEMBERSHIP_CRASH";
 const PARTITIONS: i32 = 6;
@@ -38,44 +38,22 @@ fn membership_crash_child_broker() {
         .expect("config");
     config.group.initial_rebalance_delay_ms = 0;
     let broker = spate_broker::Broker::start_blocking(config).expect("broker starts");
-    println!("LISTENING {}", broker.local_addr());
+    spate_testkit::child::announce_listening(broker.local_addr());
     loop {
         std::thread::sleep(Duration::from_secs(60));
     }
 }
 
-/// Kills the child broker when dropped (SIGKILL).
-struct ChildBroker(Child);
-
-impl Drop for ChildBroker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_broker(dir: &std::path::Path, port: u16) -> (ChildBroker, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().expect("test executable"))
-        .args([
-            "--exact",
-            "membership_crash_child_broker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, format!("{},{port}", dir.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child broker");
-    let stdout = child.stdout.take().expect("stdout");
-    let child = ChildBroker(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("child output");
-        if let Some((_, addr)) = line.split_once("LISTENING ") {
-            return (child, addr.trim().parse().expect("address"));
-        }
-    }
-    panic!("child broker exited before listening");
+/// Starts the child broker on `dir` and `port`; it is SIGKILLed when the returned handle is
+/// dropped.
+fn spawn_broker(dir: &std::path::Path, port: u16) -> (Running, SocketAddr) {
+    let mut job = ChildJob::test_entry("membership_crash_child_broker");
+    job.env(CHILD, format!("{},{port}", dir.display()))
+        .capture_stdout()
+        .discard_stderr();
+    let mut child = job.spawn();
+    let addr = child.listening_addr(Duration::from_secs(60));
+    (child, addr)
 }
 
 /// The group as DescribeGroups shows it: state, and member id → (instance id, partitions).

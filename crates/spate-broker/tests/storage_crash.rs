@@ -6,10 +6,11 @@
 
 mod storage_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::time::Duration;
 
 use spate_broker::storage::{DiskOptions, DiskStorage, LogConfig, LogStorage, TopicPartition};
+use spate_testkit::ChildJob;
 use storage_support::{append, assert_bytes, batch, split};
 
 const CHILD_ENV: &str = "SPATE_STORAGE_CRASH_CHILD_DIR";
@@ -59,19 +60,16 @@ fn crash_child() {
 #[test]
 fn sigkill_keeps_every_acknowledged_batch() {
     let dir = tempfile::tempdir().unwrap();
+    let mut job = ChildJob::test_entry("crash_child");
+    job.env(CHILD_ENV, dir.path())
+        .capture_stdout()
+        .discard_stderr();
     let mut acked_total = 0u64;
     for round in 0..4u64 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut child = job.spawn();
         let mut acks = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+        // A loaded machine may take a while to start the child; it then acknowledges steadily.
+        while let Some(line) = child.next_line(Duration::from_secs(60)) {
             // The harness prints `test crash_child ... ` without a newline before the test runs.
             let Some(at) = line.find("ACK ") else {
                 continue;
@@ -83,8 +81,7 @@ fn sigkill_keeps_every_acknowledged_batch() {
                 break;
             }
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL, reaped
         assert!(!acks.is_empty(), "child acknowledged nothing");
         assert_eq!(
             acks[0].0, acked_total,

@@ -66,6 +66,7 @@ impl ClientArgs {
         }
     }
 
+    /// `request_timeout_ms` as a duration: how long to wait for the broker to answer a request.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }

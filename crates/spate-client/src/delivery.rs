@@ -22,9 +22,11 @@ pub const QUOTED_ERRORS: usize = 5;
 /// Counts delivery reports; librdkafka calls it from `poll`/`flush` on the producing thread.
 /// Optionally samples acknowledgement latency (delivery report time minus the record's
 /// CreateTime, so millisecond resolution) for the benchmarks.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct DeliveryCounter {
+    /// Records whose delivery report said the broker acknowledged them.
     pub delivered: AtomicU64,
+    /// Records whose delivery report carried an error.
     pub failed: AtomicU64,
     errors: Mutex<Vec<String>>,
     /// Every `n`th delivery's latency in ms is kept when this is `Some(n)`.
@@ -41,6 +43,7 @@ impl DeliveryCounter {
         }
     }
 
+    /// The first [`QUOTED_ERRORS`] delivery errors, as librdkafka worded them.
     pub fn errors(&self) -> Vec<String> {
         self.errors.lock().map(|e| e.clone()).unwrap_or_default()
     }

@@ -11,19 +11,34 @@ use spate_broker::{BackgroundBroker, Broker, BrokerConfig, StorageKind};
 use tempfile::TempDir;
 
 /// Where the embedded broker keeps partition logs.
+#[derive(Debug, Clone)]
 pub enum Storage {
     /// Segment files under the given dir, or a fresh temp dir deleted on drop.
     Disk(Option<PathBuf>),
+    /// In-memory partition logs, lost when the broker stops (no disk I/O in the measurement).
     Memory,
 }
 
+/// spate's broker running on its own thread in this process, listening on `127.0.0.1:<port>`;
+/// stopped (and its temp dir, if any, removed) when dropped.
 pub struct EmbeddedBroker {
     broker: Option<BackgroundBroker>,
     description: String,
     _temp_dir: Option<TempDir>,
 }
 
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("bootstrap", &self.bootstrap())
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EmbeddedBroker {
+    /// Starts a broker on an ephemeral loopback port with `storage`, creating a temp dir for
+    /// `Storage::Disk(None)`; fails if the temp dir or the broker's listener cannot be created.
     pub fn start(storage: Storage) -> anyhow::Result<Self> {
         let mut config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -63,6 +78,7 @@ impl EmbeddedBroker {
         })
     }
 
+    /// The broker's `host:port` for `bootstrap.servers` (empty once it has been stopped).
     pub fn bootstrap(&self) -> String {
         self.broker
             .as_ref()
@@ -70,6 +86,8 @@ impl EmbeddedBroker {
             .unwrap_or_default()
     }
 
+    /// A one-line description of the target for reports, e.g. "embedded broker, in-memory
+    /// storage".
     pub fn description(&self) -> String {
         self.description.clone()
     }

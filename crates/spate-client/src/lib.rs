@@ -9,6 +9,8 @@
 //! none of them. The clap flags of [`config::ClientArgs`] are behind the `cli` feature, so the
 //! YSB library does not pull in a command-line parser.
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod config;
 pub mod delivery;
 #[cfg(feature = "embedded")]

@@ -5,12 +5,16 @@
 /// Records and bytes moved in some wall-clock time.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Throughput {
+    /// Records moved.
     pub records: u64,
+    /// Bytes moved (record payloads as the tool counts them).
     pub bytes: u64,
+    /// Wall-clock seconds the move took.
     pub seconds: f64,
 }
 
 impl Throughput {
+    /// Records per second (a zero duration counts as a nanosecond, so never infinite).
     pub fn records_per_sec(&self) -> f64 {
         self.records as f64 / self.seconds.max(1e-9)
     }
@@ -24,12 +28,19 @@ impl Throughput {
 /// Latency (or any) percentiles of a sample, by nearest rank.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Percentiles {
+    /// Samples counted (NaNs excluded).
     pub count: usize,
+    /// Smallest sample.
     pub min: f64,
+    /// Median.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile.
     pub p999: f64,
+    /// Largest sample.
     pub max: f64,
 }
 
@@ -85,6 +96,7 @@ pub fn fmt_count(x: f64) -> String {
 /// What loading a topic measured (the benchmarks' `load`, the YSB generator's preload).
 #[derive(Debug, Clone)]
 pub struct LoadResult {
+    /// Records and bytes acknowledged by the broker, over the whole load.
     pub throughput: Throughput,
     /// Acknowledgement latency (ms) of about 1 record in 64: send to delivery report.
     pub ack_latency_ms: Option<Percentiles>,

@@ -15,8 +15,11 @@ pub enum SpateKafkaError {
     /// A Kafka parameter or stream setting is missing or has a value we cannot use.
     #[error("invalid Kafka setting {key}={value:?}: {reason}")]
     InvalidConfig {
+        /// The parameter or setting.
         key: String,
+        /// The value given (empty when it was missing).
         value: String,
+        /// Why it cannot be used.
         reason: String,
     },
 
@@ -29,11 +32,17 @@ pub enum SpateKafkaError {
          available offset and report the loss instead)"
     )]
     OffsetsOutOfRange {
+        /// The topic of the partition.
         topic: String,
+        /// The partition read.
         partition: i32,
+        /// First offset of the batch's range.
         requested_from: i64,
+        /// End (exclusive) of the batch's range.
         requested_until: i64,
+        /// The partition's earliest offset when read.
         available_start: i64,
+        /// The partition's latest offset when read.
         available_end: i64,
     },
 
@@ -43,19 +52,28 @@ pub enum SpateKafkaError {
          at {until}); the broker is slow or unreachable (raise DirectStreamConfig::poll_timeout)"
     )]
     PollTimeout {
+        /// The topic of the partition.
         topic: String,
+        /// The partition being read.
         partition: i32,
+        /// The offset the task was waiting for.
         offset: i64,
+        /// End (exclusive) of the range being read.
         until: i64,
+        /// How long it waited.
         waited_ms: u64,
     },
 
     /// The broker stayed unreachable (or kept failing) through every retry.
     #[error("{operation} failed after {attempts} attempts over {waited_ms} ms: {source}")]
     BrokerUnavailable {
+        /// What was being done, e.g. "fetching metadata".
         operation: String,
+        /// Attempts made.
         attempts: u32,
+        /// Time spent over all attempts.
         waited_ms: u64,
+        /// The last attempt's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
@@ -63,19 +81,28 @@ pub enum SpateKafkaError {
     /// A Kafka client call failed with an error that retrying will not fix.
     #[error("{operation} failed: {source}")]
     Client {
+        /// What was being done.
         operation: String,
+        /// The client's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
 
     /// A topic or partition the strategy names does not exist on the broker.
     #[error("unknown topic or partition {topic}-{partition}")]
-    UnknownTopicOrPartition { topic: String, partition: i32 },
+    UnknownTopicOrPartition {
+        /// The topic named.
+        topic: String,
+        /// The partition named.
+        partition: i32,
+    },
 
     /// A `SubscribePattern` regex does not compile.
     #[error("invalid topic pattern {pattern:?}: {source}")]
     InvalidPattern {
+        /// The pattern as given (before anchoring).
         pattern: String,
+        /// Why the regex does not compile.
         #[source]
         source: regex::Error,
     },
@@ -83,7 +110,9 @@ pub enum SpateKafkaError {
     /// Committing offsets to the consumer group failed.
     #[error("committing offsets of group {group} failed: {source}")]
     CommitFailed {
+        /// The consumer group.
         group: String,
+        /// The commit's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
@@ -96,8 +125,11 @@ pub enum SpateKafkaError {
     #[cfg(feature = "sqlite")]
     #[error("sink database {path}: {operation} failed: {source}")]
     SinkDatabase {
+        /// The database file.
         path: String,
+        /// What was being done, e.g. "opening the database".
         operation: String,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
@@ -111,8 +143,11 @@ pub enum SpateKafkaError {
          KafkaOffsetStore), or offsets were skipped (fail_on_data_loss(false))"
     )]
     StoredOffsetMismatch {
+        /// The job whose offsets are stored.
         job: String,
+        /// The topic of the partition.
         topic: String,
+        /// The partition whose offsets disagree.
         partition: i32,
         /// The next offset stored in the sink.
         expected: i64,
@@ -125,7 +160,9 @@ pub enum SpateKafkaError {
     /// The caller's writes inside a sink transaction failed; the transaction was rolled back.
     #[error("sink writes of job {job} failed (transaction rolled back): {source}")]
     SinkWriteFailed {
+        /// The job whose batch failed.
         job: String,
+        /// The caller's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -133,7 +170,9 @@ pub enum SpateKafkaError {
     /// Creating the Kafka producer of an output failed (bad settings).
     #[error("creating the Kafka producer of output {output} failed: {source}")]
     CreateProducer {
+        /// The output's name.
         output: String,
+        /// The client's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
@@ -141,7 +180,9 @@ pub enum SpateKafkaError {
     /// A record of a Kafka output was not acknowledged (after the producer's own retries).
     #[error("producing to topic {topic} failed: {source}")]
     ProduceFailed {
+        /// The output topic.
         topic: String,
+        /// The delivery report's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
@@ -150,7 +191,9 @@ pub enum SpateKafkaError {
     /// with the same `transactional.id` started) reports it here too.
     #[error("{operation} of transactional.id {transactional_id} failed: {source}")]
     Transaction {
+        /// The producer's `transactional.id`.
         transactional_id: String,
+        /// The step, e.g. "begin_transaction".
         operation: &'static str,
         /// Boxed to keep the error (and every `Result` of this crate) small.
         #[source]
@@ -165,7 +208,9 @@ pub enum SpateKafkaError {
     /// Creating a receiver's consumer (from the Kafka parameters) failed.
     #[error("creating the consumer of group {group} failed: {source}")]
     CreateConsumer {
+        /// The receiver's consumer group.
         group: String,
+        /// The client's error.
         #[source]
         source: Box<rdkafka::error::KafkaError>,
     },
@@ -173,8 +218,11 @@ pub enum SpateKafkaError {
     /// Subscribing a receiver's consumer to its topics failed.
     #[error("subscribing group {group} to {topics:?} failed: {source}")]
     Subscribe {
+        /// The receiver's consumer group.
         group: String,
+        /// The topics it subscribed to.
         topics: Vec<String>,
+        /// The client's error.
         #[source]
         source: Box<rdkafka::error::KafkaError>,
     },
@@ -182,7 +230,9 @@ pub enum SpateKafkaError {
     /// A receiver's consumer returned an error while polling that restarting the receiver may fix.
     #[error("consumer of group {group} failed while polling: {source}")]
     Poll {
+        /// The receiver's consumer group.
         group: String,
+        /// The client's error.
         #[source]
         source: Box<rdkafka::error::KafkaError>,
     },
@@ -192,7 +242,10 @@ pub enum SpateKafkaError {
         "the receiver write-ahead log is enabled but there is no checkpoint directory (call \
          StreamingContext::checkpoint, or turn {key} off)"
     )]
-    NoCheckpointDir { key: String },
+    NoCheckpointDir {
+        /// The parameter that turns the log on.
+        key: String,
+    },
 
     /// The engine's receiver machinery (block generator, write-ahead log, tracker) failed.
     /// Boxed, like the rdkafka sources, to keep `Result`s small on the receive path.

@@ -44,6 +44,8 @@
 //! }
 //! ```
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod direct;
 pub mod error;
 pub mod kafka_utils;

@@ -14,12 +14,17 @@ pub struct ConsumerRecord {
     /// Shared by every record a consumer delivers from the topic: one allocation per consumer,
     /// not one per record (it was a sixth of a pass-through job's allocations).
     pub topic: Arc<str>,
+    /// The partition it was read from.
     pub partition: i32,
+    /// Its offset in that partition.
     pub offset: i64,
     /// Create or log-append time, ms since the epoch, when the broker reports one.
     pub timestamp: Option<i64>,
+    /// The record key (`None`: a null key).
     pub key: Option<Vec<u8>>,
+    /// The record value (`None`: a null value, a tombstone on compacted topics).
     pub value: Option<Vec<u8>>,
+    /// Record headers in order, each a name and an optional value.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 

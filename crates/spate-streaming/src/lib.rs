@@ -12,6 +12,8 @@
 //! [`receiver`], [`wal`] and [`rate`] (receivers, write-ahead logs, rate control) · `recovery`
 //! and [`checkpoint`] (fault tolerance) · [`listener`] and [`metrics`] (observability).
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod context;

@@ -6,7 +6,8 @@
 //! A [`Running`] child is SIGKILLed when dropped, so a failing assertion leaves no job behind.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -15,6 +16,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+
+/// What a broker child prints before its bound address ([`announce_listening`]).
+pub const LISTENING: &str = "LISTENING ";
+
+/// Prints a child broker's bound address for the parent's [`Running::listening_addr`]: the
+/// child listens on port 0, so only it knows the port the OS chose.
+pub fn announce_listening(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{LISTENING}{addr}");
+    let _ = out.flush();
+}
 
 /// How a child job is started; [`ChildJob::spawn`] can be called again to restart it after a
 /// kill with the same arguments and environment.
@@ -145,6 +157,33 @@ impl Running {
                     }
                 }
                 Err(_) => panic!("the child job reported no progress within {timeout:?}"),
+            }
+        }
+    }
+
+    /// The child's next stdout line (needs [`ChildJob::capture_stdout`]), or `None` when it
+    /// printed nothing more within `timeout` or closed its stdout. For children that report
+    /// more than a number per line; [`Running::progress`] is the numeric case.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Waits for the address a broker child prints with [`announce_listening`] (needs
+    /// [`ChildJob::capture_stdout`]; the test harness may print `test name ... ` before it on the
+    /// same line). Panics if none comes within `timeout`. Later lines keep being drained, so
+    /// the child never blocks on a full pipe.
+    pub fn listening_addr(&mut self, timeout: Duration) -> SocketAddr {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.next_line(left) else {
+                panic!("the child broker printed no address within {timeout:?}");
+            };
+            if let Some(at) = line.find(LISTENING) {
+                let addr = line[at + LISTENING.len()..].trim();
+                return addr
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad listening address {addr:?}: {e}"));
             }
         }
     }

@@ -29,6 +29,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod api;
 mod error;
 pub mod lag;

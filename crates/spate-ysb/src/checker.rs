@@ -25,21 +25,25 @@ use spate_client::tuning::CONSUMER_TUNING;
 /// `campaign_id:window_start`). `time_updated` is when the job wrote it, YSB's Redis field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowCount {
+    /// The campaign counted (a UUID, written as text in the JSON).
     #[serde(with = "uuid_text")]
     pub campaign_id: u128,
+    /// Start of the 10-second event-time window, in epoch milliseconds.
     pub window_start: i64,
+    /// Views of the campaign's ads in the window so far.
     pub count: u64,
+    /// When the job wrote this update, in epoch milliseconds.
     pub time_updated: i64,
 }
 
 mod uuid_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(id: &u128, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(id: &u128, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::uuid_string(*id))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
         let s = <&str>::deserialize(d)?;
         crate::events::parse_uuid(s.as_bytes())
             .ok_or_else(|| serde::de::Error::custom(format!("not a UUID: {s:?}")))
@@ -65,6 +69,8 @@ impl WindowCount {
         );
     }
 
+    /// Parses a JSON value the job wrote; a value that is not a window count is
+    /// [`YsbError::MalformedCount`].
     pub fn decode(value: &[u8]) -> Result<WindowCount, YsbError> {
         serde_json::from_slice(value).map_err(|e| YsbError::MalformedCount(e.to_string()))
     }
@@ -84,8 +90,11 @@ pub type LatestCounts = BTreeMap<(u128, i64), WindowCount>;
 /// What the input topic held, as the checker counted it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct InputSummary {
+    /// Records read from the input topic.
     pub records: u64,
+    /// Records that were view events (the only ones counted).
     pub views: u64,
+    /// Records that were not YSB events in the topic's encoding.
     pub malformed: u64,
 }
 
@@ -105,11 +114,14 @@ pub fn expected_counts<'a>(
 /// [`expected_counts`] one record at a time (for streaming a topic through).
 #[derive(Debug, Clone, Default)]
 pub struct CountAccumulator {
+    /// Views per window so far.
     pub counts: Counts,
+    /// Records, views and malformed records seen so far.
     pub summary: InputSummary,
 }
 
 impl CountAccumulator {
+    /// Counts one input record value: a view of a known ad adds one to its campaign's window.
     pub fn add(&mut self, encoding: Encoding, value: &[u8], campaigns: &CampaignMap) {
         self.summary.records += 1;
         match view_of(encoding, value, campaigns) {
@@ -141,7 +153,9 @@ pub fn latest_counts<'a>(
 /// A window whose count differs between input and output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mismatch {
+    /// The campaign, as a UUID string.
     pub campaign_id: String,
+    /// Start of the window, in epoch milliseconds.
     pub window_start: i64,
     /// Recomputed from the input; `None` when the job wrote a window with no views.
     pub expected: Option<u64>,
@@ -152,18 +166,25 @@ pub struct Mismatch {
 /// The checker's verdict.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
+    /// What the input topic held.
     pub input: InputSummary,
+    /// Windows with at least one view, recomputed from the input.
     pub expected_windows: usize,
+    /// Windows the job wrote at least one update for.
     pub output_windows: usize,
+    /// Windows whose last written count equals the recomputed one.
     pub matched: usize,
     /// At most [`CheckReport::QUOTED`] mismatches are kept; `mismatch_count` has them all.
     pub mismatches: Vec<Mismatch>,
+    /// All windows whose counts differ.
     pub mismatch_count: usize,
 }
 
 impl CheckReport {
+    /// How many mismatches a report keeps to show.
     pub const QUOTED: usize = 20;
 
+    /// True when every window's count matches and no input record was malformed.
     pub fn passed(&self) -> bool {
         self.mismatch_count == 0 && self.input.malformed == 0
     }

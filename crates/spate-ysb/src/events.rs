@@ -31,14 +31,20 @@ pub fn window_start(event_time: i64) -> i64 {
 /// YSB's `ad_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AdType {
+    /// `banner`.
     Banner,
+    /// `modal`.
     Modal,
+    /// `sponsored-search`.
     SponsoredSearch,
+    /// `mail`.
     Mail,
+    /// `mobile`.
     Mobile,
 }
 
 impl AdType {
+    /// Every ad type, in the order the generator draws from.
     pub const ALL: [AdType; 5] = [
         AdType::Banner,
         AdType::Modal,
@@ -47,6 +53,7 @@ impl AdType {
         AdType::Mobile,
     ];
 
+    /// The name YSB writes in the JSON `ad_type` field.
     pub fn as_str(self) -> &'static str {
         match self {
             AdType::Banner => "banner",
@@ -57,6 +64,7 @@ impl AdType {
         }
     }
 
+    /// Parses the JSON name ([`AdType::as_str`]); `None` for an unknown name.
     pub fn parse(s: &str) -> Option<AdType> {
         AdType::ALL.into_iter().find(|t| t.as_str() == s)
     }
@@ -65,14 +73,19 @@ impl AdType {
 /// YSB's `event_type`; only views pass the job's filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
+    /// `view`: counted by the job.
     View,
+    /// `click`: filtered out.
     Click,
+    /// `purchase`: filtered out.
     Purchase,
 }
 
 impl EventType {
+    /// Every event type, in the order the generator draws from.
     pub const ALL: [EventType; 3] = [EventType::View, EventType::Click, EventType::Purchase];
 
+    /// The name YSB writes in the JSON `event_type` field.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::View => "view",
@@ -81,6 +94,7 @@ impl EventType {
         }
     }
 
+    /// Parses the JSON name ([`EventType::as_str`]); `None` for an unknown name.
     pub fn parse(s: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == s)
     }
@@ -89,13 +103,19 @@ impl EventType {
 /// One ad event. Ids are UUIDs held as `u128` and written in the usual 8-4-4-4-12 hex form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AdEvent {
+    /// The user who saw the ad.
     pub user_id: u128,
+    /// The page the ad was on.
     pub page_id: u128,
+    /// The ad; its campaign comes from the [`crate::CampaignMap`].
     pub ad_id: u128,
+    /// The kind of ad.
     pub ad_type: AdType,
+    /// What the user did; only views are counted.
     pub event_type: EventType,
     /// Milliseconds since the epoch.
     pub event_time: i64,
+    /// The user's address (YSB writes a fixed one).
     pub ip_address: Ipv4Addr,
 }
 

@@ -23,8 +23,11 @@ use spate_client::tuning::PRODUCER_TUNING;
 /// Where and how the generator writes.
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
+    /// The input topic the events go to.
     pub topic: String,
+    /// Partitions of that topic; events are spread over them.
     pub partitions: i32,
+    /// How each event is written (YSB's JSON or the compact binary layout).
     pub encoding: Encoding,
     /// Seed of the event stream (the set-up has its own seed).
     pub seed: u64,
@@ -34,11 +37,14 @@ pub struct GeneratorConfig {
 /// timeline, so that a catch-up run sees windows of realistic size whatever the load speed.
 #[derive(Debug, Clone, Copy)]
 pub struct EventClock {
+    /// Event time of the first event, in epoch milliseconds.
     pub start_ms: i64,
+    /// The synthetic event rate the timeline spaces events at.
     pub events_per_sec: f64,
 }
 
 impl EventClock {
+    /// The event time of event number `i` (from 0), in epoch milliseconds.
     pub fn time_of(&self, i: u64) -> i64 {
         self.start_ms + (i as f64 * 1000.0 / self.events_per_sec.max(1e-9)) as i64
     }
@@ -119,9 +125,13 @@ pub fn preload(
 /// What a live run's generator did.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct LiveLoad {
+    /// Events sent.
     pub events: u64,
+    /// Bytes of event values sent.
     pub bytes: u64,
+    /// Wall-clock seconds the generator ran.
     pub seconds: f64,
+    /// The rate asked for, in events per second (what was sent is `events / seconds`).
     pub offered_rate: f64,
     /// The largest delay (ms) between an event's scheduled and actual send time; YSB's
     /// "Falling behind by".

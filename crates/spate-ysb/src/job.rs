@@ -45,9 +45,13 @@ use spate_client::delivery::{send_with_backpressure, DeliveryCounter};
 /// The job's settings.
 #[derive(Debug, Clone)]
 pub struct YsbJobConfig {
+    /// The broker's `host:port` list.
     pub bootstrap: String,
+    /// The topic of ad events the job reads.
     pub input_topic: String,
+    /// The topic the job writes window-count updates to.
     pub output_topic: String,
+    /// How the input events are encoded.
     pub encoding: Encoding,
     /// Partitions of the input topic (bounds a batch through `max_records_per_batch`).
     pub partitions: usize,
@@ -185,6 +189,7 @@ fn await_acks(producer: &BaseProducer<DeliveryCounter>, timeout: Duration) -> an
 /// A YSB job defined on a streaming context (start the context to run it).
 #[derive(Debug, Clone)]
 pub struct YsbJob {
+    /// Counters the job updates as batches complete; read them while it runs.
     pub stats: Arc<JobStats>,
 }
 

@@ -13,13 +13,19 @@ use crate::events::{parse_i64, parse_uuid, AdEvent, AdType, EventType};
 /// A JSON ad event with its 7 fields borrowed from the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdEventRef<'a> {
+    /// `user_id`, a UUID as written.
     pub user_id: &'a str,
+    /// `page_id`, a UUID as written.
     pub page_id: &'a str,
+    /// `ad_id`, a UUID as written (the join key to the campaign).
     pub ad_id: &'a str,
+    /// `ad_type`, e.g. `banner`.
     pub ad_type: &'a str,
+    /// `event_type`: `view`, `click` or `purchase`.
     pub event_type: &'a str,
     /// The event time as written (YSB writes it as a string of epoch milliseconds).
     pub event_time: &'a str,
+    /// `ip_address`, dotted quad as written.
     pub ip_address: &'a str,
 }
 

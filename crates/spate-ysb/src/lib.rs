@@ -10,6 +10,8 @@
 //! to a Kafka topic (as the Databricks harness did instead of Redis); the last update of a window
 //! is its count, and `time_updated − window end` is YSB's latency.
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod checker;
 mod error;
 pub mod events;

@@ -15,10 +15,12 @@ use crate::events::{uuid_string, AdEvent, AdType, EventType, ADS_PER_CAMPAIGN, C
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator whose sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
 
+    /// The next 64 uniformly distributed bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -42,14 +44,18 @@ impl SplitMix64 {
 /// YSB's fixed set-up: 100 campaigns of 10 ads, 100 users and 100 pages, from a seed.
 #[derive(Debug, Clone)]
 pub struct YsbSetup {
+    /// The campaign ids.
     pub campaigns: Vec<u128>,
     /// Ad `i` belongs to campaign `i / ADS_PER_CAMPAIGN`.
     pub ads: Vec<u128>,
+    /// The user ids events are drawn from.
     pub users: Vec<u128>,
+    /// The page ids events are drawn from.
     pub pages: Vec<u128>,
 }
 
 impl YsbSetup {
+    /// Draws the campaigns, ads, users and pages from `seed` (same seed, same ids).
     pub fn new(seed: u64) -> Self {
         let mut rng = SplitMix64::new(seed);
         let mut ids = |n: usize| (0..n).map(|_| rng.uuid()).collect::<Vec<_>>();
@@ -158,10 +164,12 @@ impl CampaignMap {
             .map(|i| i as u32)
     }
 
+    /// How many campaigns the map holds.
     pub fn num_campaigns(&self) -> usize {
         self.campaigns.len()
     }
 
+    /// How many ads the map holds.
     pub fn num_ads(&self) -> usize {
         self.by_ad.len()
     }

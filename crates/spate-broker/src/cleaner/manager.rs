@@ -77,6 +77,15 @@ pub struct LogCleaner {
     pub totals: CleanerTotals,
 }
 
+impl std::fmt::Debug for LogCleaner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogCleaner")
+            .field("config", &self.config)
+            .field("totals", &self.totals)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LogCleaner {
     /// A cleaner with no thread running until [`Self::start`].
     pub fn new(config: CleanerConfig) -> Arc<LogCleaner> {

@@ -42,6 +42,16 @@ pub struct OffsetMap {
     latest_offset: i64,
 }
 
+impl std::fmt::Debug for OffsetMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffsetMap")
+            .field("max_slots", &self.max_slots)
+            .field("used", &self.used)
+            .field("latest_offset", &self.latest_offset)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OffsetMap {
     /// A map that will never use more than `memory_bytes` (at least one slot's worth).
     pub fn new(memory_bytes: usize) -> OffsetMap {

@@ -71,6 +71,14 @@ pub struct Cleaner {
     writer: BatchWriter,
 }
 
+impl std::fmt::Debug for Cleaner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cleaner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Per-cleaning context of the recopy phase.
 struct Recopy<'a> {
     now_ms: i64,

@@ -21,7 +21,7 @@ use crate::storage::LogConfig;
 use super::txn::PartitionView;
 
 /// The cleanable part of one log at one moment.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct CleanableRange {
     pub log_start_offset: i64,
     pub first_dirty_offset: i64,

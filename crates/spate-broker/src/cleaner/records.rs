@@ -163,6 +163,12 @@ pub struct BatchWriter {
     packed: BytesMut,
 }
 
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter").finish_non_exhaustive()
+    }
+}
+
 impl BatchWriter {
     /// Appends to `out` a copy of the batch `header` holding only `kept` (in order), with the
     /// base timestamp replaced by `delete_horizon` when given. An empty `kept` writes Kafka's

@@ -156,6 +156,14 @@ pub struct GroupConfigStore {
     change: Mutex<()>,
 }
 
+impl std::fmt::Debug for GroupConfigStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConfigStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GroupConfigStore {
     /// Loads the stored configs from `path` (none: in memory only).
     pub fn open(path: Option<PathBuf>) -> Result<Self> {

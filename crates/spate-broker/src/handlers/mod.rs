@@ -81,6 +81,7 @@ impl RequestContext {
 
 /// A handler's result, erased: the encoded response frame, or no response at all (Produce with
 /// acks=0 is the one request Kafka does not answer).
+#[derive(Debug)]
 pub enum HandlerOutput {
     Response(BytesMut),
     NoResponse,
@@ -100,6 +101,16 @@ pub struct ApiEntry {
     pub min_version: i16,
     pub max_version: i16,
     handler: ErasedHandler,
+}
+
+impl std::fmt::Debug for ApiEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiEntry")
+            .field("key", &self.key)
+            .field("min_version", &self.min_version)
+            .field("max_version", &self.max_version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiEntry {
@@ -122,6 +133,14 @@ impl ApiEntry {
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
     entries: BTreeMap<i16, ApiEntry>,
+}
+
+impl std::fmt::Debug for HandlerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerRegistry")
+            .field("apis", &self.entries.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Encodes a whole response frame — length prefix, response header (at the version the API and

@@ -18,11 +18,28 @@ pub struct Prepared {
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A bound listener.
 pub struct Bound {
     pub tcp: TcpListener,
     pub local_addr: SocketAddr,
     pub info: Arc<ListenerInfo>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("local_addr", &self.local_addr)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The listeners `config` asks for (`listeners`, or the single plaintext `listen` address),

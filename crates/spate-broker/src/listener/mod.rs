@@ -32,6 +32,16 @@ pub struct ListenerInfo {
     pub tls: Option<TlsAcceptor>,
 }
 
+impl std::fmt::Debug for ListenerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerInfo")
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("advertised", &self.advertised)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Kafka's `security.protocol` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecurityProtocol {

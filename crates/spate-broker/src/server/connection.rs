@@ -34,6 +34,14 @@ pub struct Routes {
     supported: Arc<[ApiVersion]>,
 }
 
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Routes {
     pub fn new(registry: HandlerRegistry) -> Self {
         let supported = registry.api_versions().into();

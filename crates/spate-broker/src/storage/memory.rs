@@ -37,6 +37,14 @@ pub struct MemoryLog {
     state: RwLock<State>,
 }
 
+impl std::fmt::Debug for MemoryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLog")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MemoryLog {
     pub fn new(tp: &TopicPartition, config: LogConfig) -> Self {
         MemoryLog {
@@ -256,6 +264,12 @@ impl PartitionLog for MemoryLog {
 #[derive(Default)]
 pub struct MemoryStorage {
     logs: Mutex<HashMap<TopicPartition, Arc<MemoryLog>>>,
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage").finish_non_exhaustive()
+    }
 }
 
 impl MemoryStorage {

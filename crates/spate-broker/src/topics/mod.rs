@@ -31,6 +31,15 @@ pub struct Topic {
     inner: RwLock<TopicInner>,
 }
 
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 struct TopicInner {
     partitions: Vec<Arc<Partition>>,
     /// Topic-level config overrides, validated and normalised.
@@ -85,6 +94,14 @@ pub struct TopicRegistry {
     by_id: RwLock<HashMap<Uuid, Arc<Topic>>>,
     /// Serialises metadata changes and their persistence.
     change: Mutex<()>,
+}
+
+impl std::fmt::Debug for TopicRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicRegistry")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A topic to create.

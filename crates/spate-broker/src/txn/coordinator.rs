@@ -46,6 +46,12 @@ pub struct TxnEnv<'a> {
     pub groups: &'a GroupCoordinator,
 }
 
+impl std::fmt::Debug for TxnEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnEnv").finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     txns: HashMap<String, TransactionMetadata>,
     /// Ids whose markers are being written right now (by a request or the timer).
@@ -98,6 +104,14 @@ pub struct TransactionCoordinator {
     inner: Mutex<Inner>,
     /// Producer id -> its transaction, as produce verification sees it (see the module doc).
     producers: RwLock<HashMap<i64, ProducerView>>,
+}
+
+impl std::fmt::Debug for TransactionCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionCoordinator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A storage failure answers the client with a retriable error; the state did not change.

@@ -129,7 +129,7 @@ mod groups_as_lists {
 
     type Groups = BTreeMap<String, BTreeMap<TxnPartition, PendingOffset>>;
 
-    pub fn serialize<S: Serializer>(groups: &Groups, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(groups: &Groups, s: S) -> Result<S::Ok, S::Error> {
         let lists: BTreeMap<&String, Vec<(&TxnPartition, &PendingOffset)>> = groups
             .iter()
             .map(|(g, offsets)| (g, offsets.iter().collect()))
@@ -137,7 +137,7 @@ mod groups_as_lists {
         lists.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
         let lists = BTreeMap::<String, Vec<(TxnPartition, PendingOffset)>>::deserialize(d)?;
         Ok(lists
             .into_iter()

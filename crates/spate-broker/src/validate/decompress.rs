@@ -20,7 +20,7 @@ pub const EXPANSION_FACTOR: u64 = 16;
 
 /// The floor of the bound, so topics with a tiny `max.message.bytes` still take ordinary
 /// compressed batches.
-pub const MIN_UNCOMPRESSED_LIMIT: u64 = 16 * 1024 * 1024;
+pub(crate) const MIN_UNCOMPRESSED_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// zstd frames may ask for a window of up to 2^27 bytes (128 MiB) that the decoder allocates
 /// up front; 2^23 (8 MiB) covers what Kafka clients write at every level for batches this size.
@@ -82,7 +82,7 @@ impl std::error::Error for OverBudget {}
 
 /// Turns an error from a [`records_reader`] into the broker error it stands for: the budget
 /// ([`BrokerError::UncompressedTooLarge`]), a premature end, or a codec failure (both corrupt).
-pub fn budget_error(codec: Compression, e: &io::Error) -> BrokerError {
+pub(crate) fn budget_error(codec: Compression, e: &io::Error) -> BrokerError {
     if let Some(OverBudget(limit)) = e.get_ref().and_then(|inner| inner.downcast_ref()) {
         return BrokerError::UncompressedTooLarge { limit: *limit };
     }

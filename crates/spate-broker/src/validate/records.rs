@@ -32,6 +32,17 @@ pub struct RecordReader<'a> {
     count: i32,
 }
 
+impl std::fmt::Debug for RecordReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordReader")
+            .field("codec", &self.codec)
+            .field("pos", &self.pos)
+            .field("next_index", &self.next_index)
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
 fn corrupt(reason: String) -> BrokerError {
     BrokerError::CorruptBatch(reason)
 }

@@ -82,6 +82,7 @@ impl OffsetCommitter {
         })
     }
 
+    /// The consumer group offsets are committed to.
     pub fn group(&self) -> &str {
         &self.group
     }

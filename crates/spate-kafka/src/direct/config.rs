@@ -50,51 +50,64 @@ impl DirectStreamConfig {
     /// Default first-batch bound, records/s across the stream.
     pub const DEFAULT_INITIAL_RATE: f64 = 100_000.0;
 
+    /// Caps every partition at `rate` records/s (`spark.streaming.kafka.maxRatePerPartition`).
     pub fn max_rate_per_partition(mut self, rate: u64) -> Self {
         self.per_partition = self.per_partition.max_rate_per_partition(rate);
         self
     }
 
+    /// Lets backpressure lower a partition's rate no further than `rate` records/s
+    /// (`spark.streaming.kafka.minRatePerPartition`).
     pub fn min_rate_per_partition(mut self, rate: u64) -> Self {
         self.per_partition = self.per_partition.min_rate_per_partition(rate);
         self
     }
 
+    /// Replaces the per-partition rate settings.
     pub fn per_partition(mut self, c: PerPartitionConfig) -> Self {
         self.per_partition = c;
         self
     }
 
+    /// Turns rate control from the batches' processing times on or off
+    /// (`spark.streaming.backpressure.enabled`).
     pub fn backpressure(mut self, on: bool) -> Self {
         self.backpressure = on;
         self
     }
 
+    /// Bounds the first batch under backpressure to `rate` records/s across the stream
+    /// (`None`: unbounded).
     pub fn initial_rate(mut self, rate: Option<f64>) -> Self {
         self.initial_rate = rate;
         self
     }
 
+    /// Sets [`DirectStreamConfig::fail_on_data_loss`].
     pub fn fail_on_data_loss(mut self, fail: bool) -> Self {
         self.fail_on_data_loss = fail;
         self
     }
 
+    /// Sets [`DirectStreamConfig::poll_timeout`].
     pub fn poll_timeout(mut self, d: Duration) -> Self {
         self.poll_timeout = d;
         self
     }
 
+    /// Sets [`DirectStreamConfig::consumer_cache_capacity`].
     pub fn consumer_cache_capacity(mut self, n: usize) -> Self {
         self.consumer_cache_capacity = n;
         self
     }
 
+    /// Sets [`DirectStreamConfig::request_timeout`].
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
         self
     }
 
+    /// Sets the backoff for an unreachable broker.
     pub fn retry(mut self, r: RetryPolicy) -> Self {
         self.retry = r;
         self

@@ -19,7 +19,9 @@ use crate::direct::offset_range::TopicPartition;
 /// Cache key: the consumer group and the partition the consumer is assigned to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    /// The consumer's `group.id`.
     pub group: String,
+    /// The partition it is assigned to.
     pub tp: TopicPartition,
 }
 
@@ -138,12 +140,22 @@ pub struct ConsumerLease<C: Send> {
     reused: bool,
 }
 
+impl<C: Send> std::fmt::Debug for ConsumerLease<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerLease")
+            .field("key", &self.key)
+            .field("reused", &self.reused)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: Send> ConsumerLease<C> {
     /// True when the consumer came from the cache (not created for this lease).
     pub fn reused(&self) -> bool {
         self.reused
     }
 
+    /// The group and partition the leased consumer belongs to.
     pub fn key(&self) -> &CacheKey {
         &self.key
     }

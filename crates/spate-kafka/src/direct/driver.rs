@@ -21,7 +21,9 @@ use crate::error::{Result, SpateKafkaError};
 /// With `isolation.level=read_committed`, `latest` is the last stable offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {
+    /// The first offset still in the log (the log start offset).
     pub earliest: i64,
+    /// The offset the next record will get (or the last stable offset, see above).
     pub latest: i64,
 }
 
@@ -41,6 +43,8 @@ impl std::fmt::Debug for DriverClient {
 }
 
 impl DriverClient {
+    /// Creates the driver's consumer from `params` (no partitions assigned; it only asks for
+    /// metadata and offsets).
     pub fn new(params: &KafkaParams, config: &DirectStreamConfig) -> Result<Self> {
         let consumer: BaseConsumer = params
             .driver_config()?

@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TopicPartition {
+    /// The topic's name.
     pub topic: String,
+    /// The partition's index within the topic.
     pub partition: i32,
 }
 
 impl TopicPartition {
+    /// Partition `partition` of `topic`.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
         TopicPartition {
             topic: topic.into(),
@@ -34,7 +37,9 @@ impl fmt::Display for TopicPartition {
 /// than that may exist in it (offset gaps), and readers tolerate that.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OffsetRange {
+    /// The topic read.
     pub topic: String,
+    /// The partition read.
     pub partition: i32,
     /// First offset of the range (inclusive).
     pub from_offset: i64,
@@ -91,6 +96,7 @@ impl fmt::Display for OffsetRange {
 /// Something that knows the offset ranges it was computed from (a direct-stream batch).
 /// Partition *i* of the batch reads `offset_ranges()[i]`.
 pub trait HasOffsetRanges {
+    /// The ranges, in partition order.
     fn offset_ranges(&self) -> Vec<OffsetRange>;
 }
 

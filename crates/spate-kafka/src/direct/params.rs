@@ -26,7 +26,9 @@ const SENSITIVE_KEYS: &[&str] = &[
 /// What to do for a partition with no explicit or committed starting offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoOffsetReset {
+    /// Start at the partition's earliest offset (`earliest`).
     Earliest,
+    /// Start at the partition's latest offset, reading only new records (`latest`).
     Latest,
     /// Fail instead of guessing (`none` / `error`).
     None,
@@ -69,6 +71,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for KafkaParams {
 }
 
 impl KafkaParams {
+    /// Empty parameters (add `bootstrap.servers` and the rest with [`KafkaParams::set`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -84,6 +87,7 @@ impl KafkaParams {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)
     }

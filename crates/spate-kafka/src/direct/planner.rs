@@ -30,7 +30,9 @@ use crate::error::{Result, SpateKafkaError};
 /// (only with `fail_on_data_loss(false)`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostOffsets {
+    /// The topic of the partition.
     pub topic: String,
+    /// The partition that lost offsets.
     pub partition: i32,
     /// Where the stream was.
     pub requested_from: i64,
@@ -39,6 +41,7 @@ pub struct LostOffsets {
 }
 
 impl LostOffsets {
+    /// How many offsets were skipped: `resumed_from − requested_from`.
     pub fn count(&self) -> u64 {
         u64::try_from(self.resumed_from - self.requested_from).unwrap_or(0)
     }
@@ -47,7 +50,9 @@ impl LostOffsets {
 /// One batch's plan: its ranges (one per partition, in partition order) and any reported loss.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectPlan {
+    /// One range per partition, in partition order.
     pub ranges: Vec<OffsetRange>,
+    /// Partitions whose planned start had been deleted by retention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<LostOffsets>,
 }
@@ -59,8 +64,10 @@ impl DirectPlan {
     }
 }
 
-/// Kafka's `ListOffsets` sentinels, accepted as explicit starting offsets.
+/// Kafka's `ListOffsets` sentinel for the earliest offset, accepted as an explicit starting
+/// offset.
 pub const EARLIEST: i64 = -2;
+/// Kafka's `ListOffsets` sentinel for the latest offset, accepted as an explicit starting offset.
 pub const LATEST: i64 = -1;
 
 /// Plans a direct stream's batches. See the module docs.
@@ -74,6 +81,8 @@ pub struct OffsetPlanner {
 }
 
 impl OffsetPlanner {
+    /// A planner for `strategy`'s partitions; fails on invalid rate settings or
+    /// `auto.offset.reset`, or when the driver's consumer cannot be created.
     pub fn new(strategy: ConsumerStrategy, config: DirectStreamConfig) -> Result<Self> {
         config.per_partition.validate()?;
         strategy.params.auto_offset_reset()?;
@@ -103,6 +112,7 @@ impl OffsetPlanner {
         }
     }
 
+    /// The driver's metadata and offsets client.
     pub fn client(&self) -> &DriverClient {
         &self.client
     }

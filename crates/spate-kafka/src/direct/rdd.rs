@@ -21,6 +21,7 @@ impl KafkaRdd {
         &self.partitions
     }
 
+    /// The records, partition by partition, without copying them.
     pub fn into_partitions(self) -> Vec<Vec<ConsumerRecord>> {
         self.partitions
     }

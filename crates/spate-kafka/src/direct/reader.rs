@@ -34,6 +34,7 @@ use crate::record::ConsumerRecord;
 /// What one poll of a partition consumer produced.
 #[derive(Debug)]
 pub enum PollEvent {
+    /// The next record.
     Record(ConsumerRecord),
     /// The consumer reached the end of the partition (everything below it was delivered).
     PartitionEof,
@@ -64,7 +65,9 @@ pub trait RecordSource {
 /// How [`read_range`] treats data loss and waiting.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
+    /// Fail on offsets deleted by retention (true) or skip and count them (false).
     pub fail_on_data_loss: bool,
+    /// How long to wait for the next record before failing with a poll timeout.
     pub poll_timeout: Duration,
     /// The range was planned from the partition's latest offset, so the log end is known to
     /// be at or past `until` without asking the broker again (see [`read_range`]).
@@ -85,8 +88,11 @@ impl From<&DirectStreamConfig> for ReadOptions {
 /// `fail_on_data_loss(false)`; otherwise that is an error).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeRead {
+    /// The range that was read.
     pub range: OffsetRange,
+    /// Its records, in offset order.
     pub records: Vec<ConsumerRecord>,
+    /// Offsets of the range deleted by retention before they could be read.
     pub skipped_offsets: u64,
 }
 
@@ -333,6 +339,7 @@ fn skip_lost(
 /// The task consumers' client context: end-of-partition, which these consumers ask for
 /// (`enable.partition.eof`) and [`read_range`] handles, can also surface as a "global error";
 /// it is not one, so it is not logged as one.
+#[derive(Debug)]
 pub struct ReaderContext;
 
 impl ClientContext for ReaderContext {
@@ -359,7 +366,17 @@ pub struct PartitionConsumer {
     pending: Option<ConsumerRecord>,
 }
 
+impl std::fmt::Debug for PartitionConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionConsumer")
+            .field("tp", &self.tp)
+            .field("next_offset", &self.next_offset)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PartitionConsumer {
+    /// A task consumer from `params` assigned to `tp` (not yet positioned).
     pub fn new(
         params: &KafkaParams,
         tp: TopicPartition,
@@ -467,6 +484,7 @@ pub struct KafkaRangeReader {
 }
 
 impl KafkaRangeReader {
+    /// A reader whose consumers use `params`; fails without `bootstrap.servers` or `group.id`.
     pub fn new(params: KafkaParams, config: DirectStreamConfig) -> Result<Self> {
         params.bootstrap_servers()?;
         let group = params

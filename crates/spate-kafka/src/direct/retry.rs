@@ -13,9 +13,13 @@ use crate::error::{Result, SpateKafkaError};
 /// One failed attempt, as reported to [`RetryPolicy::on_retry`].
 #[derive(Debug)]
 pub struct RetryEvent<'a> {
+    /// What was being done, e.g. "fetching metadata".
     pub operation: &'a str,
+    /// Which attempt failed, from 1.
     pub attempt: u32,
+    /// Why it failed.
     pub error: &'a KafkaError,
+    /// How long the policy waits before the next attempt.
     pub next_backoff: Duration,
 }
 
@@ -24,7 +28,9 @@ type RetryCallback = Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>;
 /// Exponential backoff for broker calls.
 #[derive(Clone)]
 pub struct RetryPolicy {
+    /// Wait after the first failure; doubled after each further one.
     pub initial_backoff: Duration,
+    /// The longest wait between two attempts.
     pub max_backoff: Duration,
     /// Give up after this long in total (`None`: retry until the broker is back).
     pub max_elapsed: Option<Duration>,
@@ -75,11 +81,13 @@ impl RetryPolicy {
         self
     }
 
+    /// Sets [`RetryPolicy::max_elapsed`].
     pub fn max_elapsed(mut self, max: Option<Duration>) -> Self {
         self.max_elapsed = max;
         self
     }
 
+    /// Sets [`RetryPolicy::initial_backoff`].
     pub fn initial_backoff(mut self, d: Duration) -> Self {
         self.initial_backoff = d;
         self

@@ -93,14 +93,18 @@ impl ConsumerStrategy {
         self
     }
 
+    /// The topics, pattern or partitions the strategy reads.
     pub fn subscription(&self) -> &Subscription {
         &self.subscription
     }
 
+    /// The Kafka parameters of the stream's consumers.
     pub fn params(&self) -> &KafkaParams {
         &self.params
     }
 
+    /// Explicit starting offsets per partition (the rest start from committed offsets or
+    /// `auto.offset.reset`).
     pub fn starting_offsets(&self) -> &BTreeMap<TopicPartition, i64> {
         &self.offsets
     }

@@ -76,6 +76,15 @@ pub struct DirectKafkaInputStream {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for DirectKafkaInputStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectKafkaInputStream")
+            .field("batch_interval", &self.shared.batch_interval)
+            .field("lost_offsets", &self.shared.lost_offsets)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The partitions of one batch: partition *i* reads `ranges[i]`.
 struct KafkaPartitions {
     shared: Arc<Shared>,

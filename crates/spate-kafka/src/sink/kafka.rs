@@ -41,7 +41,9 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 /// One record of a Kafka output: what the record function makes of a stream element.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputRecord {
+    /// The record key (`None`: a null key).
     pub key: Option<Vec<u8>>,
+    /// The record value (`None`: a null value).
     pub value: Option<Vec<u8>>,
     /// `None`: the producer's partitioner picks the partition from the key.
     pub partition: Option<i32>,
@@ -69,7 +71,10 @@ impl OutputRecord {
 /// The delivery guarantee of a Kafka output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryGuarantee {
+    /// An idempotent producer; a batch re-run after a failure writes its records again.
     AtLeastOnce,
+    /// A transactional producer: each batch's records are committed in one Kafka transaction,
+    /// and read_committed consumers see them once.
     ExactlyOnce,
 }
 
@@ -159,6 +164,7 @@ impl KafkaOutput {
         writes.push_back(write);
     }
 
+    /// The guarantee the output was created with.
     pub fn guarantee(&self) -> DeliveryGuarantee {
         self.guarantee
     }

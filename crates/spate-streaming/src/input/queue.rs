@@ -30,6 +30,14 @@ pub struct QueueHandle<T> {
     partitions: usize,
 }
 
+impl<T> std::fmt::Debug for QueueHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueHandle")
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Clone for QueueHandle<T> {
     fn clone(&self) -> Self {
         QueueHandle {

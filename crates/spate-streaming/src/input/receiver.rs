@@ -34,7 +34,7 @@ use crate::time::{ms, Time};
 use crate::wal::WalConfig;
 
 /// Options of [`StreamingContext::receiver_stream`].
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ReceiverStreamOptions {
     /// Make received blocks and their allocation to batches durable in write-ahead logs under
     /// the checkpoint directory (Spark's `spark.streaming.receiver.writeAheadLog.enable`,

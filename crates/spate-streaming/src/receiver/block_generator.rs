@@ -180,6 +180,16 @@ pub struct BlockGeneratorBuilder<T, M = ()> {
     rate_limiter: Arc<RateLimiter>,
 }
 
+impl<T, M> std::fmt::Debug for BlockGeneratorBuilder<T, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockGeneratorBuilder")
+            .field("stream_id", &self.stream_id)
+            .field("config", &self.config)
+            .field("rate_limiter", &self.rate_limiter)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + Sync + 'static, M: 'static> BlockGeneratorBuilder<T, M> {
     /// Block interval and queue size (defaults: Spark's 200 ms and 10).
     pub fn config(mut self, config: BlockGeneratorConfig) -> Self {

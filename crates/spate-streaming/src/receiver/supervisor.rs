@@ -198,6 +198,16 @@ pub struct ReceiverSupervisorBuilder<T, M = ()> {
     rate_limiter: Arc<RateLimiter>,
 }
 
+impl<T, M> std::fmt::Debug for ReceiverSupervisorBuilder<T, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverSupervisorBuilder")
+            .field("stream_id", &self.stream_id)
+            .field("config", &self.config)
+            .field("rate_limiter", &self.rate_limiter)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + Sync + 'static, M: 'static> ReceiverSupervisorBuilder<T, M> {
     /// Block and restart settings.
     pub fn config(mut self, config: ReceiverConfig) -> Self {

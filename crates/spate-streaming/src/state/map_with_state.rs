@@ -71,6 +71,15 @@ pub struct StateSpec<K, V, S, E> {
     initial_state: Vec<(K, S)>,
 }
 
+impl<K, V, S, E> std::fmt::Debug for StateSpec<K, V, S, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateSpec")
+            .field("num_partitions", &self.num_partitions)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<K, V, S, E> StateSpec<K, V, S, E> {
     /// A spec calling `f(key, value, state)` once per record (value `None` only when timing out).
     pub fn function(f: impl Fn(&K, Option<V>, &mut State<S>) -> E + Send + Sync + 'static) -> Self {
@@ -138,6 +147,15 @@ where
 pub struct MapWithStateDStream<K, S, E> {
     mapped: DStream<E>,
     snapshots: DStream<(K, S)>,
+}
+
+impl<K, S, E> std::fmt::Debug for MapWithStateDStream<K, S, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapWithStateDStream")
+            .field("mapped", &self.mapped)
+            .field("snapshots", &self.snapshots)
+            .finish()
+    }
 }
 
 impl<K, S, E> Deref for MapWithStateDStream<K, S, E> {

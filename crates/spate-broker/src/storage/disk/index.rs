@@ -75,7 +75,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// Reads the entries of an existing index file. `Ok(None)` when the file is missing or its
     /// length is not a whole number of entries (torn or garbage); the caller validates the
     /// entries themselves against the log.
-    pub fn read_entries(path: &Path) -> Result<Option<Vec<E>>> {
+    pub(crate) fn read_entries(path: &Path) -> Result<Option<Vec<E>>> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -89,7 +89,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Writes `entries` to a fresh file at `path` (replacing any old one) and opens it for
     /// appending.
-    pub fn create(path: PathBuf, entries: Vec<E>) -> Result<Self> {
+    pub(crate) fn create(path: PathBuf, entries: Vec<E>) -> Result<Self> {
         let mut bytes = vec![0u8; entries.len() * E::SIZE];
         for (e, out) in entries.iter().zip(bytes.chunks_exact_mut(E::SIZE)) {
             e.encode(out);
@@ -111,7 +111,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Adopts an existing file whose contents are exactly `entries` (as read and validated by
     /// the caller), without keeping it open.
-    pub fn existing(path: PathBuf, entries: Vec<E>) -> Self {
+    pub(crate) fn existing(path: PathBuf, entries: Vec<E>) -> Self {
         Self::with_writer(path, Writer::Sealed, entries)
     }
 
@@ -123,12 +123,12 @@ impl<E: IndexEntry> IndexFile<E> {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Adds an entry. The in-memory copy always succeeds; a file error disables the file.
-    pub fn append(&self, entry: E) {
+    pub(crate) fn append(&self, entry: E) {
         {
             let mut writer = self.writer.lock();
             if matches!(*writer, Writer::Sealed) {
@@ -158,12 +158,12 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     /// All entries, sorted by key.
-    pub fn entries(&self) -> RwLockReadGuard<'_, Vec<E>> {
+    pub(crate) fn entries(&self) -> RwLockReadGuard<'_, Vec<E>> {
         self.entries.read()
     }
 
     /// Pushes buffered entries to the OS, and to stable storage when `sync`.
-    pub fn flush(&self, sync: bool) -> Result<()> {
+    pub(crate) fn flush(&self, sync: bool) -> Result<()> {
         let mut writer = self.writer.lock();
         match &mut *writer {
             Writer::Open(w) => {
@@ -187,7 +187,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Flushes buffered entries to the OS and closes the file (the segment is no longer
     /// appended to).
-    pub fn seal(&self) -> Result<()> {
+    pub(crate) fn seal(&self) -> Result<()> {
         self.flush(false)?;
         let mut writer = self.writer.lock();
         if matches!(*writer, Writer::Open(_)) {

@@ -65,6 +65,17 @@ pub struct DiskLog {
     pub(super) deleted: AtomicBool,
 }
 
+impl std::fmt::Debug for DiskLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskLog")
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset)
+            .field("log_end_offset", &self.log_end_offset)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The segments an open recovered, and where the log ends.
 struct Recovered {
     segments: Vec<Arc<Segment>>,

@@ -76,7 +76,7 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Creates an empty segment (replacing leftovers of the same name).
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment> {
+    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment> {
         let (log_path, index_path, time_path) = segment_paths(dir, base_offset);
         let file = OpenOptions::new()
             .create(true)
@@ -108,7 +108,7 @@ impl Segment {
 
     /// Assembles a segment whose files recovery has checked.
     #[allow(clippy::too_many_arguments)]
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         base_offset: i64,
         log_path: PathBuf,
         file: File,
@@ -134,17 +134,17 @@ impl Segment {
         }
     }
 
-    pub fn log_path(&self) -> &Path {
+    pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
     }
 
     /// Committed bytes: everything below is whole batches.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
     }
 
     /// Writes batch bytes at `position` (the current size); invisible until [`Self::commit`].
-    pub fn write_at(&self, bytes: &[u8], position: u64) -> Result<()> {
+    pub(crate) fn write_at(&self, bytes: &[u8], position: u64) -> Result<()> {
         self.dirty.store(true, Ordering::Relaxed);
         self.file
             .write_all_at(bytes, position)
@@ -155,17 +155,17 @@ impl Segment {
     ///
     /// The size is stored first: a reader that sees the new max timestamp (under the mutex) is
     /// then guaranteed to see the batch that holds it.
-    pub fn commit(&self, new_size: u64, max_timestamp: Option<(i64, i64)>) {
+    pub(crate) fn commit(&self, new_size: u64, max_timestamp: Option<(i64, i64)>) {
         self.size.store(new_size, Ordering::Release);
         *self.max_timestamp.lock() = max_timestamp;
     }
 
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {
         *self.max_timestamp.lock()
     }
 
     /// fsyncs the log file only (the "fsync every append" path; indexes can be rebuilt).
-    pub fn sync_log(&self) -> Result<()> {
+    pub(crate) fn sync_log(&self) -> Result<()> {
         self.file
             .sync_data()
             .map_err(|e| BrokerError::io(&self.log_path, e))
@@ -173,12 +173,12 @@ impl Segment {
 
     /// Makes the next [`Self::flush`] sync even without new appends (e.g. after an index-only
     /// change).
-    pub fn mark_dirty(&self) {
+    pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
     }
 
     /// Makes everything appended so far durable: the log file and both indexes.
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -195,13 +195,13 @@ impl Segment {
 
     /// Pushes buffered index entries to the OS (no fsync: after this a process crash loses
     /// nothing of the indexes) and closes the index files; for a segment that stops being active.
-    pub fn seal_indexes(&self) -> Result<()> {
+    pub(crate) fn seal_indexes(&self) -> Result<()> {
         self.index.seal()?;
         self.time_index.seal()
     }
 
     /// Removes the segment's three files. Open handles (readers) stay valid.
-    pub fn delete_files(&self) -> Result<()> {
+    pub(crate) fn delete_files(&self) -> Result<()> {
         for path in [
             self.log_path.as_path(),
             self.index.path(),
@@ -250,7 +250,7 @@ impl Segment {
 
     /// Calls `f(position, header)` for each batch from `position` (a batch start) to `end`,
     /// until it returns `Break`.
-    pub fn scan_from(
+    pub(crate) fn scan_from(
         &self,
         mut position: u64,
         end: u64,
@@ -304,7 +304,7 @@ impl Segment {
     /// every batch holding an offset `>= offset` is visited, and a few before it). Recovery only
     /// checks an index's last entry, as Kafka does; should an earlier entry not name the batch
     /// it claims, the scan falls back to the segment start instead of reading garbage.
-    pub fn scan_indexed(
+    pub(crate) fn scan_indexed(
         &self,
         offset: i64,
         end: u64,
@@ -344,7 +344,7 @@ impl Segment {
     }
 
     /// Position of the first batch below `end` whose last offset is `>= offset`, if any.
-    pub fn position_for(&self, offset: i64, end: u64) -> Result<Option<u64>> {
+    pub(crate) fn position_for(&self, offset: i64, end: u64) -> Result<Option<u64>> {
         let mut found = None;
         self.scan_indexed(offset, end, &mut |pos, h| {
             if h.last_offset() >= offset {
@@ -359,7 +359,7 @@ impl Segment {
 
     /// The offset from which a scan for the first batch with max timestamp `>= target` may
     /// start: the last time index entry older than `target` (every batch up to it is older).
-    pub fn time_scan_offset(&self, target: i64) -> i64 {
+    pub(crate) fn time_scan_offset(&self, target: i64) -> i64 {
         let entries = self.time_index.entries();
         let n = entries.partition_point(|e| e.timestamp < target);
         match n.checked_sub(1) {
@@ -371,7 +371,7 @@ impl Segment {
     /// Appends to `out` the whole batches from `position` (a batch start) to `end`, at most
     /// `budget` bytes, except that with `at_least_one` the first batch is returned even when
     /// larger. Returns the number of bytes appended.
-    pub fn read_batches(
+    pub(crate) fn read_batches(
         &self,
         position: u64,
         end: u64,

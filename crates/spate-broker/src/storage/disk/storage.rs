@@ -24,6 +24,14 @@ pub struct DiskStorage {
     logs: Mutex<HashMap<TopicPartition, Arc<DiskLog>>>,
 }
 
+impl std::fmt::Debug for DiskStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStorage")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DiskStorage {
     /// Opens (creating if needed) the data directory. Partition logs are opened, and recovered,
     /// lazily by [`LogStorage::open`]; [`LogStorage::partitions`] lists those found on disk.

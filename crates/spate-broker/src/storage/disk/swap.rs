@@ -53,6 +53,14 @@ pub(crate) const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 #[derive(Clone)]
 pub struct SegmentRef(pub(super) Arc<Segment>);
 
+impl std::fmt::Debug for SegmentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentRef")
+            .field("base_offset", &self.0.base_offset)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SegmentRef {
     pub fn base_offset(&self) -> i64 {
         self.0.base_offset
@@ -110,6 +118,16 @@ pub struct CleanedSegment {
     offsets: Vec<OffsetEntry>,
     times: Vec<TimeEntry>,
     index_interval_bytes: usize,
+}
+
+impl std::fmt::Debug for CleanedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanedSegment")
+            .field("base_offset", &self.base_offset)
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CleanedSegment {

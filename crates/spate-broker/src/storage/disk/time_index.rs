@@ -62,7 +62,7 @@ pub(crate) struct NewEntries {
 }
 
 impl IndexTracker {
-    pub fn new(base_offset: i64) -> Self {
+    pub(crate) fn new(base_offset: i64) -> Self {
         IndexTracker {
             base_offset,
             bytes_since_last_entry: 0,
@@ -74,7 +74,7 @@ impl IndexTracker {
     /// Resumes tracking for a segment whose indexes already hold entries (the last time index
     /// entry is `last_time_entry`) and whose batches after the last offset index entry add up to
     /// `bytes_since_last_entry`.
-    pub fn resume(
+    pub(crate) fn resume(
         base_offset: i64,
         bytes_since_last_entry: usize,
         max_timestamp: Option<(i64, i64)>,
@@ -91,7 +91,7 @@ impl IndexTracker {
     /// Accounts for a batch written at `position` and returns the entries to add: one offset
     /// entry (and a time entry if the running max grew) each time more than
     /// `index_interval_bytes` were appended since the last entry, as Kafka does.
-    pub fn on_batch(
+    pub(crate) fn on_batch(
         &mut self,
         position: u64,
         base_offset: i64,
@@ -118,7 +118,7 @@ impl IndexTracker {
 
     /// The time entry that records the current running max, if it is larger than the last one.
     /// Called with each offset entry.
-    pub fn time_entry(&mut self) -> Option<TimeEntry> {
+    pub(crate) fn time_entry(&mut self) -> Option<TimeEntry> {
         let (ts, _) = self.max_timestamp?;
         if self.last_time_entry.is_some_and(|(last, _)| ts <= last) {
             return None;
@@ -128,7 +128,7 @@ impl IndexTracker {
 
     /// The entry that closes a segment's time index: the running max, unless the last entry
     /// already names it and its last batch.
-    pub fn closing_time_entry(&mut self) -> Option<TimeEntry> {
+    pub(crate) fn closing_time_entry(&mut self) -> Option<TimeEntry> {
         let max = self.max_timestamp?;
         if self.last_time_entry.is_some_and(|last| max <= last) {
             return None;
@@ -145,7 +145,7 @@ impl IndexTracker {
         })
     }
 
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.max_timestamp
     }
 }

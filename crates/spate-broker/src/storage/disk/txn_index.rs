@@ -54,7 +54,7 @@ fn encode(t: &AbortedTxn) -> [u8; ENTRY_LEN] {
 
 impl TxnIndex {
     /// An index with no file yet (a new segment); the file appears with the first entry.
-    pub fn empty(path: PathBuf) -> TxnIndex {
+    pub(crate) fn empty(path: PathBuf) -> TxnIndex {
         TxnIndex {
             path,
             entries: Mutex::new(Vec::new()),
@@ -63,7 +63,7 @@ impl TxnIndex {
     }
 
     /// Loads the index at `path` (absent = empty), cutting a torn last entry.
-    pub fn open(path: PathBuf) -> Result<TxnIndex> {
+    pub(crate) fn open(path: PathBuf) -> Result<TxnIndex> {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TxnIndex::empty(path)),
@@ -94,7 +94,7 @@ impl TxnIndex {
     }
 
     /// Appends one entry to the file and the in-memory list.
-    pub fn append(&self, txn: AbortedTxn) -> Result<()> {
+    pub(crate) fn append(&self, txn: AbortedTxn) -> Result<()> {
         let mut file = self.file.lock();
         if file.is_none() {
             *file = Some(
@@ -114,7 +114,7 @@ impl TxnIndex {
     }
 
     /// Entries overlapping `[from, upto)`.
-    pub fn collect(&self, from: i64, upto: i64, out: &mut Vec<AbortedTxn>) {
+    pub(crate) fn collect(&self, from: i64, upto: i64, out: &mut Vec<AbortedTxn>) {
         out.extend(
             self.entries
                 .lock()
@@ -124,14 +124,14 @@ impl TxnIndex {
     }
 
     /// fsyncs the file if it was written.
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         if let Some(f) = self.file.lock().as_ref() {
             f.sync_data().map_err(|e| BrokerError::io(&self.path, e))?;
         }
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
