@@ -42,6 +42,7 @@ use crate::target::TargetArgs;
 /// Options of `spate bench kafka-to-kafka`.
 #[derive(Args, Debug)]
 pub struct KafkaToKafkaBenchArgs {
+    /// The broker the run uses (embedded in another process, or `--bootstrap-server`).
     #[command(flatten)]
     pub target: TargetArgs,
     /// Records preloaded into the input topic (each job reads and writes all of them).
@@ -107,7 +108,9 @@ impl KafkaToKafkaBenchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Guarantee {
+    /// `save_to_kafka`: an idempotent producer; a restarted batch may write its records again.
     AtLeastOnce,
+    /// `save_to_kafka_exactly_once`: one transaction per batch with the batch's offsets.
     ExactlyOnce,
 }
 
@@ -133,10 +136,12 @@ impl Guarantee {
 /// One row of the report: the job's figures and its output's per-batch write times.
 #[derive(Debug, Clone, Serialize)]
 pub struct KafkaToKafkaRow {
+    /// Throughput, latency and peak RSS of the job (or of the raw consumer, for the ceiling).
     #[serde(flatten)]
     pub job: JobResult,
     /// `None` for the ceiling.
     pub output: Option<Guarantee>,
+    /// The job's batch interval; `None` for the ceiling.
     pub batch_interval_ms: Option<u64>,
     /// Output records per batch.
     pub records_per_batch: Option<Percentiles>,
@@ -285,6 +290,8 @@ fn row(
     }
 }
 
+/// Runs `spate bench kafka-to-kafka`: the consumer ceiling, then each output at each batch
+/// interval; prints the table and writes `--json`.
 pub fn run(args: KafkaToKafkaBenchArgs) -> anyhow::Result<()> {
     let guarantees = args
         .outputs

@@ -217,7 +217,9 @@ fn fmt_secs(d: Duration) -> String {
 /// The settings of a `--command-config` file, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropertiesFile {
+    /// Where the file was read from (for messages naming it).
     pub path: std::path::PathBuf,
+    /// `key=value` settings, in file order.
     pub settings: Vec<(String, String)>,
 }
 

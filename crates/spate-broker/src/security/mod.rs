@@ -34,6 +34,15 @@ pub struct Security {
     pub(crate) failures: sasl::FailureLog,
 }
 
+/// Which listeners use SASL; never the settings, which hold PLAIN users' passwords.
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("sasl_listeners", &self.listeners.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The listeners `config` binds (as [`crate::listener::bind::prepare`] resolves them).
 fn listener_specs(config: &BrokerConfig) -> Result<Vec<ListenerSpec>> {
     Ok(config.listener_settings.resolve()?.unwrap_or_else(|| {

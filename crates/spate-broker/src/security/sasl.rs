@@ -34,6 +34,7 @@ use crate::handlers::{HandlerRegistry, RequestContext};
 use crate::state::BrokerState;
 
 /// What a successful exchange yields: the authenticated user name.
+#[derive(Debug)]
 pub struct AuthenticatedUser;
 
 impl Validation for AuthenticatedUser {
@@ -125,6 +126,7 @@ const FAILURE_LINES_PER_WINDOW: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Rate limit of the failed-authentication log line.
+#[derive(Debug)]
 pub struct FailureLog {
     window: Mutex<(Instant, u32, u64)>,
 }

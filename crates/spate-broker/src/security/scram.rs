@@ -161,6 +161,15 @@ pub struct ScramStore {
     write: Mutex<()>,
 }
 
+/// Names where the credentials live, never what they are.
+impl std::fmt::Debug for ScramStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ScramStore {
     pub fn open(path: Option<PathBuf>) -> Result<Self> {
         let users = match &path {
