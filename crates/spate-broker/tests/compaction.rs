@@ -2,7 +2,8 @@
 //! tombstones, and a consumer reading from offset 0 — rdkafka and kafka-python (a client not
 //! built on librdkafka) — sees exactly the latest value of each key (and the young tombstones) in
 //! offset order, across the gaps, with no special setting. A keyless record is refused with
-//! INVALID_RECORD and its record errors; retention never deletes from a compact-only topic.
+//! INVALID_RECORD and its record errors; retention never deletes from a compact-only topic, and
+//! neither does DeleteRecords (POLICY_VIOLATION, as Kafka answers, seen by kafka-python too).
 
 mod python_support;
 mod raw_client;
@@ -330,4 +331,58 @@ fn retention_never_deletes_from_a_compact_only_topic() {
             assert!(start > 0, "{policy}: retention deletes old segments");
         }
     }
+}
+
+#[test]
+fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::DeleteRecordsRequest;
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let mut c = RawClient::connect(broker.local_addr());
+    let mut answers = Vec::new();
+    for policy in ["compact", "compact,delete", "delete"] {
+        let topic = random_topic("delrec");
+        create_topic(&broker, &topic, &[("cleanup.policy", policy)]);
+        let records: Vec<_> = (0..5)
+            .map(|i| (format!("k{i}"), Some("v".into())))
+            .collect();
+        produce(&bootstrap, &topic, &records);
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(s(&topic)))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(3)])]);
+        let r = c.call(&req, 2).topics[0].partitions[0].clone();
+        let start = broker
+            .state()
+            .topics
+            .partition(&topic, 0)
+            .unwrap()
+            .log()
+            .log_start_offset();
+        println!(
+            "cleanup.policy={policy}: error {}, low watermark {}, log start {start}",
+            r.error_code, r.low_watermark
+        );
+        answers.push((policy, r.error_code, start));
+        if policy == "compact" {
+            // kafka-python, a client not built on librdkafka, maps the code to its exception.
+            let py = python_support::admin(&["delete-records", &bootstrap, &topic, "3"]);
+            assert_eq!(py[0]["error"], "PolicyViolationError", "{py:?}");
+        }
+    }
+    assert_eq!(
+        answers,
+        vec![
+            ("compact", 44, 0),
+            ("compact,delete", 0, 3),
+            ("delete", 0, 3)
+        ],
+        "POLICY_VIOLATION (44) for compact only; the log start offset moves otherwise"
+    );
 }
