@@ -203,7 +203,25 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
     let described = spate_broker::cleaner::describe_topic(broker.state(), &topic).unwrap();
     let p0 = described[0].1.as_ref().expect("compacted partition status");
     assert!(p0.compacted && p0.last_cleaning.is_some());
-    let metrics = scrape(broker.state().metrics_addr.get().expect("metrics endpoint"));
+    // The same over HTTP, as `spate topics describe --verbose` reads it.
+    let metrics_addr = broker.state().metrics_addr.get().expect("metrics endpoint");
+    let (code, body) = http_get(metrics_addr, &format!("/cleaner/{topic}"));
+    assert_eq!(code, 200, "{body}");
+    let report: spate_broker::cleaner::TopicCleanerReport =
+        serde_json::from_str(&body).expect("cleaner report JSON");
+    assert_eq!(report.partitions.len(), 1);
+    let served = report.partitions[0].status.as_ref().expect("a disk log");
+    assert!(served.compacted);
+    // (Floats are compared loosely: serde_json's default parser may be off by one ULP.)
+    let brief = |l: &Option<spate_broker::cleaner::LastCleaning>| {
+        l.as_ref()
+            .map(|l| (l.finished_ms, l.stats.records_read, l.stats.records_kept))
+    };
+    assert_eq!(brief(&served.last_cleaning), brief(&p0.last_cleaning));
+    let (code, body) = http_get(metrics_addr, "/cleaner/no-such-topic");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("unknown topic"), "{body}");
+    let metrics = scrape(metrics_addr);
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -235,16 +253,29 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
 
 /// GETs the metrics page.
 fn scrape(addr: &std::net::SocketAddr) -> String {
+    let (code, body) = http_get(addr, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// GETs `path` from the metrics listener: status code and body.
+fn http_get(addr: &std::net::SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(addr).expect("connect to metrics");
-    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
     let mut text = String::new();
     c.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.split_once("\r\n\r\n")
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (code, body)
 }
 
 fn s(v: &str) -> StrBytes {

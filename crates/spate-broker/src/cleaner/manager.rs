@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use serde::{Deserialize, Serialize};
 
 use super::pass::{CleanStats, Cleaner, PassOutcome};
 use super::range::cleanable_range;
@@ -34,7 +35,7 @@ use crate::storage::{CleanupPolicy, TopicPartition};
 pub type PartitionSource = Box<dyn Fn() -> Vec<Arc<Partition>> + Send + Sync>;
 
 /// The last finished cleaning of a partition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastCleaning {
     /// Wall-clock end of the cleaning (ms since the epoch).
     pub finished_ms: i64,
@@ -42,7 +43,7 @@ pub struct LastCleaning {
 }
 
 /// What the cleaner reports about one partition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionCleanerStatus {
     pub compacted: bool,
     pub dirty_ratio: f64,
@@ -421,6 +422,33 @@ pub fn describe_topic(
         .iter()
         .map(|p| Ok((p.index(), state.cleaner.status(p, now)?)))
         .collect()
+}
+
+/// The cleaner's view of one topic as the metrics listener serves it (`GET /cleaner/TOPIC`,
+/// JSON) to `spate topics describe --verbose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicCleanerReport {
+    pub topic: String,
+    pub partitions: Vec<PartitionCleanerReport>,
+}
+
+/// One partition of a [`TopicCleanerReport`]; `status` is `None` where the storage does not
+/// compact (the in-memory backend).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionCleanerReport {
+    pub partition: i32,
+    pub status: Option<PartitionCleanerStatus>,
+}
+
+/// [`describe_topic`] as a [`TopicCleanerReport`].
+pub fn topic_report(state: &crate::state::BrokerState, topic: &str) -> Result<TopicCleanerReport> {
+    Ok(TopicCleanerReport {
+        topic: topic.to_string(),
+        partitions: describe_topic(state, topic)?
+            .into_iter()
+            .map(|(partition, status)| PartitionCleanerReport { partition, status })
+            .collect(),
+    })
 }
 
 /// Starts the broker's log cleaner over the broker's topics; a shutdown hook stops it before

@@ -30,7 +30,10 @@ pub mod txn;
 
 use serde::{Deserialize, Serialize};
 
-pub use manager::{describe_topic, LastCleaning, LogCleaner, PartitionCleanerStatus};
+pub use manager::{
+    describe_topic, topic_report, LastCleaning, LogCleaner, PartitionCleanerReport,
+    PartitionCleanerStatus, TopicCleanerReport,
+};
 pub use pass::{CleanStats, Cleaner, PassOutcome};
 pub use txn::{AbortedTxn, NoTransactions, PartitionView};
 

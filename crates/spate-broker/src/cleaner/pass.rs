@@ -29,7 +29,7 @@ use crate::storage::disk::{CleanedSegment, DiskLog, SegmentRef};
 use crate::storage::LogConfig;
 
 /// What one cleaning did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CleanStats {
     pub first_dirty_offset: i64,
     /// The new first dirty offset (everything below was cleaned).
