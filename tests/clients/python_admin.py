@@ -9,6 +9,9 @@ Usage:
   python_admin.py consume-all BOOTSTRAP TOPIC
       Every record of TOPIC-0 from offset 0 to the log end, one line each:
       {"offset": .., "key": .., "value": ..} (null key or value as null)
+  python_admin.py delete-records BOOTSTRAP TOPIC OFFSET
+      DeleteRecords on TOPIC-0 before OFFSET: {"error": null or the error's class name,
+      "low_watermark": .. or null}
   python_admin.py broker-configs BOOTSTRAP
       IncrementalAlterConfigs on BROKER 0 (SET log.retention.bytes, DELETE message.max.bytes),
       a read-only key (num.partitions), then DescribeConfigs with synonyms: one line per step.
@@ -64,6 +67,19 @@ def consume_all(bootstrap, topic):
                     "value": None if r.value is None else r.value.decode(),
                 })
     c.close()
+
+
+def delete_records(bootstrap, topic, offset):
+    a = admin(bootstrap)
+    tp = TopicPartition(topic, 0)
+    try:
+        got = a.delete_records({tp: int(offset)})[tp]
+        out({"error": None, "low_watermark": got["low_watermark"]})
+    except Exception as e:  # kafka-python raises the partition's error as its KafkaError class
+        out({"error": type(e).__name__, "low_watermark": None})
+    a.close()
+
+
 def describe(a, resource_type, name, keys):
     got = a.describe_configs([ConfigResource(resource_type, name)],
                              include_synonyms=True, config_filter='all')
@@ -163,6 +179,7 @@ COMMANDS = {
     "authorized-ops": authorized_ops,
     "max-timestamp": max_timestamp,
     "consume-all": consume_all,
+    "delete-records": delete_records,
     "broker-configs": broker_configs,
     "group-configs": group_configs,
 }

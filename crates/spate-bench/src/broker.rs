@@ -211,9 +211,22 @@ pub(super) fn tuning_json(
 /// Creates `topic` with `partitions` partitions (replication 1) through the admin API, waiting
 /// at most the client's request timeout (plus 5 s) for the answer.
 pub fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    create_topic_with(client, topic, partitions, &[])
+}
+
+/// [`create_topic`] with topic configs (e.g. `cleanup.policy=compact`).
+pub fn create_topic_with(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, String)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<CliContext> = client.create(&[])?;
     client.metadata(admin.inner(), None)?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new_topic = new_topic.set(k, v);
+    }
     let opts = AdminOptions::new()
         .request_timeout(Some(client.request_timeout()))
         .operation_timeout(Some(client.request_timeout()));

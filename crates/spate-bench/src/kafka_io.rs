@@ -4,6 +4,7 @@
 //! ceiling (all partitions assigned, no group, no processing) that engine benchmarks report
 //! beside their own numbers.
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,51 @@ pub fn load_with(
     partitions: i32,
     count: u64,
     record_size: usize,
+    fill: impl FnMut(u64, &mut [u8]),
+) -> anyhow::Result<LoadResult> {
+    load_records(client, topic, partitions, count, record_size, None, fill)
+}
+
+/// [`load`] with keys: record `i` has key `key-NNNNNNN` for `i % keys` (so a compacted topic
+/// keeps `keys` records), and goes to partition `i % partitions` as before. The byte counts
+/// include the keys.
+pub fn load_keyed(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    record_size: usize,
+    keys: u64,
+) -> anyhow::Result<LoadResult> {
+    load_records(
+        client,
+        topic,
+        partitions,
+        count,
+        record_size,
+        Some(keys.max(1)),
+        |i, payload| {
+            let stamp = i.to_le_bytes();
+            let n = stamp.len().min(payload.len());
+            payload[..n].copy_from_slice(&stamp[..n]);
+        },
+    )
+}
+
+/// The key of record `i` among `keys` keys: fixed width, so every key has the same size.
+pub fn key_of(i: u64, keys: u64) -> String {
+    let mut key = String::new();
+    let _ = write!(key, "key-{:07}", i % keys.max(1));
+    key
+}
+
+fn load_records(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    record_size: usize,
+    keys: Option<u64>,
     mut fill: impl FnMut(u64, &mut [u8]),
 ) -> anyhow::Result<LoadResult> {
     let producer: BaseProducer<DeliveryCounter> =
@@ -60,13 +106,21 @@ pub fn load_with(
     client.metadata(producer.client(), Some(topic))?;
     let mut payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
     let partitions = partitions.max(1);
+    let mut key = String::new();
+    let mut key_bytes = 0u64;
     let started = Instant::now();
     for i in 0..count {
         fill(i, &mut payload);
         let partition = i32::try_from(i % partitions as u64).unwrap_or(0);
-        let record = BaseRecord::<[u8], [u8]>::to(topic)
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
             .payload(&payload[..])
             .partition(partition);
+        if let Some(keys) = keys {
+            key.clear();
+            let _ = write!(key, "key-{:07}", i % keys);
+            key_bytes += key.len() as u64;
+            record = record.key(key.as_bytes());
+        }
         send_with_backpressure(&producer, record)
             .map_err(|e| anyhow!("could not send record {i}: {e}"))?;
         if i % 4096 == 0 {
@@ -89,7 +143,7 @@ pub fn load_with(
     Ok(LoadResult {
         throughput: Throughput {
             records: count,
-            bytes: count * record_size as u64,
+            bytes: count * record_size as u64 + key_bytes,
             seconds,
         },
         ack_latency_ms: Percentiles::of(&ctx.latencies_ms()),
@@ -103,6 +157,57 @@ pub fn drain(
     topic: &str,
     partitions: i32,
     expected: u64,
+) -> anyhow::Result<Throughput> {
+    if expected == 0 {
+        return Ok(nothing());
+    }
+    let mut records = 0u64;
+    drain_while(client, topic, partitions, |_| {
+        records += 1;
+        records < expected
+    })
+}
+
+/// Reads every partition of `topic` from the beginning until each has delivered the record
+/// before its `end_offsets` entry (for a compacted topic, whose offsets have gaps, a record
+/// count is not known up front; the last record is never cleaned away, as it sits in the
+/// active segment). An empty partition (end 0) is done from the start.
+pub fn drain_to_end(
+    client: &ClientArgs,
+    topic: &str,
+    end_offsets: &[i64],
+) -> anyhow::Result<Throughput> {
+    let partitions = i32::try_from(end_offsets.len()).unwrap_or(i32::MAX);
+    let mut open = end_offsets.iter().filter(|e| **e > 0).count();
+    if open == 0 {
+        return Ok(nothing());
+    }
+    drain_while(client, topic, partitions, |m| {
+        let end = usize::try_from(m.partition())
+            .ok()
+            .and_then(|p| end_offsets.get(p));
+        if end.is_some_and(|e| m.offset() == e - 1) {
+            open -= 1;
+        }
+        open > 0
+    })
+}
+
+fn nothing() -> Throughput {
+    Throughput {
+        records: 0,
+        bytes: 0,
+        seconds: 0.0,
+    }
+}
+
+/// The consuming loop of [`drain`] and [`drain_to_end`]: `more(message)` after each record
+/// says whether to go on.
+fn drain_while(
+    client: &ClientArgs,
+    topic: &str,
+    partitions: i32,
+    mut more: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
 ) -> anyhow::Result<Throughput> {
     let consumer: BaseConsumer<CliContext> = client.create(CONSUMER_TUNING)?;
     client.metadata(consumer.client(), Some(topic))?;
@@ -121,11 +226,14 @@ pub fn drain(
     // as a few percent of the consumer's CPU.
     let mut idle_since = Instant::now();
     let mut records_at_idle = 0u64;
-    while records < expected {
+    loop {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 records += 1;
                 bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                if !more(&m) {
+                    break;
+                }
             }
             Some(Err(e)) => tracing::warn!("consumer error while draining {topic}: {e}"),
             None => {
@@ -134,7 +242,7 @@ pub fn drain(
                     idle_since = Instant::now();
                 } else if idle_since.elapsed() > DRAIN_IDLE_LIMIT {
                     bail!(
-                        "only {records} of {expected} records arrived from {topic}; none for {}s",
+                        "only {records} records arrived from {topic}; none for {}s",
                         DRAIN_IDLE_LIMIT.as_secs()
                     );
                 }

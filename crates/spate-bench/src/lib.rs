@@ -1,4 +1,4 @@
-//! `spate bench`: benchmarks of the broker, the engine, the Kafka streams and the Yahoo
+//! `spate bench`: benchmarks of the broker, its log cleaner, the engine, the Kafka streams and the Yahoo
 //! Streaming Benchmark, and the pieces they share: a plain-text table, the JSON report (with the
 //! raw librdkafka consumer `ceiling` every engine number is compared against), and readers for
 //! peak RSS and CPU time. Throughput and percentile arithmetic is in `spate_client::measure`.
@@ -10,6 +10,7 @@
 #![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
 
 pub mod broker;
+pub mod compaction;
 pub mod direct;
 pub mod engine;
 pub mod job_result;
@@ -44,6 +45,8 @@ pub struct BenchArgs {
 pub enum Benchmark {
     /// Produce then consume N records through the broker with rdkafka: the raw client ceiling.
     Broker(broker::BrokerBenchArgs),
+    /// Log compaction: produce N keyed records over K keys, clean them, read them back.
+    Compaction(compaction::CompactionBenchArgs),
     /// Engine throughput (pass-through, word count, window) and fixed per-batch overhead, no Kafka.
     Engine(engine::EngineBenchArgs),
     /// The Yahoo Streaming Benchmark on the direct stream: catch-up, live, sweep, checker.
@@ -60,6 +63,7 @@ pub enum Benchmark {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.benchmark {
         Benchmark::Broker(a) => broker::run(a),
+        Benchmark::Compaction(a) => compaction::run(a),
         Benchmark::Engine(a) => engine::run(a),
         Benchmark::Ysb(a) => ysb::run(a),
         Benchmark::Direct(a) => direct::run(a),

@@ -73,6 +73,19 @@ pub fn peak_rss_bytes() -> Option<u64> {
     parse_status_kb(&status, "VmHWM:").map(|kb| kb * 1024)
 }
 
+/// The process's resident set size now (`VmRSS`) in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_kb(&status, "VmRSS:").map(|kb| kb * 1024)
+}
+
+/// Resets the kernel's peak RSS mark (`VmHWM`) to the current RSS (writing `5` to
+/// `/proc/self/clear_refs`, Linux 4.0+), so that a later [`peak_rss_bytes`] is the peak of one
+/// phase rather than of the whole run. Returns false where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// Reads a `Name:   1234 kB` line of /proc/<pid>/status.
 fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;

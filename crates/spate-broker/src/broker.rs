@@ -140,7 +140,8 @@ impl Broker {
         let shutdown = CancellationToken::new();
         let fetch_sessions =
             FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
-        let cleaner_config = config.cleaner.clone();
+        // Dynamic `log.cleaner.*` changes persisted by an earlier run stay in force.
+        let cleaner_config = dynamic.layers().cleaner_config(&config.cleaner);
         let state = Arc::new(BrokerState {
             config,
             fetch_sessions,

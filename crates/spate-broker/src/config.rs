@@ -352,6 +352,7 @@ mod tests {
             "log.cleaner.dedupe.buffer.size",
             "log.cleaner.io.buffer.size",
             "log.cleaner.backoff.ms",
+            "log.cleaner.io.max.bytes.per.second",
         ]
         .iter()
         .map(|k| k.to_string())
@@ -386,11 +387,11 @@ mod tests {
             );
         }
         let err = BrokerConfig::default()
-            .set("log.cleaner.io.max.bytes.per.second", "1")
+            .set("log.cleaner.io.buffer.load.factor", "0.5")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("log.cleaner.io.max.bytes.per.second")
+            err.contains("log.cleaner.io.buffer.load.factor")
                 && err.contains("not supported by this broker"),
             "{err}"
         );

@@ -10,8 +10,11 @@
 //!
 //! What spate can change at runtime is what Kafka can and spate has: every topic-config
 //! default (`log.retention.ms`, `log.segment.bytes`, `message.max.bytes`, ...; Kafka's
-//! `DynamicLogConfig`) and `producer.id.expiration.ms`. Other keys spate knows are read-only
-//! and refused with Kafka's INVALID_REQUEST "Cannot update these configs dynamically".
+//! `DynamicLogConfig`), `producer.id.expiration.ms`, and the log cleaner's
+//! `log.cleaner.threads`, `.dedupe.buffer.size`, `.io.buffer.size`, `.io.max.bytes.per.second`
+//! and `.backoff.ms` (Kafka's `LogCleaner.ReconfigurableConfigs`; the cleaner threads pick them
+//! up without a restart). Other keys spate knows are read-only and refused with Kafka's
+//! INVALID_REQUEST "Cannot update these configs dynamically".
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use std::path::PathBuf;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::cleaner::CleanerConfig;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::persist;
@@ -88,11 +92,27 @@ impl DynamicLayers {
         }
         out
     }
+
+    /// The cleaner settings these layers put over the broker's static ones. A stored value
+    /// that no longer parses is skipped with a warning (it was validated when it was set).
+    pub fn cleaner_config(&self, static_config: &CleanerConfig) -> CleanerConfig {
+        let mut out = static_config.clone();
+        for layer in [&self.cluster_default, &self.broker] {
+            for (k, v) in layer.iter().filter(|(k, _)| CleanerConfig::is_dynamic(k)) {
+                if let Err(e) = out.set(k, v) {
+                    tracing::warn!(key = %k, error = %e, "ignoring a stored dynamic cleaner config");
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Whether `key` can change at runtime.
 pub fn is_dynamic(key: &str) -> bool {
-    key == PRODUCER_ID_EXPIRATION_MS || topic_config::def_by_broker_name(key).is_some()
+    key == PRODUCER_ID_EXPIRATION_MS
+        || topic_config::def_by_broker_name(key).is_some()
+        || CleanerConfig::is_dynamic(key)
 }
 
 /// Checks that `key` may change at runtime. Read-only keys are INVALID_REQUEST with Kafka's
@@ -121,6 +141,12 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
     if let Some(def) = topic_config::def_by_broker_name(key) {
         return topic_config::validate(def.name, value)
             .map_err(|e| BrokerError::ConfigChangeRejected(e.to_string()));
+    }
+    if CleanerConfig::is_dynamic(key) {
+        let mut c = CleanerConfig::default();
+        c.set(key, value)
+            .map_err(|e| BrokerError::ConfigChangeRejected(e.to_string()))?;
+        return Ok(value.trim().to_string());
     }
     match value.trim().parse::<i64>() {
         Ok(n) if n >= 1 => Ok(n.to_string()),
@@ -239,6 +265,38 @@ mod tests {
         );
         let e = validate("no.such.key", "1").unwrap_err();
         assert_eq!(e.error_code(), kafka_protocol::ResponseError::InvalidConfig);
+        assert_eq!(validate("log.cleaner.threads", "2").unwrap(), "2");
+        let e = validate("log.cleaner.backoff.ms", "later").unwrap_err();
+        assert_eq!(
+            e.error_code(),
+            kafka_protocol::ResponseError::InvalidRequest
+        );
+        let e = validate("log.cleaner.enable", "false").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Cannot update these configs dynamically"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cleaner_settings_from_the_layers() {
+        let mut l = DynamicLayers::default();
+        l.cluster_default
+            .insert("log.cleaner.threads".into(), "2".into());
+        l.cluster_default
+            .insert("log.cleaner.backoff.ms".into(), "100".into());
+        l.broker
+            .insert("log.cleaner.backoff.ms".into(), "50".into());
+        l.broker
+            .insert("log.cleaner.io.max.bytes.per.second".into(), "1e6".into());
+        let c = l.cleaner_config(&CleanerConfig::default());
+        assert_eq!((c.threads, c.backoff_ms), (2, 50));
+        assert_eq!(c.io_max_bytes_per_second, 1e6);
+        assert_eq!(
+            c.dedupe_buffer_bytes,
+            CleanerConfig::default().dedupe_buffer_bytes
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! Request latencies go into a fixed-bucket histogram per API key (lock-free counters), so the
 //! request path pays a few atomic adds. The exposition is rendered on each scrape; the HTTP side
 //! is the minimum a scraper needs (any `GET` gets the text), with no dependency on a web stack.
+//!
+//! The same listener answers `GET /cleaner/TOPIC` with the cleaner's state of each partition of
+//! TOPIC as JSON ([`crate::cleaner::TopicCleanerReport`]): dirty ratio, clean and dirty bytes,
+//! the last cleaning. Kafka has no admin request that carries this (its `kafka-log-dirs.sh` and
+//! JMX are where it shows), so `spate topics describe --verbose --metrics-address` reads it here.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -204,6 +209,36 @@ pub fn render(state: &BrokerState) -> String {
     out
 }
 
+/// The path of an HTTP request's first line (`GET /path HTTP/1.1`).
+fn request_path(request: &[u8]) -> Option<&str> {
+    let line = request.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split_whitespace();
+    let _method = parts.next()?;
+    parts.next()
+}
+
+/// Status, content type and body for `path`: the cleaner's JSON report of a topic under
+/// `/cleaner/TOPIC` (404 with the reason for an unknown topic), the metrics everywhere else.
+fn answer(state: &BrokerState, path: Option<&str>) -> (u16, &'static str, String) {
+    let Some(topic) = path.and_then(|p| p.strip_prefix("/cleaner/")) else {
+        return (200, "text/plain; version=0.0.4", render(state));
+    };
+    let json = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
+    match crate::cleaner::topic_report(state, topic) {
+        Ok(report) => (
+            200,
+            "application/json",
+            serde_json::to_string(&report).unwrap_or_default(),
+        ),
+        Err(e) => (
+            404,
+            "application/json",
+            json(&serde_json::json!({ "error": e.to_string() })),
+        ),
+    }
+}
+
 /// Serves [`render`] over HTTP on `addr` until `shutdown`; returns the bound address.
 pub async fn serve(
     state: Arc<BrokerState>,
@@ -232,13 +267,19 @@ pub async fn serve(
             let st = state.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
-                // The request itself does not matter: every path answers with the metrics.
-                let _ = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await;
-                let body = tokio::task::spawn_blocking(move || render(&st))
+                let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
                     .await
-                    .unwrap_or_default();
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .unwrap_or(0);
+                let path = request_path(&buf[..n]).map(str::to_string);
+                let (status, content_type, body) =
+                    tokio::task::spawn_blocking(move || answer(&st, path.as_deref()))
+                        .await
+                        .unwrap_or((500, "text/plain", String::new()));
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    if status == 200 { "OK" } else { "Not Found" },
                     body.len()
                 );
                 let _ = socket.write_all(head.as_bytes()).await;

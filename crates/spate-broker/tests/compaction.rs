@@ -2,7 +2,8 @@
 //! tombstones, and a consumer reading from offset 0 — rdkafka and kafka-python (a client not
 //! built on librdkafka) — sees exactly the latest value of each key (and the young tombstones) in
 //! offset order, across the gaps, with no special setting. A keyless record is refused with
-//! INVALID_RECORD and its record errors; retention never deletes from a compact-only topic.
+//! INVALID_RECORD and its record errors; retention never deletes from a compact-only topic, and
+//! neither does DeleteRecords (POLICY_VIOLATION, as Kafka answers, seen by kafka-python too).
 
 mod python_support;
 mod raw_client;
@@ -202,7 +203,25 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
     let described = spate_broker::cleaner::describe_topic(broker.state(), &topic).unwrap();
     let p0 = described[0].1.as_ref().expect("compacted partition status");
     assert!(p0.compacted && p0.last_cleaning.is_some());
-    let metrics = scrape(broker.state().metrics_addr.get().expect("metrics endpoint"));
+    // The same over HTTP, as `spate topics describe --verbose` reads it.
+    let metrics_addr = broker.state().metrics_addr.get().expect("metrics endpoint");
+    let (code, body) = http_get(metrics_addr, &format!("/cleaner/{topic}"));
+    assert_eq!(code, 200, "{body}");
+    let report: spate_broker::cleaner::TopicCleanerReport =
+        serde_json::from_str(&body).expect("cleaner report JSON");
+    assert_eq!(report.partitions.len(), 1);
+    let served = report.partitions[0].status.as_ref().expect("a disk log");
+    assert!(served.compacted);
+    // (Floats are compared loosely: serde_json's default parser may be off by one ULP.)
+    let brief = |l: &Option<spate_broker::cleaner::LastCleaning>| {
+        l.as_ref()
+            .map(|l| (l.finished_ms, l.stats.records_read, l.stats.records_kept))
+    };
+    assert_eq!(brief(&served.last_cleaning), brief(&p0.last_cleaning));
+    let (code, body) = http_get(metrics_addr, "/cleaner/no-such-topic");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("unknown topic"), "{body}");
+    let metrics = scrape(metrics_addr);
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -234,16 +253,29 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
 
 /// GETs the metrics page.
 fn scrape(addr: &std::net::SocketAddr) -> String {
+    let (code, body) = http_get(addr, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// GETs `path` from the metrics listener: status code and body.
+fn http_get(addr: &std::net::SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(addr).expect("connect to metrics");
-    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
     let mut text = String::new();
     c.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.split_once("\r\n\r\n")
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (code, body)
 }
 
 fn s(v: &str) -> StrBytes {
@@ -330,4 +362,58 @@ fn retention_never_deletes_from_a_compact_only_topic() {
             assert!(start > 0, "{policy}: retention deletes old segments");
         }
     }
+}
+
+#[test]
+fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::DeleteRecordsRequest;
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let mut c = RawClient::connect(broker.local_addr());
+    let mut answers = Vec::new();
+    for policy in ["compact", "compact,delete", "delete"] {
+        let topic = random_topic("delrec");
+        create_topic(&broker, &topic, &[("cleanup.policy", policy)]);
+        let records: Vec<_> = (0..5)
+            .map(|i| (format!("k{i}"), Some("v".into())))
+            .collect();
+        produce(&bootstrap, &topic, &records);
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(s(&topic)))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(3)])]);
+        let r = c.call(&req, 2).topics[0].partitions[0].clone();
+        let start = broker
+            .state()
+            .topics
+            .partition(&topic, 0)
+            .unwrap()
+            .log()
+            .log_start_offset();
+        println!(
+            "cleanup.policy={policy}: error {}, low watermark {}, log start {start}",
+            r.error_code, r.low_watermark
+        );
+        answers.push((policy, r.error_code, start));
+        if policy == "compact" {
+            // kafka-python, a client not built on librdkafka, maps the code to its exception.
+            let py = python_support::admin(&["delete-records", &bootstrap, &topic, "3"]);
+            assert_eq!(py[0]["error"], "PolicyViolationError", "{py:?}");
+        }
+    }
+    assert_eq!(
+        answers,
+        vec![
+            ("compact", 44, 0),
+            ("compact,delete", 0, 3),
+            ("delete", 0, 3)
+        ],
+        "POLICY_VIOLATION (44) for compact only; the log start offset moves otherwise"
+    );
 }

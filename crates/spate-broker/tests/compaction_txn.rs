@@ -3,7 +3,10 @@
 //! records that push all of it out of the active segment. After cleaning, neither a
 //! read_committed nor a read_uncommitted consumer ever sees an aborted record (the cleaner
 //! dropped them), and committed records are compacted like any others: each key keeps its
-//! latest committed value.
+//! latest committed value. A second cleaning past the markers' delete horizon removes the ABORT
+//! marker and with it the aborted transaction's entry in the transaction index: an entry left
+//! without its marker would make a read_committed consumer skip the same producer's later,
+//! committed transaction (it skips a producer's batches until it reads the ABORT marker).
 
 mod txn_support;
 
@@ -101,8 +104,40 @@ fn aborted_records_never_come_back_and_committed_ones_compact() {
         "{passes:?}"
     );
 
+    let aborted_listed = partition.aborted_txns(0, i64::MAX).len();
+    assert_eq!(aborted_listed, 1, "the kept ABORT marker's index entry");
+    check_compacted(
+        &bootstrap,
+        &topic,
+        before_uncommitted.len(),
+        "first cleaning",
+    );
+
+    // Past delete.retention.ms (1 day by default) the markers go, and so does the entry.
+    let day_after = spate_broker::time::now_ms() + 2 * 86_400_000;
+    let passes = broker
+        .state()
+        .cleaner
+        .clean_now(&partition, day_after)
+        .unwrap();
+    assert!(!passes.is_empty(), "{passes:?}");
+    assert_eq!(
+        partition.aborted_txns(0, i64::MAX),
+        vec![],
+        "an aborted transaction listed without its marker"
+    );
+    check_compacted(
+        &bootstrap,
+        &topic,
+        before_uncommitted.len(),
+        "markers removed",
+    );
+}
+
+/// Both isolation levels see each key's latest committed value and nothing aborted.
+fn check_compacted(bootstrap: &str, topic: &str, before: usize, when: &str) {
     for isolation in ["read_committed", "read_uncommitted"] {
-        let got = read_all(&bootstrap, &topic, 0, isolation);
+        let got = read_all(bootstrap, topic, 0, isolation);
         let values: Vec<&str> = got.iter().map(|(_, v)| v.as_str()).collect();
         assert!(
             !values.iter().any(|v| v.starts_with("aborted")),
@@ -122,8 +157,7 @@ fn aborted_records_never_come_back_and_committed_ones_compact() {
             );
         }
         println!(
-            "{isolation}: {} records before cleaning, {} after",
-            before_uncommitted.len(),
+            "{when}, {isolation}: {before} records before cleaning, {} after",
             got.len()
         );
     }

@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     match args.command {
         Command::Version => println!("spate {}", env!("CARGO_PKG_VERSION")),
         Command::Broker(args) => cli::broker::run(args)?,
-        Command::Topics(args) => cli::topics::run(args)?,
+        Command::Topics(a) => cli::topics::run(a, args.verbose > 0)?,
         Command::Produce(args) => cli::produce::run(args)?,
         Command::Consume(args) => cli::consume::run(args)?,
         Command::Groups(args) => cli::groups::run(args)?,

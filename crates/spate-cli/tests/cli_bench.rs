@@ -200,3 +200,53 @@ fn bench_receiver_reports_both_modes_and_the_log_amplification() {
 fn bench_direct_rejects_an_unknown_job() {
     spate(&["bench", "direct", "--in-memory", "--jobs", "sort"]).failure("unknown job", "--jobs");
 }
+
+#[test]
+fn bench_compaction_cleans_to_one_record_per_key_and_reports_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("compaction.json");
+    let json_arg = json.to_str().expect("utf-8 temp path");
+    // 20,000 records over 500 keys in 256 KiB segments (16 KiB batches), with an 8 KiB offset map
+    // (at most 307 keys a pass): the cleaner needs several passes and must still keep one
+    // record per key.
+    let run = spate(&[
+        "bench",
+        "compaction",
+        "--records",
+        "20000",
+        "--keys",
+        "500",
+        "--segment-bytes",
+        "262144",
+        "-X",
+        "batch.size=16384",
+        "--dedupe-buffer-size",
+        "8192",
+        "--json",
+        json_arg,
+    ])
+    .success("bench compaction");
+    assert!(run.stdout.contains("clean MB/s"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("log.cleaner.dedupe.buffer.size = 8192 B"),
+        "{}",
+        run.stdout
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    assert_eq!(report["benchmark"], "compaction");
+    let r = &report["results"][0];
+    assert_eq!(r["produce"]["records"], 20000);
+    assert!(r["passes"].as_u64().unwrap() > 1, "{r}");
+    assert!(r["map_memory_bytes"].as_u64().unwrap() <= 8192, "{r}");
+    assert!(r["clean_mb_per_sec"].as_f64().unwrap() > 0.0);
+    // Below the active segment one record per key remains; the consumer read what is left.
+    let consumed = r["consume"]["records"].as_u64().unwrap();
+    assert!((500..20000).contains(&consumed), "{r}");
+    assert_eq!(
+        report["ceiling"][0]["records_per_sec"],
+        r["consume_records_per_sec"]
+    );
+    println!("{} passes, {consumed} records left of 20000", r["passes"]);
+}

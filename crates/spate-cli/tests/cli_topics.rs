@@ -136,3 +136,107 @@ fn alter_without_changes_is_an_error() {
     spate(&["topics", "alter", "whatever", "--bootstrap-server", &bs])
         .failure("alter with nothing", "nothing to alter");
 }
+
+#[test]
+fn describe_verbose_shows_the_cleaner_state_of_each_partition() {
+    let mut config = spate_broker::BrokerConfig::default();
+    config.set("metrics.listen", "127.0.0.1:0").unwrap();
+    let broker = TestBroker::start_with(config);
+    let bs = broker.bootstrap_servers();
+    let metrics = broker
+        .state()
+        .metrics_addr
+        .get()
+        .expect("metrics")
+        .to_string();
+    let topic = random_topic("cli_cleaner");
+    let b = ["--bootstrap-server", bs.as_str()];
+    spate(
+        &[
+            &["topics", "create", &topic][..],
+            &[
+                "--config",
+                "cleanup.policy=compact",
+                "--config",
+                "segment.bytes=1024",
+            ],
+            &b,
+        ]
+        .concat(),
+    )
+    .success("create");
+    // One batch per call (each flushes), so that the 1 KiB segments roll.
+    for round in 0..12 {
+        spate_testkit::produce::produce_to_partition(
+            &bs,
+            &topic,
+            0,
+            (0..8).map(|k| {
+                (
+                    Some(format!("key{k}")),
+                    format!("value-{round}-{k}-{}", "x".repeat(40)),
+                )
+            }),
+        );
+    }
+    let verbose = [
+        &[
+            "topics",
+            "describe",
+            &topic,
+            "--verbose",
+            "--metrics-address",
+        ][..],
+        &[metrics.as_str()],
+        &b,
+    ]
+    .concat();
+    let cleaner_line = |out: &str| -> String {
+        out.lines()
+            .find(|l| l.contains("Compacted:"))
+            .unwrap_or_else(|| panic!("no cleaner line in:\n{out}"))
+            .to_string()
+    };
+    let before = spate(&verbose).success("describe --verbose before cleaning");
+    let line = cleaner_line(&before.stdout);
+    assert!(
+        line.contains(&format!("Topic: {topic}\tPartition: 0\tCompacted: true")),
+        "{line}"
+    );
+    assert!(line.contains("LastCleaning: never"), "{line}");
+    assert!(
+        !line.contains("DirtyBytes: 0\t"),
+        "dirty before cleaning: {line}"
+    );
+
+    let partition = broker.state().topics.partition(&topic, 0).unwrap();
+    let passes = broker
+        .state()
+        .cleaner
+        .clean_now(&partition, spate_broker::time::now_ms())
+        .unwrap();
+    assert!(!passes.is_empty());
+    let after = spate(&verbose).success("describe --verbose after cleaning");
+    let line = cleaner_line(&after.stdout);
+    assert!(line.contains("DirtyRatio: 0.000\t"), "{line}");
+    assert!(line.contains("DirtyBytes: 0\t"), "{line}");
+    assert!(line.contains("LastCleaning: 20"), "a date: {line}");
+    assert!(
+        line.contains(&format!("read {} records", passes[0].records_read)),
+        "{line}"
+    );
+    println!("before: {}\nafter: {line}", cleaner_line(&before.stdout));
+
+    // Without the address there is nowhere to read it from; without --verbose it is not shown.
+    let no_address = spate(&[&["topics", "describe", &topic, "--verbose"][..], &b].concat())
+        .success("--verbose without --metrics-address");
+    assert!(
+        no_address
+            .stdout
+            .contains("Cleaner state unavailable: give --metrics-address"),
+        "{}",
+        no_address.stdout
+    );
+    let plain = spate(&[&["topics", "describe", &topic][..], &b].concat()).success("describe");
+    assert!(!plain.stdout.contains("Compacted:"), "{}", plain.stdout);
+}

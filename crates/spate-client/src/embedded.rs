@@ -40,10 +40,20 @@ impl EmbeddedBroker {
     /// Starts a broker on an ephemeral loopback port with `storage`, creating a temp dir for
     /// `Storage::Disk(None)`; fails if the temp dir or the broker's listener cannot be created.
     pub fn start(storage: Storage) -> anyhow::Result<Self> {
+        Self::start_with(storage, &[])
+    }
+
+    /// [`Self::start`] with broker settings by Kafka's names (e.g. `log.cleaner.enable`).
+    pub fn start_with(storage: Storage, settings: &[(&str, String)]) -> anyhow::Result<Self> {
         let mut config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..BrokerConfig::default()
         };
+        for (key, value) in settings {
+            config
+                .set(key, value)
+                .map_err(|e| anyhow!("broker setting {key}={value}: {e}"))?;
+        }
         let mut temp_dir = None;
         let description = match storage {
             Storage::Memory => {
@@ -90,6 +100,11 @@ impl EmbeddedBroker {
     /// storage".
     pub fn description(&self) -> String {
         self.description.clone()
+    }
+
+    /// The running broker's state (topics, log cleaner), for benchmarks that measure inside it.
+    pub fn state(&self) -> Option<&std::sync::Arc<spate_broker::state::BrokerState>> {
+        self.broker.as_ref().map(BackgroundBroker::state)
     }
 }
 

@@ -7,17 +7,25 @@
 //! delete horizon — cleans it, and sleeps `log.cleaner.backoff.ms` when no log qualifies. A log
 //! is cleaned by one thread at a time. Per-partition status (dirty ratio, last cleaning) and
 //! running totals are kept for `topics describe` and the metrics endpoint.
+//!
+//! The dynamic `log.cleaner.*` settings ([`LogCleaner::reconfigure`]) take effect without a
+//! restart: each thread compares the config generation before it picks a log and rebuilds its
+//! offset map when it changed; threads past a lowered `log.cleaner.threads` exit after their
+//! current cleaning (Kafka restarts all of them, aborting cleanings in progress; finishing them
+//! loses nothing), and a raised count starts the missing threads at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde::{Deserialize, Serialize};
 
 use super::pass::{CleanStats, Cleaner, PassOutcome};
 use super::range::cleanable_range;
+use super::throttle::Throttle;
 use super::CleanerConfig;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
@@ -27,7 +35,7 @@ use crate::storage::{CleanupPolicy, TopicPartition};
 pub type PartitionSource = Box<dyn Fn() -> Vec<Arc<Partition>> + Send + Sync>;
 
 /// The last finished cleaning of a partition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastCleaning {
     /// Wall-clock end of the cleaning (ms since the epoch).
     pub finished_ms: i64,
@@ -35,7 +43,7 @@ pub struct LastCleaning {
 }
 
 /// What the cleaner reports about one partition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionCleanerStatus {
     pub compacted: bool,
     pub dirty_ratio: f64,
@@ -67,13 +75,17 @@ struct Book {
 
 /// The cleaner threads and their bookkeeping.
 pub struct LogCleaner {
-    config: CleanerConfig,
+    config: RwLock<CleanerConfig>,
+    /// Bumped by every [`Self::reconfigure`]; threads rebuild their `Cleaner` when it moves.
+    generation: AtomicU64,
+    throttle: Arc<Throttle>,
     source: OnceLock<PartitionSource>,
     book: Mutex<Book>,
     /// Signalled when a log is released or the cleaner stops.
     changed: Condvar,
     stop: AtomicBool,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Running threads by index; a thread removes itself when it exits on a lowered count.
+    threads: Mutex<BTreeMap<usize, JoinHandle<()>>>,
     pub totals: CleanerTotals,
 }
 
@@ -90,18 +102,52 @@ impl LogCleaner {
     /// A cleaner with no thread running until [`Self::start`].
     pub fn new(config: CleanerConfig) -> Arc<LogCleaner> {
         Arc::new(LogCleaner {
-            config,
+            throttle: Arc::new(Throttle::new(config.io_max_bytes_per_second)),
+            config: RwLock::new(config),
+            generation: AtomicU64::new(0),
             source: OnceLock::new(),
             book: Mutex::new(Book::default()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
-            threads: Mutex::new(Vec::new()),
+            threads: Mutex::new(BTreeMap::new()),
             totals: CleanerTotals::default(),
         })
     }
 
-    pub fn config(&self) -> &CleanerConfig {
-        &self.config
+    /// The settings in force now.
+    pub fn config(&self) -> CleanerConfig {
+        self.config.read().clone()
+    }
+
+    /// How many cleaner threads are running now.
+    pub fn running_threads(&self) -> usize {
+        self.threads
+            .lock()
+            .values()
+            .filter(|t| !t.is_finished())
+            .count()
+    }
+
+    /// Applies new `log.cleaner.*` settings at runtime (dynamic broker config); `next` must
+    /// have passed [`CleanerConfig::check_reconfiguration`]. `log.cleaner.enable` is not
+    /// dynamic and keeps its value.
+    pub fn reconfigure(self: &Arc<Self>, mut next: CleanerConfig) -> Result<()> {
+        {
+            let mut config = self.config.write();
+            next.enable = config.enable;
+            if *config == next {
+                return Ok(());
+            }
+            tracing::info!(?next, "log cleaner settings changed");
+            *config = next.clone();
+        }
+        self.throttle.set_rate(next.io_max_bytes_per_second);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if self.source.get().is_some() && next.enable {
+            self.spawn_missing_threads(next.threads)?;
+        }
+        self.wake();
+        Ok(())
     }
 
     /// Starts `log.cleaner.threads` threads (none when `log.cleaner.enable=false`) over the
@@ -112,17 +158,29 @@ impl LogCleaner {
                 "the log cleaner was started twice".into(),
             ));
         }
-        if !self.config.enable {
+        let config = self.config();
+        if !config.enable {
             return Ok(());
         }
+        self.spawn_missing_threads(config.threads)
+    }
+
+    /// Starts a thread for every index below `count` that has none running.
+    fn spawn_missing_threads(self: &Arc<Self>, count: usize) -> Result<()> {
         let mut threads = self.threads.lock();
-        for i in 0..self.config.threads {
+        if self.stop.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for i in 0..count {
+            if threads.get(&i).is_some_and(|t| !t.is_finished()) {
+                continue;
+            }
             let me = self.clone();
             let t = std::thread::Builder::new()
                 .name(format!("spate-log-cleaner-{i}"))
-                .spawn(move || me.run_thread())
+                .spawn(move || me.run_thread(i))
                 .map_err(|e| BrokerError::Runtime(format!("spawning a cleaner thread: {e}")))?;
-            threads.push(t);
+            threads.insert(i, t);
         }
         Ok(())
     }
@@ -135,15 +193,46 @@ impl LogCleaner {
             let _book = self.book.lock();
             self.changed.notify_all();
         }
-        for t in self.threads.lock().drain(..) {
+        // Joined outside the lock: an exiting thread takes it to remove itself.
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads.into_values() {
             let _ = t.join();
         }
     }
 
-    fn run_thread(self: Arc<Self>) {
-        let mut cleaner = Cleaner::new(self.config.clone());
+    /// A cleaner with the current settings, and the generation they belong to.
+    fn new_cleaner(&self) -> (Cleaner, u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let cleaner = Cleaner::new(self.config()).with_throttle(self.throttle.clone());
+        (cleaner, generation)
+    }
+
+    /// Whether thread `index` is past the configured count; if so it is forgotten (under the
+    /// threads lock, so a concurrent raise of the count starts a replacement).
+    fn retire_if_surplus(&self, index: usize) -> bool {
+        let mut threads = self.threads.lock();
+        if index < self.config.read().threads {
+            return false;
+        }
+        threads.remove(&index);
+        tracing::info!(
+            thread = index,
+            "log cleaner thread stops (log.cleaner.threads lowered)"
+        );
+        true
+    }
+
+    fn run_thread(self: Arc<Self>, index: usize) {
+        let (mut cleaner, mut generation) = self.new_cleaner();
         while !self.stop.load(Ordering::Acquire) {
+            if self.generation.load(Ordering::Acquire) != generation {
+                if self.retire_if_surplus(index) {
+                    return;
+                }
+                (cleaner, generation) = self.new_cleaner();
+            }
             let now = crate::time::now_ms();
+            let backoff = self.config.read().backoff_ms;
             match self.grab_filthiest(now) {
                 Some(p) => {
                     let res = self.clean_once(&mut cleaner, &p, now);
@@ -151,10 +240,10 @@ impl LogCleaner {
                     if let Err(e) = res {
                         self.totals.failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(partition = %p.tp, error = %e, "log cleaning failed");
-                        self.sleep(self.config.backoff_ms);
+                        self.sleep(backoff);
                     }
                 }
-                None => self.sleep(self.config.backoff_ms),
+                None => self.sleep(backoff),
             }
         }
     }
@@ -286,7 +375,7 @@ impl LogCleaner {
             }
             book.in_progress.insert(p.tp.clone());
         }
-        let mut cleaner = Cleaner::new(self.config.clone());
+        let (mut cleaner, _) = self.new_cleaner();
         let mut passes = Vec::new();
         let res = loop {
             match self.clean_once(&mut cleaner, p, now) {
@@ -342,6 +431,33 @@ pub fn describe_topic(
         .iter()
         .map(|p| Ok((p.index(), state.cleaner.status(p, now)?)))
         .collect()
+}
+
+/// The cleaner's view of one topic as the metrics listener serves it (`GET /cleaner/TOPIC`,
+/// JSON) to `spate topics describe --verbose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicCleanerReport {
+    pub topic: String,
+    pub partitions: Vec<PartitionCleanerReport>,
+}
+
+/// One partition of a [`TopicCleanerReport`]; `status` is `None` where the storage does not
+/// compact (the in-memory backend).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionCleanerReport {
+    pub partition: i32,
+    pub status: Option<PartitionCleanerStatus>,
+}
+
+/// [`describe_topic`] as a [`TopicCleanerReport`].
+pub fn topic_report(state: &crate::state::BrokerState, topic: &str) -> Result<TopicCleanerReport> {
+    Ok(TopicCleanerReport {
+        topic: topic.to_string(),
+        partitions: describe_topic(state, topic)?
+            .into_iter()
+            .map(|(partition, status)| PartitionCleanerReport { partition, status })
+            .collect(),
+    })
 }
 
 /// Starts the broker's log cleaner over the broker's topics; a shutdown hook stops it before

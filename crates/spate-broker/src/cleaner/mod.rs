@@ -12,6 +12,7 @@
 //! - [`records`] / [`codec`]: records inside batches, recompressed with the batch's codec.
 //! - [`txn`]: the last stable offset, aborted transactions and markers.
 //! - [`pass`]: one cleaning of one log.
+//! - [`throttle`]: the I/O budget the threads share (`log.cleaner.io.max.bytes.per.second`).
 //! - [`manager`]: the cleaner threads (`log.cleaner.threads`) that pick the filthiest log and
 //!   the per-partition status they expose.
 //!
@@ -24,11 +25,15 @@ pub mod offset_map;
 pub mod pass;
 pub mod range;
 pub mod records;
+pub mod throttle;
 pub mod txn;
 
 use serde::{Deserialize, Serialize};
 
-pub use manager::{describe_topic, LastCleaning, LogCleaner, PartitionCleanerStatus};
+pub use manager::{
+    describe_topic, topic_report, LastCleaning, LogCleaner, PartitionCleanerReport,
+    PartitionCleanerStatus, TopicCleanerReport,
+};
 pub use pass::{CleanStats, Cleaner, PassOutcome};
 pub use txn::{AbortedTxn, NoTransactions, PartitionView};
 
@@ -48,6 +53,9 @@ pub struct CleanerConfig {
     /// `log.cleaner.backoff.ms` (default 15 s): how long a thread sleeps when no log needs
     /// cleaning.
     pub backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second` (default: unlimited, Kafka's `Double.MaxValue`):
+    /// the bytes all cleaner threads together may read plus write per second.
+    pub io_max_bytes_per_second: f64,
     /// The most bytes one batch may decompress to before the cleaner gives up on cleaning
     /// inside it (it is then kept whole). Not a Kafka setting: Kafka grows its buffers up to
     /// `max.message.bytes`, which bounds compressed bytes only.
@@ -62,6 +70,7 @@ impl Default for CleanerConfig {
             dedupe_buffer_bytes: 128 * 1024 * 1024,
             io_buffer_bytes: 512 * 1024,
             backoff_ms: 15_000,
+            io_max_bytes_per_second: f64::MAX,
             max_batch_bytes: 64 * 1024 * 1024,
         }
     }
@@ -82,7 +91,43 @@ impl CleanerConfig {
                 | "log.cleaner.dedupe.buffer.size"
                 | "log.cleaner.io.buffer.size"
                 | "log.cleaner.backoff.ms"
+                | "log.cleaner.io.max.bytes.per.second"
         )
+    }
+
+    /// Whether `key` may change at runtime (Kafka's `LogCleaner.ReconfigurableConfigs`, less
+    /// `log.cleaner.io.buffer.load.factor`, which this broker does not take): the threads pick
+    /// the new value up without a restart.
+    pub fn is_dynamic(key: &str) -> bool {
+        Self::handles(key) && key != "log.cleaner.enable"
+    }
+
+    /// Kafka's checks of a runtime change from `self` to `next`: a changed thread count is at
+    /// least one, and at most halved or doubled at once.
+    pub fn check_reconfiguration(&self, next: &CleanerConfig) -> crate::error::Result<()> {
+        let (now, want) = (self.threads, next.threads);
+        if now == want {
+            return Ok(());
+        }
+        let refuse = |reason: String| {
+            Err(crate::error::BrokerError::ConfigChangeRejected(format!(
+                "Invalid value {want} for configuration log.cleaner.threads: {reason}"
+            )))
+        };
+        if want < 1 {
+            return refuse("Log cleaner threads should be at least 1".into());
+        }
+        if want < now / 2 {
+            return refuse(format!(
+                "Log cleaner threads cannot be reduced to less than half the current value {now}"
+            ));
+        }
+        if want > now.max(1) * 2 {
+            return refuse(format!(
+                "Log cleaner threads cannot be increased to more than double the current value {now}"
+            ));
+        }
+        Ok(())
     }
 
     /// Sets one `log.cleaner.*` setting by its Kafka name.
@@ -102,6 +147,13 @@ impl CleanerConfig {
             "log.cleaner.dedupe.buffer.size" => self.dedupe_buffer_bytes = int(1024)? as usize,
             "log.cleaner.io.buffer.size" => self.io_buffer_bytes = int(1024)? as usize,
             "log.cleaner.backoff.ms" => self.backoff_ms = int(0)? as u64,
+            "log.cleaner.io.max.bytes.per.second" => {
+                let rate: f64 = v.parse().map_err(|_| bad("not a number"))?;
+                if rate.is_nan() || rate <= 0.0 {
+                    return Err(bad("must be above 0"));
+                }
+                self.io_max_bytes_per_second = rate;
+            }
             _ => return Err(bad("not supported by this broker")),
         }
         Ok(())

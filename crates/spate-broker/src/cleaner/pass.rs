@@ -14,11 +14,13 @@
 //! copied byte for byte.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::offset_map::OffsetMap;
 use super::range::{cleanable_range, CleanableRange};
 use super::records::{self, delete_horizon, BatchWriter, RecordView};
+use super::throttle::Throttle;
 use super::txn::{PartitionView, TxnTracker};
 use super::CleanerConfig;
 use crate::error::{BrokerError, Result};
@@ -27,7 +29,7 @@ use crate::storage::disk::{CleanedSegment, DiskLog, SegmentRef};
 use crate::storage::LogConfig;
 
 /// What one cleaning did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CleanStats {
     pub first_dirty_offset: i64,
     /// The new first dirty offset (everything below was cleaned).
@@ -69,6 +71,8 @@ pub struct Cleaner {
     decompressed: Vec<u8>,
     out: Vec<u8>,
     writer: BatchWriter,
+    /// The I/O budget shared with the other cleaner threads (none: unthrottled).
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl std::fmt::Debug for Cleaner {
@@ -99,6 +103,20 @@ impl Cleaner {
             decompressed: Vec::new(),
             out: Vec::new(),
             writer: BatchWriter::default(),
+            throttle: None,
+        }
+    }
+
+    /// This cleaner's reads and writes count against `throttle`.
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Cleaner {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// Counts `bytes` of I/O against the shared budget, sleeping when it is spent.
+    fn throttle(&self, bytes: u64, stop: &AtomicBool) {
+        if let Some(t) = &self.throttle {
+            t.account(bytes, stop);
         }
     }
 
@@ -183,6 +201,7 @@ impl Cleaner {
                 self.read_buf = read_buf;
                 let full = full?;
                 stats.map_bytes_read += n as u64;
+                self.throttle(n as u64, stop);
                 if full {
                     stats.map_full = true;
                     return Ok(Some(self.map.latest_offset() + 1));
@@ -295,10 +314,12 @@ impl Cleaner {
                     }
                 };
                 rc.stats.bytes_read += n as u64;
+                self.throttle(n as u64, stop);
                 position += n as u64;
             }
         }
         let written = cleaned.size();
+        self.throttle(written, stop);
         if !log.replace_segments(group, cleaned)? {
             return Ok(false);
         }

@@ -1,6 +1,7 @@
 //! DeleteRecords: move a partition's log start offset forward (offset -1 means the high
 //! watermark). Whole segments below it are dropped by the log; fetches below it then get
-//! OFFSET_OUT_OF_RANGE.
+//! OFFSET_OUT_OF_RANGE. As in Kafka, a log whose `cleanup.policy` does not include `delete`
+//! (a compacted topic) refuses with POLICY_VIOLATION: its start offset is the cleaner's business.
 
 use std::sync::Arc;
 
@@ -34,7 +35,10 @@ pub async fn handle(
                     let log = part.log();
                     let hw = log.log_end_offset();
                     let target = if p.offset == -1 { hw } else { p.offset };
-                    if target < 0 || target > hw {
+                    if !part.config().delete() {
+                        tracing::debug!(partition = %part.tp, "records of a compacted partition cannot be deleted due to the configured policy");
+                        pr.error_code = ResponseError::PolicyViolation.code();
+                    } else if target < 0 || target > hw {
                         pr.error_code = ResponseError::OffsetOutOfRange.code();
                     } else {
                         match log.delete_records_before(target) {

@@ -2,6 +2,7 @@
 //! commands (topics, produce, consume) are each modelled on the Kafka tool of the same job.
 
 pub mod broker;
+pub mod cleaner_status;
 pub mod configs;
 pub mod consume;
 pub mod groups;

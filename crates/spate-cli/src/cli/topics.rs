@@ -93,6 +93,15 @@ pub struct ListArgs {
 pub struct DescribeArgs {
     #[command(flatten)]
     topic: TopicName,
+    /// Set from spate's global `--verbose`: also show the log cleaner's state of each
+    /// partition (dirty ratio, clean and dirty bytes, last cleaning), read from the broker's
+    /// metrics listener (`--metrics-address`).
+    #[arg(skip)]
+    pub verbose: bool,
+    /// The broker's `metrics.listen` address (HOST:PORT), where it serves the cleaner's state
+    /// that `--verbose` shows.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_address: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -125,7 +134,11 @@ pub struct DeleteArgs {
     client: ClientArgs,
 }
 
-pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
+/// `verbose` is spate's global `--verbose` (describe then adds the cleaner's state).
+pub fn run(mut args: TopicsArgs, verbose: bool) -> anyhow::Result<()> {
+    if let TopicsAction::Describe(a) = &mut args.action {
+        a.verbose = verbose;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -298,6 +311,20 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
                 }
             }
             Err(e) => println!("\tConfigs unavailable: {e:#}"),
+        }
+        if a.verbose {
+            let report = match &a.metrics_address {
+                Some(address) => super::cleaner_status::fetch(address, name),
+                None => Err(anyhow!(
+                    "give --metrics-address HOST:PORT, the broker's metrics.listen address"
+                )),
+            };
+            match report {
+                Ok(report) => super::cleaner_status::lines(&report)
+                    .iter()
+                    .for_each(|l| println!("{l}")),
+                Err(e) => println!("\tCleaner state unavailable: {e:#}"),
+            }
         }
     }
     Ok(())

@@ -65,12 +65,58 @@ const KEYS: &[BrokerKey] = &[
         value: |c| c.producer_id_expiration_ms.to_string(),
     },
     BrokerKey {
+        name: "log.cleaner.enable",
+        config_type: ConfigType::Boolean,
+        doc: "Run the log cleaner, which compacts topics with cleanup.policy=compact.",
+        value: |c| c.cleaner.enable.to_string(),
+    },
+    BrokerKey {
+        name: "log.cleaner.threads",
+        config_type: ConfigType::Int,
+        doc: "The number of log cleaner threads.",
+        value: |c| c.cleaner.threads.to_string(),
+    },
+    BrokerKey {
+        name: "log.cleaner.dedupe.buffer.size",
+        config_type: ConfigType::Long,
+        doc: "Memory of the cleaners' offset maps, shared by the threads.",
+        value: |c| c.cleaner.dedupe_buffer_bytes.to_string(),
+    },
+    BrokerKey {
+        name: "log.cleaner.io.buffer.size",
+        config_type: ConfigType::Int,
+        doc: "How many bytes of a segment a cleaner reads at once.",
+        value: |c| c.cleaner.io_buffer_bytes.to_string(),
+    },
+    BrokerKey {
+        name: "log.cleaner.io.max.bytes.per.second",
+        config_type: ConfigType::Double,
+        doc: "The bytes all cleaner threads together may read and write per second.",
+        value: |c| format_double(c.cleaner.io_max_bytes_per_second),
+    },
+    BrokerKey {
+        name: "log.cleaner.backoff.ms",
+        config_type: ConfigType::Long,
+        doc: "How long a cleaner thread sleeps when no log needs cleaning.",
+        value: |c| c.cleaner.backoff_ms.to_string(),
+    },
+    BrokerKey {
         name: "shutdown.timeout.ms",
         config_type: ConfigType::Long,
         doc: "How long a clean shutdown may take (spate's own setting).",
         value: |c| c.shutdown_timeout_ms.to_string(),
     },
 ];
+
+/// A double as Java prints it where it matters: Kafka's default for an unlimited rate is
+/// `Double.MaxValue`, shown as `1.7976931348623157E308`.
+fn format_double(v: f64) -> String {
+    if v == f64::MAX {
+        "1.7976931348623157E308".to_string()
+    } else {
+        v.to_string()
+    }
+}
 
 /// Which layer a BROKER resource name addresses: `""` the cluster default, this broker's
 /// node id itself; anything else is Kafka's INVALID_REQUEST.
@@ -213,7 +259,8 @@ pub fn incremental(
 }
 
 /// Persists the new layer and applies it: every partition's log config is recomputed, so
-/// retention, segment size and the message size limit change without a restart.
+/// retention, segment size and the message size limit change without a restart, and the log
+/// cleaner takes its new settings.
 fn commit(
     state: &BrokerState,
     scope: Scope,
@@ -228,11 +275,21 @@ fn commit(
         |next| {
             state
                 .topics
-                .check_broker_defaults(&next.log_defaults(statics))
+                .check_broker_defaults(&next.log_defaults(statics))?;
+            state
+                .cleaner
+                .config()
+                .check_reconfiguration(&next.cleaner_config(&state.config.cleaner))
         },
         |next| {
             tracing::info!(?scope, "dynamic broker configs changed");
-            state.topics.set_broker_defaults(next.log_defaults(statics))
+            state.topics.set_broker_defaults(next.log_defaults(statics));
+            if let Err(e) = state
+                .cleaner
+                .reconfigure(next.cleaner_config(&state.config.cleaner))
+            {
+                tracing::error!(error = %e, "the log cleaner could not take its new settings");
+            }
         },
     )
 }

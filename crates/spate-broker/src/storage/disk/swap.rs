@@ -118,6 +118,8 @@ pub struct CleanedSegment {
     offsets: Vec<OffsetEntry>,
     times: Vec<TimeEntry>,
     index_interval_bytes: usize,
+    /// `(base, last)` offsets of the control batches (transaction markers) written, in order.
+    controls: Vec<(i64, i64)>,
 }
 
 impl std::fmt::Debug for CleanedSegment {
@@ -156,7 +158,19 @@ impl CleanedSegment {
         self.offsets.extend(entries.offset);
         self.times.extend(entries.time);
         self.size += batch.len() as u64;
+        if header.is_control() {
+            self.controls
+                .push((header.base_offset, header.last_offset()));
+        }
         Ok(())
+    }
+
+    /// Whether a control batch holding `offset` was written (a kept transaction marker).
+    fn kept_control_at(&self, offset: i64) -> bool {
+        let i = self.controls.partition_point(|(_, last)| *last < offset);
+        self.controls
+            .get(i)
+            .is_some_and(|(base, _)| *base <= offset)
     }
 
     /// Flushes and fsyncs the file (step 1 of the swap).
@@ -248,6 +262,7 @@ impl DiskLog {
             offsets: Vec::new(),
             times: Vec::new(),
             index_interval_bytes: self.config().index_interval_bytes,
+            controls: Vec::new(),
         })
     }
 
@@ -268,12 +283,17 @@ impl DiskLog {
         let base = cleaned.base_offset;
         debug_assert_eq!(base, old[0].base_offset());
         let stem = file_stem(base);
-        // The replaced segments' aborted transactions move to the cleaned segment, so that
-        // read_committed fetches still list them (their markers may be kept).
+        // The replaced segments' aborted transactions move to the cleaned segment while their
+        // ABORT marker stays, so that read_committed fetches still list them. An entry whose
+        // marker the cleaner removed goes too (as in Kafka's cleaned transaction index): a
+        // read_committed consumer told of an aborted transaction skips that producer's batches
+        // until it reads the ABORT marker, so without the marker it would skip the producer's
+        // later, committed transactions.
         let mut aborted = Vec::new();
         for seg in old {
             seg.0.txn_index.collect(i64::MIN, i64::MAX, &mut aborted);
         }
+        aborted.retain(|a| cleaned.kept_control_at(a.last_offset));
         let txn_cleaned = self.dir.join(format!("{stem}{TXN_CLEANED_SUFFIX}"));
         remove_if_exists(&txn_cleaned)?;
         if !aborted.is_empty() {
