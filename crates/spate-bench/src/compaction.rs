@@ -28,6 +28,7 @@ use spate_client::embedded::{EmbeddedBroker, Storage};
 use spate_client::measure::{fmt_count, Throughput};
 use spate_client::tuning::{CONSUMER_TUNING, PRODUCER_TUNING};
 
+/// Options of `spate bench compaction`.
 #[derive(Args, Debug)]
 pub struct CompactionBenchArgs {
     /// Records to produce.
@@ -62,12 +63,19 @@ pub struct CompactionBenchArgs {
 /// The run's one table row, with raw numbers for the JSON report.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompactionBenchRow {
+    /// Records produced.
     pub records: u64,
+    /// Distinct keys among them.
     pub keys: u64,
+    /// Value size in bytes.
     pub record_size: usize,
+    /// Partitions of the compacted topic.
     pub partitions: i32,
+    /// How long producing took, and how much.
     pub produce: Throughput,
+    /// Produce rate, records per second.
     pub produce_records_per_sec: f64,
+    /// Produce rate, MB per second.
     pub produce_mb_per_sec: f64,
     /// `log.cleaner.dedupe.buffer.size` in force.
     pub dedupe_buffer_size: u64,
@@ -75,32 +83,45 @@ pub struct CompactionBenchRow {
     pub passes: usize,
     /// Bytes and records the recopy read (the whole cleanable section, every pass).
     pub clean_bytes_read: u64,
+    /// Records the recopy read.
     pub clean_records_read: u64,
     /// Bytes the offset-map phase read (the dirty section).
     pub map_bytes_read: u64,
+    /// Bytes written to cleaned segments.
     pub clean_bytes_written: u64,
     /// Records the last pass of each partition kept below its end (what cleaning left).
     pub clean_records_kept: u64,
+    /// Wall time of all passes.
     pub clean_seconds: f64,
+    /// Cleaning throughput: bytes read by the recopy per second, in MB.
     pub clean_mb_per_sec: f64,
+    /// Cleaning throughput in records read by the recopy per second.
     pub clean_records_per_sec: f64,
+    /// CPU time of the process while cleaning.
     pub clean_cpu_seconds: f64,
     /// The largest offset map of a pass, and its keys.
     pub map_memory_bytes: usize,
+    /// Keys in the largest offset map.
     pub map_entries: usize,
     /// Resident memory before cleaning and its peak while cleaning (`None` where /proc or
     /// `clear_refs` is unavailable: then the peak is the whole run's).
     pub rss_before_clean_bytes: Option<u64>,
     /// Peak RSS up to the end of producing (broker and producer in this process).
     pub peak_rss_produce_bytes: Option<u64>,
+    /// Peak RSS while cleaning (see `peak_rss_is_cleaning_only`).
     pub peak_rss_clean_bytes: Option<u64>,
+    /// Whether the peak above was reset before cleaning (else it is the whole run's).
     pub peak_rss_is_cleaning_only: bool,
     /// The raw consumer reading the compacted topic from the start.
     pub consume: Throughput,
+    /// The consumer's rate, records per second.
     pub consume_records_per_sec: f64,
+    /// The consumer's rate, MB per second.
     pub consume_mb_per_sec: f64,
 }
 
+/// Runs `spate bench compaction`: produce, clean until nothing is cleanable, read the result
+/// back with the raw consumer; prints the table and writes `--json`.
 pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
     if args.keys == 0 || args.records == 0 || args.record_size == 0 {
         bail!("--records, --keys and --record-size must be at least 1");

@@ -19,12 +19,14 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(300);
 /// The longest single sleep before the stop flag and the setting are looked at again.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
+#[derive(Debug)]
 struct Period {
     started: Instant,
     bytes: u64,
 }
 
 /// A bytes-per-second budget shared by the cleaner threads.
+#[derive(Debug)]
 pub struct Throttle {
     /// The allowed rate, as `f64` bits (changed by dynamic config).
     rate_bits: AtomicU64,
