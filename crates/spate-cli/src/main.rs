@@ -39,7 +39,7 @@ enum Command {
     Groups(cli::groups::GroupsArgs),
     /// Describe and alter topic, broker and group configs (like kafka-configs.sh).
     Configs(cli::configs::ConfigsArgs),
-    /// List and describe transactions and a partition's producers (like kafka-transactions.sh).
+    /// List, describe and abort transactions, and a partition's producers (like kafka-transactions.sh).
     Transactions(cli::transactions::TransactionsArgs),
     /// Add, list and delete SCRAM users (like kafka-configs.sh --entity-type users).
     Users(cli::users::UsersArgs),
