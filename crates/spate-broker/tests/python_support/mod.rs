@@ -29,33 +29,21 @@ pub fn kafka_python() -> PathBuf {
 /// Runs `python_admin.py <args>` and returns its stdout, one JSON document per line; panics
 /// with the script's output if it fails.
 pub fn admin(args: &[&str]) -> Vec<serde_json::Value> {
-    let script = workspace_root().join("tests/clients/python_admin.py");
-    let out = Command::new(kafka_python())
-        .arg(&script)
-        .args(args)
-        .env("PYTHONUNBUFFERED", "1")
-        .output()
-        .expect("running kafka-python");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python_admin.py {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    run_script("python_admin.py", args)
 }
 
 /// Runs `python_sasl.py <args>` (a SASL login, produce and consume with kafka-python) and
 /// returns its JSON lines; a refused login is a line with `error`, not a failure.
 pub fn sasl_round_trip(args: &[&str]) -> Vec<serde_json::Value> {
-    let script = workspace_root().join("tests/clients/python_sasl.py");
+    run_script("python_sasl.py", args)
+}
+
+/// Runs `tests/clients/<script> <args>` with kafka-python and returns the JSON lines it printed;
+/// panics with its output if it exits with an error.
+fn run_script(script: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let path = workspace_root().join("tests/clients").join(script);
     let out = Command::new(kafka_python())
-        .arg(&script)
+        .arg(&path)
         .args(args)
         .env("PYTHONUNBUFFERED", "1")
         .output()
@@ -63,7 +51,7 @@ pub fn sasl_round_trip(args: &[&str]) -> Vec<serde_json::Value> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "python_sasl.py failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        "{script} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
