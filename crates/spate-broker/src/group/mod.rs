@@ -36,12 +36,15 @@
 //!   `offsets.retention.minutes` 10080, ...; see [`GroupConfig`]).
 
 pub mod api;
+pub mod assignors;
 pub mod classic_group;
 pub mod commit_rules;
 #[cfg(test)]
 mod commit_rules_tests;
 pub mod commits;
 pub mod config;
+pub mod consumer_coordinator;
+pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
@@ -53,6 +56,7 @@ mod liveness_tests;
 pub mod member;
 pub mod offsets;
 pub mod offsets_log;
+pub mod reconcile;
 pub mod ticker;
 pub mod txn_offsets;
 pub mod types;
