@@ -224,6 +224,34 @@ impl GroupCoordinator {
         Some(group.validate_member_epoch(member_id, epoch))
     }
 
+    /// OffsetFetch v9 of a consumer group (Kafka's `ConsumerGroup.validateOffsetFetch`): a
+    /// named member must exist with that epoch; without member id and epoch anyone may read.
+    /// Classic groups do not check these fields.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let groups = self.consumer_groups.lock();
+        let Some(group) = groups.get(group_id) else {
+            return Ok(());
+        };
+        match member_id {
+            None if epoch < 0 => Ok(()),
+            member => {
+                let m = group
+                    .members
+                    .get(member.unwrap_or_default())
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                if m.current.member_epoch != epoch {
+                    return Err(ResponseError::StaleMemberEpoch);
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// DeleteGroups of a consumer group: only when empty. `None`: not a consumer group.
     pub(super) fn delete_consumer_group(&self, group_id: &str) -> Option<i16> {
         let mut groups = self.consumer_groups.lock();

@@ -201,8 +201,17 @@ impl ConsumerGroup {
             _ => {}
         }
         let member_id = self.resolve_member(req, settings, now_ms)?;
-        self.update_member(&member_id, req, settings, now_ms);
-        self.refresh_metadata(image);
+        let subscription_changed = self.update_member(&member_id, req, settings, now_ms);
+        // One bump for both, as Kafka: a first join changes the subscriptions and the
+        // subscribed topics' metadata at once.
+        let metadata_changed = self.refresh_metadata(image);
+        if subscription_changed || metadata_changed {
+            self.bump(if subscription_changed {
+                "subscription changed"
+            } else {
+                "subscribed topic metadata changed"
+            });
+        }
         if self.group_epoch > self.target_epoch {
             self.compute_target(settings);
         }
@@ -373,16 +382,16 @@ impl ConsumerGroup {
         Ok(())
     }
 
-    /// Applies the heartbeat's fields; a changed subscription bumps the group epoch.
+    /// Applies the heartbeat's fields; returns whether the subscription changed.
     fn update_member(
         &mut self,
         member_id: &str,
         req: &HeartbeatRequest,
         settings: &HeartbeatSettings<'_>,
         now_ms: i64,
-    ) {
+    ) -> bool {
         let Some(m) = self.members.get_mut(member_id) else {
-            return;
+            return false;
         };
         m.session_deadline_ms = now_ms + i64::from(settings.session_timeout_ms);
         if req.rebalance_timeout_ms != -1 {
@@ -411,14 +420,12 @@ impl ConsumerGroup {
                 }
             }
         }
-        if changed {
-            self.bump("subscription changed");
-        }
+        changed
     }
 
-    /// Re-reads the subscribed topics' ids and partition counts; a difference (a topic
-    /// created, deleted or given more partitions) bumps the group epoch.
-    pub fn refresh_metadata(&mut self, image: &TopicImage) {
+    /// Re-reads the subscribed topics' ids and partition counts; returns whether they differ
+    /// (a topic created, deleted or given more partitions), which bumps the group epoch.
+    pub fn refresh_metadata(&mut self, image: &TopicImage) -> bool {
         let subscribed: BTreeSet<&String> = self
             .members
             .values()
@@ -428,10 +435,11 @@ impl ConsumerGroup {
             .into_iter()
             .filter_map(|t| image.by_name.get(t).map(|v| (t.clone(), *v)))
             .collect();
-        if metadata != self.metadata {
-            self.metadata = metadata;
-            self.bump("subscribed topic metadata changed");
+        if metadata == self.metadata {
+            return false;
         }
+        self.metadata = metadata;
+        true
     }
 
     /// Runs the assignor for the current members; the target epoch becomes the group epoch.
