@@ -58,6 +58,34 @@ fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
         .unwrap_or_default()
 }
 
+/// Leaves the group the way an application does: unsubscribe, then poll so that the
+/// revocation librdkafka hands to the application (the consumer protocol revokes
+/// incrementally) completes; librdkafka then sends the leave heartbeat (epoch -1). The
+/// consumer is then forgotten rather than dropped: with `group.protocol=consumer`, rdkafka
+/// 0.39's `BaseConsumer` drop keeps waiting on its close queue after librdkafka has already
+/// terminated the group ("Consumer group sub-system terminated" in its `cgrp` debug log).
+/// Callers check on the broker that the member left.
+fn leave(consumer: BaseConsumer) {
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !assigned(&consumer).is_empty() {
+        assert!(Instant::now() < deadline, "revocation never completed");
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    for _ in 0..10 {
+        let _ = consumer.poll(Duration::from_millis(20));
+    }
+    std::mem::forget(consumer);
+}
+
+fn wait_for_members(broker: &TestBroker, group: &str, n: usize) {
+    wait_until(Duration::from_secs(20), "the members to leave", || {
+        coordinator(broker)
+            .consumer_group(group)
+            .is_some_and(|g| g.members.len() == n)
+    });
+}
+
 /// Polls once; returns the record's (partition, offset) if one came.
 fn poll_one(consumer: &BaseConsumer, wait: Duration) -> Option<(i32, i64)> {
     match consumer.poll(wait) {
@@ -122,12 +150,8 @@ fn member_joins_consumes_commits_and_leaves() {
         .filter_map(|e| e.offset().to_raw().map(|o| (e.partition(), o)))
         .collect();
     assert_eq!(committed, next);
-    drop(consumer);
-    wait_until(Duration::from_secs(10), "the member to leave", || {
-        coordinator(&broker)
-            .consumer_group(&group)
-            .is_some_and(|g| g.members.is_empty())
-    });
+    leave(consumer);
+    wait_for_members(&broker, &group, 0);
 
     // A new member resumes exactly at the commits.
     produce(&bootstrap, &topic, 3, 1);
@@ -145,6 +169,8 @@ fn member_joins_consumes_commits_and_leaves() {
     }
     resumed.sort();
     assert_eq!(resumed, vec![(0, 10), (1, 10), (2, 10)]);
+    leave(again);
+    wait_for_members(&broker, &group, 0);
     println!("read 30, committed {next:?}, left; a new member resumed at {resumed:?}");
 }
 
@@ -225,6 +251,10 @@ fn three_members_split_six_partitions_once() {
     assert_eq!(all.len(), 600);
     assert_eq!(duplicates, 0);
     assert!(per_member.iter().all(|n| *n == 200));
+    for m in members {
+        leave(m);
+    }
+    wait_for_members(&broker, &group, 0);
 }
 
 /// The member SIGKILLed by `killed_member_is_replaced_within_session_timeout`: active only
@@ -317,4 +347,6 @@ fn killed_member_is_replaced_within_session_timeout() {
         }
     }
     println!("survivor read {} records from all 4 partitions", got.len());
+    leave(survivor);
+    wait_for_members(&broker, &group, 0);
 }

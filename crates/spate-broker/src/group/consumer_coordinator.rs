@@ -114,7 +114,10 @@ impl GroupCoordinator {
         if self.is_closed() {
             return Err((ResponseError::NotCoordinator, String::new()));
         }
-        self.check_heartbeat(req, version)?;
+        if let Err((e, message)) = self.check_heartbeat(req, version) {
+            tracing::warn!(group = %req.group_id, error = ?e, message, "invalid ConsumerGroupHeartbeat");
+            return Err((e, message));
+        }
         let mut classic = self.groups.lock();
         let mut consumer = self.consumer_groups.lock();
         if !consumer.contains_key(&req.group_id) {
@@ -156,7 +159,13 @@ impl GroupCoordinator {
             max_size: self.config.consumer_max_size,
             assignors: &self.config.consumer_assignors,
         };
-        group.heartbeat(req, &settings, image, now_ms)
+        let result = group.heartbeat(req, &settings, image, now_ms);
+        self.persist_consumer_group(group);
+        if let Err((e, message)) = &result {
+            tracing::debug!(group = %req.group_id, member = %req.member_id, error = ?e, message,
+                            "ConsumerGroupHeartbeat refused");
+        }
+        result
     }
 
     /// Whether `group_id` is a consumer-protocol group.
@@ -188,6 +197,9 @@ impl GroupCoordinator {
             Some(g) if !g.is_empty() => Err(ResponseError::InconsistentGroupProtocol),
             Some(_) => {
                 consumer.remove(group_id);
+                if let Err(e) = self.offsets.lock().delete_membership(group_id) {
+                    tracing::warn!(group = %group_id, error = %e, "forgetting the consumer group failed");
+                }
                 Ok(())
             }
             None => Ok(()),
@@ -197,7 +209,9 @@ impl GroupCoordinator {
     /// The consumer groups' timers: members past their session or revocation timeout leave.
     pub(super) fn tick_consumer_groups(&self, now_ms: i64) {
         for group in self.consumer_groups.lock().values_mut() {
-            group.expire(now_ms);
+            if group.expire(now_ms) > 0 {
+                self.persist_consumer_group(group);
+            }
         }
     }
 
@@ -218,10 +232,17 @@ impl GroupCoordinator {
         if epoch < 0 && group.is_empty() {
             return Some(Ok(()));
         }
-        if api_version.is_some_and(|v| v < 9) && group.members.contains_key(member_id) {
-            return Some(Err(ResponseError::UnsupportedVersion));
+        let decision =
+            if api_version.is_some_and(|v| v < 9) && group.members.contains_key(member_id) {
+                Err(ResponseError::UnsupportedVersion)
+            } else {
+                group.validate_member_epoch(member_id, epoch)
+            };
+        if let Err(e) = decision {
+            tracing::debug!(group = %group_id, member = %member_id, epoch, ?api_version, error = ?e,
+                            "offset commit of a consumer group refused");
         }
-        Some(group.validate_member_epoch(member_id, epoch))
+        Some(decision)
     }
 
     /// OffsetFetch v9 of a consumer group (Kafka's `ConsumerGroup.validateOffsetFetch`): a
@@ -260,7 +281,10 @@ impl GroupCoordinator {
             return Some(ResponseError::NonEmptyGroup.code());
         }
         let mut store = self.offsets.lock();
-        if let Err(e) = store.delete_group(group_id) {
+        if let Err(e) = store
+            .delete_group(group_id)
+            .and_then(|()| store.delete_membership(group_id))
+        {
             tracing::warn!(group = %group_id, error = %e, "deleting the group's offsets failed");
             return Some(ResponseError::UnknownServerError.code());
         }

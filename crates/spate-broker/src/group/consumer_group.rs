@@ -145,6 +145,9 @@ pub struct ConsumerGroup {
     /// The assignor of the last target assignment.
     pub assignor_name: String,
     pub state_since_ms: i64,
+    /// The encoded state last stored (`durable_consumer_group`): unchanged state is not
+    /// written again.
+    pub stored: Option<Vec<u8>>,
 }
 
 impl ConsumerGroup {
@@ -159,6 +162,7 @@ impl ConsumerGroup {
             metadata: BTreeMap::new(),
             assignor_name: String::new(),
             state_since_ms: now_ms,
+            stored: None,
         }
     }
 
@@ -196,8 +200,8 @@ impl ConsumerGroup {
         now_ms: i64,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
         match req.member_epoch {
-            LEAVE_EPOCH => return self.leave(req, settings),
-            STATIC_LEAVE_EPOCH => return self.static_leave(req, settings),
+            LEAVE_EPOCH => return self.leave(req),
+            STATIC_LEAVE_EPOCH => return self.static_leave(req),
             _ => {}
         }
         let member_id = self.resolve_member(req, settings, now_ms)?;
@@ -231,21 +235,19 @@ impl ConsumerGroup {
         })
     }
 
-    fn answer(member_id: &str, epoch: i32, settings: &HeartbeatSettings<'_>) -> HeartbeatAnswer {
+    /// The answer to a leave: no heartbeat interval (Kafka leaves it 0: there is no next
+    /// heartbeat).
+    fn answer(member_id: &str, epoch: i32) -> HeartbeatAnswer {
         HeartbeatAnswer {
             member_id: member_id.to_owned(),
             member_epoch: epoch,
-            heartbeat_interval_ms: settings.heartbeat_interval_ms,
+            heartbeat_interval_ms: 0,
             assignment: None,
         }
     }
 
     /// Epoch -1: the member leaves; its partitions are reassigned at the next group epoch.
-    fn leave(
-        &mut self,
-        req: &HeartbeatRequest,
-        settings: &HeartbeatSettings<'_>,
-    ) -> Result<HeartbeatAnswer, HeartbeatError> {
+    fn leave(&mut self, req: &HeartbeatRequest) -> Result<HeartbeatAnswer, HeartbeatError> {
         let member_id = match &req.instance_id {
             Some(instance) => self.static_member(instance, &req.member_id)?,
             None => req.member_id.clone(),
@@ -254,16 +256,12 @@ impl ConsumerGroup {
             return Err(unknown_member(&member_id, &self.group_id));
         }
         self.remove_member(&member_id, "left the group");
-        Ok(Self::answer(&req.member_id, LEAVE_EPOCH, settings))
+        Ok(Self::answer(&req.member_id, LEAVE_EPOCH))
     }
 
     /// Epoch -2: a static member leaves for now and keeps its assignment until its session
     /// times out; nothing is reassigned (no epoch bump).
-    fn static_leave(
-        &mut self,
-        req: &HeartbeatRequest,
-        settings: &HeartbeatSettings<'_>,
-    ) -> Result<HeartbeatAnswer, HeartbeatError> {
+    fn static_leave(&mut self, req: &HeartbeatRequest) -> Result<HeartbeatAnswer, HeartbeatError> {
         let instance = req.instance_id.clone().unwrap_or_default();
         let member_id = self.static_member(&instance, &req.member_id)?;
         if let Some(m) = self.members.get_mut(&member_id) {
@@ -274,7 +272,7 @@ impl ConsumerGroup {
             m.revocation_deadline_ms = None;
         }
         info!(group = %self.group_id, member = %member_id, instance, "static member left temporarily");
-        Ok(Self::answer(&req.member_id, STATIC_LEAVE_EPOCH, settings))
+        Ok(Self::answer(&req.member_id, STATIC_LEAVE_EPOCH))
     }
 
     /// The member id of the static member `instance`, which must be `member_id`.

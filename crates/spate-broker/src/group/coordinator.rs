@@ -91,12 +91,24 @@ impl GroupCoordinator {
                 ClassicGroup::from_record(record, now_ms),
             );
         }
+        let mut consumer_groups = HashMap::new();
+        for (id, bytes) in store.consumer_groups() {
+            let session = config.consumer_session_timeout_ms;
+            match ConsumerGroup::decode(id, bytes, session, now_ms) {
+                Some(mut g) => {
+                    g.stored = Some(bytes.clone());
+                    groups.remove(id);
+                    consumer_groups.insert(id.clone(), g);
+                }
+                None => warn!(group = %id, "unreadable stored consumer group; its members rejoin"),
+            }
+        }
         GroupCoordinator {
             config,
             groups: Mutex::new(groups),
             offsets: Mutex::new(store),
             last_expiry_ms: Mutex::new(now_ms),
-            consumer_groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(consumer_groups),
             closed: AtomicBool::new(false),
         }
     }

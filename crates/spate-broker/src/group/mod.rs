@@ -32,8 +32,9 @@
 //!   one or the other; an empty group changes type when a member of the other protocol
 //!   arrives, a non-empty one refuses it ([`consumer_coordinator`] says which error). Mixed
 //!   groups (Kafka 4's online migration) are not supported.
-//! - Consumer-protocol membership is kept in memory only: after a broker restart its members
-//!   get UNKNOWN_MEMBER_ID and rejoin with epoch 0 (their committed offsets are durable).
+//! - Consumer-protocol groups are durable too ([`durable_consumer_group`]): after a restart
+//!   members carry on with their epochs and partitions. Their offsets do not expire while
+//!   the group is empty (`offsets.retention.minutes` applies to classic groups only).
 //!   Topic regex subscriptions (`SubscribedTopicRegex`) are refused with INVALID_REQUEST.
 //! - Committed offsets are durable: each OffsetCommit is appended and fsynced to
 //!   `<data dir>/meta/consumer_offsets/offsets.log` before it is acknowledged, replayed on start,
@@ -63,6 +64,7 @@ pub mod consumer_protocol;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
+pub mod durable_consumer_group;
 pub mod durable_membership;
 pub mod group_configs;
 #[cfg(test)]

@@ -55,7 +55,9 @@ pub fn handle_consumer_group_heartbeat(
             .subscribed_topic_names
             .as_ref()
             .map(|names| names.iter().map(|n| n.0.as_str().to_owned()).collect()),
-        subscribed_topic_regex: opt_string(&request.subscribed_topic_regex),
+        // An empty regex means "no regex" (librdkafka sends it with topic names).
+        subscribed_topic_regex: opt_string(&request.subscribed_topic_regex)
+            .filter(|r| !r.is_empty()),
         server_assignor: opt_string(&request.server_assignor),
         owned,
         client_id: ctx.client_id().to_owned(),
