@@ -350,3 +350,85 @@ fn killed_member_is_replaced_within_session_timeout() {
     leave(survivor);
     wait_for_members(&broker, &group, 0);
 }
+
+#[test]
+fn membership_survives_a_broker_restart() {
+    let mut broker = start();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("kip848_restart");
+    let group = random_group("kip848_restart");
+    create_topic(&broker, &topic, 2);
+    let consumer: BaseConsumer = kip848_config(&bootstrap, &group)
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(&consumer).len() != 2 {
+        assert!(Instant::now() < deadline, "never assigned");
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    // A second member comes and goes, so the epochs are past what a fresh group (one that
+    // was not stored) would start at after the restart.
+    let other: BaseConsumer = kip848_config(&bootstrap, &group)
+        .create()
+        .expect("consumer");
+    other.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(&other).len() != 1 || assigned(&consumer).len() != 1 {
+        assert!(Instant::now() < deadline, "never split");
+        let _ = consumer.poll(Duration::from_millis(20));
+        let _ = other.poll(Duration::from_millis(20));
+    }
+    leave(other);
+    wait_for_members(&broker, &group, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(&consumer).len() != 2
+        || coordinator(&broker)
+            .consumer_group(&group)
+            .is_none_or(|g| g.state() != "Stable")
+    {
+        assert!(Instant::now() < deadline, "never took both back");
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let before = coordinator(&broker).consumer_group(&group).expect("group");
+    let member = before.members.values().next().expect("member").clone();
+    assert!(before.group_epoch >= 3, "{}", before.group_epoch);
+    broker.restart();
+    // The member keeps heartbeating with its epoch; the group epoch does not move.
+    produce(&bootstrap, &topic, 2, 5);
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of 10 after the restart",
+            got.len()
+        );
+        // The connection drops with the restart: transport errors are expected, not fatal.
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                got.insert((m.partition(), m.offset()));
+            }
+            Some(Err(e)) => println!("during the restart: {e}"),
+            None => {}
+        }
+    }
+    let after = coordinator(&broker)
+        .consumer_group(&group)
+        .expect("group after restart");
+    let same = &after.members[&member.member_id];
+    println!(
+        "group epoch {} -> {}, member epoch {} -> {}, partitions {:?} -> {:?}",
+        before.group_epoch,
+        after.group_epoch,
+        member.current.member_epoch,
+        same.current.member_epoch,
+        member.current.assigned,
+        same.current.assigned
+    );
+    assert_eq!(after.group_epoch, before.group_epoch);
+    assert_eq!(same.current.member_epoch, member.current.member_epoch);
+    assert_eq!(same.current.assigned, member.current.assigned);
+    leave(consumer);
+    wait_for_members(&broker, &group, 0);
+}
