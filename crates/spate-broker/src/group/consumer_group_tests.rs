@@ -16,9 +16,10 @@ use super::types::JoinRequest;
 use super::GroupConfig;
 
 fn coordinator() -> GroupCoordinator {
-    let mut c = GroupConfig::default();
-    c.consumer_max_size = 3;
-    GroupCoordinator::in_memory(c)
+    GroupCoordinator::in_memory(GroupConfig {
+        consumer_max_size: 3,
+        ..Default::default()
+    })
 }
 
 fn image(partitions: i32) -> TopicImage {
