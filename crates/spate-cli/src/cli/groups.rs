@@ -236,16 +236,25 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
     let list = consumer
         .fetch_group_list(None, args.client.request_timeout())
         .map_err(|e| args.client.unreachable(e))?;
-    let mut groups: Vec<(&str, &str)> = list
+    // librdkafka describes listed groups with DescribeGroups, which reports a consumer-protocol
+    // (KIP-848) group as Dead: ask ConsumerGroupDescribe for those.
+    let mut groups: Vec<(String, String)> = list
         .groups()
         .iter()
-        .map(|g| (g.name(), g.state()))
+        .map(|g| {
+            let state = match g.state() {
+                "Dead" => describe_consumer_group(&args.client, g.name())
+                    .map_or_else(|| "Dead".to_owned(), |c| c.state),
+                s => s.to_owned(),
+            };
+            (g.name().to_owned(), state)
+        })
         .collect();
     groups.sort();
     if args.state {
         let rows: Vec<Vec<String>> = groups
             .iter()
-            .map(|(g, s)| vec![(*g).to_owned(), (*s).to_owned()])
+            .map(|(g, s)| vec![g.clone(), s.clone()])
             .collect();
         print_table(&["GROUP", "STATE"], &rows);
     } else {
