@@ -103,6 +103,7 @@ impl Broker {
                 }
                 // Committed offsets are replayed from `<meta dir>/consumer_offsets/`.
                 let group_config = blocking_config.group.clone();
+                group_config.check()?;
                 let groups = match &meta_dir {
                     Some(d) => GroupCoordinator::open(
                         group_config,

@@ -230,3 +230,64 @@ fn reset_offsets_requires_a_target_and_a_topic() {
     ]);
     assert!(bad.stderr.contains("invalid datetime"), "{}", bad.stderr);
 }
+
+/// A consumer-protocol (KIP-848) group: describe says so and shows the member epoch; list
+/// shows it.
+#[test]
+fn describe_shows_a_consumer_protocol_group_and_member_epochs() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("cli848");
+    let group = random_group("cli848");
+    broker
+        .state()
+        .topics
+        .create(
+            NewTopic {
+                name: topic.clone(),
+                partitions: 2,
+                configs: Default::default(),
+            },
+            false,
+        )
+        .expect("create topic");
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &group)
+        .set("group.protocol", "consumer")
+        .set("broker.address.family", "v4")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().map(|a| a.count()).unwrap_or(0) != 2 {
+        assert!(Instant::now() < deadline, "never assigned");
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let (out, rows) = describe_rows(&bootstrap, &group, &topic);
+    println!("{out}");
+    assert!(
+        out.contains("state: Stable, protocol: consumer, group epoch: 1, assignor: uniform"),
+        "{out}"
+    );
+    assert_eq!(rows.len(), 2, "{out}");
+    let member_line = out
+        .lines()
+        .rfind(|l| l.starts_with(&group))
+        .expect("member row");
+    // GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS MEMBER-EPOCH
+    let cols: Vec<&str> = member_line.split_whitespace().collect();
+    assert_eq!(cols[cols.len() - 2..], ["2", "1"], "{member_line}");
+    let listed = groups(&["list", "--state"], &bootstrap).success("groups list");
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&group) && l.contains("Stable")),
+        "{}",
+        listed.stdout
+    );
+    // The consumer is not dropped: rdkafka's BaseConsumer drop waits on its close queue
+    // with group.protocol=consumer (see spate-broker's group_consumer_protocol tests).
+    std::mem::forget(consumer);
+}

@@ -94,6 +94,15 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> Result<(), ResponseError> {
         let mut groups = self.groups.lock();
+        let api_version = match path {
+            CommitPath::OffsetCommit { api_version } => Some(api_version),
+            CommitPath::TxnOffsetCommit => None,
+        };
+        if let Some(decision) =
+            self.consumer_commit_check(who.group_id, who.member_id, who.generation_id, api_version)
+        {
+            return decision;
+        }
         Self::validate_commit_locked(&mut groups, who, path, now_ms)
     }
 

@@ -55,6 +55,15 @@ impl GroupCoordinator {
             return all(ResponseError::InvalidGroupId);
         }
         let mut groups = self.groups.lock();
+        let consumer = self.consumer_commit_check(
+            &request.group_id,
+            &request.member_id,
+            request.generation_id,
+            Some(request.api_version),
+        );
+        if let Some(Err(e)) = consumer {
+            return all(e);
+        }
         let who = Committer {
             group_id: &request.group_id,
             generation_id: request.generation_id,
@@ -64,8 +73,10 @@ impl GroupCoordinator {
         let path = CommitPath::OffsetCommit {
             api_version: request.api_version,
         };
-        if let Err(e) = Self::validate_commit_locked(&mut groups, &who, path, now_ms) {
-            return all(e);
+        if consumer.is_none() {
+            if let Err(e) = Self::validate_commit_locked(&mut groups, &who, path, now_ms) {
+                return all(e);
+            }
         }
         let mut errors = Vec::with_capacity(request.partitions.len());
         let mut accepted = Vec::new();

@@ -30,6 +30,25 @@ pub struct GroupConfig {
     /// `offset.metadata.max.bytes` (Kafka default 4096): longer commit metadata is rejected
     /// with OFFSET_METADATA_TOO_LARGE.
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.session.timeout.ms` (Kafka default 45000): a consumer-protocol
+    /// (KIP-848) member that does not heartbeat for this long is removed. The broker, not the
+    /// client, chooses it.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.min.session.timeout.ms` / `...max...` (Kafka defaults 45000 / 60000):
+    /// the bounds of the setting above and of the per-group `consumer.session.timeout.ms`.
+    pub consumer_min_session_timeout_ms: i32,
+    pub consumer_max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (Kafka default 5000): returned to members in
+    /// every ConsumerGroupHeartbeat response.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.min.heartbeat.interval.ms` / `...max...` (Kafka defaults 5000 / 15000).
+    pub consumer_min_heartbeat_interval_ms: i32,
+    pub consumer_max_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size` (Kafka default unbounded): GROUP_MAX_SIZE_REACHED beyond it.
+    pub consumer_max_size: usize,
+    /// `group.consumer.assignors` (Kafka default `uniform,range`): the server-side assignors a
+    /// member may name; the first is used when no member names one.
+    pub consumer_assignors: Vec<String>,
 }
 
 impl Default for GroupConfig {
@@ -42,6 +61,14 @@ impl Default for GroupConfig {
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_min_session_timeout_ms: 45_000,
+            consumer_max_session_timeout_ms: 60_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_min_heartbeat_interval_ms: 5_000,
+            consumer_max_heartbeat_interval_ms: 15_000,
+            consumer_max_size: usize::MAX,
+            consumer_assignors: vec!["uniform".into(), "range".into()],
         }
     }
 }
@@ -63,12 +90,24 @@ impl GroupConfig {
                 | "offsets.retention.minutes"
                 | "offsets.retention.check.interval.ms"
                 | "offset.metadata.max.bytes"
+                | "group.consumer.session.timeout.ms"
+                | "group.consumer.min.session.timeout.ms"
+                | "group.consumer.max.session.timeout.ms"
+                | "group.consumer.heartbeat.interval.ms"
+                | "group.consumer.min.heartbeat.interval.ms"
+                | "group.consumer.max.heartbeat.interval.ms"
+                | "group.consumer.max.size"
+                | "group.consumer.assignors"
         )
     }
 
     /// Sets one config by its Kafka broker name; values are validated as Kafka does.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let bad = |reason: &str| BrokerError::invalid_config(key, value, reason);
+        if key == "group.consumer.assignors" {
+            self.consumer_assignors = parse_assignors(value).map_err(|r| bad(&r))?;
+            return Ok(());
+        }
         let n: i64 = value.trim().parse().map_err(|_| bad("not an integer"))?;
         let positive_i32 = || -> Result<i32> {
             i32::try_from(n)
@@ -96,12 +135,111 @@ impl GroupConfig {
             "offset.metadata.max.bytes" => {
                 self.offset_metadata_max_bytes = positive_i32()? as usize
             }
+            "group.consumer.session.timeout.ms" => {
+                self.consumer_session_timeout_ms = positive_i32()?
+            }
+            "group.consumer.min.session.timeout.ms" => {
+                self.consumer_min_session_timeout_ms = positive_i32()?
+            }
+            "group.consumer.max.session.timeout.ms" => {
+                self.consumer_max_session_timeout_ms = positive_i32()?
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.consumer_heartbeat_interval_ms = positive_i32()?
+            }
+            "group.consumer.min.heartbeat.interval.ms" => {
+                self.consumer_min_heartbeat_interval_ms = positive_i32()?
+            }
+            "group.consumer.max.heartbeat.interval.ms" => {
+                self.consumer_max_heartbeat_interval_ms = positive_i32()?
+            }
+            "group.consumer.max.size" => self.consumer_max_size = positive_i32()? as usize,
             _ => return Err(bad("unknown group coordinator config")),
         }
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(bad(
                 "group.min.session.timeout.ms must not exceed group.max.session.timeout.ms",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// The assignor names of `group.consumer.assignors`: Kafka's short names or its class names.
+fn parse_assignors(value: &str) -> std::result::Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for raw in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = match raw.rsplit('.').next().unwrap_or(raw) {
+            "UniformAssignor" | "uniform" => "uniform",
+            "RangeAssignor" | "range" => "range",
+            _ => return Err(format!("unknown assignor {raw}; supported: uniform, range")),
+        };
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one assignor is required".into());
+    }
+    Ok(out)
+}
+
+impl GroupConfig {
+    /// The relations Kafka checks between the consumer-protocol settings once all are read
+    /// (their order in a properties file does not matter): each value within its bounds, and
+    /// the heartbeat interval below the session timeout.
+    pub fn check(&self) -> Result<()> {
+        let fail = |key: &str, value: i32, reason: String| {
+            Err(BrokerError::invalid_config(key, value.to_string(), &reason))
+        };
+        let within = [
+            (
+                "group.consumer.session.timeout.ms",
+                self.consumer_session_timeout_ms,
+                self.consumer_min_session_timeout_ms,
+                self.consumer_max_session_timeout_ms,
+                "session",
+            ),
+            (
+                "group.consumer.heartbeat.interval.ms",
+                self.consumer_heartbeat_interval_ms,
+                self.consumer_min_heartbeat_interval_ms,
+                self.consumer_max_heartbeat_interval_ms,
+                "heartbeat",
+            ),
+        ];
+        for (key, value, min, max, what) in within {
+            if value < min {
+                let min_key = if what == "session" {
+                    "group.consumer.min.session.timeout.ms"
+                } else {
+                    "group.consumer.min.heartbeat.interval.ms"
+                };
+                return fail(
+                    key,
+                    value,
+                    format!("{key} must be greater than or equal to {min_key}"),
+                );
+            }
+            if value > max {
+                let max_key = if what == "session" {
+                    "group.consumer.max.session.timeout.ms"
+                } else {
+                    "group.consumer.max.heartbeat.interval.ms"
+                };
+                return fail(
+                    key,
+                    value,
+                    format!("{key} must be less than or equal to {max_key}"),
+                );
+            }
+        }
+        if self.consumer_heartbeat_interval_ms >= self.consumer_session_timeout_ms {
+            return fail(
+                "group.consumer.heartbeat.interval.ms",
+                self.consumer_heartbeat_interval_ms,
+                "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms".into(),
+            );
         }
         Ok(())
     }
@@ -123,5 +261,31 @@ mod tests {
         assert!(c.set("group.min.session.timeout.ms", "9999999").is_err());
         assert!(GroupConfig::handles("offsets.retention.minutes"));
         assert!(!GroupConfig::handles("num.partitions"));
+    }
+
+    #[test]
+    fn consumer_protocol_settings() {
+        let mut c = GroupConfig::default();
+        assert!(c.check().is_ok());
+        // Order-independent: the value below the default minimum is fine once the minimum is.
+        c.set("group.consumer.session.timeout.ms", "3000").unwrap();
+        assert!(c.check().is_err());
+        c.set("group.consumer.min.session.timeout.ms", "1000")
+            .unwrap();
+        c.set("group.consumer.min.heartbeat.interval.ms", "100")
+            .unwrap();
+        c.set("group.consumer.heartbeat.interval.ms", "500")
+            .unwrap();
+        assert!(c.check().is_ok());
+        c.set("group.consumer.heartbeat.interval.ms", "3000")
+            .unwrap();
+        assert!(c.check().is_err());
+        c.set(
+            "group.consumer.assignors",
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor, uniform",
+        )
+        .unwrap();
+        assert_eq!(c.consumer_assignors, vec!["range", "uniform"]);
+        assert!(c.set("group.consumer.assignors", "sticky").is_err());
     }
 }

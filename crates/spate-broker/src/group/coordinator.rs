@@ -25,6 +25,7 @@ use crate::error::Result;
 use super::classic_group::{ClassicGroup, GroupState};
 pub use super::commits::{CommitPartition, CommitRequest, FetchedOffset};
 use super::config::GroupConfig;
+use super::consumer_group::ConsumerGroup;
 use super::offsets::OffsetStore;
 use super::types::{
     GroupDescription, GroupListing, JoinRequest, JoinResponse, LeavingMember, MemberDescription,
@@ -38,6 +39,9 @@ pub struct GroupCoordinator {
     pub(super) groups: Mutex<HashMap<String, ClassicGroup>>,
     pub(super) offsets: Mutex<OffsetStore>,
     pub(super) last_expiry_ms: Mutex<i64>,
+    /// Consumer-protocol (KIP-848) groups; a group id is in this map or in `groups`, not
+    /// both. Lock order: `groups`, then `consumer_groups`, then `offsets`.
+    pub(super) consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// Set by [`shutdown`](GroupCoordinator::shutdown): no request parks any more.
     closed: AtomicBool,
 }
@@ -87,11 +91,24 @@ impl GroupCoordinator {
                 ClassicGroup::from_record(record, now_ms),
             );
         }
+        let mut consumer_groups = HashMap::new();
+        for (id, bytes) in store.consumer_groups() {
+            let session = config.consumer_session_timeout_ms;
+            match ConsumerGroup::decode(id, bytes, session, now_ms) {
+                Some(mut g) => {
+                    g.stored = Some(bytes.clone());
+                    groups.remove(id);
+                    consumer_groups.insert(id.clone(), g);
+                }
+                None => warn!(group = %id, "unreadable stored consumer group; its members rejoin"),
+            }
+        }
         GroupCoordinator {
             config,
             groups: Mutex::new(groups),
             offsets: Mutex::new(store),
             last_expiry_ms: Mutex::new(now_ms),
+            consumer_groups: Mutex::new(consumer_groups),
             closed: AtomicBool::new(false),
         }
     }
@@ -125,7 +142,7 @@ impl GroupCoordinator {
         answered
     }
 
-    fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
@@ -151,6 +168,9 @@ impl GroupCoordinator {
                 ResponseError::InvalidSessionTimeout,
                 member_id,
             ));
+        }
+        if let Err(e) = self.classic_join_allowed(&request.group_id) {
+            return ready(JoinResponse::error(e, member_id));
         }
         let mut groups = self.groups.lock();
         if !groups.contains_key(&request.group_id) {
@@ -441,6 +461,9 @@ impl GroupCoordinator {
 
     /// DeleteGroups of one group: only an Empty group (its offsets go with it).
     pub fn delete_group(&self, group_id: &str) -> i16 {
+        if let Some(code) = self.delete_consumer_group(group_id) {
+            return code;
+        }
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return ResponseError::GroupIdNotFound.code();
@@ -538,6 +561,7 @@ impl GroupCoordinator {
 
     /// Runs every timer due at `now_ms`; the background task calls this periodically.
     pub fn tick(&self, now_ms: i64) {
+        self.tick_consumer_groups(now_ms);
         {
             let mut groups = self.groups.lock();
             for group in groups.values_mut() {

@@ -3,10 +3,11 @@
 //! `<meta dir>/group_configs.json` (temp file, fsync, rename).
 //!
 //! These keys tune the consumer (KIP-848) and share (KIP-932) group protocols: session timeout
-//! and heartbeat interval a coordinator hands to members, and the share record lock. spate
-//! serves the classic protocol only, whose members choose their own timeouts in JoinGroup, so
-//! the values are kept and described for tools (`kafka-configs.sh --entity-type groups`) as a
-//! Kafka broker keeps them for a classic group, and take effect once those protocols exist.
+//! and heartbeat interval a coordinator hands to members, and the share record lock. The
+//! `consumer.*` keys take effect for consumer-protocol groups (read on each
+//! ConsumerGroupHeartbeat); share groups are not served, so the `share.*` values are kept and
+//! described for tools (`kafka-configs.sh --entity-type groups`). The bounds below are Kafka's
+//! default broker bounds, not this broker's `group.consumer.min/max.*` settings.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

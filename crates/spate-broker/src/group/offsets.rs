@@ -32,6 +32,8 @@ pub struct OffsetStore {
     groups: HashMap<String, BTreeMap<PartitionKey, CommittedOffset>>,
     /// The last stored membership of each group (durable membership, as Kafka's group records).
     memberships: HashMap<String, GroupRecord>,
+    /// Consumer-protocol groups' encoded state (see `durable_consumer_group`).
+    consumer_groups: HashMap<String, Vec<u8>>,
     /// `None` for a broker without a data directory (tests, `--in-memory`).
     log: Option<OffsetsLog>,
 }
@@ -48,6 +50,7 @@ impl OffsetStore {
         let mut store = OffsetStore {
             groups: HashMap::new(),
             memberships: HashMap::new(),
+            consumer_groups: HashMap::new(),
             log: Some(log),
         };
         for entry in entries {
@@ -87,7 +90,11 @@ impl OffsetStore {
             LogEntry::Group(g) => {
                 self.memberships.insert(g.group.clone(), g);
             }
+            LogEntry::ConsumerGroup { group, state } => {
+                self.consumer_groups.insert(group, state);
+            }
             LogEntry::GroupTombstone { group } => {
+                self.consumer_groups.remove(&group);
                 self.memberships.remove(&group);
             }
         }
@@ -114,6 +121,13 @@ impl OffsetStore {
             return Ok(());
         }
         let memberships = self.memberships.values().cloned().map(LogEntry::Group);
+        let consumer_groups =
+            self.consumer_groups
+                .iter()
+                .map(|(group, state)| LogEntry::ConsumerGroup {
+                    group: group.clone(),
+                    state: state.clone(),
+                });
         let snapshot: Vec<LogEntry> = self
             .groups
             .iter()
@@ -132,13 +146,16 @@ impl OffsetStore {
                 })
             })
             .chain(memberships)
+            .chain(consumer_groups)
             .collect();
         log.compact(&snapshot)
     }
 
     /// Number of live records: committed offsets and stored memberships.
     pub fn len(&self) -> usize {
-        self.groups.values().map(BTreeMap::len).sum::<usize>() + self.memberships.len()
+        self.groups.values().map(BTreeMap::len).sum::<usize>()
+            + self.memberships.len()
+            + self.consumer_groups.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -176,12 +193,25 @@ impl OffsetStore {
 
     /// Forgets a group's stored membership (DeleteGroups, or a group removed as unused).
     pub fn delete_membership(&mut self, group: &str) -> Result<()> {
-        if !self.memberships.contains_key(group) {
+        if !self.memberships.contains_key(group) && !self.consumer_groups.contains_key(group) {
             return Ok(());
         }
         self.write(vec![LogEntry::GroupTombstone {
             group: group.to_owned(),
         }])
+    }
+
+    /// Stores a consumer-protocol group's encoded state durably (replacing the previous one).
+    pub fn store_consumer_group(&mut self, group: &str, state: Vec<u8>) -> Result<()> {
+        self.write(vec![LogEntry::ConsumerGroup {
+            group: group.to_owned(),
+            state,
+        }])
+    }
+
+    /// Every stored consumer-protocol group: id and encoded state (loaded on start).
+    pub fn consumer_groups(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+        self.consumer_groups.iter()
     }
 
     /// Every stored membership (loaded on start).

@@ -14,6 +14,8 @@
 //!          | 3u8 (group)  group protocol_type protocol leader generation:i32 state_ts:i64
 //!                         count:u32 member[count]
 //!          | 4u8 (group tombstone) group
+//!          | 5u8 (consumer group) group state:bytes   (a KIP-848 group, encoded by
+//!                                                      `durable_consumer_group`)
 //! member  := member_id instance_present:u8 instance client_id client_host
 //!            session_timeout:i32 rebalance_timeout:i32 subscription:bytes assignment:bytes
 //! string  := len:u16be utf8[len]
@@ -41,6 +43,7 @@ const KIND_COMMIT: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_GROUP: u8 = 3;
 const KIND_GROUP_TOMBSTONE: u8 = 4;
+const KIND_CONSUMER_GROUP: u8 = 5;
 /// Compaction triggers past this many records *and* twice the live set.
 const COMPACT_MIN_RECORDS: usize = 1000;
 
@@ -96,6 +99,11 @@ pub enum LogEntry {
     Group(GroupRecord),
     GroupTombstone {
         group: String,
+    },
+    /// A consumer-protocol group's state (the tombstone above removes it too).
+    ConsumerGroup {
+        group: String,
+        state: Vec<u8>,
     },
 }
 
@@ -199,7 +207,7 @@ impl OffsetsLog {
     }
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(buf: &mut Vec<u8>, s: &str) {
     // Group ids, topic names and metadata are bounded well below 64 KiB by the coordinator
     // (offset.metadata.max.bytes, Kafka's name limits); clamp defensively anyway.
     let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
@@ -207,7 +215,7 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(bytes);
 }
 
-fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
     buf.extend_from_slice(b);
 }
@@ -298,6 +306,11 @@ fn encode_framed(entry: &LogEntry, buf: &mut Vec<u8>) {
             p.push(KIND_GROUP_TOMBSTONE);
             put_str(&mut p, group);
         }
+        LogEntry::ConsumerGroup { group, state } => {
+            p.push(KIND_CONSUMER_GROUP);
+            put_str(&mut p, group);
+            put_bytes(&mut p, state);
+        }
     }
     buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
     buf.extend_from_slice(&crc32c::crc32c(&p).to_be_bytes());
@@ -332,34 +345,43 @@ fn decode_all(bytes: &[u8]) -> (Vec<LogEntry>, usize) {
     (entries, pos)
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    pub(super) fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
     fn take(&mut self, n: usize) -> Option<&[u8]> {
         let s = self.buf.get(self.pos..self.pos + n)?;
         self.pos += n;
         Some(s)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(super) fn u32(&mut self) -> Option<u32> {
         self.take(4)?.try_into().ok().map(u32::from_be_bytes)
     }
-    fn bytes(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn bytes_fixed(&mut self, n: usize) -> Option<Vec<u8>> {
+        self.take(n).map(<[u8]>::to_vec)
+    }
+    pub(super) fn bytes(&mut self) -> Option<Vec<u8>> {
         let len = self.u32()? as usize;
         self.take(len).map(<[u8]>::to_vec)
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(super) fn i32(&mut self) -> Option<i32> {
         self.take(4)?.try_into().ok().map(i32::from_be_bytes)
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(super) fn i64(&mut self) -> Option<i64> {
         self.take(8)?.try_into().ok().map(i64::from_be_bytes)
     }
-    fn string(&mut self) -> Option<String> {
+    pub(super) fn string(&mut self) -> Option<String> {
         let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?) as usize;
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
@@ -398,6 +420,10 @@ fn decode_payload(payload: &[u8]) -> Option<LogEntry> {
         },
         KIND_GROUP => LogEntry::Group(decode_group(&mut r)?),
         KIND_GROUP_TOMBSTONE => LogEntry::GroupTombstone { group: r.string()? },
+        KIND_CONSUMER_GROUP => LogEntry::ConsumerGroup {
+            group: r.string()?,
+            state: r.bytes()?,
+        },
         _ => return None,
     };
     (r.pos == payload.len()).then_some(entry)

@@ -1,7 +1,9 @@
 //! `spate groups`: list, describe, delete consumer groups and reset their committed offsets,
 //! like `kafka-consumer-groups.sh`, on rdkafka (group listing/description via
 //! ListGroups/DescribeGroups, offsets via a consumer carrying the group's `group.id`,
-//! deletion via the AdminClient).
+//! deletion via the AdminClient). A consumer-protocol (KIP-848) group is described with
+//! ConsumerGroupDescribe over a raw connection (librdkafka's wrapper cannot send it), which
+//! adds the group epoch and each member's epoch.
 //!
 //! `reset-offsets` follows Kafka's tool: it only works on a group with no active members, and
 //! without `--execute` it prints the plan and changes nothing.
@@ -18,6 +20,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::group::consumer_protocol::assignment_partitions;
 
 use spate_client::config::{partition_count, CliContext, ClientArgs};
+
+use super::raw_admin::Connection;
 
 type GroupConsumer = BaseConsumer<CliContext>;
 
@@ -121,10 +125,14 @@ fn group_consumer(client: &ClientArgs, group: &str) -> anyhow::Result<GroupConsu
     ])
 }
 
-/// The group as DescribeGroups reports it (a group the broker does not know is "Dead").
+/// The group as DescribeGroups (classic) or ConsumerGroupDescribe (KIP-848) reports it (a
+/// group the broker does not know is "Dead").
 struct GroupState {
     state: String,
+    /// The classic protocol's assignor, or the consumer protocol's server-side assignor.
     protocol: String,
+    /// `None` for a classic group; the group epoch of a consumer-protocol group.
+    group_epoch: Option<i32>,
     members: Vec<MemberRow>,
 }
 
@@ -133,6 +141,49 @@ struct MemberRow {
     client_id: String,
     host: String,
     partitions: Vec<(String, i32)>,
+    /// The member epoch of a consumer-protocol member.
+    epoch: Option<i32>,
+}
+
+/// ConsumerGroupDescribe of `group`: `None` if it is not a consumer-protocol group (or the
+/// broker does not serve the API).
+fn describe_consumer_group(client: &ClientArgs, group: &str) -> Option<GroupState> {
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, GroupId};
+    let mut conn = Connection::open(&client.bootstrap_server, client.request_timeout_ms).ok()?;
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(
+        kafka_protocol::protocol::StrBytes::from_string(group.to_owned()),
+    )]);
+    let response = conn.call(&request, 0).ok()?;
+    let g = response.groups.into_iter().next()?;
+    if g.error_code != 0 {
+        return None;
+    }
+    let members = g
+        .members
+        .iter()
+        .map(|m| MemberRow {
+            id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            partitions: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|tp| {
+                    tp.partitions
+                        .iter()
+                        .map(|p| (tp.topic_name.0.to_string(), *p))
+                })
+                .collect(),
+            epoch: Some(m.member_epoch),
+        })
+        .collect();
+    Some(GroupState {
+        state: g.group_state.to_string(),
+        protocol: g.assignor_name.to_string(),
+        group_epoch: Some(g.group_epoch),
+        members,
+    })
 }
 
 fn describe_group(
@@ -140,6 +191,9 @@ fn describe_group(
     client: &ClientArgs,
     group: &str,
 ) -> anyhow::Result<GroupState> {
+    if let Some(state) = describe_consumer_group(client, group) {
+        return Ok(state);
+    }
     let list = consumer
         .fetch_group_list(Some(group), client.request_timeout())
         .map_err(|e| client.unreachable(e))?;
@@ -147,6 +201,7 @@ fn describe_group(
         return Ok(GroupState {
             state: "Dead".into(),
             protocol: String::new(),
+            group_epoch: None,
             members: Vec::new(),
         });
     };
@@ -165,11 +220,13 @@ fn group_state(info: &GroupInfo) -> GroupState {
                 .assignment()
                 .and_then(assignment_partitions)
                 .unwrap_or_default(),
+            epoch: None,
         })
         .collect();
     GroupState {
         state: info.state().to_owned(),
         protocol: info.protocol().to_owned(),
+        group_epoch: None,
         members,
     }
 }
@@ -179,16 +236,25 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
     let list = consumer
         .fetch_group_list(None, args.client.request_timeout())
         .map_err(|e| args.client.unreachable(e))?;
-    let mut groups: Vec<(&str, &str)> = list
+    // librdkafka describes listed groups with DescribeGroups, which reports a consumer-protocol
+    // (KIP-848) group as Dead: ask ConsumerGroupDescribe for those.
+    let mut groups: Vec<(String, String)> = list
         .groups()
         .iter()
-        .map(|g| (g.name(), g.state()))
+        .map(|g| {
+            let state = match g.state() {
+                "Dead" => describe_consumer_group(&args.client, g.name())
+                    .map_or_else(|| "Dead".to_owned(), |c| c.state),
+                s => s.to_owned(),
+            };
+            (g.name().to_owned(), state)
+        })
         .collect();
     groups.sort();
     if args.state {
         let rows: Vec<Vec<String>> = groups
             .iter()
-            .map(|(g, s)| vec![(*g).to_owned(), (*s).to_owned()])
+            .map(|(g, s)| vec![g.clone(), s.clone()])
             .collect();
         print_table(&["GROUP", "STATE"], &rows);
     } else {
@@ -279,8 +345,12 @@ fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             args.group, state.state
         );
     } else {
+        let kind = match state.group_epoch {
+            Some(epoch) => format!("protocol: consumer, group epoch: {epoch}"),
+            None => "protocol: classic".to_owned(),
+        };
         println!(
-            "Consumer group '{}' has {} active member(s) (state: {}, assignor: {}).",
+            "Consumer group '{}' has {} active member(s) (state: {}, {kind}, assignor: {}).",
             args.group,
             state.members.len(),
             state.state,
@@ -318,11 +388,19 @@ fn describe(args: DescribeArgs) -> anyhow::Result<()> {
                     m.host.clone(),
                     m.client_id.clone(),
                     m.partitions.len().to_string(),
+                    m.epoch.map_or("-".into(), |e| e.to_string()),
                 ]
             })
             .collect();
         print_table(
-            &["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"],
+            &[
+                "GROUP",
+                "CONSUMER-ID",
+                "HOST",
+                "CLIENT-ID",
+                "#PARTITIONS",
+                "MEMBER-EPOCH",
+            ],
             &members,
         );
     }

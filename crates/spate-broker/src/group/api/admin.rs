@@ -78,7 +78,8 @@ pub fn handle_find_coordinator(
         .with_port(node.port)
 }
 
-/// ListGroups (v0–v5): v4 filters by state, v5 by group type (all groups here are "classic").
+/// ListGroups (v0–v5): v4 filters by state, v5 by group type ("classic" or "consumer", the
+/// latter being KIP-848 groups, listed with protocol type "consumer" as Kafka 4 lists them).
 pub fn handle_list_groups(
     coordinator: &GroupCoordinator,
     ctx: &RequestContext,
@@ -93,35 +94,50 @@ pub fn handle_list_groups(
     } else {
         Vec::new()
     };
-    let classic_wanted = ctx.api_version < 5
-        || request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
-    let groups = if classic_wanted {
-        coordinator
-            .list_groups(&states)
-            .into_iter()
-            .map(|g| {
-                let listed = ListedGroup::default()
-                    .with_group_id(GroupId(str_bytes(g.group_id)))
-                    .with_protocol_type(str_bytes(g.protocol_type));
-                let listed = if ctx.api_version >= 4 {
-                    listed.with_group_state(str_bytes(g.state))
-                } else {
-                    listed
-                };
-                if ctx.api_version >= 5 {
-                    listed.with_group_type(str_bytes("classic"))
-                } else {
-                    listed
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let wanted = |kind: &str| {
+        ctx.api_version < 5
+            || request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.as_str().eq_ignore_ascii_case(kind))
     };
+    let listed = |group_id: String, protocol_type: String, state: String, kind: &str| {
+        let listed = ListedGroup::default()
+            .with_group_id(GroupId(str_bytes(group_id)))
+            .with_protocol_type(str_bytes(protocol_type));
+        let listed = if ctx.api_version >= 4 {
+            listed.with_group_state(str_bytes(state))
+        } else {
+            listed
+        };
+        if ctx.api_version >= 5 {
+            listed.with_group_type(str_bytes(kind))
+        } else {
+            listed
+        }
+    };
+    let mut groups: Vec<ListedGroup> = Vec::new();
+    if wanted("classic") {
+        groups.extend(
+            coordinator
+                .list_groups(&states)
+                .into_iter()
+                .map(|g| listed(g.group_id, g.protocol_type, g.state, "classic")),
+        );
+    }
+    if wanted("consumer") {
+        groups.extend(
+            coordinator
+                .consumer_group_listing()
+                .into_iter()
+                .filter(|(_, state)| {
+                    states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(state))
+                })
+                .map(|(id, state)| listed(id, "consumer".into(), state.into(), "consumer")),
+        );
+    }
+    groups.sort_by(|a, b| a.group_id.0.as_str().cmp(b.group_id.0.as_str()));
     ListGroupsResponse::default().with_groups(groups)
 }
 
@@ -159,6 +175,24 @@ pub fn handle_describe_groups(
             } else {
                 i32::MIN
             };
+            if coordinator.is_consumer_group(id.0.as_str()) {
+                // A consumer-protocol group is not described by DescribeGroups: Dead with no
+                // members, and from v6 (KIP-1043) GROUP_ID_NOT_FOUND saying why, which tells
+                // tools to use ConsumerGroupDescribe.
+                let dead = DescribedGroup::default()
+                    .with_authorized_operations(operations)
+                    .with_group_id(id.clone())
+                    .with_group_state(str_bytes("Dead"));
+                return if ctx.api_version >= 6 {
+                    dead.with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "Group {} is not a classic group.",
+                            id.0.as_str()
+                        ))))
+                } else {
+                    dead
+                };
+            }
             DescribedGroup::default()
                 .with_authorized_operations(operations)
                 .with_error_code(d.error_code)

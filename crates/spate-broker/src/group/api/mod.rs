@@ -7,6 +7,7 @@
 //! coordinator, so tests drive them without a broker.
 
 pub mod admin;
+pub mod consumer;
 pub mod membership;
 pub mod offsets;
 pub mod register;
@@ -15,6 +16,7 @@ pub use admin::{
     handle_delete_groups, handle_describe_groups, handle_find_coordinator, handle_list_groups,
     CoordinatorNode,
 };
+pub use consumer::{handle_consumer_group_describe, handle_consumer_group_heartbeat};
 pub use membership::{handle_heartbeat, handle_join_group, handle_leave_group, handle_sync_group};
 pub use offsets::{handle_offset_commit, handle_offset_delete, handle_offset_fetch};
 pub use register::register;

@@ -115,6 +115,22 @@ pub fn handle_offset_fetch(
             .groups
             .iter()
             .map(|g| {
+                // v9: a consumer-protocol member names itself and its epoch (KIP-848).
+                let member = if version >= 9 {
+                    opt_string(&g.member_id)
+                } else {
+                    None
+                };
+                let epoch = if version >= 9 { g.member_epoch } else { -1 };
+                if let Err(e) = coordinator.validate_offset_fetch(
+                    g.group_id.0.as_str(),
+                    member.as_deref(),
+                    epoch,
+                ) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(e.code());
+                }
                 let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))

@@ -8,6 +8,9 @@ use kafka_protocol::messages::*;
 
 use super::CoordinatorNode;
 use crate::error::{BrokerError, Result};
+use crate::group::consumer_coordinator::GroupOverrides;
+use crate::group::consumer_group::TopicImage;
+use crate::group::group_configs;
 use crate::handlers::{HandlerRegistry, RequestContext};
 use crate::state::BrokerState;
 
@@ -24,7 +27,54 @@ pub fn register(r: &mut HandlerRegistry) {
         .register::<OffsetDeleteRequest, _, _>(0, 0, offset_delete)
         .register::<ListGroupsRequest, _, _>(0, 5, list_groups)
         .register::<DescribeGroupsRequest, _, _>(0, 6, describe_groups)
-        .register::<DeleteGroupsRequest, _, _>(0, 2, delete_groups);
+        .register::<DeleteGroupsRequest, _, _>(0, 2, delete_groups)
+        .register::<ConsumerGroupHeartbeatRequest, _, _>(0, 1, consumer_group_heartbeat)
+        .register::<ConsumerGroupDescribeRequest, _, _>(0, 1, consumer_group_describe);
+}
+
+/// The topics that exist now, for the consumer group protocol's id ↔ name mapping and its
+/// subscription metadata.
+fn topic_image(state: &BrokerState) -> TopicImage {
+    let mut image = TopicImage::default();
+    for t in state.topics.list() {
+        image.insert(&t.name, t.id, t.partition_count());
+    }
+    image
+}
+
+async fn consumer_group_heartbeat(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: ConsumerGroupHeartbeatRequest,
+) -> Result<ConsumerGroupHeartbeatResponse> {
+    let configs = state.group_configs.get(req.group_id.0.as_str());
+    let read = |key: &str| configs.get(key).and_then(|v| v.parse().ok());
+    let overrides = GroupOverrides {
+        session_timeout_ms: read(group_configs::CONSUMER_SESSION_TIMEOUT_MS),
+        heartbeat_interval_ms: read(group_configs::CONSUMER_HEARTBEAT_INTERVAL_MS),
+    };
+    let image = topic_image(&state);
+    Ok(super::handle_consumer_group_heartbeat(
+        &state.groups,
+        &ctx,
+        req,
+        &image,
+        overrides,
+    ))
+}
+
+async fn consumer_group_describe(
+    state: Arc<BrokerState>,
+    ctx: RequestContext,
+    req: ConsumerGroupDescribeRequest,
+) -> Result<ConsumerGroupDescribeResponse> {
+    let image = topic_image(&state);
+    Ok(super::handle_consumer_group_describe(
+        &state.groups,
+        &ctx,
+        req,
+        &image,
+    ))
 }
 
 async fn find_coordinator(
