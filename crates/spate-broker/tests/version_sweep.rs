@@ -324,7 +324,7 @@ fn every_advertised_version_round_trips() {
         18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 27, 28, 61, 65, 66, 75,
         17, 36, 50, 51,
     ];
-    let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47];
+    let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47, 68, 69];
     for k in &versions.api_keys {
         assert!(
             covered.contains(&k.api_key) || group_apis.contains(&k.api_key),
