@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use spate_broker::topics::NewTopic;
 use spate_testkit::clients::consumer_config;
 use spate_testkit::{random_group, random_topic, TestBroker};
 
@@ -45,18 +44,7 @@ fn describe_reset_list_and_delete() {
     let bootstrap = broker.bootstrap_servers();
     let topic = random_topic("cligroups");
     let group = random_group("cligroups");
-    broker
-        .state()
-        .topics
-        .create(
-            NewTopic {
-                name: topic.clone(),
-                partitions: 2,
-                configs: Default::default(),
-            },
-            false,
-        )
-        .expect("create topic");
+    broker.create_topic(&topic, 2);
     produce(&bootstrap, &topic, 10);
 
     // An active member that committed 4 and 6.
@@ -239,18 +227,7 @@ fn describe_shows_a_consumer_protocol_group_and_member_epochs() {
     let bootstrap = broker.bootstrap_servers();
     let topic = random_topic("cli848");
     let group = random_group("cli848");
-    broker
-        .state()
-        .topics
-        .create(
-            NewTopic {
-                name: topic.clone(),
-                partitions: 2,
-                configs: Default::default(),
-            },
-            false,
-        )
-        .expect("create topic");
+    broker.create_topic(&topic, 2);
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", &group)
