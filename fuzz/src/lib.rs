@@ -122,9 +122,10 @@ pub fn request_frame(key: i16, version: i16, correlation_id: i32, body: &[u8]) -
     out
 }
 
-/// Writes the committed seed corpus (`fuzz/corpus/<target>/`): well-formed inputs of each
-/// kind, made with the same code that reads them, for the fuzzers to mutate from. Run with
-/// `cargo test --manifest-path fuzz/Cargo.toml -- --ignored write_seed_corpus`.
+/// The seed corpus: well-formed inputs of each kind, made with the same code that reads them,
+/// for the fuzzers to mutate from. `cargo test` writes them to a temp dir and checks each is
+/// read back as valid; with `SPATE_FUZZ_CORPUS_DIR=fuzz/corpus` it (re)writes the committed
+/// corpus.
 #[cfg(test)]
 mod seeds {
     use std::path::{Path, PathBuf};
@@ -141,10 +142,24 @@ mod seeds {
     use spate_broker::HandlerRegistry;
     use spate_streaming::wal::{WalConfig, WriteAheadLog};
 
+    /// Where the seeds go: `SPATE_FUZZ_CORPUS_DIR`, else a temp dir kept for the test's life.
+    fn root() -> &'static Path {
+        static ROOT: std::sync::OnceLock<(Option<tempfile::TempDir>, PathBuf)> =
+            std::sync::OnceLock::new();
+        &ROOT
+            .get_or_init(|| match std::env::var_os("SPATE_FUZZ_CORPUS_DIR") {
+                Some(dir) => (None, PathBuf::from(dir)),
+                None => {
+                    let tmp = tempfile::tempdir().expect("temp dir");
+                    let path = tmp.path().to_path_buf();
+                    (Some(tmp), path)
+                }
+            })
+            .1
+    }
+
     fn corpus(target: &str) -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus")
-            .join(target);
+        let dir = root().join(target);
         std::fs::create_dir_all(&dir).expect("corpus dir");
         dir
     }
@@ -352,8 +367,20 @@ mod seeds {
         }
     }
 
+    /// Every seed of `target`, read back.
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(corpus(target))
+            .expect("list")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read(f).expect("read"))
+            .collect()
+    }
+
     #[test]
-    #[ignore = "writes the seed corpus; run on purpose"]
     fn write_seed_corpus() {
         request_frames();
         produce_batches();
@@ -361,5 +388,23 @@ mod seeds {
         offsets_log();
         txn_log();
         wal();
+        // Seeds are worth mutating only if they are valid: each one is accepted as written.
+        assert!(
+            seeds("request_frame").len() > 100,
+            "a frame per API and version"
+        );
+        let rules =
+            spate_broker::validate::ProduceRules::new(&spate_broker::LogConfig::default(), 9);
+        for mut batch in seeds("produce_batch") {
+            spate_broker::validate::validate_produce_batch(&mut batch, &rules)
+                .expect("a seed batch passes produce validation");
+        }
+        let check = tempfile::tempdir().expect("temp dir");
+        std::fs::write(check.path().join("offsets.log"), &seeds("offsets_log")[0]).expect("log");
+        let (_, entries) = OffsetsLog::open(check.path()).expect("reopen offsets log");
+        assert_eq!(entries.len(), 4);
+        std::fs::write(check.path().join("transactions.log"), &seeds("txn_log")[0]).expect("log");
+        let (_, ids) = TxnLog::open(check.path()).expect("reopen transaction log");
+        assert_eq!(ids.len(), 2);
     }
 }
