@@ -21,6 +21,10 @@ Usage:
   python_admin.py describe-topic-partitions BOOTSTRAP LIMIT TOPIC...
       DescribeTopicPartitions (API 75) for TOPICs, LIMIT partitions per page, following the
       cursor to the end: one line per page (topics with their partition indexes and errors).
+  python_admin.py acls BOOTSTRAP TOPIC
+      CreateAcls (a literal ALLOW READ for User:alice on TOPIC, a prefixed DENY WRITE for
+      User:bob on TOPIC's first 3 characters), DescribeAcls with a MATCH filter on TOPIC,
+      DeleteAcls of bob's ACLs, DescribeAcls again: one line per step.
   python_admin.py group-configs BOOTSTRAP GROUP
       IncrementalAlterConfigs on GROUP (a valid and an out-of-range session timeout), then
       DescribeConfigs with synonyms.
@@ -174,7 +178,48 @@ def describe_topic_partitions(bootstrap, limit, *topics):
     a.close()
 
 
+def acl_doc(acl):
+    p = acl.resource_pattern
+    return {
+        "principal": acl.principal, "host": acl.host, "operation": acl.operation.name,
+        "permission": acl.permission_type.name, "resource_type": p.resource_type.name,
+        "name": p.resource_name, "pattern": p.pattern_type.name,
+    }
+
+
+def acls(bootstrap, topic):
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,
+                             ACLResourcePatternType, ResourcePattern, ResourcePatternFilter,
+                             ResourceType)
+    a = admin(bootstrap)
+    created = a.create_acls([
+        ACL("User:alice", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+            ResourcePattern(ResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL)),
+        ACL("User:bob", "*", ACLOperation.WRITE, ACLPermissionType.DENY,
+            ResourcePattern(ResourceType.TOPIC, topic[:3], ACLResourcePatternType.PREFIXED)),
+    ])
+    out({"step": "create", "succeeded": len(created["succeeded"]),
+         "failed": [type(e).__name__ for _, e in created["failed"]]})
+
+    def describe(step):
+        got, err = a.describe_acls(ACLFilter(
+            None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+            ResourcePatternFilter(ResourceType.TOPIC, topic, ACLResourcePatternType.MATCH)))
+        out({"step": step, "error": type(err).__name__,
+             "acls": sorted([acl_doc(x) for x in got], key=lambda d: d["principal"])})
+
+    describe("describe")
+    deleted = a.delete_acls([ACLFilter(
+        "User:bob", None, ACLOperation.ANY, ACLPermissionType.ANY,
+        ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))])
+    matched = [acl_doc(x) for _, results, _ in deleted for x in results]
+    out({"step": "delete", "deleted": matched})
+    describe("after-delete")
+    a.close()
+
+
 COMMANDS = {
+    "acls": acls,
     "describe-topic-partitions": describe_topic_partitions,
     "authorized-ops": authorized_ops,
     "max-timestamp": max_timestamp,

@@ -1,7 +1,8 @@
 //! Authorized operations (KIP-430): the bitfield Metadata, DescribeCluster and DescribeGroups
-//! return when a client sets `include_*_authorized_operations`. This broker has no authorizer,
-//! and Kafka without an authorizer reports every operation the resource type supports
-//! (`AclEntry.supportedOperations`), so that is what these are — never an empty set.
+//! return when a client sets `include_*_authorized_operations`. Kafka without an authorizer
+//! reports every operation the resource type supports (`AclEntry.supportedOperations`): that is
+//! what these are, the coordinator's default answer. With an authorizer the handlers replace it
+//! with the authorizer's ([`crate::acl::RequestAuthz::operations`]).
 
 /// Kafka's `AclOperation` codes.
 const READ: u8 = 3;

@@ -67,6 +67,8 @@ pub struct BrokerConfig {
     pub listener_settings: crate::listener::ListenerSettings,
     /// `sasl.enabled.mechanisms` and each SASL listener's PLAIN users.
     pub sasl: crate::security::SaslSettings,
+    /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`.
+    pub authorizer: crate::acl::AuthorizerSettings,
     /// Log cleaner settings (`log.cleaner.*`).
     pub cleaner: crate::cleaner::CleanerConfig,
     /// `metrics.listen` (spate's own): where to serve broker metrics in the Prometheus text
@@ -101,6 +103,7 @@ impl Default for BrokerConfig {
             max_incremental_fetch_session_cache_slots: 1000,
             listener_settings: Default::default(),
             sasl: Default::default(),
+            authorizer: Default::default(),
             cleaner: crate::cleaner::CleanerConfig::default(),
             metrics_listen: None,
             shutdown_timeout_ms: 5_000,
@@ -181,6 +184,7 @@ impl BrokerConfig {
                 self.listener_settings.set(k, v)?;
             }
             k if crate::security::SaslSettings::handles(k) => self.sasl.set(k, v)?,
+            k if crate::acl::AuthorizerSettings::handles(k) => self.authorizer.set(k, v)?,
             "advertised.host.name" | "advertised.host" => self.advertised_host = Some(v.into()),
             "advertised.port" => {
                 self.advertised_port =
@@ -286,6 +290,7 @@ impl BrokerConfig {
                 | "log.retention.minutes"
         ) || crate::group::GroupConfig::handles(key)
             || crate::security::SaslSettings::handles(key)
+            || crate::acl::AuthorizerSettings::handles(key)
             || crate::cleaner::CleanerConfig::handles(key)
             || topic_config::def_by_broker_name(key).is_some()
     }
@@ -353,6 +358,9 @@ mod tests {
             "log.cleaner.io.buffer.size",
             "log.cleaner.backoff.ms",
             "log.cleaner.io.max.bytes.per.second",
+            "authorizer.class.name",
+            "super.users",
+            "allow.everyone.if.no.acl.found",
         ]
         .iter()
         .map(|k| k.to_string())
@@ -369,6 +377,8 @@ mod tests {
             "127.0.0.1:9999",
             "PLAINTEXT://127.0.0.1:9999",
             "/tmp/x",
+            "User:admin;User:ops",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         ];
         for key in &keys {
             assert!(BrokerConfig::knows(key), "{key} is accepted but not known");

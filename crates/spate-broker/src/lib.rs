@@ -36,11 +36,13 @@
 //! - [`producer_state`]: idempotent producer ids and sequence checks.
 //! - [`group`]: the group coordinator; [`txn`]: the transaction coordinator.
 //! - [`storage`]: the partition log trait and its backends; [`record_batch`]: batch headers.
+//! - [`acl`]: ACLs and the authorizer checked on every request.
 //! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+pub mod acl;
 pub mod authorized_operations;
 pub mod background;
 pub mod broker;

@@ -1,4 +1,5 @@
 //! CreatePartitions: raise a topic's partition count (Kafka never lowers one: INVALID_PARTITIONS).
+//! It needs ALTER on the topic (else TOPIC_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,13 +9,14 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::str_opt;
 
 pub async fn handle(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: CreatePartitionsRequest,
 ) -> Result<CreatePartitionsResponse> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -22,6 +24,7 @@ pub async fn handle(
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
     let mut resp = CreatePartitionsResponse::default();
+    let authz = ctx.authz(&state);
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut r = CreatePartitionsTopicResult::default();
@@ -30,6 +33,11 @@ pub async fn handle(
             Err((
                 ResponseError::InvalidRequest,
                 format!("topic {name} appears more than once in the request"),
+            ))
+        } else if !authz.topic(AclOperation::Alter, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
             ))
         } else {
             state

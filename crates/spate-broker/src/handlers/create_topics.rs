@@ -1,6 +1,10 @@
 //! CreateTopics: validate names, partition counts, replication factors (only 1, or -1 for the
 //! default, on a single node) and configs, then create — or only validate (`validate_only`).
 //! Each topic succeeds or fails on its own with Kafka's error code and a message.
+//!
+//! Creating needs CREATE on the cluster or on the topic (else TOPIC_AUTHORIZATION_FAILED); the
+//! created topic's configs are returned only to a client that may DESCRIBE_CONFIGS it, as in
+//! Kafka.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::RequestContext;
+use crate::acl::AclOperation;
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
 use crate::strings::{str_bytes, str_opt};
@@ -28,6 +33,8 @@ pub async fn handle(
     for t in &req.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
+    let authz = ctx.authz(&state);
+    let cluster_create = authz.cluster(AclOperation::Create);
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut r = CreatableTopicResult::default();
@@ -39,6 +46,11 @@ pub async fn handle(
                 ResponseError::InvalidRequest,
                 format!("topic {name} appears more than once in the request"),
             ))
+        } else if !cluster_create && !authz.topic(AclOperation::Create, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            ))
         } else {
             create_one(&state, &t, req.validate_only).map_err(|e| (e.error_code(), e.to_string()))
         };
@@ -47,7 +59,9 @@ pub async fn handle(
                 r.topic_id = id;
                 r.num_partitions = partitions;
                 r.replication_factor = 1;
-                if ctx.api_version >= 5 {
+                if ctx.api_version >= 5 && !authz.topic(AclOperation::DescribeConfigs, &name) {
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if ctx.api_version >= 5 {
                     r.configs = Some(
                         config::describe(&state.topics.broker_defaults(), &configs)
                             .into_iter()

@@ -2,6 +2,7 @@
 //! watermark). Whole segments below it are dropped by the log; fetches below it then get
 //! OFFSET_OUT_OF_RANGE. As in Kafka, a log whose `cleanup.policy` does not include `delete`
 //! (a compacted topic) refuses with POLICY_VIOLATION: its start offset is the cleaner's business.
+//! It needs DELETE on the topic (else TOPIC_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -12,16 +13,19 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::state::BrokerState;
 
 pub async fn handle(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DeleteRecordsRequest,
 ) -> Result<DeleteRecordsResponse> {
     let mut resp = DeleteRecordsResponse::default();
+    let authz = ctx.authz(&state);
     for t in req.topics {
+        let authorized = authz.topic(AclOperation::Delete, t.name.0.as_str());
         let topic = state.topics.get(t.name.0.as_str());
         let mut tr = DeleteRecordsTopicResult::default();
         tr.name = t.name;
@@ -30,6 +34,7 @@ pub async fn handle(
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                _ if !authorized => pr.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(part) => {
                     let log = part.log();

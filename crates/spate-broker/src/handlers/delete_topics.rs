@@ -1,5 +1,6 @@
 //! DeleteTopics: by name (v1–v5 `topic_names`, v6 `topics`) or by topic id (v6). Deleting a
-//! topic removes its partition logs and wakes fetchers parked on it.
+//! topic removes its partition logs and wakes fetchers parked on it. It needs DELETE on the
+//! topic (else TOPIC_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::RequestContext;
+use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::{str_opt, topic_name};
@@ -29,6 +31,7 @@ pub async fn handle(
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
     );
     let mut resp = DeleteTopicsResponse::default();
+    let authz = ctx.authz(&state);
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default();
         r.name = name.clone().map(topic_name);
@@ -44,6 +47,13 @@ pub async fn handle(
                 "neither a topic name nor a topic id was given".to_string(),
             )),
         };
+        let resolved = resolved.and_then(|n| match authz.topic(AclOperation::Delete, &n) {
+            true => Ok(n),
+            false => Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            )),
+        });
         let outcome = resolved.and_then(|n| {
             state
                 .topics

@@ -1,5 +1,7 @@
 //! DescribeCluster: the cluster id and the one broker, which is also the controller, and when
-//! asked the cluster's authorized operations (all of them: there is no authorizer).
+//! asked the cluster's authorized operations: the authorizer's answer for a client that may
+//! DESCRIBE the cluster, none otherwise (Kafka's `computeDescribeClusterResponse`); all of
+//! them without an authorizer.
 
 use std::sync::Arc;
 
@@ -7,7 +9,6 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::RequestContext;
-use crate::authorized_operations::Resource;
 use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::str_bytes;
@@ -27,7 +28,7 @@ pub async fn handle(
     b.port = a.port;
     resp.brokers = vec![b];
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = Resource::Cluster.all_authorized();
+        resp.cluster_authorized_operations = ctx.authz(&state).cluster_operations();
     }
     Ok(resp)
 }

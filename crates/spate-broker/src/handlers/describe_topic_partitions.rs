@@ -10,7 +10,9 @@
 //!   for an illegal name); when listing all topics there are none such;
 //! - a cursor naming a topic outside the requested list, or a negative partition, is
 //!   INVALID_REQUEST for every requested topic;
-//! - each topic's authorized operations: all of them (no authorizer), as Kafka answers.
+//! - a topic the client may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED when requested and left
+//!   out when listing all topics;
+//! - each topic's authorized operations come from the authorizer (all of them without one).
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
-use crate::authorized_operations::Resource;
+use crate::acl::{AclOperation, RequestAuthz, ResourceType};
 use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::topic_name;
@@ -34,7 +36,7 @@ pub const MAX_REQUEST_PARTITION_SIZE_LIMIT: i32 = 2000;
 
 pub async fn handle(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DescribeTopicPartitionsRequest,
 ) -> Result<DescribeTopicPartitionsResponse> {
     let node = state.advertised.node_id;
@@ -69,12 +71,17 @@ pub async fn handle(
         Some((topic, partition)) if topic == name => *partition,
         _ => 0,
     };
-    Ok(page(&state, node, &names, limit, start, all_topics))
+    let authz = ctx.authz(&state);
+    if all_topics {
+        names.retain(|n| authz.topic(AclOperation::Describe, n));
+    }
+    Ok(page(&state, &authz, node, &names, limit, start, all_topics))
 }
 
 /// The topics in `names` (sorted), up to `limit` partitions, with the cursor to resume from.
 fn page(
     state: &BrokerState,
+    authz: &RequestAuthz<'_>,
     node: i32,
     names: &[String],
     limit: i32,
@@ -88,6 +95,12 @@ fn page(
             resp.next_cursor = Some(cursor(name, 0));
             break;
         }
+        if !authz.topic(AclOperation::Describe, name) {
+            let mut t = missing_topic(name);
+            t.error_code = ResponseError::TopicAuthorizationFailed.code();
+            resp.topics.push(t);
+            continue;
+        }
         let Some(topic) = state.topics.get(name) else {
             if !all_topics {
                 resp.topics.push(missing_topic(name));
@@ -98,7 +111,7 @@ fn page(
         let count = topic.partition_count();
         let end = count.min(first.saturating_add(remaining));
         let mut t = describe(&topic, node, first.min(end)..end);
-        t.topic_authorized_operations = Resource::Topic.all_authorized();
+        t.topic_authorized_operations = authz.operations(ResourceType::Topic, name);
         remaining -= i32::try_from(t.partitions.len()).unwrap_or(remaining);
         resp.topics.push(t);
         if end < count {

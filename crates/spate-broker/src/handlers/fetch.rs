@@ -19,7 +19,7 @@
 //!
 //! Fetch sessions (KIP-227, v7+) are served by [`FetchSessionCache`]: a full fetch with epoch 0
 //! opens one, incremental fetches name only changed partitions and get only partitions with
-//! something new. Fetch v13+ identifies topics by id.
+//! something new. Fetch v13+ identifies topics by id. Reading needs READ on the topic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 
 use super::{check_leader_epoch, RequestContext};
+use crate::acl::{AclOperation, RequestAuthz};
 use crate::error::{BrokerError, Result};
 use crate::fetch_session::{
     FetchContext, FetchPartition, FetchSessionCache, PartitionResult, PartitionState, TopicKey,
@@ -75,11 +76,12 @@ pub async fn handle(
         FetchContext::Sessionless(p) | FetchContext::Full(p) => p,
         FetchContext::Incremental { partitions, .. } => partitions,
     };
+    let authz = ctx.authz(&state);
     let targets: Vec<Target> = partitions
         .iter()
         .map(|p| Target {
             fetch: p.clone(),
-            partition: resolve(&state, p),
+            partition: resolve(&state, &authz, p),
         })
         .collect();
     let read = long_poll(&state, &targets, &req).await;
@@ -121,17 +123,31 @@ fn topic_key(uses_ids: bool, name: &TopicName, id: uuid::Uuid) -> TopicKey {
     }
 }
 
-fn resolve(state: &BrokerState, p: &FetchPartition) -> Result<Arc<Partition>, ResponseError> {
+/// The partition to read; reading needs READ on the topic (TOPIC_AUTHORIZATION_FAILED, checked
+/// before existence for names, as Kafka does, so a refused client learns nothing).
+fn resolve(
+    state: &BrokerState,
+    authz: &RequestAuthz<'_>,
+    p: &FetchPartition,
+) -> Result<Arc<Partition>, ResponseError> {
     let topic = match &p.topic {
         TopicKey::Id(id) => state
             .topics
             .get_by_id(id)
             .ok_or(ResponseError::UnknownTopicId)?,
-        TopicKey::Name(name) => state
-            .topics
-            .get(name)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?,
+        TopicKey::Name(name) => {
+            if !authz.topic(AclOperation::Read, name) {
+                return Err(ResponseError::TopicAuthorizationFailed);
+            }
+            state
+                .topics
+                .get(name)
+                .ok_or(ResponseError::UnknownTopicOrPartition)?
+        }
     };
+    if !authz.topic(AclOperation::Read, &topic.name) {
+        return Err(ResponseError::TopicAuthorizationFailed);
+    }
     topic
         .partition(p.partition)
         .ok_or(ResponseError::UnknownTopicOrPartition)

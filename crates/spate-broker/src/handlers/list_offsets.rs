@@ -1,7 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4, v8+)
 //! and by timestamp. On a single broker the high watermark is the log end; latest answers it
 //! for read_uncommitted and the last stable offset for read_committed (isolation level 1, v2+),
-//! which differ only while a transaction is open.
+//! which differ only while a transaction is open. It needs DESCRIBE on each topic (else
+//! TOPIC_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{check_leader_epoch, RequestContext};
+use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::partition::Partition;
 use crate::record_batch::BatchIter;
@@ -30,7 +32,9 @@ pub async fn handle(
 ) -> Result<ListOffsetsResponse> {
     let mut resp = ListOffsetsResponse::default();
     let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
+    let authz = ctx.authz(&state);
     for t in req.topics {
+        let authorized = authz.topic(AclOperation::Describe, t.name.0.as_str());
         let topic = state.topics.get(t.name.0.as_str());
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name;
@@ -39,6 +43,7 @@ pub async fn handle(
             pr.partition_index = p.partition_index;
             let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
             let result = match partition {
+                _ if !authorized => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(ResponseError::UnknownTopicOrPartition),
                 Some(_) if check_leader_epoch(p.current_leader_epoch).is_some() => {
                     Err(ResponseError::UnknownLeaderEpoch)

@@ -2,6 +2,10 @@
 //! controller and the leader (epoch 0) of every partition, with itself as the only replica.
 //! Unknown topics are created when `auto.create.topics.enable` is on and the client allows it
 //! (`allow_auto_topic_creation`, v4+), as Kafka does.
+//!
+//! With an authorizer, as in Kafka: a listing of all topics shows only those the client may
+//! DESCRIBE; a requested topic it may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED (whether or
+//! not it exists), and auto-creation needs CREATE on the cluster or the topic.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::authorized_operations::Resource;
+use crate::acl::{AclOperation, RequestAuthz, ResourceType};
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
 use crate::strings::{str_bytes, str_opt, topic_name};
@@ -42,20 +46,25 @@ pub async fn handle(
     };
     let allow_create = state.config.auto_create_topics_enable
         && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+    let authz = ctx.authz(&state);
 
     resp.topics = match requested {
         None => state
             .topics
             .list()
             .iter()
+            .filter(|t| authz.topic(AclOperation::Describe, &t.name))
             .map(|t| describe_topic(t, node))
             .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             for rt in requested {
                 let entry = match rt.name {
-                    Some(name) => lookup_or_create(&state, name.0.as_str(), allow_create),
+                    Some(name) => lookup_or_create(&state, &authz, name.0.as_str(), allow_create),
                     None => match state.topics.get_by_id(&rt.topic_id) {
+                        Some(t) if !authz.topic(AclOperation::Describe, &t.name) => {
+                            error_topic(None, rt.topic_id, ResponseError::TopicAuthorizationFailed)
+                        }
                         Some(t) => describe_topic(&t, node),
                         None => error_topic(None, rt.topic_id, ResponseError::UnknownTopicId),
                     },
@@ -65,23 +74,45 @@ pub async fn handle(
             out
         }
     };
-    // Authorized operations (v8+; the cluster's only up to v10): all of them, as Kafka answers
-    // without an authorizer. Unknown topics keep the schema's "not provided" value.
+    // Authorized operations (v8+; the cluster's only up to v10), from the authorizer (all of
+    // them without one, as Kafka answers). Failed topics keep the "not provided" value.
     if ctx.api_version >= 8 && req.include_topic_authorized_operations {
         for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
-            t.topic_authorized_operations = Resource::Topic.all_authorized();
+            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            t.topic_authorized_operations = authz.operations(ResourceType::Topic, &name);
         }
     }
     if (8..=10).contains(&ctx.api_version) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = Resource::Cluster.all_authorized();
+        resp.cluster_authorized_operations = authz.cluster_operations();
     }
     Ok(resp)
 }
 
-fn lookup_or_create(state: &BrokerState, name: &str, allow_create: bool) -> MetadataResponseTopic {
+fn lookup_or_create(
+    state: &BrokerState,
+    authz: &RequestAuthz<'_>,
+    name: &str,
+    allow_create: bool,
+) -> MetadataResponseTopic {
     let node = state.advertised.node_id;
+    let refused = || {
+        error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::TopicAuthorizationFailed,
+        )
+    };
+    if !authz.topic(AclOperation::Describe, name) {
+        return refused();
+    }
     if let Some(t) = state.topics.get(name) {
         return describe_topic(&t, node);
+    }
+    if allow_create
+        && !authz.cluster(AclOperation::Create)
+        && !authz.topic(AclOperation::Create, name)
+    {
+        return refused();
     }
     if !allow_create {
         return error_topic(

@@ -311,6 +311,7 @@ impl HandlerRegistry {
         crate::group::api::register(&mut r);
         crate::security::sasl::register(&mut r);
         crate::security::scram_api::register(&mut r);
+        crate::acl::api::register(&mut r);
         crate::txn::register(&mut r);
         r
     }

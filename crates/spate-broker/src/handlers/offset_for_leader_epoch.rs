@@ -1,6 +1,7 @@
 //! OffsetForLeaderEpoch: clients (librdkafka, Java) validate their position after a leader
 //! change or on assignment by asking where an epoch ended. This broker has one epoch, 0, which
-//! has not ended: its end offset is the log end. An epoch above 0 is unknown here.
+//! has not ended: its end offset is the log end. An epoch above 0 is unknown here. A consumer
+//! needs DESCRIBE on the topic (else TOPIC_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
@@ -11,16 +12,19 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use kafka_protocol::ResponseError;
 
 use super::{check_leader_epoch, RequestContext};
+use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::state::BrokerState;
 
 pub async fn handle(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> Result<OffsetForLeaderEpochResponse> {
     let mut resp = OffsetForLeaderEpochResponse::default();
+    let authz = ctx.authz(&state);
     for t in req.topics {
+        let authorized = authz.topic(AclOperation::Describe, t.topic.0.as_str());
         let topic = state.topics.get(t.topic.0.as_str());
         let mut tr = OffsetForLeaderTopicResult::default();
         tr.topic = t.topic;
@@ -28,6 +32,7 @@ pub async fn handle(
             let mut e = EpochEndOffset::default();
             e.partition = p.partition;
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
+                _ if !authorized => e.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if check_leader_epoch(p.current_leader_epoch).is_some() => {
                     e.error_code = ResponseError::UnknownLeaderEpoch.code()

@@ -9,6 +9,10 @@
 //! acks=0 requests get no response at all, as in Kafka. acks=1 and acks=-1 are the same thing
 //! on a single broker: the append is acknowledged once it is in the log (and flushed when the
 //! topic's flush policy says so).
+//!
+//! With an authorizer, as Kafka: a transactional request needs WRITE on its transactional id
+//! (else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic needs WRITE
+//! (else TOPIC_AUTHORIZATION_FAILED), and nothing refused is appended.
 
 use std::sync::Arc;
 
@@ -19,6 +23,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::acl::{AclOperation, RequestAuthz};
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::record_batch::BatchIter;
@@ -35,12 +40,21 @@ pub async fn handle(
     let acks = req.acks;
     let mut resp = ProduceResponse::default();
     let valid_acks = matches!(acks, -1..=1);
+    let authz = ctx.authz(&state);
+    let txn_refused = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !authz.transactional_id(AclOperation::Write, id));
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
-        let topic = if valid_acks {
-            find_or_create(&state, &name)
-        } else {
+        let topic = if !valid_acks {
             Err(ResponseError::InvalidRequiredAcks)
+        } else if txn_refused {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !authz.topic(AclOperation::Write, &name) {
+            Err(ResponseError::TopicAuthorizationFailed)
+        } else {
+            find_or_create(&state, &authz, &name)
         };
         let mut tr = TopicProduceResponse::default();
         tr.name = topic_data.name;
@@ -89,12 +103,20 @@ pub async fn handle(
 }
 
 /// The topic, auto-created when the broker allows it (a producer that skipped Metadata).
-fn find_or_create(state: &BrokerState, name: &str) -> Result<Arc<Topic>, ResponseError> {
+/// Auto-creation needs CREATE on the cluster or the topic, as Metadata's does.
+fn find_or_create(
+    state: &BrokerState,
+    authz: &RequestAuthz<'_>,
+    name: &str,
+) -> Result<Arc<Topic>, ResponseError> {
     if let Some(t) = state.topics.get(name) {
         return Ok(t);
     }
     if !state.config.auto_create_topics_enable {
         return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    if !authz.cluster(AclOperation::Create) && !authz.topic(AclOperation::Create, name) {
+        return Err(ResponseError::TopicAuthorizationFailed);
     }
     let new = NewTopic {
         name: name.to_string(),

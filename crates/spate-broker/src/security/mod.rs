@@ -3,7 +3,8 @@
 //! ([`sasl`]); every connection carries its principal ([`session`]), `User:ANONYMOUS` on
 //! listeners without SASL. SCRAM users are managed over the protocol
 //! (AlterUserScramCredentials / DescribeUserScramCredentials, [`scram_api`]) and kept salted and
-//! hashed in [`scram::ScramStore`].
+//! hashed in [`scram::ScramStore`]. What an identity may do is the authorizer's business
+//! ([`crate::acl`]), kept here beside the identities.
 
 pub mod config;
 pub mod sasl;
@@ -30,6 +31,8 @@ use crate::listener::{ListenerSpec, SecurityProtocol};
 pub struct Security {
     pub settings: SaslSettings,
     pub scram: Arc<ScramStore>,
+    /// The authorizer and its ACLs (`<meta dir>/acls.json`).
+    pub authorizer: crate::acl::Authorizer,
     listeners: BTreeMap<String, Arc<SASLConfig>>,
     pub(crate) failures: sasl::FailureLog,
 }
@@ -114,9 +117,14 @@ impl Security {
             let cfg = sasl::listener_config(scram.clone(), plain.unwrap_or_default())?;
             listeners.insert(spec.name, cfg);
         }
+        let authorizer = crate::acl::Authorizer::open(
+            config.authorizer.clone(),
+            meta_dir.map(|d| d.join("acls.json")),
+        )?;
         Ok(Security {
             settings: config.sasl.clone(),
             scram,
+            authorizer,
             listeners,
             failures: Default::default(),
         })

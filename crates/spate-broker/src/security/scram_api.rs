@@ -7,6 +7,7 @@
 //! 4096..=16384 or an empty name, salt or salted password UNACCEPTABLE_CREDENTIAL, a user named
 //! twice for one mechanism DUPLICATE_RESOURCE, deleting or describing what does not exist
 //! RESOURCE_NOT_FOUND. One result per user; a user with any bad alteration gets none applied.
+//! Altering needs ALTER on the cluster, describing DESCRIBE (else CLUSTER_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,6 +176,20 @@ pub async fn alter(
     req: AlterUserScramCredentialsRequest,
 ) -> Result<AlterUserScramCredentialsResponse> {
     let changes = collect_changes(&req);
+    if !ctx.authz(&state).cluster(crate::acl::AclOperation::Alter) {
+        let mut resp = AlterUserScramCredentialsResponse::default();
+        resp.results = changes
+            .into_iter()
+            .map(|(u, _)| {
+                let why = refuse(
+                    ResponseError::ClusterAuthorizationFailed,
+                    "Authorization failed.",
+                );
+                alter_result(u, Err(why))
+            })
+            .collect();
+        return Ok(resp);
+    }
     let outcomes = state.security.scram.update(|users| {
         changes
             .into_iter()
@@ -235,11 +250,19 @@ fn describe_result(
 
 pub async fn describe(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> Result<DescribeUserScramCredentialsResponse> {
     let all = state.security.scram.all();
     let mut resp = DescribeUserScramCredentialsResponse::default();
+    if !ctx
+        .authz(&state)
+        .cluster(crate::acl::AclOperation::Describe)
+    {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+        return Ok(resp);
+    }
     resp.results = match req.users.filter(|u| !u.is_empty()) {
         None => all
             .iter()

@@ -2,6 +2,10 @@
 //! id's state, partitions and timing), ListTransactions (ids filtered by state, producer id and
 //! minimum running time) and DescribeProducers (the producers a partition remembers, with the
 //! start offset of their open transaction — what finds a hanging transaction).
+//!
+//! Authorization, as Kafka: DescribeTransactions needs DESCRIBE on each transactional id
+//! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), ListTransactions shows only the ids the client may
+//! DESCRIBE, DescribeProducers needs READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -14,6 +18,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
 use super::metadata::{TransactionMetadata, TxnState};
+use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::handlers::RequestContext;
 use crate::state::BrokerState;
@@ -21,10 +26,11 @@ use crate::strings::str_bytes;
 
 pub async fn handle_describe_transactions(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DescribeTransactionsRequest,
 ) -> Result<DescribeTransactionsResponse> {
     let txn = &state.txn;
+    let authz = ctx.authz(&state);
     let states = req
         .transactional_ids
         .into_iter()
@@ -33,6 +39,10 @@ pub async fn handle_describe_transactions(
             let base = TransactionState::default().with_transactional_id(id);
             if name.is_empty() {
                 return base.with_error_code(ResponseError::InvalidRequest.code());
+            }
+            if !authz.transactional_id(AclOperation::Describe, &name) {
+                return base
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
             }
             match txn.describe(&name) {
                 Some(m) => described(base, &m),
@@ -85,10 +95,12 @@ pub async fn handle_list_transactions(
         -1
     };
     let now = crate::time::now_ms();
+    let authz = ctx.authz(&state);
     let listed = state
         .txn
         .list()
         .into_iter()
+        .filter(|m| authz.transactional_id(AclOperation::Describe, &m.transactional_id))
         .filter(|m| wanted_states.is_empty() || wanted_states.contains(&m.state))
         .filter(|m| pids.is_empty() || pids.contains(&m.producer_id))
         .filter(|m| min_duration < 0 || (m.start_ms >= 0 && now - m.start_ms >= min_duration))
@@ -108,9 +120,10 @@ pub async fn handle_list_transactions(
 
 pub async fn handle_describe_producers(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: DescribeProducersRequest,
 ) -> Result<DescribeProducersResponse> {
+    let authz = ctx.authz(&state);
     let topics = req
         .topics
         .into_iter()
@@ -120,6 +133,10 @@ pub async fn handle_describe_producers(
                 .iter()
                 .map(|&index| {
                     let base = PartitionResponse::default().with_partition_index(index);
+                    if !authz.topic(AclOperation::Read, t.name.0.as_str()) {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     match state.topics.partition(t.name.0.as_str(), index) {
                         None => base.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                         Some(p) => base.with_active_producers(

@@ -7,6 +7,11 @@
 //! transactions-v1 flow every client uses while the broker does not advertise
 //! `transaction.version` ≥ 2. Clients older than KIP-588 get INVALID_PRODUCER_EPOCH where newer
 //! ones get PRODUCER_FENCED, as Kafka converts it.
+//!
+//! Authorization, as Kafka: each needs WRITE on the transactional id
+//! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn also WRITE on each topic (the
+//! refused ones TOPIC_AUTHORIZATION_FAILED, the rest OPERATION_NOT_ATTEMPTED); AddOffsetsToTxn
+//! READ on the group; TxnOffsetCommit READ on the group and on each topic.
 
 use std::sync::Arc;
 
@@ -21,6 +26,7 @@ use kafka_protocol::ResponseError;
 
 use super::coordinator::{TransactionCoordinator, TxnEnv};
 use super::metadata::{PendingOffset, TxnPartition};
+use crate::acl::AclOperation;
 use crate::error::{BrokerError, Result};
 use crate::handlers::RequestContext;
 use crate::state::BrokerState;
@@ -108,7 +114,24 @@ pub async fn handle_add_partitions_to_txn(
         .iter()
         .map(|(t, p)| state.topics.partition(t, *p).is_none())
         .collect();
-    let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
+    let authz = ctx.authz(&state);
+    let txn_refused = !authz.transactional_id(AclOperation::Write, &id);
+    let topic_refused: Vec<bool> = requested
+        .iter()
+        .map(|(t, _)| !authz.topic(AclOperation::Write, t))
+        .collect();
+    drop(authz);
+    let codes: Vec<i16> = if txn_refused {
+        vec![ResponseError::TransactionalIdAuthorizationFailed.code(); requested.len()]
+    } else if topic_refused.iter().any(|r| *r) {
+        topic_refused
+            .iter()
+            .map(|r| match r {
+                true => ResponseError::TopicAuthorizationFailed.code(),
+                false => ResponseError::OperationNotAttempted.code(),
+            })
+            .collect()
+    } else if unknown.iter().any(|u| *u) {
         unknown
             .iter()
             .map(|u| {
@@ -157,6 +180,18 @@ pub async fn handle_add_offsets_to_txn(
     let id = req.transactional_id.0.to_string();
     let group = req.group_id.0.to_string();
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    let authz = ctx.authz(&state);
+    let refused = if !authz.transactional_id(AclOperation::Write, &id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authz.group(AclOperation::Read, &group) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    drop(authz);
+    if let Some(e) = refused {
+        return Ok(AddOffsetsToTxnResponse::default().with_error_code(e.code()));
+    }
     let r = with_env(&state, move |txn, _| {
         txn.add_offsets(&id, pid, epoch, &group, now_ms())
     })
@@ -170,6 +205,10 @@ pub async fn handle_end_txn(
     req: EndTxnRequest,
 ) -> Result<EndTxnResponse> {
     let id = req.transactional_id.0.to_string();
+    if !ctx.authz(&state).transactional_id(AclOperation::Write, &id) {
+        return Ok(EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
+    }
     let (pid, epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
     let r = with_env(&state, move |txn, env| {
         txn.end_txn(env, &id, pid, epoch, commit, now_ms())
@@ -229,10 +268,25 @@ async fn txn_offset_commit_codes(
     wanted: &[(String, i32, i64, i32, String)],
 ) -> Result<Vec<i16>> {
     let max_metadata = state.config.group.offset_metadata_max_bytes;
+    let authz = ctx.authz(state);
+    if !authz.transactional_id(AclOperation::Write, req.transactional_id.0.as_str()) {
+        return Ok(vec![
+            ResponseError::TransactionalIdAuthorizationFailed.code();
+            wanted.len()
+        ]);
+    }
+    if !authz.group(AclOperation::Read, req.group_id.0.as_str()) {
+        return Ok(vec![
+            ResponseError::GroupAuthorizationFailed.code();
+            wanted.len()
+        ]);
+    }
     let mut codes = vec![0i16; wanted.len()];
     let mut offsets = Vec::new();
     for (i, (topic, partition, offset, leader_epoch, metadata)) in wanted.iter().enumerate() {
-        if state.topics.partition(topic, *partition).is_none() {
+        if !authz.topic(AclOperation::Read, topic) {
+            codes[i] = ResponseError::TopicAuthorizationFailed.code();
+        } else if state.topics.partition(topic, *partition).is_none() {
             codes[i] = ResponseError::UnknownTopicOrPartition.code();
         } else if metadata.len() > max_metadata {
             codes[i] = ResponseError::OffsetMetadataTooLarge.code();
@@ -245,6 +299,7 @@ async fn txn_offset_commit_codes(
             offsets.push(((topic.clone(), *partition), pending));
         }
     }
+    drop(authz);
     if offsets.is_empty() {
         return Ok(codes);
     }

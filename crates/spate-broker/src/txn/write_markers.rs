@@ -5,7 +5,8 @@
 //! (a producer that began one and vanished) on one partition with it. A marker is written as
 //! the coordinator's are (`Partition::append_marker`): the producer's open transaction on the
 //! partition ends, an ABORT adds its range to the transaction index, and the last stable
-//! offset moves on.
+//! offset moves on. It needs CLUSTER_ACTION on the cluster (else every partition is
+//! CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::sync::Arc;
 
@@ -22,9 +23,17 @@ use crate::state::BrokerState;
 
 pub async fn handle_write_txn_markers(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> Result<WriteTxnMarkersResponse> {
+    if !ctx
+        .authz(&state)
+        .cluster(crate::acl::AclOperation::ClusterAction)
+    {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        let markers = req.markers.into_iter().map(|m| refused(m, code)).collect();
+        return Ok(WriteTxnMarkersResponse::default().with_markers(markers));
+    }
     // Appends fsync; keep them off the request threads, as the coordinator does.
     let markers = tokio::task::spawn_blocking(move || {
         req.markers
@@ -35,6 +44,31 @@ pub async fn handle_write_txn_markers(
     .await
     .map_err(|e| BrokerError::Runtime(format!("write txn markers task: {e}")))?;
     Ok(WriteTxnMarkersResponse::default().with_markers(markers))
+}
+
+/// One producer's markers, every partition answered with `code`.
+fn refused(m: write_txn_markers_request::WritableTxnMarker, code: i16) -> WritableTxnMarkerResult {
+    let topics = m
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|p| {
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_error_code(code)
+                })
+                .collect();
+            WritableTxnMarkerTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    WritableTxnMarkerResult::default()
+        .with_producer_id(m.producer_id)
+        .with_topics(topics)
 }
 
 /// Writes one producer's marker to each of its partitions; one error code per partition.

@@ -7,6 +7,7 @@
 //! coordinator, so tests drive them without a broker.
 
 pub mod admin;
+pub mod authorize;
 pub mod consumer;
 pub mod membership;
 pub mod offsets;

@@ -4,6 +4,10 @@
 //! [`group`] (Kafka 4.0's per-group settings). Each of those answers in [`Described`] entries
 //! and takes changes as a whole new set of values, so the three share one mapping of the
 //! incremental operations ([`apply_ops`]).
+//!
+//! Describing needs DESCRIBE_CONFIGS and altering ALTER_CONFIGS on the resource: the topic
+//! (else TOPIC_AUTHORIZATION_FAILED), the group (GROUP_AUTHORIZATION_FAILED) or, for the
+//! broker, the cluster (CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 
 pub mod broker;
 pub mod group;
@@ -21,7 +25,10 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
+use kafka_protocol::ResponseError;
+
 use super::RequestContext;
+use crate::acl::{AclOperation, RequestAuthz};
 use crate::error::{BrokerError, Result};
 use crate::state::BrokerState;
 use crate::strings::{str_bytes, str_opt};
@@ -30,6 +37,7 @@ use crate::topics::config::{ConfigSource, ConfigType};
 /// `ConfigResource.Type` codes.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 pub const RESOURCE_GROUP: i8 = 32;
 
 /// IncrementalAlterConfigs operations.
@@ -54,6 +62,30 @@ pub struct Described {
 /// One IncrementalAlterConfigs operation: `(name, operation, value)`.
 pub type Op = (String, i8, Option<String>);
 
+/// The authorization failure of `op` on a config resource, if the client lacks it.
+fn refusal(
+    authz: &RequestAuthz<'_>,
+    resource_type: i8,
+    name: &str,
+    op: AclOperation,
+) -> Option<(ResponseError, String)> {
+    let (allowed, error) = match resource_type {
+        RESOURCE_TOPIC => (
+            authz.topic(op, name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            authz.group(op, name),
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+            (authz.cluster(op), ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => return None,
+    };
+    (!allowed).then(|| (error, format!("Authorization failed ({op} on {name:?})")))
+}
+
 fn unsupported(resource_type: i8) -> BrokerError {
     BrokerError::ConfigChangeRejected(format!("Unknown resource type {resource_type}"))
 }
@@ -64,6 +96,7 @@ pub async fn describe(
     req: DescribeConfigsRequest,
 ) -> Result<DescribeConfigsResponse> {
     let mut resp = DescribeConfigsResponse::default();
+    let authz = ctx.authz(&state);
     for res in req.resources {
         let mut r = DescribeConfigsResult::default();
         r.resource_type = res.resource_type;
@@ -76,6 +109,17 @@ pub async fn describe(
                 .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
         };
         let name = res.resource_name.as_str();
+        if let Some((error, message)) = refusal(
+            &authz,
+            res.resource_type,
+            name,
+            AclOperation::DescribeConfigs,
+        ) {
+            r.error_code = error.code();
+            r.error_message = str_opt(message);
+            resp.results.push(r);
+            continue;
+        }
         let described = match res.resource_type {
             RESOURCE_TOPIC => topic::describe(&state, name),
             RESOURCE_BROKER => broker::describe(&state, name),
@@ -143,10 +187,11 @@ fn entry(
 
 pub async fn alter(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: AlterConfigsRequest,
 ) -> Result<AlterConfigsResponse> {
     let mut resp = AlterConfigsResponse::default();
+    let authz = ctx.authz(&state);
     for res in req.resources {
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
@@ -165,6 +210,14 @@ pub async fn alter(
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
         let name = res.resource_name.as_str();
+        if let Some((error, message)) =
+            refusal(&authz, res.resource_type, name, AclOperation::AlterConfigs)
+        {
+            r.error_code = error.code();
+            r.error_message = str_opt(message);
+            resp.responses.push(r);
+            continue;
+        }
         let outcome = if !nulls.is_empty() {
             Err(BrokerError::ConfigChangeRejected(format!(
                 "Null value not supported for : {}",
@@ -189,10 +242,11 @@ pub async fn alter(
 
 pub async fn incremental_alter(
     state: Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> Result<IncrementalAlterConfigsResponse> {
     let mut resp = IncrementalAlterConfigsResponse::default();
+    let authz = ctx.authz(&state);
     for res in req.resources {
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
@@ -210,6 +264,14 @@ pub async fn incremental_alter(
             })
             .collect();
         let name = res.resource_name.as_str();
+        if let Some((error, message)) =
+            refusal(&authz, res.resource_type, name, AclOperation::AlterConfigs)
+        {
+            r.error_code = error.code();
+            r.error_message = str_opt(message);
+            resp.responses.push(r);
+            continue;
+        }
         let outcome = match res.resource_type {
             RESOURCE_TOPIC => topic::incremental(&state, name, ops, req.validate_only),
             RESOURCE_BROKER => broker::incremental(&state, name, ops, req.validate_only),
