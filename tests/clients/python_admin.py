@@ -205,7 +205,7 @@ def acls(bootstrap, topic):
         got, err = a.describe_acls(ACLFilter(
             None, None, ACLOperation.ANY, ACLPermissionType.ANY,
             ResourcePatternFilter(ResourceType.TOPIC, topic, ACLResourcePatternType.MATCH)))
-        out({"step": step, "error": type(err).__name__,
+        out({"step": step, "error": getattr(err, "__name__", type(err).__name__),
              "acls": sorted([acl_doc(x) for x in got], key=lambda d: d["principal"])})
 
     describe("describe")

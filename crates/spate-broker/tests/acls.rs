@@ -199,9 +199,13 @@ fn commit_needs_group_read() {
     let topic = random_topic("commit");
     let group = random_group("g");
     broker.create_topic(&topic, 1);
+    // Group DESCRIBE lets FindCoordinator through, so OffsetCommit is what refuses.
     create_acls(
         admin,
-        vec![acl(TOPIC, &topic, LITERAL, "User:alice", READ, ALLOW)],
+        vec![
+            acl(TOPIC, &topic, LITERAL, "User:alice", READ, ALLOW),
+            acl(GROUP, &group, LITERAL, "User:alice", DESCRIBE, ALLOW),
+        ],
     );
     let commit = || {
         let consumer: BaseConsumer = client(&broker, "alice")
@@ -349,6 +353,9 @@ fn acls_survive_restart_and_corruption_is_refused() {
     let described = RawClient::connect(broker.local_addr()).call(
         &DescribeAclsRequest::default()
             .with_resource_type_filter(1)
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
             .with_pattern_type_filter(1)
             .with_operation(1)
             .with_permission_type(1),

@@ -43,6 +43,8 @@ enum Command {
     Transactions(cli::transactions::TransactionsArgs),
     /// Add, list and delete SCRAM users (like kafka-configs.sh --entity-type users).
     Users(cli::users::UsersArgs),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    Acls(cli::acls::AclsArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
     /// Run a whole pipeline: embedded broker, generated ad events, a checkpointed direct-stream
@@ -63,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Configs(args) => cli::configs::run(args)?,
         Command::Transactions(args) => cli::transactions::run(args)?,
         Command::Users(args) => cli::users::run(args)?,
+        Command::Acls(args) => cli::acls::run(args)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Quickstart(args) => quickstart::run(args)?,
     }

@@ -1,6 +1,7 @@
 //! One module per `spate` subcommand; `main.rs` only parses and dispatches. The client
 //! commands (topics, produce, consume) are each modelled on the Kafka tool of the same job.
 
+pub mod acls;
 pub mod broker;
 pub mod cleaner_status;
 pub mod configs;
@@ -26,6 +27,7 @@ mod tests {
         Configs(super::configs::ConfigsArgs),
         Transactions(super::transactions::TransactionsArgs),
         Users(super::users::UsersArgs),
+        Acls(super::acls::AclsArgs),
         Bench(spate_bench::BenchArgs),
     }
 
