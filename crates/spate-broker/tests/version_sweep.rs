@@ -317,12 +317,58 @@ fn every_advertised_version_round_trips() {
             assert_eq!(r.results[0].credential_infos[0].iterations, 4096)
         },
     );
+    // No authorizer on this broker: the ACL APIs answer SECURITY_DISABLED at every version.
+    n += sweep(
+        &mut c,
+        &versions,
+        |_| {
+            let mut a = create_acls_request::AclCreation::default();
+            a.resource_type = 2;
+            a.resource_name = StrBytes::from_static_str(TOPIC);
+            a.resource_pattern_type = 3;
+            a.principal = StrBytes::from_static_str("User:alice");
+            a.host = StrBytes::from_static_str("*");
+            a.operation = 3;
+            a.permission_type = 3;
+            CreateAclsRequest::default().with_creations(vec![a])
+        },
+        |_, r: &CreateAclsResponse| assert_eq!(r.results[0].error_code, 54),
+    );
+    n += sweep(
+        &mut c,
+        &versions,
+        |_| {
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_operation(1)
+                .with_permission_type(1)
+        },
+        |_, r: &DescribeAclsResponse| assert_eq!(r.error_code, 54),
+    );
+    n += sweep(
+        &mut c,
+        &versions,
+        |_| {
+            let mut f = delete_acls_request::DeleteAclsFilter::default();
+            f.resource_type_filter = 1;
+            f.resource_name_filter = None;
+            f.principal_filter = None;
+            f.host_filter = None;
+            f.operation = 1;
+            f.permission_type = 1;
+            DeleteAclsRequest::default().with_filters(vec![f])
+        },
+        |_, r: &DeleteAclsResponse| assert_eq!(r.filter_results[0].error_code, 54),
+    );
     assert!(n > 60, "{n} API versions swept");
 
     // Every advertised API is covered above (the group coordinator's APIs have their own tests).
     let covered = [
         18, 3, 0, 1, 2, 23, 19, 20, 37, 32, 33, 44, 22, 21, 60, 24, 25, 26, 27, 28, 61, 65, 66, 75,
-        17, 36, 50, 51,
+        17, 36, 50, 51, 29, 30, 31,
     ];
     let group_apis = [8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47, 68, 69];
     for k in &versions.api_keys {

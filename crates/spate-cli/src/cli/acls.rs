@@ -23,8 +23,6 @@ use super::raw_admin::Connection;
 /// `spate acls`.
 #[derive(Args, Debug)]
 pub struct AclsArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
     #[command(subcommand)]
     pub action: AclsAction,
 }
@@ -41,8 +39,11 @@ pub enum AclsAction {
 }
 
 /// The flags of `kafka-acls.sh` that name ACLs.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug)]
 pub struct AclSpec {
+    /// `--bootstrap-server`, `--command-config` (PLAINTEXT only), `--request-timeout-ms`.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Principals to allow (`User:alice`), repeatable.
     #[arg(long = "allow-principal", value_name = "PRINCIPAL")]
     pub allow_principals: Vec<String>,
@@ -163,7 +164,10 @@ fn error_name(code: i16) -> String {
 
 /// Runs `spate acls`.
 pub fn run(args: AclsArgs) -> anyhow::Result<()> {
-    let config = args.client.client_config(&[]);
+    let spec = match &args.action {
+        AclsAction::Add(s) | AclsAction::List(s) | AclsAction::Remove(s) => s,
+    };
+    let config = spec.client.client_config(&[]);
     if let Some(p) = config
         .get("security.protocol")
         .filter(|p| !p.eq_ignore_ascii_case("plaintext"))
@@ -174,8 +178,8 @@ pub fn run(args: AclsArgs) -> anyhow::Result<()> {
         );
     }
     let mut conn = Connection::open(
-        &args.client.bootstrap_server,
-        args.client.request_timeout_ms,
+        &spec.client.bootstrap_server,
+        spec.client.request_timeout_ms,
     )?;
     match args.action {
         AclsAction::Add(spec) => add(&mut conn, &spec),

@@ -37,6 +37,7 @@ use crate::topics::config::{ConfigSource, ConfigType};
 /// `ConfigResource.Type` codes.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// The BROKER_LOGGER config resource (authorized like BROKER: on the cluster).
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 pub const RESOURCE_GROUP: i8 = 32;
 
