@@ -135,6 +135,9 @@ pub fn offset_delete_topics(
         .collect()
 }
 
+/// Refused topics of one group, with the partitions asked for.
+type RefusedTopics = Vec<(TopicName, Vec<i32>)>;
+
 /// What OffsetFetch must answer itself: groups the client may not DESCRIBE, and topics it
 /// may not DESCRIBE (taken out of the request).
 #[derive(Debug, Default)]
@@ -144,9 +147,9 @@ pub struct OffsetFetchRefusals {
     /// v8+: refused groups, answered GROUP_AUTHORIZATION_FAILED.
     groups: Vec<GroupId>,
     /// v0-7: refused topics with their partitions.
-    topics: Vec<(TopicName, Vec<i32>)>,
+    topics: RefusedTopics,
     /// v8+: per group id, refused topics with their partitions.
-    group_topics: Vec<(GroupId, Vec<(TopicName, Vec<i32>)>)>,
+    group_topics: Vec<(GroupId, RefusedTopics)>,
 }
 
 /// OffsetFetch, before the coordinator: takes out what the client may not DESCRIBE.
