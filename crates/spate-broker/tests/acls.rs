@@ -7,7 +7,9 @@
 //! - transactional id WRITE is needed for InitProducerId;
 //! - Metadata hides topics a principal may not DESCRIBE; super users see all;
 //!   `allow.everyone.if.no.acl.found` opens resources no ACL applies to, and only those;
-//! - ACLs survive a restart; a corrupt ACL file stops startup naming the file.
+//! - ACLs survive a restart; a corrupt ACL file stops startup naming the file;
+//! - authorized operations come from the ACLs; without an authorizer the ACL APIs answer
+//!   SECURITY_DISABLED; kafka-python creates, describes and deletes ACLs.
 
 mod python_support;
 mod raw_client;
@@ -430,4 +432,73 @@ fn acl_apis_without_authorizer_are_security_disabled() {
         3,
     );
     assert_eq!(resp.error_code, 54);
+}
+
+/// A plaintext client (`User:ANONYMOUS`, not a super user here) with READ on one topic: the
+/// authorized operations Metadata and DescribeCluster report come from its ACLs, a topic it may
+/// not describe is refused by name, and it may not create ACLs.
+#[test]
+fn authorized_operations_and_refusals_for_anonymous() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest, TopicName};
+    use spate_broker::acl::{
+        AccessControlEntry, AclBinding, AclOperation, AclPermissionType, PatternType,
+        ResourcePattern, ResourceType,
+    };
+    let mut c = BrokerConfig::default();
+    c.set("authorizer.class.name", STANDARD).unwrap();
+    let broker = TestBroker::start_with(c);
+    let (readable, hidden) = (random_topic("r"), random_topic("h"));
+    broker.create_topic(&readable, 1);
+    broker.create_topic(&hidden, 1);
+    let read = AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::Topic,
+            name: readable.clone(),
+            pattern_type: PatternType::Literal,
+        },
+        entry: AccessControlEntry {
+            principal: "User:ANONYMOUS".into(),
+            host: "127.0.0.1".into(),
+            operation: AclOperation::Read,
+            permission: AclPermissionType::Allow,
+        },
+    };
+    let acls = &broker.state().security.authorizer.acls;
+    acls.update(|s| s.insert(read)).unwrap();
+    let mut raw = RawClient::connect(broker.local_addr());
+    let topic = |n: &str| {
+        let mut t = MetadataRequestTopic::default();
+        t.name = Some(TopicName(StrBytes::from(n.to_string())));
+        t
+    };
+    let md = raw.call(
+        &MetadataRequest::default()
+            .with_topics(Some(vec![topic(&readable), topic(&hidden)]))
+            .with_include_topic_authorized_operations(true),
+        12,
+    );
+    assert_eq!(md.topics[0].error_code, 0);
+    assert_eq!(
+        md.topics[0].topic_authorized_operations,
+        (1 << 3) | (1 << 8)
+    );
+    assert_eq!(md.topics[1].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
+    let all = raw.call(&MetadataRequest::default().with_topics(None), 12);
+    assert_eq!(all.topics.len(), 1, "only the describable topic is listed");
+    let dc = raw.call(
+        &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        1,
+    );
+    assert_eq!(dc.cluster_authorized_operations, 0);
+    let created = raw.call(
+        &CreateAclsRequest::default()
+            .with_creations(vec![acl(TOPIC, "x", LITERAL, "User:a", READ, ALLOW)]),
+        3,
+    );
+    assert_eq!(
+        created.results[0].error_code, 31,
+        "CLUSTER_AUTHORIZATION_FAILED"
+    );
+    assert_eq!(acls.all().len(), 1);
 }
