@@ -9,7 +9,7 @@
 mod python_support;
 mod raw_client;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +22,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use raw_client::RawClient;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -32,40 +31,14 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::security::ScramMechanism;
 use spate_broker::BrokerConfig;
-use spate_testkit::{random_group, random_topic, TestBroker};
+use spate_testkit::tls::Pki;
+use spate_testkit::{free_port, random_group, random_topic, TestBroker};
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                           user_paula=\"paula-secret\";";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A CA and a server certificate for 127.0.0.1, as PEM files.
-fn pki(dir: &Path) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "spate sasl test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "server");
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &issuer).unwrap();
-    let both = format!("{}{}", key.serialize_pem(), cert.pem());
-    std::fs::write(dir.join("server.pem"), both).unwrap();
-}
-
 /// A broker with `secure` first (its primary address) and a PLAINTEXT admin listener.
-fn start_broker(secure: &str, admin_port: u16, tls_dir: Option<&Path>) -> TestBroker {
+fn start_broker(secure: &str, admin_port: u16, tls: Option<&Pki>) -> TestBroker {
     let mut config = BrokerConfig::default();
     config
         .set(
@@ -82,9 +55,9 @@ fn start_broker(secure: &str, admin_port: u16, tls_dir: Option<&Path>) -> TestBr
             PLAIN_JAAS,
         )
         .unwrap();
-    if let Some(dir) = tls_dir {
+    if let Some(pki) = tls {
         config.set("ssl.keystore.type", "PEM").unwrap();
-        let store = dir.join("server.pem");
+        let store = pki.path("server.pem");
         config
             .set("ssl.keystore.location", store.to_str().unwrap())
             .unwrap();
@@ -178,11 +151,10 @@ fn produce_and_consume(config: &ClientConfig, topic: &str) -> Vec<String> {
 #[test]
 fn sasl_ssl_serves_librdkafka_with_scram_sha_512_and_plain() {
     spate_testkit::init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    pki(dir.path());
-    let ca = dir.path().join("ca.pem");
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem");
     let admin_port = free_port();
-    let broker = start_broker("SASL_SSL", admin_port, Some(dir.path()));
+    let broker = start_broker("SASL_SSL", admin_port, Some(&pki));
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     add_scram_user(admin, "sam", "sam-secret", ScramMechanism::Sha512);
     let addr = broker.local_addr();

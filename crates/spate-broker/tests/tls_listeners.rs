@@ -6,77 +6,20 @@
 
 mod raw_client;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use kafka_protocol::messages::MetadataRequest;
 use raw_client::RawClient;
-use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
-use spate_testkit::{random_group, random_topic, TestBroker};
-
-/// A CA, a server certificate for 127.0.0.1/localhost, and client certificates (one valid, one
-/// expired in 2001), as PEM files in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        // Distinct names: a leaf whose subject equals its issuer's looks self-signed to OpenSSL.
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "spate test CA");
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |name: &str, sans: Vec<String>, expired: bool| {
-            let mut p = CertificateParams::new(sans).unwrap();
-            p.distinguished_name.push(DnType::CommonName, name);
-            if expired {
-                p.not_before = date_time_ymd(2000, 1, 1);
-                p.not_after = date_time_ymd(2001, 1, 1);
-            }
-            let key = KeyPair::generate().unwrap();
-            let cert = p.signed_by(&key, &issuer).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.crt")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
-            // Kafka's PEM key store file: the private key and the certificate chain together.
-            let both = format!("{}{}", key.serialize_pem(), cert.pem());
-            std::fs::write(dir.path().join(format!("{name}.pem")), both).unwrap();
-        };
-        leaf(
-            "server",
-            vec!["localhost".into(), "127.0.0.1".into()],
-            false,
-        );
-        leaf("client", vec!["client".into()], false);
-        leaf("expired", vec!["client".into()], true);
-        Pki { dir }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use spate_testkit::tls::Pki;
+use spate_testkit::{free_port, random_group, random_topic, TestBroker};
 
 fn ssl_client(bootstrap: SocketAddr, pki: &Pki, client_cert: Option<&str>) -> ClientConfig {
     let mut c = ClientConfig::new();

@@ -1,22 +1,16 @@
 //! `spate users` against a broker with a SASL_PLAINTEXT listener and a PLAINTEXT admin listener:
 //! add a SCRAM user (salted by the CLI), list it, log in with it through `spate produce -X …` and
-//! `spate consume --command-config FILE`, delete it, and see the login refused.
+//! `spate consume --command-config FILE`, delete it, and see the login refused. Then the admin
+//! commands over SASL_SSL: the first user made on the PLAINTEXT listener manages the others over
+//! TLS with `--command-config`; a wrong password, an untrusted CA, an expired broker certificate
+//! and a plaintext client on the TLS port are each refused with an error that says why.
 
 mod common;
 
-use std::net::TcpListener;
-
 use common::{spate, spate_stdin};
 use spate_broker::BrokerConfig;
-use spate_testkit::{random_topic, TestBroker};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use spate_testkit::tls::Pki;
+use spate_testkit::{free_port, random_topic, TestBroker};
 
 #[test]
 fn users_round_trip_and_secured_clients() {
@@ -139,4 +133,96 @@ fn users_round_trip_and_secured_clients() {
     )
     .failure("login after delete", "could not reach broker");
     println!("spate users: added alice (2 mechanisms, 8192 iterations), 3 records produced with -X and consumed with --command-config over SASL_PLAINTEXT, deleted, login refused");
+}
+
+/// A broker whose first listener is SASL_SSL (SCRAM) with `keystore` from `pki`, and a PLAINTEXT
+/// admin listener on `admin_port`.
+fn sasl_ssl_broker(pki: &Pki, keystore: &str, admin_port: u16) -> TestBroker {
+    let mut config = BrokerConfig::default();
+    config
+        .set(
+            "listeners",
+            &format!("SASL_SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:{admin_port}"),
+        )
+        .unwrap();
+    config
+        .set("sasl.enabled.mechanisms", "SCRAM-SHA-512")
+        .unwrap();
+    config.set("ssl.keystore.type", "PEM").unwrap();
+    config
+        .set("ssl.keystore.location", &pki.location(keystore))
+        .unwrap();
+    TestBroker::start_with(config)
+}
+
+#[test]
+fn admin_commands_over_sasl_ssl_with_a_command_config() {
+    let pki = Pki::new();
+    let admin_port = free_port();
+    let broker = sasl_ssl_broker(&pki, "server.pem", admin_port);
+    let plaintext = format!("127.0.0.1:{admin_port}");
+    let secure = broker.bootstrap_servers();
+    spate(&[
+        "users", "add", "root", "--password", "root-secret", "--bootstrap-server", &plaintext,
+    ])
+    .success("the first user, over PLAINTEXT");
+
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("admin.properties");
+    let write_props = |password: &str, ca: &str| {
+        std::fs::write(
+            &props,
+            format!(
+                "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+                 sasl.username=root\nsasl.password={password}\nssl.ca.location={ca}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let over_tls = |args: &[&str]| {
+        let props = props.to_str().unwrap();
+        let tail = ["--bootstrap-server", &secure, "--command-config", props];
+        spate(&[args, &tail[..]].concat())
+    };
+
+    write_props("root-secret", &pki.location("ca.pem"));
+    over_tls(&["users", "add", "carol", "--password", "carol-secret"])
+        .success("users add over SASL_SSL");
+    let listed = over_tls(&["users", "list"]).success("users list over SASL_SSL");
+    assert!(
+        listed.stdout.contains("'carol'") && listed.stdout.contains("'root'"),
+        "{}",
+        listed.stdout
+    );
+    assert!(!listed.stdout.contains("secret"), "{}", listed.stdout);
+    over_tls(&["users", "delete", "carol"]).success("users delete over SASL_SSL");
+
+    // -X overrides the file, as librdkafka's clients take it.
+    let wrong = over_tls(&["users", "list", "-X", "sasl.password=not-it"])
+        .failure("a wrong password", "authentication failed");
+    assert!(!wrong.stderr.contains("not-it"), "{}", wrong.stderr);
+    // Trusting another CA (the client certificate is not a CA): the handshake fails.
+    write_props("root-secret", &pki.location("client.crt"));
+    over_tls(&["users", "list"]).failure("an untrusted broker certificate", "TLS handshake");
+    // A PLAINTEXT client on the TLS port gets no answer it can read.
+    spate(&[
+        "users", "list", "--bootstrap-server", &secure, "--request-timeout-ms", "3000",
+    ])
+    .failure("plaintext on the TLS port", "response");
+
+    // A broker serving an expired certificate is refused by name.
+    let expired_port = free_port();
+    let expired = sasl_ssl_broker(&pki, "expired-server.pem", expired_port);
+    write_props("root-secret", &pki.location("ca.pem"));
+    let props_path = props.to_str().unwrap().to_owned();
+    spate(&[
+        "users", "list", "--bootstrap-server", &expired.bootstrap_servers(), "--command-config",
+        &props_path,
+    ])
+    .failure("an expired broker certificate", "Expired");
+    println!(
+        "spate users over SASL_SSL: root made over PLAINTEXT, carol added, listed and deleted \
+         over SASL_SSL; wrong password, untrusted CA, plaintext client and expired certificate \
+         refused"
+    );
 }

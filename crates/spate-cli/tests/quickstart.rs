@@ -221,6 +221,79 @@ fn quickstart_runs_against_an_existing_cluster_without_its_own_broker() {
     assert!(stderr.contains("use another --dir"), "{stderr}");
 }
 
+#[test]
+fn quickstart_runs_against_a_sasl_ssl_cluster_with_a_command_config_and_a_guarded_ui() {
+    let pki = spate_testkit::tls::Pki::new();
+    let mut config = BrokerConfig::default();
+    config.set("listeners", "SASL_SSL://127.0.0.1:0").unwrap();
+    config.set("sasl.enabled.mechanisms", "PLAIN").unwrap();
+    config
+        .set(
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required \
+             user_qs=\"qs-secret\";",
+        )
+        .unwrap();
+    config.set("ssl.keystore.type", "PEM").unwrap();
+    config
+        .set("ssl.keystore.location", &pki.location("server.pem"))
+        .unwrap();
+    let broker = TestBroker::start_with(config);
+    let topic = spate_testkit::random_topic("quickstart_sasl");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("qs");
+    let props = dir.path().join("client.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=qs\n\
+             sasl.password=qs-secret\nssl.ca.location={}\n",
+            pki.location("ca.pem")
+        ),
+    )
+    .unwrap();
+    let token = dir.path().join("ui.token");
+    std::fs::write(&token, "qs-ui-token\n").unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let common = [
+        "--bootstrap-server",
+        bootstrap.as_str(),
+        "--topic",
+        topic.as_str(),
+        "--command-config",
+        props.to_str().unwrap(),
+        "--ui-bind",
+        "0.0.0.0",
+        "--ui-port",
+        "0",
+    ];
+
+    // Beyond loopback without credentials: refused before anything starts.
+    let refused = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["quickstart", "--duration", "1s", "--dir"])
+        .arg(&root)
+        .args(common)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--ui-token-file"), "{stderr}");
+    assert!(!root.exists(), "nothing started");
+
+    let out = quickstart(
+        &root,
+        "4s",
+        &[&common[..], &["--ui-token-file", token.to_str().unwrap()]].concat(),
+    );
+    assert!(out.contains("web UI: http://0.0.0.0:"), "{out}");
+    let (_, records) = run_totals(&out);
+    let offsets = stored_offsets(&root.join("results.db"), &topic);
+    assert!(records > 0, "{out}");
+    assert_eq!(records, offsets.values().sum::<i64>() as u64);
+    assert!(!out.contains("qs-secret") && !out.contains("qs-ui-token"), "{out}");
+    println!("quickstart over SASL_SSL with --command-config: {records} records, UI behind a token");
+}
+
 /// Kills the child if the test fails while it runs (it would otherwise run until Ctrl-C).
 struct KillOnDrop(std::process::Child);
 

@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 /// Connection options shared by `topics`, `produce`, `consume` and the benchmarks. With the
 /// `cli` feature they are also command-line flags (clap); without it, library users (the YSB
 /// job) build them with [`ClientArgs::new`] and pull in no CLI parser.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ClientArgs {
     /// The broker to connect to (host:port, or a comma-separated list).
@@ -71,6 +71,15 @@ impl ClientArgs {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// The user's settings in the order they apply: the `--command-config` file's, then `-X`
+    /// (a later one wins). For clients not built from [`ClientArgs::client_config`], e.g. a
+    /// streaming job's Kafka parameters.
+    pub fn overrides(&self) -> impl Iterator<Item = (&str, &str)> {
+        let file = self.command_config.iter().flat_map(|f| f.settings.iter());
+        file.chain(&self.config)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The librdkafka config: bootstrap servers, then the command's `defaults`, then `-X`.
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
@@ -78,8 +87,7 @@ impl ClientArgs {
         for (key, value) in defaults {
             config.set(*key, *value);
         }
-        let file = self.command_config.iter().flat_map(|f| f.settings.iter());
-        for (key, value) in file.chain(&self.config) {
+        for (key, value) in self.overrides() {
             config.set(key, value);
         }
         config
@@ -214,13 +222,53 @@ fn fmt_secs(d: Duration) -> String {
     }
 }
 
+/// Whether a client setting holds a secret (`sasl.password`, `ssl.key.password`,
+/// `sasl.jaas.config`, `sasl.oauthbearer.client.secret`, …), so `Debug` hides its value.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "jaas", "token"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// `key=value` pairs for `Debug`, secrets replaced.
+fn redacted(settings: &[(String, String)]) -> Vec<String> {
+    settings
+        .iter()
+        .map(|(k, v)| {
+            let shown = if is_secret(k) { "[redacted]" } else { v };
+            format!("{k}={shown}")
+        })
+        .collect()
+}
+
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("bootstrap_server", &self.bootstrap_server)
+            .field("config", &redacted(&self.config))
+            .field("command_config", &self.command_config)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .finish()
+    }
+}
+
 /// The settings of a `--command-config` file, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PropertiesFile {
     /// Where the file was read from (for messages naming it).
     pub path: std::path::PathBuf,
     /// `key=value` settings, in file order.
     pub settings: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for PropertiesFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PropertiesFile")
+            .field("path", &self.path)
+            .field("settings", &redacted(&self.settings))
+            .finish()
+    }
 }
 
 /// Reads a Java properties file the way Kafka's tools use one: `key=value` (or `key: value`)
@@ -306,6 +354,22 @@ mod tests {
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("acks"), Some("1"));
         assert_eq!(config.get("bootstrap.servers"), Some("h:1"));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut args = ClientArgs::new("127.0.0.1:9092");
+        args.config = vec![
+            ("sasl.password".into(), "pw-1".into()),
+            ("sasl.username".into(), "alice".into()),
+        ];
+        args.command_config = Some(PropertiesFile {
+            path: "client.properties".into(),
+            settings: vec![("ssl.key.password".into(), "pw-2".into())],
+        });
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("pw-1") && !shown.contains("pw-2"), "{shown}");
+        assert!(shown.contains("alice") && shown.contains("ssl.key.password"), "{shown}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! ([`TestBroker`]), random topic and group names so that tests can run in parallel against one
 //! broker, and rdkafka client configs ([`clients`]) that fail fast instead of retrying for
 //! minutes when something is wrong; crash tests' killable child jobs ([`child`]), polling with a
-//! deadline ([`wait`]) and producing test records ([`produce`]).
+//! deadline ([`wait`]), producing test records ([`produce`]) and certificates for TLS tests
+//! ([`tls`]).
 //!
 //! The test kit is for tests: its functions panic with a clear message when the environment is
 //! broken (a broker that cannot start), instead of making every test handle that.
@@ -14,6 +15,7 @@ pub mod child;
 pub mod clients;
 pub mod logs;
 pub mod produce;
+pub mod tls;
 pub mod wait;
 
 pub use broker::TestBroker;
@@ -25,6 +27,15 @@ use rand::distr::{Alphanumeric, SampleString};
 /// A topic name unique to this test run: `__{prefix}_{10 random chars}`.
 pub fn random_topic(prefix: &str) -> String {
     format!("__{prefix}_{}", random_suffix())
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a listener bound to it later may race another
+/// process, which tests accept for listeners that must be named in a config up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
 }
 
 /// A consumer group id unique to this test run.

@@ -14,6 +14,16 @@ pub enum UiError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// Bound beyond loopback without credentials: anyone who can reach the address could read
+    /// the job's topics, offsets and configuration.
+    #[error(
+        "the UI on {addr} would be reachable from other machines without authentication: \
+         give it a token or a user and password (UiConfig::auth), or bind it to 127.0.0.1"
+    )]
+    Unauthenticated {
+        /// The non-loopback address asked for.
+        addr: SocketAddr,
+    },
     /// The UI's thread or runtime could not be created.
     #[error("cannot start the UI server thread: {0}")]
     Runtime(std::io::Error),

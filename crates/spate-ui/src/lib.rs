@@ -16,6 +16,9 @@
 //!   `/api/v1/applications`), so Spark scripts work unchanged.
 //! * `/metrics` — Prometheus text format ([`prometheus`]).
 //!
+//! It listens on 127.0.0.1 by default. Bound to any other address it needs credentials
+//! ([`UiAuth`]: a bearer token or basic auth) and refuses to start without them.
+//!
 //! ```no_run
 //! use spate_ui::{UiConfig, UiServer};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +35,7 @@
 #![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
 
 pub mod api;
+mod auth;
 mod error;
 pub mod lag;
 pub mod prometheus;
@@ -44,6 +48,7 @@ use std::sync::Arc;
 use spate_kafka::KafkaParams;
 use spate_streaming::StreamingContext;
 
+pub use auth::UiAuth;
 pub use error::{Result, UiError};
 pub use lag::{KafkaLatestOffsets, LatestOffsets};
 pub use store::BatchStore;
@@ -64,6 +69,9 @@ pub struct UiConfig {
     /// Where Kafka partitions' latest offsets come from, for consumer lag; `None` exposes only
     /// the job's position (the direct stream's batches record their ranges, not the log end).
     pub latest_offsets: Option<Arc<dyn LatestOffsets>>,
+    /// Credentials every request must carry; [`UiAuth::None`] (default) is only accepted on a
+    /// loopback address.
+    pub auth: UiAuth,
 }
 
 impl Default for UiConfig {
@@ -72,6 +80,7 @@ impl Default for UiConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             retained_batches: None,
             latest_offsets: None,
+            auth: UiAuth::None,
         }
     }
 }
@@ -82,6 +91,7 @@ impl std::fmt::Debug for UiConfig {
             .field("bind", &self.bind)
             .field("retained_batches", &self.retained_batches)
             .field("latest_offsets", &self.latest_offsets.is_some())
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -111,6 +121,13 @@ impl UiConfig {
         Ok(self.latest_offsets(Arc::new(KafkaLatestOffsets::new(params)?)))
     }
 
+    /// Asks every request for `auth` (required when [`UiConfig::bind`] is not a loopback
+    /// address).
+    pub fn auth(mut self, auth: UiAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// Reads latest offsets for lag from `source`.
     pub fn latest_offsets(mut self, source: Arc<dyn LatestOffsets>) -> Self {
         self.latest_offsets = Some(source);
@@ -136,7 +153,13 @@ impl UiServer {
     /// Registers the UI's listener on `ctx` and serves on `config.bind`. Call it before
     /// `ctx.start()` to see every batch; started later, it shows the completed batches the
     /// context retained and everything after.
+    ///
+    /// Fails with [`UiError::Unauthenticated`] when `config.bind` is not a loopback address and
+    /// `config.auth` is [`UiAuth::None`].
     pub fn start(ctx: &StreamingContext, config: UiConfig) -> Result<UiServer> {
+        if !config.bind.ip().is_loopback() && !config.auth.is_required() {
+            return Err(UiError::Unauthenticated { addr: config.bind });
+        }
         let conf = ctx.config();
         let retained = config.retained_batches.unwrap_or(conf.retained_batches);
         let store = Arc::new(BatchStore::new(
@@ -149,7 +172,7 @@ impl UiServer {
             metrics: ctx.metrics(),
             latest: config.latest_offsets.clone(),
         });
-        let thread = server::ServerThread::spawn(config.bind, state)?;
+        let thread = server::ServerThread::spawn(config.bind, state, config.auth.clone())?;
         store.seed(&ctx.metrics().retained_batches());
         ctx.add_streaming_listener(store.clone());
         tracing::info!(url = %format!("http://{}", thread.local_addr), "streaming UI started");

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,6 +22,7 @@ use spate_streaming::{StreamingMetrics, Time};
 use tokio::sync::watch;
 
 use crate::api;
+use crate::auth::{self, UiAuth};
 use crate::error::{Result, UiError};
 use crate::lag::{self, LatestOffsets};
 use crate::prometheus;
@@ -38,7 +40,7 @@ pub(crate) struct AppState {
 
 type Shared = Arc<AppState>;
 
-fn router(state: Shared) -> Router {
+fn router(state: Shared, auth: UiAuth) -> Router {
     // Served at spate's short prefix and at Spark's own (any application id), so scripts
     // written against Spark's REST API work unchanged.
     let streaming = Router::new()
@@ -49,7 +51,7 @@ fn router(state: Shared) -> Router {
         .route("/receivers", get(receivers))
         .route("/inputs", get(inputs))
         .route("/kafka/partitions", get(partitions));
-    Router::new()
+    let app = Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route(
             "/batch",
@@ -68,7 +70,13 @@ fn router(state: Shared) -> Router {
         .route("/api/v1/applications", get(applications))
         .route("/metrics", get(metrics))
         .fallback(|| async { not_found("no such page") })
-        .with_state(state)
+        .with_state(state);
+    if auth.is_required() {
+        // Layered last, so it wraps every route and the fallback alike.
+        app.layer(middleware::from_fn_with_state(Arc::new(auth), auth::require))
+    } else {
+        app
+    }
 }
 
 /// Spark's application list: this process runs one, named after the job.
@@ -244,7 +252,7 @@ pub(crate) struct ServerThread {
 impl ServerThread {
     /// Binds `addr` now (so a taken port is an error here, not in a log) and serves on a new
     /// thread.
-    pub(crate) fn spawn(addr: SocketAddr, state: Shared) -> Result<Self> {
+    pub(crate) fn spawn(addr: SocketAddr, state: Shared, auth: UiAuth) -> Result<Self> {
         let listener =
             std::net::TcpListener::bind(addr).map_err(|source| UiError::Bind { addr, source })?;
         listener
@@ -254,7 +262,7 @@ impl ServerThread {
             .local_addr()
             .map_err(|source| UiError::Bind { addr, source })?;
         let (stop, stopped) = watch::channel(false);
-        let app = router(state);
+        let app = router(state, auth);
         // The runtime is built and dropped on the server thread: dropping a runtime inside a
         // caller's async context would panic.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();

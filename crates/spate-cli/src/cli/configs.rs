@@ -17,16 +17,16 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use super::raw_admin::Connection;
+use super::raw_admin::{AdminArgs, Connection};
 
 /// `spate configs`.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["describe", "alter"])))]
 #[command(group(ArgGroup::new("entity").args(["entity_name", "entity_default"])))]
 pub struct ConfigsArgs {
-    /// The broker to connect to.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
-    pub bootstrap_server: String,
+    /// The broker and the client's security settings.
+    #[command(flatten)]
+    pub connect: AdminArgs,
     /// What the configs belong to.
     #[arg(long, value_enum)]
     pub entity_type: EntityType,
@@ -51,9 +51,6 @@ pub struct ConfigsArgs {
     /// With --alter: configs to remove (back to the default), `k1,k2`.
     #[arg(long, value_name = "KEYS", requires = "alter", value_delimiter = ',')]
     pub delete_config: Vec<String>,
-    /// How long to wait for the broker, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    pub request_timeout_ms: u64,
 }
 
 /// `--entity-type`, with Kafka's spellings.
@@ -97,7 +94,7 @@ fn is_dynamic(code: i8) -> bool {
 
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
     let name = entity_name(&args)?;
-    let mut conn = Connection::open(&args.bootstrap_server, args.request_timeout_ms)?;
+    let mut conn = args.connect.connect()?;
     if args.describe {
         describe(&mut conn, &args, &name)
     } else {

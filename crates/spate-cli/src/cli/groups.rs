@@ -149,7 +149,7 @@ struct MemberRow {
 /// broker does not serve the API).
 fn describe_consumer_group(client: &ClientArgs, group: &str) -> Option<GroupState> {
     use kafka_protocol::messages::{ConsumerGroupDescribeRequest, GroupId};
-    let mut conn = Connection::open(&client.bootstrap_server, client.request_timeout_ms).ok()?;
+    let mut conn = Connection::connect(client).ok()?;
     let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(
         kafka_protocol::protocol::StrBytes::from_string(group.to_owned()),
     )]);

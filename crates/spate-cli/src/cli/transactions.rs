@@ -23,17 +23,14 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::raw_admin::Connection;
+use super::raw_admin::{AdminArgs, Connection};
 
 /// `spate transactions`.
 #[derive(Args, Debug)]
 pub struct TransactionsArgs {
-    /// The broker to connect to.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
-    pub bootstrap_server: String,
-    /// How long to wait for the broker, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    pub request_timeout_ms: u64,
+    /// The broker and the client's security settings.
+    #[command(flatten)]
+    pub connect: AdminArgs,
     #[command(subcommand)]
     pub command: TransactionsCommand,
 }
@@ -98,7 +95,7 @@ pub struct AbortArgs {
 }
 
 pub fn run(args: TransactionsArgs) -> anyhow::Result<()> {
-    let mut conn = Connection::open(&args.bootstrap_server, args.request_timeout_ms)?;
+    let mut conn = args.connect.connect()?;
     let table = match &args.command {
         TransactionsCommand::List => list(&mut conn)?,
         TransactionsCommand::Describe { transactional_id } => {

@@ -4,8 +4,10 @@
 //! same), and only the salted password is sent in AlterUserScramCredentials; `list` shows the
 //! mechanisms and iteration counts DescribeUserScramCredentials reports, never a secret.
 //!
-//! It speaks the protocol over [`Connection`] (plaintext): point it at a PLAINTEXT listener the
-//! operator keeps on a trusted interface (typically 127.0.0.1) to create the first users.
+//! It speaks the protocol over [`Connection`], with the security settings of every client command
+//! (`--command-config FILE`, `-X`): a PLAINTEXT listener on a trusted interface (typically
+//! 127.0.0.1) creates the first users; afterwards an admin user manages the rest over
+//! `SASL_SSL`.
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -22,22 +24,14 @@ use kafka_protocol::ResponseError;
 use spate_broker::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
 use spate_broker::security::ScramMechanism;
 
-use super::raw_admin::Connection;
+use super::raw_admin::{AdminArgs, Connection};
 
 /// `spate users`.
 #[derive(Args, Debug)]
 pub struct UsersArgs {
-    /// The broker to connect to (a PLAINTEXT listener).
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    pub bootstrap_server: String,
-    /// How long to wait for the broker, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000, global = true)]
-    pub request_timeout_ms: u64,
+    /// The broker and the client's security settings.
+    #[command(flatten)]
+    pub connect: AdminArgs,
     #[command(subcommand)]
     pub action: UsersAction,
 }
@@ -79,7 +73,7 @@ fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
 }
 
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
-    let mut conn = Connection::open(&args.bootstrap_server, args.request_timeout_ms)?;
+    let mut conn = args.connect.connect()?;
     match args.action {
         UsersAction::Add {
             name,

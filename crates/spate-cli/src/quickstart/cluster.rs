@@ -12,7 +12,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
-use spate_client::config::{CliContext, ClientArgs};
+use spate_client::config::{CliContext, ClientArgs, PropertiesFile};
 use spate_client::embedded::{EmbeddedBroker, Storage};
 
 /// Where the pipeline's records live. An embedded broker stops when this is dropped.
@@ -26,10 +26,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts the embedded broker on `127.0.0.1:0` with its data in `data_dir`, or connects to
-    /// `bootstrap` when given. `overrides` are librdkafka settings (`-X`) for every client.
+    /// `bootstrap` when given. `command_config` (a properties file) and then `overrides` (`-X`)
+    /// are client settings for every client.
     pub fn start(
         bootstrap: Option<&str>,
         data_dir: &Path,
+        command_config: Option<&PropertiesFile>,
         overrides: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let (client, description, embedded) = match bootstrap {
@@ -50,6 +52,7 @@ impl Cluster {
             }
         };
         let mut client = client;
+        client.command_config = command_config.cloned();
         client.config.extend(overrides.iter().cloned());
         Ok(Cluster {
             client,

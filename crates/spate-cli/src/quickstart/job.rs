@@ -105,8 +105,8 @@ impl Pipeline {
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("group.id", JOB_ID)
             .set("auto.offset.reset", "earliest");
-        for (k, v) in &cluster.client.config {
-            params = params.set(k.as_str(), v.as_str());
+        for (k, v) in cluster.client.overrides() {
+            params = params.set(k, v);
         }
         let (strategy, plan) = match args.sink {
             Sink::Sqlite => sqlite_plan(args, layout, params.clone())?,

@@ -24,6 +24,7 @@ pub mod stop;
 pub mod summary;
 pub mod web;
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ use clap::{Args, ValueEnum};
 use cluster::Cluster;
 pub use layout::{Layout, Source};
 use progress::Progress;
-use spate_client::config::parse_key_value;
+use spate_client::config::{parse_key_value, parse_properties_file, PropertiesFile};
 
 /// Flags of `spate quickstart`; every one has a default, so the command runs without any.
 #[derive(Args, Debug, Clone)]
@@ -56,10 +57,24 @@ pub struct QuickstartArgs {
     #[arg(long, value_name = "DIR", default_value = "spate-quickstart")]
     pub dir: PathBuf,
 
-    /// Port of the web UI on 127.0.0.1 (0 picks a free port; if the port is taken, a free one is
-    /// used instead).
+    /// Port of the web UI (0 picks a free port; if the port is taken, a free one is used
+    /// instead).
     #[arg(long, value_name = "PORT", default_value_t = 4040)]
     pub ui_port: u16,
+
+    /// Address the web UI listens on. Anything but a loopback address needs --ui-token-file or
+    /// --ui-basic-auth-file: the UI shows the job's topics, offsets and settings.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub ui_bind: IpAddr,
+
+    /// A file whose first line is the token the web UI, REST API and /metrics ask for
+    /// (`Authorization: Bearer <token>`).
+    #[arg(long, value_name = "FILE", conflicts_with = "ui_basic_auth_file")]
+    pub ui_token_file: Option<PathBuf>,
+
+    /// A file whose first line is `user:password` for the web UI's basic auth.
+    #[arg(long, value_name = "FILE")]
+    pub ui_basic_auth_file: Option<PathBuf>,
 
     /// Do not serve the web UI.
     #[arg(long)]
@@ -88,9 +103,14 @@ pub struct QuickstartArgs {
     pub output_topic: String,
 
     /// A Kafka client setting for the producer and the job (e.g. -X security.protocol=SASL_SSL),
-    /// repeatable.
+    /// repeatable; overrides --command-config.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
+
+    /// A properties file of Kafka client settings for the producer and the job
+    /// (`security.protocol`, `sasl.*`, `ssl.*`), like the `--command-config` of Kafka's tools.
+    #[arg(long, value_name = "FILE", value_parser = parse_properties_file)]
+    pub command_config: Option<PropertiesFile>,
 }
 
 /// Where the quickstart's window counts go.
@@ -149,6 +169,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     if args.batch_interval.is_zero() {
         anyhow::bail!("--batch-interval must be longer than zero");
     }
+    let ui_auth = web::auth(&args)?;
     let interrupts = stop::Interrupts::install()?;
     let layout = Layout::new(&args.dir);
     layout.claim(&Source {
@@ -164,6 +185,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let cluster = Cluster::start(
         args.bootstrap_server.as_deref(),
         &layout.broker,
+        args.command_config.as_ref(),
         &args.config,
     )?;
     println!("spate quickstart — {}", cluster.description);
@@ -194,7 +216,8 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let ui = if args.no_ui {
         None
     } else {
-        Some(web::start(&pipeline.ctx, args.ui_port, &pipeline.params)?)
+        let addr = SocketAddr::new(args.ui_bind, args.ui_port);
+        Some(web::start(&pipeline.ctx, addr, ui_auth, &pipeline.params)?)
     };
     pipeline.ctx.start().context("starting the streaming job")?;
     let producer = producer::Producer::start(

@@ -17,10 +17,11 @@ use spate_streaming::{Config, StreamingContext, StreamingError};
 use spate_testkit::TestBroker;
 use spate_ui::{UiConfig, UiServer};
 
-/// A response: status code, content type, body.
+/// A response: status code, content type, the `WWW-Authenticate` challenge, body.
 pub struct Response {
     pub status: u16,
     pub content_type: String,
+    pub challenge: Option<String>,
     pub body: String,
 }
 
@@ -32,11 +33,19 @@ impl Response {
 
 /// `GET path` with `Connection: close`; chunked bodies are not expected (axum sends a length).
 pub fn get(addr: SocketAddr, path: &str) -> Response {
+    get_with(addr, path, None)
+}
+
+/// `GET path` with an `Authorization` header when given.
+pub fn get_with(addr: SocketAddr, path: &str, authorization: Option<&str>) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect to the UI");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -48,17 +57,16 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status code");
-    let content_type = head
-        .lines()
-        .find_map(|l| {
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_owned())
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
         })
-        .unwrap_or_default();
+    };
     Response {
         status,
-        content_type,
+        content_type: header("content-type").unwrap_or_default(),
+        challenge: header("www-authenticate"),
         body: body.to_owned(),
     }
 }
