@@ -1,6 +1,7 @@
 //! `spate acls add|list|remove` against a broker with the authorizer on: ACLs added with the
 //! `kafka-acls.sh` flags are listed (all, by MATCH, by principal) and enforced on a SASL user
-//! producing with `spate produce`, then removed; a `--command-config` asking for SASL is refused.
+//! producing with `spate produce`, then removed; over SASL with `--command-config` a user
+//! without DESCRIBE on the cluster is refused, and a wrong password fails authentication.
 
 mod common;
 
@@ -156,9 +157,25 @@ fn acls_add_list_enforce_remove() {
     );
     assert_eq!(leo(), 1, "nothing written without WRITE");
 
+    // Over SASL with --command-config: alice logs in, but listing ACLs needs DESCRIBE on the
+    // cluster, which only the super user has.
     let props = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(props.path(), "security.protocol=SASL_SSL\n").unwrap();
-    acls(&["list", "--command-config", props.path().to_str().unwrap()])
-        .failure("SASL command config", "PLAINTEXT only");
+    std::fs::write(
+        props.path(),
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+         sasl.username=alice\nsasl.password=alice-pw\n",
+    )
+    .unwrap();
+    let over_sasl = [
+        "acls",
+        "list",
+        "--bootstrap-server",
+        &bootstrap,
+        "--command-config",
+        props.path().to_str().unwrap(),
+    ];
+    spate(&over_sasl).failure("alice lists ACLs", "ClusterAuthorizationFailed");
+    let wrong = [&over_sasl[..], &["-X", "sasl.password=nope"]].concat();
+    spate(&wrong).failure("a wrong password", "authentication failed");
     println!("spate acls: added 3, listed, enforced, removed 2");
 }

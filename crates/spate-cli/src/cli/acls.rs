@@ -2,10 +2,10 @@
 //! manages them, with its flags (`--allow-principal`, `--deny-principal`, `--allow-host`,
 //! `--deny-host`, `--operation`, `--topic`, `--group`, `--transactional-id`, `--cluster`,
 //! `--resource-pattern-type`, `--principal`). It sends CreateAcls, DescribeAcls and DeleteAcls
-//! over [`Connection`] (the Rust librdkafka wrapper has no ACL admin calls), which speaks
-//! PLAINTEXT: point it at a PLAINTEXT listener whose `User:ANONYMOUS` is in `super.users`, as
-//! with `spate users`. A `--command-config` asking for another security protocol is refused,
-//! not ignored.
+//! over [`Connection`] (the Rust librdkafka wrapper has no ACL admin calls), with the client's
+//! security settings (`--command-config FILE`, `-X`: TLS, SASL PLAIN/SCRAM): log in as a
+//! principal with ALTER (add, remove) or DESCRIBE (list) on the cluster — a super user, or
+//! `User:ANONYMOUS` on a loopback PLAINTEXT listener when it is in `super.users`.
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
@@ -41,7 +41,7 @@ pub enum AclsAction {
 /// The flags of `kafka-acls.sh` that name ACLs.
 #[derive(Args, Debug)]
 pub struct AclSpec {
-    /// `--bootstrap-server`, `--command-config` (PLAINTEXT only), `--request-timeout-ms`.
+    /// `--bootstrap-server`, `--command-config`, `-X`, `--request-timeout-ms`.
     #[command(flatten)]
     pub client: ClientArgs,
     /// Principals to allow (`User:alice`), repeatable.
@@ -167,20 +167,7 @@ pub fn run(args: AclsArgs) -> anyhow::Result<()> {
     let spec = match &args.action {
         AclsAction::Add(s) | AclsAction::List(s) | AclsAction::Remove(s) => s,
     };
-    let config = spec.client.client_config(&[]);
-    if let Some(p) = config
-        .get("security.protocol")
-        .filter(|p| !p.eq_ignore_ascii_case("plaintext"))
-    {
-        bail!(
-            "spate acls connects over PLAINTEXT only (security.protocol={p} was given): point \
-             --bootstrap-server at a PLAINTEXT listener whose User:ANONYMOUS is a super user"
-        );
-    }
-    let mut conn = Connection::open(
-        &spec.client.bootstrap_server,
-        spec.client.request_timeout_ms,
-    )?;
+    let mut conn = Connection::connect(&spec.client)?;
     match args.action {
         AclsAction::Add(spec) => add(&mut conn, &spec),
         AclsAction::List(spec) => list(&mut conn, &spec),
