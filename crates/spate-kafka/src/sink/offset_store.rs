@@ -27,7 +27,7 @@ use super::store::{check_epoch, partitions_of, write_failed, TransactionalStore,
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
 use crate::direct::strategy::ConsumerStrategy;
-use crate::error::{Result, SpateKafkaError};
+use crate::error::Result;
 
 /// The table holding the next offset to read per (job, topic, partition).
 pub const OFFSETS_TABLE: &str = "spate_offsets";
