@@ -134,6 +134,40 @@ pub enum SpateKafkaError {
         source: rusqlite::Error,
     },
 
+    /// The PostgreSQL database of a sink ([`crate::sink::PostgresOffsetStore`]) failed.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL sink of job {job}: {operation} failed: {source}")]
+    SinkPostgres {
+        /// The job whose store failed.
+        job: String,
+        /// What was being done, e.g. "connecting".
+        operation: String,
+        /// The client's error (with the server's SQLSTATE and message when it answered).
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A batch of a partition whose writer epoch in the store is newer than the one this writer
+    /// holds: another instance claimed the partition since (this one is a zombie). Nothing of
+    /// the batch was written.
+    #[error(
+        "writer of job {job} fenced on {topic}-{partition}: it holds writer epoch {held} but the \
+         store is at epoch {stored} (another instance claimed the partition); the batch was \
+         rolled back"
+    )]
+    WriterFenced {
+        /// The job whose offsets are stored.
+        job: String,
+        /// The topic of the partition.
+        topic: String,
+        /// The partition claimed by another writer.
+        partition: i32,
+        /// The epoch this writer holds.
+        held: i64,
+        /// The newer epoch in the store.
+        stored: i64,
+    },
+
     /// A batch's range does not start where the offsets stored with the outputs end: offsets
     /// between them would never be written (a gap) or would be written twice (an overlap).
     #[error(

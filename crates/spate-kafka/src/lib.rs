@@ -11,9 +11,11 @@
 //! * [`receiver`] — the **receiver-based stream** (Spark's first approach,
 //!   [`KafkaUtils::create_stream`]): consumer-group receivers that cut records into blocks, with a
 //!   reliable mode backed by the receiver write-ahead log.
-//! * `sink` (cargo feature `sqlite`, on by default) — exactly-once outputs: [`SqliteOffsetStore`] stores a batch's results and its
-//!   offset ranges in one SQLite transaction and resumes from them; [`IdempotentSqliteSink`]
-//!   upserts records keyed by (topic, partition, offset).
+//! * [`sink`] — exactly-once outputs: [`SqliteOffsetStore`] (feature `sqlite`, on by default)
+//!   stores a batch's results and its offset ranges in one SQLite transaction and resumes from
+//!   them; `PostgresOffsetStore` (feature `postgres`, on by default) does the same in a
+//!   PostgreSQL database shared by several instances; [`IdempotentSqliteSink`] upserts records
+//!   keyed by (topic, partition, offset).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -64,6 +66,9 @@ pub use direct::{
 pub use error::{Result, SpateKafkaError};
 pub use kafka_utils::KafkaUtils;
 pub use record::ConsumerRecord;
+#[cfg(feature = "postgres")]
+pub use sink::PostgresOffsetStore;
+pub use sink::TransactionalStore;
 pub use sink::{
     BatchWrite, DeliveryGuarantee, KafkaOffsetStore, KafkaOutput, OutputRecord, SaveToKafka,
 };

@@ -2,8 +2,8 @@
 //! ([`TestBroker`]), random topic and group names so that tests can run in parallel against one
 //! broker, and rdkafka client configs ([`clients`]) that fail fast instead of retrying for
 //! minutes when something is wrong; crash tests' killable child jobs ([`child`]), polling with a
-//! deadline ([`wait`]), producing test records ([`produce`]) and certificates for TLS tests
-//! ([`tls`]).
+//! deadline ([`wait`]), producing test records ([`produce`]), certificates for TLS tests
+//! ([`tls`]) and a real PostgreSQL server in a temp directory ([`postgres`]).
 //!
 //! The test kit is for tests: its functions panic with a clear message when the environment is
 //! broken (a broker that cannot start), instead of making every test handle that.
@@ -14,12 +14,14 @@ pub mod broker;
 pub mod child;
 pub mod clients;
 pub mod logs;
+pub mod postgres;
 pub mod produce;
 pub mod tls;
 pub mod wait;
 
 pub use broker::TestBroker;
 pub use child::ChildJob;
+pub use postgres::{PostgresServer, TestDatabase};
 pub use wait::{poll_until, wait_for, wait_until};
 
 use rand::distr::{Alphanumeric, SampleString};

@@ -68,7 +68,7 @@ pub struct Pipeline {
 
 /// The job's output, by `--sink`.
 pub enum Output {
-    Sqlite(TransactionalOutput),
+    Sqlite(TransactionalOutput<SqliteOffsetStore>),
     Kafka(KafkaOutput),
 }
 
@@ -225,7 +225,7 @@ fn save_to_sqlite(
     counts: &DStream<((u32, i64), u64)>,
     store: SqliteOffsetStore,
     campaigns: Arc<CampaignMap>,
-) -> TransactionalOutput {
+) -> TransactionalOutput<SqliteOffsetStore> {
     foreach_batch_transactional(stream, counts, store, move |tx, counts, _time| {
         let now = i64::try_from(Time::now().as_millis()).unwrap_or(i64::MAX);
         let mut add = tx.prepare_cached(ADD_COUNT)?;

@@ -33,6 +33,9 @@ pub struct Args {
     pub bootstrap: Option<String>,
     /// `--db PATH`: the SQLite file (default: a fixed file in the system temp directory).
     pub db: Option<PathBuf>,
+    /// `--url URL`: the PostgreSQL database (`postgres://user:password@host:port/db`) of the
+    /// PostgreSQL examples; default `$SPATE_PG_URL`.
+    pub url: Option<String>,
     /// `--checkpoint DIR`: the checkpoint directory (default: a fixed one in the system temp
     /// directory).
     pub checkpoint: Option<PathBuf>,
@@ -50,6 +53,7 @@ impl Args {
         let mut args = Args {
             bootstrap: None,
             db: None,
+            url: std::env::var("SPATE_PG_URL").ok(),
             checkpoint: None,
             rate: 200,
             seconds: 60,
@@ -61,13 +65,14 @@ impl Args {
             match flag.as_str() {
                 "--bootstrap-server" => args.bootstrap = Some(value()?),
                 "--db" => args.db = Some(PathBuf::from(value()?)),
+                "--url" => args.url = Some(value()?),
                 "--checkpoint" => args.checkpoint = Some(PathBuf::from(value()?)),
                 "--rate" => args.rate = value()?.parse().context("--rate")?,
                 "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
                 "--records" => args.records = value()?.parse().context("--records")?,
                 "-h" | "--help" => {
                     println!(
-                        "options: --bootstrap-server HOST:PORT  --db PATH  --checkpoint DIR  --rate N  --seconds N  --records N"
+                        "options: --bootstrap-server HOST:PORT  --db PATH  --url POSTGRES_URL  --checkpoint DIR  --rate N  --seconds N  --records N"
                     );
                     std::process::exit(0);
                 }

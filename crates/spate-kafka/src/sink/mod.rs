@@ -7,8 +7,12 @@
 //!   a restarted job resumes from the stored offsets (`Assign` with starting offsets).
 //! * [`IdempotentSqliteSink`] — the idempotent pattern: rows keyed by (topic, partition, offset),
 //!   so writing a replayed record again overwrites it with the same row.
+//! * [`PostgresOffsetStore`] (feature `postgres`) — the same transactional pattern on a
+//!   PostgreSQL database that several instances of a job share, with per-partition writer
+//!   epochs that fence a stale instance.
+//! * [`TransactionalStore`] — the contract both stores fulfil (one test suite runs against each).
 //! * [`foreach_batch_transactional`] — the output operation that runs a job's results through a
-//!   [`SqliteOffsetStore`] with the direct stream's ranges of the same batch.
+//!   [`TransactionalStore`] with the direct stream's ranges of the same batch.
 //!
 //! * [`SaveToKafka`] — the Kafka output of DStreams: at-least-once, or exactly-once with one
 //!   Kafka transaction per batch holding the outputs and the batch's offsets committed to the
@@ -26,13 +30,20 @@ mod kafka_offset_store;
 mod offset_check;
 #[cfg(feature = "sqlite")]
 mod offset_store;
-#[cfg(feature = "sqlite")]
 mod output;
+#[cfg(feature = "postgres")]
+mod postgres_store;
+mod store;
 
 /// The SQLite binding the sinks are built on, so callers write their statements against the
 /// same version (`rusqlite::Transaction` in [`SqliteOffsetStore::commit_batch`]).
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
+
+/// The PostgreSQL client the PostgreSQL store is built on (`postgres::Transaction` in
+/// [`PostgresOffsetStore`]'s batches), so callers write their statements against the same version.
+#[cfg(feature = "postgres")]
+pub use postgres;
 
 #[cfg(feature = "sqlite")]
 pub use idempotent::IdempotentSqliteSink;
@@ -40,5 +51,7 @@ pub use kafka::{BatchWrite, DeliveryGuarantee, KafkaOutput, OutputRecord, SaveTo
 pub use kafka_offset_store::KafkaOffsetStore;
 #[cfg(feature = "sqlite")]
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};
-#[cfg(feature = "sqlite")]
 pub use output::{foreach_batch_transactional, TransactionalOutput};
+#[cfg(feature = "postgres")]
+pub use postgres_store::{PostgresOffsetStore, IDLE_IN_TRANSACTION_TIMEOUT};
+pub use store::{TransactionalStore, WriteError};

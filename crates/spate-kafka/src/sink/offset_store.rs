@@ -12,7 +12,9 @@
 //!   [`SpateKafkaError::StoredOffsetMismatch`] instead of silently losing or doubling records.
 //!
 //! The transaction is `BEGIN IMMEDIATE`: the write lock is taken before the offsets are read, so
-//! two instances of a job (a zombie and its replacement) cannot both apply the same batch.
+//! two instances of a job (a zombie and its replacement) cannot both apply the same batch. The
+//! writer epochs of [`TransactionalStore::claim_partitions`] live in `spate_writer_epochs`
+//! (job, topic, partition, epoch) and are checked under the same lock.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +23,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::db::{self, db_err};
 use super::offset_check::{judge, Verdict};
+use super::store::{check_epoch, partitions_of, write_failed, TransactionalStore, WriteError};
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
 use crate::direct::strategy::ConsumerStrategy;
-use crate::error::{Result, SpateKafkaError};
+use crate::error::Result;
 
 /// The table holding the next offset to read per (job, topic, partition).
 pub const OFFSETS_TABLE: &str = "spate_offsets";
@@ -37,6 +40,19 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS spate_offsets (
     PRIMARY KEY (job, topic, partition)
 )";
 
+const CREATE_EPOCHS: &str = "CREATE TABLE IF NOT EXISTS spate_writer_epochs (
+    job       TEXT    NOT NULL,
+    topic     TEXT    NOT NULL,
+    partition INTEGER NOT NULL,
+    epoch     INTEGER NOT NULL,
+    PRIMARY KEY (job, topic, partition)
+)";
+
+const CLAIM: &str = "INSERT INTO spate_writer_epochs (job, topic, partition, epoch)
+    VALUES (?1, ?2, ?3, 1)
+    ON CONFLICT (job, topic, partition) DO UPDATE SET epoch = epoch + 1
+    RETURNING epoch";
+
 const UPSERT: &str = "INSERT INTO spate_offsets (job, topic, partition, until_offset)
     VALUES (?1, ?2, ?3, ?4)
     ON CONFLICT (job, topic, partition) DO UPDATE SET until_offset = excluded.until_offset";
@@ -46,6 +62,8 @@ pub struct SqliteOffsetStore {
     conn: Connection,
     path: PathBuf,
     job: String,
+    /// The writer epochs this store claimed; unclaimed partitions are written with epoch 0.
+    epochs: BTreeMap<TopicPartition, i64>,
 }
 
 impl std::fmt::Debug for SqliteOffsetStore {
@@ -65,10 +83,13 @@ impl SqliteOffsetStore {
         let conn = db::open(&path)?;
         conn.execute(CREATE, [])
             .map_err(db_err(&path, "creating the offsets table"))?;
+        conn.execute(CREATE_EPOCHS, [])
+            .map_err(db_err(&path, "creating the writer epochs table"))?;
         Ok(SqliteOffsetStore {
             conn,
             path,
             job: job.into(),
+            epochs: BTreeMap::new(),
         })
     }
 
@@ -144,16 +165,28 @@ impl SqliteOffsetStore {
     pub fn commit_batch<F, E>(&mut self, ranges: &[OffsetRange], writes: F) -> Result<bool>
     where
         F: FnOnce(&Transaction<'_>) -> std::result::Result<(), E>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        E: Into<WriteError>,
+    {
+        self.commit(ranges, |tx| writes(tx))
+    }
+
+    /// [`Self::commit_batch`] with the writes given the transaction mutably (the trait's form).
+    fn commit<F, E>(&mut self, ranges: &[OffsetRange], writes: F) -> Result<bool>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), E>,
+        E: Into<WriteError>,
     {
         let path = self.path.clone();
-        let tx = self
+        let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err(&path, "beginning a transaction"))?;
         let mut stored = BTreeMap::new();
-        for r in ranges {
-            let tp = r.topic_partition();
+        for tp in partitions_of(ranges) {
+            let epoch =
+                read_epoch(&tx, &self.job, &tp).map_err(db_err(&path, "reading writer epochs"))?;
+            let held = self.epochs.get(&tp).copied().unwrap_or(0);
+            check_epoch(&self.job, &tp, held, epoch)?;
             if let Some(o) =
                 read_offset(&tx, &self.job, &tp).map_err(db_err(&path, "reading stored offsets"))?
             {
@@ -168,10 +201,7 @@ impl SqliteOffsetStore {
             }
             Verdict::New(advance) => advance,
         };
-        writes(&tx).map_err(|e| SpateKafkaError::SinkWriteFailed {
-            job: self.job.clone(),
-            source: e.into(),
-        })?;
+        writes(&mut tx).map_err(write_failed(&self.job))?;
         {
             let mut upsert = tx
                 .prepare_cached(UPSERT)
@@ -186,6 +216,75 @@ impl SqliteOffsetStore {
             .map_err(db_err(&path, "committing the batch transaction"))?;
         Ok(true)
     }
+
+    /// Raises the writer epochs of `partitions` (see [`TransactionalStore::claim_partitions`]).
+    fn claim(&mut self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err(&path, "beginning a transaction"))?;
+        let mut claimed = BTreeMap::new();
+        {
+            let mut claim = tx
+                .prepare_cached(CLAIM)
+                .map_err(db_err(&path, "claiming partitions"))?;
+            for tp in partitions {
+                let epoch: i64 = claim
+                    .query_row(params![self.job, tp.topic, tp.partition], |r| r.get(0))
+                    .map_err(db_err(&path, "claiming partitions"))?;
+                claimed.insert(tp.clone(), epoch);
+            }
+        }
+        tx.commit()
+            .map_err(db_err(&path, "committing the partition claim"))?;
+        self.epochs.extend(claimed.clone());
+        Ok(claimed)
+    }
+}
+
+impl TransactionalStore for SqliteOffsetStore {
+    type Tx<'a> = Transaction<'a>;
+
+    fn job(&self) -> &str {
+        &self.job
+    }
+
+    fn starting_offsets(&mut self) -> Result<BTreeMap<TopicPartition, i64>> {
+        SqliteOffsetStore::starting_offsets(self)
+    }
+
+    fn reset_offsets(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        SqliteOffsetStore::reset_offsets(self, offsets.iter().cloned())
+    }
+
+    fn claim_partitions(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        self.claim(partitions)
+    }
+
+    fn writer_epoch(&self, tp: &TopicPartition) -> i64 {
+        self.epochs.get(tp).copied().unwrap_or(0)
+    }
+
+    fn commit_batch<F, E>(&mut self, ranges: &[OffsetRange], writes: F) -> Result<bool>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), E>,
+        E: Into<WriteError>,
+    {
+        self.commit(ranges, writes)
+    }
+}
+
+fn read_epoch(conn: &Connection, job: &str, tp: &TopicPartition) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT epoch FROM spate_writer_epochs WHERE job = ?1 AND topic = ?2 AND partition = ?3",
+    )?
+    .query_row(params![job, tp.topic, tp.partition], |r| r.get(0))
+    .optional()
+    .map(|e| e.unwrap_or(0))
 }
 
 fn read_offset(conn: &Connection, job: &str, tp: &TopicPartition) -> rusqlite::Result<Option<i64>> {
@@ -209,201 +308,4 @@ fn read_offsets(conn: &Connection, job: &str) -> rusqlite::Result<BTreeMap<Topic
     rows.collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(p: i32, from: i64, until: i64) -> OffsetRange {
-        OffsetRange::create("t", p, from, until)
-    }
-
-    fn counts(store: &SqliteOffsetStore) -> i64 {
-        store
-            .connection()
-            .query_row("SELECT COALESCE(SUM(n), 0) FROM counts", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    fn add(store: &mut SqliteOffsetStore, ranges: &[OffsetRange], n: i64) -> Result<bool> {
-        store.commit_batch(ranges, |tx| {
-            tx.execute("INSERT INTO counts (n) VALUES (?1)", [n])
-                .map(|_| ())
-        })
-    }
-
-    fn open(path: &Path) -> SqliteOffsetStore {
-        let s = SqliteOffsetStore::open(path, "job-a").unwrap();
-        s.connection()
-            .execute("CREATE TABLE IF NOT EXISTS counts (n INTEGER)", [])
-            .unwrap();
-        s
-    }
-
-    #[test]
-    fn batches_commit_then_replays_are_fenced_and_offsets_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sink.db");
-        let mut s = open(&path);
-        assert!(s.starting_offsets().unwrap().is_empty());
-        assert!(add(&mut s, &[r(0, 0, 10), r(1, 0, 5)], 15).unwrap());
-        assert!(add(&mut s, &[r(0, 10, 12), r(1, 5, 5)], 2).unwrap());
-        // The same batch again (a replay after a crash): skipped, nothing written.
-        assert!(!add(&mut s, &[r(0, 10, 12), r(1, 5, 5)], 2).unwrap());
-        assert!(!add(&mut s, &[r(0, 0, 10), r(1, 0, 5)], 15).unwrap());
-        assert_eq!(counts(&s), 17);
-        drop(s);
-
-        let s = open(&path);
-        assert_eq!(
-            s.starting_offsets().unwrap(),
-            BTreeMap::from([
-                (TopicPartition::new("t", 0), 12),
-                (TopicPartition::new("t", 1), 5)
-            ])
-        );
-        assert_eq!(counts(&s), 17);
-        // Another job in the same database has its own offsets.
-        let other = SqliteOffsetStore::open(&path, "job-b").unwrap();
-        assert!(other.starting_offsets().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_gap_is_refused_with_topic_partition_expected_and_actual() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open(&dir.path().join("sink.db"));
-        add(&mut s, &[r(3, 0, 10)], 10).unwrap();
-        let err = add(&mut s, &[r(3, 11, 20)], 9).unwrap_err();
-        match &err {
-            SpateKafkaError::StoredOffsetMismatch {
-                topic,
-                partition,
-                expected,
-                actual,
-                what,
-                ..
-            } => {
-                assert_eq!((topic.as_str(), *partition), ("t", 3));
-                assert_eq!((*expected, *actual, *what), (10, 11, "gap"));
-            }
-            other => panic!("unexpected error {other}"),
-        }
-        let msg = err.to_string();
-        assert!(
-            msg.contains("t-3") && msg.contains("10") && msg.contains("11"),
-            "{msg}"
-        );
-        // Rolled back: neither the counts nor the offsets moved.
-        assert_eq!(counts(&s), 10);
-        assert_eq!(
-            s.starting_offsets().unwrap()[&TopicPartition::new("t", 3)],
-            10
-        );
-    }
-
-    #[test]
-    fn an_overlap_and_a_half_applied_batch_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open(&dir.path().join("sink.db"));
-        add(&mut s, &[r(0, 0, 10), r(1, 0, 10)], 20).unwrap();
-        let err = add(&mut s, &[r(0, 5, 15)], 10).unwrap_err();
-        assert!(err.to_string().contains("overlap"), "{err}");
-        let err = add(&mut s, &[r(0, 0, 10), r(1, 10, 20)], 20).unwrap_err();
-        assert!(err.to_string().contains("t-0"), "{err}");
-        // An empty range may not jump over stored offsets either.
-        let err = add(&mut s, &[r(0, 12, 12)], 0).unwrap_err();
-        assert!(err.to_string().contains("gap"), "{err}");
-        assert_eq!(counts(&s), 20);
-    }
-
-    #[test]
-    fn failed_writes_roll_back_the_offsets() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open(&dir.path().join("sink.db"));
-        let err = s
-            .commit_batch(&[r(0, 0, 10)], |tx| {
-                tx.execute("INSERT INTO counts (n) VALUES (1)", [])?;
-                tx.execute("INSERT INTO no_such_table VALUES (1)", [])
-                    .map(|_| ())
-            })
-            .unwrap_err();
-        assert!(
-            matches!(err, SpateKafkaError::SinkWriteFailed { .. }),
-            "{err}"
-        );
-        assert!(s.starting_offsets().unwrap().is_empty());
-        assert_eq!(counts(&s), 0);
-        assert!(add(&mut s, &[r(0, 0, 10)], 10).unwrap());
-    }
-
-    #[test]
-    fn empty_batches_and_new_partitions() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open(&dir.path().join("sink.db"));
-        // No ranges, or only empty ones: nothing applied, nothing stored, writes still run.
-        assert!(add(&mut s, &[], 0).unwrap());
-        assert!(add(&mut s, &[r(0, 0, 0)], 0).unwrap());
-        assert!(s.starting_offsets().unwrap().is_empty());
-        // A partition the store has never seen starts wherever its first range starts.
-        assert!(add(&mut s, &[r(0, 40, 50)], 10).unwrap());
-        assert!(add(&mut s, &[r(0, 50, 50), r(7, 0, 3)], 3).unwrap());
-        assert_eq!(s.starting_offsets().unwrap().len(), 2);
-        assert_eq!(counts(&s), 13);
-    }
-
-    #[test]
-    fn a_reset_accepts_a_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open(&dir.path().join("sink.db"));
-        add(&mut s, &[r(0, 0, 10)], 10).unwrap();
-        assert!(add(&mut s, &[r(0, 25, 30)], 5).is_err());
-        s.reset_offsets([(TopicPartition::new("t", 0), 25)])
-            .unwrap();
-        assert!(add(&mut s, &[r(0, 25, 30)], 5).unwrap());
-        assert_eq!(counts(&s), 15);
-        assert_eq!(
-            s.starting_offsets().unwrap()[&TopicPartition::new("t", 0)],
-            30
-        );
-    }
-
-    #[test]
-    fn assign_strategy_starts_at_the_stored_offsets() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open(&dir.path().join("sink.db"));
-        add(&mut s, &[r(0, 0, 4), r(1, 0, 6)], 10).unwrap();
-        let strategy = s
-            .assign_strategy(
-                [TopicPartition::new("t", 0), TopicPartition::new("t", 2)],
-                KafkaParams::new(),
-            )
-            .unwrap();
-        assert_eq!(
-            strategy.starting_offsets(),
-            &BTreeMap::from([(TopicPartition::new("t", 0), 4)])
-        );
-        assert!(strategy.subscription().matches_topic("t"));
-    }
-
-    #[test]
-    fn a_second_writer_waits_and_is_then_fenced() {
-        // Two instances of one job (a zombie and its replacement) racing for the same batch:
-        // exactly one applies it.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sink.db");
-        open(&path);
-        let results: Vec<bool> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..4)
-                .map(|_| {
-                    let path = path.clone();
-                    scope.spawn(move || {
-                        let mut s = SqliteOffsetStore::open(&path, "job-a").unwrap();
-                        add(&mut s, &[r(0, 0, 10)], 10).unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        assert_eq!(results.iter().filter(|&&b| b).count(), 1, "{results:?}");
-        assert_eq!(counts(&open(&path)), 10);
-    }
-}
+// The store's contract is tested by the suite every backend runs: tests/transactional_store.rs.

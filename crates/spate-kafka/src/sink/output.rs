@@ -1,4 +1,5 @@
-//! [`foreach_batch_transactional`]: wires a [`SqliteOffsetStore`] into a job. Each batch's
+//! [`foreach_batch_transactional`]: wires a [`TransactionalStore`] (SQLite, PostgreSQL) into a
+//! job. Each batch's
 //! results (any stream derived from a direct stream, e.g. word counts) are written together with
 //! the direct stream's offset ranges of the same batch time, in one transaction. This is the
 //! glue every transactional job would otherwise repeat: look up the ranges by batch time, collect
@@ -8,23 +9,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use rusqlite::Transaction;
 use spate_streaming::{DStream, Data, Time};
 
-use super::offset_store::SqliteOffsetStore;
+use super::store::{TransactionalStore, WriteError};
 use crate::direct::stream::DirectKafkaStream;
 use crate::error::SpateKafkaError;
 
 /// The handle of a transactional output: the store and how many batches were committed or
 /// skipped as already applied.
-#[derive(Clone)]
-pub struct TransactionalOutput {
-    store: Arc<Mutex<SqliteOffsetStore>>,
+pub struct TransactionalOutput<S> {
+    store: Arc<Mutex<S>>,
     committed: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
 }
 
-impl std::fmt::Debug for TransactionalOutput {
+impl<S> Clone for TransactionalOutput<S> {
+    fn clone(&self) -> Self {
+        TransactionalOutput {
+            store: self.store.clone(),
+            committed: self.committed.clone(),
+            skipped: self.skipped.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for TransactionalOutput<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransactionalOutput")
             .field("committed", &self.committed_batches())
@@ -33,9 +42,9 @@ impl std::fmt::Debug for TransactionalOutput {
     }
 }
 
-impl TransactionalOutput {
+impl<S> TransactionalOutput<S> {
     /// The store, for reading results between batches (blocks while a batch commits).
-    pub fn store(&self) -> MutexGuard<'_, SqliteOffsetStore> {
+    pub fn store(&self) -> MutexGuard<'_, S> {
         self.store.lock()
     }
 
@@ -52,22 +61,23 @@ impl TransactionalOutput {
 
 /// Registers an output on `results` that, for every batch, runs `write` with the batch's results
 /// and stores `source`'s offset ranges of that batch in the same transaction
-/// ([`SqliteOffsetStore::commit_batch`]). Batches with no offsets and no results are not written
+/// ([`TransactionalStore::commit_batch`]). Batches with no offsets and no results are not written
 /// at all. A gap between the stored offsets and the batch fails the batch.
 ///
 /// `results` must produce one output per batch of `source` (no window with a longer slide):
 /// batches without an output would leave their ranges unstored, and the next batch would be
 /// refused as a gap.
-pub fn foreach_batch_transactional<T, F, E>(
+pub fn foreach_batch_transactional<S, T, F, E>(
     source: &DirectKafkaStream,
     results: &DStream<T>,
-    store: SqliteOffsetStore,
+    store: S,
     write: F,
-) -> TransactionalOutput
+) -> TransactionalOutput<S>
 where
+    S: TransactionalStore,
     T: Data,
-    F: Fn(&Transaction<'_>, Vec<T>, Time) -> Result<(), E> + Send + Sync + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Fn(&mut S::Tx<'_>, Vec<T>, Time) -> Result<(), E> + Send + Sync + 'static,
+    E: Into<WriteError>,
 {
     let out = TransactionalOutput {
         store: Arc::new(Mutex::new(store)),
@@ -81,7 +91,7 @@ where
         })?;
         let items = batch.collect()?;
         if items.is_empty() && ranges.iter().all(|r| r.is_empty()) {
-            return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
+            return Ok::<_, WriteError>(());
         }
         let applied = o
             .store
