@@ -86,6 +86,41 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// CPU seconds (user + system) of this process's threads whose name starts with `prefix`
+/// (e.g. `spate-broker`: an in-process broker's runtime threads), from
+/// `/proc/self/task/*/stat`; `None` where /proc is unavailable.
+pub fn threads_cpu_seconds(prefix: &str) -> Option<f64> {
+    // /proc reports CPU time in USER_HZ ticks, 100 per second on Linux.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if !name.trim_end().starts_with(prefix) {
+            continue;
+        }
+        if let Some(t) = std::fs::read_to_string(path.join("stat"))
+            .ok()
+            .and_then(|s| stat_cpu_ticks(&s))
+        {
+            ticks += t;
+        }
+    }
+    Some(ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// utime + stime of a `/proc/.../stat` line (fields 14 and 15; the name in field 2 may hold
+/// spaces and parentheses, so fields are counted from its closing parenthesis).
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime = fields.next()?.parse::<u64>().ok()?;
+    let stime = fields.next()?.parse::<u64>().ok()?;
+    Some(utime + stime)
+}
+
 /// Reads a `Name:   1234 kB` line of /proc/<pid>/status.
 fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -107,6 +142,13 @@ mod tests {
         assert_eq!(parse_status_kb(status, "VmHWM:"), Some(1234));
         assert_eq!(parse_status_kb(status, "VmRSS:"), Some(1000));
         assert_eq!(parse_status_kb(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn stat_lines_give_cpu_ticks() {
+        let stat = "42 (spate-broker (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0";
+        assert_eq!(stat_cpu_ticks(stat), Some(300));
+        assert!(threads_cpu_seconds("no-such-thread-name").is_some_and(|s| s == 0.0));
     }
 
     #[test]
