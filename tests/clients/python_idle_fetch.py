@@ -6,8 +6,7 @@ Usage: python_idle_fetch.py BOOTSTRAP TOPIC PARTITIONS SECONDS [--no-sessions]
 
 The consumer assigns all PARTITIONS partitions of TOPIC, seeks to the beginning and polls for
 SECONDS seconds (and at least 30 polls) with a 100 ms fetch wait. The test in front of it (a
-counting proxy,
-crates/spate-broker/tests/fetch_limits_sessions.rs) measures the bytes of every Fetch request
+counting proxy, crates/spate-broker/tests/fetch_limits_sessions.rs) measures the bytes of every Fetch request
 and response. Prints "OK <records>" and exits 0.
 """
 
