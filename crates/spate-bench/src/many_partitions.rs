@@ -12,18 +12,18 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use kafka_protocol::messages::ApiKey;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::broker::create_topic;
 use crate::kafka_io;
 use crate::resources::threads_cpu_seconds;
 use crate::session_fetcher::SessionFetcher;
 use spate_broker::metrics::ApiTotals;
 use spate_broker::state::BrokerState;
+use spate_broker::topics::NewTopic;
 use spate_client::config::ClientArgs;
 use spate_client::embedded::{EmbeddedBroker, Storage};
 use spate_client::tuning::CONSUMER_TUNING;
@@ -127,7 +127,19 @@ fn load(
 ) -> anyhow::Result<(ClientArgs, String)> {
     let client = ClientArgs::new(broker.bootstrap());
     let topic = format!("spate-bench-many-{partitions}p-{}", std::process::id());
-    create_topic(&client, &topic, partitions)?;
+    // Created in the broker itself: 500 partition directories on a busy disk can take longer
+    // than an admin client waits for CreateTopics.
+    state(broker)?
+        .topics
+        .create(
+            NewTopic {
+                name: topic.clone(),
+                partitions,
+                configs: Default::default(),
+            },
+            false,
+        )
+        .map_err(|e| anyhow!("creating {topic}: {e}"))?;
     eprintln!("  {partitions} partitions: producing {records} records of {size} B...");
     kafka_io::load(&client, &topic, partitions, records, size)
         .with_context(|| format!("loading {topic}"))?;
