@@ -183,6 +183,11 @@ fn session_row(
     let elapsed = started.elapsed().as_secs_f64();
     let (fetches, _, _, cpu) = mark.since(state);
 
+    // The first fetch after the backlog tells the session every partition's new offset; the
+    // idle ones after it carry nothing.
+    for _ in 0..2 {
+        fetcher.fetch(IDLE_MAX_WAIT_MS)?;
+    }
     let idle = Mark::now(state);
     let until = Instant::now() + IDLE_FOR;
     while Instant::now() < until {
