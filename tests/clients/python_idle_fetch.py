@@ -5,8 +5,8 @@ fetch sessions, KIP-227) assigned every partition of an idle topic, fetching for
 Usage: python_idle_fetch.py BOOTSTRAP TOPIC PARTITIONS SECONDS [--no-sessions]
 
 The consumer assigns all PARTITIONS partitions of TOPIC, seeks to the beginning and polls for
-SECONDS seconds with a 100 ms fetch wait. The test in front of it (a counting proxy,
-crates/spate-broker/tests/fetch_limits_sessions.rs) measures the bytes of every Fetch request
+SECONDS seconds (and at least 30 polls) with a 100 ms fetch wait. The test in front of it (a
+counting proxy, crates/spate-broker/tests/fetch_limits_sessions.rs) measures the bytes of every Fetch request
 and response. Prints "OK <records>" and exits 0.
 """
 
@@ -14,6 +14,8 @@ import sys
 import time
 
 from kafka import KafkaConsumer, TopicPartition
+
+MIN_POLLS = 30
 
 
 def main():
@@ -29,8 +31,12 @@ def main():
     consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
     consumer.seek_to_beginning()
     records = 0
+    # At least SECONDS, and at least MIN_POLLS polls: on a loaded machine a poll of 500
+    # partitions can take a good part of a second, and the test needs enough fetches to look at.
     deadline = time.time() + seconds
-    while time.time() < deadline:
+    polls = 0
+    while time.time() < deadline or polls < MIN_POLLS:
+        polls += 1
         for batch in consumer.poll(timeout_ms=100).values():
             records += len(batch)
     consumer.close()

@@ -4,6 +4,9 @@
 //! `--in-memory` for the memory backend) or targets `--bootstrap-server`, creates a topic, loads
 //! it with a tuned `BaseProducer`, then drains it with a bare `BaseConsumer`: the raw librdkafka
 //! ceiling that the engine benchmarks compare against. One row per record size.
+//!
+//! Then, with the embedded broker only, the many-partitions rows ([`crate::many_partitions`]):
+//! one consumer of 500 partitions with fetch sessions on and off.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,10 +17,12 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use serde::Serialize;
 
 use crate::kafka_io;
+use crate::many_partitions::{self, ManyPartitionsRow};
 use crate::report::{Ceiling, Report, Table};
 use crate::resources::{CpuTime, ResourceUsage};
 use crate::target::{BrokerTarget, TargetArgs};
 use spate_client::config::{parse_key_value, CliContext, ClientArgs};
+use spate_client::embedded::Storage;
 use spate_client::measure::{fmt_count, Percentiles, Throughput};
 use spate_client::tuning::{CONSUMER_TUNING, PRODUCER_TUNING};
 
@@ -35,6 +40,13 @@ pub struct BrokerBenchArgs {
     /// Partitions of the benchmark topic.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
+    /// Partitions of the many-partitions rows (one consumer, fetch sessions on and off); 0
+    /// skips them. Embedded broker only.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(i32).range(0..))]
+    many_partitions: i32,
+    /// Records (100 B) spread over the many-partitions topic.
+    #[arg(long, value_name = "N", default_value_t = 250_000)]
+    many_partitions_records: u64,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -68,6 +80,16 @@ pub struct BrokerBenchRow {
     pub consume_mb_per_sec: f64,
     /// CPU seconds of the whole process (broker included) during the consume phase.
     pub consume_cpu_seconds: f64,
+}
+
+/// The broker report: the rows per record size, plus the many-partitions rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerReport {
+    /// The common report, one row per record size.
+    #[serde(flatten)]
+    pub report: Report<BrokerBenchRow>,
+    /// One consumer of many partitions, fetch sessions on and off (empty when skipped).
+    pub many_partitions: Vec<ManyPartitionsRow>,
 }
 
 /// The default record count for `size`: about 800 MB of values, capped at 8M records, which
@@ -142,6 +164,7 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
         });
         delete_topic(&client, &topic);
     }
+    let many = many_partitions_rows(&args)?;
     report.resources = ResourceUsage::now();
 
     let mut table = Table::new([
@@ -173,6 +196,7 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
         ]);
     }
     table.print().context("could not print the table")?;
+    print_many_partitions(&many)?;
     let load = report
         .machine
         .load_average
@@ -188,10 +212,71 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
         target.description,
     );
     if let Some(path) = &args.json {
-        report.write_json(path)?;
+        let full = BrokerReport {
+            report,
+            many_partitions: many,
+        };
+        let json = serde_json::to_vec_pretty(&full).context("could not serialize the report")?;
+        std::fs::write(path, json)
+            .with_context(|| format!("could not write the report to {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The many-partitions rows, each on a broker of its own (a fresh temp dir, or in memory with
+/// `--in-memory`); none against an external broker, whose session settings are its own.
+fn many_partitions_rows(args: &BrokerBenchArgs) -> anyhow::Result<Vec<ManyPartitionsRow>> {
+    if args.many_partitions == 0 {
+        return Ok(Vec::new());
+    }
+    if args.target.bootstrap_server.is_some() {
+        eprintln!("  many-partitions rows skipped: they need the embedded broker");
+        return Ok(Vec::new());
+    }
+    let storage = if args.target.in_memory {
+        Storage::Memory
+    } else {
+        Storage::Disk(None)
+    };
+    many_partitions::run(
+        &storage,
+        args.many_partitions,
+        args.many_partitions_records,
+        100,
+    )
+}
+
+fn print_many_partitions(rows: &[ManyPartitionsRow]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!();
+    let mut table = Table::new([
+        "consumer",
+        "partitions",
+        "session slots",
+        "in session",
+        "records/s",
+        "fetches",
+        "broker CPU µs/fetch",
+        "idle fetch B (req+resp)",
+        "idle broker CPU µs/fetch",
+    ]);
+    for r in rows {
+        table.row([
+            r.consumer.clone(),
+            r.partitions.to_string(),
+            r.session_slots.to_string(),
+            if r.in_session { "yes" } else { "no" }.to_owned(),
+            fmt_count(r.records_per_sec),
+            r.fetches.to_string(),
+            format!("{:.0}", r.broker_cpu_us_per_fetch),
+            format!("{:.0} + {:.0}", r.idle_request_bytes, r.idle_response_bytes),
+            format!("{:.0}", r.idle_broker_cpu_us_per_fetch),
+        ]);
+    }
+    table.print().context("could not print the table")
 }
 
 pub(super) fn tuning_json(

@@ -1,6 +1,6 @@
 //! Broker metrics in the Prometheus text format, served on the optional `metrics_listen` address
-//! (`--metrics-listen` / `metrics.listen`): request counts and latencies per API, and the log
-//! cleaner's totals and per-partition dirty ratios.
+//! (`--metrics-listen` / `metrics.listen`): request counts, latencies and bytes on the wire per
+//! API, and the log cleaner's totals and per-partition dirty ratios.
 //!
 //! Request latencies go into a fixed-bucket histogram per API key (lock-free counters), so the
 //! request path pays a few atomic adds. The exposition is rendered on each scrape; the HTTP side
@@ -39,6 +39,19 @@ struct ApiStats {
     errors: AtomicU64,
     micros: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
+    request_bytes: AtomicU64,
+    response_bytes: AtomicU64,
+}
+
+/// What [`RequestMetrics`] counted of one API so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiTotals {
+    /// Requests handled.
+    pub requests: u64,
+    /// Request frames received, size prefix included.
+    pub request_bytes: u64,
+    /// Response frames sent, size prefix included.
+    pub response_bytes: u64,
 }
 
 /// Request counters and latency histograms, per API key.
@@ -61,12 +74,24 @@ impl Default for RequestMetrics {
 }
 
 impl RequestMetrics {
-    /// Records one request of `api_key` that took `elapsed` (`ok = false` when it failed).
-    pub fn record(&self, api_key: i16, elapsed: Duration, ok: bool) {
+    /// Records one request of `api_key` that took `elapsed` (`ok = false` when it failed), with
+    /// the sizes of its request and response frames (`response_bytes` 0 when none was sent).
+    pub fn record(
+        &self,
+        api_key: i16,
+        elapsed: Duration,
+        ok: bool,
+        request_bytes: usize,
+        response_bytes: usize,
+    ) {
         let Some(s) = usize::try_from(api_key).ok().and_then(|i| self.apis.get(i)) else {
             return;
         };
         s.count.fetch_add(1, Ordering::Relaxed);
+        s.request_bytes
+            .fetch_add(request_bytes as u64, Ordering::Relaxed);
+        s.response_bytes
+            .fetch_add(response_bytes as u64, Ordering::Relaxed);
         if !ok {
             s.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -75,6 +100,18 @@ impl RequestMetrics {
         let secs = elapsed.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
             s.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The totals of `api_key` so far (all zero for a key out of range).
+    pub fn totals(&self, api_key: i16) -> ApiTotals {
+        let Some(s) = usize::try_from(api_key).ok().and_then(|i| self.apis.get(i)) else {
+            return ApiTotals::default();
+        };
+        ApiTotals {
+            requests: s.count.load(Ordering::Relaxed),
+            request_bytes: s.request_bytes.load(Ordering::Relaxed),
+            response_bytes: s.response_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -96,6 +133,28 @@ impl RequestMetrics {
                 "spate_broker_request_errors_total{{api=\"{key}\"}} {}",
                 s.errors.load(Ordering::Relaxed)
             );
+        }
+        for (name, help, pick) in [
+            (
+                "spate_broker_request_bytes_total",
+                "Bytes of request frames received, by API.",
+                (|s: &ApiStats| &s.request_bytes) as fn(&ApiStats) -> &AtomicU64,
+            ),
+            (
+                "spate_broker_response_bytes_total",
+                "Bytes of response frames sent, by API.",
+                |s: &ApiStats| &s.response_bytes,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (key, s) in self.used() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{api=\"{key}\"}} {}",
+                    pick(s).load(Ordering::Relaxed)
+                );
+            }
         }
         out.push_str("# HELP spate_broker_request_seconds Request handling time, by API.\n");
         out.push_str("# TYPE spate_broker_request_seconds histogram\n");

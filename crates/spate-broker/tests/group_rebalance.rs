@@ -1,6 +1,8 @@
 //! Real rdkafka consumers in one group against the embedded broker: partitions are split with
 //! no overlap and no gap, move when a member closes (LeaveGroup) and when a member process is
-//! SIGKILLed (session timeout), and cooperative-sticky rebalances incrementally.
+//! SIGKILLed (session timeout), and cooperative-sticky rebalances incrementally. A topic that
+//! gains partitions under eager and cooperative-sticky members takes one generation, as in
+//! Kafka.
 
 mod group_support;
 
@@ -186,4 +188,90 @@ fn roundrobin_assignor_works() {
     assert_eq!(sets, vec![vec![0, 2], vec![1, 3]]);
     a.close();
     b.close();
+}
+
+/// Two members of `strategy` over 4 partitions; the topic grows to 6. Returns the generations
+/// the growth took and each member's assignment history from the balanced 2+2 on.
+fn grow_topic_under(strategy: &str) -> (i32, Vec<Vec<BTreeSet<i32>>>) {
+    let broker = start_broker();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("grow");
+    let group = random_group("grow");
+    create_topic(&broker, &topic, 4);
+    let config = || {
+        let mut c = member_config(&bootstrap, &group);
+        c.set("partition.assignment.strategy", strategy);
+        c
+    };
+    let members = [
+        Member::start(config(), &topic),
+        Member::start(config(), &topic),
+    ];
+    wait_until(
+        Duration::from_secs(60),
+        "two members over 4 partitions",
+        || {
+            group_view(&broker, &group).is_balanced(2, 4)
+                && members.iter().all(|m| m.partitions().len() == 2)
+        },
+    );
+    let before = group_view(&broker, &group).generation;
+    let start: Vec<usize> = members
+        .iter()
+        .map(|m| m.history.lock().unwrap().len())
+        .collect();
+    broker
+        .state()
+        .topics
+        .create_partitions(&topic, 6, false)
+        .expect("add partitions");
+    wait_until(
+        Duration::from_secs(60),
+        "two members over 6 partitions",
+        || {
+            group_view(&broker, &group).is_balanced(2, 6)
+                && members.iter().all(|m| m.partitions().len() == 3)
+        },
+    );
+    // A second rebalance, if one were coming, would start within a few heartbeats.
+    std::thread::sleep(Duration::from_secs(2));
+    let generations = group_view(&broker, &group).generation - before;
+    let histories = members
+        .iter()
+        .zip(start)
+        .map(|(m, from)| m.history.lock().unwrap()[from - 1..].to_vec())
+        .collect();
+    for m in members {
+        m.close();
+    }
+    (generations, histories)
+}
+
+#[test]
+fn a_new_partition_rebalances_once_eager_and_cooperative() {
+    let (eager, eager_history) = grow_topic_under("range");
+    let (coop, coop_history) = grow_topic_under("cooperative-sticky");
+    println!(
+        "topic grown from 4 to 6 partitions under two members: range (eager) took {eager} \
+         generation(s), assignments {eager_history:?}; cooperative-sticky took {coop}, \
+         assignments {coop_history:?}"
+    );
+    // Kafka: the leader sees the new partitions in its metadata and rejoins; one generation
+    // assigns them. Eager members give everything up first; cooperative ones keep theirs.
+    assert_eq!(eager, 1, "{eager_history:?}");
+    assert_eq!(coop, 1, "{coop_history:?}");
+    for history in &coop_history {
+        for w in history.windows(2) {
+            assert!(
+                w[0].is_subset(&w[1]),
+                "a cooperative member lost a partition: {history:?}"
+            );
+        }
+    }
+    assert!(
+        eager_history
+            .iter()
+            .all(|h| h.iter().any(BTreeSet::is_empty)),
+        "eager members revoke everything before the new assignment: {eager_history:?}"
+    );
 }

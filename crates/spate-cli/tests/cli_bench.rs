@@ -22,6 +22,12 @@ fn bench_broker_writes_a_consistent_report() {
                     "10,200",
                 ][..],
                 &["--partitions", "3", "--json", json_arg],
+                &[
+                    "--many-partitions",
+                    "20",
+                    "--many-partitions-records",
+                    "2000",
+                ],
                 storage,
             ]
             .concat(),
@@ -59,7 +65,50 @@ fn bench_broker_writes_a_consistent_report() {
         let expect_memory = storage.contains(&"--in-memory");
         let broker = report["config"]["broker"].as_str().unwrap();
         assert_eq!(broker.contains("in-memory"), expect_memory, "{broker}");
+        many_partitions_rows_agree(&report["many_partitions"]);
     }
+}
+
+/// The many-partitions rows: a session consumer on a broker that grants sessions, the same on
+/// one that declines them, and rdkafka; each read all 2,000 records of the 20 partitions, and
+/// an idle fetch in a session is far smaller than a full one.
+fn many_partitions_rows_agree(rows: &serde_json::Value) {
+    let rows = rows.as_array().expect("many_partitions rows");
+    let shape: Vec<(&str, u64, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["consumer"].as_str().unwrap(),
+                r["session_slots"].as_u64().unwrap(),
+                r["in_session"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("sessions", 1000, true),
+            ("rdkafka", 1000, false),
+            ("sessions", 0, false)
+        ]
+    );
+    for r in rows {
+        assert_eq!(r["records"], 2000, "{r}");
+        assert_eq!(r["partitions"], 20, "{r}");
+        assert!(r["idle_fetches"].as_u64().unwrap() > 0, "{r}");
+    }
+    let idle = |i: usize| {
+        rows[i]["idle_request_bytes"].as_f64().unwrap()
+            + rows[i]["idle_response_bytes"].as_f64().unwrap()
+    };
+    println!(
+        "idle fetch bytes, 20 partitions: session {:.0}, rdkafka {:.0}, declined {:.0}",
+        idle(0),
+        idle(1),
+        idle(2)
+    );
+    assert!(idle(0) * 4.0 < idle(2), "{rows:?}");
+    assert!(idle(0) * 4.0 < idle(1), "{rows:?}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use super::consumer_group::{
     TopicImage, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };
 use super::coordinator::GroupCoordinator;
+use super::topic_regex;
 
 /// Per-group overrides (the GROUP config resource) of the broker's consumer settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,10 +45,10 @@ impl GroupCoordinator {
         if req.rack_id.as_deref() == Some("") {
             return Err(invalid("RackId can't be empty."));
         }
-        if req.subscribed_topic_regex.is_some() {
-            return Err(invalid(
-                "SubscribedTopicRegex is not supported by this broker.",
-            ));
+        if let Some(regex) = req.subscribed_topic_regex.as_deref() {
+            if !regex.is_empty() {
+                topic_regex::compile(regex)?;
+            }
         }
         if version >= 1 && req.member_id.is_empty() {
             return Err(invalid("MemberId can't be empty."));
@@ -67,13 +68,17 @@ impl GroupCoordinator {
                 if req.owned.as_ref().is_none_or(|o| !o.is_empty()) {
                     return Err(invalid("TopicPartitions must be empty when (re-)joining."));
                 }
-                if req
+                let no_names = req
                     .subscribed_topic_names
                     .as_ref()
-                    .is_none_or(Vec::is_empty)
-                {
+                    .is_none_or(Vec::is_empty);
+                let no_regex = req
+                    .subscribed_topic_regex
+                    .as_deref()
+                    .is_none_or(str::is_empty);
+                if no_names && no_regex {
                     return Err(invalid(
-                        "SubscribedTopicNames must be set in first request.",
+                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
                     ));
                 }
             }

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::assignors::{self, Assignment, AssignorMember};
 use super::reconcile::{self, MemberState, Reconciled};
+use super::topic_regex;
 
 /// The member epoch of a LeaveGroup heartbeat.
 pub const LEAVE_EPOCH: i32 = -1;
@@ -51,6 +52,8 @@ pub struct ConsumerMember {
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub subscribed: BTreeSet<String>,
+    /// `SubscribedTopicRegex`: the topics it matches are subscribed too (`None`: no regex).
+    pub subscribed_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// Epoch, state, assignment and partitions pending revocation.
     pub current: Reconciled,
@@ -72,6 +75,7 @@ impl ConsumerMember {
             client_host: String::new(),
             rebalance_timeout_ms: 0,
             subscribed: BTreeSet::new(),
+            subscribed_regex: None,
             server_assignor: None,
             current: Reconciled {
                 state: MemberState::Stable,
@@ -98,6 +102,7 @@ pub struct HeartbeatRequest {
     pub rebalance_timeout_ms: i32,
     /// `None`: unchanged.
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `None`: unchanged; `Some("")`: no regex any more.
     pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// `None`: not sent.
@@ -142,6 +147,8 @@ pub struct ConsumerGroup {
     pub target: BTreeMap<String, Assignment>,
     /// Subscribed topics that exist: id and partition count (a change bumps the group epoch).
     pub metadata: BTreeMap<String, (Uuid, i32)>,
+    /// Each member's `SubscribedTopicRegex` → the topics it matched at the last heartbeat.
+    pub resolved_regexes: BTreeMap<String, BTreeSet<String>>,
     /// The assignor of the last target assignment.
     pub assignor_name: String,
     pub state_since_ms: i64,
@@ -160,6 +167,7 @@ impl ConsumerGroup {
             static_members: HashMap::new(),
             target: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            resolved_regexes: BTreeMap::new(),
             assignor_name: String::new(),
             state_since_ms: now_ms,
             stored: None,
@@ -224,7 +232,7 @@ impl ConsumerGroup {
         let member = &self.members[&member_id];
         let full = req.member_epoch == 0
             || (req.rebalance_timeout_ms != -1
-                && req.subscribed_topic_names.is_some()
+                && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
                 && req.owned.is_some());
         Ok(HeartbeatAnswer {
             member_id: member_id.clone(),
@@ -418,22 +426,54 @@ impl ConsumerGroup {
                 }
             }
         }
+        if let Some(regex) = &req.subscribed_topic_regex {
+            let regex = (!regex.is_empty()).then(|| regex.clone());
+            if let Some(m) = self.members.get_mut(member_id) {
+                if m.subscribed_regex != regex {
+                    m.subscribed_regex = regex;
+                    changed = true;
+                }
+            }
+        }
         changed
     }
 
-    /// Re-reads the subscribed topics' ids and partition counts; returns whether they differ
-    /// (a topic created, deleted or given more partitions), which bumps the group epoch.
+    /// A member's whole subscription: its topic names and the topics its regex matched.
+    pub fn subscription_of(&self, m: &ConsumerMember) -> BTreeSet<String> {
+        let mut topics = m.subscribed.clone();
+        if let Some(matched) = m
+            .subscribed_regex
+            .as_ref()
+            .and_then(|r| self.resolved_regexes.get(r))
+        {
+            topics.extend(matched.iter().cloned());
+        }
+        topics
+    }
+
+    /// Resolves the members' regexes against `image` and re-reads the subscribed topics' ids
+    /// and partition counts; returns whether either differs (a topic created, deleted, given
+    /// more partitions, or newly matched by a regex), which bumps the group epoch.
     pub fn refresh_metadata(&mut self, image: &TopicImage) -> bool {
-        let subscribed: BTreeSet<&String> = self
+        let topics: Vec<&str> = image.by_name.keys().map(String::as_str).collect();
+        let resolved = topic_regex::resolve(
+            self.members
+                .values()
+                .filter_map(|m| m.subscribed_regex.as_deref()),
+            &topics,
+        );
+        let regexes_changed = resolved != self.resolved_regexes;
+        self.resolved_regexes = resolved;
+        let subscribed: BTreeSet<String> = self
             .members
             .values()
-            .flat_map(|m| m.subscribed.iter())
+            .flat_map(|m| self.subscription_of(m))
             .collect();
         let metadata: BTreeMap<String, (Uuid, i32)> = subscribed
             .into_iter()
-            .filter_map(|t| image.by_name.get(t).map(|v| (t.clone(), *v)))
+            .filter_map(|t| image.by_name.get(&t).map(|v| (t.clone(), *v)))
             .collect();
-        if metadata == self.metadata {
+        if metadata == self.metadata && !regexes_changed {
             return false;
         }
         self.metadata = metadata;
@@ -448,12 +488,18 @@ impl ConsumerGroup {
             .iter()
             .map(|(t, (_, n))| (t.clone(), *n))
             .collect();
+        let subscriptions: Vec<BTreeSet<String>> = self
+            .members
+            .values()
+            .map(|m| self.subscription_of(m))
+            .collect();
         let members: Vec<AssignorMember<'_>> = self
             .members
             .values()
-            .map(|m| AssignorMember {
+            .zip(&subscriptions)
+            .map(|(m, subscribed)| AssignorMember {
                 member_id: &m.member_id,
-                subscribed: &m.subscribed,
+                subscribed,
                 previous: self.target.get(&m.member_id),
             })
             .collect();

@@ -333,3 +333,99 @@ fn commits_carry_the_member_epoch() {
     );
     assert_eq!(c.validate_offset_fetch("g", None, -1), Ok(()));
 }
+
+#[test]
+fn regex_subscriptions_follow_the_topics_that_exist() {
+    let c = coordinator();
+    let mut images = TopicImage::default();
+    images.insert("pre-a", Uuid::from_u128(1), 2);
+    images.insert("other", Uuid::from_u128(2), 2);
+    let beat_with = |req: &HeartbeatRequest, image: &TopicImage, now: i64| {
+        c.consumer_heartbeat(req, 1, image, GroupOverrides::default(), now)
+    };
+    let mut first = join("a");
+    first.subscribed_topic_names = Some(vec![]);
+    first.subscribed_topic_regex = Some("pre-.*".into());
+    let a = beat_with(&first, &images, 0).unwrap();
+    let topics = |a: &HeartbeatAnswer| -> Vec<String> {
+        a.assignment
+            .as_ref()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(topics(&a), vec!["pre-a"]);
+    // A topic created later that matches is assigned at the next heartbeat.
+    images.insert("pre-b", Uuid::from_u128(3), 1);
+    let mut next = beat("a", a.member_epoch, &[]);
+    let mut owned = Assignment::new();
+    owned.insert("pre-a".into(), [0, 1].into());
+    next.owned = Some(owned);
+    let a2 = beat_with(&next, &images, 10).unwrap();
+    assert_eq!(a2.member_epoch, a.member_epoch + 1);
+    assert_eq!(topics(&a2), vec!["pre-a", "pre-b"]);
+    let described = c.consumer_group("g").unwrap();
+    assert_eq!(
+        described.members["a"].subscribed_regex.as_deref(),
+        Some("pre-.*")
+    );
+    // An empty regex clears it.
+    let mut clear = beat("a", a2.member_epoch, &[]);
+    clear.subscribed_topic_names = Some(vec!["other".into()]);
+    clear.subscribed_topic_regex = Some(String::new());
+    clear.owned = None;
+    beat_with(&clear, &images, 20).unwrap();
+    assert_eq!(
+        c.consumer_group("g").unwrap().members["a"].subscribed_regex,
+        None
+    );
+
+    // Kafka's errors: a pattern RE2 refuses, and a first request with neither names nor regex.
+    let mut bad = join("b");
+    bad.subscribed_topic_regex = Some("pre-(".into());
+    let (code, message) = beat_with(&bad, &images, 30).unwrap_err();
+    assert_eq!(code, ResponseError::InvalidRegularExpression);
+    assert!(message.contains("pre-("), "{message}");
+    let mut neither = join("b");
+    neither.subscribed_topic_names = Some(vec![]);
+    neither.subscribed_topic_regex = Some(String::new());
+    assert_eq!(
+        error(beat_with(&neither, &images, 40)),
+        ResponseError::InvalidRequest
+    );
+}
+
+#[test]
+fn an_empty_classic_group_becomes_a_consumer_group_keeping_its_offsets() {
+    let c = coordinator();
+    // A classic group that only stores offsets (a simple commit: no generation, no member).
+    let errors = c.commit_offsets(
+        CommitRequest {
+            group_id: "g".into(),
+            generation_id: -1,
+            member_id: String::new(),
+            api_version: 8,
+            retention_time_ms: -1,
+            partitions: vec![CommitPartition {
+                topic: "t".into(),
+                partition: 1,
+                offset: 42,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+            ..Default::default()
+        },
+        0,
+    );
+    assert_eq!(errors, vec![0]);
+    assert!(!c.is_consumer_group("g"));
+    // A heartbeat that is not a join (epoch > 0) does not convert it.
+    assert_eq!(
+        error(send(&c, &beat("a", 1, &[]), 2, 1)),
+        ResponseError::GroupIdNotFound
+    );
+    let a = send(&c, &join("a"), 2, 2).unwrap();
+    assert_eq!(a.member_epoch, 1);
+    assert!(c.is_consumer_group("g"));
+    let fetched = c.fetch_offsets("g", Some(&[("t".to_owned(), vec![1])]));
+    assert_eq!(fetched[0].offset, 42);
+}

@@ -16,6 +16,8 @@
 //! member  := id opt(instance) opt(rack) client_id client_host rebalance_timeout:i32
 //!            opt(server_assignor) epoch:i32 previous_epoch:i32 state:u8
 //!            subscribed:u32 name*  assigned pending_revocation target
+//!            [regexes:u32 (member_id regex)* resolved:u32 (regex topics:u32 name*)*]
+//!            (the bracketed part only when a member subscribes by regex)
 //! opt(s)  := present:u8 string
 //! assignment := topics:u32 (name count:u32 partition:i32*)*
 //! ```
@@ -126,6 +128,27 @@ impl ConsumerGroup {
             put_assignment(&mut b, &m.current.pending_revocation);
             put_assignment(&mut b, self.target.get(&m.member_id).unwrap_or(&empty));
         }
+        let regexes: Vec<(&String, &String)> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_regex.as_ref().map(|r| (&m.member_id, r)))
+            .collect();
+        if !regexes.is_empty() {
+            put_len(&mut b, regexes.len());
+            for (member, regex) in regexes {
+                put_str(&mut b, member);
+                put_str(&mut b, regex);
+            }
+            // The topics they matched, so that a restart does not bump the group epoch.
+            put_len(&mut b, self.resolved_regexes.len());
+            for (regex, topics) in &self.resolved_regexes {
+                put_str(&mut b, regex);
+                put_len(&mut b, topics.len());
+                for t in topics {
+                    put_str(&mut b, t);
+                }
+            }
+        }
         b
     }
 
@@ -156,6 +179,21 @@ impl ConsumerGroup {
                     .insert(instance.clone(), m.member_id.clone());
             }
             g.members.insert(m.member_id.clone(), m);
+        }
+        if !r.at_end() {
+            for _ in 0..r.u32()? {
+                let member = r.string()?;
+                let regex = r.string()?;
+                g.members.get_mut(&member)?.subscribed_regex = Some(regex);
+            }
+            for _ in 0..r.u32()? {
+                let regex = r.string()?;
+                let mut topics = BTreeSet::new();
+                for _ in 0..r.u32()? {
+                    topics.insert(r.string()?);
+                }
+                g.resolved_regexes.insert(regex, topics);
+            }
         }
         r.at_end().then_some(g)
     }
@@ -194,6 +232,7 @@ fn read_member(
         client_host,
         rebalance_timeout_ms,
         subscribed,
+        subscribed_regex: None,
         server_assignor,
         current: Reconciled {
             state,
@@ -245,13 +284,15 @@ mod tests {
             assignors: &assignors,
         };
         let mut g = ConsumerGroup::new("g", 5);
-        for (id, instance) in [("a", Some("i".to_owned())), ("b", None)] {
+        image.insert("t2", Uuid::from_u128(10), 2);
+        for (id, instance, regex) in [("a", Some("i".to_owned()), None), ("b", None, Some("t.+"))] {
             let req = HeartbeatRequest {
                 group_id: "g".into(),
                 member_id: id.into(),
                 instance_id: instance,
                 rebalance_timeout_ms: 100,
                 subscribed_topic_names: Some(vec!["t".into()]),
+                subscribed_topic_regex: regex.map(String::from),
                 owned: Some(Assignment::new()),
                 ..Default::default()
             };
@@ -262,6 +303,14 @@ mod tests {
         assert_eq!(back.encode(), bytes);
         assert_eq!(back.members["a"].session_deadline_ms, 1050);
         assert_eq!(back.static_members["i"], "a");
+        assert_eq!(back.members["b"].subscribed_regex.as_deref(), Some("t.+"));
+        assert_eq!(
+            back.resolved_regexes["t.+"],
+            BTreeSet::from(["t2".to_owned()])
+        );
+        // Loaded, the group needs no new epoch: the same topics resolve the same way.
+        let mut back = back;
+        assert!(!back.refresh_metadata(&image));
         assert!(ConsumerGroup::decode("g", &bytes[..bytes.len() - 1], 1000, 0).is_none());
     }
 }

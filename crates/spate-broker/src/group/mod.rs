@@ -35,7 +35,8 @@
 //! - Consumer-protocol groups are durable too ([`durable_consumer_group`]): after a restart
 //!   members carry on with their epochs and partitions. Their offsets do not expire while
 //!   the group is empty (`offsets.retention.minutes` applies to classic groups only).
-//!   Topic regex subscriptions (`SubscribedTopicRegex`) are refused with INVALID_REQUEST.
+//!   Topic regex subscriptions (`SubscribedTopicRegex`) are resolved on every heartbeat
+//!   ([`topic_regex`]), so topics created later that match are assigned.
 //! - Committed offsets are durable: each OffsetCommit is appended and fsynced to
 //!   `<data dir>/meta/consumer_offsets/offsets.log` before it is acknowledged, replayed on start,
 //!   and compacted atomically once the log holds twice the live set. Group membership
@@ -74,6 +75,7 @@ pub mod offsets;
 pub mod offsets_log;
 pub mod reconcile;
 pub mod ticker;
+pub mod topic_regex;
 pub mod txn_offsets;
 pub mod types;
 

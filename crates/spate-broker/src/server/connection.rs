@@ -191,6 +191,7 @@ async fn handle_frame(
             frame.len()
         )));
     }
+    let request_bytes = frame.len() + 4;
     let api_key = be_i16(&frame[0..2]);
     let api_version = be_i16(&frame[2..4]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -232,9 +233,17 @@ async fn handle_frame(
     tracing::trace!(%peer, api = ?key, version = api_version, correlation_id, "request");
     let started = std::time::Instant::now();
     let output = entry.call(state.clone(), ctx, frame).await;
-    state
-        .request_metrics
-        .record(api_key, started.elapsed(), output.is_ok());
+    let response_bytes = match &output {
+        Ok(HandlerOutput::Response(frame)) => frame.len(),
+        _ => 0,
+    };
+    state.request_metrics.record(
+        api_key,
+        started.elapsed(),
+        output.is_ok(),
+        request_bytes,
+        response_bytes,
+    );
     match output? {
         HandlerOutput::Response(frame) => Ok(Some(frame)),
         HandlerOutput::NoResponse => Ok(None),

@@ -55,9 +55,8 @@ pub fn handle_consumer_group_heartbeat(
             .subscribed_topic_names
             .as_ref()
             .map(|names| names.iter().map(|n| n.0.as_str().to_owned()).collect()),
-        // An empty regex means "no regex" (librdkafka sends it with topic names).
-        subscribed_topic_regex: opt_string(&request.subscribed_topic_regex)
-            .filter(|r| !r.is_empty()),
+        // An empty regex means "no regex any more" (librdkafka sends it with topic names).
+        subscribed_topic_regex: opt_string(&request.subscribed_topic_regex),
         server_assignor: opt_string(&request.server_assignor),
         owned,
         client_id: ctx.client_id().to_owned(),
@@ -161,6 +160,7 @@ pub fn handle_consumer_group_describe(
                                 .map(|t| TopicName(str_bytes(t.clone())))
                                 .collect(),
                         )
+                        .with_subscribed_topic_regex(opt_str_bytes(m.subscribed_regex.clone()))
                         .with_assignment(described(&m.current.assigned, image))
                         .with_target_assignment(described(
                             g.target.get(&m.member_id).unwrap_or(&empty),
