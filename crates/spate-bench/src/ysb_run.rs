@@ -5,11 +5,11 @@
 //! CPU time is the whole process's (getrusage): the embedded broker, the engine, librdkafka's
 //! threads and, in live runs, the generator, which shares the two cores as it would on one box.
 
+use crate::error::{BenchError, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
 use serde::Serialize;
 use spate_streaming::{Config, StreamingContext};
 
@@ -158,7 +158,7 @@ pub fn fmt_interval(d: Duration) -> String {
 static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs `spec` against the broker at `bootstrap`.
-pub fn run(bootstrap: &str, spec: &RunSpec) -> anyhow::Result<YsbRow> {
+pub fn run(bootstrap: &str, spec: &RunSpec) -> Result<YsbRow> {
     let client = ClientArgs::new(bootstrap);
     let n = RUN.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
@@ -172,12 +172,7 @@ pub fn run(bootstrap: &str, spec: &RunSpec) -> anyhow::Result<YsbRow> {
     result
 }
 
-fn run_on(
-    client: &ClientArgs,
-    spec: &RunSpec,
-    input: &str,
-    output: &str,
-) -> anyhow::Result<YsbRow> {
+fn run_on(client: &ClientArgs, spec: &RunSpec, input: &str, output: &str) -> Result<YsbRow> {
     let setup = YsbSetup::new(spec.seed);
     let campaigns = Arc::new(setup.campaign_map());
     let gen = GeneratorConfig {
@@ -234,7 +229,7 @@ fn run_on(
         eprintln!("  {name}: raw consumer ceiling...");
         ceiling = Some(drain(client, input, spec.partitions, l.events)?);
     }
-    let ceiling = ceiling.ok_or_else(|| anyhow!("no ceiling measured"))?;
+    let ceiling = ceiling.ok_or_else(|| BenchError::Missing("the ceiling".into()))?;
 
     let infos = stats.batch_infos();
     // Batches with records: an empty batch (planned while an earlier one still ran, or at no
@@ -311,7 +306,7 @@ fn preload_with_ceiling(
     gen: &GeneratorConfig,
     setup: &YsbSetup,
     input: &str,
-) -> anyhow::Result<(f64, Throughput)> {
+) -> Result<(f64, Throughput)> {
     let name = spec.name();
     eprintln!("  {name}: preloading {} events...", spec.events);
     let clock = EventClock {
@@ -335,7 +330,7 @@ fn start_job(
     input: &str,
     output: &str,
     campaigns: Arc<CampaignMap>,
-) -> anyhow::Result<(StreamingContext, YsbJob)> {
+) -> Result<(StreamingContext, YsbJob)> {
     let ctx = StreamingContext::new(
         Config::new("ysb")
             .batch_interval(spec.batch_interval)
@@ -362,7 +357,7 @@ fn offer_live_load(
     setup: &YsbSetup,
     job: &YsbJob,
     backlog: &mut Vec<f64>,
-) -> anyhow::Result<LiveLoad> {
+) -> Result<LiveLoad> {
     eprintln!(
         "  {}: offering {:.0} events/s for {} s...",
         spec.name(),
@@ -387,9 +382,10 @@ fn offer_live_load(
             backlog.push(due.saturating_sub(done) as f64);
             std::thread::sleep(Duration::from_millis(50));
         }
-        generator
+        let load = generator
             .join()
-            .map_err(|_| anyhow!("the generator thread panicked"))?
+            .map_err(|_| BenchError::ThreadPanicked("generator"))??;
+        Ok(load)
     })
 }
 
@@ -412,7 +408,7 @@ fn check_counts(
     campaigns: &CampaignMap,
     live: bool,
     gen_end_ms: i64,
-) -> anyhow::Result<Checked> {
+) -> Result<Checked> {
     eprintln!("  {}: checking the counts...", spec.name());
     let (report, latest) = check_topics(client, input, output, spec.encoding, campaigns)?;
     if !report.passed() {
@@ -442,7 +438,7 @@ fn wait_processed(
     job: &YsbJob,
     events: u64,
     limit: Duration,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let t0 = Instant::now();
     loop {
         let done = job.stats.records_completed.load(Ordering::SeqCst);
@@ -450,19 +446,21 @@ fn wait_processed(
             return Ok(());
         }
         if let Some(f) = job.stats.failures().first() {
-            bail!("a batch failed: {f}");
+            return Err(BenchError::BatchFailed(f.to_string()));
         }
         if ctx
             .await_termination_or_timeout(Duration::from_millis(2))
-            .context("the streaming context failed")?
+            .map_err(|e| BenchError::from(e).during("the streaming context failed"))?
         {
-            bail!("the streaming context stopped early");
+            return Err(BenchError::StoppedEarly { job: "YSB".into() });
         }
         if t0.elapsed() > limit {
-            bail!(
-                "only {done} of {events} events processed after {} s",
-                limit.as_secs()
-            );
+            return Err(BenchError::TimedOut {
+                job: "YSB".into(),
+                done,
+                expected: events,
+                secs: limit.as_secs(),
+            });
         }
     }
 }
