@@ -84,7 +84,8 @@ impl EmbeddedBroker {
                 format!("embedded broker, disk storage in {}", dir.display())
             }
         };
-        let broker = Broker::start_blocking(config).map_err(|e| ClientError::StartBroker(Box::new(e)))?;
+        let broker =
+            Broker::start_blocking(config).map_err(|e| ClientError::StartBroker(Box::new(e)))?;
         Ok(EmbeddedBroker {
             broker: Some(broker),
             description,
