@@ -8,10 +8,10 @@
 //! Then, with the embedded broker only, the many-partitions rows ([`crate::many_partitions`]):
 //! one consumer of 500 partitions with fetch sessions on and off.
 
+use crate::error::{BenchError, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use serde::Serialize;
@@ -102,9 +102,11 @@ fn default_records(size: usize) -> u64 {
 
 /// Runs `spate bench broker`: for each record size, produce the records with rdkafka, then
 /// consume them, and print (and optionally write as JSON) the rates and CPU cost.
-pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: BrokerBenchArgs) -> Result<()> {
     if args.record_size.is_empty() || args.record_size.contains(&0) {
-        bail!("--record-size needs at least one size, each at least 1 byte");
+        return Err(BenchError::InvalidOptions(
+            "--record-size needs at least one size, each at least 1 byte".into(),
+        ));
     }
     let target = BrokerTarget::start(&args.target)?;
     let mut client = ClientArgs::new(target.bootstrap.clone());
@@ -133,14 +135,14 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
         eprintln!("  {size} B: producing {count} records...");
         let cpu = CpuTime::now();
         let loaded = kafka_io::load(&client, &topic, args.partitions, count, size)
-            .with_context(|| format!("producing {size}-byte records"))?;
+            .map_err(|e| e.during(format!("producing {size}-byte records")))?;
         let produce = loaded.throughput;
         let produce_cpu = CpuTime::now().since(&cpu).total();
 
         eprintln!("  {size} B: consuming...");
         let cpu = CpuTime::now();
         let consume = kafka_io::drain(&client, &topic, args.partitions, count)
-            .with_context(|| format!("consuming {size}-byte records"))?;
+            .map_err(|e| e.during(format!("consuming {size}-byte records")))?;
         let consume_cpu = CpuTime::now().since(&cpu).total();
 
         report.results.push(BrokerBenchRow {
@@ -195,7 +197,9 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
             format!("{:.2}", r.consume_cpu_seconds),
         ]);
     }
-    table.print().context("could not print the table")?;
+    table
+        .print()
+        .map_err(BenchError::io("could not print the table"))?;
     print_many_partitions(&many)?;
     let load = report
         .machine
@@ -216,9 +220,11 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
             report,
             many_partitions: many,
         };
-        let json = serde_json::to_vec_pretty(&full).context("could not serialize the report")?;
-        std::fs::write(path, json)
-            .with_context(|| format!("could not write the report to {}", path.display()))?;
+        let json = serde_json::to_vec_pretty(&full)?;
+        std::fs::write(path, json).map_err(BenchError::io(format!(
+            "could not write the report to {}",
+            path.display()
+        )))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -226,7 +232,7 @@ pub fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {
 
 /// The many-partitions rows, each on a broker of its own (a fresh temp dir, or in memory with
 /// `--in-memory`); none against an external broker, whose session settings are its own.
-fn many_partitions_rows(args: &BrokerBenchArgs) -> anyhow::Result<Vec<ManyPartitionsRow>> {
+fn many_partitions_rows(args: &BrokerBenchArgs) -> Result<Vec<ManyPartitionsRow>> {
     if args.many_partitions == 0 {
         return Ok(Vec::new());
     }
@@ -247,7 +253,7 @@ fn many_partitions_rows(args: &BrokerBenchArgs) -> anyhow::Result<Vec<ManyPartit
     )
 }
 
-fn print_many_partitions(rows: &[ManyPartitionsRow]) -> anyhow::Result<()> {
+fn print_many_partitions(rows: &[ManyPartitionsRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -276,7 +282,9 @@ fn print_many_partitions(rows: &[ManyPartitionsRow]) -> anyhow::Result<()> {
             format!("{:.0}", r.idle_broker_cpu_us_per_fetch),
         ]);
     }
-    table.print().context("could not print the table")
+    table
+        .print()
+        .map_err(BenchError::io("could not print the table"))
 }
 
 pub(super) fn tuning_json(
@@ -295,7 +303,7 @@ pub(super) fn tuning_json(
 
 /// Creates `topic` with `partitions` partitions (replication 1) through the admin API, waiting
 /// at most the client's request timeout (plus 5 s) for the answer.
-pub fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> anyhow::Result<()> {
+pub fn create_topic(client: &ClientArgs, topic: &str, partitions: i32) -> Result<()> {
     create_topic_with(client, topic, partitions, &[])
 }
 
@@ -305,7 +313,7 @@ pub fn create_topic_with(
     topic: &str,
     partitions: i32,
     configs: &[(&str, String)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let admin: AdminClient<CliContext> = client.create(&[])?;
     client.metadata(admin.inner(), None)?;
     let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -318,7 +326,7 @@ pub fn create_topic_with(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("could not start the async runtime")?;
+        .map_err(BenchError::io("could not start the async runtime"))?;
     let results = runtime
         .block_on(async {
             tokio::time::timeout(
@@ -327,11 +335,20 @@ pub fn create_topic_with(
             )
             .await
         })
-        .map_err(|_| anyhow!("create topic {topic:?}: no answer in time"))?
-        .map_err(|e| anyhow!("create topic {topic:?} failed: {e}"))?;
+        .map_err(|_| BenchError::CreateTopic {
+            topic: topic.to_owned(),
+            reason: "no answer in time".into(),
+        })?
+        .map_err(|e| BenchError::CreateTopic {
+            topic: topic.to_owned(),
+            reason: e.to_string(),
+        })?;
     for r in results {
         if let Err((name, code)) = r {
-            bail!("could not create topic {name:?}: {code}");
+            return Err(BenchError::CreateTopic {
+                topic: name,
+                reason: code.to_string(),
+            });
         }
     }
     Ok(())

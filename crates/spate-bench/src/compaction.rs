@@ -11,10 +11,10 @@
 //! (producer buffers freed by then). Last, the raw librdkafka consumer reads the compacted topic
 //! from the start: the ceiling, as other benchmarks report it.
 
+use crate::error::{BenchError, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 use serde::Serialize;
 
@@ -122,9 +122,11 @@ pub struct CompactionBenchRow {
 
 /// Runs `spate bench compaction`: produce, clean until nothing is cleanable, read the result
 /// back with the raw consumer; prints the table and writes `--json`.
-pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: CompactionBenchArgs) -> Result<()> {
     if args.keys == 0 || args.records == 0 || args.record_size == 0 {
-        bail!("--records, --keys and --record-size must be at least 1");
+        return Err(BenchError::InvalidOptions(
+            "--records, --keys and --record-size must be at least 1".into(),
+        ));
     }
     let settings = [
         ("log.cleaner.enable", "false".to_string()),
@@ -136,7 +138,7 @@ pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
     let broker = EmbeddedBroker::start_with(Storage::Disk(args.data_dir.clone()), &settings)?;
     let state = broker
         .state()
-        .ok_or_else(|| anyhow!("the embedded broker has no state"))?
+        .ok_or_else(|| BenchError::Missing("the embedded broker's state".into()))?
         .clone();
     let mut client = ClientArgs::new(broker.bootstrap());
     client.config = args.config.clone();
@@ -177,7 +179,7 @@ pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
         args.record_size,
         args.keys,
     )
-    .context("producing the keyed records")?
+    .map_err(|e| e.during("producing the keyed records"))?
     .throughput;
 
     eprintln!("cleaning...");
@@ -186,9 +188,9 @@ pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
             state
                 .topics
                 .partition(&topic, p)
-                .ok_or_else(|| anyhow!("partition {p} of {topic} is missing"))
+                .ok_or_else(|| BenchError::Missing(format!("partition {p} of {topic}")))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let peak_produce = resources::peak_rss_bytes();
     let rss_before = resources::rss_bytes();
     let peak_reset = resources::reset_peak_rss();
@@ -202,7 +204,7 @@ pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
         let mine = state
             .cleaner
             .clean_now(p, now)
-            .map_err(|e| anyhow!("cleaning {}: {e}", p.tp))?;
+            .map_err(|e| BenchError::from(e).during(format!("cleaning {}", p.tp)))?;
         kept += mine.last().map_or(0, |s| s.records_kept);
         passes.extend(mine);
     }
@@ -215,7 +217,8 @@ pub fn run(args: CompactionBenchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| p.log().log_end_offset())
         .collect();
-    let consume = kafka_io::drain_to_end(&client, &topic, &ends).context("consuming")?;
+    let consume =
+        kafka_io::drain_to_end(&client, &topic, &ends).map_err(|e| e.during("consuming"))?;
 
     let sum = |f: fn(&CleanStats) -> u64| passes.iter().map(f).sum::<u64>();
     let clean_bytes_read = sum(|s| s.bytes_read);
@@ -270,7 +273,7 @@ fn mib(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1u64 << 20) as f64)
 }
 
-fn print(report: &Report<CompactionBenchRow>) -> anyhow::Result<()> {
+fn print(report: &Report<CompactionBenchRow>) -> Result<()> {
     let mut table = Table::new([
         "records",
         "keys",
@@ -303,7 +306,9 @@ fn print(report: &Report<CompactionBenchRow>) -> anyhow::Result<()> {
             fmt_count(r.consume_records_per_sec),
         ]);
     }
-    table.print().context("could not print the table")?;
+    table
+        .print()
+        .map_err(BenchError::io("could not print the table"))?;
     let Some(r) = report.results.first() else {
         return Ok(());
     };

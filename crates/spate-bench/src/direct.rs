@@ -11,9 +11,9 @@
 //! (cap × batch interval per partition) — far above what the job can process, so batches are
 //! always full and queue behind each other while the backlog lasts.
 
+use crate::error::{BenchError, Result};
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::Args;
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils, TopicPartition};
 
@@ -83,10 +83,7 @@ fn direct_job<'a>(
 }
 
 /// Runs the direct-stream pass-through job (the receiver benchmark's reference figure).
-pub fn run_direct_passthrough(
-    topic: &Preloaded,
-    args: &StreamBenchArgs,
-) -> anyhow::Result<JobResult> {
+pub fn run_direct_passthrough(topic: &Preloaded, args: &StreamBenchArgs) -> Result<JobResult> {
     run_timed(
         topic,
         direct_job(
@@ -104,16 +101,20 @@ const DEFAULT_MAX_RATE_PER_PARTITION: u64 = 2_500_000;
 
 /// Runs `spate bench direct`: preloads a topic, measures the raw consumer ceiling, then times
 /// each `--jobs` job over the direct stream and prints the report.
-pub fn run(args: DirectBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: DirectBenchArgs) -> Result<()> {
     for job in &args.jobs {
         if !matches!(job.as_str(), "passthrough" | "wordcount") {
-            bail!("unknown job {job:?} in --jobs: expected passthrough, wordcount");
+            return Err(BenchError::InvalidOptions(format!(
+                "unknown job {job:?} in --jobs: expected passthrough, wordcount"
+            )));
         }
     }
     if args.jobs.iter().any(|j| j == "wordcount")
         && words_per_record(args.common.record_size as usize) == 0
     {
-        bail!("--record-size must be at least 5 bytes for the word-count job");
+        return Err(BenchError::InvalidOptions(
+            "--record-size must be at least 5 bytes for the word-count job".into(),
+        ));
     }
     let topic = Preloaded::start("direct", &args.common)?;
     let config = args.common.config_json(

@@ -11,6 +11,7 @@
 //! (including any queueing behind the previous batch) + running + committing one batch, with and
 //! without a checkpoint directory (which fsyncs the plan and the commit).
 
+use crate::error::{BenchError, Result};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +143,7 @@ impl StreamingListener for Completed {
     }
 }
 
-fn context(threads: usize, interval: Duration) -> anyhow::Result<StreamingContext> {
+fn context(threads: usize, interval: Duration) -> Result<StreamingContext> {
     Ok(StreamingContext::new(
         Config::new("bench-engine")
             .batch_interval(interval)
@@ -167,8 +168,8 @@ fn throughput<T: Data>(
     threads: usize,
     data: Vec<Vec<Vec<T>>>,
     expected: u64,
-    build: impl FnOnce(&DStream<T>, Arc<AtomicU64>) -> anyhow::Result<()>,
-) -> anyhow::Result<Throughput> {
+    build: impl FnOnce(&DStream<T>, Arc<AtomicU64>) -> Result<()>,
+) -> Result<Throughput> {
     let ctx = context(threads, Duration::from_millis(1))?;
     let done = Arc::new(Completed::default());
     ctx.add_streaming_listener(done.clone());
@@ -184,10 +185,15 @@ fn throughput<T: Data>(
     ctx.start()?;
     while processed.load(Ordering::SeqCst) < expected {
         if ctx.await_termination_or_timeout(Duration::from_millis(1))? {
-            anyhow::bail!("{name}: context stopped early");
+            return Err(BenchError::StoppedEarly { job: name.into() });
         }
         if t0.elapsed() > Duration::from_secs(300) {
-            anyhow::bail!("{name}: did not finish in 300 s");
+            return Err(BenchError::TimedOut {
+                job: name.into(),
+                done: processed.load(Ordering::SeqCst),
+                expected,
+                secs: 300,
+            });
         }
     }
     let wall = t0.elapsed();
@@ -245,7 +251,7 @@ fn overhead(
     threads: usize,
     batches: usize,
     checkpoint: bool,
-) -> anyhow::Result<Overhead> {
+) -> Result<Overhead> {
     let interval = Duration::from_millis(if checkpoint { 5 } else { 1 });
     let ctx = context(threads, interval)?;
     let dir = std::env::temp_dir().join(format!("spate-bench-engine-{}", std::process::id()));
@@ -261,7 +267,7 @@ fn overhead(
     let t0 = Instant::now();
     while (ctx.metrics().total_completed_batches() as usize) < batches {
         if ctx.await_termination_or_timeout(Duration::from_millis(5))? {
-            anyhow::bail!("{name}: context stopped early");
+            return Err(BenchError::StoppedEarly { job: name.into() });
         }
         if t0.elapsed() > Duration::from_secs(120) {
             break;
@@ -302,7 +308,7 @@ struct Shape {
 }
 
 /// Runs the engine benchmark and prints a table (and JSON with `--json`).
-pub fn run(args: EngineBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: EngineBenchArgs) -> Result<()> {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -334,7 +340,7 @@ fn run_throughput(
     args: &EngineBenchArgs,
     shape: Shape,
     want: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<Vec<Throughput>> {
+) -> Result<Vec<Throughput>> {
     let Shape {
         threads,
         batches,
@@ -398,7 +404,7 @@ fn run_throughput(
 }
 
 /// The fixed per-batch overhead of empty batches, without and with a checkpoint.
-fn run_overheads(args: &EngineBenchArgs, threads: usize) -> anyhow::Result<Vec<Overhead>> {
+fn run_overheads(args: &EngineBenchArgs, threads: usize) -> Result<Vec<Overhead>> {
     Ok(vec![
         overhead(
             "empty batch, no checkpoint",
@@ -485,7 +491,7 @@ fn write_json(
     shape: Shape,
     results: &[Throughput],
     overheads: &[Overhead],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let Shape {
         threads,
         batches,
@@ -524,7 +530,10 @@ fn write_json(
         );
     }
     j.push_str("]}\n");
-    std::fs::write(path, j)?;
+    std::fs::write(path, j).map_err(BenchError::io(format!(
+        "could not write the report to {}",
+        path.display()
+    )))?;
     println!();
     println!("wrote {}", path.display());
     Ok(())

@@ -4,11 +4,11 @@
 //! ceiling (all partitions assigned, no group, no processing) that engine benchmarks report
 //! beside their own numbers.
 
+use crate::error::{BenchError, Result};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -30,7 +30,7 @@ pub fn load(
     partitions: i32,
     count: u64,
     record_size: usize,
-) -> anyhow::Result<LoadResult> {
+) -> Result<LoadResult> {
     // Varied but cheap payloads: a fixed pattern with the record number stamped at the front.
     load_with(
         client,
@@ -55,7 +55,7 @@ pub fn load_with(
     count: u64,
     record_size: usize,
     fill: impl FnMut(u64, &mut [u8]),
-) -> anyhow::Result<LoadResult> {
+) -> Result<LoadResult> {
     load_records(client, topic, partitions, count, record_size, None, fill)
 }
 
@@ -69,7 +69,7 @@ pub fn load_keyed(
     count: u64,
     record_size: usize,
     keys: u64,
-) -> anyhow::Result<LoadResult> {
+) -> Result<LoadResult> {
     load_records(
         client,
         topic,
@@ -100,7 +100,7 @@ fn load_records(
     record_size: usize,
     keys: Option<u64>,
     mut fill: impl FnMut(u64, &mut [u8]),
-) -> anyhow::Result<LoadResult> {
+) -> Result<LoadResult> {
     let producer: BaseProducer<DeliveryCounter> =
         client.create_with_context(PRODUCER_TUNING, DeliveryCounter::sampling_latency(64))?;
     client.metadata(producer.client(), Some(topic))?;
@@ -122,23 +122,25 @@ fn load_records(
             record = record.key(key.as_bytes());
         }
         send_with_backpressure(&producer, record)
-            .map_err(|e| anyhow!("could not send record {i}: {e}"))?;
+            .map_err(BenchError::kafka(format!("could not send record {i}")))?;
         if i % 4096 == 0 {
             producer.poll(Duration::ZERO);
         }
     }
     producer
         .flush(Duration::from_secs(120))
-        .map_err(|e| anyhow!("flush did not complete: {e}"))?;
+        .map_err(BenchError::kafka("flush did not complete"))?;
     let seconds = started.elapsed().as_secs_f64();
     let ctx = producer.context();
     let delivered = ctx.delivered.load(Ordering::Relaxed);
     let failed = ctx.failed.load(Ordering::Relaxed);
     if failed > 0 || delivered != count {
-        bail!(
-            "{delivered} of {count} records delivered, {failed} failed: {}",
-            ctx.errors().join("; ")
-        );
+        return Err(BenchError::Undelivered {
+            delivered,
+            sent: count,
+            failed,
+            errors: ctx.errors().join("; "),
+        });
     }
     Ok(LoadResult {
         throughput: Throughput {
@@ -157,7 +159,7 @@ pub fn drain(
     topic: &str,
     partitions: i32,
     expected: u64,
-) -> anyhow::Result<Throughput> {
+) -> Result<Throughput> {
     if expected == 0 {
         return Ok(nothing());
     }
@@ -172,11 +174,7 @@ pub fn drain(
 /// before its `end_offsets` entry (for a compacted topic, whose offsets have gaps, a record
 /// count is not known up front; the last record is never cleaned away, as it sits in the
 /// active segment). An empty partition (end 0) is done from the start.
-pub fn drain_to_end(
-    client: &ClientArgs,
-    topic: &str,
-    end_offsets: &[i64],
-) -> anyhow::Result<Throughput> {
+pub fn drain_to_end(client: &ClientArgs, topic: &str, end_offsets: &[i64]) -> Result<Throughput> {
     let partitions = i32::try_from(end_offsets.len()).unwrap_or(i32::MAX);
     let mut open = end_offsets.iter().filter(|e| **e > 0).count();
     if open == 0 {
@@ -208,18 +206,18 @@ fn drain_while(
     topic: &str,
     partitions: i32,
     mut more: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
-) -> anyhow::Result<Throughput> {
+) -> Result<Throughput> {
     let consumer: BaseConsumer<CliContext> = client.create(CONSUMER_TUNING)?;
     client.metadata(consumer.client(), Some(topic))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| anyhow!("bad offset for partition {p}: {e}"))?;
+            .map_err(BenchError::kafka(format!("bad offset for partition {p}")))?;
     }
     let started = Instant::now();
     consumer
         .assign(&tpl)
-        .map_err(|e| anyhow!("could not assign {topic}: {e}"))?;
+        .map_err(BenchError::kafka(format!("could not assign {topic}")))?;
     let mut records = 0u64;
     let mut bytes = 0u64;
     // The idle clock is only read when a poll comes back empty: reading it per record showed up
@@ -241,10 +239,11 @@ fn drain_while(
                     records_at_idle = records;
                     idle_since = Instant::now();
                 } else if idle_since.elapsed() > DRAIN_IDLE_LIMIT {
-                    bail!(
-                        "only {records} records arrived from {topic}; none for {}s",
-                        DRAIN_IDLE_LIMIT.as_secs()
-                    );
+                    return Err(BenchError::DrainStalled {
+                        topic: topic.to_owned(),
+                        records,
+                        idle_secs: DRAIN_IDLE_LIMIT.as_secs(),
+                    });
                 }
             }
         }

@@ -17,12 +17,12 @@
 //! of the same size (cap × interval per partition, full while the backlog lasts): batches queue
 //! behind each other when the job is slower than the cap, and the rate is then the job's own.
 
+use crate::error::{BenchError, Result};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 use spate_client::config::parse_key_value;
@@ -117,13 +117,13 @@ pub enum Guarantee {
 }
 
 impl Guarantee {
-    fn parse(name: &str) -> anyhow::Result<Self> {
+    fn parse(name: &str) -> Result<Self> {
         match name {
             "at-least-once" | "alo" => Ok(Guarantee::AtLeastOnce),
             "exactly-once" | "eos" => Ok(Guarantee::ExactlyOnce),
-            other => {
-                bail!("unknown output {other:?} in --outputs: expected at-least-once, exactly-once")
-            }
+            other => Err(BenchError::InvalidOptions(format!(
+                "unknown output {other:?} in --outputs: expected at-least-once, exactly-once"
+            ))),
         }
     }
 
@@ -161,7 +161,7 @@ fn run_job(
     args: &KafkaToKafkaBenchArgs,
     guarantee: Guarantee,
     batch_interval_ms: u64,
-) -> anyhow::Result<KafkaToKafkaRow> {
+) -> Result<KafkaToKafkaRow> {
     let output_topic = format!(
         "{}-out-{}-{batch_interval_ms}",
         topic.topic,
@@ -201,7 +201,7 @@ fn run_job(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take()
-        .ok_or_else(|| anyhow!("the job defined no output"))?;
+        .ok_or_else(|| BenchError::Missing("the job's output".into()))?;
     Ok(row(job, guarantee, batch_interval_ms, &out.batch_writes()))
 }
 
@@ -219,7 +219,7 @@ fn define_job(
     args: &KafkaToKafkaBenchArgs,
     guarantee: Guarantee,
     output_topic: &str,
-) -> anyhow::Result<DefinedJob> {
+) -> Result<DefinedJob> {
     let group = format!("{output_topic}-job");
     let consumers = u32::try_from(topic.partitions).unwrap_or(1);
     let stream_params: KafkaParams = topic
@@ -298,14 +298,16 @@ fn row(
 
 /// Runs `spate bench kafka-to-kafka`: the consumer ceiling, then each output at each batch
 /// interval; prints the table and writes `--json`.
-pub fn run(args: KafkaToKafkaBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: KafkaToKafkaBenchArgs) -> Result<()> {
     let guarantees = args
         .outputs
         .iter()
         .map(|o| Guarantee::parse(o))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     if args.batch_intervals_ms.is_empty() || args.batch_intervals_ms.contains(&0) {
-        bail!("--batch-intervals-ms needs at least one interval, each at least 1 ms");
+        return Err(BenchError::InvalidOptions(
+            "--batch-intervals-ms needs at least one interval, each at least 1 ms".into(),
+        ));
     }
     let first = args.stream_args(args.batch_intervals_ms[0]);
     let topic = Preloaded::start("k2k", &first)?;

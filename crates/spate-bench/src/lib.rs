@@ -13,6 +13,7 @@ pub mod broker;
 pub mod compaction;
 pub mod direct;
 pub mod engine;
+pub mod error;
 pub mod job_result;
 pub mod kafka_io;
 pub mod kafka_to_kafka;
@@ -29,8 +30,10 @@ pub mod ysb;
 pub mod ysb_plot;
 pub mod ysb_run;
 
+use crate::error::Result;
 use clap::{Args, Subcommand};
 
+pub use error::BenchError;
 pub use report::{Ceiling, Report, Table};
 pub use resources::{CpuTime, ResourceUsage};
 
@@ -62,7 +65,7 @@ pub enum Benchmark {
 }
 
 /// Runs the chosen benchmark.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(args: BenchArgs) -> Result<()> {
     match args.benchmark {
         Benchmark::Broker(a) => broker::run(a),
         Benchmark::Compaction(a) => compaction::run(a),

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
+use crate::error::{BenchError, Result};
 use kafka_protocol::messages::ApiKey;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -97,7 +97,7 @@ pub fn run(
     partitions: i32,
     records: u64,
     size: usize,
-) -> anyhow::Result<Vec<ManyPartitionsRow>> {
+) -> Result<Vec<ManyPartitionsRow>> {
     let mut rows = Vec::new();
     for slots in [1000usize, 0] {
         let broker = EmbeddedBroker::start_with(
@@ -124,7 +124,7 @@ fn load(
     partitions: i32,
     records: u64,
     size: usize,
-) -> anyhow::Result<(ClientArgs, String)> {
+) -> Result<(ClientArgs, String)> {
     let client = ClientArgs::new(broker.bootstrap());
     let topic = format!("spate-bench-many-{partitions}p-{}", std::process::id());
     // Created in the broker itself: 500 partition directories on a busy disk can take longer
@@ -139,17 +139,22 @@ fn load(
             },
             false,
         )
-        .map_err(|e| anyhow!("creating {topic}: {e}"))?;
+        .map_err(|e| BenchError::CreateTopic {
+            topic: topic.clone(),
+            reason: e.to_string(),
+        })?;
     eprintln!("  {partitions} partitions: producing {records} records of {size} B...");
     kafka_io::load(&client, &topic, partitions, records, size)
-        .with_context(|| format!("loading {topic}"))?;
+        .map_err(|e| e.during(format!("loading {topic}")))?;
     Ok((client, topic))
 }
 
-fn state(broker: &EmbeddedBroker) -> anyhow::Result<&BrokerState> {
+fn state(broker: &EmbeddedBroker) -> Result<&BrokerState> {
     match broker.state() {
         Some(s) => Ok(s),
-        None => bail!("the embedded broker has stopped"),
+        None => Err(BenchError::Missing(
+            "the embedded broker (it has stopped)".into(),
+        )),
     }
 }
 
@@ -167,7 +172,7 @@ fn session_row(
     partitions: i32,
     records: u64,
     slots: usize,
-) -> anyhow::Result<ManyPartitionsRow> {
+) -> Result<ManyPartitionsRow> {
     let state = state(broker)?;
     eprintln!("  {partitions} partitions, session slots {slots}: reading with sessions asked...");
     let mut fetcher = SessionFetcher::connect(&broker.bootstrap(), topic, partitions)?;
@@ -176,7 +181,12 @@ fn session_row(
     let mut read = 0u64;
     while read < records {
         if started.elapsed() > Duration::from_secs(300) {
-            bail!("read {read} of {records} records in 300 s");
+            return Err(BenchError::TimedOut {
+                job: "the session fetcher".into(),
+                done: read,
+                expected: records,
+                secs: 300,
+            });
         }
         read += fetcher.fetch(500)?.records;
     }
@@ -217,7 +227,7 @@ fn rdkafka_row(
     partitions: i32,
     records: u64,
     slots: usize,
-) -> anyhow::Result<ManyPartitionsRow> {
+) -> Result<ManyPartitionsRow> {
     let state = state(broker)?;
     eprintln!("  {partitions} partitions: reading with rdkafka...");
     let mark = Mark::now(state);
@@ -230,9 +240,12 @@ fn rdkafka_row(
         client.create(CONSUMER_TUNING)?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::End)?;
+        tpl.add_partition_offset(topic, p, Offset::End)
+            .map_err(BenchError::kafka("assigning the idle consumer"))?;
     }
-    consumer.assign(&tpl)?;
+    consumer
+        .assign(&tpl)
+        .map_err(BenchError::kafka("assigning the idle consumer"))?;
     // Let it find the ends first: the first fetches of a fresh consumer are not idle ones.
     let settle = Instant::now() + Duration::from_secs(1);
     while Instant::now() < settle {

@@ -13,13 +13,13 @@
 //! old segments are deleted once no batch can replay them; it is reported for the block log
 //! (`receivedData`) alone and with the block tracker's metadata log.
 
+use crate::error::{BenchError, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use spate_kafka::receiver::{BLOCK_INTERVAL_MS, WRITE_AHEAD_LOG_ENABLE};
@@ -81,7 +81,7 @@ struct LogSampler {
 }
 
 impl LogSampler {
-    fn start(dir: PathBuf) -> anyhow::Result<Self> {
+    fn start(dir: PathBuf) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, root) = (stop.clone(), dir.clone());
         let thread = std::thread::Builder::new()
@@ -95,7 +95,7 @@ impl LogSampler {
                 scan(&root, &mut sizes);
                 sizes
             })
-            .context("could not start the log sampler")?;
+            .map_err(BenchError::io("could not start the log sampler"))?;
         Ok(LogSampler {
             stop,
             thread: Some(thread),
@@ -181,7 +181,7 @@ fn receiver_job<'a>(
 
 /// Runs `spate bench receiver`: preloads a topic, then times the receiver stream with the
 /// write-ahead log off and on, and the direct stream, and prints the report.
-pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: ReceiverBenchArgs) -> Result<()> {
     let topic = Preloaded::start("receiver", &args.common)?;
     let config = args.common.config_json(
         &topic,
@@ -209,9 +209,9 @@ pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
     let checkpoint = tempfile::Builder::new()
         .prefix("spate-bench-receiver-")
         .tempdir()
-        .context("could not create a checkpoint dir")?;
+        .map_err(BenchError::io("could not create a checkpoint dir"))?;
     let logs = checkpoint.path().join("receivers");
-    std::fs::create_dir_all(&logs).context("could not create the receivers dir")?;
+    std::fs::create_dir_all(&logs).map_err(BenchError::io("could not create the receivers dir"))?;
     let sampler = LogSampler::start(logs)?;
     let on = run_timed(
         &topic,
@@ -262,9 +262,11 @@ pub fn run(args: ReceiverBenchArgs) -> anyhow::Result<()> {
             report,
             write_ahead_log: wal,
         };
-        let json = serde_json::to_vec_pretty(&full).context("could not serialize the report")?;
-        std::fs::write(path, json)
-            .with_context(|| format!("could not write the report to {}", path.display()))?;
+        let json = serde_json::to_vec_pretty(&full)?;
+        std::fs::write(path, json).map_err(BenchError::io(format!(
+            "could not write the report to {}",
+            path.display()
+        )))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -3,11 +3,11 @@
 //! librdkafka consumer [`Ceiling`] measured in the same run, so every engine figure can be read
 //! as a fraction of what the client library alone achieves on that box.
 
+use crate::error::{BenchError, Result};
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::resources::ResourceUsage;
@@ -110,10 +110,12 @@ impl<R: Serialize> Report<R> {
     }
 
     /// Writes the report as pretty JSON to `path`.
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(self).context("could not serialize the report")?;
-        std::fs::write(path, json)
-            .with_context(|| format!("could not write the report to {}", path.display()))
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, json).map_err(BenchError::io(format!(
+            "could not write the report to {}",
+            path.display()
+        )))
     }
 }
 

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
+use crate::error::{BenchError, Result};
 use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
@@ -59,12 +59,15 @@ pub struct Fetched {
 
 impl SessionFetcher {
     /// Connects to `addr` to read `partitions` partitions of `topic` from offset 0.
-    pub fn connect(addr: &str, topic: &str, partitions: i32) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    pub fn connect(addr: &str, topic: &str, partitions: i32) -> Result<Self> {
+        let stream =
+            TcpStream::connect(addr).map_err(BenchError::io(format!("connecting to {addr}")))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
-            .context("socket timeout")?;
-        stream.set_nodelay(true).context("TCP_NODELAY")?;
+            .map_err(BenchError::io("socket timeout"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(BenchError::io("TCP_NODELAY"))?;
         let next: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
         Ok(SessionFetcher {
             stream,
@@ -83,7 +86,7 @@ impl SessionFetcher {
     }
 
     /// One Fetch that waits at most `max_wait_ms` for data.
-    pub fn fetch(&mut self, max_wait_ms: i32) -> anyhow::Result<Fetched> {
+    pub fn fetch(&mut self, max_wait_ms: i32) -> Result<Fetched> {
         let request = self.request(max_wait_ms);
         let response = self.round_trip(&request)?;
         self.absorb(response)
@@ -124,7 +127,7 @@ impl SessionFetcher {
             .with_topics(topics)
     }
 
-    fn round_trip(&mut self, request: &FetchRequest) -> anyhow::Result<FetchResponse> {
+    fn round_trip(&mut self, request: &FetchRequest) -> Result<FetchResponse> {
         self.correlation_id += 1;
         let header = RequestHeader::default()
             .with_request_api_key(ApiKey::Fetch as i16)
@@ -134,40 +137,46 @@ impl SessionFetcher {
         let mut body = BytesMut::new();
         header
             .encode(&mut body, FetchRequest::header_version(VERSION))
-            .map_err(|e| anyhow!("encoding the request header: {e}"))?;
+            .map_err(|e| BenchError::FetchExchange(format!("encoding the request header: {e}")))?;
         request
             .encode(&mut body, VERSION)
-            .map_err(|e| anyhow!("encoding the Fetch request: {e}"))?;
-        let len = u32::try_from(body.len()).context("request too large")?;
-        self.stream.write_all(&len.to_be_bytes())?;
-        self.stream.write_all(&body)?;
+            .map_err(|e| BenchError::FetchExchange(format!("encoding the Fetch request: {e}")))?;
+        let len = u32::try_from(body.len())
+            .map_err(|_| BenchError::FetchExchange("request too large".into()))?;
+        self.stream
+            .write_all(&len.to_be_bytes())
+            .and_then(|()| self.stream.write_all(&body))
+            .map_err(BenchError::io("sending a Fetch request"))?;
         let mut len = [0u8; 4];
         self.stream
             .read_exact(&mut len)
-            .context("reading a Fetch response")?;
-        let len = usize::try_from(u32::from_be_bytes(len)).context("frame length")?;
+            .map_err(BenchError::io("reading a Fetch response"))?;
+        let len = usize::try_from(u32::from_be_bytes(len))
+            .map_err(|_| BenchError::FetchExchange("frame length".into()))?;
         if len > 256 << 20 {
-            bail!("a {len}-byte Fetch response frame");
+            return Err(BenchError::FetchExchange(format!(
+                "a {len}-byte Fetch response frame"
+            )));
         }
         let mut frame = vec![0u8; len];
         self.stream
             .read_exact(&mut frame)
-            .context("reading a Fetch response")?;
+            .map_err(BenchError::io("reading a Fetch response"))?;
         let mut buf = bytes::Bytes::from(frame);
         let header = ResponseHeader::decode(&mut buf, FetchResponse::header_version(VERSION))
-            .map_err(|e| anyhow!("decoding the response header: {e}"))?;
+            .map_err(|e| BenchError::FetchExchange(format!("decoding the response header: {e}")))?;
         if header.correlation_id != self.correlation_id {
-            bail!(
+            return Err(BenchError::FetchExchange(format!(
                 "response {} to request {}",
-                header.correlation_id,
-                self.correlation_id
-            );
+                header.correlation_id, self.correlation_id
+            )));
         }
-        FetchResponse::decode(&mut buf, VERSION).map_err(|e| anyhow!("decoding Fetch: {e}"))
+        FetchResponse::decode(&mut buf, VERSION)
+            .map_err(|e| BenchError::FetchExchange(format!("decoding Fetch: {e}")))
     }
 
     /// Takes a response in: session bookkeeping, then each partition's new fetch offset.
-    fn absorb(&mut self, response: FetchResponse) -> anyhow::Result<Fetched> {
+    fn absorb(&mut self, response: FetchResponse) -> Result<Fetched> {
         let error = response.error_code;
         if error == ResponseError::FetchSessionIdNotFound.code()
             || error == ResponseError::InvalidFetchSessionEpoch.code()
@@ -179,7 +188,9 @@ impl SessionFetcher {
             return Ok(Fetched::default());
         }
         if error != 0 {
-            bail!("Fetch failed with error code {error}");
+            return Err(BenchError::FetchExchange(format!(
+                "Fetch failed with error code {error}"
+            )));
         }
         if response.session_id == 0 {
             // Declined (or no session asked for): stay session-less; full fetches from now on.
@@ -195,11 +206,10 @@ impl SessionFetcher {
             for p in topic.partitions {
                 fetched.partitions += 1;
                 if p.error_code != 0 {
-                    bail!(
+                    return Err(BenchError::FetchExchange(format!(
                         "partition {} answered error {}",
-                        p.partition_index,
-                        p.error_code
-                    );
+                        p.partition_index, p.error_code
+                    )));
                 }
                 let from = self.next.get(&p.partition_index).copied().unwrap_or(0);
                 let (records, next) = count_records(p.records.as_deref().unwrap_or_default(), from);

@@ -4,12 +4,12 @@
 //! (from a listener) are taken around it. Also the two outputs (pass-through count, word count)
 //! and the table every such benchmark prints.
 
+use crate::error::{BenchError, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use spate_streaming::{BatchInfo, Config, StreamingContext, StreamingError, StreamingListener};
 
 use spate_client::measure::{fmt_count, Throughput};
@@ -79,7 +79,7 @@ pub struct TimedJob<'a> {
     pub timeout: Duration,
     /// Defines the job's streams and outputs on the context.
     #[allow(clippy::type_complexity)]
-    pub build: Box<dyn FnOnce(&StreamingContext, Arc<Progress>) -> anyhow::Result<()> + 'a>,
+    pub build: Box<dyn FnOnce(&StreamingContext, Arc<Progress>) -> Result<()> + 'a>,
 }
 
 impl std::fmt::Debug for TimedJob<'_> {
@@ -96,7 +96,7 @@ impl std::fmt::Debug for TimedJob<'_> {
 
 /// Runs `job` over `topic` from `start()` until its output has counted every unit; the bytes
 /// are those the output counted, or all of the topic's when the job does not count bytes.
-pub fn run_timed(topic: &Preloaded, job: TimedJob<'_>) -> anyhow::Result<JobResult> {
+pub fn run_timed(topic: &Preloaded, job: TimedJob<'_>) -> Result<JobResult> {
     eprintln!("  {}...", job.name);
     let ctx = StreamingContext::new(job.config)?;
     if let Some(dir) = &job.checkpoint {
@@ -111,17 +111,18 @@ pub fn run_timed(topic: &Preloaded, job: TimedJob<'_>) -> anyhow::Result<JobResu
     ctx.start()?;
     while progress.units.load(Ordering::Relaxed) < job.expected_units {
         if ctx.await_termination_or_timeout(Duration::from_millis(2))? {
-            bail!("{}: the streaming context stopped early", job.name);
+            return Err(BenchError::StoppedEarly {
+                job: job.name.to_string(),
+            });
         }
         if started.elapsed() > job.timeout {
             let _ = ctx.stop(false);
-            bail!(
-                "{}: only {} of {} counted after {} s",
-                job.name,
-                progress.units.load(Ordering::Relaxed),
-                job.expected_units,
-                job.timeout.as_secs()
-            );
+            return Err(BenchError::TimedOut {
+                job: job.name.to_string(),
+                done: progress.units.load(Ordering::Relaxed),
+                expected: job.expected_units,
+                secs: job.timeout.as_secs(),
+            });
         }
     }
     let seconds = started.elapsed().as_secs_f64();

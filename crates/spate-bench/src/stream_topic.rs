@@ -4,11 +4,11 @@
 //! producer into a fresh topic, the ceiling measured on it with `kafka_io::drain`, and the Kafka
 //! parameters a stream over it gets.
 
+use crate::error::{BenchError, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use crate::broker::{create_topic, delete_topic, tuning_json};
@@ -143,7 +143,7 @@ pub struct Preloaded {
 
 impl Preloaded {
     /// Starts the target broker, creates a topic named after `benchmark` and loads it.
-    pub fn start(benchmark: &str, args: &StreamBenchArgs) -> anyhow::Result<Self> {
+    pub fn start(benchmark: &str, args: &StreamBenchArgs) -> Result<Self> {
         let target = BrokerTarget::start(&args.target)?;
         let mut client = ClientArgs::new(target.bootstrap.clone());
         client.config = args.config.clone();
@@ -153,7 +153,8 @@ impl Preloaded {
             unique_suffix()
         );
         create_topic(&client, &topic, args.partitions)?;
-        let record_size = usize::try_from(args.record_size).context("--record-size too large")?;
+        let record_size = usize::try_from(args.record_size)
+            .map_err(|_| BenchError::InvalidOptions("--record-size too large".into()))?;
         eprintln!(
             "spate bench {benchmark}: {} at {}; loading {} records of {record_size} B into {} partitions...",
             target.description, target.bootstrap, args.records, args.partitions
@@ -166,7 +167,7 @@ impl Preloaded {
             record_size,
             fill_words,
         )
-        .context("loading the benchmark topic")?;
+        .map_err(|e| e.during("loading the benchmark topic"))?;
         eprintln!(
             "  loaded in {:.1} s ({} records/s)",
             load.throughput.seconds,
@@ -189,11 +190,11 @@ impl Preloaded {
     }
 
     /// Drains the topic with a bare rdkafka consumer: the ceiling every job is compared with.
-    pub fn measure_ceiling(&self) -> anyhow::Result<(Ceiling, JobResult)> {
+    pub fn measure_ceiling(&self) -> Result<(Ceiling, JobResult)> {
         eprintln!("  ceiling: rdkafka BaseConsumer...");
         let phase = Phase::begin();
         let t = kafka_io::drain(&self.client, &self.topic, self.partitions, self.records)
-            .context("draining the topic for the ceiling")?;
+            .map_err(|e| e.during("draining the topic for the ceiling"))?;
         let ceiling = Ceiling {
             record_size: self.record_size,
             records_per_sec: t.records_per_sec(),

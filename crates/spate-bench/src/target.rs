@@ -2,6 +2,7 @@
 //! broker in this process (segment files in a fresh temp dir by default, `--in-memory`, or
 //! `--data-dir DIR`), or an external broker with `--bootstrap-server`.
 
+use crate::error::Result;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -35,7 +36,7 @@ pub struct BrokerTarget {
 impl BrokerTarget {
     /// Connects to `--bootstrap-server`, or starts the embedded broker with the storage the
     /// flags ask for.
-    pub fn start(args: &TargetArgs) -> anyhow::Result<Self> {
+    pub fn start(args: &TargetArgs) -> Result<Self> {
         if let Some(bootstrap) = &args.bootstrap_server {
             return Ok(BrokerTarget {
                 bootstrap: bootstrap.clone(),

@@ -9,10 +9,10 @@
 //! JSON and binary records, then live runs at 50% and 10% of the JSON maximum with 10 ms,
 //! 100 ms and 1 s batches; `--plot-dir` draws them as SVG.
 
+use crate::error::{BenchError, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use crate::report::Report;
@@ -121,11 +121,13 @@ impl YsbBenchArgs {
 
 /// Runs `spate bench ysb`: every run of the chosen sweep against one broker, then prints the
 /// table (and writes the JSON report and plots when asked).
-pub fn run(args: YsbBenchArgs) -> anyhow::Result<()> {
+pub fn run(args: YsbBenchArgs) -> Result<()> {
     // Checked before any run, so a build without plots does not find out after minutes of work.
     #[cfg(not(feature = "plots"))]
     if args.plot_dir.is_some() {
-        anyhow::bail!("--plot-dir needs spate-bench's `plots` feature (on by default in `spate`)");
+        return Err(BenchError::InvalidOptions(
+            "--plot-dir needs spate-bench's `plots` feature (on by default in `spate`)".into(),
+        ));
     }
     let target = BrokerTarget::start(&args.target)?;
     let encoding = if args.binary {
@@ -151,9 +153,10 @@ pub fn run(args: YsbBenchArgs) -> anyhow::Result<()> {
         "spate bench ysb: {} at {}, {} partitions",
         target.description, target.bootstrap, args.partitions
     );
-    let push = |report: &mut Report<YsbRow>, spec: RunSpec| -> anyhow::Result<YsbRow> {
+    let push = |report: &mut Report<YsbRow>, spec: RunSpec| -> Result<YsbRow> {
         let name = spec.name();
-        let row = crate::ysb_run::run(&target.bootstrap, &spec).with_context(|| name.clone())?;
+        let row =
+            crate::ysb_run::run(&target.bootstrap, &spec).map_err(|e| e.during(name.clone()))?;
         eprintln!(
             "  {name}: {} events/s, {} per CPU-second, {:.0}% of the ceiling{}",
             fmt_count(row.records_per_sec),
@@ -206,7 +209,7 @@ pub fn run(args: YsbBenchArgs) -> anyhow::Result<()> {
 
     table(&report.results)
         .print()
-        .context("could not print the table")?;
+        .map_err(BenchError::io("could not print the table"))?;
     let load = report
         .machine
         .load_average
@@ -233,7 +236,7 @@ pub fn run(args: YsbBenchArgs) -> anyhow::Result<()> {
         }
     }
     if report.results.iter().any(|r| r.check_passed == Some(false)) {
-        anyhow::bail!("the YSB checker found wrong counts (see the log)");
+        return Err(BenchError::WrongCounts);
     }
     Ok(())
 }

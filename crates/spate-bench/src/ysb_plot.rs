@@ -1,9 +1,9 @@
 //! SVG plots of `spate bench ysb` runs (plotters, SVG backend only): throughput against the
 //! raw consumer ceiling, latency against the batch interval, and end-to-end latency CDFs.
 
+use crate::error::{BenchError, Result};
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
 use plotters::prelude::*;
 
 use crate::ysb_run::{fmt_interval, Mode, YsbRow};
@@ -18,13 +18,16 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("plot: {e}")
+fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Plot(e.to_string())
 }
 
 /// Writes every plot the rows allow into `dir`; returns the files written.
-pub fn write_all(dir: &Path, rows: &[YsbRow]) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
+pub fn write_all(dir: &Path, rows: &[YsbRow]) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(BenchError::io(format!(
+        "could not create the plot dir {}",
+        dir.display()
+    )))?;
     let mut out = Vec::new();
     let catch_up: Vec<&YsbRow> = rows.iter().filter(|r| r.mode == Mode::CatchUp).collect();
     if !catch_up.is_empty() {
@@ -62,7 +65,7 @@ pub fn write_all(dir: &Path, rows: &[YsbRow]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Bars: YSB records/s beside the raw consumer ceiling of the same topic, per catch-up run.
-fn throughput(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
+fn throughput(path: &Path, rows: &[&YsbRow]) -> Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let max = rows
@@ -129,7 +132,7 @@ fn throughput(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
 
 /// Lines over the batch interval (log scale): batch processing p50/p99, end-to-end p50/p99 and
 /// YSB's time after window close p99, for live runs at one offered load.
-fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
+fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> Result<()> {
     let mut rows: Vec<&YsbRow> = rows.to_vec();
     rows.sort_by(|a, b| a.batch_interval_ms.total_cmp(&b.batch_interval_ms));
     let mut series: Vec<(&str, Vec<(f64, f64)>)> = vec![
@@ -215,7 +218,7 @@ fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
 }
 
 /// End-to-end latency CDF per live run (x: latency, log scale).
-fn latency_cdf(path: &Path, rows: &[&YsbRow]) -> anyhow::Result<()> {
+fn latency_cdf(path: &Path, rows: &[&YsbRow]) -> Result<()> {
     let curves: Vec<(String, Vec<(f64, f64)>)> = rows
         .iter()
         .filter(|r| !r.latency_samples.is_empty())

@@ -5,11 +5,11 @@
 //! CPU time is the whole process's (getrusage): the embedded broker, the engine, librdkafka's
 //! threads and, in live runs, the generator, which shares the two cores as it would on one box.
 
+use crate::error::{BenchError, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
 use serde::Serialize;
 use spate_streaming::{Config, StreamingContext};
 
@@ -23,7 +23,8 @@ use spate_client::measure::{Percentiles, Throughput};
 use spate_ysb::checker::check_topics;
 use spate_ysb::generator::{now_ms, preload, produce_at_rate};
 use spate_ysb::{
-    CampaignMap, Encoding, EventClock, GeneratorConfig, LiveLoad, YsbJob, YsbJobConfig, YsbSetup,
+    CampaignMap, Encoding, EventClock, GeneratorConfig, JobStats, LiveLoad, YsbJob, YsbJobConfig,
+    YsbSetup,
 };
 
 /// Catch-up (a preloaded topic, as fast as possible) or live (a fixed offered rate).
@@ -158,7 +159,7 @@ pub fn fmt_interval(d: Duration) -> String {
 static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs `spec` against the broker at `bootstrap`.
-pub fn run(bootstrap: &str, spec: &RunSpec) -> anyhow::Result<YsbRow> {
+pub fn run(bootstrap: &str, spec: &RunSpec) -> Result<YsbRow> {
     let client = ClientArgs::new(bootstrap);
     let n = RUN.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
@@ -172,12 +173,7 @@ pub fn run(bootstrap: &str, spec: &RunSpec) -> anyhow::Result<YsbRow> {
     result
 }
 
-fn run_on(
-    client: &ClientArgs,
-    spec: &RunSpec,
-    input: &str,
-    output: &str,
-) -> anyhow::Result<YsbRow> {
+fn run_on(client: &ClientArgs, spec: &RunSpec, input: &str, output: &str) -> Result<YsbRow> {
     let setup = YsbSetup::new(spec.seed);
     let campaigns = Arc::new(setup.campaign_map());
     let gen = GeneratorConfig {
@@ -196,47 +192,122 @@ fn run_on(
         ceiling = Some(drained);
     }
 
-    let (ctx, job) = start_job(client, spec, input, output, campaigns.clone())?;
-    let stats = job.stats.clone();
-    let mut gen_end_ms = i64::MAX;
-    let mut backlog: Vec<f64> = Vec::new();
-    // The peak of the job's run (broker + engine), not of the preload and the ceiling's drain.
-    reset_peak_rss();
-    let rss_at_start = peak_rss_bytes();
-    let cpu0 = CpuTime::now();
-    let t0 = Instant::now();
-    ctx.start()?;
-    let (events, live, drain_ms, seconds) = match spec.mode {
-        Mode::CatchUp => {
-            wait_processed(&ctx, &job, spec.events, Duration::from_secs(600))?;
-            (spec.events, None, None, t0.elapsed().as_secs_f64())
-        }
-        Mode::Live => {
-            let live = offer_live_load(client, spec, &gen, &setup, &job, &mut backlog)?;
-            let gen_done = Instant::now();
-            gen_end_ms = now_ms();
-            wait_processed(&ctx, &job, live.events, Duration::from_secs(120))?;
-            let drain_ms = gen_done.elapsed().as_secs_f64() * 1000.0;
-            (
-                live.events,
-                Some(live),
-                Some(drain_ms),
-                t0.elapsed().as_secs_f64(),
-            )
-        }
+    let job = JobRun {
+        client,
+        spec,
+        gen: &gen,
+        setup: &setup,
+        input,
+        output,
     };
-    let cpu = CpuTime::now().since(&cpu0).total();
-    ctx.stop(true)?;
-    let peak_rss = peak_rss_bytes();
+    let m = job.measure(campaigns.clone())?;
 
-    if let Some(l) = &live {
+    if let Some(l) = &m.live {
         record_bytes = l.bytes as f64 / l.events.max(1) as f64;
         eprintln!("  {name}: raw consumer ceiling...");
         ceiling = Some(drain(client, input, spec.partitions, l.events)?);
     }
-    let ceiling = ceiling.ok_or_else(|| anyhow!("no ceiling measured"))?;
+    let ceiling = ceiling.ok_or_else(|| BenchError::Missing("the ceiling".into()))?;
+    let check = if spec.check {
+        check_counts(
+            client,
+            spec,
+            input,
+            output,
+            &campaigns,
+            m.live.is_some(),
+            m.gen_end_ms,
+        )?
+    } else {
+        Checked::default()
+    };
+    Ok(ysb_row(spec, name, m, record_bytes, &ceiling, check))
+}
 
-    let infos = stats.batch_infos();
+/// One run of the YSB job on its topics, with what it needs to offer load.
+struct JobRun<'a> {
+    client: &'a ClientArgs,
+    spec: &'a RunSpec,
+    gen: &'a GeneratorConfig,
+    setup: &'a YsbSetup,
+    input: &'a str,
+    output: &'a str,
+}
+
+/// What the measured part of a run (job start to stop) observed.
+struct Measured {
+    events: u64,
+    live: Option<LiveLoad>,
+    drain_ms: Option<f64>,
+    seconds: f64,
+    cpu: f64,
+    peak_rss: Option<u64>,
+    rss_at_start: Option<u64>,
+    gen_end_ms: i64,
+    backlog: Vec<f64>,
+    stats: Arc<JobStats>,
+}
+
+impl JobRun<'_> {
+    /// Starts the job, processes the preloaded events (catch-up) or offers the live load and
+    /// drains it, stops the job; times and samples resources around exactly that.
+    fn measure(&self, campaigns: Arc<CampaignMap>) -> Result<Measured> {
+        let (client, spec) = (self.client, self.spec);
+        let (ctx, job) = start_job(client, spec, self.input, self.output, campaigns)?;
+        let mut gen_end_ms = i64::MAX;
+        let mut backlog: Vec<f64> = Vec::new();
+        // The peak of the job's run (broker + engine), not of the preload and the ceiling's drain.
+        reset_peak_rss();
+        let rss_at_start = peak_rss_bytes();
+        let cpu0 = CpuTime::now();
+        let t0 = Instant::now();
+        ctx.start()?;
+        let (events, live, drain_ms, seconds) = match spec.mode {
+            Mode::CatchUp => {
+                wait_processed(&ctx, &job, spec.events, Duration::from_secs(600))?;
+                (spec.events, None, None, t0.elapsed().as_secs_f64())
+            }
+            Mode::Live => {
+                let live = offer_live_load(client, spec, self.gen, self.setup, &job, &mut backlog)?;
+                let gen_done = Instant::now();
+                gen_end_ms = now_ms();
+                wait_processed(&ctx, &job, live.events, Duration::from_secs(120))?;
+                let drain_ms = gen_done.elapsed().as_secs_f64() * 1000.0;
+                (
+                    live.events,
+                    Some(live),
+                    Some(drain_ms),
+                    t0.elapsed().as_secs_f64(),
+                )
+            }
+        };
+        let cpu = CpuTime::now().since(&cpu0).total();
+        ctx.stop(true)?;
+        Ok(Measured {
+            events,
+            live,
+            drain_ms,
+            seconds,
+            cpu,
+            peak_rss: peak_rss_bytes(),
+            rss_at_start,
+            gen_end_ms,
+            backlog,
+            stats: job.stats.clone(),
+        })
+    }
+}
+
+/// The report row of a run from what it measured, its ceiling and its check.
+fn ysb_row(
+    spec: &RunSpec,
+    name: String,
+    m: Measured,
+    record_bytes: f64,
+    ceiling: &Throughput,
+    check: Checked,
+) -> YsbRow {
+    let infos = m.stats.batch_infos();
     // Batches with records: an empty batch (planned while an earlier one still ran, or at no
     // load) takes microseconds and would hide the real processing times.
     let batch_ms: Vec<f64> = infos
@@ -245,23 +316,10 @@ fn run_on(
         .filter_map(|b| b.processing_micros)
         .map(|us| us as f64 / 1000.0)
         .collect();
-    let latency_samples = stats.latencies_ms();
-    let check = if spec.check {
-        check_counts(
-            client,
-            spec,
-            input,
-            output,
-            &campaigns,
-            live.is_some(),
-            gen_end_ms,
-        )?
-    } else {
-        Checked::default()
-    };
-
-    let records_per_sec = events as f64 / seconds.max(1e-9);
-    Ok(YsbRow {
+    let latency_samples = m.stats.latencies_ms();
+    let (events, live, backlog) = (m.events, m.live, m.backlog);
+    let records_per_sec = events as f64 / m.seconds.max(1e-9);
+    YsbRow {
         name,
         mode: spec.mode,
         encoding: spec.encoding,
@@ -271,10 +329,10 @@ fn run_on(
         record_bytes,
         offered_rate: live.map(|l| l.offered_rate),
         generator_max_behind_ms: live.map(|l| l.max_behind_ms),
-        seconds,
+        seconds: m.seconds,
         records_per_sec,
-        cpu_seconds: cpu,
-        records_per_cpu_second: events as f64 / cpu.max(1e-9),
+        cpu_seconds: m.cpu,
+        records_per_cpu_second: events as f64 / m.cpu.max(1e-9),
         ceiling_records_per_sec: ceiling.records_per_sec(),
         ratio_to_ceiling: records_per_sec / ceiling.records_per_sec().max(1e-9),
         batches: infos.len() as u64,
@@ -285,7 +343,7 @@ fn run_on(
             None
         },
         window_close_ms: check.window_close,
-        drain_ms,
+        drain_ms: m.drain_ms,
         sustained: live.map(|l| {
             // Two batches plus half a second of load: what a run that keeps up holds at most
             // (the batch being filled, the one being processed, and the generator's lag).
@@ -293,13 +351,13 @@ fn run_on(
             backlog.iter().all(|&b| b <= limit)
         }),
         backlog_events: Percentiles::of(&backlog),
-        peak_rss_bytes: peak_rss,
-        rss_at_start_bytes: rss_at_start,
+        peak_rss_bytes: m.peak_rss,
+        rss_at_start_bytes: m.rss_at_start,
         check_passed: check.passed,
         windows: check.windows,
         mismatches: check.mismatches,
         latency_samples,
-    })
+    }
 }
 
 /// A catch-up run's input: `spec.events` events preloaded (100K events/s of event time, so
@@ -311,7 +369,7 @@ fn preload_with_ceiling(
     gen: &GeneratorConfig,
     setup: &YsbSetup,
     input: &str,
-) -> anyhow::Result<(f64, Throughput)> {
+) -> Result<(f64, Throughput)> {
     let name = spec.name();
     eprintln!("  {name}: preloading {} events...", spec.events);
     let clock = EventClock {
@@ -335,7 +393,7 @@ fn start_job(
     input: &str,
     output: &str,
     campaigns: Arc<CampaignMap>,
-) -> anyhow::Result<(StreamingContext, YsbJob)> {
+) -> Result<(StreamingContext, YsbJob)> {
     let ctx = StreamingContext::new(
         Config::new("ysb")
             .batch_interval(spec.batch_interval)
@@ -362,7 +420,7 @@ fn offer_live_load(
     setup: &YsbSetup,
     job: &YsbJob,
     backlog: &mut Vec<f64>,
-) -> anyhow::Result<LiveLoad> {
+) -> Result<LiveLoad> {
     eprintln!(
         "  {}: offering {:.0} events/s for {} s...",
         spec.name(),
@@ -387,9 +445,10 @@ fn offer_live_load(
             backlog.push(due.saturating_sub(done) as f64);
             std::thread::sleep(Duration::from_millis(50));
         }
-        generator
+        let load = generator
             .join()
-            .map_err(|_| anyhow!("the generator thread panicked"))?
+            .map_err(|_| BenchError::ThreadPanicked("generator"))??;
+        Ok(load)
     })
 }
 
@@ -412,7 +471,7 @@ fn check_counts(
     campaigns: &CampaignMap,
     live: bool,
     gen_end_ms: i64,
-) -> anyhow::Result<Checked> {
+) -> Result<Checked> {
     eprintln!("  {}: checking the counts...", spec.name());
     let (report, latest) = check_topics(client, input, output, spec.encoding, campaigns)?;
     if !report.passed() {
@@ -442,7 +501,7 @@ fn wait_processed(
     job: &YsbJob,
     events: u64,
     limit: Duration,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let t0 = Instant::now();
     loop {
         let done = job.stats.records_completed.load(Ordering::SeqCst);
@@ -450,19 +509,21 @@ fn wait_processed(
             return Ok(());
         }
         if let Some(f) = job.stats.failures().first() {
-            bail!("a batch failed: {f}");
+            return Err(BenchError::BatchFailed(f.to_string()));
         }
         if ctx
             .await_termination_or_timeout(Duration::from_millis(2))
-            .context("the streaming context failed")?
+            .map_err(|e| BenchError::from(e).during("the streaming context failed"))?
         {
-            bail!("the streaming context stopped early");
+            return Err(BenchError::StoppedEarly { job: "YSB".into() });
         }
         if t0.elapsed() > limit {
-            bail!(
-                "only {done} of {events} events processed after {} s",
-                limit.as_secs()
-            );
+            return Err(BenchError::TimedOut {
+                job: "YSB".into(),
+                done,
+                expected: events,
+                secs: limit.as_secs(),
+            });
         }
     }
 }

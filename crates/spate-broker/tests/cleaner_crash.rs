@@ -8,15 +8,15 @@
 mod cleaner_support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Instant;
 
 use cleaner_support::*;
 use kafka_protocol::records::Compression;
 use spate_broker::storage::{
     CleanupPolicy, DiskOptions, DiskStorage, LogConfig, PartitionLog, TopicPartition,
 };
+use spate_testkit::ChildJob;
 
 const CHILD_ENV: &str = "SPATE_CLEANER_CRASH_CHILD_DIR";
 const KEYS: u64 = 300;
@@ -138,50 +138,40 @@ fn verify(dir: &std::path::Path, acked: u64) -> (u64, usize) {
     (n, records.len())
 }
 
+/// What a killed child's progress lines say: the last acknowledged batch, whether it was killed
+/// mid-cleaning, and how many cleanings it started.
+fn replay_progress(lines: &[String]) -> (Option<u64>, bool, u32) {
+    let mut last_ack = None;
+    let mut cleaning = false;
+    let mut cleanings = 0;
+    for line in lines {
+        if let Some(i) = line.strip_prefix("ACK ") {
+            last_ack = i.trim().parse::<u64>().ok();
+        } else if line == "CLEANING" {
+            cleaning = true;
+            cleanings += 1;
+        } else if line == "CLEANED" {
+            cleaning = false;
+        }
+    }
+    (last_ack, cleaning, cleanings)
+}
+
 #[test]
 fn sigkill_during_cleaning_loses_no_latest_value() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut acked = 0u64;
     let mut during_cleaning = 0;
     let rounds = 12;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "cleaner_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let kill_after = Duration::from_millis(150 + rand::random::<u64>() % 450);
-        let reader = std::thread::spawn(move || {
-            let mut last_ack = None;
-            let mut cleaning = false;
-            let mut cleanings = 0;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.strip_prefix("ACK ") {
-                    last_ack = i.trim().parse::<u64>().ok();
-                } else if line == "CLEANING" {
-                    cleaning = true;
-                    cleanings += 1;
-                } else if line == "CLEANED" {
-                    cleaning = false;
-                }
-            }
-            (last_ack, cleaning, cleanings)
-        });
         let started = Instant::now();
-        std::thread::sleep(kill_after);
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let (last_ack, cleaning, cleanings) = reader.join().unwrap();
+        let lines = ChildJob::test_entry("cleaner_crash_child")
+            .env(CHILD_ENV, dir.path())
+            .capture_stdout()
+            .discard_stderr()
+            .spawn()
+            .kill_after_random(150..600);
+        let (last_ack, cleaning, cleanings) = replay_progress(&lines);
         if let Some(i) = last_ack {
             acked = acked.max(i + 1);
         }

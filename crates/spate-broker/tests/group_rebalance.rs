@@ -7,11 +7,10 @@
 mod group_support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use group_support::*;
-use spate_testkit::{random_group, random_topic};
+use spate_testkit::{random_group, random_topic, ChildJob};
 
 const CHILD_ENV: &str = "SPATE_GROUP_TEST_CHILD";
 
@@ -44,19 +43,10 @@ fn three_members_split_partitions_and_survive_close_and_sigkill() {
 
     let a = Member::start(member_config(&bootstrap, &group), &topic);
     let b = Member::start(member_config(&bootstrap, &group), &topic);
-    let exe = std::env::current_exe().expect("test executable");
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "child_group_member",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let child = ChildJob::test_entry("child_group_member")
         .env(CHILD_ENV, format!("{bootstrap},{group},{topic}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child member");
+        .discard_stderr()
+        .spawn();
 
     wait_until(
         Duration::from_secs(60),
@@ -89,8 +79,7 @@ fn three_members_split_partitions_and_survive_close_and_sigkill() {
     );
 
     // SIGKILL: no LeaveGroup; the session timeout (6 s) removes the child.
-    child.kill().expect("SIGKILL child");
-    let _ = child.wait();
+    child.kill();
     let killed_at = Instant::now();
     wait_until(Duration::from_secs(40), "one member after SIGKILL", || {
         group_view(&broker, &group).is_balanced(1, 6)

@@ -11,10 +11,8 @@
 
 mod raw_client;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +26,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use raw_client::RawClient;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use spate_testkit::child::{announce_listening, Running};
+use spate_testkit::{wait_until, ChildJob};
 
 const CHILD_DIR: &str = "SPATE_SHUTDOWN_CHILD_DIR";
 const ROUNDS: usize = 20;
@@ -55,7 +55,7 @@ fn shutdown_child_broker() {
         let mut config = config;
         config.group.initial_rebalance_delay_ms = 0;
         let broker = spate_broker::Broker::start(config).await.unwrap();
-        println!("LISTENING {}", broker.local_addr());
+        announce_listening(broker.local_addr());
         spate_broker::signals::run_until_signal(broker)
             .await
             .unwrap();
@@ -63,42 +63,15 @@ fn shutdown_child_broker() {
     println!("STOPPED");
 }
 
-/// Kills the child broker when dropped, so a failing test leaves no process behind.
-struct ChildBroker(Child);
-
-impl Drop for ChildBroker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_broker(dir: &Path) -> (ChildBroker, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "shutdown_child_broker",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+/// Starts the child broker on `dir` (SIGKILLed if the test fails) and waits for its address.
+fn spawn_broker(dir: &Path) -> (Running, SocketAddr) {
+    let mut child = ChildJob::test_entry("shutdown_child_broker")
         .env(CHILD_DIR, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("child exited before listening")
-            .unwrap();
-        if let Some(at) = line.find("LISTENING ") {
-            break line[at + "LISTENING ".len()..].trim().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (ChildBroker(child), addr)
+        .capture_stdout()
+        .discard_stderr()
+        .spawn();
+    let addr = child.listening_addr(Duration::from_secs(30));
+    (child, addr)
 }
 
 fn s(v: &str) -> StrBytes {
@@ -203,21 +176,17 @@ fn park_requests(addr: SocketAddr, round: usize, suffix: &str) -> Parked {
 /// Polls DescribeGroups until `group` is in `state`.
 fn wait_for_state(addr: SocketAddr, group: &str, state: &str) {
     let mut admin = RawClient::connect(addr);
-    let started = Instant::now();
-    loop {
-        let d = admin.call(
-            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
-            0,
-        );
-        if d.groups[0].group_state.as_str() == state {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{group} never reached {state}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(
+        &format!("{group} to reach {state}"),
+        Duration::from_secs(10),
+        || {
+            let d = admin.call(
+                &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
+                0,
+            );
+            d.groups[0].group_state.as_str() == state
+        },
+    );
 }
 
 /// Produces to [`PRODUCE_TOPIC`] until `stop`, counting acknowledged records.
@@ -286,8 +255,6 @@ fn unclean_partitions(dir: &Path) -> Vec<String> {
 
 #[test]
 fn sigterm_stops_a_busy_broker_within_the_bound_every_time() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     let dir = tempfile::tempdir().unwrap();
     let suffix = format!("{:08x}", rand::random::<u32>());
     let (mut answered, mut dropped, mut produced) = ([0usize; 3], [0usize; 3], 0u64);
@@ -309,27 +276,13 @@ fn sigterm_stops_a_busy_broker_within_the_bound_every_time() {
         let acked = Arc::new(AtomicU64::new(0));
         let producing = producer(addr.to_string(), stop.clone(), acked.clone());
         let mut parked = park_requests(addr, round, &suffix);
-        let waited = Instant::now();
-        while acked.load(Ordering::SeqCst) == 0 {
-            assert!(
-                waited.elapsed() < Duration::from_secs(10),
-                "no produce acknowledged"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until("a produce acknowledged", Duration::from_secs(10), || {
+            acked.load(Ordering::SeqCst) > 0
+        });
 
         let signalled = Instant::now();
-        kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM).unwrap();
-        let status = loop {
-            if let Some(status) = child.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                signalled.elapsed() < Duration::from_millis(BOUND_MS + 2_000),
-                "round {round}: the broker did not stop within {BOUND_MS} ms"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        child.terminate();
+        let status = child.wait(Duration::from_millis(BOUND_MS + 2_000));
         let took = signalled.elapsed();
         slowest = slowest.max(took);
         stop.store(true, Ordering::SeqCst);

@@ -10,17 +10,16 @@
 mod txn_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
+use spate_testkit::child::{announce_listening, Running, LISTENING};
 use spate_testkit::clients::{consumer_config, producer_config};
-use spate_testkit::random_group;
+use spate_testkit::{random_group, wait_for, wait_until, ChildJob};
 use txn_support::{read_all, send};
 
 const CHILD_DIR: &str = "SPATE_TXN_CRASH_DIR";
@@ -49,50 +48,33 @@ fn txn_crash_child_broker() {
         )
         .expect("config");
     let broker = spate_broker::Broker::start_blocking(config).expect("broker starts");
-    println!("LISTENING {}", broker.local_addr());
+    announce_listening(broker.local_addr());
     loop {
         std::thread::sleep(Duration::from_secs(60));
     }
 }
 
-/// Kills the child broker when dropped, so a failing test leaves no process behind.
-struct ChildBroker(Child);
-
-impl Drop for ChildBroker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_broker(dir: &std::path::Path, port: u16) -> ChildBroker {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut child = Command::new(std::env::current_exe().expect("test executable"))
-            .args([
-                "--exact",
-                "txn_crash_child_broker",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir)
-            .env(CHILD_PORT, port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child broker");
-        let stdout = child.stdout.take().expect("stdout");
-        let child = ChildBroker(child);
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("child output");
-            if line.contains("LISTENING ") {
-                return child;
+/// Starts the child broker on `dir` and `port` (SIGKILLed when dropped), retrying while the
+/// port is still held by the process killed a moment ago.
+fn spawn_broker(dir: &std::path::Path, port: u16) -> Running {
+    let mut job = ChildJob::test_entry("txn_crash_child_broker");
+    job.env(CHILD_DIR, dir)
+        .env(CHILD_PORT, port.to_string())
+        .capture_stdout()
+        .discard_stderr();
+    wait_for(
+        "the child broker to listen",
+        Duration::from_secs(20),
+        || {
+            let mut child = job.spawn();
+            while let Some(line) = child.next_line(Duration::from_secs(10)) {
+                if line.contains(LISTENING) {
+                    return Some(child);
+                }
             }
-        }
-        // The port may still be held by the killed process for a moment.
-        assert!(Instant::now() < deadline, "child broker does not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            None
+        },
+    )
 }
 
 /// What became of one transaction, as its producer saw it.
@@ -181,21 +163,16 @@ fn wait_until_stable(bootstrap: &str) {
         .set("isolation.level", "read_uncommitted")
         .create()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
     for p in 0..PARTITIONS {
-        loop {
-            let t = Duration::from_secs(10);
-            let stable = c.fetch_watermarks(TOPIC, p, t).unwrap().1;
-            let high = u.fetch_watermarks(TOPIC, p, t).unwrap().1;
-            if stable == high {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "partition {p} stays unstable: LSO {stable}, HW {high}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let t = Duration::from_secs(10);
+        wait_until(
+            &format!("partition {p}'s LSO to reach its high watermark"),
+            Duration::from_secs(30),
+            || {
+                c.fetch_watermarks(TOPIC, p, t).unwrap().1
+                    == u.fetch_watermarks(TOPIC, p, t).unwrap().1
+            },
+        );
     }
 }
 

@@ -163,7 +163,13 @@ fn admin_commands_over_sasl_ssl_with_a_command_config() {
     let plaintext = format!("127.0.0.1:{admin_port}");
     let secure = broker.bootstrap_servers();
     spate(&[
-        "users", "add", "root", "--password", "root-secret", "--bootstrap-server", &plaintext,
+        "users",
+        "add",
+        "root",
+        "--password",
+        "root-secret",
+        "--bootstrap-server",
+        &plaintext,
     ])
     .success("the first user, over PLAINTEXT");
 
@@ -206,7 +212,12 @@ fn admin_commands_over_sasl_ssl_with_a_command_config() {
     over_tls(&["users", "list"]).failure("an untrusted broker certificate", "TLS handshake");
     // A PLAINTEXT client on the TLS port gets no answer it can read.
     spate(&[
-        "users", "list", "--bootstrap-server", &secure, "--request-timeout-ms", "3000",
+        "users",
+        "list",
+        "--bootstrap-server",
+        &secure,
+        "--request-timeout-ms",
+        "3000",
     ])
     .failure("plaintext on the TLS port", "response");
 
@@ -216,7 +227,11 @@ fn admin_commands_over_sasl_ssl_with_a_command_config() {
     write_props("root-secret", &pki.location("ca.pem"));
     let props_path = props.to_str().unwrap().to_owned();
     spate(&[
-        "users", "list", "--bootstrap-server", &expired.bootstrap_servers(), "--command-config",
+        "users",
+        "list",
+        "--bootstrap-server",
+        &expired.bootstrap_servers(),
+        "--command-config",
         &props_path,
     ])
     .failure("an expired broker certificate", "Expired");

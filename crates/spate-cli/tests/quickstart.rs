@@ -290,8 +290,13 @@ fn quickstart_runs_against_a_sasl_ssl_cluster_with_a_command_config_and_a_guarde
     let offsets = stored_offsets(&root.join("results.db"), &topic);
     assert!(records > 0, "{out}");
     assert_eq!(records, offsets.values().sum::<i64>() as u64);
-    assert!(!out.contains("qs-secret") && !out.contains("qs-ui-token"), "{out}");
-    println!("quickstart over SASL_SSL with --command-config: {records} records, UI behind a token");
+    assert!(
+        !out.contains("qs-secret") && !out.contains("qs-ui-token"),
+        "{out}"
+    );
+    println!(
+        "quickstart over SASL_SSL with --command-config: {records} records, UI behind a token"
+    );
 }
 
 /// Kills the child if the test fails while it runs (it would otherwise run until Ctrl-C).

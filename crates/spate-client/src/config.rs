@@ -10,13 +10,14 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::{ClientError, Result};
 
 /// Connection options shared by `topics`, `produce`, `consume` and the benchmarks. With the
 /// `cli` feature they are also command-line flags (clap); without it, library users (the YSB
@@ -98,16 +99,12 @@ impl ClientArgs {
     pub fn create<T: FromClientConfigAndContext<CliContext>>(
         &self,
         defaults: &[(&str, &str)],
-    ) -> anyhow::Result<T> {
+    ) -> Result<T> {
         self.create_with_context(defaults, CliContext)
     }
 
     /// Like `create`, for clients with a custom context (delivery counters, rebalance hooks).
-    pub fn create_with_context<C, T>(
-        &self,
-        defaults: &[(&str, &str)],
-        context: C,
-    ) -> anyhow::Result<T>
+    pub fn create_with_context<C, T>(&self, defaults: &[(&str, &str)], context: C) -> Result<T>
     where
         C: ClientContext,
         T: FromClientConfigAndContext<C>,
@@ -117,7 +114,7 @@ impl ClientArgs {
             .map_err(|e| self.config_error(e))
     }
 
-    fn config_error(&self, e: KafkaError) -> anyhow::Error {
+    fn config_error(&self, e: KafkaError) -> ClientError {
         match e {
             KafkaError::ClientConfig(_, ref msg, ref key, ref value) => {
                 let in_file = |f: &PropertiesFile| f.settings.iter().any(|(k, _)| k == key);
@@ -128,9 +125,14 @@ impl ClientArgs {
                 } else {
                     "client setting"
                 };
-                anyhow!("invalid {origin} {key}={value}: {msg}")
+                ClientError::InvalidSetting {
+                    origin,
+                    key: key.clone(),
+                    value: value.clone(),
+                    message: msg.clone(),
+                }
             }
-            other => anyhow!("could not create Kafka client: {other}"),
+            other => ClientError::CreateClient(other),
         }
     }
 
@@ -140,7 +142,7 @@ impl ClientArgs {
         &self,
         client: &Client<C>,
         topic: Option<&str>,
-    ) -> anyhow::Result<Metadata> {
+    ) -> Result<Metadata> {
         client
             .fetch_metadata(topic, self.request_timeout())
             .map_err(|e| self.unreachable(e))
@@ -153,7 +155,7 @@ impl ClientArgs {
         &self,
         client: &Client<C>,
         topic: &str,
-    ) -> anyhow::Result<i32> {
+    ) -> Result<i32> {
         let deadline = std::time::Instant::now() + self.request_timeout();
         loop {
             let metadata = self.metadata(client, Some(topic))?;
@@ -171,12 +173,12 @@ impl ClientArgs {
     }
 
     /// The error for a broker that did not answer in time.
-    pub fn unreachable(&self, cause: KafkaError) -> anyhow::Error {
-        anyhow!(
-            "could not reach broker at {} within {}s ({cause})",
-            self.bootstrap_server,
-            fmt_secs(self.request_timeout())
-        )
+    pub fn unreachable(&self, cause: KafkaError) -> ClientError {
+        ClientError::Unreachable {
+            bootstrap: self.bootstrap_server.clone(),
+            timeout_secs: fmt_secs(self.request_timeout()),
+            cause: Box::new(cause),
+        }
     }
 }
 
@@ -307,21 +309,33 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// The partition count of `topic` in `metadata`, or an error saying the topic does not exist.
-pub fn partition_count(metadata: &Metadata, topic: &str) -> anyhow::Result<i32> {
+pub fn partition_count(metadata: &Metadata, topic: &str) -> Result<i32> {
+    let topic_name = || topic.to_owned();
     let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        bail!("topic {topic:?} does not exist");
+        return Err(ClientError::UnknownTopic {
+            topic: topic_name(),
+        });
     };
     if let Some(err) = t.error() {
         let code = RDKafkaErrorCode::from(err);
         if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-            bail!("topic {topic:?} does not exist (create it with `spate topics create {topic}`)");
+            return Err(ClientError::UnknownTopic {
+                topic: topic_name(),
+            });
         }
-        bail!("metadata for topic {topic:?} has an error: {code}");
+        return Err(ClientError::TopicMetadata {
+            topic: topic_name(),
+            code,
+        });
     }
     if t.partitions().is_empty() {
-        bail!("topic {topic:?} does not exist (no partitions in metadata)");
+        return Err(ClientError::NoPartitions {
+            topic: topic_name(),
+        });
     }
-    i32::try_from(t.partitions().len()).context("partition count overflows i32")
+    i32::try_from(t.partitions().len()).map_err(|_| ClientError::PartitionCountOverflow {
+        topic: topic_name(),
+    })
 }
 
 #[cfg(test)]
@@ -368,8 +382,14 @@ mod tests {
             settings: vec![("ssl.key.password".into(), "pw-2".into())],
         });
         let shown = format!("{args:?}");
-        assert!(!shown.contains("pw-1") && !shown.contains("pw-2"), "{shown}");
-        assert!(shown.contains("alice") && shown.contains("ssl.key.password"), "{shown}");
+        assert!(
+            !shown.contains("pw-1") && !shown.contains("pw-2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("alice") && shown.contains("ssl.key.password"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context as _};
 use spate_broker::{BackgroundBroker, Broker, BrokerConfig, StorageKind};
 use tempfile::TempDir;
+
+use crate::error::{ClientError, Result};
 
 /// Where the embedded broker keeps partition logs.
 #[derive(Debug, Clone)]
@@ -39,12 +40,12 @@ impl std::fmt::Debug for EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts a broker on an ephemeral loopback port with `storage`, creating a temp dir for
     /// `Storage::Disk(None)`; fails if the temp dir or the broker's listener cannot be created.
-    pub fn start(storage: Storage) -> anyhow::Result<Self> {
+    pub fn start(storage: Storage) -> Result<Self> {
         Self::start_with(storage, &[])
     }
 
     /// [`Self::start`] with broker settings by Kafka's names (e.g. `log.cleaner.enable`).
-    pub fn start_with(storage: Storage, settings: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub fn start_with(storage: Storage, settings: &[(&str, String)]) -> Result<Self> {
         let mut config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..BrokerConfig::default()
@@ -52,7 +53,11 @@ impl EmbeddedBroker {
         for (key, value) in settings {
             config
                 .set(key, value)
-                .map_err(|e| anyhow!("broker setting {key}={value}: {e}"))?;
+                .map_err(|source| ClientError::BrokerSetting {
+                    key: (*key).to_owned(),
+                    value: value.clone(),
+                    source: Box::new(source),
+                })?;
         }
         let mut temp_dir = None;
         let description = match storage {
@@ -68,7 +73,7 @@ impl EmbeddedBroker {
                         let t = tempfile::Builder::new()
                             .prefix("spate-bench-broker-")
                             .tempdir()
-                            .context("could not create a temp dir for the broker's data")?;
+                            .map_err(ClientError::BrokerDataDir)?;
                         let path = t.path().to_path_buf();
                         temp_dir = Some(t);
                         path
@@ -79,8 +84,8 @@ impl EmbeddedBroker {
                 format!("embedded broker, disk storage in {}", dir.display())
             }
         };
-        let broker = Broker::start_blocking(config)
-            .map_err(|e| anyhow!("could not start the embedded broker: {e}"))?;
+        let broker =
+            Broker::start_blocking(config).map_err(|e| ClientError::StartBroker(Box::new(e)))?;
         Ok(EmbeddedBroker {
             broker: Some(broker),
             description,

@@ -2,7 +2,8 @@
 //! Benchmark and the quickstart: connection options turned into rdkafka clients with a deadline
 //! on the first request ([`config`]), producing with backpressure and counted delivery reports
 //! ([`delivery`]), throughput settings ([`tuning`]), measurement arithmetic ([`measure`]) and,
-//! with the `embedded` feature, the embedded broker as a target ([`embedded`]).
+//! with the `embedded` feature, the embedded broker as a target ([`embedded`]); what fails is a
+//! [`ClientError`].
 //!
 //! It sits below every crate that talks to Kafka through plain rdkafka clients, so none of them
 //! imports another's internals: the CLI, the benchmarks and YSB all depend on it, it depends on
@@ -15,6 +16,7 @@ pub mod config;
 pub mod delivery;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod error;
 pub mod measure;
 pub mod tuning;
 
@@ -22,4 +24,5 @@ pub use config::{CliContext, ClientArgs};
 pub use delivery::{send_with_backpressure, DeliveryCounter};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedBroker, Storage};
+pub use error::ClientError;
 pub use measure::{fmt_count, LoadResult, Percentiles, Throughput};

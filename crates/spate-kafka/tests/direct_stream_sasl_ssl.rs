@@ -87,7 +87,11 @@ fn direct_stream_reads_over_sasl_ssl() {
         for (range, records) in ranges.iter().zip(&parts) {
             let entry = s.entry(range.partition).or_insert((0, 0));
             for r in records {
-                assert_eq!(r.offset, entry.0, "partition {} out of order", range.partition);
+                assert_eq!(
+                    r.offset, entry.0,
+                    "partition {} out of order",
+                    range.partition
+                );
                 entry.0 += 1;
                 entry.1 += 1;
             }
@@ -129,10 +133,11 @@ fn a_direct_stream_with_a_wrong_password_fails_to_start_its_first_batch() {
         ..DirectStreamConfig::default()
     };
     let strategy = ConsumerStrategy::subscribe([&topic], params);
-    let outcome = KafkaUtils::create_direct_stream_with(&ctx, strategy, config).and_then(|stream| {
-                stream.foreach_batch(|_, _| Ok::<_, spate_streaming::StreamingError>(()));
-                ctx.start().map_err(Into::into)
-            });
+    let outcome =
+        KafkaUtils::create_direct_stream_with(&ctx, strategy, config).and_then(|stream| {
+            stream.foreach_batch(|_, _| Ok::<_, spate_streaming::StreamingError>(()));
+            ctx.start().map_err(Into::into)
+        });
     let failed = match outcome {
         Err(e) => Some(e.to_string()),
         Ok(()) => {

@@ -15,7 +15,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,14 +22,15 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use spate_kafka::{
     DirectStreamConfig, KafkaOffsetStore, KafkaParams, KafkaUtils, OutputRecord, SaveToKafka,
     TopicPartition,
 };
 use spate_streaming::{Config, StreamingContext};
-use spate_testkit::{clients, TestBroker};
+use spate_testkit::child::Running;
+use spate_testkit::{clients, wait_until, ChildJob, TestBroker};
 
 const ENV_BOOTSTRAP: &str = "SPATE_K2K_CRASH_BOOTSTRAP";
 const ENV_INPUT: &str = "SPATE_K2K_CRASH_INPUT";
@@ -141,21 +141,19 @@ struct Job {
 }
 
 impl Job {
+    /// Starts the next run of the job, its stderr in its own log file.
     fn spawn(&mut self) -> Running {
         self.runs += 1;
-        let log = std::fs::File::create(self.log(self.runs)).expect("child log file");
-        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-        cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-            .env(ENV_BOOTSTRAP, &self.bootstrap)
+        let mut job = ChildJob::test_entry("child_entry");
+        job.env(ENV_BOOTSTRAP, &self.bootstrap)
             .env(ENV_INPUT, &self.input)
             .env(ENV_OUTPUT, &self.output)
             .env(ENV_GROUP, &self.group)
-            .stdout(Stdio::null())
-            .stderr(log);
+            .stderr_to(&self.log(self.runs));
         if self.eos {
-            cmd.env(ENV_EXACTLY_ONCE, "1");
+            job.env(ENV_EXACTLY_ONCE, "1");
         }
-        Running(cmd.spawn().expect("spawn crash child"))
+        job.spawn()
     }
 
     fn log(&self, run: u32) -> PathBuf {
@@ -164,7 +162,7 @@ impl Job {
 
     /// Panics with the run's stderr if the child exited on its own.
     fn check_alive(&self, child: &mut Running) {
-        if let Ok(Some(status)) = child.0.try_wait() {
+        if let Some(status) = child.exited() {
             let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
             panic!("the job exited on its own: {status}; its stderr:\n{log}");
         }
@@ -183,29 +181,12 @@ impl Job {
     }
 }
 
-/// A running child, SIGKILLed when dropped, so a failing assertion leaves no job behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
-    for i in from..until {
-        let (key, value) = (format!("k{i}"), line(i));
-        let mut rec = BaseRecord::to(topic)
-            .partition((i % PARTITIONS as usize) as i32)
-            .key(&key)
-            .payload(&value);
-        while let Err((_, r)) = producer.send(rec) {
-            producer.poll(Duration::from_millis(10));
-            rec = r;
-        }
-    }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    let records = (from..until).map(|i| {
+        let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
+        (partition, Some(format!("k{i}")), line(i))
+    });
+    spate_testkit::produce::send_all(producer, topic, records);
 }
 
 /// The output topic's (word, count) records summed per word, read in `isolation` to the end;
@@ -317,12 +298,10 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
     // Last run: let it catch up with everything produced; with no new input it opens no
     // transaction, so killing it leaves nothing pending.
     let mut child = job.spawn();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while job.committed() < RECORDS as i64 {
+    wait_until("the last run to catch up", Duration::from_secs(40), || {
         job.check_alive(&mut child);
-        assert!(Instant::now() < deadline, "the last run did not catch up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        job.committed() >= RECORDS as i64
+    });
     std::thread::sleep(Duration::from_millis(500));
     drop(child);
 

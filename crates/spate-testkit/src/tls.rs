@@ -8,9 +8,7 @@
 
 use std::path::PathBuf;
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair,
-};
+use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// A throw-away public key infrastructure in a temporary directory.
 #[derive(Debug)]

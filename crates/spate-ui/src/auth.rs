@@ -75,7 +75,11 @@ impl UiAuth {
                 .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes())),
             UiAuth::Basic { user, password } => given
                 .strip_prefix("Basic ")
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
                 .is_some_and(|pair| {
                     let expected = format!("{user}:{password}");
                     constant_time_eq(&pair, expected.as_bytes())
@@ -161,7 +165,10 @@ mod tests {
                 password: "pw-456".into()
             }
         );
-        assert!(!shown.contains("tok-123") && !shown.contains("pw-456"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("pw-456"),
+            "{shown}"
+        );
         assert!(shown.contains("ops"));
     }
 }

@@ -73,7 +73,10 @@ fn router(state: Shared, auth: UiAuth) -> Router {
         .with_state(state);
     if auth.is_required() {
         // Layered last, so it wraps every route and the fallback alike.
-        app.layer(middleware::from_fn_with_state(Arc::new(auth), auth::require))
+        app.layer(middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require,
+        ))
     } else {
         app
     }

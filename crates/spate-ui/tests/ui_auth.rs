@@ -40,7 +40,10 @@ fn a_ui_beyond_loopback_without_credentials_does_not_start() {
     let err = UiServer::start(&ctx, UiConfig::default().bind(all_interfaces())).unwrap_err();
     assert!(matches!(err, UiError::Unauthenticated { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("0.0.0.0") && text.contains("authentication"), "{text}");
+    assert!(
+        text.contains("0.0.0.0") && text.contains("authentication"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -55,11 +58,17 @@ fn bearer_token_guards_every_route() {
         let none = get_with(addr, route, None);
         assert_eq!(none.status, 401, "{route} without a token");
         assert!(
-            none.challenge.as_deref().unwrap_or("").starts_with("Bearer"),
+            none.challenge
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("Bearer"),
             "{route}: {:?}",
             none.challenge
         );
-        assert!(!none.body.contains("ui-auth-test"), "{route} leaked the job");
+        assert!(
+            !none.body.contains("ui-auth-test"),
+            "{route} leaked the job"
+        );
         let wrong = get_with(addr, route, Some("Bearer tok-7f3b"));
         assert_eq!(wrong.status, 401, "{route} with a wrong token");
         let right = get_with(addr, route, Some("Bearer tok-7f3a"));
@@ -71,10 +80,12 @@ fn bearer_token_guards_every_route() {
 #[test]
 fn basic_auth_guards_every_route_and_prompts_browsers() {
     let ctx = context();
-    let config = UiConfig::default().bind(all_interfaces()).auth(UiAuth::Basic {
-        user: "ops".into(),
-        password: "correct horse".into(),
-    });
+    let config = UiConfig::default()
+        .bind(all_interfaces())
+        .auth(UiAuth::Basic {
+            user: "ops".into(),
+            password: "correct horse".into(),
+        });
     let ui = UiServer::start(&ctx, config).unwrap();
     let addr = loopback(&ui);
     let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);

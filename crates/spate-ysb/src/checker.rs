@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::error::YsbError;
+use crate::error::{Result, YsbError};
 use crate::events::{push_uuid, uuid_string, window_start, Encoding};
 use crate::setup::CampaignMap;
 use crate::view::view_of;
@@ -225,11 +224,7 @@ pub fn compare(expected: &Counts, actual: &LatestCounts, input: InputSummary) ->
 
 /// Streams every record value of `topic`, from the beginning to the end it had when the read
 /// started, partition by partition in offset order, into `f(partition, value)`.
-pub fn read_topic(
-    client: &ClientArgs,
-    topic: &str,
-    mut f: impl FnMut(i32, &[u8]),
-) -> anyhow::Result<u64> {
+pub fn read_topic(client: &ClientArgs, topic: &str, mut f: impl FnMut(i32, &[u8])) -> Result<u64> {
     let consumer: BaseConsumer<CliContext> = client.create(CONSUMER_TUNING)?;
     let partitions = client.topic_partitions(consumer.client(), topic)?;
     let mut ends = BTreeMap::new();
@@ -237,19 +232,27 @@ pub fn read_topic(
     for p in 0..partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, client.request_timeout())
-            .map_err(|e| anyhow!("could not read the offsets of {topic}-{p}: {e}"))?;
+            .map_err(|source| YsbError::Watermarks {
+                topic: topic.to_owned(),
+                partition: p,
+                source,
+            })?;
         if high > low {
             ends.insert(p, high);
             tpl.add_partition_offset(topic, p, Offset::Offset(low))
-                .map_err(|e| anyhow!("bad offset for {topic}-{p}: {e}"))?;
+                .map_err(|source| YsbError::Assign {
+                    topic: topic.to_owned(),
+                    source,
+                })?;
         }
     }
     if ends.is_empty() {
         return Ok(0);
     }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| anyhow!("could not assign {topic}: {e}"))?;
+    consumer.assign(&tpl).map_err(|source| YsbError::Assign {
+        topic: topic.to_owned(),
+        source,
+    })?;
     let mut read = 0u64;
     let mut last_progress = Instant::now();
     while !ends.is_empty() {
@@ -269,7 +272,10 @@ pub fn read_topic(
             Some(Err(e)) => tracing::warn!("error while reading {topic}: {e}"),
             None => {
                 if last_progress.elapsed() > Duration::from_secs(30) {
-                    bail!("reading {topic}: no progress for 30 s, partitions left: {ends:?}");
+                    return Err(YsbError::ReadStalled {
+                        topic: topic.to_owned(),
+                        partitions_left: format!("{ends:?}"),
+                    });
                 }
             }
         }
@@ -284,7 +290,7 @@ pub fn check_topics(
     output_topic: &str,
     encoding: Encoding,
     campaigns: &CampaignMap,
-) -> anyhow::Result<(CheckReport, LatestCounts)> {
+) -> Result<(CheckReport, LatestCounts)> {
     let mut acc = CountAccumulator::default();
     read_topic(client, input_topic, |_, v| acc.add(encoding, v, campaigns))?;
     let mut values: Vec<Vec<u8>> = Vec::new();

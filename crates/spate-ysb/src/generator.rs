@@ -10,9 +10,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use crate::error::{Result, YsbError};
 use crate::events::Encoding;
 use crate::setup::YsbSetup;
 use spate_client::config::ClientArgs;
@@ -57,25 +57,27 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn producer(client: &ClientArgs, topic: &str) -> anyhow::Result<BaseProducer<DeliveryCounter>> {
+fn producer(client: &ClientArgs, topic: &str) -> Result<BaseProducer<DeliveryCounter>> {
     let p: BaseProducer<DeliveryCounter> =
         client.create_with_context(PRODUCER_TUNING, DeliveryCounter::sampling_latency(64))?;
     client.metadata(p.client(), Some(topic))?;
     Ok(p)
 }
 
-fn finish(producer: &BaseProducer<DeliveryCounter>, sent: u64) -> anyhow::Result<()> {
+fn finish(producer: &BaseProducer<DeliveryCounter>, sent: u64) -> Result<()> {
     producer
         .flush(Duration::from_secs(120))
-        .map_err(|e| anyhow!("flush did not complete: {e}"))?;
+        .map_err(YsbError::Flush)?;
     let ctx = producer.context();
     let delivered = ctx.delivered.load(Ordering::Relaxed);
     let failed = ctx.failed.load(Ordering::Relaxed);
     if failed > 0 || delivered != sent {
-        bail!(
-            "{delivered} of {sent} events delivered, {failed} failed: {}",
-            ctx.errors().join("; ")
-        );
+        return Err(YsbError::Undelivered {
+            delivered,
+            sent,
+            failed,
+            errors: ctx.errors().join("; "),
+        });
     }
     Ok(())
 }
@@ -88,7 +90,7 @@ pub fn preload(
     setup: &YsbSetup,
     count: u64,
     clock: EventClock,
-) -> anyhow::Result<LoadResult> {
+) -> Result<LoadResult> {
     let producer = producer(client, &config.topic)?;
     let mut events = setup.events(config.seed);
     let partitions = config.partitions.max(1) as u64;
@@ -105,7 +107,7 @@ pub fn preload(
             .partition((i % partitions) as i32)
             .timestamp(time);
         send_with_backpressure(&producer, record)
-            .map_err(|e| anyhow!("could not send event {i}: {e}"))?;
+            .map_err(|source| YsbError::SendEvent { index: i, source })?;
         if i % 4096 == 0 {
             producer.poll(Duration::ZERO);
         }
@@ -148,9 +150,9 @@ pub fn produce_at_rate(
     rate: f64,
     duration: Duration,
     stop: &AtomicBool,
-) -> anyhow::Result<LiveLoad> {
+) -> Result<LiveLoad> {
     if rate.is_nan() || rate <= 0.0 {
-        bail!("the offered rate must be positive, got {rate}");
+        return Err(YsbError::BadRate(rate));
     }
     let producer = producer(client, &config.topic)?;
     let mut events = setup.events(config.seed);
@@ -187,7 +189,7 @@ pub fn produce_at_rate(
                 .partition((i % partitions) as i32)
                 .timestamp(scheduled);
             send_with_backpressure(&producer, record)
-                .map_err(|e| anyhow!("could not send event {i}: {e}"))?;
+                .map_err(|source| YsbError::SendEvent { index: i, source })?;
             i += 1;
         }
         producer.poll(Duration::ZERO);

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _};
 use parking_lot::Mutex;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rustc_hash::FxHashMap;
@@ -35,6 +34,7 @@ use spate_streaming::{
 };
 
 use crate::checker::WindowCount;
+use crate::error::{Result, YsbError};
 use crate::events::{window_start, Encoding};
 use crate::generator::now_ms;
 use crate::setup::CampaignMap;
@@ -168,15 +168,14 @@ const OUTPUT_PRODUCER: &[(&str, &str)] = &[
 /// 0.39's `BaseProducer::poll` returns only when its timeout has passed, so `flush` takes at
 /// least 100 ms whenever an acknowledgement is outstanding — a floor under every batch. Polling
 /// without waiting, with 100 µs sleeps between polls, bounds the wait by the broker's answer.
-fn await_acks(producer: &BaseProducer<DeliveryCounter>, timeout: Duration) -> anyhow::Result<()> {
+fn await_acks(producer: &BaseProducer<DeliveryCounter>, timeout: Duration) -> Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     while producer.in_flight_count() > 0 {
         if std::time::Instant::now() >= deadline {
-            return Err(anyhow!(
-                "{} window counts not acknowledged within {} s",
-                producer.in_flight_count(),
-                timeout.as_secs()
-            ));
+            return Err(YsbError::CountsNotAcknowledged {
+                pending: producer.in_flight_count(),
+                timeout_secs: timeout.as_secs(),
+            });
         }
         producer.poll(Duration::ZERO);
         if producer.in_flight_count() > 0 {
@@ -200,7 +199,7 @@ impl YsbJob {
         ctx: &StreamingContext,
         config: &YsbJobConfig,
         campaigns: Arc<CampaignMap>,
-    ) -> anyhow::Result<YsbJob> {
+    ) -> Result<YsbJob> {
         let stats = Arc::new(JobStats::default());
         ctx.add_streaming_listener(stats.clone());
         let stream = input_stream(ctx, config)?;
@@ -230,8 +229,8 @@ impl YsbJob {
             .mapped();
 
         let writer = CountWriter::new(config, campaigns, stats.clone())?;
-        updates.foreach_batch(move |batch, _time| -> anyhow::Result<()> {
-            let updates = batch.collect().map_err(|e| anyhow!("{e}"))?;
+        updates.foreach_batch(move |batch, _time| -> Result<()> {
+            let updates = batch.collect().map_err(YsbError::Batch)?;
             writer.write(updates.into_iter().flatten())
         });
         Ok(YsbJob { stats })
@@ -240,10 +239,7 @@ impl YsbJob {
 
 /// The job's input: a direct stream subscribed to the input topic from the earliest offset,
 /// with `max_records_per_batch` turned into a per-partition rate limit.
-fn input_stream(
-    ctx: &StreamingContext,
-    config: &YsbJobConfig,
-) -> anyhow::Result<DirectKafkaStream> {
+fn input_stream(ctx: &StreamingContext, config: &YsbJobConfig) -> Result<DirectKafkaStream> {
     let mut params = KafkaParams::new()
         .set("bootstrap.servers", config.bootstrap.as_str())
         .set("auto.offset.reset", "earliest");
@@ -261,7 +257,7 @@ fn input_stream(
         ConsumerStrategy::subscribe([config.input_topic.as_str()], params),
         stream_config,
     )
-    .map_err(|e| anyhow!("could not create the direct stream: {e}"))
+    .map_err(YsbError::DirectStream)
 }
 
 /// YSB's parse → filter → project → join on one partition of a batch, counted per campaign and
@@ -327,11 +323,10 @@ impl CountWriter {
         config: &YsbJobConfig,
         campaigns: Arc<CampaignMap>,
         stats: Arc<JobStats>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let client = ClientArgs::new(config.bootstrap.clone());
-        let producer: BaseProducer<DeliveryCounter> = client
-            .create_with_context(OUTPUT_PRODUCER, DeliveryCounter::default())
-            .context("could not create the output producer")?;
+        let producer: BaseProducer<DeliveryCounter> =
+            client.create_with_context(OUTPUT_PRODUCER, DeliveryCounter::default())?;
         Ok(CountWriter {
             producer,
             topic: config.output_topic.clone(),
@@ -340,7 +335,7 @@ impl CountWriter {
         })
     }
 
-    fn write(&self, updates: impl Iterator<Item = (u32, i64, u64)>) -> anyhow::Result<()> {
+    fn write(&self, updates: impl Iterator<Item = (u32, i64, u64)>) -> Result<()> {
         let producer = &self.producer;
         let failed_before = producer.context().failed.load(Ordering::Relaxed);
         let time_updated = now_ms();
@@ -350,7 +345,7 @@ impl CountWriter {
             let campaign_id = self
                 .campaigns
                 .campaign_id(campaign)
-                .ok_or_else(|| anyhow!("no campaign {campaign}"))?;
+                .ok_or(YsbError::UnknownCampaign(campaign))?;
             let update = WindowCount {
                 campaign_id,
                 window_start: window,
@@ -364,15 +359,13 @@ impl CountWriter {
                 .key(key.as_str())
                 .payload(&buf[..])
                 .timestamp(time_updated);
-            send_with_backpressure(producer, record)
-                .map_err(|e| anyhow!("could not write a window count: {e}"))?;
+            send_with_backpressure(producer, record).map_err(YsbError::WriteCount)?;
             written += 1;
         }
         await_acks(producer, Duration::from_secs(30))?;
         if producer.context().failed.load(Ordering::Relaxed) != failed_before {
-            return Err(anyhow!(
-                "window counts failed to write: {}",
-                producer.context().errors().join("; ")
+            return Err(YsbError::CountsFailed(
+                producer.context().errors().join("; "),
             ));
         }
         let st = &self.stats;

@@ -9,19 +9,18 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use spate_broker::group::consumer_protocol::assignment_partitions;
 use spate_broker::group::GroupCoordinator;
 use spate_broker::topics::NewTopic;
 use spate_broker::BrokerConfig;
-use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::clients::consumer_config;
 use spate_testkit::TestBroker;
 
 /// A broker whose coordinator accepts short sessions (tests use 6 s and less).
@@ -55,23 +54,9 @@ pub fn create_topic(broker: &TestBroker, topic: &str, partitions: i32) {
 
 /// Produces `per_partition` records to each of `partitions` partitions.
 pub fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
-    let producer: BaseProducer = producer_config(bootstrap).create().expect("producer");
-    for i in 0..per_partition {
-        for p in 0..partitions {
-            let value = format!("v{p}-{i}");
-            let mut record = BaseRecord::<(), _>::to(topic).partition(p).payload(&value);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = r;
-                    }
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
+    let records = (0..per_partition)
+        .flat_map(|i| (0..partitions).map(move |p| (p, None, format!("v{p}-{i}"))));
+    spate_testkit::produce::produce(bootstrap, topic, records);
 }
 
 /// The broker's coordinator.
@@ -119,16 +104,10 @@ pub fn group_view(broker: &TestBroker, group: &str) -> GroupView {
     }
 }
 
-/// Polls `f` every 50 ms until it is true; panics with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
+/// The test kit's [`spate_testkit::wait_until`] with the timeout first, as the group tests
+/// call it.
+pub fn wait_until(timeout: Duration, what: &str, f: impl FnMut() -> bool) {
+    spate_testkit::wait_until(what, timeout, f)
 }
 
 /// Consumer settings for group tests: 6 s sessions, fast heartbeats so rebalances are noticed

@@ -118,11 +118,11 @@ pub fn run(args: GroupsArgs) -> anyhow::Result<()> {
 /// A consumer that carries `group.id` but never subscribes: it reads and writes the group's
 /// committed offsets without joining it.
 fn group_consumer(client: &ClientArgs, group: &str) -> anyhow::Result<GroupConsumer> {
-    client.create(&[
+    Ok(client.create(&[
         ("group.id", group),
         ("enable.auto.commit", "false"),
         ("enable.auto.offset.store", "false"),
-    ])
+    ])?)
 }
 
 /// The group as DescribeGroups (classic) or ConsumerGroupDescribe (KIP-848) reports it (a

@@ -13,11 +13,11 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use clap::Args;
-use spate_client::config::{parse_key_value, parse_properties_file, ClientArgs, PropertiesFile};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use clap::Args;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use spate_client::config::{parse_key_value, parse_properties_file, ClientArgs, PropertiesFile};
 
 /// The connection flags of the commands built on [`Connection`], the same as every client
 /// command's and accepted before or after a subcommand (`spate users add … --command-config F`).

@@ -77,7 +77,7 @@ impl Cluster {
         let admin: AdminClient<CliContext> = self.client.create(&[])?;
         let metadata = self.client.metadata(admin.inner(), None)?;
         if metadata.topics().iter().any(|t| t.name() == topic) {
-            return self.client.topic_partitions(admin.inner(), topic);
+            return Ok(self.client.topic_partitions(admin.inner(), topic)?);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -106,7 +106,7 @@ impl Cluster {
                 Err((name, code)) => bail!("could not create topic {name:?}: {code}"),
             }
         }
-        self.client.topic_partitions(admin.inner(), topic)
+        Ok(self.client.topic_partitions(admin.inner(), topic)?)
     }
 
     /// The partition count of an existing `topic`.
@@ -114,7 +114,7 @@ impl Cluster {
         let consumer: BaseConsumer<CliContext> = self
             .client
             .create(&[("group.id", "spate-quickstart-offsets")])?;
-        self.client.topic_partitions(consumer.client(), topic)
+        Ok(self.client.topic_partitions(consumer.client(), topic)?)
     }
 
     /// The end (latest) offset of every partition of `topic`.

@@ -49,7 +49,8 @@ impl Producer {
             .name("spate-quickstart-producer".into())
             .spawn(move || {
                 let setup = YsbSetup::new(SEED);
-                let result = produce_at_rate(&client, &config, &setup, rate as f64, FOREVER, &flag);
+                let result = produce_at_rate(&client, &config, &setup, rate as f64, FOREVER, &flag)
+                    .map_err(anyhow::Error::from);
                 if let Err(e) = &result {
                     tracing::error!("the event producer stopped: {e:#}");
                 }

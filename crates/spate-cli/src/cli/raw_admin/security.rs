@@ -110,12 +110,19 @@ impl Security {
             Some(v) => Protocol::parse(v)?,
             None => Protocol::Plaintext,
         };
-        let tls = protocol.uses_tls().then(|| tls_settings(&get)).transpose()?;
+        let tls = protocol
+            .uses_tls()
+            .then(|| tls_settings(&get))
+            .transpose()?;
         let sasl = protocol
             .uses_sasl()
             .then(|| sasl_settings(&get))
             .transpose()?;
-        Ok(Security { protocol, tls, sasl })
+        Ok(Security {
+            protocol,
+            tls,
+            sasl,
+        })
     }
 }
 
@@ -129,9 +136,9 @@ fn tls_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> anyhow::Result<Tl
     let verify_hostname = match get("ssl.endpoint.identification.algorithm") {
         None | Some("https") => true,
         Some("none") | Some("") => false,
-        Some(other) => bail!(
-            "ssl.endpoint.identification.algorithm={other} is not one of https, none"
-        ),
+        Some(other) => {
+            bail!("ssl.endpoint.identification.algorithm={other} is not one of https, none")
+        }
     };
     let settings = TlsSettings {
         ca_location: get("ssl.ca.location").map(PathBuf::from),
@@ -224,7 +231,10 @@ mod tests {
         ];
         for (settings, named) in cases {
             let err = Security::from_settings(settings.iter().copied()).unwrap_err();
-            assert!(format!("{err:#}").contains(named), "{err:#} should name {named}");
+            assert!(
+                format!("{err:#}").contains(named),
+                "{err:#} should name {named}"
+            );
         }
     }
 }

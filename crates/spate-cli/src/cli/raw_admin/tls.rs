@@ -12,12 +12,12 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context as _};
 // rustls deprecates the ring provider only because it lacks post-quantum key exchange; ring is
 // used because aws-lc (the alternative) needs cmake and a long C build (see the broker's TLS).
-#[allow(deprecated)]
-use tokio_rustls::rustls::crypto::ring::default_provider;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
+#[allow(deprecated)]
+use tokio_rustls::rustls::crypto::ring::default_provider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
@@ -39,8 +39,8 @@ pub fn connect(tcp: TcpStream, host: &str, settings: &TlsSettings) -> anyhow::Re
     let config = client_config(settings)?;
     let name = ServerName::try_from(host.to_owned())
         .map_err(|_| anyhow!("{host} is not a valid TLS server name"))?;
-    let conn = ClientConnection::new(Arc::new(config), name)
-        .context("setting up the TLS session")?;
+    let conn =
+        ClientConnection::new(Arc::new(config), name).context("setting up the TLS session")?;
     let mut stream = StreamOwned::new(conn, tcp);
     while stream.conn.is_handshaking() {
         stream
@@ -104,8 +104,12 @@ fn certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 fn private_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
     let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| anyhow!("ssl.key.location {}: no PEM private key ({e})", path.display()))
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        anyhow!(
+            "ssl.key.location {}: no PEM private key ({e})",
+            path.display()
+        )
+    })
 }
 
 /// `ssl.endpoint.identification.algorithm=none`: the chain must still lead to a trusted CA and
@@ -123,13 +127,10 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
         use tokio_rustls::rustls::Error::InvalidCertificate;
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(InvalidCertificate(CertificateError::NotValidForName))
             | Err(InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
                 Ok(ServerCertVerified::assertion())
