@@ -361,7 +361,7 @@ mod tests {
             topic: Arc::clone(topic),
             partition,
             offset,
-            timestamp: Some(1_765_000_000_000 + offset),
+            timestamp: Some(1_765_000_000_000_i64.wrapping_add(offset)),
             key: None,
             value: Some(vec![b'x'; 100]),
             headers: Vec::new(),
@@ -386,7 +386,9 @@ mod tests {
     #[test]
     fn hundred_byte_records_cost_at_most_five_bytes_more() {
         let topic: Arc<str> = Arc::from("a-topic-with-a-long-name-of-35-bytes");
-        let items: Vec<_> = (0..1_000).map(|o| record(&topic, o % 2, o / 2)).collect();
+        let items: Vec<_> = (0..1_000)
+            .map(|o| record(&topic, o % 2, i64::from(o / 2)))
+            .collect();
         let (_, mixed) = round_trip(items);
         let items: Vec<_> = (0..1_000).map(|o| record(&topic, 1, o)).collect();
         let (_, len) = round_trip(items);
