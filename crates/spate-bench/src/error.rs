@@ -109,6 +109,9 @@ pub enum BenchError {
     /// The many-partitions bench's own Fetch client got an answer it cannot use.
     #[error("the session fetcher's Fetch exchange: {0}")]
     FetchExchange(String),
+    /// The YSB generator running as its own process (`spate ysb-generate`) failed.
+    #[error("the YSB generator process: {0}")]
+    GeneratorProcess(String),
     /// Drawing an SVG plot failed.
     #[error("plot: {0}")]
     Plot(String),

@@ -26,6 +26,7 @@ pub mod stream_job;
 pub mod stream_topic;
 pub mod target;
 pub mod ysb;
+pub mod ysb_generate;
 #[cfg(feature = "plots")]
 pub mod ysb_plot;
 pub mod ysb_run;

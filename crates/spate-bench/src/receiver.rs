@@ -8,6 +8,10 @@
 //! With the log on, the job has a checkpoint directory in a temp dir and every block is
 //! serialized, appended and fsynced before its offsets are committed.
 //!
+//! The receiver jobs keep the receiver's own pre-fetch budget (`queued.max.messages.kbytes`
+//! 16 MiB and `queued.min.messages` 100000 for the whole receiver, split over its consumer
+//! threads) instead of the ceiling's, and its default memory budget (48 MiB of records).
+//!
 //! Write amplification is the bytes the receiver's logs grew by ÷ the key + value bytes received.
 //! The logs are sampled while the job runs (every 50 ms, the largest size seen per file), because
 //! old segments are deleted once no batch can replay them; it is reported for the block log
@@ -155,7 +159,7 @@ fn receiver_job<'a>(
     };
     let threads = usize::try_from(args.receiver_threads).unwrap_or(1);
     let consumers = u32::try_from(threads).unwrap_or(1);
-    let params = topic.kafka_params(
+    let mut params = topic.kafka_params(
         consumers,
         &[
             (WRITE_AHEAD_LOG_ENABLE.to_owned(), wal.to_string()),
@@ -165,6 +169,9 @@ fn receiver_job<'a>(
             ),
         ],
     );
+    // The receiver has its own pre-fetch budget (16 MiB for all its consumers, split by the
+    // receiver), sized to its memory budget; the ceiling's 64 MiB would be most of it.
+    params.retain(|(k, _)| k != "queued.min.messages" && k != "queued.max.messages.kbytes");
     TimedJob {
         name: name.to_owned(),
         config: engine_config("bench-receiver", &args.common),

@@ -58,6 +58,10 @@ pub struct YsbBenchArgs {
     /// Engine worker threads (default: number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Live runs: run the generator as its own process (`spate ysb-generate`), so the job's
+    /// CPU time and memory are not the generator's.
+    #[arg(long)]
+    pub generator_process: bool,
     /// Skip the checker (it re-reads both topics after each run).
     #[arg(long)]
     pub no_check: bool,
@@ -115,6 +119,7 @@ impl YsbBenchArgs {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             check: !self.no_check,
             seed: 2015,
+            generator_process: self.generator_process,
         }
     }
 }
@@ -147,6 +152,7 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
         "encoding": encoding,
         "sweep": args.sweep,
         "max_rate": args.max_rate,
+        "generator_process": args.generator_process,
     });
     let mut report: Report<YsbRow> = Report::new("ysb", config);
     eprintln!(
@@ -158,10 +164,19 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
         let row =
             crate::ysb_run::run(&target.bootstrap, &spec).map_err(|e| e.during(name.clone()))?;
         eprintln!(
-            "  {name}: {} events/s, {} per CPU-second, {:.0}% of the ceiling{}",
+            "  {name}: {} events/s, {} per CPU-second, {:.0}% of the ceiling{}{}",
             fmt_count(row.records_per_sec),
             fmt_count(row.records_per_cpu_second),
             row.ratio_to_ceiling * 100.0,
+            match row.load_offered {
+                Some(false) => format!(
+                    ", LOAD NOT OFFERED (generator sent {} of {} events/s, up to {:.0} ms behind)",
+                    fmt_count(row.generator_rate.unwrap_or(0.0)),
+                    fmt_count(row.offered_rate.unwrap_or(0.0)),
+                    row.generator_max_behind_ms.unwrap_or(0.0)
+                ),
+                _ => String::new(),
+            },
             match row.check_passed {
                 Some(true) => ", counts checked",
                 Some(false) => ", COUNTS WRONG",
@@ -216,11 +231,15 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
         .map_or("unknown".to_owned(), |l| format!("{:.2}", l[0]));
     println!(
         "{} CPUs, load average {load} at start, {}; CPU-seconds are the whole process's \
-         (broker + engine{})",
+         (broker + engine{}); peak RSS is the job process's",
         report.machine.cpus,
         target.description,
-        if report.results.iter().any(|r| r.mode == Mode::Live) {
-            ", + generator in live runs"
+        if report
+            .results
+            .iter()
+            .any(|r| r.mode == Mode::Live && !r.generator_process)
+        {
+            ", + generator in live runs without --generator-process"
         } else {
             ""
         }
@@ -245,6 +264,28 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
+/// A live run's generator: its achieved rate and worst lag, where it ran, and a plain
+/// `LOAD NOT OFFERED` when it could not send what was asked (then the row measured the
+/// generator or the box, not the job).
+fn generator_cell(r: &YsbRow) -> String {
+    let (Some(rate), Some(behind)) = (r.generator_rate, r.generator_max_behind_ms) else {
+        return "-".into();
+    };
+    let place = if r.generator_process {
+        "own process"
+    } else {
+        "in process"
+    };
+    let verdict = match r.load_offered {
+        Some(false) => "LOAD NOT OFFERED: ",
+        _ => "",
+    };
+    format!(
+        "{verdict}{}/s, ≤{behind:.0} ms behind ({place})",
+        fmt_count(rate)
+    )
+}
+
 fn table(rows: &[YsbRow]) -> Table {
     let mut t = Table::new([
         "run",
@@ -257,6 +298,7 @@ fn table(rows: &[YsbRow]) -> Table {
         "e2e p50/p99 ms",
         "close p99 ms",
         "backlog max",
+        "generator",
         "RSS MiB (start)",
         "check",
     ]);
@@ -287,6 +329,7 @@ fn table(rows: &[YsbRow]) -> Table {
                 }
                 _ => "-".into(),
             },
+            generator_cell(r),
             match (r.peak_rss_bytes, r.rss_at_start_bytes) {
                 (Some(peak), Some(start)) => format!("{:.0} ({:.0})", mib(peak), mib(start)),
                 (Some(peak), None) => format!("{:.0}", mib(peak)),

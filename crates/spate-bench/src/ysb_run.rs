@@ -2,8 +2,12 @@
 //! a fixed rate), the raw consumer ceiling on the same input topic, the YSB job on the engine,
 //! and the checker; the numbers of the run as a [`YsbRow`].
 //!
-//! CPU time is the whole process's (getrusage): the embedded broker, the engine, librdkafka's
-//! threads and, in live runs, the generator, which shares the two cores as it would on one box.
+//! CPU time is the whole process's (getrusage): the embedded broker (unless external), the
+//! engine, librdkafka's threads and, in live runs, the generator — unless it runs in its own
+//! process (`--generator-process`: `spate ysb-generate`, whose CPU and memory are then not
+//! counted). Either way the generator's achieved rate and worst lag are reported beside the
+//! results, and a run whose generator could not offer the load is marked so
+//! (`load_offered: false`) rather than read as a slow job.
 
 use crate::error::{BenchError, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +67,8 @@ pub struct RunSpec {
     pub check: bool,
     /// Seed of the YSB set-up and the event stream.
     pub seed: u64,
+    /// Live: run the generator as its own process (`spate ysb-generate`).
+    pub generator_process: bool,
 }
 
 /// One run's numbers (raw, unformatted; `*_ms` in milliseconds).
@@ -86,6 +92,13 @@ pub struct YsbRow {
     pub offered_rate: Option<f64>,
     /// Live: the generator's worst lag behind its schedule (YSB's "Falling behind by").
     pub generator_max_behind_ms: Option<f64>,
+    /// Live: events/s the generator actually sent.
+    pub generator_rate: Option<f64>,
+    /// Live: whether the generator offered the load in full (≥ 95% of the rate, never more
+    /// than a second behind). `false`: the row measured the generator or the box, not the job.
+    pub load_offered: Option<bool>,
+    /// Live: the generator ran in its own process.
+    pub generator_process: bool,
     /// Engine wall time: from the context's start until every event was processed.
     pub seconds: f64,
     /// Events per second of engine wall time.
@@ -329,6 +342,9 @@ fn ysb_row(
         record_bytes,
         offered_rate: live.map(|l| l.offered_rate),
         generator_max_behind_ms: live.map(|l| l.max_behind_ms),
+        generator_rate: live.map(|l| l.achieved_rate()),
+        load_offered: live.map(|l| l.offered_in_full()),
+        generator_process: live.is_some() && spec.generator_process,
         seconds: m.seconds,
         records_per_sec,
         cpu_seconds: m.cpu,
@@ -431,6 +447,9 @@ fn offer_live_load(
     let stop = AtomicBool::new(false);
     let warm_up = (spec.duration / 5).max(Duration::from_secs(2));
     let gen_start = Instant::now();
+    if spec.generator_process {
+        return offer_from_process(client, spec, gen, job, backlog, warm_up);
+    }
     std::thread::scope(|s| {
         let generator =
             s.spawn(|| produce_at_rate(client, gen, setup, spec.rate, spec.duration, &stop));
@@ -449,6 +468,79 @@ fn offer_live_load(
             .join()
             .map_err(|_| BenchError::ThreadPanicked("generator"))??;
         Ok(load)
+    })
+}
+
+/// The backlog sample: events due by the schedule since `gen_start` but not yet processed.
+fn backlog_now(spec: &RunSpec, job: &YsbJob, gen_start: Instant) -> f64 {
+    let due = (gen_start.elapsed().as_secs_f64() * spec.rate) as u64;
+    let done = job.stats.records_completed.load(Ordering::Relaxed);
+    due.saturating_sub(done) as f64
+}
+
+/// [`offer_live_load`] with the generator in its own process: this binary's `ysb-generate`
+/// subcommand, whose one line of JSON on stdout is its [`LiveLoad`].
+fn offer_from_process(
+    client: &ClientArgs,
+    spec: &RunSpec,
+    gen: &GeneratorConfig,
+    job: &YsbJob,
+    backlog: &mut Vec<f64>,
+    warm_up: Duration,
+) -> Result<LiveLoad> {
+    use std::io::Read as _;
+    let args = crate::ysb_generate::YsbGenerateArgs {
+        bootstrap_server: client.bootstrap_server.clone(),
+        topic: gen.topic.clone(),
+        partitions: gen.partitions,
+        binary: gen.encoding == Encoding::Binary,
+        rate: spec.rate,
+        duration: spec.duration.as_secs_f64(),
+        setup_seed: spec.seed,
+        seed: gen.seed,
+    };
+    let exe = std::env::current_exe().map_err(BenchError::io("cannot find this executable"))?;
+    let mut child = std::process::Command::new(&exe)
+        .arg("ysb-generate")
+        .args(args.to_args())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(BenchError::io(format!(
+            "cannot start {} ysb-generate",
+            exe.display()
+        )))?;
+    let gen_start = Instant::now();
+    let mut warmed_up = false;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(BenchError::io("waiting for the generator"))?
+        {
+            break status;
+        }
+        if !warmed_up && gen_start.elapsed() >= warm_up.min(spec.duration) {
+            job.stats.reset_samples();
+            warmed_up = true;
+        }
+        if warmed_up {
+            backlog.push(backlog_now(spec, job, gen_start));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout
+            .read_to_string(&mut out)
+            .map_err(BenchError::io("reading the generator's result"))?;
+    }
+    if !status.success() {
+        return Err(BenchError::GeneratorProcess(format!(
+            "it failed ({status})"
+        )));
+    }
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).map_err(|e| {
+        BenchError::GeneratorProcess(format!("it printed no result ({e}), only {out:?}"))
     })
 }
 

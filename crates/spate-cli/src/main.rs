@@ -47,6 +47,9 @@ enum Command {
     Acls(cli::acls::AclsArgs),
     /// Run a benchmark and print (and optionally write as JSON) its report.
     Bench(bench::BenchArgs),
+    /// YSB's live load generator alone (what `bench ysb --generator-process` runs in its own
+    /// process): offers events at a fixed rate, prints what it achieved as JSON.
+    YsbGenerate(bench::ysb_generate::YsbGenerateArgs),
     /// Run a whole pipeline: embedded broker, generated ad events, a checkpointed direct-stream
     /// job counting views per campaign into SQLite, and the web UI.
     Quickstart(quickstart::QuickstartArgs),
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Users(args) => cli::users::run(args)?,
         Command::Acls(args) => cli::acls::run(args)?,
         Command::Bench(args) => bench::run(args)?,
+        Command::YsbGenerate(args) => bench::ysb_generate::run(args)?,
         Command::Quickstart(args) => quickstart::run(args)?,
     }
     Ok(())

@@ -48,6 +48,10 @@ pub const RECEIVER_MAX_RATE: &str = "spate.streaming.receiver.max.rate";
 /// First delay before a failed receiver restarts, doubling per failure (Spark's
 /// `spark.streaming.receiverRestartDelay`, default 2000 ms).
 pub const RECEIVER_RESTART_DELAY_MS: &str = "spate.streaming.receiver.restart.delay.ms";
+/// Bytes of received records a receiver holds in memory at most — its block buffer, block queue
+/// and the blocks batches have not finished — before it stops polling (default 48 MiB; no Spark
+/// equivalent: Spark bounds the queue in blocks only).
+pub const RECEIVER_MAX_BUFFERED_BYTES: &str = "spate.streaming.receiver.max.buffered.bytes";
 
 /// The keys the direct stream reads, for documentation and error messages.
 pub const DIRECT_KEYS: &[&str] = &[
@@ -69,6 +73,7 @@ pub const RECEIVER_KEYS: &[&str] = &[
     BACKPRESSURE_ENABLED,
     BACKPRESSURE_INITIAL_RATE,
     RECEIVER_RESTART_DELAY_MS,
+    RECEIVER_MAX_BUFFERED_BYTES,
 ];
 
 /// Old names still accepted, each with the key it stands for.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use receiver_support::*;
-use spate_kafka::receiver::{KafkaReceiverConfig, RunningKafkaReceiver};
+use spate_kafka::receiver::{ConsumerRecordCodec, KafkaReceiverConfig, RunningKafkaReceiver};
 use spate_kafka::ConsumerRecord;
 use spate_streaming::receiver::{
     BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockTracker, ReceiverPlan,
@@ -79,7 +79,7 @@ fn run_batch(
     out: &Path,
 ) -> anyhow::Result<()> {
     let plan = ReceiverPlan::new(tracker.get_blocks_of_batch_and_stream(time_ms, 0));
-    let blocks = plan.read_blocks(store, checkpoint)?;
+    let blocks = plan.read_blocks_with(store, checkpoint, Some(&ConsumerRecordCodec))?;
     let records: Vec<ConsumerRecord> = blocks.iter().flat_map(|b| b.items.clone()).collect();
     write_batch(out, time_ms, &records)
 }
@@ -106,11 +106,12 @@ fn child(dir: &Path, bootstrap: &str, topic: &str, group: &str, wal: bool) -> an
             rolling_interval_ms: WAL_ROLLING_MS,
             ..WalConfig::default()
         };
-        Arc::new(WalBlockHandler::open(
+        Arc::new(WalBlockHandler::with_codec(
             &checkpoint,
             0,
             Arc::clone(&store),
             config,
+            Arc::new(ConsumerRecordCodec),
         )?)
     } else {
         Arc::new(InMemoryBlockHandler::new(Arc::clone(&store)))

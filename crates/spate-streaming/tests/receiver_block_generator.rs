@@ -37,6 +37,7 @@ fn config(interval_ms: u64, queue: usize) -> BlockGeneratorConfig {
     BlockGeneratorConfig {
         block_interval: Duration::from_millis(interval_ms),
         block_queue_size: queue,
+        ..BlockGeneratorConfig::default()
     }
 }
 

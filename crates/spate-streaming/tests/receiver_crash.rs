@@ -91,6 +91,7 @@ fn child_entry() {
             block: BlockGeneratorConfig {
                 block_interval: Duration::from_millis(5),
                 block_queue_size: 10,
+                ..BlockGeneratorConfig::default()
             },
             ..ReceiverConfig::default()
         })

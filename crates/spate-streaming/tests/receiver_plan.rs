@@ -12,13 +12,13 @@ use spate_streaming::wal::WalConfig;
 use spate_streaming::StreamingError;
 
 fn block(t: i64, items: Vec<String>) -> Arc<Block<String>> {
-    Arc::new(Block {
-        id: StreamBlockId {
+    Arc::new(Block::new(
+        StreamBlockId {
             stream_id: 2,
             unique_id: t,
         },
         items,
-    })
+    ))
 }
 
 #[test]

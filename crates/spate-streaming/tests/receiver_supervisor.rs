@@ -16,6 +16,7 @@ fn fast_config(max_restarts: Option<u32>) -> ReceiverConfig {
         block: BlockGeneratorConfig {
             block_interval: Duration::from_millis(10),
             block_queue_size: 10,
+            ..BlockGeneratorConfig::default()
         },
         restart_delay: Duration::from_millis(10),
         max_restart_delay: Duration::from_millis(40),

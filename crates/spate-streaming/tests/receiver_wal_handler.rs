@@ -37,13 +37,13 @@ fn stored_blocks_are_readable_after_restart() {
             WalBlockHandler::open(dir.path(), 4, Arc::clone(&store), WalConfig::default()).unwrap();
         for b in 0..20i64 {
             let items: Vec<Record> = (0..(b as u64 * 7)).map(record).collect();
-            let block = Arc::new(Block {
-                id: StreamBlockId {
+            let block = Arc::new(Block::new(
+                StreamBlockId {
                     stream_id: 4,
                     unique_id: 1000 + b * 200,
                 },
                 items,
-            });
+            ));
             let info = handler.store_block(Arc::clone(&block)).unwrap();
             assert!(info.wal_handle.is_some());
             assert_eq!(store.get(&block.id).unwrap(), block);
@@ -152,6 +152,7 @@ fn receiver_pipeline_recovers_every_acknowledged_block_after_restart() {
                 block: BlockGeneratorConfig {
                     block_interval: Duration::from_millis(20),
                     block_queue_size: 4,
+                    ..BlockGeneratorConfig::default()
                 },
                 restart_delay: Duration::from_millis(20),
                 ..ReceiverConfig::default()

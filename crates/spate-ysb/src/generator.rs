@@ -124,8 +124,9 @@ pub fn preload(
     })
 }
 
-/// What a live run's generator did.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+/// What a live run's generator did (serialized as one JSON line by `spate ysb-generate`, which
+/// runs the generator in its own process).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LiveLoad {
     /// Events sent.
     pub events: u64,
@@ -138,6 +139,20 @@ pub struct LiveLoad {
     /// The largest delay (ms) between an event's scheduled and actual send time; YSB's
     /// "Falling behind by".
     pub max_behind_ms: f64,
+}
+
+impl LiveLoad {
+    /// Events per second actually sent.
+    pub fn achieved_rate(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+
+    /// Whether the generator offered the load it was asked for: at least 95% of the rate,
+    /// never more than a second behind its schedule. A run where it did not measured the
+    /// generator (or the box), not the job.
+    pub fn offered_in_full(&self) -> bool {
+        self.achieved_rate() >= 0.95 * self.offered_rate && self.max_behind_ms <= 1000.0
+    }
 }
 
 /// Writes events at `rate` per second for `duration` (or until `stop` is set), each stamped

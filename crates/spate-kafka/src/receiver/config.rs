@@ -15,13 +15,29 @@ use spate_streaming::receiver::{BlockGeneratorConfig, ReceiverConfig};
 use crate::error::{Result, SpateKafkaError};
 use crate::keys::{
     canonical, BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS,
-    BLOCK_QUEUE_SIZE, RECEIVER_KEYS, RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS,
-    WRITE_AHEAD_LOG_ENABLE,
+    BLOCK_QUEUE_SIZE, RECEIVER_KEYS, RECEIVER_MAX_BUFFERED_BYTES, RECEIVER_MAX_RATE,
+    RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
 };
 
 /// Default of how long a reliable receiver waits, when its partitions are revoked or it stops,
 /// for already-received records to become durable so that their offsets can be committed.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`RECEIVER_MAX_BUFFERED_BYTES`]: received records in memory, per receiver.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 48 * 1024 * 1024;
+
+/// A block is cut early once it holds this fraction of the memory budget, so that several
+/// blocks fit in it (one being filled, some queued or stored, one being read by a batch).
+const BLOCKS_PER_BUDGET: usize = 8;
+
+/// The receiver's pre-fetch budget when the parameters set none: librdkafka's
+/// `queued.max.messages.kbytes`, in KiB, for all of the receiver's consumers together.
+/// librdkafka's default (65536 KiB per consumer) would hold more than the receiver's own
+/// memory budget before a record reaches it.
+pub const DEFAULT_PREFETCH_KBYTES: u64 = 16 * 1024;
+
+/// librdkafka's default `queued.min.messages`, per consumer; here the receiver's total.
+const DEFAULT_PREFETCH_MESSAGES: u64 = 100_000;
 
 /// Settings of one Kafka receiver. See the module docs.
 #[derive(Debug, Clone)]
@@ -37,6 +53,7 @@ pub struct KafkaReceiverConfig {
     poll_timeout: Duration,
     flush_timeout: Duration,
     backpressure: bool,
+    max_buffered_bytes: usize,
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
@@ -71,6 +88,7 @@ impl KafkaReceiverConfig {
             poll_timeout: Duration::from_millis(100),
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             backpressure: false,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
         };
         for (k, v) in kafka_params {
             let (k, v): (String, String) = (k.into(), v.into());
@@ -90,6 +108,9 @@ impl KafkaReceiverConfig {
                     config.initial_rate = Some(parse(&k, &v, "records per second")?);
                 }
                 BACKPRESSURE_ENABLED => config.backpressure = parse(&k, &v, "true or false")?,
+                RECEIVER_MAX_BUFFERED_BYTES => {
+                    config.max_buffered_bytes = parse(&k, &v, "a byte count")?;
+                }
                 RECEIVER_RESTART_DELAY_MS => {
                     let ms: u64 = parse(&k, &v, "milliseconds")?;
                     config.restart_delay = Duration::from_millis(ms);
@@ -145,6 +166,13 @@ impl KafkaReceiverConfig {
                 "must be at least 1 ms",
             ));
         }
+        if self.max_buffered_bytes == 0 {
+            return Err(SpateKafkaError::config(
+                RECEIVER_MAX_BUFFERED_BYTES,
+                "0",
+                "must be at least 1",
+            ));
+        }
         if self.block.block_queue_size == 0 {
             return Err(SpateKafkaError::config(
                 BLOCK_QUEUE_SIZE,
@@ -170,6 +198,12 @@ impl KafkaReceiverConfig {
     /// Block queue size (default 10).
     pub fn block_queue_size(mut self, n: usize) -> Result<Self> {
         self.block.block_queue_size = n;
+        self.validate().map(|()| self)
+    }
+
+    /// Bytes of received records held in memory at most (default 48 MiB).
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Result<Self> {
+        self.max_buffered_bytes = bytes;
         self.validate().map(|()| self)
     }
 
@@ -252,8 +286,13 @@ impl KafkaReceiverConfig {
 
     /// Block generation and restart settings for the supervisor.
     pub fn receiver_config(&self) -> ReceiverConfig {
+        let budget = self.max_buffered_bytes;
         ReceiverConfig {
-            block: self.block.clone(),
+            block: spate_streaming::receiver::BlockGeneratorConfig {
+                max_buffered_bytes: Some(budget),
+                max_block_bytes: Some((budget / BLOCKS_PER_BUDGET).max(1)),
+                ..self.block.clone()
+            },
             restart_delay: self.restart_delay,
             max_restart_delay: self.max_restart_delay.max(self.restart_delay),
             max_restarts: None,
@@ -285,7 +324,32 @@ impl KafkaReceiverConfig {
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false");
         }
+        self.split_prefetch(&mut c);
         c
+    }
+
+    /// The pre-fetch budget is the receiver's, not each consumer's: `queued.max.messages.kbytes`
+    /// (default [`DEFAULT_PREFETCH_KBYTES`]) and `queued.min.messages` (librdkafka's 100000)
+    /// are divided evenly over the receiver's consumer threads.
+    fn split_prefetch(&self, c: &mut ClientConfig) {
+        let threads = self.num_threads().max(1) as u64;
+        let total = |key: &str, default: u64| {
+            self.kafka_params
+                .get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let kbytes = total("queued.max.messages.kbytes", DEFAULT_PREFETCH_KBYTES);
+        let messages = total("queued.min.messages", DEFAULT_PREFETCH_MESSAGES);
+        let _ = c
+            .set(
+                "queued.max.messages.kbytes",
+                (kbytes / threads).max(1).to_string(),
+            )
+            .set(
+                "queued.min.messages",
+                (messages / threads).max(1).to_string(),
+            );
     }
 }
 

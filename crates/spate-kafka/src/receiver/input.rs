@@ -14,8 +14,10 @@
 //! - `compute(t, plan)`: the plan's blocks, from memory or — after a restart — from the
 //!   receiver write-ahead log; one partition per block (≈ batch interval / block interval
 //!   partitions per receiver).
-//! - `batch_completed`: backpressure (the PID estimate becomes the receiver's rate), then
-//!   allocations and log segments older than the retention (the state snapshot interval plus
+//! - `batch_completed`: backpressure (the PID estimate becomes the receiver's rate), the
+//!   batch's blocks leave the in-memory store (returning their bytes to the receiver's memory
+//!   budget; a replay reads them from the log), then allocations and log segments older than
+//!   the retention (the state snapshot interval plus
 //!   ten batch intervals: what a restart may replay) are deleted.
 //!
 //! The engine replays committed batches of stateful jobs *before* inputs start, and only
@@ -23,6 +25,7 @@
 //! directory (`receiver_log_dir`); a checkpoint moved to another path therefore cannot replay
 //! those batches' blocks (`compute` fails and names the block).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +34,7 @@ use parking_lot::Mutex;
 use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController, RateLimiter};
 use spate_streaming::receiver::{
     Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockTracker, ReceiverPlan,
-    WalBlockHandler,
+    StreamBlockId, WalBlockHandler,
 };
 use spate_streaming::wal::WalConfig;
 use spate_streaming::{
@@ -39,6 +42,7 @@ use spate_streaming::{
     ReceiverInfo, StreamingContext, StreamingError, Time,
 };
 
+use super::block_codec::ConsumerRecordCodec;
 use super::config::KafkaReceiverConfig;
 use super::running::RunningKafkaReceiver;
 use crate::error::SpateKafkaError;
@@ -95,6 +99,8 @@ pub struct KafkaReceiverInputStream {
     last_known_batch: Mutex<Option<i64>>,
     /// How far back allocations and logged blocks are kept after a batch completes.
     retention: Duration,
+    /// The blocks each planned batch reads, dropped from the store when the batch completes.
+    planned_blocks: Mutex<BTreeMap<i64, Vec<StreamBlockId>>>,
 }
 
 impl std::fmt::Debug for KafkaReceiverInputStream {
@@ -141,6 +147,7 @@ impl KafkaReceiverInputStream {
             running: Mutex::new(None),
             last_known_batch: Mutex::new(None),
             retention,
+            planned_blocks: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -157,6 +164,23 @@ impl KafkaReceiverInputStream {
             location: "spate-kafka-receiver".into(),
             last_error_time: error.as_ref().map(|_| Time::now()),
             last_error: error,
+        }
+    }
+
+    /// Drops the blocks of batches up to `batch_ms` from the in-memory store: the batch is done
+    /// with them (a task still reading holds its own reference), and a replay after a restart
+    /// reads them from the log. Their bytes return to the receiver's memory budget when the
+    /// last reference goes.
+    fn release_blocks(&self, batch_ms: i64) {
+        let done: Vec<Vec<StreamBlockId>> = {
+            let mut planned = self.planned_blocks.lock();
+            let later = planned.split_off(&batch_ms.saturating_add(1));
+            std::mem::replace(&mut *planned, later)
+                .into_values()
+                .collect()
+        };
+        for id in done.iter().flatten() {
+            let _ = self.store.remove(id);
         }
     }
 
@@ -218,11 +242,12 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
             match (&dir, reliable) {
                 (Some(d), true) => (
                     ReceivedBlockTracker::open([STREAM_ID], d, WalConfig::default())?,
-                    Arc::new(WalBlockHandler::open(
+                    Arc::new(WalBlockHandler::with_codec(
                         d,
                         STREAM_ID,
                         Arc::clone(&self.store),
                         WalConfig::default(),
+                        Arc::new(ConsumerRecordCodec),
                     )?),
                 ),
                 (None, true) => {
@@ -298,6 +323,9 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
         }
         blocks.extend(r.tracker.get_blocks_of_batch_and_stream(t, STREAM_ID));
         *known = Some(known.map_or(t, |k| k.max(t)));
+        self.planned_blocks
+            .lock()
+            .insert(t, blocks.iter().map(|b| b.block_id).collect());
         Ok(KafkaReceiverPlan {
             blocks: ReceiverPlan::new(blocks),
             log_dir: r.dir.clone(),
@@ -340,7 +368,11 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
             .as_ref()
             .and_then(|r| r.dir.clone())
             .or_else(|| plan.log_dir.clone());
-        let blocks = plan.blocks.read_blocks(&self.store, dir.as_deref())?;
+        let blocks = plan.blocks.read_blocks_with(
+            &self.store,
+            dir.as_deref(),
+            Some(&ConsumerRecordCodec),
+        )?;
         Ok(Arc::new(BlockPartitions { blocks }))
     }
 
@@ -367,6 +399,7 @@ impl InputStream<ConsumerRecord> for KafkaReceiverInputStream {
     }
 
     fn batch_completed(&self, info: &BatchInfo) {
+        self.release_blocks(ms(info.batch_time));
         let running = self.running.lock();
         let Some(r) = running.as_ref() else {
             return;

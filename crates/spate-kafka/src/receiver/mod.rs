@@ -30,6 +30,17 @@
 //! the group, a reliable receiver waits until what it received from those partitions is durable
 //! and commits it synchronously, so the next owner does not re-read it.
 //!
+//! # Memory
+//!
+//! A receiver holds at most `spate.streaming.receiver.max.buffered.bytes` (48 MiB by default) of
+//! received records — its block buffer, its block queue and the stored blocks that no completed
+//! batch has released — measured per record by [`block_codec::record_weight`]. When that is
+//! spent, `store` waits and the consumer threads stop polling until a batch completes and its
+//! blocks are dropped (with the log on they are durable long before). A block is cut early when it
+//! reaches an eighth of the budget. librdkafka's own pre-fetch queue is bounded separately:
+//! `queued.max.messages.kbytes` (16 MiB by default here) and `queued.min.messages` are the
+//! receiver's totals, divided evenly over its consumer threads.
+//!
 //! Kafka partitions do not map to batch partitions: a batch has one partition per block (about
 //! `batch interval / block interval` per receiver). For more parallelism in receiving, create
 //! several streams in the same group and union them; Kafka splits the partitions between them.
@@ -70,6 +81,8 @@
 //!
 //! # Layout
 //!
+//! - [`block_codec`] — how blocks of records are stored in the write-ahead log, and what a
+//!   record weighs in the receiver's memory budget.
 //! - [`config`] — [`KafkaReceiverConfig`] (Kafka parameters, topic → threads, receiver settings).
 //! - [`offsets`] — [`OffsetBook`], which offsets are durable and committable.
 //! - [`consumer`] — the rdkafka consumer context (commit before revoke) and group state.
@@ -78,6 +91,7 @@
 //! - [`input`] — [`KafkaReceiverInputStream`] and [`KafkaUtils::create_stream`](crate::KafkaUtils::create_stream),
 //!   the receiver as an input of the engine.
 
+pub mod block_codec;
 pub mod config;
 pub mod consumer;
 pub mod input;
@@ -88,9 +102,10 @@ pub mod running;
 /// The receiver's setting keys (defined in [`crate::keys`], the crate's one key table).
 pub use crate::keys::{
     BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, BLOCK_INTERVAL_MS, BLOCK_QUEUE_SIZE,
-    RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS, WRITE_AHEAD_LOG_ENABLE,
-    WRITE_AHEAD_LOG_ENABLE_ALIAS,
+    RECEIVER_MAX_BUFFERED_BYTES, RECEIVER_MAX_RATE, RECEIVER_RESTART_DELAY_MS,
+    WRITE_AHEAD_LOG_ENABLE, WRITE_AHEAD_LOG_ENABLE_ALIAS,
 };
+pub use block_codec::ConsumerRecordCodec;
 pub use config::KafkaReceiverConfig;
 pub use consumer::ConsumerGroupState;
 pub use input::{

@@ -19,6 +19,7 @@ use spate_streaming::receiver::{
 };
 use spate_streaming::wal::WalConfig;
 
+use super::block_codec::{record_weight, ConsumerRecordCodec};
 use super::config::KafkaReceiverConfig;
 use super::consumer::ConsumerGroupState;
 use super::kafka_receiver::{KafkaReceiver, ReliableListener};
@@ -100,11 +101,12 @@ impl KafkaReceiverBuilder {
                         key: WRITE_AHEAD_LOG_ENABLE.into(),
                     }
                 })?;
-                Arc::new(WalBlockHandler::open(
+                Arc::new(WalBlockHandler::with_codec(
                     dir,
                     self.stream_id,
                     Arc::clone(&self.store),
                     self.wal_config,
+                    Arc::new(ConsumerRecordCodec),
                 )?)
             }
             (None, false) => Arc::new(InMemoryBlockHandler::new(Arc::clone(&self.store))),
@@ -124,6 +126,7 @@ impl KafkaReceiverBuilder {
         });
         let mut builder = ReceiverSupervisor::builder(self.stream_id, handler)
             .config(config.receiver_config())
+            .weigher(record_weight)
             .rate_limiter(rate_limiter);
         if let Some(book) = &book {
             let listener: Arc<dyn BlockGeneratorListener<ConsumerRecord>> =

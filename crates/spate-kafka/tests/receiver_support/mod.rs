@@ -11,12 +11,14 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
+use spate_kafka::receiver::ConsumerRecordCodec;
 use spate_kafka::ConsumerRecord;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 use spate_streaming::receiver::{
-    read_block_from_wal, Block, BlockHandler, BlockStore, InMemoryBlockHandler, ReceivedBlockInfo,
+    read_block_from_wal_with, Block, BlockHandler, BlockStore, InMemoryBlockHandler,
+    ReceivedBlockInfo,
 };
 use spate_testkit::clients::consumer_config;
 pub use spate_testkit::poll_until;
@@ -73,7 +75,7 @@ pub fn records_in_wal(checkpoint: &Path, infos: &[ReceivedBlockInfo]) -> Vec<Con
     infos
         .iter()
         .flat_map(|info| {
-            read_block_from_wal::<ConsumerRecord>(checkpoint, info)
+            read_block_from_wal_with::<ConsumerRecord>(checkpoint, info, Some(&ConsumerRecordCodec))
                 .expect("block readable from the write-ahead log")
                 .items
         })

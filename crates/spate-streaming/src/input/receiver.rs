@@ -197,8 +197,15 @@ where
         ) {
             rc.on_batch_completed(&sample);
         }
+        // The batch is done with its blocks: drop them from memory now (a task still reading
+        // holds its own reference; a replay reads the log), returning their bytes to the
+        // receiver's memory budget.
+        let t = info.batch_time.as_millis() as i64;
+        for b in r.tracker.get_blocks_of_batch_and_stream(t, self.stream_id) {
+            let _ = self.store.remove(&b.block_id);
+        }
         let keep = 10 * ms(r.ctx.batch_interval()) as i64;
-        let before = info.batch_time.as_millis() as i64 - keep;
+        let before = t - keep;
         if let Err(e) = r.tracker.cleanup_old_batches(before) {
             r.ctx
                 .receiver_error(self.info(&r.ctx, true, Some(e.to_string())));

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::BudgetPermit;
 use crate::wal::WalRecordHandle;
 
 /// Identifies a block of received records (Spark's `StreamBlockId`, named `input-<stream>-<id>`).
@@ -24,13 +25,34 @@ impl fmt::Display for StreamBlockId {
     }
 }
 
-/// A block: the records one receiver accumulated during one block interval.
+/// A block: the records one receiver accumulated during one block interval (or until the
+/// generator's block size cap).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block<T> {
     /// The block's id.
     pub id: StreamBlockId,
     /// The records, in the order they were stored.
     pub items: Vec<T>,
+    /// The receiver memory budget the records hold, returned when the block is dropped (not
+    /// serialized: a block read back from the log is not accounted).
+    #[serde(skip)]
+    pub(crate) permit: BudgetPermit,
+}
+
+impl<T> Block<T> {
+    /// A block of `items` outside any memory budget.
+    pub fn new(id: StreamBlockId, items: Vec<T>) -> Self {
+        Block {
+            id,
+            items,
+            permit: BudgetPermit::default(),
+        }
+    }
+
+    /// Bytes of the receiver memory budget this block holds (0 when not accounted).
+    pub fn budget_bytes(&self) -> usize {
+        self.permit.bytes()
+    }
 }
 
 /// What the driver knows about a stored block (Spark's `ReceivedBlockInfo`): enough to find its

@@ -17,6 +17,14 @@
 //! under the buffer lock (so an offset snapshot taken in `on_generate_block` covers exactly the
 //! records in that block), `on_push_block` runs after the block is stored and reported.
 //!
+//! Memory: with [`BlockGeneratorConfig::max_buffered_bytes`] the generator holds a
+//! [`MemoryBudget`]: every record takes its weight (the builder's weigher: an estimate of the
+//! bytes it holds) before it is buffered, and its block gives the bytes back when it is dropped,
+//! so records in the buffer, the queue and stored-but-unfinished blocks never exceed the budget;
+//! `add_data` waits while it is spent. [`BlockGeneratorConfig::max_block_bytes`] cuts a block
+//! early when the buffer reaches that weight, so one block interval at full speed does not make
+//! one huge block.
+//!
 //! States: Initialized → Active → StoppedAddingData → StoppedGeneratingBlocks → StoppedAll.
 //! [`BlockGenerator::stop`] refuses new data, cuts a last block from what is buffered, waits
 //! until the queue is drained, and only then returns — nothing accepted is dropped.
@@ -30,6 +38,7 @@ use crossbeam_channel::{bounded, Receiver as ChannelReceiver, RecvTimeoutError, 
 use parking_lot::{Condvar, Mutex};
 
 use super::block::{Block, ReceivedBlockInfo, StreamBlockId};
+use super::budget::{BudgetPermit, MemoryBudget};
 use super::handler::BlockHandler;
 use crate::error::{Result, StreamingError};
 use crate::rate::RateLimiter;
@@ -46,6 +55,12 @@ pub struct BlockGeneratorConfig {
     pub block_interval: Duration,
     /// How many cut blocks may wait for the pusher before `add_data` blocks.
     pub block_queue_size: usize,
+    /// Bytes of records (by the weigher) the buffer, the queue and stored blocks not yet dropped
+    /// may hold together before `add_data` waits (`None`: unbounded, Spark's behaviour).
+    pub max_buffered_bytes: Option<usize>,
+    /// Cut a block as soon as the buffer holds this many bytes of records, before the block
+    /// interval ends (`None`: only on the interval).
+    pub max_block_bytes: Option<usize>,
 }
 
 impl Default for BlockGeneratorConfig {
@@ -53,8 +68,18 @@ impl Default for BlockGeneratorConfig {
         BlockGeneratorConfig {
             block_interval: DEFAULT_BLOCK_INTERVAL,
             block_queue_size: DEFAULT_BLOCK_QUEUE_SIZE,
+            max_buffered_bytes: None,
+            max_block_bytes: None,
         }
     }
+}
+
+/// Estimates the bytes of memory one record holds (its value and what it owns on the heap).
+pub type Weigher<T> = fn(&T) -> usize;
+
+/// The default weigher: the record's inline size only.
+fn inline_size<T>(_item: &T) -> usize {
+    std::mem::size_of::<T>()
 }
 
 /// Callbacks from a [`BlockGenerator`] (Spark's `BlockGeneratorListener`). All default to no-ops.
@@ -126,6 +151,8 @@ struct Counters {
 struct Buffer<T> {
     state: GeneratorState,
     items: Vec<T>,
+    /// Weight of `items`, taken from the budget (when there is one).
+    bytes: usize,
     last_unique_id: i64,
 }
 
@@ -140,6 +167,8 @@ struct Shared<T, M> {
     handler: Arc<dyn BlockHandler<T>>,
     reporter: Option<BlockReporter>,
     rate_limiter: Arc<RateLimiter>,
+    budget: Option<Arc<MemoryBudget>>,
+    weigher: Weigher<T>,
     queue_tx: Sender<Arc<Block<T>>>,
     queue_rx: ChannelReceiver<Arc<Block<T>>>,
     counters: Counters,
@@ -178,6 +207,7 @@ pub struct BlockGeneratorBuilder<T, M = ()> {
     listener: Arc<dyn BlockGeneratorListener<T, M>>,
     reporter: Option<BlockReporter>,
     rate_limiter: Arc<RateLimiter>,
+    weigher: Weigher<T>,
 }
 
 impl<T, M> std::fmt::Debug for BlockGeneratorBuilder<T, M> {
@@ -215,9 +245,17 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGeneratorBuilder<T, M> {
         self
     }
 
+    /// How many bytes a record holds, for the memory budget and the block size cap (default:
+    /// its inline size).
+    pub fn weigher(mut self, weigher: Weigher<T>) -> Self {
+        self.weigher = weigher;
+        self
+    }
+
     /// Builds the generator (not yet started).
     pub fn build(self) -> BlockGenerator<T, M> {
         let (queue_tx, queue_rx) = bounded(self.config.block_queue_size.max(1));
+        let budget = self.config.max_buffered_bytes.map(MemoryBudget::new);
         BlockGenerator {
             shared: Arc::new(Shared {
                 stream_id: self.stream_id,
@@ -225,6 +263,7 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGeneratorBuilder<T, M> {
                 buffer: Mutex::new(Buffer {
                     state: GeneratorState::Initialized,
                     items: Vec::new(),
+                    bytes: 0,
                     last_unique_id: i64::MIN,
                 }),
                 timer_wakeup: Condvar::new(),
@@ -233,6 +272,8 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGeneratorBuilder<T, M> {
                 handler: self.handler,
                 reporter: self.reporter,
                 rate_limiter: self.rate_limiter,
+                budget,
+                weigher: self.weigher,
                 queue_tx,
                 queue_rx,
                 counters: Counters::default(),
@@ -256,7 +297,13 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
             listener: Arc::new(NoopListener),
             reporter: None,
             rate_limiter: Arc::new(RateLimiter::unlimited()),
+            weigher: inline_size::<T>,
         }
+    }
+
+    /// The memory budget, when the config sets `max_buffered_bytes`.
+    pub fn memory_budget(&self) -> Option<&Arc<MemoryBudget>> {
+        self.shared.budget.as_ref()
     }
 
     /// The rate limiter (to feed backpressure updates into).
@@ -348,19 +395,68 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
         self.add(item, Some(metadata))
     }
 
+    /// Takes `bytes` from the memory budget (if any), waiting while it is spent; gives up, with
+    /// an error, when the generator stops meanwhile.
+    fn wait_for_memory(&self, bytes: usize) -> Result<()> {
+        let shared = &self.shared;
+        let Some(budget) = &shared.budget else {
+            return Ok(());
+        };
+        let stopped = || {
+            shared.waits_interrupted.load(Ordering::Acquire)
+                || shared.buffer.lock().state != GeneratorState::Active
+        };
+        if budget.acquire_unless(bytes, stopped) {
+            Ok(())
+        } else {
+            Err(StreamingError::ReceiverStopped {
+                stream_id: shared.stream_id,
+                reason: format!(
+                    "stopping ({:?}) while waiting for receiver memory",
+                    self.state()
+                ),
+            })
+        }
+    }
+
+    /// Returns bytes taken by [`Self::wait_for_memory`] for records that were not buffered.
+    fn give_back(&self, bytes: usize) {
+        if let Some(budget) = &self.shared.budget {
+            budget.release(bytes);
+        }
+    }
+
     fn add(&self, item: T, metadata: Option<M>) -> Result<()> {
         self.wait_for_rate(1)?;
+        let weight = (self.shared.weigher)(&item);
+        self.wait_for_memory(weight)?;
         let mut buf = self.shared.buffer.lock();
         if buf.state != GeneratorState::Active {
+            self.give_back(weight);
             return Err(self.not_accepting(buf.state));
         }
         self.shared.listener.on_add_data(&item, metadata.as_ref());
         buf.items.push(item);
+        buf.bytes += weight;
         self.shared
             .counters
             .records_added
             .fetch_add(1, Ordering::Relaxed);
+        self.cut_if_full(&mut buf);
         Ok(())
+    }
+
+    /// Cuts the buffer now when it reached the block size cap.
+    fn cut_if_full(&self, buf: &mut Buffer<T>) {
+        let shared = &self.shared;
+        if shared
+            .config
+            .max_block_bytes
+            .is_some_and(|max| buf.bytes >= max)
+        {
+            let interval_ms = shared.config.block_interval.as_millis() as i64;
+            cut_locked(shared, buf, now_ms() + interval_ms);
+        }
     }
 
     /// Adds many records at once (one rate-limiter acquisition for the whole chunk; all land in
@@ -370,8 +466,11 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
             return Ok(());
         }
         self.wait_for_rate(items.len() as u64)?;
+        let weight: usize = items.iter().map(self.shared.weigher).sum();
+        self.wait_for_memory(weight)?;
         let mut buf = self.shared.buffer.lock();
         if buf.state != GeneratorState::Active {
+            self.give_back(weight);
             return Err(self.not_accepting(buf.state));
         }
         for item in &items {
@@ -382,6 +481,8 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
             .records_added
             .fetch_add(items.len() as u64, Ordering::Relaxed);
         buf.items.extend(items);
+        buf.bytes += weight;
+        self.cut_if_full(&mut buf);
         Ok(())
     }
 
@@ -393,9 +494,12 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
     /// so skip empty polls.
     pub fn push_items(&self, items: Vec<T>) -> Result<ReceivedBlockInfo> {
         self.wait_for_rate(items.len() as u64)?;
+        let weight: usize = items.iter().map(self.shared.weigher).sum();
+        self.wait_for_memory(weight)?;
         let id = {
             let mut buf = self.shared.buffer.lock();
             if buf.state != GeneratorState::Active {
+                self.give_back(weight);
                 return Err(self.not_accepting(buf.state));
             }
             let unique_id = now_ms().max(buf.last_unique_id.saturating_add(1));
@@ -409,7 +513,12 @@ impl<T: Send + Sync + 'static, M: 'static> BlockGenerator<T, M> {
         counters
             .records_added
             .fetch_add(items.len() as u64, Ordering::Relaxed);
-        store_and_report(&self.shared, Arc::new(Block { id, items })).map(|(_, info)| info)
+        let block = Block {
+            id,
+            items,
+            permit: permit(&self.shared, weight),
+        };
+        store_and_report(&self.shared, Arc::new(block)).map(|(_, info)| info)
     }
 
     /// Monitoring counters.
@@ -481,8 +590,21 @@ impl<T, M> Drop for BlockGenerator<T, M> {
 /// Cuts the current buffer into a block stamped `tick_ms − interval` and queues it (blocking
 /// under the buffer lock when the queue is full: that is the backpressure).
 fn cut_block<T, M>(shared: &Shared<T, M>, tick_ms: i64) {
-    let interval_ms = shared.config.block_interval.as_millis() as i64;
     let mut buf = shared.buffer.lock();
+    cut_locked(shared, &mut buf, tick_ms);
+}
+
+/// The permit for `bytes` already taken from the generator's budget.
+fn permit<T, M>(shared: &Shared<T, M>, bytes: usize) -> BudgetPermit {
+    match &shared.budget {
+        Some(budget) => BudgetPermit::new(Arc::clone(budget), bytes),
+        None => BudgetPermit::default(),
+    }
+}
+
+/// [`cut_block`] with the buffer lock held.
+fn cut_locked<T, M>(shared: &Shared<T, M>, buf: &mut Buffer<T>, tick_ms: i64) {
+    let interval_ms = shared.config.block_interval.as_millis() as i64;
     if buf.items.is_empty() {
         return;
     }
@@ -492,9 +614,17 @@ fn cut_block<T, M>(shared: &Shared<T, M>, tick_ms: i64) {
         stream_id: shared.stream_id,
         unique_id,
     };
-    let items = std::mem::take(&mut buf.items);
+    // The next block is likely the size of this one: reserving it spares the buffer the
+    // doublings (and copies) of growing from empty.
+    let next_capacity = buf.items.len();
+    let items = std::mem::replace(&mut buf.items, Vec::with_capacity(next_capacity));
+    let bytes = std::mem::take(&mut buf.bytes);
     shared.listener.on_generate_block(id);
-    let block = Arc::new(Block { id, items });
+    let block = Arc::new(Block {
+        id,
+        items,
+        permit: permit(shared, bytes),
+    });
     if shared.queue_tx.send(block).is_err() {
         // Only possible if the pusher is gone, which happens only after the timer ends.
         tracing::error!(stream_id = shared.stream_id, block = %id, "block queue closed; block dropped");

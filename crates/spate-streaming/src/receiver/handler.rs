@@ -9,9 +9,20 @@
 //!   could lose. Spark writes to the BlockManager and the WAL in
 //!   parallel and waits for both; the in-memory put is instant here, so sequential is the same.
 //!
-//! Blocks in the log are postcard-encoded (see the checkpoint `snapshot` module for why postcard):
-//! a record is `postcard(Block<T>)`, its WAL time the block's time, so the log can be cleaned by
-//! time like every other write-ahead log.
+//! A block's log record has the block's time as its WAL time, so the log can be cleaned by time
+//! like every other write-ahead log. Its payload comes in two formats:
+//!
+//! ```text
+//! format 1 (the first one; still written by `WalBlockHandler::open`):
+//!   postcard(Block<T>)            see the checkpoint `snapshot` module for why postcard
+//! versioned (a `BlockCodec` given to `WalBlockHandler::with_codec`):
+//!   5  0xFF 0xFF 0xFF 0xFF 0xFF   no format-1 payload starts so: its first field is the stream
+//!                                 id, a postcard u32 varint, whose fifth byte is at most 0x0F
+//!   1  codec format id            `BlockCodec::format`
+//!   …  the codec's encoding of the block
+//! ```
+//!
+//! Readers accept both, so logs written before a codec was introduced stay readable.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -26,6 +37,47 @@ use super::block::{Block, ReceivedBlockInfo, StreamBlockId};
 use crate::checkpoint::RECEIVED_DATA_DIR;
 use crate::error::{Result, StreamingError};
 use crate::wal::{read_record_in, WalConfig, WriteAheadLog};
+
+/// Marks a versioned block payload (see the module docs).
+const VERSIONED_PREFIX: [u8; 5] = [0xFF; 5];
+
+/// A compact encoding of blocks of `T` in the receiver write-ahead log, for records whose
+/// postcard form repeats what every record of a block shares (a Kafka record's topic name).
+pub trait BlockCodec<T>: Send + Sync {
+    /// The format id written after the versioned prefix; never reuse one for another layout.
+    fn format(&self) -> u8;
+
+    /// Appends the encoding of `block` to `out`.
+    fn encode(&self, block: &Block<T>, out: &mut Vec<u8>) -> Result<()>;
+
+    /// Decodes what [`BlockCodec::encode`] wrote. `bytes` come from disk: malformed input is
+    /// an error, never a panic or an allocation larger than the input justifies.
+    fn decode(&self, bytes: &[u8]) -> std::result::Result<Block<T>, String>;
+}
+
+/// Decodes one block payload of either format (see the module docs).
+pub fn decode_block_payload<T: DeserializeOwned>(
+    bytes: &[u8],
+    codec: Option<&dyn BlockCodec<T>>,
+) -> std::result::Result<Block<T>, String> {
+    let Some(rest) = bytes.strip_prefix(&VERSIONED_PREFIX) else {
+        return postcard::from_bytes(bytes)
+            .map_err(|e| format!("record is not a block of the expected type: {e}"));
+    };
+    let (&format, body) = rest
+        .split_first()
+        .ok_or("versioned block record without a format id")?;
+    match codec {
+        Some(c) if c.format() == format => c.decode(body),
+        Some(c) => Err(format!(
+            "block format {format} is not the reader's format {}",
+            c.format()
+        )),
+        None => Err(format!(
+            "block format {format} needs a block codec to read it"
+        )),
+    }
+}
 
 /// Stores pushed blocks. Called from the block generator's pusher thread.
 pub trait BlockHandler<T>: Send + Sync {
@@ -142,7 +194,14 @@ pub struct WalBlockHandler<T> {
     checkpoint_dir: PathBuf,
     store: Arc<BlockStore<T>>,
     wal: WriteAheadLog,
+    codec: Option<Arc<dyn BlockCodec<T>>>,
     _items: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for dyn BlockCodec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockCodec(format {})", self.format())
+    }
 }
 
 impl<T: Serialize + DeserializeOwned> WalBlockHandler<T> {
@@ -160,8 +219,27 @@ impl<T: Serialize + DeserializeOwned> WalBlockHandler<T> {
             checkpoint_dir: checkpoint_dir.to_path_buf(),
             store,
             wal,
+            codec: None,
             _items: PhantomData,
         })
+    }
+
+    /// [`WalBlockHandler::open`] writing blocks with `codec` (the versioned format); blocks in
+    /// the first format already in the log stay readable.
+    pub fn with_codec(
+        checkpoint_dir: &Path,
+        stream_id: u32,
+        store: Arc<BlockStore<T>>,
+        config: WalConfig,
+        codec: Arc<dyn BlockCodec<T>>,
+    ) -> Result<Self> {
+        let mut handler = Self::open(checkpoint_dir, stream_id, store, config)?;
+        handler.codec = Some(codec);
+        Ok(handler)
+    }
+
+    fn codec(&self) -> Option<&dyn BlockCodec<T>> {
+        self.codec.as_deref()
     }
 
     /// The input stream this handler stores blocks for.
@@ -171,7 +249,7 @@ impl<T: Serialize + DeserializeOwned> WalBlockHandler<T> {
 
     /// Reads a block back from this handler's log (after a restart, when memory is empty).
     pub fn read_block(&self, info: &ReceivedBlockInfo) -> Result<Block<T>> {
-        read_block_from_wal(&self.checkpoint_dir, info)
+        read_block_from_wal_with(&self.checkpoint_dir, info, self.codec())
     }
 
     /// Every block in this handler's log, in log order.
@@ -179,16 +257,36 @@ impl<T: Serialize + DeserializeOwned> WalBlockHandler<T> {
         self.wal
             .read_all()?
             .iter()
-            .map(|r| decode_block(self.wal.dir(), r.handle.offset, &r.payload))
+            .map(|r| decode_block(self.wal.dir(), r.handle.offset, &r.payload, self.codec()))
             .collect()
+    }
+
+    /// Encodes a block for the log in this handler's format.
+    fn encode(&self, block: &Block<T>) -> Result<Vec<u8>> {
+        let Some(codec) = self.codec() else {
+            return postcard::to_stdvec(block).map_err(|e| StreamingError::BlockStore {
+                block_id: block.id.to_string(),
+                reason: format!("cannot serialize block: {e}"),
+            });
+        };
+        let mut out = Vec::with_capacity(64 + block.budget_bytes());
+        out.extend_from_slice(&VERSIONED_PREFIX);
+        out.push(codec.format());
+        codec.encode(block, &mut out)?;
+        Ok(out)
     }
 }
 
-fn decode_block<T: DeserializeOwned>(dir: &Path, offset: u64, bytes: &[u8]) -> Result<Block<T>> {
-    postcard::from_bytes(bytes).map_err(|e| StreamingError::WalCorrupt {
+fn decode_block<T: DeserializeOwned>(
+    dir: &Path,
+    offset: u64,
+    bytes: &[u8],
+    codec: Option<&dyn BlockCodec<T>>,
+) -> Result<Block<T>> {
+    decode_block_payload(bytes, codec).map_err(|reason| StreamingError::WalCorrupt {
         path: dir.to_path_buf(),
         offset,
-        reason: format!("record is not a block of the expected type: {e}"),
+        reason,
     })
 }
 
@@ -199,13 +297,22 @@ pub fn read_block_from_wal<T: DeserializeOwned>(
     checkpoint_dir: &Path,
     info: &ReceivedBlockInfo,
 ) -> Result<Block<T>> {
+    read_block_from_wal_with(checkpoint_dir, info, None)
+}
+
+/// [`read_block_from_wal`] also reading blocks written with `codec`.
+pub fn read_block_from_wal_with<T: DeserializeOwned>(
+    checkpoint_dir: &Path,
+    info: &ReceivedBlockInfo,
+    codec: Option<&dyn BlockCodec<T>>,
+) -> Result<Block<T>> {
     let dir = received_data_dir(checkpoint_dir, info.stream_id());
     let handle = info.wal_handle.ok_or_else(|| StreamingError::BlockStore {
         block_id: info.block_id.to_string(),
         reason: "block was not stored in a write-ahead log".into(),
     })?;
     let (_, bytes) = read_record_in(&dir, &handle)?;
-    let block: Block<T> = decode_block(&dir, handle.offset, &bytes)?;
+    let block: Block<T> = decode_block(&dir, handle.offset, &bytes, codec)?;
     if block.id != info.block_id {
         return Err(StreamingError::WalCorrupt {
             path: dir,
@@ -221,10 +328,7 @@ where
     T: Serialize + DeserializeOwned + Send + Sync,
 {
     fn store_block(&self, block: Arc<Block<T>>) -> Result<ReceivedBlockInfo> {
-        let bytes = postcard::to_stdvec(&*block).map_err(|e| StreamingError::BlockStore {
-            block_id: block.id.to_string(),
-            reason: format!("cannot serialize block: {e}"),
-        })?;
+        let bytes = self.encode(&block)?;
         let handle = self.wal.append(block.id.unique_id, &bytes)?;
         let info = ReceivedBlockInfo {
             block_id: block.id,

@@ -14,7 +14,8 @@
 //! scheduler, each batch: tracker.allocate_blocks_to_batch(t); blocks = tracker.get_blocks_of_batch(t)
 //! ```
 //!
-//! Modules: [`block`] (ids and infos), [`block_generator`], [`handler`] (in-memory and
+//! Modules: [`block`] (ids and infos), [`block_generator`], [`budget`] (the receiver's memory
+//! bound), [`handler`] (in-memory and
 //! write-ahead-log block storage), [`plan`] (a batch's blocks in the checkpoint plan, and
 //! reading them back from memory or the log), [`supervisor`] (the `Receiver` trait and its runner),
 //! [`tracker`] (driver-side allocation with its own write-ahead log).
@@ -56,6 +57,7 @@
 
 pub mod block;
 pub mod block_generator;
+pub mod budget;
 pub mod handler;
 pub mod plan;
 pub mod supervisor;
@@ -64,12 +66,13 @@ pub mod tracker;
 pub use block::{Block, ReceivedBlockInfo, StreamBlockId};
 pub use block_generator::{
     BlockGenerator, BlockGeneratorBuilder, BlockGeneratorConfig, BlockGeneratorListener,
-    BlockReporter, GeneratorState, GeneratorStats, NoopListener, DEFAULT_BLOCK_INTERVAL,
+    BlockReporter, GeneratorState, GeneratorStats, NoopListener, Weigher, DEFAULT_BLOCK_INTERVAL,
     DEFAULT_BLOCK_QUEUE_SIZE,
 };
+pub use budget::{BudgetPermit, MemoryBudget};
 pub use handler::{
-    read_block_from_wal, received_data_dir, BlockHandler, BlockStore, InMemoryBlockHandler,
-    WalBlockHandler,
+    decode_block_payload, read_block_from_wal, read_block_from_wal_with, received_data_dir,
+    BlockCodec, BlockHandler, BlockStore, InMemoryBlockHandler, WalBlockHandler,
 };
 pub use plan::{ReceiverPlan, RECEIVER_PLAN_VERSION};
 pub use supervisor::{

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::block::{Block, ReceivedBlockInfo};
-use super::handler::{read_block_from_wal, BlockStore};
+use super::handler::{read_block_from_wal_with, BlockCodec, BlockStore};
 use crate::error::{Result, StreamingError};
 
 /// Current version of the receiver plan shape.
@@ -80,6 +80,16 @@ impl ReceiverPlan {
         store: &BlockStore<T>,
         checkpoint_dir: Option<&Path>,
     ) -> Result<Vec<Arc<Block<T>>>> {
+        self.read_blocks_with(store, checkpoint_dir, None)
+    }
+
+    /// [`ReceiverPlan::read_blocks`] also reading blocks the log stored with `codec`.
+    pub fn read_blocks_with<T: DeserializeOwned>(
+        &self,
+        store: &BlockStore<T>,
+        checkpoint_dir: Option<&Path>,
+        codec: Option<&dyn BlockCodec<T>>,
+    ) -> Result<Vec<Arc<Block<T>>>> {
         self.blocks
             .iter()
             .map(|info| {
@@ -87,7 +97,9 @@ impl ReceiverPlan {
                     return Ok(block);
                 }
                 match (checkpoint_dir, info.wal_handle) {
-                    (Some(dir), Some(_)) => read_block_from_wal(dir, info).map(Arc::new),
+                    (Some(dir), Some(_)) => {
+                        read_block_from_wal_with(dir, info, codec).map(Arc::new)
+                    }
                     _ => Err(StreamingError::BlockStore {
                         block_id: info.block_id.to_string(),
                         reason: "block is not in memory and was not written to a write-ahead log (lost in a restart?)".into(),

@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use super::block::{Block, ReceivedBlockInfo, StreamBlockId};
 use super::block_generator::{
     BlockGenerator, BlockGeneratorConfig, BlockGeneratorListener, BlockReporter, NoopListener,
+    Weigher,
 };
 use super::handler::BlockHandler;
 use crate::error::{Result, StreamingError};
@@ -196,6 +197,7 @@ pub struct ReceiverSupervisorBuilder<T, M = ()> {
     listener: Arc<dyn BlockGeneratorListener<T, M>>,
     reporter: Option<BlockReporter>,
     rate_limiter: Arc<RateLimiter>,
+    weigher: Option<Weigher<T>>,
 }
 
 impl<T, M> std::fmt::Debug for ReceiverSupervisorBuilder<T, M> {
@@ -233,6 +235,13 @@ impl<T: Send + Sync + 'static, M: 'static> ReceiverSupervisorBuilder<T, M> {
         self
     }
 
+    /// How many bytes a record holds, for the block generator's memory budget and block size
+    /// cap (default: its inline size).
+    pub fn weigher(mut self, weigher: Weigher<T>) -> Self {
+        self.weigher = Some(weigher);
+        self
+    }
+
     /// Starts the block generator and the receiver thread.
     pub fn start<R: Receiver<T, M>>(self, receiver: R) -> Result<ReceiverSupervisor<T, M>> {
         let control = Arc::new(Control::default());
@@ -246,6 +255,9 @@ impl<T: Send + Sync + 'static, M: 'static> ReceiverSupervisorBuilder<T, M> {
             .rate_limiter(self.rate_limiter);
         if let Some(r) = self.reporter {
             builder = builder.reporter(r);
+        }
+        if let Some(w) = self.weigher {
+            builder = builder.weigher(w);
         }
         let generator = Arc::new(builder.build());
         generator.start()?;
@@ -351,6 +363,7 @@ impl<T: Send + Sync + 'static, M: 'static> ReceiverSupervisor<T, M> {
             listener: Arc::new(NoopListener),
             reporter: None,
             rate_limiter: Arc::new(RateLimiter::unlimited()),
+            weigher: None,
         }
     }
 

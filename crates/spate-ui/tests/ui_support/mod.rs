@@ -71,6 +71,7 @@ pub fn get_with(addr: SocketAddr, path: &str, authorization: Option<&str>) -> Re
     }
 }
 
+#[allow(unused_imports)] // not every test binary polls
 pub use spate_testkit::wait_for;
 
 /// Produces `n` records to one partition of `topic`.

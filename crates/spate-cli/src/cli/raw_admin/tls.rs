@@ -52,6 +52,7 @@ pub fn connect(tcp: TcpStream, host: &str, settings: &TlsSettings) -> anyhow::Re
     Ok(stream)
 }
 
+#[allow(deprecated)] // ring's provider: see the import above
 fn client_config(settings: &TlsSettings) -> anyhow::Result<ClientConfig> {
     let provider = Arc::new(default_provider());
     let roots = Arc::new(trust_roots(settings)?);
