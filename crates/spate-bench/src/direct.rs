@@ -38,13 +38,40 @@ pub struct DirectBenchArgs {
     /// Jobs to run, comma-separated: passthrough, wordcount.
     #[arg(long, value_delimiter = ',', default_value = "passthrough,wordcount")]
     pub jobs: Vec<String>,
+    /// Pre-fetch budget of the stream's task consumers together, KiB
+    /// (`spate.streaming.kafka.consumer.prefetch.kbytes`; default: the stream's default).
+    /// The stream's consumers do not get the ceiling's pre-fetch settings.
+    #[arg(long, value_name = "KIB")]
+    pub prefetch_kbytes: Option<u64>,
+    /// Read this existing topic (left by an earlier run with `--keep-topic`) instead of
+    /// creating and loading one, so the process holds only the jobs' memory. `--records`,
+    /// `--record-size` and `--partitions` must describe it.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// Leave the loaded topic on the broker for later runs with `--topic`.
+    #[arg(long)]
+    pub keep_topic: bool,
+    /// Skip the consumer ceiling (with `--topic`, to measure a job's memory alone); the report
+    /// then has no ratios.
+    #[arg(long)]
+    pub no_ceiling: bool,
 }
+
+/// Client settings of the ceiling's consumer that a direct stream decides for itself from its
+/// pre-fetch budget (`DirectStreamConfig::prefetch_kbytes`).
+const STREAM_DECIDES: &[&str] = &[
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+];
 
 /// A direct stream over the whole topic, unthrottled apart from the batch-size cap.
 fn direct_job<'a>(
     topic: &'a Preloaded,
     common: &StreamBenchArgs,
     max_rate_per_partition: u64,
+    prefetch_kbytes: Option<u64>,
     name: &str,
     wordcount: bool,
 ) -> TimedJob<'a> {
@@ -53,10 +80,13 @@ fn direct_job<'a>(
     } else {
         topic.records
     };
-    let stream_config = DirectStreamConfig::default()
+    let mut stream_config = DirectStreamConfig::default()
         .max_rate_per_partition(max_rate_per_partition)
         .backpressure(false)
         .initial_rate(None);
+    if let Some(kb) = prefetch_kbytes {
+        stream_config = stream_config.prefetch_kbytes(kb);
+    }
     TimedJob {
         name: name.to_owned(),
         config: engine_config("bench-direct", common),
@@ -65,7 +95,15 @@ fn direct_job<'a>(
         timeout: Duration::from_secs(common.timeout_secs),
         build: Box::new(move |ctx, progress| {
             let consumers = u32::try_from(topic.partitions).unwrap_or(1);
-            let params: KafkaParams = topic.kafka_params(consumers, &[]).into_iter().collect();
+            // `-X` settings still apply: they come after the tuning in `kafka_params`.
+            let explicit: Vec<&str> = common.config.iter().map(|(k, _)| k.as_str()).collect();
+            let params: KafkaParams = topic
+                .kafka_params(consumers, &[])
+                .into_iter()
+                .filter(|(k, _)| {
+                    !STREAM_DECIDES.contains(&k.as_str()) || explicit.contains(&k.as_str())
+                })
+                .collect();
             let partitions = (0..topic.partitions).map(|p| TopicPartition::new(&topic.topic, p));
             let stream = KafkaUtils::create_direct_stream_with(
                 ctx,
@@ -90,6 +128,7 @@ pub fn run_direct_passthrough(topic: &Preloaded, args: &StreamBenchArgs) -> Resu
             topic,
             args,
             DEFAULT_MAX_RATE_PER_PARTITION,
+            None,
             "direct stream, pass-through",
             false,
         ),
@@ -116,7 +155,11 @@ pub fn run(args: DirectBenchArgs) -> Result<()> {
             "--record-size must be at least 5 bytes for the word-count job".into(),
         ));
     }
-    let topic = Preloaded::start("direct", &args.common)?;
+    let mut topic = match &args.topic {
+        Some(name) => Preloaded::existing(name, &args.common)?,
+        None => Preloaded::start("direct", &args.common)?,
+    };
+    topic.keep |= args.keep_topic;
     let config = args.common.config_json(
         &topic,
         serde_json::json!({
@@ -126,10 +169,15 @@ pub fn run(args: DirectBenchArgs) -> Result<()> {
         }),
     );
     let mut report: Report<JobResult> = Report::new("direct", config);
-    let (ceiling, ceiling_row) = topic.measure_ceiling()?;
-    report
-        .results
-        .push(ceiling_row.clone().with_ceiling(&ceiling, &ceiling_row));
+    let ceiling = if args.no_ceiling {
+        None
+    } else {
+        let (ceiling, row) = topic.measure_ceiling()?;
+        report
+            .results
+            .push(row.clone().with_ceiling(&ceiling, &row));
+        Some((ceiling, row))
+    };
     for (job, name, wordcount) in [
         ("passthrough", "direct stream, pass-through", false),
         ("wordcount", "direct stream, word count", true),
@@ -139,16 +187,18 @@ pub fn run(args: DirectBenchArgs) -> Result<()> {
                 &topic,
                 &args.common,
                 args.max_rate_per_partition,
+                args.prefetch_kbytes,
                 name,
                 wordcount,
             );
             let row = run_timed(&topic, job)?;
-            report
-                .results
-                .push(row.with_ceiling(&ceiling, &ceiling_row));
+            report.results.push(match &ceiling {
+                Some((c, c_row)) => row.with_ceiling(c, c_row),
+                None => row,
+            });
         }
     }
-    report.ceiling.push(ceiling);
+    report.ceiling.extend(ceiling.map(|(c, _)| c));
     report.resources = ResourceUsage::now();
     print_rows(
         &report.results,

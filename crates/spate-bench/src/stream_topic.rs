@@ -137,8 +137,11 @@ pub struct Preloaded {
     pub records: u64,
     /// Value size of every record, bytes.
     pub record_size: usize,
-    /// How fast the load went.
+    /// How fast the load went (zero for a topic loaded by an earlier run).
     pub load: LoadResult,
+    /// Leave the topic on the broker when done (`--keep-topic`, or a topic this run did not
+    /// create).
+    pub keep: bool,
 }
 
 impl Preloaded {
@@ -181,6 +184,38 @@ impl Preloaded {
             records: args.records,
             record_size,
             load,
+            keep: false,
+        })
+    }
+
+    /// A topic an earlier run loaded and kept (`bench direct --topic`): nothing is created or
+    /// loaded, so this process's memory is the job's alone. It must hold `--records` records of
+    /// `--record-size` bytes in `--partitions` partitions, as that run's flags said.
+    pub fn existing(topic: &str, args: &StreamBenchArgs) -> anyhow::Result<Self> {
+        let target = BrokerTarget::start(&args.target)?;
+        let mut client = ClientArgs::new(target.bootstrap.clone());
+        client.config = args.config.clone();
+        let record_size = usize::try_from(args.record_size).context("--record-size too large")?;
+        eprintln!(
+            "spate bench: {} at {}; reading the existing topic {topic} ({} records of {record_size} B)",
+            target.description, target.bootstrap, args.records
+        );
+        Ok(Preloaded {
+            target,
+            client,
+            topic: topic.to_owned(),
+            partitions: args.partitions,
+            records: args.records,
+            record_size,
+            load: LoadResult {
+                throughput: spate_client::measure::Throughput {
+                    records: 0,
+                    bytes: 0,
+                    seconds: 0.0,
+                },
+                ack_latency_ms: None,
+            },
+            keep: true,
         })
     }
 
@@ -251,6 +286,10 @@ impl Preloaded {
 
 impl Drop for Preloaded {
     fn drop(&mut self) {
+        if self.keep {
+            eprintln!("kept topic {}", self.topic);
+            return;
+        }
         delete_topic(&self.client, &self.topic);
     }
 }

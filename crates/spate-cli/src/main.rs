@@ -8,6 +8,12 @@ use clap::{ArgAction, Parser, Subcommand};
 use spate_bench as bench;
 use spate_cli::{cli, logging, quickstart};
 
+/// With the `mimalloc` feature the binary allocates with mimalloc instead of the system
+/// allocator; docs/benchmarks.md has the measurements behind the default.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "spate",

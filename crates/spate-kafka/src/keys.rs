@@ -30,6 +30,9 @@ pub const FAIL_ON_DATA_LOSS: &str = "spate.streaming.kafka.fail.on.data.loss";
 pub const CONSUMER_POLL_MS: &str = "spate.streaming.kafka.consumer.poll.ms";
 /// Idle task consumers kept for reuse (`…consumer.cache.maxCapacity`).
 pub const CONSUMER_CACHE_MAX_CAPACITY: &str = "spate.streaming.kafka.consumer.cache.max.capacity";
+/// KiB that all task consumers of a stream may pre-fetch together, split across the partitions
+/// of a batch (spate's; each consumer's share becomes its `queued.max.messages.kbytes`).
+pub const CONSUMER_PREFETCH_KBYTES: &str = "spate.streaming.kafka.consumer.prefetch.kbytes";
 
 // ---- the receiver stream ----
 
@@ -55,6 +58,7 @@ pub const RECEIVER_MAX_BUFFERED_BYTES: &str = "spate.streaming.receiver.max.buff
 
 /// The keys the direct stream reads, for documentation and error messages.
 pub const DIRECT_KEYS: &[&str] = &[
+    CONSUMER_PREFETCH_KBYTES,
     MAX_RATE_PER_PARTITION,
     MIN_RATE_PER_PARTITION,
     BACKPRESSURE_ENABLED,

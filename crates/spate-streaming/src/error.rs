@@ -267,6 +267,8 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
+    } else if let Some(f) = payload.downcast_ref::<crate::exec::task_failure::TaskFailure>() {
+        f.0.to_string()
     } else {
         "non-string panic payload".to_owned()
     }

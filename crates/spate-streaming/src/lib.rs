@@ -38,7 +38,7 @@ pub use config::{Config, StreamingConfig};
 pub use context::{ContextState, StreamingContext};
 pub use dstream::DStream;
 pub use error::{Result, StreamingError};
-pub use exec::{Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
+pub use exec::{fail_task, Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
 pub use input::{InputContext, InputErrorReporter, InputStream, RecordCount};
 pub use listener::{
     BatchInfo, InputErrorInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StreamingListener,

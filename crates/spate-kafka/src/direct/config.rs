@@ -25,6 +25,11 @@ pub struct DirectStreamConfig {
     pub poll_timeout: Duration,
     /// Maximum number of idle cached task consumers (`consumer.cache.maxCapacity`, 64).
     pub consumer_cache_capacity: usize,
+    /// KiB all task consumers may pre-fetch together: each consumer of a batch of *n*
+    /// partitions gets `prefetch_kbytes / n` (at least [`DirectStreamConfig::MIN_PREFETCH_KBYTES`])
+    /// as its `queued.max.messages.kbytes`, unless the Kafka params set that key. Records are
+    /// streamed to the task from this queue, so it bounds what a batch holds of its input.
+    pub prefetch_kbytes: u64,
     /// Timeout of one metadata / offset request to the broker.
     pub request_timeout: Duration,
     /// Backoff for an unreachable broker.
@@ -40,6 +45,7 @@ impl Default for DirectStreamConfig {
             fail_on_data_loss: true,
             poll_timeout: Duration::from_secs(120),
             consumer_cache_capacity: 64,
+            prefetch_kbytes: Self::DEFAULT_PREFETCH_KBYTES,
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
         }
@@ -47,6 +53,24 @@ impl Default for DirectStreamConfig {
 }
 
 impl DirectStreamConfig {
+    /// Default pre-fetch budget of a stream's task consumers together (16 MiB).
+    pub const DEFAULT_PREFETCH_KBYTES: u64 = 16 * 1024;
+    /// Smallest share of the budget a consumer gets (a quarter of a 1 MiB partition fetch).
+    pub const MIN_PREFETCH_KBYTES: u64 = 256;
+
+    /// One consumer's share of [`DirectStreamConfig::prefetch_kbytes`] when a batch reads
+    /// `partitions` partitions at once.
+    pub fn prefetch_share_kbytes(&self, partitions: usize) -> u64 {
+        let n = u64::try_from(partitions.max(1)).unwrap_or(u64::MAX);
+        (self.prefetch_kbytes / n).max(Self::MIN_PREFETCH_KBYTES)
+    }
+
+    /// Sets [`DirectStreamConfig::prefetch_kbytes`].
+    pub fn prefetch_kbytes(mut self, kbytes: u64) -> Self {
+        self.prefetch_kbytes = kbytes;
+        self
+    }
+
     /// Default first-batch bound, records/s across the stream.
     pub const DEFAULT_INITIAL_RATE: f64 = 100_000.0;
 

@@ -9,7 +9,8 @@
 //! - [`driver`] and [`retry`] — the driver's metadata and offset queries, and how long they wait
 //!   for a broker.
 //! - [`clamp`] and [`planner`] — Spark's rate clamp and the per-batch [`DirectPlan`].
-//! - [`consumer_cache`] and [`reader`] — reading a range with an exclusive cached consumer.
+//! - [`consumer_cache`], [`reader`] and [`range_stream`] — reading a range with an exclusive
+//!   cached consumer, collected or streamed record by record.
 //! - [`rdd`] — batch reads of explicit ranges ([`KafkaUtils::create_rdd`](crate::KafkaUtils::create_rdd)).
 //! - [`stream`] — the stream as an input of the engine, and [`DirectBatchInfo`], the typed view
 //!   of a batch's ranges for listeners and UIs.
@@ -24,6 +25,7 @@ pub mod offset_range;
 pub mod params;
 pub mod per_partition;
 pub mod planner;
+pub mod range_stream;
 pub mod rdd;
 pub mod reader;
 pub mod retry;
@@ -39,6 +41,7 @@ pub use offset_range::{HasOffsetRanges, OffsetRange, TopicPartition};
 pub use params::{AutoOffsetReset, KafkaParams};
 pub use per_partition::PerPartitionConfig;
 pub use planner::{DirectPlan, LostOffsets, OffsetPlanner};
+pub use range_stream::RangeRecords;
 pub use rdd::KafkaRdd;
 pub use reader::{KafkaRangeReader, RangeRead};
 pub use retry::RetryPolicy;

@@ -24,10 +24,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::direct::config::DirectStreamConfig;
-use crate::direct::consumer_cache::{CacheKey, ConsumerCache};
+use crate::direct::consumer_cache::{CacheKey, ConsumerCache, ConsumerLease};
 use crate::direct::driver::Watermarks;
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
+use crate::direct::range_stream::RangeRecords;
 use crate::error::{Result, SpateKafkaError};
 use crate::record::ConsumerRecord;
 
@@ -109,56 +110,130 @@ fn out_of_range(range: &OffsetRange, w: Watermarks) -> SpateKafkaError {
     }
 }
 
-/// Reads exactly the records of `range` from `source`. See the module docs for the rules.
+/// Reads exactly the records of `range` from `source` into memory. See the module docs for the
+/// rules; [`RangeScan`] is the same read one record at a time.
 pub fn read_range(
     source: &mut impl RecordSource,
     range: &OffsetRange,
     opts: ReadOptions,
 ) -> Result<RangeRead> {
-    let mut out = RangeRead {
-        range: range.clone(),
-        // Sized up front: growing a vector of a few hundred thousand records copies it ~18 times
-        // and touches fresh pages each time. Capped so a huge range does not reserve memory it
-        // may never fill (gaps, compaction).
-        records: Vec::with_capacity(usize::try_from(range.count()).unwrap_or(0).min(1 << 20)),
-        skipped_offsets: 0,
-    };
-    if range.is_empty() {
-        return Ok(out);
+    let mut scan = RangeScan::new(range.clone(), opts);
+    let mut records = Vec::new();
+    while let Some(r) = scan.next_record(source)? {
+        records.push(r);
     }
-    let Some(mut cursor) = ReadCursor::start(source, range, opts, &mut out)? else {
-        return Ok(out);
-    };
-    while cursor.next < range.until_offset {
-        let slice = cursor.poll_slice(range, opts)?;
-        let event = source.poll(slice);
-        cursor.check_clock = !matches!(&event, PollEvent::Record(r) if r.offset >= cursor.next);
-        let step = match event {
-            PollEvent::Record(r) => cursor.on_record(source, r, range, &mut out),
-            PollEvent::PartitionEof => cursor.on_end_or_idle(source, range, true)?,
-            PollEvent::Idle => cursor.on_end_or_idle(source, range, false)?,
-            PollEvent::OffsetOutOfRange => cursor.on_out_of_range(source, range, opts, &mut out)?,
-            PollEvent::Error(e) => {
-                tracing::warn!(topic = %range.topic, partition = range.partition,
-                    offset = cursor.next, error = %e,
-                    "error while reading; retrying until the poll timeout");
-                Step::Continue
-            }
-        };
-        if let Step::Done = step {
-            break;
+    Ok(RangeRead {
+        range: range.clone(),
+        records,
+        skipped_offsets: scan.skipped_offsets(),
+    })
+}
+
+/// One range read in progress, yielding its records one by one (see the module docs for the
+/// rules). It keeps no record: what a task has not consumed yet is in the consumer's pre-fetch
+/// queue, whose size `queued.max.messages.kbytes` bounds.
+#[derive(Debug)]
+pub struct RangeScan {
+    range: OffsetRange,
+    opts: ReadOptions,
+    state: ScanState,
+    skipped_offsets: u64,
+}
+
+#[derive(Debug)]
+enum ScanState {
+    NotStarted,
+    Reading(ReadCursor),
+    Done,
+}
+
+impl RangeScan {
+    /// A read of `range` that has not touched the consumer yet.
+    pub fn new(range: OffsetRange, opts: ReadOptions) -> Self {
+        RangeScan {
+            range,
+            opts,
+            state: ScanState::NotStarted,
+            skipped_offsets: 0,
         }
     }
-    Ok(out)
+
+    /// The range being read.
+    pub fn range(&self) -> &OffsetRange {
+        &self.range
+    }
+
+    /// Offsets of the range deleted by retention and skipped so far (only with
+    /// `fail_on_data_loss(false)`; otherwise that is an error).
+    pub fn skipped_offsets(&self) -> u64 {
+        self.skipped_offsets
+    }
+
+    /// The next record of the range from `source`; `None` once the range is complete. After an
+    /// error the scan is over (later calls return `None`).
+    pub fn next_record(
+        &mut self,
+        source: &mut impl RecordSource,
+    ) -> Result<Option<ConsumerRecord>> {
+        let r = self.advance(source);
+        if !matches!(r, Ok(Some(_))) {
+            self.state = ScanState::Done;
+        }
+        r
+    }
+
+    fn advance(&mut self, source: &mut impl RecordSource) -> Result<Option<ConsumerRecord>> {
+        if let ScanState::NotStarted = self.state {
+            if self.range.is_empty() {
+                return Ok(None);
+            }
+            match ReadCursor::start(source, &self.range, self.opts, &mut self.skipped_offsets)? {
+                Some(cursor) => self.state = ScanState::Reading(cursor),
+                None => return Ok(None),
+            }
+        }
+        let ScanState::Reading(cursor) = &mut self.state else {
+            return Ok(None);
+        };
+        let (range, opts) = (&self.range, self.opts);
+        while cursor.next < range.until_offset {
+            let slice = cursor.poll_slice(range, opts)?;
+            let event = source.poll(slice);
+            cursor.check_clock = !matches!(&event, PollEvent::Record(r) if r.offset >= cursor.next);
+            let step = match event {
+                PollEvent::Record(r) => cursor.on_record(source, r, range),
+                PollEvent::PartitionEof => cursor.on_end_or_idle(source, range, true)?,
+                PollEvent::Idle => cursor.on_end_or_idle(source, range, false)?,
+                PollEvent::OffsetOutOfRange => {
+                    cursor.on_out_of_range(source, range, opts, &mut self.skipped_offsets)?
+                }
+                PollEvent::Error(e) => {
+                    tracing::warn!(topic = %range.topic, partition = range.partition,
+                        offset = cursor.next, error = %e,
+                        "error while reading; retrying until the poll timeout");
+                    Step::Continue
+                }
+            };
+            match step {
+                Step::Continue => {}
+                Step::Yield(r) => return Ok(Some(r)),
+                Step::Done => break,
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Whether a range read goes on polling after an event.
 enum Step {
     Continue,
+    /// A record of the range, for the task.
+    Yield(ConsumerRecord),
     Done,
 }
 
 /// One range read between polls: the next offset wanted, and the poll deadline.
+#[derive(Debug)]
 struct ReadCursor {
     next: i64,
     /// The consumer was positioned by this read, so an end-of-partition event is about it.
@@ -183,7 +258,7 @@ impl ReadCursor {
         source: &mut impl RecordSource,
         range: &OffsetRange,
         opts: ReadOptions,
-        out: &mut RangeRead,
+        skipped: &mut u64,
     ) -> Result<Option<Self>> {
         let until = range.until_offset;
         let mut next = range.from_offset;
@@ -200,7 +275,7 @@ impl ReadCursor {
             source.watermarks()?
         };
         if next < w.earliest {
-            next = skip_lost(range, next, w, opts, out)?;
+            next = skip_lost(range, next, w, opts, skipped)?;
         }
         if next >= until {
             return Ok(None);
@@ -247,7 +322,6 @@ impl ReadCursor {
         source: &mut impl RecordSource,
         r: ConsumerRecord,
         range: &OffsetRange,
-        out: &mut RangeRead,
     ) -> Step {
         if r.offset < self.next {
             return Step::Continue; // delivered before a seek took effect
@@ -257,9 +331,8 @@ impl ReadCursor {
             return Step::Done;
         }
         self.next = r.offset + 1;
-        out.records.push(r);
         self.progressed = true;
-        Step::Continue
+        Step::Yield(r)
     }
 
     /// An end-of-partition event (`eof`) or an idle poll.
@@ -294,13 +367,13 @@ impl ReadCursor {
         source: &mut impl RecordSource,
         range: &OffsetRange,
         opts: ReadOptions,
-        out: &mut RangeRead,
+        skipped: &mut u64,
     ) -> Result<Step> {
         let until = range.until_offset;
         let w = source.watermarks()?;
         if self.next < w.earliest {
             // Retention deleted offsets while we were reading them.
-            self.next = skip_lost(range, self.next, w, opts, out)?;
+            self.next = skip_lost(range, self.next, w, opts, skipped)?;
             if self.next >= until {
                 return Ok(Step::Done);
             }
@@ -323,7 +396,7 @@ fn skip_lost(
     next: i64,
     w: Watermarks,
     opts: ReadOptions,
-    out: &mut RangeRead,
+    skipped: &mut u64,
 ) -> Result<i64> {
     if opts.fail_on_data_loss {
         return Err(out_of_range(range, w));
@@ -332,7 +405,7 @@ fn skip_lost(
     let lost = u64::try_from(resume - next).unwrap_or(0);
     tracing::warn!(topic = %range.topic, partition = range.partition, requested = next,
         earliest = w.earliest, lost, "offsets deleted before they were read; skipping (fail_on_data_loss=false)");
-    out.skipped_offsets += lost;
+    *skipped += lost;
     Ok(resume)
 }
 
@@ -382,8 +455,33 @@ impl PartitionConsumer {
         tp: TopicPartition,
         config: &DirectStreamConfig,
     ) -> Result<Self> {
-        let consumer: BaseConsumer<ReaderContext> = params
-            .executor_config()?
+        Self::with_prefetch(params, tp, config, config.prefetch_kbytes)
+    }
+
+    /// A task consumer whose pre-fetch queue holds up to `prefetch_kbytes` KiB, unless the
+    /// Kafka params set `queued.max.messages.kbytes` themselves.
+    pub fn with_prefetch(
+        params: &KafkaParams,
+        tp: TopicPartition,
+        config: &DirectStreamConfig,
+        prefetch_kbytes: u64,
+    ) -> Result<Self> {
+        let mut client = params.executor_config()?;
+        if params.get("queued.max.messages.kbytes").is_none() {
+            client.set("queued.max.messages.kbytes", prefetch_kbytes.to_string());
+        }
+        if params.get("queued.min.messages").is_none() {
+            // librdkafka fetches until the queue holds this many messages *or* the kbytes
+            // above; its default of 100000 small messages carries far more bookkeeping than
+            // their bytes. One message per KiB of budget keeps the byte bound the binding one.
+            client.set("queued.min.messages", prefetch_kbytes.max(1000).to_string());
+        }
+        if params.get("max.partition.fetch.bytes").is_none() {
+            // Two fetches in flight fit in the share.
+            let half = (prefetch_kbytes * 1024 / 2).min(1 << 20);
+            client.set("max.partition.fetch.bytes", half.to_string());
+        }
+        let consumer: BaseConsumer<ReaderContext> = client
             .create_with_context(ReaderContext)
             .map_err(|e| SpateKafkaError::client(format!("creating a consumer for {tp}"), e))?;
         Ok(PartitionConsumer {
@@ -481,6 +579,9 @@ pub struct KafkaRangeReader {
     config: DirectStreamConfig,
     group: String,
     cache: ConsumerCache<PartitionConsumer>,
+    /// Partitions of the batch being read: new consumers get that share of the pre-fetch
+    /// budget. Shared by clones.
+    batch_partitions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl KafkaRangeReader {
@@ -497,6 +598,7 @@ impl KafkaRangeReader {
             config,
             group,
             cache,
+            batch_partitions: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1)),
         })
     }
 
@@ -520,6 +622,44 @@ impl KafkaRangeReader {
         self.read_with(range, opts)
     }
 
+    /// Tells the reader how many partitions the coming batch reads at once, so that consumers
+    /// it creates get their share of the pre-fetch budget
+    /// ([`DirectStreamConfig::prefetch_share_kbytes`]).
+    pub fn set_batch_partitions(&self, n: usize) {
+        self.batch_partitions
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A consumer for `range`'s partition from the cache, or a new one.
+    fn lease(&self, range: &OffsetRange) -> Result<ConsumerLease<PartitionConsumer>> {
+        let tp = range.topic_partition();
+        let key = CacheKey {
+            group: self.group.clone(),
+            tp: tp.clone(),
+        };
+        let n = self
+            .batch_partitions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.cache.checkout(key, || {
+            let share = self.config.prefetch_share_kbytes(n);
+            PartitionConsumer::with_prefetch(&self.params, tp, &self.config, share)
+        })
+    }
+
+    /// Streams a planned range (see [`KafkaRangeReader::read_planned`]) record by record, as a
+    /// direct stream's task reads it.
+    pub fn stream_planned(&self, range: &OffsetRange) -> Result<RangeRecords> {
+        let opts = ReadOptions {
+            planned: true,
+            ..ReadOptions::from(&self.config)
+        };
+        let scan = RangeScan::new(range.clone(), opts);
+        if range.is_empty() {
+            return Ok(RangeRecords::new(None, scan));
+        }
+        Ok(RangeRecords::new(Some(self.lease(range)?), scan))
+    }
+
     fn read_with(&self, range: &OffsetRange, opts: ReadOptions) -> Result<RangeRead> {
         if range.is_empty() {
             return Ok(RangeRead {
@@ -528,14 +668,7 @@ impl KafkaRangeReader {
                 skipped_offsets: 0,
             });
         }
-        let tp = range.topic_partition();
-        let key = CacheKey {
-            group: self.group.clone(),
-            tp: tp.clone(),
-        };
-        let mut lease = self.cache.checkout(key, || {
-            PartitionConsumer::new(&self.params, tp, &self.config)
-        })?;
+        let mut lease = self.lease(range)?;
         match read_range(&mut *lease, range, opts) {
             Ok(read) => {
                 tracing::debug!(%range, records = read.records.len(), reused = lease.reused(), "range read");

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use spate_streaming::listener::{BatchInfo, InputInfo};
 use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController};
 use spate_streaming::{
-    DStream, InputContext, InputErrorReporter, InputStream, PartitionIter, Partitions,
+    fail_task, DStream, InputContext, InputErrorReporter, InputStream, PartitionIter, Partitions,
     StreamingContext, Time,
 };
 
@@ -28,6 +28,7 @@ use crate::direct::commit::{CanCommitOffsets, CommitCallback, CommitResult, Offs
 use crate::direct::config::DirectStreamConfig;
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::planner::{DirectPlan, LostOffsets, OffsetPlanner};
+use crate::direct::range_stream::RangeRecords;
 use crate::direct::reader::KafkaRangeReader;
 use crate::direct::strategy::ConsumerStrategy;
 use crate::error::{Result, SpateKafkaError};
@@ -103,10 +104,42 @@ impl Partitions<ConsumerRecord> for KafkaPartitions {
         let Some(range) = self.ranges.get(partition) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let read = self.shared.reader.read_planned(range)?;
-        self.shared
-            .report_loss(read.skipped_offsets, &range.to_string());
-        Ok(Box::new(read.records.into_iter()))
+        let records = self.shared.reader.stream_planned(range)?;
+        Ok(Box::new(PartitionRecords {
+            records,
+            shared: &self.shared,
+            finished: false,
+        }))
+    }
+}
+
+/// A task's iterator over its range: records as the consumer delivers them. A failed read
+/// (poll timeout, offsets deleted under `fail_on_data_loss`) ends the task with that error
+/// through [`fail_task`], so no consumer of the iterator sees a truncated partition as whole.
+struct PartitionRecords<'a> {
+    records: RangeRecords,
+    shared: &'a Shared,
+    finished: bool,
+}
+
+impl Iterator for PartitionRecords<'_> {
+    type Item = ConsumerRecord;
+
+    fn next(&mut self) -> Option<ConsumerRecord> {
+        match self.records.next_record() {
+            Ok(Some(r)) => Some(r),
+            Ok(None) => {
+                if !self.finished {
+                    // Reported once, however often the finished iterator is polled.
+                    self.finished = true;
+                    let range = self.records.range().to_string();
+                    self.shared
+                        .report_loss(self.records.skipped_offsets(), &range);
+                }
+                None
+            }
+            Err(e) => fail_task(e.into()),
+        }
     }
 }
 
@@ -241,6 +274,7 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         p: &DirectPlan,
     ) -> spate_streaming::Result<Arc<dyn Partitions<ConsumerRecord>>> {
         self.shared.remember(time, &p.ranges);
+        self.shared.reader.set_batch_partitions(p.ranges.len());
         Ok(Arc::new(KafkaPartitions {
             shared: self.shared.clone(),
             ranges: p.ranges.clone(),

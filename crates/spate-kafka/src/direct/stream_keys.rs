@@ -9,7 +9,8 @@ use crate::direct::params::KafkaParams;
 use crate::error::{Result, SpateKafkaError};
 use crate::keys::{
     BACKPRESSURE_ENABLED, BACKPRESSURE_INITIAL_RATE, CONSUMER_CACHE_MAX_CAPACITY, CONSUMER_POLL_MS,
-    DIRECT_KEYS as KEYS, FAIL_ON_DATA_LOSS, MAX_RATE_PER_PARTITION, MIN_RATE_PER_PARTITION,
+    CONSUMER_PREFETCH_KBYTES, DIRECT_KEYS as KEYS, FAIL_ON_DATA_LOSS, MAX_RATE_PER_PARTITION,
+    MIN_RATE_PER_PARTITION,
 };
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T> {
@@ -52,6 +53,9 @@ impl DirectStreamConfig {
                 FAIL_ON_DATA_LOSS => self.fail_on_data_loss = parse(key, value, "true or false")?,
                 CONSUMER_POLL_MS => {
                     self.poll_timeout = Duration::from_millis(parse(key, value, "milliseconds")?);
+                }
+                CONSUMER_PREFETCH_KBYTES => {
+                    self.prefetch_kbytes = parse(key, value, "KiB")?;
                 }
                 CONSUMER_CACHE_MAX_CAPACITY => {
                     self.consumer_cache_capacity = parse(key, value, "a count")?;

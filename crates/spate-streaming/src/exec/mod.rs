@@ -9,9 +9,11 @@ pub mod batch;
 pub mod partition;
 pub(crate) mod pool;
 pub mod shuffle;
+pub(crate) mod task_failure;
 
 pub use batch::Batch;
 pub use partition::{PartitionIter, Partitions, VecPartitions};
+pub use task_failure::fail_task;
 
 /// Element types that can flow through a stream: cloned when a batch is read twice (windows,
 /// two outputs on one stream), moved between worker threads.

@@ -3,13 +3,15 @@
 //! Built on `rayon`: a fixed-size pool (`spate.streaming.executor.threads`) with work stealing,
 //! whose `install` + parallel iterators let a task borrow the batch's data without `'static`
 //! bounds or per-task channels. Every task runs under `catch_unwind`, so a panic in a user
-//! closure fails that batch with the panic message instead of tearing down a worker.
+//! closure fails that batch with the panic message instead of tearing down a worker, and a task
+//! ended by [`fail_task`](super::fail_task) fails it with that task's error.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rayon::prelude::*;
 
 use crate::error::{panic_message, Result, StreamingError};
+use crate::exec::task_failure::task_failure;
 use crate::time::Time;
 
 /// A fixed-size pool of worker threads.
@@ -53,10 +55,13 @@ impl Executor {
         let guarded = |p: usize| -> Result<R> {
             match catch_unwind(AssertUnwindSafe(|| f(p))) {
                 Ok(r) => r,
-                Err(payload) => Err(StreamingError::TaskPanicked {
-                    time,
-                    partition: p,
-                    message: panic_message(payload.as_ref()),
+                Err(payload) => Err(match task_failure(payload) {
+                    Ok(failure) => failure,
+                    Err(payload) => StreamingError::TaskPanicked {
+                        time,
+                        partition: p,
+                        message: panic_message(payload.as_ref()),
+                    },
                 }),
             }
         };
