@@ -87,6 +87,8 @@ fn direct_job<'a>(
     if let Some(kb) = prefetch_kbytes {
         stream_config = stream_config.prefetch_kbytes(kb);
     }
+    // `-X` settings still apply: they come after the tuning in `kafka_params`.
+    let explicit: Vec<String> = common.config.iter().map(|(k, _)| k.clone()).collect();
     TimedJob {
         name: name.to_owned(),
         config: engine_config("bench-direct", common),
@@ -95,13 +97,11 @@ fn direct_job<'a>(
         timeout: Duration::from_secs(common.timeout_secs),
         build: Box::new(move |ctx, progress| {
             let consumers = u32::try_from(topic.partitions).unwrap_or(1);
-            // `-X` settings still apply: they come after the tuning in `kafka_params`.
-            let explicit: Vec<&str> = common.config.iter().map(|(k, _)| k.as_str()).collect();
             let params: KafkaParams = topic
                 .kafka_params(consumers, &[])
                 .into_iter()
                 .filter(|(k, _)| {
-                    !STREAM_DECIDES.contains(&k.as_str()) || explicit.contains(&k.as_str())
+                    !STREAM_DECIDES.contains(&k.as_str()) || explicit.contains(k)
                 })
                 .collect();
             let partitions = (0..topic.partitions).map(|p| TopicPartition::new(&topic.topic, p));

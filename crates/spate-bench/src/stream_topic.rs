@@ -191,11 +191,12 @@ impl Preloaded {
     /// A topic an earlier run loaded and kept (`bench direct --topic`): nothing is created or
     /// loaded, so this process's memory is the job's alone. It must hold `--records` records of
     /// `--record-size` bytes in `--partitions` partitions, as that run's flags said.
-    pub fn existing(topic: &str, args: &StreamBenchArgs) -> anyhow::Result<Self> {
+    pub fn existing(topic: &str, args: &StreamBenchArgs) -> Result<Self> {
         let target = BrokerTarget::start(&args.target)?;
         let mut client = ClientArgs::new(target.bootstrap.clone());
         client.config = args.config.clone();
-        let record_size = usize::try_from(args.record_size).context("--record-size too large")?;
+        let record_size = usize::try_from(args.record_size)
+            .map_err(|_| BenchError::InvalidOptions("--record-size too large".into()))?;
         eprintln!(
             "spate bench: {} at {}; reading the existing topic {topic} ({} records of {record_size} B)",
             target.description, target.bootstrap, args.records
