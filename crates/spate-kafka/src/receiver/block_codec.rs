@@ -32,6 +32,9 @@ use spate_streaming::receiver::{Block, BlockCodec, StreamBlockId};
 
 use crate::record::ConsumerRecord;
 
+/// A record's headers, as [`ConsumerRecord::headers`](crate::ConsumerRecord) holds them.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
+
 /// This codec's format id in the versioned block payload.
 pub const FORMAT: u8 = 2;
 
@@ -334,7 +337,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn headers(&mut self) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+    fn headers(&mut self) -> Result<Headers, String> {
         let n = self.count(2)?;
         let mut headers = Vec::with_capacity(n);
         for _ in 0..n {
