@@ -100,9 +100,7 @@ fn direct_job<'a>(
             let params: KafkaParams = topic
                 .kafka_params(consumers, &[])
                 .into_iter()
-                .filter(|(k, _)| {
-                    !STREAM_DECIDES.contains(&k.as_str()) || explicit.contains(k)
-                })
+                .filter(|(k, _)| !STREAM_DECIDES.contains(&k.as_str()) || explicit.contains(k))
                 .collect();
             let partitions = (0..topic.partitions).map(|p| TopicPartition::new(&topic.topic, p));
             let stream = KafkaUtils::create_direct_stream_with(
