@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, DescribeAclsRequest, MetadataRequest};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ElectLeadersRequest, MetadataRequest};
 use kafka_protocol::protocol::StrBytes;
 use raw_client::{correlation_and_error, RawClient};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -162,8 +162,8 @@ fn unsupported_apis_and_versions_get_unsupported_version() {
     let (cid, code) = correlation_and_error(c.read_frame().unwrap());
     assert_eq!((cid, code), (77, UNSUPPORTED_VERSION));
 
-    // A real Kafka API this broker does not serve (DescribeAcls).
-    let cid = c.send(&DescribeAclsRequest::default(), 1);
+    // A real Kafka API this broker does not serve (ElectLeaders: one broker, no replicas).
+    let cid = c.send(&ElectLeadersRequest::default(), 2);
     let (got_cid, code) = correlation_and_error(c.read_frame().unwrap());
     assert_eq!((got_cid, code), (cid, UNSUPPORTED_VERSION));
 
@@ -194,7 +194,7 @@ fn unsupported_apis_and_versions_get_unsupported_version() {
     assert!(resp
         .api_keys
         .iter()
-        .all(|k| k.api_key != ApiKey::DescribeAcls as i16));
+        .all(|k| k.api_key != ApiKey::ElectLeaders as i16));
     let fetch = resp
         .api_keys
         .iter()
