@@ -14,7 +14,7 @@
 mod python_support;
 mod raw_client;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
-use spate_testkit::{random_group, random_topic, TestBroker};
+use spate_testkit::{free_port, random_group, random_topic, TestBroker};
 
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_alice=\"alice-pw\" user_bob=\"bob-pw\" user_admin=\"admin-pw\";";
@@ -46,14 +46,6 @@ const WRITE: i8 = 4;
 const DESCRIBE: i8 = 8;
 const DENY: i8 = 2;
 const ALLOW: i8 = 3;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A broker with the authorizer on; returns it and its PLAINTEXT admin address.
 fn secured(allow_everyone: bool) -> (TestBroker, SocketAddr) {

@@ -5,19 +5,9 @@
 
 mod common;
 
-use std::net::TcpListener;
-
 use common::{spate, spate_stdin};
 use spate_broker::BrokerConfig;
-use spate_testkit::{random_topic, TestBroker};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use spate_testkit::{free_port, random_topic, TestBroker};
 
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_alice=\"alice-pw\";";

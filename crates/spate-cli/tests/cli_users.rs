@@ -234,7 +234,7 @@ fn admin_commands_over_sasl_ssl_with_a_command_config() {
         "--command-config",
         &props_path,
     ])
-    .failure("an expired broker certificate", "Expired");
+    .failure("an expired broker certificate", "certificate expired");
     println!(
         "spate users over SASL_SSL: root made over PLAINTEXT, carol added, listed and deleted \
          over SASL_SSL; wrong password, untrusted CA, plaintext client and expired certificate \

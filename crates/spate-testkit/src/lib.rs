@@ -31,13 +31,25 @@ pub fn random_topic(prefix: &str) -> String {
     format!("__{prefix}_{}", random_suffix())
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; a listener bound to it later may race another
-/// process, which tests accept for listeners that must be named in a config up front).
+/// A free TCP port on 127.0.0.1, for listeners that must be named in a config up front.
+///
+/// Chosen below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), where every
+/// `bind(…:0)` and outgoing connection of the tests in parallel gets its port: a port taken from
+/// that range and released could be handed to another test before our listener binds it. Below
+/// it, only another caller of this function could pick the same port, at random.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000u16.min(ephemeral_start.saturating_sub(1_000));
+    for _ in 0..1_000 {
+        let port = rand::random_range(low..ephemeral_start);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {low}..{ephemeral_start}")
 }
 
 /// A consumer group id unique to this test run.

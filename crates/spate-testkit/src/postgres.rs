@@ -15,7 +15,6 @@
 //! (a `sh` loop started beside it) shuts it down and removes the directory once the test
 //! process is gone, however it ended.
 
-use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,7 +75,7 @@ impl PostgresServer {
         // few attempts make that harmless.
         let mut last_log = String::new();
         for _ in 0..3 {
-            let port = free_port();
+            let port = crate::free_port();
             let mut server = spawn_server(&bin, dir.path(), port, user);
             if wait_ready(&mut server, port) {
                 let watchdog = spawn_watchdog(server.id(), dir.path());
@@ -222,13 +221,6 @@ fn init_cluster(bin: &Path, dir: &Path, user: Option<(u32, u32)>) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
 }
 
 fn spawn_server(bin: &Path, dir: &Path, port: u16, user: Option<(u32, u32)>) -> Child {
