@@ -248,7 +248,24 @@ fn a_new_partition_rebalances_once_eager_and_cooperative() {
     // Kafka: the leader sees the new partitions in its metadata and rejoins; one generation
     // assigns them. Eager members give everything up first; cooperative ones keep theirs.
     assert_eq!(eager, 1, "{eager_history:?}");
-    assert_eq!(coop, 1, "{coop_history:?}");
+    // A cooperative follower sends its owned partitions in its subscription, so when its own
+    // metadata refresh notices the growth only after the leader's rebalance, its rejoin carries
+    // changed metadata and Kafka's coordinator rebalances once more (GroupCoordinator: a Stable
+    // group rebalances on a follower's JoinGroup whose protocols changed). That generation moves
+    // nothing; what must hold is one assignment change per member and no partition lost.
+    assert!(
+        (1..=2).contains(&coop),
+        "cooperative growth took {coop} generations: {coop_history:?}"
+    );
+    for history in &coop_history {
+        let mut distinct = history.clone();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            2,
+            "a cooperative member's assignment changed more than once: {history:?}"
+        );
+    }
     for history in &coop_history {
         for w in history.windows(2) {
             assert!(
