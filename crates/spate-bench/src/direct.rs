@@ -43,18 +43,6 @@ pub struct DirectBenchArgs {
     /// The stream's consumers do not get the ceiling's pre-fetch settings.
     #[arg(long, value_name = "KIB")]
     pub prefetch_kbytes: Option<u64>,
-    /// Read this existing topic (left by an earlier run with `--keep-topic`) instead of
-    /// creating and loading one, so the process holds only the jobs' memory. `--records`,
-    /// `--record-size` and `--partitions` must describe it.
-    #[arg(long, value_name = "NAME")]
-    pub topic: Option<String>,
-    /// Leave the loaded topic on the broker for later runs with `--topic`.
-    #[arg(long)]
-    pub keep_topic: bool,
-    /// Skip the consumer ceiling (with `--topic`, to measure a job's memory alone); the report
-    /// then has no ratios.
-    #[arg(long)]
-    pub no_ceiling: bool,
 }
 
 /// Client settings of the ceiling's consumer that a direct stream decides for itself from its
@@ -153,11 +141,7 @@ pub fn run(args: DirectBenchArgs) -> Result<()> {
             "--record-size must be at least 5 bytes for the word-count job".into(),
         ));
     }
-    let mut topic = match &args.topic {
-        Some(name) => Preloaded::existing(name, &args.common)?,
-        None => Preloaded::start("direct", &args.common)?,
-    };
-    topic.keep |= args.keep_topic;
+    let topic = args.common.preloaded("direct")?;
     let config = args.common.config_json(
         &topic,
         serde_json::json!({
@@ -167,7 +151,7 @@ pub fn run(args: DirectBenchArgs) -> Result<()> {
         }),
     );
     let mut report: Report<JobResult> = Report::new("direct", config);
-    let ceiling = if args.no_ceiling {
+    let ceiling = if args.common.no_ceiling {
         None
     } else {
         let (ceiling, row) = topic.measure_ceiling()?;

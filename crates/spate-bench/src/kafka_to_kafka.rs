@@ -102,6 +102,9 @@ impl KafkaToKafkaBenchArgs {
             timeout_secs: self.timeout_secs,
             json: self.json.clone(),
             config: self.config.clone(),
+            topic: None,
+            keep_topic: false,
+            no_ceiling: false,
         }
     }
 }

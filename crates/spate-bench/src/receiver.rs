@@ -50,6 +50,15 @@ pub struct ReceiverBenchArgs {
     #[arg(long, value_name = "MS", default_value_t = 200,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub block_interval_ms: u64,
+    /// Jobs to run, comma-separated: direct (the direct pass-through), log-off, log-on.
+    #[arg(long, value_delimiter = ',', default_value = "direct,log-off,log-on")]
+    pub jobs: Vec<String>,
+}
+
+impl ReceiverBenchArgs {
+    fn wants(&self, job: &str) -> bool {
+        self.jobs.iter().any(|j| j == job)
+    }
 }
 
 /// The write-ahead log's growth during the log-on job.
@@ -73,8 +82,8 @@ pub struct ReceiverReport {
     /// The common report, one row per job.
     #[serde(flatten)]
     pub report: Report<JobResult>,
-    /// How much the log-on job wrote to the write-ahead log.
-    pub write_ahead_log: WalUsage,
+    /// How much the log-on job wrote to the write-ahead log (when it ran).
+    pub write_ahead_log: Option<WalUsage>,
 }
 
 /// Tracks, per file under a directory, the largest size seen, on a thread polling every 50 ms.
@@ -145,6 +154,15 @@ fn scan(dir: &Path, sizes: &mut BTreeMap<PathBuf, u64>) {
     }
 }
 
+/// Client settings of the ceiling's consumer that the receiver decides for itself from its
+/// pre-fetch budget.
+const RECEIVER_DECIDES: &[&str] = &[
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+];
+
 /// A receiver pass-through job over the whole topic, with the log on or off.
 fn receiver_job<'a>(
     topic: &'a Preloaded,
@@ -170,8 +188,9 @@ fn receiver_job<'a>(
         ],
     );
     // The receiver has its own pre-fetch budget (16 MiB for all its consumers, split by the
-    // receiver), sized to its memory budget; the ceiling's 64 MiB would be most of it.
-    params.retain(|(k, _)| k != "queued.min.messages" && k != "queued.max.messages.kbytes");
+    // receiver) and bounds its fetches by it; the ceiling's 64 MiB queue and 64 MiB fetches
+    // would be more than its whole memory budget.
+    params.retain(|(k, _)| !RECEIVER_DECIDES.contains(&k.as_str()));
     TimedJob {
         name: name.to_owned(),
         config: engine_config("bench-receiver", &args.common),
@@ -186,10 +205,18 @@ fn receiver_job<'a>(
     }
 }
 
-/// Runs `spate bench receiver`: preloads a topic, then times the receiver stream with the
-/// write-ahead log off and on, and the direct stream, and prints the report.
+/// Runs `spate bench receiver`: preloads a topic (or reads `--topic`), then times the
+/// `--jobs` — the direct stream, the receiver stream with the write-ahead log off and on —
+/// next to the consumer ceiling, and prints the report.
 pub fn run(args: ReceiverBenchArgs) -> Result<()> {
-    let topic = Preloaded::start("receiver", &args.common)?;
+    for job in &args.jobs {
+        if !matches!(job.as_str(), "direct" | "log-off" | "log-on") {
+            return Err(BenchError::InvalidOptions(format!(
+                "unknown job {job:?} in --jobs: expected direct, log-off, log-on"
+            )));
+        }
+    }
+    let topic = args.common.preloaded("receiver")?;
     let config = args.common.config_json(
         &topic,
         serde_json::json!({
@@ -200,19 +227,63 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
         }),
     );
     let mut report: Report<JobResult> = Report::new("receiver", config);
-    let (ceiling, ceiling_row) = topic.measure_ceiling()?;
-    report
-        .results
-        .push(ceiling_row.clone().with_ceiling(&ceiling, &ceiling_row));
-    let direct = run_direct_passthrough(&topic, &args.common)?;
-    report
-        .results
-        .push(direct.with_ceiling(&ceiling, &ceiling_row));
-    let off = run_timed(&topic, receiver_job(&topic, &args, false, None))?;
-    report
-        .results
-        .push(off.with_ceiling(&ceiling, &ceiling_row));
+    let ceiling = if args.common.no_ceiling {
+        None
+    } else {
+        let (ceiling, row) = topic.measure_ceiling()?;
+        report
+            .results
+            .push(row.clone().with_ceiling(&ceiling, &row));
+        Some((ceiling, row))
+    };
+    let rated = |row: JobResult| match &ceiling {
+        Some((c, c_row)) => row.with_ceiling(c, c_row),
+        None => row,
+    };
+    if args.wants("direct") {
+        report
+            .results
+            .push(rated(run_direct_passthrough(&topic, &args.common)?));
+    }
+    if args.wants("log-off") {
+        let off = run_timed(&topic, receiver_job(&topic, &args, false, None))?;
+        report.results.push(rated(off));
+    }
+    let wal = if args.wants("log-on") {
+        let (on, wal) = run_log_on(&topic, &args)?;
+        report.results.push(rated(on));
+        Some(wal)
+    } else {
+        None
+    };
+    report.ceiling.extend(ceiling.map(|(c, _)| c));
+    report.resources = ResourceUsage::now();
+    print_rows(
+        &report.results,
+        report.machine.load_average,
+        &topic.target.description,
+    );
+    if let Some(wal) = &wal {
+        print_wal(wal);
+    }
+    if let Some(path) = &args.common.json {
+        let full = ReceiverReport {
+            report,
+            write_ahead_log: wal,
+        };
+        let json = serde_json::to_vec_pretty(&full)?;
+        std::fs::write(path, json).map_err(BenchError::io(format!(
+            "could not write the report to {}",
+            path.display()
+        )))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
 
+/// The log-on job, with its checkpoint in a temp dir and the log's growth sampled while it
+/// runs.
+fn run_log_on(topic: &Preloaded, args: &ReceiverBenchArgs) -> Result<(JobResult, WalUsage)> {
     let checkpoint = tempfile::Builder::new()
         .prefix("spate-bench-receiver-")
         .tempdir()
@@ -221,13 +292,12 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
     std::fs::create_dir_all(&logs).map_err(BenchError::io("could not create the receivers dir"))?;
     let sampler = LogSampler::start(logs)?;
     let on = run_timed(
-        &topic,
-        receiver_job(&topic, &args, true, Some(checkpoint.path().to_path_buf())),
+        topic,
+        receiver_job(topic, args, true, Some(checkpoint.path().to_path_buf())),
     );
     let sizes = sampler.finish();
     let on = on?;
     let received_bytes = on.bytes;
-    report.results.push(on.with_ceiling(&ceiling, &ceiling_row));
     let is_block_log = |p: &Path| p.components().any(|c| c.as_os_str() == "receivedData");
     let block_log_bytes: u64 = sizes
         .iter()
@@ -247,14 +317,10 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
         write_amplification: block_log_bytes as f64 / received,
         write_amplification_with_metadata: (block_log_bytes + metadata_log_bytes) as f64 / received,
     };
+    Ok((on, wal))
+}
 
-    report.ceiling.push(ceiling);
-    report.resources = ResourceUsage::now();
-    print_rows(
-        &report.results,
-        report.machine.load_average,
-        &topic.target.description,
-    );
+fn print_wal(wal: &WalUsage) {
     println!(
         "write-ahead log: {:.1} MB of blocks + {:.2} MB of block metadata for {:.1} MB received: \
          write amplification {:.2} ({:.2} with metadata)",
@@ -264,19 +330,6 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
         wal.write_amplification,
         wal.write_amplification_with_metadata,
     );
-    if let Some(path) = &args.common.json {
-        let full = ReceiverReport {
-            report,
-            write_ahead_log: wal,
-        };
-        let json = serde_json::to_vec_pretty(&full)?;
-        std::fs::write(path, json).map_err(BenchError::io(format!(
-            "could not write the report to {}",
-            path.display()
-        )))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

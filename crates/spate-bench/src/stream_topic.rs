@@ -54,6 +54,18 @@ pub struct StreamBenchArgs {
     /// A librdkafka setting for every consumer, applied after the tuning (e.g. -X fetch.wait.max.ms=50).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
+    /// Read this existing topic (left by an earlier run with `--keep-topic`) instead of
+    /// creating and loading one, so the process holds only the jobs' memory. `--records`,
+    /// `--record-size` and `--partitions` must describe it.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// Leave the loaded topic on the broker for later runs with `--topic`.
+    #[arg(long)]
+    pub keep_topic: bool,
+    /// Skip the consumer ceiling (with `--topic`, to measure a job's memory alone); the report
+    /// then has no ratios.
+    #[arg(long)]
+    pub no_ceiling: bool,
 }
 
 impl StreamBenchArgs {
@@ -62,6 +74,17 @@ impl StreamBenchArgs {
         self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
+    }
+
+    /// The topic the jobs read: `--topic`, or a new one loaded for `benchmark` (kept with
+    /// `--keep-topic`).
+    pub fn preloaded(&self, benchmark: &str) -> Result<Preloaded> {
+        let mut topic = match &self.topic {
+            Some(name) => Preloaded::existing(name, self)?,
+            None => Preloaded::start(benchmark, self)?,
+        };
+        topic.keep |= self.keep_topic;
+        Ok(topic)
     }
 
     /// `--batch-interval-ms` as a duration.

@@ -355,11 +355,21 @@ fn across_members(readers: &[(usize, usize)]) -> bool {
 }
 
 /// Waits until the group is Stable with `members` members that own every partition.
+/// Two minutes: kafka-python members on a machine loaded by parallel test binaries once took
+/// longer than one; the panic shows where the group stood.
 fn wait_balanced(broker: &spate_testkit::TestBroker, group: &str, members: usize) -> i32 {
-    wait_until(Duration::from_secs(60), "a balanced group", || {
-        group_view(broker, group).is_balanced(members, PARTITIONS)
-    });
-    group_view(broker, group).generation
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let view = group_view(broker, group);
+        if view.is_balanced(members, PARTITIONS) {
+            return view.generation;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 120 s waiting for {members} members to balance; the group: {view:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn run(client: Client, base_members: usize) {

@@ -341,15 +341,32 @@ impl KafkaReceiverConfig {
         };
         let kbytes = total("queued.max.messages.kbytes", DEFAULT_PREFETCH_KBYTES);
         let messages = total("queued.min.messages", DEFAULT_PREFETCH_MESSAGES);
+        let share_kbytes = (kbytes / threads).max(1);
         let _ = c
-            .set(
-                "queued.max.messages.kbytes",
-                (kbytes / threads).max(1).to_string(),
-            )
+            .set("queued.max.messages.kbytes", share_kbytes.to_string())
             .set(
                 "queued.min.messages",
                 (messages / threads).max(1).to_string(),
             );
+        self.bound_fetch_sizes(c, share_kbytes);
+    }
+
+    /// A fetch response is held in memory beside the pre-fetch queue until its records are
+    /// queued, so an unbounded one (librdkafka's `fetch.max.bytes` default is 50 MiB, and with
+    /// `max.partition.fetch.bytes` raised a response for many partitions reaches it) would hold
+    /// more than the queue itself. Unless the parameters set them, a consumer's fetch asks for
+    /// at most a quarter of its pre-fetch share (never less than 1 MiB, the size of one large
+    /// record) and 1 MiB per partition, librdkafka's default.
+    fn bound_fetch_sizes(&self, c: &mut ClientConfig, share_kbytes: u64) {
+        const MIB: u64 = 1024 * 1024;
+        let set = |key: &str| self.kafka_params.contains_key(key);
+        if !set("fetch.max.bytes") && !set("message.max.bytes") {
+            let fetch_max = (share_kbytes * 1024 / 4).max(MIB);
+            let _ = c.set("fetch.max.bytes", fetch_max.to_string());
+        }
+        if !set("max.partition.fetch.bytes") {
+            let _ = c.set("max.partition.fetch.bytes", MIB.to_string());
+        }
     }
 }
 
@@ -408,6 +425,35 @@ mod tests {
         let c = KafkaReceiverConfig::new(params(&[]), [("t", 1)]).unwrap();
         assert!(!c.write_ahead_log_enabled());
         assert_eq!(c.consumer_config().get("enable.auto.commit"), None);
+    }
+
+    #[test]
+    fn fetch_sizes_are_bounded_by_the_prefetch_share_unless_set() {
+        // 16 MiB over 2 threads: 8 MiB each, fetches of at most 2 MiB, 1 MiB per partition.
+        let c = KafkaReceiverConfig::new(params(&[]), [("t", 2)]).unwrap();
+        let cc = c.consumer_config();
+        assert_eq!(cc.get("queued.max.messages.kbytes"), Some("8192"));
+        assert_eq!(cc.get("fetch.max.bytes"), Some("2097152"));
+        assert_eq!(cc.get("max.partition.fetch.bytes"), Some("1048576"));
+        // A small share still fetches one large record.
+        let c = KafkaReceiverConfig::new(
+            params(&[("queued.max.messages.kbytes", "1024")]),
+            [("t", 1)],
+        )
+        .unwrap();
+        assert_eq!(c.consumer_config().get("fetch.max.bytes"), Some("1048576"));
+        // What the user sets stands.
+        let c = KafkaReceiverConfig::new(
+            params(&[
+                ("fetch.max.bytes", "33554432"),
+                ("max.partition.fetch.bytes", "4194304"),
+            ]),
+            [("t", 1)],
+        )
+        .unwrap();
+        let cc = c.consumer_config();
+        assert_eq!(cc.get("fetch.max.bytes"), Some("33554432"));
+        assert_eq!(cc.get("max.partition.fetch.bytes"), Some("4194304"));
     }
 
     #[test]

@@ -261,21 +261,34 @@ impl<T: Serialize + DeserializeOwned> WalBlockHandler<T> {
             .collect()
     }
 
-    /// Encodes a block for the log in this handler's format.
-    fn encode(&self, block: &Block<T>) -> Result<Vec<u8>> {
+    /// Encodes a block for the log in this handler's format into `out` (cleared first).
+    fn encode_into(&self, block: &Block<T>, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
         let Some(codec) = self.codec() else {
-            return postcard::to_stdvec(block).map_err(|e| StreamingError::BlockStore {
-                block_id: block.id.to_string(),
-                reason: format!("cannot serialize block: {e}"),
+            return postcard::to_io(block, &mut *out).map(|_| ()).map_err(|e| {
+                StreamingError::BlockStore {
+                    block_id: block.id.to_string(),
+                    reason: format!("cannot serialize block: {e}"),
+                }
             });
         };
-        let mut out = Vec::with_capacity(64 + block.budget_bytes());
         out.extend_from_slice(&VERSIONED_PREFIX);
         out.push(codec.format());
-        codec.encode(block, &mut out)?;
-        Ok(out)
+        codec.encode(block, out)
     }
 }
+
+thread_local! {
+    /// Each receiver thread's buffer for encoding its blocks, reused block after block. A
+    /// fresh buffer per block — megabytes, freed right after the append — is what glibc's
+    /// allocator answers by raising its mmap threshold and keeping such buffers in its heap,
+    /// where they stayed resident (a 5M-record catch-up with the log on peaked 45 MiB higher).
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A reused encode buffer larger than this is given back after the append, so one huge block
+/// does not pin its size for the life of the thread.
+const MAX_RETAINED_ENCODE_BUFFER: usize = 16 << 20;
 
 fn decode_block<T: DeserializeOwned>(
     dir: &Path,
@@ -328,8 +341,15 @@ where
     T: Serialize + DeserializeOwned + Send + Sync,
 {
     fn store_block(&self, block: Arc<Block<T>>) -> Result<ReceivedBlockInfo> {
-        let bytes = self.encode(&block)?;
-        let handle = self.wal.append(block.id.unique_id, &bytes)?;
+        let handle = ENCODE_BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            self.encode_into(&block, &mut buffer)?;
+            let handle = self.wal.append(block.id.unique_id, &buffer);
+            if buffer.capacity() > MAX_RETAINED_ENCODE_BUFFER {
+                *buffer = Vec::new();
+            }
+            handle
+        })?;
         let info = ReceivedBlockInfo {
             block_id: block.id,
             num_records: block.items.len() as u64,

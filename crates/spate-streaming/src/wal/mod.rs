@@ -260,14 +260,15 @@ impl WriteAheadLog {
     /// Appends a record with time `time_ms` and returns its handle. With [`FsyncPolicy::Always`]
     /// the record is durable when this returns.
     pub fn append(&self, time_ms: i64, payload: &[u8]) -> Result<WalRecordHandle> {
-        let frame = segment::encode_record(time_ms, payload)?;
+        let header = segment::encode_record_header(time_ms, payload)?;
+        let frame_len = (header.len() + payload.len()) as u64;
         let (handle, my_end) = {
             let mut inner = self.inner.lock();
-            self.roll_if_needed(&mut inner, time_ms, frame.len() as u64)?;
+            self.roll_if_needed(&mut inner, time_ms, frame_len)?;
             let active = self.active_segment(&mut inner, time_ms)?;
             let offset = active.len;
             let seq = active.seq;
-            if let Err(source) = (&*active.file).write_all(&frame) {
+            if let Err(source) = segment::write_frame(&*active.file, &header, payload) {
                 // A partial frame may be on disk. Cut it off if we can; either way stop using
                 // this segment, so later records never sit behind garbage.
                 let path = self.segment_path(seq);
@@ -276,8 +277,8 @@ impl WriteAheadLog {
                 inner.active = None;
                 return Err(StreamingError::WalIo { path, source });
             }
-            active.len += frame.len() as u64;
-            inner.logical_end += frame.len() as u64;
+            active.len += frame_len;
+            inner.logical_end += frame_len;
             if let Some(info) = inner.segments.get_mut(&seq) {
                 info.note(time_ms);
             }

@@ -50,19 +50,51 @@ fn record_crc(time_ms: i64, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&time_ms.to_le_bytes()), payload)
 }
 
-/// Encodes one record frame.
-pub(crate) fn encode_record(time_ms: i64, payload: &[u8]) -> Result<Vec<u8>> {
+/// The header of one record frame: the payload's length and CRC and the record's time. The
+/// payload follows it on disk; callers write the two without copying the payload into a frame
+/// (a receiver block is megabytes, and a transient copy of that size is what made glibc keep
+/// freed blocks in its heap instead of returning them).
+pub(crate) fn encode_record_header(
+    time_ms: i64,
+    payload: &[u8],
+) -> Result<[u8; RECORD_HEADER_LEN as usize]> {
     let len = u32::try_from(payload.len()).map_err(|_| StreamingError::InvalidConfig {
         name: "write-ahead log record size".into(),
         value: payload.len().to_string(),
         reason: "a record payload must be smaller than 4 GiB".into(),
     })?;
-    let mut out = Vec::with_capacity(RECORD_HEADER_LEN as usize + payload.len());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&record_crc(time_ms, payload).to_le_bytes());
-    out.extend_from_slice(&time_ms.to_le_bytes());
-    out.extend_from_slice(payload);
-    Ok(out)
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    h[0..4].copy_from_slice(&len.to_le_bytes());
+    h[4..8].copy_from_slice(&record_crc(time_ms, payload).to_le_bytes());
+    h[8..16].copy_from_slice(&time_ms.to_le_bytes());
+    Ok(h)
+}
+
+/// Writes a frame (header, then payload) with as few system calls as the kernel allows.
+pub(crate) fn write_frame(
+    mut out: impl std::io::Write,
+    header: &[u8],
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let mut bufs = [
+        std::io::IoSlice::new(header),
+        std::io::IoSlice::new(payload),
+    ];
+    let mut slices: &mut [std::io::IoSlice<'_>] = &mut bufs;
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "failed to write a whole write-ahead log record",
+                ))
+            }
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A record header as read from disk.

@@ -15,7 +15,10 @@ pub fn ctx() -> StreamingContext {
         Config::new("test")
             .batch_interval(Duration::from_millis(INTERVAL_MS))
             .executor_threads(2)
-            .default_parallelism(3),
+            .default_parallelism(3)
+            // A loaded machine (CI beside other builds) can fall a hundred 10 ms batches
+            // behind; a graceful stop must wait for them rather than time out.
+            .graceful_stop_timeout(Duration::from_secs(30)),
     )
     .expect("valid config")
 }
