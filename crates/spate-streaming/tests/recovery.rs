@@ -212,6 +212,11 @@ fn incremental_window_stays_exact_across_a_restart_gap() {
     std::thread::sleep(Duration::from_millis(20));
     add("4.txt", "a");
     std::thread::sleep(Duration::from_millis(60));
+    // On a loaded machine the batches above may not all have run yet: wait for them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while plain.lock().len() <= 8 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     ctx.stop(true).unwrap();
     let (p, i) = (plain.lock().clone(), incremental.lock().clone());
     assert!(p.len() > 8, "{p:?}");

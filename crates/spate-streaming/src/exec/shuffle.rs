@@ -12,6 +12,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use hashbrown::hash_map::Entry;
+use hashbrown::{hash_table, HashTable};
 use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
 
@@ -24,20 +25,51 @@ pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, FxBuildHasher>;
 
 /// The reduce partition of `key` among `n`.
 pub fn partition_of<K: Hash + ?Sized>(key: &K, n: usize) -> usize {
-    let h = FxBuildHasher.hash_one(key);
+    partition_of_hash(FxBuildHasher.hash_one(key), n)
+}
+
+/// The reduce partition of a key whose [`FxBuildHasher`] hash is `h`.
+fn partition_of_hash(h: u64, n: usize) -> usize {
     // Fold the high bits in: Fx keeps most of its entropy there.
     ((h ^ (h >> 29) ^ (h >> 47)) % n.max(1) as u64) as usize
 }
 
-/// Merges `maps` (all for the same reduce partition) into one, moving entries.
+/// A map task's combiners for one reduce partition. A hash table keyed by the key's hash
+/// rather than a map: the map stage hashes each record's key once, for both its reduce
+/// partition and its slot (a word count hashes every word of every record here).
+type Combiners<K, C> = HashTable<(K, C)>;
+
+/// Merges `value` into the combiner of `key` (whose hash is `h`), creating it if absent.
+fn combine_into<K: Key, V, C>(
+    table: &mut Combiners<K, C>,
+    h: u64,
+    key: K,
+    value: V,
+    create: &impl Fn(V) -> C,
+    merge_value: &impl Fn(C, V) -> C,
+) {
+    let rehash = |(k, _): &(K, C)| FxBuildHasher.hash_one(k);
+    match table.entry(h, |(k, _)| *k == key, rehash) {
+        hash_table::Entry::Occupied(e) => {
+            // Take the combiner out and put the merged one back in the same slot.
+            let ((k, c), slot) = e.remove();
+            slot.insert((k, merge_value(c, value)));
+        }
+        hash_table::Entry::Vacant(e) => {
+            e.insert((key, create(value)));
+        }
+    }
+}
+
+/// Merges the map tasks' combiners for one reduce partition into one map, moving entries.
 fn merge_maps<K: Key, C>(
-    maps: Vec<FastMap<K, C>>,
+    tables: Vec<Combiners<K, C>>,
     merge: &(impl Fn(C, C) -> C + ?Sized),
 ) -> FastMap<K, C> {
-    let mut it = maps.into_iter();
-    let mut acc = it.next().unwrap_or_default();
-    for m in it {
-        for (k, c) in m {
+    let capacity = tables.iter().map(HashTable::len).max().unwrap_or(0);
+    let mut acc: FastMap<K, C> = FastMap::with_capacity_and_hasher(capacity, FxBuildHasher);
+    for table in tables {
+        for (k, c) in table {
             match acc.entry(k) {
                 Entry::Occupied(e) => {
                     e.replace_entry_with(|_, old| Some(merge(old, c)));
@@ -97,19 +129,13 @@ impl<K: Key, V: Data> Batch<(K, V)> {
         let map_outputs = self
             .exec
             .run_tasks(self.time, parts.num_partitions(), |p| {
-                let mut maps: Vec<FastMap<K, C>> = (0..n).map(|_| FastMap::default()).collect();
+                let mut tables: Vec<Combiners<K, C>> = (0..n).map(|_| HashTable::new()).collect();
                 for (k, v) in parts.compute(p)? {
-                    let m = &mut maps[partition_of(&k, n)];
-                    match m.entry(k) {
-                        Entry::Occupied(e) => {
-                            e.replace_entry_with(|_, old| Some(merge_value(old, v)));
-                        }
-                        Entry::Vacant(e) => {
-                            e.insert(create(v));
-                        }
-                    }
+                    let h = FxBuildHasher.hash_one(&k);
+                    let table = &mut tables[partition_of_hash(h, n)];
+                    combine_into(table, h, k, v, &create, &merge_value);
                 }
-                Ok(maps)
+                Ok(tables)
             })?;
         let slots = transpose(map_outputs, n);
         self.exec.run_tasks(self.time, n, |r| {
