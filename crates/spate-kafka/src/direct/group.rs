@@ -478,3 +478,63 @@ fn poll_loop(consumer: &BaseConsumer<MemberContext>, stop: &AtomicBool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    #[test]
+    fn a_revocation_waits_for_the_batch_in_flight_and_then_releases() {
+        let o = Arc::new(Ownership::default());
+        o.assign(&[tp(0), tp(1)]);
+        assert_eq!(o.begin_planning().len(), 2);
+        let t = Time::from_millis(100);
+        o.planned(t, [tp(0), tp(1)]);
+        let revoker = {
+            let o = o.clone();
+            std::thread::spawn(move || o.revoke(&[tp(1)], Duration::from_secs(10)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        // Still owned while the batch runs, but no new batch covers it.
+        assert_eq!(o.owned(), vec![tp(0), tp(1)]);
+        assert_eq!(
+            o.begin_planning().into_iter().collect::<Vec<_>>(),
+            vec![tp(0)]
+        );
+        o.planning_failed();
+        assert!(o.not_owned(t).is_empty(), "the batch may still commit");
+        o.completed(t);
+        assert!(
+            revoker.join().unwrap(),
+            "released after the batch completed"
+        );
+        assert_eq!(o.owned(), vec![tp(0)]);
+    }
+
+    #[test]
+    fn a_revocation_gives_up_after_its_bound() {
+        let o = Ownership::default();
+        o.assign(&[tp(0)]);
+        o.begin_planning();
+        o.planned(Time::from_millis(1), [tp(0)]);
+        assert!(!o.revoke(&[tp(0)], Duration::from_millis(50)));
+        assert!(o.owned().is_empty());
+        assert_eq!(o.not_owned(Time::from_millis(1)), vec![tp(0)]);
+    }
+
+    #[test]
+    fn a_batch_planned_before_a_lost_assignment_is_not_owned_even_when_reassigned() {
+        let o = Ownership::default();
+        o.assign(&[tp(0)]);
+        o.begin_planning();
+        let t = Time::from_millis(5);
+        o.planned(t, [tp(0)]);
+        o.lose(&[tp(0)]);
+        o.assign(&[tp(0)]);
+        assert_eq!(o.not_owned(t), vec![tp(0)], "a new incarnation");
+    }
+}

@@ -405,3 +405,25 @@ impl OffsetPlanner {
         &self.strategy.subscription
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_without_owned_partitions_stay_readable_and_owned_ones_round_trip() {
+        let old = r#"{"ranges":[{"topic":"t","partition":0,"from_offset":0,"until_offset":5}]}"#;
+        let plan: DirectPlan = serde_json::from_str(old).unwrap();
+        assert_eq!(plan.owned, None);
+        assert!(!serde_json::to_string(&plan).unwrap().contains("owned"));
+        let grouped = DirectPlan {
+            owned: Some(vec![
+                TopicPartition::new("t", 0),
+                TopicPartition::new("t", 3),
+            ]),
+            ..plan
+        };
+        let json = serde_json::to_string(&grouped).unwrap();
+        assert_eq!(serde_json::from_str::<DirectPlan>(&json).unwrap(), grouped);
+    }
+}
