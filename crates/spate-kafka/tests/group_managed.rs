@@ -47,6 +47,8 @@ const ENV_TOPIC: &str = "SPATE_GROUP_TOPIC";
 const ENV_OUTPUT: &str = "SPATE_GROUP_OUTPUT";
 const ENV_GROUP: &str = "SPATE_GROUP_GROUP";
 const ENV_INSTANCE: &str = "SPATE_GROUP_INSTANCE";
+/// Extra milliseconds each batch's transaction takes (the zombie test keeps batches in flight).
+const ENV_SLOW_MS: &str = "SPATE_GROUP_SLOW_MS";
 
 const PARTITIONS: i32 = 6;
 const CHUNK: usize = 120;
@@ -122,6 +124,7 @@ fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
     if mode == "pg" {
         let store = PostgresOffsetStore::connect(&env[ENV_URL], group.clone())?;
         let instance = instance.clone();
+        let slow = Duration::from_millis(env[ENV_SLOW_MS].parse().unwrap_or(5));
         let output =
             foreach_batch_transactional(&stream, &counts, store, move |tx, mut counts, time| {
                 counts.sort();
@@ -139,7 +142,8 @@ fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
                     "INSERT INTO batches (instance, time_ms, words) VALUES ($1, $2, $3)",
                     &[&instance, &time_ms, &records],
                 )?;
-                std::thread::sleep(Duration::from_millis(5));
+                // Widens the window in which a kill lands between the counts and the commit.
+                std::thread::sleep(slow);
                 Ok::<_, spate_kafka::sink::postgres::Error>(())
             });
         stream.set_rebalance_listener(output);
@@ -166,6 +170,7 @@ fn child_entry() {
         ENV_OUTPUT,
         ENV_GROUP,
         ENV_INSTANCE,
+        ENV_SLOW_MS,
     ]
     .into_iter()
     .map(|k| (k, std::env::var(k).unwrap_or_default()))
@@ -565,6 +570,9 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     spate_testkit::init_logging();
     let records = 2_400;
     let mut c = cluster("pg");
+    // Batches slower than the batch interval: the instance always has batches planned and
+    // not yet committed when it is stopped.
+    c.env.push((ENV_SLOW_MS, "150".to_owned()));
     let mut pool: Vec<Instance> = (0..2).map(|i| c.instance(&format!("i{i}"))).collect();
     pool.iter_mut().for_each(Instance::spawn);
     let (produced_all, producer) =
