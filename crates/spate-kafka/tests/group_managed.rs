@@ -216,18 +216,24 @@ impl Instance {
         self.running = Some(self.job.stderr_to(&log).spawn());
     }
 
-    fn check_alive(&mut self) {
-        if let Some(status) = self.running.as_mut().and_then(Running::exited) {
-            let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
-            panic!(
-                "instance {} exited on its own: {status}; its stderr:\n{log}",
-                self.name
-            );
-        }
+    /// As a supervisor (systemd `Restart=always`): an instance that stopped because its batch
+    /// was fenced is restarted and counted; any other exit fails the test.
+    fn supervise(&mut self) -> u32 {
+        let Some(status) = self.running.as_mut().and_then(Running::exited) else {
+            return 0;
+        };
+        let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
+        assert!(
+            is_fenced(&log),
+            "instance {} exited on its own: {status}; its stderr:\n{log}",
+            self.name
+        );
+        self.running = None;
+        self.spawn();
+        1
     }
 
     fn kill(&mut self) {
-        self.check_alive();
         if let Some(child) = self.running.take() {
             child.kill();
         }
@@ -249,6 +255,11 @@ impl Instance {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Whether a run's log ends in a fenced batch (the instance had lost its partitions).
+fn is_fenced(log: &str) -> bool {
+    log.contains("failed:") && (log.contains("no longer owns") || log.contains("fenced"))
 }
 
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
@@ -460,16 +471,23 @@ impl Cluster {
     }
 
     /// Waits until the sink's offsets cover `records`; panics after `timeout`.
-    fn wait_caught_up(&mut self, records: usize, instances: &mut [Instance], timeout: Duration) {
+    /// Waits until the sink's offsets cover `records`; panics after `timeout`. Returns how
+    /// many fenced instances were restarted meanwhile.
+    fn wait_caught_up(
+        &mut self,
+        records: usize,
+        instances: &mut [Instance],
+        timeout: Duration,
+    ) -> u32 {
         let deadline = Instant::now() + timeout;
+        let mut fenced = 0;
         while self.sink.stored() < records as i64 {
-            for i in instances.iter_mut().filter(|i| i.running.is_some()) {
-                i.check_alive();
-            }
+            fenced += instances.iter_mut().map(Instance::supervise).sum::<u32>();
             assert!(Instant::now() < deadline, "the instances did not catch up");
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(500));
+        fenced
     }
 }
 
@@ -512,8 +530,10 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
     let mut rng = rand::rng();
     let mut done: BTreeMap<&str, u32> = BTreeMap::new();
     let mut total = 0;
+    let mut fenced = 0;
     while total < disruptions || !produced_all.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1_500)));
+        fenced += pool.iter_mut().map(Instance::supervise).sum::<u32>();
         *done.entry(disrupt(&c, &mut pool, &mut rng)).or_default() += 1;
         total += 1;
     }
@@ -524,7 +544,7 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
             i.spawn();
         }
     }
-    c.wait_caught_up(records, &mut pool, Duration::from_secs(60));
+    fenced += c.wait_caught_up(records, &mut pool, Duration::from_secs(60));
     let logs: String = pool.iter().map(Instance::all_logs).collect();
     pool.iter_mut().for_each(|i| i.running = None);
     let got = c.sink.counts();
@@ -536,8 +556,8 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
     eprintln!(
         "group-managed {mode}: {total} disruptions {done:?}, {} instances, {rebalances} \
          assignments, {revoked} cooperative revocations, {lost_assignments} lost assignments, \
-         {records} records ({} words) produced, {} words counted, lost {lost}, duplicated \
-         {duplicated}, in {:?}",
+         {fenced} fenced batches (instance restarted), {records} records ({} words) produced, \
+         {} words counted, lost {lost}, duplicated {duplicated}, in {:?}",
         pool.len(),
         expected.values().sum::<i64>(),
         got.values().sum::<i64>(),
@@ -578,7 +598,7 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     let (produced_all, producer) =
         start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records);
     std::thread::sleep(Duration::from_millis(2_500));
-    pool[0].check_alive();
+    assert_eq!(pool[0].supervise(), 0, "i0 ran until stopped");
     pool[0].signal("-STOP");
     // Past the session timeout the group removes it and gives its partitions to i1.
     std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS * 3));
@@ -586,7 +606,7 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let fenced = loop {
         let log = pool[0].all_logs();
-        let fenced = log.contains("no longer owns") || log.contains("fenced");
+        let fenced = is_fenced(&log);
         let exited = pool[0].running.as_mut().and_then(Running::exited).is_some();
         if fenced && exited {
             break true;
