@@ -382,21 +382,55 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                     txn.store.forget();
                 }
             }
-            let metadata = match handle.group_member() {
-                Some(m) => Some(m.group_metadata(time)?),
-                None => None,
+            let mut attempt = 1;
+            let write = loop {
+                let metadata = match handle.group_member() {
+                    Some(m) => Some(m.group_metadata(time)?),
+                    None => None,
+                };
+                let Some(advance) = txn.store.plan_commit(&ranges)? else {
+                    tracing::debug!(%time, "batch already committed to the group; skipped");
+                    o.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                };
+                match txn.commit_batch(&records, &advance, metadata.as_ref()) {
+                    Ok(write) => break write,
+                    // The group moved to a new generation between reading the member's
+                    // metadata and the commit: while the partitions are still this member's,
+                    // the batch is retried in a new transaction with the new generation (the
+                    // loop re-checks ownership first).
+                    Err(e)
+                        if metadata.is_some()
+                            && attempt < GENERATION_RETRIES
+                            && is_offsets_refused(&e) =>
+                    {
+                        tracing::warn!(%time, attempt, error = %e, "offsets refused; retrying the batch's transaction");
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             };
-            let Some(advance) = txn.store.plan_commit(&ranges)? else {
-                tracing::debug!(%time, "batch already committed to the group; skipped");
-                o.skipped.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            };
-            let write = txn.commit_batch(&records, &advance, metadata.as_ref())?;
             o.batch_written(write);
             Ok(())
         });
         Ok(out)
     }
+}
+
+/// How often a group-managed batch's transaction is tried when the group refuses its offsets.
+const GENERATION_RETRIES: u32 = 3;
+
+/// Whether the group refused a transaction's offsets (e.g. ILLEGAL_GENERATION after a
+/// rebalance); the transaction was aborted.
+fn is_offsets_refused(e: &SpateKafkaError) -> bool {
+    matches!(
+        e,
+        SpateKafkaError::Transaction {
+            operation: "send_offsets_to_transaction",
+            ..
+        }
+    )
 }
 
 /// The `transactional.id` of an output of a group-managed instance:
