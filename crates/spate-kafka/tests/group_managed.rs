@@ -259,7 +259,10 @@ impl Instance {
 
 /// Whether a run's log ends in a fenced batch (the instance had lost its partitions).
 fn is_fenced(log: &str) -> bool {
-    log.contains("failed:") && (log.contains("no longer owns") || log.contains("fenced"))
+    log.contains("failed:")
+        && (log.contains("no longer owns")
+            || log.contains("fenced")
+            || log.contains("send_offsets_to_transaction"))
 }
 
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
