@@ -73,8 +73,9 @@ struct OwnershipState {
     owned: BTreeMap<TopicPartition, u64>,
     /// Owned partitions being revoked: no new batch covers them.
     revoking: BTreeSet<TopicPartition>,
-    /// A plan is being made from `owned` right now.
+    /// A plan is being made right now, from these partitions and incarnations.
     planning: bool,
+    planning_from: BTreeMap<TopicPartition, u64>,
     /// Planned batches not committed yet: their partitions and incarnations at planning time.
     in_flight: BTreeMap<Time, BTreeMap<TopicPartition, u64>>,
     next_incarnation: u64,
@@ -97,20 +98,27 @@ impl Ownership {
     /// being made until [`Ownership::planned`] or [`Ownership::planning_failed`].
     pub(crate) fn begin_planning(&self) -> BTreeSet<TopicPartition> {
         let mut s = self.state.lock();
+        let from: BTreeMap<TopicPartition, u64> = s
+            .owned
+            .iter()
+            .filter(|(tp, _)| !s.revoking.contains(*tp))
+            .map(|(tp, &i)| (tp.clone(), i))
+            .collect();
+        let partitions = from.keys().cloned().collect();
         s.planning = true;
-        s.owned
-            .keys()
-            .filter(|tp| !s.revoking.contains(*tp))
-            .cloned()
-            .collect()
+        s.planning_from = from;
+        partitions
     }
 
     /// Records batch `time` as planned over `partitions` (in flight until it completes).
     pub(crate) fn planned(&self, time: Time, partitions: impl IntoIterator<Item = TopicPartition>) {
         let mut s = self.state.lock();
+        // The incarnations the plan started from: a partition lost while planning still
+        // counts as held by the batch, so that the commit check refuses it.
+        let from = std::mem::take(&mut s.planning_from);
         let held: BTreeMap<TopicPartition, u64> = partitions
             .into_iter()
-            .filter_map(|tp| s.owned.get(&tp).map(|&i| (tp, i)))
+            .filter_map(|tp| from.get(&tp).map(|&i| (tp, i)))
             .collect();
         if !held.is_empty() {
             s.in_flight.insert(time, held);
@@ -121,7 +129,10 @@ impl Ownership {
 
     /// The plan being made failed: nothing is in flight for it.
     pub(crate) fn planning_failed(&self) {
-        self.state.lock().planning = false;
+        let mut s = self.state.lock();
+        s.planning = false;
+        s.planning_from.clear();
+        drop(s);
         self.changed.notify_all();
     }
 
