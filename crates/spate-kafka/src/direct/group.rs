@@ -67,6 +67,17 @@ pub struct Ownership {
     changed: Condvar,
 }
 
+impl std::fmt::Debug for Ownership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("Ownership")
+            .field("owned", &s.owned)
+            .field("revoking", &s.revoking)
+            .field("in_flight", &s.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct OwnershipState {
     /// Owned partitions and the incarnation of their current assignment.
