@@ -154,8 +154,39 @@ fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
         counts.save_to_kafka_exactly_once(&stream, store, "counts", &env[ENV_OUTPUT], record)?;
     }
     ctx.start()?;
+    // The parent counts rebalances from these lines (the last one of each run).
+    let handle = stream.clone();
+    std::thread::spawn(move || {
+        let mut last = None;
+        loop {
+            let now = handle.rebalances();
+            if now != last {
+                if let Some(c) = now {
+                    eprintln!("REBALANCES {} {} {}", c.assigned, c.revoked, c.lost);
+                }
+                last = now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
     ctx.await_termination()?;
     Ok(())
+}
+
+/// (assigned, revoked, lost) rebalance callbacks over every run in `logs`.
+fn rebalances(logs: &[String]) -> (u64, u64, u64) {
+    let mut total = (0, 0, 0);
+    for log in logs {
+        let last = log.lines().rev().find_map(|l| {
+            let rest = l.strip_prefix("REBALANCES ")?;
+            let n: Vec<u64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+            (n.len() == 3).then(|| (n[0], n[1], n[2]))
+        });
+        if let Some((a, r, l)) = last {
+            total = (total.0 + a, total.1 + r, total.2 + l);
+        }
+    }
+    total
 }
 
 #[test]
@@ -249,12 +280,16 @@ impl Instance {
         assert!(ok, "kill {signal} {pid} failed");
     }
 
-    /// Every line of every run's log.
-    fn all_logs(&self) -> String {
+    /// Each run's log.
+    fn run_logs(&self) -> Vec<String> {
         (1..=self.runs)
             .map(|r| std::fs::read_to_string(self.log(r)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect()
+    }
+
+    /// Every line of every run's log.
+    fn all_logs(&self) -> String {
+        self.run_logs().join("\n")
     }
 }
 
@@ -549,14 +584,12 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
         }
     }
     fenced += c.wait_caught_up(records, &mut pool, Duration::from_secs(60));
-    let logs: String = pool.iter().map(Instance::all_logs).collect();
+    let logs: Vec<String> = pool.iter().flat_map(Instance::run_logs).collect();
     pool.iter_mut().for_each(|i| i.running = None);
     let got = c.sink.counts();
     let expected = expected_counts(records);
     let (lost, duplicated) = lost_and_duplicated(&got, &expected);
-    let rebalances = logs.matches("group-managed: partitions assigned").count();
-    let revoked = logs.matches("group-managed: partitions revoked").count();
-    let lost_assignments = logs.matches("group-managed: partitions lost").count();
+    let (rebalances, revoked, lost_assignments) = rebalances(&logs);
     eprintln!(
         "group-managed {mode}: {total} disruptions {done:?}, {} instances, {rebalances} \
          assignments, {revoked} cooperative revocations, {lost_assignments} lost assignments, \
