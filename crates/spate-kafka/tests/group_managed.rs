@@ -616,8 +616,8 @@ fn three_group_managed_instances_write_postgres_exactly_once_under_20_disruption
 }
 
 #[test]
-fn group_managed_instances_write_kafka_exactly_once_under_disruptions() {
-    scale_run("kafka", 2_500, 10);
+fn three_group_managed_instances_write_kafka_exactly_once_under_20_disruptions() {
+    scale_run("kafka", 3_000, 20);
 }
 
 /// SIGSTOP an instance until the group moves its partitions; after SIGCONT its late batch is
