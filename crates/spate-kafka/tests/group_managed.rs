@@ -654,6 +654,19 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let log = pool[0].all_logs();
+    if !fenced && std::env::var("SPATE_GROUP_DEBUG").is_ok() {
+        if let Some(r) = pool[0].running.as_ref() {
+            let _ = Command::new("gdb")
+                .args([
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt 12",
+                    "-p",
+                    &r.id().to_string(),
+                ])
+                .status();
+        }
+    }
     assert!(
         fenced,
         "the paused instance was not fenced; its log:\n{log}"
