@@ -199,9 +199,9 @@ impl Ownership {
                         .any(|held| partitions.iter().any(|tp| held.contains_key(tp))))
         };
         let mut finished = true;
-        while busy(&*s) {
+        while busy(&s) {
             if self.changed.wait_until(&mut s, deadline).timed_out() {
-                finished = !busy(&*s);
+                finished = !busy(&s);
                 break;
             }
         }
