@@ -234,6 +234,24 @@ pub enum SpateKafkaError {
         source: Box<rdkafka::error::KafkaError>,
     },
 
+    /// A batch of a group-managed direct stream is about to commit, but this instance no longer
+    /// owns (continuously since the batch was planned) some of its partitions: the group moved
+    /// them to another member, which reads them from the committed offsets. The batch is
+    /// refused so that a stale instance (a zombie) cannot write them a second time.
+    #[error(
+        "batch {batch_time_ms} of group {group} covers {partitions}, which this instance no \
+         longer owns (the group reassigned them since the batch was planned); the batch is \
+         fenced off"
+    )]
+    PartitionsNotOwned {
+        /// The consumer group.
+        group: String,
+        /// The batch time (ms).
+        batch_time_ms: u64,
+        /// The partitions lost, as `topic-partition` separated by commas.
+        partitions: String,
+    },
+
     /// A sink table name that is not a plain SQL identifier.
     #[error("invalid sink table name {0:?}: use letters, digits and '_' only, not starting with a digit")]
     InvalidTableName(String),

@@ -59,9 +59,10 @@ pub mod sink;
 pub use direct::{
     AutoOffsetReset, CacheKey, CanCommitOffsets, CommitCallback, CommitResult, ConsumerCache,
     ConsumerLease, ConsumerStrategy, DirectBatchInfo, DirectKafkaInputStream, DirectKafkaStream,
-    DirectPlan, DirectPosition, DirectStreamConfig, DriverClient, HasOffsetRanges, KafkaParams,
-    KafkaRangeReader, KafkaRdd, LostOffsets, OffsetCommitter, OffsetPlanner, OffsetRange,
-    PerPartitionConfig, RangeRead, RetryPolicy, Subscription, TopicPartition, Watermarks,
+    DirectPlan, DirectPosition, DirectStreamConfig, DriverClient, GroupMember, HasOffsetRanges,
+    KafkaParams, KafkaRangeReader, KafkaRdd, LostOffsets, OffsetCommitter, OffsetPlanner,
+    OffsetRange, PerPartitionConfig, RangeRead, RebalanceCounts, RebalanceListener, RetryPolicy,
+    Subscription, TopicPartition, Watermarks,
 };
 pub use error::{Result, SpateKafkaError};
 pub use kafka_utils::KafkaUtils;

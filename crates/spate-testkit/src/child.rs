@@ -131,6 +131,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The child's process id (to signal it, e.g. SIGSTOP/SIGCONT).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The exit status if the child has already exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

@@ -6,6 +6,8 @@
 //! - [`offset_range`] — [`OffsetRange`], [`TopicPartition`], [`HasOffsetRanges`]: the unit of planning.
 //! - [`params`], [`strategy`], [`config`], [`per_partition`], [`stream_keys`] — what the user
 //!   configures: Kafka's settings, which partitions and where to start, rates and timeouts.
+//! - [`group`] — the group-managed stream: this instance's membership in the job's consumer
+//!   group and the partitions it owns.
 //! - [`driver`] and [`retry`] — the driver's metadata and offset queries, and how long they wait
 //!   for a broker.
 //! - [`clamp`] and [`planner`] — Spark's rate clamp and the per-batch [`DirectPlan`].
@@ -21,6 +23,7 @@ pub mod commit;
 pub mod config;
 pub mod consumer_cache;
 pub mod driver;
+pub mod group;
 pub mod offset_range;
 pub mod params;
 pub mod per_partition;
@@ -37,6 +40,7 @@ pub use commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter
 pub use config::DirectStreamConfig;
 pub use consumer_cache::{CacheKey, ConsumerCache, ConsumerLease};
 pub use driver::{DriverClient, Watermarks};
+pub use group::{GroupMember, Ownership, RebalanceCounts, RebalanceListener};
 pub use offset_range::{HasOffsetRanges, OffsetRange, TopicPartition};
 pub use params::{AutoOffsetReset, KafkaParams};
 pub use per_partition::PerPartitionConfig;

@@ -170,6 +170,22 @@ impl KafkaParams {
         Ok(c)
     }
 
+    /// Config of the member of a group-managed stream ([`crate::direct::group::GroupMember`]):
+    /// it joins the group, with Kafka's cooperative-sticky assignor unless the user names
+    /// another `partition.assignment.strategy` (so a rebalance moves only the partitions that
+    /// must move), and `group.instance.id` passed through for static membership. It never
+    /// commits, and it is `read_committed` whatever the job's `isolation.level`: it reads no
+    /// records, and its committed-offset reads then wait for pending transactional commits.
+    pub fn member_config(&self) -> Result<ClientConfig> {
+        let mut c = self.client_config()?;
+        if self.get("partition.assignment.strategy").is_none() {
+            c.set("partition.assignment.strategy", "cooperative-sticky");
+        }
+        c.set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "latest");
+        Ok(c)
+    }
+
     /// Config of a task consumer reading one partition: assign only, no commits, an error
     /// (not a silent reset) when an offset is out of range, and end-of-partition events so a
     /// range that ends in an offset gap is recognised as complete.

@@ -12,8 +12,15 @@
 //! (group) > `auto.offset.reset` — and a partition discovered *after* the first batch starts at
 //! its earliest offset, because records written before discovery belong to the stream
 //! (Spark would apply `auto.offset.reset=latest` and silently skip them).
+//!
+//! Group-managed ([`crate::direct::group`]): a batch covers only the partitions this instance
+//! owns when it is planned, and the plan records them ([`DirectPlan::owned`]). A partition that
+//! left is forgotten; when it is assigned again it starts afresh — from the job's offset store
+//! (the [`RebalanceListener`]), else from the group's committed offsets — because another
+//! instance may have advanced it meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::direct::clamp::{clamp, estimated_rate};
 use crate::direct::config::DirectStreamConfig;
 use crate::direct::driver::{DriverClient, Watermarks};
+use crate::direct::group::{GroupMember, RebalanceListener};
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::AutoOffsetReset;
 use crate::direct::strategy::{ConsumerStrategy, Subscription};
@@ -55,6 +63,10 @@ pub struct DirectPlan {
     /// Partitions whose planned start had been deleted by retention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<LostOffsets>,
+    /// Group-managed streams: the partitions this instance owned when it planned the batch
+    /// (`None` for other strategies, and in checkpoints written before group management).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned: Option<Vec<TopicPartition>>,
 }
 
 impl DirectPlan {
@@ -71,13 +83,25 @@ pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
 
 /// Plans a direct stream's batches. See the module docs.
-#[derive(Debug)]
 pub struct OffsetPlanner {
     strategy: ConsumerStrategy,
     config: DirectStreamConfig,
     client: DriverClient,
     current: BTreeMap<TopicPartition, i64>,
     batches_planned: u64,
+    member: Option<Arc<GroupMember>>,
+    listener: Option<Arc<dyn RebalanceListener>>,
+}
+
+impl std::fmt::Debug for OffsetPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffsetPlanner")
+            .field("strategy", &self.strategy)
+            .field("current", &self.current)
+            .field("batches_planned", &self.batches_planned)
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OffsetPlanner {
@@ -93,7 +117,19 @@ impl OffsetPlanner {
             client,
             current: BTreeMap::new(),
             batches_planned: 0,
+            member: None,
+            listener: None,
         })
+    }
+
+    /// Makes the planner group-managed: committed offsets are read through `member`.
+    pub fn set_group_member(&mut self, member: Arc<GroupMember>) {
+        self.member = Some(member);
+    }
+
+    /// Where newly owned partitions of a group-managed stream start (see the module docs).
+    pub fn set_rebalance_listener(&mut self, listener: Arc<dyn RebalanceListener>) {
+        self.listener = Some(listener);
     }
 
     /// The next offset to read per partition (the `until` of the last planned batch).
@@ -128,8 +164,22 @@ impl OffsetPlanner {
         backpressure_rate: Option<i64>,
         batch_interval: Duration,
     ) -> Result<DirectPlan> {
+        self.plan_owned(backpressure_rate, batch_interval, None)
+    }
+
+    /// [`Self::plan_next`] for a group-managed stream: the batch covers `owned` only (`None`:
+    /// the subscription's partitions), and partitions no longer owned are forgotten.
+    pub fn plan_owned(
+        &mut self,
+        backpressure_rate: Option<i64>,
+        batch_interval: Duration,
+        owned: Option<&BTreeSet<TopicPartition>>,
+    ) -> Result<DirectPlan> {
         let mut current = self.current.clone();
-        let watermarks = self.watermarks(&mut current)?;
+        if let Some(owned) = owned {
+            current.retain(|tp, _| owned.contains(tp));
+        }
+        let watermarks = self.watermarks(&mut current, owned)?;
         self.join_new_partitions(&mut current, &watermarks)?;
         let lost = self.check_positions(&mut current, &watermarks)?;
         let rate = estimated_rate(
@@ -149,7 +199,11 @@ impl OffsetPlanner {
             ?rate,
             "batch planned"
         );
-        Ok(DirectPlan { ranges, lost })
+        Ok(DirectPlan {
+            ranges,
+            lost,
+            owned: owned.map(|o| o.iter().cloned().collect()),
+        })
     }
 
     /// Watermarks of every partition of the subscription, and of every tracked one.
@@ -161,9 +215,14 @@ impl OffsetPlanner {
     fn watermarks(
         &self,
         current: &mut BTreeMap<TopicPartition, i64>,
+        owned: Option<&BTreeSet<TopicPartition>>,
     ) -> Result<BTreeMap<TopicPartition, Watermarks>> {
-        let mut partitions = self.client.partitions(&self.strategy.subscription)?;
-        let assigned = matches!(self.strategy.subscription, Subscription::Assign(_));
+        let mut partitions = match owned {
+            Some(owned) => owned.clone(),
+            None => self.client.partitions(&self.strategy.subscription)?,
+        };
+        let assigned =
+            owned.is_some() || matches!(self.strategy.subscription, Subscription::Assign(_));
         if !assigned {
             partitions.extend(current.keys().cloned());
         }
@@ -287,8 +346,17 @@ impl OffsetPlanner {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         let mut out = BTreeMap::new();
         let mut rest = BTreeSet::new();
+        // The job's offset store is the truth for partitions a group assigned to this instance.
+        let stored = match &self.listener {
+            Some(l) => l.on_partitions_assigned(&new.iter().cloned().collect::<Vec<_>>())?,
+            None => BTreeMap::new(),
+        };
         for tp in new {
             let w = watermarks[tp];
+            if let Some(&o) = stored.get(tp) {
+                out.insert(tp.clone(), o);
+                continue;
+            }
             match self.strategy.offsets.get(tp) {
                 Some(&EARLIEST) => {
                     out.insert(tp.clone(), w.earliest);
@@ -304,7 +372,10 @@ impl OffsetPlanner {
                 }
             }
         }
-        let committed = self.client.committed(&rest)?;
+        let committed = match &self.member {
+            Some(m) => m.committed(&rest)?,
+            None => self.client.committed(&rest)?,
+        };
         let first_batch = self.batches_planned == 0;
         let reset = self.strategy.params.auto_offset_reset()?;
         for tp in rest {
@@ -332,5 +403,27 @@ impl OffsetPlanner {
     /// The subscription (for callers that need to know whether partitions can join).
     pub fn subscription(&self) -> &Subscription {
         &self.strategy.subscription
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_without_owned_partitions_stay_readable_and_owned_ones_round_trip() {
+        let old = r#"{"ranges":[{"topic":"t","partition":0,"from_offset":0,"until_offset":5}]}"#;
+        let plan: DirectPlan = serde_json::from_str(old).unwrap();
+        assert_eq!(plan.owned, None);
+        assert!(!serde_json::to_string(&plan).unwrap().contains("owned"));
+        let grouped = DirectPlan {
+            owned: Some(vec![
+                TopicPartition::new("t", 0),
+                TopicPartition::new("t", 3),
+            ]),
+            ..plan
+        };
+        let json = serde_json::to_string(&grouped).unwrap();
+        assert_eq!(serde_json::from_str::<DirectPlan>(&json).unwrap(), grouped);
     }
 }

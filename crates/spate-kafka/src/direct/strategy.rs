@@ -1,10 +1,15 @@
 //! [`ConsumerStrategy`]: which partitions a direct stream reads and where it starts — Spark's
 //! `Subscribe`, `SubscribePattern` and `Assign`, each with optional explicit starting offsets.
 //!
-//! Unlike Spark, no strategy makes the driver join the consumer group: subscriptions are
-//! resolved from topic metadata on every batch, so new partitions (and, for a pattern, new
-//! topics) join at the next batch, and two streams sharing a `group.id` cannot revoke each
-//! other's partitions, as Spark's driver consumers do.
+//! Unlike Spark, `Subscribe`, `SubscribePattern` and `Assign` never make the driver join the
+//! consumer group: subscriptions are resolved from topic metadata on every batch, so new
+//! partitions (and, for a pattern, new topics) join at the next batch, and two streams sharing
+//! a `group.id` cannot revoke each other's partitions, as Spark's driver consumers do.
+//!
+//! `SubscribeGroupManaged` is the one that joins: several instances of a job (processes or
+//! machines) share the topics' partitions through the group protocol, as Kafka Streams
+//! instances do, and each plans only the partitions the group assigned to it
+//! ([`crate::direct::group`]).
 
 use std::collections::BTreeMap;
 
@@ -42,6 +47,7 @@ pub struct ConsumerStrategy {
     pub(crate) subscription: Subscription,
     pub(crate) params: KafkaParams,
     pub(crate) offsets: BTreeMap<TopicPartition, i64>,
+    pub(crate) group_managed: bool,
 }
 
 impl ConsumerStrategy {
@@ -55,7 +61,37 @@ impl ConsumerStrategy {
             subscription: Subscription::Topics(topics.into_iter().map(Into::into).collect()),
             params,
             offsets: BTreeMap::new(),
+            group_managed: false,
         }
+    }
+
+    /// `Subscribe` with the partitions assigned through the consumer group (`group.id`,
+    /// required): every instance of the job started with the same group shares the topics'
+    /// partitions, and each plans batches only for those it owns. The member uses Kafka's
+    /// settings from `params`: `partition.assignment.strategy` (default `cooperative-sticky`),
+    /// `group.instance.id` (static membership: a restart within `session.timeout.ms` moves
+    /// nothing), `session.timeout.ms`, `max.poll.interval.ms` (bounds how long a revocation
+    /// waits for the batch in flight). See [`crate::direct::group`].
+    pub fn subscribe_group_managed<I, S>(topics: I, params: KafkaParams) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if params.group_id().is_none() {
+            return Err(SpateKafkaError::config(
+                "group.id",
+                "",
+                "a group-managed stream shares its partitions through the consumer group",
+            ));
+        }
+        let mut s = Self::subscribe(topics, params);
+        s.group_managed = true;
+        Ok(s)
+    }
+
+    /// Whether the group assigns the partitions ([`ConsumerStrategy::subscribe_group_managed`]).
+    pub fn is_group_managed(&self) -> bool {
+        self.group_managed
     }
 
     /// Spark's `SubscribePattern(pattern, kafkaParams)`; the regex must match a whole topic name.
@@ -69,6 +105,7 @@ impl ConsumerStrategy {
             subscription: Subscription::Pattern(re),
             params,
             offsets: BTreeMap::new(),
+            group_managed: false,
         })
     }
 
@@ -81,6 +118,7 @@ impl ConsumerStrategy {
             subscription: Subscription::Assign(partitions.into_iter().collect()),
             params,
             offsets: BTreeMap::new(),
+            group_managed: false,
         }
     }
 

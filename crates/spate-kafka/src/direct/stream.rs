@@ -7,6 +7,12 @@
 //! `replayed` and the state snapshot move the planner's position past recorded batches.
 //! Backpressure feeds completed batches to Spark's PID estimator.
 //!
+//! Group-managed ([`ConsumerStrategy::subscribe_group_managed`]): `plan` covers only the
+//! partitions this instance owns, registers the batch as in flight over them until
+//! `batch_completed` (a cooperative revocation waits for it), and records the owned set in the
+//! plan; outputs check before committing that the batch's partitions are still owned
+//! ([`DirectKafkaStream::check_owned`]).
+//!
 //! Listeners see each batch's ranges and lost offsets in its input info; [`DirectBatchInfo`]
 //! reads them back, typed, so that no UI depends on the spelling of a JSON key.
 
@@ -26,11 +32,12 @@ use spate_streaming::{
 
 use crate::direct::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
 use crate::direct::config::DirectStreamConfig;
+use crate::direct::group::{GroupMember, RebalanceCounts, RebalanceListener};
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::planner::{DirectPlan, LostOffsets, OffsetPlanner};
 use crate::direct::range_stream::RangeRecords;
 use crate::direct::reader::KafkaRangeReader;
-use crate::direct::strategy::ConsumerStrategy;
+use crate::direct::strategy::{ConsumerStrategy, Subscription};
 use crate::error::{Result, SpateKafkaError};
 use crate::record::ConsumerRecord;
 
@@ -50,6 +57,8 @@ struct Shared {
     reporter: Arc<Mutex<Option<InputErrorReporter>>>,
     plans: Mutex<BTreeMap<Time, Vec<OffsetRange>>>,
     lost_offsets: AtomicU64,
+    /// The group membership of a group-managed stream.
+    member: Option<Arc<GroupMember>>,
 }
 
 impl Shared {
@@ -217,6 +226,9 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
     }
 
     fn stop(&self) -> spate_streaming::Result<()> {
+        if let Some(m) = &self.shared.member {
+            m.stop();
+        }
         // Close the cached task consumers (and their broker connections) with the stream.
         self.shared.reader.cache().clear();
         Ok(())
@@ -224,11 +236,20 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
 
     fn plan(&self, time: Time) -> spate_streaming::Result<DirectPlan> {
         let rate = self.shared.rate.as_ref().map(RateController::latest_rate);
-        let plan = self
-            .shared
-            .planner
-            .lock()
-            .plan_next(rate, self.shared.batch_interval)?;
+        let ownership = self.shared.member.as_ref().map(|m| m.ownership());
+        let owned = ownership.map(|o| o.begin_planning());
+        let planned =
+            self.shared
+                .planner
+                .lock()
+                .plan_owned(rate, self.shared.batch_interval, owned.as_ref());
+        if let Some(o) = ownership {
+            match &planned {
+                Ok(p) => o.planned(time, p.ranges.iter().map(OffsetRange::topic_partition)),
+                Err(_) => o.planning_failed(),
+            }
+        }
+        let plan = planned?;
         let lost: u64 = plan.lost.iter().map(|l| l.count()).sum();
         self.shared
             .report_loss(lost, &format!("planning batch {time}"));
@@ -310,6 +331,10 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
     }
 
     fn batch_completed(&self, info: &BatchInfo) {
+        if let Some(m) = &self.shared.member {
+            // Outputs and offsets are committed: a revocation waiting for it may go on.
+            m.ownership().completed(info.batch_time);
+        }
         let Some(rate) = &self.shared.rate else {
             return;
         };
@@ -370,6 +395,42 @@ impl DirectKafkaStream {
     /// The next offset to read per partition.
     pub fn current_offsets(&self) -> BTreeMap<TopicPartition, i64> {
         self.shared.planner.lock().current_offsets().clone()
+    }
+
+    /// The group membership of a group-managed stream (`None` for other strategies).
+    pub fn group_member(&self) -> Option<&Arc<GroupMember>> {
+        self.shared.member.as_ref()
+    }
+
+    /// The partitions this instance owns (group-managed streams; `None` otherwise).
+    pub fn owned_partitions(&self) -> Option<Vec<TopicPartition>> {
+        self.shared.member.as_ref().map(|m| m.ownership().owned())
+    }
+
+    /// How often partitions were assigned, revoked and lost (group-managed streams).
+    pub fn rebalances(&self) -> Option<RebalanceCounts> {
+        self.shared.member.as_ref().map(|m| m.rebalances())
+    }
+
+    /// Where newly assigned partitions of a group-managed stream start: Kafka's
+    /// `ConsumerRebalanceListener` (e.g. a [`TransactionalOutput`](crate::sink::TransactionalOutput),
+    /// which claims them in its store and returns the stored offsets). Set it before the
+    /// context starts.
+    pub fn set_rebalance_listener(&self, listener: impl RebalanceListener) {
+        self.shared
+            .planner
+            .lock()
+            .set_rebalance_listener(Arc::new(listener));
+    }
+
+    /// Fails with [`SpateKafkaError::PartitionsNotOwned`] when the group moved some of batch
+    /// `time`'s partitions away from this instance since the batch was planned; an output
+    /// calls it just before committing. Always `Ok` for streams not managed by a group.
+    pub fn check_owned(&self, time: Time) -> Result<()> {
+        match &self.shared.member {
+            Some(m) => m.check_owned(time),
+            None => Ok(()),
+        }
     }
 
     /// Offsets skipped because retention deleted them (with `fail_on_data_loss(false)`).
@@ -459,7 +520,22 @@ pub(crate) fn create_direct_stream(
     } else {
         None
     };
-    let planner = OffsetPlanner::new(strategy, config)?;
+    let member = if strategy.is_group_managed() {
+        let Subscription::Topics(topics) = strategy.subscription() else {
+            return Err(SpateKafkaError::config(
+                "subscription",
+                "",
+                "a group-managed stream subscribes to topics",
+            ));
+        };
+        Some(Arc::new(GroupMember::join(&params, topics)?))
+    } else {
+        None
+    };
+    let mut planner = OffsetPlanner::new(strategy, config)?;
+    if let Some(m) = &member {
+        planner.set_group_member(m.clone());
+    }
     let shared = Arc::new(Shared {
         planner: Mutex::new(planner),
         reader,
@@ -470,6 +546,7 @@ pub(crate) fn create_direct_stream(
         reporter,
         plans: Mutex::new(BTreeMap::new()),
         lost_offsets: AtomicU64::new(0),
+        member,
     });
     let stream = ctx.input_stream(DirectKafkaInputStream {
         shared: shared.clone(),

@@ -12,6 +12,10 @@
 //!   starts from the group ([`KafkaOffsetStore::assign_strategy`]); a batch the group already
 //!   covers is skipped; the stable `transactional.id` (`<group>-<output>`) makes the restarted
 //!   producer fence its predecessor, whose open transaction the coordinator aborts.
+//! * Exactly-once from a group-managed stream (several instances): the offsets are sent with the
+//!   group *member's* metadata (member id and generation), so the coordinator refuses the
+//!   commit of an instance the group has since removed (a zombie) and its transaction aborts
+//!   (KIP-447). The `transactional.id` is then per instance (see [`instance_transactional_id`]).
 //!
 //! Waiting for acknowledgements counts deliveries in the producer's context instead of calling
 //! `flush`, whose polling loop in rdkafka costs at least 100 ms per call, longer than a short
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -350,12 +355,17 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
     where
         F: Fn(&T) -> OutputRecord + Send + Sync + 'static,
     {
-        let txn = TransactionalOutput::start(store, output, topic)?;
+        let transactional_id = match source.group_member() {
+            Some(m) => instance_transactional_id(&store, output, m.instance_id()),
+            None => store.transactional_id(output),
+        };
+        let txn = TransactionalOutput::start(store, transactional_id, output, topic)?;
         let out = KafkaOutput::new(
             DeliveryGuarantee::ExactlyOnce,
             Some(txn.transactional_id.clone()),
         );
         let (handle, o, txn) = (source.clone(), out.clone(), Mutex::new(txn));
+        let assignments_seen = AtomicU64::new(0);
         self.foreach_batch(move |batch, time: Time| {
             let ranges = handle.offset_ranges(time).ok_or_else(|| {
                 SpateKafkaError::InvalidPlan(format!("no offset ranges for batch {time}"))
@@ -365,16 +375,86 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                 return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
             }
             let mut txn = txn.lock();
-            let Some(advance) = txn.store.plan_commit(&ranges)? else {
-                tracing::debug!(%time, "batch already committed to the group; skipped");
-                o.skipped.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+            if let Some(counts) = handle.rebalances() {
+                // Partitions may have come back after another instance advanced them: what
+                // the store remembers of the group's offsets is stale.
+                if assignments_seen.swap(counts.assigned, Ordering::Relaxed) != counts.assigned {
+                    txn.store.forget();
+                }
+            }
+            let mut attempt = 1;
+            let write = loop {
+                let metadata = match handle.group_member() {
+                    Some(m) => Some(m.group_metadata(time)?),
+                    None => None,
+                };
+                let Some(advance) = txn.store.plan_commit(&ranges)? else {
+                    tracing::debug!(%time, "batch already committed to the group; skipped");
+                    o.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                };
+                match txn.commit_batch(&records, &advance, metadata.as_ref()) {
+                    Ok(write) => break write,
+                    // The group moved to a new generation between reading the member's
+                    // metadata and the commit: while the partitions are still this member's,
+                    // the batch is retried in a new transaction with the new generation (the
+                    // loop re-checks ownership first).
+                    Err(e)
+                        if metadata.is_some()
+                            && attempt < GENERATION_RETRIES
+                            && is_offsets_refused(&e) =>
+                    {
+                        tracing::warn!(%time, attempt, error = %e, "offsets refused; retrying the batch's transaction");
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             };
-            let write = txn.commit_batch(&records, &advance)?;
             o.batch_written(write);
             Ok(())
         });
         Ok(out)
+    }
+}
+
+/// How often a group-managed batch's transaction is tried when the group refuses its offsets.
+const GENERATION_RETRIES: u32 = 3;
+
+/// Whether the group refused a transaction's offsets (e.g. ILLEGAL_GENERATION after a
+/// rebalance); the transaction was aborted.
+fn is_offsets_refused(e: &SpateKafkaError) -> bool {
+    matches!(
+        e,
+        SpateKafkaError::Transaction {
+            operation: "send_offsets_to_transaction",
+            ..
+        }
+    )
+}
+
+/// The `transactional.id` of an output of a group-managed instance:
+/// `<group>-<output>-<group.instance.id>`, or a random suffix for a dynamic member. Per
+/// instance, not per job: instances write concurrently, and one shared id would make each new
+/// producer fence the others'. A zombie is fenced by the group generation instead; a static
+/// instance restarted under its `group.instance.id` still fences its own predecessor's producer.
+fn instance_transactional_id(
+    store: &KafkaOffsetStore,
+    output: &str,
+    instance: Option<&str>,
+) -> String {
+    match instance {
+        Some(id) => format!("{}-{id}", store.transactional_id(output)),
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            format!(
+                "{}-{}-{nanos:x}",
+                store.transactional_id(output),
+                std::process::id()
+            )
+        }
     }
 }
 
@@ -388,8 +468,12 @@ struct TransactionalOutput {
 impl TransactionalOutput {
     /// Creates the producer and registers its `transactional.id`, fencing any earlier
     /// producer with the same id (the coordinator aborts that producer's open transaction).
-    fn start(store: KafkaOffsetStore, output: &str, topic: &str) -> Result<Self> {
-        let transactional_id = store.transactional_id(output);
+    fn start(
+        store: KafkaOffsetStore,
+        transactional_id: String,
+        output: &str,
+        topic: &str,
+    ) -> Result<Self> {
         let mut config = producer_config(store.params())?;
         config.set("transactional.id", &transactional_id);
         let producer = OutputProducer::create(output, topic, config)?;
@@ -420,8 +504,9 @@ impl TransactionalOutput {
         &mut self,
         records: &[OutputRecord],
         advance: &BTreeMap<TopicPartition, i64>,
+        member: Option<&ConsumerGroupMetadata>,
     ) -> Result<BatchWrite> {
-        match self.try_commit(records, advance) {
+        match self.try_commit(records, advance, member) {
             Ok(write) => {
                 self.store.committed(advance);
                 Ok(write)
@@ -440,6 +525,7 @@ impl TransactionalOutput {
         &self,
         records: &[OutputRecord],
         advance: &BTreeMap<TopicPartition, i64>,
+        member: Option<&ConsumerGroupMetadata>,
     ) -> Result<BatchWrite> {
         let p = &self.producer.producer;
         let started = Instant::now();
@@ -448,8 +534,15 @@ impl TransactionalOutput {
         self.producer.send_all(records)?;
         let acknowledged = Instant::now();
         if !advance.is_empty() {
-            let metadata = self.store.group_metadata()?;
-            p.send_offsets_to_transaction(&offsets_tpl(advance)?, &metadata, TXN_TIMEOUT)
+            let own;
+            let metadata = match member {
+                Some(m) => m,
+                None => {
+                    own = self.store.group_metadata()?;
+                    &own
+                }
+            };
+            p.send_offsets_to_transaction(&offsets_tpl(advance)?, metadata, TXN_TIMEOUT)
                 .map_err(|e| self.failed("send_offsets_to_transaction", e))?;
         }
         p.commit_transaction(TXN_TIMEOUT)

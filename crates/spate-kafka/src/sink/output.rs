@@ -4,7 +4,14 @@
 //! the direct stream's offset ranges of the same batch time, in one transaction. This is the
 //! glue every transactional job would otherwise repeat: look up the ranges by batch time, collect
 //! the results, commit, count replays.
+//!
+//! With a group-managed stream, the output is also the stream's [`RebalanceListener`]: it claims
+//! the partitions the group assigns to this instance in the store (raising their writer epochs,
+//! which fences the previous owner if it is still alive) and starts them from the stored
+//! offsets; and before each commit it checks that the batch's partitions are still this
+//! instance's.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -12,8 +19,10 @@ use parking_lot::{Mutex, MutexGuard};
 use spate_streaming::{DStream, Data, Time};
 
 use super::store::{TransactionalStore, WriteError};
+use crate::direct::group::RebalanceListener;
+use crate::direct::offset_range::TopicPartition;
 use crate::direct::stream::DirectKafkaStream;
-use crate::error::SpateKafkaError;
+use crate::error::{Result as KafkaResult, SpateKafkaError};
 
 /// The handle of a transactional output: the store and how many batches were committed or
 /// skipped as already applied.
@@ -59,6 +68,22 @@ impl<S> TransactionalOutput<S> {
     }
 }
 
+impl<S: TransactionalStore> RebalanceListener for TransactionalOutput<S> {
+    /// Claims `partitions` in the store (their previous writer is fenced from now on; the claim
+    /// waits for its committing batch) and returns their stored offsets.
+    fn on_partitions_assigned(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> KafkaResult<BTreeMap<TopicPartition, i64>> {
+        let mut store = self.store.lock();
+        let epochs = store.claim_partitions(partitions)?;
+        tracing::info!(job = store.job(), ?epochs, "assigned partitions claimed");
+        let mut stored = store.starting_offsets()?;
+        stored.retain(|tp, _| partitions.contains(tp));
+        Ok(stored)
+    }
+}
+
 /// Registers an output on `results` that, for every batch, runs `write` with the batch's results
 /// and stores `source`'s offset ranges of that batch in the same transaction
 /// ([`TransactionalStore::commit_batch`]). Batches with no offsets and no results are not written
@@ -93,6 +118,9 @@ where
         if items.is_empty() && ranges.iter().all(|r| r.is_empty()) {
             return Ok::<_, WriteError>(());
         }
+        // A group-managed instance commits only partitions it still owns (the store's writer
+        // epochs refuse the rest too, inside the transaction).
+        handle.check_owned(time)?;
         let applied = o
             .store
             .lock()

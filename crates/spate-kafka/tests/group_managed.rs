@@ -1,0 +1,756 @@
+//! The group-managed direct stream (`ConsumerStrategy::subscribe_group_managed`) across
+//! processes: instances of one word-count job are child processes (this test binary re-invoked
+//! with environment variables) that share a 6-partition input topic through the consumer group
+//! (cooperative-sticky, static membership by `group.instance.id`) and write exactly once:
+//!
+//! * to PostgreSQL (a real server from the test kit): counts and offsets in one transaction,
+//!   each instance claiming the partitions it is assigned (writer epochs);
+//! * to Kafka: one transaction per batch with the offsets sent under the member's group
+//!   metadata (KIP-447), read back `read_committed`.
+//!
+//! Disruptions at random moments: SIGKILL an instance and restart it under the same
+//! `group.instance.id`, SIGKILL one for good, start a new one. At the end the output equals the
+//! counts of what was produced, exactly. A zombie test SIGSTOPs an instance until the group
+//! moves its partitions, SIGCONTs it and checks that its late batch is fenced and nothing is
+//! counted twice. A last test checks one group-managed instance counts what the ungrouped
+//! stream counts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rand::Rng;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::BaseProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use spate_broker::BrokerConfig;
+use spate_kafka::sink::postgres::{Client, NoTls};
+use spate_kafka::sink::{
+    foreach_batch_transactional, KafkaOffsetStore, OutputRecord, PostgresOffsetStore, SaveToKafka,
+};
+use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
+use spate_streaming::{Config, StreamingContext};
+use spate_testkit::child::{ChildJob, Running};
+use spate_testkit::{clients, PostgresServer, TestBroker};
+
+const ENV_MODE: &str = "SPATE_GROUP_MODE";
+const ENV_URL: &str = "SPATE_GROUP_URL";
+const ENV_BOOTSTRAP: &str = "SPATE_GROUP_BOOTSTRAP";
+const ENV_TOPIC: &str = "SPATE_GROUP_TOPIC";
+const ENV_OUTPUT: &str = "SPATE_GROUP_OUTPUT";
+const ENV_GROUP: &str = "SPATE_GROUP_GROUP";
+const ENV_INSTANCE: &str = "SPATE_GROUP_INSTANCE";
+/// Extra milliseconds each batch's transaction takes (the zombie test keeps batches in flight).
+const ENV_SLOW_MS: &str = "SPATE_GROUP_SLOW_MS";
+
+const PARTITIONS: i32 = 6;
+const CHUNK: usize = 120;
+/// Short, so that a killed instance's partitions move within seconds (the broker's minimum
+/// is lowered to allow it, as `group.min.session.timeout.ms` on a Kafka broker).
+const SESSION_TIMEOUT_MS: u64 = 2_000;
+const WORDS: [&str; 11] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo",
+];
+
+fn line(i: usize) -> String {
+    (0..=i % 4)
+        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn expected_counts(n: usize) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for i in 0..n {
+        for w in line(i).split(' ') {
+            *counts.entry(w.to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn broker() -> TestBroker {
+    let mut config = BrokerConfig::default();
+    config.group.min_session_timeout_ms = 1_000;
+    TestBroker::start_with(config)
+}
+
+fn member_params(bootstrap: &str, group: &str, instance: &str) -> KafkaParams {
+    KafkaParams::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("group.instance.id", instance)
+        .set("auto.offset.reset", "earliest")
+        .set("broker.address.family", "v4")
+        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
+        .set("heartbeat.interval.ms", "300")
+        .set("max.poll.interval.ms", "10000")
+}
+
+fn word_pairs(line: &str) -> Vec<(String, i64)> {
+    line.split_whitespace().map(|w| (w.to_owned(), 1)).collect()
+}
+
+/// The job of one instance: group-managed stream → word counts per batch → PostgreSQL (`pg`)
+/// or a Kafka topic (`kafka`), exactly once.
+fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
+    let (bootstrap, topic, group, instance) = (
+        &env[ENV_BOOTSTRAP],
+        &env[ENV_TOPIC],
+        &env[ENV_GROUP],
+        &env[ENV_INSTANCE],
+    );
+    let params = member_params(bootstrap, group, instance);
+    let strategy = ConsumerStrategy::subscribe_group_managed([topic.as_str()], params.clone())?;
+    let ctx = StreamingContext::new(
+        Config::new("group-managed").batch_interval(Duration::from_millis(100)),
+    )?;
+    let config = DirectStreamConfig::default()
+        .max_rate_per_partition(400)
+        .initial_rate(None);
+    let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
+    let counts = stream
+        .flat_map(|r| word_pairs(&r.value_str().unwrap_or_default()))
+        .reduce_by_key(|a, b| a + b);
+    if mode == "pg" {
+        let store = PostgresOffsetStore::connect(&env[ENV_URL], group.clone())?;
+        let instance = instance.clone();
+        let slow = Duration::from_millis(env[ENV_SLOW_MS].parse().unwrap_or(5));
+        let output =
+            foreach_batch_transactional(&stream, &counts, store, move |tx, mut counts, time| {
+                counts.sort();
+                let add = tx.prepare(
+                    "INSERT INTO word_counts (word, n) VALUES ($1, $2)
+                 ON CONFLICT (word) DO UPDATE SET n = word_counts.n + EXCLUDED.n",
+                )?;
+                let mut records = 0_i64;
+                for (w, n) in counts {
+                    tx.execute(&add, &[&w, &n])?;
+                    records += n;
+                }
+                let time_ms = i64::try_from(time.as_millis()).unwrap_or(i64::MAX);
+                tx.execute(
+                    "INSERT INTO batches (instance, time_ms, words) VALUES ($1, $2, $3)",
+                    &[&instance, &time_ms, &records],
+                )?;
+                // Widens the window in which a kill lands between the counts and the commit.
+                std::thread::sleep(slow);
+                Ok::<_, spate_kafka::sink::postgres::Error>(())
+            });
+        stream.set_rebalance_listener(output);
+    } else {
+        // A killed instance's open transaction blocks its partitions' committed offsets until
+        // it times out.
+        let store = KafkaOffsetStore::open(params.set("transaction.timeout.ms", "10000"))?;
+        let record = |(w, n): &(String, i64)| OutputRecord::new(w.as_bytes(), n.to_string());
+        counts.save_to_kafka_exactly_once(&stream, store, "counts", &env[ENV_OUTPUT], record)?;
+    }
+    ctx.start()?;
+    // The parent counts rebalances from these lines (the last one of each run).
+    let handle = stream.clone();
+    std::thread::spawn(move || {
+        let mut last = None;
+        loop {
+            let now = handle.rebalances();
+            if now != last {
+                if let Some(c) = now {
+                    eprintln!("REBALANCES {} {} {}", c.assigned, c.revoked, c.lost);
+                }
+                last = now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    ctx.await_termination()?;
+    Ok(())
+}
+
+/// (assigned, revoked, lost) rebalance callbacks over every run in `logs`.
+fn rebalances(logs: &[String]) -> (u64, u64, u64) {
+    let mut total = (0, 0, 0);
+    for log in logs {
+        let last = log.lines().rev().find_map(|l| {
+            let rest = l.strip_prefix("REBALANCES ")?;
+            let n: Vec<u64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+            (n.len() == 3).then(|| (n[0], n[1], n[2]))
+        });
+        if let Some((a, r, l)) = last {
+            total = (total.0 + a, total.1 + r, total.2 + l);
+        }
+    }
+    total
+}
+
+#[test]
+fn child_entry() {
+    let Ok(mode) = std::env::var(ENV_MODE) else {
+        return;
+    };
+    spate_testkit::init_logging();
+    let env: BTreeMap<&str, String> = [
+        ENV_URL,
+        ENV_BOOTSTRAP,
+        ENV_TOPIC,
+        ENV_OUTPUT,
+        ENV_GROUP,
+        ENV_INSTANCE,
+        ENV_SLOW_MS,
+    ]
+    .into_iter()
+    .map(|k| (k, std::env::var(k).unwrap_or_default()))
+    .collect();
+    if let Err(e) = child(&mode, &env) {
+        eprintln!("group-managed child {} failed: {e:#}", env[ENV_INSTANCE]);
+        std::process::exit(3);
+    }
+}
+
+/// One instance (a `group.instance.id`) and its runs.
+struct Instance {
+    name: String,
+    job: ChildJob,
+    logs: PathBuf,
+    runs: u32,
+    running: Option<Running>,
+}
+
+impl Instance {
+    fn new(name: &str, env: &[(&str, String)], logs: &Path) -> Self {
+        let mut job = ChildJob::test_entry("child_entry");
+        for (k, v) in env {
+            job.env(k, v);
+        }
+        job.env(ENV_INSTANCE, name);
+        Instance {
+            name: name.to_owned(),
+            job,
+            logs: logs.to_path_buf(),
+            runs: 0,
+            running: None,
+        }
+    }
+
+    fn log(&self, run: u32) -> PathBuf {
+        self.logs.join(format!("{}-run-{run}.log", self.name))
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let log = self.log(self.runs);
+        self.running = Some(self.job.stderr_to(&log).spawn());
+    }
+
+    /// As a supervisor (systemd `Restart=always`): an instance that stopped because its batch
+    /// was fenced is restarted and counted; any other exit fails the test.
+    fn supervise(&mut self) -> u32 {
+        let Some(status) = self.running.as_mut().and_then(Running::exited) else {
+            return 0;
+        };
+        let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
+        assert!(
+            is_fenced(&log),
+            "instance {} exited on its own: {status}; its stderr:\n{log}",
+            self.name
+        );
+        self.running = None;
+        self.spawn();
+        1
+    }
+
+    fn kill(&mut self) {
+        if let Some(child) = self.running.take() {
+            child.kill();
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.running.as_ref().map(Running::id).expect("running");
+        let ok = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid} failed");
+    }
+
+    /// Each run's log.
+    fn run_logs(&self) -> Vec<String> {
+        (1..=self.runs)
+            .map(|r| std::fs::read_to_string(self.log(r)).unwrap_or_default())
+            .collect()
+    }
+
+    /// Every line of every run's log.
+    fn all_logs(&self) -> String {
+        self.run_logs().join("\n")
+    }
+}
+
+/// Whether a run's log ends in a fenced batch (the instance had lost its partitions).
+fn is_fenced(log: &str) -> bool {
+    log.contains("failed:")
+        && (log.contains("no longer owns")
+            || log.contains("fenced")
+            || log.contains("send_offsets_to_transaction"))
+}
+
+fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
+    let records = (from..until).map(|i| {
+        let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
+        (partition, Some(format!("k{i}")), line(i))
+    });
+    spate_testkit::produce::send_all(producer, topic, records);
+}
+
+/// Produces `records` lines in chunks on a thread; the flag turns true when all are written.
+fn start_producer(
+    bootstrap: String,
+    topic: String,
+    records: usize,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let thread = std::thread::spawn(move || {
+        let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
+        for from in (0..records).step_by(CHUNK) {
+            produce_lines(&p, &topic, from, (from + CHUNK).min(records));
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        flag.store(true, Ordering::Release);
+    });
+    (done, thread)
+}
+
+/// The output under test: what it has stored, read from outside the job.
+trait Sink {
+    /// Offsets stored for the input (summed over partitions).
+    fn stored(&mut self) -> i64;
+    /// The word counts in the output.
+    fn counts(&mut self) -> BTreeMap<String, i64>;
+}
+
+struct PgSink {
+    db: Client,
+    job: String,
+}
+
+impl Sink for PgSink {
+    fn stored(&mut self) -> i64 {
+        self.db
+            .query_one(
+                "SELECT COALESCE(SUM(until_offset), 0)::BIGINT FROM spate_offsets WHERE job = $1",
+                &[&self.job],
+            )
+            .expect("offsets")
+            .get(0)
+    }
+
+    fn counts(&mut self) -> BTreeMap<String, i64> {
+        self.db
+            .query("SELECT word, n FROM word_counts", &[])
+            .expect("counts")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+}
+
+struct KafkaSink {
+    bootstrap: String,
+    input: String,
+    output: String,
+    group: String,
+}
+
+impl Sink for KafkaSink {
+    fn stored(&mut self) -> i64 {
+        let consumer: BaseConsumer = clients::consumer_config(&self.bootstrap, &self.group)
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("offsets reader");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition(&self.input, p);
+        }
+        match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
+            Ok(got) => got
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum(),
+            Err(_) => 0,
+        }
+    }
+
+    fn counts(&mut self) -> BTreeMap<String, i64> {
+        read_committed_counts(&self.bootstrap, &self.output)
+    }
+}
+
+fn read_committed_counts(bootstrap: &str, topic: &str) -> BTreeMap<String, i64> {
+    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "group-managed-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let (mut counts, mut eof) = (BTreeMap::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while eof < PARTITIONS {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} did not reach its end"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let word = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let n: i64 = std::str::from_utf8(m.payload().unwrap_or_default())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                *counts.entry(word).or_insert(0) += n;
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    counts
+}
+
+/// (lost, duplicated) word occurrences.
+fn lost_and_duplicated(
+    got: &BTreeMap<String, i64>,
+    expected: &BTreeMap<String, i64>,
+) -> (i64, i64) {
+    let (mut lost, mut dup) = (0, 0);
+    for (w, n) in expected {
+        let g = got.get(w).copied().unwrap_or(0);
+        lost += (n - g).max(0);
+        dup += (g - n).max(0);
+    }
+    dup += got
+        .iter()
+        .filter(|(w, _)| !expected.contains_key(*w))
+        .map(|(_, n)| n)
+        .sum::<i64>();
+    (lost, dup)
+}
+
+/// A test's world: broker, topics, the sink and the instances.
+struct Cluster {
+    broker: TestBroker,
+    topic: String,
+    env: Vec<(&'static str, String)>,
+    dir: tempfile::TempDir,
+    sink: Box<dyn Sink>,
+    _database: Option<spate_testkit::postgres::TestDatabase>,
+}
+
+fn cluster(mode: &str) -> Cluster {
+    let broker = broker();
+    let topic = common::create_topic(&broker, "group_in", PARTITIONS);
+    let output = common::create_topic(&broker, "group_out", PARTITIONS);
+    let group = spate_testkit::random_group("group-managed");
+    let mut env = vec![
+        (ENV_MODE, mode.to_owned()),
+        (ENV_BOOTSTRAP, broker.bootstrap_servers()),
+        (ENV_TOPIC, topic.clone()),
+        (ENV_OUTPUT, output.clone()),
+        (ENV_GROUP, group.clone()),
+    ];
+    let (sink, database): (Box<dyn Sink>, _) = if mode == "pg" {
+        let database = PostgresServer::shared().create_database("group_managed");
+        let mut db = Client::connect(&database.url, NoTls).expect("connect to the test database");
+        db.batch_execute(
+            "CREATE TABLE word_counts (word TEXT PRIMARY KEY, n BIGINT NOT NULL);
+             CREATE TABLE batches (instance TEXT NOT NULL, time_ms BIGINT NOT NULL, words BIGINT NOT NULL);",
+        )
+        .expect("tables");
+        PostgresOffsetStore::connect(&database.url, group.clone()).expect("offsets tables");
+        env.push((ENV_URL, database.url.clone()));
+        (Box::new(PgSink { db, job: group }), Some(database))
+    } else {
+        let sink = KafkaSink {
+            bootstrap: broker.bootstrap_servers(),
+            input: topic.clone(),
+            output,
+            group,
+        };
+        (Box::new(sink), None)
+    };
+    Cluster {
+        broker,
+        topic,
+        env,
+        dir: tempfile::tempdir().unwrap(),
+        sink,
+        _database: database,
+    }
+}
+
+impl Cluster {
+    fn instance(&self, name: &str) -> Instance {
+        Instance::new(name, &self.env, self.dir.path())
+    }
+
+    /// Waits until the sink's offsets cover `records`; panics after `timeout`.
+    /// Waits until the sink's offsets cover `records`; panics after `timeout`. Returns how
+    /// many fenced instances were restarted meanwhile.
+    fn wait_caught_up(
+        &mut self,
+        records: usize,
+        instances: &mut [Instance],
+        timeout: Duration,
+    ) -> u32 {
+        let deadline = Instant::now() + timeout;
+        let mut fenced = 0;
+        while self.sink.stored() < records as i64 {
+            fenced += instances.iter_mut().map(Instance::supervise).sum::<u32>();
+            assert!(Instant::now() < deadline, "the instances did not catch up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        fenced
+    }
+}
+
+/// A random disruption: restart an instance under its id, kill one for good, or add one.
+fn disrupt(c: &Cluster, pool: &mut Vec<Instance>, rng: &mut impl Rng) -> &'static str {
+    let running: Vec<usize> = (0..pool.len())
+        .filter(|&i| pool[i].running.is_some())
+        .collect();
+    let choice = rng.random_range(0..3);
+    if choice == 1 && running.len() > 1 {
+        let v = running[rng.random_range(0..running.len())];
+        pool[v].kill();
+        "kill"
+    } else if choice == 2 && running.len() < 4 {
+        match pool.iter().position(|i| i.running.is_none()) {
+            Some(idle) => pool[idle].spawn(),
+            None => {
+                let mut i = c.instance(&format!("i{}", pool.len()));
+                i.spawn();
+                pool.push(i);
+            }
+        }
+        "add"
+    } else {
+        let v = running[rng.random_range(0..running.len())];
+        pool[v].kill();
+        pool[v].spawn();
+        "restart"
+    }
+}
+
+fn scale_run(mode: &str, records: usize, disruptions: u32) {
+    spate_testkit::init_logging();
+    let started = Instant::now();
+    let mut c = cluster(mode);
+    let mut pool: Vec<Instance> = (0..3).map(|i| c.instance(&format!("i{i}"))).collect();
+    pool.iter_mut().for_each(Instance::spawn);
+    let (produced_all, producer) =
+        start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records);
+    let mut rng = rand::rng();
+    let mut done: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut total = 0;
+    let mut fenced = 0;
+    while total < disruptions || !produced_all.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1_500)));
+        fenced += pool.iter_mut().map(Instance::supervise).sum::<u32>();
+        *done.entry(disrupt(&c, &mut pool, &mut rng)).or_default() += 1;
+        total += 1;
+    }
+    producer.join().unwrap();
+    // Three instances finish the job.
+    for i in pool.iter_mut().take(3) {
+        if i.running.is_none() {
+            i.spawn();
+        }
+    }
+    fenced += c.wait_caught_up(records, &mut pool, Duration::from_secs(60));
+    let logs: Vec<String> = pool.iter().flat_map(Instance::run_logs).collect();
+    pool.iter_mut().for_each(|i| i.running = None);
+    let got = c.sink.counts();
+    let expected = expected_counts(records);
+    let (lost, duplicated) = lost_and_duplicated(&got, &expected);
+    let (rebalances, revoked, lost_assignments) = rebalances(&logs);
+    eprintln!(
+        "group-managed {mode}: {total} disruptions {done:?}, {} instances, {rebalances} \
+         assignments, {revoked} cooperative revocations, {lost_assignments} lost assignments, \
+         {fenced} fenced batches (instance restarted), {records} records ({} words) produced, \
+         {} words counted, lost {lost}, duplicated {duplicated}, in {:?}",
+        pool.len(),
+        expected.values().sum::<i64>(),
+        got.values().sum::<i64>(),
+        started.elapsed()
+    );
+    assert!(total >= disruptions);
+    assert_eq!(
+        (lost, duplicated),
+        (0, 0),
+        "exactly once: {got:?} vs {expected:?}"
+    );
+    assert_eq!(got, expected);
+    assert!(rebalances > 3, "the group rebalanced");
+}
+
+#[test]
+fn three_group_managed_instances_write_postgres_exactly_once_under_20_disruptions() {
+    scale_run("pg", 4_000, 20);
+}
+
+#[test]
+fn three_group_managed_instances_write_kafka_exactly_once_under_20_disruptions() {
+    scale_run("kafka", 3_000, 20);
+}
+
+/// SIGSTOP an instance until the group moves its partitions; after SIGCONT its late batch is
+/// fenced (it exits with the error) and nothing is counted twice.
+#[test]
+fn a_paused_instance_is_fenced_when_it_comes_back() {
+    spate_testkit::init_logging();
+    let records = 2_400;
+    let mut c = cluster("pg");
+    // Batches slower than the batch interval: the instance always has batches planned and
+    // not yet committed when it is stopped.
+    c.env.push((ENV_SLOW_MS, "150".to_owned()));
+    let mut pool: Vec<Instance> = (0..2).map(|i| c.instance(&format!("i{i}"))).collect();
+    pool.iter_mut().for_each(Instance::spawn);
+    let (produced_all, producer) =
+        start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(pool[0].supervise(), 0, "i0 ran until stopped");
+    pool[0].signal("-STOP");
+    // Past the session timeout the group removes it and gives its partitions to i1.
+    std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS * 3));
+    pool[0].signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let fenced = loop {
+        let log = pool[0].all_logs();
+        let fenced = is_fenced(&log);
+        let exited = pool[0].running.as_mut().and_then(Running::exited).is_some();
+        if fenced && exited {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = pool[0].all_logs();
+    if !fenced && std::env::var("SPATE_GROUP_DEBUG").is_ok() {
+        if let Some(r) = pool[0].running.as_ref() {
+            let _ = Command::new("gdb")
+                .args([
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt 12",
+                    "-p",
+                    &r.id().to_string(),
+                ])
+                .status();
+        }
+    }
+    assert!(
+        fenced,
+        "the paused instance was not fenced; its log:\n{log}"
+    );
+    let reason = log
+        .lines()
+        .find(|l| l.contains("failed:"))
+        .unwrap_or("")
+        .to_owned();
+    while !produced_all.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    producer.join().unwrap();
+    // Its supervisor restarts it; the job finishes.
+    pool[0].running = None;
+    pool[0].spawn();
+    c.wait_caught_up(records, &mut pool, Duration::from_secs(60));
+    pool.iter_mut().for_each(|i| i.running = None);
+    let got = c.sink.counts();
+    let expected = expected_counts(records);
+    let (lost, duplicated) = lost_and_duplicated(&got, &expected);
+    eprintln!(
+        "zombie: fenced with {reason:?}; {records} records, lost {lost}, duplicated {duplicated}"
+    );
+    assert_eq!(got, expected);
+}
+
+/// One group-managed instance counts exactly what today's ungrouped stream counts.
+#[test]
+fn one_group_managed_instance_equals_the_ungrouped_stream() {
+    spate_testkit::init_logging();
+    let broker = broker();
+    let topic = common::create_topic(&broker, "group_one", PARTITIONS);
+    let records = 1_500;
+    let p: BaseProducer = clients::producer_config(&broker.bootstrap_servers())
+        .create()
+        .unwrap();
+    produce_lines(&p, &topic, 0, records);
+    let run = |strategy: ConsumerStrategy| -> BTreeMap<String, i64> {
+        let ctx = StreamingContext::new(
+            Config::new("group-one").batch_interval(Duration::from_millis(100)),
+        )
+        .unwrap();
+        let stream =
+            KafkaUtils::create_direct_stream_with(&ctx, strategy, DirectStreamConfig::default())
+                .unwrap();
+        let counts: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
+        let sink = counts.clone();
+        stream
+            .flat_map(|r| word_pairs(&r.value_str().unwrap_or_default()))
+            .reduce_by_key(|a, b| a + b)
+            .foreach_batch(move |batch, _| {
+                let mut c = sink.lock();
+                for (w, n) in batch.collect()? {
+                    *c.entry(w).or_insert(0) += n;
+                }
+                Ok::<_, spate_streaming::StreamingError>(())
+            });
+        ctx.start().unwrap();
+        let expected_words: i64 = expected_counts(records).values().sum();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while counts.lock().values().sum::<i64>() < expected_words && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        ctx.stop(true).unwrap();
+        let got = counts.lock().clone();
+        got
+    };
+    let bootstrap = broker.bootstrap_servers();
+    let grouped = run(ConsumerStrategy::subscribe_group_managed(
+        [topic.as_str()],
+        member_params(&bootstrap, &spate_testkit::random_group("one"), "solo"),
+    )
+    .unwrap());
+    let plain = run(ConsumerStrategy::subscribe(
+        [topic.as_str()],
+        common::params(&broker),
+    ));
+    eprintln!(
+        "one instance: group-managed counted {} words, ungrouped {}",
+        grouped.values().sum::<i64>(),
+        plain.values().sum::<i64>()
+    );
+    assert_eq!(grouped, expected_counts(records));
+    assert_eq!(grouped, plain);
+}
