@@ -186,6 +186,47 @@ fn receiver_job<'a>(
     }
 }
 
+impl WalUsage {
+    /// The write-ahead log's usage from the sizes its files reached (`sizes`, by path) and the
+    /// bytes the receivers took in: files under `receivedData` hold blocks, the others block
+    /// metadata.
+    fn of(sizes: &BTreeMap<PathBuf, u64>, received_bytes: u64) -> WalUsage {
+        let is_block_log = |p: &Path| p.components().any(|c| c.as_os_str() == "receivedData");
+        let block_log_bytes: u64 = sizes
+            .iter()
+            .filter(|(p, _)| is_block_log(p))
+            .map(|(_, n)| n)
+            .sum();
+        let metadata_log_bytes: u64 = sizes
+            .iter()
+            .filter(|(p, _)| !is_block_log(p))
+            .map(|(_, n)| n)
+            .sum();
+        let received = received_bytes.max(1) as f64;
+        WalUsage {
+            block_log_bytes,
+            metadata_log_bytes,
+            received_bytes,
+            write_amplification: block_log_bytes as f64 / received,
+            write_amplification_with_metadata: (block_log_bytes + metadata_log_bytes) as f64
+                / received,
+        }
+    }
+
+    /// The line under the table: log bytes against received bytes.
+    fn print(&self) {
+        println!(
+            "write-ahead log: {:.1} MB of blocks + {:.2} MB of block metadata for {:.1} MB received: \
+             write amplification {:.2} ({:.2} with metadata)",
+            self.block_log_bytes as f64 / 1e6,
+            self.metadata_log_bytes as f64 / 1e6,
+            self.received_bytes as f64 / 1e6,
+            self.write_amplification,
+            self.write_amplification_with_metadata,
+        );
+    }
+}
+
 /// Runs `spate bench receiver`: preloads a topic, then times the receiver stream with the
 /// write-ahead log off and on, and the direct stream, and prints the report.
 pub fn run(args: ReceiverBenchArgs) -> Result<()> {
@@ -226,27 +267,8 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
     );
     let sizes = sampler.finish();
     let on = on?;
-    let received_bytes = on.bytes;
+    let wal = WalUsage::of(&sizes, on.bytes);
     report.results.push(on.with_ceiling(&ceiling, &ceiling_row));
-    let is_block_log = |p: &Path| p.components().any(|c| c.as_os_str() == "receivedData");
-    let block_log_bytes: u64 = sizes
-        .iter()
-        .filter(|(p, _)| is_block_log(p))
-        .map(|(_, n)| n)
-        .sum();
-    let metadata_log_bytes: u64 = sizes
-        .iter()
-        .filter(|(p, _)| !is_block_log(p))
-        .map(|(_, n)| n)
-        .sum();
-    let received = received_bytes.max(1) as f64;
-    let wal = WalUsage {
-        block_log_bytes,
-        metadata_log_bytes,
-        received_bytes,
-        write_amplification: block_log_bytes as f64 / received,
-        write_amplification_with_metadata: (block_log_bytes + metadata_log_bytes) as f64 / received,
-    };
 
     report.ceiling.push(ceiling);
     report.resources = ResourceUsage::now();
@@ -255,15 +277,7 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
         report.machine.load_average,
         &topic.target.description,
     );
-    println!(
-        "write-ahead log: {:.1} MB of blocks + {:.2} MB of block metadata for {:.1} MB received: \
-         write amplification {:.2} ({:.2} with metadata)",
-        wal.block_log_bytes as f64 / 1e6,
-        wal.metadata_log_bytes as f64 / 1e6,
-        wal.received_bytes as f64 / 1e6,
-        wal.write_amplification,
-        wal.write_amplification_with_metadata,
-    );
+    wal.print();
     if let Some(path) = &args.common.json {
         let full = ReceiverReport {
             report,
