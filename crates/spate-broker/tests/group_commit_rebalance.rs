@@ -356,7 +356,7 @@ fn across_members(readers: &[(usize, usize)]) -> bool {
 
 /// Waits until the group is Stable with `members` members that own every partition.
 fn wait_balanced(broker: &spate_testkit::TestBroker, group: &str, members: usize) -> i32 {
-    wait_until(Duration::from_secs(60), "a balanced group", || {
+    wait_until("a balanced group", Duration::from_secs(60), || {
         group_view(broker, group).is_balanced(members, PARTITIONS)
     });
     group_view(broker, group).generation
@@ -405,7 +405,7 @@ fn run(client: Client, base_members: usize) {
         // deliver it late), then a while longer so that a second one would be seen too.
         // kafka-python calls on_partitions_assigned only for members that gained partitions
         // (librdkafka and Java call it on every member), so there at least one must have.
-        wait_until(Duration::from_secs(30), "assignment callbacks", || {
+        wait_until("assignment callbacks", Duration::from_secs(30), || {
             let mut called = base
                 .iter()
                 .zip(&before)
@@ -421,7 +421,7 @@ fn run(client: Client, base_members: usize) {
     }
     stop_producing.store(true, Ordering::SeqCst);
     let produced = producer.join().expect("producer thread");
-    wait_until(Duration::from_secs(60), "every record consumed", || {
+    wait_until("every record consumed", Duration::from_secs(60), || {
         distinct(&ledger) >= produced
     });
     let generations = group_view(&broker, &group).generation - first_generation;

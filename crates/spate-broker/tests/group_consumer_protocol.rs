@@ -53,8 +53,8 @@ fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
 fn leave(consumer: BaseConsumer) {
     consumer.unsubscribe();
     wait_until(
-        Duration::from_secs(20),
         "the revocation to complete",
+        Duration::from_secs(20),
         || {
             let _ = consumer.poll(Duration::from_millis(50));
             assigned(&consumer).is_empty()
@@ -67,7 +67,7 @@ fn leave(consumer: BaseConsumer) {
 }
 
 fn wait_for_members(broker: &TestBroker, group: &str, n: usize) {
-    wait_until(Duration::from_secs(20), "the members to leave", || {
+    wait_until("the members to leave", Duration::from_secs(20), || {
         coordinator(broker)
             .consumer_group(group)
             .is_some_and(|g| g.members.len() == n)
@@ -289,7 +289,7 @@ fn killed_member_is_replaced_within_session_timeout() {
         .create()
         .expect("consumer");
     survivor.subscribe(&[&topic]).expect("subscribe");
-    wait_until(Duration::from_secs(60), "a stable 2/2 split", || {
+    wait_until("a stable 2/2 split", Duration::from_secs(60), || {
         let _ = survivor.poll(Duration::from_millis(50));
         let g = coordinator(&broker).consumer_group(&group);
         assigned(&survivor).len() == 2
@@ -300,8 +300,8 @@ fn killed_member_is_replaced_within_session_timeout() {
     let killed_at = Instant::now();
     println!("child member SIGKILLed holding 2 partitions (it printed {printed:?})");
     wait_until(
-        Duration::from_secs(30),
         "the survivor to get all 4 partitions",
+        Duration::from_secs(30),
         || {
             let _ = survivor.poll(Duration::from_millis(50));
             assigned(&survivor).len() == 4
@@ -345,7 +345,7 @@ fn membership_survives_a_broker_restart() {
         .create()
         .expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
-    wait_until(Duration::from_secs(30), "the assignment", || {
+    wait_until("the assignment", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(50));
         assigned(&consumer).len() == 2
     });
@@ -355,14 +355,14 @@ fn membership_survives_a_broker_restart() {
         .create()
         .expect("consumer");
     other.subscribe(&[&topic]).expect("subscribe");
-    wait_until(Duration::from_secs(30), "a 1/1 split", || {
+    wait_until("a 1/1 split", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(20));
         let _ = other.poll(Duration::from_millis(20));
         assigned(&other).len() == 1 && assigned(&consumer).len() == 1
     });
     leave(other);
     wait_for_members(&broker, &group, 1);
-    wait_until(Duration::from_secs(30), "both partitions back", || {
+    wait_until("both partitions back", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(50));
         assigned(&consumer).len() == 2
             && coordinator(&broker)

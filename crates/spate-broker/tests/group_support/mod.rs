@@ -132,11 +132,9 @@ pub fn group_view(broker: &TestBroker, group: &str) -> GroupView {
     }
 }
 
-/// The test kit's [`spate_testkit::wait_until`] with the timeout first, as the group tests
-/// call it.
-pub fn wait_until(timeout: Duration, what: &str, f: impl FnMut() -> bool) {
-    spate_testkit::wait_until(what, timeout, f)
-}
+/// Every group test waits with the test kit's helper.
+#[allow(unused_imports)] // not every test binary that includes this module waits
+pub use spate_testkit::wait_until;
 
 /// Consumer settings for group tests: 6 s sessions, fast heartbeats so rebalances are noticed
 /// within half a second.
