@@ -128,78 +128,12 @@ pub fn run(args: BrokerBenchArgs) -> Result<()> {
     );
 
     for &size in &args.record_size {
-        let count = args.records.unwrap_or_else(|| default_records(size));
-        let topic = format!("spate-bench-broker-{size}b-{}", std::process::id());
-        create_topic(&client, &topic, args.partitions)?;
-
-        eprintln!("  {size} B: producing {count} records...");
-        let cpu = CpuTime::now();
-        let loaded = kafka_io::load(&client, &topic, args.partitions, count, size)
-            .map_err(|e| e.during(format!("producing {size}-byte records")))?;
-        let produce = loaded.throughput;
-        let produce_cpu = CpuTime::now().since(&cpu).total();
-
-        eprintln!("  {size} B: consuming...");
-        let cpu = CpuTime::now();
-        let consume = kafka_io::drain(&client, &topic, args.partitions, count)
-            .map_err(|e| e.during(format!("consuming {size}-byte records")))?;
-        let consume_cpu = CpuTime::now().since(&cpu).total();
-
-        report.results.push(BrokerBenchRow {
-            record_size: size,
-            records: count,
-            produce,
-            produce_records_per_sec: produce.records_per_sec(),
-            produce_mb_per_sec: produce.mb_per_sec(),
-            produce_cpu_seconds: produce_cpu,
-            produce_ack_latency_ms: loaded.ack_latency_ms,
-            consume,
-            consume_records_per_sec: consume.records_per_sec(),
-            consume_mb_per_sec: consume.mb_per_sec(),
-            consume_cpu_seconds: consume_cpu,
-        });
-        report.ceiling.push(Ceiling {
-            record_size: size,
-            records_per_sec: consume.records_per_sec(),
-            mb_per_sec: consume.mb_per_sec(),
-            method: "rdkafka BaseConsumer, all partitions assigned, no group".to_owned(),
-        });
-        delete_topic(&client, &topic);
+        measure_size(&client, &args, size, &mut report)?;
     }
     let many = many_partitions_rows(&args)?;
     report.resources = ResourceUsage::now();
 
-    let mut table = Table::new([
-        "record size",
-        "records",
-        "produce rec/s",
-        "produce MB/s",
-        "produce CPU s",
-        "ack p50 ms",
-        "ack p99 ms",
-        "consume rec/s",
-        "consume MB/s",
-        "consume CPU s",
-    ]);
-    for r in &report.results {
-        table.row([
-            format!("{} B", r.record_size),
-            fmt_count(r.records as f64),
-            fmt_count(r.produce_records_per_sec),
-            format!("{:.1}", r.produce_mb_per_sec),
-            format!("{:.2}", r.produce_cpu_seconds),
-            r.produce_ack_latency_ms
-                .map_or("-".to_owned(), |p| format!("{:.0}", p.p50)),
-            r.produce_ack_latency_ms
-                .map_or("-".to_owned(), |p| format!("{:.0}", p.p99)),
-            fmt_count(r.consume_records_per_sec),
-            format!("{:.1}", r.consume_mb_per_sec),
-            format!("{:.2}", r.consume_cpu_seconds),
-        ]);
-    }
-    table
-        .print()
-        .map_err(BenchError::io("could not print the table"))?;
+    print_table(&report.results)?;
     print_many_partitions(&many)?;
     let load = report
         .machine
@@ -228,6 +162,89 @@ pub fn run(args: BrokerBenchArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// One record size: produces the records to a new topic, consumes them, and adds the row
+/// (rates and CPU of each phase) and the consumer's ceiling to the report.
+fn measure_size(
+    client: &ClientArgs,
+    args: &BrokerBenchArgs,
+    size: usize,
+    report: &mut Report<BrokerBenchRow>,
+) -> Result<()> {
+    let count = args.records.unwrap_or_else(|| default_records(size));
+    let topic = format!("spate-bench-broker-{size}b-{}", std::process::id());
+    create_topic(client, &topic, args.partitions)?;
+
+    eprintln!("  {size} B: producing {count} records...");
+    let cpu = CpuTime::now();
+    let loaded = kafka_io::load(client, &topic, args.partitions, count, size)
+        .map_err(|e| e.during(format!("producing {size}-byte records")))?;
+    let produce = loaded.throughput;
+    let produce_cpu = CpuTime::now().since(&cpu).total();
+
+    eprintln!("  {size} B: consuming...");
+    let cpu = CpuTime::now();
+    let consume = kafka_io::drain(client, &topic, args.partitions, count)
+        .map_err(|e| e.during(format!("consuming {size}-byte records")))?;
+    let consume_cpu = CpuTime::now().since(&cpu).total();
+
+    report.results.push(BrokerBenchRow {
+        record_size: size,
+        records: count,
+        produce,
+        produce_records_per_sec: produce.records_per_sec(),
+        produce_mb_per_sec: produce.mb_per_sec(),
+        produce_cpu_seconds: produce_cpu,
+        produce_ack_latency_ms: loaded.ack_latency_ms,
+        consume,
+        consume_records_per_sec: consume.records_per_sec(),
+        consume_mb_per_sec: consume.mb_per_sec(),
+        consume_cpu_seconds: consume_cpu,
+    });
+    report.ceiling.push(Ceiling {
+        record_size: size,
+        records_per_sec: consume.records_per_sec(),
+        mb_per_sec: consume.mb_per_sec(),
+        method: "rdkafka BaseConsumer, all partitions assigned, no group".to_owned(),
+    });
+    delete_topic(client, &topic);
+    Ok(())
+}
+
+/// Prints one line per record size: produce and consume rates, CPU and ack latency.
+fn print_table(rows: &[BrokerBenchRow]) -> Result<()> {
+    let mut table = Table::new([
+        "record size",
+        "records",
+        "produce rec/s",
+        "produce MB/s",
+        "produce CPU s",
+        "ack p50 ms",
+        "ack p99 ms",
+        "consume rec/s",
+        "consume MB/s",
+        "consume CPU s",
+    ]);
+    for r in rows {
+        table.row([
+            format!("{} B", r.record_size),
+            fmt_count(r.records as f64),
+            fmt_count(r.produce_records_per_sec),
+            format!("{:.1}", r.produce_mb_per_sec),
+            format!("{:.2}", r.produce_cpu_seconds),
+            r.produce_ack_latency_ms
+                .map_or("-".to_owned(), |p| format!("{:.0}", p.p50)),
+            r.produce_ack_latency_ms
+                .map_or("-".to_owned(), |p| format!("{:.0}", p.p99)),
+            fmt_count(r.consume_records_per_sec),
+            format!("{:.1}", r.consume_mb_per_sec),
+            format!("{:.2}", r.consume_cpu_seconds),
+        ]);
+    }
+    table
+        .print()
+        .map_err(BenchError::io("could not print the table"))
 }
 
 /// The many-partitions rows, each on a broker of its own (a fresh temp dir, or in memory with

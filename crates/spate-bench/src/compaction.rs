@@ -13,6 +13,7 @@
 
 use crate::error::{BenchError, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
@@ -23,6 +24,8 @@ use crate::kafka_io;
 use crate::report::{Ceiling, Report, Table};
 use crate::resources::{self, CpuTime, ResourceUsage};
 use spate_broker::cleaner::CleanStats;
+use spate_broker::partition::Partition;
+use spate_broker::BrokerState;
 use spate_client::config::{parse_key_value, ClientArgs};
 use spate_client::embedded::{EmbeddedBroker, Storage};
 use spate_client::measure::{fmt_count, Throughput};
@@ -142,22 +145,54 @@ pub fn run(args: CompactionBenchArgs) -> Result<()> {
         .clone();
     let mut client = ClientArgs::new(broker.bootstrap());
     client.config = args.config.clone();
-    let config = serde_json::json!({
-        "broker": broker.description(),
-        "records": args.records,
-        "keys": args.keys,
-        "record_size": args.record_size,
-        "partitions": args.partitions,
-        "segment_bytes": args.segment_bytes,
-        "log.cleaner.dedupe.buffer.size": args.dedupe_buffer_size,
-        "cleaning": "LogCleaner::clean_now on the bench thread, cleaner threads off",
-        "producer": tuning_json(PRODUCER_TUNING, &args.config),
-        "consumer": tuning_json(CONSUMER_TUNING, &args.config),
+    let mut report: Report<CompactionBenchRow> =
+        Report::new("compaction", bench_config(&args, &broker));
+    let (topic, produce) = load_topic(&client, &args)?;
+
+    eprintln!("cleaning...");
+    let partitions: Vec<_> = (0..args.partitions)
+        .map(|p| {
+            state
+                .topics
+                .partition(&topic, p)
+                .ok_or_else(|| BenchError::Missing(format!("partition {p} of {topic}")))
+        })
+        .collect::<Result<_>>()?;
+    let cleaning = clean_all(&state, &partitions)?;
+
+    eprintln!("consuming the compacted topic...");
+    let ends: Vec<i64> = partitions
+        .iter()
+        .map(|p| p.log().log_end_offset())
+        .collect();
+    let consume =
+        kafka_io::drain_to_end(&client, &topic, &ends).map_err(|e| e.during("consuming"))?;
+
+    report.ceiling.push(Ceiling {
+        record_size: args.record_size,
+        records_per_sec: consume.records_per_sec(),
+        mb_per_sec: consume.mb_per_sec(),
+        method: "rdkafka BaseConsumer over the compacted topic, all partitions assigned, no group"
+            .to_owned(),
     });
-    let mut report: Report<CompactionBenchRow> = Report::new("compaction", config);
+    report
+        .results
+        .push(compaction_row(&args, produce, &cleaning, consume));
+    report.resources = ResourceUsage::now();
+    print(&report)?;
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Creates the compacted topic and produces the keyed records into it; returns the topic
+/// and the producer's throughput.
+fn load_topic(client: &ClientArgs, args: &CompactionBenchArgs) -> Result<(String, Throughput)> {
     let topic = format!("spate-bench-compaction-{}", std::process::id());
     create_topic_with(
-        &client,
+        client,
         &topic,
         args.partitions,
         &[
@@ -172,7 +207,7 @@ pub fn run(args: CompactionBenchArgs) -> Result<()> {
         args.records, args.keys, args.record_size, args.partitions, args.dedupe_buffer_size
     );
     let produce = kafka_io::load_keyed(
-        &client,
+        client,
         &topic,
         args.partitions,
         args.records,
@@ -181,25 +216,51 @@ pub fn run(args: CompactionBenchArgs) -> Result<()> {
     )
     .map_err(|e| e.during("producing the keyed records"))?
     .throughput;
+    Ok((topic, produce))
+}
 
-    eprintln!("cleaning...");
-    let partitions: Vec<_> = (0..args.partitions)
-        .map(|p| {
-            state
-                .topics
-                .partition(&topic, p)
-                .ok_or_else(|| BenchError::Missing(format!("partition {p} of {topic}")))
-        })
-        .collect::<Result<_>>()?;
-    let peak_produce = resources::peak_rss_bytes();
+/// The report's `config`: the run's options, the broker and the clients' tuning.
+fn bench_config(args: &CompactionBenchArgs, broker: &EmbeddedBroker) -> serde_json::Value {
+    serde_json::json!({
+        "broker": broker.description(),
+        "records": args.records,
+        "keys": args.keys,
+        "record_size": args.record_size,
+        "partitions": args.partitions,
+        "segment_bytes": args.segment_bytes,
+        "log.cleaner.dedupe.buffer.size": args.dedupe_buffer_size,
+        "cleaning": "LogCleaner::clean_now on the bench thread, cleaner threads off",
+        "producer": tuning_json(PRODUCER_TUNING, &args.config),
+        "consumer": tuning_json(CONSUMER_TUNING, &args.config),
+    })
+}
+
+/// What cleaning every partition until nothing was cleanable did and cost.
+struct Cleaning {
+    /// Every pass over every partition.
+    passes: Vec<CleanStats>,
+    /// Records left: each pass recopies the whole cleanable section, so a partition's count is
+    /// its last pass's.
+    kept: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_produce: Option<u64>,
+    rss_before: Option<u64>,
+    peak_rss_clean: Option<u64>,
+    peak_reset: bool,
+}
+
+/// Cleans each partition on this thread until nothing is cleanable, measuring time, CPU and
+/// resident memory (the peak is reset first where the kernel allows it).
+fn clean_all(state: &BrokerState, partitions: &[Arc<Partition>]) -> Result<Cleaning> {
+    let peak_rss_produce = resources::peak_rss_bytes();
     let rss_before = resources::rss_bytes();
     let peak_reset = resources::reset_peak_rss();
     let cpu = CpuTime::now();
     let started = Instant::now();
     let mut passes: Vec<CleanStats> = Vec::new();
-    // Each pass recopies the whole cleanable section, so what is left is the last pass's count.
     let mut kept = 0u64;
-    for p in &partitions {
+    for p in partitions {
         let now = spate_broker::time::now_ms();
         let mine = state
             .cleaner
@@ -208,22 +269,32 @@ pub fn run(args: CompactionBenchArgs) -> Result<()> {
         kept += mine.last().map_or(0, |s| s.records_kept);
         passes.extend(mine);
     }
-    let clean_seconds = started.elapsed().as_secs_f64();
-    let clean_cpu = CpuTime::now().since(&cpu).total();
-    let peak_clean = resources::peak_rss_bytes();
+    Ok(Cleaning {
+        passes,
+        kept,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: CpuTime::now().since(&cpu).total(),
+        peak_rss_produce,
+        rss_before,
+        peak_rss_clean: resources::peak_rss_bytes(),
+        peak_reset,
+    })
+}
 
-    eprintln!("consuming the compacted topic...");
-    let ends: Vec<i64> = partitions
-        .iter()
-        .map(|p| p.log().log_end_offset())
-        .collect();
-    let consume =
-        kafka_io::drain_to_end(&client, &topic, &ends).map_err(|e| e.during("consuming"))?;
-
+/// The report row of one run: the producer's rate, the cleaning's totals and the consumer's
+/// rate over the compacted topic.
+fn compaction_row(
+    args: &CompactionBenchArgs,
+    produce: Throughput,
+    cleaning: &Cleaning,
+    consume: Throughput,
+) -> CompactionBenchRow {
+    let passes = &cleaning.passes;
     let sum = |f: fn(&CleanStats) -> u64| passes.iter().map(f).sum::<u64>();
     let clean_bytes_read = sum(|s| s.bytes_read);
     let clean_records_read = sum(|s| s.records_read);
-    let row = CompactionBenchRow {
+    let clean_seconds = cleaning.seconds;
+    CompactionBenchRow {
         records: args.records,
         keys: args.keys,
         record_size: args.record_size,
@@ -237,36 +308,21 @@ pub fn run(args: CompactionBenchArgs) -> Result<()> {
         clean_records_read,
         map_bytes_read: sum(|s| s.map_bytes_read),
         clean_bytes_written: sum(|s| s.bytes_written),
-        clean_records_kept: kept,
+        clean_records_kept: cleaning.kept,
         clean_seconds,
         clean_mb_per_sec: clean_bytes_read as f64 / 1e6 / clean_seconds.max(1e-9),
         clean_records_per_sec: clean_records_read as f64 / clean_seconds.max(1e-9),
-        clean_cpu_seconds: clean_cpu,
+        clean_cpu_seconds: cleaning.cpu_seconds,
         map_memory_bytes: passes.iter().map(|s| s.map_memory_bytes).max().unwrap_or(0),
         map_entries: passes.iter().map(|s| s.map_entries).max().unwrap_or(0),
-        rss_before_clean_bytes: rss_before,
-        peak_rss_produce_bytes: peak_produce,
-        peak_rss_clean_bytes: peak_clean,
-        peak_rss_is_cleaning_only: peak_reset,
+        rss_before_clean_bytes: cleaning.rss_before,
+        peak_rss_produce_bytes: cleaning.peak_rss_produce,
+        peak_rss_clean_bytes: cleaning.peak_rss_clean,
+        peak_rss_is_cleaning_only: cleaning.peak_reset,
         consume,
         consume_records_per_sec: consume.records_per_sec(),
         consume_mb_per_sec: consume.mb_per_sec(),
-    };
-    report.ceiling.push(Ceiling {
-        record_size: args.record_size,
-        records_per_sec: consume.records_per_sec(),
-        mb_per_sec: consume.mb_per_sec(),
-        method: "rdkafka BaseConsumer over the compacted topic, all partitions assigned, no group"
-            .to_owned(),
-    });
-    report.results.push(row);
-    report.resources = ResourceUsage::now();
-    print(&report)?;
-    if let Some(path) = &args.json {
-        report.write_json(path)?;
-        eprintln!("wrote {}", path.display());
     }
-    Ok(())
 }
 
 fn mib(bytes: u64) -> String {

@@ -140,7 +140,46 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
     } else {
         Encoding::Json
     };
-    let config = serde_json::json!({
+    let mut report: Report<YsbRow> = Report::new("ysb", ysb_config(&args, &target, encoding));
+    eprintln!(
+        "spate bench ysb: {} at {}, {} partitions",
+        target.description, target.bootstrap, args.partitions
+    );
+    if args.sweep {
+        run_sweep(&args, &mut report, &target.bootstrap)?;
+    } else {
+        let rate = args.rate.unwrap_or(100_000.0);
+        run_one(
+            &mut report,
+            &target.bootstrap,
+            args.spec(args.mode, encoding, args.batch_interval, rate),
+        )?;
+    }
+    report.resources = ResourceUsage::now();
+
+    table(&report.results)
+        .print()
+        .map_err(BenchError::io("could not print the table"))?;
+    print_machine(&report, &target);
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    #[cfg(feature = "plots")]
+    if let Some(dir) = &args.plot_dir {
+        for p in crate::ysb_plot::write_all(dir, &report.results)? {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    if report.results.iter().any(|r| r.check_passed == Some(false)) {
+        return Err(BenchError::WrongCounts);
+    }
+    Ok(())
+}
+
+/// The report's `config`: the broker and the sweep's or the single run's options.
+fn ysb_config(args: &YsbBenchArgs, target: &BrokerTarget, encoding: Encoding) -> serde_json::Value {
+    serde_json::json!({
         "broker": target.description,
         "bootstrap_server": target.bootstrap,
         "partitions": args.partitions,
@@ -153,78 +192,74 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
         "sweep": args.sweep,
         "max_rate": args.max_rate,
         "generator_process": args.generator_process,
-    });
-    let mut report: Report<YsbRow> = Report::new("ysb", config);
+    })
+}
+
+/// Runs one spec against the broker at `bootstrap`, prints its line, and adds its row and
+/// ceiling to the report.
+fn run_one(report: &mut Report<YsbRow>, bootstrap: &str, spec: RunSpec) -> Result<YsbRow> {
+    let name = spec.name();
+    let row = crate::ysb_run::run(bootstrap, &spec).map_err(|e| e.during(name.clone()))?;
     eprintln!(
-        "spate bench ysb: {} at {}, {} partitions",
-        target.description, target.bootstrap, args.partitions
-    );
-    let push = |report: &mut Report<YsbRow>, spec: RunSpec| -> Result<YsbRow> {
-        let name = spec.name();
-        let row =
-            crate::ysb_run::run(&target.bootstrap, &spec).map_err(|e| e.during(name.clone()))?;
-        eprintln!(
-            "  {name}: {} events/s, {} per CPU-second, {:.0}% of the ceiling{}{}",
-            fmt_count(row.records_per_sec),
-            fmt_count(row.records_per_cpu_second),
-            row.ratio_to_ceiling * 100.0,
-            match row.load_offered {
-                Some(false) => format!(
-                    ", LOAD NOT OFFERED (generator sent {} of {} events/s, up to {:.0} ms behind)",
-                    fmt_count(row.generator_rate.unwrap_or(0.0)),
-                    fmt_count(row.offered_rate.unwrap_or(0.0)),
-                    row.generator_max_behind_ms.unwrap_or(0.0)
-                ),
-                _ => String::new(),
-            },
-            match row.check_passed {
-                Some(true) => ", counts checked",
-                Some(false) => ", COUNTS WRONG",
-                None => "",
-            }
-        );
-        report.ceiling.push(ceiling_of(&row));
-        report.results.push(row.clone());
-        Ok(row)
-    };
-
-    if args.sweep {
-        let max_json = push(
-            &mut report,
-            args.spec(Mode::CatchUp, Encoding::Json, args.batch_interval, 0.0),
-        )?
-        .records_per_sec;
-        push(
-            &mut report,
-            args.spec(Mode::CatchUp, Encoding::Binary, args.batch_interval, 0.0),
-        )?;
-        // 50% of the catch-up maximum is the load; 10% is where 10 ms batches must
-        // hold, and shows the intervals on a box shared with a generator and other work.
-        for load in [0.5, 0.1] {
-            for ms in [10, 100, 1000] {
-                push(
-                    &mut report,
-                    args.spec(
-                        Mode::Live,
-                        Encoding::Json,
-                        Duration::from_millis(ms),
-                        (max_json * load).round(),
-                    ),
-                )?;
-            }
+        "  {name}: {} events/s, {} per CPU-second, {:.0}% of the ceiling{}{}",
+        fmt_count(row.records_per_sec),
+        fmt_count(row.records_per_cpu_second),
+        row.ratio_to_ceiling * 100.0,
+        match row.load_offered {
+            Some(false) => format!(
+                ", LOAD NOT OFFERED (generator sent {} of {} events/s, up to {:.0} ms behind)",
+                fmt_count(row.generator_rate.unwrap_or(0.0)),
+                fmt_count(row.offered_rate.unwrap_or(0.0)),
+                row.generator_max_behind_ms.unwrap_or(0.0)
+            ),
+            _ => String::new(),
+        },
+        match row.check_passed {
+            Some(true) => ", counts checked",
+            Some(false) => ", COUNTS WRONG",
+            None => "",
         }
-    } else {
-        let rate = args.rate.unwrap_or(100_000.0);
-        push(
-            &mut report,
-            args.spec(args.mode, encoding, args.batch_interval, rate),
-        )?;
-    }
-    report.resources = ResourceUsage::now();
+    );
+    report.ceiling.push(ceiling_of(&row));
+    report.results.push(row.clone());
+    Ok(row)
+}
 
-    table(&report.results)
-        .print()
-        .map_err(BenchError::io("could not print the table"))?;
+/// `--sweep`: catch-up with JSON and binary events, then live runs at 50% and 10% of the JSON
+/// catch-up maximum with 10, 100 and 1000 ms batches.
+fn run_sweep(args: &YsbBenchArgs, report: &mut Report<YsbRow>, bootstrap: &str) -> Result<()> {
+    let max_json = run_one(
+        report,
+        bootstrap,
+        args.spec(Mode::CatchUp, Encoding::Json, args.batch_interval, 0.0),
+    )?
+    .records_per_sec;
+    run_one(
+        report,
+        bootstrap,
+        args.spec(Mode::CatchUp, Encoding::Binary, args.batch_interval, 0.0),
+    )?;
+    // 50% of the catch-up maximum is the load; 10% is where 10 ms batches must
+    // hold, and shows the intervals on a box shared with a generator and other work.
+    for load in [0.5, 0.1] {
+        for ms in [10, 100, 1000] {
+            run_one(
+                report,
+                bootstrap,
+                args.spec(
+                    Mode::Live,
+                    Encoding::Json,
+                    Duration::from_millis(ms),
+                    (max_json * load).round(),
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The line under the table: the machine, its load, and what the CPU-seconds include.
+fn print_machine(report: &Report<YsbRow>, target: &BrokerTarget) {
     let load = report
         .machine
         .load_average
@@ -244,20 +279,6 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
             ""
         }
     );
-    if let Some(path) = &args.json {
-        report.write_json(path)?;
-        eprintln!("wrote {}", path.display());
-    }
-    #[cfg(feature = "plots")]
-    if let Some(dir) = &args.plot_dir {
-        for p in crate::ysb_plot::write_all(dir, &report.results)? {
-            eprintln!("wrote {}", p.display());
-        }
-    }
-    if report.results.iter().any(|r| r.check_passed == Some(false)) {
-        return Err(BenchError::WrongCounts);
-    }
-    Ok(())
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -130,11 +130,9 @@ fn throughput(path: &Path, rows: &[&YsbRow]) -> Result<()> {
     Ok(())
 }
 
-/// Lines over the batch interval (log scale): batch processing p50/p99, end-to-end p50/p99 and
-/// YSB's time after window close p99, for live runs at one offered load.
-fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> Result<()> {
-    let mut rows: Vec<&YsbRow> = rows.to_vec();
-    rows.sort_by(|a, b| a.batch_interval_ms.total_cmp(&b.batch_interval_ms));
+/// The latency lines of [`latency_by_interval`], each point (batch interval, ms), floored at
+/// 0.01 ms for the log scale.
+fn interval_series(rows: &[&YsbRow]) -> Vec<(&'static str, Vec<(f64, f64)>)> {
     let mut series: Vec<(&str, Vec<(f64, f64)>)> = vec![
         ("batch processing p50", Vec::new()),
         ("batch processing p99", Vec::new()),
@@ -142,11 +140,7 @@ fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> Result<()> {
         ("end-to-end p99", Vec::new()),
         ("time after window close p99", Vec::new()),
     ];
-    let main_rate = rows
-        .iter()
-        .filter_map(|r| r.offered_rate)
-        .fold(0.0, f64::max);
-    for r in &rows {
+    for r in rows {
         let x = r.batch_interval_ms;
         if let Some(p) = r.batch_processing_ms {
             series[0].1.push((x, p.p50.max(0.01)));
@@ -160,6 +154,19 @@ fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> Result<()> {
             series[4].1.push((x, p.p99.max(0.01)));
         }
     }
+    series
+}
+
+/// Lines over the batch interval (log scale): batch processing p50/p99, end-to-end p50/p99 and
+/// YSB's time after window close p99, for live runs at one offered load.
+fn latency_by_interval(path: &Path, rows: &[&YsbRow]) -> Result<()> {
+    let mut rows: Vec<&YsbRow> = rows.to_vec();
+    rows.sort_by(|a, b| a.batch_interval_ms.total_cmp(&b.batch_interval_ms));
+    let main_rate = rows
+        .iter()
+        .filter_map(|r| r.offered_rate)
+        .fold(0.0, f64::max);
+    let series = interval_series(&rows);
     let xs = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
     let ys = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1));
     let (x0, x1) = bounds(xs);

@@ -19,8 +19,11 @@ const IDEMPOTENT_WRITE: u8 = 12;
 /// A resource type that reports authorized operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
+    /// A topic (Metadata's topic authorized operations).
     Topic,
+    /// A consumer group (DescribeGroups).
     Group,
+    /// The cluster (Metadata and DescribeCluster).
     Cluster,
 }
 

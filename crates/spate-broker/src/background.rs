@@ -89,14 +89,17 @@ impl Broker {
 }
 
 impl BackgroundBroker {
+    /// The address the broker listens on (with the port it was given for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
+    /// `host:port` for a client's `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> String {
         self.bootstrap_servers.clone()
     }
 
+    /// The broker's shared state, for in-process inspection (tests, tools).
     pub fn state(&self) -> &Arc<BrokerState> {
         &self.state
     }

@@ -3,6 +3,7 @@
 //! down cleanly — stop accepting, let in-flight requests finish, flush every log.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,65 +70,20 @@ impl Broker {
 
     /// Like [`start`](Self::start) with a custom handler registry (tests, extra APIs).
     pub async fn start_with(config: BrokerConfig, apis: HandlerRegistry) -> Result<BrokerHandle> {
-        // Validate what a typo could break before anything touches the disk.
-        config.default_log_config()?;
-        if config.num_partitions < 1 {
-            return Err(BrokerError::invalid_config(
-                "num.partitions",
-                config.num_partitions.to_string(),
-                "must be at least 1",
-            ));
-        }
+        check_config(&config)?;
         // Listener settings and certificates are checked before recovery; binding waits for it.
         let listeners = crate::listener::bind::prepare(&config)?;
         let meta_dir = config.data_dir.as_ref().map(|d| d.join("meta"));
         let blocking_config = config.clone();
-        let (topics, producer_ids, groups, txn, dynamic, group_configs, security) =
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                let storage = open_storage(&blocking_config)?;
-                let dynamic = DynamicBrokerConfig::open(
-                    meta_dir.as_ref().map(|d| d.join("broker_configs.json")),
-                )?;
-                let topics = TopicRegistry::open(
-                    storage,
-                    dynamic.layers().log_defaults(&blocking_config.log_defaults),
-                    meta_dir.as_ref().map(|d| d.join("topics.json")),
-                )?;
-                let producer_ids = ProducerIdAllocator::open(
-                    meta_dir.as_ref().map(|d| d.join("producer_ids.json")),
-                )?;
-                for p in topics.all_partitions() {
-                    if let Some(id) = p.max_producer_id() {
-                        producer_ids.observe(id);
-                    }
-                }
-                // Committed offsets are replayed from `<meta dir>/consumer_offsets/`.
-                let group_config = blocking_config.group.clone();
-                group_config.check()?;
-                let groups = match &meta_dir {
-                    Some(d) => GroupCoordinator::open(
-                        group_config,
-                        &d.join("consumer_offsets"),
-                        crate::time::now_ms(),
-                    )?,
-                    None => GroupCoordinator::in_memory(group_config),
-                };
-                let txn = crate::txn::open(&blocking_config, meta_dir.as_deref(), &producer_ids)?;
-                let group_configs = GroupConfigStore::open(
-                    meta_dir.as_ref().map(|d| d.join("group_configs.json")),
-                )?;
-                let security =
-                    crate::security::Security::open(&blocking_config, meta_dir.as_deref())?;
-                Ok((
-                    topics,
-                    producer_ids,
-                    Arc::new(groups),
-                    txn,
-                    dynamic,
-                    group_configs,
-                    security,
-                ))
-            })
+        let Recovered {
+            topics,
+            producer_ids,
+            groups,
+            txn,
+            dynamic,
+            group_configs,
+            security,
+        } = tokio::task::spawn_blocking(move || recover(&blocking_config, meta_dir.as_deref()))
             .await
             .map_err(|e| BrokerError::Runtime(format!("opening storage and offsets: {e}")))??;
 
@@ -190,6 +146,72 @@ impl Broker {
             maintenance: Some(maintenance),
         })
     }
+}
+
+/// Validates what a typo could break, before anything touches the disk.
+fn check_config(config: &BrokerConfig) -> Result<()> {
+    config.default_log_config()?;
+    if config.num_partitions < 1 {
+        return Err(BrokerError::invalid_config(
+            "num.partitions",
+            config.num_partitions.to_string(),
+            "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// What the broker recovers from its data directory before it binds: the partition logs, the
+/// metadata stores, the committed offsets and the transaction log.
+struct Recovered {
+    topics: TopicRegistry,
+    producer_ids: ProducerIdAllocator,
+    groups: Arc<GroupCoordinator>,
+    txn: Arc<crate::txn::TransactionCoordinator>,
+    dynamic: DynamicBrokerConfig,
+    group_configs: GroupConfigStore,
+    security: crate::security::Security,
+}
+
+/// Opens storage (recovering each partition's log) and every metadata store under `meta_dir`,
+/// and replays the committed offsets from `<meta dir>/consumer_offsets/`. Blocking: file I/O
+/// from start to end, run on a blocking thread.
+fn recover(config: &BrokerConfig, meta_dir: Option<&Path>) -> Result<Recovered> {
+    let storage = open_storage(config)?;
+    let dynamic = DynamicBrokerConfig::open(meta_dir.map(|d| d.join("broker_configs.json")))?;
+    let topics = TopicRegistry::open(
+        storage,
+        dynamic.layers().log_defaults(&config.log_defaults),
+        meta_dir.map(|d| d.join("topics.json")),
+    )?;
+    let producer_ids = ProducerIdAllocator::open(meta_dir.map(|d| d.join("producer_ids.json")))?;
+    for p in topics.all_partitions() {
+        if let Some(id) = p.max_producer_id() {
+            producer_ids.observe(id);
+        }
+    }
+    let group_config = config.group.clone();
+    group_config.check()?;
+    let groups = match meta_dir {
+        Some(d) => GroupCoordinator::open(
+            group_config,
+            &d.join("consumer_offsets"),
+            crate::time::now_ms(),
+        )?,
+        None => GroupCoordinator::in_memory(group_config),
+    };
+    let txn = crate::txn::open(config, meta_dir, &producer_ids)?;
+    let group_configs = GroupConfigStore::open(meta_dir.map(|d| d.join("group_configs.json")))?;
+    let security = crate::security::Security::open(config, meta_dir)?;
+    Ok(Recovered {
+        topics,
+        producer_ids,
+        groups: Arc::new(groups),
+        txn,
+        dynamic,
+        group_configs,
+        security,
+    })
 }
 
 /// Every `log.retention.check.interval.ms`: retention (`retention.ms`, `retention.bytes`),

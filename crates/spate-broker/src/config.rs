@@ -113,10 +113,12 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Kafka's broker defaults, listening on 127.0.0.1:9092, with no data directory.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Listens for clients on `addr` (port 0: a free port, reported once started).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
@@ -128,42 +130,50 @@ impl BrokerConfig {
         self
     }
 
+    /// Keeps partition logs on disk or in memory.
     pub fn storage(mut self, storage: StorageKind) -> Self {
         self.storage = storage;
         self
     }
 
+    /// Sets `node.id`, the broker id clients see in Metadata.
     pub fn node_id(mut self, id: i32) -> Self {
         self.node_id = id;
         self
     }
 
+    /// Advertises `host:port` to clients instead of the address bound (`advertised.listeners`).
     pub fn advertised(mut self, host: impl Into<String>, port: u16) -> Self {
         self.advertised_host = Some(host.into());
         self.advertised_port = Some(port);
         self
     }
 
+    /// Sets `auto.create.topics.enable`: Metadata and Produce create unknown topics.
     pub fn auto_create_topics(mut self, enable: bool) -> Self {
         self.auto_create_topics_enable = enable;
         self
     }
 
+    /// Sets `num.partitions`, the partition count of auto-created topics.
     pub fn num_partitions(mut self, n: i32) -> Self {
         self.num_partitions = n;
         self
     }
 
+    /// Sets `socket.request.max.bytes`, the largest request the broker reads.
     pub fn socket_request_max_bytes(mut self, n: usize) -> Self {
         self.socket_request_max_bytes = n;
         self
     }
 
+    /// Sets `log.retention.check.interval.ms`, how often retention deletes old segments.
     pub fn log_retention_check_interval_ms(mut self, ms: u64) -> Self {
         self.log_retention_check_interval_ms = ms;
         self
     }
 
+    /// How long `shutdown` waits for in-flight requests before closing connections.
     pub fn shutdown_timeout_ms(mut self, ms: u64) -> Self {
         self.shutdown_timeout_ms = ms;
         self
@@ -175,6 +185,10 @@ impl BrokerConfig {
         let v = value.trim();
         let bad = |reason: &str| BrokerError::invalid_config(key, value, reason);
         let int = |v: &str| v.parse::<i64>().map_err(|_| bad("not an integer"));
+        let at_least_one = |v: &str| match int(v)? {
+            n if n < 1 => Err(bad("must be at least 1")),
+            n => Ok(n),
+        };
         match key {
             "node.id" | "broker.id" => {
                 self.node_id = i32::try_from(int(v)?).map_err(|_| bad("out of range"))?
@@ -200,34 +214,12 @@ impl BrokerConfig {
                 }
                 self.num_partitions = n as i32;
             }
-            "socket.request.max.bytes" => {
-                let n = int(v)?;
-                if n < 1 {
-                    return Err(bad("must be at least 1"));
-                }
-                self.socket_request_max_bytes = n as usize;
-            }
+            "socket.request.max.bytes" => self.socket_request_max_bytes = at_least_one(v)? as usize,
             "log.retention.check.interval.ms" => {
-                let n = int(v)?;
-                if n < 1 {
-                    return Err(bad("must be at least 1"));
-                }
-                self.log_retention_check_interval_ms = n as u64;
+                self.log_retention_check_interval_ms = at_least_one(v)? as u64
             }
-            "producer.id.expiration.ms" => {
-                let n = int(v)?;
-                if n < 1 {
-                    return Err(bad("must be at least 1"));
-                }
-                self.producer_id_expiration_ms = n;
-            }
-            "shutdown.timeout.ms" => {
-                let n = int(v)?;
-                if n < 1 {
-                    return Err(bad("must be at least 1"));
-                }
-                self.shutdown_timeout_ms = n as u64;
-            }
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms = at_least_one(v)?,
+            "shutdown.timeout.ms" => self.shutdown_timeout_ms = at_least_one(v)? as u64,
             "log.dir" | "log.dirs" => self.data_dir = Some(PathBuf::from(v)),
             "metrics.listen" => {
                 self.metrics_listen = Some(v.parse().map_err(|_| bad("expected HOST:PORT"))?)
@@ -240,29 +232,37 @@ impl BrokerConfig {
             k if crate::group::GroupConfig::handles(k) => self.group.set(k, v)?,
             k if crate::cleaner::CleanerConfig::handles(k) => self.cleaner.set(k, v)?,
             k if crate::txn::TxnConfig::handles(k) => self.txn.set(k, v)?,
-            "log.retention.hours" | "log.retention.minutes" => {
-                let unit = if key.ends_with("hours") {
-                    3_600_000
-                } else {
-                    60_000
-                };
-                let n = int(v)?;
-                let ms = if n < 0 { -1 } else { n.saturating_mul(unit) };
-                self.log_defaults
-                    .insert("retention.ms".into(), ms.to_string());
-            }
-            _ => {
-                let Some(def) = topic_config::def_by_broker_name(key) else {
-                    return Err(bad("not supported by this broker"));
-                };
-                let normalised = topic_config::validate(def.name, v).map_err(|e| match e {
-                    BrokerError::InvalidConfig { reason, .. } => bad(&reason),
-                    other => other,
-                })?;
-                self.log_defaults.insert(def.name.to_string(), normalised);
-            }
+            _ => self.set_log_default(key, value)?,
         }
         Ok(self)
+    }
+
+    /// Sets the broker-level default of a topic config (`log.retention.ms` for
+    /// `retention.ms`, …), and `log.retention.hours`/`.minutes` as `retention.ms`.
+    fn set_log_default(&mut self, key: &str, value: &str) -> Result<()> {
+        let v = value.trim();
+        let bad = |reason: &str| BrokerError::invalid_config(key, value, reason);
+        if key == "log.retention.hours" || key == "log.retention.minutes" {
+            let unit = if key.ends_with("hours") {
+                3_600_000
+            } else {
+                60_000
+            };
+            let n = v.parse::<i64>().map_err(|_| bad("not an integer"))?;
+            let ms = if n < 0 { -1 } else { n.saturating_mul(unit) };
+            self.log_defaults
+                .insert("retention.ms".into(), ms.to_string());
+            return Ok(());
+        }
+        let Some(def) = topic_config::def_by_broker_name(key) else {
+            return Err(bad("not supported by this broker"));
+        };
+        let normalised = topic_config::validate(def.name, v).map_err(|e| match e {
+            BrokerError::InvalidConfig { reason, .. } => bad(&reason),
+            other => other,
+        })?;
+        self.log_defaults.insert(def.name.to_string(), normalised);
+        Ok(())
     }
 
     /// Whether `key` is a broker setting spate knows (one [`set`](Self::set) accepts).

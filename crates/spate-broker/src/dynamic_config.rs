@@ -43,13 +43,16 @@ pub enum Scope {
 /// The two dynamic layers, keyed by Kafka's broker config names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DynamicLayers {
+    /// Configs set on this broker (`--entity-name <id>`).
     #[serde(default)]
     pub broker: BTreeMap<String, String>,
+    /// Configs set as the cluster-wide default (`--entity-default`).
     #[serde(default)]
     pub cluster_default: BTreeMap<String, String>,
 }
 
 impl DynamicLayers {
+    /// The configs of layer `scope`.
     pub fn get(&self, scope: Scope) -> &BTreeMap<String, String> {
         match scope {
             Scope::Broker => &self.broker,

@@ -17,7 +17,12 @@ pub enum BrokerError {
 
     /// A record batch's CRC-32C does not match its contents.
     #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        /// The CRC the batch carries.
+        stored: u32,
+        /// The CRC of its bytes.
+        computed: u32,
+    },
 
     /// A fetch or lookup asked for an offset outside `[log_start_offset, log_end_offset]`.
     #[error(
@@ -25,9 +30,13 @@ pub enum BrokerError {
          the log holds [{log_start_offset}, {log_end_offset})"
     )]
     OffsetOutOfRange {
+        /// The partition read.
         partition: TopicPartitionName,
+        /// The offset asked for.
         requested: i64,
+        /// The partition's log start offset.
         log_start_offset: i64,
+        /// The partition's log end offset.
         log_end_offset: i64,
     },
 
@@ -41,7 +50,10 @@ pub enum BrokerError {
     #[error(
         "compressed records expand past {limit} bytes (16 x max.message.bytes, at least 16 MiB)"
     )]
-    UncompressedTooLarge { limit: u64 },
+    UncompressedTooLarge {
+        /// The most bytes the records may expand to.
+        limit: u64,
+    },
 
     /// A record timestamp the broker must not accept (LogAppendTime set by a producer, or a
     /// timestamp delta that overflows).
@@ -50,11 +62,21 @@ pub enum BrokerError {
 
     /// A batch is larger than the topic's `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes = {max}")]
-    RecordBatchTooLarge { size: usize, max: usize },
+    RecordBatchTooLarge {
+        /// The batch's size in bytes.
+        size: usize,
+        /// The topic's `max.message.bytes`.
+        max: usize,
+    },
 
     /// A batch is larger than the topic's `segment.bytes`, so no segment could hold it.
     #[error("record batch of {size} bytes exceeds segment.bytes = {segment_bytes}")]
-    RecordListTooLarge { size: usize, segment_bytes: u64 },
+    RecordListTooLarge {
+        /// The batch's size in bytes.
+        size: usize,
+        /// The topic's `segment.bytes`.
+        segment_bytes: u64,
+    },
 
     /// A produce request breaks a rule about its records (e.g. not exactly one batch per
     /// partition, as Kafka requires from Produce v3 on).
@@ -64,18 +86,27 @@ pub enum BrokerError {
     /// Records of a batch were rejected one by one (Produce v8+ reports their indexes).
     #[error("{reason} (records at batch index {record_indexes:?})")]
     InvalidRecords {
+        /// Why the records were rejected.
         reason: String,
+        /// The indexes of the rejected records within their batch.
         record_indexes: Vec<i32>,
     },
 
     /// `acks=all` with `min.insync.replicas` above the single replica this broker has.
     #[error("{partition} has 1 in-sync replica, fewer than min.insync.replicas = {required}")]
-    NotEnoughReplicas { partition: String, required: i32 },
+    NotEnoughReplicas {
+        /// The partition produced to.
+        partition: String,
+        /// The topic's `min.insync.replicas`.
+        required: i32,
+    },
 
     /// Reading or writing a file of the log failed.
     #[error("log I/O on {path}: {source}")]
     LogIo {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -88,30 +119,44 @@ pub enum BrokerError {
     /// start (found while reading or recovering a partition).
     #[error("corrupt log segment {path} at byte {position}: {reason}")]
     CorruptSegment {
+        /// The segment file.
         path: PathBuf,
+        /// Where in the file the bad bytes start.
         position: u64,
+        /// What is wrong with them.
         reason: String,
     },
 
     /// A topic name cannot be used as a partition directory name (Kafka allows only
     /// `[a-zA-Z0-9._-]`, at most 249 characters, and neither `.` nor `..`).
     #[error("invalid topic name {topic:?}: {reason}")]
-    InvalidTopicName { topic: String, reason: String },
+    InvalidTopicName {
+        /// The topic name.
+        topic: String,
+        /// The rule it breaks.
+        reason: String,
+    },
 
     /// A transactional batch whose producer has no ongoing transaction holding the partition
     /// at that epoch (Kafka answers INVALID_TXN_STATE).
     #[error("invalid transaction state for producer {producer_id} on {partition}: {reason}")]
     InvalidTxnState {
+        /// The partition the batch was for.
         partition: String,
+        /// The producer that sent it.
         producer_id: i64,
+        /// Why the transaction does not hold the partition.
         reason: String,
     },
 
     /// A topic or broker configuration value is invalid.
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
+        /// The config's name.
         key: String,
+        /// The value given.
         value: String,
+        /// Why it is refused.
         reason: String,
     },
 
@@ -122,7 +167,12 @@ pub enum BrokerError {
 
     /// A topic name breaks Kafka's rules (legal characters, length, `.`/`..`).
     #[error("invalid topic name {name:?}: {reason}")]
-    InvalidTopic { name: String, reason: String },
+    InvalidTopic {
+        /// The topic name.
+        name: String,
+        /// The rule it breaks.
+        reason: String,
+    },
 
     /// CreateTopics for a name that is already taken.
     #[error("topic {0} already exists")]
@@ -143,9 +193,13 @@ pub enum BrokerError {
     /// An idempotent producer's batch leaves a gap in its sequence numbers.
     #[error("out of order sequence for producer {producer_id} on {partition}: expected {expected}, received {received}")]
     OutOfOrderSequence {
+        /// The partition.
         partition: TopicPartitionName,
+        /// The idempotent producer.
         producer_id: i64,
+        /// The sequence number the partition expected next.
         expected: i32,
+        /// The sequence number the batch starts with.
         received: i32,
     },
 
@@ -154,9 +208,13 @@ pub enum BrokerError {
         "producer {producer_id} epoch {epoch} on {partition} is fenced by epoch {current_epoch}"
     )]
     InvalidProducerEpoch {
+        /// The partition.
         partition: TopicPartitionName,
+        /// The producer.
         producer_id: i64,
+        /// The batch's epoch.
         epoch: i16,
+        /// The newest epoch the partition has seen for the producer.
         current_epoch: i16,
     },
 
@@ -167,9 +225,13 @@ pub enum BrokerError {
          {coordinator_epoch} is fenced by coordinator epoch {current}"
     )]
     TransactionCoordinatorFenced {
+        /// The partition.
         partition: TopicPartitionName,
+        /// The transactional producer.
         producer_id: i64,
+        /// The marker's coordinator epoch.
         coordinator_epoch: i32,
+        /// The coordinator epoch of the partition's last marker for the producer.
         current: i32,
     },
 
@@ -177,18 +239,31 @@ pub enum BrokerError {
     /// sequence at 0.
     #[error("unknown producer {producer_id} on {partition} (sequence {sequence} without state)")]
     UnknownProducerId {
+        /// The partition.
         partition: TopicPartitionName,
+        /// The producer id.
         producer_id: i64,
+        /// The batch's first sequence number.
         sequence: i32,
     },
 
     /// Reading or writing the broker's metadata (topics, ids) failed.
     #[error("broker metadata {path}: {reason}")]
-    MetadataStore { path: PathBuf, reason: String },
+    MetadataStore {
+        /// The metadata file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
 
     /// A request frame is larger than `socket.request.max.bytes`.
     #[error("request frame of {size} bytes exceeds socket.request.max.bytes = {max}")]
-    FrameTooLarge { size: usize, max: usize },
+    FrameTooLarge {
+        /// The size the frame declares.
+        size: usize,
+        /// The broker's `socket.request.max.bytes`.
+        max: usize,
+    },
 
     /// A connection's bytes are not a valid request frame (negative length, cut short, header
     /// too short to hold an API key, version and correlation id).
@@ -202,7 +277,9 @@ pub enum BrokerError {
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -210,7 +287,10 @@ pub enum BrokerError {
     /// A client on a SASL listener sent a request other than ApiVersions, SaslHandshake or
     /// SaslAuthenticate before authenticating; Kafka closes such connections.
     #[error("{api} request before SASL authentication completed")]
-    SaslRequired { api: String },
+    SaslRequired {
+        /// The API the client called.
+        api: String,
+    },
 
     /// A SASL exchange broke the protocol's order (a raw token where none is expected, a
     /// second handshake); the connection is closed.
@@ -224,16 +304,22 @@ pub enum BrokerError {
     /// A response could not be encoded at the version the client asked for.
     #[error("cannot encode {api} response v{version}: {reason}")]
     EncodeResponse {
+        /// The API of the response.
         api: String,
+        /// The version asked for.
         version: i16,
+        /// Why it did not encode.
         reason: String,
     },
 
     /// A request body did not decode at the version its header names (a malformed request).
     #[error("cannot decode {api} request v{version}: {reason}")]
     DecodeRequest {
+        /// The API of the request.
         api: String,
+        /// The version in its header.
         version: i16,
+        /// Why it did not decode.
         reason: String,
     },
 }

@@ -33,17 +33,24 @@ pub const EVICTION_MS: i64 = 120_000;
 /// A topic as the fetch request names it: by name before Fetch v13, by id from v13.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TopicKey {
+    /// Fetch v0–12: the topic's name.
     Name(String),
+    /// Fetch v13+: the topic's id.
     Id(Uuid),
 }
 
 /// One partition of a fetch, as requested (or as cached in a session).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchPartition {
+    /// The partition's topic, by name (Fetch v0–12) or id (v13+).
     pub topic: TopicKey,
+    /// The partition's index.
     pub partition: i32,
+    /// The offset to read from.
     pub fetch_offset: i64,
+    /// The most record bytes to return for this partition (`max.partition.fetch.bytes`).
     pub partition_max_bytes: i32,
+    /// The leader epoch the client knows, -1 if none; checked against the partition's.
     pub current_leader_epoch: i32,
 }
 
@@ -57,17 +64,22 @@ impl FetchPartition {
 /// partition only when one of these changed (or it has records or an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {
+    /// The partition's high watermark.
     pub high_watermark: i64,
     /// A read_committed client must learn when a transaction ends, even with no new records.
     pub last_stable_offset: i64,
+    /// The partition's log start offset.
     pub log_start_offset: i64,
 }
 
 /// The outcome of one partition's read, as the session needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionResult {
+    /// The partition's offsets after the read.
     pub state: PartitionState,
+    /// How many record bytes the read returned.
     pub records_bytes: usize,
+    /// The Kafka error code of the read; 0 on success.
     pub error_code: i16,
 }
 
@@ -90,9 +102,11 @@ pub enum FetchContext {
     Full(Vec<FetchPartition>),
     /// Read every partition of the session, then answer only what changed.
     Incremental {
+        /// The session's id.
         session_id: i32,
         /// The session's epoch after this request (the next request must carry it).
         next_epoch: i32,
+        /// Every partition of the session, with the request's changes applied.
         partitions: Vec<FetchPartition>,
     },
 }
@@ -130,6 +144,7 @@ impl FetchSessionCache {
         self.sessions.lock().len()
     }
 
+    /// Whether no fetch session is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -40,7 +40,7 @@
 //! - [`validate`]: record-level checks of produced batches and the bounded decompressor.
 //! - [`cleaner`]: log compaction (`cleanup.policy=compact`).
 
-#![warn(unreachable_pub, missing_debug_implementations)]
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
 
 pub mod acl;
 pub mod authorized_operations;

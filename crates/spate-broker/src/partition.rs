@@ -54,8 +54,11 @@ pub type TxnVerifier<'a> = &'a dyn Fn(i64, i16) -> Result<()>;
 /// What a successful produce of one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// The offset the broker gave the batch's first record.
     pub base_offset: i64,
+    /// The offset of the batch's last record.
     pub last_offset: i64,
+    /// The partition's log start offset after the append (Produce v5+ `log_start_offset`).
     pub log_start_offset: i64,
     /// True when the batch was a retry of one already in the log (nothing was appended).
     pub duplicate: bool,
@@ -70,6 +73,7 @@ struct WriteState {
 
 /// One partition of a topic.
 pub struct Partition {
+    /// The topic and partition index.
     pub tp: TopicPartition,
     name: String,
     log: Arc<dyn PartitionLog>,
@@ -111,10 +115,12 @@ impl Partition {
         })
     }
 
+    /// The partition's log, in memory or on disk.
     pub fn log(&self) -> &Arc<dyn PartitionLog> {
         &self.log
     }
 
+    /// The partition's index within its topic.
     pub fn index(&self) -> i32 {
         self.tp.partition
     }
@@ -143,46 +149,11 @@ impl Partition {
         verify_txn: Option<TxnVerifier<'_>>,
     ) -> Result<Appended> {
         let header = BatchHeader::parse(batch)?;
-        if header.total_len() != batch.len() {
-            return Err(BrokerError::CorruptBatch(format!(
-                "batch declares {} bytes but {} were sent",
-                header.total_len(),
-                batch.len()
-            )));
-        }
-        record_batch::validate_crc(batch, &header)?;
-        if header.records_count != header.last_offset_delta + 1 && header.records_count > 0 {
-            // Only compaction leaves holes; a producer's batch has consecutive offsets.
-            return Err(BrokerError::CorruptBatch(format!(
-                "records count {} does not match last offset delta {}",
-                header.records_count, header.last_offset_delta
-            )));
-        }
-        if header.is_control() {
-            return Err(BrokerError::InvalidRecord(
-                "clients may not append control batches (transaction markers)".into(),
-            ));
-        }
-        if header.is_transactional() && (!header.has_producer_id() || header.base_sequence < 0) {
-            return Err(BrokerError::InvalidRecord(
-                "a transactional batch needs a producer id and sequence".into(),
-            ));
-        }
+        check_batch_shape(batch, &header)?;
         let config = self.write.lock().config.clone();
         let validated = crate::produce_validation::validate(batch, &header, &config, &self.name)?;
         let mut w = self.write.lock();
-        if batch.len() > w.config.max_message_bytes {
-            return Err(BrokerError::RecordBatchTooLarge {
-                size: batch.len(),
-                max: w.config.max_message_bytes,
-            });
-        }
-        if batch.len() as u64 > w.config.segment_bytes {
-            return Err(BrokerError::RecordListTooLarge {
-                size: batch.len(),
-                segment_bytes: w.config.segment_bytes,
-            });
-        }
+        check_batch_size(batch.len(), &w.config)?;
         let idempotent = header.has_producer_id() && header.base_sequence >= 0;
         if idempotent {
             if let SequenceCheck::Duplicate {
@@ -497,4 +468,53 @@ impl PartitionView for Partition {
     fn producer_last_offsets(&self) -> HashMap<i64, i64> {
         self.write.lock().producers.last_offsets()
     }
+}
+
+/// The checks of a produced batch that need neither the partition nor its config: the size it
+/// declares is the size sent, the CRC matches, its offsets are consecutive, it is not a control
+/// batch, and a transactional batch carries a producer id and sequence.
+fn check_batch_shape(batch: &[u8], header: &BatchHeader) -> Result<()> {
+    if header.total_len() != batch.len() {
+        return Err(BrokerError::CorruptBatch(format!(
+            "batch declares {} bytes but {} were sent",
+            header.total_len(),
+            batch.len()
+        )));
+    }
+    record_batch::validate_crc(batch, header)?;
+    if header.records_count != header.last_offset_delta + 1 && header.records_count > 0 {
+        // Only compaction leaves holes; a producer's batch has consecutive offsets.
+        return Err(BrokerError::CorruptBatch(format!(
+            "records count {} does not match last offset delta {}",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    if header.is_control() {
+        return Err(BrokerError::InvalidRecord(
+            "clients may not append control batches (transaction markers)".into(),
+        ));
+    }
+    if header.is_transactional() && (!header.has_producer_id() || header.base_sequence < 0) {
+        return Err(BrokerError::InvalidRecord(
+            "a transactional batch needs a producer id and sequence".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a batch larger than the topic's `max.message.bytes` or its `segment.bytes`.
+fn check_batch_size(len: usize, config: &LogConfig) -> Result<()> {
+    if len > config.max_message_bytes {
+        return Err(BrokerError::RecordBatchTooLarge {
+            size: len,
+            max: config.max_message_bytes,
+        });
+    }
+    if len as u64 > config.segment_bytes {
+        return Err(BrokerError::RecordListTooLarge {
+            size: len,
+            segment_bytes: config.segment_bytes,
+        });
+    }
+    Ok(())
 }

@@ -57,7 +57,12 @@ pub enum SequenceCheck {
     /// Append it.
     Append,
     /// Already written: acknowledge with these offsets and do not append.
-    Duplicate { base_offset: i64, last_offset: i64 },
+    Duplicate {
+        /// The offset the earlier copy's first record got.
+        base_offset: i64,
+        /// The offset the earlier copy's last record got.
+        last_offset: i64,
+    },
 }
 
 /// Sequence and open-transaction state of every producer that wrote to one partition.
@@ -69,9 +74,13 @@ pub struct PartitionProducers {
 /// One producer as DescribeProducers shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerInfo {
+    /// The producer's id.
     pub producer_id: i64,
+    /// The producer's current epoch.
     pub epoch: i16,
+    /// The sequence number of the producer's last record in this partition.
     pub last_sequence: i32,
+    /// The timestamp of the producer's last batch (ms), for `producer.id.expiration.ms`.
     pub last_timestamp: i64,
     /// First offset of its open transaction, -1 when none.
     pub current_txn_start_offset: i64,
@@ -305,6 +314,7 @@ impl PartitionProducers {
         self.producers.len()
     }
 
+    /// Whether no producer has state in this partition.
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }

@@ -9,18 +9,31 @@ use crate::error::{BrokerError, Result};
 
 /// Byte offsets of the v2 header fields.
 pub mod layout {
+    /// `baseOffset` (int64): the offset of the batch's first record.
     pub const BASE_OFFSET: usize = 0;
+    /// `batchLength` (int32): the bytes after this field.
     pub const BATCH_LENGTH: usize = 8;
+    /// `partitionLeaderEpoch` (int32): set by the broker on append.
     pub const PARTITION_LEADER_EPOCH: usize = 12;
+    /// `magic` (int8): the format version, 2.
     pub const MAGIC: usize = 16;
+    /// `crc` (uint32): CRC-32C of everything from `attributes` on.
     pub const CRC: usize = 17;
+    /// `attributes` (int16): compression, timestamp type, transactional and control bits.
     pub const ATTRIBUTES: usize = 21;
+    /// `lastOffsetDelta` (int32): the last record's offset minus `baseOffset`.
     pub const LAST_OFFSET_DELTA: usize = 23;
+    /// `baseTimestamp` (int64): the first record's timestamp.
     pub const BASE_TIMESTAMP: usize = 27;
+    /// `maxTimestamp` (int64): the largest timestamp in the batch.
     pub const MAX_TIMESTAMP: usize = 35;
+    /// `producerId` (int64): the idempotent or transactional producer, -1 if none.
     pub const PRODUCER_ID: usize = 43;
+    /// `producerEpoch` (int16): the producer's epoch.
     pub const PRODUCER_EPOCH: usize = 51;
+    /// `baseSequence` (int32): the first record's sequence number, -1 if none.
     pub const BASE_SEQUENCE: usize = 53;
+    /// `recordsCount` (int32): how many records follow the header.
     pub const RECORDS_COUNT: usize = 57;
     /// Size of the header; records follow.
     pub const HEADER_LEN: usize = 61;
@@ -31,10 +44,15 @@ pub mod layout {
 /// Compression codec, from attribute bits 0–2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Codec 0: records stored as they are.
     None,
+    /// Codec 1: gzip.
     Gzip,
+    /// Codec 2: Snappy (xerial framing).
     Snappy,
+    /// Codec 3: LZ4 frames.
     Lz4,
+    /// Codec 4: Zstandard.
     Zstd,
     /// Codec ids 5–7: no Kafka client can read them, so the broker must never store them.
     Unsupported(u8),
@@ -43,19 +61,31 @@ pub enum Compression {
 /// A parsed RecordBatch v2 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
+    /// The offset of the batch's first record (rewritten by the broker on append).
     pub base_offset: i64,
     /// Bytes after the `batchLength` field; the whole batch is `batch_length + 12` bytes.
     pub batch_length: i32,
+    /// The leader epoch the broker appended the batch in.
     pub partition_leader_epoch: i32,
+    /// The record format version; 2 for every batch this broker stores.
     pub magic: i8,
+    /// CRC-32C over `attributes` to the batch's end, as the producer computed it.
     pub crc: u32,
+    /// Attribute bits: compression (0–2), timestamp type (3), transactional (4), control (5).
     pub attributes: i16,
+    /// The last record's offset minus `base_offset`.
     pub last_offset_delta: i32,
+    /// The first record's timestamp (ms).
     pub base_timestamp: i64,
+    /// The largest record timestamp in the batch (ms), or the append time for `LogAppendTime`.
     pub max_timestamp: i64,
+    /// The idempotent or transactional producer's id, -1 for a plain producer.
     pub producer_id: i64,
+    /// The producer's epoch, -1 for a plain producer.
     pub producer_epoch: i16,
+    /// The first record's sequence number, -1 for a plain producer.
     pub base_sequence: i32,
+    /// How many records the batch holds.
     pub records_count: i32,
 }
 
@@ -127,6 +157,7 @@ impl BatchHeader {
         self.base_offset + self.last_offset_delta as i64
     }
 
+    /// The compression codec of attribute bits 0–2.
     pub fn compression(&self) -> Compression {
         match self.attributes & 0x07 {
             1 => Compression::Gzip,
@@ -143,6 +174,7 @@ impl BatchHeader {
         self.attributes & 0x08 != 0
     }
 
+    /// Whether a transactional producer wrote the batch (attribute bit 4).
     pub fn is_transactional(&self) -> bool {
         self.attributes & 0x10 != 0
     }
@@ -206,6 +238,7 @@ impl std::fmt::Debug for BatchIter<'_> {
 }
 
 impl<'a> BatchIter<'a> {
+    /// Iterates the batches laid out back to back in `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         BatchIter { buf, pos: 0 }
     }

@@ -21,16 +21,23 @@ use crate::txn::TransactionCoordinator;
 /// Where clients are told to connect (Metadata, DescribeCluster, FindCoordinator).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advertised {
+    /// The broker id (`node.id`).
     pub node_id: i32,
+    /// The host clients are told to connect to.
     pub host: String,
+    /// The port clients are told to connect to.
     pub port: i32,
 }
 
 /// State shared by every connection and handler.
 pub struct BrokerState {
+    /// The configuration the broker started with.
     pub config: BrokerConfig,
+    /// The endpoint Metadata and FindCoordinator advertise.
     pub advertised: Advertised,
+    /// Every topic and its partitions.
     pub topics: TopicRegistry,
+    /// Hands out producer ids for InitProducerId.
     pub producer_ids: ProducerIdAllocator,
     /// Broker configs changed at runtime (AlterConfigs on the BROKER resource).
     pub dynamic: crate::dynamic_config::DynamicBrokerConfig,
@@ -72,6 +79,7 @@ impl std::fmt::Debug for BrokerState {
 pub type ShutdownHook = Box<dyn FnOnce() -> crate::error::Result<()> + Send>;
 
 impl BrokerState {
+    /// The directory the broker keeps its logs and metadata in; `None` when it keeps them in memory.
     pub fn data_dir(&self) -> Option<&Path> {
         self.config.data_dir.as_deref()
     }

@@ -7,7 +7,7 @@
 
 mod raw_client;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -18,12 +18,10 @@ use raw_client::RawClient;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use spate_broker::partition::Partition;
-use spate_broker::topics::NewTopic;
 use spate_broker::BrokerConfig;
-use spate_testkit::clients::producer_config;
-use spate_testkit::{random_topic, TestBroker};
+use spate_testkit::produce::produce_keyed;
+use spate_testkit::{random_topic, timed_wait_until, wait_until, TestBroker};
 
 /// Sets broker configs with IncrementalAlterConfigs (SET) on BROKER 0.
 fn set_broker(raw: &mut RawClient, configs: &[(&str, &str)]) -> (i16, Option<String>) {
@@ -55,49 +53,26 @@ fn set_broker(raw: &mut RawClient, configs: &[(&str, &str)]) -> (i16, Option<Str
 /// A compacted single-partition topic that any dirty data makes cleanable.
 fn compacted_topic(broker: &TestBroker) -> (String, std::sync::Arc<Partition>) {
     let topic = random_topic("dyncleaner");
-    broker
-        .state()
-        .topics
-        .create(
-            NewTopic {
-                name: topic.clone(),
-                partitions: 1,
-                configs: [
-                    ("cleanup.policy", "compact"),
-                    ("segment.bytes", "4096"),
-                    ("min.cleanable.dirty.ratio", "0.01"),
-                ]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            },
-            false,
-        )
-        .expect("create topic");
+    broker.create_topic_with(
+        &topic,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "4096"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
     let p = broker.state().topics.partition(&topic, 0).unwrap();
     (topic, p)
 }
 
 /// 400 records over 20 keys, 200-byte values: about 90 KB, most of it dirty and cleanable.
 fn produce_updates(bootstrap: &str, topic: &str) {
-    let producer: BaseProducer = producer_config(bootstrap)
-        .set("batch.size", "900")
-        .create()
-        .expect("producer");
     let value = "u".repeat(200);
-    for i in 0..400 {
-        let key = format!("k{}", i % 20);
-        producer
-            .send(
-                BaseRecord::<String, String>::to(topic)
-                    .partition(0)
-                    .key(&key)
-                    .payload(&value),
-            )
-            .expect("enqueue");
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
+    let records: Vec<_> = (0..400)
+        .map(|i| (format!("k{}", i % 20), Some(value.clone())))
+        .collect();
+    produce_keyed(bootstrap, topic, &records);
 }
 
 fn cleanings(broker: &TestBroker, p: &Partition) -> Option<i64> {
@@ -107,15 +82,6 @@ fn cleanings(broker: &TestBroker, p: &Partition) -> Option<i64> {
         .status(p, spate_broker::time::now_ms())
         .unwrap()
         .and_then(|s| s.last_cleaning.map(|l| l.finished_ms))
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    started.elapsed()
 }
 
 #[test]
@@ -137,7 +103,7 @@ fn backoff_and_io_rate_change_without_a_restart() {
         set_broker(&mut raw, &[("log.cleaner.backoff.ms", "20")]).0,
         0
     );
-    let took = wait_for(
+    let took = timed_wait_until(
         "cleaning after the backoff change",
         Duration::from_secs(10),
         || cleanings(&broker, &p).is_some(),
@@ -169,7 +135,7 @@ fn backoff_and_io_rate_change_without_a_restart() {
         set_broker(&mut raw, &[("log.cleaner.io.max.bytes.per.second", "1e12")]).0,
         0
     );
-    let took = wait_for(
+    let took = timed_wait_until(
         "cleaning after the rate change",
         Duration::from_secs(10),
         || cleanings(&broker, &p) != first,
@@ -197,7 +163,7 @@ async fn threads_follow_kafkas_bounds_and_describe_shows_the_change() {
         .contains("Cannot update these configs dynamically"));
 
     assert_eq!(set_broker(&mut raw, &[("log.cleaner.threads", "2")]).0, 0);
-    wait_for("two cleaner threads", Duration::from_secs(5), || {
+    wait_until("two cleaner threads", Duration::from_secs(5), || {
         cleaner.running_threads() == 2
     });
     assert_eq!(
@@ -211,7 +177,7 @@ async fn threads_follow_kafkas_bounds_and_describe_shows_the_change() {
         .0,
         0
     );
-    wait_for("one cleaner thread", Duration::from_secs(5), || {
+    wait_until("one cleaner thread", Duration::from_secs(5), || {
         cleaner.running_threads() == 1
     });
     assert_eq!(cleaner.config().dedupe_buffer_bytes, 1 << 20);

@@ -16,50 +16,18 @@ use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use raw_client::{record_batch, RawClient};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use spate_broker::topics::NewTopic;
 use spate_broker::BrokerConfig;
-use spate_testkit::clients::{consumer_config, producer_config};
+use spate_testkit::clients::consumer_config;
+use spate_testkit::produce::produce_keyed;
 use spate_testkit::{random_group, random_topic, TestBroker};
 
 /// `(offset, key, value)` as a consumer saw it.
 type Seen = (i64, Option<String>, Option<String>);
 
+/// A single-partition topic with `configs`.
 fn create_topic(broker: &TestBroker, topic: &str, configs: &[(&str, &str)]) {
-    broker
-        .state()
-        .topics
-        .create(
-            NewTopic {
-                name: topic.to_string(),
-                partitions: 1,
-                configs: configs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-            false,
-        )
-        .expect("create topic");
-}
-
-/// Produces `(key, value)` records in order (value `None` = tombstone) and waits for them.
-fn produce(bootstrap: &str, topic: &str, records: &[(String, Option<String>)]) {
-    // Small batches, so that the topics' small segments hold several.
-    let producer: BaseProducer = producer_config(bootstrap)
-        .set("batch.size", "900")
-        .create()
-        .expect("producer");
-    for (k, v) in records {
-        let mut r = BaseRecord::<String, String>::to(topic).partition(0).key(k);
-        if let Some(v) = v {
-            r = r.payload(v);
-        }
-        producer.send(r).expect("enqueue");
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
+    broker.create_topic_with(topic, 1, configs);
 }
 
 /// Everything in partition 0 from offset 0 up to `end`, read with rdkafka.
@@ -147,7 +115,7 @@ fn consumers_from_offset_zero_see_the_latest_value_of_each_key() {
     for i in 0..20 {
         records.push((format!("filler{i}"), Some("x".repeat(300))));
     }
-    produce(&bootstrap, &topic, &records);
+    produce_keyed(&bootstrap, &topic, &records);
     let partition = broker
         .state()
         .topics
@@ -349,7 +317,7 @@ fn retention_never_deletes_from_a_compact_only_topic() {
         let records: Vec<_> = (0..20)
             .map(|i| (format!("k{i}"), Some("y".repeat(200))))
             .collect();
-        produce(&bootstrap, &topic, &records);
+        produce_keyed(&bootstrap, &topic, &records);
         logs.push((policy, broker.state().topics.partition(&topic, 0).unwrap()));
     }
     std::thread::sleep(Duration::from_millis(1500));
@@ -380,7 +348,7 @@ fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
         let records: Vec<_> = (0..5)
             .map(|i| (format!("k{i}"), Some("v".into())))
             .collect();
-        produce(&bootstrap, &topic, &records);
+        produce_keyed(&bootstrap, &topic, &records);
         let req = DeleteRecordsRequest::default()
             .with_timeout_ms(5000)
             .with_topics(vec![DeleteRecordsTopic::default()

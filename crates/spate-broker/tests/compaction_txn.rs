@@ -10,35 +10,15 @@
 
 mod txn_support;
 
-use std::time::Duration;
-
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use spate_broker::topics::NewTopic;
+use rdkafka::producer::{BaseProducer, Producer};
 use spate_broker::BrokerConfig;
 use spate_testkit::clients::producer_config;
+use spate_testkit::produce::{send_keyed, Keyed};
 use spate_testkit::{random_topic, TestBroker};
 use txn_support::{read_all, txn_producer, T};
 
-fn send_keyed(p: &BaseProducer, topic: &str, records: &[(String, String)]) {
-    for (k, v) in records {
-        let mut rec = BaseRecord::<str, str>::to(topic)
-            .partition(0)
-            .key(k)
-            .payload(v);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    p.poll(Duration::from_millis(10));
-                    rec = r;
-                }
-            }
-        }
-    }
-}
-
-fn updates(prefix: &str, keys: std::ops::Range<usize>) -> Vec<(String, String)> {
-    keys.map(|k| (format!("k{k:02}"), format!("{prefix}-k{k:02}")))
+fn updates(prefix: &str, keys: std::ops::Range<usize>) -> Vec<Keyed> {
+    keys.map(|k| (format!("k{k:02}"), Some(format!("{prefix}-k{k:02}"))))
         .collect()
 }
 
@@ -50,22 +30,11 @@ fn aborted_records_never_come_back_and_committed_ones_compact() {
     let broker = TestBroker::start_with(config);
     let bootstrap = broker.bootstrap_servers();
     let topic = random_topic("compact-txn");
-    broker
-        .state()
-        .topics
-        .create(
-            NewTopic {
-                name: topic.clone(),
-                partitions: 1,
-                configs: [
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), "4096".to_string()),
-                ]
-                .into(),
-            },
-            false,
-        )
-        .unwrap();
+    broker.create_topic_with(
+        &topic,
+        1,
+        &[("cleanup.policy", "compact"), ("segment.bytes", "4096")],
+    );
 
     let p = txn_producer(&bootstrap, &random_topic("txn-id"), 30_000);
     p.begin_transaction().unwrap();
@@ -84,7 +53,7 @@ fn aborted_records_never_come_back_and_committed_ones_compact() {
         .create()
         .unwrap();
     let fillers: Vec<_> = (0..60)
-        .map(|i| (format!("filler{i}"), "f".repeat(150)))
+        .map(|i| (format!("filler{i}"), Some("f".repeat(150))))
         .collect();
     send_keyed(&plain, &topic, &fillers);
     plain.flush(T).unwrap();

@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use raw_client::RawClient;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use spate_broker::{BrokerConfig, StorageKind};
 use spate_testkit::clients::{consumer_config, producer_config};
@@ -37,19 +37,11 @@ fn produce_large(bootstrap: &str, topic: &str, partitions: i32, per_partition: u
     let value = vec![7u8; RECORD];
     for _ in 0..per_partition {
         for p in 0..partitions {
-            let mut record = BaseRecord::<(), _>::to(topic).partition(p).payload(&value);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = r;
-                    }
-                }
-            }
+            let record = BaseRecord::<(), _>::to(topic).partition(p).payload(&value);
+            spate_testkit::produce::send(&producer, record);
         }
     }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    spate_testkit::produce::flush(&producer, topic);
 }
 
 fn fetch_request(

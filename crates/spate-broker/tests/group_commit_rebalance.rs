@@ -415,7 +415,7 @@ fn run(client: Client, base_members: usize) {
         // deliver it late), then a while longer so that a second one would be seen too.
         // kafka-python calls on_partitions_assigned only for members that gained partitions
         // (librdkafka and Java call it on every member), so there at least one must have.
-        wait_until(Duration::from_secs(30), "assignment callbacks", || {
+        wait_until("assignment callbacks", Duration::from_secs(30), || {
             let mut called = base
                 .iter()
                 .zip(&before)
@@ -431,7 +431,7 @@ fn run(client: Client, base_members: usize) {
     }
     stop_producing.store(true, Ordering::SeqCst);
     let produced = producer.join().expect("producer thread");
-    wait_until(Duration::from_secs(60), "every record consumed", || {
+    wait_until("every record consumed", Duration::from_secs(60), || {
         distinct(&ledger) >= produced
     });
     let generations = group_view(&broker, &group).generation - first_generation;

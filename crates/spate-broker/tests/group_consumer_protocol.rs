@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use group_support::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use spate_broker::BrokerConfig;
 use spate_testkit::child::ChildJob;
 use spate_testkit::{random_group, random_topic, TestBroker};
 
@@ -22,32 +21,18 @@ const CHILD_TOPIC: &str = "SPATE_KIP848_CHILD_TOPIC";
 
 /// A broker with a short consumer-protocol session and heartbeat, so that tests take seconds.
 fn start() -> TestBroker {
-    spate_testkit::init_logging();
-    let mut config: BrokerConfig = broker_config();
-    for (k, v) in [
+    start_consumer_protocol_broker(&[
         ("group.consumer.min.session.timeout.ms", "1000"),
         ("group.consumer.session.timeout.ms", "3000"),
-        ("group.consumer.min.heartbeat.interval.ms", "100"),
-        ("group.consumer.heartbeat.interval.ms", "250"),
-    ] {
-        config.set(k, v).expect("group config");
-    }
-    TestBroker::start_with(config)
+    ])
 }
 
-/// A librdkafka consumer speaking the consumer group protocol (no client-side session
-/// timeout or assignor: the broker decides both).
+/// A consumer-protocol member that stores offsets only when told and gives up on a silent
+/// socket after 10 s.
 fn kip848_config(bootstrap: &str, group: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("group.protocol", "consumer")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("socket.timeout.ms", "10000")
-        .set("fetch.wait.max.ms", "100")
-        .set("broker.address.family", "v4");
+    let mut c = consumer_protocol_config(bootstrap, group);
+    c.set("enable.auto.offset.store", "false")
+        .set("socket.timeout.ms", "10000");
     c
 }
 
@@ -67,11 +52,14 @@ fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
 /// Callers check on the broker that the member left.
 fn leave(consumer: BaseConsumer) {
     consumer.unsubscribe();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !assigned(&consumer).is_empty() {
-        assert!(Instant::now() < deadline, "revocation never completed");
-        let _ = consumer.poll(Duration::from_millis(50));
-    }
+    wait_until(
+        "the revocation to complete",
+        Duration::from_secs(20),
+        || {
+            let _ = consumer.poll(Duration::from_millis(50));
+            assigned(&consumer).is_empty()
+        },
+    );
     for _ in 0..10 {
         let _ = consumer.poll(Duration::from_millis(20));
     }
@@ -79,7 +67,7 @@ fn leave(consumer: BaseConsumer) {
 }
 
 fn wait_for_members(broker: &TestBroker, group: &str, n: usize) {
-    wait_until(Duration::from_secs(20), "the members to leave", || {
+    wait_until("the members to leave", Duration::from_secs(20), || {
         coordinator(broker)
             .consumer_group(group)
             .is_some_and(|g| g.members.len() == n)
@@ -301,29 +289,24 @@ fn killed_member_is_replaced_within_session_timeout() {
         .create()
         .expect("consumer");
     survivor.subscribe(&[&topic]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "no 2/2 split");
+    wait_until("a stable 2/2 split", Duration::from_secs(60), || {
         let _ = survivor.poll(Duration::from_millis(50));
         let g = coordinator(&broker).consumer_group(&group);
-        if assigned(&survivor).len() == 2
+        assigned(&survivor).len() == 2
             && g.is_some_and(|g| g.members.len() == 2 && g.state() == "Stable")
-        {
-            break;
-        }
-    }
+    });
     running.assert_alive();
     let printed = running.kill();
     let killed_at = Instant::now();
     println!("child member SIGKILLed holding 2 partitions (it printed {printed:?})");
-    let deadline = killed_at + Duration::from_secs(30);
-    while assigned(&survivor).len() != 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the survivor never got all 4 partitions"
-        );
-        let _ = survivor.poll(Duration::from_millis(50));
-    }
+    wait_until(
+        "the survivor to get all 4 partitions",
+        Duration::from_secs(30),
+        || {
+            let _ = survivor.poll(Duration::from_millis(50));
+            assigned(&survivor).len() == 4
+        },
+    );
     let took = killed_at.elapsed();
     println!(
         "survivor owns all 4 partitions {took:?} after the kill (session timeout {SESSION_TIMEOUT_MS} ms)"
@@ -362,34 +345,30 @@ fn membership_survives_a_broker_restart() {
         .create()
         .expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&consumer).len() != 2 {
-        assert!(Instant::now() < deadline, "never assigned");
+    wait_until("the assignment", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(50));
-    }
+        assigned(&consumer).len() == 2
+    });
     // A second member comes and goes, so the epochs are past what a fresh group (one that
     // was not stored) would start at after the restart.
     let other: BaseConsumer = kip848_config(&bootstrap, &group)
         .create()
         .expect("consumer");
     other.subscribe(&[&topic]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&other).len() != 1 || assigned(&consumer).len() != 1 {
-        assert!(Instant::now() < deadline, "never split");
+    wait_until("a 1/1 split", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(20));
         let _ = other.poll(Duration::from_millis(20));
-    }
+        assigned(&other).len() == 1 && assigned(&consumer).len() == 1
+    });
     leave(other);
     wait_for_members(&broker, &group, 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&consumer).len() != 2
-        || coordinator(&broker)
-            .consumer_group(&group)
-            .is_none_or(|g| g.state() != "Stable")
-    {
-        assert!(Instant::now() < deadline, "never took both back");
+    wait_until("both partitions back", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(50));
-    }
+        assigned(&consumer).len() == 2
+            && coordinator(&broker)
+                .consumer_group(&group)
+                .is_some_and(|g| g.state() == "Stable")
+    });
     let before = coordinator(&broker).consumer_group(&group).expect("group");
     let member = before.members.values().next().expect("member").clone();
     assert!(before.group_epoch >= 3, "{}", before.group_epoch);

@@ -16,32 +16,18 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
-use spate_broker::BrokerConfig;
 use spate_testkit::{random_group, random_topic, TestBroker};
 
 /// A broker with a short consumer-protocol heartbeat, so that a new topic is picked up fast.
 fn start() -> TestBroker {
-    spate_testkit::init_logging();
-    let mut config: BrokerConfig = broker_config();
-    for (k, v) in [
-        ("group.consumer.min.heartbeat.interval.ms", "100"),
-        ("group.consumer.heartbeat.interval.ms", "250"),
-    ] {
-        config.set(k, v).expect("group config");
-    }
-    TestBroker::start_with(config)
+    start_consumer_protocol_broker(&[])
 }
 
+/// A consumer-protocol member that refreshes metadata every 500 ms, so a new matching topic is
+/// seen soon.
 fn kip848_config(bootstrap: &str, group: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("group.protocol", "consumer")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("topic.metadata.refresh.interval.ms", "500")
-        .set("fetch.wait.max.ms", "100")
-        .set("broker.address.family", "v4");
+    let mut c = consumer_protocol_config(bootstrap, group);
+    c.set("topic.metadata.refresh.interval.ms", "500");
     c
 }
 

@@ -124,8 +124,8 @@ fn static_members_keep_their_assignment_when_the_broker_is_sigkilled() {
         })
         .collect();
     wait_until(
-        Duration::from_secs(60),
         "three static members balanced",
+        Duration::from_secs(60),
         || {
             describe(addr, &group).is_some_and(|d| balanced(&d, 3))
                 && members.iter().all(|m| !m.partitions().is_empty())

@@ -91,8 +91,8 @@ fn manual_and_auto_commits_survive_broker_restart() {
     auto.subscribe(&[&topic]).expect("subscribe");
     consume_n(&auto, 40);
     wait_until(
-        Duration::from_secs(20),
         "auto commit of every position",
+        Duration::from_secs(20),
         || {
             auto.poll(Duration::from_millis(50));
             committed(&auto, &topic, 2) == vec![Offset::Offset(20), Offset::Offset(20)]
@@ -209,7 +209,7 @@ fn stale_generation_commit_is_fenced_and_unknown_group_fetches_minus_one() {
         let mut b = RawClient::connect(addr);
         raw_join(&mut b, &group_b, "")
     });
-    wait_until(Duration::from_secs(10), "rebalance to start", || {
+    wait_until("rebalance to start", Duration::from_secs(10), || {
         coordinator(&broker).describe_group(&group).state == "PreparingRebalance"
     });
     let (_, gen2, leader) = raw_join(&mut a, &group, &a_id);

@@ -49,16 +49,16 @@ fn three_members_split_partitions_and_survive_close_and_sigkill() {
         .spawn();
 
     wait_until(
-        Duration::from_secs(60),
         "three members sharing six partitions",
+        Duration::from_secs(60),
         || group_view(&broker, &group).is_balanced(3, 6),
     );
     let view = group_view(&broker, &group);
     assert!(view.members.values().all(|p| p.len() == 2), "{view:?}");
     // librdkafka's own view agrees with the coordinator's for the in-process members.
     wait_until(
-        Duration::from_secs(20),
         "consumers applying assignments",
+        Duration::from_secs(20),
         || {
             let (pa, pb) = (a.partitions(), b.partitions());
             pa.len() == 2 && pb.len() == 2 && pa.is_disjoint(&pb)
@@ -69,7 +69,7 @@ fn three_members_split_partitions_and_survive_close_and_sigkill() {
     let generation_before = view.generation;
     let closed_at = Instant::now();
     b.close();
-    wait_until(Duration::from_secs(30), "two members after close", || {
+    wait_until("two members after close", Duration::from_secs(30), || {
         group_view(&broker, &group).is_balanced(2, 6)
     });
     assert!(group_view(&broker, &group).generation > generation_before);
@@ -81,14 +81,14 @@ fn three_members_split_partitions_and_survive_close_and_sigkill() {
     // SIGKILL: no LeaveGroup; the session timeout (6 s) removes the child.
     child.kill();
     let killed_at = Instant::now();
-    wait_until(Duration::from_secs(40), "one member after SIGKILL", || {
+    wait_until("one member after SIGKILL", Duration::from_secs(40), || {
         group_view(&broker, &group).is_balanced(1, 6)
     });
     assert!(
         killed_at.elapsed() >= Duration::from_secs(3),
         "the killed member was removed by its session timeout, not earlier"
     );
-    wait_until(Duration::from_secs(20), "a owning every partition", || {
+    wait_until("a owning every partition", Duration::from_secs(20), || {
         a.partitions() == (0..6).collect::<BTreeSet<_>>()
     });
     // Everything produced was consumed by someone; a saw at least its own partitions.
@@ -110,11 +110,11 @@ fn cooperative_sticky_rebalances_incrementally() {
         c
     };
     let a = Member::start(coop(&group), &topic);
-    wait_until(Duration::from_secs(30), "a owning all six", || {
+    wait_until("a owning all six", Duration::from_secs(30), || {
         a.partitions().len() == 6 && group_view(&broker, &group).is_balanced(1, 6)
     });
     let b = Member::start(coop(&group), &topic);
-    wait_until(Duration::from_secs(60), "a and b sharing", || {
+    wait_until("a and b sharing", Duration::from_secs(60), || {
         let v = group_view(&broker, &group);
         v.is_balanced(2, 6) && a.partitions().len() == 3 && b.partitions().len() == 3
     });
@@ -162,7 +162,7 @@ fn roundrobin_assignor_works() {
     };
     let a = Member::start(rr(), &topic);
     let b = Member::start(rr(), &topic);
-    wait_until(Duration::from_secs(60), "two roundrobin members", || {
+    wait_until("two roundrobin members", Duration::from_secs(60), || {
         group_view(&broker, &group).is_balanced(2, 4)
     });
     let d = coordinator(&broker).describe_group(&group);
@@ -197,8 +197,8 @@ fn grow_topic_under(strategy: &str) -> (i32, Vec<Vec<BTreeSet<i32>>>) {
         Member::start(config(), &topic),
     ];
     wait_until(
-        Duration::from_secs(60),
         "two members over 4 partitions",
+        Duration::from_secs(60),
         || {
             group_view(&broker, &group).is_balanced(2, 4)
                 && members.iter().all(|m| m.partitions().len() == 2)
@@ -215,8 +215,8 @@ fn grow_topic_under(strategy: &str) -> (i32, Vec<Vec<BTreeSet<i32>>>) {
         .create_partitions(&topic, 6, false)
         .expect("add partitions");
     wait_until(
-        Duration::from_secs(60),
         "two members over 6 partitions",
+        Duration::from_secs(60),
         || {
             group_view(&broker, &group).is_balanced(2, 6)
                 && members.iter().all(|m| m.partitions().len() == 3)

@@ -23,7 +23,7 @@ fn static_member_restart_does_not_rebalance() {
     };
     let a = Member::start(member("instance-a"), &topic);
     let b = Member::start(member("instance-b"), &topic);
-    wait_until(Duration::from_secs(60), "two static members", || {
+    wait_until("two static members", Duration::from_secs(60), || {
         group_view(&broker, &group).is_balanced(2, 4)
             && a.partitions().len() == 2
             && b.partitions().len() == 2
@@ -43,8 +43,8 @@ fn static_member_restart_does_not_rebalance() {
     );
     let b2 = Member::start(member("instance-b"), &topic);
     wait_until(
-        Duration::from_secs(30),
         "restarted b owning its partitions",
+        Duration::from_secs(30),
         || b2.partitions() == b_before,
     );
     // Give a rebalance, had one been triggered, time to show (heartbeats every 300 ms).

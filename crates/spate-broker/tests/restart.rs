@@ -11,30 +11,16 @@ use raw_client::RawClient;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use spate_testkit::clients::{admin_config, consumer_config, producer_config};
 use spate_testkit::{random_group, random_topic, TestBroker};
 
+/// Sends `r{i}` for each `i` in `range` to partition `i % 2` and waits for the acknowledgements.
 fn produce(producer: &BaseProducer, topic: &str, range: std::ops::Range<u32>) {
-    for i in range {
-        let v = format!("r{i}");
-        let mut rec = BaseRecord::<(), _>::to(topic)
-            .payload(&v)
-            .partition((i % 2) as i32);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    let records = range.map(|i| ((i % 2) as i32, None, format!("r{i}")));
+    spate_testkit::produce::send_all(producer, topic, records);
 }
-
 fn consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, i64, String)> {
     let consumer: BaseConsumer = consumer_config(bootstrap, &random_group("restart"))
         .create()

@@ -3,6 +3,8 @@
 //! topics, produce, consume, groups) and the whole-pipeline demo ([`quickstart`]). `main.rs`
 //! parses the flags and dispatches; `spate bench` is the `spate-bench` crate.
 
+#![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
+
 pub mod cli;
 pub mod logging;
 pub mod quickstart;

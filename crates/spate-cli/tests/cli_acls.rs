@@ -6,22 +6,14 @@
 mod common;
 
 use common::{spate, spate_stdin};
-use spate_broker::BrokerConfig;
-use spate_testkit::{free_port, random_topic, TestBroker};
+use spate_testkit::{random_topic, TestBroker};
 
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_alice=\"alice-pw\";";
 
 #[test]
 fn acls_add_list_enforce_remove() {
-    let admin_port = free_port();
-    let mut config = BrokerConfig::default();
-    config
-        .set(
-            "listeners",
-            &format!("SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:{admin_port}"),
-        )
-        .unwrap();
+    let (mut config, admin_port) = common::sasl_and_admin_listeners();
     config.set("sasl.enabled.mechanisms", "PLAIN").unwrap();
     config
         .set("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS)

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_testkit::clients::consumer_config;
-use spate_testkit::{random_group, random_topic, TestBroker};
+use spate_testkit::{poll_until, random_group, random_topic, wait_until, TestBroker};
 
 /// Produces `per_partition` records `"{p}-{i}"` to each of partitions 0 and 1.
 fn produce(bootstrap: &str, topic: &str, per_partition: usize) {
@@ -52,11 +52,10 @@ fn describe_reset_list_and_delete() {
     cfg.set("client.id", "describe-me");
     let consumer: BaseConsumer = cfg.create().expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while consumer.assignment().map(|a| a.count()).unwrap_or(0) < 2 {
-        assert!(Instant::now() < deadline, "no assignment");
+    wait_until("the assignment", Duration::from_secs(30), || {
         consumer.poll(Duration::from_millis(100));
-    }
+        consumer.assignment().map(|a| a.count()).unwrap_or(0) >= 2
+    });
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Offset(4))
         .unwrap();
@@ -94,18 +93,12 @@ fn describe_reset_list_and_delete() {
 
     consumer.poll(Duration::from_millis(100));
     drop(consumer); // LeaveGroup
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (out, _) = describe_rows(&bootstrap, &group, &topic);
-        if out.contains("no active members (state: Empty)") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "group did not become empty: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut out = String::new();
+    let empty = poll_until(Duration::from_secs(20), || {
+        out = describe_rows(&bootstrap, &group, &topic).0;
+        out.contains("no active members (state: Empty)")
+    });
+    assert!(empty, "group did not become empty: {out}");
 
     // Dry run by default: the plan is printed, nothing changes.
     let plan = groups(
@@ -236,11 +229,10 @@ fn describe_shows_a_consumer_protocol_group_and_member_epochs() {
         .create()
         .expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while consumer.assignment().map(|a| a.count()).unwrap_or(0) != 2 {
-        assert!(Instant::now() < deadline, "never assigned");
+    wait_until("the assignment", Duration::from_secs(30), || {
         let _ = consumer.poll(Duration::from_millis(50));
-    }
+        consumer.assignment().map(|a| a.count()).unwrap_or(0) == 2
+    });
     let (out, rows) = describe_rows(&bootstrap, &group, &topic);
     println!("{out}");
     assert!(

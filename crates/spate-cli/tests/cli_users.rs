@@ -14,14 +14,7 @@ use spate_testkit::{free_port, random_topic, TestBroker};
 
 #[test]
 fn users_round_trip_and_secured_clients() {
-    let admin_port = free_port();
-    let mut config = BrokerConfig::default();
-    config
-        .set(
-            "listeners",
-            &format!("SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:{admin_port}"),
-        )
-        .unwrap();
+    let (mut config, admin_port) = common::sasl_and_admin_listeners();
     config
         .set("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512")
         .unwrap();

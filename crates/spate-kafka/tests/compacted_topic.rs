@@ -10,16 +10,16 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use spate_broker::BrokerConfig;
 use spate_kafka::{ConsumerRecord, ConsumerStrategy, KafkaUtils, OffsetRange};
 use spate_streaming::{Config, StreamingContext};
-use spate_testkit::TestBroker;
+use spate_testkit::produce::produce_keyed;
+use spate_testkit::{poll_until, TestBroker};
 
 use common::*;
 
@@ -44,24 +44,6 @@ fn create_compacted_topic(broker: &TestBroker) -> String {
         r.expect("topic created");
     }
     topic
-}
-
-/// Produces `(key, value)` in order (`None` = tombstone) in small batches.
-fn produce_keyed(broker: &TestBroker, topic: &str, records: &[(String, Option<String>)]) {
-    let producer: BaseProducer =
-        spate_testkit::clients::producer_config(&broker.bootstrap_servers())
-            .set("batch.size", "900")
-            .create()
-            .expect("producer");
-    for (k, v) in records {
-        let mut r = BaseRecord::<String, String>::to(topic).partition(0).key(k);
-        if let Some(v) = v {
-            r = r.payload(v);
-        }
-        producer.send(r).expect("enqueue");
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(20)).expect("flush");
 }
 
 /// 40 keys × 4 updates, tombstones for every 5th key, then 30 fillers with their own keys so
@@ -104,8 +86,8 @@ fn wait_until_compacted(broker: &TestBroker, topic: &str, expected_records: usiz
         .topics
         .partition(topic, 0)
         .expect("partition");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let mut last = None;
+    let compacted = poll_until(Duration::from_secs(30), || {
         let status = broker
             .state()
             .cleaner
@@ -118,18 +100,10 @@ fn wait_until_compacted(broker: &TestBroker, topic: &str, expected_records: usiz
                 .last_cleaning
                 .as_ref()
                 .is_some_and(|l| l.stats.next_delete_horizon_ms.is_none());
-        if settled {
-            let kept = count_records(broker, topic);
-            if kept == expected_records {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cleaner did not compact {topic}: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        last = Some(status);
+        settled && count_records(broker, topic) == expected_records
+    });
+    assert!(compacted, "the cleaner did not compact {topic}: {last:?}");
 }
 
 /// Records left in the log, read with create_rdd over the whole offset range.
@@ -167,7 +141,7 @@ fn create_rdd_and_a_dstream_read_a_compacted_topic_across_the_gaps() {
     let broker = TestBroker::start_with(config);
     let topic = create_compacted_topic(&broker);
     let records = workload();
-    produce_keyed(&broker, &topic, &records);
+    produce_keyed(&broker.bootstrap_servers(), &topic, &records);
     let end = records.len() as i64;
     let want = live_latest(&records);
     wait_until_compacted(&broker, &topic, want.len());
@@ -236,15 +210,8 @@ fn read_with_a_dstream(broker: &TestBroker, topic: &str, end: i64) -> Vec<Seen> 
         Ok::<_, spate_streaming::StreamingError>(())
     });
     ctx.start().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.lock().0 < end {
-        assert!(
-            Instant::now() < deadline,
-            "the stream stopped at {:?}",
-            got.lock().0
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let caught_up = poll_until(Duration::from_secs(30), || got.lock().0 >= end);
+    assert!(caught_up, "the stream stopped at {:?}", got.lock().0);
     ctx.stop(true).unwrap();
     let out = got.lock().1.clone();
     out

@@ -38,26 +38,6 @@ const PARTITIONS: i32 = 3;
 const RECORDS: usize = 6_000;
 const CHUNK: usize = 150;
 const KILLS: u32 = 20;
-const WORDS: [&str; 11] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo",
-];
-
-/// Record `i`'s value: one to four words, a deterministic function of `i`.
-fn line(i: usize) -> String {
-    (0..=i % 4)
-        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn expected_counts(n: usize) -> BTreeMap<String, i64> {
-    let mut counts = BTreeMap::new();
-    for w in (0..n).flat_map(|i| line(i).split(' ').map(str::to_owned).collect::<Vec<_>>()) {
-        *counts.entry(w).or_insert(0) += 1;
-    }
-    counts
-}
 
 fn create_tables(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -244,14 +224,6 @@ fn snapshot(store: &SqliteOffsetStore) -> Snapshot {
     }
 }
 
-fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
-    let records = (from..until).map(|i| {
-        let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
-        (partition, Some(format!("k{i}")), line(i))
-    });
-    spate_testkit::produce::send_all(producer, topic, records);
-}
-
 /// Produces while killing the job at least `KILLS` times, lets a last run catch up, and checks
 /// the counts in SQLite against what was produced.
 fn crash_run(with_checkpoint: bool) {
@@ -277,7 +249,8 @@ fn crash_run(with_checkpoint: bool) {
         std::thread::spawn(move || {
             let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
             for from in (0..RECORDS).step_by(CHUNK) {
-                produce_lines(&p, &topic, from, (from + CHUNK).min(RECORDS));
+                let until = (from + CHUNK).min(RECORDS);
+                common::produce_lines(&p, &topic, PARTITIONS, from, until);
                 std::thread::sleep(Duration::from_millis(300));
             }
             done.store(true, Ordering::Release);
@@ -311,7 +284,7 @@ fn crash_run(with_checkpoint: bool) {
     drop(child);
 
     let s = snapshot(&store);
-    let expected = expected_counts(RECORDS);
+    let expected = common::expected_counts(RECORDS);
     let total = |c: &BTreeMap<String, i64>| c.values().sum::<i64>();
     let mode = if with_checkpoint {
         "engine checkpoint + SQLite fence"

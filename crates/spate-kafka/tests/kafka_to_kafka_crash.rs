@@ -42,28 +42,6 @@ const PARTITIONS: i32 = 3;
 const RECORDS: usize = 4_500;
 const CHUNK: usize = 150;
 const KILLS: u32 = 20;
-const WORDS: [&str; 11] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo",
-];
-
-/// Record `i`'s value: one to four words, a deterministic function of `i`.
-fn line(i: usize) -> String {
-    (0..=i % 4)
-        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn expected_counts(n: usize) -> BTreeMap<String, i64> {
-    let mut counts = BTreeMap::new();
-    for i in 0..n {
-        for w in line(i).split(' ') {
-            *counts.entry(w.to_owned()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
 
 fn params(bootstrap: &str, group: &str) -> KafkaParams {
     KafkaParams::new()
@@ -181,14 +159,6 @@ impl Job {
     }
 }
 
-fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
-    let records = (from..until).map(|i| {
-        let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
-        (partition, Some(format!("k{i}")), line(i))
-    });
-    spate_testkit::produce::send_all(producer, topic, records);
-}
-
 /// The output topic's (word, count) records summed per word, read in `isolation` to the end;
 /// also returns the number of records read.
 fn read_output(bootstrap: &str, topic: &str, isolation: &str) -> (BTreeMap<String, i64>, usize) {
@@ -273,7 +243,8 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
         std::thread::spawn(move || {
             let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
             for from in (0..RECORDS).step_by(CHUNK) {
-                produce_lines(&p, &topic, from, (from + CHUNK).min(RECORDS));
+                let until = (from + CHUNK).min(RECORDS);
+                common::produce_lines(&p, &topic, PARTITIONS, from, until);
                 std::thread::sleep(Duration::from_millis(250));
             }
             done.store(true, Ordering::Release);
@@ -305,7 +276,7 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
     std::thread::sleep(Duration::from_millis(500));
     drop(child);
 
-    let expected = expected_counts(RECORDS);
+    let expected = common::expected_counts(RECORDS);
     let (got, records) = read_output(&job.bootstrap, &output, "read_committed");
     let (all, all_records) = read_output(&job.bootstrap, &output, "read_uncommitted");
     let (lost, dup) = lost_and_duplicated(&got, &expected);
@@ -327,7 +298,7 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
 fn exactly_once_kafka_output_is_exact_after_20_sigkills() {
     let (got, lost, dup) = crash_run(true);
     assert_eq!((lost, dup), (0, 0), "lost and duplicated word occurrences");
-    assert_eq!(got, expected_counts(RECORDS));
+    assert_eq!(got, common::expected_counts(RECORDS));
 }
 
 #[test]

@@ -37,28 +37,6 @@ const ENV_INSTANCE: &str = "SPATE_PG_CRASH_INSTANCE";
 
 const JOB: &str = "pg-crash-wordcount";
 const CHUNK: usize = 150;
-const WORDS: [&str; 11] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo",
-];
-
-/// Record `i`'s value: one to four words, a deterministic function of `i`.
-fn line(i: usize) -> String {
-    (0..=i % 4)
-        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn expected_counts(n: usize) -> BTreeMap<String, i64> {
-    let mut counts = BTreeMap::new();
-    for i in 0..n {
-        for w in line(i).split(' ') {
-            *counts.entry(w.to_owned()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
 
 fn create_tables(client: &mut Client) -> Result<(), spate_kafka::sink::postgres::Error> {
     client.batch_execute(
@@ -271,14 +249,6 @@ fn snapshot(db: &mut Client) -> Snapshot {
     }
 }
 
-fn produce_lines(producer: &BaseProducer, topic: &str, partitions: i32, from: usize, until: usize) {
-    let records = (from..until).map(|i| {
-        let partition = i32::try_from(i % partitions as usize).unwrap_or(0);
-        (partition, Some(format!("k{i}")), line(i))
-    });
-    spate_testkit::produce::send_all(producer, topic, records);
-}
-
 /// Produces `records` lines while killing a random instance every 150–1300 ms, at least
 /// `kills` times in all, lets the last runs catch up, and checks the counts in PostgreSQL.
 fn crash_run(name: &str, owners: &[&[i32]], records: usize, kills: u32) {
@@ -316,7 +286,8 @@ fn crash_run(name: &str, owners: &[&[i32]], records: usize, kills: u32) {
         std::thread::spawn(move || {
             let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
             for from in (0..records).step_by(CHUNK) {
-                produce_lines(&p, &topic, partitions, from, (from + CHUNK).min(records));
+                let until = (from + CHUNK).min(records);
+                common::produce_lines(&p, &topic, partitions, from, until);
                 std::thread::sleep(Duration::from_millis(300));
             }
             done.store(true, Ordering::Release);
@@ -355,7 +326,7 @@ fn crash_run(name: &str, owners: &[&[i32]], records: usize, kills: u32) {
     }
 
     let s = snapshot(&mut db);
-    let expected = expected_counts(records);
+    let expected = common::expected_counts(records);
     let total = |c: &BTreeMap<String, i64>| c.values().sum::<i64>();
     let counted = total(&s.counts);
     let produced_words = total(&expected);

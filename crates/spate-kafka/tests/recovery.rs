@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils, OffsetRange};
@@ -48,11 +48,9 @@ fn run(
     })
     .unwrap();
     ctx.start().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !stop_after(seen) {
-        assert!(Instant::now() < deadline, "job made no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    spate_testkit::wait_until("the job's progress", Duration::from_secs(30), || {
+        stop_after(seen)
+    });
     ctx.stop(true).unwrap();
 }
 

@@ -10,6 +10,7 @@ use spate_streaming::receiver::{
     Receiver, ReceiverConfig, ReceiverContext, ReceiverError, ReceiverSupervisor,
 };
 use spate_streaming::{Result, StreamingError};
+use spate_testkit::wait_until;
 
 fn fast_config(max_restarts: Option<u32>) -> ReceiverConfig {
     ReceiverConfig {
@@ -24,10 +25,8 @@ fn fast_config(max_restarts: Option<u32>) -> ReceiverConfig {
     }
 }
 
-/// Waits up to 5 s for `f`; the supervisor's delays here are tens of milliseconds.
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    spate_testkit::wait_until(what, Duration::from_secs(5), f);
-}
+/// How long a test waits for the supervisor: its delays here are tens of milliseconds.
+const WAIT: Duration = Duration::from_secs(5);
 
 struct AlwaysFails {
     runs: Arc<AtomicU32>,
@@ -58,7 +57,9 @@ fn failing_receiver_is_restarted_then_given_up() {
                 stops: Arc::clone(&stops),
             })
             .unwrap();
-    wait_until("the supervisor to give up", || supervisor.is_finished());
+    wait_until("the supervisor to give up", WAIT, || {
+        supervisor.is_finished()
+    });
     // 1 initial run + 3 restarts, then it gives up.
     assert_eq!(runs.load(Ordering::SeqCst), 4);
     assert_eq!(stops.load(Ordering::SeqCst), 4);
@@ -108,7 +109,7 @@ fn restart_request_reruns_and_stop_ends_it() {
         runs: Arc::clone(&runs),
     })
     .unwrap();
-    wait_until("the restart", || runs.load(Ordering::SeqCst) == 2);
+    wait_until("the restart", WAIT, || runs.load(Ordering::SeqCst) == 2);
     assert!(!supervisor.is_finished());
     supervisor.stop();
     assert!(supervisor.is_finished());
@@ -138,7 +139,7 @@ fn a_receiver_that_finishes_is_not_restarted() {
             .config(fast_config(None))
             .start(Finite)
             .unwrap();
-    wait_until("the receiver to finish", || supervisor.is_finished());
+    wait_until("the receiver to finish", WAIT, || supervisor.is_finished());
     supervisor.stop();
     assert_eq!(supervisor.restarts(), 0);
     let items: Vec<u32> = store
@@ -204,7 +205,7 @@ fn a_failed_block_store_restarts_the_receiver() {
         runs: Arc::clone(&runs),
     })
     .unwrap();
-    wait_until("a restart after the store failure", || {
+    wait_until("a restart after the store failure", WAIT, || {
         runs.load(Ordering::SeqCst) >= 2
     });
     supervisor.stop();

@@ -38,16 +38,15 @@ fn wordcount_job(ckpt: &Path, input: &Path, out: &Path) -> StreamingContext {
 }
 
 fn wait_for_file(path: &Path, content: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(path).unwrap_or_default() != content {
-        assert!(
-            Instant::now() < deadline,
-            "{} never became {content:?}, is {:?}",
-            path.display(),
-            std::fs::read_to_string(path)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let became = spate_testkit::poll_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(path).unwrap_or_default() == content
+    });
+    assert!(
+        became,
+        "{} never became {content:?}, is {:?}",
+        path.display(),
+        std::fs::read_to_string(path)
+    );
 }
 
 #[test]

@@ -107,10 +107,19 @@ impl TestBroker {
 
     /// Creates `topic` with `partitions` partitions directly in the broker (no client needed).
     pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.create_topic_with(topic, partitions, &[]);
+    }
+
+    /// Creates `topic` with `partitions` partitions and the topic configs `configs`
+    /// (`cleanup.policy=compact`, …) directly in the broker.
+    pub fn create_topic_with(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
         let new = NewTopic {
             name: topic.to_string(),
             partitions,
-            configs: Default::default(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         self.state()
             .topics

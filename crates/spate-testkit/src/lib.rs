@@ -22,7 +22,7 @@ pub mod wait;
 pub use broker::TestBroker;
 pub use child::ChildJob;
 pub use postgres::{PostgresServer, TestDatabase};
-pub use wait::{poll_until, wait_for, wait_until};
+pub use wait::{poll_until, timed_wait_until, wait_for, wait_until};
 
 use rand::distr::{Alphanumeric, SampleString};
 

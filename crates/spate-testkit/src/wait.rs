@@ -29,6 +29,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     wait_for(what, timeout, || f().then_some(()))
 }
 
+/// As [`wait_until`], and returns how long the condition took to hold, for tests that report
+/// how promptly something happened.
+pub fn timed_wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    wait_until(what, timeout, f);
+    started.elapsed()
+}
+
 /// Polls `f` until it returns true or `timeout` passes; returns whether it did. For tests that
 /// report what they saw before asserting.
 pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {

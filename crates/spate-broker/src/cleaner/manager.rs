@@ -39,31 +39,47 @@ pub type PartitionSource = Box<dyn Fn() -> Vec<Arc<Partition>> + Send + Sync>;
 pub struct LastCleaning {
     /// Wall-clock end of the cleaning (ms since the epoch).
     pub finished_ms: i64,
+    /// What the cleaning read, kept and wrote.
     pub stats: CleanStats,
 }
 
 /// What the cleaner reports about one partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionCleanerStatus {
+    /// Whether the topic's `cleanup.policy` includes `compact`.
     pub compacted: bool,
+    /// Dirty over clean plus dirty bytes, compared with `min.cleanable.dirty.ratio`.
     pub dirty_ratio: f64,
+    /// Bytes of the log that are already cleaned (below the first dirty offset).
     pub clean_bytes: u64,
+    /// Bytes written since the last cleaning, up to the first uncleanable offset.
     pub dirty_bytes: u64,
+    /// The first offset not yet cleaned (Kafka's cleaner checkpoint).
     pub first_dirty_offset: i64,
+    /// Where cleanable data ends: the active segment, the last stable offset or `min.compaction.lag.ms`.
     pub first_uncleanable_offset: i64,
+    /// Whether a cleaning of the partition is running now.
     pub in_progress: bool,
+    /// The last finished cleaning, if any since the broker started.
     pub last_cleaning: Option<LastCleaning>,
 }
 
 /// Running totals since the broker started (the metrics endpoint's counters).
 #[derive(Debug, Default)]
 pub struct CleanerTotals {
+    /// Cleanings finished.
     pub cleanings: AtomicU64,
+    /// Bytes the cleaner read.
     pub bytes_read: AtomicU64,
+    /// Bytes the cleaner wrote into cleaned segments.
     pub bytes_written: AtomicU64,
+    /// Records the cleaner read.
     pub records_read: AtomicU64,
+    /// Records the cleaner kept.
     pub records_kept: AtomicU64,
+    /// Milliseconds spent cleaning.
     pub cleaning_ms: AtomicU64,
+    /// Cleanings that failed (the cleaner then waits `log.cleaner.backoff.ms`).
     pub failures: AtomicU64,
 }
 
@@ -86,6 +102,7 @@ pub struct LogCleaner {
     stop: AtomicBool,
     /// Running threads by index; a thread removes itself when it exits on a lowered count.
     threads: Mutex<BTreeMap<usize, JoinHandle<()>>>,
+    /// Running totals since the broker started, for the metrics endpoint.
     pub totals: CleanerTotals,
 }
 
@@ -437,7 +454,9 @@ pub fn describe_topic(
 /// JSON) to `spate topics describe --verbose`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicCleanerReport {
+    /// The topic's name.
     pub topic: String,
+    /// Each partition's cleaner status.
     pub partitions: Vec<PartitionCleanerReport>,
 }
 
@@ -445,7 +464,9 @@ pub struct TopicCleanerReport {
 /// compact (the in-memory backend).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionCleanerReport {
+    /// The partition's index.
     pub partition: i32,
+    /// The partition's cleaner status; `None` where the storage does not compact.
     pub status: Option<PartitionCleanerStatus>,
 }
 

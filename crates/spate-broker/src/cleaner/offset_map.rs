@@ -93,6 +93,7 @@ impl OffsetMap {
         self.used
     }
 
+    /// Whether the map holds no key.
     pub fn is_empty(&self) -> bool {
         self.used == 0
     }

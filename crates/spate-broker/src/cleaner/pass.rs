@@ -31,23 +31,35 @@ use crate::storage::LogConfig;
 /// What one cleaning did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CleanStats {
+    /// The first dirty offset when the cleaning started.
     pub first_dirty_offset: i64,
     /// The new first dirty offset (everything below was cleaned).
     pub end_offset: i64,
+    /// Bytes read to build the key → offset map.
     pub map_bytes_read: u64,
+    /// Records read to build the key → offset map.
     pub map_records_read: u64,
+    /// Bytes read while copying segments.
     pub bytes_read: u64,
+    /// Bytes written into cleaned segments.
     pub bytes_written: u64,
+    /// Records read while copying segments.
     pub records_read: u64,
+    /// Records kept (the latest value of each key, live tombstones and markers).
     pub records_kept: u64,
+    /// Old segments replaced by cleaned ones.
     pub segments_replaced: usize,
+    /// Cleaned segments written.
     pub segments_written: usize,
     /// Keys in the offset map and its fill ratio.
     pub map_entries: usize,
+    /// The fraction of the map's slots in use.
     pub map_utilization: f64,
+    /// The map's memory in bytes (`log.cleaner.dedupe.buffer.size`, shared among threads).
     pub map_memory_bytes: usize,
     /// Whether the map filled up before the dirty section's end (more passes needed).
     pub map_full: bool,
+    /// How long the cleaning took (ms).
     pub elapsed_ms: u64,
     /// The earliest delete horizon of a kept tombstone or marker: the log needs another
     /// cleaning then, even if nothing new is dirty.
@@ -57,6 +69,7 @@ pub struct CleanStats {
 /// How a cleaning ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PassOutcome {
+    /// The cleaning finished and swapped in the cleaned segments.
     Cleaned(CleanStats),
     /// The log changed under the cleaner (a segment was deleted, the log was closed) or the
     /// cleaner was stopped: nothing was swapped for the unfinished group.

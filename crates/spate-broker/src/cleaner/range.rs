@@ -23,14 +23,18 @@ use super::txn::PartitionView;
 /// The cleanable part of one log at one moment.
 #[derive(Debug, Clone)]
 pub struct CleanableRange {
+    /// The log start offset.
     pub log_start_offset: i64,
+    /// The first offset not yet cleaned (Kafka's cleaner checkpoint).
     pub first_dirty_offset: i64,
     /// Base offset of the first segment that may not be cleaned.
     pub first_uncleanable_offset: i64,
     /// The segments that may be cleaned (wholly below `first_uncleanable_offset`), each with the
     /// offset it ends at (the next segment's base offset).
     pub segments: Vec<(SegmentRef, i64)>,
+    /// Bytes of the segments below the first dirty offset.
     pub clean_bytes: u64,
+    /// Bytes of the cleanable segments from the first dirty offset on.
     pub dirty_bytes: u64,
     /// Max timestamp of the first dirty batch, for `max.compaction.lag.ms`.
     pub first_dirty_timestamp: Option<i64>,

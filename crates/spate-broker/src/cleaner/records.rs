@@ -43,10 +43,15 @@ pub fn delete_horizon(h: &BatchHeader) -> Option<i64> {
 /// One record of a batch, borrowed from the decompressed record bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordView<'a> {
+    /// The record's absolute offset.
     pub offset: i64,
+    /// The record's absolute timestamp (ms).
     pub timestamp: i64,
+    /// The record's timestamp minus the batch's base timestamp.
     pub timestamp_delta: i64,
+    /// The record's key; `None` for a null key.
     pub key: Option<&'a [u8]>,
+    /// Whether the record has a value (`false`: a tombstone).
     pub has_value: bool,
     /// The record as stored, length prefix included.
     raw: &'a [u8],

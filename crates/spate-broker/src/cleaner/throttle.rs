@@ -34,6 +34,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// A throttle letting `bytes_per_second` through (`log.cleaner.io.max.bytes.per.second`).
     pub fn new(bytes_per_second: f64) -> Throttle {
         Throttle {
             rate_bits: AtomicU64::new(bytes_per_second.to_bits()),
@@ -49,6 +50,7 @@ impl Throttle {
         f64::from_bits(self.rate_bits.load(Ordering::Relaxed))
     }
 
+    /// Changes the rate at run time (a dynamic broker config change).
     pub fn set_rate(&self, bytes_per_second: f64) {
         self.rate_bits
             .store(bytes_per_second.to_bits(), Ordering::Relaxed);

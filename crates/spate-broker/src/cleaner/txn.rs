@@ -17,8 +17,11 @@ use crate::record_batch::BatchHeader;
 /// An aborted transaction: its producer, its first offset and the offset of its ABORT marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
+    /// The transactional producer's id.
     pub producer_id: i64,
+    /// The offset of the transaction's first record in this partition.
     pub first_offset: i64,
+    /// The offset of the transaction's ABORT marker.
     pub last_offset: i64,
 }
 
@@ -40,6 +43,7 @@ pub trait PartitionView: Send + Sync {
 /// state to preserve (storage-level tools and tests).
 #[derive(Debug, Clone, Copy)]
 pub struct NoTransactions {
+    /// The log end offset, up to which the log counts as stable.
     pub log_end_offset: i64,
 }
 
@@ -59,6 +63,7 @@ impl PartitionView for NoTransactions {
 
 /// Control record types (the second int16 of a control record's key).
 pub const CONTROL_ABORT: i16 = 0;
+/// The control record type of a COMMIT marker.
 pub const CONTROL_COMMIT: i16 = 1;
 
 /// Follows transactions through one pass over batches in offset order (Kafka's
@@ -75,6 +80,7 @@ pub struct TxnTracker {
 }
 
 impl TxnTracker {
+    /// A tracker over the aborted transactions `aborted` of the range being cleaned.
     pub fn new(mut aborted: Vec<AbortedTxn>) -> TxnTracker {
         aborted.sort_by_key(|a| a.first_offset);
         TxnTracker {

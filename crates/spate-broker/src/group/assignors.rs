@@ -17,7 +17,9 @@ pub type Assignment = BTreeMap<String, BTreeSet<i32>>;
 /// What an assignor sees of one member.
 #[derive(Debug, Clone)]
 pub struct AssignorMember<'a> {
+    /// The member's id.
     pub member_id: &'a str,
+    /// The topics the member subscribes to (regex matches included).
     pub subscribed: &'a BTreeSet<String>,
     /// The member's previous target assignment (stickiness).
     pub previous: Option<&'a Assignment>,
@@ -36,6 +38,14 @@ pub fn assign(
     }
 }
 
+/// Every member with an empty assignment: where each assignor starts.
+fn nothing_assigned(members: &[AssignorMember<'_>]) -> BTreeMap<String, Assignment> {
+    members
+        .iter()
+        .map(|m| (m.member_id.to_owned(), Assignment::new()))
+        .collect()
+}
+
 fn count(a: &Assignment) -> usize {
     a.values().map(BTreeSet::len).sum()
 }
@@ -48,10 +58,7 @@ fn uniform(
     members: &[AssignorMember<'_>],
     partition_counts: &BTreeMap<String, i32>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> = members
-        .iter()
-        .map(|m| (m.member_id.to_owned(), Assignment::new()))
-        .collect();
+    let mut out = nothing_assigned(members);
     let mut owned: BTreeSet<(String, i32)> = BTreeSet::new();
     let valid = |topic: &str, p: i32| partition_counts.get(topic).is_some_and(|n| p < *n);
     for m in members {
@@ -135,10 +142,7 @@ fn range(
     members: &[AssignorMember<'_>],
     partition_counts: &BTreeMap<String, i32>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> = members
-        .iter()
-        .map(|m| (m.member_id.to_owned(), Assignment::new()))
-        .collect();
+    let mut out = nothing_assigned(members);
     for (topic, n) in partition_counts {
         let mut subscribed: Vec<&str> = members
             .iter()

@@ -25,10 +25,15 @@ use super::types::{JoinRequest, JoinResponse, JoinedMember, SyncResponse};
 /// Kafka's classic group states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
+    /// No members; the group may still hold committed offsets.
     Empty,
+    /// Waiting for members to (re)join before a new generation.
     PreparingRebalance,
+    /// Joined; waiting for the leader's SyncGroup with the assignment.
     CompletingRebalance,
+    /// Every member has its assignment.
     Stable,
+    /// Removed (deleted, or expired while empty); requests to it are refused.
     Dead,
 }
 
@@ -48,15 +53,19 @@ impl GroupState {
 /// A classic group.
 #[derive(Debug)]
 pub struct ClassicGroup {
+    /// The group's id.
     pub group_id: String,
+    /// Where the group is in Kafka's classic state machine (Empty, PreparingRebalance, …).
     pub state: GroupState,
     /// When the group entered its current state (offset expiry counts from becoming Empty).
     pub state_since_ms: i64,
+    /// The current generation; bumped by every completed join.
     pub generation_id: i32,
     /// Set by the first member; `None` for a group that only stores offsets.
     pub protocol_type: Option<String>,
     /// The protocol chosen for the current generation.
     pub protocol_name: Option<String>,
+    /// The member id of the leader, which computes the assignment; `None` without members.
     pub leader_id: Option<String>,
     /// Ordered so that leader election and responses are deterministic.
     pub members: BTreeMap<String, Member>,
@@ -83,6 +92,7 @@ pub struct ClassicGroup {
 }
 
 impl ClassicGroup {
+    /// An Empty group `group_id`, created at `now_ms`.
     pub fn new(group_id: impl Into<String>, now_ms: i64) -> Self {
         ClassicGroup {
             group_id: group_id.into(),
@@ -105,6 +115,7 @@ impl ClassicGroup {
         }
     }
 
+    /// Whether the group is in `state`.
     pub fn is(&self, state: GroupState) -> bool {
         self.state == state
     }

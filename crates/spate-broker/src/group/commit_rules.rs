@@ -21,7 +21,10 @@ use super::coordinator::GroupCoordinator;
 pub enum CommitPath {
     /// OffsetCommit of this version (v9+ answers GROUP_ID_NOT_FOUND for an unknown group
     /// where older versions answer ILLEGAL_GENERATION).
-    OffsetCommit { api_version: i16 },
+    OffsetCommit {
+        /// The request's version.
+        api_version: i16,
+    },
     /// TxnOffsetCommit (any version).
     TxnOffsetCommit,
 }
@@ -35,12 +38,14 @@ impl CommitPath {
 /// Who is committing: the identity fields both commit requests carry.
 #[derive(Debug, Clone, Copy)]
 pub struct Committer<'a> {
+    /// The group committed to.
     pub group_id: &'a str,
     /// -1 for a commit outside group management (a standalone consumer, an admin tool, or a
     /// transactional producer that does not send its consumer's group metadata).
     pub generation_id: i32,
     /// Empty when not known.
     pub member_id: &'a str,
+    /// The static member's `group.instance.id`, if any.
     pub group_instance_id: Option<&'a str>,
 }
 

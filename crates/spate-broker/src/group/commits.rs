@@ -13,35 +13,49 @@ use super::offsets::{CommittedOffset, PartitionKey};
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
 pub struct CommitPartition {
+    /// The topic of the committed partition.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The offset to commit: the next record the group reads.
     pub offset: i64,
+    /// The leader epoch of the record before `offset`, -1 if unknown.
     pub leader_epoch: i32,
+    /// The client's metadata string; `None` commits an empty one.
     pub metadata: Option<String>,
 }
 
 /// An OffsetCommit, version-independent.
 #[derive(Debug, Clone, Default)]
 pub struct CommitRequest {
+    /// The committing group.
     pub group_id: String,
     /// -1 for a commit outside group management (a standalone consumer or an admin tool).
     pub generation_id: i32,
+    /// The committing member's id; empty outside group management.
     pub member_id: String,
+    /// The static member's `group.instance.id`, if any.
     pub group_instance_id: Option<String>,
     /// The OffsetCommit version: v9+ answers GROUP_ID_NOT_FOUND for an unknown group.
     pub api_version: i16,
     /// OffsetCommit v2–v4 `retention_time_ms`; -1 = the broker's retention.
     pub retention_time_ms: i64,
+    /// The partitions to commit.
     pub partitions: Vec<CommitPartition>,
 }
 
 /// A committed offset as OffsetFetch returns it (offset -1 = none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedOffset {
+    /// The topic.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The committed offset; -1 when the group has none.
     pub offset: i64,
+    /// The leader epoch committed with the offset, -1 if unknown.
     pub leader_epoch: i32,
+    /// The metadata string committed with the offset.
     pub metadata: String,
 }
 

@@ -37,12 +37,14 @@ pub struct GroupConfig {
     /// `group.consumer.min.session.timeout.ms` / `...max...` (Kafka defaults 45000 / 60000):
     /// the bounds of the setting above and of the per-group `consumer.session.timeout.ms`.
     pub consumer_min_session_timeout_ms: i32,
+    /// `group.consumer.max.session.timeout.ms` (Kafka default 60000).
     pub consumer_max_session_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms` (Kafka default 5000): returned to members in
     /// every ConsumerGroupHeartbeat response.
     pub consumer_heartbeat_interval_ms: i32,
     /// `group.consumer.min.heartbeat.interval.ms` / `...max...` (Kafka defaults 5000 / 15000).
     pub consumer_min_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.heartbeat.interval.ms` (Kafka default 15000).
     pub consumer_max_heartbeat_interval_ms: i32,
     /// `group.consumer.max.size` (Kafka default unbounded): GROUP_MAX_SIZE_REACHED beyond it.
     pub consumer_max_size: usize,

@@ -24,7 +24,9 @@ use super::topic_regex;
 /// Per-group overrides (the GROUP config resource) of the broker's consumer settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GroupOverrides {
+    /// The group's `consumer.session.timeout.ms`, if set.
     pub session_timeout_ms: Option<i32>,
+    /// The group's `consumer.heartbeat.interval.ms`, if set.
     pub heartbeat_interval_ms: Option<i32>,
 }
 

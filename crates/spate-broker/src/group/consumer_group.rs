@@ -31,11 +31,14 @@ pub const STATIC_LEAVE_EPOCH: i32 = -2;
 /// The topics that exist, by name and by id (a snapshot taken for one request).
 #[derive(Debug, Clone, Default)]
 pub struct TopicImage {
+    /// Each topic's id and partition count, by name.
     pub by_name: HashMap<String, (Uuid, i32)>,
+    /// Each topic's name, by id (ConsumerGroupHeartbeat names owned partitions by topic id).
     pub by_id: HashMap<Uuid, String>,
 }
 
 impl TopicImage {
+    /// Adds topic `name` with its id and partition count.
     pub fn insert(&mut self, name: &str, id: Uuid, partitions: i32) {
         self.by_name.insert(name.to_owned(), (id, partitions));
         self.by_id.insert(id, name.to_owned());
@@ -45,21 +48,30 @@ impl TopicImage {
 /// A member of a consumer group.
 #[derive(Debug, Clone)]
 pub struct ConsumerMember {
+    /// The member's id, chosen by the client (KIP-848) on its first heartbeat.
     pub member_id: String,
+    /// The static member's `group.instance.id`, if any.
     pub instance_id: Option<String>,
+    /// The member's `client.rack`, if it sent one.
     pub rack_id: Option<String>,
+    /// The client's `client.id`, shown by ConsumerGroupDescribe.
     pub client_id: String,
+    /// The client's address, shown by ConsumerGroupDescribe.
     pub client_host: String,
+    /// How long the member may take to revoke partitions before it is removed.
     pub rebalance_timeout_ms: i32,
+    /// The topic names the member subscribes to.
     pub subscribed: BTreeSet<String>,
     /// `SubscribedTopicRegex`: the topics it matches are subscribed too (`None`: no regex).
     pub subscribed_regex: Option<String>,
+    /// The server-side assignor the member asked for (`group.remote.assignor`), if any.
     pub server_assignor: Option<String>,
     /// Epoch, state, assignment and partitions pending revocation.
     pub current: Reconciled,
     /// The epoch before the last bump: a heartbeat with it is accepted (its response with
     /// the new epoch may have been lost).
     pub previous_member_epoch: i32,
+    /// When the member is removed unless it heartbeats first (`group.consumer.session.timeout.ms`).
     pub session_deadline_ms: i64,
     /// Set while it must revoke partitions: it is removed if it has not by then.
     pub revocation_deadline_ms: Option<i64>,
@@ -93,10 +105,15 @@ impl ConsumerMember {
 /// A ConsumerGroupHeartbeat, version-independent, owned partitions resolved to topic names.
 #[derive(Debug, Clone, Default)]
 pub struct HeartbeatRequest {
+    /// The group the heartbeat is for.
     pub group_id: String,
+    /// The member's id.
     pub member_id: String,
+    /// The member's epoch: 0 to join, -1 to leave, -2 for a static member's temporary leave.
     pub member_epoch: i32,
+    /// The static member's `group.instance.id`, if any.
     pub instance_id: Option<String>,
+    /// The member's `client.rack`; `None`: unchanged.
     pub rack_id: Option<String>,
     /// -1: unchanged.
     pub rebalance_timeout_ms: i32,
@@ -104,18 +121,24 @@ pub struct HeartbeatRequest {
     pub subscribed_topic_names: Option<Vec<String>>,
     /// `None`: unchanged; `Some("")`: no regex any more.
     pub subscribed_topic_regex: Option<String>,
+    /// The server-side assignor asked for; `None`: unchanged.
     pub server_assignor: Option<String>,
     /// `None`: not sent.
     pub owned: Option<Assignment>,
+    /// The client's `client.id`.
     pub client_id: String,
+    /// The client's address.
     pub client_host: String,
 }
 
 /// A successful heartbeat's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatAnswer {
+    /// The member's id.
     pub member_id: String,
+    /// The member's epoch after this heartbeat.
     pub member_epoch: i32,
+    /// How soon the member must heartbeat again (`group.consumer.heartbeat.interval.ms`).
     pub heartbeat_interval_ms: i32,
     /// Sent on a full request or when the assignment changed.
     pub assignment: Option<Assignment>,
@@ -127,8 +150,11 @@ pub type HeartbeatError = (ResponseError, String);
 /// The broker settings a heartbeat needs.
 #[derive(Debug, Clone)]
 pub struct HeartbeatSettings<'a> {
+    /// `group.consumer.session.timeout.ms`: how long a member may go without heartbeating.
     pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often members are told to heartbeat.
     pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`: the most members a group may have.
     pub max_size: usize,
     /// `group.consumer.assignors`; the first is the default.
     pub assignors: &'a [String],
@@ -137,9 +163,13 @@ pub struct HeartbeatSettings<'a> {
 /// A consumer group.
 #[derive(Debug, Clone)]
 pub struct ConsumerGroup {
+    /// The group's id.
     pub group_id: String,
+    /// The group epoch: bumped by every change of members, subscriptions or topic metadata.
     pub group_epoch: i32,
+    /// The epoch of the current target assignment (the group epoch it was computed at).
     pub target_epoch: i32,
+    /// The members, by member id.
     pub members: BTreeMap<String, ConsumerMember>,
     /// `group.instance.id` → member id.
     pub static_members: HashMap<String, String>,
@@ -151,6 +181,7 @@ pub struct ConsumerGroup {
     pub resolved_regexes: BTreeMap<String, BTreeSet<String>>,
     /// The assignor of the last target assignment.
     pub assignor_name: String,
+    /// When the group entered its current state (ms); stored with the group.
     pub state_since_ms: i64,
     /// The encoded state last stored (`durable_consumer_group`): unchanged state is not
     /// written again.
@@ -158,6 +189,7 @@ pub struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// An empty group `group_id`, created at `now_ms`.
     pub fn new(group_id: impl Into<String>, now_ms: i64) -> Self {
         ConsumerGroup {
             group_id: group_id.into(),
@@ -190,6 +222,7 @@ impl ConsumerGroup {
         }
     }
 
+    /// Whether the group has no members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }

@@ -113,6 +113,7 @@ impl GroupCoordinator {
         }
     }
 
+    /// The coordinator's `group.*` and `offsets.*` settings.
     pub fn config(&self) -> &GroupConfig {
         &self.config
     }
@@ -219,29 +220,7 @@ impl GroupCoordinator {
         }
         let config = &self.config;
         if member_id.is_empty() {
-            let new_id = new_member_id(&request.client_id);
-            if let Some(instance) = request.group_instance_id.clone() {
-                if let Some(old_id) = group.static_members.get(&instance).cloned() {
-                    group.replace_static_member(config, &request, &old_id, new_id, tx, now_ms);
-                    return Ok(());
-                }
-            } else if request.require_known_member_id {
-                // KIP-394: the member must come back with this id, so that a client whose
-                // first JoinGroup times out does not leave a ghost member behind.
-                if group.members.len() + group.pending_members.len() >= config.max_size {
-                    return fail(ResponseError::GroupMaxSizeReached, "");
-                }
-                group.pending_members.insert(
-                    new_id.clone(),
-                    now_ms + i64::from(request.session_timeout_ms),
-                );
-                return fail(ResponseError::MemberIdRequired, &new_id);
-            }
-            if group.members.len() >= config.max_size {
-                return fail(ResponseError::GroupMaxSizeReached, "");
-            }
-            group.add_member_and_rebalance(config, &request, new_id, tx, now_ms);
-            return Ok(());
+            return self.join_new_member(group, request, tx, now_ms);
         }
         if group.pending_members.contains_key(&member_id) {
             if group.members.len() >= config.max_size {
@@ -287,6 +266,43 @@ impl GroupCoordinator {
                 return fail(ResponseError::UnknownMemberId, &member_id);
             }
         }
+        Ok(())
+    }
+
+    /// A JoinGroup without a member id: a static member rejoining takes its old member's place;
+    /// a dynamic member on JoinGroup v4+ is given an id to come back with (KIP-394); any other
+    /// joins at once, up to `group.max.size`.
+    fn join_new_member(
+        &self,
+        group: &mut ClassicGroup,
+        request: JoinRequest,
+        tx: oneshot::Sender<JoinResponse>,
+        now_ms: i64,
+    ) -> std::result::Result<(), oneshot::Receiver<JoinResponse>> {
+        let fail = |e: ResponseError, id: &str| Err(ready(JoinResponse::error(e, id)));
+        let config = &self.config;
+        let new_id = new_member_id(&request.client_id);
+        if let Some(instance) = request.group_instance_id.clone() {
+            if let Some(old_id) = group.static_members.get(&instance).cloned() {
+                group.replace_static_member(config, &request, &old_id, new_id, tx, now_ms);
+                return Ok(());
+            }
+        } else if request.require_known_member_id {
+            // KIP-394: the member must come back with this id, so that a client whose
+            // first JoinGroup times out does not leave a ghost member behind.
+            if group.members.len() + group.pending_members.len() >= config.max_size {
+                return fail(ResponseError::GroupMaxSizeReached, "");
+            }
+            group.pending_members.insert(
+                new_id.clone(),
+                now_ms + i64::from(request.session_timeout_ms),
+            );
+            return fail(ResponseError::MemberIdRequired, &new_id);
+        }
+        if group.members.len() >= config.max_size {
+            return fail(ResponseError::GroupMaxSizeReached, "");
+        }
+        group.add_member_and_rebalance(config, &request, new_id, tx, now_ms);
         Ok(())
     }
 

@@ -22,20 +22,31 @@ use crate::persist;
 /// `group.consumer.min.session.timeout.ms` etc.) and documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupConfigDef {
+    /// The config's name (`consumer.session.timeout.ms`, …).
     pub name: &'static str,
+    /// Kafka's default value.
     pub default: i32,
+    /// The smallest value the broker allows (its `min_name` setting).
     pub min: i32,
+    /// The largest value the broker allows (its `max_name` setting).
     pub max: i32,
     /// The broker config that sets the bounds (named in Kafka's error message).
     pub min_name: &'static str,
+    /// The broker config that sets the upper bound (named in Kafka's error message).
     pub max_name: &'static str,
+    /// Kafka's documentation line for the config.
     pub doc: &'static str,
 }
 
+/// How long a consumer-protocol member may go without heartbeating.
 pub const CONSUMER_SESSION_TIMEOUT_MS: &str = "consumer.session.timeout.ms";
+/// How often consumer-protocol members are told to heartbeat.
 pub const CONSUMER_HEARTBEAT_INTERVAL_MS: &str = "consumer.heartbeat.interval.ms";
+/// Share groups: how long a member may go without heartbeating (kept and described; share groups are not served).
 pub const SHARE_SESSION_TIMEOUT_MS: &str = "share.session.timeout.ms";
+/// Share groups: how often members are told to heartbeat (kept and described; share groups are not served).
 pub const SHARE_HEARTBEAT_INTERVAL_MS: &str = "share.heartbeat.interval.ms";
+/// Share groups: how long a delivered record stays locked (kept and described; share groups are not served).
 pub const SHARE_RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
 
 /// Kafka's `GroupConfig`, in its order.
@@ -87,6 +98,7 @@ pub const DEFS: &[GroupConfigDef] = &[
     },
 ];
 
+/// The definition of group config `name`, if Kafka has one.
 pub fn def(name: &str) -> Option<&'static GroupConfigDef> {
     DEFS.iter().find(|d| d.name == name)
 }

@@ -13,20 +13,28 @@ use super::types::{JoinResponse, SyncResponse};
 /// A protocol the member supports (e.g. `range`), with its opaque subscription metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberProtocol {
+    /// The protocol's name (`range`, `roundrobin`, `cooperative-sticky`, …).
     pub name: String,
+    /// The member's subscription for this protocol, opaque to the broker.
     pub metadata: Bytes,
 }
 
 /// A member of a classic group.
 #[derive(Debug)]
 pub struct Member {
+    /// The member's id.
     pub member_id: String,
     /// `group.instance.id` of a static member.
     pub group_instance_id: Option<String>,
+    /// The client's `client.id`.
     pub client_id: String,
+    /// The client's address.
     pub client_host: String,
+    /// How long the coordinator waits for a heartbeat before it evicts the member.
     pub session_timeout_ms: i32,
+    /// How long a rebalance waits for the member to rejoin.
     pub rebalance_timeout_ms: i32,
+    /// The protocol type of the member (`consumer`).
     pub protocol_type: String,
     /// In the member's order of preference.
     pub protocols: Vec<MemberProtocol>,

@@ -14,10 +14,13 @@ use super::offsets_log::{GroupRecord, LogEntry, OffsetRecord, OffsetsLog};
 /// A committed offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
+    /// The committed offset: the next record the group reads.
     pub offset: i64,
     /// -1 when the client did not send one.
     pub leader_epoch: i32,
+    /// The metadata string committed with the offset.
     pub metadata: String,
+    /// When the offset was committed (ms since the epoch); retention counts from here.
     pub commit_timestamp_ms: i64,
     /// OffsetCommit v1's per-partition retention; `None` = the broker's retention applies.
     pub expire_timestamp_ms: Option<i64>,
@@ -158,6 +161,7 @@ impl OffsetStore {
             + self.consumer_groups.len()
     }
 
+    /// Whether no group has a committed offset.
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }

@@ -50,59 +50,90 @@ const COMPACT_MIN_RECORDS: usize = 1000;
 /// One committed offset as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetRecord {
+    /// The consumer group that committed.
     pub group: String,
+    /// The topic of the committed partition.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The committed offset: the next record the group reads.
     pub offset: i64,
+    /// The leader epoch of the record before `offset`, -1 if unknown.
     pub leader_epoch: i32,
+    /// The metadata string the client committed with the offset.
     pub metadata: String,
+    /// When the commit was made (ms since the epoch).
     pub commit_timestamp_ms: i64,
+    /// OffsetCommit v1's explicit expiry time, if the client set one.
     pub expire_timestamp_ms: Option<i64>,
 }
 
 /// One member of a stored group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRecord {
+    /// The member's id.
     pub member_id: String,
+    /// The static member's `group.instance.id`, if any.
     pub group_instance_id: Option<String>,
+    /// The client's `client.id`.
     pub client_id: String,
+    /// The client's address.
     pub client_host: String,
+    /// The member's `session.timeout.ms`.
     pub session_timeout_ms: i32,
+    /// The member's rebalance timeout (`max.poll.interval.ms`).
     pub rebalance_timeout_ms: i32,
     /// The member's metadata for the group's selected protocol.
     pub subscription: Vec<u8>,
+    /// The member's assignment from the last SyncGroup.
     pub assignment: Vec<u8>,
 }
 
 /// A group's membership as stored (no members: the group is Empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRecord {
+    /// The group's id.
     pub group: String,
+    /// The group's protocol type (`consumer`).
     pub protocol_type: String,
     /// The selected protocol; empty for an Empty group.
     pub protocol: String,
+    /// The member id of the group leader.
     pub leader: String,
+    /// The generation the membership belongs to.
     pub generation: i32,
+    /// When the group entered its state (ms since the epoch).
     pub state_timestamp_ms: i64,
+    /// The members of that generation.
     pub members: Vec<MemberRecord>,
 }
 
 /// A record of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEntry {
+    /// An offset commit.
     Commit(OffsetRecord),
+    /// An offset deleted (OffsetDelete, expiry, DeleteGroups).
     Delete {
+        /// The group.
         group: String,
+        /// The topic of the deleted offset.
         topic: String,
+        /// The partition of the deleted offset.
         partition: i32,
     },
+    /// A classic group's membership after a rebalance.
     Group(GroupRecord),
+    /// A group's stored membership removed (DeleteGroups, or a group removed as unused).
     GroupTombstone {
+        /// The group.
         group: String,
     },
     /// A consumer-protocol group's state (the tombstone above removes it too).
     ConsumerGroup {
+        /// The group.
         group: String,
+        /// Its encoded state.
         state: Vec<u8>,
     },
 }

@@ -37,7 +37,9 @@ impl MemberState {
 /// Where a member is in its reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconciled {
+    /// The member's reconciliation state (Stable, UnrevokedPartitions, …).
     pub state: MemberState,
+    /// The member's epoch.
     pub member_epoch: i32,
     /// What the member may own now (sent to it as its assignment).
     pub assigned: Assignment,

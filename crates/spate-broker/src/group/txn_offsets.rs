@@ -14,10 +14,15 @@ use crate::error::Result;
 /// One offset of a committed transaction, ready to become the group's committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnCommittedOffset {
+    /// The topic.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The offset committed in the transaction.
     pub offset: i64,
+    /// The leader epoch committed with it, -1 if unknown.
     pub leader_epoch: i32,
+    /// The metadata string committed with it.
     pub metadata: String,
 }
 

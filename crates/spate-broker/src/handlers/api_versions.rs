@@ -10,7 +10,8 @@ use super::RequestContext;
 use crate::error::Result;
 use crate::state::BrokerState;
 
-pub async fn handle(
+/// ApiVersions: the APIs and version ranges this broker serves.
+pub(crate) async fn handle(
     _state: Arc<BrokerState>,
     ctx: RequestContext,
     req: ApiVersionsRequest,

@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::str_opt;
 
-pub async fn handle(
+/// CreatePartitions: adds partitions to existing topics.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: CreatePartitionsRequest,

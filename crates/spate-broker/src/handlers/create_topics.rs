@@ -23,7 +23,8 @@ use crate::state::BrokerState;
 use crate::strings::{str_bytes, str_opt};
 use crate::topics::{config, NewTopic};
 
-pub async fn handle(
+/// CreateTopics: creates topics with their partition counts and configs.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: CreateTopicsRequest,

@@ -17,7 +17,8 @@ use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::state::BrokerState;
 
-pub async fn handle(
+/// DeleteRecords: moves partitions' log start offsets forward.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DeleteRecordsRequest,

@@ -15,7 +15,8 @@ use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::{str_opt, topic_name};
 
-pub async fn handle(
+/// DeleteTopics: deletes topics by name or id.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DeleteTopicsRequest,

@@ -13,7 +13,8 @@ use crate::error::Result;
 use crate::state::BrokerState;
 use crate::strings::str_bytes;
 
-pub async fn handle(
+/// DescribeCluster: this broker as the whole cluster, and the cluster id.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DescribeClusterRequest,

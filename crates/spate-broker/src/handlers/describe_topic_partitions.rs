@@ -34,7 +34,8 @@ use crate::topics::Topic;
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response holds.
 pub const MAX_REQUEST_PARTITION_SIZE_LIMIT: i32 = 2000;
 
-pub async fn handle(
+/// DescribeTopicPartitions: topics' partitions, paged by a cursor.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DescribeTopicPartitionsRequest,

@@ -49,7 +49,8 @@ struct Target {
     partition: Result<Arc<Partition>, ResponseError>,
 }
 
-pub async fn handle(
+/// Fetch: records from each partition, waiting up to `max_wait_ms` for `min_bytes`.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: FetchRequest,

@@ -18,7 +18,8 @@ use crate::acl::{AclOperation, ResourceType};
 use crate::error::Result;
 use crate::state::BrokerState;
 
-pub async fn handle(
+/// InitProducerId: a producer id and epoch for an idempotent or transactional producer.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: InitProducerIdRequest,

@@ -20,12 +20,17 @@ use crate::record_batch::BatchIter;
 use crate::record_scan;
 use crate::state::BrokerState;
 
+/// ListOffsets timestamp -1: the log end offset (the next offset to be written).
 pub const LATEST: i64 = -1;
+/// ListOffsets timestamp -2: the log start offset.
 pub const EARLIEST: i64 = -2;
+/// ListOffsets timestamp -3 (KIP-734): the offset of the record with the largest timestamp.
 pub const MAX_TIMESTAMP: i64 = -3;
+/// ListOffsets timestamp -4 (KIP-405): the local log start offset (the log start here).
 pub const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(
+/// ListOffsets: per partition, the offset for a timestamp or for one of the special values.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: ListOffsetsRequest,

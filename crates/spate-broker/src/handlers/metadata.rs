@@ -23,7 +23,8 @@ use crate::state::BrokerState;
 use crate::strings::{str_bytes, str_opt, topic_name};
 use crate::topics::{NewTopic, Topic};
 
-pub async fn handle(
+/// Metadata: the broker, and the topics with their partitions (auto-creating unknown ones).
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: MetadataRequest,

@@ -52,9 +52,13 @@ use crate::state::BrokerState;
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// The API the request calls (Produce, Fetch, …).
     pub api_key: ApiKey,
+    /// The request's API version, which decides its wire layout.
     pub api_version: i16,
+    /// The client's correlation id, echoed in the response header.
     pub correlation_id: i32,
+    /// The client's `client.id` from the request header, if it sent one.
     pub client_id: Option<String>,
     /// The client's address (logs; a group member's host).
     pub peer: SocketAddr,
@@ -83,7 +87,9 @@ impl RequestContext {
 /// acks=0 is the one request Kafka does not answer).
 #[derive(Debug)]
 pub enum HandlerOutput {
+    /// The encoded response frame to send.
     Response(BytesMut),
+    /// Nothing is sent back (Produce with acks=0).
     NoResponse,
 }
 
@@ -97,8 +103,11 @@ type ErasedHandler = Arc<
 /// One registered API.
 #[derive(Clone)]
 pub struct ApiEntry {
+    /// The API's key.
     pub key: ApiKey,
+    /// The lowest version this broker serves (ApiVersions' `MinVersion`).
     pub min_version: i16,
+    /// The highest version this broker serves (ApiVersions' `MaxVersion`).
     pub max_version: i16,
     handler: ErasedHandler,
 }
@@ -114,6 +123,7 @@ impl std::fmt::Debug for ApiEntry {
 }
 
 impl ApiEntry {
+    /// Whether this broker serves `version` of the API.
     pub fn supports(&self, version: i16) -> bool {
         (self.min_version..=self.max_version).contains(&version)
     }
@@ -192,6 +202,7 @@ fn decode_body<Req: Decodable>(key: ApiKey, ctx: &RequestContext, mut body: Byte
 }
 
 impl HandlerRegistry {
+    /// A registry with no APIs; `with` adds them.
     pub fn new() -> Self {
         Self::default()
     }
@@ -267,6 +278,7 @@ impl HandlerRegistry {
         self
     }
 
+    /// The entry of API key `api_key`, if this broker serves it.
     pub fn get(&self, api_key: i16) -> Option<&ApiEntry> {
         self.entries.get(&api_key)
     }

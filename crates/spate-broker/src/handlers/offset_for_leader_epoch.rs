@@ -16,7 +16,8 @@ use crate::acl::AclOperation;
 use crate::error::Result;
 use crate::state::BrokerState;
 
-pub async fn handle(
+/// OffsetForLeaderEpoch: the end offset of a leader epoch, for a client's truncation check.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: OffsetForLeaderEpochRequest,

@@ -32,7 +32,8 @@ use crate::strings::str_opt;
 use crate::topics::{NewTopic, Topic};
 use crate::validate::{self, ProduceRules};
 
-pub async fn handle(
+/// Produce: validates and appends each partition's record batches.
+pub(crate) async fn handle(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: ProduceRequest,

@@ -28,8 +28,11 @@ impl std::fmt::Debug for Prepared {
 
 /// A bound listener.
 pub struct Bound {
+    /// The bound socket.
     pub tcp: TcpListener,
+    /// The address it is bound to (the real port for port 0).
     pub local_addr: SocketAddr,
+    /// The listener's name, protocol, advertised endpoint and TLS acceptor.
     pub info: Arc<ListenerInfo>,
 }
 

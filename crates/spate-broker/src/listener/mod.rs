@@ -26,9 +26,13 @@ use crate::state::Advertised;
 /// A bound listener as connections see it: its name and protocol, the endpoint Metadata
 /// advertises to its clients, and its TLS acceptor when the protocol uses TLS.
 pub struct ListenerInfo {
+    /// The listener's name (`PLAINTEXT`, `SASL_SSL`, …).
     pub name: String,
+    /// The security protocol its connections speak.
     pub protocol: SecurityProtocol,
+    /// The endpoint Metadata advertises to this listener's clients.
     pub advertised: Arc<Advertised>,
+    /// The TLS acceptor, when the protocol is SSL or SASL_SSL.
     pub tls: Option<TlsAcceptor>,
 }
 
@@ -45,9 +49,13 @@ impl std::fmt::Debug for ListenerInfo {
 /// Kafka's `security.protocol` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecurityProtocol {
+    /// `PLAINTEXT`: no TLS, no authentication.
     Plaintext,
+    /// `SSL`: TLS, with client certificates when `ssl.client.auth` asks for them.
     Ssl,
+    /// `SASL_PLAINTEXT`: SASL authentication without TLS.
     SaslPlaintext,
+    /// `SASL_SSL`: SASL authentication over TLS.
     SaslSsl,
 }
 
@@ -95,7 +103,9 @@ pub struct ListenerSettings {
 pub struct ListenerSpec {
     /// The listener name (`PLAINTEXT`, `SASL_SSL`, or a custom name from the protocol map).
     pub name: String,
+    /// The address to bind.
     pub bind: SocketAddr,
+    /// The security protocol of the listener (`listener.security.protocol.map`).
     pub protocol: SecurityProtocol,
     /// Host and port advertised to clients of this listener, if `advertised.listeners` names it.
     pub advertised: Option<(String, u16)>,

@@ -26,9 +26,12 @@ use crate::error::{BrokerError, Result};
 /// Kafka's `ssl.client.auth`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientAuth {
+    /// `none`: clients are not asked for a certificate.
     #[default]
     None,
+    /// `requested`: a client certificate is asked for and checked when given.
     Requested,
+    /// `required`: a client without a valid certificate is refused.
     Required,
 }
 
@@ -36,11 +39,17 @@ pub enum ClientAuth {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SslSettings {
+    /// `ssl.keystore.location`: a PEM file with the broker's certificate chain and key.
     pub keystore_location: Option<String>,
+    /// `ssl.keystore.certificate.chain`: the broker's certificate chain as PEM text.
     pub keystore_certificate_chain: Option<String>,
+    /// `ssl.keystore.key`: the broker's private key as PEM text.
     pub keystore_key: Option<String>,
+    /// `ssl.truststore.location`: a PEM file of CA certificates that sign client certificates.
     pub truststore_location: Option<String>,
+    /// `ssl.truststore.certificates`: those CA certificates as PEM text.
     pub truststore_certificates: Option<String>,
+    /// `ssl.client.auth`: whether clients must present a certificate.
     pub client_auth: ClientAuth,
 }
 
@@ -55,10 +64,12 @@ fn bad(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
 }
 
 impl SslSettings {
+    /// Whether `key` is one of these settings (`ssl.*`).
     pub fn handles(key: &str) -> bool {
         key.starts_with("ssl.")
     }
 
+    /// Sets `key` to `v`; an unknown `ssl.*` key or a bad value is an error.
     pub fn set(&mut self, key: &str, v: &str) -> Result<()> {
         let some = Some(v.to_string());
         match key {

@@ -97,6 +97,7 @@ impl SaslSettings {
         Ok(())
     }
 
+    /// Whether `sasl.enabled.mechanisms` includes `mechanism`.
     pub fn is_enabled(&self, mechanism: &str) -> bool {
         self.enabled_mechanisms.iter().any(|m| m == mechanism)
     }

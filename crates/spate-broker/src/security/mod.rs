@@ -29,7 +29,9 @@ use crate::listener::{ListenerSpec, SecurityProtocol};
 /// The broker's authentication state: settings, SCRAM credentials, and one `rsasl`
 /// configuration per SASL listener (each listener has its own PLAIN users).
 pub struct Security {
+    /// The `sasl.*` settings the broker started with.
     pub settings: SaslSettings,
+    /// The SCRAM credentials (AlterUserScramCredentials), shared with the SASL handshake.
     pub scram: Arc<ScramStore>,
     /// The authorizer and its ACLs (`<meta dir>/acls.json`).
     pub authorizer: crate::acl::Authorizer,

@@ -18,20 +18,25 @@ use crate::error::{BrokerError, Result};
 
 /// Kafka's bounds on SCRAM iterations (`ScramMechanism.minIterations`/`maxIterations`).
 pub const MIN_ITERATIONS: i32 = 4096;
+/// The most SCRAM iterations Kafka accepts for a credential.
 pub const MAX_ITERATIONS: i32 = 16384;
 
 /// A SCRAM mechanism, with Kafka's wire code (AlterUserScramCredentials' `mechanism`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ScramMechanism {
+    /// SCRAM-SHA-256 (code 1).
     #[serde(rename = "SCRAM-SHA-256")]
     Sha256,
+    /// SCRAM-SHA-512 (code 2).
     #[serde(rename = "SCRAM-SHA-512")]
     Sha512,
 }
 
 impl ScramMechanism {
+    /// Both mechanisms, in wire-code order.
     pub const ALL: [ScramMechanism; 2] = [ScramMechanism::Sha256, ScramMechanism::Sha512];
 
+    /// The mechanism of AlterUserScramCredentials' code (1, 2); `None` for an unknown code.
     pub fn from_code(code: i8) -> Option<Self> {
         match code {
             1 => Some(ScramMechanism::Sha256),
@@ -40,6 +45,7 @@ impl ScramMechanism {
         }
     }
 
+    /// The wire code: 1 for SCRAM-SHA-256, 2 for SCRAM-SHA-512.
     pub fn code(self) -> i8 {
         match self {
             ScramMechanism::Sha256 => 1,
@@ -47,6 +53,7 @@ impl ScramMechanism {
         }
     }
 
+    /// The SASL mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
     pub fn name(self) -> &'static str {
         match self {
             ScramMechanism::Sha256 => "SCRAM-SHA-256",
@@ -54,6 +61,7 @@ impl ScramMechanism {
         }
     }
 
+    /// The mechanism named `name`, case-insensitive.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
@@ -107,9 +115,13 @@ fn b64(bytes: &[u8]) -> String {
 /// What the broker keeps of one user's password for one mechanism (base64 in the file).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramCredential {
+    /// The PBKDF2 iteration count the password was salted with.
     pub iterations: u32,
+    /// The salt, base64.
     pub salt: String,
+    /// `StoredKey` = H(ClientKey) of RFC 5802, base64: what a client proof is checked against.
     pub stored_key: String,
+    /// `ServerKey` of RFC 5802, base64: signs the server's final message.
     pub server_key: String,
 }
 
@@ -120,6 +132,7 @@ impl std::fmt::Debug for ScramCredential {
 }
 
 impl ScramCredential {
+    /// The credential of a password already salted with `salt` over `iterations` (RFC 5802 keys).
     pub fn new(
         mechanism: ScramMechanism,
         salt: &[u8],
@@ -171,6 +184,7 @@ impl std::fmt::Debug for ScramStore {
 }
 
 impl ScramStore {
+    /// Opens the credentials stored at `path`; `None` keeps them in memory only.
     pub fn open(path: Option<PathBuf>) -> Result<Self> {
         let users = match &path {
             Some(p) if p.exists() => {
@@ -194,6 +208,7 @@ impl ScramStore {
         })
     }
 
+    /// The credential of `user` for `mechanism`, if one is set.
     pub fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
         self.users.read().get(user)?.get(&mechanism).cloned()
     }

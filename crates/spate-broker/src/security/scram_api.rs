@@ -170,7 +170,8 @@ fn alter_result(
     r
 }
 
-pub async fn alter(
+/// AlterUserScramCredentials: sets or deletes users' SCRAM credentials.
+pub(crate) async fn alter(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: AlterUserScramCredentialsRequest,
@@ -248,7 +249,8 @@ fn describe_result(
     r
 }
 
-pub async fn describe(
+/// DescribeUserScramCredentials: the mechanisms and iterations of users' credentials.
+pub(crate) async fn describe(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DescribeUserScramCredentialsRequest,

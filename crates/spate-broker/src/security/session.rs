@@ -41,7 +41,9 @@ pub(crate) enum AuthState {
 
 /// The identity state of one connection, shared with every request's context.
 pub struct ConnectionAuth {
+    /// The name of the listener the connection came in on.
     pub listener: String,
+    /// The security protocol of that listener.
     pub protocol: SecurityProtocol,
     pub(crate) state: Mutex<AuthState>,
 }
@@ -56,6 +58,7 @@ impl std::fmt::Debug for ConnectionAuth {
 }
 
 impl ConnectionAuth {
+    /// A connection on `listener` speaking `protocol`, not yet authenticated.
     pub fn new(listener: impl Into<String>, protocol: SecurityProtocol) -> Self {
         let state = match protocol.uses_sasl() {
             true => AuthState::AwaitingHandshake,

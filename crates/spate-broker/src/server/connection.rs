@@ -43,6 +43,7 @@ impl std::fmt::Debug for Routes {
 }
 
 impl Routes {
+    /// The routes of the APIs in `registry`.
     pub fn new(registry: HandlerRegistry) -> Self {
         let supported = registry.api_versions().into();
         Routes {

@@ -29,6 +29,7 @@ impl<R> std::fmt::Debug for FrameReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Reads frames from `inner`, refusing one longer than `max_frame` (`socket.request.max.bytes`).
     pub fn new(inner: R, max_frame: usize) -> Self {
         FrameReader {
             inner,

@@ -46,6 +46,7 @@ impl std::fmt::Debug for MemoryLog {
 }
 
 impl MemoryLog {
+    /// An empty in-memory log of `tp`.
     pub fn new(tp: &TopicPartition, config: LogConfig) -> Self {
         MemoryLog {
             name: tp.to_string(),
@@ -273,6 +274,7 @@ impl std::fmt::Debug for MemoryStorage {
 }
 
 impl MemoryStorage {
+    /// An in-memory storage with no partitions.
     pub fn new() -> Self {
         Self::default()
     }

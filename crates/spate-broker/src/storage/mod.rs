@@ -26,11 +26,14 @@ use crate::record_batch::BatchHeader;
 /// A topic name and partition index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
+    /// The topic's name.
     pub topic: String,
+    /// The partition's index within the topic.
     pub partition: i32,
 }
 
 impl TopicPartition {
+    /// Partition `partition` of `topic`.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
         TopicPartition {
             topic: topic.into(),
@@ -48,8 +51,11 @@ impl fmt::Display for TopicPartition {
 /// `cleanup.policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CleanupPolicy {
+    /// `delete`: old segments are deleted by retention.
     Delete,
+    /// `compact`: the cleaner keeps the latest record of each key.
     Compact,
+    /// `compact,delete`: both.
     CompactDelete,
 }
 
@@ -142,6 +148,7 @@ impl Default for LogConfig {
 /// the aborted records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
+    /// The transactional producer's id.
     pub producer_id: i64,
     /// First offset of the transaction's data in the partition.
     pub first_offset: i64,
@@ -154,7 +161,9 @@ pub struct AbortedTxn {
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
+    /// The offset the batch's first record got.
     pub base_offset: i64,
+    /// The offset the batch's last record got.
     pub last_offset: i64,
     /// Log start offset after the append (Produce responses carry it).
     pub log_start_offset: i64,

@@ -15,11 +15,17 @@ use crate::storage::{CleanupPolicy, LogConfig};
 /// The value type of a config, as DescribeConfigs v3+ reports it (`config_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// `BOOLEAN`.
     Boolean,
+    /// `STRING`.
     String,
+    /// `INT`.
     Int,
+    /// `LONG`.
     Long,
+    /// `DOUBLE`.
     Double,
+    /// `LIST`: comma-separated values.
     List,
 }
 
@@ -55,6 +61,7 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
+    /// The `ConfigSource` code of DescribeConfigs v1+.
     pub fn code(self) -> i8 {
         match self {
             ConfigSource::DynamicTopic => 1,
@@ -88,11 +95,16 @@ enum Rule {
 /// Kafka's default value.
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigDef {
+    /// The topic-level name (`retention.ms`).
     pub name: &'static str,
+    /// The broker-level name that sets the default (`log.retention.ms`).
     pub broker_name: &'static str,
+    /// Kafka's default value, as text.
     pub default: &'static str,
+    /// The config's type, as DescribeConfigs reports it.
     pub config_type: ConfigType,
     rule: Rule,
+    /// Kafka's documentation line for the config.
     pub doc: &'static str,
 }
 
@@ -390,10 +402,15 @@ pub fn log_config(
 /// One described config entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedConfig {
+    /// The config's topic-level name.
     pub name: &'static str,
+    /// The effective value, as text.
     pub value: String,
+    /// Where the value comes from: the topic, the broker or Kafka's default.
     pub source: ConfigSource,
+    /// The config's type.
     pub config_type: ConfigType,
+    /// Kafka's documentation line for the config.
     pub doc: &'static str,
     /// The value this config would have without the topic override (for synonyms).
     pub broker_value: Option<String>,

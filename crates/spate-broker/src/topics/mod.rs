@@ -25,6 +25,7 @@ use crate::storage::{LogConfig, LogStorage, TopicPartition};
 
 /// One topic.
 pub struct Topic {
+    /// The topic's name.
     pub name: String,
     /// Topic id (Metadata v10+, Fetch v13+, DeleteTopics by id).
     pub id: Uuid,
@@ -47,6 +48,7 @@ struct TopicInner {
 }
 
 impl Topic {
+    /// Partition `index`, if the topic has it.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let inner = self.inner.read();
         usize::try_from(index)
@@ -54,10 +56,12 @@ impl Topic {
             .and_then(|i| inner.partitions.get(i).cloned())
     }
 
+    /// Every partition, in index order.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.inner.read().partitions.clone()
     }
 
+    /// How many partitions the topic has.
     pub fn partition_count(&self) -> i32 {
         self.inner.read().partitions.len() as i32
     }
@@ -107,8 +111,11 @@ impl std::fmt::Debug for TopicRegistry {
 /// A topic to create.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
+    /// The topic's name.
     pub name: String,
+    /// How many partitions to create.
     pub partitions: i32,
+    /// Topic configs that override the broker's defaults (`cleanup.policy`, `retention.ms`, …).
     pub configs: BTreeMap<String, String>,
 }
 
@@ -217,14 +224,17 @@ impl TopicRegistry {
         persist::write_json(path, &StoredTopics { version: 1, topics })
     }
 
+    /// The topic named `name`, if it exists.
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
     }
 
+    /// The topic with id `id`, if it exists.
     pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
         self.by_id.read().get(id).cloned()
     }
 
+    /// Partition `index` of `topic`, if both exist.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.get(topic).and_then(|t| t.partition(index))
     }

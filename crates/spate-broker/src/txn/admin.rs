@@ -24,7 +24,8 @@ use crate::handlers::RequestContext;
 use crate::state::BrokerState;
 use crate::strings::str_bytes;
 
-pub async fn handle_describe_transactions(
+/// DescribeTransactions: the coordinator's state of transactional ids.
+pub(crate) async fn handle_describe_transactions(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DescribeTransactionsRequest,
@@ -74,7 +75,8 @@ fn described(base: TransactionState, m: &TransactionMetadata) -> TransactionStat
         .with_topics(topics)
 }
 
-pub async fn handle_list_transactions(
+/// ListTransactions: transactional ids, filtered by state and producer id.
+pub(crate) async fn handle_list_transactions(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: ListTransactionsRequest,
@@ -118,7 +120,8 @@ pub async fn handle_list_transactions(
         .with_transaction_states(listed))
 }
 
-pub async fn handle_describe_producers(
+/// DescribeProducers: the active producers of partitions.
+pub(crate) async fn handle_describe_producers(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DescribeProducersRequest,

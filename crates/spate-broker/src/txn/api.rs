@@ -94,7 +94,8 @@ pub async fn init_transactional(
     Ok(resp)
 }
 
-pub async fn handle_add_partitions_to_txn(
+/// AddPartitionsToTxn: adds partitions to a producer's open transaction.
+pub(crate) async fn handle_add_partitions_to_txn(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: AddPartitionsToTxnRequest,
@@ -172,7 +173,8 @@ pub async fn handle_add_partitions_to_txn(
     Ok(resp)
 }
 
-pub async fn handle_add_offsets_to_txn(
+/// AddOffsetsToTxn: adds a consumer group's offsets to a producer's open transaction.
+pub(crate) async fn handle_add_offsets_to_txn(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: AddOffsetsToTxnRequest,
@@ -199,7 +201,8 @@ pub async fn handle_add_offsets_to_txn(
     Ok(AddOffsetsToTxnResponse::default().with_error_code(code(r, ctx.api_version, 2)))
 }
 
-pub async fn handle_end_txn(
+/// EndTxn: commits or aborts a producer's transaction.
+pub(crate) async fn handle_end_txn(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: EndTxnRequest,
@@ -217,7 +220,8 @@ pub async fn handle_end_txn(
     Ok(EndTxnResponse::default().with_error_code(code(r, ctx.api_version, 2)))
 }
 
-pub async fn handle_txn_offset_commit(
+/// TxnOffsetCommit: commits offsets for a group within a transaction.
+pub(crate) async fn handle_txn_offset_commit(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: TxnOffsetCommitRequest,

@@ -41,8 +41,11 @@ pub const COORDINATOR_EPOCH: i32 = 0;
 /// producer id allocator, and the group coordinator committed offsets go to.
 #[derive(Clone, Copy)]
 pub struct TxnEnv<'a> {
+    /// The topics, whose partitions receive the transaction markers.
     pub topics: &'a TopicRegistry,
+    /// The producer id allocator, for InitProducerId.
     pub producer_ids: &'a ProducerIdAllocator,
+    /// The group coordinator, which takes the transaction's offsets when it commits.
     pub groups: &'a GroupCoordinator,
 }
 
@@ -153,6 +156,7 @@ impl TransactionCoordinator {
         }
     }
 
+    /// The coordinator's `transaction.*` settings.
     pub fn config(&self) -> &TxnConfig {
         &self.config
     }

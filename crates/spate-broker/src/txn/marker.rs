@@ -16,7 +16,9 @@ const TYPE_COMMIT: i16 = 1;
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkerKind {
+    /// The transaction committed: its records become readable to read_committed consumers.
     Commit,
+    /// The transaction aborted: read_committed consumers skip its records.
     Abort,
 }
 

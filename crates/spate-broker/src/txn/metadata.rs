@@ -87,8 +87,11 @@ impl TxnState {
 /// when the transaction commits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingOffset {
+    /// The offset committed for the partition.
     pub offset: i64,
+    /// The leader epoch committed with it, -1 if unknown.
     pub leader_epoch: i32,
+    /// The metadata string committed with it.
     pub metadata: String,
 }
 
@@ -98,15 +101,20 @@ pub type TxnPartition = (String, i32);
 /// The coordinator's record of one transactional id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransactionMetadata {
+    /// The producer's `transactional.id`.
     pub transactional_id: String,
+    /// The producer id the transactional id is bound to.
     pub producer_id: i64,
     /// The producer id before the last rotation (epoch exhaustion), for retries (KIP-360).
     pub previous_producer_id: i64,
+    /// The producer's current epoch; a request with an older one is fenced.
     pub producer_epoch: i16,
     /// The epoch before the last bump requested by the producer itself (KIP-360), so that a
     /// retried InitProducerId gets the same answer instead of being fenced.
     pub last_producer_epoch: i16,
+    /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer than this.
     pub timeout_ms: i32,
+    /// Where the transaction is in Kafka's state machine (Empty, Ongoing, PrepareCommit, …).
     pub state: TxnState,
     /// Partitions added to the current transaction (AddPartitionsToTxn).
     pub partitions: BTreeSet<TxnPartition>,
@@ -116,6 +124,7 @@ pub struct TransactionMetadata {
     pub groups: BTreeMap<String, BTreeMap<TxnPartition, PendingOffset>>,
     /// When the current transaction started (-1 when none): its timeout counts from here.
     pub start_ms: i64,
+    /// When the record last changed (ms since the epoch).
     pub last_update_ms: i64,
 }
 

@@ -21,7 +21,8 @@ use crate::error::{BrokerError, Result};
 use crate::handlers::RequestContext;
 use crate::state::BrokerState;
 
-pub async fn handle_write_txn_markers(
+/// WriteTxnMarkers: writes COMMIT or ABORT markers to partitions.
+pub(crate) async fn handle_write_txn_markers(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: WriteTxnMarkersRequest,
@@ -48,27 +49,7 @@ pub async fn handle_write_txn_markers(
 
 /// One producer's markers, every partition answered with `code`.
 fn refused(m: write_txn_markers_request::WritableTxnMarker, code: i16) -> WritableTxnMarkerResult {
-    let topics = m
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partition_indexes
-                .iter()
-                .map(|p| {
-                    WritableTxnMarkerPartitionResult::default()
-                        .with_partition_index(*p)
-                        .with_error_code(code)
-                })
-                .collect();
-            WritableTxnMarkerTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
-    WritableTxnMarkerResult::default()
-        .with_producer_id(m.producer_id)
-        .with_topics(topics)
+    answer_each(m, |_, _| code)
 }
 
 /// Writes one producer's marker to each of its partitions; one error code per partition.
@@ -81,6 +62,31 @@ fn write_marker(
     } else {
         MarkerKind::Abort
     };
+    let (producer_id, producer_epoch, coordinator_epoch) =
+        (m.producer_id.0, m.producer_epoch, m.coordinator_epoch);
+    answer_each(m, |topic, index| {
+        match state.topics.partition(topic.0.as_str(), index) {
+            None => ResponseError::UnknownTopicOrPartition.code(),
+            Some(p) => {
+                match p.append_marker(kind, producer_id, producer_epoch, coordinator_epoch) {
+                    Ok(offset) => {
+                        tracing::info!(partition = %p.tp, producer_id, ?kind, offset,
+                                       "marker written by WriteTxnMarkers");
+                        0
+                    }
+                    Err(e) => e.code(),
+                }
+            }
+        }
+    })
+}
+
+/// The answer to one producer's markers: each of its partitions with the error code
+/// `code_of(topic, partition)` gives it (0 for a written marker).
+fn answer_each(
+    m: write_txn_markers_request::WritableTxnMarker,
+    mut code_of: impl FnMut(&TopicName, i32) -> i16,
+) -> WritableTxnMarkerResult {
     let topics = m
         .topics
         .into_iter()
@@ -89,25 +95,9 @@ fn write_marker(
                 .partition_indexes
                 .iter()
                 .map(|&index| {
-                    let code = match state.topics.partition(t.name.0.as_str(), index) {
-                        None => ResponseError::UnknownTopicOrPartition.code(),
-                        Some(p) => match p.append_marker(
-                            kind,
-                            m.producer_id.0,
-                            m.producer_epoch,
-                            m.coordinator_epoch,
-                        ) {
-                            Ok(offset) => {
-                                tracing::info!(partition = %p.tp, producer_id = m.producer_id.0,
-                                               ?kind, offset, "marker written by WriteTxnMarkers");
-                                0
-                            }
-                            Err(e) => e.code(),
-                        },
-                    };
                     WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(index)
-                        .with_error_code(code)
+                        .with_error_code(code_of(&t.name, index))
                 })
                 .collect();
             WritableTxnMarkerTopicResult::default()

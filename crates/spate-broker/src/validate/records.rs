@@ -16,7 +16,9 @@ use super::decompress::{budget_error, records_reader};
 pub struct RecordFields {
     /// Index of the record in its batch.
     pub index: i32,
+    /// The record's timestamp minus the batch's base timestamp.
     pub timestamp_delta: i64,
+    /// The record's offset minus the batch's base offset.
     pub offset_delta: i32,
     /// True when the key is null (length -1).
     pub null_key: bool,

@@ -37,6 +37,34 @@ pub fn broker_config() -> BrokerConfig {
     config
 }
 
+/// A broker whose consumer-protocol (KIP-848) heartbeat is fast (250 ms, at least 100 ms), after
+/// the group settings `extra`, so that consumer-protocol tests take seconds.
+pub fn start_consumer_protocol_broker(extra: &[(&str, &str)]) -> TestBroker {
+    spate_testkit::init_logging();
+    let mut config = broker_config();
+    for (k, v) in extra.iter().copied().chain([
+        ("group.consumer.min.heartbeat.interval.ms", "100"),
+        ("group.consumer.heartbeat.interval.ms", "250"),
+    ]) {
+        config.set(k, v).expect("group config");
+    }
+    TestBroker::start_with(config)
+}
+
+/// A librdkafka consumer speaking the consumer group protocol (`group.protocol=consumer`): no
+/// client-side session timeout or assignor, the broker decides both; commits only when told.
+pub fn consumer_protocol_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .set("broker.address.family", "v4");
+    c
+}
+
 pub fn create_topic(broker: &TestBroker, topic: &str, partitions: i32) {
     broker
         .state()
@@ -104,11 +132,9 @@ pub fn group_view(broker: &TestBroker, group: &str) -> GroupView {
     }
 }
 
-/// The test kit's [`spate_testkit::wait_until`] with the timeout first, as the group tests
-/// call it.
-pub fn wait_until(timeout: Duration, what: &str, f: impl FnMut() -> bool) {
-    spate_testkit::wait_until(what, timeout, f)
-}
+/// Every group test waits with the test kit's helper.
+#[allow(unused_imports)] // not every test binary that includes this module waits
+pub use spate_testkit::wait_until;
 
 /// Consumer settings for group tests: 6 s sessions, fast heartbeats so rebalances are noticed
 /// within half a second.

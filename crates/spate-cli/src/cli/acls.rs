@@ -24,7 +24,7 @@ use super::raw_admin::Connection;
 #[derive(Args, Debug)]
 pub struct AclsArgs {
     #[command(subcommand)]
-    pub action: AclsAction,
+    action: AclsAction,
 }
 
 /// What to do.

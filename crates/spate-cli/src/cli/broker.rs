@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use spate_broker::{Broker, BrokerConfig, StorageKind};
 
+/// `spate broker`: where the embedded broker keeps its data, where it listens, its settings.
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
     /// Directory for partition logs and broker metadata.
@@ -59,6 +60,7 @@ impl BrokerArgs {
     }
 }
 
+/// Runs `spate broker`: starts the broker and serves until SIGTERM or Ctrl-C.
 pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     if config.data_dir.is_none() && !args.in_memory {

@@ -56,8 +56,11 @@ pub struct ConfigsArgs {
 /// `--entity-type`, with Kafka's spellings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EntityType {
+    /// Topic configs.
     Topics,
+    /// Broker configs (a broker id, or the cluster default).
     Brokers,
+    /// Consumer group configs.
     Groups,
 }
 
@@ -92,6 +95,7 @@ fn is_dynamic(code: i8) -> bool {
     matches!(code, 1 | 2 | 3 | 8)
 }
 
+/// Runs `spate configs` (like kafka-configs.sh).
 pub fn run(args: ConfigsArgs) -> anyhow::Result<()> {
     let name = entity_name(&args)?;
     let mut conn = args.connect.connect()?;

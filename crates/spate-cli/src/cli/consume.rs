@@ -20,6 +20,7 @@ use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use super::topics::TopicName;
 use spate_client::config::{CliContext, ClientArgs};
 
+/// `spate consume`: what to read and how to print it (like kafka-console-consumer.sh).
 #[derive(Args, Debug)]
 pub struct ConsumeArgs {
     #[command(flatten)]
@@ -74,17 +75,22 @@ pub struct ConsumeArgs {
     client: ClientArgs,
 }
 
+/// How each record is printed.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// The value as text (the key and partition too with `--print-key`, `--print-partition`).
     Text,
+    /// One JSON object per record: topic, partition, offset, timestamp, base64 key, value, headers.
     Json,
 }
 
 /// Kafka's `isolation.level`, with Kafka's spelling on the command line.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IsolationLevel {
+    /// Aborted transactions' records are returned too.
     #[value(name = "read_uncommitted")]
     ReadUncommitted,
+    /// Only committed records, up to the last stable offset.
     #[value(name = "read_committed")]
     ReadCommitted,
 }
@@ -98,10 +104,14 @@ impl IsolationLevel {
     }
 }
 
+/// Where reading starts in each partition (`--offset`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
+    /// The partition's log start offset.
     Earliest,
+    /// The partition's log end offset (only records produced from now on).
     Latest,
+    /// This offset.
     At(i64),
 }
 
@@ -128,6 +138,7 @@ impl Start {
     }
 }
 
+/// Runs `spate consume`: prints records to stdout until `--max-messages`, a timeout or Ctrl-C.
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let topic = args.topic.required()?.to_owned();
     let consumer = open_consumer(&args, &topic)?;

@@ -29,9 +29,10 @@ type GroupConsumer = BaseConsumer<CliContext>;
 #[derive(Args, Debug)]
 pub struct GroupsArgs {
     #[command(subcommand)]
-    pub action: GroupsAction,
+    action: GroupsAction,
 }
 
+/// The subcommands of `spate groups`, after kafka-consumer-groups.sh.
 #[derive(Subcommand, Debug)]
 pub enum GroupsAction {
     /// List consumer groups, one per line.
@@ -44,6 +45,7 @@ pub enum GroupsAction {
     ResetOffsets(ResetArgs),
 }
 
+/// `spate groups list`.
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Also print each group's state.
@@ -53,6 +55,7 @@ pub struct ListArgs {
     client: ClientArgs,
 }
 
+/// `spate groups describe`: which group.
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
     /// The group id.
@@ -62,6 +65,7 @@ pub struct DescribeArgs {
     client: ClientArgs,
 }
 
+/// `spate groups delete`: which group.
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
     /// The group id.
@@ -71,6 +75,7 @@ pub struct DeleteArgs {
     client: ClientArgs,
 }
 
+/// `spate groups reset-offsets`: which group, topic and target offsets.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset", "to_datetime"])))]
 pub struct ResetArgs {
@@ -106,6 +111,7 @@ pub struct ResetArgs {
     client: ClientArgs,
 }
 
+/// Runs `spate groups` (like kafka-consumer-groups.sh).
 pub fn run(args: GroupsArgs) -> anyhow::Result<()> {
     match args.action {
         GroupsAction::List(a) => list(a),
@@ -313,6 +319,38 @@ fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     if state.state == "Dead" && offsets.is_empty() {
         bail!("consumer group {:?} does not exist", args.group);
     }
+    let rows = partition_rows(&consumer, &args, &state, &offsets)?;
+    print_group_line(&args.group, &state);
+    println!();
+    print_table(
+        &[
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID",
+        ],
+        &rows,
+    );
+    if !state.members.is_empty() {
+        println!();
+        print_members(&args.group, &state);
+    }
+    Ok(())
+}
+
+/// One row per partition the group has an offset for or a member owns: committed offset, log
+/// end offset, lag and owner, as kafka-consumer-groups.sh `--describe` prints them.
+fn partition_rows(
+    consumer: &GroupConsumer,
+    args: &DescribeArgs,
+    state: &GroupState,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> anyhow::Result<Vec<Vec<String>>> {
     let owner: BTreeMap<(String, i32), &MemberRow> = state
         .members
         .iter()
@@ -339,72 +377,62 @@ fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             member.map_or("-".into(), |m| m.client_id.clone()),
         ]);
     }
+    Ok(rows)
+}
+
+/// The line above the table: how many active members, the state, protocol and assignor.
+fn print_group_line(group: &str, state: &GroupState) {
     if state.members.is_empty() {
         println!(
             "Consumer group '{}' has no active members (state: {}).",
-            args.group, state.state
+            group, state.state
         );
-    } else {
-        let kind = match state.group_epoch {
-            Some(epoch) => format!("protocol: consumer, group epoch: {epoch}"),
-            None => "protocol: classic".to_owned(),
-        };
-        println!(
-            "Consumer group '{}' has {} active member(s) (state: {}, {kind}, assignor: {}).",
-            args.group,
-            state.members.len(),
-            state.state,
-            if state.protocol.is_empty() {
-                "-"
-            } else {
-                &state.protocol
-            }
-        );
+        return;
     }
-    println!();
+    let kind = match state.group_epoch {
+        Some(epoch) => format!("protocol: consumer, group epoch: {epoch}"),
+        None => "protocol: classic".to_owned(),
+    };
+    println!(
+        "Consumer group '{}' has {} active member(s) (state: {}, {kind}, assignor: {}).",
+        group,
+        state.members.len(),
+        state.state,
+        if state.protocol.is_empty() {
+            "-"
+        } else {
+            &state.protocol
+        }
+    );
+}
+
+/// The members table: id, host, client id, partition count and member epoch.
+fn print_members(group: &str, state: &GroupState) {
+    let members: Vec<Vec<String>> = state
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                group.to_owned(),
+                m.id.clone(),
+                m.host.clone(),
+                m.client_id.clone(),
+                m.partitions.len().to_string(),
+                m.epoch.map_or("-".into(), |e| e.to_string()),
+            ]
+        })
+        .collect();
     print_table(
         &[
             "GROUP",
-            "TOPIC",
-            "PARTITION",
-            "CURRENT-OFFSET",
-            "LOG-END-OFFSET",
-            "LAG",
             "CONSUMER-ID",
             "HOST",
             "CLIENT-ID",
+            "#PARTITIONS",
+            "MEMBER-EPOCH",
         ],
-        &rows,
+        &members,
     );
-    if !state.members.is_empty() {
-        println!();
-        let members: Vec<Vec<String>> = state
-            .members
-            .iter()
-            .map(|m| {
-                vec![
-                    args.group.clone(),
-                    m.id.clone(),
-                    m.host.clone(),
-                    m.client_id.clone(),
-                    m.partitions.len().to_string(),
-                    m.epoch.map_or("-".into(), |e| e.to_string()),
-                ]
-            })
-            .collect();
-        print_table(
-            &[
-                "GROUP",
-                "CONSUMER-ID",
-                "HOST",
-                "CLIENT-ID",
-                "#PARTITIONS",
-                "MEMBER-EPOCH",
-            ],
-            &members,
-        );
-    }
-    Ok(())
 }
 
 fn delete(args: DeleteArgs) -> anyhow::Result<()> {
@@ -453,8 +481,10 @@ enum ResetTarget {
     Timestamp(i64),
 }
 
-fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
-    let target = if args.to_earliest {
+/// The target `reset-offsets` was given (`--to-earliest`, `--to-latest`, `--to-offset` or
+/// `--to-datetime`).
+fn reset_target(args: &ResetArgs) -> anyhow::Result<ResetTarget> {
+    Ok(if args.to_earliest {
         ResetTarget::Earliest
     } else if args.to_latest {
         ResetTarget::Latest
@@ -464,7 +494,77 @@ fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
         ResetTarget::Timestamp(parse_datetime(dt)?)
     } else {
         bail!("one of --to-earliest, --to-latest, --to-offset, --to-datetime is required");
-    };
+    })
+}
+
+/// The topics to reset: those given, or with `--all-topics` every topic the group has an
+/// offset for.
+fn reset_topics(consumer: &GroupConsumer, args: &ResetArgs) -> anyhow::Result<Vec<String>> {
+    if !args.all_topics {
+        return Ok(args.topic.clone());
+    }
+    let offsets = committed(
+        consumer,
+        &args.client,
+        all_partitions(consumer, &args.client)?,
+    )?;
+    let topics: BTreeSet<String> = offsets.into_keys().map(|(t, _)| t).collect();
+    if topics.is_empty() {
+        bail!("group '{}' has no committed offsets to reset", args.group);
+    }
+    Ok(topics.into_iter().collect())
+}
+
+/// The new offset of each of `topic`'s `count` partitions: the earliest or latest offset, the
+/// given offset clamped into the log, or the first offset at or after a time (the log end
+/// when there is none, as Kafka's tool does).
+fn plan_topic(
+    consumer: &GroupConsumer,
+    topic: &str,
+    count: i32,
+    target: ResetTarget,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    let mut plan = Vec::new();
+    let mut by_time = TopicPartitionList::new();
+    for p in 0..count {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .with_context(|| format!("offsets of {topic}-{p}"))?;
+        let new = match target {
+            ResetTarget::Earliest => low,
+            ResetTarget::Latest => high,
+            ResetTarget::Offset(o) => o.clamp(low, high),
+            ResetTarget::Timestamp(ts) => {
+                by_time.add_partition_offset(topic, p, Offset::Offset(ts))?;
+                continue;
+            }
+        };
+        plan.push((topic.to_owned(), p, new));
+    }
+    if by_time.count() > 0 {
+        let found = consumer
+            .offsets_for_times(by_time, timeout)
+            .context("looking up offsets by time")?;
+        for e in found.elements() {
+            // No record at or after the time: the log end, as Kafka's tool does.
+            let new = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => {
+                    consumer
+                        .fetch_watermarks(topic, e.partition(), timeout)
+                        .with_context(|| format!("offsets of {topic}-{}", e.partition()))?
+                        .1
+                }
+            };
+            plan.push((topic.to_owned(), e.partition(), new));
+        }
+    }
+    Ok(plan)
+}
+
+fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
+    let target = reset_target(&args)?;
     let consumer = group_consumer(&args.client, &args.group)?;
     let state = describe_group(&consumer, &args.client, &args.group)?;
     if !state.members.is_empty() || !matches!(state.state.as_str(), "Empty" | "Dead") {
@@ -478,57 +578,10 @@ fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
     }
     let metadata = args.client.metadata(consumer.client(), None)?;
     let timeout = args.client.request_timeout();
-    let topics: Vec<String> = if args.all_topics {
-        let offsets = committed(
-            &consumer,
-            &args.client,
-            all_partitions(&consumer, &args.client)?,
-        )?;
-        let topics: BTreeSet<String> = offsets.into_keys().map(|(t, _)| t).collect();
-        if topics.is_empty() {
-            bail!("group '{}' has no committed offsets to reset", args.group);
-        }
-        topics.into_iter().collect()
-    } else {
-        args.topic.clone()
-    };
     let mut plan: Vec<(String, i32, i64)> = Vec::new();
-    for topic in &topics {
+    for topic in &reset_topics(&consumer, &args)? {
         let count = partition_count(&metadata, topic)?;
-        let mut by_time = TopicPartitionList::new();
-        for p in 0..count {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p, timeout)
-                .with_context(|| format!("offsets of {topic}-{p}"))?;
-            let new = match target {
-                ResetTarget::Earliest => low,
-                ResetTarget::Latest => high,
-                ResetTarget::Offset(o) => o.clamp(low, high),
-                ResetTarget::Timestamp(ts) => {
-                    by_time.add_partition_offset(topic, p, Offset::Offset(ts))?;
-                    continue;
-                }
-            };
-            plan.push((topic.clone(), p, new));
-        }
-        if by_time.count() > 0 {
-            let found = consumer
-                .offsets_for_times(by_time, timeout)
-                .context("looking up offsets by time")?;
-            for e in found.elements() {
-                // No record at or after the time: the log end, as Kafka's tool does.
-                let new = match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => {
-                        consumer
-                            .fetch_watermarks(topic, e.partition(), timeout)
-                            .with_context(|| format!("offsets of {topic}-{}", e.partition()))?
-                            .1
-                    }
-                };
-                plan.push((topic.clone(), e.partition(), new));
-            }
-        }
+        plan.extend(plan_topic(&consumer, topic, count, target, timeout)?);
     }
     plan.sort();
     let rows: Vec<Vec<String>> = plan

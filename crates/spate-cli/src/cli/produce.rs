@@ -20,6 +20,7 @@ use spate_client::delivery::{send_with_backpressure, DeliveryCounter, QUOTED_ERR
 /// message.timeout.ms` says otherwise (librdkafka's own default is 5 minutes).
 const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
 
+/// `spate produce`: the topic, how lines become records, and the producer's settings.
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
     #[command(flatten)]
@@ -44,12 +45,16 @@ pub struct ProduceArgs {
     client: ClientArgs,
 }
 
+/// `--acks`: Kafka's `acks`, how many acknowledgements a send waits for.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acks {
+    /// The leader answers without waiting for the write.
     #[value(name = "0")]
     Zero,
+    /// The leader answers once the batch is in its log.
     #[value(name = "1")]
     One,
+    /// The leader answers once all in-sync replicas have the batch.
     #[value(name = "all", alias = "-1")]
     All,
 }
@@ -64,12 +69,18 @@ impl Acks {
     }
 }
 
+/// `--compression`: Kafka's `compression.type` of the produced batches.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// No compression.
     None,
+    /// gzip.
     Gzip,
+    /// Snappy.
     Snappy,
+    /// LZ4.
     Lz4,
+    /// Zstandard.
     Zstd,
 }
 
@@ -85,6 +96,7 @@ impl Compression {
     }
 }
 
+/// Runs `spate produce`: sends stdin lines as records and reports the lines it could not send.
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     produce(&args, stdin.lock())

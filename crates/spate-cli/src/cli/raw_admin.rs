@@ -66,6 +66,15 @@ pub struct Connection {
     correlation_id: i32,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("stream", &self.stream)
+            .field("correlation_id", &self.correlation_id)
+            .finish()
+    }
+}
+
 impl Connection {
     /// Connects to the first bootstrap address over PLAINTEXT, with `timeout_ms` for connecting
     /// and each read and write.

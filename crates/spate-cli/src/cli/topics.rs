@@ -21,9 +21,10 @@ type Admin = AdminClient<CliContext>;
 #[derive(Args, Debug)]
 pub struct TopicsArgs {
     #[command(subcommand)]
-    pub action: TopicsAction,
+    action: TopicsAction,
 }
 
+/// The subcommands of `spate topics`, after kafka-topics.sh.
 #[derive(Subcommand, Debug)]
 pub enum TopicsAction {
     /// Create a topic.
@@ -50,16 +51,19 @@ pub struct TopicName {
 }
 
 impl TopicName {
+    /// The topic name, from the positional argument or `--topic`.
     pub fn get(&self) -> Option<&str> {
         self.name.as_deref().or(self.topic.as_deref())
     }
 
+    /// The topic name, or an error saying that one is required.
     pub fn required(&self) -> anyhow::Result<&str> {
         self.get()
             .ok_or_else(|| anyhow!("a topic name is required (positional TOPIC or --topic)"))
     }
 }
 
+/// `spate topics create`: name, partitions, replication factor and configs.
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     #[command(flatten)]
@@ -80,6 +84,7 @@ pub struct CreateArgs {
     client: ClientArgs,
 }
 
+/// `spate topics list`.
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Leave out internal topics (names starting with `__consumer_offsets` or `__transaction_state`).
@@ -89,6 +94,7 @@ pub struct ListArgs {
     client: ClientArgs,
 }
 
+/// `spate topics describe`: one topic, or all.
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
     #[command(flatten)]
@@ -106,6 +112,7 @@ pub struct DescribeArgs {
     client: ClientArgs,
 }
 
+/// `spate topics alter`: new partition count and config changes.
 #[derive(Args, Debug)]
 pub struct AlterArgs {
     #[command(flatten)]
@@ -123,6 +130,7 @@ pub struct AlterArgs {
     client: ClientArgs,
 }
 
+/// `spate topics delete`: which topic.
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
     #[command(flatten)]
@@ -292,42 +300,54 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
                 join_ids(p.isr())
             );
         }
-        match configs {
-            Ok(c) => {
-                let mut entries: Vec<_> = c.entries.iter().collect();
-                entries.sort_by(|x, y| x.name.cmp(&y.name));
-                for e in entries {
-                    let value = if e.is_sensitive {
-                        "(sensitive)"
-                    } else {
-                        e.value.as_deref().unwrap_or("(null)")
-                    };
-                    let mark = if is_non_default(e) {
-                        "\t(non-default)"
-                    } else {
-                        ""
-                    };
-                    println!("\tConfig: {}={value}{mark}", e.name);
-                }
-            }
-            Err(e) => println!("\tConfigs unavailable: {e:#}"),
-        }
+        print_configs(&configs);
         if a.verbose {
-            let report = match &a.metrics_address {
-                Some(address) => super::cleaner_status::fetch(address, name),
-                None => Err(anyhow!(
-                    "give --metrics-address HOST:PORT, the broker's metrics.listen address"
-                )),
-            };
-            match report {
-                Ok(report) => super::cleaner_status::lines(&report)
-                    .iter()
-                    .for_each(|l| println!("{l}")),
-                Err(e) => println!("\tCleaner state unavailable: {e:#}"),
-            }
+            print_cleaner_state(a.metrics_address.as_deref(), name);
         }
     }
     Ok(())
+}
+
+/// One `Config:` line per config of the topic, sorted, marking the non-default ones (or why
+/// the configs are unavailable).
+fn print_configs(configs: &anyhow::Result<ConfigResource>) {
+    match configs {
+        Ok(c) => {
+            let mut entries: Vec<_> = c.entries.iter().collect();
+            entries.sort_by(|x, y| x.name.cmp(&y.name));
+            for e in entries {
+                let value = if e.is_sensitive {
+                    "(sensitive)"
+                } else {
+                    e.value.as_deref().unwrap_or("(null)")
+                };
+                let mark = if is_non_default(e) {
+                    "\t(non-default)"
+                } else {
+                    ""
+                };
+                println!("\tConfig: {}={value}{mark}", e.name);
+            }
+        }
+        Err(e) => println!("\tConfigs unavailable: {e:#}"),
+    }
+}
+
+/// `--verbose`: the log cleaner's state of each partition of `topic`, read from the broker's
+/// metrics listener at `metrics_address`.
+fn print_cleaner_state(metrics_address: Option<&str>, topic: &str) {
+    let report = match metrics_address {
+        Some(address) => super::cleaner_status::fetch(address, topic),
+        None => Err(anyhow!(
+            "give --metrics-address HOST:PORT, the broker's metrics.listen address"
+        )),
+    };
+    match report {
+        Ok(report) => super::cleaner_status::lines(&report)
+            .iter()
+            .for_each(|l| println!("{l}")),
+        Err(e) => println!("\tCleaner state unavailable: {e:#}"),
+    }
 }
 
 fn is_non_default(e: &rdkafka::admin::ConfigEntry) -> bool {

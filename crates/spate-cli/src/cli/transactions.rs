@@ -32,7 +32,7 @@ pub struct TransactionsArgs {
     #[command(flatten)]
     pub connect: AdminArgs,
     #[command(subcommand)]
-    pub command: TransactionsCommand,
+    command: TransactionsCommand,
 }
 
 /// The subcommands of `kafka-transactions.sh`.
@@ -94,6 +94,7 @@ pub struct AbortArgs {
     pub coordinator_epoch: Option<i32>,
 }
 
+/// Runs `spate transactions` (like kafka-transactions.sh).
 pub fn run(args: TransactionsArgs) -> anyhow::Result<()> {
     let mut conn = args.connect.connect()?;
     let table = match &args.command {

@@ -33,9 +33,10 @@ pub struct UsersArgs {
     #[command(flatten)]
     pub connect: AdminArgs,
     #[command(subcommand)]
-    pub action: UsersAction,
+    action: UsersAction,
 }
 
+/// The subcommands of `spate users`: SCRAM credentials (like kafka-configs.sh --entity-type users).
 #[derive(Subcommand, Debug)]
 pub enum UsersAction {
     /// Create a user or change its password (one credential per mechanism).
@@ -57,10 +58,15 @@ pub enum UsersAction {
         iterations: i32,
     },
     /// List users and their SCRAM mechanisms (all users, or the ones named).
-    List { names: Vec<String> },
+    List {
+        /// The users to list; all when none is named.
+        names: Vec<String>,
+    },
     /// Delete a user's credentials (for the mechanisms given, or all it has).
     Delete {
+        /// The user name.
         name: String,
+        /// SCRAM mechanisms to delete the credential of, repeatable; all it has when none.
         #[arg(long = "mechanism", value_name = "SCRAM-SHA-256|SCRAM-SHA-512")]
         mechanisms: Vec<String>,
     },
@@ -72,6 +78,7 @@ fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
     })
 }
 
+/// Runs `spate users`.
 pub fn run(args: UsersArgs) -> anyhow::Result<()> {
     let mut conn = args.connect.connect()?;
     match args.action {

@@ -24,6 +24,14 @@ pub struct Cluster {
     embedded: Option<EmbeddedBroker>,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Cluster {
     /// Starts the embedded broker on `127.0.0.1:0` with its data in `data_dir`, or connects to
     /// `bootstrap` when given. `command_config` (a properties file) and then `overrides` (`-X`)

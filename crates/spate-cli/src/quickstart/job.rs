@@ -56,6 +56,7 @@ const ADD_COUNT: &str =
 
 /// The running job and what it counts besides the listener's totals.
 pub struct Pipeline {
+    /// The streaming context running the job.
     pub ctx: StreamingContext,
     /// The job's Kafka settings (the UI reads latest offsets for lag with them).
     pub params: KafkaParams,
@@ -68,8 +69,28 @@ pub struct Pipeline {
 
 /// The job's output, by `--sink`.
 pub enum Output {
+    /// Counts and offsets in one SQLite transaction per batch.
     Sqlite(TransactionalOutput<SqliteOffsetStore>),
+    /// Counts written to an output topic in one Kafka transaction per batch.
     Kafka(KafkaOutput),
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("malformed", &self.malformed)
+            .field("output", &self.output)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Sqlite(_) => "Output::Sqlite",
+            Output::Kafka(_) => "Output::Kafka",
+        })
+    }
 }
 
 impl Output {

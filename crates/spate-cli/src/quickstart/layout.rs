@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// Where the quickstart keeps its state under `--dir`.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// The `--dir` itself.
     pub root: PathBuf,
     /// The embedded broker's partition logs and metadata.
     pub broker: PathBuf,
@@ -29,6 +30,7 @@ pub struct Layout {
 pub struct Source {
     /// `embedded` or the `--bootstrap-server` value.
     pub kafka: String,
+    /// The topic the events are read from.
     pub topic: String,
     /// Where the counts go: `sqlite`, or `kafka:<output topic>`. Directories of runs before
     /// `--sink` existed hold SQLite results.
@@ -41,6 +43,7 @@ fn sqlite_sink() -> String {
 }
 
 impl Layout {
+    /// The layout under `root`.
     pub fn new(root: &Path) -> Self {
         Layout {
             root: root.to_path_buf(),

@@ -162,15 +162,20 @@ fn interrupted_while_starting(interrupts: &stop::Interrupts) -> bool {
     interrupts.requested()
 }
 
-pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
+/// Refuses options no run can work with, before anything starts.
+fn check_args(args: &QuickstartArgs) -> anyhow::Result<()> {
     if args.rate == 0 {
         anyhow::bail!("--rate must be at least 1 event per second");
     }
     if args.batch_interval.is_zero() {
         anyhow::bail!("--batch-interval must be longer than zero");
     }
-    let ui_auth = web::auth(&args)?;
-    let interrupts = stop::Interrupts::install()?;
+    Ok(())
+}
+
+/// The layout under `--dir`, claimed for this Kafka source, topic and sink (a directory of
+/// another source is refused rather than mixed).
+fn claim_layout(args: &QuickstartArgs) -> anyhow::Result<Layout> {
     let layout = Layout::new(&args.dir);
     layout.claim(&Source {
         kafka: args
@@ -180,6 +185,65 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         topic: args.topic.clone(),
         sink: args.sink_name(),
     })?;
+    Ok(layout)
+}
+
+/// Creates the events topic if it is missing; returns its partition count and how many events
+/// it holds already (the producer numbers new events after them).
+fn prepare_topic(args: &QuickstartArgs, cluster: &Cluster) -> anyhow::Result<(i32, i64)> {
+    let partitions = cluster.ensure_topic(&args.topic, args.partitions)?;
+    let end_offsets = cluster.end_offsets(&args.topic, partitions)?;
+    let existing: i64 = end_offsets.values().sum();
+    println!(
+        "topic {} ({partitions} partitions, {existing} events so far)",
+        args.topic
+    );
+    Ok((partitions, existing))
+}
+
+/// Prints what is running: the producer's rate, the batch interval, where results go, the UI's
+/// address and how the run ends.
+fn announce_running(args: &QuickstartArgs, layout: &Layout, ui_url: Option<String>) {
+    println!(
+        "producing {} ad events/s; batches every {}; results in {}",
+        args.rate,
+        humantime::format_duration(args.batch_interval),
+        args.results_location(layout)
+    );
+    if let Some(url) = ui_url {
+        println!("web UI: {url}");
+    }
+    match args.duration {
+        Some(d) => println!("running for {}", humantime::format_duration(d)),
+        None => println!("press Ctrl-C to stop"),
+    }
+}
+
+/// Reads the results from the sink (over all runs) and prints them beside what this run did.
+fn print_summary(
+    args: &QuickstartArgs,
+    layout: &Layout,
+    cluster: &Cluster,
+    pipeline: &job::Pipeline,
+    facts: &summary::RunFacts,
+) -> anyhow::Result<()> {
+    let results = match args.sink {
+        Sink::Sqlite => summary::Results::read(layout),
+        Sink::Kafka => {
+            kafka_sink::read_results(cluster, &pipeline.params, &args.output_topic, &args.topic)
+        }
+    }
+    .context("reading the results")?;
+    summary::print(facts, &results, layout);
+    Ok(())
+}
+
+/// Runs `spate quickstart`: broker, producer, job and UI until Ctrl-C or `--duration`.
+pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
+    check_args(&args)?;
+    let ui_auth = web::auth(&args)?;
+    let interrupts = stop::Interrupts::install()?;
+    let layout = claim_layout(&args)?;
     let resuming = layout.checkpoint.exists();
 
     let cluster = Cluster::start(
@@ -192,13 +256,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     if interrupted_while_starting(&interrupts) {
         return Ok(());
     }
-    let partitions = cluster.ensure_topic(&args.topic, args.partitions)?;
-    let end_offsets = cluster.end_offsets(&args.topic, partitions)?;
-    let existing: i64 = end_offsets.values().sum();
-    println!(
-        "topic {} ({partitions} partitions, {existing} events so far)",
-        args.topic
-    );
+    let (partitions, existing) = prepare_topic(&args, &cluster)?;
 
     let pipeline = job::Pipeline::build(&args, &layout, &cluster, partitions)?;
     if interrupted_while_starting(&interrupts) {
@@ -227,19 +285,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         args.rate,
         u64::try_from(existing).unwrap_or(0),
     )?;
-    println!(
-        "producing {} ad events/s; batches every {}; results in {}",
-        args.rate,
-        humantime::format_duration(args.batch_interval),
-        args.results_location(&layout)
-    );
-    if let Some(ui) = &ui {
-        println!("web UI: {}", ui.url());
-    }
-    match args.duration {
-        Some(d) => println!("running for {}", humantime::format_duration(d)),
-        None => println!("press Ctrl-C to stop"),
-    }
+    announce_running(&args, &layout, ui.as_ref().map(|ui| ui.url()));
 
     let started = Instant::now();
     let reason = stop::wait(&pipeline.ctx, &interrupts, args.duration, || {
@@ -255,26 +301,16 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         ui.shutdown();
     }
 
-    let results = match args.sink {
-        Sink::Sqlite => summary::Results::read(&layout),
-        Sink::Kafka => {
-            kafka_sink::read_results(&cluster, &pipeline.params, &args.output_topic, &args.topic)
-        }
-    }
-    .context("reading the results")?;
-    summary::print(
-        &summary::RunFacts {
-            elapsed,
-            produced: produced.as_ref().copied().unwrap_or(0),
-            totals: progress.totals(),
-            already_applied: pipeline.output.skipped_batches(),
-            malformed: pipeline
-                .malformed
-                .load(std::sync::atomic::Ordering::Relaxed),
-        },
-        &results,
-        &layout,
-    );
+    let facts = summary::RunFacts {
+        elapsed,
+        produced: produced.as_ref().copied().unwrap_or(0),
+        totals: progress.totals(),
+        already_applied: pipeline.output.skipped_batches(),
+        malformed: pipeline
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed),
+    };
+    print_summary(&args, &layout, &cluster, &pipeline, &facts)?;
     // The summary first (it shows what was done), then whatever went wrong.
     outcome.context("the streaming job failed")?;
     stopped.context("stopping the streaming job")?;

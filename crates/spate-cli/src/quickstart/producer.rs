@@ -26,6 +26,14 @@ pub struct Producer {
     thread: JoinHandle<anyhow::Result<LiveLoad>>,
 }
 
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("stopping", &self.stop)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Producer {
     /// Starts writing `rate` events/s to `topic`; `first_event` is the number of events the
     /// topic already has.

@@ -16,7 +16,7 @@ use spate_bench::report::format_utc;
 use spate_client::measure::fmt_count;
 
 /// Counts batches and records and prints a progress line per batch.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Progress {
     batches: AtomicU64,
     failed_batches: AtomicU64,
@@ -27,14 +27,18 @@ pub struct Progress {
 /// What the run did, for the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
+    /// Batches completed.
     pub batches: u64,
+    /// Batches that failed.
     pub failed_batches: u64,
+    /// Records read.
     pub records: u64,
     /// Sum of the batches' processing times.
     pub processing_ms: u64,
 }
 
 impl Progress {
+    /// The totals so far.
     pub fn totals(&self) -> Totals {
         Totals {
             batches: self.batches.load(Ordering::Relaxed),

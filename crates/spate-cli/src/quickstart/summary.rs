@@ -19,9 +19,11 @@ const TOP_CAMPAIGNS: usize = 5;
 /// What this run did.
 #[derive(Debug, Clone)]
 pub struct RunFacts {
+    /// How long the run lasted.
     pub elapsed: Duration,
     /// Events the producer had acknowledged when it stopped.
     pub produced: u64,
+    /// What the job did.
     pub totals: Totals,
     /// Batches whose results were already in the database (re-runs after a restart).
     pub already_applied: u64,
@@ -34,7 +36,9 @@ pub struct RunFacts {
 pub struct Results {
     /// Where they were read, e.g. the database's path.
     pub location: String,
+    /// Ad views counted.
     pub views: u64,
+    /// Windows written.
     pub windows: u64,
     /// `(campaign id, views)`, most views first.
     pub top_campaigns: Vec<(String, u64)>,

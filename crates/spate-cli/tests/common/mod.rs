@@ -151,3 +151,17 @@ pub fn kafka_python() -> PathBuf {
     );
     python
 }
+
+/// A broker config with two listeners: SASL_PLAINTEXT on a port of its own choosing for the
+/// clients under test, and PLAINTEXT on the returned free port for the admin that sets them up.
+pub fn sasl_and_admin_listeners() -> (spate_broker::BrokerConfig, u16) {
+    let admin_port = spate_testkit::free_port();
+    let mut config = spate_broker::BrokerConfig::default();
+    config
+        .set(
+            "listeners",
+            &format!("SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:{admin_port}"),
+        )
+        .unwrap();
+    (config, admin_port)
+}

@@ -184,6 +184,26 @@ impl Cluster {
             .collect())
     }
 
+    /// Prepares an exactly-once example's input: creates `topic` if needed, tops it up to
+    /// `records` lines and prints how many it holds. Returns the log end offsets the job must
+    /// reach and the lines the topic holds, which the job's output is checked against.
+    pub fn prepare_input(
+        &self,
+        topic: &str,
+        partitions: i32,
+        records: usize,
+    ) -> anyhow::Result<(Vec<i64>, Vec<usize>)> {
+        self.ensure_topic(topic, partitions)?;
+        let produced = self.top_up(topic, partitions, records)?;
+        let ends = self.log_end_offsets(topic, partitions)?;
+        let lines = self.lines_in_topic(topic, partitions)?;
+        println!(
+            "topic {topic}: {} lines ({produced} produced by this run)",
+            lines.len()
+        );
+        Ok((ends, lines))
+    }
+
     /// Produces lines `from..until` (see [`line`]) round-robin over `partitions`, key `k<i>`.
     pub fn produce_lines(
         &self,
@@ -260,6 +280,20 @@ pub fn expected_counts(lines: impl IntoIterator<Item = usize>) -> BTreeMap<Strin
         }
     }
     counts
+}
+
+/// Prints the word counts `got` beside those of `lines` (the exactly-once check every
+/// word-count example ends with) and returns whether they are equal.
+pub fn counts_match(got: &BTreeMap<String, i64>, lines: &[usize]) -> bool {
+    let expected = expected_counts(lines.iter().copied());
+    println!("{:<8} {:>7} {:>9}", "word", "counted", "in topic");
+    for (word, n) in &expected {
+        println!(
+            "{word:<8} {:>7} {n:>9}",
+            got.get(word).copied().unwrap_or(0)
+        );
+    }
+    *got == expected
 }
 
 /// Polls `done` every 50 ms until it holds or `deadline` passes; returns whether it held.

@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::BaseProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use spate_kafka::{ConsumerRecord, KafkaParams};
 use spate_testkit::{clients, TestBroker};
@@ -109,4 +111,46 @@ pub fn delete_topic(broker: &TestBroker, topic: &str) {
     for r in res {
         r.expect("topic deleted");
     }
+}
+
+/// The words of the word-count crash tests' records.
+const WORDS: [&str; 11] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo",
+];
+
+/// Record `i`'s value in the word-count crash tests: one to four words, a deterministic
+/// function of `i`, so a check can recompute what was produced.
+pub fn line(i: usize) -> String {
+    (0..=i % 4)
+        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The word counts of records `0..n`: what an exactly-once word count must end with.
+pub fn expected_counts(n: usize) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for i in 0..n {
+        for w in line(i).split(' ') {
+            *counts.entry(w.to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Produces records `from..until` (value [`line`], key `k<i>`) round-robin over `partitions`
+/// and waits for the acknowledgements.
+pub fn produce_lines(
+    producer: &BaseProducer,
+    topic: &str,
+    partitions: i32,
+    from: usize,
+    until: usize,
+) {
+    let records = (from..until).map(|i| {
+        let partition = i32::try_from(i % partitions as usize).unwrap_or(0);
+        (partition, Some(format!("k{i}")), line(i))
+    });
+    spate_testkit::produce::send_all(producer, topic, records);
 }

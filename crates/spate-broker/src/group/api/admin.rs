@@ -19,8 +19,11 @@ use crate::strings::{opt_str_bytes, str_bytes};
 /// The node clients should send group requests to: this broker, as it advertises itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoordinatorNode {
+    /// The broker id.
     pub node_id: i32,
+    /// The host clients connect to.
     pub host: String,
+    /// The port clients connect to.
     pub port: i32,
 }
 

@@ -42,22 +42,32 @@ pub fn find_coordinator(
                 .then_some(ResponseError::TransactionalIdAuthorizationFailed),
         }
     };
+    // The v0-3 answer and a v4+ coordinator carry the same fields; a refusal sets them alike.
+    macro_rules! refuse {
+        ($answer:expr, $e:expr) => {{
+            $answer.error_code = $e.code();
+            $answer.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+            $answer.node_id = BrokerId(-1);
+            $answer.host = StrBytes::default();
+            $answer.port = -1;
+        }};
+    }
     if let Some(e) = refusal(req.key.as_str()).filter(|_| resp.coordinators.is_empty()) {
-        resp.error_code = e.code();
-        resp.error_message = Some(StrBytes::from_static_str("Authorization failed."));
-        resp.node_id = BrokerId(-1);
-        resp.host = StrBytes::default();
-        resp.port = -1;
+        refuse!(resp, e);
     }
     for c in resp.coordinators.iter_mut() {
         if let Some(e) = refusal(c.key.as_str()) {
-            c.error_code = e.code();
-            c.error_message = Some(StrBytes::from_static_str("Authorization failed."));
-            c.node_id = BrokerId(-1);
-            c.host = StrBytes::default();
-            c.port = -1;
+            refuse!(c, e);
         }
     }
+}
+
+/// Takes out of `items` those the client may not touch (`allowed` is false) and returns them,
+/// keeping the allowed ones in their order: every per-topic or per-group refusal below starts so.
+fn take_refused<T>(items: &mut Vec<T>, allowed: impl FnMut(&T) -> bool) -> Vec<T> {
+    let (ok, refused): (Vec<_>, Vec<_>) = std::mem::take(items).into_iter().partition(allowed);
+    *items = ok;
+    refused
 }
 
 /// Whether the client may READ `group` (the membership APIs).
@@ -75,14 +85,12 @@ pub fn offset_commit_topics(
     authz: &RequestAuthz<'_>,
     req: &mut OffsetCommitRequest,
 ) -> Vec<offset_commit_response::OffsetCommitResponseTopic> {
-    let (allowed, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.topics)
-        .into_iter()
-        .partition(|t| authz.topic(AclOperation::Read, t.name.0.as_str()));
-    req.topics = allowed;
-    refused
-        .into_iter()
-        .map(|t| offset_commit_refused(t, ResponseError::TopicAuthorizationFailed.code()))
-        .collect()
+    take_refused(&mut req.topics, |t| {
+        authz.topic(AclOperation::Read, t.name.0.as_str())
+    })
+    .into_iter()
+    .map(|t| offset_commit_refused(t, ResponseError::TopicAuthorizationFailed.code()))
+    .collect()
 }
 
 /// Every partition of `t` answered with `code`.
@@ -111,28 +119,26 @@ pub fn offset_delete_topics(
     authz: &RequestAuthz<'_>,
     req: &mut OffsetDeleteRequest,
 ) -> Vec<offset_delete_response::OffsetDeleteResponseTopic> {
-    let (allowed, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.topics)
-        .into_iter()
-        .partition(|t| authz.topic(AclOperation::Read, t.name.0.as_str()));
-    req.topics = allowed;
-    refused
-        .into_iter()
-        .map(|t| {
-            let mut out = offset_delete_response::OffsetDeleteResponseTopic::default();
-            out.name = t.name;
-            out.partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut r = offset_delete_response::OffsetDeleteResponsePartition::default();
-                    r.partition_index = p.partition_index;
-                    r.error_code = ResponseError::TopicAuthorizationFailed.code();
-                    r
-                })
-                .collect();
-            out
-        })
-        .collect()
+    take_refused(&mut req.topics, |t| {
+        authz.topic(AclOperation::Read, t.name.0.as_str())
+    })
+    .into_iter()
+    .map(|t| {
+        let mut out = offset_delete_response::OffsetDeleteResponseTopic::default();
+        out.name = t.name;
+        out.partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let mut r = offset_delete_response::OffsetDeleteResponsePartition::default();
+                r.partition_index = p.partition_index;
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                r
+            })
+            .collect();
+        out
+    })
+    .collect()
 }
 
 /// Refused topics of one group, with the partitions asked for.
@@ -162,29 +168,22 @@ pub fn offset_fetch_before(
     if req.groups.is_empty() {
         out.single_group = !authz.group(AclOperation::Describe, req.group_id.0.as_str());
         if let Some(topics) = req.topics.as_mut() {
-            let (ok, refused): (Vec<_>, Vec<_>) = std::mem::take(topics)
-                .into_iter()
-                .partition(|t| describe_topic(&t.name));
-            *topics = ok;
-            out.topics = refused
+            out.topics = take_refused(topics, |t| describe_topic(&t.name))
                 .into_iter()
                 .map(|t| (t.name, t.partition_indexes))
                 .collect();
         }
         return out;
     }
-    let (ok, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.groups)
-        .into_iter()
-        .partition(|g| authz.group(AclOperation::Describe, g.group_id.0.as_str()));
-    out.groups = refused.into_iter().map(|g| g.group_id).collect();
-    req.groups = ok;
+    out.groups = take_refused(&mut req.groups, |g| {
+        authz.group(AclOperation::Describe, g.group_id.0.as_str())
+    })
+    .into_iter()
+    .map(|g| g.group_id)
+    .collect();
     for g in req.groups.iter_mut() {
         if let Some(topics) = g.topics.as_mut() {
-            let (ok, refused): (Vec<_>, Vec<_>) = std::mem::take(topics)
-                .into_iter()
-                .partition(|t| describe_topic(&t.name));
-            *topics = ok;
-            let refused = refused
+            let refused = take_refused(topics, |t| describe_topic(&t.name))
                 .into_iter()
                 .map(|t| (t.name, t.partition_indexes))
                 .collect();
@@ -268,6 +267,54 @@ pub fn list_groups(authz: &RequestAuthz<'_>, resp: &mut ListGroupsResponse) {
     }
 }
 
+/// A group in a DescribeGroups or ConsumerGroupDescribe answer: the two APIs refuse and
+/// annotate their groups alike.
+trait DescribedGroupAnswer: Default {
+    fn group_id(&self) -> &GroupId;
+    fn refused(group_id: GroupId) -> Self;
+    fn set_authorized_operations(&mut self, operations: i32);
+}
+
+/// Implements [`DescribedGroupAnswer`] for a generated answer type with the same three fields.
+macro_rules! described_group_answer {
+    ($ty:ty) => {
+        impl DescribedGroupAnswer for $ty {
+            fn group_id(&self) -> &GroupId {
+                &self.group_id
+            }
+            fn refused(group_id: GroupId) -> Self {
+                let mut refused = Self::default();
+                refused.group_id = group_id;
+                refused.error_code = group_refused();
+                refused.authorized_operations = i32::MIN;
+                refused
+            }
+            fn set_authorized_operations(&mut self, operations: i32) {
+                self.authorized_operations = operations;
+            }
+        }
+    };
+}
+described_group_answer!(describe_groups_response::DescribedGroup);
+described_group_answer!(consumer_group_describe_response::DescribedGroup);
+
+/// Replaces each group the client may not DESCRIBE by a GROUP_AUTHORIZATION_FAILED answer
+/// and, when asked for, gives the others the authorizer's authorized operations.
+fn authorize_described<G: DescribedGroupAnswer>(
+    authz: &RequestAuthz<'_>,
+    include_operations: bool,
+    groups: &mut [G],
+) {
+    for g in groups.iter_mut() {
+        let id = g.group_id().0.to_string();
+        if !authz.group(AclOperation::Describe, &id) {
+            *g = G::refused(g.group_id().clone());
+        } else if include_operations {
+            g.set_authorized_operations(authz.operations(ResourceType::Group, &id));
+        }
+    }
+}
+
 /// DescribeGroups: refused groups answered GROUP_AUTHORIZATION_FAILED, the others with the
 /// authorizer's authorized operations (when asked for).
 pub fn describe_groups(
@@ -275,18 +322,7 @@ pub fn describe_groups(
     include_operations: bool,
     resp: &mut DescribeGroupsResponse,
 ) {
-    for g in resp.groups.iter_mut() {
-        let id = g.group_id.0.to_string();
-        if !authz.group(AclOperation::Describe, &id) {
-            let mut refused = describe_groups_response::DescribedGroup::default();
-            refused.group_id = g.group_id.clone();
-            refused.error_code = group_refused();
-            refused.authorized_operations = i32::MIN;
-            *g = refused;
-        } else if include_operations {
-            g.authorized_operations = authz.operations(ResourceType::Group, &id);
-        }
-    }
+    authorize_described(authz, include_operations, &mut resp.groups);
 }
 
 /// ConsumerGroupDescribe: as [`describe_groups`].
@@ -295,18 +331,7 @@ pub fn consumer_group_describe(
     include_operations: bool,
     resp: &mut ConsumerGroupDescribeResponse,
 ) {
-    for g in resp.groups.iter_mut() {
-        let id = g.group_id.0.to_string();
-        if !authz.group(AclOperation::Describe, &id) {
-            let mut refused = consumer_group_describe_response::DescribedGroup::default();
-            refused.group_id = g.group_id.clone();
-            refused.error_code = group_refused();
-            refused.authorized_operations = i32::MIN;
-            *g = refused;
-        } else if include_operations {
-            g.authorized_operations = authz.operations(ResourceType::Group, &id);
-        }
-    }
+    authorize_described(authz, include_operations, &mut resp.groups);
 }
 
 /// DeleteGroups: takes out the groups the client may not DELETE; returns their answers.
@@ -314,19 +339,17 @@ pub fn delete_groups(
     authz: &RequestAuthz<'_>,
     req: &mut DeleteGroupsRequest,
 ) -> Vec<delete_groups_response::DeletableGroupResult> {
-    let (ok, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.groups_names)
-        .into_iter()
-        .partition(|g| authz.group(AclOperation::Delete, g.0.as_str()));
-    req.groups_names = ok;
-    refused
-        .into_iter()
-        .map(|g| {
-            let mut r = delete_groups_response::DeletableGroupResult::default();
-            r.group_id = g;
-            r.error_code = group_refused();
-            r
-        })
-        .collect()
+    take_refused(&mut req.groups_names, |g| {
+        authz.group(AclOperation::Delete, g.0.as_str())
+    })
+    .into_iter()
+    .map(|g| {
+        let mut r = delete_groups_response::DeletableGroupResult::default();
+        r.group_id = g;
+        r.error_code = group_refused();
+        r
+    })
+    .collect()
 }
 
 /// ConsumerGroupHeartbeat: the subscribed topic names the client may not DESCRIBE.

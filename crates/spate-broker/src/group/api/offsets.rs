@@ -6,6 +6,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -114,60 +115,15 @@ pub fn handle_offset_fetch(
         let groups = request
             .groups
             .iter()
-            .map(|g| {
-                // v9: a consumer-protocol member names itself and its epoch (KIP-848).
-                let member = if version >= 9 {
-                    opt_string(&g.member_id)
-                } else {
-                    None
-                };
-                let epoch = if version >= 9 { g.member_epoch } else { -1 };
-                if let Err(e) = coordinator.validate_offset_fetch(
-                    g.group_id.0.as_str(),
-                    member.as_deref(),
-                    epoch,
-                ) {
-                    return OffsetFetchResponseGroup::default()
-                        .with_group_id(g.group_id.clone())
-                        .with_error_code(e.code());
-                }
-                let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                let fetched = coordinator.fetch_offsets(g.group_id.0.as_str(), wanted.as_deref());
-                let topics = group_by_topic(fetched)
-                    .into_iter()
-                    .map(|(topic, parts)| {
-                        OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(str_bytes(topic)))
-                            .with_partitions(
-                                parts
-                                    .into_iter()
-                                    .map(|f| {
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(f.partition)
-                                            .with_committed_offset(f.offset)
-                                            .with_committed_leader_epoch(f.leader_epoch)
-                                            .with_metadata(Some(str_bytes(f.metadata)))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id.clone())
-                    .with_topics(topics)
-            })
+            .map(|g| fetch_group(coordinator, version, g))
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
     // v1 cannot ask for "all topics"; v2+ does so with a null topic list.
-    let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.as_ref().map(|ts| {
+    let wanted = request.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
-            .collect()
+            .collect::<Vec<_>>()
     });
     let fetched = coordinator.fetch_offsets(request.group_id.0.as_str(), wanted.as_deref());
     let topics = group_by_topic(fetched)
@@ -194,6 +150,56 @@ pub fn handle_offset_fetch(
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// One group of an OffsetFetch v8+: its offsets, or the error its member check failed with.
+fn fetch_group(
+    coordinator: &GroupCoordinator,
+    version: i16,
+    g: &OffsetFetchRequestGroup,
+) -> OffsetFetchResponseGroup {
+    // v9: a consumer-protocol member names itself and its epoch (KIP-848).
+    let member = if version >= 9 {
+        opt_string(&g.member_id)
+    } else {
+        None
+    };
+    let epoch = if version >= 9 { g.member_epoch } else { -1 };
+    if let Err(e) =
+        coordinator.validate_offset_fetch(g.group_id.0.as_str(), member.as_deref(), epoch)
+    {
+        return OffsetFetchResponseGroup::default()
+            .with_group_id(g.group_id.clone())
+            .with_error_code(e.code());
+    }
+    let wanted = g.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
+            .collect::<Vec<_>>()
+    });
+    let fetched = coordinator.fetch_offsets(g.group_id.0.as_str(), wanted.as_deref());
+    let topics = group_by_topic(fetched)
+        .into_iter()
+        .map(|(topic, parts)| {
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|f| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(f.partition)
+                                .with_committed_offset(f.offset)
+                                .with_committed_leader_epoch(f.leader_epoch)
+                                .with_metadata(Some(str_bytes(f.metadata)))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponseGroup::default()
+        .with_group_id(g.group_id.clone())
+        .with_topics(topics)
 }
 
 /// Groups fetched offsets by topic, keeping the order topics first appear in.

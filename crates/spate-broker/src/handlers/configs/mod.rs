@@ -36,25 +36,36 @@ use crate::topics::config::{ConfigSource, ConfigType};
 
 /// `ConfigResource.Type` codes.
 pub const RESOURCE_TOPIC: i8 = 2;
+/// `ConfigResource.Type` BROKER: the broker's own (dynamic) configs.
 pub const RESOURCE_BROKER: i8 = 4;
 /// The BROKER_LOGGER config resource (authorized like BROKER: on the cluster).
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// `ConfigResource.Type` GROUP: a consumer group's configs (KIP-848).
 pub const RESOURCE_GROUP: i8 = 32;
 
 /// IncrementalAlterConfigs operations.
 pub const OP_SET: i8 = 0;
+/// IncrementalAlterConfigs DELETE: the config returns to its default.
 pub const OP_DELETE: i8 = 1;
+/// IncrementalAlterConfigs APPEND: adds values to a list config.
 pub const OP_APPEND: i8 = 2;
+/// IncrementalAlterConfigs SUBTRACT: removes values from a list config.
 pub const OP_SUBTRACT: i8 = 3;
 
 /// One described config, version-independent.
 #[derive(Debug, Clone)]
 pub struct Described {
+    /// The config's Kafka name (`retention.ms`, …).
     pub name: String,
+    /// The config's value as DescribeConfigs shows it.
     pub value: String,
+    /// The layer the value comes from (topic, dynamic broker, static broker, default).
     pub source: ConfigSource,
+    /// The config's type (boolean, int, long, string, list, …).
     pub config_type: ConfigType,
+    /// Whether the config cannot be changed at run time.
     pub read_only: bool,
+    /// Kafka's documentation line for the config (DescribeConfigs v3+ `documentation`).
     pub doc: &'static str,
     /// Every layer that sets this config, highest precedence first: `(name, value, source)`.
     pub synonyms: Vec<(String, String, ConfigSource)>,
@@ -91,7 +102,8 @@ fn unsupported(resource_type: i8) -> BrokerError {
     BrokerError::ConfigChangeRejected(format!("Unknown resource type {resource_type}"))
 }
 
-pub async fn describe(
+/// DescribeConfigs: the configs of topics, the broker, broker loggers and groups.
+pub(crate) async fn describe(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: DescribeConfigsRequest,
@@ -186,7 +198,8 @@ fn entry(
     e
 }
 
-pub async fn alter(
+/// AlterConfigs: replaces a resource's whole set of dynamic configs.
+pub(crate) async fn alter(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: AlterConfigsRequest,
@@ -241,7 +254,8 @@ pub async fn alter(
     Ok(resp)
 }
 
-pub async fn incremental_alter(
+/// IncrementalAlterConfigs: sets, deletes, appends to or subtracts from single configs.
+pub(crate) async fn incremental_alter(
     state: Arc<BrokerState>,
     ctx: RequestContext,
     req: IncrementalAlterConfigsRequest,

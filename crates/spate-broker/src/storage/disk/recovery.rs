@@ -61,15 +61,7 @@ pub(crate) fn load_segment(
 ) -> Result<LoadedSegment> {
     let active = check != Check::Closed;
     let (log_path, index_path, time_path) = segment_paths(dir, base_offset);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&log_path)
-        .map_err(|e| BrokerError::io(&log_path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| BrokerError::io(&log_path, e))?
-        .len();
+    let (file, len) = open_log(&log_path)?;
 
     if check != Check::Active {
         if let Some(loaded) = tail_check(dir, &file, &log_path, base_offset, len, now_ms)? {
@@ -100,20 +92,7 @@ pub(crate) fn load_segment(
         times.extend(entries.time);
         next_offset = Some(h.last_offset() + 1);
     })?;
-    let truncated = walk.valid_end < len;
-    if truncated {
-        tracing::warn!(
-            partition,
-            file = %log_path.display(),
-            position = walk.valid_end,
-            bytes_cut = len - walk.valid_end,
-            reason = walk.stop_reason.as_deref().unwrap_or("torn batch"),
-            "truncating log segment at the first invalid batch"
-        );
-        file.set_len(walk.valid_end)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| BrokerError::io(&log_path, e))?;
-    }
+    let truncated = truncate_invalid_tail(partition, &file, &log_path, len, &walk)?;
     if !active {
         times.extend(tracker.closing_time_entry());
     }
@@ -142,6 +121,59 @@ pub(crate) fn load_segment(
     })
 }
 
+/// Opens a segment's log file for reading and appending; returns it with its length.
+fn open_log(log_path: &Path) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(log_path)
+        .map_err(|e| BrokerError::io(log_path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| BrokerError::io(log_path, e))?
+        .len();
+    Ok((file, len))
+}
+
+/// Cuts the file at the end of its last valid batch when the walk stopped before `len` (a
+/// torn write or corruption), synced so the cut survives a crash; returns whether it cut.
+fn truncate_invalid_tail(
+    partition: &str,
+    file: &File,
+    log_path: &Path,
+    len: u64,
+    walk: &WalkEnd,
+) -> Result<bool> {
+    if walk.valid_end >= len {
+        return Ok(false);
+    }
+    tracing::warn!(
+        partition,
+        file = %log_path.display(),
+        position = walk.valid_end,
+        bytes_cut = len - walk.valid_end,
+        reason = walk.stop_reason.as_deref().unwrap_or("torn batch"),
+        "truncating log segment at the first invalid batch"
+    );
+    file.set_len(walk.valid_end)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| BrokerError::io(log_path, e))?;
+    Ok(true)
+}
+
+/// Whether the stored indexes can describe a log of `len` bytes: offset entries inside the
+/// file and increasing, time entries non-decreasing, and a time entry for a non-empty log.
+fn indexes_consistent(offsets: &[OffsetEntry], times: &[TimeEntry], len: u64) -> bool {
+    let offsets_ok = offsets.iter().all(|e| (e.position as u64) < len)
+        && offsets
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
+    let times_ok = times
+        .windows(2)
+        .all(|w| w[0].timestamp <= w[1].timestamp && w[0].relative_offset < w[1].relative_offset);
+    offsets_ok && times_ok && !(len > 0 && times.is_empty())
+}
+
 /// The cheap check of an older segment; `Ok(None)` means "do the full check".
 fn tail_check(
     dir: &Path,
@@ -158,14 +190,7 @@ fn tail_check(
     let Some(times) = IndexFile::<TimeEntry>::read_entries(&time_path)? else {
         return Ok(None);
     };
-    let offsets_ok = offsets.iter().all(|e| (e.position as u64) < len)
-        && offsets
-            .windows(2)
-            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
-    let times_ok = times
-        .windows(2)
-        .all(|w| w[0].timestamp <= w[1].timestamp && w[0].relative_offset < w[1].relative_offset);
-    if !offsets_ok || !times_ok || (len > 0 && times.is_empty()) {
+    if !indexes_consistent(&offsets, &times, len) {
         return Ok(None);
     }
     let tail_start = offsets.last().map(|e| e.position as u64).unwrap_or(0);
@@ -238,6 +263,36 @@ pub(crate) struct WalkEnd {
     pub stop_reason: Option<String>,
 }
 
+/// Why a batch at `pos` cannot be where it is, if it cannot: its base offset is below the
+/// previous batch's end (`after_first`: it is not the walk's first batch), or its offsets or
+/// bytes do not fit the segment.
+fn misplaced(
+    header: &BatchHeader,
+    pos: u64,
+    total: u64,
+    after_first: bool,
+    expected_offset: i64,
+    base_offset: i64,
+) -> Option<String> {
+    if header.base_offset < expected_offset && after_first {
+        return Some(format!(
+            "batch base offset {} is below the expected {expected_offset}",
+            header.base_offset
+        ));
+    }
+    if header.base_offset < base_offset
+        || header.last_offset() - base_offset > i32::MAX as i64
+        || pos + total > MAX_SEGMENT_BYTES
+    {
+        return Some(format!(
+            "batch offsets {}..={} do not fit the segment",
+            header.base_offset,
+            header.last_offset()
+        ));
+    }
+    None
+}
+
 /// Walks the batches of a segment file from `start` to `len`, checking each header, CRC and
 /// offset order, and calls `f(position, header)` for each valid batch. Stops at the first bad
 /// one; only I/O errors are errors.
@@ -291,27 +346,15 @@ pub(crate) fn walk_batches(
                 format!("torn batch: declares {total} bytes, {remaining} remain"),
             );
         }
-        if header.base_offset < expected_offset && pos > start {
-            return stop(
-                pos,
-                format!(
-                    "batch base offset {} is below the expected {expected_offset}",
-                    header.base_offset
-                ),
-            );
-        }
-        if header.base_offset < base_offset
-            || header.last_offset() - base_offset > i32::MAX as i64
-            || pos + total > MAX_SEGMENT_BYTES
-        {
-            return stop(
-                pos,
-                format!(
-                    "batch offsets {}..={} do not fit the segment",
-                    header.base_offset,
-                    header.last_offset()
-                ),
-            );
+        if let Some(reason) = misplaced(
+            &header,
+            pos,
+            total,
+            pos > start,
+            expected_offset,
+            base_offset,
+        ) {
+            return stop(pos, reason);
         }
         ensure(total, &mut buf, &mut buf_start)?;
         let at = (pos - buf_start) as usize;

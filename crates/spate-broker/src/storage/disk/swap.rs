@@ -62,6 +62,7 @@ impl std::fmt::Debug for SegmentRef {
 }
 
 impl SegmentRef {
+    /// The base offset of the segment.
     pub fn base_offset(&self) -> i64 {
         self.0.base_offset
     }
@@ -133,6 +134,7 @@ impl std::fmt::Debug for CleanedSegment {
 }
 
 impl CleanedSegment {
+    /// The base offset of the cleaned segment (that of the first segment it replaces).
     pub fn base_offset(&self) -> i64 {
         self.base_offset
     }

@@ -171,6 +171,15 @@ pub enum Transport {
     Tls(Box<TlsStream>),
 }
 
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            Transport::Tls(_) => f.write_str("Tls"),
+        }
+    }
+}
+
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
