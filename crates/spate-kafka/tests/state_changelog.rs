@@ -121,6 +121,7 @@ fn describe(bootstrap: &str, topic: &str) -> (String, usize) {
 type Raw = (i32, Vec<u8>, Option<Vec<u8>>);
 fn read_all(bootstrap: &str, topic: &str, partitions: usize) -> Vec<Raw> {
     let consumer: BaseConsumer = clients::consumer_config(bootstrap, "changelog-reader")
+        .set("isolation.level", "read_uncommitted")
         .set("enable.partition.eof", "true")
         .create()
         .expect("reader");

@@ -15,7 +15,7 @@
 //!   producer and acknowledged before the batch's outputs run (at-least-once: a batch re-run
 //!   after a crash applies its changes to the state again).
 //! * **Restore**: every partition from its start to its end, `read_committed`, streamed into the
-//!   state partition (see [`restore`]).
+//!   state partition (the `restore` module).
 
 mod restore;
 mod topic;
