@@ -256,6 +256,55 @@ pub enum SpateKafkaError {
     #[error("invalid sink table name {0:?}: use letters, digits and '_' only, not starting with a digit")]
     InvalidTableName(String),
 
+    // ---- state changelogs ----
+    /// A state changelog topic exists with another partition count than its operator's state
+    /// partitions: state partition p is changelog partition p, so they must be equal.
+    #[error(
+        "changelog topic {topic} of state operator {operator} has {topic_partitions} \
+         partitions but the operator has {state_partitions} state partitions; they must be \
+         equal (delete the topic to start the state afresh, or run the operator with \
+         {topic_partitions} partitions)"
+    )]
+    ChangelogPartitions {
+        /// The changelog topic.
+        topic: String,
+        /// The state operator (its `uid()`).
+        operator: String,
+        /// The topic's partition count.
+        topic_partitions: i32,
+        /// The operator's state partitions.
+        state_partitions: usize,
+    },
+
+    /// Creating or inspecting a topic through the admin API failed.
+    #[error("{operation} of topic {topic} failed: {reason}")]
+    TopicAdmin {
+        /// The topic.
+        topic: String,
+        /// What was being done, e.g. "creating".
+        operation: &'static str,
+        /// The broker's or client's error.
+        reason: String,
+    },
+
+    /// Restoring a state partition from its changelog made no progress for too long.
+    #[error(
+        "restoring {topic}-{partition} stalled at offset {offset} (restoring up to {end}) for \
+         {waited_ms} ms: the broker is unreachable or a transaction on the topic stays open"
+    )]
+    RestoreStalled {
+        /// The changelog topic.
+        topic: String,
+        /// The changelog partition.
+        partition: i32,
+        /// The next offset the restore waited for.
+        offset: i64,
+        /// The end offset the restore reads up to.
+        end: i64,
+        /// How long it waited without a record.
+        waited_ms: u64,
+    },
+
     // ---- the receiver stream ----
     /// Creating a receiver's consumer (from the Kafka parameters) failed.
     #[error("creating the consumer of group {group} failed: {source}")]

@@ -16,6 +16,8 @@
 //!   them; `PostgresOffsetStore` (feature `postgres`, on by default) does the same in a
 //!   PostgreSQL database shared by several instances; [`IdempotentSqliteSink`] upserts records
 //!   keyed by (topic, partition, offset).
+//! * [`changelog`] — keyed state (`update_state_by_key`, `map_with_state`) backed by compacted
+//!   changelog topics, written in the exactly-once output's transactions and restored at start.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -48,6 +50,7 @@
 
 #![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
 
+pub mod changelog;
 pub mod direct;
 pub mod error;
 pub mod kafka_utils;

@@ -216,6 +216,24 @@ impl StreamingContext {
         self.inner.graph.lock().stateful.push(op);
     }
 
+    /// Backs the keyed state operator whose id is `uid` (`update_state_by_key` or
+    /// `map_with_state`, named with `.uid(...)`) with `changelog`: at start its state partitions
+    /// are restored from the changelog, and every batch's changed keys are recorded to it (see
+    /// [`crate::state::changelog`]). A job with a changelog has no checkpoint directory.
+    pub fn state_changelog(&self, uid: &str, changelog: Arc<dyn crate::state::StateChangelog>) {
+        if self.ensure_initialized("state_changelog").is_err() {
+            self.graph_error(StreamingError::ContextState(format!(
+                "cannot attach a state changelog to `{uid}` after start"
+            )));
+            return;
+        }
+        self.inner
+            .graph
+            .lock()
+            .changelogs
+            .push((uid.to_owned(), changelog));
+    }
+
     /// Registers work that must run in every batch where `aligned(slide)`.
     pub(crate) fn register_forced(
         &self,
@@ -344,6 +362,8 @@ impl StreamingContext {
                     ));
                 }
             }
+            let checkpointed = self.inner.checkpoint_dir.lock().is_some();
+            crate::state::restore::validate(&g, checkpointed)?;
             if g.outputs.is_empty() {
                 return Err(StreamingError::ContextState(
                     "has no output operations; define at least one (print, foreach_batch, save_as_text_files) before start".into(),

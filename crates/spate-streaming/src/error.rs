@@ -77,6 +77,19 @@ pub enum StreamingError {
         reason: String,
     },
 
+    /// A state operator's changelog (see `crate::state::changelog`) failed: opening it at
+    /// start, restoring a partition from it, or recording a batch's changes.
+    #[error("state changelog of operator `{operator}`: {operation} failed: {source}")]
+    StateChangelog {
+        /// The state operator's id (its `uid()`).
+        operator: String,
+        /// What was being done, e.g. "restoring partition 3".
+        operation: String,
+        /// The changelog's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// Encoding or decoding a value (block, snapshot body, tracker event) failed.
     #[error("serialization of {what} failed: {reason}")]
     Serialization {

@@ -18,6 +18,7 @@ use crate::exec::pool::Executor;
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data};
 use crate::input::{ErasedInput, ErasedPlan};
+use crate::state::StateChangelog;
 use crate::time::Time;
 
 /// Everything a node needs to compute its batch for one batch time.
@@ -143,6 +144,30 @@ pub(crate) trait StatefulOp: Send + Sync {
     fn encode(&self) -> Result<Vec<u8>>;
     /// Replaces the state with a decoded snapshot.
     fn restore(&self, bytes: &[u8]) -> Result<()>;
+    /// Whether the operator's state can be backed by a changelog (keyed state can; window
+    /// buffers cannot yet).
+    fn supports_changelog(&self) -> bool {
+        false
+    }
+    /// Number of state partitions.
+    fn partitions(&self) -> usize {
+        1
+    }
+    /// Attaches a changelog: from now on every batch's changes are recorded to it.
+    fn attach_changelog(&self, _changelog: Arc<dyn StateChangelog>) {}
+    /// Applies changelog partition `partition` to the state (see `KeyedState::restore_partition`).
+    fn restore_partition(
+        &self,
+        _partition: usize,
+        _changelog: &dyn StateChangelog,
+        _expected: &mut dyn FnMut(u64),
+        _tick: &mut dyn FnMut(),
+    ) -> Result<u64> {
+        Err(StreamingError::operator(
+            self.id(),
+            "its state cannot be restored from a changelog",
+        ))
+    }
 }
 
 /// Encodes a value for a state snapshot (postcard: compact, documented, stable format).
@@ -175,6 +200,8 @@ pub(crate) struct Graph {
     pub(crate) inputs: Vec<InputEntry>,
     pub(crate) forced: Vec<Forced>,
     pub(crate) stateful: Vec<Arc<dyn StatefulOp>>,
+    /// Changelogs to attach at start, by stateful operator id.
+    pub(crate) changelogs: Vec<(String, Arc<dyn StateChangelog>)>,
     pub(crate) outputs: Vec<OutputOp>,
     /// Problems found while building (reported by `start`).
     pub(crate) errors: Vec<StreamingError>,

@@ -41,8 +41,11 @@ pub use error::{Result, StreamingError};
 pub use exec::{fail_task, Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
 pub use input::{InputContext, InputErrorReporter, InputStream, RecordCount};
 pub use listener::{
-    BatchInfo, InputErrorInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StreamingListener,
+    BatchInfo, InputErrorInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StateRestoreInfo,
+    StreamingListener,
 };
 pub use metrics::StreamingMetrics;
-pub use state::{MapWithStateDStream, State, StateSpec};
+pub use state::{
+    ChangelogEntry, MapWithStateDStream, State, StateChangelog, StateChanges, StateSpec,
+};
 pub use time::Time;

@@ -164,6 +164,33 @@ pub struct InputErrorInfo {
     pub message: String,
 }
 
+/// Progress of restoring one state partition from its changelog (see
+/// [`crate::state::changelog`]): posted when the restore starts, about every 250 ms while it
+/// runs, and when it is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateRestoreInfo {
+    /// The state operator's id (its `uid()`).
+    pub operator: String,
+    /// The state partition.
+    pub partition: usize,
+    /// Changelog records applied so far.
+    pub records_restored: u64,
+    /// Records the changelog expected to hand over (the partition's offset span), when known;
+    /// read_committed skips aborted records and markers, so fewer may be restored.
+    pub records_expected: Option<u64>,
+    /// Time since this partition's restore started.
+    pub elapsed_ms: u64,
+    /// True in the last report of the partition.
+    pub done: bool,
+}
+
+impl StateRestoreInfo {
+    /// Records restored per second so far.
+    pub fn records_per_sec(&self) -> f64 {
+        self.records_restored as f64 * 1000.0 / self.elapsed_ms.max(1) as f64
+    }
+}
+
 /// Receives engine events. Every method has a no-op default; implement what you need.
 pub trait StreamingListener: Send + Sync {
     /// The context started; `time` is the start time.
@@ -186,6 +213,8 @@ pub trait StreamingListener: Send + Sync {
     fn on_output_operation_started(&self, _info: &OutputOperationInfo) {}
     /// An output operation finished (check `failure_reason`).
     fn on_output_operation_completed(&self, _info: &OutputOperationInfo) {}
+    /// Restoring a state partition from its changelog progressed (see [`StateRestoreInfo`]).
+    fn on_state_restore(&self, _info: &StateRestoreInfo) {}
     /// The context stopped (after the last event of the run).
     fn on_streaming_stopped(&self, _time: Time) {}
 }
@@ -203,6 +232,7 @@ pub(crate) enum Event {
     BatchCompleted(Arc<BatchInfo>),
     OutputStarted(OutputOperationInfo),
     OutputCompleted(OutputOperationInfo),
+    StateRestore(StateRestoreInfo),
     StreamingStopped(Time),
 }
 
@@ -295,6 +325,7 @@ fn dispatch(l: &dyn StreamingListener, ev: &Event) {
         Event::BatchCompleted(b) => l.on_batch_completed(b),
         Event::OutputStarted(o) => l.on_output_operation_started(o),
         Event::OutputCompleted(o) => l.on_output_operation_completed(o),
+        Event::StateRestore(i) => l.on_state_restore(i),
         Event::StreamingStopped(t) => l.on_streaming_stopped(*t),
     }
 }

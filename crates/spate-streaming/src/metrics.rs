@@ -6,13 +6,13 @@
 //! `-1` means unknown. The scheduler updates these directly (not through the asynchronous
 //! listener bus) so a reader never sees a stale count.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::listener::BatchInfo;
+use crate::listener::{BatchInfo, StateRestoreInfo};
 
 /// Live counters of a running context.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub struct StreamingMetrics {
     last_received: Mutex<Option<Arc<BatchInfo>>>,
     last_completed: Mutex<Option<Arc<BatchInfo>>>,
     retained: Mutex<VecDeque<Arc<BatchInfo>>>,
+    /// The latest restore report of each (state operator, partition).
+    restores: Mutex<BTreeMap<(String, usize), StateRestoreInfo>>,
 }
 
 impl StreamingMetrics {
@@ -44,6 +46,7 @@ impl StreamingMetrics {
             last_received: Mutex::new(None),
             last_completed: Mutex::new(None),
             retained: Mutex::new(VecDeque::new()),
+            restores: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -74,6 +77,18 @@ impl StreamingMetrics {
         while r.len() > self.retained_capacity {
             r.pop_front();
         }
+    }
+
+    pub(crate) fn state_restore(&self, info: &StateRestoreInfo) {
+        self.restores
+            .lock()
+            .insert((info.operator.clone(), info.partition), info.clone());
+    }
+
+    /// The latest restore progress of every state partition restored from a changelog in this
+    /// run, by operator and partition (what a UI shows while a job restores).
+    pub fn state_restores(&self) -> Vec<StateRestoreInfo> {
+        self.restores.lock().values().cloned().collect()
     }
 
     /// Batches completed successfully.

@@ -35,6 +35,7 @@ use rdkafka::ClientContext;
 use spate_streaming::{DStream, Data, Time};
 
 use super::kafka_offset_store::{offsets_tpl, KafkaOffsetStore};
+use super::participant::{TopicRecords, TransactionParticipant};
 use crate::direct::offset_range::TopicPartition;
 use crate::direct::params::KafkaParams;
 use crate::direct::stream::DirectKafkaStream;
@@ -134,6 +135,7 @@ pub struct KafkaOutput {
     committed: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
     writes: Arc<Mutex<VecDeque<BatchWrite>>>,
+    participants: Arc<Mutex<Vec<Arc<dyn TransactionParticipant>>>>,
 }
 
 impl std::fmt::Debug for KafkaOutput {
@@ -155,7 +157,34 @@ impl KafkaOutput {
             committed: Arc::default(),
             skipped: Arc::default(),
             writes: Arc::default(),
+            participants: Arc::default(),
         }
+    }
+
+    /// Adds `participant`'s records to every later batch's transaction (see
+    /// [`TransactionParticipant`]); exactly-once outputs only.
+    pub fn add_participant(&self, participant: Arc<dyn TransactionParticipant>) -> Result<()> {
+        if self.guarantee != DeliveryGuarantee::ExactlyOnce {
+            return Err(SpateKafkaError::config(
+                "transactional.id",
+                "",
+                "only an exactly-once output (save_to_kafka_exactly_once) has transactions \
+                 to write other records in",
+            ));
+        }
+        self.participants.lock().push(participant);
+        Ok(())
+    }
+
+    /// Every participant's records of batch `time`.
+    fn participant_records(&self, time: Time) -> Result<Vec<TopicRecords>> {
+        let participants = self.participants.lock().clone();
+        let mut all = Vec::new();
+        for p in participants {
+            all.extend(p.take_records(time)?);
+        }
+        all.retain(|t| !t.records.is_empty());
+        Ok(all)
     }
 
     /// Counts a written batch and keeps its timing.
@@ -202,13 +231,13 @@ impl KafkaOutput {
 }
 
 /// The producer of one output and the way to wait for its acknowledgements.
-struct OutputProducer {
+pub(crate) struct OutputProducer {
     producer: ThreadedProducer<Deliveries>,
     topic: String,
 }
 
 impl OutputProducer {
-    fn create(output: &str, topic: &str, config: ClientConfig) -> Result<Self> {
+    pub(crate) fn create(output: &str, topic: &str, config: ClientConfig) -> Result<Self> {
         let producer = config
             .create_with_context(Deliveries::default())
             .map_err(|source| SpateKafkaError::CreateProducer {
@@ -223,9 +252,15 @@ impl OutputProducer {
 
     /// Sends every record and waits until each is acknowledged; the first failure is returned.
     fn send_all(&self, records: &[OutputRecord]) -> Result<()> {
+        self.enqueue(&self.topic, records)?;
+        self.await_acks()
+    }
+
+    /// Hands `records` for `topic` to the producer without waiting.
+    pub(crate) fn enqueue(&self, topic: &str, records: &[OutputRecord]) -> Result<()> {
         let deliveries = self.producer.context();
         for r in records {
-            let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+            let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
             rec.key = r.key.as_deref();
             rec.payload = r.value.as_deref();
             rec.partition = r.partition;
@@ -240,11 +275,20 @@ impl OutputProducer {
                     }
                     Err((source, _)) => {
                         deliveries.state.lock().0 -= 1;
-                        return Err(self.produce_failed(source));
+                        return Err(SpateKafkaError::ProduceFailed {
+                            topic: topic.to_owned(),
+                            source,
+                        });
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Waits until every record handed over so far is acknowledged; returns the first failure.
+    pub(crate) fn await_acks(&self) -> Result<()> {
+        let deliveries = self.producer.context();
         let mut s = deliveries.state.lock();
         while s.0 > 0 {
             deliveries.done.wait(&mut s);
@@ -265,7 +309,7 @@ impl OutputProducer {
 
 /// The producer settings of an output: the user's, minus the consumer-only and spate keys
 /// (librdkafka warns about consumer keys on a producer), with idempotence on.
-fn producer_config(params: &KafkaParams) -> Result<ClientConfig> {
+pub(crate) fn producer_config(params: &KafkaParams) -> Result<ClientConfig> {
     params.bootstrap_servers()?;
     let consumer_only = [
         "group.id",
@@ -371,7 +415,8 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                 SpateKafkaError::InvalidPlan(format!("no offset ranges for batch {time}"))
             })?;
             let records: Vec<OutputRecord> = batch.collect()?.iter().map(&record).collect();
-            if records.is_empty() && ranges.iter().all(|r| r.is_empty()) {
+            let joined = o.participant_records(time)?;
+            if records.is_empty() && joined.is_empty() && ranges.iter().all(|r| r.is_empty()) {
                 return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
             }
             let mut txn = txn.lock();
@@ -393,7 +438,7 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                     o.skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 };
-                match txn.commit_batch(&records, &advance, metadata.as_ref()) {
+                match txn.commit_batch(&records, &joined, &advance, metadata.as_ref()) {
                     Ok(write) => break write,
                     // The group moved to a new generation between reading the member's
                     // metadata and the commit: while the partitions are still this member's,
@@ -503,10 +548,11 @@ impl TransactionalOutput {
     fn commit_batch(
         &mut self,
         records: &[OutputRecord],
+        joined: &[TopicRecords],
         advance: &BTreeMap<TopicPartition, i64>,
         member: Option<&ConsumerGroupMetadata>,
     ) -> Result<BatchWrite> {
-        match self.try_commit(records, advance, member) {
+        match self.try_commit(records, joined, advance, member) {
             Ok(write) => {
                 self.store.committed(advance);
                 Ok(write)
@@ -524,6 +570,7 @@ impl TransactionalOutput {
     fn try_commit(
         &self,
         records: &[OutputRecord],
+        joined: &[TopicRecords],
         advance: &BTreeMap<TopicPartition, i64>,
         member: Option<&ConsumerGroupMetadata>,
     ) -> Result<BatchWrite> {
@@ -531,6 +578,9 @@ impl TransactionalOutput {
         let started = Instant::now();
         p.begin_transaction()
             .map_err(|e| self.failed("begin_transaction", e))?;
+        for j in joined {
+            self.producer.enqueue(&j.topic, &j.records)?;
+        }
         self.producer.send_all(records)?;
         let acknowledged = Instant::now();
         if !advance.is_empty() {

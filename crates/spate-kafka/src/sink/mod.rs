@@ -16,7 +16,8 @@
 //!
 //! * [`SaveToKafka`] — the Kafka output of DStreams: at-least-once, or exactly-once with one
 //!   Kafka transaction per batch holding the outputs and the batch's offsets committed to the
-//!   job's group ([`KafkaOffsetStore`]).
+//!   job's group ([`KafkaOffsetStore`]). Other records can join that transaction through
+//!   [`TransactionParticipant`] (a keyed state's changelog does).
 //!
 //! The SQLite sinks (feature `sqlite`) use SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives the
 //! process being killed, and readers (dashboards, tests) never block the job's writer.
@@ -31,6 +32,7 @@ mod offset_check;
 #[cfg(feature = "sqlite")]
 mod offset_store;
 mod output;
+mod participant;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 mod store;
@@ -47,11 +49,13 @@ pub use postgres;
 
 #[cfg(feature = "sqlite")]
 pub use idempotent::IdempotentSqliteSink;
+pub(crate) use kafka::{producer_config, OutputProducer};
 pub use kafka::{BatchWrite, DeliveryGuarantee, KafkaOutput, OutputRecord, SaveToKafka};
 pub use kafka_offset_store::KafkaOffsetStore;
 #[cfg(feature = "sqlite")]
 pub use offset_store::{SqliteOffsetStore, OFFSETS_TABLE};
 pub use output::{foreach_batch_transactional, TransactionalOutput};
+pub use participant::{TopicRecords, TransactionParticipant};
 #[cfg(feature = "postgres")]
 pub use postgres_store::{PostgresOffsetStore, IDLE_IN_TRANSACTION_TIMEOUT};
 pub use store::{TransactionalStore, WriteError};

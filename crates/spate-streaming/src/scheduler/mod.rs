@@ -192,6 +192,11 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
     // write-ahead log, which it opens at start.
     inner.bus.start();
     inner.bus.post(Event::StreamingStarted(now));
+    // Changelog-backed state is whole before any input plans a batch.
+    if let Err(e) = crate::state::restore::restore_all(&shared.graph, &inner.bus, &inner.metrics) {
+        abandon(&shared);
+        return Err(e);
+    }
     if let Err(e) = start_inputs(inner, &shared, checkpoint_dir) {
         abandon(&shared);
         return Err(e);

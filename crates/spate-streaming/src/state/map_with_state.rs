@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{state_type_name, KeyedState, Partitioned};
+use super::{state_type_name, ChangelogEntry, KeyedState, Partitioned, StateChangelog};
 use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::shuffle::FastMap;
@@ -140,6 +140,30 @@ where
         self.started.store(true, Ordering::SeqCst);
         Ok(())
     }
+
+    fn supports_changelog(&self) -> bool {
+        true
+    }
+
+    fn partitions(&self) -> usize {
+        self.state.store.n()
+    }
+
+    fn attach_changelog(&self, changelog: Arc<dyn StateChangelog>) {
+        // Attached once, at start; a second attach of the same operator is refused there.
+        let _ = self.state.changelog.set(changelog);
+    }
+
+    fn restore_partition(
+        &self,
+        partition: usize,
+        changelog: &dyn StateChangelog,
+        expected: &mut dyn FnMut(u64),
+        tick: &mut dyn FnMut(),
+    ) -> Result<u64> {
+        self.state
+            .restore_partition(partition, changelog, expected, tick)
+    }
 }
 
 /// The result of `map_with_state`: a stream of the function's outputs (it derefs to
@@ -218,10 +242,7 @@ where
         let id = self.ctx.unique_name("map_with_state");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = Arc::new(MwsStore {
-            state: KeyedState {
-                id: op_id.clone(),
-                store: Partitioned::new(n),
-            },
+            state: KeyedState::new(op_id.clone(), n),
             started: AtomicBool::new(false),
         });
         st.state.store.load(
@@ -252,15 +273,22 @@ where
                 .into_iter()
                 .map(Mutex::new)
                 .collect();
+            let changes = st.state.change_buffers();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
                 let mut map = st.state.store.parts[r].lock();
-                let mut out = apply_records(&mut map, data, &*func, t);
+                let mut touched = changes.as_ref().map(|_| Touched::default());
+                let mut out = apply_records(&mut map, data, &*func, t, touched.as_mut());
                 if let Some(idle) = timeout_ms {
-                    time_out_idle(&mut map, &*func, t.saturating_sub(idle), &mut out);
+                    let threshold = t.saturating_sub(idle);
+                    time_out_idle(&mut map, &*func, threshold, &mut out, touched.as_mut());
+                }
+                if let (Some(c), Some(touched)) = (&changes, touched) {
+                    *c[r].lock() = touched.entries(&st.state, &map)?;
                 }
                 Ok(out)
             })?;
+            st.state.record_changes(bc.time, changes)?;
             Ok(Batch::new(
                 Arc::new(VecPartitions::new(parts)),
                 bc.exec.clone(),
@@ -294,6 +322,7 @@ fn apply_records<K: Key, V, S, E>(
     data: Vec<(K, V)>,
     func: &StateFn<K, V, S, E>,
     t: u64,
+    mut touched: Option<&mut Touched<K>>,
 ) -> Vec<E> {
     let mut out = Vec::with_capacity(data.len());
     for (k, v) in data {
@@ -302,12 +331,54 @@ fn apply_records<K: Key, V, S, E>(
             removed: false,
             timing_out: false,
         };
+        let had = state.value.is_some();
         out.push(func(&k, Some(v), &mut state));
+        if let Some(log) = touched.as_deref_mut() {
+            // A key with no state before and none after changed nothing.
+            if had || state.value.is_some() {
+                log.keys.push(k.clone());
+            }
+        }
         if let Some(s) = state.value {
             map.insert(k, (s, t));
         }
     }
     out
+}
+
+/// The keys a batch touched in one state partition, for the changelog.
+struct Touched<K> {
+    keys: Vec<K>,
+}
+
+impl<K> Default for Touched<K> {
+    fn default() -> Self {
+        Touched { keys: Vec::new() }
+    }
+}
+
+impl<K: Key + Serialize + DeserializeOwned> Touched<K> {
+    /// The changelog entries: each touched key's entry (state and idle clock) as it is after the
+    /// batch, or a tombstone when it has none. A key touched twice is logged once.
+    fn entries<S: Serialize + Clone + DeserializeOwned>(
+        mut self,
+        st: &KeyedState<K, (S, u64)>,
+        map: &FastMap<K, (S, u64)>,
+    ) -> Result<Vec<ChangelogEntry>> {
+        let keys = std::mem::take(&mut self.keys);
+        let mut seen: FastMap<&K, ()> = FastMap::default();
+        let mut entries = Vec::with_capacity(keys.len());
+        for k in &keys {
+            if seen.insert(k, ()).is_some() {
+                continue;
+            }
+            entries.push(match map.get(k) {
+                Some(x) => st.put_entry(k, x)?,
+                None => st.tombstone_entry(k)?,
+            });
+        }
+        Ok(entries)
+    }
 }
 
 /// Keys idle since before `threshold` time out: the function is called once more with no value
@@ -317,6 +388,7 @@ fn time_out_idle<K: Key, V, S, E>(
     func: &StateFn<K, V, S, E>,
     threshold: u64,
     out: &mut Vec<E>,
+    mut touched: Option<&mut Touched<K>>,
 ) {
     let expired: Vec<K> = map
         .iter()
@@ -331,6 +403,9 @@ fn time_out_idle<K: Key, V, S, E>(
                 timing_out: true,
             };
             out.push(func(&k, None, &mut state));
+            if let Some(log) = touched.as_deref_mut() {
+                log.keys.push(k);
+            }
         }
     }
 }

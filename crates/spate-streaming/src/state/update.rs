@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{state_type_name, KeyedState, Partitioned};
+use super::{state_type_name, ChangelogEntry, KeyedState, StateChangelog};
 use crate::dstream::DStream;
 use crate::error::Result;
 use crate::exec::shuffle::FastMap;
@@ -36,6 +36,30 @@ where
 
     fn restore(&self, bytes: &[u8]) -> Result<()> {
         self.0.restore(bytes)
+    }
+
+    fn supports_changelog(&self) -> bool {
+        true
+    }
+
+    fn partitions(&self) -> usize {
+        self.0.store.n()
+    }
+
+    fn attach_changelog(&self, changelog: Arc<dyn StateChangelog>) {
+        // Attached once, at start; a second attach of the same operator is refused there.
+        let _ = self.0.changelog.set(changelog);
+    }
+
+    fn restore_partition(
+        &self,
+        partition: usize,
+        changelog: &dyn StateChangelog,
+        expected: &mut dyn FnMut(u64),
+        tick: &mut dyn FnMut(),
+    ) -> Result<u64> {
+        self.0
+            .restore_partition(partition, changelog, expected, tick)
     }
 }
 
@@ -80,10 +104,7 @@ where
     {
         let id = self.ctx.unique_name("update_state_by_key");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
-        let st = Arc::new(UpdateStore(KeyedState {
-            id: op_id.clone(),
-            store: Partitioned::new(num_partitions),
-        }));
+        let st = Arc::new(UpdateStore(KeyedState::new(op_id.clone(), num_partitions)));
         st.0.store.load(initial_state);
         self.ctx.register_stateful(st.clone());
         let parent = self.node.clone();
@@ -95,31 +116,18 @@ where
                 .into_iter()
                 .map(Mutex::new)
                 .collect();
+            let changes = st.0.change_buffers();
             let parts = bc.exec.run_tasks(bc.time, n, |r| {
                 let data = std::mem::take(&mut *grouped[r].lock());
-                let mut values: FastMap<K, Vec<V>> = FastMap::default();
-                for (k, v) in data {
-                    values.entry(k).or_default().push(v);
-                }
                 let mut guard = st.0.store.parts[r].lock();
                 let old = std::mem::take(&mut *guard);
-                let mut new =
-                    FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
-                for (k, s) in old {
-                    let vs = values.remove(&k).unwrap_or_default();
-                    if let Some(s2) = f(&vs, Some(s)) {
-                        new.insert(k, s2);
-                    }
-                }
-                for (k, vs) in values {
-                    if let Some(s2) = f(&vs, None) {
-                        new.insert(k, s2);
-                    }
-                }
+                let log = changes.as_ref().map(|c| &c[r]);
+                let new = update_partition(&st.0, old, data, &f, log)?;
                 let out: Vec<(K, S)> = new.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
                 *guard = new;
                 Ok(out)
             })?;
+            st.0.record_changes(bc.time, changes)?;
             Ok(Batch::new(
                 Arc::new(VecPartitions::new(parts)),
                 bc.exec.clone(),
@@ -132,4 +140,60 @@ where
         s.op_id = Some(op_id);
         s
     }
+}
+
+/// One state partition's update: `f` for every key with state or new values. With a changelog
+/// (`log`), every key whose state was written goes into it — a key without new values only when
+/// its encoded state changed, so an idle key costs no changelog record — and every removed key
+/// as a tombstone.
+fn update_partition<K, V, S>(
+    st: &KeyedState<K, S>,
+    old: FastMap<K, S>,
+    data: Vec<(K, V)>,
+    f: &(impl Fn(&[V], Option<S>) -> Option<S> + ?Sized),
+    log: Option<&Mutex<Vec<ChangelogEntry>>>,
+) -> Result<FastMap<K, S>>
+where
+    K: Key + Serialize + DeserializeOwned,
+    S: Data + Serialize + DeserializeOwned,
+{
+    let mut values: FastMap<K, Vec<V>> = FastMap::default();
+    for (k, v) in data {
+        values.entry(k).or_default().push(v);
+    }
+    let mut new = FastMap::with_capacity_and_hasher(old.len() + values.len(), Default::default());
+    let mut entries = Vec::new();
+    for (k, s) in old {
+        let vs = values.remove(&k).unwrap_or_default();
+        // An idle key's state is compared by its encoding (S need not be PartialEq).
+        let before = match (log, vs.is_empty()) {
+            (Some(_), true) => Some(st.put_entry(&k, &s)?),
+            _ => None,
+        };
+        match f(&vs, Some(s)) {
+            Some(s2) => {
+                if log.is_some() {
+                    let entry = st.put_entry(&k, &s2)?;
+                    if before.as_ref() != Some(&entry) {
+                        entries.push(entry);
+                    }
+                }
+                new.insert(k, s2);
+            }
+            None if log.is_some() => entries.push(st.tombstone_entry(&k)?),
+            None => {}
+        }
+    }
+    for (k, vs) in values {
+        if let Some(s2) = f(&vs, None) {
+            if log.is_some() {
+                entries.push(st.put_entry(&k, &s2)?);
+            }
+            new.insert(k, s2);
+        }
+    }
+    if let Some(log) = log {
+        *log.lock() = entries;
+    }
+    Ok(new)
 }

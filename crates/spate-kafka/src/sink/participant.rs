@@ -1,0 +1,30 @@
+//! The extension point of the exactly-once Kafka output: other parts of a job that must write
+//! records in the same Kafka transaction as a batch's outputs and offsets — a keyed state's
+//! changelog ([`crate::changelog::KafkaChangelog`]) — join the output with
+//! [`KafkaOutput::add_participant`](super::KafkaOutput::add_participant). Each batch's
+//! transaction then carries the output's records, every participant's records for that batch,
+//! and the batch's offsets: all commit or all abort together.
+
+use spate_streaming::Time;
+
+use super::OutputRecord;
+use crate::error::Result;
+
+/// Records of one topic that a participant adds to a transaction (each record names its
+/// partition, or leaves it to the producer's partitioner).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicRecords {
+    /// The topic the records go to.
+    pub topic: String,
+    /// The records.
+    pub records: Vec<OutputRecord>,
+}
+
+/// A part of the job whose records ride in the exactly-once output's per-batch transaction.
+pub trait TransactionParticipant: Send + Sync {
+    /// Hands over the records of batch `time` and of any earlier batch not handed over yet.
+    /// Called once per batch inside the batch's transaction; records handed over belong to
+    /// that transaction (if it aborts, the batch fails and the job stops, so they are not
+    /// offered again).
+    fn take_records(&self, time: Time) -> Result<Vec<TopicRecords>>;
+}
