@@ -274,7 +274,11 @@ fn killed_job_recovers_exactly() {
     let last = TOTAL - 1;
     let only = std::fs::read_to_string(out.join(format!("window-only-{last}.txt")))
         .unwrap_or_else(|_| panic!("window output of the batch after {last} missing"));
-    assert_eq!(only, expected_counts(last..=last), "window after batch {last}");
+    assert_eq!(
+        only,
+        expected_counts(last..=last),
+        "window after batch {last}"
+    );
     let windows = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
