@@ -6,7 +6,9 @@
 //! that continues from a checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -50,6 +52,12 @@ pub(crate) struct ContextInner {
     pub(crate) lifecycle: Mutex<Lifecycle>,
     pub(crate) lifecycle_changed: Condvar,
     pub(crate) runtime: Mutex<Option<Runtime>>,
+    /// Set (under the `runtime` lock) by the `stop` that takes the runtime: later calls then
+    /// know a stop is draining the job rather than that the context never started.
+    pub(crate) stopping: AtomicBool,
+    /// The `spate-job-runner` thread, set by that thread before it runs a batch (and kept
+    /// after `stop` takes the runtime), so a stop from an output operation is recognised.
+    pub(crate) runner_thread: Mutex<Option<ThreadId>>,
 }
 
 impl ContextInner {
@@ -62,6 +70,18 @@ impl ContextInner {
             }
             *l = Lifecycle::Stopped(error.map(Arc::new));
             self.lifecycle_changed.notify_all();
+        }
+    }
+
+    fn on_runner_thread(&self) -> bool {
+        *self.runner_thread.lock() == Some(std::thread::current().id())
+    }
+
+    /// Blocks until the context is `Stopped`.
+    fn wait_stopped(&self) {
+        let mut l = self.lifecycle.lock();
+        while !matches!(*l, Lifecycle::Stopped(_)) {
+            self.lifecycle_changed.wait(&mut l);
         }
     }
 }
@@ -133,6 +153,8 @@ impl StreamingContext {
                 lifecycle: Mutex::new(Lifecycle::Initialized),
                 lifecycle_changed: Condvar::new(),
                 runtime: Mutex::new(None),
+                stopping: AtomicBool::new(false),
+                runner_thread: Mutex::new(None),
             }),
         })
     }
@@ -371,8 +393,13 @@ impl StreamingContext {
             }
             Arc::new(std::mem::take(&mut *g))
         };
-        let runtime = crate::scheduler::start(&self.inner, graph)?;
-        *self.inner.runtime.lock() = Some(runtime);
+        {
+            // Held while the scheduler starts: a `stop` from another thread (the runner and the
+            // listener bus do not take it) then waits for the runtime instead of finding none
+            // and marking a running context stopped.
+            let mut slot = self.inner.runtime.lock();
+            *slot = Some(crate::scheduler::start(&self.inner, graph)?);
+        }
         // The scheduler threads may already have failed (e.g. a recorded plan that cannot be
         // replayed) and terminated the context; marking it active then would make
         // `await_termination` wait forever.
@@ -389,33 +416,61 @@ impl StreamingContext {
     /// leaves planned batches uncommitted (they re-run on restart from a checkpoint).
     ///
     /// May be called from inside an output operation: the stop then completes in the
-    /// background once that batch has finished.
+    /// background once that batch has finished. Like Spark's (synchronized) `stop`, a call
+    /// while another stop drains the job returns once that stop has finished; from an output
+    /// operation or a listener, which that stop waits for, it returns at once.
     pub fn stop(&self, graceful: bool) -> Result<()> {
-        let on_runner = self
-            .inner
-            .runtime
-            .lock()
-            .as_ref()
-            .is_some_and(|r| r.is_runner_thread());
-        if on_runner {
-            let ctx = self.clone();
-            std::thread::Builder::new()
-                .name("spate-stop".into())
-                .spawn(move || {
-                    if let Err(e) = ctx.stop(graceful) {
-                        tracing::warn!(error = %e, "stop requested from an output operation failed");
-                    }
-                })
-                .map_err(|e| StreamingError::io("spate-stop thread", e))?;
-            return Ok(());
+        if self.inner.on_runner_thread() {
+            return self.stop_from_runner(graceful);
         }
-        let runtime = self.inner.runtime.lock().take();
-        let result = match runtime {
-            Some(rt) => rt.shutdown(graceful, self.inner.conf.graceful_stop_timeout),
-            None => Ok(()),
+        let runtime = {
+            let mut slot = self.inner.runtime.lock();
+            let rt = slot.take();
+            if rt.is_some() {
+                self.inner.stopping.store(true, Ordering::SeqCst);
+            }
+            rt
         };
+        let Some(rt) = runtime else {
+            return self.stop_without_runtime();
+        };
+        let result = rt.shutdown(graceful, self.inner.conf.graceful_stop_timeout);
         self.inner.terminate(None);
         result
+    }
+
+    /// `stop` from an output operation: the runner cannot wait for itself, so the stop runs on
+    /// its own thread — unless one is already draining the job, which includes this batch.
+    fn stop_from_runner(&self, graceful: bool) -> Result<()> {
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let ctx = self.clone();
+        std::thread::Builder::new()
+            .name("spate-stop".into())
+            .spawn(move || {
+                if let Err(e) = ctx.stop(graceful) {
+                    tracing::warn!(error = %e, "stop requested from an output operation failed");
+                }
+            })
+            .map_err(|e| StreamingError::io("spate-stop thread", e))?;
+        Ok(())
+    }
+
+    /// `stop` when another call has taken the runtime (or the context never started).
+    fn stop_without_runtime(&self) -> Result<()> {
+        if !self.inner.stopping.load(Ordering::SeqCst) {
+            // Never started: nothing runs, so the context is stopped now.
+            self.inner.terminate(None);
+            return Ok(());
+        }
+        // Another stop drains the job: ending the context here would let `await_termination`
+        // return (and a process exit) in the middle of a batch. The listener bus thread must
+        // not wait: that stop joins it.
+        if !self.inner.bus.is_bus_thread() {
+            self.inner.wait_stopped();
+        }
+        Ok(())
     }
 
     /// Blocks until the context stops; returns the error that stopped it, if any.

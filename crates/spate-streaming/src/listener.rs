@@ -243,6 +243,8 @@ pub(crate) struct ListenerBus {
     listeners: Listeners,
     sender: Mutex<Option<Sender<Event>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The delivery thread's id, kept after `stop` takes the handle.
+    thread_id: Mutex<Option<std::thread::ThreadId>>,
 }
 
 impl ListenerBus {
@@ -251,6 +253,7 @@ impl ListenerBus {
             listeners: Arc::new(RwLock::new(Vec::new())),
             sender: Mutex::new(None),
             thread: Mutex::new(None),
+            thread_id: Mutex::new(None),
         }
     }
 
@@ -285,6 +288,7 @@ impl ListenerBus {
         match handle {
             Ok(h) => {
                 *sender = Some(tx);
+                *self.thread_id.lock() = Some(h.thread().id());
                 *self.thread.lock() = Some(h);
             }
             Err(e) => {
@@ -297,6 +301,11 @@ impl ListenerBus {
         if let Some(tx) = self.sender.lock().as_ref() {
             let _ = tx.send(ev);
         }
+    }
+
+    /// Whether the caller is the delivery thread (a listener's callback).
+    pub(crate) fn is_bus_thread(&self) -> bool {
+        *self.thread_id.lock() == Some(std::thread::current().id())
     }
 
     /// Delivers every queued event, then stops the thread.

@@ -148,6 +148,8 @@ fn build(dir: &Path) -> spate_streaming::Result<StreamingContext> {
     });
     // Counts over the last two batches; each record's seq marker carries n + 1, so the seq
     // key's window sum is WORDS_PER_BATCH × (2n + 1) (× 1 for batch 0), which names batch n.
+    // An even multiple, WORDS_PER_BATCH × (n + 1), is a window holding batch n alone: the
+    // window of the (empty) batch after the source's last one, which the graceful stop runs.
     let windowed = pairs
         .map(|(k, (kind, n))| (k, if kind == 1 { n + 1 } else { n }))
         .reduce_by_key_and_window_inv_filtered(
@@ -163,8 +165,13 @@ fn build(dir: &Path) -> spate_streaming::Result<StreamingContext> {
         let Some(sum) = m.remove(SEQ_KEY) else {
             return Ok(());
         };
-        let seq = (sum / WORDS_PER_BATCH - 1) / 2;
-        write_atomic(&out_win.join(format!("window-{seq}.txt")), &render(&m))
+        let q = sum / WORDS_PER_BATCH;
+        let name = if q % 2 == 1 {
+            format!("window-{}.txt", (q - 1) / 2)
+        } else {
+            format!("window-only-{}.txt", q - 1)
+        };
+        write_atomic(&out_win.join(name), &render(&m))
             .map_err(|e| StreamingError::io(&out_win, e))?;
         Ok::<_, StreamingError>(())
     });
@@ -200,8 +207,12 @@ fn expected_state(seq: u64) -> String {
 }
 
 fn expected_window(seq: u64) -> String {
+    expected_counts(seq.saturating_sub(1)..=seq)
+}
+
+fn expected_counts(seqs: std::ops::RangeInclusive<u64>) -> String {
     let mut m = BTreeMap::new();
-    for s in seq.saturating_sub(1)..=seq {
+    for s in seqs {
         for w in words(s) {
             *m.entry(w).or_insert(0u64) += 1;
         }
@@ -258,4 +269,23 @@ fn killed_job_recovers_exactly() {
             .unwrap_or_else(|_| panic!("window output of batch {seq} missing"));
         assert_eq!(win, expected_window(seq), "window counts at batch {seq}");
     }
+    // The graceful stop requested at the last batch runs the batch after it to the end: its
+    // window holds the last batch alone. No other window output exists.
+    let last = TOTAL - 1;
+    let only = std::fs::read_to_string(out.join(format!("window-only-{last}.txt")))
+        .unwrap_or_else(|_| panic!("window output of the batch after {last} missing"));
+    assert_eq!(
+        only,
+        expected_counts(last..=last),
+        "window after batch {last}"
+    );
+    let windows = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("window-") && name.ends_with(".txt")
+        })
+        .count();
+    assert_eq!(windows as u64, TOTAL + 1, "unexpected window outputs");
 }

@@ -595,3 +595,87 @@ fn graceful_stop_processes_everything_a_receiver_stored() {
     assert!(stored > 0);
     assert_eq!(seen.load(Ordering::SeqCst) as u64, stored);
 }
+
+/// A stop requested again while a graceful stop drains — here by the output operation of every
+/// later batch, as a job that stops "when done" does — must not end the context early:
+/// `await_termination` returns only once every batch that started has run all its output
+/// operations (a process that exits then would otherwise cut a batch in half).
+#[test]
+fn a_repeated_stop_from_an_output_waits_for_the_draining_batches() {
+    let ctx = StreamingContext::new(
+        Config::new("t")
+            .batch_interval(Duration::from_millis(10))
+            .graceful_stop_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    for i in 0..10 {
+        q.push(vec![i]);
+    }
+    let first = Arc::new(Mutex::new(Vec::new()));
+    let second = Arc::new(Mutex::new(Vec::new()));
+    let (sink, stopper) = (first.clone(), ctx.clone());
+    s.foreach_batch(move |_, t| {
+        let mut seen = sink.lock();
+        seen.push(t);
+        if seen.len() >= 2 {
+            stopper.stop(true)?;
+        }
+        Ok::<_, StreamingError>(())
+    });
+    // The second output is slow: batches queue behind it, and the stop requested by the next
+    // batch's first output comes while the previous stop still drains.
+    let sink = second.clone();
+    s.foreach_batch(move |_, t| {
+        std::thread::sleep(Duration::from_millis(60));
+        sink.lock().push(t);
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    ctx.await_termination().unwrap();
+    let (first, second) = (first.lock().clone(), second.lock().clone());
+    assert!(first.len() >= 3, "{first:?}");
+    assert_eq!(first, second, "a batch was cut short by the repeated stop");
+    assert_eq!(ctx.metrics().running_batches(), 0);
+    assert_eq!(ctx.metrics().waiting_batches(), 0);
+}
+
+/// Two threads stopping the context at once (Spark's `stop` is synchronized): the second call
+/// returns only when the first has finished draining, not while batches still run.
+#[test]
+fn a_concurrent_stop_returns_after_the_first_one_finished() {
+    let ctx = StreamingContext::new(
+        Config::new("t")
+            .batch_interval(Duration::from_millis(10))
+            .graceful_stop_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    let (q, s) = ctx.queue_stream::<u32>(true);
+    for i in 0..10 {
+        q.push(vec![i]);
+    }
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    s.foreach_batch(move |_, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+        Ok::<_, StreamingError>(())
+    });
+    ctx.start().unwrap();
+    while started.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let other = ctx.clone();
+    let first = std::thread::spawn(move || other.stop(true));
+    // Let the first stop take the scheduler before the second asks.
+    std::thread::sleep(Duration::from_millis(30));
+    ctx.stop(true).unwrap();
+    let m = ctx.metrics();
+    assert_eq!(
+        (m.running_batches(), m.waiting_batches()),
+        (0, 0),
+        "the second stop returned while batches still ran"
+    );
+    assert_eq!(ctx.state(), ContextState::Stopped);
+    first.join().unwrap().unwrap();
+}

@@ -13,7 +13,7 @@ mod runner;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
@@ -93,16 +93,11 @@ pub(crate) struct Runtime {
     shared: Arc<Shared>,
     generator: Option<JoinHandle<()>>,
     runner: Option<JoinHandle<()>>,
-    runner_id: ThreadId,
     runner_done: Receiver<()>,
     stop_generator: Sender<()>,
 }
 
 impl Runtime {
-    pub(crate) fn is_runner_thread(&self) -> bool {
-        std::thread::current().id() == self.runner_id
-    }
-
     /// Stops the generator, then lets the runner drain (graceful) or abort, within `timeout`.
     pub(crate) fn shutdown(mut self, graceful: bool, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
@@ -303,11 +298,14 @@ fn spawn_threads(
     let runner = std::thread::Builder::new()
         .name("spate-job-runner".into())
         .spawn(move || {
+            // Before any batch runs: `stop` from an output operation must know it is here.
+            if let Some(ctx) = runner_shared.ctx.upgrade() {
+                *ctx.runner_thread.lock() = Some(std::thread::current().id());
+            }
             runner::run(&runner_shared, job_rx);
             let _ = done_tx.send(());
         })
         .map_err(|e| StreamingError::io("spate-job-runner thread", e))?;
-    let runner_id = runner.thread().id();
     let gen_shared = shared.clone();
     let generator = std::thread::Builder::new()
         .name("spate-job-generator".into())
@@ -323,7 +321,6 @@ fn spawn_threads(
         shared,
         generator: Some(generator),
         runner: Some(runner),
-        runner_id,
         runner_done: done_rx,
         stop_generator: stop_tx,
     })
