@@ -113,6 +113,9 @@ fn park_requests(addr: SocketAddr, round: usize, suffix: &str) -> Parked {
     assert_eq!(r.error_code, 0, "first member joins at once");
     let mut b = RawClient::connect(addr);
     let join_cid = b.send(&join(&g1, ""), JOIN_V);
+    // b's JoinGroup is only sent: wait until the broker has parked it (on a loaded machine the
+    // describe below could otherwise get there first).
+    wait_for_state(addr, &g1, "PreparingRebalance");
 
     let mut leader = RawClient::connect(addr);
     let first = leader.call(&join(&g2, ""), JOIN_V);
