@@ -372,7 +372,44 @@ fn wait_balanced(broker: &spate_testkit::TestBroker, group: &str, members: usize
     }
 }
 
+/// Waits up to `timeout` for the group to balance; on a timeout, where it stood.
+fn try_balance(
+    broker: &spate_testkit::TestBroker,
+    group: &str,
+    members: usize,
+    timeout: Duration,
+) -> Result<i32, GroupView> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let view = group_view(broker, group);
+        if view.is_balanced(members, PARTITIONS) {
+            return Ok(view.generation);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(view);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The scenario, run again once (with a new broker, topic and group) if its starting group
+/// never balanced. Two kafka-python members in a full parallel test run have twice ended with
+/// one of them gone before any rebalance under test (the group Stable, one member owning every
+/// partition); it has not happened alone. What the test checks starts after that point, so the
+/// setup is retried and the first attempt's group printed.
 fn run(client: Client, base_members: usize) {
+    if let Err(view) = try_run(client, base_members) {
+        eprintln!(
+            "setup: {base_members} {client:?} members never balanced within 60 s ({view:?}); \
+             running the scenario again"
+        );
+        if let Err(view) = try_run(client, base_members) {
+            panic!("{base_members} {client:?} members never balanced, twice; the group: {view:?}");
+        }
+    }
+}
+
+fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
     let broker = start_broker();
     let bootstrap = broker.bootstrap_servers();
     let topic = random_topic("commit-rebalance");
@@ -395,7 +432,18 @@ fn run(client: Client, base_members: usize) {
     let mut base: Vec<AnyMember> = (0..base_members)
         .map(|_| AnyMember::start(client, &bootstrap, &group, &topic, &ledger))
         .collect();
-    let first_generation = wait_balanced(&broker, &group, base_members);
+    let first_generation = match try_balance(&broker, &group, base_members, Duration::from_secs(60))
+    {
+        Ok(generation) => generation,
+        Err(view) => {
+            for m in base.drain(..) {
+                m.close();
+            }
+            stop_producing.store(true, Ordering::SeqCst);
+            let _ = producer.join();
+            return Err(view);
+        }
+    };
     let mut events = 0;
     let mut unsubscribe_assigns = Vec::new();
     while events < 20 {
@@ -490,6 +538,7 @@ fn run(client: Client, base_members: usize) {
     for m in base.drain(..) {
         m.close();
     }
+    Ok(())
 }
 
 #[test]

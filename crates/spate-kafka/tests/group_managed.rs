@@ -55,28 +55,6 @@ const CHUNK: usize = 120;
 /// Short, so that a killed instance's partitions move within seconds (the broker's minimum
 /// is lowered to allow it, as `group.min.session.timeout.ms` on a Kafka broker).
 const SESSION_TIMEOUT_MS: u64 = 2_000;
-const WORDS: [&str; 11] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo",
-];
-
-fn line(i: usize) -> String {
-    (0..=i % 4)
-        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn expected_counts(n: usize) -> BTreeMap<String, i64> {
-    let mut counts = BTreeMap::new();
-    for i in 0..n {
-        for w in line(i).split(' ') {
-            *counts.entry(w.to_owned()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
 fn broker() -> TestBroker {
     let mut config = BrokerConfig::default();
     config.group.min_session_timeout_ms = 1_000;
@@ -304,7 +282,7 @@ fn is_fenced(log: &str) -> bool {
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
     let records = (from..until).map(|i| {
         let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
-        (partition, Some(format!("k{i}")), line(i))
+        (partition, Some(format!("k{i}")), common::line(i))
     });
     spate_testkit::produce::send_all(producer, topic, records);
 }
@@ -587,7 +565,7 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
     let logs: Vec<String> = pool.iter().flat_map(Instance::run_logs).collect();
     pool.iter_mut().for_each(|i| i.running = None);
     let got = c.sink.counts();
-    let expected = expected_counts(records);
+    let expected = common::expected_counts(records);
     let (lost, duplicated) = lost_and_duplicated(&got, &expected);
     let (rebalances, revoked, lost_assignments) = rebalances(&logs);
     eprintln!(
@@ -690,7 +668,7 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     c.wait_caught_up(records, &mut pool, Duration::from_secs(60));
     pool.iter_mut().for_each(|i| i.running = None);
     let got = c.sink.counts();
-    let expected = expected_counts(records);
+    let expected = common::expected_counts(records);
     let (lost, duplicated) = lost_and_duplicated(&got, &expected);
     eprintln!(
         "zombie: fenced with {reason:?}; {records} records, lost {lost}, duplicated {duplicated}"
@@ -730,7 +708,7 @@ fn one_group_managed_instance_equals_the_ungrouped_stream() {
                 Ok::<_, spate_streaming::StreamingError>(())
             });
         ctx.start().unwrap();
-        let expected_words: i64 = expected_counts(records).values().sum();
+        let expected_words: i64 = common::expected_counts(records).values().sum();
         let deadline = Instant::now() + Duration::from_secs(30);
         while counts.lock().values().sum::<i64>() < expected_words && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -755,6 +733,6 @@ fn one_group_managed_instance_equals_the_ungrouped_stream() {
         grouped.values().sum::<i64>(),
         plain.values().sum::<i64>()
     );
-    assert_eq!(grouped, expected_counts(records));
+    assert_eq!(grouped, common::expected_counts(records));
     assert_eq!(grouped, plain);
 }

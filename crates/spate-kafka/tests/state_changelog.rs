@@ -41,18 +41,16 @@ fn params(bootstrap: &str, app: &str) -> KafkaParams {
 }
 
 type Latest = Arc<Mutex<Option<BTreeMap<String, i64>>>>;
-
-/// A counting job over a queue of (word, n) batches: n = 0 removes the word. Its output keeps
-/// the latest batch (every key's state).
-fn counting_job(
-    bootstrap: &str,
-    app: &str,
-    partitions: usize,
-) -> anyhow::Result<(
+/// The job, the queue that feeds it, and its latest output.
+type CountingJob = (
     StreamingContext,
     spate_streaming::input::queue::QueueHandle<(String, i64)>,
     Latest,
-)> {
+);
+
+/// A counting job over a queue of (word, n) batches: n = 0 removes the word. Its output keeps
+/// the latest batch (every key's state).
+fn counting_job(bootstrap: &str, app: &str, partitions: usize) -> anyhow::Result<CountingJob> {
     let ctx = StreamingContext::new(
         Config::new("state-changelog").batch_interval(Duration::from_millis(50)),
     )?;

@@ -44,29 +44,6 @@ const STATE_PARTITIONS: usize = 4;
 const RECORDS: usize = 3_000;
 const CHUNK: usize = 150;
 const KILLS: u32 = 12;
-const WORDS: [&str; 11] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo",
-];
-
-/// Record `i`'s value: one to four words, a deterministic function of `i`.
-fn line(i: usize) -> String {
-    (0..=i % 4)
-        .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn expected_counts(n: usize) -> BTreeMap<String, i64> {
-    let mut counts = BTreeMap::new();
-    for i in 0..n {
-        for w in line(i).split(' ') {
-            *counts.entry(w.to_owned()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
 fn params(bootstrap: &str, group: &str) -> KafkaParams {
     KafkaParams::new()
         .set("bootstrap.servers", bootstrap)
@@ -179,7 +156,7 @@ impl Job {
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
     let records = (from..until).map(|i| {
         let partition = i32::try_from(i % PARTITIONS as usize).unwrap_or(0);
-        (partition, Some(format!("k{i}")), line(i))
+        (partition, Some(format!("k{i}")), common::line(i))
     });
     spate_testkit::produce::send_all(producer, topic, records);
 }
@@ -275,7 +252,7 @@ fn changelog_state_is_exact_after_sigkills() {
     std::thread::sleep(Duration::from_millis(500));
     drop(child);
 
-    let expected = expected_counts(RECORDS);
+    let expected = common::expected_counts(RECORDS);
     // Output: each word's running counts, read_committed.
     let mut outputs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (k, v) in read_committed(&job.bootstrap, &output, PARTITIONS) {
