@@ -508,12 +508,14 @@ fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
     );
     // A record read twice by two members means a commit made in a revoke callback was refused
     // or lost, or a partition was owned by two members at once: the broker's part, never
-    // allowed. One member reading a record twice (about once in ten runs on a loaded machine,
-    // always a single record) is librdkafka rewinding its own position by one record around
-    // the pause and resume of a cooperative rebalance; tolerate a couple, printed above.
-    // kafka-python members (which drop the polled records of a revoked partition) never do.
+    // allowed. One member reading a record twice (always a single record, within one
+    // membership change; up to 3 in 20 changes seen in a full parallel test run) is librdkafka
+    // rewinding its own position by one record around the pause and resume of a cooperative
+    // rebalance; tolerate one per four membership changes, printed above, each a single
+    // record read by one member. kafka-python members (which drop the polled records of a
+    // revoked partition) never do.
     let tolerated = match client {
-        Client::Rdkafka => 2,
+        Client::Rdkafka => events / 4,
         Client::KafkaPython => 0,
     };
     let (crossing, local): (Vec<_>, Vec<_>) = dups.iter().partition(|d| across_members(&d.2));
@@ -524,6 +526,10 @@ fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
     assert!(
         local.len() <= tolerated,
         "records re-read by one member: {local:?}"
+    );
+    assert!(
+        local.iter().all(|d| d.2.len() == 2 && d.2[0] == d.2[1]),
+        "a re-read by one member is one record read twice in one membership change: {local:?}"
     );
     assert_eq!(distinct(&ledger), produced);
     let at_most = |n: &usize| match client {
