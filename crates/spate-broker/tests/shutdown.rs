@@ -155,6 +155,10 @@ fn park_requests(addr: SocketAddr, round: usize, suffix: &str) -> Parked {
                 .with_partition_max_bytes(1 << 20)])]);
     let fetch_cid = fetcher.send(&fetch, FETCH_V);
 
+    // The SyncGroup and the Fetch above are only sent: a request still in the socket when the
+    // signal lands was never received, so it is not one the broker must answer. Give the
+    // broker's connections a moment to read them (one was seen unread on a loaded machine).
+    std::thread::sleep(Duration::from_millis(200));
     // Both groups are where this test wants them before the signal.
     let mut admin = RawClient::connect(addr);
     let described = admin.call(
