@@ -271,11 +271,7 @@ pub fn run(args: ReceiverBenchArgs) -> Result<()> {
             report,
             write_ahead_log: wal,
         };
-        let json = serde_json::to_vec_pretty(&full)?;
-        std::fs::write(path, json).map_err(BenchError::io(format!(
-            "could not write the report to {}",
-            path.display()
-        )))?;
+        crate::report::write_json_report(path, &full)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -111,12 +111,18 @@ impl<R: Serialize> Report<R> {
 
     /// Writes the report as pretty JSON to `path`.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)?;
-        std::fs::write(path, json).map_err(BenchError::io(format!(
-            "could not write the report to {}",
-            path.display()
-        )))
+        write_json_report(path, self)
     }
+}
+
+/// Writes any report (a [`Report`] or one that flattens it with extra sections) as pretty
+/// JSON to `path`.
+pub fn write_json_report(path: &Path, report: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(report)?;
+    std::fs::write(path, json).map_err(BenchError::io(format!(
+        "could not write the report to {}",
+        path.display()
+    )))
 }
 
 /// A plain-text table: the first column left-aligned, the others (numbers) right-aligned.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 use crate::direct::config::DirectStreamConfig;
 use crate::direct::offset_range::TopicPartition;
@@ -147,16 +147,7 @@ impl DriverClient {
             self.consumer
                 .committed_offsets(tpl.clone(), self.config.request_timeout)
         })?;
-        Ok(got
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) if o >= 0 => {
-                    Some((TopicPartition::new(e.topic(), e.partition()), o))
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(crate::direct::offset_range::committed_in(&got))
     }
 
     /// The underlying rdkafka consumer (no subscription, no assignment).

@@ -32,7 +32,7 @@ use parking_lot::{Condvar, Mutex};
 use rdkafka::consumer::{
     BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 use spate_streaming::Time;
 
 use crate::direct::offset_range::TopicPartition;
@@ -459,16 +459,7 @@ impl GroupMember {
                 operation: format!("reading the committed offsets of group {}", self.group),
                 source,
             })?;
-        Ok(got
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) if o >= 0 => {
-                    Some((TopicPartition::new(e.topic(), e.partition()), o))
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(crate::direct::offset_range::committed_in(&got))
     }
 
     /// Stops polling and closes the member (a dynamic member leaves the group; a static one

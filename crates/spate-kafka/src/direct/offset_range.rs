@@ -100,6 +100,22 @@ pub trait HasOffsetRanges {
     fn offset_ranges(&self) -> Vec<OffsetRange>;
 }
 
+/// The committed offsets in an rdkafka answer to a committed-offsets request, by partition;
+/// partitions without one (no commit, or a logical offset) are left out.
+pub(crate) fn committed_in(
+    list: &rdkafka::TopicPartitionList,
+) -> std::collections::BTreeMap<TopicPartition, i64> {
+    list.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) if o >= 0 => {
+                Some((TopicPartition::new(e.topic(), e.partition()), o))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
