@@ -9,7 +9,7 @@
 //! serialized, appended and fsynced before its offsets are committed.
 //!
 //! The receiver jobs keep the receiver's own pre-fetch budget (`queued.max.messages.kbytes`
-//! 16 MiB and `queued.min.messages` 100000 for the whole receiver, split over its consumer
+//! 16 MiB and `queued.min.messages` 16384 for the whole receiver, split over its consumer
 //! threads) instead of the ceiling's, and its default memory budget (48 MiB of records).
 //!
 //! Write amplification is the bytes the receiver's logs grew by ÷ the key + value bytes received.

@@ -65,6 +65,17 @@ pub struct YsbBenchArgs {
     /// Skip the checker (it re-reads both topics after each run).
     #[arg(long)]
     pub no_check: bool,
+    /// Catch-up on this topic, loaded by an earlier run with `--keep-topic` (same `--events`,
+    /// `--partitions` and encoding), instead of preloading one: with `--no-ceiling` the process
+    /// then holds the job's memory alone.
+    #[arg(long, conflicts_with = "sweep")]
+    pub topic: Option<String>,
+    /// Leave the preloaded input topic on the broker for later runs with `--topic`.
+    #[arg(long)]
+    pub keep_topic: bool,
+    /// Skip the raw consumer ceiling (the report then has no ratios).
+    #[arg(long)]
+    pub no_ceiling: bool,
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -120,6 +131,9 @@ impl YsbBenchArgs {
             check: !self.no_check,
             seed: 2015,
             generator_process: self.generator_process,
+            input_topic: self.topic.clone(),
+            keep_topic: self.keep_topic,
+            ceiling: !self.no_ceiling,
         }
     }
 }
@@ -132,6 +146,11 @@ pub fn run(args: YsbBenchArgs) -> Result<()> {
     if args.plot_dir.is_some() {
         return Err(BenchError::InvalidOptions(
             "--plot-dir needs spate-bench's `plots` feature (on by default in `spate`)".into(),
+        ));
+    }
+    if args.topic.is_some() && args.mode == Mode::Live {
+        return Err(BenchError::InvalidOptions(
+            "--topic reads a preloaded topic: it needs --mode catch-up".into(),
         ));
     }
     let target = BrokerTarget::start(&args.target)?;
@@ -192,6 +211,8 @@ fn ysb_config(args: &YsbBenchArgs, target: &BrokerTarget, encoding: Encoding) ->
         "sweep": args.sweep,
         "max_rate": args.max_rate,
         "generator_process": args.generator_process,
+        "topic": args.topic,
+        "no_ceiling": args.no_ceiling,
     })
 }
 
@@ -220,7 +241,9 @@ fn run_one(report: &mut Report<YsbRow>, bootstrap: &str, spec: RunSpec) -> Resul
             None => "",
         }
     );
-    report.ceiling.push(ceiling_of(&row));
+    if row.ceiling_records_per_sec > 0.0 {
+        report.ceiling.push(ceiling_of(&row));
+    }
     report.results.push(row.clone());
     Ok(row)
 }
@@ -336,8 +359,16 @@ fn table(rows: &[YsbRow]) -> Table {
             fmt_count(r.events as f64),
             fmt_count(r.records_per_sec),
             fmt_count(r.records_per_cpu_second),
-            fmt_count(r.ceiling_records_per_sec),
-            format!("{:.2}", r.ratio_to_ceiling),
+            if r.ceiling_records_per_sec > 0.0 {
+                fmt_count(r.ceiling_records_per_sec)
+            } else {
+                "-".into()
+            },
+            if r.ceiling_records_per_sec > 0.0 {
+                format!("{:.2}", r.ratio_to_ceiling)
+            } else {
+                "-".into()
+            },
             r.batch_processing_ms.map_or("-".into(), |p| {
                 format!("{}/{}/{}", ms(p.p50), ms(p.p99), ms(p.p999))
             }),

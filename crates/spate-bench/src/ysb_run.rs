@@ -69,6 +69,13 @@ pub struct RunSpec {
     pub seed: u64,
     /// Live: run the generator as its own process (`spate ysb-generate`).
     pub generator_process: bool,
+    /// Catch-up: read this topic, loaded and kept by an earlier run (`--keep-topic`), instead
+    /// of preloading a fresh one, so the process holds the job's memory alone.
+    pub input_topic: Option<String>,
+    /// Leave the input topic on the broker for later runs (`--topic`).
+    pub keep_topic: bool,
+    /// Drain the input with the raw consumer for the ceiling (off: no ratios).
+    pub ceiling: bool,
 }
 
 /// One run's numbers (raw, unformatted; `*_ms` in milliseconds).
@@ -176,12 +183,25 @@ pub fn run(bootstrap: &str, spec: &RunSpec) -> Result<YsbRow> {
     let client = ClientArgs::new(bootstrap);
     let n = RUN.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
-    let input = format!("ysb-ad-events-{pid}-{n}");
+    let (input, created) = match &spec.input_topic {
+        Some(topic) => (topic.clone(), false),
+        None => {
+            let input = format!("ysb-ad-events-{pid}-{n}");
+            create_topic(&client, &input, spec.partitions)?;
+            (input, true)
+        }
+    };
     let output = format!("ysb-window-counts-{pid}-{n}");
-    create_topic(&client, &input, spec.partitions)?;
     create_topic(&client, &output, spec.partitions)?;
     let result = run_on(&client, spec, &input, &output);
-    delete_topic(&client, &input);
+    if created && spec.keep_topic {
+        eprintln!(
+            "  kept the input topic {input} ({} events): rerun with --topic {input}",
+            spec.events
+        );
+    } else if created {
+        delete_topic(&client, &input);
+    }
     delete_topic(&client, &output);
     result
 }
@@ -200,9 +220,17 @@ fn run_on(client: &ClientArgs, spec: &RunSpec, input: &str, output: &str) -> Res
     let mut ceiling = None;
     let mut record_bytes = 0.0;
     if spec.mode == Mode::CatchUp {
-        let (loaded_bytes, drained) = preload_with_ceiling(client, spec, &gen, &setup, input)?;
-        record_bytes = loaded_bytes;
-        ceiling = Some(drained);
+        if spec.input_topic.is_none() {
+            record_bytes = preload_input(client, spec, &gen, &setup)?;
+        }
+        if spec.ceiling {
+            eprintln!("  {name}: raw consumer ceiling...");
+            let drained = drain(client, input, spec.partitions, spec.events)?;
+            if spec.input_topic.is_some() {
+                record_bytes = drained.bytes as f64 / drained.records.max(1) as f64;
+            }
+            ceiling = Some(drained);
+        }
     }
 
     let job = JobRun {
@@ -217,10 +245,11 @@ fn run_on(client: &ClientArgs, spec: &RunSpec, input: &str, output: &str) -> Res
 
     if let Some(l) = &m.live {
         record_bytes = l.bytes as f64 / l.events.max(1) as f64;
-        eprintln!("  {name}: raw consumer ceiling...");
-        ceiling = Some(drain(client, input, spec.partitions, l.events)?);
+        if spec.ceiling {
+            eprintln!("  {name}: raw consumer ceiling...");
+            ceiling = Some(drain(client, input, spec.partitions, l.events)?);
+        }
     }
-    let ceiling = ceiling.ok_or_else(|| BenchError::Missing("the ceiling".into()))?;
     let check = if spec.check {
         check_counts(
             client,
@@ -234,7 +263,14 @@ fn run_on(client: &ClientArgs, spec: &RunSpec, input: &str, output: &str) -> Res
     } else {
         Checked::default()
     };
-    Ok(ysb_row(spec, name, m, record_bytes, &ceiling, check))
+    Ok(ysb_row(
+        spec,
+        name,
+        m,
+        record_bytes,
+        ceiling.as_ref(),
+        check,
+    ))
 }
 
 /// One run of the YSB job on its topics, with what it needs to offer load.
@@ -317,7 +353,7 @@ fn ysb_row(
     name: String,
     m: Measured,
     record_bytes: f64,
-    ceiling: &Throughput,
+    ceiling: Option<&Throughput>,
     check: Checked,
 ) -> YsbRow {
     let infos = m.stats.batch_infos();
@@ -332,6 +368,8 @@ fn ysb_row(
     let latency_samples = m.stats.latencies_ms();
     let (events, live, backlog) = (m.events, m.live, m.backlog);
     let records_per_sec = events as f64 / m.seconds.max(1e-9);
+    // Without a ceiling (`--no-ceiling`) both are 0: the table prints "-".
+    let ceiling_rate = ceiling.map_or(0.0, Throughput::records_per_sec);
     YsbRow {
         name,
         mode: spec.mode,
@@ -349,8 +387,12 @@ fn ysb_row(
         records_per_sec,
         cpu_seconds: m.cpu,
         records_per_cpu_second: events as f64 / m.cpu.max(1e-9),
-        ceiling_records_per_sec: ceiling.records_per_sec(),
-        ratio_to_ceiling: records_per_sec / ceiling.records_per_sec().max(1e-9),
+        ceiling_records_per_sec: ceiling_rate,
+        ratio_to_ceiling: if ceiling_rate > 0.0 {
+            records_per_sec / ceiling_rate
+        } else {
+            0.0
+        },
         batches: infos.len() as u64,
         batch_processing_ms: Percentiles::of(&batch_ms),
         end_to_end_ms: if live.is_some() {
@@ -377,15 +419,13 @@ fn ysb_row(
 }
 
 /// A catch-up run's input: `spec.events` events preloaded (100K events/s of event time, so
-/// windows of about 1M events, 100 campaigns each), then the raw consumer ceiling drained from
-/// them. Returns the mean record size and the ceiling.
-fn preload_with_ceiling(
+/// windows of about 1M events, 100 campaigns each). Returns the mean record size.
+fn preload_input(
     client: &ClientArgs,
     spec: &RunSpec,
     gen: &GeneratorConfig,
     setup: &YsbSetup,
-    input: &str,
-) -> Result<(f64, Throughput)> {
+) -> Result<f64> {
     let name = spec.name();
     eprintln!("  {name}: preloading {} events...", spec.events);
     let clock = EventClock {
@@ -393,13 +433,11 @@ fn preload_with_ceiling(
         events_per_sec: 100_000.0,
     };
     let loaded = preload(client, gen, setup, spec.events, clock)?;
-    let record_bytes = loaded.throughput.bytes as f64 / spec.events.max(1) as f64;
     eprintln!(
-        "  {name}: loaded at {:.0} events/s; raw consumer ceiling...",
+        "  {name}: loaded at {:.0} events/s",
         loaded.throughput.records_per_sec()
     );
-    let ceiling = drain(client, input, spec.partitions, spec.events)?;
-    Ok((record_bytes, ceiling))
+    Ok(loaded.throughput.bytes as f64 / spec.events.max(1) as f64)
 }
 
 /// The YSB job on a fresh streaming context, defined but not started.

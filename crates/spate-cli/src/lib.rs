@@ -5,6 +5,7 @@
 
 #![warn(unreachable_pub, missing_docs, missing_debug_implementations)]
 
+pub mod allocator;
 pub mod cli;
 pub mod logging;
 pub mod quickstart;

@@ -6,7 +6,7 @@
 
 use clap::{ArgAction, Parser, Subcommand};
 use spate_bench as bench;
-use spate_cli::{cli, logging, quickstart};
+use spate_cli::{allocator, cli, logging, quickstart};
 
 /// With the `mimalloc` feature the binary allocates with mimalloc instead of the system
 /// allocator; docs/benchmarks.md has the measurements behind the default.
@@ -62,6 +62,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    allocator::fix_mmap_threshold();
     let args = Cli::parse();
     logging::init(args.verbose);
     match args.command {

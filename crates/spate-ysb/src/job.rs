@@ -141,20 +141,14 @@ impl StreamingListener for JobStats {
     }
 }
 
-/// Settings of the stream's task consumers: the raw ceiling's large fetches
-/// (`spate_client::tuning::CONSUMER_TUNING`), but a smaller pre-fetch queue (16 MiB and 100K
-/// records per partition instead of 64 MiB and 1M), which costs no measurable throughput and
-/// keeps the engine's memory down (librdkafka keeps each queued record in its own op, several
-/// hundred bytes beyond the record), and a 1 ms fetch wait: with 5 ms, 10 ms batches at 75K
-/// events/s took 10 ms (p50) instead of 5 ms, as reads waited out fetches.
-pub const JOB_CONSUMER_TUNING: &[(&str, &str)] = &[
-    ("fetch.max.bytes", "67108864"),
-    ("max.partition.fetch.bytes", "4194304"),
-    ("fetch.wait.max.ms", "1"),
-    ("queued.min.messages", "100000"),
-    ("queued.max.messages.kbytes", "16384"),
-    ("fetch.queue.backoff.ms", "10"),
-];
+/// Settings of the stream's task consumers beyond the direct stream's own: a 1 ms fetch wait
+/// (with 5 ms, 10 ms batches at 75K events/s took 10 ms (p50) instead of 5 ms, as reads waited
+/// out fetches). Fetch sizes and the pre-fetch queue are left to the stream, which splits its
+/// pre-fetch budget (16 MiB) over a batch's partitions and sizes fetches to fit in it; the
+/// raw ceiling's 64 MiB fetches and 16 MiB queue per partition had the job process peak at
+/// 148 MiB in a 4M-event catch-up (docs/benchmarks.md).
+pub const JOB_CONSUMER_TUNING: &[(&str, &str)] =
+    &[("fetch.wait.max.ms", "1"), ("fetch.queue.backoff.ms", "10")];
 
 /// The output producer: no linger (a batch's updates are flushed at once) and leader acks.
 const OUTPUT_PRODUCER: &[(&str, &str)] = &[

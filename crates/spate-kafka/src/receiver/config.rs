@@ -36,8 +36,8 @@ const BLOCKS_PER_BUDGET: usize = 8;
 /// memory budget before a record reaches it.
 pub const DEFAULT_PREFETCH_KBYTES: u64 = 16 * 1024;
 
-/// librdkafka's default `queued.min.messages`, per consumer; here the receiver's total.
-const DEFAULT_PREFETCH_MESSAGES: u64 = 100_000;
+/// The fewest pre-fetched messages a receiver's `queued.min.messages` default allows.
+const MIN_PREFETCH_MESSAGES: u64 = 1000;
 
 /// Settings of one Kafka receiver. See the module docs.
 #[derive(Debug, Clone)]
@@ -329,8 +329,12 @@ impl KafkaReceiverConfig {
     }
 
     /// The pre-fetch budget is the receiver's, not each consumer's: `queued.max.messages.kbytes`
-    /// (default [`DEFAULT_PREFETCH_KBYTES`]) and `queued.min.messages` (librdkafka's 100000)
-    /// are divided evenly over the receiver's consumer threads.
+    /// (default [`DEFAULT_PREFETCH_KBYTES`]) and `queued.min.messages` (default: one message per
+    /// KiB of that budget, at least 1000, as the direct stream's task consumers) are divided
+    /// evenly over the receiver's consumer threads. librdkafka keeps fetching until its queue
+    /// holds `queued.min.messages` messages *or* the kbytes, and keeps each queued message in
+    /// an op of a few hundred bytes beyond the record: its own default of 100000 small records
+    /// held about 40 MiB beside a 16 MiB budget.
     fn split_prefetch(&self, c: &mut ClientConfig) {
         let threads = self.num_threads().max(1) as u64;
         let total = |key: &str, default: u64| {
@@ -340,7 +344,7 @@ impl KafkaReceiverConfig {
                 .unwrap_or(default)
         };
         let kbytes = total("queued.max.messages.kbytes", DEFAULT_PREFETCH_KBYTES);
-        let messages = total("queued.min.messages", DEFAULT_PREFETCH_MESSAGES);
+        let messages = total("queued.min.messages", kbytes.max(MIN_PREFETCH_MESSAGES));
         let share_kbytes = (kbytes / threads).max(1);
         let _ = c
             .set("queued.max.messages.kbytes", share_kbytes.to_string())
