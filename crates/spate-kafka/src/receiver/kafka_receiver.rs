@@ -17,6 +17,7 @@
 //! waits its backoff, and a new run creates new consumers that resume from the committed offsets).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -105,7 +106,14 @@ impl KafkaReceiver {
         // The last topic name seen, shared by the records that follow from the same topic.
         let mut topic: std::sync::Arc<str> = std::sync::Arc::from("");
         while !ctx.is_stopped() {
-            match consumer.poll(self.config.poll_timeout()) {
+            // A poll that waits makes librdkafka read the clock for its deadline; one that does
+            // not wait does not. While records are queued (catching up) the first poll finds
+            // one, so the clock is read only when the queue runs dry.
+            let polled = match consumer.poll(Duration::ZERO) {
+                None => consumer.poll(self.config.poll_timeout()),
+                ready => ready,
+            };
+            match polled {
                 None => {}
                 Some(Ok(message)) => {
                     let record = ConsumerRecord::from_message(&message, &topic);
