@@ -40,7 +40,7 @@ use crate::direct::params::KafkaParams;
 use crate::direct::stream::DirectKafkaStream;
 use crate::error::{Result, SpateKafkaError};
 use crate::kafka_utils::KafkaUtils;
-use crate::sink::{producer_config, KafkaOffsetStore, KafkaOutput, OutputProducer};
+use crate::sink::{producer_config, KafkaOffsetStore, KafkaOutput};
 pub use partitioner::kafka_partition;
 use purge::Purger;
 use writer::RepartitionWriter;
@@ -217,16 +217,15 @@ where
         config: RepartitionConfig,
     ) -> Result<RepartitionStream<K, V>> {
         let (topic, partitions) = open_topic(source, params, &config)?;
-        let producer = OutputProducer::create(
-            &format!("repartition {topic}"),
-            &topic,
-            producer_config(params)?,
-        )?;
         let purger = Purger::start(&producer_config(params)?, &topic, config.purge_interval);
-        let writer = Arc::new(RepartitionWriter::new(topic.clone(), producer, purger));
-        define_write(self, &writer, partitions);
+        let writer = Arc::new(RepartitionWriter::new(
+            topic.clone(),
+            producer_config(params)?,
+            purger,
+        ));
         let internal = internal_stream(self, params, &topic, partitions, config.stream)?;
         writer.set_internal(internal.clone());
+        define_write(self, &writer, partitions);
         let t = topic.clone();
         let stream = internal.map(move |r| {
             match partitioner::decode(&t, r.key.as_deref(), r.value.as_deref()) {

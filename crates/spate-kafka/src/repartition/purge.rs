@@ -91,8 +91,13 @@ impl PurgeThread {
         let mut due: BTreeMap<i32, i64> = BTreeMap::new();
         let mut last = Instant::now();
         loop {
-            let wait = self.interval.saturating_sub(last.elapsed());
-            match committed.recv_timeout(wait) {
+            // Nothing due: sleep until a commit; else until the interval is over.
+            let received = if due.is_empty() {
+                committed.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                committed.recv_timeout(self.interval.saturating_sub(last.elapsed()))
+            };
+            match received {
                 Ok(offsets) => merge(&mut due, offsets),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,

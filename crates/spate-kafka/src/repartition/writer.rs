@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
+use rdkafka::config::ClientConfig;
 use spate_streaming::Time;
 
 use super::purge::Purger;
@@ -24,8 +25,9 @@ use crate::sink::{OutputProducer, OutputRecord, TopicRecords, TransactionPartici
 
 /// Where a batch's records go.
 enum Writes {
-    /// Its own idempotent producer.
-    Standalone(OutputProducer),
+    /// Its own idempotent producer, created at the first write (a joined writer never needs
+    /// it).
+    Standalone(Option<OutputProducer>),
     /// An exactly-once output's transactions: records wait here, by batch, until the output
     /// takes them into the batch's transaction.
     Transactional(BTreeMap<Time, Vec<OutputRecord>>),
@@ -34,6 +36,7 @@ enum Writes {
 /// The writer of one repartition topic (see the module docs).
 pub(crate) struct RepartitionWriter {
     topic: String,
+    producer_config: ClientConfig,
     writes: Mutex<Writes>,
     /// The latest batch whose records a transaction took: a later stash for it or an earlier
     /// batch would miss its transaction.
@@ -47,10 +50,11 @@ pub(crate) struct RepartitionWriter {
 }
 
 impl RepartitionWriter {
-    pub(crate) fn new(topic: String, producer: OutputProducer, purger: Purger) -> Self {
+    pub(crate) fn new(topic: String, producer_config: ClientConfig, purger: Purger) -> Self {
         RepartitionWriter {
             topic,
-            writes: Mutex::new(Writes::Standalone(producer)),
+            producer_config,
+            writes: Mutex::new(Writes::Standalone(None)),
             taken_through: Mutex::new(None),
             internal: OnceLock::new(),
             handed: Mutex::new(BTreeMap::new()),
@@ -94,6 +98,14 @@ impl RepartitionWriter {
                 pending.entry(time).or_default().extend(records);
             }
             Writes::Standalone(producer) => {
+                let producer = match producer {
+                    Some(p) => p,
+                    slot @ None => slot.insert(OutputProducer::create(
+                        &format!("repartition {}", self.topic),
+                        &self.topic,
+                        self.producer_config.clone(),
+                    )?),
+                };
                 producer.enqueue(&self.topic, &records)?;
                 producer.await_acks()?;
                 self.records.fetch_add(n, Ordering::Relaxed);
