@@ -13,6 +13,9 @@
 //! * `keys_land_where_kafka_clients_put_them`: librdkafka's `murmur2_random` partitioner (the
 //!   Java client's default) puts each encoded key on the partition `kafka_partition` computes.
 //! * `topic_is_created_with_the_source_partitions_and_refused_with_others`.
+//! * `standalone_repartition_delivers_every_record`: without an exactly-once output.
+//! * `group_managed_instances_share_the_repartition_topic`: two instances of one job share the
+//!   repartition topic's partitions through the group.
 
 mod common;
 
@@ -421,6 +424,124 @@ fn standalone_repartition_delivers_every_record() {
     assert_eq!(by_word.records_written() as i64, expected.values().sum::<i64>());
     assert_eq!(retention.as_deref(), Some("3600000"));
     assert_eq!(by_word.purges(), 0, "nothing is purged without a transaction");
+}
+
+/// One of two group-managed instances: per-batch word counts (stateless: the output's sums are
+/// the counts) through a group-managed repartition; `seen` gets (partition, word) of every
+/// repartition record this instance read.
+fn group_instance(
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+    group: &str,
+    instance: &str,
+    seen: Arc<Mutex<Vec<(i32, String)>>>,
+) -> anyhow::Result<(StreamingContext, RepartitionStream<String, i64>)> {
+    let params = params(bootstrap, group)
+        .set("group.instance.id", instance)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .set("max.poll.interval.ms", "10000");
+    let ctx = StreamingContext::new(
+        Config::new(instance).batch_interval(Duration::from_millis(100)),
+    )?;
+    let strategy = spate_kafka::ConsumerStrategy::subscribe_group_managed([input], params.clone())?;
+    let lines = KafkaUtils::create_direct_stream(&ctx, strategy)?;
+    let words = lines.flat_map(|r| {
+        let line = r.value_str().unwrap_or_default();
+        line.split_whitespace().map(|w| (w.to_owned(), 1_i64)).collect::<Vec<_>>()
+    });
+    let config = RepartitionConfig::new(NAME)
+        .group_managed()
+        .purge_interval(Duration::from_millis(300));
+    let by_word = words.repartition(&lines, &params, config)?;
+    record_placement(by_word.internal_stream(), seen);
+    let store = KafkaOffsetStore::open(params)?;
+    let record = |(w, n): &(String, i64)| OutputRecord::new(w.as_bytes(), n.to_string());
+    let out = by_word
+        .reduce_by_key(|a, b| a + b)
+        .save_to_kafka_exactly_once(&lines, store, "counts", output, record)?;
+    by_word.join(&out)?;
+    Ok((ctx, by_word))
+}
+
+/// Two instances of one job in one group: the repartition topic's partitions are shared
+/// between them, every word is read by the instances owning its partition, and the output's
+/// per-batch counts, read_committed, add up to the word counts exactly.
+#[test]
+fn group_managed_instances_share_the_repartition_topic() {
+    spate_testkit::init_logging();
+    const RECORDS: usize = 800;
+    const INPUT_PARTITIONS: i32 = 4;
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let input = common::create_topic(&broker, "rp_group_in", INPUT_PARTITIONS);
+    let output = common::create_topic(&broker, "rp_group_out", PARTITIONS);
+    let group = spate_testkit::random_group("repartition-group");
+    let producer: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
+    common::produce_lines(&producer, &input, INPUT_PARTITIONS, 0, RECORDS / 2);
+    let seen: [Arc<Mutex<Vec<(i32, String)>>>; 2] = Default::default();
+    let instances: Vec<_> = ["i1", "i2"]
+        .iter()
+        .zip(&seen)
+        .map(|(id, seen)| {
+            group_instance(&bootstrap, &input, &output, &group, id, seen.clone()).unwrap()
+        })
+        .collect();
+    for (ctx, _) in &instances {
+        ctx.start().unwrap();
+    }
+    common::produce_lines(&producer, &input, INPUT_PARTITIONS, RECORDS / 2, RECORDS);
+    let topic = repartition_topic(&group);
+    let committed_all = |t: &str, n: i32| {
+        let mut store = KafkaOffsetStore::open(params(&bootstrap, &group)).unwrap();
+        let tps = (0..n).map(|p| TopicPartition::new(t, p));
+        store.committed_offsets(tps).unwrap().values().sum::<i64>()
+    };
+    let high = |t: &str, n: i32| {
+        let consumer: BaseConsumer = clients::consumer_config(&bootstrap, "hw").create().unwrap();
+        (0..n)
+            .map(|p| consumer.fetch_watermarks(t, p, Duration::from_secs(10)).unwrap().1)
+            .sum::<i64>()
+    };
+    wait_until("both instances to consume everything", Duration::from_secs(90), || {
+        committed_all(&input, INPUT_PARTITIONS) >= RECORDS as i64
+            && committed_all(&topic, INPUT_PARTITIONS) == high(&topic, INPUT_PARTITIONS)
+    });
+    for (ctx, _) in &instances {
+        ctx.stop(true).unwrap();
+    }
+
+    let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+    let got = read_committed(&bootstrap, &output);
+    for (k, v) in &got {
+        let n: i64 = String::from_utf8_lossy(v.as_deref().unwrap_or_default()).parse().unwrap();
+        *sums.entry(String::from_utf8_lossy(k).into_owned()).or_insert(0) += n;
+    }
+    let expected = common::expected_counts(RECORDS);
+    let read: Vec<std::collections::BTreeSet<i32>> = seen
+        .iter()
+        .map(|s| s.lock().iter().map(|(p, _)| *p).collect())
+        .collect();
+    let records: Vec<usize> = seen.iter().map(|s| s.lock().len()).collect();
+    let rebalances: Vec<_> = instances
+        .iter()
+        .map(|(_, r)| r.internal_stream().rebalances())
+        .collect();
+    eprintln!(
+        "group-managed repartition: {RECORDS} lines over 2 instances; repartition records read \
+         per instance {records:?}, partitions read {read:?}, internal stream rebalances \
+         {rebalances:?}; output {} records, word sums equal: {}",
+        got.len(),
+        sums == expected
+    );
+    assert_eq!(sums, expected);
+    assert_eq!(
+        records.iter().sum::<usize>() as i64,
+        expected.values().sum::<i64>(),
+        "every repartition record read once across the instances"
+    );
+    assert!(read.iter().all(|r| !r.is_empty()), "one instance read nothing: {read:?}");
 }
 
 /// A topic config's value, through DescribeConfigs.

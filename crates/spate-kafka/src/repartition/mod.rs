@@ -57,6 +57,7 @@ pub struct RepartitionConfig {
     spec: TopicSpec,
     purge_interval: Duration,
     stream: DirectStreamConfig,
+    group_managed: bool,
 }
 
 impl RepartitionConfig {
@@ -72,6 +73,7 @@ impl RepartitionConfig {
             },
             purge_interval: DEFAULT_PURGE_INTERVAL,
             stream: DirectStreamConfig::default(),
+            group_managed: false,
         }
     }
 
@@ -107,6 +109,16 @@ impl RepartitionConfig {
     /// Purges consumed records at most this often (`repartition.purge.interval.ms`, 30 s).
     pub fn purge_interval(mut self, interval: Duration) -> Self {
         self.purge_interval = interval;
+        self
+    }
+
+    /// Reads the topic group-managed, for jobs whose source is group-managed: the internal
+    /// stream joins the job's group as a member of its own (its `group.instance.id`, if the job
+    /// sets one, suffixed `-<name>-repartition`), so each instance reads only the repartition
+    /// partitions the group assigns it, and every record of a key meets the same instance.
+    /// Without it the internal stream reads every partition (one instance).
+    pub fn group_managed(mut self) -> Self {
+        self.group_managed = true;
         self
     }
 
@@ -223,7 +235,11 @@ where
             producer_config(params)?,
             purger,
         ));
-        let internal = internal_stream(self, params, &topic, partitions, config.stream)?;
+        let internal = if config.group_managed {
+            group_managed_stream(self, source, params, &topic, &config)?
+        } else {
+            internal_stream(self, params, &topic, partitions, config.stream)?
+        };
         writer.set_internal(internal.clone());
         define_write(self, &writer, partitions);
         let t = topic.clone();
@@ -346,4 +362,39 @@ fn internal_stream<K: Data, V: Data>(
     let tps = (0..partitions).map(|p| TopicPartition::new(topic, p));
     let strategy = store.assign_strategy(tps, params)?;
     KafkaUtils::create_direct_stream_with(keyed.context(), strategy, config)
+}
+
+/// The internal stream as a member of the job's group (see
+/// [`RepartitionConfig::group_managed`]). Its offsets are committed with the source's member
+/// metadata — one group, one generation — so the source must be group-managed too.
+fn group_managed_stream<K: Data, V: Data>(
+    keyed: &DStream<(K, V)>,
+    source: &DirectKafkaStream,
+    params: &KafkaParams,
+    topic: &str,
+    config: &RepartitionConfig,
+) -> Result<DirectKafkaStream> {
+    if source.group_member().is_none() {
+        return Err(SpateKafkaError::config(
+            "repartition",
+            topic,
+            "a group-managed repartition commits its offsets with the source's group \
+             membership: create the source with ConsumerStrategy::subscribe_group_managed",
+        ));
+    }
+    let mut params = params
+        .clone()
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
+    if let Some(instance) = params.get("group.instance.id").map(str::to_owned) {
+        params = params.set(
+            "group.instance.id",
+            format!("{instance}-{}-repartition", config.name),
+        );
+    }
+    let strategy = crate::direct::strategy::ConsumerStrategy::subscribe_group_managed(
+        [topic.to_owned()],
+        params,
+    )?;
+    KafkaUtils::create_direct_stream_with(keyed.context(), strategy, config.stream.clone())
 }

@@ -152,6 +152,10 @@ impl TransactionParticipant for RepartitionWriter {
         let Some(internal) = self.internal.get() else {
             return Ok(Vec::new());
         };
+        // A group-managed internal stream's partitions may have moved since the batch was
+        // planned: its ranges must not be committed then (the source's own check covers
+        // only the source's partitions).
+        internal.check_owned(time)?;
         let ranges = internal.offset_ranges(time).ok_or_else(|| {
             SpateKafkaError::InvalidPlan(format!(
                 "no offset ranges of repartition topic {} for batch {time}",
@@ -160,6 +164,13 @@ impl TransactionParticipant for RepartitionWriter {
         })?;
         self.handed.lock().insert(time, ranges.clone());
         Ok(ranges)
+    }
+
+    fn assignments(&self) -> u64 {
+        self.internal
+            .get()
+            .and_then(DirectKafkaStream::rebalances)
+            .map_or(0, |c| c.assigned)
     }
 
     fn transaction_committed(&self, time: Time) {

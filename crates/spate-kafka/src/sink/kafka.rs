@@ -189,6 +189,12 @@ impl KafkaOutput {
         Ok((all, ranges))
     }
 
+    /// The participants' inputs' assignment counts, summed.
+    fn participant_assignments(&self) -> u64 {
+        let participants = self.participants.lock().clone();
+        participants.iter().map(|p| p.assignments()).sum()
+    }
+
     /// Tells every participant that batch `time`'s transaction committed.
     fn participants_committed(&self, time: Time) {
         let participants = self.participants.lock().clone();
@@ -431,12 +437,13 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                 return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
             }
             let mut txn = txn.lock();
-            if let Some(counts) = handle.rebalances() {
-                // Partitions may have come back after another instance advanced them: what
-                // the store remembers of the group's offsets is stale.
-                if assignments_seen.swap(counts.assigned, Ordering::Relaxed) != counts.assigned {
-                    txn.store.forget();
-                }
+            // Partitions (the source's or a participant's input's) may have come back after
+            // another instance advanced them: what the store remembers of the group's offsets
+            // is stale.
+            let assigned =
+                handle.rebalances().map_or(0, |c| c.assigned) + o.participant_assignments();
+            if assignments_seen.swap(assigned, Ordering::Relaxed) != assigned {
+                txn.store.forget();
             }
             let mut attempt = 1;
             let write = loop {

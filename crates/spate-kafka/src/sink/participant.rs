@@ -38,6 +38,14 @@ pub trait TransactionParticipant: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// How often the group assigned partitions to the input behind
+    /// [`TransactionParticipant::offset_ranges`] (a group-managed internal stream): when it
+    /// changes, the output re-reads the group's offsets, which another instance may have
+    /// advanced. 0 by default.
+    fn assignments(&self) -> u64 {
+        0
+    }
+
     /// Batch `time`'s transaction committed (records and offsets are durable): what the
     /// participant handed over for it may be acted on (a repartition topic purges the records
     /// its offsets cover). Not called for a batch whose transaction aborted or was skipped.
