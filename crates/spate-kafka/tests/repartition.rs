@@ -95,7 +95,7 @@ fn word_count(
             .collect::<Vec<_>>()
     });
     let config = RepartitionConfig::new(NAME).purge_interval(Duration::from_millis(300));
-    let repartitioned = words.repartition(&lines, &params, config)?;
+    let repartitioned = words.repartition_through_kafka(&lines, &params, config)?;
     if let Some(seen) = seen {
         record_placement(repartitioned.internal_stream(), seen);
     }
@@ -341,7 +341,7 @@ fn topic_is_created_with_the_source_partitions_and_refused_with_others() {
             .unwrap();
     let keyed = lines.map(|r| (r.partition, r.offset));
     let created = keyed
-        .repartition(&lines, &params, RepartitionConfig::new("auto"))
+        .repartition_through_kafka(&lines, &params, RepartitionConfig::new("auto"))
         .unwrap();
     assert_eq!(created.topic(), format!("{group}-auto-repartition"));
     let consumer: BaseConsumer = clients::consumer_config(&bootstrap, "md").create().unwrap();
@@ -354,10 +354,10 @@ fn topic_is_created_with_the_source_partitions_and_refused_with_others() {
 
     // Reopened with the same count: accepted; with another: refused, naming both.
     keyed
-        .repartition(&lines, &params, RepartitionConfig::new("auto"))
+        .repartition_through_kafka(&lines, &params, RepartitionConfig::new("auto"))
         .unwrap();
     let err = keyed
-        .repartition(
+        .repartition_through_kafka(
             &lines,
             &params,
             RepartitionConfig::new("auto").number_of_partitions(8),
@@ -398,7 +398,7 @@ fn standalone_repartition_delivers_every_record() {
         line.split_whitespace().map(|w| (w.to_owned(), 1_i64)).collect::<Vec<_>>()
     });
     let config = RepartitionConfig::new("alone").topic_config("retention.ms", "3600000");
-    let by_word = words.repartition(&lines, &params, config).unwrap();
+    let by_word = words.repartition_through_kafka(&lines, &params, config).unwrap();
     let counts: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
     let sink = counts.clone();
     by_word.reduce_by_key(|a, b| a + b).foreach_batch(move |batch, _| {
@@ -454,7 +454,7 @@ fn group_instance(
     let config = RepartitionConfig::new(NAME)
         .group_managed()
         .purge_interval(Duration::from_millis(300));
-    let by_word = words.repartition(&lines, &params, config)?;
+    let by_word = words.repartition_through_kafka(&lines, &params, config)?;
     record_placement(by_word.internal_stream(), seen);
     let store = KafkaOffsetStore::open(params)?;
     let record = |(w, n): &(String, i64)| OutputRecord::new(w.as_bytes(), n.to_string());

@@ -1,5 +1,6 @@
-//! Repartition topics (Kafka Streams' `repartition()` / `groupBy`): a keyed stream whose key
-//! changed is written to an internal topic partitioned by the new key and read back as a second,
+//! Repartition topics (Kafka Streams' `repartition()` / `groupBy`), as
+//! [`Repartition::repartition_through_kafka`] (Spark's `DStream::repartition(n)`, which
+//! reshuffles within the process, keeps its name): a keyed stream whose key changed is written to an internal topic partitioned by the new key and read back as a second,
 //! internal direct stream, which the stateful stages downstream consume. In one process this is
 //! still one job; across processes the topic is where the keys meet their owners.
 //!
@@ -209,7 +210,7 @@ pub trait Repartition<K: Data, V: Data> {
     /// returns the stream reading it back (see the module docs). `source` is the job's input
     /// (the default partition count is its); `params` are the job's Kafka settings, whose
     /// `group.id` is the application id and the group the internal stream's offsets go to.
-    fn repartition(
+    fn repartition_through_kafka(
         &self,
         source: &DirectKafkaStream,
         params: &KafkaParams,
@@ -222,7 +223,7 @@ where
     K: Data + Serialize + DeserializeOwned,
     V: Data + Serialize + DeserializeOwned,
 {
-    fn repartition(
+    fn repartition_through_kafka(
         &self,
         source: &DirectKafkaStream,
         params: &KafkaParams,

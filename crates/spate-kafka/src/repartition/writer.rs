@@ -131,8 +131,10 @@ impl RepartitionWriter {
 
 impl TransactionParticipant for RepartitionWriter {
     fn take_records(&self, time: Time) -> Result<Vec<TopicRecords>> {
-        let mut taken = self.taken_through.lock();
-        *taken = Some(taken.map_or(time, |t| t.max(time)));
+        {
+            let mut taken = self.taken_through.lock();
+            *taken = Some(taken.map_or(time, |t| t.max(time)));
+        }
         let mut writes = self.writes.lock();
         let Writes::Transactional(pending) = &mut *writes else {
             return Ok(Vec::new());
