@@ -293,16 +293,23 @@ fn open_topic(
         })?;
     let mut admin = producer_config(params)?;
     admin.set("allow.auto.create.topics", "false");
-    ensure_internal_topic(&admin, &topic, partitions, &config.spec, "delete", |existing| {
-        if existing == wanted {
-            return Ok(());
-        }
-        Err(SpateKafkaError::RepartitionPartitions {
-            topic: topic.clone(),
-            topic_partitions: existing,
-            expected: partitions,
-        })
-    })?;
+    ensure_internal_topic(
+        &admin,
+        &topic,
+        partitions,
+        &config.spec,
+        "delete",
+        |existing| {
+            if existing == wanted {
+                return Ok(());
+            }
+            Err(SpateKafkaError::RepartitionPartitions {
+                topic: topic.clone(),
+                topic_partitions: existing,
+                expected: partitions,
+            })
+        },
+    )?;
     Ok((topic, wanted))
 }
 

@@ -94,7 +94,10 @@ mod tests {
         let r = encode(&"alpha".to_owned(), &3_i64, 4).unwrap();
         let (k, v): (String, i64) = decode("t", r.key.as_deref(), r.value.as_deref()).unwrap();
         assert_eq!((k.as_str(), v), ("alpha", 3));
-        assert_eq!(r.partition, Some(kafka_partition(r.key.as_deref().unwrap(), 4)));
+        assert_eq!(
+            r.partition,
+            Some(kafka_partition(r.key.as_deref().unwrap(), 4))
+        );
         assert!(decode::<String, i64>("t", None, r.value.as_deref()).is_err());
     }
 }

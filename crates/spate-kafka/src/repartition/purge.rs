@@ -113,7 +113,9 @@ impl PurgeThread {
                 }
                 // Nothing is lost by purging later: the next interval tries again with the
                 // offsets committed by then.
-                Err(e) => tracing::warn!(topic = %self.topic, error = %e, "purging the repartition topic failed"),
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "purging the repartition topic failed")
+                }
             }
         }
     }
