@@ -189,3 +189,39 @@ impl TransactionParticipant for RepartitionWriter {
         self.purger.committed(offsets);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn writer() -> RepartitionWriter {
+        // Nothing here connects: the producer is made at a standalone write, the admin client
+        // at a purge.
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", "127.0.0.1:1");
+        let purger = Purger::start(&config, "app-x-repartition", Duration::from_secs(3600));
+        RepartitionWriter::new("app-x-repartition".into(), config, purger)
+    }
+
+    #[test]
+    fn a_batch_waits_for_its_transaction_and_a_late_write_is_refused() {
+        let w = writer();
+        w.make_transactional();
+        w.write(Time(100), vec![OutputRecord::new("k", "1")])
+            .unwrap();
+        w.write(Time(200), vec![OutputRecord::new("k", "2")])
+            .unwrap();
+        let taken = w.take_records(Time(100)).unwrap();
+        assert_eq!(taken[0].topic, "app-x-repartition");
+        assert_eq!(taken[0].records, vec![OutputRecord::new("k", "1")]);
+        assert_eq!(w.records_written(), 1);
+        // Batch 100's transaction has begun: a write for it now would miss it.
+        assert!(w
+            .write(Time(100), vec![OutputRecord::new("k", "3")])
+            .is_err());
+        let later = w.take_records(Time(200)).unwrap();
+        assert_eq!(later[0].records, vec![OutputRecord::new("k", "2")]);
+    }
+}
