@@ -52,6 +52,9 @@ const PARTITIONS: i32 = 3;
 const STATE_PARTITIONS: usize = 4;
 const NAME: &str = "by-word";
 
+/// (partition, word) of every repartition record the internal stream read.
+type Placement = Arc<Mutex<Vec<(i32, String)>>>;
+
 fn params(bootstrap: &str, group: &str) -> KafkaParams {
     KafkaParams::new()
         .set("bootstrap.servers", bootstrap)
@@ -74,7 +77,7 @@ fn word_count(
     input: &str,
     output: &str,
     group: &str,
-    seen: Option<Arc<Mutex<Vec<(i32, String)>>>>,
+    seen: Option<Placement>,
 ) -> anyhow::Result<WordCount> {
     let params = params(bootstrap, group);
     let mut store = KafkaOffsetStore::open(params.clone())?;
@@ -116,7 +119,7 @@ fn word_count(
 }
 
 /// Keeps (partition, word) of every record the internal stream reads.
-fn record_placement(internal: &DirectKafkaStream, seen: Arc<Mutex<Vec<(i32, String)>>>) {
+fn record_placement(internal: &DirectKafkaStream, seen: Placement) {
     internal.foreach_batch(move |batch, _| {
         let placed = batch.collect()?.into_iter().map(|r| {
             let word: String =
@@ -241,7 +244,7 @@ fn word_count_through_a_repartition_topic() {
     let producer: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
     common::produce_lines(&producer, &input, PARTITIONS, 0, RECORDS / 2);
 
-    let seen: Arc<Mutex<Vec<(i32, String)>>> = Arc::default();
+    let seen: Placement = Arc::default();
     let job = word_count(&bootstrap, &input, &output, &group, Some(seen.clone())).unwrap();
     job.ctx.start().unwrap();
     // Half the lines before the start, half while it runs.
@@ -477,7 +480,7 @@ fn group_instance(
     output: &str,
     group: &str,
     instance: &str,
-    seen: Arc<Mutex<Vec<(i32, String)>>>,
+    seen: Placement,
 ) -> anyhow::Result<(StreamingContext, RepartitionStream<String, i64>)> {
     let params = params(bootstrap, group)
         .set("group.instance.id", instance)
@@ -523,7 +526,7 @@ fn group_managed_instances_share_the_repartition_topic() {
     let group = spate_testkit::random_group("repartition-group");
     let producer: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
     common::produce_lines(&producer, &input, INPUT_PARTITIONS, 0, RECORDS / 2);
-    let seen: [Arc<Mutex<Vec<(i32, String)>>>; 2] = Default::default();
+    let seen: [Placement; 2] = Default::default();
     let instances: Vec<_> = ["i1", "i2"]
         .iter()
         .zip(&seen)
