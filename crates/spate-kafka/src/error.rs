@@ -276,6 +276,23 @@ pub enum SpateKafkaError {
         state_partitions: usize,
     },
 
+    /// A repartition topic exists with another partition count than the repartition needs.
+    #[error(
+        "repartition topic {topic} has {topic_partitions} partitions but the repartition needs \
+         {expected} (the source's partition count or RepartitionConfig::number_of_partitions): \
+         the keys already written are partitioned for {topic_partitions} partitions (delete \
+         the topic once the job has consumed it, or set number_of_partitions to \
+         {topic_partitions})"
+    )]
+    RepartitionPartitions {
+        /// The repartition topic.
+        topic: String,
+        /// The topic's partition count.
+        topic_partitions: i32,
+        /// The partition count the repartition needs.
+        expected: usize,
+    },
+
     /// Creating or inspecting a topic through the admin API failed.
     #[error("{operation} of topic {topic} failed: {reason}")]
     TopicAdmin {

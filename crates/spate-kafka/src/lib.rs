@@ -18,6 +18,9 @@
 //!   keyed by (topic, partition, offset).
 //! * [`changelog`] — keyed state (`update_state_by_key`, `map_with_state`) backed by compacted
 //!   changelog topics, written in the exactly-once output's transactions and restored at start.
+//! * [`repartition`] — repartition topics (Kafka Streams' `repartition()`): a re-keyed stream
+//!   written through an internal topic partitioned by the new key and read back as an internal
+//!   stream, exactly-once with the output's transactions, purged once consumed.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -57,6 +60,7 @@ pub mod kafka_utils;
 pub mod keys;
 pub mod receiver;
 pub mod record;
+pub mod repartition;
 pub mod sink;
 
 pub use direct::{
@@ -70,6 +74,7 @@ pub use direct::{
 pub use error::{Result, SpateKafkaError};
 pub use kafka_utils::KafkaUtils;
 pub use record::ConsumerRecord;
+pub use repartition::{Repartition, RepartitionConfig, RepartitionStream};
 #[cfg(feature = "postgres")]
 pub use sink::PostgresOffsetStore;
 pub use sink::TransactionalStore;

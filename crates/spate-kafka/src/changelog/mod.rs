@@ -18,7 +18,7 @@
 //!   state partition (the `restore` module).
 
 mod restore;
-mod topic;
+pub(crate) mod topic;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,7 @@
 //! The changelog topic of one state operator: its name (Kafka Streams' convention,
 //! `<application.id>-<operator uid>-changelog`), and making sure it exists as a compacted topic
-//! with one partition per state partition.
+//! with one partition per state partition. The naming and creation are shared with the
+//! repartition topics (`crate::repartition`), which differ in suffix and cleanup policy.
 
 use std::time::Duration;
 
@@ -20,16 +21,27 @@ const MAX_TOPIC_NAME: usize = 249;
 /// `<application_id>-<operator>-changelog`, refused when Kafka would refuse it as a topic name
 /// (only ASCII letters, digits, '.', '_' and '-'; at most 249 characters).
 pub(crate) fn changelog_topic(application_id: &str, operator: &str) -> Result<String> {
-    let topic = format!("{application_id}-{operator}-changelog");
+    internal_topic_name(application_id, operator, "changelog", "state operator")
+}
+
+/// `<application_id>-<name>-<suffix>` (Kafka Streams' internal topic names), refused when Kafka
+/// would refuse it as a topic name; `what` names the thing `name` belongs to in the error.
+pub(crate) fn internal_topic_name(
+    application_id: &str,
+    name: &str,
+    suffix: &str,
+    what: &str,
+) -> Result<String> {
+    let (operator, topic) = (name, format!("{application_id}-{name}-{suffix}"));
     let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if topic.len() > MAX_TOPIC_NAME || !topic.chars().all(legal) {
         return Err(SpateKafkaError::config(
             "application.id",
             application_id,
             format!(
-                "the changelog topic of state operator `{operator}` would be named {topic:?}, \
-                 which is not a legal Kafka topic name (letters, digits, '.', '_', '-', at most \
-                 {MAX_TOPIC_NAME} characters); change the application id or the operator's uid"
+                "the {suffix} topic of {what} `{operator}` would be named {topic:?}, which is \
+                 not a legal Kafka topic name (letters, digits, '.', '_', '-', at most \
+                 {MAX_TOPIC_NAME} characters); change the application id or the {what}'s name"
             ),
         ));
     }
@@ -54,6 +66,22 @@ pub(crate) fn ensure_topic(
     partitions: usize,
     spec: &TopicSpec,
 ) -> Result<()> {
+    ensure_internal_topic(config, topic, partitions, spec, "compact", |existing| {
+        check_partitions(topic, operator, existing, partitions)
+    })
+}
+
+/// Creates the internal topic `topic` with `partitions` partitions and `cleanup.policy` unless
+/// it exists; `check` judges the partition count of a topic that exists (or that another
+/// instance created first). Shared by changelog and repartition topics.
+pub(crate) fn ensure_internal_topic(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: usize,
+    spec: &TopicSpec,
+    cleanup_policy: &str,
+    check: impl Fn(i32) -> Result<()>,
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = config
         .create()
         .map_err(|e| admin_failed(topic, "creating an admin client for", e))?;
@@ -61,18 +89,18 @@ pub(crate) fn ensure_topic(
         SpateKafkaError::config(
             "num_partitions",
             partitions.to_string(),
-            "more state partitions than a topic can have",
+            "more partitions than a topic can have",
         )
     })?;
     if let Some(existing) = partition_count(&admin, topic)? {
-        return check_partitions(topic, operator, existing, partitions);
+        return check(existing);
     }
     let mut new = NewTopic::new(
         topic,
         wanted,
         TopicReplication::Fixed(spec.replication_factor),
     )
-    .set("cleanup.policy", "compact");
+    .set("cleanup.policy", cleanup_policy);
     for (k, v) in &spec.configs {
         new = new.set(k, v);
     }
@@ -81,11 +109,10 @@ pub(crate) fn ensure_topic(
         .map_err(|e| admin_failed(topic, "creating", e))?;
     for r in results {
         match r {
-            Ok(_) => tracing::info!(%topic, partitions, "created compacted changelog topic"),
+            Ok(_) => tracing::info!(%topic, partitions, cleanup_policy, "created internal topic"),
             // Another instance created it first: check what it created.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                let existing = partition_count(&admin, topic)?.unwrap_or(wanted);
-                check_partitions(topic, operator, existing, partitions)?;
+                check(partition_count(&admin, topic)?.unwrap_or(wanted))?;
             }
             Err((_, code)) => {
                 return Err(SpateKafkaError::TopicAdmin {

@@ -16,7 +16,7 @@
 //! Listeners see each batch's ranges and lost offsets in its input info; [`DirectBatchInfo`]
 //! reads them back, typed, so that no UI depends on the spelling of a JSON key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -390,6 +390,13 @@ impl DirectKafkaStream {
     /// Spark's `HasOffsetRanges` on the batch's RDD. Kept for the last 1000 batches.
     pub fn offset_ranges(&self, time: Time) -> Option<Vec<OffsetRange>> {
         self.shared.plans.lock().get(&time).cloned()
+    }
+
+    /// The partitions the stream's strategy subscribes to now, from the cluster's metadata
+    /// (all of them for a group-managed stream, not only this instance's).
+    pub fn subscribed_partitions(&self) -> Result<BTreeSet<TopicPartition>> {
+        let planner = self.shared.planner.lock();
+        planner.client().partitions(planner.subscription())
     }
 
     /// The next offset to read per partition.

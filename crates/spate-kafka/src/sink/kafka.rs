@@ -36,7 +36,7 @@ use spate_streaming::{DStream, Data, Time};
 
 use super::kafka_offset_store::{offsets_tpl, KafkaOffsetStore};
 use super::participant::{TopicRecords, TransactionParticipant};
-use crate::direct::offset_range::TopicPartition;
+use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
 use crate::direct::stream::DirectKafkaStream;
 use crate::error::{Result, SpateKafkaError};
@@ -176,15 +176,31 @@ impl KafkaOutput {
         Ok(())
     }
 
-    /// Every participant's records of batch `time`.
-    fn participant_records(&self, time: Time) -> Result<Vec<TopicRecords>> {
+    /// Every participant's records of batch `time`, and the offset ranges participants add to
+    /// the batch's (a repartition topic's internal stream).
+    fn participant_records(&self, time: Time) -> Result<(Vec<TopicRecords>, Vec<OffsetRange>)> {
         let participants = self.participants.lock().clone();
-        let mut all = Vec::new();
+        let (mut all, mut ranges) = (Vec::new(), Vec::new());
         for p in participants {
             all.extend(p.take_records(time)?);
+            ranges.extend(p.offset_ranges(time)?);
         }
         all.retain(|t| !t.records.is_empty());
-        Ok(all)
+        Ok((all, ranges))
+    }
+
+    /// The participants' inputs' assignment counts, summed.
+    fn participant_assignments(&self) -> u64 {
+        let participants = self.participants.lock().clone();
+        participants.iter().map(|p| p.assignments()).sum()
+    }
+
+    /// Tells every participant that batch `time`'s transaction committed.
+    fn participants_committed(&self, time: Time) {
+        let participants = self.participants.lock().clone();
+        for p in participants {
+            p.transaction_committed(time);
+        }
     }
 
     /// Counts a written batch and keeps its timing.
@@ -411,21 +427,23 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
         let (handle, o, txn) = (source.clone(), out.clone(), Mutex::new(txn));
         let assignments_seen = AtomicU64::new(0);
         self.foreach_batch(move |batch, time: Time| {
-            let ranges = handle.offset_ranges(time).ok_or_else(|| {
+            let mut ranges = handle.offset_ranges(time).ok_or_else(|| {
                 SpateKafkaError::InvalidPlan(format!("no offset ranges for batch {time}"))
             })?;
             let records: Vec<OutputRecord> = batch.collect()?.iter().map(&record).collect();
-            let joined = o.participant_records(time)?;
+            let (joined, joined_ranges) = o.participant_records(time)?;
+            ranges.extend(joined_ranges);
             if records.is_empty() && joined.is_empty() && ranges.iter().all(|r| r.is_empty()) {
                 return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
             }
             let mut txn = txn.lock();
-            if let Some(counts) = handle.rebalances() {
-                // Partitions may have come back after another instance advanced them: what
-                // the store remembers of the group's offsets is stale.
-                if assignments_seen.swap(counts.assigned, Ordering::Relaxed) != counts.assigned {
-                    txn.store.forget();
-                }
+            // Partitions (the source's or a participant's input's) may have come back after
+            // another instance advanced them: what the store remembers of the group's offsets
+            // is stale.
+            let assigned =
+                handle.rebalances().map_or(0, |c| c.assigned) + o.participant_assignments();
+            if assignments_seen.swap(assigned, Ordering::Relaxed) != assigned {
+                txn.store.forget();
             }
             let mut attempt = 1;
             let write = loop {
@@ -457,6 +475,7 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                 }
             };
             o.batch_written(write);
+            o.participants_committed(time);
             Ok(())
         });
         Ok(out)
