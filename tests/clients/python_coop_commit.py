@@ -20,9 +20,15 @@ processed, close (LeaveGroup) and print {"left": true}. kafka-python does not se
 it is itself rejoining a rebalance (RebalanceInProgressError, raised before anything is sent, as
 Java's consumer does): the member then prints {"commit": "deferred"}, polls so that the rebalance
 completes, and commits again, as kafka-python's message advises.
+
+kafka-python 3.0.12 can abandon a join it completed (see Member.stalled_join): the member then
+prints {"stalled_join": true, ...} and asks to rejoin. SPATE_PY_LOG_DIR, if set, receives
+kafka-python's debug log, one file per member process.
 """
 
 import json
+import logging
+import os
 import sys
 import threading
 import time
@@ -81,9 +87,39 @@ class Member:
                     out({"p": tp.partition, "o": r.offset})
                     self.processed[tp] = r.offset + 1
 
+    def stalled_join(self):
+        """Whether kafka-python 3.0.12 abandoned a join it had completed. Its join loop
+        (BaseCoordinator.join_group_async) runs while need_rejoin() holds and, when
+        consumer.poll()'s timeout expires first, leaves the JoinGroup/SyncGroup task in flight
+        for the next poll to collect. A leader whose rejoin was asked for by a topic metadata
+        change (need_rejoin() is then true only while its assignment snapshot differs from the
+        metadata) makes the two equal when it computes the assignment, before its SyncGroup: a
+        poll timeout during that SyncGroup leaves need_rejoin() false, so no later poll collects
+        the finished task. The member then stays "rebalancing" with heartbeats off and its
+        assignment never applied, sends nothing more to the coordinator, and is expired after
+        session_timeout_ms, as Kafka's coordinator would. The state, rejoining while no rejoin
+        is needed, lasts only within one poll otherwise."""
+        c = self.consumer._coordinator
+        return c.rejoining and not c.need_rejoin()
+
     def run(self, leave):
+        stalled_since = None
         while not leave.is_set():
             self.process(self.consumer.poll(timeout_ms=50))
+            if not self.stalled_join():
+                stalled_since = None
+            elif stalled_since is None:
+                stalled_since = time.monotonic()
+            elif time.monotonic() - stalled_since > 1.0:
+                # Asking to rejoin makes the next poll send a new JoinGroup (a finished join
+                # task is not reused); the coordinator rebalances as for any rejoin.
+                c = self.consumer._coordinator
+                out({"stalled_join": True, "state": str(c.state),
+                     "generation": c._generation.generation_id,
+                     "join_task_done": None if c._join_task is None else c._join_task.is_done,
+                     "rejoining": c.rejoining})
+                c.request_rejoin()
+                stalled_since = None
         with self.lock:
             self.leaving = True
         deadline = time.monotonic() + 30
@@ -137,6 +173,16 @@ class Listener(AsyncConsumerRebalanceListener):
 
 def main():
     bootstrap, topic, group = sys.argv[1:4]
+    # SPATE_PY_LOG_DIR: kafka-python's own debug log (joins, syncs, heartbeats, commits), one
+    # file per member process, to follow a rebalance from the client's side.
+    log_dir = os.environ.get("SPATE_PY_LOG_DIR")
+    if log_dir:
+        logging.basicConfig(
+            filename=os.path.join(log_dir, "member-%d.log" % os.getpid()),
+            level=logging.DEBUG,
+            format="%(asctime)s.%(msecs)03d %(threadName)s %(name)s %(levelname)s %(message)s",
+            datefmt="%H:%M:%S",
+        )
     member = Member(bootstrap, topic, group)
     leave = threading.Event()
 

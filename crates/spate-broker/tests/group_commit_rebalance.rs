@@ -4,6 +4,8 @@
 //! remaining member sees when another member unsubscribes (Kafka: one). The same run with
 //! kafka-python members (`tests/clients/python_coop_commit.py`, its cooperative-sticky assignor,
 //! a client not built on librdkafka) shows the broker's part does not depend on librdkafka.
+//! kafka-python 3.0.12 sometimes abandons a join it completed (its poll timeout expiring during
+//! a leader's SyncGroup); the script notices and rejoins, and the run prints how often.
 
 mod group_support;
 mod python_support;
@@ -45,6 +47,9 @@ struct Ledger {
     /// kafka-python commits not sent because the member was itself rejoining (sent again
     /// after a poll).
     commits_deferred: AtomicUsize,
+    /// kafka-python members that lost the end of their own join and were told to rejoin
+    /// (`stalled_join` in `python_coop_commit.py`, a client bug).
+    stalled_joins: AtomicUsize,
 }
 
 /// A member's rebalance callbacks: commits the positions of revoked partitions synchronously
@@ -221,6 +226,9 @@ impl PyMember {
                     counter.fetch_add(1, Ordering::SeqCst);
                 } else if doc.get("assigned").is_some() {
                     a.fetch_add(1, Ordering::SeqCst);
+                } else if doc.get("stalled_join").is_some() {
+                    eprintln!("kafka-python member lost the end of its join, rejoining: {doc}");
+                    l.stalled_joins.fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
@@ -372,44 +380,9 @@ fn wait_balanced(broker: &spate_testkit::TestBroker, group: &str, members: usize
     }
 }
 
-/// Waits up to `timeout` for the group to balance; on a timeout, where it stood.
-fn try_balance(
-    broker: &spate_testkit::TestBroker,
-    group: &str,
-    members: usize,
-    timeout: Duration,
-) -> Result<i32, GroupView> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let view = group_view(broker, group);
-        if view.is_balanced(members, PARTITIONS) {
-            return Ok(view.generation);
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(view);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The scenario, run again once (with a new broker, topic and group) if its starting group
-/// never balanced. Two kafka-python members in a full parallel test run have twice ended with
-/// one of them gone before any rebalance under test (the group Stable, one member owning every
-/// partition); it has not happened alone. What the test checks starts after that point, so the
-/// setup is retried and the first attempt's group printed.
+/// The scenario: `base_members` members of `client` balance, then 20 membership changes (an
+/// extra member joins and leaves, ten times) while a producer keeps writing.
 fn run(client: Client, base_members: usize) {
-    if let Err(view) = try_run(client, base_members) {
-        eprintln!(
-            "setup: {base_members} {client:?} members never balanced within 60 s ({view:?}); \
-             running the scenario again"
-        );
-        if let Err(view) = try_run(client, base_members) {
-            panic!("{base_members} {client:?} members never balanced, twice; the group: {view:?}");
-        }
-    }
-}
-
-fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
     let broker = start_broker();
     let bootstrap = broker.bootstrap_servers();
     let topic = random_topic("commit-rebalance");
@@ -432,18 +405,7 @@ fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
     let mut base: Vec<AnyMember> = (0..base_members)
         .map(|_| AnyMember::start(client, &bootstrap, &group, &topic, &ledger))
         .collect();
-    let first_generation = match try_balance(&broker, &group, base_members, Duration::from_secs(60))
-    {
-        Ok(generation) => generation,
-        Err(view) => {
-            for m in base.drain(..) {
-                m.close();
-            }
-            stop_producing.store(true, Ordering::SeqCst);
-            let _ = producer.join();
-            return Err(view);
-        }
-    };
+    let first_generation = wait_balanced(&broker, &group, base_members);
     let mut events = 0;
     let mut unsubscribe_assigns = Vec::new();
     while events < 20 {
@@ -490,12 +452,14 @@ fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
          {} read twice {dups:?} (partition, offset, [(member, membership change)]), \
          {} commits (in revoke callbacks and before leaving) accepted, {} refused, {} deferred \
          by the client while it rejoined; assignment callbacks per remaining member per \
-         unsubscribe: {unsubscribe_assigns:?}",
+         unsubscribe: {unsubscribe_assigns:?}; kafka-python joins abandoned by the client and \
+         redone: {}",
         distinct(&ledger),
         dups.len(),
         ledger.commits_ok.load(Ordering::SeqCst),
         ledger.commits_failed.load(Ordering::SeqCst),
         ledger.commits_deferred.load(Ordering::SeqCst),
+        ledger.stalled_joins.load(Ordering::SeqCst),
     );
     assert_eq!(
         ledger.commits_failed.load(Ordering::SeqCst),
@@ -544,7 +508,6 @@ fn try_run(client: Client, base_members: usize) -> Result<(), GroupView> {
     for m in base.drain(..) {
         m.close();
     }
-    Ok(())
 }
 
 #[test]

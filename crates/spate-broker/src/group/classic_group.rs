@@ -583,6 +583,11 @@ impl ClassicGroup {
             .map(|m| m.member_id.clone())
             .collect();
         for id in expired {
+            if let Some(m) = self.members.get(&id) {
+                info!(group = %self.group_id, member = %id, state = self.state.as_str(),
+                      since_heartbeat_ms = now_ms - m.last_heartbeat_ms,
+                      session_timeout_ms = m.session_timeout_ms, "session expired");
+            }
             self.remove_member_and_rebalance(config, &id, now_ms, "session timeout expired");
         }
         if self.is(GroupState::PreparingRebalance) {

@@ -755,3 +755,55 @@ fn a_pending_member_that_never_returns_expires() {
         code(ResponseError::UnknownMemberId)
     );
 }
+
+/// The sequence of a kafka-python leader that abandoned its own join (see
+/// `tests/clients/python_coop_commit.py`): it rejoins alone in a Stable group (generation 2),
+/// syncs, and then sends nothing more. A second member's JoinGroup waits for it until its
+/// session, counted from its SyncGroup, runs out; the join then completes without it, well
+/// before the rebalance timeout. Kafka's coordinator decides the same: a member that is not
+/// waiting in JoinGroup or SyncGroup must heartbeat within its session.
+#[test]
+fn a_leader_silent_after_its_sync_is_expired_from_the_next_rebalance() {
+    let c = coordinator();
+    // kafka-python's max.poll.interval.ms, its rebalance timeout.
+    let join = |member: &str| JoinRequest {
+        rebalance_timeout_ms: 300_000,
+        ..join_req("g", member, &["cooperative-sticky"])
+    };
+    let m1 = done(&mut c.join_group(join(""), 0));
+    let _ = done(&mut sync(
+        &c,
+        "g",
+        &m1.member_id,
+        1,
+        &[(&m1.member_id, "-")],
+        10,
+    ));
+    let r = done(&mut c.join_group(join(&m1.member_id), 200));
+    assert_eq!(
+        (r.generation_id, r.leader.as_str()),
+        (2, m1.member_id.as_str())
+    );
+    let synced_at = 230;
+    let assignment = [(m1.member_id.as_str(), "P0-5")];
+    let _ = done(&mut sync(&c, "g", &m1.member_id, 2, &assignment, synced_at));
+    let mut j2 = c.join_group(join(""), 400);
+    assert_eq!(state(&c, "g"), "PreparingRebalance");
+    let expiry = synced_at + i64::from(SESSION);
+    for t in (500..expiry).step_by(500).chain([expiry - 1]) {
+        c.tick(t);
+        pending(&mut j2);
+    }
+    c.tick(expiry);
+    let r2 = done(&mut j2);
+    assert_eq!((r2.error_code, r2.generation_id), (0, 3));
+    assert_eq!(
+        r2.leader, r2.member_id,
+        "the newcomer leads the generation alone"
+    );
+    assert_eq!(r2.members.len(), 1);
+    assert_eq!(
+        c.heartbeat("g", &m1.member_id, None, 2, expiry + 1),
+        code(ResponseError::UnknownMemberId)
+    );
+}

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{
     LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::ResponseError;
+use tracing::debug;
 
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::member::MemberProtocol;
@@ -50,13 +51,21 @@ pub async fn handle_join_group(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let rx = coordinator.join_group(join, now_ms());
+    debug!(group = %join.group_id, member = %join.member_id, version,
+           session_timeout_ms = join.session_timeout_ms,
+           rebalance_timeout_ms = join.rebalance_timeout_ms, "JoinGroup received");
+    let group_id = join.group_id.clone();
+    let started = now_ms();
+    let rx = coordinator.join_group(join, started);
     let response = rx.await.unwrap_or_else(|_| {
         JoinResponse::error(
             ResponseError::CoordinatorNotAvailable,
             request.member_id.as_str(),
         )
     });
+    debug!(group = %group_id, member = %response.member_id, error = response.error_code,
+           generation = response.generation_id, leader = %response.leader,
+           waited_ms = now_ms() - started, "JoinGroup answered");
     join_response(version, response)
 }
 
@@ -128,10 +137,17 @@ pub async fn handle_sync_group(
             .map(|a| (a.member_id.as_str().to_owned(), a.assignment.clone()))
             .collect(),
     };
-    let rx = coordinator.sync_group(sync, now_ms());
+    debug!(group = %sync.group_id, member = %sync.member_id, generation = sync.generation_id,
+           assignments = sync.assignments.len(), "SyncGroup received");
+    let (group_id, member_id) = (sync.group_id.clone(), sync.member_id.clone());
+    let started = now_ms();
+    let rx = coordinator.sync_group(sync, started);
     let response = rx
         .await
         .unwrap_or_else(|_| SyncResponse::error(ResponseError::CoordinatorNotAvailable));
+    debug!(group = %group_id, member = %member_id, error = response.error_code,
+           assignment_bytes = response.assignment.len(), waited_ms = now_ms() - started,
+           "SyncGroup answered");
     sync_response(version, response)
 }
 
@@ -171,6 +187,8 @@ pub fn handle_heartbeat(
         request.generation_id,
         now_ms(),
     );
+    debug!(group = %request.group_id.0.as_str(), member = %request.member_id.as_str(),
+           generation = request.generation_id, error = error_code, "Heartbeat answered");
     HeartbeatResponse::default().with_error_code(error_code)
 }
 
@@ -197,6 +215,9 @@ pub fn handle_leave_group(
         }]
     };
     let (top, errors) = coordinator.leave_group(request.group_id.0.as_str(), &leaving, now_ms());
+    debug!(group = %request.group_id.0.as_str(),
+           members = ?leaving.iter().map(|m| m.member_id.as_str()).collect::<Vec<_>>(),
+           errors = ?errors, "LeaveGroup answered");
     if !batched {
         return LeaveGroupResponse::default().with_error_code(top);
     }
