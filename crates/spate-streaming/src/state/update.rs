@@ -116,7 +116,7 @@ where
     {
         let id = self.ctx.unique_name("update_state_by_key");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
-        let st = KeyedState::new(op_id.clone(), num_partitions);
+        let st = KeyedState::new(op_id, num_partitions);
         st.store.load(initial_state);
         self.update_state(id, st, f)
     }
