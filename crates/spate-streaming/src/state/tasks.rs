@@ -247,3 +247,80 @@ fn input_tasks(graph: &Graph) -> Result<Option<InputTasks>> {
     }
     Ok(found.map(|(_, t)| t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::pool::Executor;
+    use crate::exec::{PartitionIter, VecPartitions};
+    use crate::time::Time;
+    use crate::{Config, StreamingContext};
+
+    /// Partitions that belong to given tasks, as an input's would.
+    struct Tasked {
+        parts: VecPartitions<(String, i64)>,
+        tasks: Vec<Option<usize>>,
+    }
+
+    impl Partitions<(String, i64)> for Tasked {
+        fn num_partitions(&self) -> usize {
+            self.tasks.len()
+        }
+        fn compute(&self, p: usize) -> Result<PartitionIter<'_, (String, i64)>> {
+            self.parts.compute(p)
+        }
+        fn task(&self, p: usize) -> Option<usize> {
+            self.tasks[p]
+        }
+    }
+
+    fn batch(parts: Vec<Vec<(String, i64)>>, tasks: Vec<Option<usize>>) -> Batch<(String, i64)> {
+        let exec = Arc::new(Executor::new(2).unwrap());
+        let parts = Tasked {
+            parts: VecPartitions::new(parts),
+            tasks,
+        };
+        Batch::new(Arc::new(parts), exec, Time::from_millis(0))
+    }
+
+    fn kv(k: &str, v: i64) -> (String, i64) {
+        (k.to_owned(), v)
+    }
+
+    #[test]
+    fn records_group_by_the_task_of_their_partition_through_narrow_operators_and_unions() {
+        let b = batch(
+            vec![vec![kv("a", 1)], vec![kv("b", 2)], vec![kv("a", 3)]],
+            vec![Some(3), Some(1), Some(3)],
+        );
+        let mapped = b.map(|(k, v)| (k, v * 10)).union(&b.filter(|(k, _)| k == "b"));
+        let (which, groups) = group_by_task(&mapped, 4, "op").unwrap();
+        assert_eq!(which, vec![1, 3]);
+        assert_eq!(groups, vec![vec![kv("b", 20), kv("b", 2)], vec![kv("a", 10), kv("a", 30)]]);
+    }
+
+    #[test]
+    fn partitions_without_a_task_or_past_the_count_are_refused() {
+        let shuffled = batch(vec![vec![kv("a", 1)]], vec![Some(0)])
+            .repartition(1)
+            .unwrap();
+        let e = group_by_task(&shuffled, 4, "op").unwrap_err().to_string();
+        assert!(e.contains("have no task"), "{e}");
+        let grown = batch(vec![vec![kv("a", 1)]], vec![Some(4)]);
+        let e = group_by_task(&grown, 4, "op").unwrap_err().to_string();
+        assert!(e.contains("gained partitions"), "{e}");
+    }
+
+    #[test]
+    fn state_by_task_needs_an_input_with_tasks() {
+        let ctx = StreamingContext::new(Config::new("by-task")).unwrap();
+        let (_q, pairs) = ctx.queue_stream::<(String, i64)>(true);
+        pairs
+            .update_state_by_key_by_task(|new: &[i64], old: Option<i64>| {
+                Some(old.unwrap_or(0) + new.iter().sum::<i64>())
+            })
+            .print(1);
+        let e = ctx.start().unwrap_err().to_string();
+        assert!(e.contains("no input of the job has tasks"), "{e}");
+    }
+}
