@@ -437,7 +437,10 @@ fn expected_words(n: usize) -> BTreeMap<String, i64> {
 fn produce_words(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
     for i in from..until {
         let w = word(i);
-        spate_testkit::produce::send(producer, BaseRecord::<str, str>::to(topic).key(&w).payload(&w));
+        spate_testkit::produce::send(
+            producer,
+            BaseRecord::<str, str>::to(topic).key(&w).payload(&w),
+        );
     }
     spate_testkit::produce::flush(producer, topic);
 }
@@ -756,8 +759,12 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
     let mut pool: Vec<Instance> = (0..3).map(|i| c.instance(&format!("i{i}"))).collect();
     pool.iter_mut().for_each(Instance::spawn);
     let stateful = mode == "state";
-    let (produced_all, producer) =
-        start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records, stateful);
+    let (produced_all, producer) = start_producer(
+        c.broker.bootstrap_servers(),
+        c.topic.clone(),
+        records,
+        stateful,
+    );
     let mut rng = rand::rng();
     let mut done: BTreeMap<&str, u32> = BTreeMap::new();
     let mut total = 0;
@@ -844,8 +851,12 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     c.env.push((ENV_SLOW_MS, "150".to_owned()));
     let mut pool: Vec<Instance> = (0..2).map(|i| c.instance(&format!("i{i}"))).collect();
     pool.iter_mut().for_each(Instance::spawn);
-    let (produced_all, producer) =
-        start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records, false);
+    let (produced_all, producer) = start_producer(
+        c.broker.bootstrap_servers(),
+        c.topic.clone(),
+        records,
+        false,
+    );
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(pool[0].supervise(), 0, "i0 ran until stopped");
     pool[0].signal("-STOP");
@@ -1028,21 +1039,39 @@ fn the_new_owner_of_a_large_task_restores_it_from_the_changelog() {
         .unwrap_or(200_000);
     let c = cluster("state");
     let bootstrap = c.broker.bootstrap_servers();
-    let group = c.env.iter().find(|(k, _)| *k == ENV_GROUP).unwrap().1.clone();
-    let output = c.env.iter().find(|(k, _)| *k == ENV_OUTPUT).unwrap().1.clone();
+    let group = c
+        .env
+        .iter()
+        .find(|(k, _)| *k == ENV_GROUP)
+        .unwrap()
+        .1
+        .clone();
+    let output = c
+        .env
+        .iter()
+        .find(|(k, _)| *k == ENV_OUTPUT)
+        .unwrap()
+        .1
+        .clone();
     let changelog = format!("{group}-totals-changelog");
     c.broker
         .create_topic_with(&changelog, PARTITIONS, &[("cleanup.policy", "compact")]);
     let started = Instant::now();
     write_task_changelog(&bootstrap, &changelog, 0, keys);
-    eprintln!("wrote {keys} changelog records of task 0 in {:?}", started.elapsed());
+    eprintln!(
+        "wrote {keys} changelog records of task 0 in {:?}",
+        started.elapsed()
+    );
 
     let mut pool: Vec<Instance> = ["a", "b"].iter().map(|n| c.instance(n)).collect();
     pool.iter_mut().for_each(Instance::spawn);
     // Both instances own tasks, and the owner of task 0 has restored it.
     let deadline = Instant::now() + Duration::from_secs(120);
     let owner = loop {
-        assert!(Instant::now() < deadline, "task 0 was never restored by an owner");
+        assert!(
+            Instant::now() < deadline,
+            "task 0 was never restored by an owner"
+        );
         let owner = (0..2).find(|&i| owns(&pool[i], 0));
         let both = (0..2).all(|i| {
             let log = std::fs::read_to_string(pool[i].log(1)).unwrap_or_default();
@@ -1079,7 +1108,11 @@ fn the_new_owner_of_a_large_task_restores_it_from_the_changelog() {
     eprintln!(
         "task restore after a kill: {line} (task 0 back in {handed_over:?} after the kill, \
          {} restored it before)",
-        if restored_before > 0 { "it had" } else { "it never" }
+        if restored_before > 0 {
+            "it had"
+        } else {
+            "it never"
+        }
     );
     assert_eq!(field(&line, "records"), keys as u64);
     // Memory follows the state, not the log: the state (keys × ~100 bytes) plus the restore
@@ -1091,7 +1124,11 @@ fn the_new_owner_of_a_large_task_restores_it_from_the_changelog() {
     );
     // A record for a restored key continues its total.
     let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
-    spate_testkit::produce::send_all(&p, &c.topic, [(0, Some("t0-k7".to_owned()), "x".to_owned())]);
+    spate_testkit::produce::send_all(
+        &p,
+        &c.topic,
+        [(0, Some("t0-k7".to_owned()), "x".to_owned())],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (totals, _) = read_committed_totals(&bootstrap, &output);

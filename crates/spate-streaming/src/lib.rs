@@ -46,7 +46,6 @@ pub use listener::{
 };
 pub use metrics::StreamingMetrics;
 pub use state::{
-    ChangelogEntry, MapWithStateDStream, State, StateChangelog, StateChanges, StateSpec,
-    TaskStates,
+    ChangelogEntry, MapWithStateDStream, State, StateChangelog, StateChanges, StateSpec, TaskStates,
 };
 pub use time::Time;

@@ -238,15 +238,21 @@ impl OffsetPlanner {
     /// new incarnation (they start afresh when planned again), and drops the state of tasks
     /// whose partition is no longer owned in the incarnation their state was restored for.
     /// A partition being revoked keeps its state until it leaves: its last batches still run.
-    fn forget_moved(&mut self, current: &mut BTreeMap<TopicPartition, i64>, owned: &OwnedPartitions) {
+    fn forget_moved(
+        &mut self,
+        current: &mut BTreeMap<TopicPartition, i64>,
+        owned: &OwnedPartitions,
+    ) {
         let moved: Vec<TopicPartition> = current
             .keys()
-            .filter(|tp| match (owned.plannable.get(*tp), self.incarnations.get(*tp)) {
-                (None, _) => true,
-                (Some(now), Some(then)) => now != then,
-                // Positioned from a checkpoint before this process saw the group: kept.
-                (Some(_), None) => false,
-            })
+            .filter(
+                |tp| match (owned.plannable.get(*tp), self.incarnations.get(*tp)) {
+                    (None, _) => true,
+                    (Some(now), Some(then)) => now != then,
+                    // Positioned from a checkpoint before this process saw the group: kept.
+                    (Some(_), None) => false,
+                },
+            )
             .cloned()
             .collect();
         for tp in &moved {

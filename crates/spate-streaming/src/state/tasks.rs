@@ -186,9 +186,12 @@ impl TaskStates {
                 None => tasks.iter().for_each(|&t| op.drop_partition(t)),
             }
         }
-        tracing::info!(?tasks, records = total,
+        tracing::info!(
+            ?tasks,
+            records = total,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "state of newly assigned tasks restored");
+            "state of newly assigned tasks restored"
+        );
         Ok(total)
     }
 
@@ -239,10 +242,15 @@ fn input_tasks(graph: &Graph) -> Result<Option<InputTasks>> {
                     ),
                 ))
             }
-            Some((id, f)) => found = Some((id.clone(), InputTasks {
-                count: f.count,
-                assigned: f.assigned || t.assigned,
-            })),
+            Some((id, f)) => {
+                found = Some((
+                    id.clone(),
+                    InputTasks {
+                        count: f.count,
+                        assigned: f.assigned || t.assigned,
+                    },
+                ))
+            }
         }
     }
     Ok(found.map(|(_, t)| t))
@@ -293,10 +301,18 @@ mod tests {
             vec![vec![kv("a", 1)], vec![kv("b", 2)], vec![kv("a", 3)]],
             vec![Some(3), Some(1), Some(3)],
         );
-        let mapped = b.map(|(k, v)| (k, v * 10)).union(&b.filter(|(k, _)| k == "b"));
+        let mapped = b
+            .map(|(k, v)| (k, v * 10))
+            .union(&b.filter(|(k, _)| k == "b"));
         let (which, groups) = group_by_task(&mapped, 4, "op").unwrap();
         assert_eq!(which, vec![1, 3]);
-        assert_eq!(groups, vec![vec![kv("b", 20), kv("b", 2)], vec![kv("a", 10), kv("a", 30)]]);
+        assert_eq!(
+            groups,
+            vec![
+                vec![kv("b", 20), kv("b", 2)],
+                vec![kv("a", 10), kv("a", 30)]
+            ]
+        );
     }
 
     #[test]
