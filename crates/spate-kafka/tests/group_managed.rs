@@ -14,6 +14,14 @@
 //! moves its partitions, SIGCONTs it and checks that its late batch is fenced and nothing is
 //! counted twice. A last test checks one group-managed instance counts what the ungrouped
 //! stream counts.
+//!
+//! Stateful (`state` mode): the instances keep running totals per word with
+//! `update_state_by_key_by_task` — state partitioned by task (input partition), backed by a
+//! changelog in the output's transactions — over an input keyed by word; a task's state moves
+//! with its partition (restored by the new owner, dropped by the old one). Under the same
+//! disruptions, the last read_committed total of each word equals its count, and each word's
+//! totals only ever grow. A restore test gives one task a large state, kills its owner and
+//! measures the new owner's restore.
 
 mod common;
 
@@ -28,15 +36,16 @@ use parking_lot::Mutex;
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
+use spate_kafka::changelog::KafkaChangelog;
 use spate_kafka::sink::postgres::{Client, NoTls};
 use spate_kafka::sink::{
     foreach_batch_transactional, KafkaOffsetStore, OutputRecord, PostgresOffsetStore, SaveToKafka,
 };
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
-use spate_streaming::{Config, StreamingContext};
+use spate_streaming::{Config, StateRestoreInfo, StreamingContext, StreamingListener};
 use spate_testkit::child::{ChildJob, Running};
 use spate_testkit::{clients, PostgresServer, TestBroker};
 
@@ -49,6 +58,10 @@ const ENV_GROUP: &str = "SPATE_GROUP_GROUP";
 const ENV_INSTANCE: &str = "SPATE_GROUP_INSTANCE";
 /// Extra milliseconds each batch's transaction takes (the zombie test keeps batches in flight).
 const ENV_SLOW_MS: &str = "SPATE_GROUP_SLOW_MS";
+/// Keys of the large task in the restore test (a smaller default keeps CI fast).
+const ENV_RESTORE_KEYS: &str = "SPATE_TASK_RESTORE_KEYS";
+/// Distinct words of the stateful test's keyed input.
+const VOCABULARY: usize = 97;
 
 const PARTITIONS: i32 = 6;
 const CHUNK: usize = 120;
@@ -80,6 +93,9 @@ fn word_pairs(line: &str) -> Vec<(String, i64)> {
 /// The job of one instance: group-managed stream → word counts per batch → PostgreSQL (`pg`)
 /// or a Kafka topic (`kafka`), exactly once.
 fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
+    if mode == "state" {
+        return state_child(env);
+    }
     let (bootstrap, topic, group, instance) = (
         &env[ENV_BOOTSTRAP],
         &env[ENV_TOPIC],
@@ -132,7 +148,14 @@ fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
         counts.save_to_kafka_exactly_once(&stream, store, "counts", &env[ENV_OUTPUT], record)?;
     }
     ctx.start()?;
-    // The parent counts rebalances from these lines (the last one of each run).
+    report_rebalances(&stream);
+    ctx.await_termination()?;
+    Ok(())
+}
+
+/// Prints the member's rebalance counts whenever they change; the parent counts rebalances from
+/// these lines (the last one of each run).
+fn report_rebalances(stream: &spate_kafka::DirectKafkaStream) {
     let handle = stream.clone();
     std::thread::spawn(move || {
         let mut last = None;
@@ -147,8 +170,116 @@ fn child(mode: &str, env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(50));
         }
     });
+}
+
+/// Prints the partitions (tasks) the instance owns whenever they change.
+fn report_owned(stream: &spate_kafka::DirectKafkaStream) {
+    let handle = stream.clone();
+    std::thread::spawn(move || {
+        let mut last = None;
+        loop {
+            let now = handle.owned_partitions();
+            if now != last {
+                let tasks: Vec<i32> = now.iter().flatten().map(|tp| tp.partition).collect();
+                eprintln!("OWNED {tasks:?}");
+                last = now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// A word's running total and whether the batch changed it (only changes are written out).
+type Total = (i64, bool);
+
+fn running_total(new: &[i64], old: Option<Total>) -> Option<Total> {
+    let (n, _) = old.unwrap_or((0, false));
+    Some((n + new.iter().sum::<i64>(), !new.is_empty()))
+}
+
+/// The stateful job of one instance: records keyed by word → running totals per word, state
+/// partitioned by task and backed by a changelog in the output's transactions → the totals a
+/// batch changed, to Kafka exactly once. Prints each task restore (with its RSS figures).
+fn state_child(env: &BTreeMap<&str, String>) -> anyhow::Result<()> {
+    let params = member_params(&env[ENV_BOOTSTRAP], &env[ENV_GROUP], &env[ENV_INSTANCE]);
+    let topic = env[ENV_TOPIC].as_str();
+    let strategy = ConsumerStrategy::subscribe_group_managed([topic], params.clone())?;
+    let ctx = StreamingContext::new(
+        Config::new("group-state").batch_interval(Duration::from_millis(100)),
+    )?;
+    let config = DirectStreamConfig::default()
+        .max_rate_per_partition(400)
+        .initial_rate(None);
+    let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
+    let totals = stream
+        .map(|r| (r.key_str().unwrap_or_default(), 1_i64))
+        .update_state_by_key_by_task(running_total)
+        .uid("totals");
+    let changed = totals
+        .filter(|(_, (_, fresh))| *fresh)
+        .map(|(w, (n, _))| (w, n));
+    // A killed instance's open transaction blocks its partitions' committed offsets until it
+    // times out.
+    let store = KafkaOffsetStore::open(params.clone().set("transaction.timeout.ms", "10000"))?;
+    let record = |(w, n): &(String, i64)| OutputRecord::new(w.as_bytes(), n.to_string());
+    let out =
+        changed.save_to_kafka_exactly_once(&stream, store, "totals", &env[ENV_OUTPUT], record)?;
+    let changelog = Arc::new(KafkaChangelog::new(params)?);
+    changelog.join(&out)?;
+    ctx.state_changelog("totals", changelog);
+    ctx.add_streaming_listener(Arc::new(RestorePrinter::default()));
+    ctx.start()?;
+    report_rebalances(&stream);
+    report_owned(&stream);
     ctx.await_termination()?;
     Ok(())
+}
+
+/// Prints `RESTORED task=… records=… ms=… rate=… rss_before_kib=… hwm_before_kib=… hwm_kib=…`
+/// when a task's restore finishes (the "before" figures sampled when it started).
+#[derive(Default)]
+struct RestorePrinter {
+    started: Mutex<BTreeMap<usize, (u64, u64)>>,
+}
+
+impl StreamingListener for RestorePrinter {
+    fn on_state_restore(&self, info: &StateRestoreInfo) {
+        let (hwm, rss) = rss_kib();
+        if !info.done {
+            self.started
+                .lock()
+                .entry(info.partition)
+                .or_insert((rss, hwm));
+            return;
+        }
+        let (rss_before, hwm_before) = self
+            .started
+            .lock()
+            .remove(&info.partition)
+            .unwrap_or((rss, hwm));
+        eprintln!(
+            "RESTORED task={} records={} ms={} rate={:.0} rss_before_kib={rss_before} \
+             hwm_before_kib={hwm_before} hwm_kib={hwm}",
+            info.partition,
+            info.records_restored,
+            info.elapsed_ms,
+            info.records_per_sec()
+        );
+    }
+}
+
+/// (peak, current) resident set of this process in KiB.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// (assigned, revoked, lost) rebalance callbacks over every run in `logs`.
@@ -287,18 +418,55 @@ fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize
     spate_testkit::produce::send_all(producer, topic, records);
 }
 
-/// Produces `records` lines in chunks on a thread; the flag turns true when all are written.
+/// The word of record `i` of the stateful test's keyed input.
+fn word(i: usize) -> String {
+    format!("w{:02}", (i * 31 + i / VOCABULARY) % VOCABULARY)
+}
+
+/// How often each word occurs in records `0..n` of the keyed input.
+fn expected_words(n: usize) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for i in 0..n {
+        *counts.entry(word(i)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Produces records `from..until` keyed (and valued) by their word, each placed by the
+/// producer's partitioner: `murmur2_random`, Kafka's default for keyed records.
+fn produce_words(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
+    for i in from..until {
+        let w = word(i);
+        spate_testkit::produce::send(
+            producer,
+            BaseRecord::<str, str>::to(topic).key(&w).payload(&w),
+        );
+    }
+    spate_testkit::produce::flush(producer, topic);
+}
+
+/// Produces `records` lines (or, `keyed`, words keyed by themselves) in chunks on a thread;
+/// the flag turns true when all are written.
 fn start_producer(
     bootstrap: String,
     topic: String,
     records: usize,
+    keyed: bool,
 ) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
     let done = Arc::new(AtomicBool::new(false));
     let flag = done.clone();
     let thread = std::thread::spawn(move || {
-        let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
+        let p: BaseProducer = clients::producer_config(&bootstrap)
+            .set("partitioner", "murmur2_random")
+            .create()
+            .unwrap();
         for from in (0..records).step_by(CHUNK) {
-            produce_lines(&p, &topic, from, (from + CHUNK).min(records));
+            let until = (from + CHUNK).min(records);
+            if keyed {
+                produce_words(&p, &topic, from, until);
+            } else {
+                produce_lines(&p, &topic, from, until);
+            }
             std::thread::sleep(Duration::from_millis(250));
         }
         flag.store(true, Ordering::Release);
@@ -312,6 +480,10 @@ trait Sink {
     fn stored(&mut self) -> i64;
     /// The word counts in the output.
     fn counts(&mut self) -> BTreeMap<String, i64>;
+    /// Running totals of a word that did not grow (state lost, or a change applied twice).
+    fn regressions(&mut self) -> u64 {
+        0
+    }
 }
 
 struct PgSink {
@@ -375,7 +547,48 @@ impl Sink for KafkaSink {
     }
 }
 
+/// The stateful job's output: running totals per word; a word's count is its last total.
+struct KafkaTotalsSink(KafkaSink);
+
+impl Sink for KafkaTotalsSink {
+    fn stored(&mut self) -> i64 {
+        self.0.stored()
+    }
+
+    fn counts(&mut self) -> BTreeMap<String, i64> {
+        read_committed_totals(&self.0.bootstrap, &self.0.output).0
+    }
+
+    fn regressions(&mut self) -> u64 {
+        read_committed_totals(&self.0.bootstrap, &self.0.output).1
+    }
+}
+
+/// Each word's last total in `topic` (read_committed), and how many totals did not exceed the
+/// word's previous one.
+fn read_committed_totals(bootstrap: &str, topic: &str) -> (BTreeMap<String, i64>, u64) {
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    let mut regressions = 0;
+    read_committed(bootstrap, topic, |word, n| {
+        let before = last.insert(word, n);
+        if before.is_some_and(|b| b >= n) {
+            regressions += 1;
+        }
+    });
+    (last, regressions)
+}
+
 fn read_committed_counts(bootstrap: &str, topic: &str) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    read_committed(bootstrap, topic, |word, n| {
+        *counts.entry(word).or_insert(0) += n;
+    });
+    counts
+}
+
+/// Hands every (key, numeric value) of `topic` to `each`, read_committed, partition by
+/// partition in offset order.
+fn read_committed(bootstrap: &str, topic: &str, mut each: impl FnMut(String, i64)) {
     let consumer: BaseConsumer = clients::consumer_config(bootstrap, "group-managed-reader")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -387,7 +600,7 @@ fn read_committed_counts(bootstrap: &str, topic: &str) -> BTreeMap<String, i64> 
             .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
-    let (mut counts, mut eof) = (BTreeMap::new(), 0);
+    let mut eof = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while eof < PARTITIONS {
         assert!(
@@ -401,14 +614,13 @@ fn read_committed_counts(bootstrap: &str, topic: &str) -> BTreeMap<String, i64> 
                     .unwrap()
                     .parse()
                     .unwrap();
-                *counts.entry(word).or_insert(0) += n;
+                each(word, n);
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {}
         }
     }
-    counts
 }
 
 /// (lost, duplicated) word occurrences.
@@ -470,7 +682,11 @@ fn cluster(mode: &str) -> Cluster {
             output,
             group,
         };
-        (Box::new(sink), None)
+        if mode == "state" {
+            (Box::new(KafkaTotalsSink(sink)), None)
+        } else {
+            (Box::new(sink), None)
+        }
     };
     Cluster {
         broker,
@@ -542,8 +758,13 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
     let mut c = cluster(mode);
     let mut pool: Vec<Instance> = (0..3).map(|i| c.instance(&format!("i{i}"))).collect();
     pool.iter_mut().for_each(Instance::spawn);
-    let (produced_all, producer) =
-        start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records);
+    let stateful = mode == "state";
+    let (produced_all, producer) = start_producer(
+        c.broker.bootstrap_servers(),
+        c.topic.clone(),
+        records,
+        stateful,
+    );
     let mut rng = rand::rng();
     let mut done: BTreeMap<&str, u32> = BTreeMap::new();
     let mut total = 0;
@@ -565,20 +786,32 @@ fn scale_run(mode: &str, records: usize, disruptions: u32) {
     let logs: Vec<String> = pool.iter().flat_map(Instance::run_logs).collect();
     pool.iter_mut().for_each(|i| i.running = None);
     let got = c.sink.counts();
-    let expected = common::expected_counts(records);
+    let regressions = c.sink.regressions();
+    let expected = if stateful {
+        expected_words(records)
+    } else {
+        common::expected_counts(records)
+    };
     let (lost, duplicated) = lost_and_duplicated(&got, &expected);
     let (rebalances, revoked, lost_assignments) = rebalances(&logs);
+    let restores = logs
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter(|l| l.starts_with("RESTORED "))
+        .count();
     eprintln!(
         "group-managed {mode}: {total} disruptions {done:?}, {} instances, {rebalances} \
          assignments, {revoked} cooperative revocations, {lost_assignments} lost assignments, \
-         {fenced} fenced batches (instance restarted), {records} records ({} words) produced, \
-         {} words counted, lost {lost}, duplicated {duplicated}, in {:?}",
+         {fenced} fenced batches (instance restarted), {restores} task restores, {records} \
+         records ({} words) produced, {} words counted, lost {lost}, duplicated {duplicated}, \
+         totals not growing {regressions}, in {:?}",
         pool.len(),
         expected.values().sum::<i64>(),
         got.values().sum::<i64>(),
         started.elapsed()
     );
     assert!(total >= disruptions);
+    assert_eq!(regressions, 0, "every word's totals grow");
     assert_eq!(
         (lost, duplicated),
         (0, 0),
@@ -598,6 +831,14 @@ fn three_group_managed_instances_write_kafka_exactly_once_under_20_disruptions()
     scale_run("kafka", 3_000, 20);
 }
 
+/// Running totals per word kept by `update_state_by_key_by_task` (state per input partition,
+/// restored on assignment from a changelog in the output's transactions) stay exact across
+/// instances under 20 disruptions.
+#[test]
+fn three_stateful_instances_keep_exact_running_totals_under_20_disruptions() {
+    scale_run("state", 3_000, 20);
+}
+
 /// SIGSTOP an instance until the group moves its partitions; after SIGCONT its late batch is
 /// fenced (it exits with the error) and nothing is counted twice.
 #[test]
@@ -610,8 +851,12 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     c.env.push((ENV_SLOW_MS, "150".to_owned()));
     let mut pool: Vec<Instance> = (0..2).map(|i| c.instance(&format!("i{i}"))).collect();
     pool.iter_mut().for_each(Instance::spawn);
-    let (produced_all, producer) =
-        start_producer(c.broker.bootstrap_servers(), c.topic.clone(), records);
+    let (produced_all, producer) = start_producer(
+        c.broker.bootstrap_servers(),
+        c.topic.clone(),
+        records,
+        false,
+    );
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(pool[0].supervise(), 0, "i0 ran until stopped");
     pool[0].signal("-STOP");
@@ -735,4 +980,164 @@ fn one_group_managed_instance_equals_the_ungrouped_stream() {
     );
     assert_eq!(grouped, common::expected_counts(records));
     assert_eq!(grouped, plain);
+}
+
+/// Writes `keys` entries of task `task` straight into the stateful job's changelog topic, as
+/// the job encodes them (postcard): key `t<task>-k<j>`, total `j`.
+fn write_task_changelog(bootstrap: &str, topic: &str, task: i32, keys: usize) {
+    let producer: BaseProducer = clients::producer_config(bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for j in 0..keys {
+        let key = postcard::to_stdvec(&format!("t{task}-k{j}")).unwrap();
+        let value = postcard::to_stdvec(&(j as i64, false)).unwrap();
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(task)
+            .key(&key)
+            .payload(&value);
+        spate_testkit::produce::send(&producer, record);
+    }
+    spate_testkit::produce::flush(&producer, topic);
+}
+
+/// The last line of `log` starting with `prefix`.
+fn last_line<'a>(log: &'a str, prefix: &str) -> Option<&'a str> {
+    log.lines().rev().find(|l| l.starts_with(prefix))
+}
+
+/// Whether the latest `OWNED` line of an instance's current run lists `task`.
+fn owns(instance: &Instance, task: i32) -> bool {
+    let log = std::fs::read_to_string(instance.log(instance.runs)).unwrap_or_default();
+    last_line(&log, "OWNED ").is_some_and(|l| {
+        l.trim_start_matches("OWNED [")
+            .trim_end_matches(']')
+            .split(", ")
+            .any(|t| t == task.to_string())
+    })
+}
+
+fn field(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One task holds a large state (`SPATE_TASK_RESTORE_KEYS`, 200,000 by default); its owner is
+/// SIGKILLed and the other instance, given the task by the group, restores it from the
+/// changelog before processing it: the restore's time, rate and RSS are printed, and a record
+/// for a restored key continues that key's total.
+#[test]
+fn the_new_owner_of_a_large_task_restores_it_from_the_changelog() {
+    spate_testkit::init_logging();
+    let keys: usize = std::env::var(ENV_RESTORE_KEYS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let c = cluster("state");
+    let bootstrap = c.broker.bootstrap_servers();
+    let group = c
+        .env
+        .iter()
+        .find(|(k, _)| *k == ENV_GROUP)
+        .unwrap()
+        .1
+        .clone();
+    let output = c
+        .env
+        .iter()
+        .find(|(k, _)| *k == ENV_OUTPUT)
+        .unwrap()
+        .1
+        .clone();
+    let changelog = format!("{group}-totals-changelog");
+    c.broker
+        .create_topic_with(&changelog, PARTITIONS, &[("cleanup.policy", "compact")]);
+    let started = Instant::now();
+    write_task_changelog(&bootstrap, &changelog, 0, keys);
+    eprintln!(
+        "wrote {keys} changelog records of task 0 in {:?}",
+        started.elapsed()
+    );
+
+    let mut pool: Vec<Instance> = ["a", "b"].iter().map(|n| c.instance(n)).collect();
+    pool.iter_mut().for_each(Instance::spawn);
+    // Both instances own tasks, and the owner of task 0 has restored it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let owner = loop {
+        assert!(
+            Instant::now() < deadline,
+            "task 0 was never restored by an owner"
+        );
+        let owner = (0..2).find(|&i| owns(&pool[i], 0));
+        let both = (0..2).all(|i| {
+            let log = std::fs::read_to_string(pool[i].log(1)).unwrap_or_default();
+            last_line(&log, "OWNED ").is_some_and(|l| l != "OWNED []")
+        });
+        if let (Some(o), true) = (owner, both) {
+            let log = std::fs::read_to_string(pool[o].log(1)).unwrap_or_default();
+            if log.contains(&format!("RESTORED task=0 records={keys} ")) {
+                break o;
+            }
+        }
+        for r in pool.iter_mut().filter_map(|i| i.running.as_mut()) {
+            r.assert_alive();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let survivor = 1 - owner;
+    let log = std::fs::read_to_string(pool[survivor].log(1)).unwrap_or_default();
+    let restored_before = log.matches("RESTORED task=0 ").count();
+    pool[owner].kill();
+    let killed = Instant::now();
+    let line = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "the survivor never restored task 0"
+        );
+        let log = std::fs::read_to_string(pool[survivor].log(1)).unwrap_or_default();
+        if log.matches("RESTORED task=0 ").count() > restored_before {
+            break last_line(&log, "RESTORED task=0 ").unwrap().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let handed_over = killed.elapsed();
+    eprintln!(
+        "task restore after a kill: {line} (task 0 back in {handed_over:?} after the kill, \
+         {} restored it before)",
+        if restored_before > 0 {
+            "it had"
+        } else {
+            "it never"
+        }
+    );
+    assert_eq!(field(&line, "records"), keys as u64);
+    // Memory follows the state, not the log: the state (keys × ~100 bytes) plus the restore
+    // consumer's bounded fetch queue.
+    let grown = field(&line, "hwm_kib").saturating_sub(field(&line, "rss_before_kib"));
+    assert!(
+        grown < 64 * 1024 + keys as u64 / 4,
+        "the restore grew the RSS by {grown} KiB for {keys} keys"
+    );
+    // A record for a restored key continues its total.
+    let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
+    spate_testkit::produce::send_all(
+        &p,
+        &c.topic,
+        [(0, Some("t0-k7".to_owned()), "x".to_owned())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (totals, _) = read_committed_totals(&bootstrap, &output);
+        if let Some(&n) = totals.get("t0-k7") {
+            assert_eq!(n, 8, "the restored total 7, plus one");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no total for t0-k7");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    pool.iter_mut().for_each(Instance::kill);
 }

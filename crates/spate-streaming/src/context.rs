@@ -386,6 +386,7 @@ impl StreamingContext {
             }
             let checkpointed = self.inner.checkpoint_dir.lock().is_some();
             crate::state::restore::validate(&g, checkpointed)?;
+            crate::state::tasks::validate(&g, checkpointed)?;
             if g.outputs.is_empty() {
                 return Err(StreamingError::ContextState(
                     "has no output operations; define at least one (print, foreach_batch, save_as_text_files) before start".into(),

@@ -155,6 +155,16 @@ pub(crate) trait StatefulOp: Send + Sync {
     }
     /// Attaches a changelog: from now on every batch's changes are recorded to it.
     fn attach_changelog(&self, _changelog: Arc<dyn StateChangelog>) {}
+    /// Whether the state is partitioned by the input's tasks (`crate::state::tasks`).
+    fn by_task(&self) -> bool {
+        false
+    }
+    /// At start, for state partitioned by task: one state partition per task.
+    fn set_tasks(&self, _count: usize) -> Result<()> {
+        Ok(())
+    }
+    /// Drops state partition `partition` from memory (its task went to another instance).
+    fn drop_partition(&self, _partition: usize) {}
     /// Applies changelog partition `partition` to the state (see `KeyedState::restore_partition`).
     fn restore_partition(
         &self,

@@ -93,6 +93,16 @@ struct OwnershipState {
     stopped: bool,
 }
 
+/// This instance's partitions as a plan starts, each with the *incarnation* of its assignment
+/// (a partition that went away and came back has a new one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedPartitions {
+    /// Owned and not being revoked: what a new batch may cover.
+    pub plannable: BTreeMap<TopicPartition, u64>,
+    /// Every owned partition, including those being revoked (their batches still run).
+    pub owned: BTreeMap<TopicPartition, u64>,
+}
+
 /// How many times partitions came and went (for logs, tests and metrics).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RebalanceCounts {
@@ -105,20 +115,22 @@ pub struct RebalanceCounts {
 }
 
 impl Ownership {
-    /// The partitions a new batch may cover (owned and not being revoked); marks a plan as
-    /// being made until [`Ownership::planned`] or [`Ownership::planning_failed`].
-    pub(crate) fn begin_planning(&self) -> BTreeSet<TopicPartition> {
+    /// The partitions a new batch may cover, and all owned ones; marks a plan as being made
+    /// until [`Ownership::planned`] or [`Ownership::planning_failed`] (a revocation waits).
+    pub(crate) fn begin_planning(&self) -> OwnedPartitions {
         let mut s = self.state.lock();
-        let from: BTreeMap<TopicPartition, u64> = s
+        let plannable: BTreeMap<TopicPartition, u64> = s
             .owned
             .iter()
             .filter(|(tp, _)| !s.revoking.contains(*tp))
             .map(|(tp, &i)| (tp.clone(), i))
             .collect();
-        let partitions = from.keys().cloned().collect();
         s.planning = true;
-        s.planning_from = from;
-        partitions
+        s.planning_from = plannable.clone();
+        OwnedPartitions {
+            plannable,
+            owned: s.owned.clone(),
+        }
     }
 
     /// Records batch `time` as planned over `partitions` (in flight until it completes).
@@ -504,7 +516,7 @@ mod tests {
     fn a_revocation_waits_for_the_batch_in_flight_and_then_releases() {
         let o = Arc::new(Ownership::default());
         o.assign(&[tp(0), tp(1)]);
-        assert_eq!(o.begin_planning().len(), 2);
+        assert_eq!(o.begin_planning().plannable.len(), 2);
         let t = Time::from_millis(100);
         o.planned(t, [tp(0), tp(1)]);
         let revoker = {
@@ -515,7 +527,7 @@ mod tests {
         // Still owned while the batch runs, but no new batch covers it.
         assert_eq!(o.owned(), vec![tp(0), tp(1)]);
         assert_eq!(
-            o.begin_planning().into_iter().collect::<Vec<_>>(),
+            o.begin_planning().plannable.into_keys().collect::<Vec<_>>(),
             vec![tp(0)]
         );
         o.planning_failed();

@@ -40,7 +40,7 @@ pub use commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter
 pub use config::DirectStreamConfig;
 pub use consumer_cache::{CacheKey, ConsumerCache, ConsumerLease};
 pub use driver::{DriverClient, Watermarks};
-pub use group::{GroupMember, Ownership, RebalanceCounts, RebalanceListener};
+pub use group::{GroupMember, OwnedPartitions, Ownership, RebalanceCounts, RebalanceListener};
 pub use offset_range::{HasOffsetRanges, OffsetRange, TopicPartition};
 pub use params::{AutoOffsetReset, KafkaParams};
 pub use per_partition::PerPartitionConfig;

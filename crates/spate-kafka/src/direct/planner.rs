@@ -17,18 +17,28 @@
 //! owns when it is planned, and the plan records them ([`DirectPlan::owned`]). A partition that
 //! left is forgotten; when it is assigned again it starts afresh — from the job's offset store
 //! (the [`RebalanceListener`]), else from the group's committed offsets — because another
-//! instance may have advanced it meanwhile.
+//! instance may have advanced it meanwhile. A partition that left and came back between two
+//! plans is noticed by its new incarnation and starts afresh too.
+//!
+//! With keyed state partitioned by task ([`TaskStates`], one task per partition number), the
+//! planner is where a task changes hands: a partition that left drops its task's state (its
+//! batches have committed: a cooperative revocation waits for them), and a partition that
+//! joins has its task's state restored from the changelog once its starting offset is known —
+//! before the first batch covering it is planned. The starting offset comes first: reading it
+//! `read_committed` waits until the previous owner's pending transaction settles, so the
+//! changelog then holds every change up to that offset.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use spate_streaming::TaskStates;
 
 use crate::direct::clamp::{clamp, estimated_rate};
 use crate::direct::config::DirectStreamConfig;
 use crate::direct::driver::{DriverClient, Watermarks};
-use crate::direct::group::{GroupMember, RebalanceListener};
+use crate::direct::group::{GroupMember, OwnedPartitions, RebalanceListener};
 use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::AutoOffsetReset;
 use crate::direct::strategy::{ConsumerStrategy, Subscription};
@@ -91,6 +101,10 @@ pub struct OffsetPlanner {
     batches_planned: u64,
     member: Option<Arc<GroupMember>>,
     listener: Option<Arc<dyn RebalanceListener>>,
+    /// Group-managed: the incarnation each tracked partition was planned from.
+    incarnations: BTreeMap<TopicPartition, u64>,
+    /// Group-managed with state partitioned by task: restored and dropped as partitions move.
+    task_states: Option<TaskStates>,
 }
 
 impl std::fmt::Debug for OffsetPlanner {
@@ -119,6 +133,8 @@ impl OffsetPlanner {
             batches_planned: 0,
             member: None,
             listener: None,
+            incarnations: BTreeMap::new(),
+            task_states: None,
         })
     }
 
@@ -130,6 +146,12 @@ impl OffsetPlanner {
     /// Where newly owned partitions of a group-managed stream start (see the module docs).
     pub fn set_rebalance_listener(&mut self, listener: Arc<dyn RebalanceListener>) {
         self.listener = Some(listener);
+    }
+
+    /// Restores and drops the state of tasks as this group-managed instance gains and loses
+    /// partitions (see the module docs).
+    pub fn set_task_states(&mut self, task_states: TaskStates) {
+        self.task_states = Some(task_states);
     }
 
     /// The next offset to read per partition (the `until` of the last planned batch).
@@ -167,20 +189,26 @@ impl OffsetPlanner {
         self.plan_owned(backpressure_rate, batch_interval, None)
     }
 
-    /// [`Self::plan_next`] for a group-managed stream: the batch covers `owned` only (`None`:
-    /// the subscription's partitions), and partitions no longer owned are forgotten.
+    /// [`Self::plan_next`] for a group-managed stream: the batch covers `owned.plannable` only
+    /// (`None`: the subscription's partitions); partitions that left, or left and came back
+    /// (a new incarnation), are forgotten.
     pub fn plan_owned(
         &mut self,
         backpressure_rate: Option<i64>,
         batch_interval: Duration,
-        owned: Option<&BTreeSet<TopicPartition>>,
+        owned: Option<&OwnedPartitions>,
     ) -> Result<DirectPlan> {
         let mut current = self.current.clone();
         if let Some(owned) = owned {
-            current.retain(|tp, _| owned.contains(tp));
+            self.forget_moved(&mut current, owned);
         }
-        let watermarks = self.watermarks(&mut current, owned)?;
-        self.join_new_partitions(&mut current, &watermarks)?;
+        let plannable: Option<BTreeSet<TopicPartition>> =
+            owned.map(|o| o.plannable.keys().cloned().collect());
+        let watermarks = self.watermarks(&mut current, plannable.as_ref())?;
+        let joined = self.join_new_partitions(&mut current, &watermarks)?;
+        if let Some(owned) = owned {
+            self.take_over(&joined, owned)?;
+        }
         let lost = self.check_positions(&mut current, &watermarks)?;
         let rate = estimated_rate(
             backpressure_rate.filter(|_| self.config.backpressure),
@@ -202,8 +230,66 @@ impl OffsetPlanner {
         Ok(DirectPlan {
             ranges,
             lost,
-            owned: owned.map(|o| o.iter().cloned().collect()),
+            owned: plannable.map(|o| o.into_iter().collect()),
         })
+    }
+
+    /// Forgets the position of partitions a new batch may not cover, or that came back in a
+    /// new incarnation (they start afresh when planned again), and drops the state of tasks
+    /// whose partition is no longer owned in the incarnation their state was restored for.
+    /// A partition being revoked keeps its state until it leaves: its last batches still run.
+    fn forget_moved(
+        &mut self,
+        current: &mut BTreeMap<TopicPartition, i64>,
+        owned: &OwnedPartitions,
+    ) {
+        let moved: Vec<TopicPartition> = current
+            .keys()
+            .filter(
+                |tp| match (owned.plannable.get(*tp), self.incarnations.get(*tp)) {
+                    (None, _) => true,
+                    (Some(now), Some(then)) => now != then,
+                    // Positioned from a checkpoint before this process saw the group: kept.
+                    (Some(_), None) => false,
+                },
+            )
+            .cloned()
+            .collect();
+        for tp in &moved {
+            // Kept out of `self.current` too: a plan that fails later must not bring them back.
+            current.remove(tp);
+            self.current.remove(tp);
+        }
+        for tp in current.keys() {
+            if let Some(&i) = owned.plannable.get(tp) {
+                self.incarnations.entry(tp.clone()).or_insert(i);
+            }
+        }
+        let gone: Vec<TopicPartition> = self
+            .incarnations
+            .iter()
+            .filter(|(tp, i)| owned.owned.get(*tp) != Some(*i))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in &gone {
+            self.incarnations.remove(tp);
+        }
+        if let Some(ts) = &self.task_states {
+            ts.revoked(&tasks_of(&gone));
+        }
+    }
+
+    /// Partitions that joined this instance: their incarnations, and their tasks' state.
+    fn take_over(&mut self, joined: &[TopicPartition], owned: &OwnedPartitions) -> Result<()> {
+        for tp in joined {
+            if let Some(&i) = owned.plannable.get(tp) {
+                self.incarnations.insert(tp.clone(), i);
+            }
+        }
+        if let Some(ts) = &self.task_states {
+            ts.assigned(&tasks_of(joined))?;
+        }
+        Ok(())
     }
 
     /// Watermarks of every partition of the subscription, and of every tracked one.
@@ -245,12 +331,13 @@ impl OffsetPlanner {
         Ok(watermarks)
     }
 
-    /// Partitions with watermarks but no position join the stream at their starting offsets.
+    /// Partitions with watermarks but no position join the stream at their starting offsets;
+    /// returns them.
     fn join_new_partitions(
         &self,
         current: &mut BTreeMap<TopicPartition, i64>,
         watermarks: &BTreeMap<TopicPartition, Watermarks>,
-    ) -> Result<()> {
+    ) -> Result<Vec<TopicPartition>> {
         let new: BTreeSet<TopicPartition> = watermarks
             .keys()
             .filter(|tp| !current.contains_key(*tp))
@@ -263,7 +350,7 @@ impl OffsetPlanner {
                 current.insert(tp, o);
             }
         }
-        Ok(())
+        Ok(new.into_iter().collect())
     }
 
     /// A position outside `[earliest, latest]` of its partition fails the batch
@@ -404,6 +491,16 @@ impl OffsetPlanner {
     pub fn subscription(&self) -> &Subscription {
         &self.strategy.subscription
     }
+}
+
+/// The tasks of `partitions`: a task is a partition number (one per partition of a
+/// co-partitioned subscription).
+fn tasks_of(partitions: &[TopicPartition]) -> Vec<usize> {
+    let tasks: BTreeSet<usize> = partitions
+        .iter()
+        .filter_map(|tp| usize::try_from(tp.partition).ok())
+        .collect();
+    tasks.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use spate_streaming::listener::{BatchInfo, InputInfo};
 use spate_streaming::rate::{BatchCompleted, PidRateEstimator, RateController};
 use spate_streaming::{
-    fail_task, DStream, InputContext, InputErrorReporter, InputStream, PartitionIter, Partitions,
-    StreamingContext, Time,
+    fail_task, DStream, InputContext, InputErrorReporter, InputStream, InputTasks, PartitionIter,
+    Partitions, StreamingContext, Time,
 };
 
 use crate::direct::commit::{CanCommitOffsets, CommitCallback, CommitResult, OffsetCommitter};
@@ -104,6 +104,12 @@ struct KafkaPartitions {
 impl Partitions<ConsumerRecord> for KafkaPartitions {
     fn num_partitions(&self) -> usize {
         self.ranges.len()
+    }
+
+    /// A batch partition's task is its Kafka partition's number (Kafka Streams' tasks).
+    fn task(&self, partition: usize) -> Option<usize> {
+        let range = self.ranges.get(partition)?;
+        usize::try_from(range.partition).ok()
     }
 
     fn compute(
@@ -222,7 +228,43 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
     fn start(&self, ctx: &InputContext) -> spate_streaming::Result<()> {
         *self.shared.input_id.lock() = ctx.input_id().to_owned();
         *self.shared.reporter.lock() = Some(ctx.error_reporter());
+        if let (Some(_), Some(tasks)) = (&self.shared.member, ctx.task_states()) {
+            self.shared.planner.lock().set_task_states(tasks.clone());
+        }
         Ok(())
+    }
+
+    /// One task per partition number of the subscription. Group-managed, a task is only
+    /// owned whole when it is one partition: the assignor places partitions of different
+    /// topics independently, so a multi-topic subscription is refused here.
+    fn tasks(&self) -> spate_streaming::Result<Option<InputTasks>> {
+        let planner = self.shared.planner.lock();
+        let partitions = planner.client().partitions(planner.subscription())?;
+        let topics: BTreeSet<&str> = partitions.iter().map(|tp| tp.topic.as_str()).collect();
+        let assigned = self.shared.member.is_some();
+        if assigned && topics.len() > 1 {
+            return Err(SpateKafkaError::config(
+                "subscription",
+                topics.into_iter().collect::<Vec<_>>().join(","),
+                "state partitioned by task under group management needs one input topic (the \
+                 group assigns partitions of different topics independently)",
+            )
+            .into());
+        }
+        let count = partitions
+            .iter()
+            .filter_map(|tp| usize::try_from(tp.partition).ok())
+            .map(|p| p + 1)
+            .max()
+            .ok_or_else(|| {
+                SpateKafkaError::config(
+                    "subscription",
+                    format!("{:?}", planner.subscription()),
+                    "state partitioned by task needs the input's partition count, and the \
+                     subscription has no partitions (does the topic exist?)",
+                )
+            })?;
+        Ok(Some(InputTasks { count, assigned }))
     }
 
     fn stop(&self) -> spate_streaming::Result<()> {

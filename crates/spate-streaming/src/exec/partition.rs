@@ -30,6 +30,16 @@ pub trait Partitions<T>: Send + Sync {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+
+    /// The *task* partition `partition` belongs to, when the data is partitioned the way its
+    /// input was written (Kafka Streams' tasks: the Kafka direct stream's partition *i* reads
+    /// one Kafka partition, and its task is that partition's number). Narrow operators keep
+    /// it, so a keyed state operator partitioned by task (see `crate::state::tasks`) finds the
+    /// task of its records without a shuffle; a shuffle, a window or a `repartition` loses it
+    /// (`None`, the default).
+    fn task(&self, _partition: usize) -> Option<usize> {
+        None
+    }
 }
 
 /// Materialised partitions held in memory; reading clones the elements.
@@ -107,6 +117,10 @@ impl<T: Send + 'static, U: Send + 'static> Partitions<U> for Narrow<T, U> {
         let it = self.parent.compute(partition)?;
         Ok((self.f)(partition, it))
     }
+
+    fn task(&self, partition: usize) -> Option<usize> {
+        self.parent.task(partition)
+    }
 }
 
 /// The partitions of several parents, one after another.
@@ -128,6 +142,19 @@ impl<T: Send + 'static> Partitions<T> for Union<T> {
             partition -= n;
         }
         Ok(Box::new(std::iter::empty()))
+    }
+
+    /// Co-partitioned inputs (same key, same partitioner, same partition count) put a key in
+    /// the same task in every parent, so a union keeps each parent's tasks.
+    fn task(&self, mut partition: usize) -> Option<usize> {
+        for p in &self.parents {
+            let n = p.num_partitions();
+            if partition < n {
+                return p.task(partition);
+            }
+            partition -= n;
+        }
+        None
     }
 }
 

@@ -51,6 +51,7 @@ pub(crate) trait ErasedInput: Send + Sync {
     fn snapshot_state(&self) -> Result<Option<String>>;
     fn restore_state(&self, json: &str) -> Result<()>;
     fn batch_completed(&self, info: &BatchInfo);
+    fn tasks(&self) -> Result<Option<super::InputTasks>>;
 }
 
 /// An [`InputStream`] seen through [`ErasedInput`].
@@ -117,5 +118,8 @@ impl<T: 'static, I: InputStream<T>> ErasedInput for Erased<T, I> {
     }
     fn batch_completed(&self, info: &BatchInfo) {
         self.0.batch_completed(info)
+    }
+    fn tasks(&self) -> Result<Option<super::InputTasks>> {
+        self.0.tasks()
     }
 }

@@ -80,6 +80,7 @@ use serde::Serialize;
 use crate::error::{Result, StreamingError};
 use crate::exec::Partitions;
 use crate::listener::{BatchInfo, Event, InputErrorInfo, InputInfo, ListenerBus, ReceiverInfo};
+use crate::state::tasks::TaskStates;
 use crate::time::Time;
 
 /// A source of batches. See the module docs for the plan → compute contract.
@@ -145,6 +146,27 @@ pub trait InputStream<T>: Send + Sync + 'static {
 
     /// A batch finished; `info` has its records, delays and output status.
     fn batch_completed(&self, _info: &BatchInfo) {}
+
+    /// How this input's partitions map to tasks ([`Partitions::task`]), for keyed state
+    /// partitioned by task (see [`crate::state::tasks`]). Asked once at start, before
+    /// [`InputStream::start`], and only when the job has such state. `None` (the default): the
+    /// input's partitions are not tasks.
+    fn tasks(&self) -> Result<Option<InputTasks>> {
+        Ok(None)
+    }
+}
+
+/// An input whose batch partitions belong to tasks ([`Partitions::task`]): Kafka Streams'
+/// tasks, one per partition of a co-partitioned input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputTasks {
+    /// How many tasks there are (the Kafka direct stream: its topic's partition count).
+    pub count: usize,
+    /// True when this instance owns only the tasks the input reports through
+    /// [`InputContext::task_states`] (a group-managed stream): a task's state is restored when
+    /// it is assigned and dropped when it is revoked. False: the instance owns every task, and
+    /// all their state is restored at start.
+    pub assigned: bool,
 }
 
 /// The plan of an input that keeps a batch's data in memory until it runs (queue and socket
@@ -164,6 +186,7 @@ pub struct InputContext {
     pub(crate) batch_interval: Duration,
     pub(crate) bus: Arc<ListenerBus>,
     pub(crate) metrics: Arc<crate::metrics::StreamingMetrics>,
+    pub(crate) task_states: Option<TaskStates>,
 }
 
 impl std::fmt::Debug for InputContext {
@@ -200,6 +223,13 @@ impl InputContext {
     /// The batch interval.
     pub fn batch_interval(&self) -> Duration {
         self.batch_interval
+    }
+
+    /// The job's keyed state partitioned by task, when it has some: an input whose
+    /// [`InputTasks::assigned`] is true reports through it which tasks this instance gains
+    /// (their state is restored before the call returns) and loses (their state is dropped).
+    pub fn task_states(&self) -> Option<&TaskStates> {
+        self.task_states.as_ref()
     }
 
     /// Reports that a receiver started.

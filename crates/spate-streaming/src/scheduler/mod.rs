@@ -29,6 +29,7 @@ use crate::input::{ErasedPlan, InputContext};
 use crate::listener::{BatchInfo, Event, ListenerBus};
 use crate::metrics::StreamingMetrics;
 use crate::recovery;
+use crate::state::TaskStates;
 use crate::time::{ms, Time};
 
 /// A batch that has been planned (and recorded) and waits to run.
@@ -187,12 +188,16 @@ pub(crate) fn start(inner: &Arc<ContextInner>, graph: Arc<Graph>) -> Result<Runt
     // write-ahead log, which it opens at start.
     inner.bus.start();
     inner.bus.post(Event::StreamingStarted(now));
-    // Changelog-backed state is whole before any input plans a batch.
-    if let Err(e) = crate::state::restore::restore_all(&shared.graph, &inner.bus, &inner.metrics) {
-        abandon(&shared);
-        return Err(e);
-    }
-    if let Err(e) = start_inputs(inner, &shared, checkpoint_dir) {
+    // Changelog-backed state is whole before any input plans a batch (state partitioned by
+    // task that an input assigns: before the first batch covering the task).
+    let tasks = match restore_state(inner, &shared) {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            abandon(&shared);
+            return Err(e);
+        }
+    };
+    if let Err(e) = start_inputs(inner, &shared, checkpoint_dir, tasks) {
         abandon(&shared);
         return Err(e);
     }
@@ -231,11 +236,20 @@ fn new_shared(
     })
 }
 
-/// Starts every input with its context (id, checkpoint directory, listener bus).
+/// Sizes the state partitioned by task and restores changelog-backed state.
+fn restore_state(inner: &Arc<ContextInner>, shared: &Shared) -> Result<Option<TaskStates>> {
+    let tasks = TaskStates::setup(&shared.graph, &inner.bus, &inner.metrics)?;
+    crate::state::restore::restore_all(&shared.graph, tasks.as_ref(), &inner.bus, &inner.metrics)?;
+    Ok(tasks)
+}
+
+/// Starts every input with its context (id, checkpoint directory, listener bus, the state
+/// partitioned by task).
 fn start_inputs(
     inner: &Arc<ContextInner>,
     shared: &Shared,
     checkpoint_dir: Option<std::path::PathBuf>,
+    tasks: Option<TaskStates>,
 ) -> Result<()> {
     for i in &shared.graph.inputs {
         let ictx = InputContext {
@@ -244,6 +258,7 @@ fn start_inputs(
             batch_interval: shared.conf.batch_interval,
             bus: inner.bus.clone(),
             metrics: inner.metrics.clone(),
+            task_states: tasks.clone(),
         };
         i.input.start(&ictx)?;
     }

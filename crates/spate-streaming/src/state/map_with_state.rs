@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{state_type_name, ChangelogEntry, KeyedState, Partitioned, StateChangelog};
 use crate::dstream::DStream;
-use crate::error::Result;
+use crate::error::{Result, StreamingError};
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data, Key, VecPartitions};
 use crate::graph::{OpId, StatefulOp};
@@ -67,6 +67,7 @@ type StateFn<K, V, S, E> = dyn Fn(&K, Option<V>, &mut State<S>) -> E + Send + Sy
 pub struct StateSpec<K, V, S, E> {
     func: Arc<StateFn<K, V, S, E>>,
     num_partitions: Option<usize>,
+    by_task: bool,
     timeout: Option<Duration>,
     initial_state: Vec<(K, S)>,
 }
@@ -75,6 +76,7 @@ impl<K, V, S, E> std::fmt::Debug for StateSpec<K, V, S, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateSpec")
             .field("num_partitions", &self.num_partitions)
+            .field("by_task", &self.by_task)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -86,6 +88,7 @@ impl<K, V, S, E> StateSpec<K, V, S, E> {
         StateSpec {
             func: Arc::new(f),
             num_partitions: None,
+            by_task: false,
             timeout: None,
             initial_state: Vec::new(),
         }
@@ -94,6 +97,17 @@ impl<K, V, S, E> StateSpec<K, V, S, E> {
     /// Number of state partitions (default: `spate.streaming.default.parallelism`).
     pub fn num_partitions(mut self, n: usize) -> Self {
         self.num_partitions = Some(n.max(1));
+        self
+    }
+
+    /// Partitions the state by the input's **tasks** instead of by key hash (Kafka Streams'
+    /// model, see [`crate::state::tasks`]): state partition p holds the keys of input
+    /// partition p, and moves with it between instances of the job. The input must be
+    /// co-partitioned (keyed by this stream's key), with only narrow operators in between; no
+    /// `num_partitions` or initial state (the engine cannot place keys the way the input's
+    /// partitioner does).
+    pub fn by_task(mut self) -> Self {
+        self.by_task = true;
         self
     }
 
@@ -152,6 +166,18 @@ where
     fn attach_changelog(&self, changelog: Arc<dyn StateChangelog>) {
         // Attached once, at start; a second attach of the same operator is refused there.
         let _ = self.state.changelog.set(changelog);
+    }
+
+    fn by_task(&self) -> bool {
+        self.state.by_task
+    }
+
+    fn set_tasks(&self, count: usize) -> Result<()> {
+        self.state.set_tasks(count)
+    }
+
+    fn drop_partition(&self, partition: usize) {
+        self.state.drop_partition(partition)
     }
 
     fn restore_partition(
@@ -236,13 +262,26 @@ where
         S: Data + Serialize + DeserializeOwned,
         E: Data,
     {
-        let n = spec
-            .num_partitions
-            .unwrap_or_else(|| self.default_partitions());
         let id = self.ctx.unique_name("map_with_state");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
+        let state = if spec.by_task {
+            if spec.num_partitions.is_some() || !spec.initial_state.is_empty() {
+                self.ctx.graph_error(StreamingError::operator(
+                    &id,
+                    "is partitioned by task: its partitions are the input's, and the engine \
+                     cannot place initial state the way the input's partitioner does; drop \
+                     num_partitions and initial_state",
+                ));
+            }
+            KeyedState::by_task(op_id.clone())
+        } else {
+            let n = spec
+                .num_partitions
+                .unwrap_or_else(|| self.default_partitions());
+            KeyedState::new(op_id.clone(), n)
+        };
         let st = Arc::new(MwsStore {
-            state: KeyedState::new(op_id.clone(), n),
+            state,
             started: AtomicBool::new(false),
         });
         st.state.store.load(
@@ -260,23 +299,19 @@ where
             let st = &core_st;
             let t = bc.time.as_millis();
             if !st.started.swap(true, Ordering::SeqCst) {
-                for p in &st.state.store.parts {
+                for p in st.state.store.parts() {
                     for (_, (_, seen)) in p.lock().iter_mut() {
                         *seen = t;
                     }
                 }
             }
             let input: Batch<(K, V)> = parent.get(bc)?;
-            let n = st.state.store.n();
-            let grouped: Vec<Mutex<Vec<(K, V)>>> = input
-                .partition_by_key(n)?
-                .into_iter()
-                .map(Mutex::new)
-                .collect();
+            let (which, grouped) = st.state.group(&input)?;
             let changes = st.state.change_buffers();
-            let parts = bc.exec.run_tasks(bc.time, n, |r| {
-                let data = std::mem::take(&mut *grouped[r].lock());
-                let mut map = st.state.store.parts[r].lock();
+            let parts = bc.exec.run_tasks(bc.time, which.len(), |i| {
+                let r = which[i];
+                let data = std::mem::take(&mut *grouped[i].lock());
+                let mut map = st.state.store.parts()[r].lock();
                 let mut touched = changes.as_ref().map(|_| Touched::default());
                 let mut out = apply_records(&mut map, data, &*func, t, touched.as_mut());
                 if let Some(idle) = timeout_ms {
@@ -413,7 +448,7 @@ fn time_out_idle<K: Key, V, S, E>(
 /// Every key's state, per partition (the `state_snapshots` stream).
 fn snapshot_parts<K: Key, S: Clone>(store: &Partitioned<K, (S, u64)>) -> Vec<Vec<(K, S)>> {
     store
-        .parts
+        .parts()
         .iter()
         .map(|p| {
             p.lock()

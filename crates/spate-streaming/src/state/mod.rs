@@ -2,7 +2,9 @@
 //!
 //! State is partitioned by key hash into N partitions (a store per partition behind its own
 //! lock), so one batch updates all partitions in parallel; batches run one at a time, so updates
-//! are never concurrent across batches. State types are `Serialize + DeserializeOwned`: with a
+//! are never concurrent across batches. Partitioned *by task* instead ([`tasks`]), state
+//! partition p is the input's task p (Kafka partition p), so several instances of a job each
+//! hold the state of the tasks they own. State types are `Serialize + DeserializeOwned`: with a
 //! checkpoint directory the whole store is snapshotted (see `crate::recovery`); with a
 //! [`StateChangelog`] attached, each batch's changed keys are written to it per state partition
 //! and the store is restored from it at start (see [`changelog`]).
@@ -10,10 +12,12 @@
 pub mod changelog;
 mod map_with_state;
 pub(crate) mod restore;
+pub mod tasks;
 mod update;
 
 pub use changelog::{ChangelogEntry, StateChangelog, StateChanges};
 pub use map_with_state::{MapWithStateDStream, State, StateSpec};
+pub use tasks::TaskStates;
 
 use std::sync::{Arc, OnceLock};
 
@@ -23,18 +27,25 @@ use serde::Serialize;
 
 use crate::error::{Result, StreamingError};
 use crate::exec::shuffle::{partition_of, FastMap};
-use crate::exec::Key;
+use crate::exec::{Batch, Data, Key};
 use crate::graph::{decode_state, encode_state, OpId};
 use crate::time::Time;
 
 /// What both state operators checkpoint: the operator's id (which `uid()` may still change
-/// while the graph is built, hence shared), its key-partitioned store, and the changelog
-/// attached at start (if any).
+/// while the graph is built, hence shared), its partitioned store, and the changelog attached
+/// at start (if any).
 pub(crate) struct KeyedState<K, X> {
     pub(crate) id: OpId,
     pub(crate) store: Partitioned<K, X>,
     pub(crate) changelog: OnceLock<Arc<dyn StateChangelog>>,
+    /// Partitioned by the input's tasks (the number of partitions is set at start) instead of
+    /// by key hash.
+    pub(crate) by_task: bool,
 }
+
+/// One batch's records of a state operator grouped by state partition: the partitions the
+/// batch updates, and each one's records (same order).
+pub(crate) type Grouped<K, V> = (Vec<usize>, Vec<Mutex<Vec<(K, V)>>>);
 
 impl<K, X> KeyedState<K, X>
 where
@@ -59,6 +70,50 @@ where
             id,
             store: Partitioned::new(partitions),
             changelog: OnceLock::new(),
+            by_task: false,
+        }
+    }
+
+    /// A store partitioned by task; its partitions exist from [`KeyedState::set_tasks`] on.
+    pub(crate) fn by_task(id: OpId) -> Self {
+        KeyedState {
+            id,
+            store: Partitioned::deferred(),
+            changelog: OnceLock::new(),
+            by_task: true,
+        }
+    }
+
+    /// At start: one state partition per task of the input.
+    pub(crate) fn set_tasks(&self, count: usize) -> Result<()> {
+        if self.store.set_count(count) {
+            return Ok(());
+        }
+        Err(StreamingError::operator(
+            self.op_id(),
+            format!(
+                "is partitioned by task into {} partitions; its input now has {count} tasks",
+                self.store.n()
+            ),
+        ))
+    }
+
+    /// One batch's records by state partition: every partition by key hash, or — partitioned
+    /// by task — the tasks the batch covers, each with the records of its input partitions.
+    pub(crate) fn group<V: Data>(&self, input: &Batch<(K, V)>) -> Result<Grouped<K, V>> {
+        let n = self.store.n();
+        let (which, parts) = if self.by_task {
+            tasks::group_by_task(input, n, &self.op_id())?
+        } else {
+            ((0..n).collect(), input.partition_by_key(n)?)
+        };
+        Ok((which, parts.into_iter().map(Mutex::new).collect()))
+    }
+
+    /// Drops partition `p`'s state from memory (its task went to another instance).
+    pub(crate) fn drop_partition(&self, p: usize) {
+        if let Some(part) = self.store.parts().get(p) {
+            *part.lock() = FastMap::default();
         }
     }
 
@@ -109,7 +164,9 @@ where
 
     /// Applies partition `p`'s changelog on top of what the partition holds (initial state):
     /// the last value of a key wins, a tombstone removes it. One lock for the whole partition:
-    /// nothing else runs before the job's first batch.
+    /// nothing else runs before the job's first batch — or, partitioned by task, before the
+    /// first batch covering the newly assigned task, whose partition starts empty (it may hold
+    /// what this instance had before the task went away and came back).
     pub(crate) fn restore_partition(
         &self,
         p: usize,
@@ -119,10 +176,18 @@ where
     ) -> Result<u64> {
         let id = self.op_id();
         let n = self.store.n();
-        let mut map = self.store.parts[p].lock();
+        let by_task = self.by_task;
+        let part = self.store.parts().get(p).ok_or_else(|| {
+            StreamingError::operator(&id, format!("has no state partition {p} (of {n})"))
+        })?;
+        let mut map = part.lock();
+        if by_task {
+            *map = FastMap::default();
+        }
         let mut apply = |e: ChangelogEntry| -> Result<()> {
             let k: K = decode_state(&id, &e.key)?;
-            let home = partition_of(&k, n);
+            // By task, the input's partitioner placed the key; the engine cannot recompute it.
+            let home = if by_task { p } else { partition_of(&k, n) };
             if home != p {
                 return Err(StreamingError::operator(
                     &id,
@@ -163,39 +228,61 @@ pub(crate) fn state_type_name<K, S>() -> String {
     )
 }
 
-/// Key-partitioned maps.
+/// Partitioned maps: by key hash (the count is fixed when the operator is defined) or by task
+/// (the count is set at start, from the input).
 pub(crate) struct Partitioned<K, X> {
-    pub(crate) parts: Vec<Mutex<FastMap<K, X>>>,
+    parts: OnceLock<Vec<Mutex<FastMap<K, X>>>>,
 }
 
 impl<K: Key, X: Clone> Partitioned<K, X> {
     pub(crate) fn new(n: usize) -> Self {
+        let p = Self::deferred();
+        p.set_count(n.max(1));
+        p
+    }
+
+    /// No partitions until [`Partitioned::set_count`].
+    pub(crate) fn deferred() -> Self {
         Partitioned {
-            parts: (0..n.max(1))
-                .map(|_| Mutex::new(FastMap::default()))
-                .collect(),
+            parts: OnceLock::new(),
         }
     }
 
+    /// Creates `n` empty partitions; false when the count was already set to another value.
+    pub(crate) fn set_count(&self, n: usize) -> bool {
+        let parts = self
+            .parts
+            .get_or_init(|| (0..n).map(|_| Mutex::new(FastMap::default())).collect());
+        parts.len() == n
+    }
+
+    /// The partitions (none before the count is set).
+    pub(crate) fn parts(&self) -> &[Mutex<FastMap<K, X>>] {
+        self.parts.get().map_or(&[], Vec::as_slice)
+    }
+
     pub(crate) fn n(&self) -> usize {
-        self.parts.len()
+        self.parts().len()
     }
 
     /// Replaces the contents with `pairs`, placing each key in its partition.
     pub(crate) fn load(&self, pairs: Vec<(K, X)>) {
         let n = self.n();
+        if n == 0 {
+            return; // partitioned by task: placing keys is the input's partitioner's job
+        }
         let mut maps: Vec<FastMap<K, X>> = (0..n).map(|_| FastMap::default()).collect();
         for (k, x) in pairs {
             maps[partition_of(&k, n)].insert(k, x);
         }
-        for (slot, m) in self.parts.iter().zip(maps) {
+        for (slot, m) in self.parts().iter().zip(maps) {
             *slot.lock() = m;
         }
     }
 
     /// Every entry (cloned).
     pub(crate) fn dump(&self) -> Vec<(K, X)> {
-        self.parts
+        self.parts()
             .iter()
             .flat_map(|p| {
                 p.lock()

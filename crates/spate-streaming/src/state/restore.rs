@@ -15,7 +15,7 @@ use crate::error::{Result, StreamingError};
 use crate::graph::{Graph, StatefulOp};
 use crate::listener::{Event, ListenerBus, StateRestoreInfo};
 use crate::metrics::StreamingMetrics;
-use crate::state::StateChangelog;
+use crate::state::{StateChangelog, TaskStates};
 
 /// How often a running partition restore reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -60,9 +60,12 @@ pub(crate) fn validate(graph: &Graph, checkpointed: bool) -> Result<()> {
     Ok(())
 }
 
-/// Opens every changelog, attaches it, and restores its operator's partitions.
+/// Opens every changelog, attaches it, and restores its operator's partitions — except those of
+/// operators partitioned by task when `tasks` says the input assigns them (they are restored
+/// when assigned, see `crate::state::tasks`).
 pub(crate) fn restore_all(
     graph: &Graph,
+    tasks: Option<&TaskStates>,
     bus: &ListenerBus,
     metrics: &StreamingMetrics,
 ) -> Result<()> {
@@ -77,8 +80,13 @@ pub(crate) fn restore_all(
                 operation: format!("opening it for {partitions} state partitions"),
                 source,
             })?;
+        if op.by_task() && tasks.is_some_and(TaskStates::deferred) {
+            op.attach_changelog(Arc::clone(log));
+            continue;
+        }
         let started = Instant::now();
-        let total = restore_partitions(op.as_ref(), log.as_ref(), partitions, bus, metrics)?;
+        let all: Vec<usize> = (0..partitions).collect();
+        let total = restore_partitions(op.as_ref(), log.as_ref(), &all, bus, metrics)?;
         tracing::info!(
             operator = %uid,
             partitions,
@@ -91,27 +99,26 @@ pub(crate) fn restore_all(
     Ok(())
 }
 
-/// Restores every partition, as many at a time as the machine has cores (each partition is
-/// its own map and its own changelog partition, so they do not contend).
-fn restore_partitions(
+/// Restores `partitions`, as many at a time as the machine has cores (each partition is its
+/// own map and its own changelog partition, so they do not contend).
+pub(crate) fn restore_partitions(
     op: &dyn StatefulOp,
     log: &dyn StateChangelog,
-    partitions: usize,
+    partitions: &[usize],
     bus: &ListenerBus,
     metrics: &StreamingMetrics,
 ) -> Result<u64> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(partitions);
+        .min(partitions.len());
     let next = AtomicUsize::new(0);
     let work = || -> Result<u64> {
         let mut total = 0;
         loop {
-            let p = next.fetch_add(1, Ordering::Relaxed);
-            if p >= partitions {
+            let Some(&p) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(total);
-            }
+            };
             total += restore_partition(op, log, p, bus, metrics)?;
         }
     };

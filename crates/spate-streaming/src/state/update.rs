@@ -51,6 +51,18 @@ where
         let _ = self.0.changelog.set(changelog);
     }
 
+    fn by_task(&self) -> bool {
+        self.0.by_task
+    }
+
+    fn set_tasks(&self, count: usize) -> Result<()> {
+        self.0.set_tasks(count)
+    }
+
+    fn drop_partition(&self, partition: usize) {
+        self.0.drop_partition(partition)
+    }
+
     fn restore_partition(
         &self,
         partition: usize,
@@ -104,22 +116,52 @@ where
     {
         let id = self.ctx.unique_name("update_state_by_key");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
-        let st = Arc::new(UpdateStore(KeyedState::new(op_id.clone(), num_partitions)));
-        st.0.store.load(initial_state);
+        let st = KeyedState::new(op_id, num_partitions);
+        st.store.load(initial_state);
+        self.update_state(id, st, f)
+    }
+
+    /// [`DStream::update_state_by_key`] with state partitioned by the input's **tasks** (Kafka
+    /// Streams' model, see [`crate::state::tasks`]): state partition p holds the keys of input
+    /// partition p, so instances of a job that share a topic's partitions each hold the state
+    /// of the partitions they own, and a partition's state moves with it (restored from the
+    /// changelog by its new owner). The input must be co-partitioned — its records keyed by
+    /// this stream's key, as the producer's partitioner placed them — with only narrow
+    /// operators (map, filter, flat_map) in between. Each batch updates (and emits) the keys
+    /// of the tasks it covers.
+    pub fn update_state_by_key_by_task<S>(
+        &self,
+        f: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        S: Data + Serialize + DeserializeOwned,
+    {
+        let id = self.ctx.unique_name("update_state_by_key");
+        let op_id: OpId = Arc::new(Mutex::new(id.clone()));
+        self.update_state(id, KeyedState::by_task(op_id), f)
+    }
+
+    fn update_state<S>(
+        &self,
+        id: String,
+        st: KeyedState<K, S>,
+        f: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        S: Data + Serialize + DeserializeOwned,
+    {
+        let op_id = st.id.clone();
+        let st = Arc::new(UpdateStore(st));
         self.ctx.register_stateful(st.clone());
         let parent = self.node.clone();
         let mut s = self.ctx.add_node(&id, false, self.node.slide, move |bc| {
             let input: Batch<(K, V)> = parent.get(bc)?;
-            let n = st.0.store.n();
-            let grouped: Vec<Mutex<Vec<(K, V)>>> = input
-                .partition_by_key(n)?
-                .into_iter()
-                .map(Mutex::new)
-                .collect();
+            let (which, grouped) = st.0.group(&input)?;
             let changes = st.0.change_buffers();
-            let parts = bc.exec.run_tasks(bc.time, n, |r| {
-                let data = std::mem::take(&mut *grouped[r].lock());
-                let mut guard = st.0.store.parts[r].lock();
+            let parts = bc.exec.run_tasks(bc.time, which.len(), |i| {
+                let r = which[i];
+                let data = std::mem::take(&mut *grouped[i].lock());
+                let mut guard = st.0.store.parts()[r].lock();
                 let old = std::mem::take(&mut *guard);
                 let log = changes.as_ref().map(|c| &c[r]);
                 let new = update_partition(&st.0, old, data, &f, log)?;
