@@ -230,3 +230,60 @@ impl StreamingMetrics {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::ownership::{InputPartition, RebalanceKind, RebalanceTotals};
+    use crate::time::Time;
+
+    fn report(seq: u64, first_batch_ms: Option<u64>) -> InputOwnershipInfo {
+        InputOwnershipInfo {
+            input_id: "kafka_direct-0".into(),
+            group: "g".into(),
+            group_instance_id: Some("a".into()),
+            member_id: None,
+            client_id: "c".into(),
+            owned: vec![InputPartition {
+                topic: "t".into(),
+                partition: 0,
+            }],
+            rebalances: RebalanceTotals {
+                assigned: seq,
+                revoked: 0,
+                lost: 0,
+            },
+            rebalance: Some(RebalanceInfo {
+                seq,
+                kind: RebalanceKind::Assigned,
+                partitions: Vec::new(),
+                time: Time(seq),
+                revocation_wait_ms: None,
+                revocation_finished: None,
+                first_batch_ms,
+            }),
+            time: Time(seq),
+        }
+    }
+
+    #[test]
+    fn ownership_keeps_the_newest_rebalances_and_completes_them_in_place() {
+        let m = StreamingMetrics::new(10);
+        for seq in 1..=(RETAINED_REBALANCES as u64 + 3) {
+            m.input_ownership(&report(seq, None));
+        }
+        // The first batch of the newest assignment completes it, in place.
+        let newest = RETAINED_REBALANCES as u64 + 3;
+        m.input_ownership(&report(newest, Some(42)));
+        let all = m.input_ownerships();
+        assert_eq!(all.len(), 1);
+        let seqs: Vec<u64> = all[0].recent_rebalances.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (4..=newest).collect::<Vec<_>>());
+        assert_eq!(
+            all[0].recent_rebalances.last().unwrap().first_batch_ms,
+            Some(42)
+        );
+        assert_eq!(all[0].latest.instance_id(), "a");
+        assert_eq!(all[0].latest.rebalances.assigned, newest);
+    }
+}
