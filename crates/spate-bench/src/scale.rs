@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use serde::Serialize;
 use spate_client::measure::{fmt_count, Percentiles};
 use spate_streaming::{RebalanceInfo, RebalanceKind, Time};
@@ -399,8 +399,9 @@ fn live_producer(
     rate: u64,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let producer: BaseProducer<spate_client::config::CliContext> =
-        topic.client.create(&[("linger.ms", "5")])?;
+    let producer: BaseProducer = topic
+        .client
+        .create_with_context(&[("linger.ms", "5")], DefaultProducerContext)?;
     let (name, partitions, size) = (
         topic.topic.clone(),
         topic.partitions.max(1),

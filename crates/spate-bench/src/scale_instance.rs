@@ -10,6 +10,14 @@
 //!   seconds, twice a second, so a SIGKILLed instance has reported them too);
 //! * stdin: `go` starts the context (every instance starts at once, after the group settled),
 //!   `stop` or end of input stops it.
+//!
+//! Where a partition starts when it moves: the instances of a layout share a directory of
+//! positions (`--offsets-dir`, one file per partition with the offset after its last completed
+//! batch), read by the stream's rebalance listener on assignment. Offsets cannot go to the
+//! consumer group here: a commit from outside the group's membership is refused while the group
+//! has members (UNKNOWN_MEMBER_ID), and the word count writes no transaction to carry them. So a
+//! killed instance's partitions resume after its last completed batch (at least once), not
+//! from the beginning of the topic.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -18,7 +26,12 @@ use std::time::Duration;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use spate_client::config::parse_key_value;
-use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
+use std::collections::BTreeMap;
+
+use spate_kafka::{
+    ConsumerStrategy, DirectKafkaStream, DirectStreamConfig, KafkaParams, KafkaUtils, OffsetRange,
+    RebalanceListener, TopicPartition,
+};
 use spate_streaming::{
     BatchInfo, InputOwnershipInfo, RebalanceInfo, StreamingContext, StreamingListener,
 };
@@ -45,6 +58,9 @@ pub struct ScaleInstanceArgs {
     /// Per-partition cap of the stream, records/s (bounds a batch's size).
     #[arg(long)]
     pub max_rate_per_partition: u64,
+    /// Where the instances of a layout keep each partition's position (see the module docs).
+    #[arg(long)]
+    pub offsets_dir: std::path::PathBuf,
     /// The stream's Kafka parameters (group.id, group.instance.id, tuning), repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
@@ -95,13 +111,66 @@ impl InstanceEvent {
     }
 }
 
-/// Reports batches and rebalances as events.
+/// The shared positions: `<dir>/<topic>-<partition>` holds the offset to resume from.
+#[derive(Debug, Clone)]
+struct FilePositions {
+    dir: std::path::PathBuf,
+}
+
+impl FilePositions {
+    fn path(&self, tp: &TopicPartition) -> std::path::PathBuf {
+        self.dir.join(format!("{}-{}", tp.topic, tp.partition))
+    }
+
+    /// Records where each range's partition resumes (write, then rename: a reader never sees
+    /// a half-written file).
+    fn save(&self, ranges: &[OffsetRange]) {
+        for r in ranges {
+            let tp = r.topic_partition();
+            let tmp = self.dir.join(format!(
+                ".{}-{}.{}",
+                tp.topic,
+                tp.partition,
+                std::process::id()
+            ));
+            let saved = std::fs::write(&tmp, r.until_offset.to_string())
+                .and_then(|()| std::fs::rename(&tmp, self.path(&tp)));
+            if let Err(e) = saved {
+                tracing::warn!(partition = %tp, error = %e, "could not save the position");
+            }
+        }
+    }
+}
+
+impl RebalanceListener for FilePositions {
+    fn on_partitions_assigned(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> spate_kafka::Result<BTreeMap<TopicPartition, i64>> {
+        Ok(partitions
+            .iter()
+            .filter_map(|tp| {
+                let text = std::fs::read_to_string(self.path(tp)).ok()?;
+                Some((tp.clone(), text.trim().parse().ok()?))
+            })
+            .collect())
+    }
+}
+
+/// Reports batches and rebalances as events, and saves each completed batch's positions.
 struct Events {
     progress: Arc<Progress>,
+    stream: DirectKafkaStream,
+    positions: FilePositions,
 }
 
 impl StreamingListener for Events {
     fn on_batch_completed(&self, info: &BatchInfo) {
+        if info.failure_reason().is_none() {
+            if let Some(ranges) = self.stream.offset_ranges(info.batch_time) {
+                self.positions.save(&ranges);
+            }
+        }
         let records = info.num_records();
         InstanceEvent::Batch {
             records,
@@ -141,9 +210,17 @@ pub fn run(args: ScaleInstanceArgs) -> Result<()> {
         .backpressure(false)
         .initial_rate(None);
     let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
+    let positions = FilePositions {
+        dir: args.offsets_dir.clone(),
+    };
+    stream.set_rebalance_listener(positions.clone());
     let progress = Arc::new(Progress::default());
     word_count(&stream, progress.clone());
-    ctx.add_streaming_listener(Arc::new(Events { progress }));
+    ctx.add_streaming_listener(Arc::new(Events {
+        progress,
+        stream: stream.clone(),
+        positions,
+    }));
     let watched = stream.clone();
     std::thread::Builder::new()
         .name("scale-instance-watch".into())
@@ -170,7 +247,7 @@ pub fn run(args: ScaleInstanceArgs) -> Result<()> {
 }
 
 /// Reports ownership changes and resource use until the process ends.
-fn watch(stream: &spate_kafka::DirectKafkaStream) {
+fn watch(stream: &DirectKafkaStream) {
     let mut last: Option<Vec<i32>> = None;
     let mut tick = 0u32;
     loop {

@@ -169,7 +169,7 @@ fn describe_classic_group(client: &ClientArgs, group: &str) -> anyhow::Result<Gr
             g.error_code
         );
     }
-    let consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.is_empty();
+    let consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.as_str().is_empty();
     let members = g
         .members
         .iter()
