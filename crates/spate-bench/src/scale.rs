@@ -12,8 +12,9 @@
 //! last instance is SIGKILLed. The survivors report the rebalance that gives them its
 //! partitions: *reassigned* is the time from the kill to that assignment (the coordinator first
 //! waits out `session.timeout.ms`), *processing again* the time from the kill to the end of the
-//! first batch over those partitions. The word count keeps no changelog state, so there is no
-//! restore to time. The raw librdkafka consumer ceiling of the same run is in the report.
+//! first batch over those partitions, which resume after the killed instance's last completed
+//! batch (positions shared in a directory, see `scale_instance`). The word count keeps no
+//! changelog state, so there is no restore to time. The raw librdkafka consumer ceiling of the same run is in the report.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -198,6 +199,7 @@ fn parse_layout(s: &str) -> Result<(usize, usize)> {
 fn spawn_instance(
     args: &ScaleBenchArgs,
     topic: &Preloaded,
+    offsets_dir: &std::path::Path,
     params: &[(String, String)],
     instance_id: &str,
     threads: usize,
@@ -213,7 +215,9 @@ fn spawn_instance(
         .args([
             "--max-rate-per-partition",
             &args.max_rate_per_partition.to_string(),
-        ]);
+        ])
+        .arg("--offsets-dir")
+        .arg(offsets_dir);
     for (k, v) in params {
         cmd.arg("-X").arg(format!("{k}={v}"));
     }
@@ -326,13 +330,17 @@ fn run_layout(
     );
     eprintln!("  {label}...");
     let params = instance_params(args, topic, n);
+    let offsets =
+        tempfile::tempdir().map_err(BenchError::io("creating the positions directory"))?;
     let mut instances = Vec::with_capacity(n);
     for i in 0..n {
+        let id = format!("scale-{n}x{threads}-{i}");
         instances.push(spawn_instance(
             args,
             topic,
+            offsets.path(),
             &params,
-            &format!("scale-{n}x{threads}-{i}"),
+            &id,
             threads,
         )?);
     }
