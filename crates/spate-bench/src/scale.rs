@@ -206,16 +206,14 @@ fn spawn_instance(
 ) -> Result<Instance> {
     let exe = std::env::current_exe().map_err(BenchError::io("finding the spate binary"))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["bench", "scale-instance", "--topic", &topic.topic])
-        .args(["--threads", &threads.to_string()])
-        .args([
-            "--batch-interval-ms",
-            &args.common.batch_interval_ms.to_string(),
-        ])
-        .args([
-            "--max-rate-per-partition",
-            &args.max_rate_per_partition.to_string(),
-        ])
+    cmd.args(["bench", "scale-instance", "--topic"])
+        .arg(&topic.topic)
+        .arg("--threads")
+        .arg(threads.to_string())
+        .arg("--batch-interval-ms")
+        .arg(args.common.batch_interval_ms.to_string())
+        .arg("--max-rate-per-partition")
+        .arg(args.max_rate_per_partition.to_string())
         .arg("--offsets-dir")
         .arg(offsets_dir);
     for (k, v) in params {
