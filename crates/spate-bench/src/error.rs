@@ -88,6 +88,9 @@ pub enum BenchError {
     /// Something the run needs was not produced (the broker's state, a partition, a ceiling).
     #[error("{0} is missing")]
     Missing(String),
+    /// The instances of `bench scale` did not do what was awaited (one exited, or time ran out).
+    #[error("scale benchmark instances: {0}")]
+    Instances(String),
     /// A worker thread of the benchmark panicked.
     #[error("the {0} thread panicked")]
     ThreadPanicked(&'static str),

@@ -313,7 +313,7 @@ pub fn run(args: KafkaToKafkaBenchArgs) -> Result<()> {
         ));
     }
     let first = args.stream_args(args.batch_intervals_ms[0]);
-    let topic = Preloaded::start("k2k", &first)?;
+    let topic = Preloaded::start("k2k", &first, &[])?;
     let config = first.config_json(
         &topic,
         serde_json::json!({

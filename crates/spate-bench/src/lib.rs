@@ -21,6 +21,8 @@ pub mod many_partitions;
 pub mod receiver;
 pub mod report;
 pub mod resources;
+pub mod scale;
+pub mod scale_instance;
 pub mod session_fetcher;
 pub mod stream_job;
 pub mod stream_topic;
@@ -63,6 +65,12 @@ pub enum Benchmark {
     Receiver(receiver::ReceiverBenchArgs),
     /// Kafka→Kafka pass-through with the at-least-once and the exactly-once output, vs the raw consumer.
     KafkaToKafka(kafka_to_kafka::KafkaToKafkaBenchArgs),
+    /// Word count as 1, 2 and 3 group-managed instances (child processes) on the same threads,
+    /// and the time until a killed instance's partitions are processed again.
+    Scale(scale::ScaleBenchArgs),
+    /// One instance of `bench scale` (started by it).
+    #[command(hide = true)]
+    ScaleInstance(scale_instance::ScaleInstanceArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -75,5 +83,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Benchmark::Direct(a) => direct::run(a),
         Benchmark::Receiver(a) => receiver::run(a),
         Benchmark::KafkaToKafka(a) => kafka_to_kafka::run(a),
+        Benchmark::Scale(a) => scale::run(a),
+        Benchmark::ScaleInstance(a) => scale_instance::run(a),
     }
 }

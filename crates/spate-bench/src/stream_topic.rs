@@ -79,9 +79,19 @@ impl StreamBenchArgs {
     /// The topic the jobs read: `--topic`, or a new one loaded for `benchmark` (kept with
     /// `--keep-topic`).
     pub fn preloaded(&self, benchmark: &str) -> Result<Preloaded> {
+        self.preloaded_with(benchmark, &[])
+    }
+
+    /// [`StreamBenchArgs::preloaded`] on an embedded broker started with `settings` (Kafka's
+    /// broker setting names; ignored for an external broker).
+    pub fn preloaded_with(
+        &self,
+        benchmark: &str,
+        settings: &[(&str, String)],
+    ) -> Result<Preloaded> {
         let mut topic = match &self.topic {
-            Some(name) => Preloaded::existing(name, self)?,
-            None => Preloaded::start(benchmark, self)?,
+            Some(name) => Preloaded::existing(name, self, settings)?,
+            None => Preloaded::start(benchmark, self, settings)?,
         };
         topic.keep |= self.keep_topic;
         Ok(topic)
@@ -120,7 +130,7 @@ pub fn words_per_record(size: usize) -> u64 {
 
 /// Writes record `i`'s text into `payload`: words from a 1,000-word vocabulary (an xorshift of
 /// the record number picks them, so every run loads the same data), then spaces up to the size.
-fn fill_words(i: u64, payload: &mut [u8]) {
+pub(crate) fn fill_words(i: u64, payload: &mut [u8]) {
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let words = words_per_record(payload.len()) as usize;
     for (w, chunk) in payload.chunks_mut(6).enumerate() {
@@ -168,9 +178,14 @@ pub struct Preloaded {
 }
 
 impl Preloaded {
-    /// Starts the target broker, creates a topic named after `benchmark` and loads it.
-    pub fn start(benchmark: &str, args: &StreamBenchArgs) -> Result<Self> {
-        let target = BrokerTarget::start(&args.target)?;
+    /// Starts the target broker (an embedded one with `settings`), creates a topic named after
+    /// `benchmark` and loads it.
+    pub fn start(
+        benchmark: &str,
+        args: &StreamBenchArgs,
+        settings: &[(&str, String)],
+    ) -> Result<Self> {
+        let target = BrokerTarget::start_with(&args.target, settings)?;
         let mut client = ClientArgs::new(target.bootstrap.clone());
         client.config = args.config.clone();
         let topic = format!(
@@ -214,8 +229,12 @@ impl Preloaded {
     /// A topic an earlier run loaded and kept (`bench direct --topic`): nothing is created or
     /// loaded, so this process's memory is the job's alone. It must hold `--records` records of
     /// `--record-size` bytes in `--partitions` partitions, as that run's flags said.
-    pub fn existing(topic: &str, args: &StreamBenchArgs) -> Result<Self> {
-        let target = BrokerTarget::start(&args.target)?;
+    pub fn existing(
+        topic: &str,
+        args: &StreamBenchArgs,
+        settings: &[(&str, String)],
+    ) -> Result<Self> {
+        let target = BrokerTarget::start_with(&args.target, settings)?;
         let mut client = ClientArgs::new(target.bootstrap.clone());
         client.config = args.config.clone();
         let record_size = usize::try_from(args.record_size)

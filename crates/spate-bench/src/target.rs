@@ -37,6 +37,12 @@ impl BrokerTarget {
     /// Connects to `--bootstrap-server`, or starts the embedded broker with the storage the
     /// flags ask for.
     pub fn start(args: &TargetArgs) -> Result<Self> {
+        Self::start_with(args, &[])
+    }
+
+    /// [`BrokerTarget::start`], an embedded broker getting `settings` (Kafka's broker setting
+    /// names, e.g. `group.min.session.timeout.ms`); an external broker is used as it is.
+    pub fn start_with(args: &TargetArgs, settings: &[(&str, String)]) -> Result<Self> {
         if let Some(bootstrap) = &args.bootstrap_server {
             return Ok(BrokerTarget {
                 bootstrap: bootstrap.clone(),
@@ -49,7 +55,7 @@ impl BrokerTarget {
         } else {
             Storage::Disk(args.data_dir.clone())
         };
-        let embedded = EmbeddedBroker::start(storage)?;
+        let embedded = EmbeddedBroker::start_with(storage, settings)?;
         Ok(BrokerTarget {
             bootstrap: embedded.bootstrap(),
             description: embedded.description(),

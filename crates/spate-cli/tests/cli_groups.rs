@@ -25,8 +25,15 @@ fn describe_rows(bootstrap: &str, group: &str, topic: &str) -> (String, Vec<Vec<
     let rows = run
         .stdout
         .lines()
-        .filter(|l| l.starts_with(group) && l.contains(topic))
-        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .map(|l| {
+            l.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<String>>()
+        })
+        .filter(|cols| {
+            cols.first().map(String::as_str) == Some(group)
+                && cols.get(1).map(String::as_str) == Some(topic)
+        })
         .collect();
     (run.stdout, rows)
 }
@@ -244,9 +251,13 @@ fn describe_shows_a_consumer_protocol_group_and_member_epochs() {
         .lines()
         .rfind(|l| l.starts_with(&group))
         .expect("member row");
-    // GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS MEMBER-EPOCH
+    // GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT MEMBER-EPOCH
     let cols: Vec<&str> = member_line.split_whitespace().collect();
-    assert_eq!(cols[cols.len() - 2..], ["2", "1"], "{member_line}");
+    assert_eq!(
+        cols[cols.len() - 3..],
+        ["2", &format!("{topic}(0,1)"), "1"],
+        "{member_line}"
+    );
     let listed = groups(&["list", "--state"], &bootstrap).success("groups list");
     assert!(
         listed
@@ -259,4 +270,88 @@ fn describe_shows_a_consumer_protocol_group_and_member_epochs() {
     // The consumer is not dropped: rdkafka's BaseConsumer drop waits on its close queue
     // with group.protocol=consumer (see spate-broker's group_consumer_protocol tests).
     std::mem::forget(consumer);
+}
+
+/// Static members (`group.instance.id`) of a classic group: the members table names each
+/// member's instance id, client id and host and lists the partitions it owns, decoded from the
+/// consumer protocol's assignment, and they are exactly the partitions each consumer holds.
+#[test]
+fn describe_shows_which_static_member_owns_what() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = random_topic("clistatic");
+    let group = random_group("clistatic");
+    broker.create_topic(&topic, 4);
+    let member = |instance: &str| -> BaseConsumer {
+        let mut cfg = consumer_config(&bootstrap, &group);
+        cfg.set("group.instance.id", instance)
+            .set("client.id", format!("client-{instance}"))
+            .set("partition.assignment.strategy", "cooperative-sticky");
+        let c: BaseConsumer = cfg.create().expect("consumer");
+        c.subscribe(&[&topic]).expect("subscribe");
+        c
+    };
+    let (a, b) = (member("inst-a"), member("inst-b"));
+    let owned = |c: &BaseConsumer| -> Vec<i32> {
+        let mut ps: Vec<i32> = c
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        ps.sort_unstable();
+        ps
+    };
+    wait_until("both members assigned", Duration::from_secs(60), || {
+        let _ = a.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        owned(&a).len() + owned(&b).len() == 4 && !owned(&a).is_empty() && !owned(&b).is_empty()
+    });
+    // Keep both members heartbeating while the command runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let pollers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|c| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = c.poll(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    let (out, rows) = describe_rows(&bootstrap, &group, &topic);
+    println!("{out}");
+    assert_eq!(rows.len(), 4, "one row per owned partition: {out}");
+    let header = out
+        .lines()
+        .find(|l| l.starts_with("GROUP") && l.contains("GROUP-INSTANCE-ID"))
+        .expect("members header with GROUP-INSTANCE-ID");
+    assert!(header.contains("ASSIGNMENT"), "{header}");
+    for (instance, consumer) in [("inst-a", &a), ("inst-b", &b)] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(instance))
+            .unwrap_or_else(|| panic!("a member row for {instance}: {out}"));
+        // GROUP CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let ps = owned(consumer);
+        let list: Vec<String> = ps.iter().map(ToString::to_string).collect();
+        assert_eq!(cols[3], "/127.0.0.1", "{line}");
+        assert_eq!(cols[4], format!("client-{instance}"), "{line}");
+        assert_eq!(cols[5], ps.len().to_string(), "{line}");
+        assert_eq!(cols[6], format!("{topic}({})", list.join(",")), "{line}");
+        // The partition table names the same member as the owner of those partitions.
+        for p in &ps {
+            let row = rows
+                .iter()
+                .find(|r| r[2] == p.to_string())
+                .expect("partition row");
+            assert_eq!(row[6], cols[1], "owner of partition {p}: {out}");
+        }
+        println!("{instance} owns {ps:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in pollers {
+        p.join().unwrap();
+    }
 }

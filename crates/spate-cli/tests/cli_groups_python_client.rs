@@ -51,7 +51,7 @@ fn kafka_python_group_commits_and_resumes() {
     let rows: Vec<&str> = describe
         .stdout
         .lines()
-        .filter(|l| l.contains(&topic))
+        .filter(|l| l.split_whitespace().nth(1) == Some(topic.as_str()))
         .collect();
     assert_eq!(rows.len(), 2, "{}", describe.stdout);
     for row in rows {

@@ -39,12 +39,16 @@ pub use context::{ContextState, StreamingContext};
 pub use dstream::DStream;
 pub use error::{Result, StreamingError};
 pub use exec::{fail_task, Batch, Data, Key, PartitionIter, Partitions, VecPartitions};
+pub use input::ownership::{
+    InputOwnershipInfo, InputOwnershipReporter, InputPartition, RebalanceInfo, RebalanceKind,
+    RebalanceTotals,
+};
 pub use input::{InputContext, InputErrorReporter, InputStream, InputTasks, RecordCount};
 pub use listener::{
     BatchInfo, InputErrorInfo, InputInfo, OutputOperationInfo, ReceiverInfo, StateRestoreInfo,
     StreamingListener,
 };
-pub use metrics::StreamingMetrics;
+pub use metrics::{InputOwnership, StreamingMetrics};
 pub use state::{
     ChangelogEntry, MapWithStateDStream, State, StateChangelog, StateChanges, StateSpec, TaskStates,
 };

@@ -14,6 +14,7 @@ use crossbeam_channel::{unbounded, Sender};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::input::ownership::InputOwnershipInfo;
 use crate::time::Time;
 
 /// What an input contributed to one batch (Spark's `StreamInputInfo`).
@@ -215,6 +216,9 @@ pub trait StreamingListener: Send + Sync {
     fn on_output_operation_completed(&self, _info: &OutputOperationInfo) {}
     /// Restoring a state partition from its changelog progressed (see [`StateRestoreInfo`]).
     fn on_state_restore(&self, _info: &StateRestoreInfo) {}
+    /// The partitions of a shared input this instance owns changed, or a rebalance's timing
+    /// became known (see [`crate::input::ownership`]).
+    fn on_input_ownership(&self, _info: &InputOwnershipInfo) {}
     /// The context stopped (after the last event of the run).
     fn on_streaming_stopped(&self, _time: Time) {}
 }
@@ -233,6 +237,7 @@ pub(crate) enum Event {
     OutputStarted(OutputOperationInfo),
     OutputCompleted(OutputOperationInfo),
     StateRestore(StateRestoreInfo),
+    InputOwnership(InputOwnershipInfo),
     StreamingStopped(Time),
 }
 
@@ -335,6 +340,7 @@ fn dispatch(l: &dyn StreamingListener, ev: &Event) {
         Event::OutputStarted(o) => l.on_output_operation_started(o),
         Event::OutputCompleted(o) => l.on_output_operation_completed(o),
         Event::StateRestore(i) => l.on_state_restore(i),
+        Event::InputOwnership(i) => l.on_input_ownership(i),
         Event::StreamingStopped(t) => l.on_streaming_stopped(*t),
     }
 }

@@ -12,7 +12,22 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::input::ownership::{InputOwnershipInfo, RebalanceInfo};
 use crate::listener::{BatchInfo, StateRestoreInfo};
+
+/// Rebalances kept per input (the newest); older ones only count in the totals.
+pub const RETAINED_REBALANCES: usize = 20;
+
+/// One input's ownership as the metrics know it: the latest report and the newest rebalances
+/// (see [`crate::input::ownership`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputOwnership {
+    /// The latest report (its `rebalance` is the last one reported).
+    pub latest: InputOwnershipInfo,
+    /// The last [`RETAINED_REBALANCES`] rebalances, oldest first, each in its latest form
+    /// (an assignment gains its first-batch time after it was first reported).
+    pub recent_rebalances: Vec<RebalanceInfo>,
+}
 
 /// Live counters of a running context.
 #[derive(Debug)]
@@ -30,6 +45,8 @@ pub struct StreamingMetrics {
     retained: Mutex<VecDeque<Arc<BatchInfo>>>,
     /// The latest restore report of each (state operator, partition).
     restores: Mutex<BTreeMap<(String, usize), StateRestoreInfo>>,
+    /// Ownership of each shared input, by input id.
+    ownership: Mutex<BTreeMap<String, InputOwnership>>,
 }
 
 impl StreamingMetrics {
@@ -47,6 +64,7 @@ impl StreamingMetrics {
             last_completed: Mutex::new(None),
             retained: Mutex::new(VecDeque::new()),
             restores: Mutex::new(BTreeMap::new()),
+            ownership: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -89,6 +107,33 @@ impl StreamingMetrics {
     /// run, by operator and partition (what a UI shows while a job restores).
     pub fn state_restores(&self) -> Vec<StateRestoreInfo> {
         self.restores.lock().values().cloned().collect()
+    }
+
+    pub(crate) fn input_ownership(&self, info: &InputOwnershipInfo) {
+        let mut all = self.ownership.lock();
+        let entry = all
+            .entry(info.input_id.clone())
+            .or_insert_with(|| InputOwnership {
+                latest: info.clone(),
+                recent_rebalances: Vec::new(),
+            });
+        entry.latest = info.clone();
+        if let Some(r) = &info.rebalance {
+            let recent = &mut entry.recent_rebalances;
+            match recent.iter_mut().find(|old| old.seq == r.seq) {
+                Some(old) => *old = r.clone(),
+                None => recent.push(r.clone()),
+            }
+            recent.sort_by_key(|r| r.seq);
+            let excess = recent.len().saturating_sub(RETAINED_REBALANCES);
+            recent.drain(..excess);
+        }
+    }
+
+    /// The ownership of every input shared through a group (e.g. a group-managed Kafka
+    /// stream), by input id: the partitions this instance owns and its recent rebalances.
+    pub fn input_ownerships(&self) -> Vec<InputOwnership> {
+        self.ownership.lock().values().cloned().collect()
     }
 
     /// Batches completed successfully.
@@ -183,5 +228,62 @@ impl StreamingMetrics {
                 lr.as_ref().map(|b| b.num_records() as i64).unwrap_or(-1),
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::ownership::{InputPartition, RebalanceKind, RebalanceTotals};
+    use crate::time::Time;
+
+    fn report(seq: u64, first_batch_ms: Option<u64>) -> InputOwnershipInfo {
+        InputOwnershipInfo {
+            input_id: "kafka_direct-0".into(),
+            group: "g".into(),
+            group_instance_id: Some("a".into()),
+            member_id: None,
+            client_id: "c".into(),
+            owned: vec![InputPartition {
+                topic: "t".into(),
+                partition: 0,
+            }],
+            rebalances: RebalanceTotals {
+                assigned: seq,
+                revoked: 0,
+                lost: 0,
+            },
+            rebalance: Some(RebalanceInfo {
+                seq,
+                kind: RebalanceKind::Assigned,
+                partitions: Vec::new(),
+                time: Time(seq),
+                revocation_wait_ms: None,
+                revocation_finished: None,
+                first_batch_ms,
+            }),
+            time: Time(seq),
+        }
+    }
+
+    #[test]
+    fn ownership_keeps_the_newest_rebalances_and_completes_them_in_place() {
+        let m = StreamingMetrics::new(10);
+        for seq in 1..=(RETAINED_REBALANCES as u64 + 3) {
+            m.input_ownership(&report(seq, None));
+        }
+        // The first batch of the newest assignment completes it, in place.
+        let newest = RETAINED_REBALANCES as u64 + 3;
+        m.input_ownership(&report(newest, Some(42)));
+        let all = m.input_ownerships();
+        assert_eq!(all.len(), 1);
+        let seqs: Vec<u64> = all[0].recent_rebalances.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (4..=newest).collect::<Vec<_>>());
+        assert_eq!(
+            all[0].recent_rebalances.last().unwrap().first_batch_ms,
+            Some(42)
+        );
+        assert_eq!(all[0].latest.instance_id(), "a");
+        assert_eq!(all[0].latest.rebalances.assigned, newest);
     }
 }

@@ -11,7 +11,9 @@
 //!   ranges and output operations. Everything the pages use is embedded in the binary: no
 //!   network resource outside the job is loaded.
 //! * `/api/v1/streaming/{statistics, batches[?status=], batches/{time}[/operations],
-//!   receivers, inputs, kafka/partitions}` — JSON with Spark's field names ([`api`]); the same under
+//!   receivers, inputs, kafka/partitions}` — JSON with Spark's field names ([`api`]), and
+//!   `/api/v1/streaming/{ownership, state/restores}` for a job run as several instances: the
+//!   partitions this instance owns, its rebalances, state restore progress ([`membership`]); the same under
 //!   Spark's prefix `/api/v1/applications/{app id}/streaming/...` (any id; the list is at
 //!   `/api/v1/applications`), so Spark scripts work unchanged.
 //! * `/metrics` — Prometheus text format ([`prometheus`]).
@@ -38,6 +40,7 @@ pub mod api;
 mod auth;
 mod error;
 pub mod lag;
+pub mod membership;
 pub mod prometheus;
 mod server;
 pub mod store;

@@ -7,10 +7,19 @@
 //! batch), and, when a latest-offsets source is configured, the log end and the lag. Each
 //! input known to the UI adds `spate_streaming_input_errors_total{app,input}`: the faults it
 //! reported and rode out (e.g. broker retries), a counter since the UI started.
+//!
+//! A job run as several instances adds, per input shared through a consumer group (labels
+//! `app`, `input`, `group`, `instance`): `spate_input_owned_partitions` (how many) and
+//! `spate_input_owned_partition{topic,partition}` (1 per partition owned now),
+//! `spate_input_rebalances_total{kind="assigned|revoked|lost"}`, and the durations of the last
+//! rebalance of each kind: `spate_input_last_revocation_wait_ms` and
+//! `spate_input_last_assignment_first_batch_ms`. Restoring keyed state adds, per state operator
+//! and partition, `spate_state_restore_records`, `spate_state_restore_records_expected` (when
+//! known) and `spate_state_restore_done` (0 or 1).
 
 use std::fmt::Write;
 
-use spate_streaming::StreamingMetrics;
+use spate_streaming::{InputOwnership, RebalanceInfo, StateRestoreInfo, StreamingMetrics};
 
 use crate::lag::PartitionPosition;
 use crate::store::Snapshot;
@@ -110,7 +119,118 @@ pub fn render(
     }
     render_input_errors(&mut out, &app, snap);
     render_partitions(&mut out, &app, positions);
+    render_ownership(&mut out, &app, &metrics.input_ownerships());
+    render_restores(&mut out, &app, &metrics.state_restores());
     out
+}
+
+fn render_ownership(out: &mut String, app: &str, all: &[InputOwnership]) {
+    if all.is_empty() {
+        return;
+    }
+    let labels = |o: &InputOwnership| {
+        format!(
+            "app=\"{app}\",input=\"{}\",group=\"{}\",instance=\"{}\"",
+            escape(&o.latest.input_id),
+            escape(&o.latest.group),
+            escape(o.latest.instance_id())
+        )
+    };
+    let name = "spate_input_owned_partitions";
+    gauge(out, name, "Partitions of the input this instance owns now.");
+    for o in all {
+        let _ = writeln!(out, "{name}{{{}}} {}", labels(o), o.latest.owned.len());
+    }
+    let name = "spate_input_owned_partition";
+    gauge(out, name, "1 for each partition this instance owns now.");
+    for o in all {
+        for p in &o.latest.owned {
+            let _ = writeln!(
+                out,
+                "{name}{{{},topic=\"{}\",partition=\"{}\"}} 1",
+                labels(o),
+                escape(&p.topic),
+                p.partition
+            );
+        }
+    }
+    let name = "spate_input_rebalances_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Rebalance callbacks by kind since the instance started."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for o in all {
+        let r = o.latest.rebalances;
+        for (kind, n) in [
+            ("assigned", r.assigned),
+            ("revoked", r.revoked),
+            ("lost", r.lost),
+        ] {
+            let _ = writeln!(out, "{name}{{{},kind=\"{kind}\"}} {n}", labels(o));
+        }
+    }
+    let last = |o: &InputOwnership, f: fn(&RebalanceInfo) -> Option<u64>| {
+        o.recent_rebalances.iter().rev().find_map(f)
+    };
+    let durations: [(&str, &str, fn(&RebalanceInfo) -> Option<u64>); 2] = [
+        (
+            "spate_input_last_revocation_wait_ms",
+            "How long the last revocation waited for the batches in flight, ms.",
+            |r| r.revocation_wait_ms,
+        ),
+        (
+            "spate_input_last_assignment_first_batch_ms",
+            "From the last assignment to the end of the first batch over its partitions, ms.",
+            |r| r.first_batch_ms,
+        ),
+    ];
+    for (name, help, f) in durations {
+        gauge(out, name, help);
+        for o in all {
+            if let Some(v) = last(o, f) {
+                let _ = writeln!(out, "{name}{{{}}} {v}", labels(o));
+            }
+        }
+    }
+}
+
+fn render_restores(out: &mut String, app: &str, restores: &[StateRestoreInfo]) {
+    if restores.is_empty() {
+        return;
+    }
+    let labels = |r: &StateRestoreInfo| {
+        format!(
+            "app=\"{app}\",operator=\"{}\",partition=\"{}\"",
+            escape(&r.operator),
+            r.partition
+        )
+    };
+    let name = "spate_state_restore_records";
+    gauge(
+        out,
+        name,
+        "Changelog records restored into the state partition.",
+    );
+    for r in restores {
+        let _ = writeln!(out, "{name}{{{}}} {}", labels(r), r.records_restored);
+    }
+    let name = "spate_state_restore_records_expected";
+    gauge(
+        out,
+        name,
+        "Records the changelog partition was expected to hand over.",
+    );
+    for r in restores {
+        if let Some(e) = r.records_expected {
+            let _ = writeln!(out, "{name}{{{}}} {e}", labels(r));
+        }
+    }
+    let name = "spate_state_restore_done";
+    gauge(out, name, "1 once the state partition is restored.");
+    for r in restores {
+        let _ = writeln!(out, "{name}{{{}}} {}", labels(r), u8::from(r.done));
+    }
 }
 
 fn render_input_errors(out: &mut String, app: &str, snap: &Snapshot) {

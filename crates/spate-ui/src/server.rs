@@ -25,6 +25,7 @@ use crate::api;
 use crate::auth::{self, UiAuth};
 use crate::error::{Result, UiError};
 use crate::lag::{self, LatestOffsets};
+use crate::membership;
 use crate::prometheus;
 use crate::store::{BatchStatus, BatchStore};
 
@@ -50,7 +51,9 @@ fn router(state: Shared, auth: UiAuth) -> Router {
         .route("/batches/{batch_time}/operations", get(operations))
         .route("/receivers", get(receivers))
         .route("/inputs", get(inputs))
-        .route("/kafka/partitions", get(partitions));
+        .route("/kafka/partitions", get(partitions))
+        .route("/ownership", get(ownership))
+        .route("/state/restores", get(restores));
     let app = Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route(
@@ -196,6 +199,14 @@ async fn receivers(State(s): State<Shared>) -> Response {
 
 async fn inputs(State(s): State<Shared>) -> Response {
     Json(api::inputs(&s.store.snapshot())).into_response()
+}
+
+async fn ownership(State(s): State<Shared>) -> Response {
+    Json(membership::ownership(&s.metrics)).into_response()
+}
+
+async fn restores(State(s): State<Shared>) -> Response {
+    Json(membership::restores(&s.metrics)).into_response()
 }
 
 /// Positions (and lag, with a source) of every Kafka partition; the source is a blocking

@@ -1,9 +1,9 @@
 //! `spate groups`: list, describe, delete consumer groups and reset their committed offsets,
-//! like `kafka-consumer-groups.sh`, on rdkafka (group listing/description via
-//! ListGroups/DescribeGroups, offsets via a consumer carrying the group's `group.id`,
-//! deletion via the AdminClient). A consumer-protocol (KIP-848) group is described with
-//! ConsumerGroupDescribe over a raw connection (librdkafka's wrapper cannot send it), which
-//! adds the group epoch and each member's epoch.
+//! like `kafka-consumer-groups.sh`, on rdkafka (group listing via ListGroups, offsets via a
+//! consumer carrying the group's `group.id`, deletion via the AdminClient). Who is in a group
+//! and what each member owns comes from [`super::group_members`]: DescribeGroups v5 at the
+//! coordinator (with `group.instance.id`, which librdkafka's listing drops) or
+//! ConsumerGroupDescribe for a consumer-protocol (KIP-848) group.
 //!
 //! `reset-offsets` follows Kafka's tool: it only works on a group with no active members, and
 //! without `--execute` it prints the plan and changes nothing.
@@ -15,13 +15,13 @@ use anyhow::{anyhow, bail, Context as _};
 use clap::{ArgGroup, Args, Subcommand};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
-use spate_broker::group::consumer_protocol::assignment_partitions;
 
 use spate_client::config::{partition_count, CliContext, ClientArgs};
 
-use super::raw_admin::Connection;
+use super::group_members::{
+    assignment_column, describe_consumer_group, describe_group, GroupState, MemberRow,
+};
 
 type GroupConsumer = BaseConsumer<CliContext>;
 
@@ -129,112 +129,6 @@ fn group_consumer(client: &ClientArgs, group: &str) -> anyhow::Result<GroupConsu
         ("enable.auto.commit", "false"),
         ("enable.auto.offset.store", "false"),
     ])?)
-}
-
-/// The group as DescribeGroups (classic) or ConsumerGroupDescribe (KIP-848) reports it (a
-/// group the broker does not know is "Dead").
-struct GroupState {
-    state: String,
-    /// The classic protocol's assignor, or the consumer protocol's server-side assignor.
-    protocol: String,
-    /// `None` for a classic group; the group epoch of a consumer-protocol group.
-    group_epoch: Option<i32>,
-    members: Vec<MemberRow>,
-}
-
-struct MemberRow {
-    id: String,
-    client_id: String,
-    host: String,
-    partitions: Vec<(String, i32)>,
-    /// The member epoch of a consumer-protocol member.
-    epoch: Option<i32>,
-}
-
-/// ConsumerGroupDescribe of `group`: `None` if it is not a consumer-protocol group (or the
-/// broker does not serve the API).
-fn describe_consumer_group(client: &ClientArgs, group: &str) -> Option<GroupState> {
-    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, GroupId};
-    let mut conn = Connection::connect(client).ok()?;
-    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(
-        kafka_protocol::protocol::StrBytes::from_string(group.to_owned()),
-    )]);
-    let response = conn.call(&request, 0).ok()?;
-    let g = response.groups.into_iter().next()?;
-    if g.error_code != 0 {
-        return None;
-    }
-    let members = g
-        .members
-        .iter()
-        .map(|m| MemberRow {
-            id: m.member_id.to_string(),
-            client_id: m.client_id.to_string(),
-            host: m.client_host.to_string(),
-            partitions: m
-                .assignment
-                .topic_partitions
-                .iter()
-                .flat_map(|tp| {
-                    tp.partitions
-                        .iter()
-                        .map(|p| (tp.topic_name.0.to_string(), *p))
-                })
-                .collect(),
-            epoch: Some(m.member_epoch),
-        })
-        .collect();
-    Some(GroupState {
-        state: g.group_state.to_string(),
-        protocol: g.assignor_name.to_string(),
-        group_epoch: Some(g.group_epoch),
-        members,
-    })
-}
-
-fn describe_group(
-    consumer: &GroupConsumer,
-    client: &ClientArgs,
-    group: &str,
-) -> anyhow::Result<GroupState> {
-    if let Some(state) = describe_consumer_group(client, group) {
-        return Ok(state);
-    }
-    let list = consumer
-        .fetch_group_list(Some(group), client.request_timeout())
-        .map_err(|e| client.unreachable(e))?;
-    let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
-        return Ok(GroupState {
-            state: "Dead".into(),
-            protocol: String::new(),
-            group_epoch: None,
-            members: Vec::new(),
-        });
-    };
-    Ok(group_state(info))
-}
-
-fn group_state(info: &GroupInfo) -> GroupState {
-    let members = info
-        .members()
-        .iter()
-        .map(|m| MemberRow {
-            id: m.id().to_owned(),
-            client_id: m.client_id().to_owned(),
-            host: m.client_host().to_owned(),
-            partitions: m
-                .assignment()
-                .and_then(assignment_partitions)
-                .unwrap_or_default(),
-            epoch: None,
-        })
-        .collect();
-    GroupState {
-        state: info.state().to_owned(),
-        protocol: info.protocol().to_owned(),
-        group_epoch: None,
-        members,
-    }
 }
 
 fn list(args: ListArgs) -> anyhow::Result<()> {
@@ -406,33 +300,40 @@ fn print_group_line(group: &str, state: &GroupState) {
     );
 }
 
-/// The members table: id, host, client id, partition count and member epoch.
+/// The members table, as kafka-consumer-groups.sh `--members --verbose` prints it: id,
+/// `group.instance.id` (when any member is static), host, client id, partition count and the
+/// assigned partitions; plus the member epoch of a consumer-protocol group.
 fn print_members(group: &str, state: &GroupState) {
-    let members: Vec<Vec<String>> = state
-        .members
-        .iter()
-        .map(|m| {
-            vec![
-                group.to_owned(),
-                m.id.clone(),
-                m.host.clone(),
-                m.client_id.clone(),
-                m.partitions.len().to_string(),
-                m.epoch.map_or("-".into(), |e| e.to_string()),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "GROUP",
-            "CONSUMER-ID",
-            "HOST",
-            "CLIENT-ID",
-            "#PARTITIONS",
-            "MEMBER-EPOCH",
-        ],
-        &members,
-    );
+    let with_instance = state.members.iter().any(|m| m.instance_id.is_some());
+    let with_epoch = state.group_epoch.is_some();
+    let row = |m: &MemberRow| {
+        let mut row = vec![group.to_owned(), m.id.clone()];
+        if with_instance {
+            row.push(m.instance_id.clone().unwrap_or_else(|| "-".into()));
+        }
+        row.extend([
+            m.host.clone(),
+            m.client_id.clone(),
+            m.partitions.len().to_string(),
+            assignment_column(&m.partitions),
+        ]);
+        if with_epoch {
+            row.push(m.epoch.map_or("-".into(), |e| e.to_string()));
+        }
+        row
+    };
+    let mut header = vec!["GROUP", "CONSUMER-ID"];
+    if with_instance {
+        header.push("GROUP-INSTANCE-ID");
+    }
+    header.extend(["HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"]);
+    if with_epoch {
+        header.push("MEMBER-EPOCH");
+    }
+    let mut members: Vec<&MemberRow> = state.members.iter().collect();
+    members.sort_by(|a, b| (&a.instance_id, &a.id).cmp(&(&b.instance_id, &b.id)));
+    let rows: Vec<Vec<String>> = members.into_iter().map(row).collect();
+    print_table(&header, &rows);
 }
 
 fn delete(args: DeleteArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod cleaner_status;
 pub mod configs;
 pub mod consume;
+pub mod group_members;
 pub mod groups;
 pub mod produce;
 pub mod raw_admin;

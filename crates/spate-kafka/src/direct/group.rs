@@ -33,10 +33,11 @@ use rdkafka::consumer::{
     BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
 use rdkafka::{ClientContext, TopicPartitionList};
-use spate_streaming::Time;
+use spate_streaming::{RebalanceKind, Time};
 
 use crate::direct::offset_range::TopicPartition;
 use crate::direct::params::KafkaParams;
+use crate::direct::rebalance_report::{RebalanceEvent, RebalanceObserver};
 use crate::error::{Result, SpateKafkaError};
 
 /// Kafka's default `max.poll.interval.ms`.
@@ -247,6 +248,40 @@ struct MemberContext {
     assigned: AtomicU64,
     revoked: AtomicU64,
     lost: AtomicU64,
+    /// Hears of every callback (the stream's report to the UI and metrics).
+    observer: Option<Arc<dyn RebalanceObserver>>,
+}
+
+impl MemberContext {
+    fn counts(&self) -> RebalanceCounts {
+        RebalanceCounts {
+            assigned: self.assigned.load(Ordering::Relaxed),
+            revoked: self.revoked.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Tells the observer what a callback did (`waited`: a revocation's wait and whether its
+    /// batches finished in time).
+    fn notify(
+        &self,
+        kind: RebalanceKind,
+        partitions: Vec<TopicPartition>,
+        time: Time,
+        waited: Option<(Duration, bool)>,
+    ) {
+        if let Some(o) = &self.observer {
+            o.on_rebalance(RebalanceEvent {
+                kind,
+                partitions,
+                time,
+                revocation_wait: waited.map(|w| w.0),
+                revocation_finished: waited.map(|w| w.1),
+                owned: self.ownership.owned(),
+                counts: self.counts(),
+            });
+        }
+    }
 }
 
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -267,12 +302,14 @@ impl ConsumerContext for MemberContext {
         if partitions.is_empty() {
             return;
         }
+        let time = Time::now();
         if consumer.assignment_lost() {
             // The group already gave them to another member: nothing to finish, and any batch
             // still in flight for them is refused at commit.
             self.lost.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(group = %self.group, ?partitions, "group-managed: partitions lost");
             self.ownership.lose(&partitions);
+            self.notify(RebalanceKind::Lost, partitions, time, None);
             return;
         }
         // Cooperative revocation: the partitions go to another member only after this callback
@@ -284,9 +321,16 @@ impl ConsumerContext for MemberContext {
         let started = Instant::now();
         let finished = self.ownership.revoke(&partitions, self.revoke_bound);
         self.revoked.fetch_add(1, Ordering::Relaxed);
+        let waited = started.elapsed();
         tracing::info!(group = %self.group, ?partitions, finished,
-            waited_ms = started.elapsed().as_millis() as u64,
+            waited_ms = waited.as_millis() as u64,
             "group-managed: partitions revoked");
+        self.notify(
+            RebalanceKind::Revoked,
+            partitions,
+            time,
+            Some((waited, finished)),
+        );
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -301,9 +345,11 @@ impl ConsumerContext for MemberContext {
                 if let Err(e) = consumer.pause(tpl) {
                     tracing::warn!(group = %self.group, error = %e, "pausing assigned partitions failed");
                 }
+                let time = Time::now();
                 self.ownership.assign(&partitions);
                 self.assigned.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(group = %self.group, ?partitions, "group-managed: partitions assigned");
+                self.notify(RebalanceKind::Assigned, partitions, time, None);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => {
@@ -319,6 +365,7 @@ pub struct GroupMember {
     ownership: Arc<Ownership>,
     group: String,
     instance_id: Option<String>,
+    client_id: String,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -335,6 +382,15 @@ impl std::fmt::Debug for GroupMember {
 impl GroupMember {
     /// Joins `params`' group with a subscription to `topics` and starts polling.
     pub fn join(params: &KafkaParams, topics: &[String]) -> Result<Self> {
+        Self::join_observed(params, topics, None)
+    }
+
+    /// [`GroupMember::join`], with `observer` told of every rebalance callback from the first.
+    pub fn join_observed(
+        params: &KafkaParams,
+        topics: &[String],
+        observer: Option<Arc<dyn RebalanceObserver>>,
+    ) -> Result<Self> {
         let group = params
             .group_id()
             .ok_or_else(|| {
@@ -360,9 +416,23 @@ impl GroupMember {
             assigned: AtomicU64::new(0),
             revoked: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            observer,
         };
+        // A client id of its own, unless the user set one: group tools list members by it, and
+        // the member finds its own member id by it (`member_id`).
+        let client_id = params.get("client.id").map_or_else(
+            || {
+                format!(
+                    "spate-{group}-{}-{}",
+                    std::process::id(),
+                    Time::now().as_millis()
+                )
+            },
+            str::to_owned,
+        );
         let consumer: BaseConsumer<MemberContext> = params
             .member_config()?
+            .set("client.id", &client_id)
             .create_with_context(context)
             .map_err(|source| SpateKafkaError::CreateConsumer {
                 group: group.clone(),
@@ -391,6 +461,7 @@ impl GroupMember {
             ownership,
             group,
             instance_id: params.get("group.instance.id").map(str::to_owned),
+            client_id,
             stop,
             thread: Mutex::new(Some(thread)),
         })
@@ -411,14 +482,34 @@ impl GroupMember {
         self.instance_id.as_deref()
     }
 
+    /// The member's `client.id` (the user's, or one unique to this member).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The member id the coordinator gave this member, looked up with DescribeGroups by the
+    /// member's client id (librdkafka does not expose it); `None` before the member joined,
+    /// when two members share the client id, or when the lookup fails within `timeout`.
+    pub fn member_id(&self, timeout: Duration) -> Option<String> {
+        let list = self
+            .consumer
+            .fetch_group_list(Some(&self.group), timeout)
+            .map_err(|e| tracing::debug!(group = %self.group, error = %e, "member id lookup"))
+            .ok()?;
+        let group = list.groups().iter().find(|g| g.name() == self.group)?;
+        let mut mine = group
+            .members()
+            .iter()
+            .filter(|m| m.client_id() == self.client_id);
+        match (mine.next(), mine.next()) {
+            (Some(m), None) => Some(m.id().to_owned()),
+            _ => None,
+        }
+    }
+
     /// How often partitions were assigned, revoked and lost so far.
     pub fn rebalances(&self) -> RebalanceCounts {
-        let c = self.consumer.context();
-        RebalanceCounts {
-            assigned: c.assigned.load(Ordering::Relaxed),
-            revoked: c.revoked.load(Ordering::Relaxed),
-            lost: c.lost.load(Ordering::Relaxed),
-        }
+        self.consumer.context().counts()
     }
 
     /// Fails with [`SpateKafkaError::PartitionsNotOwned`] when batch `time` covers partitions

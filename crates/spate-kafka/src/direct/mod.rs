@@ -7,7 +7,8 @@
 //! - [`params`], [`strategy`], [`config`], [`per_partition`], [`stream_keys`] — what the user
 //!   configures: Kafka's settings, which partitions and where to start, rates and timeouts.
 //! - [`group`] — the group-managed stream: this instance's membership in the job's consumer
-//!   group and the partitions it owns.
+//!   group and the partitions it owns; [`rebalance_report`] — what it tells the UI and metrics
+//!   about them.
 //! - [`driver`] and [`retry`] — the driver's metadata and offset queries, and how long they wait
 //!   for a broker.
 //! - [`clamp`] and [`planner`] — Spark's rate clamp and the per-batch [`DirectPlan`].
@@ -31,6 +32,7 @@ pub mod planner;
 pub mod range_stream;
 pub mod rdd;
 pub mod reader;
+pub mod rebalance_report;
 pub mod retry;
 pub mod strategy;
 pub mod stream;
@@ -48,6 +50,7 @@ pub use planner::{DirectPlan, LostOffsets, OffsetPlanner};
 pub use range_stream::RangeRecords;
 pub use rdd::KafkaRdd;
 pub use reader::{KafkaRangeReader, RangeRead};
+pub use rebalance_report::{RebalanceEvent, RebalanceObserver};
 pub use retry::RetryPolicy;
 pub use strategy::{ConsumerStrategy, Subscription};
 pub use stream::{DirectBatchInfo, DirectKafkaInputStream, DirectKafkaStream, DirectPosition};

@@ -37,6 +37,7 @@ use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::planner::{DirectPlan, LostOffsets, OffsetPlanner};
 use crate::direct::range_stream::RangeRecords;
 use crate::direct::reader::KafkaRangeReader;
+use crate::direct::rebalance_report::RebalanceReport;
 use crate::direct::strategy::{ConsumerStrategy, Subscription};
 use crate::error::{Result, SpateKafkaError};
 use crate::record::ConsumerRecord;
@@ -59,6 +60,8 @@ struct Shared {
     lost_offsets: AtomicU64,
     /// The group membership of a group-managed stream.
     member: Option<Arc<GroupMember>>,
+    /// What a group-managed stream reports about its membership to the UI and metrics.
+    rebalance_report: Option<Arc<RebalanceReport>>,
 }
 
 impl Shared {
@@ -231,6 +234,9 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         if let (Some(_), Some(tasks)) = (&self.shared.member, ctx.task_states()) {
             self.shared.planner.lock().set_task_states(tasks.clone());
         }
+        if let (Some(m), Some(r)) = (&self.shared.member, &self.shared.rebalance_report) {
+            r.start(m, ctx.ownership_reporter());
+        }
         Ok(())
     }
 
@@ -271,6 +277,9 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         if let Some(m) = &self.shared.member {
             m.stop();
         }
+        if let Some(r) = &self.shared.rebalance_report {
+            r.stop();
+        }
         // Close the cached task consumers (and their broker connections) with the stream.
         self.shared.reader.cache().clear();
         Ok(())
@@ -287,7 +296,15 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
                 .plan_owned(rate, self.shared.batch_interval, owned.as_ref());
         if let Some(o) = ownership {
             match &planned {
-                Ok(p) => o.planned(time, p.ranges.iter().map(OffsetRange::topic_partition)),
+                Ok(p) => {
+                    o.planned(time, p.ranges.iter().map(OffsetRange::topic_partition));
+                    if let Some(r) = &self.shared.rebalance_report {
+                        r.planned(
+                            time,
+                            p.ranges.iter().map(OffsetRange::topic_partition).collect(),
+                        );
+                    }
+                }
                 Err(_) => o.planning_failed(),
             }
         }
@@ -376,6 +393,11 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         if let Some(m) = &self.shared.member {
             // Outputs and offsets are committed: a revocation waiting for it may go on.
             m.ownership().completed(info.batch_time);
+        }
+        if let (Some(r), Some(end)) = (&self.shared.rebalance_report, info.processing_end_time) {
+            if info.failure_reason().is_none() {
+                r.completed(info.batch_time, end);
+            }
         }
         let Some(rate) = &self.shared.rate else {
             return;
@@ -569,7 +591,7 @@ pub(crate) fn create_direct_stream(
     } else {
         None
     };
-    let member = if strategy.is_group_managed() {
+    let (member, rebalance_report) = if strategy.is_group_managed() {
         let Subscription::Topics(topics) = strategy.subscription() else {
             return Err(SpateKafkaError::config(
                 "subscription",
@@ -577,9 +599,12 @@ pub(crate) fn create_direct_stream(
                 "a group-managed stream subscribes to topics",
             ));
         };
-        Some(Arc::new(GroupMember::join(&params, topics)?))
+        let report = RebalanceReport::new();
+        let observer: Arc<dyn crate::direct::RebalanceObserver> = report.clone();
+        let member = GroupMember::join_observed(&params, topics, Some(observer))?;
+        (Some(Arc::new(member)), Some(report))
     } else {
-        None
+        (None, None)
     };
     let mut planner = OffsetPlanner::new(strategy, config)?;
     if let Some(m) = &member {
@@ -596,6 +621,7 @@ pub(crate) fn create_direct_stream(
         plans: Mutex::new(BTreeMap::new()),
         lost_offsets: AtomicU64::new(0),
         member,
+        rebalance_report,
     });
     let stream = ctx.input_stream(DirectKafkaInputStream {
         shared: shared.clone(),

@@ -65,6 +65,7 @@
 //! ```
 
 mod erased;
+pub mod ownership;
 pub mod queue;
 pub mod receiver;
 pub mod socket;
@@ -259,6 +260,16 @@ impl InputContext {
         InputErrorReporter {
             input_id: self.input_id.clone(),
             bus: Arc::clone(&self.bus),
+        }
+    }
+
+    /// A handle that reports which partitions of a shared input this instance owns, and the
+    /// rebalances that move them, to the metrics and the listeners (see [`ownership`]).
+    pub fn ownership_reporter(&self) -> ownership::InputOwnershipReporter {
+        ownership::InputOwnershipReporter {
+            input_id: self.input_id.clone(),
+            bus: Arc::clone(&self.bus),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }

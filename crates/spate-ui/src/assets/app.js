@@ -227,6 +227,46 @@ function renderPartitions(parts) {
       (p.lag === null ? "–" : fmtNum(p.lag)) + "</td></tr>").join("");
 }
 
+function partitionList(ps) {
+  const byTopic = {};
+  for (const p of ps) (byTopic[p.topic] = byTopic[p.topic] || []).push(p.partition);
+  return Object.keys(byTopic).sort().map((t) =>
+    t + "(" + byTopic[t].sort((a, b) => a - b).join(",") + ")").join(", ") || "–";
+}
+
+function renderOwnership(inputs) {
+  document.getElementById("ownership-rows").innerHTML = inputs.length === 0
+    ? emptyRow(8, "no input shared through a consumer group")
+    : inputs.map((o) =>
+      '<tr data-input-id="' + esc(o.inputId) + '"><td><code>' + esc(o.inputId) + "</code></td><td>" +
+      esc(o.group) + "</td><td>" + esc(o.instanceId) + "</td><td>" + esc(o.clientId) +
+      '</td><td class="owned">' + esc(partitionList(o.ownedPartitions)) + '</td><td class="num">' +
+      fmtNum(o.rebalances.assigned) + '</td><td class="num">' + fmtNum(o.rebalances.revoked) +
+      '</td><td class="num">' + fmtNum(o.rebalances.lost) + "</td></tr>").join("");
+  const recent = [];
+  for (const o of inputs) for (const r of o.recentRebalances) recent.push([o.inputId, r]);
+  recent.sort((a, b) => b[1].timeMs - a[1].timeMs);
+  document.getElementById("rebalance-rows").innerHTML = recent.length === 0
+    ? emptyRow(6, "no rebalance yet")
+    : recent.map(([id, r]) =>
+      "<tr><td>" + esc(fmtDateTime(r.timeMs)) + "</td><td><code>" + esc(id) + "</code></td><td>" +
+      esc(r.kind) + "</td><td>" + esc(partitionList(r.partitions)) + '</td><td class="num">' +
+      fmtMs(r.revocationWaitMs) + '</td><td class="num">' +
+      (r.kind === "assigned" && r.firstBatchMs === null ? "waiting" : fmtMs(r.firstBatchMs)) +
+      "</td></tr>").join("");
+}
+
+function renderRestores(restores) {
+  document.getElementById("restore-rows").innerHTML = restores.length === 0
+    ? emptyRow(7, "no state restored from a changelog in this run")
+    : restores.map((r) =>
+      "<tr><td>" + esc(r.operator) + '</td><td class="num">' + r.partition + '</td><td class="num">' +
+      fmtNum(r.recordsRestored) + '</td><td class="num">' +
+      (r.recordsExpected === null ? "–" : fmtNum(r.recordsExpected)) + "</td><td>" +
+      (r.done ? "done" : "restoring") + '</td><td class="num">' + fmtMs(r.elapsedMs) +
+      '</td><td class="num">' + fmtNum(r.recordsPerSec) + "</td></tr>").join("");
+}
+
 function renderReceivers(receivers) {
   document.getElementById("receiver-rows").innerHTML = receivers.length === 0
     ? emptyRow(6, "no receivers (direct streams have none)")
@@ -274,18 +314,22 @@ function renderBatchTables(active, completed) {
 
 async function refreshStreaming() {
   try {
-    const [stats, batches, receivers, parts, inputs] = await Promise.all([
+    const [stats, batches, receivers, parts, inputs, ownership, restores] = await Promise.all([
       fetchJson(API + "/statistics"),
       fetchJson(API + "/batches"),
       fetchJson(API + "/receivers"),
       fetchJson(API + "/kafka/partitions"),
       fetchJson(API + "/inputs"),
+      fetchJson(API + "/ownership"),
+      fetchJson(API + "/state/restores"),
     ]);
     const completed = batches.filter((b) => b.status === "COMPLETED");
     const active = batches.filter((b) => b.status !== "COMPLETED");
     renderSummary(stats);
     renderStats(stats, completed);
     renderPartitions(parts);
+    renderOwnership(ownership);
+    renderRestores(restores);
     renderReceivers(receivers);
     renderInputFaults(inputs);
     renderBatchTables(active, completed);
