@@ -124,6 +124,9 @@ pub fn render(
     out
 }
 
+/// Reads one duration of a rebalance, when it has it.
+type RebalanceDuration = fn(&RebalanceInfo) -> Option<u64>;
+
 fn render_ownership(out: &mut String, app: &str, all: &[InputOwnership]) {
     if all.is_empty() {
         return;
@@ -170,10 +173,9 @@ fn render_ownership(out: &mut String, app: &str, all: &[InputOwnership]) {
             let _ = writeln!(out, "{name}{{{},kind=\"{kind}\"}} {n}", labels(o));
         }
     }
-    let last = |o: &InputOwnership, f: fn(&RebalanceInfo) -> Option<u64>| {
-        o.recent_rebalances.iter().rev().find_map(f)
-    };
-    let durations: [(&str, &str, fn(&RebalanceInfo) -> Option<u64>); 2] = [
+    let last =
+        |o: &InputOwnership, f: RebalanceDuration| o.recent_rebalances.iter().rev().find_map(f);
+    let durations: [(&str, &str, RebalanceDuration); 2] = [
         (
             "spate_input_last_revocation_wait_ms",
             "How long the last revocation waited for the batches in flight, ms.",
