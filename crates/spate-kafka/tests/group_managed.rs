@@ -1026,7 +1026,7 @@ fn field(line: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// One task holds a large state (`SPATE_TASK_RESTORE_KEYS`, 200,000 by default); its owner is
+/// One task holds a large state (`SPATE_TASK_RESTORE_KEYS`, 50,000 by default); its owner is
 /// SIGKILLed and the other instance, given the task by the group, restores it from the
 /// changelog before processing it: the restore's time, rate and RSS are printed, and a record
 /// for a restored key continues that key's total.
@@ -1036,7 +1036,7 @@ fn the_new_owner_of_a_large_task_restores_it_from_the_changelog() {
     let keys: usize = std::env::var(ENV_RESTORE_KEYS)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(50_000);
     let c = cluster("state");
     let bootstrap = c.broker.bootstrap_servers();
     let group = c
