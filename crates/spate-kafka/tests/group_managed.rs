@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_broker::BrokerConfig;
@@ -589,37 +588,13 @@ fn read_committed_counts(bootstrap: &str, topic: &str) -> BTreeMap<String, i64> 
 /// Hands every (key, numeric value) of `topic` to `each`, read_committed, partition by
 /// partition in offset order.
 fn read_committed(bootstrap: &str, topic: &str, mut each: impl FnMut(String, i64)) {
-    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "group-managed-reader")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
+    for (key, value) in spate_testkit::consume::read_committed(bootstrap, topic, PARTITIONS) {
+        let word = String::from_utf8_lossy(&key).into_owned();
+        let n: i64 = std::str::from_utf8(&value.unwrap_or_default())
+            .unwrap()
+            .parse()
             .unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut eof = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while eof < PARTITIONS {
-        assert!(
-            Instant::now() < deadline,
-            "reading {topic} did not reach its end"
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let word = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                let n: i64 = std::str::from_utf8(m.payload().unwrap_or_default())
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                each(word, n);
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
+        each(word, n);
     }
 }
 

@@ -30,7 +30,6 @@ use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use spate_kafka::changelog::KafkaChangelog;
 use spate_kafka::repartition::kafka_partition;
 use spate_kafka::{
@@ -174,35 +173,7 @@ fn caught_up(bootstrap: &str, group: &str, input: &str, records: usize) -> bool 
 
 /// Every record of `topic` read_committed to its end, as (key, value).
 fn read_committed(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "repartition-reader")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
-    let (mut out, mut eof) = (Vec::new(), 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while eof < PARTITIONS {
-        assert!(
-            Instant::now() < deadline,
-            "reading {topic} did not reach its end"
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().map(<[u8]>::to_vec),
-            )),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
+    spate_testkit::consume::read_committed(bootstrap, topic, PARTITIONS)
 }
 
 /// The output's running counts compared with the expected counts: (records, repeated,

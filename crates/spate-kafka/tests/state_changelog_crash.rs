@@ -21,10 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::BaseProducer;
-use rdkafka::{Offset, TopicPartitionList};
 use spate_kafka::changelog::KafkaChangelog;
 use spate_kafka::{
     DirectStreamConfig, KafkaOffsetStore, KafkaParams, KafkaUtils, OutputRecord, SaveToKafka,
@@ -168,35 +165,7 @@ fn read_committed(
     topic: &str,
     partitions: i32,
 ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "state-crash-reader")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
-    let (mut out, mut eof) = (Vec::new(), 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while eof < partitions {
-        assert!(
-            Instant::now() < deadline,
-            "reading {topic} did not reach its end"
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().map(<[u8]>::to_vec),
-            )),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
+    spate_testkit::consume::read_committed(bootstrap, topic, partitions)
 }
 
 #[test]

@@ -13,6 +13,7 @@
 pub mod broker;
 pub mod child;
 pub mod clients;
+pub mod consume;
 pub mod logs;
 pub mod postgres;
 pub mod produce;

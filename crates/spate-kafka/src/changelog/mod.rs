@@ -126,9 +126,7 @@ impl KafkaChangelog {
     /// Creates missing topics with topic config `key=value` too (e.g. `min.insync.replicas`,
     /// `segment.bytes`); `cleanup.policy` is always `compact` and cannot be changed.
     pub fn topic_config(mut self, key: &str, value: &str) -> Self {
-        if key != "cleanup.policy" {
-            self.spec.configs.push((key.to_owned(), value.to_owned()));
-        }
+        self.spec.set_config(key, value);
         self
     }
 

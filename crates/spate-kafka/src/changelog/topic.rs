@@ -57,6 +57,17 @@ pub(crate) struct TopicSpec {
     pub(crate) configs: Vec<(String, String)>,
 }
 
+impl TopicSpec {
+    /// Sets topic config `key=value` for a topic still to be created, replacing an earlier
+    /// value; `cleanup.policy` is the internal topic's own (compact or delete) and ignored.
+    pub(crate) fn set_config(&mut self, key: &str, value: &str) {
+        if key != "cleanup.policy" {
+            self.configs.retain(|(k, _)| k != key);
+            self.configs.push((key.to_owned(), value.to_owned()));
+        }
+    }
+}
+
 /// Creates `topic` compacted with `partitions` partitions unless it exists; an existing topic
 /// must have exactly `partitions` partitions.
 pub(crate) fn ensure_topic(

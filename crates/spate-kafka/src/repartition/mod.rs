@@ -100,10 +100,7 @@ impl RepartitionConfig {
     /// Creates a missing topic with topic config `key=value` too (e.g. `retention.ms` for a
     /// standalone repartition, `segment.bytes`); `cleanup.policy` is always `delete`.
     pub fn topic_config(mut self, key: &str, value: &str) -> Self {
-        if key != "cleanup.policy" {
-            self.spec.configs.retain(|(k, _)| k != key);
-            self.spec.configs.push((key.to_owned(), value.to_owned()));
-        }
+        self.spec.set_config(key, value);
         self
     }
 
