@@ -30,12 +30,8 @@ use spate_kafka::{
 };
 use spate_streaming::{Config, StreamingContext};
 use spate_testkit::child::Running;
-use spate_testkit::{clients, wait_until, ChildJob, TestBroker};
+use spate_testkit::{clients, wait_until, TestBroker};
 
-const ENV_BOOTSTRAP: &str = "SPATE_K2K_CRASH_BOOTSTRAP";
-const ENV_INPUT: &str = "SPATE_K2K_CRASH_INPUT";
-const ENV_OUTPUT: &str = "SPATE_K2K_CRASH_OUTPUT";
-const ENV_GROUP: &str = "SPATE_K2K_CRASH_GROUP";
 const ENV_EXACTLY_ONCE: &str = "SPATE_K2K_CRASH_EXACTLY_ONCE";
 
 const PARTITIONS: i32 = 3;
@@ -92,12 +88,13 @@ fn child(bootstrap: &str, input: &str, output: &str, group: &str, eos: bool) -> 
 
 #[test]
 fn child_entry() {
-    let (Ok(bootstrap), Ok(input), Ok(output), Ok(group)) = (
-        std::env::var(ENV_BOOTSTRAP),
-        std::env::var(ENV_INPUT),
-        std::env::var(ENV_OUTPUT),
-        std::env::var(ENV_GROUP),
-    ) else {
+    let Some(common::CrashJobNames {
+        bootstrap,
+        input,
+        output,
+        group,
+    }) = common::CrashJobNames::from_env()
+    else {
         return;
     };
     let eos = std::env::var(ENV_EXACTLY_ONCE).is_ok();
@@ -109,10 +106,7 @@ fn child_entry() {
 }
 
 struct Job {
-    bootstrap: String,
-    input: String,
-    output: String,
-    group: String,
+    names: common::CrashJobNames,
     eos: bool,
     logs: PathBuf,
     runs: u32,
@@ -122,12 +116,8 @@ impl Job {
     /// Starts the next run of the job, its stderr in its own log file.
     fn spawn(&mut self) -> Running {
         self.runs += 1;
-        let mut job = ChildJob::test_entry("child_entry");
-        job.env(ENV_BOOTSTRAP, &self.bootstrap)
-            .env(ENV_INPUT, &self.input)
-            .env(ENV_OUTPUT, &self.output)
-            .env(ENV_GROUP, &self.group)
-            .stderr_to(&self.log(self.runs));
+        let mut job = self.names.child();
+        job.stderr_to(&self.log(self.runs));
         if self.eos {
             job.env(ENV_EXACTLY_ONCE, "1");
         }
@@ -148,9 +138,9 @@ impl Job {
 
     /// The sum of the group's committed offsets over the input partitions.
     fn committed(&self) -> i64 {
-        let mut store =
-            KafkaOffsetStore::open(params(&self.bootstrap, &self.group)).expect("offset store");
-        let tps = (0..PARTITIONS).map(|p| TopicPartition::new(&self.input, p));
+        let mut store = KafkaOffsetStore::open(params(&self.names.bootstrap, &self.names.group))
+            .expect("offset store");
+        let tps = (0..PARTITIONS).map(|p| TopicPartition::new(&self.names.input, p));
         store
             .committed_offsets(tps)
             .expect("committed")
@@ -228,10 +218,12 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
     let output = common::create_topic(&broker, "k2k_out", PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let mut job = Job {
-        bootstrap: broker.bootstrap_servers(),
-        input: input.clone(),
-        output: output.clone(),
-        group: spate_testkit::random_group("k2k"),
+        names: common::CrashJobNames {
+            bootstrap: broker.bootstrap_servers(),
+            input: input.clone(),
+            output: output.clone(),
+            group: spate_testkit::random_group("k2k"),
+        },
         eos,
         logs: dir.path().to_path_buf(),
         runs: 0,
@@ -239,7 +231,11 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
 
     let produced_all = Arc::new(AtomicBool::new(false));
     let producer = {
-        let (bootstrap, topic, done) = (job.bootstrap.clone(), input.clone(), produced_all.clone());
+        let (bootstrap, topic, done) = (
+            job.names.bootstrap.clone(),
+            input.clone(),
+            produced_all.clone(),
+        );
         std::thread::spawn(move || {
             let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
             for from in (0..RECORDS).step_by(CHUNK) {
@@ -277,8 +273,8 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
     drop(child);
 
     let expected = common::expected_counts(RECORDS);
-    let (got, records) = read_output(&job.bootstrap, &output, "read_committed");
-    let (all, all_records) = read_output(&job.bootstrap, &output, "read_uncommitted");
+    let (got, records) = read_output(&job.names.bootstrap, &output, "read_committed");
+    let (all, all_records) = read_output(&job.names.bootstrap, &output, "read_uncommitted");
     let (lost, dup) = lost_and_duplicated(&got, &expected);
     let (_, dup_uncommitted) = lost_and_duplicated(&all, &expected);
     eprintln!(

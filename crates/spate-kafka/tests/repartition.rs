@@ -39,12 +39,7 @@ use spate_kafka::{
 };
 use spate_streaming::{Config, State, StateSpec, StreamingContext};
 use spate_testkit::child::Running;
-use spate_testkit::{clients, wait_until, ChildJob, TestBroker};
-
-const ENV_BOOTSTRAP: &str = "SPATE_REPARTITION_CRASH_BOOTSTRAP";
-const ENV_INPUT: &str = "SPATE_REPARTITION_CRASH_INPUT";
-const ENV_OUTPUT: &str = "SPATE_REPARTITION_CRASH_OUTPUT";
-const ENV_GROUP: &str = "SPATE_REPARTITION_CRASH_GROUP";
+use spate_testkit::{clients, wait_until, TestBroker};
 
 /// Input partitions, and so the repartition topic's.
 const PARTITIONS: i32 = 3;
@@ -496,7 +491,6 @@ fn group_managed_instances_share_the_repartition_topic() {
     let output = common::create_topic(&broker, "rp_group_out", PARTITIONS);
     let group = spate_testkit::random_group("repartition-group");
     let producer: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
-    common::produce_lines(&producer, &input, INPUT_PARTITIONS, 0, RECORDS / 2);
     let seen: [Placement; 2] = Default::default();
     let instances: Vec<_> = ["i1", "i2"]
         .iter()
@@ -508,7 +502,20 @@ fn group_managed_instances_share_the_repartition_topic() {
     for (ctx, _) in &instances {
         ctx.start().unwrap();
     }
-    common::produce_lines(&producer, &input, INPUT_PARTITIONS, RECORDS / 2, RECORDS);
+    // The lines go in once both instances own repartition partitions: produced before, the
+    // first instance to join could read them all before the group gave the second any.
+    wait_until(
+        "both instances to own repartition partitions",
+        Duration::from_secs(60),
+        || {
+            instances.iter().all(|(_, r)| {
+                r.internal_stream()
+                    .owned_partitions()
+                    .is_some_and(|owned| !owned.is_empty())
+            })
+        },
+    );
+    common::produce_lines(&producer, &input, INPUT_PARTITIONS, 0, RECORDS);
     let topic = repartition_topic(&group);
     let committed_all = |t: &str, n: i32| {
         let mut store = KafkaOffsetStore::open(params(&bootstrap, &group)).unwrap();
@@ -597,12 +604,13 @@ const KILLS: u32 = 20;
 
 #[test]
 fn child_entry() {
-    let (Ok(bootstrap), Ok(input), Ok(output), Ok(group)) = (
-        std::env::var(ENV_BOOTSTRAP),
-        std::env::var(ENV_INPUT),
-        std::env::var(ENV_OUTPUT),
-        std::env::var(ENV_GROUP),
-    ) else {
+    let Some(common::CrashJobNames {
+        bootstrap,
+        input,
+        output,
+        group,
+    }) = common::CrashJobNames::from_env()
+    else {
         return;
     };
     spate_testkit::init_logging();
@@ -619,10 +627,7 @@ fn child_entry() {
 }
 
 struct Job {
-    bootstrap: String,
-    input: String,
-    output: String,
-    group: String,
+    names: common::CrashJobNames,
     logs: PathBuf,
     runs: u32,
 }
@@ -630,11 +635,8 @@ struct Job {
 impl Job {
     fn spawn(&mut self) -> Running {
         self.runs += 1;
-        ChildJob::test_entry("child_entry")
-            .env(ENV_BOOTSTRAP, &self.bootstrap)
-            .env(ENV_INPUT, &self.input)
-            .env(ENV_OUTPUT, &self.output)
-            .env(ENV_GROUP, &self.group)
+        self.names
+            .child()
             .stderr_to(&self.logs.join(format!("run-{}.log", self.runs)))
             .spawn()
     }
@@ -657,10 +659,12 @@ fn repartition_is_exact_after_sigkills() {
     let output = common::create_topic(&broker, "rp_crash_out", PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let mut job = Job {
-        bootstrap: broker.bootstrap_servers(),
-        input: input.clone(),
-        output: output.clone(),
-        group: spate_testkit::random_group("repartition-crash"),
+        names: common::CrashJobNames {
+            bootstrap: broker.bootstrap_servers(),
+            input: input.clone(),
+            output: output.clone(),
+            group: spate_testkit::random_group("repartition-crash"),
+        },
         logs: dir.path().to_path_buf(),
         runs: 0,
     };
@@ -668,7 +672,7 @@ fn repartition_is_exact_after_sigkills() {
     let produced_all = Arc::new(AtomicBool::new(false));
     let produced = Arc::new(AtomicU64::new(0));
     let producer = {
-        let (bootstrap, topic) = (job.bootstrap.clone(), input.clone());
+        let (bootstrap, topic) = (job.names.bootstrap.clone(), input.clone());
         let (done, count) = (produced_all.clone(), produced.clone());
         std::thread::spawn(move || {
             let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
@@ -684,7 +688,7 @@ fn repartition_is_exact_after_sigkills() {
 
     let mut rng = rand::rng();
     let mut kills = 0;
-    let topic = repartition_topic(&job.group);
+    let topic = repartition_topic(&job.names.group);
     let mut progress = Vec::new();
     while kills < KILLS || !produced_all.load(Ordering::Acquire) {
         let mut child = job.spawn();
@@ -693,8 +697,8 @@ fn repartition_is_exact_after_sigkills() {
         drop(child); // SIGKILL
         kills += 1;
         progress.push((
-            committed(&job.bootstrap, &job.group, &input),
-            committed(&job.bootstrap, &job.group, &topic),
+            committed(&job.names.bootstrap, &job.names.group, &input),
+            committed(&job.names.bootstrap, &job.names.group, &topic),
         ));
     }
     producer.join().unwrap();
@@ -713,11 +717,16 @@ fn repartition_is_exact_after_sigkills() {
     let mut child = job.spawn();
     wait_until("the last run to catch up", Duration::from_secs(90), || {
         job.check_alive(&mut child);
-        caught_up(&job.bootstrap, &job.group, &input, CRASH_RECORDS)
+        caught_up(
+            &job.names.bootstrap,
+            &job.names.group,
+            &input,
+            CRASH_RECORDS,
+        )
     });
-    let end = committed(&job.bootstrap, &job.group, &topic);
+    let end = committed(&job.names.bootstrap, &job.names.group, &topic);
     wait_until("the last purge", Duration::from_secs(10), || {
-        watermarks(&job.bootstrap, &topic)
+        watermarks(&job.names.bootstrap, &topic)
             .iter()
             .map(|w| w.0)
             .sum::<i64>()
@@ -726,9 +735,9 @@ fn repartition_is_exact_after_sigkills() {
     drop(child);
 
     let (records, duplicated, lost, unexpected) =
-        check_output(&job.bootstrap, &output, CRASH_RECORDS);
+        check_output(&job.names.bootstrap, &output, CRASH_RECORDS);
     let words: i64 = common::expected_counts(CRASH_RECORDS).values().sum();
-    let marks = watermarks(&job.bootstrap, &topic);
+    let marks = watermarks(&job.names.bootstrap, &topic);
     eprintln!(
         "repartition crash test: {kills} SIGKILLs, {} runs, {CRASH_RECORDS} lines, {words} \
          words; output read_committed: {records} running counts, {duplicated} duplicated, \

@@ -29,12 +29,7 @@ use spate_kafka::{
 };
 use spate_streaming::{Config, State, StateSpec, StreamingContext};
 use spate_testkit::child::Running;
-use spate_testkit::{clients, wait_until, ChildJob, TestBroker};
-
-const ENV_BOOTSTRAP: &str = "SPATE_STATE_CRASH_BOOTSTRAP";
-const ENV_INPUT: &str = "SPATE_STATE_CRASH_INPUT";
-const ENV_OUTPUT: &str = "SPATE_STATE_CRASH_OUTPUT";
-const ENV_GROUP: &str = "SPATE_STATE_CRASH_GROUP";
+use spate_testkit::{clients, wait_until, TestBroker};
 
 const PARTITIONS: i32 = 3;
 const STATE_PARTITIONS: usize = 4;
@@ -91,12 +86,13 @@ fn child(bootstrap: &str, input: &str, output: &str, group: &str) -> anyhow::Res
 
 #[test]
 fn child_entry() {
-    let (Ok(bootstrap), Ok(input), Ok(output), Ok(group)) = (
-        std::env::var(ENV_BOOTSTRAP),
-        std::env::var(ENV_INPUT),
-        std::env::var(ENV_OUTPUT),
-        std::env::var(ENV_GROUP),
-    ) else {
+    let Some(common::CrashJobNames {
+        bootstrap,
+        input,
+        output,
+        group,
+    }) = common::CrashJobNames::from_env()
+    else {
         return;
     };
     spate_testkit::init_logging();
@@ -107,10 +103,7 @@ fn child_entry() {
 }
 
 struct Job {
-    bootstrap: String,
-    input: String,
-    output: String,
-    group: String,
+    names: common::CrashJobNames,
     logs: PathBuf,
     runs: u32,
 }
@@ -118,13 +111,7 @@ struct Job {
 impl Job {
     fn spawn(&mut self) -> Running {
         self.runs += 1;
-        ChildJob::test_entry("child_entry")
-            .env(ENV_BOOTSTRAP, &self.bootstrap)
-            .env(ENV_INPUT, &self.input)
-            .env(ENV_OUTPUT, &self.output)
-            .env(ENV_GROUP, &self.group)
-            .stderr_to(&self.log(self.runs))
-            .spawn()
+        self.names.child().stderr_to(&self.log(self.runs)).spawn()
     }
 
     fn log(&self, run: u32) -> PathBuf {
@@ -139,9 +126,9 @@ impl Job {
     }
 
     fn committed(&self) -> i64 {
-        let mut store =
-            KafkaOffsetStore::open(params(&self.bootstrap, &self.group)).expect("offset store");
-        let tps = (0..PARTITIONS).map(|p| TopicPartition::new(&self.input, p));
+        let mut store = KafkaOffsetStore::open(params(&self.names.bootstrap, &self.names.group))
+            .expect("offset store");
+        let tps = (0..PARTITIONS).map(|p| TopicPartition::new(&self.names.input, p));
         store
             .committed_offsets(tps)
             .expect("committed")
@@ -177,17 +164,23 @@ fn changelog_state_is_exact_after_sigkills() {
     let output = common::create_topic(&broker, "state_out", PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let mut job = Job {
-        bootstrap: broker.bootstrap_servers(),
-        input: input.clone(),
-        output: output.clone(),
-        group: spate_testkit::random_group("state-crash"),
+        names: common::CrashJobNames {
+            bootstrap: broker.bootstrap_servers(),
+            input: input.clone(),
+            output: output.clone(),
+            group: spate_testkit::random_group("state-crash"),
+        },
         logs: dir.path().to_path_buf(),
         runs: 0,
     };
 
     let produced_all = Arc::new(AtomicBool::new(false));
     let producer = {
-        let (bootstrap, topic, done) = (job.bootstrap.clone(), input.clone(), produced_all.clone());
+        let (bootstrap, topic, done) = (
+            job.names.bootstrap.clone(),
+            input.clone(),
+            produced_all.clone(),
+        );
         std::thread::spawn(move || {
             let p: BaseProducer = clients::producer_config(&bootstrap).create().unwrap();
             for from in (0..RECORDS).step_by(CHUNK) {
@@ -224,7 +217,7 @@ fn changelog_state_is_exact_after_sigkills() {
     let expected = common::expected_counts(RECORDS);
     // Output: each word's running counts, read_committed.
     let mut outputs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for (k, v) in read_committed(&job.bootstrap, &output, PARTITIONS) {
+    for (k, v) in read_committed(&job.names.bootstrap, &output, PARTITIONS) {
         let n: i64 = String::from_utf8_lossy(&v.unwrap_or_default())
             .parse()
             .unwrap();
@@ -248,9 +241,9 @@ fn changelog_state_is_exact_after_sigkills() {
             .count();
     }
     // Changelog: the last committed value of each word.
-    let topic = format!("{}-counts-changelog", job.group);
+    let topic = format!("{}-counts-changelog", job.names.group);
     let mut state: BTreeMap<String, i64> = BTreeMap::new();
-    let entries = read_committed(&job.bootstrap, &topic, STATE_PARTITIONS as i32);
+    let entries = read_committed(&job.names.bootstrap, &topic, STATE_PARTITIONS as i32);
     for (k, v) in &entries {
         let word: String = postcard::from_bytes(k).unwrap();
         match v {

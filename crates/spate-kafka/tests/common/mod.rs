@@ -154,3 +154,49 @@ pub fn produce_lines(
     });
     spate_testkit::produce::send_all(producer, topic, records);
 }
+
+/// What a Kafka-to-Kafka crash test's child job runs against: the broker, its input and output
+/// topics and its group. The child is the test binary itself, re-run at its `child_entry` test
+/// with these in its environment (each test binary is its own program, so the names are shared).
+#[derive(Debug, Clone)]
+pub struct CrashJobNames {
+    pub bootstrap: String,
+    pub input: String,
+    pub output: String,
+    pub group: String,
+}
+
+/// The environment variables [`CrashJobNames`] travels in, in field order.
+const CRASH_JOB_ENV: [&str; 4] = [
+    "SPATE_CRASH_JOB_BOOTSTRAP",
+    "SPATE_CRASH_JOB_INPUT",
+    "SPATE_CRASH_JOB_OUTPUT",
+    "SPATE_CRASH_JOB_GROUP",
+];
+
+impl CrashJobNames {
+    /// In a child: the names its parent passed. `None` in an ordinary test run, where the
+    /// `child_entry` test then returns at once.
+    pub fn from_env() -> Option<Self> {
+        let var = |i: usize| std::env::var(CRASH_JOB_ENV[i]).ok();
+        Some(CrashJobNames {
+            bootstrap: var(0)?,
+            input: var(1)?,
+            output: var(2)?,
+            group: var(3)?,
+        })
+    }
+
+    /// A child process that runs the test binary's `child_entry` with these names.
+    pub fn child(&self) -> spate_testkit::ChildJob {
+        let mut job = spate_testkit::ChildJob::test_entry("child_entry");
+        for (key, value) in
+            CRASH_JOB_ENV
+                .iter()
+                .zip([&self.bootstrap, &self.input, &self.output, &self.group])
+        {
+            job.env(key, value);
+        }
+        job
+    }
+}
