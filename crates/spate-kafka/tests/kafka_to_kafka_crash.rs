@@ -214,16 +214,11 @@ fn crash_run(eos: bool) -> (BTreeMap<String, i64>, i64, i64) {
     spate_testkit::init_logging();
     let started = Instant::now();
     let broker = TestBroker::start();
-    let input = common::create_topic(&broker, "k2k_in", PARTITIONS);
-    let output = common::create_topic(&broker, "k2k_out", PARTITIONS);
+    let names = common::CrashJobNames::create(&broker, "k2k", PARTITIONS);
+    let (input, output) = (names.input.clone(), names.output.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut job = Job {
-        names: common::CrashJobNames {
-            bootstrap: broker.bootstrap_servers(),
-            input: input.clone(),
-            output: output.clone(),
-            group: spate_testkit::random_group("k2k"),
-        },
+        names,
         eos,
         logs: dir.path().to_path_buf(),
         runs: 0,

@@ -160,16 +160,11 @@ fn changelog_state_is_exact_after_sigkills() {
     spate_testkit::init_logging();
     let started = Instant::now();
     let broker = TestBroker::start();
-    let input = common::create_topic(&broker, "state_in", PARTITIONS);
-    let output = common::create_topic(&broker, "state_out", PARTITIONS);
+    let names = common::CrashJobNames::create(&broker, "state", PARTITIONS);
+    let (input, output) = (names.input.clone(), names.output.clone());
     let dir = tempfile::tempdir().unwrap();
     let mut job = Job {
-        names: common::CrashJobNames {
-            bootstrap: broker.bootstrap_servers(),
-            input: input.clone(),
-            output: output.clone(),
-            group: spate_testkit::random_group("state-crash"),
-        },
+        names,
         logs: dir.path().to_path_buf(),
         runs: 0,
     };

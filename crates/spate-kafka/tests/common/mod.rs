@@ -175,6 +175,17 @@ const CRASH_JOB_ENV: [&str; 4] = [
 ];
 
 impl CrashJobNames {
+    /// Fresh input and output topics (`<prefix>_in`, `<prefix>_out`, with random suffixes) of
+    /// `partitions` partitions on `broker`, and a random group.
+    pub fn create(broker: &TestBroker, prefix: &str, partitions: i32) -> Self {
+        CrashJobNames {
+            bootstrap: broker.bootstrap_servers(),
+            input: create_topic(broker, &format!("{prefix}_in"), partitions),
+            output: create_topic(broker, &format!("{prefix}_out"), partitions),
+            group: spate_testkit::random_group(&prefix.replace('_', "-")),
+        }
+    }
+
     /// In a child: the names its parent passed. `None` in an ordinary test run, where the
     /// `child_entry` test then returns at once.
     pub fn from_env() -> Option<Self> {
