@@ -2,8 +2,10 @@
 //! transaction committed the internal stream's offsets, the records below them are consumed for
 //! good and only take disk space, so they are deleted with DeleteRecords (the partition's log
 //! start offset moves up to the committed offset). Purges run on a thread of their own, at most
-//! once per interval and only when some committed offset advanced since the last purge, so a
-//! batch never waits for the admin round trip.
+//! once per interval and only when some committed offset is above what the last purge reached,
+//! so a batch never waits for the admin round trip. Committed offsets of partitions that had
+//! nothing new count too: a run that starts after a kill purges what the killed run committed
+//! but did not live to purge.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +100,7 @@ impl PurgeThread {
                 committed.recv_timeout(self.interval.saturating_sub(last.elapsed()))
             };
             match received {
-                Ok(offsets) => merge(&mut due, offsets),
+                Ok(offsets) => merge(&mut due, self.not_purged(offsets)),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -118,6 +120,13 @@ impl PurgeThread {
                 }
             }
         }
+    }
+
+    /// The offsets above what the last purges reached: the rest would delete nothing.
+    fn not_purged(&self, mut offsets: BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
+        let purged = self.stats.purged.lock();
+        offsets.retain(|p, o| *o > purged.get(p).copied().unwrap_or(0));
+        offsets
     }
 
     /// DeleteRecords below `offsets`; the first partition's error fails the call.

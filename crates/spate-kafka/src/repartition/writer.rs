@@ -182,7 +182,9 @@ impl TransactionParticipant for RepartitionWriter {
             std::mem::replace(&mut *handed, later)
         };
         let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-        for r in committed.into_values().flatten().filter(|r| !r.is_empty()) {
+        // Empty ranges count: their offset was committed by an earlier batch, perhaps of a run
+        // that was killed before its purge.
+        for r in committed.into_values().flatten() {
             let o = offsets.entry(r.partition).or_insert(r.until_offset);
             *o = (*o).max(r.until_offset);
         }

@@ -48,6 +48,7 @@ pub trait TransactionParticipant: Send + Sync {
 
     /// Batch `time`'s transaction committed (records and offsets are durable): what the
     /// participant handed over for it may be acted on (a repartition topic purges the records
-    /// its offsets cover). Not called for a batch whose transaction aborted or was skipped.
+    /// its offsets cover). Also called for a batch with nothing to commit, once every earlier
+    /// batch committed. Not called for a batch whose transaction aborted or was skipped.
     fn transaction_committed(&self, _time: Time) {}
 }
