@@ -14,6 +14,7 @@ mod map_with_state;
 pub(crate) mod restore;
 pub mod tasks;
 mod update;
+mod window_by_task;
 
 pub use changelog::{ChangelogEntry, StateChangelog, StateChanges};
 pub use map_with_state::{MapWithStateDStream, State, StateSpec};

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::exec::shuffle::FastMap;
 use crate::exec::{Batch, Data, Key, VecPartitions};
 use crate::graph::{OpId, StatefulOp};
+use crate::time::Time;
 
 struct UpdateStore<K, S>(KeyedState<K, S>);
 
@@ -118,7 +119,7 @@ where
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         let st = KeyedState::new(op_id, num_partitions);
         st.store.load(initial_state);
-        self.update_state(id, st, f)
+        self.update_state(id, st, move |_, _, vs, s| f(vs, s))
     }
 
     /// [`DStream::update_state_by_key`] with state partitioned by the input's **tasks** (Kafka
@@ -136,6 +137,20 @@ where
     where
         S: Data + Serialize + DeserializeOwned,
     {
+        self.update_state_by_key_by_task_with_time(move |_, _, vs, s| f(vs, s))
+    }
+
+    /// [`DStream::update_state_by_key_by_task`] with the batch's time and the key passed to
+    /// `f(time, key, new_values, previous_state)` (Spark's `updateStateByKey` overload with
+    /// `(Time, K, Seq[V], Option[S])`), for state that ages with time — e.g. the panes of
+    /// [`DStream::reduce_by_key_and_window_by_task`].
+    pub fn update_state_by_key_by_task_with_time<S>(
+        &self,
+        f: impl Fn(Time, &K, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        S: Data + Serialize + DeserializeOwned,
+    {
         let id = self.ctx.unique_name("update_state_by_key");
         let op_id: OpId = Arc::new(Mutex::new(id.clone()));
         self.update_state(id, KeyedState::by_task(op_id), f)
@@ -145,7 +160,7 @@ where
         &self,
         id: String,
         st: KeyedState<K, S>,
-        f: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        f: impl Fn(Time, &K, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
     ) -> DStream<(K, S)>
     where
         S: Data + Serialize + DeserializeOwned,
@@ -164,7 +179,13 @@ where
                 let mut guard = st.0.store.parts()[r].lock();
                 let old = std::mem::take(&mut *guard);
                 let log = changes.as_ref().map(|c| &c[r]);
-                let new = update_partition(&st.0, old, data, &f, log)?;
+                let new = update_partition(
+                    &st.0,
+                    old,
+                    data,
+                    &|k: &K, vs: &[V], s| f(bc.time, k, vs, s),
+                    log,
+                )?;
                 let out: Vec<(K, S)> = new.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
                 *guard = new;
                 Ok(out)
@@ -192,7 +213,7 @@ fn update_partition<K, V, S>(
     st: &KeyedState<K, S>,
     old: FastMap<K, S>,
     data: Vec<(K, V)>,
-    f: &(impl Fn(&[V], Option<S>) -> Option<S> + ?Sized),
+    f: &(impl Fn(&K, &[V], Option<S>) -> Option<S> + ?Sized),
     log: Option<&Mutex<Vec<ChangelogEntry>>>,
 ) -> Result<FastMap<K, S>>
 where
@@ -212,7 +233,7 @@ where
             (Some(_), true) => Some(st.put_entry(&k, &s)?),
             _ => None,
         };
-        match f(&vs, Some(s)) {
+        match f(&k, &vs, Some(s)) {
             Some(s2) => {
                 if log.is_some() {
                     let entry = st.put_entry(&k, &s2)?;
@@ -227,7 +248,7 @@ where
         }
     }
     for (k, vs) in values {
-        if let Some(s2) = f(&vs, None) {
+        if let Some(s2) = f(&k, &vs, None) {
             if log.is_some() {
                 entries.push(st.put_entry(&k, &s2)?);
             }
