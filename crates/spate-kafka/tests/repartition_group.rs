@@ -15,6 +15,11 @@
 //! * `a_paused_repartition_instance_is_fenced_when_it_comes_back`: SIGSTOP one of two instances
 //!   until the group moves its partitions, SIGCONT it: its late batch is fenced and the output
 //!   is exact.
+//! * `state_by_task_follows_the_repartition_topic`: one instance in this process; each word's
+//!   changelog record is on the partition Kafka's partitioner gives the word, and the counts
+//!   are exact.
+//! * `state_by_task_on_a_repartitioned_source_is_refused`: the source's partitions are no
+//!   tasks once a group-managed repartition owns them.
 
 mod common;
 
@@ -657,7 +662,7 @@ fn state_by_task_follows_the_repartition_topic() {
     eprintln!(
         "state by repartition task: {records} running counts, lost {lost}, duplicated \
          {duplicated}, unexpected {unexpected}; changelog records {}, misplaced {misplaced}, \
-         tasks used {used:?}; repartition partitions owned {}, source tasks {:?}",
+         tasks used {used:?}; repartition partitions owned {}, source partitions owned {:?}",
         placed.len(),
         owned.len(),
         lines.owned_partitions().map(|o| o.len())
@@ -707,4 +712,53 @@ fn read_partitions(bootstrap: &str, topic: &str) -> Vec<(i32, Vec<u8>)> {
         }
     }
     out
+}
+
+/// Once a group-managed repartition owns the tasks, the source's partitions are none: state
+/// partitioned by task read straight from the source (whose partitions this instance's state
+/// does not follow) fails the job at its first batch instead of keeping keys in tasks another
+/// instance owns.
+#[test]
+fn state_by_task_on_a_repartitioned_source_is_refused() {
+    spate_testkit::init_logging();
+    let broker = broker();
+    let names = common::CrashJobNames::create(&broker, "rp_refused", PARTITIONS);
+    let (_, producer) = start_producer(
+        names.bootstrap.clone(),
+        names.input.clone(),
+        60,
+        Duration::ZERO,
+    );
+    producer.join().unwrap();
+    let params = member_params(&names.bootstrap, &names.group, "refused");
+    let ctx = StreamingContext::new(
+        Config::new("repartition-refused").batch_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let strategy =
+        ConsumerStrategy::subscribe_group_managed([names.input.as_str()], params.clone()).unwrap();
+    let lines = KafkaUtils::create_direct_stream(&ctx, strategy).unwrap();
+    let by_word = lines
+        .map(|r| (r.value_str().unwrap_or_default(), 1_i64))
+        .repartition_through_kafka(
+            &lines,
+            &params,
+            RepartitionConfig::new(NAME).group_managed(),
+        )
+        .unwrap();
+    by_word.foreach_batch(|_, _| Ok::<_, spate_streaming::StreamingError>(()));
+    lines
+        .map(|r| (r.key_str().unwrap_or_default(), 1_i64))
+        .update_state_by_key_by_task(|new: &[i64], old: Option<i64>| {
+            Some(old.unwrap_or(0) + new.iter().sum::<i64>())
+        })
+        .foreach_batch(|_, _| Ok::<_, spate_streaming::StreamingError>(()));
+    ctx.start().unwrap();
+    let stopped = ctx.await_termination_or_timeout(Duration::from_secs(30));
+    let _ = ctx.stop(false);
+    let err = stopped
+        .expect_err("the job stops with an error")
+        .to_string();
+    eprintln!("state by task on a repartitioned source: {err}");
+    assert!(err.contains("have no task"), "{err}");
 }
