@@ -20,6 +20,8 @@
 //!   are exact.
 //! * `state_by_task_on_a_repartitioned_source_is_refused`: the source's partitions are no
 //!   tasks once a group-managed repartition owns them.
+//! * `a_participant_that_lost_its_partitions_fails_the_transaction`: the exactly-once output
+//!   checks a participant's ownership in its transaction and commits nothing when it fails.
 
 mod common;
 
@@ -36,10 +38,11 @@ use rdkafka::producer::BaseProducer;
 use spate_broker::BrokerConfig;
 use spate_kafka::changelog::KafkaChangelog;
 use spate_kafka::repartition::kafka_partition;
+use spate_kafka::sink::{TopicRecords, TransactionParticipant};
 use spate_kafka::{
     ConsumerStrategy, DirectKafkaStream, DirectStreamConfig, KafkaOffsetStore, KafkaParams,
     KafkaUtils, OutputRecord, Repartition, RepartitionConfig, RepartitionStream, SaveToKafka,
-    TopicPartition,
+    SpateKafkaError, TopicPartition,
 };
 use spate_streaming::{
     Config, State, StateRestoreInfo, StateSpec, StreamingContext, StreamingListener,
@@ -761,4 +764,66 @@ fn state_by_task_on_a_repartitioned_source_is_refused() {
         .to_string();
     eprintln!("state by task on a repartitioned source: {err}");
     assert!(err.contains("have no task"), "{err}");
+}
+
+/// A participant whose input lost what the batch read (as a repartition topic's internal
+/// stream whose partitions moved): it says so only from its ownership check, which the output
+/// consults in every attempt at the transaction — so the batch fails and commits nothing, not
+/// even the source's offsets.
+struct MovedAway;
+
+impl TransactionParticipant for MovedAway {
+    fn take_records(&self, _time: spate_streaming::Time) -> spate_kafka::Result<Vec<TopicRecords>> {
+        Ok(Vec::new())
+    }
+
+    fn check_owned(&self, time: spate_streaming::Time) -> spate_kafka::Result<()> {
+        Err(SpateKafkaError::InvalidPlan(format!(
+            "participant's partitions of batch {time} moved away"
+        )))
+    }
+}
+
+#[test]
+fn a_participant_that_lost_its_partitions_fails_the_transaction() {
+    spate_testkit::init_logging();
+    let broker = broker();
+    let names = common::CrashJobNames::create(&broker, "rp_moved", PARTITIONS);
+    let (_, producer) = start_producer(
+        names.bootstrap.clone(),
+        names.input.clone(),
+        60,
+        Duration::ZERO,
+    );
+    producer.join().unwrap();
+    let params = member_params(&names.bootstrap, &names.group, "moved");
+    let ctx = StreamingContext::new(
+        Config::new("participant-moved").batch_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let strategy =
+        ConsumerStrategy::subscribe_group_managed([names.input.as_str()], params.clone()).unwrap();
+    let lines = KafkaUtils::create_direct_stream(&ctx, strategy).unwrap();
+    let store = KafkaOffsetStore::open(params).unwrap();
+    let out = lines
+        .map(|r| r.value_str().unwrap_or_default())
+        .save_to_kafka_exactly_once(&lines, store, "lines", &names.output, |l: &String| {
+            OutputRecord::value(l.as_bytes())
+        })
+        .unwrap();
+    out.add_participant(Arc::new(MovedAway)).unwrap();
+    ctx.start().unwrap();
+    let stopped = ctx.await_termination_or_timeout(Duration::from_secs(30));
+    let _ = ctx.stop(false);
+    let err = stopped.expect_err("the batch fails").to_string();
+    let written =
+        spate_testkit::consume::read_committed(&names.bootstrap, &names.output, PARTITIONS);
+    let committed = committed(&names, &names.input);
+    eprintln!(
+        "participant moved away: {err}; output records {}, input offsets committed {committed}",
+        written.len()
+    );
+    assert!(err.contains("moved away"), "{err}");
+    assert!(written.is_empty());
+    assert_eq!(committed, 0);
 }
