@@ -531,14 +531,21 @@ impl GroupMember {
     }
 
     /// The member's group metadata (member id and generation) for committing batch `time`'s
-    /// offsets in a transaction, after checking the batch's partitions are still owned. A
-    /// member removed from the group since has a stale generation, and the broker refuses the
-    /// commit (KIP-447).
+    /// offsets in a transaction, checking after reading it that the batch's partitions are
+    /// still owned. A member removed from the group since has a stale generation, and the
+    /// broker refuses the commit (KIP-447). The order matters: a generation in which the
+    /// partitions belong to another member completes only after this member's rebalance
+    /// callback dropped them (a revocation before it rejoins, a loss before it joins again),
+    /// so a check after the read sees that; checked before, the callback and the rejoin could
+    /// both fall between the check and the read, and the commit would go out under a
+    /// generation the broker accepts.
     pub fn group_metadata(&self, time: Time) -> Result<ConsumerGroupMetadata> {
-        self.check_owned(time)?;
-        self.consumer
+        let metadata = self
+            .consumer
             .group_metadata()
-            .ok_or_else(|| SpateKafkaError::config("group.id", &self.group, "no group metadata"))
+            .ok_or_else(|| SpateKafkaError::config("group.id", &self.group, "no group metadata"))?;
+        self.check_owned(time)?;
+        Ok(metadata)
     }
 
     /// The group's committed offsets of `partitions` (absent: none committed). The member is

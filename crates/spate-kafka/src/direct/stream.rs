@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -62,6 +62,10 @@ struct Shared {
     member: Option<Arc<GroupMember>>,
     /// What a group-managed stream reports about its membership to the UI and metrics.
     rebalance_report: Option<Arc<RebalanceReport>>,
+    /// Set when a group-managed repartition re-keys this stream: the job's tasks are then the
+    /// repartition topic's partitions (named here), owned through that topic's assignment, and
+    /// this stream's partitions are no tasks (see [`DirectKafkaStream::hand_tasks_to`]).
+    tasks_handed_to: OnceLock<String>,
 }
 
 impl Shared {
@@ -109,8 +113,12 @@ impl Partitions<ConsumerRecord> for KafkaPartitions {
         self.ranges.len()
     }
 
-    /// A batch partition's task is its Kafka partition's number (Kafka Streams' tasks).
+    /// A batch partition's task is its Kafka partition's number (Kafka Streams' tasks) —
+    /// none once the tasks were handed to a repartition topic.
     fn task(&self, partition: usize) -> Option<usize> {
+        if self.shared.tasks_handed_to.get().is_some() {
+            return None;
+        }
         let range = self.ranges.get(partition)?;
         usize::try_from(range.partition).ok()
     }
@@ -231,7 +239,11 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
     fn start(&self, ctx: &InputContext) -> spate_streaming::Result<()> {
         *self.shared.input_id.lock() = ctx.input_id().to_owned();
         *self.shared.reporter.lock() = Some(ctx.error_reporter());
-        if let (Some(_), Some(tasks)) = (&self.shared.member, ctx.task_states()) {
+        // A group-managed stream hands its tasks' state over as its partitions move, unless a
+        // repartition topic's partitions are the tasks.
+        let owns_tasks =
+            self.shared.member.is_some() && self.shared.tasks_handed_to.get().is_none();
+        if let Some(tasks) = ctx.task_states().filter(|_| owns_tasks) {
             self.shared.planner.lock().set_task_states(tasks.clone());
         }
         if let (Some(m), Some(r)) = (&self.shared.member, &self.shared.rebalance_report) {
@@ -242,8 +254,12 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
 
     /// One task per partition number of the subscription. Group-managed, a task is only
     /// owned whole when it is one partition: the assignor places partitions of different
-    /// topics independently, so a multi-topic subscription is refused here.
+    /// topics independently, so a multi-topic subscription is refused here. None once the
+    /// tasks were handed to a repartition topic.
     fn tasks(&self) -> spate_streaming::Result<Option<InputTasks>> {
+        if self.shared.tasks_handed_to.get().is_some() {
+            return Ok(None);
+        }
         let planner = self.shared.planner.lock();
         let partitions = planner.client().partitions(planner.subscription())?;
         let topics: BTreeSet<&str> = partitions.iter().map(|tp| tp.topic.as_str()).collect();
@@ -504,6 +520,19 @@ impl DirectKafkaStream {
         }
     }
 
+    /// A group-managed repartition re-keys this stream through `topic`: keyed state
+    /// partitioned by task downstream follows the repartition topic's partitions, which the
+    /// group assigns to instances independently of this stream's. The engine lets one
+    /// group-managed input own the tasks, so from now on this stream reports none — its
+    /// batches' partitions have no task, and a state partitioned by task read straight from
+    /// it is refused at its first batch, where it would otherwise be keyed by partitions this
+    /// instance's state does not follow. Call it before the context starts.
+    pub(crate) fn hand_tasks_to(&self, topic: &str) {
+        // Once: a second group-managed repartition of the same stream would have two topics
+        // claiming the tasks, which the engine refuses at start (two group-managed inputs).
+        let _ = self.shared.tasks_handed_to.set(topic.to_owned());
+    }
+
     /// Offsets skipped because retention deleted them (with `fail_on_data_loss(false)`).
     pub fn lost_offsets(&self) -> u64 {
         self.shared.lost_offsets.load(Ordering::Relaxed)
@@ -622,6 +651,7 @@ pub(crate) fn create_direct_stream(
         lost_offsets: AtomicU64::new(0),
         member,
         rebalance_report,
+        tasks_handed_to: OnceLock::new(),
     });
     let stream = ctx.input_stream(DirectKafkaInputStream {
         shared: shared.clone(),

@@ -115,6 +115,12 @@ impl RepartitionConfig {
     /// sets one, suffixed `-<name>-repartition`), so each instance reads only the repartition
     /// partitions the group assigns it, and every record of a key meets the same instance.
     /// Without it the internal stream reads every partition (one instance).
+    ///
+    /// Keyed state partitioned by task (`update_state_by_key_by_task`, `StateSpec::by_task`)
+    /// on the stream read back is then held per repartition partition: an instance restores a
+    /// task's state when the group assigns it the partition and drops it when the partition
+    /// leaves. The source's partitions stop being tasks (one group-managed input owns the
+    /// job's tasks), so state partitioned by task straight on the source is refused.
     pub fn group_managed(mut self) -> Self {
         self.group_managed = true;
         self
@@ -401,5 +407,9 @@ fn group_managed_stream<K: Data, V: Data>(
         [topic.to_owned()],
         params,
     )?;
-    KafkaUtils::create_direct_stream_with(keyed.context(), strategy, config.stream.clone())
+    let internal =
+        KafkaUtils::create_direct_stream_with(keyed.context(), strategy, config.stream.clone())?;
+    // The keys meet their state on the repartition topic's partitions: they are the tasks.
+    source.hand_tasks_to(topic);
+    Ok(internal)
 }

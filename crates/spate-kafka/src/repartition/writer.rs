@@ -168,6 +168,13 @@ impl TransactionParticipant for RepartitionWriter {
         Ok(ranges)
     }
 
+    fn check_owned(&self, time: Time) -> Result<()> {
+        match self.internal.get() {
+            Some(internal) => internal.check_owned(time),
+            None => Ok(()),
+        }
+    }
+
     fn assignments(&self) -> u64 {
         self.internal
             .get()

@@ -189,6 +189,12 @@ impl KafkaOutput {
         Ok((all, ranges))
     }
 
+    /// Fails when some participant's input no longer owns what batch `time` read.
+    fn participants_check_owned(&self, time: Time) -> Result<()> {
+        let participants = self.participants.lock().clone();
+        participants.iter().try_for_each(|p| p.check_owned(time))
+    }
+
     /// The participants' inputs' assignment counts, summed.
     fn participant_assignments(&self) -> u64 {
         let participants = self.participants.lock().clone();
@@ -455,6 +461,12 @@ impl<T: Data> SaveToKafka<T> for DStream<T> {
                     Some(m) => Some(m.group_metadata(time)?),
                     None => None,
                 };
+                // The offsets of a participant's input (a repartition topic's internal stream)
+                // go with the source member's generation, which the broker checks, not with
+                // its own assignment: its ownership is checked here, after that generation
+                // was read, so an attempt retried under a newer generation does not commit
+                // partitions the group gave to another instance meanwhile.
+                o.participants_check_owned(time)?;
                 let Some(advance) = txn.store.plan_commit(&ranges)? else {
                     tracing::debug!(%time, "batch already committed to the group; skipped");
                     o.skipped.fetch_add(1, Ordering::Relaxed);

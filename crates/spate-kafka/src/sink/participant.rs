@@ -38,6 +38,16 @@ pub trait TransactionParticipant: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Fails when the input behind [`TransactionParticipant::offset_ranges`] no longer owns
+    /// what batch `time` read (a group-managed internal stream whose partitions the group moved
+    /// since the batch was planned). The output calls it in every attempt at the batch's
+    /// transaction, after reading the group metadata the offsets are sent with: a refused
+    /// attempt retried under a newer generation must not commit partitions that moved
+    /// meanwhile. `Ok` by default.
+    fn check_owned(&self, _time: Time) -> Result<()> {
+        Ok(())
+    }
+
     /// How often the group assigned partitions to the input behind
     /// [`TransactionParticipant::offset_ranges`] (a group-managed internal stream): when it
     /// changes, the output re-reads the group's offsets, which another instance may have
