@@ -257,17 +257,22 @@ impl LogCleaner {
                     if let Err(e) = res {
                         self.totals.failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(partition = %p.tp, error = %e, "log cleaning failed");
-                        self.sleep(backoff);
+                        self.sleep(backoff, generation);
                     }
                 }
-                None => self.sleep(backoff),
+                None => self.sleep(backoff, generation),
             }
         }
     }
 
-    fn sleep(&self, ms: u64) {
+    /// Waits up to `ms` for a wake-up. A thread whose settings `generation` is stale does not
+    /// wait: a reconfiguration's wake-up may have come between its check and this lock, and
+    /// would otherwise be lost for a whole backoff (15 s by default).
+    fn sleep(&self, ms: u64, generation: u64) {
         let mut book = self.book.lock();
-        if !self.stop.load(Ordering::Acquire) {
+        if !self.stop.load(Ordering::Acquire)
+            && self.generation.load(Ordering::Acquire) == generation
+        {
             self.changed
                 .wait_for(&mut book, Duration::from_millis(ms.max(1)));
         }
