@@ -1,6 +1,9 @@
-//! A direct stream's task builds its records without a heap allocation per record: keys and
-//! values are cut out of the reader's shared chunks (`ConsumerRecord`'s arena), so the task
-//! thread allocates a chunk now and then, not twice per record.
+//! A direct stream's task builds its records without a heap allocation of their own: keys and
+//! values are cut out of the reader's shared chunks (`spate_kafka::RecordArena`), so the task
+//! thread allocates a chunk now and then, not twice per record. What stays is the client's
+//! own: rdkafka 0.39's `BaseConsumer::poll` wraps every message's event in an `Arc` (one
+//! allocation per record that spate cannot avoid). Before the arena the count was 3 per keyed
+//! record (that `Arc`, the key, the value).
 //!
 //! Counted with a per-thread counting global allocator on the thread that runs the task (the
 //! embedded broker in this process allocates on its own threads, librdkafka in C). The test is
@@ -57,7 +60,7 @@ const RECORDS: usize = 20_000;
 const VALUE_BYTES: usize = 100;
 
 #[test]
-fn a_task_allocates_far_less_than_once_per_record() {
+fn a_task_allocates_nothing_per_record_beyond_the_clients_own() {
     spate_testkit::init_logging();
     let broker = TestBroker::start();
     let topic = create_topic(&broker, "record-allocations", 1);
@@ -126,8 +129,10 @@ fn a_task_allocates_far_less_than_once_per_record() {
         bytes.load(Ordering::SeqCst)
     );
     assert_eq!(seen, RECORDS, "every record read once");
+    // One per record is the client's `Arc` (module docs); the rest are chunks and per-batch
+    // bookkeeping, a few per hundred records.
     assert!(
-        per_record < 0.05,
+        allocations <= seen + seen / 50,
         "{per_record:.4} allocations per record: keys and values are not cut from shared chunks"
     );
 }
