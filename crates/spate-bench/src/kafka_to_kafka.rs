@@ -248,8 +248,8 @@ fn define_job(
         .backpressure(false)
         .initial_rate(None);
     let pass_through = |r: &spate_kafka::ConsumerRecord| OutputRecord {
-        key: r.key.clone(),
-        value: r.value.clone(),
+        key: r.key().map(<[u8]>::to_vec),
+        value: r.value().map(<[u8]>::to_vec),
         partition: Some(r.partition),
     };
     Ok(match guarantee {

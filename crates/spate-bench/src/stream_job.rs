@@ -168,8 +168,7 @@ pub fn count_records(
             let (mut n, mut bytes) = (0u64, 0u64);
             for r in records {
                 n += 1;
-                bytes += (r.value.as_ref().map_or(0, Vec::len) + r.key.as_ref().map_or(0, Vec::len))
-                    as u64;
+                bytes += (r.value().map_or(0, <[u8]>::len) + r.key().map_or(0, <[u8]>::len)) as u64;
             }
             counter.bytes.fetch_add(bytes, Ordering::Relaxed);
             counter.units.fetch_add(n, Ordering::Relaxed);
@@ -188,7 +187,7 @@ pub fn word_count(
 ) {
     stream
         .flat_map(|r| {
-            let text = r.value.as_deref().unwrap_or_default();
+            let text = r.value().unwrap_or_default();
             String::from_utf8_lossy(text)
                 .split_whitespace()
                 .map(|w| (w.to_owned(), 1u64))

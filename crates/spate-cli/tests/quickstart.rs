@@ -123,7 +123,7 @@ fn recount(bootstrap: &str, until: &BTreeMap<i32, i64>) -> BTreeMap<(String, i64
         .partitions()
         .iter()
         .flatten()
-        .map(|r| r.value.as_deref().unwrap());
+        .map(|r| r.value().unwrap());
     let campaigns = YsbSetup::new(SEED).campaign_map();
     let (counts, input) = ysb::checker::expected_counts(Encoding::Json, values, &campaigns);
     assert_eq!(input.malformed, 0);

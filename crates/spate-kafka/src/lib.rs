@@ -63,6 +63,8 @@ pub mod record;
 pub mod repartition;
 pub mod sink;
 
+/// The type of [`ConsumerRecord`]'s key and value, re-exported so jobs need no `bytes` dependency.
+pub use bytes::Bytes;
 pub use direct::{
     AutoOffsetReset, CacheKey, CanCommitOffsets, CommitCallback, CommitResult, ConsumerCache,
     ConsumerLease, ConsumerStrategy, DirectBatchInfo, DirectKafkaInputStream, DirectKafkaStream,
@@ -73,7 +75,7 @@ pub use direct::{
 };
 pub use error::{Result, SpateKafkaError};
 pub use kafka_utils::KafkaUtils;
-pub use record::ConsumerRecord;
+pub use record::{ConsumerRecord, RecordArena};
 pub use repartition::{Repartition, RepartitionConfig, RepartitionStream};
 #[cfg(feature = "postgres")]
 pub use sink::PostgresOffsetStore;

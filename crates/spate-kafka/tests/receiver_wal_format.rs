@@ -79,7 +79,7 @@ fn the_compact_format_writes_at_most_one_point_one_bytes_per_byte_received() {
             offset: i % 5_000,
             timestamp: Some(1_765_000_000_000 + i / 7),
             key: None,
-            value: Some(vec![b'v'; 100]),
+            value: Some(vec![b'v'; 100].into()),
             headers: Vec::new(),
         })
         .collect();

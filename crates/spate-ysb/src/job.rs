@@ -269,7 +269,7 @@ impl ViewCounter {
         let (mut parsed, mut views, mut malformed) = (0u64, 0u64, 0u64);
         let mut samples = Vec::new();
         for record in records {
-            let Some(value) = record.value.as_deref() else {
+            let Some(value) = record.value() else {
                 malformed += 1;
                 continue;
             };

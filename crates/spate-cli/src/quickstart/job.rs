@@ -269,7 +269,7 @@ fn save_to_sqlite(
 /// `(campaign index, window start)` of a record that is a view of a known ad; nothing for any
 /// other record, counting the ones that are not ad events at all.
 fn view(r: &ConsumerRecord, campaigns: &CampaignMap, malformed: &AtomicU64) -> Option<(u32, i64)> {
-    let value = r.value.as_deref()?;
+    let value = r.value()?;
     match ysb::view_of(Encoding::Json, value, campaigns) {
         Ok(v) => v.map(|(campaign, time)| (campaign, ysb::window_start(time))),
         Err(e) => {

@@ -30,7 +30,7 @@ use crate::direct::offset_range::{OffsetRange, TopicPartition};
 use crate::direct::params::KafkaParams;
 use crate::direct::range_stream::RangeRecords;
 use crate::error::{Result, SpateKafkaError};
-use crate::record::ConsumerRecord;
+use crate::record::{ConsumerRecord, RecordArena};
 
 /// What one poll of a partition consumer produced.
 #[derive(Debug)]
@@ -437,6 +437,9 @@ pub struct PartitionConsumer {
     /// Offset of the next record this consumer will deliver, when it is known.
     next_offset: Option<i64>,
     pending: Option<ConsumerRecord>,
+    /// Where this consumer's records keep their keys and values: a cached consumer reads
+    /// range after range, so its chunks are reused across tasks.
+    arena: RecordArena,
 }
 
 impl std::fmt::Debug for PartitionConsumer {
@@ -491,6 +494,7 @@ impl PartitionConsumer {
             config: config.clone(),
             next_offset: None,
             pending: None,
+            arena: RecordArena::new(),
         })
     }
 }
@@ -541,7 +545,7 @@ impl RecordSource for PartitionConsumer {
         match polled {
             None => PollEvent::Idle,
             Some(Ok(m)) => {
-                let r = ConsumerRecord::from_message(&m, &self.topic);
+                let r = ConsumerRecord::from_message(&m, &self.topic, &mut self.arena);
                 self.next_offset = Some(r.offset + 1);
                 PollEvent::Record(r)
             }
@@ -770,7 +774,7 @@ mod tests {
                 offset: o,
                 timestamp: None,
                 key: None,
-                value: Some(o.to_string().into_bytes()),
+                value: Some(o.to_string().into_bytes().into()),
                 headers: vec![],
             }
         }

@@ -24,10 +24,13 @@
 //!
 //! A 100-byte record without key or headers from the same partition as the one before costs
 //! 100 + 4 or 5 bytes. Decoding reads untrusted bytes: every length is checked against what is
-//! left before anything is allocated.
+//! left before anything is allocated. A decoded block's keys and values are slices of one copy
+//! of the block's bytes, as a consumer's are of its chunks (`crate::record::arena`): one
+//! allocation per block, not two per record.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use spate_streaming::receiver::{Block, BlockCodec, StreamBlockId};
 
 use crate::record::ConsumerRecord;
@@ -47,10 +50,12 @@ const NEW_PARTITION: u8 = 0x10;
 /// Heap bookkeeping per allocation, roughly what glibc malloc adds to each block.
 const ALLOCATION_OVERHEAD: usize = 16;
 
-/// The bytes one record holds in memory: the struct, and each heap allocation it owns with the
+/// The bytes one record holds in memory: the struct, its key and value bytes (slices of a
+/// shared chunk, so no allocation of their own), and each header allocation with the
 /// allocator's overhead. The receiver's memory budget counts records with this.
 pub fn record_weight(r: &ConsumerRecord) -> usize {
-    let bytes = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, |v| v.len() + ALLOCATION_OVERHEAD);
+    let shared = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+    let owned = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, |v| v.len() + ALLOCATION_OVERHEAD);
     let headers: usize = r
         .headers
         .iter()
@@ -58,10 +63,10 @@ pub fn record_weight(r: &ConsumerRecord) -> usize {
             std::mem::size_of::<(String, Option<Vec<u8>>)>()
                 + name.len()
                 + ALLOCATION_OVERHEAD
-                + bytes(value)
+                + owned(value)
         })
         .sum();
-    std::mem::size_of::<ConsumerRecord>() + bytes(&r.key) + bytes(&r.value) + headers
+    std::mem::size_of::<ConsumerRecord>() + shared(&r.key) + shared(&r.value) + headers
 }
 
 /// The receiver's block codec. See the module docs.
@@ -199,7 +204,11 @@ impl BlockCodec<ConsumerRecord> for ConsumerRecordCodec {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Block<ConsumerRecord>, String> {
-        let mut r = Reader { bytes, pos: 0 };
+        // One copy that the records' keys and values share (see the module docs).
+        let mut r = Reader {
+            bytes: Bytes::copy_from_slice(bytes),
+            pos: 0,
+        };
         let stream_id = u32::try_from(r.varint()?).map_err(|_| "stream id out of range")?;
         let unique_id = unzigzag(r.varint()?);
         let topic_count = r.count(1)?;
@@ -231,14 +240,14 @@ impl BlockCodec<ConsumerRecord> for ConsumerRecordCodec {
 }
 
 /// A cursor over untrusted block bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
+struct Reader {
+    bytes: Bytes,
     pos: usize,
 }
 
 type PreviousRecord = (Option<Arc<str>>, i32, i64, i64);
 
-impl<'a> Reader<'a> {
+impl Reader {
     fn byte(&mut self) -> Result<u8, String> {
         let b = *self
             .bytes
@@ -271,16 +280,28 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| format!("count {n} exceeds what the block's remaining bytes hold"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    /// The range of the next length-prefixed field.
+    fn field(&mut self) -> Result<std::ops::Range<usize>, String> {
         let len = self.varint()?;
         let left = self.bytes.len() - self.pos;
         let len = usize::try_from(len)
             .ok()
             .filter(|l| *l <= left)
             .ok_or_else(|| format!("length {len} runs past the end of the block"))?;
-        let out = &self.bytes[self.pos..self.pos + len];
+        let range = self.pos..self.pos + len;
         self.pos += len;
-        Ok(out)
+        Ok(range)
+    }
+
+    fn bytes(&mut self) -> Result<&[u8], String> {
+        let range = self.field()?;
+        Ok(&self.bytes[range])
+    }
+
+    /// The next field as a slice sharing the block's bytes (no copy).
+    fn shared(&mut self) -> Result<Bytes, String> {
+        let range = self.field()?;
+        Ok(self.bytes.slice(range))
     }
 
     fn record(
@@ -315,11 +336,9 @@ impl<'a> Reader<'a> {
         } else {
             None
         };
-        let key = (flags & HAS_KEY != 0)
-            .then(|| self.bytes().map(<[u8]>::to_vec))
-            .transpose()?;
+        let key = (flags & HAS_KEY != 0).then(|| self.shared()).transpose()?;
         let value = (flags & HAS_VALUE != 0)
-            .then(|| self.bytes().map(<[u8]>::to_vec))
+            .then(|| self.shared())
             .transpose()?;
         let headers = if flags & HAS_HEADERS != 0 {
             self.headers()?
@@ -366,7 +385,7 @@ mod tests {
             offset,
             timestamp: Some(1_765_000_000_000_i64.wrapping_add(offset)),
             key: None,
-            value: Some(vec![b'x'; 100]),
+            value: Some(vec![b'x'; 100].into()),
             headers: Vec::new(),
         }
     }
@@ -394,7 +413,19 @@ mod tests {
             .collect();
         let (_, mixed) = round_trip(items);
         let items: Vec<_> = (0..1_000).map(|o| record(&topic, 1, o)).collect();
-        let (_, len) = round_trip(items);
+        let (back, len) = round_trip(items);
+        // The decoded values are slices of one copy of the block, not a copy each.
+        let starts: Vec<usize> = back
+            .items
+            .iter()
+            .map(|r| r.value.as_ref().unwrap().as_ptr() as usize)
+            .collect();
+        let (low, high) = (starts.iter().min().unwrap(), starts.iter().max().unwrap());
+        assert!(
+            high + 100 - low <= len,
+            "values span {} bytes",
+            high + 100 - low
+        );
         assert!(len <= 1_000 * 105 + 64, "{len} bytes");
         assert!(mixed <= 1_000 * 110 + 64, "{mixed} bytes");
     }
@@ -410,11 +441,11 @@ mod tests {
             record(&a, i32::MAX, 7),
         ];
         items[1].timestamp = None;
-        items[1].key = Some(Vec::new());
+        items[1].key = Some(Bytes::new());
         items[2].value = None;
         items[2].timestamp = Some(i64::MIN);
         items[3].headers = vec![("h".into(), Some(b"v".to_vec())), (String::new(), None)];
-        items[3].key = Some(b"key".to_vec());
+        items[3].key = Some(Bytes::from_static(b"key"));
         round_trip(items);
         round_trip(Vec::new());
     }

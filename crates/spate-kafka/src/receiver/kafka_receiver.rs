@@ -31,7 +31,7 @@ use super::config::KafkaReceiverConfig;
 use super::consumer::{ConsumerGroupState, ReceiverConsumer, ReceiverConsumerContext};
 use super::offsets::OffsetBook;
 use crate::error::SpateKafkaError;
-use crate::record::ConsumerRecord;
+use crate::record::{ConsumerRecord, RecordArena};
 use crate::TopicPartition;
 
 /// The Kafka consumer-group receiver. See the module docs.
@@ -105,6 +105,9 @@ impl KafkaReceiver {
         let group = self.state.group();
         // The last topic name seen, shared by the records that follow from the same topic.
         let mut topic: std::sync::Arc<str> = std::sync::Arc::from("");
+        // This thread's chunks for keys and values: a record costs no allocation of its own,
+        // and a chunk is freed (or reused) once the blocks holding its records are.
+        let mut arena = RecordArena::new();
         while !ctx.is_stopped() {
             // A poll that waits makes librdkafka read the clock for its deadline; one that does
             // not wait does not. While records are queued (catching up) the first poll finds
@@ -116,7 +119,7 @@ impl KafkaReceiver {
             match polled {
                 None => {}
                 Some(Ok(message)) => {
-                    let record = ConsumerRecord::from_message(&message, &topic);
+                    let record = ConsumerRecord::from_message(&message, &topic, &mut arena);
                     if !std::sync::Arc::ptr_eq(&record.topic, &topic) {
                         topic = std::sync::Arc::clone(&record.topic);
                     }

@@ -93,7 +93,7 @@ impl IdempotentSqliteSink {
                 .map_err(db_err(&path, "preparing the upsert"))?;
             for r in records {
                 written += stmt
-                    .execute(params![r.topic, r.partition, r.offset, r.key, value(r)])
+                    .execute(params![r.topic, r.partition, r.offset, r.key(), value(r)])
                     .map_err(db_err(&path, "upserting a record"))?;
             }
         }
@@ -123,8 +123,8 @@ mod tests {
             partition: p,
             offset,
             timestamp: None,
-            key: Some(format!("k{offset}").into_bytes()),
-            value: Some(v.as_bytes().to_vec()),
+            key: Some(format!("k{offset}").into_bytes().into()),
+            value: Some(v.as_bytes().to_vec().into()),
             headers: Vec::new(),
         }
     }
