@@ -134,9 +134,9 @@ fn write_task0_changelog(bootstrap: &str, topic: &str) {
 fn committed_total(bootstrap: &str, topic: &str, key: &str) -> Option<i64> {
     spate_testkit::consume::read_committed(bootstrap, topic, 2)
         .into_iter()
+        .rev()
         .filter(|(k, _)| k == key.as_bytes())
-        .filter_map(|(_, v)| std::str::from_utf8(&v?).ok()?.parse().ok())
-        .last()
+        .find_map(|(_, v)| std::str::from_utf8(&v?).ok()?.parse().ok())
 }
 
 #[test]

@@ -22,13 +22,15 @@ const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one poll waits when the fetch queue is empty.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
-/// Bulk-reading settings of the restore consumer, unless the job's parameters set them: a
-/// restore reads one partition from its start to its end as fast as it can, so each fetch may
-/// bring a large part of it (`max.partition.fetch.bytes`, 1 MiB by default). The fetch queue
-/// stays bounded by `queued.min.messages` (librdkafka's 100,000) and
-/// `queued.max.messages.kbytes` (16 MiB unless set, see `KafkaParams::executor_config`): a
-/// million queued small records cost far more than their bytes (each is a librdkafka op).
-const BULK_READ: [(&str, &str); 1] = [("max.partition.fetch.bytes", "4194304")];
+/// Restore-consumer settings, unless the job's parameters set them: fewer, larger fetches (4 MiB
+/// a partition, librdkafka's default 1 MiB) made one partition's restore about twice as fast;
+/// a lower refill mark (`queued.min.messages`, 100,000 by default) keeps the fetch queue, whose
+/// librdkafka ops cost hundreds of bytes per small record beyond `queued.max.messages.kbytes`,
+/// as small as with the defaults.
+const BULK_READ: [(&str, &str); 2] = [
+    ("max.partition.fetch.bytes", "4194304"),
+    ("queued.min.messages", "20000"),
+];
 
 /// Streams `topic`-`partition` from its first offset to its end (the last stable offset, since
 /// the consumer reads `read_committed`) into `apply`; returns the records applied.
