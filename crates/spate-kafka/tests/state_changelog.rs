@@ -420,9 +420,10 @@ fn large_restore_has_bounded_memory() {
         .env(ENV_KEYS, keys.to_string())
         .capture_stdout();
     let (status, lines) = child.spawn().wait_with_lines(Duration::from_secs(300));
+    // libtest may have printed `test restore_child_entry ... ` on the same line first.
     let line = lines
         .iter()
-        .find(|l| l.starts_with("RESTORE "))
+        .find_map(|l| l.find("RESTORE ").map(|i| &l[i..]))
         .unwrap_or_else(|| panic!("the restore child printed no result ({status}): {lines:?}"));
     eprintln!("large restore: {line}");
     let field = |name: &str| -> u64 {

@@ -90,6 +90,17 @@ pub enum StreamingError {
         source: BoxError,
     },
 
+    /// Restoring the state of a task this instance was assigned failed (reported to the planner
+    /// of its input, which fails the batch it was planning).
+    #[error("restoring the state of task {task} failed: {source}")]
+    StateRestoreFailed {
+        /// The task (input partition).
+        task: usize,
+        /// Why (shared: every look at the task's restore reports it).
+        #[source]
+        source: Arc<StreamingError>,
+    },
+
     /// Encoding or decoding a value (block, snapshot body, tracker event) failed.
     #[error("serialization of {what} failed: {reason}")]
     Serialization {

@@ -170,8 +170,7 @@ pub(crate) trait StatefulOp: Send + Sync {
         &self,
         _partition: usize,
         _changelog: &dyn StateChangelog,
-        _expected: &mut dyn FnMut(u64),
-        _tick: &mut dyn FnMut(),
+        _progress: &dyn crate::state::restore::RestoreProgress,
     ) -> Result<u64> {
         Err(StreamingError::operator(
             self.id(),

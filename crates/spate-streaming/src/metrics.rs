@@ -103,6 +103,13 @@ impl StreamingMetrics {
             .insert((info.operator.clone(), info.partition), info.clone());
     }
 
+    /// A cancelled restore leaves no report behind (its task went to another instance).
+    pub(crate) fn forget_state_restore(&self, operator: &str, partition: usize) {
+        self.restores
+            .lock()
+            .remove(&(operator.to_owned(), partition));
+    }
+
     /// The latest restore progress of every state partition restored from a changelog in this
     /// run, by operator and partition (what a UI shows while a job restores).
     pub fn state_restores(&self) -> Vec<StateRestoreInfo> {

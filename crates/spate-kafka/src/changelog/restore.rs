@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use spate_streaming::state::changelog::RestoreFn;
-use spate_streaming::ChangelogEntry;
 
 use crate::error::{Result, SpateKafkaError};
 
@@ -20,6 +19,18 @@ use crate::error::{Result, SpateKafkaError};
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a watermark query may take.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one poll waits when the fetch queue is empty.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// Restore-consumer settings, unless the job's parameters set them: fewer, larger fetches (4 MiB
+/// a partition, librdkafka's default 1 MiB) made one partition's restore about twice as fast;
+/// a lower refill mark (`queued.min.messages`, 100,000 by default) keeps the fetch queue, whose
+/// librdkafka ops cost hundreds of bytes per small record beyond `queued.max.messages.kbytes`,
+/// as small as with the defaults.
+const BULK_READ: [(&str, &str); 2] = [
+    ("max.partition.fetch.bytes", "4194304"),
+    ("queued.min.messages", "20000"),
+];
 
 /// Streams `topic`-`partition` from its first offset to its end (the last stable offset, since
 /// the consumer reads `read_committed`) into `apply`; returns the records applied.
@@ -33,6 +44,11 @@ pub(crate) fn restore_partition(
     config
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
+    for (key, value) in BULK_READ {
+        if config.get(key).is_none() {
+            config.set(key, value);
+        }
+    }
     let consumer: BaseConsumer = config.create().map_err(|e| client(topic, "creating", e))?;
     let (low, end) = consumer
         .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
@@ -47,43 +63,71 @@ pub(crate) fn restore_partition(
     consumer
         .assign(&tpl)
         .map_err(|e| client(topic, "assigning", e))?;
+    read_to_end(&consumer, topic, partition, (low, end), apply)
+}
+
+/// The read loop: takes what the fetch queue holds without waiting, and waits (up to
+/// [`POLL_WAIT`] at a time) only when it is empty, so a restore that keeps up with its fetches
+/// never sleeps in a poll — and looks at the clock only then.
+fn read_to_end(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    (low, end): (i64, i64),
+    apply: &mut RestoreFn<'_>,
+) -> Result<u64> {
     let (mut applied, mut next) = (0u64, low);
-    let mut last_record = Instant::now();
+    let mut idle_since: Option<Instant> = None;
     loop {
-        match consumer.poll(Duration::from_millis(100)) {
+        let polled = match consumer.poll(Duration::ZERO) {
+            None => consumer.poll(POLL_WAIT),
+            some => some,
+        };
+        match polled {
             Some(Ok(m)) => {
+                idle_since = None;
                 next = m.offset() + 1;
-                last_record = Instant::now();
-                let Some(key) = m.key() else {
-                    tracing::warn!(%topic, partition, offset = m.offset(), "changelog record without a key skipped");
-                    continue;
-                };
-                apply(ChangelogEntry {
-                    key: key.to_vec(),
-                    value: m.payload().map(<[u8]>::to_vec),
-                })?;
-                applied += 1;
+                if apply_record(&m, topic, partition, apply)? {
+                    applied += 1;
+                }
                 if next >= end {
-                    break;
+                    return Ok(applied);
                 }
             }
             // The end for read_committed: the last stable offset (aborted records and
             // transaction markers before it are skipped, so no record may sit at `end - 1`).
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(applied),
             Some(Err(e)) => return Err(client(topic, "reading", e)),
-            None if last_record.elapsed() > STALL_TIMEOUT => {
-                return Err(SpateKafkaError::RestoreStalled {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset: next,
-                    end,
-                    waited_ms: last_record.elapsed().as_millis() as u64,
-                })
+            None => {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > STALL_TIMEOUT {
+                    return Err(SpateKafkaError::RestoreStalled {
+                        topic: topic.to_owned(),
+                        partition,
+                        offset: next,
+                        end,
+                        waited_ms: since.elapsed().as_millis() as u64,
+                    });
+                }
             }
-            None => {}
         }
     }
-    Ok(applied)
+}
+
+/// Hands one record's key and value, borrowed from the fetch buffer, to `apply`; false for a
+/// record without a key (skipped: it cannot be state).
+fn apply_record(
+    m: &BorrowedMessage<'_>,
+    topic: &str,
+    partition: i32,
+    apply: &mut RestoreFn<'_>,
+) -> Result<bool> {
+    let Some(key) = m.key() else {
+        tracing::warn!(%topic, partition, offset = m.offset(), "changelog record without a key skipped");
+        return Ok(false);
+    };
+    apply(key, m.payload())?;
+    Ok(true)
 }
 
 fn client(topic: &str, what: &str, source: KafkaError) -> SpateKafkaError {

@@ -22,11 +22,14 @@
 //!
 //! With keyed state partitioned by task ([`TaskStates`], one task per partition number), the
 //! planner is where a task changes hands: a partition that left drops its task's state (its
-//! batches have committed: a cooperative revocation waits for them), and a partition that
-//! joins has its task's state restored from the changelog once its starting offset is known —
-//! before the first batch covering it is planned. The starting offset comes first: reading it
-//! `read_committed` waits until the previous owner's pending transaction settles, so the
-//! changelog then holds every change up to that offset.
+//! batches have committed: a cooperative revocation waits for them; a restore still running is
+//! cancelled), and a partition that joins has its task's state restored from the changelog once
+//! its starting offset is known. The starting offset comes first: reading it `read_committed`
+//! waits until the previous owner's pending transaction settles, so the changelog then holds
+//! every change up to that offset. The restore runs in the background: batches keep covering
+//! the partitions this instance already owned, and the joined partition stays out of every
+//! batch (and out of the plan's owned set) until its task's restore is done, so its first batch
+//! sees the restored state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -105,6 +108,8 @@ pub struct OffsetPlanner {
     incarnations: BTreeMap<TopicPartition, u64>,
     /// Group-managed with state partitioned by task: restored and dropped as partitions move.
     task_states: Option<TaskStates>,
+    /// Joined partitions whose task's state is still being restored: in no batch yet.
+    restoring: BTreeSet<TopicPartition>,
 }
 
 impl std::fmt::Debug for OffsetPlanner {
@@ -135,6 +140,7 @@ impl OffsetPlanner {
             listener: None,
             incarnations: BTreeMap::new(),
             task_states: None,
+            restoring: BTreeSet::new(),
         })
     }
 
@@ -152,6 +158,13 @@ impl OffsetPlanner {
     /// partitions (see the module docs).
     pub fn set_task_states(&mut self, task_states: TaskStates) {
         self.task_states = Some(task_states);
+    }
+
+    /// The input stops: task restores still running are cancelled.
+    pub fn stop(&self) {
+        if let Some(ts) = &self.task_states {
+            ts.stop();
+        }
     }
 
     /// The next offset to read per partition (the `until` of the last planned batch).
@@ -215,7 +228,8 @@ impl OffsetPlanner {
             self.config.initial_rate,
             self.batches_planned == 0,
         );
-        let ranges = self.clamped_ranges(&current, &watermarks, rate, batch_interval);
+        let ready = self.restored(&current)?;
+        let ranges = self.clamped_ranges(&ready, &watermarks, rate, batch_interval);
         for r in &ranges {
             current.insert(r.topic_partition(), r.until_offset);
         }
@@ -227,10 +241,11 @@ impl OffsetPlanner {
             ?rate,
             "batch planned"
         );
+        let restoring = &self.restoring;
         Ok(DirectPlan {
             ranges,
             lost,
-            owned: plannable.map(|o| o.into_iter().collect()),
+            owned: plannable.map(|o| o.into_iter().filter(|tp| !restoring.contains(tp)).collect()),
         })
     }
 
@@ -259,6 +274,7 @@ impl OffsetPlanner {
             // Kept out of `self.current` too: a plan that fails later must not bring them back.
             current.remove(tp);
             self.current.remove(tp);
+            self.restoring.remove(tp);
         }
         for tp in current.keys() {
             if let Some(&i) = owned.plannable.get(tp) {
@@ -273,13 +289,15 @@ impl OffsetPlanner {
             .collect();
         for tp in &gone {
             self.incarnations.remove(tp);
+            self.restoring.remove(tp);
         }
         if let Some(ts) = &self.task_states {
             ts.revoked(&tasks_of(&gone));
         }
     }
 
-    /// Partitions that joined this instance: their incarnations, and their tasks' state.
+    /// Partitions that joined this instance: their incarnations, and their tasks' state (its
+    /// restore starts in the background; they join batches once it is done).
     fn take_over(&mut self, joined: &[TopicPartition], owned: &OwnedPartitions) -> Result<()> {
         for tp in joined {
             if let Some(&i) = owned.plannable.get(tp) {
@@ -288,8 +306,36 @@ impl OffsetPlanner {
         }
         if let Some(ts) = &self.task_states {
             ts.assigned(&tasks_of(joined))?;
+            self.restoring.extend(joined.iter().cloned());
         }
         Ok(())
+    }
+
+    /// The positions a batch may cover now: those of partitions whose task's state is
+    /// restored (a failed restore fails the plan).
+    fn restored(
+        &mut self,
+        current: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        if let Some(ts) = &self.task_states {
+            let mut done = Vec::new();
+            for tp in &self.restoring {
+                if let Ok(task) = usize::try_from(tp.partition) {
+                    if ts.restored(task)? {
+                        done.push(tp.clone());
+                    }
+                }
+            }
+            for tp in done {
+                tracing::info!(%tp, "state restored; the partition joins the batches");
+                self.restoring.remove(&tp);
+            }
+        }
+        Ok(current
+            .iter()
+            .filter(|(tp, _)| !self.restoring.contains(*tp))
+            .map(|(tp, &o)| (tp.clone(), o))
+            .collect())
     }
 
     /// Watermarks of every partition of the subscription, and of every tracked one.

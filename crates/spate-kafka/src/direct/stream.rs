@@ -296,6 +296,7 @@ impl InputStream<ConsumerRecord> for DirectKafkaInputStream {
         if let Some(r) = &self.shared.rebalance_report {
             r.stop();
         }
+        self.shared.planner.lock().stop();
         // Close the cached task consumers (and their broker connections) with the stream.
         self.shared.reader.cache().clear();
         Ok(())

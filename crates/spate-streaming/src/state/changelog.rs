@@ -66,8 +66,10 @@ impl StateChanges {
     }
 }
 
-/// Receives a restored partition's entries, oldest first (see [`StateChangelog::restore`]).
-pub type RestoreFn<'a> = dyn FnMut(ChangelogEntry) -> Result<()> + 'a;
+/// Receives a restored partition's entries, oldest first (see [`StateChangelog::restore`]):
+/// the encoded key and the encoded state, `None` for a tombstone. The bytes are borrowed (e.g.
+/// from a consumer's fetch buffer), so a restore copies nothing but the state it rebuilds.
+pub type RestoreFn<'a> = dyn FnMut(&[u8], Option<&[u8]>) -> Result<()> + 'a;
 
 /// Where a keyed state operator's changes go, and where its state comes back from.
 ///

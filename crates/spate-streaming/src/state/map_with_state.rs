@@ -184,11 +184,9 @@ where
         &self,
         partition: usize,
         changelog: &dyn StateChangelog,
-        expected: &mut dyn FnMut(u64),
-        tick: &mut dyn FnMut(),
+        progress: &dyn crate::state::restore::RestoreProgress,
     ) -> Result<u64> {
-        self.state
-            .restore_partition(partition, changelog, expected, tick)
+        self.state.restore_partition(partition, changelog, progress)
     }
 }
 

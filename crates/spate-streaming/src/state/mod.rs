@@ -12,8 +12,9 @@
 pub mod changelog;
 mod map_with_state;
 pub(crate) mod restore;
+mod task_restore;
 pub mod tasks;
-mod update;
+pub(crate) mod update;
 mod window_by_task;
 
 pub use changelog::{ChangelogEntry, StateChangelog, StateChanges};
@@ -31,6 +32,7 @@ use crate::exec::shuffle::{partition_of, FastMap};
 use crate::exec::{Batch, Data, Key};
 use crate::graph::{decode_state, encode_state, OpId};
 use crate::time::Time;
+use restore::RestoreProgress;
 
 /// What both state operators checkpoint: the operator's id (which `uid()` may still change
 /// while the graph is built, hence shared), its partitioned store, and the changelog attached
@@ -164,16 +166,17 @@ where
     }
 
     /// Applies partition `p`'s changelog on top of what the partition holds (initial state):
-    /// the last value of a key wins, a tombstone removes it. One lock for the whole partition:
-    /// nothing else runs before the job's first batch — or, partitioned by task, before the
-    /// first batch covering the newly assigned task, whose partition starts empty (it may hold
-    /// what this instance had before the task went away and came back).
+    /// the last value of a key wins, a tombstone removes it. The entries go into a map of the
+    /// restore's own, which replaces the partition's when the changelog ends — so a batch that
+    /// runs meanwhile (partitioned by task, batches of the other tasks keep running while a
+    /// newly assigned one restores) never waits for the partition's lock, and a cancelled
+    /// restore leaves the partition as it was. By task the restore starts empty: the partition
+    /// may hold what this instance had before the task went away and came back.
     pub(crate) fn restore_partition(
         &self,
         p: usize,
         log: &dyn StateChangelog,
-        expected: &mut dyn FnMut(u64),
-        tick: &mut dyn FnMut(),
+        progress: &dyn RestoreProgress,
     ) -> Result<u64> {
         let id = self.op_id();
         let n = self.store.n();
@@ -181,42 +184,78 @@ where
         let part = self.store.parts().get(p).ok_or_else(|| {
             StreamingError::operator(&id, format!("has no state partition {p} (of {n})"))
         })?;
-        let mut map = part.lock();
-        if by_task {
-            *map = FastMap::default();
-        }
-        let mut apply = |e: ChangelogEntry| -> Result<()> {
-            let k: K = decode_state(&id, &e.key)?;
+        let mut map = if by_task {
+            FastMap::default()
+        } else {
+            std::mem::take(&mut *part.lock())
+        };
+        let expected = std::cell::Cell::new(0u64);
+        let mut reserved = false;
+        let mut apply = |key: &[u8], value: Option<&[u8]>| -> Result<()> {
+            if !reserved {
+                // Growing a large map step by step rehashes every key several times, and
+                // holds the old table and the new one at once.
+                reserved = true;
+                map.reserve(expected.get().min(RESERVE_AT_MOST) as usize);
+            }
+            let k: K = decode_state(&id, key)?;
             // By task, the input's partitioner placed the key; the engine cannot recompute it.
             let home = if by_task { p } else { partition_of(&k, n) };
             if home != p {
-                return Err(StreamingError::operator(
-                    &id,
-                    format!(
-                        "changelog partition {p} holds a key of state partition {home}: the \
-                         operator's number of state partitions or its key type changed since \
-                         the changelog was written"
-                    ),
-                ));
+                return Err(misplaced(&id, p, home));
             }
-            match e.value {
+            match value {
                 Some(v) => {
-                    map.insert(k, decode_state(&id, &v)?);
+                    map.insert(k, decode_state(&id, v)?);
                 }
                 None => {
                     map.remove(&k);
                 }
             }
-            tick();
-            Ok(())
+            progress.applied()
         };
-        log.restore(&id, p, expected, &mut apply)
+        let restored = log
+            .restore(
+                &id,
+                p,
+                &mut |e| {
+                    expected.set(e);
+                    progress.expected(e);
+                },
+                &mut apply,
+            )
             .map_err(|source| StreamingError::StateChangelog {
                 operator: id.clone(),
                 operation: format!("restoring state partition {p}"),
                 source,
-            })
+            })?;
+        // Checked under the partition's lock: a revocation marks the restore cancelled before
+        // it drops the partition under the same lock, so a cancelled map is never installed.
+        if map.capacity() > 2 * map.len().max(1024) {
+            // The changelog held far fewer live keys than entries (not compacted yet).
+            map.shrink_to_fit();
+        }
+        let mut slot = part.lock();
+        if progress.cancelled() {
+            return Err(restore::cancelled(&id, p));
+        }
+        *slot = map;
+        Ok(restored)
     }
+}
+
+/// The most entries a restore reserves room for up front (the changelog's offset span; an
+/// uncompacted log holds more entries than keys, and the map is shrunk after).
+const RESERVE_AT_MOST: u64 = 1 << 21;
+
+fn misplaced(id: &str, p: usize, home: usize) -> StreamingError {
+    StreamingError::operator(
+        id,
+        format!(
+            "changelog partition {p} holds a key of state partition {home}: the operator's \
+             number of state partitions or its key type changed since the changelog was written"
+        ),
+    )
 }
 
 /// The state type recorded in checkpoint metadata, `(K, S)`: a change of either makes an old

@@ -7,7 +7,7 @@
 //! changes the changelog already holds a second time. A job with both is refused.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,7 +119,7 @@ pub(crate) fn restore_partitions(
             let Some(&p) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(total);
             };
-            total += restore_partition(op, log, p, bus, metrics)?;
+            total += restore_partition(op, log, p, bus, metrics, None)?;
         }
     };
     std::thread::scope(|s| {
@@ -140,50 +140,113 @@ pub(crate) fn restore_partitions(
     })
 }
 
-/// Restores one partition, reporting progress.
-fn restore_partition(
+/// Receives a partition restore's progress, and tells it to stop: a restore of a task that was
+/// revoked meanwhile is cancelled (see `crate::state::tasks`).
+pub(crate) trait RestoreProgress {
+    /// The changelog expects `n` entries.
+    fn expected(&self, n: u64);
+    /// One more entry applied; an error stops the restore.
+    fn applied(&self) -> Result<()>;
+    /// Whether the restore must stop and leave the state as it was.
+    fn cancelled(&self) -> bool;
+}
+
+/// Progress of one partition's restore: to the listener bus and the metrics about every
+/// [`PROGRESS_EVERY`], and the cancellation flag checked every [`CHECK_EVERY`] entries.
+struct Reporter<'a> {
+    operator: String,
+    partition: usize,
+    bus: &'a ListenerBus,
+    metrics: &'a StreamingMetrics,
+    cancel: Option<&'a AtomicBool>,
+    started: Instant,
+    last: Cell<Instant>,
+    expected: Cell<Option<u64>>,
+    restored: Cell<u64>,
+}
+
+/// Entries between two looks at the clock and the cancellation flag: keeps both off the
+/// per-entry path.
+const CHECK_EVERY: u64 = 4096;
+
+impl Reporter<'_> {
+    fn report(&self, done: bool) {
+        let info = StateRestoreInfo {
+            operator: self.operator.clone(),
+            partition: self.partition,
+            records_restored: self.restored.get(),
+            records_expected: self.expected.get(),
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            done,
+        };
+        self.metrics.state_restore(&info);
+        self.bus.post(Event::StateRestore(info));
+    }
+}
+
+impl RestoreProgress for Reporter<'_> {
+    fn expected(&self, n: u64) {
+        self.expected.set(Some(n));
+    }
+
+    fn applied(&self) -> Result<()> {
+        let n = self.restored.get() + 1;
+        self.restored.set(n);
+        if n % CHECK_EVERY != 0 {
+            return Ok(());
+        }
+        if self.cancelled() {
+            return Err(cancelled(&self.operator, self.partition));
+        }
+        if self.last.get().elapsed() >= PROGRESS_EVERY {
+            self.last.set(Instant::now());
+            self.report(false);
+        }
+        Ok(())
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Acquire))
+    }
+}
+
+/// The error a cancelled restore stops with (its caller cancelled it and discards it).
+pub(crate) fn cancelled(operator: &str, partition: usize) -> StreamingError {
+    StreamingError::operator(
+        operator,
+        format!("the restore of state partition {partition} was cancelled: its task was revoked"),
+    )
+}
+
+/// Restores one partition, reporting progress; stops early (an error, and the partition
+/// untouched) once `cancel` is set.
+pub(crate) fn restore_partition(
     op: &dyn StatefulOp,
     log: &dyn StateChangelog,
     partition: usize,
     bus: &ListenerBus,
     metrics: &StreamingMetrics,
+    cancel: Option<&AtomicBool>,
 ) -> Result<u64> {
-    let started = Instant::now();
-    let mut info = StateRestoreInfo {
+    let reporter = Reporter {
         operator: op.id(),
         partition,
-        records_restored: 0,
-        records_expected: None,
-        elapsed_ms: 0,
-        done: false,
+        bus,
+        metrics,
+        cancel,
+        started: Instant::now(),
+        last: Cell::new(Instant::now()),
+        expected: Cell::new(None),
+        restored: Cell::new(0),
     };
-    let report = |info: &StateRestoreInfo| {
-        metrics.state_restore(info);
-        bus.post(Event::StateRestore(info.clone()));
-    };
-    report(&info);
-    let mut last = Instant::now();
-    let expected = Cell::new(None);
-    let mut restored = 0u64;
-    let n = op.restore_partition(partition, log, &mut |e| expected.set(Some(e)), &mut || {
-        restored += 1;
-        // Checking the clock every 4096 records keeps progress off the hot path.
-        if restored % 4096 == 0 && last.elapsed() >= PROGRESS_EVERY {
-            last = Instant::now();
-            report(&StateRestoreInfo {
-                operator: op.id(),
-                partition,
-                records_restored: restored,
-                records_expected: expected.get(),
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                done: false,
-            });
-        }
-    })?;
-    info.records_restored = n;
-    info.records_expected = expected.get();
-    info.elapsed_ms = started.elapsed().as_millis() as u64;
-    info.done = true;
-    report(&info);
+    reporter.report(false);
+    let restored = op.restore_partition(partition, log, &reporter);
+    if reporter.cancelled() {
+        metrics.forget_state_restore(&reporter.operator, partition);
+        return Err(cancelled(&reporter.operator, partition));
+    }
+    let n = restored?;
+    reporter.restored.set(n);
+    reporter.report(true);
     Ok(n)
 }

@@ -13,13 +13,15 @@
 //!
 //! When the input reports ownership ([`InputTasks::assigned`], a group-managed stream), nothing
 //! is restored at start: the input calls [`TaskStates::assigned`] when this instance gains
-//! tasks — their state is restored from the changelog before the call returns, so before any
-//! batch covering them is planned — and [`TaskStates::revoked`] when it lost them and their
-//! batches have committed, which drops their state from memory.
+//! tasks, which starts restoring their state from the changelog in the background
+//! (`crate::state::task_restore`) and returns at once, so the input keeps planning batches of
+//! the tasks it already owns; it plans the first batch covering a new task only once
+//! [`TaskStates::restored`] says its restore is done. It calls [`TaskStates::revoked`] when it
+//! lost tasks and their batches have committed, which cancels a restore still running and drops
+//! their state from memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::error::{Result, StreamingError};
 use crate::exec::{Batch, Data, Partitions};
@@ -27,8 +29,7 @@ use crate::graph::{Graph, StatefulOp};
 use crate::input::InputTasks;
 use crate::listener::ListenerBus;
 use crate::metrics::StreamingMetrics;
-use crate::state::restore::restore_partitions;
-use crate::state::StateChangelog;
+use crate::state::task_restore::{Restorer, TaskStores};
 
 /// One batch's records grouped by task: the tasks the batch covers (ascending) and each one's
 /// records. Every input partition must name a task below `n`.
@@ -90,10 +91,7 @@ pub struct TaskStates {
 
 struct Inner {
     tasks: InputTasks,
-    ops: Vec<Arc<dyn StatefulOp>>,
-    changelogs: Vec<Option<Arc<dyn StateChangelog>>>,
-    bus: Arc<ListenerBus>,
-    metrics: Arc<StreamingMetrics>,
+    restorer: Arc<Restorer>,
 }
 
 impl std::fmt::Debug for TaskStates {
@@ -102,7 +100,14 @@ impl std::fmt::Debug for TaskStates {
             .field("tasks", &self.inner.tasks)
             .field(
                 "operators",
-                &self.inner.ops.iter().map(|o| o.id()).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .restorer
+                    .stores()
+                    .ops
+                    .iter()
+                    .map(|o| o.id())
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -149,10 +154,12 @@ impl TaskStates {
         Ok(Some(TaskStates {
             inner: Arc::new(Inner {
                 tasks,
-                ops,
-                changelogs,
-                bus: Arc::clone(bus),
-                metrics: Arc::clone(metrics),
+                restorer: Arc::new(Restorer::new(TaskStores {
+                    ops,
+                    changelogs,
+                    bus: Arc::clone(bus),
+                    metrics: Arc::clone(metrics),
+                })),
             }),
         }))
     }
@@ -163,48 +170,41 @@ impl TaskStates {
     }
 
     /// This instance now owns `tasks`: each operator's state of them is restored from its
-    /// changelog (progress to the listeners and the metrics, as at start) — or starts empty
-    /// for an operator without a changelog. Returns the changelog records restored. Call it
-    /// before planning a batch that covers them.
-    pub fn assigned(&self, tasks: &[usize]) -> Result<u64> {
+    /// changelog in the background (progress to the listeners and the metrics, as at start),
+    /// or starts empty for an operator without a changelog. Returns at once; plan no batch
+    /// covering one of them before [`TaskStates::restored`] says it is restored.
+    pub fn assigned(&self, tasks: &[usize]) -> Result<()> {
         if tasks.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
-        let started = Instant::now();
-        let mut total = 0;
-        for (op, log) in self.inner.ops.iter().zip(&self.inner.changelogs) {
-            match log {
-                Some(log) => {
-                    total += restore_partitions(
-                        op.as_ref(),
-                        log.as_ref(),
-                        tasks,
-                        &self.inner.bus,
-                        &self.inner.metrics,
-                    )?;
-                }
-                None => tasks.iter().for_each(|&t| op.drop_partition(t)),
-            }
-        }
-        tracing::info!(
-            ?tasks,
-            records = total,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "state of newly assigned tasks restored"
-        );
-        Ok(total)
+        tracing::info!(?tasks, "restoring the state of newly assigned tasks");
+        self.inner.restorer.start(tasks)
+    }
+
+    /// Whether the state of `task` is restored since it was [assigned](Self::assigned) (true
+    /// too for a task that is not being restored); the restore's error when it failed.
+    pub fn restored(&self, task: usize) -> Result<bool> {
+        self.inner.restorer.restored(task)
     }
 
     /// This instance no longer owns `tasks`, and every batch covering them has committed:
-    /// their state leaves memory (the changelog keeps it for the next owner).
+    /// a restore of theirs still running is cancelled, and their state leaves memory (the
+    /// changelog keeps it for the next owner).
     pub fn revoked(&self, tasks: &[usize]) {
         if tasks.is_empty() {
             return;
         }
-        for op in &self.inner.ops {
+        // Cancelled before the partitions are dropped: see `crate::state::task_restore`.
+        self.inner.restorer.cancel(tasks);
+        for op in &self.inner.restorer.stores().ops {
             tasks.iter().for_each(|&t| op.drop_partition(t));
         }
         tracing::info!(?tasks, "state of revoked tasks dropped");
+    }
+
+    /// The input stops: restores still running are cancelled.
+    pub fn stop(&self) {
+        self.inner.restorer.cancel_all();
     }
 
     /// Whether the input reports ownership (then nothing is restored at start).

@@ -16,7 +16,7 @@ use crate::exec::{Batch, Data, Key, VecPartitions};
 use crate::graph::{OpId, StatefulOp};
 use crate::time::Time;
 
-struct UpdateStore<K, S>(KeyedState<K, S>);
+pub(crate) struct UpdateStore<K, S>(pub(crate) KeyedState<K, S>);
 
 impl<K, S> StatefulOp for UpdateStore<K, S>
 where
@@ -68,11 +68,9 @@ where
         &self,
         partition: usize,
         changelog: &dyn StateChangelog,
-        expected: &mut dyn FnMut(u64),
-        tick: &mut dyn FnMut(),
+        progress: &dyn crate::state::restore::RestoreProgress,
     ) -> Result<u64> {
-        self.0
-            .restore_partition(partition, changelog, expected, tick)
+        self.0.restore_partition(partition, changelog, progress)
     }
 }
 
