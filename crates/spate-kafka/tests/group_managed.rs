@@ -25,8 +25,10 @@
 
 mod common;
 
+use common::instance::{is_fenced, Instance};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -321,92 +323,14 @@ fn child_entry() {
     }
 }
 
-/// One instance (a `group.instance.id`) and its runs.
-struct Instance {
-    name: String,
-    job: ChildJob,
-    logs: PathBuf,
-    runs: u32,
-    running: Option<Running>,
-}
-
-impl Instance {
-    fn new(name: &str, env: &[(&str, String)], logs: &Path) -> Self {
-        let mut job = ChildJob::test_entry("child_entry");
-        for (k, v) in env {
-            job.env(k, v);
-        }
-        job.env(ENV_INSTANCE, name);
-        Instance {
-            name: name.to_owned(),
-            job,
-            logs: logs.to_path_buf(),
-            runs: 0,
-            running: None,
-        }
+/// An instance of the job named `name` (its `group.instance.id`), its child given `env`.
+fn instance(name: &str, env: &[(&str, String)], logs: &Path) -> Instance {
+    let mut job = ChildJob::test_entry("child_entry");
+    for (k, v) in env {
+        job.env(k, v);
     }
-
-    fn log(&self, run: u32) -> PathBuf {
-        self.logs.join(format!("{}-run-{run}.log", self.name))
-    }
-
-    fn spawn(&mut self) {
-        self.runs += 1;
-        let log = self.log(self.runs);
-        self.running = Some(self.job.stderr_to(&log).spawn());
-    }
-
-    /// As a supervisor (systemd `Restart=always`): an instance that stopped because its batch
-    /// was fenced is restarted and counted; any other exit fails the test.
-    fn supervise(&mut self) -> u32 {
-        let Some(status) = self.running.as_mut().and_then(Running::exited) else {
-            return 0;
-        };
-        let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
-        assert!(
-            is_fenced(&log),
-            "instance {} exited on its own: {status}; its stderr:\n{log}",
-            self.name
-        );
-        self.running = None;
-        self.spawn();
-        1
-    }
-
-    fn kill(&mut self) {
-        if let Some(child) = self.running.take() {
-            child.kill();
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.running.as_ref().map(Running::id).expect("running");
-        let ok = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {signal} {pid} failed");
-    }
-
-    /// Each run's log.
-    fn run_logs(&self) -> Vec<String> {
-        (1..=self.runs)
-            .map(|r| std::fs::read_to_string(self.log(r)).unwrap_or_default())
-            .collect()
-    }
-
-    /// Every line of every run's log.
-    fn all_logs(&self) -> String {
-        self.run_logs().join("\n")
-    }
-}
-
-/// Whether a run's log ends in a fenced batch (the instance had lost its partitions).
-fn is_fenced(log: &str) -> bool {
-    log.contains("failed:")
-        && (log.contains("no longer owns")
-            || log.contains("fenced")
-            || log.contains("send_offsets_to_transaction"))
+    job.env(ENV_INSTANCE, name);
+    Instance::new(name, job, logs)
 }
 
 fn produce_lines(producer: &BaseProducer, topic: &str, from: usize, until: usize) {
@@ -675,7 +599,7 @@ fn cluster(mode: &str) -> Cluster {
 
 impl Cluster {
     fn instance(&self, name: &str) -> Instance {
-        Instance::new(name, &self.env, self.dir.path())
+        instance(name, &self.env, self.dir.path())
     }
 
     /// Waits until the sink's offsets cover `records`; panics after `timeout`.

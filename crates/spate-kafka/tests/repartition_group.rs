@@ -25,9 +25,10 @@
 
 mod common;
 
+use common::instance::{is_fenced, Instance};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +48,7 @@ use spate_kafka::{
 use spate_streaming::{
     Config, State, StateRestoreInfo, StateSpec, StreamingContext, StreamingListener,
 };
-use spate_testkit::child::{ChildJob, Running};
+use spate_testkit::child::Running;
 use spate_testkit::{clients, wait_until, TestBroker};
 
 /// The instance's `group.instance.id` (the rest comes in [`common::CrashJobNames`]).
@@ -223,83 +224,12 @@ fn child_entry() {
     }
 }
 
-/// One instance (a `group.instance.id`) and its runs.
-struct Instance {
-    name: String,
-    job: ChildJob,
-    logs: PathBuf,
-    runs: u32,
-    running: Option<Running>,
-}
-
-impl Instance {
-    fn new(names: &common::CrashJobNames, name: &str, logs: &Path, slow_ms: u64) -> Self {
-        let mut job = names.child();
-        job.env(ENV_INSTANCE, name);
-        job.env(ENV_SLOW_MS, slow_ms.to_string());
-        Instance {
-            name: name.to_owned(),
-            job,
-            logs: logs.to_path_buf(),
-            runs: 0,
-            running: None,
-        }
-    }
-
-    fn log(&self, run: u32) -> PathBuf {
-        self.logs.join(format!("{}-run-{run}.log", self.name))
-    }
-
-    fn spawn(&mut self) {
-        self.runs += 1;
-        let log = self.log(self.runs);
-        self.running = Some(self.job.stderr_to(&log).spawn());
-    }
-
-    /// As a supervisor (systemd `Restart=always`): an instance that stopped because its batch
-    /// was fenced is restarted and counted; any other exit fails the test.
-    fn supervise(&mut self) -> u32 {
-        let Some(status) = self.running.as_mut().and_then(Running::exited) else {
-            return 0;
-        };
-        let log = std::fs::read_to_string(self.log(self.runs)).unwrap_or_default();
-        assert!(
-            is_fenced(&log),
-            "instance {} exited on its own: {status}; its stderr:\n{log}",
-            self.name
-        );
-        self.running = None;
-        self.spawn();
-        1
-    }
-
-    /// SIGKILL (dropping a `Running` kills it).
-    fn kill(&mut self) {
-        self.running = None;
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.running.as_ref().map(Running::id).expect("running");
-        let ok = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {signal} {pid} failed");
-    }
-
-    fn run_logs(&self) -> Vec<String> {
-        (1..=self.runs)
-            .map(|r| std::fs::read_to_string(self.log(r)).unwrap_or_default())
-            .collect()
-    }
-}
-
-/// Whether a run's log ends in a fenced batch (the instance had lost its partitions).
-fn is_fenced(log: &str) -> bool {
-    log.contains("failed:")
-        && (log.contains("no longer owns")
-            || log.contains("fenced")
-            || log.contains("send_offsets_to_transaction"))
+/// An instance of the job named `name` (its `group.instance.id`), batches slowed by `slow_ms`.
+fn instance(names: &common::CrashJobNames, name: &str, logs: &Path, slow_ms: u64) -> Instance {
+    let mut job = names.child();
+    job.env(ENV_INSTANCE, name);
+    job.env(ENV_SLOW_MS, slow_ms.to_string());
+    Instance::new(name, job, logs)
 }
 
 /// (source assignments, internal stream assignments, lost assignments) over every run.
@@ -457,7 +387,7 @@ fn disrupt(
         match pool.iter().position(|i| i.running.is_none()) {
             Some(idle) => pool[idle].spawn(),
             None => {
-                let mut i = Instance::new(names, &format!("i{}", pool.len()), logs, 0);
+                let mut i = instance(names, &format!("i{}", pool.len()), logs, 0);
                 i.spawn();
                 pool.push(i);
             }
@@ -481,7 +411,7 @@ fn repartitioned_state_is_exact_across_instances_under_20_disruptions() {
     let names = common::CrashJobNames::create(&broker, "rp_scale", PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let mut pool: Vec<Instance> = (0..3)
-        .map(|i| Instance::new(&names, &format!("i{i}"), dir.path(), 0))
+        .map(|i| instance(&names, &format!("i{i}"), dir.path(), 0))
         .collect();
     pool.iter_mut().for_each(Instance::spawn);
     let (produced_all, producer) = start_producer(
@@ -552,7 +482,7 @@ fn a_paused_repartition_instance_is_fenced_when_it_comes_back() {
     // Batches slower than the batch interval: the instance always has a batch planned and not
     // yet committed when it is stopped.
     let mut pool: Vec<Instance> = (0..2)
-        .map(|i| Instance::new(&names, &format!("i{i}"), dir.path(), 150))
+        .map(|i| instance(&names, &format!("i{i}"), dir.path(), 150))
         .collect();
     pool.iter_mut().for_each(Instance::spawn);
     let (produced_all, producer) = start_producer(
