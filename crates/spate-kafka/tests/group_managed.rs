@@ -39,7 +39,6 @@ use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use spate_broker::BrokerConfig;
 use spate_kafka::changelog::KafkaChangelog;
 use spate_kafka::sink::postgres::{Client, NoTls};
 use spate_kafka::sink::{
@@ -70,21 +69,11 @@ const CHUNK: usize = 120;
 /// is lowered to allow it, as `group.min.session.timeout.ms` on a Kafka broker).
 const SESSION_TIMEOUT_MS: u64 = 2_000;
 fn broker() -> TestBroker {
-    let mut config = BrokerConfig::default();
-    config.group.min_session_timeout_ms = 1_000;
-    TestBroker::start_with(config)
+    common::group_test_broker()
 }
 
 fn member_params(bootstrap: &str, group: &str, instance: &str) -> KafkaParams {
-    KafkaParams::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("group.instance.id", instance)
-        .set("auto.offset.reset", "earliest")
-        .set("broker.address.family", "v4")
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
-        .set("heartbeat.interval.ms", "300")
-        .set("max.poll.interval.ms", "10000")
+    common::static_member_params(bootstrap, group, instance, SESSION_TIMEOUT_MS)
 }
 
 fn word_pairs(line: &str) -> Vec<(String, i64)> {

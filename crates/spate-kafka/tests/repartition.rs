@@ -131,27 +131,12 @@ fn repartition_topic(group: &str) -> String {
 
 /// The group's committed offsets of `topic`'s partitions, summed.
 fn committed(bootstrap: &str, group: &str, topic: &str) -> i64 {
-    let mut store = KafkaOffsetStore::open(params(bootstrap, group)).expect("offset store");
-    let tps = (0..PARTITIONS).map(|p| TopicPartition::new(topic, p));
-    store
-        .committed_offsets(tps)
-        .expect("committed")
-        .values()
-        .sum()
+    common::committed_sum(bootstrap, group, topic, PARTITIONS)
 }
 
 /// (low, high) watermarks of every partition of `topic`.
 fn watermarks(bootstrap: &str, topic: &str) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "repartition-watermarks")
-        .create()
-        .expect("consumer");
-    (0..PARTITIONS)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks")
-        })
-        .collect()
+    common::watermarks(bootstrap, topic, PARTITIONS)
 }
 
 /// Whether the job consumed all `records` input lines and everything it wrote to the

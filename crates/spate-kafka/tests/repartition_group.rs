@@ -36,14 +36,13 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseProducer;
-use spate_broker::BrokerConfig;
 use spate_kafka::changelog::KafkaChangelog;
 use spate_kafka::repartition::kafka_partition;
 use spate_kafka::sink::{TopicRecords, TransactionParticipant};
 use spate_kafka::{
     ConsumerStrategy, DirectKafkaStream, DirectStreamConfig, KafkaOffsetStore, KafkaParams,
     KafkaUtils, OutputRecord, Repartition, RepartitionConfig, RepartitionStream, SaveToKafka,
-    SpateKafkaError, TopicPartition,
+    SpateKafkaError,
 };
 use spate_streaming::{
     Config, State, StateRestoreInfo, StateSpec, StreamingContext, StreamingListener,
@@ -67,21 +66,11 @@ const CHUNK: usize = 100;
 const SESSION_TIMEOUT_MS: u64 = 2_000;
 
 fn broker() -> TestBroker {
-    let mut config = BrokerConfig::default();
-    config.group.min_session_timeout_ms = 1_000;
-    TestBroker::start_with(config)
+    common::group_test_broker()
 }
 
 fn member_params(bootstrap: &str, group: &str, instance: &str) -> KafkaParams {
-    KafkaParams::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("group.instance.id", instance)
-        .set("auto.offset.reset", "earliest")
-        .set("broker.address.family", "v4")
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
-        .set("heartbeat.interval.ms", "300")
-        .set("max.poll.interval.ms", "10000")
+    common::static_member_params(bootstrap, group, instance, SESSION_TIMEOUT_MS)
         // A killed instance's open transaction holds its partitions' committed offsets (and
         // the restore of their tasks) until it times out.
         .set("transaction.timeout.ms", "10000")
@@ -291,31 +280,12 @@ fn repartition_topic(group: &str) -> String {
 
 /// The group's committed offsets of `topic`'s partitions, summed.
 fn committed(names: &common::CrashJobNames, topic: &str) -> i64 {
-    let params = KafkaParams::new()
-        .set("bootstrap.servers", &names.bootstrap)
-        .set("group.id", &names.group)
-        .set("broker.address.family", "v4");
-    let mut store = KafkaOffsetStore::open(params).expect("offset store");
-    let tps = (0..PARTITIONS).map(|p| TopicPartition::new(topic, p));
-    store
-        .committed_offsets(tps)
-        .expect("committed")
-        .values()
-        .sum()
+    common::committed_sum(&names.bootstrap, &names.group, topic, PARTITIONS)
 }
 
 /// (low, high) watermarks of every partition of `topic`.
 fn watermarks(bootstrap: &str, topic: &str) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "rp-group-watermarks")
-        .create()
-        .expect("consumer");
-    (0..PARTITIONS)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks")
-        })
-        .collect()
+    common::watermarks(bootstrap, topic, PARTITIONS)
 }
 
 /// Whether the instances consumed all `records` input lines and everything written to the

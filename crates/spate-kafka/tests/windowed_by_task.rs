@@ -199,9 +199,7 @@ fn windows_restore_after_a_restart() {
     drop(ctx);
     // The restarted job starts after these offsets: only the changelog can give its windows
     // the first run's counts.
-    let mut store = KafkaOffsetStore::open(params(&bootstrap, &group)).unwrap();
-    let tps = (0..PARTITIONS).map(|p| TopicPartition::new(&topic, p));
-    let committed: i64 = store.committed_offsets(tps).unwrap().values().sum();
+    let committed = common::committed_sum(&bootstrap, &group, &topic, PARTITIONS);
     assert_eq!(committed, first as i64);
 
     // The restarted job restores the windows from the changelog and goes on counting in them.

@@ -213,3 +213,61 @@ impl CrashJobNames {
         job
     }
 }
+
+/// A broker whose groups accept session timeouts down to 1 s (a Kafka broker's
+/// `group.min.session.timeout.ms` lowered), so that multi-instance tests move a killed
+/// instance's partitions within seconds.
+pub fn group_test_broker() -> TestBroker {
+    let mut config = spate_broker::BrokerConfig::default();
+    config.group.min_session_timeout_ms = 1_000;
+    TestBroker::start_with(config)
+}
+
+/// Params of a static group member (`group.instance.id` = `instance`) with a short session.
+pub fn static_member_params(
+    bootstrap: &str,
+    group: &str,
+    instance: &str,
+    session_timeout_ms: u64,
+) -> KafkaParams {
+    KafkaParams::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("group.instance.id", instance)
+        .set("auto.offset.reset", "earliest")
+        .set("broker.address.family", "v4")
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", "300")
+        .set("max.poll.interval.ms", "10000")
+}
+
+/// The group's committed offsets of `topic`'s first `partitions` partitions, summed (read as
+/// an exactly-once output reads them: through the offset store).
+pub fn committed_sum(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let params = KafkaParams::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("broker.address.family", "v4");
+    let mut store = spate_kafka::KafkaOffsetStore::open(params).expect("offset store");
+    let tps = (0..partitions).map(|p| spate_kafka::TopicPartition::new(topic, p));
+    store
+        .committed_offsets(tps)
+        .expect("committed")
+        .values()
+        .sum()
+}
+
+/// (low, high) watermarks of each of `topic`'s first `partitions` partitions.
+pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = clients::consumer_config(bootstrap, "test-watermarks")
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+        })
+        .collect()
+}
