@@ -617,6 +617,30 @@ fn read_partitions(bootstrap: &str, topic: &str) -> Vec<(i32, Vec<u8>)> {
     out
 }
 
+/// A one-instance job (member `instance`) over `names.input`, after 60 lines were produced:
+/// its context, its member params and its group-managed source.
+fn one_member_job(
+    names: &common::CrashJobNames,
+    instance: &str,
+) -> (StreamingContext, KafkaParams, DirectKafkaStream) {
+    let (_, producer) = start_producer(
+        names.bootstrap.clone(),
+        names.input.clone(),
+        60,
+        Duration::ZERO,
+    );
+    producer.join().unwrap();
+    let params = member_params(&names.bootstrap, &names.group, instance);
+    let ctx = StreamingContext::new(
+        Config::new(format!("repartition-{instance}")).batch_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let strategy =
+        ConsumerStrategy::subscribe_group_managed([names.input.as_str()], params.clone()).unwrap();
+    let lines = KafkaUtils::create_direct_stream(&ctx, strategy).unwrap();
+    (ctx, params, lines)
+}
+
 /// Once a group-managed repartition owns the tasks, the source's partitions are none: state
 /// partitioned by task read straight from the source (whose partitions this instance's state
 /// does not follow) fails the job at its first batch instead of keeping keys in tasks another
@@ -626,21 +650,7 @@ fn state_by_task_on_a_repartitioned_source_is_refused() {
     spate_testkit::init_logging();
     let broker = broker();
     let names = common::CrashJobNames::create(&broker, "rp_refused", PARTITIONS);
-    let (_, producer) = start_producer(
-        names.bootstrap.clone(),
-        names.input.clone(),
-        60,
-        Duration::ZERO,
-    );
-    producer.join().unwrap();
-    let params = member_params(&names.bootstrap, &names.group, "refused");
-    let ctx = StreamingContext::new(
-        Config::new("repartition-refused").batch_interval(Duration::from_millis(100)),
-    )
-    .unwrap();
-    let strategy =
-        ConsumerStrategy::subscribe_group_managed([names.input.as_str()], params.clone()).unwrap();
-    let lines = KafkaUtils::create_direct_stream(&ctx, strategy).unwrap();
+    let (ctx, params, lines) = one_member_job(&names, "refused");
     let by_word = lines
         .map(|r| (r.value_str().unwrap_or_default(), 1_i64))
         .repartition_through_kafka(
@@ -689,21 +699,7 @@ fn a_participant_that_lost_its_partitions_fails_the_transaction() {
     spate_testkit::init_logging();
     let broker = broker();
     let names = common::CrashJobNames::create(&broker, "rp_moved", PARTITIONS);
-    let (_, producer) = start_producer(
-        names.bootstrap.clone(),
-        names.input.clone(),
-        60,
-        Duration::ZERO,
-    );
-    producer.join().unwrap();
-    let params = member_params(&names.bootstrap, &names.group, "moved");
-    let ctx = StreamingContext::new(
-        Config::new("participant-moved").batch_interval(Duration::from_millis(100)),
-    )
-    .unwrap();
-    let strategy =
-        ConsumerStrategy::subscribe_group_managed([names.input.as_str()], params.clone()).unwrap();
-    let lines = KafkaUtils::create_direct_stream(&ctx, strategy).unwrap();
+    let (ctx, params, lines) = one_member_job(&names, "moved");
     let store = KafkaOffsetStore::open(params).unwrap();
     let out = lines
         .map(|r| r.value_str().unwrap_or_default())
