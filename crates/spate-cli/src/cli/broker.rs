@@ -75,15 +75,22 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         // Listen for the signal before storage recovery starts, which can take long on a big
         // log: a SIGTERM then stops the start-up (recovery finishes its current work when the
         // runtime winds down) and the process exits 0 instead of dying by the signal.
-        let signal = wait_for_signal();
+        // The handlers are installed here, before recovery, not on the future's first poll:
+        // a signal that arrives at any point after this line is a clean stop.
+        let signal = installed_signal_handlers()?;
         tokio::pin!(signal);
+        tracing::info!(
+            data_dir = ?config.data_dir,
+            "recovering storage before listening"
+        );
         let broker = tokio::select! {
-            started = Broker::start(config) => started.context("starting the broker")?,
+            biased;
             stop = &mut signal => {
                 stop?;
                 tracing::info!("stopped during storage recovery, before listening");
                 return Ok(());
             }
+            started = Broker::start(config) => started.context("starting the broker")?,
         };
         println!("spate broker listening on {}", broker.local_addr());
         println!("bootstrap.servers={}", broker.bootstrap_servers());
@@ -96,20 +103,27 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
 }
 
 /// Ctrl-C or SIGTERM: how a foreground command (the broker, the quickstart) is asked to stop.
+/// Both handlers are installed before this returns, so the process no longer dies by either
+/// signal; the future completes when one arrives.
 #[cfg(unix)]
-pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) fn installed_signal_handlers(
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 #[cfg(not(unix))]
-pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+pub(crate) fn installed_signal_handlers(
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+    Ok(async { tokio::signal::ctrl_c().await.context("waiting for Ctrl-C") })
 }
 
 #[cfg(test)]
