@@ -310,7 +310,13 @@ impl Preloaded {
         params.extend(
             CONSUMER_TUNING
                 .iter()
-                .filter(|(k, _)| !k.starts_with("group.") && !k.starts_with("enable.auto."))
+                // The streams choose their own `fetch.queue.backoff.ms`: what is measured is
+                // what a job gets.
+                .filter(|(k, _)| {
+                    !k.starts_with("group.")
+                        && !k.starts_with("enable.auto.")
+                        && *k != "fetch.queue.backoff.ms"
+                })
                 .map(|&(k, v)| {
                     let v = match (k, v.parse::<u64>()) {
                         ("queued.min.messages" | "queued.max.messages.kbytes", Ok(n)) => {

@@ -324,6 +324,12 @@ impl KafkaReceiverConfig {
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false");
         }
+        if !self.kafka_params.contains_key("fetch.queue.backoff.ms") {
+            let _ = c.set(
+                "fetch.queue.backoff.ms",
+                crate::direct::params::FETCH_QUEUE_BACKOFF_MS,
+            );
+        }
         self.split_prefetch(&mut c);
         c
     }
@@ -429,6 +435,19 @@ mod tests {
         let c = KafkaReceiverConfig::new(params(&[]), [("t", 1)]).unwrap();
         assert!(!c.write_ahead_log_enabled());
         assert_eq!(c.consumer_config().get("enable.auto.commit"), None);
+    }
+
+    #[test]
+    fn the_fetch_queue_backoff_is_short_unless_set() {
+        // librdkafka's 1 s would stall the receiver after nearly every fetch.
+        let c = KafkaReceiverConfig::new(params(&[]), [("t", 1)]).unwrap();
+        assert_eq!(c.consumer_config().get("fetch.queue.backoff.ms"), Some("2"));
+        let c = KafkaReceiverConfig::new(params(&[("fetch.queue.backoff.ms", "500")]), [("t", 1)])
+            .unwrap();
+        assert_eq!(
+            c.consumer_config().get("fetch.queue.backoff.ms"),
+            Some("500")
+        );
     }
 
     #[test]
