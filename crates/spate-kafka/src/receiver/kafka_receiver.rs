@@ -32,7 +32,6 @@ use super::consumer::{ConsumerGroupState, ReceiverConsumer, ReceiverConsumerCont
 use super::offsets::OffsetBook;
 use crate::error::SpateKafkaError;
 use crate::record::{ConsumerRecord, RecordArena};
-use crate::TopicPartition;
 
 /// The Kafka consumer-group receiver. See the module docs.
 #[derive(Debug)]
@@ -220,10 +219,8 @@ pub(crate) struct ReliableListener {
 
 impl BlockGeneratorListener<ConsumerRecord> for ReliableListener {
     fn on_add_data(&self, item: &ConsumerRecord, _metadata: Option<&()>) {
-        self.book.record_added(
-            TopicPartition::new(&*item.topic, item.partition),
-            item.offset,
-        );
+        self.book
+            .record_of_topic_added(&item.topic, item.partition, item.offset);
     }
 
     fn on_generate_block(&self, block_id: StreamBlockId) {

@@ -19,6 +19,7 @@
 //! and [`OffsetBook::reset`] forgets everything in flight from the failed run.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -29,10 +30,15 @@ use crate::TopicPartition;
 /// Per partition: the next offset after the newest record, and how many records.
 type Snapshot = BTreeMap<TopicPartition, (i64, u64)>;
 
+/// The current buffer's [`Snapshot`], keyed by the records' shared topic name so that noting a
+/// record allocates nothing (this runs once per received record).
+type Buffered = BTreeMap<(Arc<str>, i32), (i64, u64)>;
+
 #[derive(Debug, Default)]
 struct Book {
-    buffered: Snapshot,
+    buffered: Buffered,
     generated: BTreeMap<StreamBlockId, Snapshot>,
+    /// Records in cut blocks that are not durable yet (the buffer's are in `buffered`).
     pending: BTreeMap<TopicPartition, u64>,
     durable: BTreeMap<TopicPartition, i64>,
     poisoned: bool,
@@ -53,9 +59,16 @@ impl OffsetBook {
 
     /// A record of `tp` at `offset` went into the generator's current buffer.
     pub fn record_added(&self, tp: TopicPartition, offset: i64) {
+        self.record_of_topic_added(&Arc::from(tp.topic), tp.partition, offset);
+    }
+
+    /// A record of `partition` of `topic` at `offset` went into the generator's current buffer.
+    pub fn record_of_topic_added(&self, topic: &Arc<str>, partition: i32, offset: i64) {
         let mut book = self.book.lock();
-        *book.pending.entry(tp.clone()).or_default() += 1;
-        let entry = book.buffered.entry(tp).or_insert((offset + 1, 0));
+        let entry = book
+            .buffered
+            .entry((Arc::clone(topic), partition))
+            .or_insert((offset + 1, 0));
         entry.0 = offset + 1;
         entry.1 += 1;
     }
@@ -63,10 +76,18 @@ impl OffsetBook {
     /// The current buffer was cut into block `id`.
     pub fn block_generated(&self, id: StreamBlockId) {
         let mut book = self.book.lock();
-        let snapshot = std::mem::take(&mut book.buffered);
-        if !snapshot.is_empty() {
-            let _ = book.generated.insert(id, snapshot);
+        let buffered = std::mem::take(&mut book.buffered);
+        if buffered.is_empty() {
+            return;
         }
+        let snapshot: Snapshot = buffered
+            .into_iter()
+            .map(|((topic, partition), noted)| (TopicPartition::new(&*topic, partition), noted))
+            .collect();
+        for (tp, (_, count)) in &snapshot {
+            *book.pending.entry(tp.clone()).or_default() += count;
+        }
+        let _ = book.generated.insert(id, snapshot);
     }
 
     /// Block `id` is durable. Returns the next offsets that may now be committed (`None` when
@@ -132,9 +153,14 @@ impl OffsetBook {
         let deadline = Instant::now() + timeout;
         let mut book = self.book.lock();
         loop {
+            let buffered = |tp: &TopicPartition| {
+                book.buffered.iter().any(|((topic, p), (_, n))| {
+                    *p == tp.partition && **topic == *tp.topic && *n > 0
+                })
+            };
             let waiting = tps
                 .iter()
-                .any(|tp| book.pending.get(tp).is_some_and(|n| *n > 0));
+                .any(|tp| book.pending.get(tp).is_some_and(|n| *n > 0) || buffered(tp));
             if !waiting || book.poisoned {
                 break;
             }

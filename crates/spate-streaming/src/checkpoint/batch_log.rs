@@ -16,9 +16,16 @@
 //! # Format (version 1)
 //!
 //! A segment is a sequence of records, each
-//! `kind: u8 (1 = plan, 2 = commit) | len: u32 LE | crc: u32 LE (CRC-32C of kind and payload) |
-//! payload`, where the payload is exactly the JSON document of an `offsets/<t>` or `commits/<t>`
-//! file (with its own `"version"`). Segments are named by a decimal sequence number; each run
+//! `kind: u8 (1 = plan, 2 = commit, 3 = snapshot) | len: u32 LE | crc: u32 LE (CRC-32C of kind
+//! and payload) | payload`, where the payload of a plan or commit is exactly the JSON document of
+//! an `offsets/<t>` or `commits/<t>` file (with its own `"version"`), and that of a snapshot is
+//! `batch_time_ms: i64 LE` followed by the bytes a `state/<t>.snapshot` file would hold.
+//!
+//! A state snapshot of at most [`LOG_SNAPSHOT_MAX_BYTES`] encoded is appended here, before the
+//! commit of its batch, instead of written as a file: it then shares the batch's one fsync (a
+//! snapshot file costs two more, the file and its directory), and the log being read as a prefix
+//! makes it durable whenever that commit is. Larger snapshots stay files. Builds from before
+//! snapshot records (kind 3) report such a log as corrupt rather than misreading it. Segments are named by a decimal sequence number; each run
 //! of the writer starts a new segment, so a segment is never appended to after a crash. A record
 //! cut short or failing its CRC ends its segment: it can only be the tail a crash interrupted
 //! before the sync that would have made it durable. Old checkpoints (files only) stay readable:
@@ -39,6 +46,10 @@ pub(crate) const SEGMENT_SUFFIX: &str = ".log";
 const KIND_PLAN: u8 = 1;
 /// Record kind of a commit.
 const KIND_COMMIT: u8 = 2;
+/// Record kind of a small state snapshot.
+const KIND_SNAPSHOT: u8 = 3;
+/// The largest encoded state snapshot kept in the log; larger ones are files of their own.
+pub(crate) const LOG_SNAPSHOT_MAX_BYTES: usize = 64 * 1024;
 /// Bytes before a record's payload.
 const HEADER_LEN: usize = 9;
 /// Records in the open segment after which a purge rewrites the retained records into a new
@@ -50,6 +61,8 @@ const ROLL_RECORDS: usize = 256;
 pub(crate) struct LogIndex {
     pub(crate) plans: BTreeMap<i64, BatchPlan>,
     pub(crate) commits: BTreeMap<i64, CommitInfo>,
+    /// Encoded state snapshots (the `snapshot` module's format) by batch time.
+    pub(crate) snapshots: BTreeMap<i64, Vec<u8>>,
 }
 
 /// The batch log: its index and the segment being appended to (created on the first append, so
@@ -63,6 +76,9 @@ pub(crate) struct BatchLog {
     writer: Option<File>,
     records_in_segment: usize,
     dirty: bool,
+    /// The newest commit appended, and the newest one a sync made durable.
+    appended_commit: Option<i64>,
+    durable_commit: Option<i64>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StreamingError + '_ {
@@ -91,7 +107,20 @@ impl BatchLog {
             writer: None,
             records_in_segment: 0,
             dirty: false,
+            appended_commit: None,
+            durable_commit: None,
         })
+        .map(|mut log| {
+            // What was read back is on disk.
+            log.durable_commit = log.index.commits.keys().next_back().copied();
+            log.appended_commit = log.durable_commit;
+            log
+        })
+    }
+
+    /// The newest commit that a sync made durable (or that was read back from disk).
+    pub(crate) fn durable_commit(&self) -> Option<i64> {
+        self.durable_commit
     }
 
     /// Appends a plan (durable after the next [`BatchLog::sync`]).
@@ -108,6 +137,18 @@ impl BatchLog {
             &offset_log::encode_commit(batch_time_ms, info)?,
         )?;
         self.index.commits.insert(batch_time_ms, info.clone());
+        self.appended_commit = self.appended_commit.max(Some(batch_time_ms));
+        Ok(())
+    }
+
+    /// Appends an encoded state snapshot of batch `batch_time_ms` (durable after the next
+    /// [`BatchLog::sync`], and before any commit appended after it).
+    pub(crate) fn append_snapshot(&mut self, batch_time_ms: i64, encoded: &[u8]) -> Result<()> {
+        let mut payload = Vec::with_capacity(8 + encoded.len());
+        payload.extend_from_slice(&batch_time_ms.to_le_bytes());
+        payload.extend_from_slice(encoded);
+        self.append(KIND_SNAPSHOT, &payload)?;
+        self.index.snapshots.insert(batch_time_ms, encoded.to_vec());
         Ok(())
     }
 
@@ -136,6 +177,7 @@ impl BatchLog {
             file.sync_data().map_err(io_err(&path))?;
         }
         self.dirty = false;
+        self.durable_commit = self.appended_commit;
         Ok(())
     }
 
@@ -161,10 +203,23 @@ impl BatchLog {
         Ok(())
     }
 
-    /// Drops committed batches older than `cutoff` from the index and, once the open segment is
-    /// long enough, rewrites what is retained into a fresh segment and deletes the older ones.
-    /// Returns (plans removed, commits removed).
-    pub(crate) fn purge(&mut self, cutoff: i64) -> Result<(usize, usize)> {
+    /// Drops committed batches older than `cutoff` and snapshots older than `snapshot` (the
+    /// latest committed one) from the index and, once the open segment is long enough, rewrites
+    /// what is retained into a fresh segment and deletes the older ones.
+    /// Returns (plans removed, commits removed, snapshots removed).
+    pub(crate) fn purge(
+        &mut self,
+        cutoff: i64,
+        snapshot: Option<i64>,
+    ) -> Result<(usize, usize, usize)> {
+        let snapshots_removed = match snapshot {
+            Some(latest) => {
+                let before = self.index.snapshots.len();
+                self.index.snapshots.retain(|t, _| *t >= latest);
+                before - self.index.snapshots.len()
+            }
+            None => 0,
+        };
         let old: Vec<i64> = self
             .index
             .commits
@@ -181,7 +236,7 @@ impl BatchLog {
         if self.records_in_segment >= ROLL_RECORDS {
             self.roll()?;
         }
-        Ok((plans_removed, old.len()))
+        Ok((plans_removed, old.len(), snapshots_removed))
     }
 
     /// Writes the index into a new segment, syncs it, then deletes every older segment. A crash
@@ -200,6 +255,12 @@ impl BatchLog {
             .collect();
         for p in &plans {
             self.append_plan(p)?;
+        }
+        let snapshots: Vec<(i64, Vec<u8>)> = std::mem::take(&mut self.index.snapshots)
+            .into_iter()
+            .collect();
+        for (t, encoded) in &snapshots {
+            self.append_snapshot(*t, encoded)?;
         }
         for (t, c) in &commits {
             self.append_commit(*t, c)?;
@@ -238,6 +299,11 @@ pub(crate) fn read_segment(path: &Path, bytes: &[u8], index: &mut LogIndex) -> R
             break;
         };
         pos += HEADER_LEN + payload.len();
+        if kind == KIND_SNAPSHOT {
+            let (time, encoded) = snapshot_record(path, payload)?;
+            index.snapshots.insert(time, encoded.to_vec());
+            continue;
+        }
         let time = record_time(path, payload)?;
         match kind {
             KIND_PLAN => {
@@ -257,6 +323,20 @@ pub(crate) fn read_segment(path: &Path, bytes: &[u8], index: &mut LogIndex) -> R
         }
     }
     Ok(())
+}
+
+/// A snapshot record's batch time and encoded snapshot (checked when it is read).
+fn snapshot_record<'a>(path: &Path, payload: &'a [u8]) -> Result<(i64, &'a [u8])> {
+    let Some((time, encoded)) = payload.split_first_chunk::<8>() else {
+        return Err(StreamingError::CheckpointCorrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "snapshot record of {} bytes has no batch time",
+                payload.len()
+            ),
+        });
+    };
+    Ok((i64::from_le_bytes(*time), encoded))
 }
 
 /// The record at `pos` if it is complete and its CRC matches.

@@ -19,6 +19,7 @@
 //! <dir>/batches/<segment>.log          the batch log: plan and commit records (the same JSON documents)
 //!                                        appended with one fsync per batch, see the `batch_log` module
 //! <dir>/state/<batch_time_ms>.snapshot   binary, see the `snapshot` module: magic, version, length, CRC-32C, postcard body
+//!                                        (snapshots up to 64 KiB are records of the batch log instead)
 //! <dir>/receivers/<input id>/            write-ahead logs of a receiver input (the `receiver` module):
 //!     receivedData/<stream id>/          the received blocks
 //!     receivedBlockMetadata/             the block tracker's log (blocks received, allocated to batches)
@@ -44,7 +45,9 @@
 //! 1. `append_plan(plan)`, then `sync()` before any task of the batch reads input (the same
 //!    sync makes the previous batch's commit durable);
 //! 2. run the batch and its outputs;
-//! 3. `write_state_snapshot(t, snapshot)` if the job has stateful operators and snapshots at `t`;
+//! 3. `append_state_snapshot(t, snapshot)` when a snapshot is due at `t` (a small one goes into
+//!    the batch log and shares the next sync; `write_state_snapshot` writes a file, durable on
+//!    return);
 //! 4. `append_commit(t, info)` (durable at the next `sync`);
 //! 5. now and then `purge(DEFAULT_RETAINED_BATCHES)`.
 //!
@@ -80,6 +83,7 @@ mod snapshot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 pub use metadata::{InputDescriptor, JobMetadata, OperatorDescriptor, METADATA_FORMAT_VERSION};
 pub use offset_log::{BatchPlan, CommitInfo, COMMIT_LOG_VERSION, OFFSET_LOG_VERSION};
@@ -147,6 +151,9 @@ pub struct Checkpoint {
     state: PathBuf,
     metadata: Option<JobMetadata>,
     log: parking_lot::Mutex<batch_log::BatchLog>,
+    /// Whether `offsets/` or `commits/` may hold files (a checkpoint from before the batch log,
+    /// or `write_plan`/`write_commit` used): if not, per-batch lookups skip the directories.
+    legacy_files: std::sync::atomic::AtomicBool,
 }
 
 impl Checkpoint {
@@ -175,6 +182,7 @@ impl Checkpoint {
             None
         };
         let log = parking_lot::Mutex::new(batch_log::BatchLog::open(batches)?);
+        let legacy_files = has_entries(&offsets)? || has_entries(&commits)?;
         Ok(Checkpoint {
             dir,
             offsets,
@@ -182,6 +190,7 @@ impl Checkpoint {
             state,
             metadata,
             log,
+            legacy_files: legacy_files.into(),
         })
     }
 
@@ -242,6 +251,7 @@ impl Checkpoint {
             return Ok(());
         }
         let name = plan.batch_time_ms.to_string();
+        self.legacy_files.store(true, Ordering::SeqCst);
         atomic::write_atomic(&self.offsets, &name, &offset_log::encode_plan(plan)?)?;
         tracing::debug!(batch_time_ms = plan.batch_time_ms, "wrote batch plan");
         Ok(())
@@ -289,6 +299,9 @@ impl Checkpoint {
         if let Some(plan) = self.log.lock().index.plans.get(&batch_time_ms) {
             return Ok(Some(plan.clone()));
         }
+        if !self.legacy_files.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let path = self.offsets.join(batch_time_ms.to_string());
         match read_if_exists(&path)? {
             None => Ok(None),
@@ -299,6 +312,7 @@ impl Checkpoint {
     /// Durably marks a batch as committed: every output of it succeeded.
     pub fn write_commit(&self, batch_time_ms: i64, info: &CommitInfo) -> Result<()> {
         let name = batch_time_ms.to_string();
+        self.legacy_files.store(true, Ordering::SeqCst);
         atomic::write_atomic(
             &self.commits,
             &name,
@@ -322,6 +336,9 @@ impl Checkpoint {
     pub fn read_commit(&self, batch_time_ms: i64) -> Result<Option<CommitInfo>> {
         if let Some(info) = self.log.lock().index.commits.get(&batch_time_ms) {
             return Ok(Some(info.clone()));
+        }
+        if !self.legacy_files.load(Ordering::SeqCst) {
+            return Ok(None);
         }
         let path = self.commits.join(batch_time_ms.to_string());
         match read_if_exists(&path)? {
@@ -376,15 +393,52 @@ impl Checkpoint {
         let Some(last) = last_committed else {
             return Ok(None);
         };
-        Ok(
-            atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)?
-                .into_iter()
-                .rfind(|(time, _)| *time <= last)
-                .map(|(batch_time_ms, path)| SnapshotRef {
-                    batch_time_ms,
-                    path,
-                }),
-        )
+        let in_file = atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)?
+            .into_iter()
+            .rfind(|(time, _)| *time <= last);
+        let in_log = self
+            .log
+            .lock()
+            .index
+            .snapshots
+            .range(..=last)
+            .next_back()
+            .map(|(time, _)| (*time, self.dir.join(BATCHES_DIR)));
+        Ok(in_file
+            .into_iter()
+            .chain(in_log)
+            .max_by_key(|(time, _)| *time)
+            .map(|(batch_time_ms, path)| SnapshotRef {
+                batch_time_ms,
+                path,
+            }))
+    }
+
+    /// Records the operator state after batch `batch_time_ms`, before the batch's commit (see
+    /// the module docs): a small snapshot is appended to the batch log and becomes durable with
+    /// the next [`Checkpoint::sync`] — never after the commit appended behind it — so it costs
+    /// no fsync of its own; a larger one is written as a file with
+    /// [`Checkpoint::write_state_snapshot`]. The scheduler's path.
+    pub fn append_state_snapshot(
+        &self,
+        batch_time_ms: i64,
+        snapshot: &StateSnapshot,
+    ) -> Result<()> {
+        check_snapshot_time(batch_time_ms, snapshot)?;
+        let bytes = snapshot::encode_snapshot(snapshot)?;
+        if bytes.len() > batch_log::LOG_SNAPSHOT_MAX_BYTES {
+            let name = snapshot::snapshot_file_name(batch_time_ms);
+            atomic::write_atomic(&self.state, &name, &bytes)?;
+            tracing::debug!(batch_time_ms, bytes = bytes.len(), "wrote state snapshot");
+            return Ok(());
+        }
+        self.log.lock().append_snapshot(batch_time_ms, &bytes)?;
+        tracing::debug!(
+            batch_time_ms,
+            bytes = bytes.len(),
+            "appended state snapshot"
+        );
+        Ok(())
     }
 
     /// Durably writes the operator state after batch `batch_time_ms`. Write it before the batch's
@@ -394,15 +448,7 @@ impl Checkpoint {
         batch_time_ms: i64,
         snapshot: &StateSnapshot,
     ) -> Result<SnapshotRef> {
-        if snapshot.batch_time_ms != batch_time_ms {
-            return Err(StreamingError::InvalidConfig {
-                name: "snapshot.batch_time_ms".into(),
-                value: snapshot.batch_time_ms.to_string(),
-                reason: format!(
-                    "snapshot written for batch {batch_time_ms} holds another batch time"
-                ),
-            });
-        }
+        check_snapshot_time(batch_time_ms, snapshot)?;
         let bytes = snapshot::encode_snapshot(snapshot)?;
         let path = atomic::write_atomic(
             &self.state,
@@ -418,6 +464,9 @@ impl Checkpoint {
 
     /// Reads and validates the snapshot written after batch `batch_time_ms`.
     pub fn read_state_snapshot(&self, batch_time_ms: i64) -> Result<StateSnapshot> {
+        if let Some(bytes) = self.log.lock().index.snapshots.get(&batch_time_ms) {
+            return snapshot::decode_snapshot(&self.dir.join(BATCHES_DIR), batch_time_ms, bytes);
+        }
         let path = self.state.join(snapshot::snapshot_file_name(batch_time_ms));
         snapshot::decode_snapshot(&path, batch_time_ms, &atomic::read_file(&path)?)
     }
@@ -431,13 +480,33 @@ impl Checkpoint {
     pub fn purge(&self, keep: usize) -> Result<PurgeStats> {
         let keep = keep.max(1);
         let mut stats = PurgeStats::default();
-        let commits = atomic::list_batch_files(&self.commits, "")?;
+        let legacy = self.legacy_files.load(Ordering::SeqCst);
+        let commits = if legacy {
+            atomic::list_batch_files(&self.commits, "")?
+        } else {
+            Vec::new()
+        };
         let mut all_committed: Vec<i64> = commits.iter().map(|(t, _)| *t).collect();
-        all_committed.extend(self.log.lock().index.commits.keys().copied());
+        // Only commits that are durable count: a snapshot whose commit a crash could still
+        // lose must not be what older history is deleted for (the scheduler purges right
+        // after appending a commit, before the next sync).
+        {
+            let log = self.log.lock();
+            let durable = log.durable_commit();
+            all_committed.extend(
+                log.index
+                    .commits
+                    .keys()
+                    .copied()
+                    .take_while(|t| Some(*t) <= durable),
+            );
+        }
         all_committed.sort_unstable();
         all_committed.dedup();
         let last_committed = all_committed.last().copied();
         let snapshot = self.latest_committed_snapshot(last_committed)?;
+        // Commits older than this leave the log (none unless more than `keep` are committed).
+        let mut log_cutoff = i64::MIN;
 
         if all_committed.len() > keep {
             let mut cutoff = all_committed[all_committed.len() - keep];
@@ -450,7 +519,12 @@ impl Checkpoint {
             // Offsets first: a plan without a commit would look pending, a commit without a plan
             // is ignored by recovery, so deleting in this order never resurrects a batch. The
             // log goes last, as its commits may be what marks an old plan file as committed.
-            for (time, path) in atomic::list_batch_files(&self.offsets, "")? {
+            let plan_files = if legacy {
+                atomic::list_batch_files(&self.offsets, "")?
+            } else {
+                Vec::new()
+            };
+            for (time, path) in plan_files {
                 if time < cutoff && committed_anywhere.contains(&time) {
                     atomic::remove_file(&path)?;
                     stats.offsets_removed += 1;
@@ -467,19 +541,26 @@ impl Checkpoint {
                     atomic::fsync_dir(d)?;
                 }
             }
-            let (plans, commits_in_log) = self.log.lock().purge(cutoff)?;
-            stats.offsets_removed += plans;
-            stats.commits_removed += commits_in_log;
+            log_cutoff = cutoff;
         }
+        let (plans, commits_in_log, snapshots_in_log) = self
+            .log
+            .lock()
+            .purge(log_cutoff, snapshot.as_ref().map(|s| s.batch_time_ms))?;
+        stats.offsets_removed += plans;
+        stats.commits_removed += commits_in_log;
+        stats.snapshots_removed += snapshots_in_log;
+        let mut snapshot_files_removed = 0;
         if let Some(s) = &snapshot {
             for (time, path) in atomic::list_batch_files(&self.state, snapshot::SNAPSHOT_SUFFIX)? {
                 if time < s.batch_time_ms {
                     atomic::remove_file(&path)?;
-                    stats.snapshots_removed += 1;
+                    snapshot_files_removed += 1;
                 }
             }
         }
-        if stats.snapshots_removed > 0 {
+        stats.snapshots_removed += snapshot_files_removed;
+        if snapshot_files_removed > 0 {
             atomic::fsync_dir(&self.state)?;
         }
         if stats != PurgeStats::default() {
@@ -487,6 +568,27 @@ impl Checkpoint {
         }
         Ok(stats)
     }
+}
+
+/// Whether directory `dir` holds anything.
+fn has_entries(dir: &Path) -> Result<bool> {
+    let mut entries = std::fs::read_dir(dir).map_err(|source| StreamingError::CheckpointIo {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(entries.next().is_some())
+}
+
+/// A snapshot must be recorded under the batch time it holds.
+fn check_snapshot_time(batch_time_ms: i64, snapshot: &StateSnapshot) -> Result<()> {
+    if snapshot.batch_time_ms == batch_time_ms {
+        return Ok(());
+    }
+    Err(StreamingError::InvalidConfig {
+        name: "snapshot.batch_time_ms".into(),
+        value: snapshot.batch_time_ms.to_string(),
+        reason: format!("snapshot written for batch {batch_time_ms} holds another batch time"),
+    })
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {

@@ -88,7 +88,7 @@ impl StateSnapshot {
 pub struct SnapshotRef {
     /// The batch time the snapshot belongs to.
     pub batch_time_ms: i64,
-    /// The snapshot file.
+    /// The snapshot file, or for a snapshot kept in the batch log, the log's directory.
     pub path: PathBuf,
 }
 

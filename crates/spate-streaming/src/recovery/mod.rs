@@ -261,7 +261,7 @@ pub(crate) fn after_batch(
     let due = n == 0 || n + 1 >= shared.conf.checkpoint_interval_batches;
     if due {
         let snap = snapshot(shared, time)?;
-        ck.write_state_snapshot(time.as_millis() as i64, &snap)?;
+        ck.append_state_snapshot(time.as_millis() as i64, &snap)?;
         shared.batches_since_snapshot.store(1, Ordering::SeqCst);
     }
     ck.append_commit(
