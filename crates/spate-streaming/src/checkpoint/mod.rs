@@ -151,8 +151,9 @@ pub struct Checkpoint {
     state: PathBuf,
     metadata: Option<JobMetadata>,
     log: parking_lot::Mutex<batch_log::BatchLog>,
-    /// Whether `offsets/` or `commits/` may hold files (a checkpoint from before the batch log,
-    /// or `write_plan`/`write_commit` used): if not, per-batch lookups skip the directories.
+    /// Whether `offsets/` or `commits/` held files when opened, or `write_plan`/`write_commit`
+    /// wrote some (a checkpoint from before the batch log): if not, the per-batch plan check and
+    /// the purge skip those directories (the scheduler is the only writer).
     legacy_files: std::sync::atomic::AtomicBool,
 }
 
@@ -273,7 +274,19 @@ impl Checkpoint {
 
     /// Whether the identical plan is already recorded; a different one is a conflict.
     fn already_planned(&self, plan: &BatchPlan) -> Result<bool> {
-        let Some(existing) = self.read_plan(plan.batch_time_ms)? else {
+        // Once per batch: without files of the format before the batch log, the log's index
+        // is the whole answer (no lookup of a file that does not exist).
+        let recorded = if self.legacy_files.load(Ordering::SeqCst) {
+            self.read_plan(plan.batch_time_ms)?
+        } else {
+            self.log
+                .lock()
+                .index
+                .plans
+                .get(&plan.batch_time_ms)
+                .cloned()
+        };
+        let Some(existing) = recorded else {
             return Ok(false);
         };
         if existing == *plan {
@@ -298,9 +311,6 @@ impl Checkpoint {
     pub fn read_plan(&self, batch_time_ms: i64) -> Result<Option<BatchPlan>> {
         if let Some(plan) = self.log.lock().index.plans.get(&batch_time_ms) {
             return Ok(Some(plan.clone()));
-        }
-        if !self.legacy_files.load(Ordering::SeqCst) {
-            return Ok(None);
         }
         let path = self.offsets.join(batch_time_ms.to_string());
         match read_if_exists(&path)? {
@@ -336,9 +346,6 @@ impl Checkpoint {
     pub fn read_commit(&self, batch_time_ms: i64) -> Result<Option<CommitInfo>> {
         if let Some(info) = self.log.lock().index.commits.get(&batch_time_ms) {
             return Ok(Some(info.clone()));
-        }
-        if !self.legacy_files.load(Ordering::SeqCst) {
-            return Ok(None);
         }
         let path = self.commits.join(batch_time_ms.to_string());
         match read_if_exists(&path)? {
