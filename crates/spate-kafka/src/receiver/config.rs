@@ -36,6 +36,13 @@ const BLOCKS_PER_BUDGET: usize = 8;
 /// memory budget before a record reaches it.
 pub const DEFAULT_PREFETCH_KBYTES: u64 = 16 * 1024;
 
+/// A receiver's `queued.min.messages` default per KiB of its pre-fetch budget. librdkafka backs
+/// off from fetching once its queue holds that many messages, so with small records the count,
+/// not the kbytes, bounds the queue: at one per KiB a receiver read 1.12M–1.21M records/s of
+/// 100-byte records (peak RSS 78–84 MiB), at four 1.33M (101–110 MiB), at sixteen no more
+/// (148–150 MiB) (`spate bench receiver`, docs/benchmarks.md).
+const PREFETCH_MESSAGES_PER_KIB: u64 = 4;
+
 /// The fewest pre-fetched messages a receiver's `queued.min.messages` default allows.
 const MIN_PREFETCH_MESSAGES: u64 = 1000;
 
@@ -335,8 +342,8 @@ impl KafkaReceiverConfig {
     }
 
     /// The pre-fetch budget is the receiver's, not each consumer's: `queued.max.messages.kbytes`
-    /// (default [`DEFAULT_PREFETCH_KBYTES`]) and `queued.min.messages` (default: one message per
-    /// KiB of that budget, at least 1000, as the direct stream's task consumers) are divided
+    /// (default [`DEFAULT_PREFETCH_KBYTES`]) and `queued.min.messages` (default: four messages
+    /// per KiB of that budget, at least 1000) are divided
     /// evenly over the receiver's consumer threads. librdkafka keeps fetching until its queue
     /// holds `queued.min.messages` messages *or* the kbytes, and keeps each queued message in
     /// an op of a few hundred bytes beyond the record: its own default of 100000 small records
@@ -350,7 +357,10 @@ impl KafkaReceiverConfig {
                 .unwrap_or(default)
         };
         let kbytes = total("queued.max.messages.kbytes", DEFAULT_PREFETCH_KBYTES);
-        let messages = total("queued.min.messages", kbytes.max(MIN_PREFETCH_MESSAGES));
+        let messages = total(
+            "queued.min.messages",
+            (kbytes * PREFETCH_MESSAGES_PER_KIB).max(MIN_PREFETCH_MESSAGES),
+        );
         let share_kbytes = (kbytes / threads).max(1);
         let _ = c
             .set("queued.max.messages.kbytes", share_kbytes.to_string())
@@ -456,6 +466,8 @@ mod tests {
         let c = KafkaReceiverConfig::new(params(&[]), [("t", 2)]).unwrap();
         let cc = c.consumer_config();
         assert_eq!(cc.get("queued.max.messages.kbytes"), Some("8192"));
+        // Four messages per KiB of the receiver's 16 MiB, split over its 2 threads.
+        assert_eq!(cc.get("queued.min.messages"), Some("32768"));
         assert_eq!(cc.get("fetch.max.bytes"), Some("2097152"));
         assert_eq!(cc.get("max.partition.fetch.bytes"), Some("1048576"));
         // A small share still fetches one large record.

@@ -38,8 +38,8 @@
 //! spent, `store` waits and the consumer threads stop polling until a batch completes and its
 //! blocks are dropped (with the log on they are durable long before). A block is cut early when it
 //! reaches an eighth of the budget. librdkafka's own pre-fetch queue is bounded separately:
-//! `queued.max.messages.kbytes` (16 MiB by default here) and `queued.min.messages` (one message
-//! per KiB of it by default) are the receiver's totals, divided evenly over its consumer threads.
+//! `queued.max.messages.kbytes` (16 MiB by default here) and `queued.min.messages` (four
+//! messages per KiB of it by default) are the receiver's totals, divided evenly over its consumer threads.
 //!
 //! Kafka partitions do not map to batch partitions: a batch has one partition per block (about
 //! `batch interval / block interval` per receiver). For more parallelism in receiving, create
