@@ -25,7 +25,7 @@
 
 mod common;
 
-use common::instance::{is_fenced, Instance};
+use common::instance::{fencing_reason, Instance};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,7 +46,7 @@ use spate_kafka::sink::{
 };
 use spate_kafka::{ConsumerStrategy, DirectStreamConfig, KafkaParams, KafkaUtils};
 use spate_streaming::{Config, StateRestoreInfo, StreamingContext, StreamingListener};
-use spate_testkit::child::{ChildJob, Running};
+use spate_testkit::child::ChildJob;
 use spate_testkit::{clients, PostgresServer, TestBroker};
 
 const ENV_MODE: &str = "SPATE_GROUP_MODE";
@@ -751,19 +751,7 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     // Past the session timeout the group removes it and gives its partitions to i1.
     std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS * 3));
     pool[0].signal("-CONT");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let fenced = loop {
-        let log = pool[0].all_logs();
-        let fenced = is_fenced(&log);
-        let exited = pool[0].running.as_mut().and_then(Running::exited).is_some();
-        if fenced && exited {
-            break true;
-        }
-        if Instant::now() > deadline {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let fenced = pool[0].wait_fenced(Duration::from_secs(20));
     let log = pool[0].all_logs();
     if !fenced && std::env::var("SPATE_GROUP_DEBUG").is_ok() {
         if let Some(r) = pool[0].running.as_ref() {
@@ -782,15 +770,7 @@ fn a_paused_instance_is_fenced_when_it_comes_back() {
     // with a late batch keeps it; on a loaded machine the resumed instance sometimes learns
     // that its partitions were lost before it tries a late commit, and then has nothing to
     // fence (seen in 3 of ~20 runs; not yet explained, so the log is printed).
-    let reason = if fenced {
-        log.lines()
-            .find(|l| l.contains("failed:"))
-            .unwrap_or("")
-            .to_owned()
-    } else {
-        eprintln!("zombie: not fenced within 20 s (no late commit seen); its log:\n{log}");
-        "not fenced: no late commit".to_owned()
-    };
+    let reason = fencing_reason(fenced, &log);
     while !produced_all.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -62,13 +62,7 @@ fn child(bootstrap: &str, input: &str, output: &str, group: &str, eos: bool) -> 
         .initial_rate(None);
     let stream = KafkaUtils::create_direct_stream_with(&ctx, strategy, config)?;
     let counts = stream
-        .flat_map(|r| {
-            r.value_str()
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(|w| (w.to_owned(), 1_i64))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(common::record_words)
         .reduce_by_key(|a, b| a + b);
     let record = |(w, n): &(String, i64)| OutputRecord::new(w.as_bytes(), n.to_string());
     if eos {

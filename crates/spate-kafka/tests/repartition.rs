@@ -84,13 +84,7 @@ fn word_count(
         .max_rate_per_partition(300)
         .initial_rate(None);
     let lines = KafkaUtils::create_direct_stream_with(&ctx, strategy, rate)?;
-    let words = lines.flat_map(|r| {
-        r.value_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(|w| (w.to_owned(), 1_i64))
-            .collect::<Vec<_>>()
-    });
+    let words = lines.flat_map(common::record_words);
     let config = RepartitionConfig::new(NAME).purge_interval(Duration::from_millis(300));
     let repartitioned = words.repartition_through_kafka(&lines, &params, config)?;
     if let Some(seen) = seen {
@@ -376,12 +370,7 @@ fn standalone_repartition_delivers_every_record() {
     .unwrap();
     let strategy = spate_kafka::ConsumerStrategy::subscribe([&input], params.clone());
     let lines = KafkaUtils::create_direct_stream(&ctx, strategy).unwrap();
-    let words = lines.flat_map(|r| {
-        let line = r.value_str().unwrap_or_default();
-        line.split_whitespace()
-            .map(|w| (w.to_owned(), 1_i64))
-            .collect::<Vec<_>>()
-    });
+    let words = lines.flat_map(common::record_words);
     let config = RepartitionConfig::new("alone").topic_config("retention.ms", "3600000");
     let by_word = words
         .repartition_through_kafka(&lines, &params, config)
@@ -442,12 +431,7 @@ fn group_instance(
         StreamingContext::new(Config::new(instance).batch_interval(Duration::from_millis(100)))?;
     let strategy = spate_kafka::ConsumerStrategy::subscribe_group_managed([input], params.clone())?;
     let lines = KafkaUtils::create_direct_stream(&ctx, strategy)?;
-    let words = lines.flat_map(|r| {
-        let line = r.value_str().unwrap_or_default();
-        line.split_whitespace()
-            .map(|w| (w.to_owned(), 1_i64))
-            .collect::<Vec<_>>()
-    });
+    let words = lines.flat_map(common::record_words);
     let config = RepartitionConfig::new(NAME)
         .group_managed()
         .purge_interval(Duration::from_millis(300));

@@ -25,7 +25,7 @@
 
 mod common;
 
-use common::instance::{is_fenced, Instance};
+use common::instance::{fencing_reason, Instance};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -119,13 +119,7 @@ fn instance_job(
         .max_rate_per_partition(400)
         .initial_rate(None);
     let lines = KafkaUtils::create_direct_stream_with(&ctx, strategy, rate)?;
-    let words = lines.flat_map(|r| {
-        r.value_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(|w| (w.to_owned(), 1_i64))
-            .collect::<Vec<_>>()
-    });
+    let words = lines.flat_map(common::record_words);
     let config = RepartitionConfig::new(NAME)
         .group_managed()
         .purge_interval(Duration::from_millis(300));
@@ -470,17 +464,8 @@ fn a_paused_repartition_instance_is_fenced_when_it_comes_back() {
     // i1.
     std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS * 3));
     pool[0].signal("-CONT");
-    let fenced = wait_fenced(&mut pool[0], Duration::from_secs(20));
-    let log = pool[0].run_logs().join("\n");
-    let reason = if fenced {
-        log.lines()
-            .find(|l| l.contains("failed:"))
-            .unwrap_or("")
-            .to_owned()
-    } else {
-        eprintln!("zombie: not fenced within 20 s (no late commit seen); its log:\n{log}");
-        "not fenced: no late commit".to_owned()
-    };
+    let fenced = pool[0].wait_fenced(Duration::from_secs(20));
+    let reason = fencing_reason(fenced, &pool[0].all_logs());
     while !produced_all.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -503,26 +488,6 @@ fn a_paused_repartition_instance_is_fenced_when_it_comes_back() {
     );
     assert_eq!((duplicated, lost, unexpected), (0, 0, 0));
     assert_eq!(records as i64, words);
-}
-
-/// Waits until `instance` logged a fenced batch and exited; false after `timeout`.
-fn wait_fenced(instance: &mut Instance, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let fenced = is_fenced(&instance.run_logs().join("\n"));
-        let exited = instance
-            .running
-            .as_mut()
-            .and_then(Running::exited)
-            .is_some();
-        if fenced && exited {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// One instance, in this process: the state of each word is kept by the task of the word's

@@ -1,6 +1,14 @@
 //! Reading one changelog partition back into a state partition: from the partition's start to
-//! its end at the time of the call, `read_committed` (records of aborted transactions never come
-//! back), handing each record to the engine as it arrives. Nothing is buffered here beyond the
+//! its end, `read_committed` (records of aborted transactions never come back), handing each
+//! record to the engine as it arrives.
+//!
+//! The end is the partition's end once no transaction is open on it. A task moves while its
+//! previous owner's last transaction may still be completing (commit requested, markers not yet
+//! written, or a killed owner's transaction waiting to be fenced or to time out). Reading only to
+//! the last stable offset at that moment would leave that batch's state changes out, while its
+//! input offsets — committed in the same transaction, and read with `require_stable` — say the
+//! batch is done: its changes would be lost. So the restore first waits until the last stable
+//! offset reaches the high watermark it saw, as Kafka Streams waits on UNSTABLE_OFFSET_COMMIT. Nothing is buffered here beyond the
 //! consumer's bounded fetch queue (`queued.max.messages.kbytes`), so the memory a restore needs is
 //! the state it rebuilds, not the length of the log.
 
@@ -21,6 +29,8 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one poll waits when the fetch queue is empty.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long to wait before asking again whether a transaction open on the changelog ended.
+const STABLE_RETRY: Duration = Duration::from_millis(20);
 
 /// Restore-consumer settings, unless the job's parameters set them: fewer, larger fetches (4 MiB
 /// a partition, librdkafka's default 1 MiB) made one partition's restore about twice as fast;
@@ -50,9 +60,7 @@ pub(crate) fn restore_partition(
         }
     }
     let consumer: BaseConsumer = config.create().map_err(|e| client(topic, "creating", e))?;
-    let (low, end) = consumer
-        .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
-        .map_err(|e| client(topic, "reading the watermarks of", e))?;
+    let (low, end) = stable_end(&config, &consumer, topic, partition)?;
     expected(end.saturating_sub(low).max(0) as u64);
     if end <= low {
         return Ok(0);
@@ -64,6 +72,48 @@ pub(crate) fn restore_partition(
         .assign(&tpl)
         .map_err(|e| client(topic, "assigning", e))?;
     read_to_end(&consumer, topic, partition, (low, end), apply)
+}
+
+/// The partition's start and its end once the transactions open on it at the call have
+/// completed (see the module docs): the high watermark comes from a `read_uncommitted`
+/// ListOffsets, the last stable offset from `consumer`'s (`read_committed`), asked again until it
+/// has caught up or [`STALL_TIMEOUT`] passed.
+fn stable_end(
+    config: &ClientConfig,
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64)> {
+    let mut uncommitted = config.clone();
+    uncommitted.set("isolation.level", "read_uncommitted");
+    let high_watermark = {
+        let peek: BaseConsumer = uncommitted
+            .create()
+            .map_err(|e| client(topic, "creating", e))?;
+        peek.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+            .map_err(|e| client(topic, "reading the watermarks of", e))?
+            .1
+    };
+    let started = Instant::now();
+    loop {
+        let (low, stable) = consumer
+            .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+            .map_err(|e| client(topic, "reading the watermarks of", e))?;
+        if stable >= high_watermark {
+            return Ok((low, stable));
+        }
+        if started.elapsed() > STALL_TIMEOUT {
+            return Err(SpateKafkaError::RestoreStalled {
+                topic: topic.to_owned(),
+                partition,
+                offset: stable,
+                end: high_watermark,
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        tracing::debug!(%topic, partition, stable, high_watermark, "changelog restore waits for an open transaction");
+        std::thread::sleep(STABLE_RETRY);
+    }
 }
 
 /// The read loop: takes what the fetch queue holds without waiting, and waits (up to

@@ -84,6 +84,36 @@ impl Instance {
     pub fn all_logs(&self) -> String {
         self.run_logs().join("\n")
     }
+
+    /// Waits until this instance logged a fenced batch and exited; false after `timeout`.
+    pub fn wait_fenced(&mut self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let fenced = is_fenced(&self.all_logs());
+            let exited = self.running.as_mut().and_then(Running::exited).is_some();
+            if fenced && exited {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// What a resumed zombie's log says about its fencing: the failed batch's line, or why there
+/// is none (printing its log, since exactly-once — not the fencing — is what tests assert).
+pub fn fencing_reason(fenced: bool, log: &str) -> String {
+    if fenced {
+        return log
+            .lines()
+            .find(|l| l.contains("failed:"))
+            .unwrap_or("")
+            .to_owned();
+    }
+    eprintln!("zombie: not fenced within 20 s (no late commit seen); its log:\n{log}");
+    "not fenced: no late commit".to_owned()
 }
 
 /// Whether a run's log ends in a fenced batch (the instance had lost its partitions).

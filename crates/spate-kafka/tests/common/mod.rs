@@ -100,6 +100,15 @@ pub fn values(records: &[ConsumerRecord]) -> Vec<String> {
         .collect()
 }
 
+/// The words of a record's value, each with a count of 1: the word-count jobs' `flat_map`.
+pub fn record_words(r: ConsumerRecord) -> Vec<(String, i64)> {
+    r.value_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|w| (w.to_owned(), 1_i64))
+        .collect()
+}
+
 pub fn offsets(records: &[ConsumerRecord]) -> Vec<i64> {
     records.iter().map(|r| r.offset).collect()
 }
