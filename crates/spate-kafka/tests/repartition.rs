@@ -153,27 +153,12 @@ fn read_committed(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>
 /// The output's running counts compared with the expected counts: (records, repeated,
 /// skipped, unexpected words). Exactly-once means every word's counts are 1..=n, once each.
 fn check_output(bootstrap: &str, output: &str, records: usize) -> (usize, usize, usize, usize) {
-    let mut outputs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let got = read_committed(bootstrap, output);
-    for (k, v) in &got {
-        let n: i64 = String::from_utf8_lossy(v.as_deref().unwrap_or_default())
-            .parse()
-            .expect("a count");
-        outputs
-            .entry(String::from_utf8_lossy(k).into_owned())
-            .or_default()
-            .push(n);
-    }
-    let (mut repeated, mut skipped) = (0, 0);
-    for (w, n) in common::expected_counts(records) {
-        let mut counts = outputs.remove(&w).unwrap_or_default();
-        counts.sort_unstable();
-        let len = counts.len();
-        counts.dedup();
-        repeated += len - counts.len();
-        skipped += (1..=n).filter(|i| counts.binary_search(i).is_err()).count();
-    }
-    (got.len(), repeated, skipped, outputs.len())
+    common::check_running_counts(
+        bootstrap,
+        output,
+        PARTITIONS,
+        common::expected_counts(records),
+    )
 }
 
 #[test]

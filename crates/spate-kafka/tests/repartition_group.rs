@@ -310,27 +310,7 @@ fn wait_caught_up(names: &common::CrashJobNames, records: usize, pool: &mut [Ins
 /// The output's running counts against the expected counts: (records, duplicated, lost,
 /// unexpected words). Exactly once: every word's counts are 1..=n, once each.
 fn check_output(bootstrap: &str, output: &str, records: usize) -> (usize, usize, usize, usize) {
-    let mut outputs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let got = spate_testkit::consume::read_committed(bootstrap, output, PARTITIONS);
-    for (k, v) in &got {
-        let n: i64 = String::from_utf8_lossy(v.as_deref().unwrap_or_default())
-            .parse()
-            .expect("a count");
-        outputs
-            .entry(String::from_utf8_lossy(k).into_owned())
-            .or_default()
-            .push(n);
-    }
-    let (mut duplicated, mut lost) = (0, 0);
-    for (w, n) in expected_counts(records) {
-        let mut counts = outputs.remove(&w).unwrap_or_default();
-        counts.sort_unstable();
-        let len = counts.len();
-        counts.dedup();
-        duplicated += len - counts.len();
-        lost += (1..=n).filter(|i| counts.binary_search(i).is_err()).count();
-    }
-    (got.len(), duplicated, lost, outputs.len())
+    common::check_running_counts(bootstrap, output, PARTITIONS, expected_counts(records))
 }
 
 /// A random disruption: restart an instance under its id, kill one for good, or add one.

@@ -280,3 +280,36 @@ pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i6
         })
         .collect()
 }
+
+/// A job's running-count output (key: word, value: its count so far, as text) read
+/// `read_committed` from `output`, against `expected` final counts: (records read, counts
+/// repeated, counts skipped, unexpected words). Exactly once: every word's counts are 1..=n,
+/// each once.
+pub fn check_running_counts(
+    bootstrap: &str,
+    output: &str,
+    partitions: i32,
+    expected: BTreeMap<String, i64>,
+) -> (usize, usize, usize, usize) {
+    let mut outputs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let got = spate_testkit::consume::read_committed(bootstrap, output, partitions);
+    for (k, v) in &got {
+        let n: i64 = String::from_utf8_lossy(v.as_deref().unwrap_or_default())
+            .parse()
+            .expect("a count");
+        outputs
+            .entry(String::from_utf8_lossy(k).into_owned())
+            .or_default()
+            .push(n);
+    }
+    let (mut repeated, mut skipped) = (0, 0);
+    for (w, n) in expected {
+        let mut counts = outputs.remove(&w).unwrap_or_default();
+        counts.sort_unstable();
+        let len = counts.len();
+        counts.dedup();
+        repeated += len - counts.len();
+        skipped += (1..=n).filter(|i| counts.binary_search(i).is_err()).count();
+    }
+    (got.len(), repeated, skipped, outputs.len())
+}
