@@ -211,8 +211,23 @@ fn child_entry() {
 fn instance(names: &common::CrashJobNames, name: &str, logs: &Path, slow_ms: u64) -> Instance {
     let mut job = names.child();
     job.env(ENV_INSTANCE, name);
+    // Where each partition started and when it moved, for the failure report.
+    job.env("RUST_LOG", "warn,spate_kafka=info");
     job.env(ENV_SLOW_MS, slow_ms.to_string());
     Instance::new(name, job, logs)
+}
+
+/// The failure report of a multi-instance run: every run's info lines (where partitions joined
+/// and at which offset, when they moved, when their state was restored) and warnings.
+fn print_hand_overs(pool: &[Instance]) {
+    const KEPT: [&str; 3] = ["INFO", "WARN", "ERROR"];
+    for i in pool {
+        for (run, log) in i.run_logs().iter().enumerate() {
+            for l in log.lines().filter(|l| KEPT.iter().any(|k| l.contains(k))) {
+                eprintln!("{}#{}: {l}", i.name, run + 1);
+            }
+        }
+    }
 }
 
 /// (source assignments, internal stream assignments, lost assignments) over every run.
@@ -403,6 +418,9 @@ fn repartitioned_state_is_exact_across_instances_under_20_disruptions() {
         pool.len(),
         started.elapsed()
     );
+    if (duplicated, lost, unexpected) != (0, 0, 0) {
+        print_hand_overs(&pool);
+    }
     assert!(total >= DISRUPTIONS);
     assert_eq!((duplicated, lost, unexpected), (0, 0, 0));
     assert_eq!(records as i64, words);

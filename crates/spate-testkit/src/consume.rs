@@ -1,6 +1,13 @@
 //! Reading a topic back in a test: every record of every partition, `read_committed`, from the
 //! beginning to the end the partition had when the read reached it, so an exactly-once test
 //! sees what consumers would (committed transactions only) and nothing in flight.
+//!
+//! A `read_committed` reader stops at the last stable offset: a transaction a killed producer
+//! left open hides every record after its first one — committed or not — until its
+//! coordinator aborts it (`transaction.timeout.ms` plus up to the broker's
+//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`). So the reader first waits
+//! until no transaction is open on the topic (each partition's last stable offset has reached
+//! the high watermark it had), or it would report that tail as lost.
 
 use std::time::{Duration, Instant};
 
@@ -31,8 +38,9 @@ pub fn read_committed(bootstrap: &str, topic: &str, partitions: i32) -> Vec<KeyV
             .expect("a partition of the topic");
     }
     consumer.assign(&tpl).expect("assign the partitions");
-    let (mut out, mut eof) = (Vec::new(), 0);
     let deadline = Instant::now() + READ_TIMEOUT;
+    wait_stable(bootstrap, &consumer, topic, partitions, deadline);
+    let (mut out, mut eof) = (Vec::new(), 0);
     while eof < partitions {
         assert!(
             Instant::now() < deadline,
@@ -49,4 +57,41 @@ pub fn read_committed(bootstrap: &str, topic: &str, partitions: i32) -> Vec<KeyV
         }
     }
     out
+}
+
+/// Waits until the transactions open on `topic` when called have completed: each partition's
+/// last stable offset (`consumer` reads `read_committed`) reaches the high watermark a
+/// `read_uncommitted` ListOffsets gave. Panics at `deadline`.
+fn wait_stable(
+    bootstrap: &str,
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: i32,
+    deadline: Instant,
+) {
+    let peek: BaseConsumer = consumer_config(bootstrap, "testkit-read-uncommitted")
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .expect("a read_uncommitted consumer");
+    let timeout = Duration::from_secs(10);
+    for p in 0..partitions {
+        let (_, high_watermark) = peek
+            .fetch_watermarks(topic, p, timeout)
+            .unwrap_or_else(|e| panic!("the high watermark of {topic}/{p}: {e}"));
+        loop {
+            let (_, stable) = consumer
+                .fetch_watermarks(topic, p, timeout)
+                .unwrap_or_else(|e| panic!("the last stable offset of {topic}/{p}: {e}"));
+            if stable >= high_watermark {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{topic}/{p} kept a transaction open: last stable offset {stable}, high \
+                 watermark {high_watermark}"
+            );
+            eprintln!("TMPWAIT {topic}/{p} stable {stable} hw {high_watermark}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
