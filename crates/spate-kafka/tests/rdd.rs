@@ -125,3 +125,36 @@ fn a_range_beyond_the_log_end_times_out_with_a_clear_error() {
         other => panic!("unexpected error: {other}"),
     }
 }
+
+/// A partition planned again from its committed offset (it left this instance and came back
+/// before its last batch committed) is read *back* with the cached consumer that already read
+/// past the range — and pre-fetched further. None of the pre-fetched records may stand in for
+/// the range's own: one that did ended the range at once, with none of its records.
+#[test]
+fn a_range_read_again_with_the_consumer_that_read_past_it_loses_nothing() {
+    let broker = TestBroker::start();
+    let topic = create_topic(&broker, "reread", 1);
+    produce(&broker, &topic, 0, 0, 3_000);
+    let reader =
+        spate_kafka::KafkaRangeReader::new(params(&broker), DirectStreamConfig::default()).unwrap();
+    let mut short = 0;
+    for round in 0..20 {
+        let ahead = reader
+            .read_planned(&OffsetRange::create(&topic, 0, 1_000, 1_100))
+            .unwrap();
+        assert_eq!(ahead.records.len(), 100, "round {round}");
+        // The consumer has pre-fetched records past 1,100 by now.
+        std::thread::sleep(Duration::from_millis(50));
+        let back = reader
+            .read_planned(&OffsetRange::create(&topic, 0, 0, 1_000))
+            .unwrap();
+        if offsets(&back.records) != (0..1_000).collect::<Vec<_>>() {
+            short += 1;
+            eprintln!(
+                "round {round}: read back {} of 1000 records",
+                back.records.len()
+            );
+        }
+    }
+    assert_eq!(short, 0, "reads back that lost records, of 20");
+}
