@@ -440,9 +440,6 @@ pub struct PartitionConsumer {
     /// Where this consumer's records keep their keys and values: a cached consumer reads
     /// range after range, so its chunks are reused across tasks.
     arena: RecordArena,
-    /// Re-positioned, and no record of the new position delivered yet: librdkafka's position
-    /// may still be the one before the seek (see `position` below).
-    seeking: bool,
 }
 
 impl std::fmt::Debug for PartitionConsumer {
@@ -498,7 +495,6 @@ impl PartitionConsumer {
             next_offset: None,
             pending: None,
             arena: RecordArena::new(),
-            seeking: false,
         })
     }
 }
@@ -532,7 +528,6 @@ impl RecordSource for PartitionConsumer {
             SpateKafkaError::client(format!("assigning {} at {offset}", self.tp), e)
         })?;
         self.next_offset = Some(offset);
-        self.seeking = true;
         Ok(true)
     }
 
@@ -552,7 +547,6 @@ impl RecordSource for PartitionConsumer {
             Some(Ok(m)) => {
                 let r = ConsumerRecord::from_message(&m, &self.topic, &mut self.arena);
                 self.next_offset = Some(r.offset + 1);
-                self.seeking = false;
                 PollEvent::Record(r)
             }
             Some(Err(KafkaError::PartitionEOF(_))) => PollEvent::PartitionEof,
@@ -572,16 +566,6 @@ impl RecordSource for PartitionConsumer {
     fn position(&mut self) -> Option<i64> {
         if let Some(r) = &self.pending {
             return Some(r.offset);
-        }
-        if self.seeking {
-            // librdkafka resets the position it reports when the fetch stops after the new
-            // assignment — later, on its own thread — and only then fetches from the new
-            // offset. Until a record of the new position arrives, `position()` may still
-            // answer where the consumer was before the seek: after a seek back (a range read
-            // again from its start) that position lies past the range's end, and trusting it
-            // would end the range with none of its records. A range with nothing to deliver
-            // ends instead on the end-of-partition event or the first record past it.
-            return None;
         }
         let tpl = self.consumer.position().ok()?;
         match tpl
