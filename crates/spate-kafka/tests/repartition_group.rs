@@ -316,7 +316,10 @@ fn wait_caught_up(names: &common::CrashJobNames, records: usize, pool: &mut [Ins
     let mut fenced = 0;
     while !caught_up(names, records) {
         fenced += pool.iter_mut().map(Instance::supervise).sum::<u32>();
-        assert!(Instant::now() < deadline, "the instances did not catch up");
+        if Instant::now() > deadline {
+            print_hand_overs(pool);
+            panic!("the instances did not catch up");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     fenced
