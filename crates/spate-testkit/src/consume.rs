@@ -90,7 +90,6 @@ fn wait_stable(
                 "{topic}/{p} kept a transaction open: last stable offset {stable}, high \
                  watermark {high_watermark}"
             );
-            eprintln!("TMPWAIT {topic}/{p} stable {stable} hw {high_watermark}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
